@@ -1,0 +1,430 @@
+//! Shared harness of the end-to-end tests: real `orch` processes, real `kubectl`, bounded waits.
+//!
+//! Every test gets its own temporary directory holding the data dir, the kubeconfig and a
+//! kubectl discovery cache (`--cache-dir`), so tests never share state with each other or with
+//! the user's `~/.kube`. Processes listen on ports probed free on 127.0.0.1 (or port 0 where the
+//! component reports its address), are stopped gracefully (SIGINT) when dropped and killed if they
+//! do not exit in time. Every wait is bounded and its panic message says what was awaited and
+//! shows the last observation, plus the tail of each process's log.
+//!
+//! Not every test file uses every helper; hence the `dead_code` allowance below (each file is
+//! its own crate that includes this module).
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `orch` binary built by cargo for these tests.
+pub fn orch_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_orch"))
+}
+
+/// A port on 127.0.0.1 that was free a moment ago (bound to port 0, then released).
+///
+/// Only for components that cannot report the port they bound; prefer `--listen 127.0.0.1:0`.
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local addr").port()
+}
+
+/// Polls `f` every 200 ms until it returns `Some`, at most `timeout`.
+///
+/// Panics naming `what` and the last `Err` observation when time runs out.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + timeout;
+    let mut last = String::from("(never polled)");
+    loop {
+        match f() {
+            Ok(v) => return v,
+            Err(e) => last = e,
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}; last observation: {last}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A minimal HTTP/1.0 GET on 127.0.0.1, returning (status code, body). No dependency on the
+/// client crates under test.
+pub fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
+    let mut s =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).map_err(|e| e.to_string())?;
+    let code = buf
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("bad HTTP answer: {buf:?}"))?;
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((code, body))
+}
+
+/// A running `orch` process; SIGINT on drop, SIGKILL if it has not exited 10 s later.
+pub struct OrchProcess {
+    /// A short name for messages (`up`, `kubelet-n1`, …).
+    pub name: String,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl OrchProcess {
+    /// Spawns `orch ARGS…` with stdout and stderr appended to `dir/NAME.log`.
+    pub fn spawn(name: &str, dir: &Path, args: &[&str]) -> Self {
+        let log = dir.join(format!("{name}.log"));
+        let out = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("open process log");
+        let err = out.try_clone().expect("clone log handle");
+        let child = Command::new(orch_bin())
+            .args(args)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn orch {args:?}: {e}"));
+        Self {
+            name: name.into(),
+            child: Some(child),
+            log,
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    /// Everything the process printed so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Last `n` lines of the log (for failure messages).
+    pub fn log_tail(&self, n: usize) -> String {
+        let l = self.log();
+        let lines: Vec<&str> = l.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    /// `None` while running, else the exit status.
+    pub fn try_exit(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// Waits for the process to exit on its own (bounded); returns its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let name = self.name.clone();
+        let st = wait_for(&format!("{name} to exit"), timeout, || {
+            self.try_exit().ok_or_else(|| "still running".to_string())
+        });
+        self.child = None;
+        st.code()
+    }
+
+    /// Sends a signal by name (`INT`, `TERM`, `STOP`, `CONT`, …) without waiting.
+    pub fn signal(&self, sig: &str) {
+        if let Some(c) = &self.child {
+            send_signal(c.id(), sig);
+        }
+    }
+
+    /// SIGINT (Ctrl-C) and wait up to `timeout` for a clean exit; returns the exit code.
+    pub fn interrupt(&mut self, timeout: Duration) -> Option<i32> {
+        self.signal("INT");
+        self.wait_exit(timeout)
+    }
+
+    /// SIGKILL and reap (a crash, as far as the process can tell).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Panics with the log tail if the process has exited.
+    pub fn assert_running(&mut self) {
+        if let Some(st) = self.try_exit() {
+            panic!(
+                "{} exited early with {st}; log:\n{}",
+                self.name,
+                self.log_tail(60)
+            );
+        }
+    }
+}
+
+impl Drop for OrchProcess {
+    fn drop(&mut self) {
+        let Some(mut c) = self.child.take() else {
+            return;
+        };
+        send_signal(c.id(), "INT");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = c.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
+/// `kill -SIG PID` (the harness needs no signal crate and no unsafe code).
+pub fn send_signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// A per-test directory with a kubeconfig location and a private kubectl cache.
+pub struct TestEnv {
+    /// The temporary directory (removed on drop).
+    pub dir: tempfile::TempDir,
+    /// The kubeconfig kubectl uses.
+    pub kubeconfig: PathBuf,
+}
+
+impl TestEnv {
+    /// A fresh directory; the kubeconfig path is `DIR/data/kubeconfig` (where `orch up` and
+    /// `orch apiserver` write it for `--data-dir DIR/data`).
+    pub fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("orch-e2e-")
+            .tempdir()
+            .expect("tempdir");
+        let kubeconfig = dir.path().join("data").join("kubeconfig");
+        Self { dir, kubeconfig }
+    }
+
+    /// The test directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The data dir (`DIR/data`).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Runs kubectl with this test's kubeconfig and cache dir; returns the raw output.
+    pub fn kubectl_raw(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new("kubectl");
+        cmd.arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.dir.path().join("kube-cache"))
+            .arg("--request-timeout=30s")
+            .args(args)
+            .env_remove("KUBECONFIG")
+            .stdin(Stdio::null());
+        cmd.output()
+            .unwrap_or_else(|e| panic!("run kubectl {args:?}: {e} (is kubectl on PATH?)"))
+    }
+
+    /// Runs kubectl; `Ok(stdout)` on success, `Err(stderr)` otherwise.
+    pub fn kubectl_try(&self, args: &[&str]) -> Result<String, String> {
+        let o = self.kubectl_raw(args);
+        if o.status.success() {
+            Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+        } else {
+            Err(format!(
+                "kubectl {} failed ({}): {}{}",
+                args.join(" "),
+                o.status,
+                String::from_utf8_lossy(&o.stderr),
+                String::from_utf8_lossy(&o.stdout)
+            ))
+        }
+    }
+
+    /// Runs kubectl and panics with its stderr on failure.
+    pub fn kubectl(&self, args: &[&str]) -> String {
+        self.kubectl_try(args).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// `kubectl apply -f -` with the given manifest.
+    pub fn apply(&self, yaml: &str) -> String {
+        let path = self.dir.path().join(format!("manifest-{}.yaml", unique()));
+        fs::write(&path, yaml).expect("write manifest");
+        self.kubectl(&["apply", "-f", path.to_str().expect("utf-8 path")])
+    }
+
+    /// `kubectl get ARGS -o json`, parsed.
+    pub fn get_json(&self, args: &[&str]) -> Result<serde_json::Value, String> {
+        let mut a = vec!["get"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&["-o", "json"]);
+        let out = self.kubectl_try(&a)?;
+        serde_json::from_str(&out).map_err(|e| format!("bad JSON from kubectl: {e}: {out}"))
+    }
+
+    /// The items of `kubectl get ARGS -o json` (a list).
+    pub fn get_items(&self, args: &[&str]) -> Result<Vec<serde_json::Value>, String> {
+        let v = self.get_json(args)?;
+        Ok(v["items"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// Waits until `kubectl get ARGS` (a list) has exactly `n` items satisfying `pred`.
+    pub fn wait_count(
+        &self,
+        what: &str,
+        args: &[&str],
+        n: usize,
+        timeout: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> Vec<serde_json::Value> {
+        wait_for(what, timeout, || {
+            let items = self.get_items(args)?;
+            let ok: Vec<_> = items.iter().filter(|i| pred(i)).cloned().collect();
+            if ok.len() == n {
+                Ok(ok)
+            } else {
+                Err(format!(
+                    "{} of {} match: {}",
+                    ok.len(),
+                    items.len(),
+                    summarize(&items)
+                ))
+            }
+        })
+    }
+
+    /// Waits for the API server behind the kubeconfig to answer `kubectl get --raw /readyz`.
+    pub fn wait_api_ready(&self, timeout: Duration) {
+        wait_for("the API server to be ready", timeout, || {
+            if !self.kubeconfig.exists() {
+                return Err(format!("{} not written yet", self.kubeconfig.display()));
+            }
+            self.kubectl_try(&["get", "--raw", "/readyz"]).map(|_| ())
+        });
+    }
+
+    /// Waits until `n` nodes are Ready.
+    pub fn wait_nodes_ready(&self, n: usize, timeout: Duration) -> Vec<serde_json::Value> {
+        self.wait_count("nodes to be Ready", &["nodes"], n, timeout, |node| {
+            condition(node, "Ready") == Some("True")
+        })
+    }
+}
+
+impl Default for TestEnv {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `status.conditions[type=T].status` of an object.
+pub fn condition<'a>(obj: &'a serde_json::Value, ty: &str) -> Option<&'a str> {
+    obj["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == ty)?["status"]
+        .as_str()
+}
+
+/// `name phase node` per pod-like item, for failure messages.
+pub fn summarize(items: &[serde_json::Value]) -> String {
+    items
+        .iter()
+        .map(|i| {
+            format!(
+                "{}[{} {} ready={}]",
+                i["metadata"]["name"].as_str().unwrap_or("?"),
+                i["status"]["phase"].as_str().unwrap_or("-"),
+                i["spec"]["nodeName"].as_str().unwrap_or("-"),
+                condition(i, "Ready").unwrap_or("-")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Is the pod Running with condition Ready=True?
+pub fn pod_ready(p: &serde_json::Value) -> bool {
+    p["status"]["phase"] == "Running" && condition(p, "Ready") == Some("True")
+}
+
+/// A process-wide unique counter (file names).
+pub fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// An all-in-one `orch up` cluster on the test's data dir.
+pub struct Up {
+    /// The `orch up` process.
+    pub proc: OrchProcess,
+    /// The API address.
+    pub addr: SocketAddr,
+}
+
+impl Up {
+    /// Starts `orch up --data-dir DIR/data --listen 127.0.0.1:PORT --nodes N --runtime R
+    /// EXTRA…` and waits until the API answers and `nodes` nodes are Ready.
+    pub fn start(env: &TestEnv, nodes: usize, runtime: &str, extra: &[&str]) -> Self {
+        Self::start_on(env, free_port(), nodes, runtime, extra)
+    }
+
+    /// As [`Up::start`] on a given port (restarts reuse the same address).
+    pub fn start_on(env: &TestEnv, port: u16, nodes: usize, runtime: &str, extra: &[&str]) -> Self {
+        let data = env.data_dir();
+        let listen = format!("127.0.0.1:{port}");
+        let n = nodes.to_string();
+        let mut args = vec![
+            "up",
+            "--data-dir",
+            data.to_str().expect("utf-8 path"),
+            "--listen",
+            &listen,
+            "--nodes",
+            &n,
+            "--runtime",
+            runtime,
+        ];
+        args.extend_from_slice(extra);
+        let mut proc = OrchProcess::spawn("up", env.path(), &args);
+        let addr: SocketAddr = listen.parse().expect("addr");
+        wait_for("orch up to serve /readyz", Duration::from_secs(60), || {
+            proc.assert_running();
+            match http_get(addr, "/readyz") {
+                Ok((200, _)) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        });
+        env.wait_api_ready(Duration::from_secs(30));
+        env.wait_nodes_ready(nodes, Duration::from_secs(60));
+        Self { proc, addr }
+    }
+}
