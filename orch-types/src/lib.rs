@@ -23,6 +23,7 @@
 pub mod client;
 pub mod clock;
 pub mod dynamic;
+pub mod events;
 pub mod registry;
 pub mod status;
 
