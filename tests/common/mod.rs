@@ -11,6 +11,8 @@
 //! its own crate that includes this module).
 #![allow(dead_code)]
 
+pub mod journey;
+
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -36,12 +38,11 @@ pub fn free_port() -> u16 {
 /// Panics naming `what` and the last `Err` observation when time runs out.
 pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Result<T, String>) -> T {
     let deadline = Instant::now() + timeout;
-    let mut last = String::from("(never polled)");
     loop {
-        match f() {
+        let last = match f() {
             Ok(v) => return v,
-            Err(e) => last = e,
-        }
+            Err(e) => e,
+        };
         if Instant::now() >= deadline {
             panic!("timed out after {timeout:?} waiting for {what}; last observation: {last}");
         }
@@ -426,5 +427,115 @@ impl Up {
         env.wait_api_ready(Duration::from_secs(30));
         env.wait_nodes_ready(nodes, Duration::from_secs(60));
         Self { proc, addr }
+    }
+}
+
+/// A cluster whose components run as separate `orch` processes talking HTTP.
+pub struct Split {
+    /// `orch apiserver`, `orch scheduler`, `orch controller-manager`, then the kubelets.
+    pub procs: Vec<OrchProcess>,
+    /// The API address.
+    pub addr: SocketAddr,
+}
+
+impl Split {
+    /// Starts `orch apiserver` on the test's data dir and waits until it is ready.
+    pub fn apiserver(env: &TestEnv) -> Self {
+        let data = env.data_dir();
+        let listen = format!("127.0.0.1:{}", free_port());
+        let mut api = OrchProcess::spawn(
+            "apiserver",
+            env.path(),
+            &[
+                "apiserver",
+                "--listen",
+                &listen,
+                "--data-dir",
+                data.to_str().expect("utf-8 path"),
+            ],
+        );
+        let addr: SocketAddr = listen.parse().expect("addr");
+        wait_for(
+            "orch apiserver to serve /readyz",
+            Duration::from_secs(60),
+            || {
+                api.assert_running();
+                match http_get(addr, "/readyz") {
+                    Ok((200, _)) => Ok(()),
+                    other => Err(format!("{other:?}")),
+                }
+            },
+        );
+        env.wait_api_ready(Duration::from_secs(30));
+        Self {
+            procs: vec![api],
+            addr,
+        }
+    }
+
+    /// Starts another component: `orch SUBCOMMAND --kubeconfig K ARGS…`.
+    pub fn component(&mut self, env: &TestEnv, name: &str, subcommand: &str, args: &[&str]) {
+        let kc = env.kubeconfig.to_str().expect("utf-8 path").to_string();
+        let mut all = vec![subcommand, "--kubeconfig", &kc];
+        all.extend_from_slice(args);
+        self.procs.push(OrchProcess::spawn(name, env.path(), &all));
+    }
+
+    /// Starts `orch kubelet` for `node` with the process runtime, root dir `DIR/NODE`.
+    pub fn kubelet(&mut self, env: &TestEnv, node: &str) {
+        let root = env.path().join(node);
+        let root = root.to_str().expect("utf-8 path").to_string();
+        self.component(
+            env,
+            &format!("kubelet-{node}"),
+            "kubelet",
+            &[
+                "--node-name",
+                node,
+                "--runtime",
+                "process",
+                "--root-dir",
+                &root,
+                "--port",
+                "0",
+            ],
+        );
+    }
+
+    /// The process named `name`.
+    pub fn proc(&mut self, name: &str) -> &mut OrchProcess {
+        self.procs
+            .iter_mut()
+            .find(|p| p.name == name)
+            .unwrap_or_else(|| panic!("no process {name}"))
+    }
+
+    /// Removes (and thereby stops) the process named `name`, returning it.
+    pub fn take(&mut self, name: &str) -> OrchProcess {
+        let i = self
+            .procs
+            .iter()
+            .position(|p| p.name == name)
+            .unwrap_or_else(|| panic!("no process {name}"));
+        self.procs.remove(i)
+    }
+
+    /// Log tails of every process (for failure messages).
+    pub fn logs(&self) -> String {
+        self.procs
+            .iter()
+            .map(|p| format!("--- {} ---\n{}", p.name, p.log_tail(30)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for Split {
+    fn drop(&mut self) {
+        // Kubelets first (they terminate their pods while the API is still there), the API
+        // server last.
+        while let Some(p) = self.procs.pop() {
+            drop(p);
+        }
     }
 }
