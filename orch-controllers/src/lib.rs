@@ -5,3 +5,30 @@
 //! Deployment, garbage collector, node lifecycle, namespace, endpoints, pod GC, node IPAM).
 //! Reconcilers are synchronous functions of (object, cache view, clock) → actions. Talks to an
 //! API server only through `orch_types::client::Client`; never depends on `orch-apiserver`.
+//!
+//! Layout: the runtime is [`store`], [`informer`], [`queue`], [`expectations`] and [`action`];
+//! each controller is one module with a pure `reconcile` core; [`manager`] wires cores to
+//! informers and queues and applies their actions; [`leader`] is Lease leader election.
+//!
+//! ```
+//! use orch_controllers::queue::RateLimiter;
+//! use std::time::Duration;
+//! let mut rl = RateLimiter::default();
+//! // client-go's default: 5 ms for the first retry of a key, doubling after.
+//! assert_eq!(rl.when("default/web", jiff::Timestamp::UNIX_EPOCH), Duration::from_millis(5));
+//! assert_eq!(rl.when("default/web", jiff::Timestamp::UNIX_EPOCH), Duration::from_millis(10));
+//! ```
+
+pub mod action;
+pub mod controller_utils;
+pub mod expectations;
+pub mod informer;
+pub mod object;
+pub mod queue;
+pub mod replicaset;
+pub mod selector;
+pub mod store;
+#[cfg(test)]
+mod testutil;
+
+pub use action::Action;

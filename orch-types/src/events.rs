@@ -142,7 +142,7 @@ impl ObjectRef {
 
     /// The reference of a typed object.
     pub fn of<K: k8s_openapi::Resource + k8s_openapi::Metadata<Ty = ObjectMeta>>(obj: &K) -> Self {
-        Self::from_meta(&K::API_VERSION.to_string(), K::KIND, obj.metadata())
+        Self::from_meta(K::API_VERSION, K::KIND, obj.metadata())
     }
 
     /// The reference of a dynamic object.
