@@ -268,6 +268,7 @@ pub struct ObjectList<K> {
 /// A watch event, in the wire shape `{"type": "ADDED", "object": {...}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "object", rename_all = "UPPERCASE")]
+#[allow(clippy::large_enum_variant)] // events are moved once; boxing would cost every consumer
 pub enum WatchEvent<K> {
     /// Object created (or synthetic initial event).
     Added(K),
@@ -392,7 +393,12 @@ pub trait Client: Send + Sync + 'static {
     /// GET `pods/NAME/log` as bytes (non-follow).
     async fn logs(&self, ns: &str, pod: &str, p: &LogParams) -> Result<Vec<u8>> {
         let _ = (ns, pod, p);
-        Err(ApiError::new(405, crate::status::reason::METHOD_NOT_ALLOWED, "logs not supported by this client").into())
+        Err(ApiError::new(
+            405,
+            crate::status::reason::METHOD_NOT_ALLOWED,
+            "logs not supported by this client",
+        )
+        .into())
     }
 }
 
@@ -461,7 +467,11 @@ where
 
     /// GET.
     pub async fn get(&self, name: &str) -> Result<K> {
-        Ok(self.client.get(&self.resource, self.ns(), name).await?.to_typed()?)
+        Ok(self
+            .client
+            .get(&self.resource, self.ns(), name)
+            .await?
+            .to_typed()?)
     }
 
     /// GET, `None` on 404.
@@ -544,10 +554,13 @@ where
     }
 
     /// WATCH, typed.
+    #[allow(clippy::result_large_err)]
     pub async fn watch(&self, p: &WatchParams) -> Result<WatchStream<K>> {
         let s = self.client.watch(&self.resource, self.ns(), p).await?;
-        Ok(s.map(|ev| ev.and_then(|ev| Ok(ev.try_map(|o| o.to_typed::<K>())?)))
-            .boxed())
+        Ok(
+            s.map(|ev| ev.and_then(|ev| Ok(ev.try_map(|o| o.to_typed::<K>())?)))
+                .boxed(),
+        )
     }
 }
 

@@ -24,8 +24,16 @@ pub mod client;
 pub mod clock;
 pub mod dynamic;
 pub mod events;
+pub mod intstr;
+pub mod labels;
+pub mod names;
+pub mod node_selector;
+pub mod quantity;
 pub mod registry;
+pub mod resources;
 pub mod status;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use dynamic::{DynamicObject, TypeMeta};
 pub use k8s_openapi;
