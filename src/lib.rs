@@ -4,3 +4,4 @@
 //! `orch-controllers`, `orch-kubelet`) into the `orch` CLI and an in-process cluster.
 
 pub mod cli;
+pub mod sim;

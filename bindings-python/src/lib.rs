@@ -1,6 +1,16 @@
 //! # orch-python — the `orch` Python package (pyo3 + maturin)
 //!
-//! Exposes `orch.Cluster`, `orch.Simulation` and `orch.schedule`.
+//! The native module `orch._orch` behind the pure-Python package in `python/orch/`. It owns
+//! only the boundary: converting Python values to Kubernetes JSON and back (`pythonize`), the
+//! exception hierarchy ([`errors`]), releasing the GIL around long calls and checking for
+//! Ctrl-C. Everything it exposes is built in the root `orch` crate (`orch::sim`, `orch::Cluster`)
+//! and in `orch-scheduler`; the Python layer adds input coercion (YAML, paths, `kubernetes`
+//! models), DataFrames and progress bars.
+//!
+//! It never enables pyo3's `extension-module` feature (maturin sets what it needs), so
+//! `cargo test --workspace` still links.
+
+pub mod errors;
 
 use pyo3::prelude::*;
 
@@ -8,5 +18,6 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _orch(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    errors::register(m)?;
     Ok(())
 }

@@ -1,0 +1,32 @@
+"""orch: a Kubernetes-compatible orchestrator, from Python.
+
+- ``orch.schedule(nodes, pods)``: the pure scheduler, with an explanation for every decision.
+- ``orch.Simulation(...)``: the real API server, scheduler and controllers with simulated kubelets
+  on a virtual clock.
+- ``orch.Cluster(...)``: a live in-process cluster (context manager) with a kubeconfig.
+
+Objects are Kubernetes-shaped camelCase dicts (the shape of ``kubectl get -o yaml``). Errors are
+subclasses of :class:`OrchError`.
+"""
+
+from orch._orch import (
+    AlreadyExistsError,
+    ConflictError,
+    ExpiredError,
+    InvalidError,
+    NotFoundError,
+    OrchError,
+    TimeoutError,
+    __version__,
+)
+
+__all__ = [
+    "AlreadyExistsError",
+    "ConflictError",
+    "ExpiredError",
+    "InvalidError",
+    "NotFoundError",
+    "OrchError",
+    "TimeoutError",
+    "__version__",
+]

@@ -1,0 +1,17 @@
+//! # Virtual-time simulation (`orch sim`, `orch.Simulation`)
+//!
+//! The same code as a live cluster on a virtual clock: the real API server (memory storage), the
+//! real scheduler and controllers, and kubelets on the simulated container runtime, where a pod's
+//! run time, exit code and probe results come from annotations. Nothing sleeps in real time: when
+//! no work is pending, time jumps to the next timer, so an hour of cluster life takes seconds.
+//!
+//! A [`Scenario`] names node groups, workloads applied at given times, disruptions (node or zone
+//! down/up, cordon, drain, scale, image change) and a duration; a run yields a [`Report`]
+//! (latency percentiles, unschedulable pods with reasons, evictions, utilization over time, the
+//! decision log) and an event log whose hash is equal for equal input and seed.
+
+pub mod report;
+pub mod scenario;
+
+pub use report::Report;
+pub use scenario::{Action, Disruption, NodeGroup, Scenario, ScenarioError, Workload};
