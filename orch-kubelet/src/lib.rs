@@ -2,5 +2,33 @@
 //!
 //! Owns: node registration and Lease heartbeats, the pod worker state machine (init containers,
 //! hooks, probes, restart back-off, phases and conditions, graceful termination), logs, and the
-//! `ContainerRuntime` trait with the `process` and `sim` runtimes. Talks to an API server only
-//! through `orch_types::client::Client`; never depends on `orch-apiserver`.
+//! [`runtime::ContainerRuntime`] trait with the `process` and `sim` runtimes. Talks to an API
+//! server only through `orch_types::client::Client`; never depends on `orch-apiserver`.
+//!
+//! Shape: a pure core ([`worker::PodWorker`], [`status`], [`env`], [`backoff`]) that takes time
+//! as an argument and talks to the runtime through the trait, and a thin async driver
+//! ([`Kubelet`]) that watches pods, runs probe and hook jobs on blocking threads, writes status
+//! and heartbeats, and serves logs.
+//!
+//! ```
+//! use orch_kubelet::runtime::{fake::FakeRuntime, ContainerRuntime};
+//! use orch_kubelet::worker::{PodWorker, WorkerConfig};
+//! use orch_types::clock::{Clock, ManualClock};
+//! let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(serde_json::json!({
+//!     "metadata": {"name": "web", "namespace": "default", "uid": "u1"},
+//!     "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]}
+//! })).unwrap();
+//! let clock = ManualClock::at_epoch_seconds(1_700_000_000);
+//! let rt = FakeRuntime::new();
+//! let cfg = WorkerConfig { node_name: "n1".into(), host_ip: "127.0.0.1".into(), allow_privileged: false };
+//! let mut w = PodWorker::new(cfg, pod, clock.now());
+//! w.tick(clock.now(), &rt);
+//! let status = w.status(clock.now());
+//! assert_eq!(status.phase.as_deref(), Some("Running"));
+//! ```
+
+pub mod backoff;
+pub mod env;
+pub mod runtime;
+pub mod status;
+pub mod worker;

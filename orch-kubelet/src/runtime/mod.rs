@@ -1,0 +1,338 @@
+//! The [`ContainerRuntime`] trait: what the pod worker needs from a runtime, and nothing more.
+//!
+//! This module must never depend on a concrete runtime (as TiKV's `engine_traits` never depends
+//! on RocksDB): [`fake`] is the scriptable runtime for tests and the skeleton to copy when adding
+//! a runtime, [`sim`] runs in virtual time from pod annotations, [`process`] runs host processes.
+//!
+//! Every call is non-blocking except [`ContainerRuntime::run_handler`] (probes and hooks, which
+//! may wait up to their timeout); the driver runs those on blocking threads.
+
+pub mod fake;
+pub mod process;
+pub mod sim;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{ExecAction, HTTPGetAction, Secret, SleepAction, TCPSocketAction};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A runtime-assigned container identifier (without the `scheme://` prefix).
+pub type ContainerId = String;
+
+/// Errors a runtime reports to the pod worker.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuntimeError {
+    /// The container does not exist (any more).
+    #[error("container {0} not found")]
+    NotFound(String),
+    /// The container could not be created or started (`RunContainerError`/`StartError`).
+    #[error("failed to start container: {0}")]
+    Start(String),
+    /// The pod sandbox could not be created (e.g. host port already in use).
+    #[error("failed to create pod sandbox: {0}")]
+    Sandbox(String),
+    /// An I/O error with its description.
+    #[error("runtime I/O error: {0}")]
+    Io(String),
+}
+
+/// Name and version of a runtime, as `node.status.nodeInfo.containerRuntimeVersion` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeInfo {
+    /// Scheme used in `containerID` (`process`, `sim`, `fake`).
+    pub name: String,
+    /// Version string.
+    pub version: String,
+}
+
+/// A pulled image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// The reference as written in the pod spec.
+    pub reference: String,
+    /// The image ID reported in `containerStatuses[].imageID`.
+    pub id: String,
+    /// Size in bytes, for `node.status.images`.
+    pub size_bytes: i64,
+}
+
+/// Result of one non-blocking pull step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PullOutcome {
+    /// The image is present.
+    Ready(ImageInfo),
+    /// Still pulling; ask again later (at `ready_at` if the runtime knows when it will be done).
+    InProgress {
+        /// When the pull completes, if known (virtual-time runtimes).
+        ready_at: Option<Timestamp>,
+    },
+    /// The pull failed (reported as `ErrImagePull` with this message).
+    Failed(String),
+}
+
+/// What a pod sandbox needs: its identity and networking.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SandboxConfig {
+    /// Pod UID.
+    pub pod_uid: String,
+    /// Pod namespace.
+    pub namespace: String,
+    /// Pod name.
+    pub name: String,
+    /// `spec.hostNetwork`.
+    pub host_network: bool,
+    /// Host ports requested by any container (`hostPort`, protocol).
+    pub host_ports: Vec<(i32, String)>,
+}
+
+/// A running sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxInfo {
+    /// The pod IP.
+    pub ip: String,
+}
+
+/// Everything a runtime needs to start one container (already resolved by the kubelet).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ContainerConfig {
+    /// Pod UID.
+    pub pod_uid: String,
+    /// Pod namespace.
+    pub namespace: String,
+    /// Pod name.
+    pub pod_name: String,
+    /// Container name.
+    pub name: String,
+    /// Attempt (= restart count at start).
+    pub attempt: i32,
+    /// Image reference from the spec.
+    pub image: String,
+    /// `command` after `$(VAR)` expansion (empty = image entrypoint).
+    pub command: Vec<String>,
+    /// `args` after `$(VAR)` expansion (empty = image default args when command is empty too).
+    pub args: Vec<String>,
+    /// Environment, in order.
+    pub env: Vec<(String, String)>,
+    /// `workingDir`.
+    pub working_dir: Option<String>,
+    /// Pod annotations (the sim runtime reads its behaviour from them).
+    pub annotations: BTreeMap<String, String>,
+    /// True for an init container that is not a sidecar (the sim runtime lets it complete).
+    pub run_to_completion: bool,
+    /// Memory limit in bytes, if any.
+    pub memory_limit: Option<i64>,
+}
+
+/// Why a container exited, as the runtime knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitReason {
+    /// Exit code 0.
+    Completed,
+    /// Non-zero exit code or killed by a signal.
+    Error,
+    /// Killed for exceeding its memory limit.
+    OomKilled,
+    /// The runtime lost track of the exit (e.g. SIGKILLed while the kubelet was down).
+    Unknown,
+}
+
+impl ExitReason {
+    /// The `containerStatuses[].state.terminated.reason` string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Completed => "Completed",
+            Self::Error => "Error",
+            Self::OomKilled => "OOMKilled",
+            Self::Unknown => "ContainerStatusUnknown",
+        }
+    }
+}
+
+/// A container's state as the runtime observes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContainerState {
+    /// Created, the process is not running yet.
+    Created,
+    /// Running since `started_at`.
+    Running {
+        /// Start time.
+        started_at: Timestamp,
+    },
+    /// Exited.
+    Exited {
+        /// Start time.
+        started_at: Timestamp,
+        /// Exit time.
+        finished_at: Timestamp,
+        /// Exit code (128 + signal when killed by a signal, as Kubernetes reports it).
+        exit_code: i32,
+        /// The signal that killed it, if any.
+        signal: Option<i32>,
+        /// The reason.
+        reason: ExitReason,
+    },
+}
+
+/// One container the runtime knows about (for re-attaching after a kubelet restart).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerRecord {
+    /// ID.
+    pub id: ContainerId,
+    /// Pod UID.
+    pub pod_uid: String,
+    /// Container name.
+    pub name: String,
+    /// Attempt.
+    pub attempt: i32,
+    /// Image reference.
+    pub image: String,
+}
+
+/// The signals the kubelet sends to stop a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopSignal {
+    /// SIGTERM: graceful.
+    Term,
+    /// SIGKILL: when the grace period is spent.
+    Kill,
+}
+
+/// Output of a synchronous exec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecResult {
+    /// Exit code (`None` on timeout).
+    pub exit_code: Option<i32>,
+    /// Combined output, truncated to 10 KiB like upstream's probe output.
+    pub output: String,
+}
+
+/// Which probe or hook a handler run is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum HandlerKind {
+    /// `startupProbe`.
+    Startup,
+    /// `livenessProbe`.
+    Liveness,
+    /// `readinessProbe`.
+    Readiness,
+    /// `lifecycle.postStart`.
+    PostStart,
+    /// `lifecycle.preStop`.
+    PreStop,
+}
+
+impl HandlerKind {
+    /// `Startup`, `Liveness`, … as used in event messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Startup => "Startup",
+            Self::Liveness => "Liveness",
+            Self::Readiness => "Readiness",
+            Self::PostStart => "PostStart",
+            Self::PreStop => "PreStop",
+        }
+    }
+}
+
+/// The action of a probe or lifecycle hook.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HandlerAction {
+    /// `exec`.
+    Exec(ExecAction),
+    /// `httpGet`.
+    HttpGet(HTTPGetAction),
+    /// `tcpSocket`.
+    TcpSocket(TCPSocketAction),
+    /// `sleep` (hooks only).
+    Sleep(SleepAction),
+}
+
+/// Where network handlers connect and what they may use.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HandlerTarget {
+    /// Pod IP (default host for httpGet/tcpSocket).
+    pub pod_ip: String,
+    /// Named container ports (`name` → port) for `port: http`.
+    pub named_ports: BTreeMap<String, i32>,
+    /// Pod annotations (the sim runtime reads probe behaviour from them).
+    pub annotations: BTreeMap<String, String>,
+    /// Container name.
+    pub container: String,
+}
+
+/// Outcome of a probe or hook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandlerOutcome {
+    /// Succeeded.
+    Success,
+    /// Failed, with a message for events and logs.
+    Failure(String),
+}
+
+/// What a pull may use: credentials, and the pod's annotations (the sim runtime reads its pull
+/// time from them).
+#[derive(Debug, Clone, Default)]
+pub struct PullContext {
+    /// The pod's resolved `imagePullSecrets`.
+    pub secrets: Vec<Secret>,
+    /// Pod annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// The container the pull is for.
+    pub container: String,
+}
+
+/// The runtime interface of the pod worker.
+pub trait ContainerRuntime: Send + Sync + std::fmt::Debug {
+    /// Name (the `containerID` scheme) and version.
+    fn info(&self) -> RuntimeInfo;
+    /// The image if already present.
+    fn image_status(&self, image: &str) -> Option<ImageInfo>;
+    /// One non-blocking step of pulling `image`.
+    fn pull_image(&self, image: &str, ctx: &PullContext, now: Timestamp) -> PullOutcome;
+    /// Every present image (for `node.status.images`).
+    fn list_images(&self) -> Vec<ImageInfo>;
+    /// Creates (or returns the existing) sandbox of a pod.
+    fn run_sandbox(&self, cfg: &SandboxConfig) -> Result<SandboxInfo, RuntimeError>;
+    /// Removes a pod's sandbox (after all its containers are gone).
+    fn remove_sandbox(&self, pod_uid: &str) -> Result<(), RuntimeError>;
+    /// Creates and starts a container.
+    fn start_container(
+        &self,
+        cfg: &ContainerConfig,
+        now: Timestamp,
+    ) -> Result<ContainerId, RuntimeError>;
+    /// The container's state, `None` if unknown.
+    fn container_state(&self, id: &str, now: Timestamp) -> Option<ContainerState>;
+    /// Sends a stop signal to the container (its whole process group).
+    fn stop_container(
+        &self,
+        id: &str,
+        signal: StopSignal,
+        now: Timestamp,
+    ) -> Result<(), RuntimeError>;
+    /// Forgets an exited container and its logs.
+    fn remove_container(&self, id: &str) -> Result<(), RuntimeError>;
+    /// Every container the runtime knows, for re-attaching after a restart.
+    fn list_containers(&self) -> Vec<ContainerRecord>;
+    /// Runs a probe or hook to completion (blocking, bounded by `timeout`).
+    fn run_handler(
+        &self,
+        id: &str,
+        kind: HandlerKind,
+        action: &HandlerAction,
+        target: &HandlerTarget,
+        timeout: Duration,
+        now: Timestamp,
+    ) -> HandlerOutcome;
+    /// The container's log file in CRI format, if it has one.
+    fn log_path(&self, id: &str) -> Option<PathBuf>;
+    /// When the state of container `id` will change next, if the runtime knows (virtual time);
+    /// real runtimes return `None` and are polled.
+    fn next_change(&self, id: &str, now: Timestamp) -> Option<Timestamp> {
+        let _ = (id, now);
+        None
+    }
+    /// Periodic housekeeping (log collection and rotation); cheap when nothing changed.
+    fn housekeeping(&self) {}
+}

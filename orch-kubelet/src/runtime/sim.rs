@@ -1,0 +1,340 @@
+//! The simulated runtime: no processes; behaviour comes from pod annotations and time comes
+//! from the caller (a [`Clock`](orch_types::clock::Clock)), so it runs in virtual time.
+//!
+//! | annotation | meaning | default |
+//! |---|---|---|
+//! | `sim.orch.dev/pull-seconds` | image pull time (first pull per image) | `0` |
+//! | `sim.orch.dev/start-seconds` | time from create to running | `0` |
+//! | `sim.orch.dev/run-seconds` | run time before exiting | forever (init containers: `0`) |
+//! | `sim.orch.dev/exit-code` | exit code after `run-seconds` | `0` |
+//! | `sim.orch.dev/ready-after-seconds` | readiness probe succeeds from this age on | `0` |
+//! | `sim.orch.dev/fail-liveness-after-seconds` | liveness probe fails from this age on | never |
+//! | `sim.orch.dev/pull-error` | every pull of the pod's images fails with this message | none |
+//!
+//! Every key also accepts a per-container form, `<key>.<container-name>` (e.g.
+//! `sim.orch.dev/run-seconds.migrate`), which wins over the pod-wide one. Values are seconds,
+//! fractions allowed. SIGTERM ends a container at once with exit code 0 (a well-behaved app);
+//! SIGKILL with 137. Probes and hooks other than those above succeed.
+
+use super::*;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+
+/// Prefix of every sim annotation.
+pub const PREFIX: &str = "sim.orch.dev/";
+
+#[derive(Debug, Clone)]
+struct SimContainer {
+    cfg: ContainerConfig,
+    start_at: Timestamp,
+    exit_at: Option<Timestamp>,
+    exit_code: i32,
+    stopped: Option<(Timestamp, i32, i32)>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    images: HashMap<String, ImageInfo>,
+    pulls: HashMap<String, Timestamp>,
+    containers: HashMap<ContainerId, SimContainer>,
+    next: u64,
+    next_ip: u32,
+    sandboxes: HashMap<String, String>,
+}
+
+/// The simulated runtime (one per simulated node; cloning shares state).
+#[derive(Debug, Clone, Default)]
+pub struct SimRuntime {
+    inner: std::sync::Arc<Mutex<Inner>>,
+    node_index: u32,
+}
+
+fn lookup(ann: &BTreeMap<String, String>, key: &str, container: &str) -> Option<String> {
+    ann.get(&format!("{PREFIX}{key}.{container}"))
+        .or_else(|| ann.get(&format!("{PREFIX}{key}")))
+        .cloned()
+}
+
+fn seconds(ann: &BTreeMap<String, String>, key: &str, container: &str) -> Option<Duration> {
+    let v = lookup(ann, key, container)?;
+    match v.trim().parse::<f64>() {
+        Ok(s) if s.is_finite() && s >= 0.0 => Some(Duration::from_secs_f64(s)),
+        _ => {
+            tracing::warn!(annotation = %key, value = %v, "ignoring invalid sim annotation (want seconds)");
+            None
+        }
+    }
+}
+
+fn plus(t: Timestamp, d: Duration) -> Timestamp {
+    SignedDuration::try_from(d)
+        .ok()
+        .and_then(|d| t.checked_add(d).ok())
+        .unwrap_or(t)
+}
+
+fn age(now: Timestamp, since: Timestamp) -> Duration {
+    Duration::try_from(now.duration_since(since)).unwrap_or(Duration::ZERO)
+}
+
+use jiff::SignedDuration;
+
+impl SimRuntime {
+    /// A sim runtime; `node_index` picks the pod IP range `10.<244+i/256>.<i%256>.0/24`-ish.
+    pub fn new(node_index: u32) -> Self {
+        Self {
+            inner: Default::default(),
+            node_index,
+        }
+    }
+
+    fn state_of(c: &SimContainer, now: Timestamp) -> ContainerState {
+        if let Some((at, code, signal)) = c.stopped {
+            return ContainerState::Exited {
+                started_at: c.start_at,
+                finished_at: at,
+                exit_code: code,
+                signal: (signal != 0).then_some(signal),
+                reason: if code == 0 {
+                    ExitReason::Completed
+                } else {
+                    ExitReason::Error
+                },
+            };
+        }
+        if now < c.start_at {
+            return ContainerState::Created;
+        }
+        match c.exit_at {
+            Some(at) if at <= now => ContainerState::Exited {
+                started_at: c.start_at,
+                finished_at: at,
+                exit_code: c.exit_code,
+                signal: None,
+                reason: if c.exit_code == 0 {
+                    ExitReason::Completed
+                } else {
+                    ExitReason::Error
+                },
+            },
+            _ => ContainerState::Running {
+                started_at: c.start_at,
+            },
+        }
+    }
+}
+
+fn image_id(image: &str) -> String {
+    // A stable fake digest: 64 hex digits from FNV-1a over the reference.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut out = String::new();
+    for round in 0..4u8 {
+        for b in image.bytes().chain([round]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x100_0000_01b3);
+        }
+        out.push_str(&format!("{h:016x}"));
+    }
+    format!("{image}@sha256:{out}")
+}
+
+impl ContainerRuntime for SimRuntime {
+    fn info(&self) -> RuntimeInfo {
+        RuntimeInfo {
+            name: "sim".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+
+    fn image_status(&self, image: &str) -> Option<ImageInfo> {
+        self.inner.lock().images.get(image).cloned()
+    }
+
+    fn pull_image(&self, image: &str, ctx: &PullContext, now: Timestamp) -> PullOutcome {
+        let mut i = self.inner.lock();
+        if let Some(info) = i.images.get(image) {
+            return PullOutcome::Ready(info.clone());
+        }
+        match i.pulls.get(image).copied() {
+            Some(ready) if ready <= now => {
+                let info = ImageInfo {
+                    reference: image.into(),
+                    id: image_id(image),
+                    size_bytes: 10 << 20,
+                };
+                i.pulls.remove(image);
+                i.images.insert(image.into(), info.clone());
+                PullOutcome::Ready(info)
+            }
+            Some(ready) => PullOutcome::InProgress {
+                ready_at: Some(ready),
+            },
+            None => {
+                if let Some(err) = lookup(&ctx.annotations, "pull-error", &ctx.container) {
+                    return PullOutcome::Failed(err);
+                }
+                let d =
+                    seconds(&ctx.annotations, "pull-seconds", &ctx.container).unwrap_or_default();
+                i.pulls.insert(image.into(), plus(now, d));
+                drop(i);
+                self.pull_image(image, ctx, now)
+            }
+        }
+    }
+
+    fn list_images(&self) -> Vec<ImageInfo> {
+        self.inner.lock().images.values().cloned().collect()
+    }
+
+    fn run_sandbox(&self, cfg: &SandboxConfig) -> Result<SandboxInfo, RuntimeError> {
+        let mut i = self.inner.lock();
+        if let Some(ip) = i.sandboxes.get(&cfg.pod_uid) {
+            return Ok(SandboxInfo { ip: ip.clone() });
+        }
+        i.next_ip += 1;
+        let n = i.next_ip;
+        let ip = format!(
+            "10.{}.{}.{}",
+            244 + (self.node_index / 256) % 12,
+            self.node_index % 256,
+            n % 254 + 1
+        );
+        i.sandboxes.insert(cfg.pod_uid.clone(), ip.clone());
+        Ok(SandboxInfo { ip })
+    }
+
+    fn remove_sandbox(&self, pod_uid: &str) -> Result<(), RuntimeError> {
+        self.inner.lock().sandboxes.remove(pod_uid);
+        Ok(())
+    }
+
+    fn start_container(
+        &self,
+        cfg: &ContainerConfig,
+        now: Timestamp,
+    ) -> Result<ContainerId, RuntimeError> {
+        let ann = &cfg.annotations;
+        let start_at = plus(
+            now,
+            seconds(ann, "start-seconds", &cfg.name).unwrap_or_default(),
+        );
+        let run = seconds(ann, "run-seconds", &cfg.name)
+            .or(cfg.run_to_completion.then_some(Duration::ZERO));
+        let exit_code = lookup(ann, "exit-code", &cfg.name)
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        let mut i = self.inner.lock();
+        i.next += 1;
+        let id = format!("{:064x}", i.next);
+        i.containers.insert(
+            id.clone(),
+            SimContainer {
+                cfg: cfg.clone(),
+                start_at,
+                exit_at: run.map(|r| plus(start_at, r)),
+                exit_code,
+                stopped: None,
+            },
+        );
+        Ok(id)
+    }
+
+    fn container_state(&self, id: &str, now: Timestamp) -> Option<ContainerState> {
+        self.inner
+            .lock()
+            .containers
+            .get(id)
+            .map(|c| Self::state_of(c, now))
+    }
+
+    fn stop_container(
+        &self,
+        id: &str,
+        signal: StopSignal,
+        now: Timestamp,
+    ) -> Result<(), RuntimeError> {
+        let mut i = self.inner.lock();
+        let c = i
+            .containers
+            .get_mut(id)
+            .ok_or_else(|| RuntimeError::NotFound(id.into()))?;
+        if matches!(Self::state_of(c, now), ContainerState::Exited { .. }) {
+            return Ok(());
+        }
+        c.stopped = Some(match signal {
+            StopSignal::Term => (now, 0, 0),
+            StopSignal::Kill => (now, 137, 9),
+        });
+        Ok(())
+    }
+
+    fn remove_container(&self, id: &str) -> Result<(), RuntimeError> {
+        self.inner.lock().containers.remove(id);
+        Ok(())
+    }
+
+    fn list_containers(&self) -> Vec<ContainerRecord> {
+        self.inner
+            .lock()
+            .containers
+            .iter()
+            .map(|(id, c)| ContainerRecord {
+                id: id.clone(),
+                pod_uid: c.cfg.pod_uid.clone(),
+                name: c.cfg.name.clone(),
+                attempt: c.cfg.attempt,
+                image: c.cfg.image.clone(),
+            })
+            .collect()
+    }
+
+    fn run_handler(
+        &self,
+        id: &str,
+        kind: HandlerKind,
+        _action: &HandlerAction,
+        target: &HandlerTarget,
+        _timeout: Duration,
+        now: Timestamp,
+    ) -> HandlerOutcome {
+        let started = match self.container_state(id, now) {
+            Some(ContainerState::Running { started_at }) => started_at,
+            _ => return HandlerOutcome::Failure("container is not running".into()),
+        };
+        let ann = &target.annotations;
+        let c = &target.container;
+        match kind {
+            HandlerKind::Readiness => {
+                let after = seconds(ann, "ready-after-seconds", c).unwrap_or_default();
+                if age(now, started) >= after {
+                    HandlerOutcome::Success
+                } else {
+                    HandlerOutcome::Failure("simulated: not ready yet".into())
+                }
+            }
+            HandlerKind::Liveness => match seconds(ann, "fail-liveness-after-seconds", c) {
+                Some(after) if age(now, started) >= after => {
+                    HandlerOutcome::Failure("simulated: liveness failure".into())
+                }
+                _ => HandlerOutcome::Success,
+            },
+            _ => HandlerOutcome::Success,
+        }
+    }
+
+    fn log_path(&self, _id: &str) -> Option<PathBuf> {
+        None
+    }
+
+    fn next_change(&self, id: &str, now: Timestamp) -> Option<Timestamp> {
+        let i = self.inner.lock();
+        let c = i.containers.get(id)?;
+        if c.stopped.is_some() {
+            return None;
+        }
+        if now < c.start_at {
+            return Some(c.start_at);
+        }
+        c.exit_at.filter(|t| *t > now)
+    }
+}

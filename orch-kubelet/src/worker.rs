@@ -1,0 +1,1543 @@
+//! The pod worker: a state machine per pod, driven by runtime observations and time.
+//!
+//! [`PodWorker::tick`] looks at the runtime, starts/stops containers, and returns the probe and
+//! hook runs ([`Job`]) that are due; the driver runs them (they may block up to their timeout)
+//! and reports back with [`PodWorker::handler_done`]. [`PodWorker::status`] renders the pod
+//! status exactly as upstream's `generateAPIPodStatus` would, and [`PodWorker::next_wakeup`]
+//! says when the next timer fires, so a virtual-time driver can jump there.
+//!
+//! Rules follow upstream `pkg/kubelet/kuberuntime/kuberuntime_manager.go` (`computePodActions`,
+//! `doBackOff`), `kuberuntime_container.go` (`killContainer`, hooks), `prober/worker.go` and the
+//! pod-lifecycle documentation.
+
+use crate::backoff::{go_duration, Backoff};
+use crate::env::{container_env, expand_command, EnvContext};
+use crate::runtime::*;
+use crate::status;
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerState as ApiState, ContainerStateRunning, ContainerStateTerminated,
+    ContainerStateWaiting, ContainerStatus, HostIP, LifecycleHandler, Pod, PodCondition, PodIP,
+    PodStatus, Probe,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Static settings of the kubelet that the worker needs.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Node name.
+    pub node_name: String,
+    /// Node IP (`status.hostIP`, and the pod IP of host-network pods).
+    pub host_ip: String,
+    /// `--allow-privileged`.
+    pub allow_privileged: bool,
+}
+
+/// Event type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// Normal.
+    Normal,
+    /// Warning.
+    Warning,
+}
+
+/// An event about the pod (or one of its containers) for the driver to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodEvent {
+    /// Normal or Warning.
+    pub kind: EventKind,
+    /// Reason (`Pulling`, `Started`, `BackOff`, …).
+    pub reason: String,
+    /// Message.
+    pub message: String,
+    /// `involvedObject.fieldPath` (`spec.containers{web}`).
+    pub field_path: Option<String>,
+}
+
+/// A probe or hook run the driver must perform.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    /// Container name.
+    pub container: String,
+    /// Container instance.
+    pub id: ContainerId,
+    /// Which probe or hook.
+    pub kind: HandlerKind,
+    /// What to run.
+    pub action: HandlerAction,
+    /// Where.
+    pub target: HandlerTarget,
+    /// Bound on the run.
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Init,
+    Sidecar,
+    App,
+}
+
+#[derive(Debug, Clone, Default)]
+struct ProbeState {
+    successes: i32,
+    failures: i32,
+    next_run: Option<Timestamp>,
+    in_flight: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Kill {
+    deadline: Timestamp,
+    term_sent: bool,
+    pre_stop_running: bool,
+    extended: bool,
+    force: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Instance {
+    id: ContainerId,
+    state: ContainerState,
+    post_start_running: bool,
+    started: bool,
+    ready: bool,
+    probes: BTreeMap<HandlerKind, ProbeState>,
+    kill: Option<Kill>,
+}
+
+impl Instance {
+    fn running(&self) -> bool {
+        matches!(
+            self.state,
+            ContainerState::Running { .. } | ContainerState::Created
+        )
+    }
+    fn exited(&self) -> Option<(i32, Timestamp)> {
+        match self.state {
+            ContainerState::Exited {
+                exit_code,
+                finished_at,
+                ..
+            } => Some((exit_code, finished_at)),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct CState {
+    spec: Container,
+    role: Role,
+    current: Option<Instance>,
+    previous: Option<(ContainerId, ContainerState)>,
+    waiting: Option<(String, Option<String>)>,
+    attempts: i32,
+    image_id: Option<String>,
+}
+
+impl CState {
+    fn field_path(&self) -> String {
+        match self.role {
+            Role::App => format!("spec.containers{{{}}}", self.spec.name),
+            _ => format!("spec.initContainers{{{}}}", self.spec.name),
+        }
+    }
+}
+
+/// Why a pod worker was refused at admission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// `status.reason` (`OutOfcpu`, `OutOfmemory`, `OutOfpods`, …).
+    pub reason: String,
+    /// `status.message`.
+    pub message: String,
+}
+
+/// The state machine of one pod.
+#[derive(Debug)]
+pub struct PodWorker {
+    cfg: WorkerConfig,
+    pod: Pod,
+    containers: Vec<CState>,
+    sandbox: Option<SandboxInfo>,
+    sandbox_retry: Option<Timestamp>,
+    start_time: Timestamp,
+    crash_backoff: Backoff,
+    pull_backoff: Backoff,
+    env: EnvContext,
+    initialized: bool,
+    terminal: bool,
+    deleting: bool,
+    force: bool,
+    stopped: bool,
+    delete_requested: bool,
+    rejected: Option<Rejection>,
+    events: Vec<PodEvent>,
+    conditions: Vec<PodCondition>,
+    pending: Vec<Job>,
+    scheme: String,
+    progress: bool,
+}
+
+fn add(t: Timestamp, d: Duration) -> Timestamp {
+    SignedDuration::try_from(d)
+        .ok()
+        .and_then(|d| t.checked_add(d).ok())
+        .unwrap_or(t)
+}
+
+fn secs(v: Option<i32>, default: i32) -> Duration {
+    Duration::from_secs(v.unwrap_or(default).max(0) as u64)
+}
+
+fn handler_action(h: &LifecycleHandler) -> Option<HandlerAction> {
+    if let Some(e) = &h.exec {
+        Some(HandlerAction::Exec(e.clone()))
+    } else if let Some(g) = &h.http_get {
+        Some(HandlerAction::HttpGet(g.clone()))
+    } else if let Some(t) = &h.tcp_socket {
+        Some(HandlerAction::TcpSocket(t.clone()))
+    } else {
+        h.sleep.clone().map(HandlerAction::Sleep)
+    }
+}
+
+fn probe_action(p: &Probe) -> Option<HandlerAction> {
+    if let Some(e) = &p.exec {
+        Some(HandlerAction::Exec(e.clone()))
+    } else if let Some(g) = &p.http_get {
+        Some(HandlerAction::HttpGet(g.clone()))
+    } else {
+        p.tcp_socket.clone().map(HandlerAction::TcpSocket)
+    }
+}
+
+/// The default pull policy: `Always` for `:latest` or untagged images, else `IfNotPresent`.
+pub fn default_pull_policy(image: &str) -> &'static str {
+    let name = image.rsplit('/').next().unwrap_or(image);
+    if image.contains('@') {
+        return "IfNotPresent";
+    }
+    match name.split_once(':') {
+        None => "Always",
+        Some((_, "latest")) => "Always",
+        Some(_) => "IfNotPresent",
+    }
+}
+
+impl PodWorker {
+    /// A worker for an admitted pod, first seen at `now`.
+    pub fn new(cfg: WorkerConfig, pod: Pod, now: Timestamp) -> Self {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let mut containers = vec![];
+        for c in spec.init_containers.iter().flatten() {
+            let role = if status::is_sidecar(c) {
+                Role::Sidecar
+            } else {
+                Role::Init
+            };
+            containers.push(CState::new(c.clone(), role));
+        }
+        for c in &spec.containers {
+            containers.push(CState::new(c.clone(), Role::App));
+        }
+        let start_time = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.start_time.as_ref())
+            .map_or(now, |t| t.0);
+        let deleting = pod.metadata.deletion_timestamp.is_some();
+        Self {
+            cfg,
+            pod,
+            containers,
+            sandbox: None,
+            sandbox_retry: None,
+            start_time,
+            crash_backoff: Backoff::kubelet(),
+            pull_backoff: Backoff::kubelet(),
+            env: EnvContext::default(),
+            initialized: false,
+            terminal: false,
+            deleting,
+            force: false,
+            stopped: false,
+            delete_requested: false,
+            rejected: None,
+            events: vec![],
+            conditions: vec![],
+            pending: vec![],
+            scheme: String::new(),
+            progress: false,
+        }
+    }
+
+    /// A worker for a pod refused at admission: it only reports `Failed` with the reason.
+    pub fn rejected(cfg: WorkerConfig, pod: Pod, now: Timestamp, r: Rejection) -> Self {
+        let mut w = Self::new(cfg, pod, now);
+        w.events.push(PodEvent {
+            kind: EventKind::Warning,
+            reason: r.reason.clone(),
+            message: r.message.clone(),
+            field_path: None,
+        });
+        w.rejected = Some(r);
+        w.terminal = true;
+        w.stopped = true;
+        w
+    }
+
+    /// The pod as last seen.
+    pub fn pod(&self) -> &Pod {
+        &self.pod
+    }
+
+    /// Replaces the ConfigMaps/Secrets/Services used for environments.
+    pub fn set_env_context(&mut self, env: EnvContext) {
+        self.env = env;
+    }
+
+    /// A newer version of the pod from the API (deletion is noticed here).
+    pub fn update_pod(&mut self, pod: Pod) {
+        if pod.metadata.deletion_timestamp.is_some() {
+            self.deleting = true;
+        }
+        self.pod = pod;
+    }
+
+    /// The pod is gone from the API (force deletion): kill everything at once.
+    pub fn pod_removed(&mut self) {
+        self.deleting = true;
+        self.force = true;
+        self.delete_requested = true;
+    }
+
+    /// Adopts containers left running by a previous kubelet (matching pod UID and name): the
+    /// newest attempt becomes the current instance, so nothing is started twice.
+    pub fn adopt(
+        &mut self,
+        records: &[ContainerRecord],
+        rt: &dyn ContainerRuntime,
+        now: Timestamp,
+    ) {
+        self.scheme = rt.info().name;
+        let uid = self.uid();
+        for c in &mut self.containers {
+            let mine = records
+                .iter()
+                .filter(|r| r.pod_uid == uid && r.name == c.spec.name)
+                .max_by_key(|r| r.attempt);
+            let Some(r) = mine else { continue };
+            let Some(state) = rt.container_state(&r.id, now) else {
+                continue;
+            };
+            c.attempts = r.attempt + 1;
+            c.image_id = rt.image_status(&r.image).map(|i| i.id);
+            let running = matches!(state, ContainerState::Running { .. });
+            c.current = Some(Instance {
+                id: r.id.clone(),
+                state,
+                post_start_running: false,
+                started: running && c.spec.startup_probe.is_none(),
+                ready: false,
+                probes: BTreeMap::new(),
+                kill: None,
+            });
+        }
+        if self
+            .containers
+            .iter()
+            .any(|c| c.role == Role::App && c.current.is_some())
+        {
+            self.initialized = true;
+        }
+    }
+
+    fn uid(&self) -> String {
+        self.pod.metadata.uid.clone().unwrap_or_default()
+    }
+
+    fn pod_ref(&self) -> String {
+        // upstream `format.Pod`: name_namespace(uid)
+        format!(
+            "{}_{}({})",
+            self.pod.metadata.name.as_deref().unwrap_or_default(),
+            self.pod.metadata.namespace.as_deref().unwrap_or("default"),
+            self.uid()
+        )
+    }
+
+    fn restart_policy(&self) -> &str {
+        self.pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.restart_policy.as_deref())
+            .unwrap_or("Always")
+    }
+
+    fn grace(&self) -> Duration {
+        let g = self
+            .pod
+            .metadata
+            .deletion_grace_period_seconds
+            .or_else(|| {
+                self.pod
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.termination_grace_period_seconds)
+            })
+            .unwrap_or(30);
+        // upstream killContainer: minimumGracePeriodInSeconds = 2
+        Duration::from_secs(g.max(2) as u64)
+    }
+
+    fn event(&mut self, i: Option<usize>, kind: EventKind, reason: &str, message: String) {
+        let field_path = i.map(|i| self.containers[i].field_path());
+        self.events.push(PodEvent {
+            kind,
+            reason: reason.into(),
+            message,
+            field_path,
+        });
+    }
+
+    /// Events produced since the last call.
+    pub fn take_events(&mut self) -> Vec<PodEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// True once every container stopped after deletion: the driver deletes the pod object
+    /// with grace period 0 (after writing the final status).
+    pub fn wants_delete(&self) -> bool {
+        self.deleting && self.stopped && !self.force
+    }
+
+    /// True once all containers are stopped and nothing will restart.
+    pub fn is_finished(&self) -> bool {
+        self.stopped
+    }
+
+    /// When something next needs doing, without new observations.
+    pub fn next_wakeup(&self, now: Timestamp, rt: &dyn ContainerRuntime) -> Option<Timestamp> {
+        let mut best: Option<Timestamp> = None;
+        let mut consider = |t: Option<Timestamp>| {
+            if let Some(t) = t {
+                best = Some(best.map_or(t, |b| b.min(t)));
+            }
+        };
+        consider(self.sandbox_retry);
+        let uid = self.uid();
+        for c in &self.containers {
+            if let Some(inst) = &c.current {
+                consider(rt.next_change(&inst.id, now));
+                if let Some(k) = &inst.kill {
+                    consider(Some(k.deadline));
+                }
+                if inst.running() {
+                    for p in inst.probes.values() {
+                        if !p.in_flight {
+                            consider(p.next_run);
+                        }
+                    }
+                }
+                if let (Some((_, finished)), Some((reason, _))) = (inst.exited(), &c.waiting) {
+                    if reason == "CrashLoopBackOff" {
+                        consider(
+                            self.crash_backoff
+                                .until(&format!("{uid}/{}", c.spec.name), finished),
+                        );
+                    }
+                }
+            }
+            if let Some((reason, _)) = &c.waiting {
+                if reason == "ImagePullBackOff" || reason == "ErrImagePull" {
+                    let img = c.spec.image.clone().unwrap_or_default();
+                    consider(self.pull_backoff.until_update(&format!("{uid}/{img}")));
+                }
+            }
+        }
+        best.map(|b| b.max(now))
+    }
+
+    /// One step: observe the runtime, act, and return the probe/hook runs that are due.
+    /// Repeats internally (a few rounds at most) while a round changed something, so that a
+    /// started container gets its first probes and a killed one its restart in the same step.
+    pub fn tick(&mut self, now: Timestamp, rt: &dyn ContainerRuntime) -> Vec<Job> {
+        let mut jobs = vec![];
+        for _ in 0..4 {
+            self.progress = false;
+            jobs.extend(self.tick_once(now, rt));
+            if !self.progress {
+                break;
+            }
+        }
+        jobs
+    }
+
+    fn tick_once(&mut self, now: Timestamp, rt: &dyn ContainerRuntime) -> Vec<Job> {
+        let mut jobs = self.take_pending();
+        if self.rejected.is_some() {
+            return jobs;
+        }
+        if self.scheme.is_empty() {
+            self.scheme = rt.info().name;
+        }
+        self.observe(now, rt);
+        if self.deleting || self.terminal {
+            self.drive_termination(now, rt, &mut jobs);
+            return jobs;
+        }
+        if self.sandbox.is_none() {
+            if self.sandbox_retry.is_some_and(|t| now < t) {
+                return jobs;
+            }
+            let cfg = self.sandbox_config();
+            match rt.run_sandbox(&cfg) {
+                Ok(s) => {
+                    self.sandbox = Some(s.clone());
+                    self.env.pod_ip = s.ip;
+                    self.env.host_ip = self.cfg.host_ip.clone();
+                    self.sandbox_retry = None;
+                }
+                Err(e) => {
+                    self.event(
+                        None,
+                        EventKind::Warning,
+                        "FailedCreatePodSandBox",
+                        e.to_string(),
+                    );
+                    self.sandbox_retry = Some(add(now, Duration::from_secs(10)));
+                    return jobs;
+                }
+            }
+        }
+        if !self.initialized {
+            for i in 0..self.containers.len() {
+                let role = self.containers[i].role;
+                if role == Role::App {
+                    break;
+                }
+                let cur = self.containers[i].current.as_ref();
+                let exited = cur.and_then(Instance::exited);
+                let running = cur.is_some_and(Instance::running);
+                match (role, cur.is_some(), running, exited) {
+                    (_, false, _, _) => {
+                        self.start(i, now, rt, &mut jobs);
+                        return jobs;
+                    }
+                    (Role::Init, _, true, _) => {
+                        self.drive_running(i, now, rt, &mut jobs);
+                        return jobs;
+                    }
+                    (Role::Init, _, _, Some((0, _))) => continue,
+                    (Role::Init, _, _, Some((code, _))) => {
+                        if self.restart_policy() == "Never" {
+                            let name = self.containers[i].spec.name.clone();
+                            tracing::debug!(pod = %self.pod_ref(), container = %name, code, "init container failed, pod fails");
+                            self.terminal = true;
+                            self.drive_termination(now, rt, &mut jobs);
+                        } else {
+                            self.restart(i, now, rt, &mut jobs);
+                        }
+                        return jobs;
+                    }
+                    (Role::Sidecar, _, true, _) => {
+                        self.drive_running(i, now, rt, &mut jobs);
+                        let started = self.containers[i]
+                            .current
+                            .as_ref()
+                            .is_some_and(|c| c.started && !c.post_start_running);
+                        if !started {
+                            return jobs;
+                        }
+                    }
+                    _ => {
+                        self.restart(i, now, rt, &mut jobs);
+                        return jobs;
+                    }
+                }
+            }
+            self.initialized = true;
+        }
+        let policy = self.restart_policy().to_string();
+        let mut app_done = true;
+        for i in 0..self.containers.len() {
+            let c = &self.containers[i];
+            if c.role == Role::Init {
+                continue;
+            }
+            let role = c.role;
+            match c.current.as_ref() {
+                None => {
+                    app_done &= role != Role::App;
+                    self.start(i, now, rt, &mut jobs);
+                }
+                Some(inst) if inst.running() => {
+                    app_done &= role != Role::App;
+                    self.drive_running(i, now, rt, &mut jobs);
+                }
+                Some(inst) => {
+                    let code = inst.exited().map_or(0, |e| e.0);
+                    let restart = role == Role::Sidecar
+                        || policy == "Always"
+                        || (policy == "OnFailure" && code != 0);
+                    if restart {
+                        app_done &= role != Role::App;
+                        self.restart(i, now, rt, &mut jobs);
+                    }
+                }
+            }
+        }
+        if app_done && policy != "Always" {
+            self.terminal = true;
+            self.drive_termination(now, rt, &mut jobs);
+        }
+        jobs
+    }
+
+    fn sandbox_config(&self) -> SandboxConfig {
+        let spec = self.pod.spec.clone().unwrap_or_default();
+        let host_ports = spec
+            .containers
+            .iter()
+            .chain(spec.init_containers.iter().flatten())
+            .flat_map(|c| c.ports.iter().flatten())
+            .filter_map(|p| {
+                p.host_port
+                    .filter(|h| *h > 0)
+                    .map(|h| (h, p.protocol.clone().unwrap_or_else(|| "TCP".into())))
+            })
+            .collect();
+        SandboxConfig {
+            pod_uid: self.uid(),
+            namespace: self.pod.metadata.namespace.clone().unwrap_or_default(),
+            name: self.pod.metadata.name.clone().unwrap_or_default(),
+            host_network: spec.host_network.unwrap_or(false),
+            host_ports,
+        }
+    }
+
+    fn observe(&mut self, now: Timestamp, rt: &dyn ContainerRuntime) {
+        for c in &mut self.containers {
+            if let Some(inst) = &mut c.current {
+                if inst.exited().is_some() {
+                    continue;
+                }
+                match rt.container_state(&inst.id, now) {
+                    Some(s) => {
+                        if matches!(s, ContainerState::Exited { .. }) {
+                            inst.ready = false;
+                            inst.started = false;
+                            inst.post_start_running = false;
+                            inst.kill = None;
+                        }
+                        inst.state = s;
+                    }
+                    None => {
+                        // The runtime lost the container: report it as unknown, upstream style.
+                        let started_at = match inst.state {
+                            ContainerState::Running { started_at } => started_at,
+                            _ => now,
+                        };
+                        inst.state = ContainerState::Exited {
+                            started_at,
+                            finished_at: now,
+                            exit_code: 137,
+                            signal: None,
+                            reason: ExitReason::Unknown,
+                        };
+                        inst.ready = false;
+                        inst.started = false;
+                        inst.kill = None;
+                    }
+                }
+            }
+        }
+    }
+
+    fn target(&self, i: usize) -> HandlerTarget {
+        let c = &self.containers[i].spec;
+        HandlerTarget {
+            pod_ip: self
+                .sandbox
+                .as_ref()
+                .map(|s| s.ip.clone())
+                .unwrap_or_default(),
+            named_ports: c
+                .ports
+                .iter()
+                .flatten()
+                .filter_map(|p| p.name.clone().map(|n| (n, p.container_port)))
+                .collect(),
+            annotations: self.pod.metadata.annotations.clone().unwrap_or_default(),
+            container: c.name.clone(),
+        }
+    }
+
+    /// Pulls per policy; returns the image ID when the container may start.
+    fn ensure_image(
+        &mut self,
+        i: usize,
+        now: Timestamp,
+        rt: &dyn ContainerRuntime,
+    ) -> Option<String> {
+        let spec = &self.containers[i].spec;
+        let image = spec.image.clone().unwrap_or_default();
+        let policy = spec
+            .image_pull_policy
+            .clone()
+            .unwrap_or_else(|| default_pull_policy(&image).to_string());
+        let present = rt.image_status(&image);
+        let key = format!("{}/{image}", self.uid());
+        match (policy.as_str(), present) {
+            ("Never", None) => {
+                let msg =
+                    format!("Container image \"{image}\" is not present with pull policy of Never");
+                if self.set_waiting(i, "ErrImageNeverPull", Some(msg.clone())) {
+                    self.event(Some(i), EventKind::Warning, "ErrImageNeverPull", msg);
+                }
+                return None;
+            }
+            ("Never" | "IfNotPresent", Some(info)) => {
+                if self.containers[i].image_id.is_none() {
+                    self.event(
+                        Some(i),
+                        EventKind::Normal,
+                        "Pulled",
+                        format!("Container image \"{image}\" already present on machine"),
+                    );
+                }
+                return Some(info.id);
+            }
+            _ => {}
+        }
+        if self.pull_backoff.in_backoff_since_update(&key, now) {
+            let msg = format!("Back-off pulling image \"{image}\"");
+            if self.set_waiting(i, "ImagePullBackOff", Some(msg.clone())) {
+                self.event(Some(i), EventKind::Normal, "BackOff", msg);
+            }
+            return None;
+        }
+        let was_pulling = self.containers[i]
+            .waiting
+            .as_ref()
+            .is_some_and(|w| w.0 == "ContainerCreating" && w.1.as_deref() == Some("pulling"));
+        if !was_pulling {
+            self.event(
+                Some(i),
+                EventKind::Normal,
+                "Pulling",
+                format!("Pulling image \"{image}\""),
+            );
+        }
+        let ctx = PullContext {
+            secrets: self.env.pull_secrets.clone(),
+            annotations: self.pod.metadata.annotations.clone().unwrap_or_default(),
+            container: self.containers[i].spec.name.clone(),
+        };
+        match rt.pull_image(&image, &ctx, now) {
+            PullOutcome::Ready(info) => {
+                self.event(
+                    Some(i),
+                    EventKind::Normal,
+                    "Pulled",
+                    format!(
+                        "Successfully pulled image \"{image}\". Image size: {} bytes.",
+                        info.size_bytes
+                    ),
+                );
+                Some(info.id)
+            }
+            PullOutcome::InProgress { .. } => {
+                self.containers[i].waiting =
+                    Some(("ContainerCreating".into(), Some("pulling".into())));
+                None
+            }
+            PullOutcome::Failed(msg) => {
+                self.pull_backoff.next(&key, now, now);
+                let text = format!("Failed to pull image \"{image}\": {msg}");
+                self.set_waiting(i, "ErrImagePull", Some(text.clone()));
+                self.event(Some(i), EventKind::Warning, "Failed", text);
+                self.event(
+                    Some(i),
+                    EventKind::Warning,
+                    "Failed",
+                    "Error: ErrImagePull".into(),
+                );
+                None
+            }
+        }
+    }
+
+    /// Sets the waiting reason; true if it changed (so events are not repeated every tick).
+    fn set_waiting(&mut self, i: usize, reason: &str, msg: Option<String>) -> bool {
+        let w = Some((reason.to_string(), msg));
+        let changed = self.containers[i].waiting != w;
+        self.containers[i].waiting = w;
+        changed
+    }
+
+    fn start(&mut self, i: usize, now: Timestamp, rt: &dyn ContainerRuntime, jobs: &mut Vec<Job>) {
+        let spec = self.containers[i].spec.clone();
+        let privileged = spec
+            .security_context
+            .as_ref()
+            .and_then(|s| s.privileged)
+            .unwrap_or(false);
+        if privileged && !self.cfg.allow_privileged {
+            let msg = format!(
+                "pod with UID \"{}\" specified privileged container, but is disallowed",
+                self.uid()
+            );
+            if self.set_waiting(i, "CreateContainerConfigError", Some(msg.clone())) {
+                self.event(
+                    Some(i),
+                    EventKind::Warning,
+                    "Failed",
+                    format!("Error: {msg}"),
+                );
+            }
+            return;
+        }
+        let Some(image_id) = self.ensure_image(i, now, rt) else {
+            return;
+        };
+        let env = match container_env(&self.pod, &spec, &self.env) {
+            Ok(e) => e,
+            Err(e) => {
+                let msg = e.to_string();
+                if self.set_waiting(i, "CreateContainerConfigError", Some(msg.clone())) {
+                    self.event(
+                        Some(i),
+                        EventKind::Warning,
+                        "Failed",
+                        format!("Error: {msg}"),
+                    );
+                }
+                return;
+            }
+        };
+        let (command, args) = expand_command(&spec, &env);
+        let memory_limit = spec
+            .resources
+            .as_ref()
+            .and_then(|r| r.limits.as_ref())
+            .and_then(|l| l.get("memory"))
+            .and_then(|q| orch_types::quantity::Quantity::try_from(q).ok())
+            .map(|q| q.value());
+        let c = &self.containers[i];
+        let cfg = ContainerConfig {
+            pod_uid: self.uid(),
+            namespace: self.pod.metadata.namespace.clone().unwrap_or_default(),
+            pod_name: self.pod.metadata.name.clone().unwrap_or_default(),
+            name: spec.name.clone(),
+            attempt: c.attempts,
+            image: spec.image.clone().unwrap_or_default(),
+            command,
+            args,
+            env,
+            working_dir: spec.working_dir.clone(),
+            annotations: self.pod.metadata.annotations.clone().unwrap_or_default(),
+            run_to_completion: c.role == Role::Init,
+            memory_limit,
+        };
+        match rt.start_container(&cfg, now) {
+            Ok(id) => {
+                let name = spec.name.clone();
+                self.event(
+                    Some(i),
+                    EventKind::Normal,
+                    "Created",
+                    format!("Created container: {name}"),
+                );
+                self.event(
+                    Some(i),
+                    EventKind::Normal,
+                    "Started",
+                    format!("Started container {name}"),
+                );
+                let state = rt
+                    .container_state(&id, now)
+                    .unwrap_or(ContainerState::Running { started_at: now });
+                let post_start = spec
+                    .lifecycle
+                    .as_ref()
+                    .and_then(|l| l.post_start.as_ref())
+                    .and_then(handler_action);
+                let started = post_start.is_none() && spec.startup_probe.is_none();
+                let ready = started && spec.readiness_probe.is_none();
+                self.progress = true;
+                let c = &mut self.containers[i];
+                c.attempts += 1;
+                c.waiting = None;
+                c.image_id = Some(image_id);
+                if let Some(prev) = c.current.take() {
+                    c.previous = Some((prev.id, prev.state));
+                }
+                c.current = Some(Instance {
+                    id: id.clone(),
+                    state,
+                    post_start_running: post_start.is_some(),
+                    started,
+                    ready,
+                    probes: BTreeMap::new(),
+                    kill: None,
+                });
+                if let Some(action) = post_start {
+                    jobs.push(Job {
+                        container: name,
+                        id,
+                        kind: HandlerKind::PostStart,
+                        action,
+                        target: self.target(i),
+                        timeout: self.grace(),
+                    });
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                if self.set_waiting(i, "RunContainerError", Some(msg.clone())) {
+                    self.event(
+                        Some(i),
+                        EventKind::Warning,
+                        "Failed",
+                        format!("Error: {msg}"),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Restarts an exited container, unless it is in crash-loop back-off.
+    fn restart(
+        &mut self,
+        i: usize,
+        now: Timestamp,
+        rt: &dyn ContainerRuntime,
+        jobs: &mut Vec<Job>,
+    ) {
+        let name = self.containers[i].spec.name.clone();
+        let key = format!("{}/{name}", self.uid());
+        let Some((_, finished)) = self.containers[i]
+            .current
+            .as_ref()
+            .and_then(Instance::exited)
+        else {
+            // Not started yet (e.g. image pull failed): try again.
+            self.start(i, now, rt, jobs);
+            return;
+        };
+        let restarting = self.containers[i]
+            .waiting
+            .as_ref()
+            .is_some_and(|w| w.0 != "CrashLoopBackOff");
+        if !restarting {
+            if self.crash_backoff.in_backoff_since(&key, finished, now) {
+                let delay = go_duration(self.crash_backoff.delay(&key));
+                let msg = format!(
+                    "back-off {delay} restarting failed container={name} pod={}",
+                    self.pod_ref()
+                );
+                if self.set_waiting(i, "CrashLoopBackOff", Some(msg)) {
+                    let ev = format!(
+                        "Back-off restarting failed container {name} in pod {}",
+                        self.pod_ref()
+                    );
+                    self.event(Some(i), EventKind::Warning, "BackOff", ev);
+                }
+                return;
+            }
+            self.crash_backoff.next(&key, finished, now);
+        }
+        // Keep the exited instance as `previous` even if the start has to wait (image pull).
+        self.start(i, now, rt, jobs);
+        if self.containers[i]
+            .current
+            .as_ref()
+            .is_some_and(|c| c.exited().is_some())
+        {
+            // start did not happen yet; remember we are past the back-off for this exit
+            let w = self.containers[i].waiting.clone();
+            if w.is_none() {
+                self.containers[i].waiting = Some(("ContainerCreating".into(), None));
+            }
+        }
+    }
+
+    fn schedule_probe(&mut self, i: usize, kind: HandlerKind, now: Timestamp, jobs: &mut Vec<Job>) {
+        let c = &self.containers[i];
+        let probe = match kind {
+            HandlerKind::Startup => c.spec.startup_probe.clone(),
+            HandlerKind::Liveness => c.spec.liveness_probe.clone(),
+            _ => c.spec.readiness_probe.clone(),
+        };
+        let Some(probe) = probe else { return };
+        let Some(action) = probe_action(&probe) else {
+            return;
+        };
+        let Some(inst) = &self.containers[i].current else {
+            return;
+        };
+        let ContainerState::Running { started_at } = inst.state else {
+            return;
+        };
+        let id = inst.id.clone();
+        let target = self.target(i);
+        let Some(inst) = self.containers[i].current.as_mut() else {
+            return;
+        };
+        let ps = inst.probes.entry(kind).or_default();
+        if ps.in_flight {
+            return;
+        }
+        let due = ps
+            .next_run
+            .unwrap_or_else(|| add(started_at, secs(probe.initial_delay_seconds, 0)));
+        if now < due {
+            ps.next_run = Some(due);
+            return;
+        }
+        ps.in_flight = true;
+        ps.next_run = Some(add(now, secs(probe.period_seconds, 10)));
+        jobs.push(Job {
+            container: self.containers[i].spec.name.clone(),
+            id,
+            kind,
+            action,
+            target,
+            timeout: secs(probe.timeout_seconds, 1),
+        });
+    }
+
+    fn drive_running(
+        &mut self,
+        i: usize,
+        now: Timestamp,
+        rt: &dyn ContainerRuntime,
+        jobs: &mut Vec<Job>,
+    ) {
+        let Some(inst) = &self.containers[i].current else {
+            return;
+        };
+        if inst.kill.is_some() {
+            self.drive_kill(i, now, rt);
+            return;
+        }
+        if inst.post_start_running || !matches!(inst.state, ContainerState::Running { .. }) {
+            return;
+        }
+        let has_startup = self.containers[i].spec.startup_probe.is_some();
+        let has_readiness = self.containers[i].spec.readiness_probe.is_some();
+        if !inst.started {
+            if has_startup {
+                self.schedule_probe(i, HandlerKind::Startup, now, jobs);
+                return;
+            }
+            if let Some(inst) = self.containers[i].current.as_mut() {
+                inst.started = true;
+            }
+        }
+        if !has_readiness {
+            if let Some(inst) = self.containers[i].current.as_mut() {
+                inst.ready = true;
+            }
+        }
+        self.schedule_probe(i, HandlerKind::Liveness, now, jobs);
+        self.schedule_probe(i, HandlerKind::Readiness, now, jobs);
+    }
+
+    fn begin_kill(
+        &mut self,
+        i: usize,
+        grace: Duration,
+        force: bool,
+        now: Timestamp,
+        jobs: &mut Vec<Job>,
+    ) {
+        let pre_stop = self.containers[i]
+            .spec
+            .lifecycle
+            .as_ref()
+            .and_then(|l| l.pre_stop.as_ref())
+            .and_then(handler_action);
+        let target = self.target(i);
+        let name = self.containers[i].spec.name.clone();
+        let Some(inst) = self.containers[i].current.as_mut() else {
+            return;
+        };
+        if inst.kill.is_some() || !inst.running() {
+            return;
+        }
+        let mut kill = Kill {
+            deadline: add(now, grace),
+            term_sent: false,
+            pre_stop_running: false,
+            extended: false,
+            force,
+        };
+        if let (Some(action), false) = (pre_stop, force) {
+            if matches!(inst.state, ContainerState::Running { .. }) {
+                kill.pre_stop_running = true;
+                jobs.push(Job {
+                    container: name,
+                    id: inst.id.clone(),
+                    kind: HandlerKind::PreStop,
+                    action,
+                    target,
+                    timeout: grace,
+                });
+            }
+        }
+        inst.kill = Some(kill);
+    }
+
+    fn drive_kill(&mut self, i: usize, now: Timestamp, rt: &dyn ContainerRuntime) {
+        let Some(inst) = self.containers[i].current.as_mut() else {
+            return;
+        };
+        let id = inst.id.clone();
+        let Some(k) = inst.kill.as_mut() else { return };
+        let mut signal = None;
+        if k.force {
+            signal = Some(StopSignal::Kill);
+        } else if now >= k.deadline {
+            if k.pre_stop_running && !k.extended {
+                // upstream: a preStop that used up the grace period leaves 2 s for SIGTERM
+                k.pre_stop_running = false;
+                k.extended = true;
+                k.deadline = add(now, Duration::from_secs(2));
+                k.term_sent = true;
+                signal = Some(StopSignal::Term);
+            } else {
+                signal = Some(StopSignal::Kill);
+            }
+        } else if !k.term_sent && !k.pre_stop_running {
+            k.term_sent = true;
+            signal = Some(StopSignal::Term);
+        }
+        if let Some(s) = signal {
+            if let Err(e) = rt.stop_container(&id, s, now) {
+                tracing::debug!(container = %id, error = %e, "stop failed");
+            }
+            if let Some(state) = rt.container_state(&id, now) {
+                if matches!(state, ContainerState::Exited { .. }) {
+                    inst.kill = None;
+                    inst.ready = false;
+                    inst.started = false;
+                    self.progress = true;
+                }
+                inst.state = state;
+            }
+        }
+    }
+
+    fn drive_termination(
+        &mut self,
+        now: Timestamp,
+        rt: &dyn ContainerRuntime,
+        jobs: &mut Vec<Job>,
+    ) {
+        let grace = if self.force {
+            Duration::ZERO
+        } else {
+            self.grace()
+        };
+        let apps_running = self
+            .containers
+            .iter()
+            .any(|c| c.role != Role::Sidecar && c.current.as_ref().is_some_and(Instance::running));
+        for i in 0..self.containers.len() {
+            let c = &self.containers[i];
+            let Some(inst) = &c.current else { continue };
+            if !inst.running() {
+                continue;
+            }
+            // Sidecars stop after the regular containers (upstream: reverse order, after apps).
+            if c.role == Role::Sidecar && apps_running {
+                continue;
+            }
+            if inst.kill.is_none() {
+                let name = c.spec.name.clone();
+                self.event(
+                    Some(i),
+                    EventKind::Normal,
+                    "Killing",
+                    format!("Stopping container {name}"),
+                );
+                self.begin_kill(i, grace, self.force, now, jobs);
+            }
+            self.drive_kill(i, now, rt);
+        }
+        let all_stopped = self
+            .containers
+            .iter()
+            .all(|c| c.current.as_ref().is_none_or(|x| !x.running()));
+        if all_stopped && !self.stopped {
+            self.stopped = true;
+            self.terminal = true;
+            for c in &mut self.containers {
+                if c.waiting
+                    .as_ref()
+                    .is_some_and(|w| w.0 == "CrashLoopBackOff")
+                {
+                    c.waiting = None;
+                }
+            }
+            if let Err(e) = rt.remove_sandbox(&self.uid()) {
+                tracing::debug!(error = %e, "remove sandbox failed");
+            }
+        }
+    }
+
+    /// Reports the result of a [`Job`].
+    pub fn handler_done(&mut self, job: &Job, outcome: HandlerOutcome, now: Timestamp) {
+        let Some(i) = self
+            .containers
+            .iter()
+            .position(|c| c.spec.name == job.container)
+        else {
+            return;
+        };
+        let grace = self.grace();
+        let name = job.container.clone();
+        let spec = self.containers[i].spec.clone();
+        let Some(inst) = self.containers[i].current.as_mut() else {
+            return;
+        };
+        if inst.id != job.id {
+            return; // a stale result for an older instance
+        }
+        let mut jobs = vec![];
+        match job.kind {
+            HandlerKind::PostStart => {
+                inst.post_start_running = false;
+                inst.started = spec.startup_probe.is_none();
+                inst.ready = inst.started && spec.readiness_probe.is_none();
+                if let HandlerOutcome::Failure(msg) = outcome {
+                    let text = format!("PostStartHook failed: {msg}");
+                    self.event(Some(i), EventKind::Warning, "FailedPostStartHook", text);
+                    self.event(
+                        Some(i),
+                        EventKind::Normal,
+                        "Killing",
+                        format!("FailedPostStartHook: stopping container {name}"),
+                    );
+                    self.begin_kill(i, grace, false, now, &mut jobs);
+                }
+            }
+            HandlerKind::PreStop => {
+                if let Some(k) = inst.kill.as_mut() {
+                    k.pre_stop_running = false;
+                }
+                if let HandlerOutcome::Failure(msg) = outcome {
+                    self.event(
+                        Some(i),
+                        EventKind::Warning,
+                        "FailedPreStopHook",
+                        format!("PreStopHook failed: {msg}"),
+                    );
+                }
+            }
+            kind => {
+                let probe = match kind {
+                    HandlerKind::Startup => spec.startup_probe,
+                    HandlerKind::Liveness => spec.liveness_probe,
+                    _ => spec.readiness_probe,
+                };
+                let Some(probe) = probe else { return };
+                let ps = inst.probes.entry(kind).or_default();
+                ps.in_flight = false;
+                if !matches!(inst.state, ContainerState::Running { .. }) || inst.kill.is_some() {
+                    return;
+                }
+                let success_threshold = probe.success_threshold.unwrap_or(1).max(1);
+                let failure_threshold = probe.failure_threshold.unwrap_or(3).max(1);
+                let failed_msg = match &outcome {
+                    HandlerOutcome::Success => {
+                        ps.successes += 1;
+                        ps.failures = 0;
+                        None
+                    }
+                    HandlerOutcome::Failure(m) => {
+                        ps.failures += 1;
+                        ps.successes = 0;
+                        Some(m.clone())
+                    }
+                };
+                let (succ, fail) = (ps.successes, ps.failures);
+                match kind {
+                    HandlerKind::Startup if succ >= 1 => inst.started = true,
+                    HandlerKind::Readiness => {
+                        if succ >= success_threshold {
+                            inst.ready = true;
+                        }
+                        if fail >= failure_threshold {
+                            inst.ready = false;
+                        }
+                    }
+                    _ => {}
+                }
+                if let Some(m) = failed_msg {
+                    self.event(
+                        Some(i),
+                        EventKind::Warning,
+                        "Unhealthy",
+                        format!("{} probe failed: {m}", kind.as_str()),
+                    );
+                    if kind != HandlerKind::Readiness && fail >= failure_threshold {
+                        let what = if kind == HandlerKind::Startup {
+                            "startup"
+                        } else {
+                            "liveness"
+                        };
+                        self.event(
+                            Some(i),
+                            EventKind::Normal,
+                            "Killing",
+                            format!("Container {name} failed {what} probe, will be restarted"),
+                        );
+                        let g = probe
+                            .termination_grace_period_seconds
+                            .map_or(grace, |s| Duration::from_secs(s.max(2) as u64));
+                        self.begin_kill(i, g, false, now, &mut jobs);
+                    }
+                }
+            }
+        }
+        debug_assert!(jobs.iter().all(|j| j.kind == HandlerKind::PreStop));
+        self.pending.extend(jobs);
+    }
+
+    /// Jobs created while handling results (preStop hooks of probe kills); returned by `tick`.
+    fn take_pending(&mut self) -> Vec<Job> {
+        std::mem::take(&mut self.pending)
+    }
+
+    /// The pod status as the kubelet reports it.
+    pub fn status(&mut self, now: Timestamp) -> PodStatus {
+        let spec = self.pod.spec.clone().unwrap_or_default();
+        let old = self.pod.status.clone().unwrap_or_default();
+        let host_ip = self.cfg.host_ip.clone();
+        if let Some(r) = &self.rejected {
+            return PodStatus {
+                phase: Some(status::phase::FAILED.into()),
+                reason: Some(r.reason.clone()),
+                message: Some(r.message.clone()),
+                start_time: Some(Time(self.start_time)),
+                ..Default::default()
+            };
+        }
+        let has_init = !spec
+            .init_containers
+            .as_deref()
+            .unwrap_or_default()
+            .is_empty();
+        let mut init_statuses = vec![];
+        let mut app_statuses = vec![];
+        for c in &self.containers {
+            let s = self.container_status(c, has_init);
+            if c.role == Role::App {
+                app_statuses.push(s);
+            } else {
+                init_statuses.push(s);
+            }
+        }
+        let all: Vec<ContainerStatus> = init_statuses
+            .iter()
+            .chain(app_statuses.iter())
+            .cloned()
+            .collect();
+        let mut phase = status::pod_phase(&spec, &all, self.stopped);
+        let old_phase = old.phase.as_deref().unwrap_or_default();
+        if old_phase == status::phase::FAILED || old_phase == status::phase::SUCCEEDED {
+            phase = if old_phase == status::phase::FAILED {
+                status::phase::FAILED
+            } else {
+                status::phase::SUCCEEDED
+            };
+        }
+        let mut conditions: Vec<PodCondition> = old
+            .conditions
+            .iter()
+            .flatten()
+            .filter(|c| !status::is_kubelet_condition(&c.type_))
+            .cloned()
+            .collect();
+        let existing = conditions.clone();
+        let cr = status::containers_ready(&spec, &all, phase);
+        let mut kubelet = vec![
+            status::ready_to_start(self.sandbox.is_some() && !self.stopped),
+            status::initialized(&spec, &all, phase),
+            status::pod_ready(&spec, &existing, &cr),
+            cr,
+        ];
+        if !conditions.iter().any(|c| c.type_ == "PodScheduled") {
+            kubelet.push(PodCondition {
+                type_: "PodScheduled".into(),
+                status: "True".into(),
+                ..Default::default()
+            });
+        }
+        for mut c in kubelet {
+            let prev = self
+                .conditions
+                .iter()
+                .chain(old.conditions.iter().flatten())
+                .find(|p| p.type_ == c.type_);
+            c.last_transition_time = match prev {
+                Some(p) if p.status == c.status && p.last_transition_time.is_some() => {
+                    p.last_transition_time.clone()
+                }
+                _ => Some(Time(now)),
+            };
+            conditions.push(c);
+        }
+        self.conditions = conditions.clone();
+        let pod_ip = self
+            .sandbox
+            .as_ref()
+            .map(|s| s.ip.clone())
+            .or(old.pod_ip.clone());
+        PodStatus {
+            phase: Some(phase.into()),
+            reason: old.reason.filter(|_| old_phase == phase),
+            message: old.message.filter(|_| old_phase == phase),
+            conditions: Some(conditions),
+            host_ip: Some(host_ip.clone()),
+            host_ips: Some(vec![HostIP { ip: host_ip }]),
+            pod_ips: pod_ip.clone().map(|ip| vec![PodIP { ip }]),
+            pod_ip,
+            start_time: Some(Time(self.start_time)),
+            qos_class: Some(status::qos_class(&spec).into()),
+            init_container_statuses: has_init.then_some(init_statuses),
+            container_statuses: Some(app_statuses),
+            nominated_node_name: old.nominated_node_name,
+            ..Default::default()
+        }
+    }
+
+    fn container_status(&self, c: &CState, has_init: bool) -> ContainerStatus {
+        let default_waiting = if has_init {
+            "PodInitializing"
+        } else {
+            "ContainerCreating"
+        };
+        let terminated = |id: &str, s: &ContainerState| -> Option<ApiState> {
+            match s {
+                ContainerState::Exited {
+                    started_at,
+                    finished_at,
+                    exit_code,
+                    reason,
+                    ..
+                } => Some(ApiState {
+                    terminated: Some(ContainerStateTerminated {
+                        exit_code: *exit_code,
+                        reason: Some(reason.as_str().into()),
+                        started_at: Some(Time(*started_at)),
+                        finished_at: Some(Time(*finished_at)),
+                        container_id: Some(id.to_string()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                _ => None,
+            }
+        };
+        let waiting = |reason: &str, msg: Option<String>| ApiState {
+            waiting: Some(ContainerStateWaiting {
+                reason: Some(reason.into()),
+                message: msg,
+            }),
+            ..Default::default()
+        };
+        let user_waiting = c
+            .waiting
+            .as_ref()
+            .filter(|w| w.0 != "ContainerCreating")
+            .map(|w| waiting(&w.0, w.1.clone()));
+        let prev_term = c
+            .previous
+            .as_ref()
+            .and_then(|(id, s)| terminated(&self.qualify(id), s));
+        let (state, last_state, id, started, ready) = match &c.current {
+            None => (
+                user_waiting.unwrap_or_else(|| waiting(default_waiting, None)),
+                prev_term,
+                None,
+                false,
+                false,
+            ),
+            Some(inst) => {
+                let qid = self.qualify(&inst.id);
+                match &inst.state {
+                    ContainerState::Exited { .. } => match user_waiting
+                        .or_else(|| c.waiting.as_ref().map(|_| waiting(default_waiting, None)))
+                    {
+                        Some(w) => (w, terminated(&qid, &inst.state), None, false, false),
+                        None => (
+                            terminated(&qid, &inst.state).unwrap_or_default(),
+                            prev_term,
+                            Some(qid),
+                            false,
+                            false,
+                        ),
+                    },
+                    ContainerState::Running { started_at } if !inst.post_start_running => (
+                        ApiState {
+                            running: Some(ContainerStateRunning {
+                                started_at: Some(Time(*started_at)),
+                            }),
+                            ..Default::default()
+                        },
+                        prev_term,
+                        Some(qid),
+                        inst.started,
+                        inst.ready,
+                    ),
+                    _ => (
+                        waiting(default_waiting, None),
+                        prev_term,
+                        Some(qid),
+                        false,
+                        false,
+                    ),
+                }
+            }
+        };
+        ContainerStatus {
+            name: c.spec.name.clone(),
+            image: c.spec.image.clone().unwrap_or_default(),
+            image_id: c.image_id.clone().unwrap_or_default(),
+            container_id: id,
+            state: Some(state),
+            last_state: Some(last_state.unwrap_or_default()),
+            ready,
+            restart_count: (c.attempts - 1).max(0),
+            started: Some(started),
+            ..Default::default()
+        }
+    }
+
+    fn qualify(&self, id: &str) -> String {
+        format!("{}://{id}", self.scheme)
+    }
+}
+
+impl CState {
+    fn new(spec: Container, role: Role) -> Self {
+        Self {
+            spec,
+            role,
+            current: None,
+            previous: None,
+            waiting: None,
+            attempts: 0,
+            image_id: None,
+        }
+    }
+}
