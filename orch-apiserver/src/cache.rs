@@ -1,0 +1,286 @@
+//! The watch cache: one [`ResourceCache`] per resource type, fed by a single storage watch.
+//!
+//! Each resource cache holds the current objects of its type and a window of its most recent
+//! events. Watches and `resourceVersion=0` (and consistent) lists are served from memory; a
+//! thousand watchers cost one `Arc` clone per event each, never a storage read. A watch from a
+//! revision older than the window fails with [`CacheError::Expired`] (410 `Expired` on the wire).
+//!
+//! Consistency: the dispatcher applies storage events in revision order, and publishes the last
+//! applied revision while holding the lock of the resource it just changed, so a reader holding a
+//! resource's lock sees exactly the events up to [`WatchCache::applied`] (upstream
+//! `staging/src/k8s.io/apiserver/pkg/storage/cacher/watch_cache.go` gives the same guarantee with
+//! its `resourceVersion` field). A consistent read waits until the cache has applied the storage's
+//! current revision (upstream "consistent list from cache", KEP-2340).
+
+use crate::storage::{key, Event, EventType, ListOptions, Revision, SharedStorage, StorageError};
+use dashmap::DashMap;
+use futures::StreamExt;
+use orch_types::DynamicObject;
+use parking_lot::RwLock;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, watch};
+
+/// Default number of events kept per resource type.
+pub const DEFAULT_WINDOW: usize = 10_000;
+/// Capacity of a resource's live broadcast; a watcher further behind is closed.
+const FANOUT_CAPACITY: usize = 8192;
+/// How long a read waits for the cache to catch up before failing.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Errors of the watch cache.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CacheError {
+    /// The requested revision is older than the window.
+    #[error("too old resource version: {requested} ({oldest})")]
+    Expired {
+        /// Requested revision.
+        requested: Revision,
+        /// Oldest revision a watch can start from.
+        oldest: Revision,
+    },
+    /// The cache did not reach the requested revision in time.
+    #[error("Too large resource version: {requested}, current: {current}")]
+    TooLarge {
+        /// Requested revision.
+        requested: Revision,
+        /// Revision the cache has applied.
+        current: Revision,
+    },
+    /// The storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+#[derive(Debug, Default)]
+struct State {
+    objects: BTreeMap<String, Arc<DynamicObject>>,
+    window: VecDeque<Arc<Event>>,
+    /// Every event of this type with a revision greater than this is in `window`.
+    oldest: Revision,
+}
+
+/// The cached state and recent events of one resource type.
+#[derive(Debug)]
+pub struct ResourceCache {
+    state: RwLock<State>,
+    tx: broadcast::Sender<Arc<Event>>,
+    capacity: usize,
+}
+
+/// A snapshot list from the cache.
+#[derive(Debug, Clone)]
+pub struct CachedList {
+    /// Objects in key order.
+    pub items: Vec<Arc<DynamicObject>>,
+    /// The revision the snapshot reflects.
+    pub revision: Revision,
+}
+
+/// Events for a watcher: the window part already due, then the live receiver.
+#[derive(Debug)]
+pub struct CacheWatch {
+    /// Events after the requested revision already in the window.
+    pub backlog: Vec<Arc<Event>>,
+    /// Live events (only those with a revision greater than `start`).
+    pub live: broadcast::Receiver<Arc<Event>>,
+    /// Live events at or below this revision are already in `backlog` or the snapshot.
+    pub start: Revision,
+    /// Current objects, when the watch asked for initial state.
+    pub initial: Option<Vec<Arc<DynamicObject>>>,
+}
+
+impl ResourceCache {
+    fn new(capacity: usize, oldest: Revision) -> Self {
+        Self {
+            state: RwLock::new(State {
+                oldest,
+                ..Default::default()
+            }),
+            tx: broadcast::channel(FANOUT_CAPACITY).0,
+            capacity,
+        }
+    }
+
+    fn apply(&self, ev: Arc<Event>, applied: &watch::Sender<Revision>) {
+        let mut st = self.state.write();
+        match ev.kind {
+            EventType::Deleted => {
+                st.objects.remove(&ev.key);
+            }
+            _ => {
+                st.objects.insert(ev.key.clone(), ev.object.clone());
+            }
+        }
+        st.window.push_back(ev.clone());
+        while st.window.len() > self.capacity {
+            if let Some(old) = st.window.pop_front() {
+                st.oldest = old.revision;
+            }
+        }
+        applied.send_replace(ev.revision);
+        let _ = self.tx.send(ev);
+    }
+}
+
+/// The watch cache of every resource type.
+pub struct WatchCache {
+    storage: SharedStorage,
+    resources: DashMap<String, Arc<ResourceCache>>,
+    applied: watch::Sender<Revision>,
+    start: Revision,
+    window: usize,
+}
+
+impl std::fmt::Debug for WatchCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WatchCache")
+            .field("applied", &self.applied())
+            .field("resources", &self.resources.len())
+            .finish()
+    }
+}
+
+impl WatchCache {
+    /// Loads every object from storage and starts following it. Needs a tokio runtime.
+    pub async fn start(storage: SharedStorage, window: usize) -> Result<Arc<Self>, CacheError> {
+        let snapshot = storage.list(key::ROOT, &ListOptions::default()).await?;
+        let start = snapshot.revision;
+        let cache = Arc::new(Self {
+            storage: storage.clone(),
+            resources: DashMap::new(),
+            applied: watch::channel(start).0,
+            start,
+            window: window.max(1),
+        });
+        for (k, item) in snapshot.items {
+            if let Some(prefix) = key::resource_prefix_of(&k) {
+                cache
+                    .resource(prefix)
+                    .state
+                    .write()
+                    .objects
+                    .insert(k.clone(), item.object);
+            }
+        }
+        let mut events = storage.watch(key::ROOT, start)?;
+        let weak = Arc::downgrade(&cache);
+        tokio::spawn(async move {
+            while let Some(ev) = events.next().await {
+                let Some(cache) = weak.upgrade() else { return };
+                match ev {
+                    Ok(ev) => cache.dispatch(ev),
+                    Err(e) => {
+                        tracing::error!(error = %e, "watch cache lost its storage watch");
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(cache)
+    }
+
+    fn resource(&self, prefix: &str) -> Arc<ResourceCache> {
+        if let Some(r) = self.resources.get(prefix) {
+            return r.clone();
+        }
+        self.resources
+            .entry(prefix.to_string())
+            .or_insert_with(|| Arc::new(ResourceCache::new(self.window, *self.applied.borrow())))
+            .clone()
+    }
+
+    fn dispatch(&self, ev: Arc<Event>) {
+        match key::resource_prefix_of(&ev.key) {
+            Some(prefix) => {
+                let prefix = prefix.to_string();
+                self.resource(&prefix).apply(ev, &self.applied);
+            }
+            None => {
+                self.applied.send_replace(ev.revision);
+            }
+        }
+    }
+
+    /// The last storage revision the cache has applied.
+    pub fn applied(&self) -> Revision {
+        *self.applied.borrow()
+    }
+
+    /// Waits until the cache has applied `revision`.
+    pub async fn wait_for(&self, revision: Revision) -> Result<(), CacheError> {
+        let mut rx = self.applied.subscribe();
+        let res = tokio::time::timeout(CATCH_UP_TIMEOUT, rx.wait_for(|r| *r >= revision)).await;
+        match res {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(CacheError::TooLarge {
+                requested: revision,
+                current: self.applied(),
+            }),
+        }
+    }
+
+    /// Waits until the cache reflects every write committed so far.
+    pub async fn sync(&self) -> Result<Revision, CacheError> {
+        let rev = self.storage.current_revision();
+        self.wait_for(rev).await?;
+        Ok(rev)
+    }
+
+    /// Objects of one resource type under `prefix` (a collection prefix from [`key`]).
+    pub fn list(&self, resource_prefix: &str, prefix: &str) -> CachedList {
+        let r = self.resource(resource_prefix);
+        let st = r.state.read();
+        let revision = self.applied();
+        let items = st
+            .objects
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(_, v)| v.clone())
+            .collect();
+        CachedList { items, revision }
+    }
+
+    /// Starts a watch of one resource type after `after` (`None`: now, with the current objects
+    /// as `initial`). `initial_too` also returns the current objects when `after` is given
+    /// (`sendInitialEvents=true`).
+    pub async fn watch(
+        &self,
+        resource_prefix: &str,
+        after: Option<Revision>,
+    ) -> Result<CacheWatch, CacheError> {
+        if let Some(after) = after {
+            if after > self.applied() {
+                self.wait_for(after).await?;
+            }
+        }
+        let r = self.resource(resource_prefix);
+        let st = r.state.read();
+        let applied = self.applied();
+        let live = r.tx.subscribe();
+        match after {
+            None => Ok(CacheWatch {
+                backlog: Vec::new(),
+                live,
+                start: applied,
+                initial: Some(st.objects.values().cloned().collect()),
+            }),
+            Some(after) => {
+                if after < st.oldest.max(self.start) && after < applied {
+                    return Err(CacheError::Expired {
+                        requested: after,
+                        oldest: st.oldest.max(self.start),
+                    });
+                }
+                let from = st.window.partition_point(|e| e.revision <= after);
+                Ok(CacheWatch {
+                    backlog: st.window.range(from..).cloned().collect(),
+                    live,
+                    start: applied,
+                    initial: None,
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! [`LocalClient`]: the in-process client. Calls the REST operations of [`ApiServer`] directly;
+//! objects come out of the store and the watch cache as shared `Arc`s and are cloned (no
+//! serialization) into the owned objects the `Client` trait returns.
+
+use crate::rest::delete::Deleted;
+use crate::rest::patch::PatchType;
+use crate::rest::update::Part;
+use crate::server::ApiServer;
+use async_trait::async_trait;
+use futures::StreamExt;
+use orch_types::client::{
+    Client, DeleteOutcome, DeleteParams, ListParams, ObjectList, Patch, PatchParams, PostParams,
+    Result, WatchParams, WatchStream,
+};
+use orch_types::registry::ApiResource;
+use orch_types::status::reason;
+use orch_types::{ApiError, DynamicObject};
+use std::sync::Arc;
+
+/// The in-process client of an [`ApiServer`].
+#[derive(Debug, Clone)]
+pub struct LocalClient {
+    api: Arc<ApiServer>,
+}
+
+impl LocalClient {
+    /// A client of `api`.
+    pub fn new(api: Arc<ApiServer>) -> Self {
+        Self { api }
+    }
+}
+
+fn owned(o: Arc<DynamicObject>) -> DynamicObject {
+    Arc::try_unwrap(o).unwrap_or_else(|a| (*a).clone())
+}
+
+#[async_trait]
+impl Client for LocalClient {
+    async fn get(&self, r: &ApiResource, ns: Option<&str>, name: &str) -> Result<DynamicObject> {
+        let info = self.api.resolve(r)?;
+        Ok(owned(self.api.get_object(info, ns, name).await?))
+    }
+
+    async fn list(
+        &self,
+        r: &ApiResource,
+        ns: Option<&str>,
+        p: &ListParams,
+    ) -> Result<ObjectList<DynamicObject>> {
+        let info = self.api.resolve(r)?;
+        let l = self.api.list_objects(info, ns, p).await?;
+        Ok(ObjectList {
+            metadata: l.metadata,
+            items: l.items.into_iter().map(owned).collect(),
+        })
+    }
+
+    async fn create(
+        &self,
+        r: &ApiResource,
+        ns: Option<&str>,
+        obj: &DynamicObject,
+        p: &PostParams,
+    ) -> Result<DynamicObject> {
+        let info = self.api.resolve(r)?;
+        Ok(owned(
+            self.api
+                .create_object(info, ns, obj.clone(), p)
+                .await?
+                .object,
+        ))
+    }
+
+    async fn update(
+        &self,
+        r: &ApiResource,
+        ns: Option<&str>,
+        obj: &DynamicObject,
+        p: &PostParams,
+    ) -> Result<DynamicObject> {
+        let info = self.api.resolve(r)?;
+        let ns = ns.or(obj.namespace());
+        let out = self
+            .api
+            .update_object(info, ns, obj.name(), Part::Main, obj.clone(), p)
+            .await?;
+        Ok(owned(out.written().object.clone()))
+    }
+
+    async fn update_status(
+        &self,
+        r: &ApiResource,
+        ns: Option<&str>,
+        obj: &DynamicObject,
+        p: &PostParams,
+    ) -> Result<DynamicObject> {
+        let info = self.api.resolve(r)?;
+        if info.subresource("status").is_none() {
+            return Err(ApiError::not_found(
+                &format!("{}/status", crate::rest::qualified(info)),
+                obj.name(),
+            )
+            .into());
+        }
+        let ns = ns.or(obj.namespace());
+        let out = self
+            .api
+            .update_object(info, ns, obj.name(), Part::Status, obj.clone(), p)
+            .await?;
+        Ok(owned(out.written().object.clone()))
+    }
+
+    async fn patch(
+        &self,
+        r: &ApiResource,
+        ns: Option<&str>,
+        name: &str,
+        subresource: Option<&str>,
+        patch: &Patch,
+        p: &PatchParams,
+    ) -> Result<DynamicObject> {
+        let info = self.api.resolve(r)?;
+        let part = Part::from_subresource(subresource).ok_or_else(|| {
+            ApiError::new(
+                405,
+                reason::METHOD_NOT_ALLOWED,
+                format!("patching subresource {subresource:?} is not supported in-process"),
+            )
+        })?;
+        let out = self
+            .api
+            .patch_object(info, ns, name, part, PatchType::of(patch), patch.body(), p)
+            .await?;
+        Ok(owned(out.written().object.clone()))
+    }
+
+    async fn delete(
+        &self,
+        r: &ApiResource,
+        ns: Option<&str>,
+        name: &str,
+        p: &DeleteParams,
+    ) -> Result<DeleteOutcome> {
+        let info = self.api.resolve(r)?;
+        Ok(match self.api.delete_object(info, ns, name, p).await? {
+            Deleted::Gone(o) => DeleteOutcome::Deleted(owned(o)),
+            Deleted::Pending(o) => DeleteOutcome::Pending(owned(o)),
+        })
+    }
+
+    async fn create_subresource(
+        &self,
+        r: &ApiResource,
+        ns: Option<&str>,
+        name: &str,
+        subresource: &str,
+        body: &DynamicObject,
+    ) -> Result<DynamicObject> {
+        let _ = (ns, body);
+        let info = self.api.resolve(r)?;
+        Err(ApiError::not_found(
+            &format!("{}/{subresource}", crate::rest::qualified(info)),
+            name,
+        )
+        .into())
+    }
+
+    async fn watch(
+        &self,
+        r: &ApiResource,
+        ns: Option<&str>,
+        p: &WatchParams,
+    ) -> Result<WatchStream<DynamicObject>> {
+        let info = self.api.resolve(r)?;
+        let s = self.api.watch_objects(info, ns, p).await?;
+        Ok(s.map(|ev| ev.try_map(|o| Ok(owned(o)))).boxed())
+    }
+}

@@ -1,0 +1,186 @@
+//! POST: create an object.
+
+use super::meta::{generate_name, initial_status, time, tracks_generation};
+use super::{qualified, storage_error, Resource, RestResult};
+use crate::server::ApiServer;
+use orch_types::client::PostParams;
+use orch_types::status::reason;
+use orch_types::{ApiError, DynamicObject};
+use std::sync::Arc;
+
+/// The outcome of a write: the stored object and any `Warning` headers to send.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// The object as stored (or as it would be, for a dry run).
+    pub object: Arc<DynamicObject>,
+    /// Warnings (e.g. unknown fields with `fieldValidation=Warn`).
+    pub warnings: Vec<String>,
+}
+
+impl ApiServer {
+    /// Checks that `ns` exists and is not terminating (upstream `NamespaceLifecycle` admission).
+    pub(crate) async fn check_namespace_for_create(
+        &self,
+        info: Resource,
+        ns: &str,
+        name: &str,
+    ) -> RestResult<()> {
+        let ns_key = crate::storage::key::object_key("", "namespaces", None, ns);
+        let found = self
+            .storage
+            .get(&ns_key)
+            .await
+            .map_err(|e| storage_error(info, name, e))?;
+        match found {
+            None => Err(ApiError::not_found("namespaces", ns)),
+            Some(v) if v.object.metadata.deletion_timestamp.is_some() => Err(ApiError::new(
+                403,
+                reason::FORBIDDEN,
+                format!(
+                    "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                    qualified(info)
+                ),
+            )),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Creates an object (`POST`). `ns` is the namespace of the request.
+    pub async fn create_object(
+        &self,
+        info: Resource,
+        ns: Option<&str>,
+        mut obj: DynamicObject,
+        p: &PostParams,
+    ) -> RestResult<Written> {
+        let ns = match (info.namespaced, ns, obj.metadata.namespace.as_deref()) {
+            (false, _, _) => None,
+            (true, Some(url), Some(body)) if !url.is_empty() && url != body => {
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ))
+            }
+            (true, Some(url), _) if !url.is_empty() => Some(url.to_string()),
+            (true, _, Some(body)) if !body.is_empty() => Some(body.to_string()),
+            (true, _, _) => Some("default".to_string()),
+        };
+        self.check_type_meta(info, &mut obj)?;
+        let mut warnings = self.check_fields(info, &obj, p.field_validation.as_deref())?;
+        if obj.metadata.name.as_deref().unwrap_or("").is_empty() {
+            match obj.metadata.generate_name.as_deref() {
+                Some(base) if !base.is_empty() => {
+                    obj.metadata.name = Some(generate_name(base));
+                }
+                _ => {
+                    return Err(ApiError::invalid(
+                        info.kind,
+                        "",
+                        vec![cause(
+                            "metadata.name",
+                            "FieldValueRequired",
+                            "name or generateName is required",
+                        )],
+                    ))
+                }
+            }
+        }
+        let name = obj.name().to_string();
+        if obj
+            .metadata
+            .resource_version
+            .as_deref()
+            .is_some_and(|rv| !rv.is_empty())
+        {
+            return Err(ApiError::bad_request(
+                "resourceVersion should not be set on objects to be created",
+            ));
+        }
+        if let Some(ns) = ns.as_deref() {
+            self.check_namespace_for_create(info, ns, &name).await?;
+        }
+        // BeforeCreate: server-owned metadata.
+        let m = &mut obj.metadata;
+        m.namespace = ns.clone();
+        m.uid = Some(uuid::Uuid::new_v4().to_string());
+        m.creation_timestamp = Some(time(self.config.clock.now()));
+        m.deletion_timestamp = None;
+        m.deletion_grace_period_seconds = None;
+        m.generation = tracks_generation(info).then_some(1);
+        if let Some(status) = initial_status(info) {
+            obj.data.insert("status".into(), status);
+        }
+        if info.kind == "Namespace" {
+            namespace_finalizer(&mut obj);
+        }
+        warnings.extend(self.admit(info, &mut obj, None)?);
+        if p.dry_run {
+            return Ok(Written {
+                object: Arc::new(obj),
+                warnings,
+            });
+        }
+        let key = self.key(info, ns.as_deref(), &name);
+        let v = self
+            .storage
+            .create(&key, obj)
+            .await
+            .map_err(|e| storage_error(info, &name, e))?;
+        Ok(Written {
+            object: v.object,
+            warnings,
+        })
+    }
+
+    /// Fills in or checks `apiVersion` and `kind` against the resource addressed.
+    pub(crate) fn check_type_meta(
+        &self,
+        info: Resource,
+        obj: &mut DynamicObject,
+    ) -> RestResult<()> {
+        let want = info.api_version();
+        if obj.types.api_version.is_empty() {
+            obj.types.api_version = want.clone();
+        }
+        if obj.types.kind.is_empty() {
+            obj.types.kind = info.kind.to_string();
+        }
+        if obj.types.api_version != want || obj.types.kind != info.kind {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({}) does not match the expected API version ({want}) or the kind ({}) does not match {}",
+                obj.types.api_version, obj.types.kind, info.kind
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A `details.causes[]` entry.
+pub fn cause(
+    field: &str,
+    reason: &str,
+    message: &str,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::StatusCause {
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::StatusCause {
+        field: Some(field.into()),
+        reason: Some(reason.into()),
+        message: Some(message.into()),
+    }
+}
+
+/// Namespaces get the `kubernetes` finalizer in `spec.finalizers` (upstream namespace strategy).
+fn namespace_finalizer(obj: &mut DynamicObject) {
+    let spec = obj
+        .data
+        .entry("spec")
+        .or_insert_with(|| serde_json::json!({}));
+    if let Some(spec) = spec.as_object_mut() {
+        let fins = spec
+            .entry("finalizers")
+            .or_insert_with(|| serde_json::json!([]));
+        if let Some(list) = fins.as_array_mut() {
+            if !list.iter().any(|f| f == "kubernetes") {
+                list.push("kubernetes".into());
+            }
+        }
+    }
+}

@@ -1,0 +1,640 @@
+//! The HTTP router: Kubernetes paths to the REST operations of [`ApiServer`].
+//!
+//! Layout, so that other modules plug in without touching the verbs:
+//! - [`system_routes`]: `/version`, `/healthz`, `/livez`, `/readyz`;
+//! - [`extension_routes`]: discovery (`/api`, `/apis`, per group version), OpenAPI — add routes
+//!   there; static routes win over the resource catch-alls;
+//! - `/api/{*path}` and `/apis/{*path}`: [`parse_target`] resolves the resource, then
+//!   [`dispatch`] maps (method, collection/object, subresource) to a verb; subresources other
+//!   than `status`/`finalize` go to [`super::subresource::handle`].
+//!
+//! Content negotiation is [`super::negotiate`]; patch types dispatch in
+//! [`super::patch::apply_patch`].
+
+use super::delete::Deleted;
+use super::negotiate::{self, decode_body, render, response_format, Failure, Format};
+use super::update::{Part, UpdateOutcome};
+use super::{qualified, Resource, RestResult};
+use crate::server::ApiServer;
+use axum::body::Body;
+use axum::extract::{Request as HttpRequest, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+use bytes::Bytes;
+use futures::StreamExt;
+use orch_types::client::{
+    DeleteParams, ListParams, PatchParams, PostParams, Preconditions, PropagationPolicy,
+    VersionMatch, WatchParams,
+};
+use orch_types::registry;
+use orch_types::status::reason;
+use orch_types::{ApiError, DynamicObject};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The Kubernetes version reported by `/version` (kubectl picks its bundled 1.33 from it).
+pub const KUBE_GIT_VERSION: &str = "v1.33.0";
+
+/// The router with every route.
+pub fn router(api: Arc<ApiServer>) -> Router {
+    Router::new()
+        .merge(system_routes())
+        .merge(extension_routes())
+        .route("/api/{*path}", any(resource_handler))
+        .route("/apis/{*path}", any(resource_handler))
+        .fallback(not_found)
+        .with_state(api)
+}
+
+/// `/version`, health endpoints.
+pub fn system_routes() -> Router<Arc<ApiServer>> {
+    Router::new()
+        .route("/version", get(version))
+        .route("/version/", get(version))
+        .route("/healthz", get(ok))
+        .route("/livez", get(ok))
+        .route("/readyz", get(ok))
+        .route("/healthz/{*check}", get(ok))
+        .route("/livez/{*check}", get(ok))
+        .route("/readyz/{*check}", get(ok))
+}
+
+/// Discovery and OpenAPI routes (owned by the discovery/OpenAPI modules).
+pub fn extension_routes() -> Router<Arc<ApiServer>> {
+    Router::new()
+}
+
+async fn ok() -> &'static str {
+    "ok"
+}
+
+async fn not_found(req: HttpRequest) -> Response {
+    Failure(ApiError::new(
+        404,
+        reason::NOT_FOUND,
+        format!(
+            "the server could not find the requested resource ({})",
+            req.uri().path()
+        ),
+    ))
+    .into_response()
+}
+
+async fn version() -> Response {
+    let v = serde_json::json!({
+        "major": "1",
+        "minor": "33",
+        "gitVersion": KUBE_GIT_VERSION,
+        "gitCommit": "orch",
+        "gitTreeState": "clean",
+        "buildDate": "2025-04-23T00:00:00Z",
+        "goVersion": "go1.24.2",
+        "compiler": "orch",
+        "platform": format!("{}/{}", std::env::consts::OS, if cfg!(target_arch = "x86_64") { "amd64" } else { std::env::consts::ARCH }),
+    });
+    axum::Json(v).into_response()
+}
+
+/// What a resource path addresses.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The resource type.
+    pub info: Resource,
+    /// Namespace from the path.
+    pub namespace: Option<String>,
+    /// Object name (None: the collection).
+    pub name: Option<String>,
+    /// Subresource (`status`, `scale`, …).
+    pub subresource: Option<String>,
+}
+
+/// A parsed request, as handlers see it.
+#[derive(Debug)]
+pub struct Request {
+    /// HTTP method.
+    pub method: Method,
+    /// What the path addresses.
+    pub target: Target,
+    /// Query parameters (last value wins).
+    pub query: HashMap<String, String>,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// The body (at most the configured limit).
+    pub body: Bytes,
+}
+
+impl Request {
+    /// A query parameter.
+    pub fn param(&self, k: &str) -> Option<&str> {
+        self.query.get(k).map(String::as_str)
+    }
+
+    fn flag(&self, k: &str) -> bool {
+        matches!(self.param(k), Some("true" | "1" | "True"))
+    }
+}
+
+fn unknown_resource(path: &str) -> ApiError {
+    ApiError::new(
+        404,
+        reason::NOT_FOUND,
+        format!("the server could not find the requested resource ({path})"),
+    )
+}
+
+/// Resolves `/api/v1/...` or `/apis/GROUP/VERSION/...` to a resource target.
+pub fn parse_target(path: &str) -> RestResult<Target> {
+    let segs: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let (group, version, rest) = match segs.as_slice() {
+        ["api", v, rest @ ..] => ("", *v, rest),
+        ["apis", g, v, rest @ ..] => (*g, *v, rest),
+        _ => return Err(unknown_resource(path)),
+    };
+    let find = |plural: &str| {
+        registry::by_plural(group, version, plural).ok_or_else(|| unknown_resource(path))
+    };
+    let owned = |s: &&str| Some((*s).to_string());
+    let t = match rest {
+        [plural] => Target {
+            info: find(plural)?,
+            namespace: None,
+            name: None,
+            subresource: None,
+        },
+        ["namespaces", ns, plural]
+            if registry::by_plural(group, version, plural).is_some_and(|r| r.namespaced) =>
+        {
+            Target {
+                info: find(plural)?,
+                namespace: owned(ns),
+                name: None,
+                subresource: None,
+            }
+        }
+        ["namespaces", ns, plural, name]
+            if registry::by_plural(group, version, plural).is_some_and(|r| r.namespaced) =>
+        {
+            Target {
+                info: find(plural)?,
+                namespace: owned(ns),
+                name: owned(name),
+                subresource: None,
+            }
+        }
+        ["namespaces", ns, plural, name, sub]
+            if registry::by_plural(group, version, plural).is_some_and(|r| r.namespaced) =>
+        {
+            Target {
+                info: find(plural)?,
+                namespace: owned(ns),
+                name: owned(name),
+                subresource: owned(sub),
+            }
+        }
+        [plural, name] => Target {
+            info: find(plural)?,
+            namespace: None,
+            name: owned(name),
+            subresource: None,
+        },
+        [plural, name, sub] => Target {
+            info: find(plural)?,
+            namespace: None,
+            name: owned(name),
+            subresource: owned(sub),
+        },
+        _ => return Err(unknown_resource(path)),
+    };
+    if t.info.namespaced && t.namespace.is_none() && t.name.is_some() {
+        return Err(ApiError::new(
+            404,
+            reason::NOT_FOUND,
+            format!(
+                "{} is namespaced: use /namespaces/NAMESPACE/{}/{}",
+                qualified(t.info),
+                t.info.plural,
+                t.name.as_deref().unwrap_or("")
+            ),
+        ));
+    }
+    if let Some(sub) = &t.subresource {
+        if t.info.subresource(sub).is_none() {
+            return Err(unknown_resource(path));
+        }
+    }
+    Ok(t)
+}
+
+fn parse_query(q: Option<&str>) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        out.insert(pct_decode(k), pct_decode(v));
+    }
+    out
+}
+
+fn pct_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(v) => {
+                        out.push(v);
+                        i += 3;
+                        continue;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn resource_handler(State(api): State<Arc<ApiServer>>, req: HttpRequest) -> Response {
+    match handle(api, req).await {
+        Ok(r) => r,
+        Err(e) => Failure(e).into_response(),
+    }
+}
+
+async fn handle(api: Arc<ApiServer>, req: HttpRequest) -> RestResult<Response> {
+    let (parts, body) = req.into_parts();
+    let mut path = parts.uri.path().to_string();
+    let mut query = parse_query(parts.uri.query());
+    // Legacy `/api/v1/watch/...` paths.
+    for legacy in ["/api/v1/watch/", "/watch/"] {
+        if let Some(i) = path.find(legacy) {
+            let (head, tail) = path.split_at(i);
+            let tail = &tail[legacy.len()..];
+            path = format!(
+                "{}/{tail}",
+                if legacy == "/watch/" {
+                    head.to_string()
+                } else {
+                    "/api/v1".to_string()
+                }
+            );
+            query.insert("watch".into(), "true".into());
+            break;
+        }
+    }
+    let target = parse_target(&path)?;
+    let limit = api.config.max_body_bytes;
+    let too_large = || {
+        ApiError::new(
+            413,
+            reason::REQUEST_ENTITY_TOO_LARGE,
+            format!("the request body is larger than the limit of {limit} bytes"),
+        )
+    };
+    if parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_some_and(|n| n > limit)
+    {
+        return Err(too_large());
+    }
+    let body = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large())?;
+    let req = Request {
+        method: parts.method,
+        target,
+        query,
+        headers: parts.headers,
+        body,
+    };
+    if let Some(resp) = super::subresource::handle(&api, &req).await {
+        return Ok(resp);
+    }
+    dispatch(&api, req).await
+}
+
+fn not_allowed(req: &Request) -> ApiError {
+    ApiError::new(
+        405,
+        reason::METHOD_NOT_ALLOWED,
+        format!(
+            "the server does not allow this method on the requested resource ({} {})",
+            req.method,
+            qualified(req.target.info)
+        ),
+    )
+}
+
+fn verb_allowed(info: Resource, verb: &str) -> bool {
+    info.verbs.contains(&verb)
+}
+
+fn list_params(req: &Request) -> RestResult<ListParams> {
+    Ok(ListParams {
+        label_selector: req.param("labelSelector").map(str::to_string),
+        field_selector: req.param("fieldSelector").map(str::to_string),
+        limit: match req.param("limit") {
+            Some(l) if !l.is_empty() => Some(
+                l.parse()
+                    .map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?,
+            ),
+            _ => None,
+        },
+        continue_token: req.param("continue").map(str::to_string),
+        resource_version: req.param("resourceVersion").map(str::to_string),
+        resource_version_match: match req.param("resourceVersionMatch") {
+            None | Some("") => None,
+            Some("Exact") => Some(VersionMatch::Exact),
+            Some("NotOlderThan") => Some(VersionMatch::NotOlderThan),
+            Some(o) => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid resourceVersionMatch {o:?}"
+                )))
+            }
+        },
+    })
+}
+
+fn watch_params(req: &Request) -> RestResult<WatchParams> {
+    let mut field_selector = req.param("fieldSelector").map(str::to_string);
+    if let Some(name) = &req.target.name {
+        let by_name = format!("metadata.name={name}");
+        field_selector = Some(match field_selector {
+            Some(f) if !f.is_empty() => format!("{f},{by_name}"),
+            _ => by_name,
+        });
+    }
+    Ok(WatchParams {
+        label_selector: req.param("labelSelector").map(str::to_string),
+        field_selector,
+        resource_version: req.param("resourceVersion").map(str::to_string),
+        allow_bookmarks: req.flag("allowWatchBookmarks"),
+        timeout_seconds: match req.param("timeoutSeconds") {
+            Some(t) if !t.is_empty() => Some(
+                t.parse()
+                    .map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds {t:?}")))?,
+            ),
+            // Upstream picks a random timeout between 30 and 60 minutes.
+            _ => Some(1800 + rand::random::<u32>() % 1800),
+        },
+        send_initial_events: req.flag("sendInitialEvents"),
+    })
+}
+
+fn post_params(req: &Request) -> PostParams {
+    PostParams {
+        dry_run: req.param("dryRun") == Some("All"),
+        field_manager: req.param("fieldManager").map(str::to_string),
+        field_validation: req.param("fieldValidation").map(str::to_string),
+    }
+}
+
+fn delete_params(req: &Request) -> RestResult<DeleteParams> {
+    let mut p = DeleteParams {
+        dry_run: req.param("dryRun") == Some("All"),
+        ..Default::default()
+    };
+    let body: Value = if req.body.iter().all(u8::is_ascii_whitespace) {
+        Value::Null
+    } else {
+        decode_body(&req.headers, &req.body)?
+    };
+    let policy = body
+        .get("propagationPolicy")
+        .and_then(Value::as_str)
+        .or(req.param("propagationPolicy"));
+    p.propagation_policy = match policy {
+        None | Some("") => None,
+        Some("Background") => Some(PropagationPolicy::Background),
+        Some("Foreground") => Some(PropagationPolicy::Foreground),
+        Some("Orphan") => Some(PropagationPolicy::Orphan),
+        Some(o) => {
+            return Err(ApiError::bad_request(format!(
+                "invalid propagationPolicy {o:?}: must be Background, Foreground or Orphan"
+            )))
+        }
+    };
+    let orphan = body.get("orphanDependents").and_then(Value::as_bool).or(
+        match req.param("orphanDependents") {
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            _ => None,
+        },
+    );
+    if let Some(o) = orphan {
+        if p.propagation_policy.is_some() {
+            return Err(ApiError::bad_request(
+                "orphanDependents and propagationPolicy are mutually exclusive",
+            ));
+        }
+        p.propagation_policy = Some(if o {
+            PropagationPolicy::Orphan
+        } else {
+            PropagationPolicy::Background
+        });
+    }
+    p.grace_period_seconds = match body.get("gracePeriodSeconds").and_then(Value::as_i64) {
+        Some(g) => Some(g),
+        None => req.param("gracePeriodSeconds").and_then(|g| g.parse().ok()),
+    };
+    if let Some(pre) = body.get("preconditions") {
+        let pre: Preconditions = serde_json::from_value(pre.clone())
+            .map_err(|e| ApiError::bad_request(format!("invalid preconditions: {e}")))?;
+        p.preconditions = Some(pre);
+    }
+    if body
+        .get("dryRun")
+        .and_then(Value::as_array)
+        .is_some_and(|a| a.iter().any(|x| x == "All"))
+    {
+        p.dry_run = true;
+    }
+    Ok(p)
+}
+
+fn decode_object(req: &Request) -> RestResult<DynamicObject> {
+    let v = decode_body(&req.headers, &req.body)?;
+    if !v.is_object() {
+        return Err(ApiError::bad_request(
+            "the request body must be a JSON object",
+        ));
+    }
+    DynamicObject::from_value(v).map_err(|e| {
+        ApiError::bad_request(format!(
+            "cannot decode {} object: {}",
+            req.target.info.kind, e.source
+        ))
+    })
+}
+
+fn list_body(info: Resource, list: &orch_types::client::ObjectList<Arc<DynamicObject>>) -> Value {
+    serde_json::json!({
+        "kind": format!("{}List", info.kind),
+        "apiVersion": info.api_version(),
+        "metadata": list.metadata,
+        "items": list.items,
+    })
+}
+
+/// Maps a parsed request to a REST operation and renders the answer.
+pub async fn dispatch(api: &Arc<ApiServer>, req: Request) -> RestResult<Response> {
+    let info = req.target.info;
+    let format = response_format(&req.headers)?;
+    let ns = req.target.namespace.as_deref();
+    let name = req.target.name.clone();
+    let part = Part::from_subresource(req.target.subresource.as_deref())
+        .ok_or_else(|| not_allowed(&req))?;
+    if part == Part::Finalize && info.kind != "Namespace" {
+        return Err(not_allowed(&req));
+    }
+    let is_watch = req.flag("watch");
+    match (&req.method, name) {
+        (&Method::GET, _) if is_watch => {
+            if !verb_allowed(info, "watch") {
+                return Err(not_allowed(&req));
+            }
+            let p = watch_params(&req)?;
+            let stream = api.watch_objects(info, ns, &p).await?;
+            Ok(watch_response(format, stream))
+        }
+        (&Method::GET, None) => {
+            if !verb_allowed(info, "list") {
+                return Err(not_allowed(&req));
+            }
+            let list = api.list_objects(info, ns, &list_params(&req)?).await?;
+            Ok(render(
+                Some(info),
+                format,
+                StatusCode::OK,
+                &list_body(info, &list),
+                &[],
+            ))
+        }
+        (&Method::GET, Some(name)) => {
+            let o = api.get_object(info, ns, &name).await?;
+            Ok(render(Some(info), format, StatusCode::OK, &*o, &[]))
+        }
+        (&Method::POST, None) => {
+            if !verb_allowed(info, "create") {
+                return Err(not_allowed(&req));
+            }
+            let obj = decode_object(&req)?;
+            let w = api.create_object(info, ns, obj, &post_params(&req)).await?;
+            Ok(render(
+                Some(info),
+                format,
+                StatusCode::CREATED,
+                &*w.object,
+                &w.warnings,
+            ))
+        }
+        (&Method::PUT, Some(name)) => {
+            if part == Part::Main && !verb_allowed(info, "update") {
+                return Err(not_allowed(&req));
+            }
+            let obj = decode_object(&req)?;
+            let out = api
+                .update_object(info, ns, &name, part, obj, &post_params(&req))
+                .await?;
+            Ok(update_response(info, format, out))
+        }
+        (&Method::PATCH, Some(name)) => {
+            if part == Part::Main && !verb_allowed(info, "patch") {
+                return Err(not_allowed(&req));
+            }
+            let ct = req
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let kind = super::patch::PatchType::from_content_type(ct)
+                .ok_or_else(|| negotiate::unsupported_media(ct))?;
+            let body: Value = match kind {
+                super::patch::PatchType::Apply => serde_yaml_ng::from_slice(&req.body)
+                    .map_err(|e| ApiError::bad_request(format!("invalid apply patch: {e}")))?,
+                _ => serde_json::from_slice(&req.body)
+                    .map_err(|e| ApiError::bad_request(format!("invalid patch body: {e}")))?,
+            };
+            let p = PatchParams {
+                dry_run: req.param("dryRun") == Some("All"),
+                field_manager: req.param("fieldManager").map(str::to_string),
+                force: req.flag("force"),
+                field_validation: req.param("fieldValidation").map(str::to_string),
+            };
+            let out = api
+                .patch_object(info, ns, &name, part, kind, &body, &p)
+                .await?;
+            Ok(update_response(info, format, out))
+        }
+        (&Method::DELETE, Some(name)) if part == Part::Main => {
+            if !verb_allowed(info, "delete") {
+                return Err(not_allowed(&req));
+            }
+            let p = delete_params(&req)?;
+            match api.delete_object(info, ns, &name, &p).await? {
+                Deleted::Gone(o) => Ok(render(Some(info), format, StatusCode::OK, &*o, &[])),
+                Deleted::Pending(o) => {
+                    Ok(render(Some(info), format, StatusCode::ACCEPTED, &*o, &[]))
+                }
+            }
+        }
+        (&Method::DELETE, None) => {
+            if !verb_allowed(info, "deletecollection") {
+                return Err(not_allowed(&req));
+            }
+            let p = delete_params(&req)?;
+            let items = api
+                .delete_collection(info, ns, &list_params(&req)?, &p)
+                .await?;
+            let list = orch_types::client::ObjectList {
+                metadata: Default::default(),
+                items,
+            };
+            Ok(render(
+                Some(info),
+                format,
+                StatusCode::OK,
+                &list_body(info, &list),
+                &[],
+            ))
+        }
+        _ => Err(not_allowed(&req)),
+    }
+}
+
+fn update_response(info: Resource, format: Format, out: UpdateOutcome) -> Response {
+    let w = out.written();
+    render(Some(info), format, StatusCode::OK, &*w.object, &w.warnings)
+}
+
+fn watch_response(format: Format, stream: super::watch::ObjectWatch) -> Response {
+    let _ = format;
+    let body = stream.map(|ev| {
+        let mut line = serde_json::to_vec(&ev).unwrap_or_default();
+        line.push(b'\n');
+        Ok::<_, std::convert::Infallible>(Bytes::from(line))
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CACHE_CONTROL, "no-cache, private")
+        .body(Body::from_stream(body))
+        .unwrap_or_else(|_| Failure(ApiError::internal("cannot start watch")).into_response())
+}

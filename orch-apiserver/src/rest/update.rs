@@ -1,0 +1,280 @@
+//! PUT (main resource, `status`, namespace `finalize`) and the guaranteed-update loop every
+//! read-modify-write (patch, graceful delete) goes through.
+
+use super::create::Written;
+use super::meta::{has_status, spec_changed, tracks_generation};
+use super::{storage_error, Resource, RestResult};
+use crate::server::ApiServer;
+use crate::storage::{StorageError, Versioned};
+use orch_types::client::PostParams;
+use orch_types::{ApiError, DynamicObject};
+use std::sync::Arc;
+
+/// Which part of an object a write addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// The main resource: status changes are ignored when the kind has a status subresource.
+    Main,
+    /// `/status`: only status changes are kept.
+    Status,
+    /// Namespace `/finalize`: only `spec.finalizers` changes are kept.
+    Finalize,
+}
+
+impl Part {
+    /// From a subresource name.
+    pub fn from_subresource(s: Option<&str>) -> Option<Self> {
+        match s {
+            None | Some("") => Some(Self::Main),
+            Some("status") => Some(Self::Status),
+            Some("finalize") => Some(Self::Finalize),
+            _ => None,
+        }
+    }
+}
+
+/// Most retries of a guaranteed update whose caller gave no resourceVersion.
+const MAX_RETRIES: usize = 16;
+
+/// What an update did.
+#[derive(Debug, Clone)]
+pub enum UpdateOutcome {
+    /// Stored (or unchanged for a no-op).
+    Updated(Written),
+    /// The update removed the last finalizer of an object being deleted: it is gone.
+    Deleted(Written),
+}
+
+impl UpdateOutcome {
+    /// The resulting object.
+    pub fn written(&self) -> &Written {
+        match self {
+            Self::Updated(w) | Self::Deleted(w) => w,
+        }
+    }
+}
+
+fn conflict(info: Resource, name: &str) -> ApiError {
+    storage_error(
+        info,
+        name,
+        StorageError::Conflict {
+            key: String::new(),
+            expected: 0,
+            actual: 0,
+        },
+    )
+}
+
+/// Copies what a write to `part` may not change from `old` into `new`.
+fn restrict_to_part(
+    info: Resource,
+    part: Part,
+    old: &DynamicObject,
+    new: DynamicObject,
+) -> DynamicObject {
+    match part {
+        Part::Main => {
+            let mut new = new;
+            if has_status(info) {
+                match old.data.get("status") {
+                    Some(s) => new.data.insert("status".into(), s.clone()),
+                    None => new.data.remove("status"),
+                };
+            }
+            if info.kind == "Namespace" {
+                let old_fins = old
+                    .data
+                    .get("spec")
+                    .and_then(|s| s.get("finalizers"))
+                    .cloned();
+                let spec = new
+                    .data
+                    .entry("spec")
+                    .or_insert_with(|| serde_json::json!({}));
+                if let Some(spec) = spec.as_object_mut() {
+                    match old_fins {
+                        Some(f) => spec.insert("finalizers".into(), f),
+                        None => spec.remove("finalizers"),
+                    };
+                }
+            }
+            new
+        }
+        Part::Status => {
+            let mut out = old.clone();
+            match new.data.get("status") {
+                Some(s) => out.data.insert("status".into(), s.clone()),
+                None => out.data.remove("status"),
+            };
+            out.metadata.resource_version = new.metadata.resource_version;
+            out
+        }
+        Part::Finalize => {
+            let mut out = old.clone();
+            let fins = new
+                .data
+                .get("spec")
+                .and_then(|s| s.get("finalizers"))
+                .cloned();
+            let spec = out
+                .data
+                .entry("spec")
+                .or_insert_with(|| serde_json::json!({}));
+            if let Some(spec) = spec.as_object_mut() {
+                match fins {
+                    Some(f) => spec.insert("finalizers".into(), f),
+                    None => spec.remove("finalizers"),
+                };
+            }
+            out.metadata.resource_version = new.metadata.resource_version;
+            out
+        }
+    }
+}
+
+/// Whether an object marked for deletion has no finalizers left (metadata, and for namespaces
+/// `spec.finalizers`) and no grace period running: upstream `ShouldDeleteDuringUpdate`.
+pub(crate) fn finished_deleting(o: &DynamicObject) -> bool {
+    o.metadata.deletion_timestamp.is_some()
+        && o.metadata.finalizers.as_ref().is_none_or(Vec::is_empty)
+        && o.metadata.deletion_grace_period_seconds.unwrap_or(0) == 0
+        && o.data
+            .get("spec")
+            .and_then(|s| s.get("finalizers"))
+            .and_then(|f| f.as_array())
+            .is_none_or(Vec::is_empty)
+}
+
+impl ApiServer {
+    /// The guaranteed-update loop: reads the current object, lets `mutate` compute the desired
+    /// one, applies server bookkeeping and admission, and writes with a compare on the revision
+    /// read; retries on a concurrent write unless `mutate` pinned a resourceVersion.
+    pub(crate) async fn guaranteed_update(
+        &self,
+        info: Resource,
+        ns: Option<&str>,
+        name: &str,
+        part: Part,
+        dry_run: bool,
+        mut mutate: impl FnMut(&DynamicObject) -> RestResult<DynamicObject>,
+    ) -> RestResult<UpdateOutcome> {
+        let key = self.key(info, ns, name);
+        for _ in 0..MAX_RETRIES {
+            let cur: Versioned = self
+                .storage
+                .get(&key)
+                .await
+                .map_err(|e| storage_error(info, name, e))?
+                .ok_or_else(|| ApiError::not_found(&super::qualified(info), name))?;
+            let old = &*cur.object;
+            let mut new = mutate(old)?;
+            self.check_type_meta(info, &mut new)?;
+            if new.name() != name && !new.name().is_empty() {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({}) does not match the name on the URL ({name})",
+                    new.name()
+                )));
+            }
+            let pinned = new
+                .metadata
+                .resource_version
+                .as_deref()
+                .filter(|rv| !rv.is_empty())
+                .map(str::to_string);
+            if let Some(rv) = &pinned {
+                if rv != old.resource_version().unwrap_or_default() {
+                    return Err(conflict(info, name));
+                }
+            }
+            let mut new = restrict_to_part(info, part, old, new);
+            // BeforeUpdate: metadata the client cannot change.
+            let m = &mut new.metadata;
+            m.name = old.metadata.name.clone();
+            m.namespace = old.metadata.namespace.clone();
+            m.uid = old.metadata.uid.clone();
+            m.creation_timestamp = old.metadata.creation_timestamp.clone();
+            m.deletion_timestamp = old.metadata.deletion_timestamp.clone();
+            m.deletion_grace_period_seconds = old.metadata.deletion_grace_period_seconds;
+            m.generation = old.metadata.generation;
+            m.resource_version = old.metadata.resource_version.clone();
+            let warnings = self.admit(info, &mut new, Some(old))?;
+            if tracks_generation(info) && spec_changed(old, &new) {
+                new.metadata.generation = Some(old.metadata.generation.unwrap_or(0) + 1);
+            }
+            if new == *old {
+                // A no-op update is not written and keeps the resourceVersion.
+                return Ok(UpdateOutcome::Updated(Written {
+                    object: cur.object.clone(),
+                    warnings,
+                }));
+            }
+            if dry_run {
+                return Ok(UpdateOutcome::Updated(Written {
+                    object: Arc::new(new),
+                    warnings,
+                }));
+            }
+            let expected = Some(cur.mod_revision);
+            let result = if finished_deleting(&new) {
+                self.storage.delete(&key, expected).await.map(|v| {
+                    UpdateOutcome::Deleted(Written {
+                        object: v.object,
+                        warnings,
+                    })
+                })
+            } else {
+                self.storage.update(&key, new, expected).await.map(|v| {
+                    UpdateOutcome::Updated(Written {
+                        object: v.object,
+                        warnings,
+                    })
+                })
+            };
+            match result {
+                Ok(o) => return Ok(o),
+                Err(StorageError::Conflict { .. }) if pinned.is_none() => continue,
+                Err(StorageError::NotFound { .. }) if pinned.is_none() => continue,
+                Err(e) => return Err(storage_error(info, name, e)),
+            }
+        }
+        Err(conflict(info, name))
+    }
+
+    /// Replaces an object (`PUT`), its status (`part == Status`) or a namespace's finalizers.
+    pub async fn update_object(
+        &self,
+        info: Resource,
+        ns: Option<&str>,
+        name: &str,
+        part: Part,
+        obj: DynamicObject,
+        p: &PostParams,
+    ) -> RestResult<UpdateOutcome> {
+        let ns = self.object_namespace(info, ns)?;
+        if let (Some(url), Some(body)) = (ns, obj.metadata.namespace.as_deref()) {
+            if !body.is_empty() && url != body {
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ));
+            }
+        }
+        if obj.name() != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({}) does not match the name on the URL ({name})",
+                obj.name()
+            )));
+        }
+        let mut warnings = self.check_fields(info, &obj, p.field_validation.as_deref())?;
+        let mut out = self
+            .guaranteed_update(info, ns, name, part, p.dry_run, |_| Ok(obj.clone()))
+            .await?;
+        match &mut out {
+            UpdateOutcome::Updated(w) | UpdateOutcome::Deleted(w) => {
+                warnings.append(&mut w.warnings);
+                w.warnings = warnings;
+            }
+        }
+        Ok(out)
+    }
+}

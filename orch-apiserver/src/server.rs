@@ -1,0 +1,245 @@
+//! [`ApiServer`]: storage + watch cache + REST semantics, and [`serve`] to put it on a socket.
+
+use crate::cache::{WatchCache, DEFAULT_WINDOW};
+use crate::storage::{embedded::EmbeddedStore, memory::MemoryStore, SharedStorage, StorageError};
+use orch_types::clock::{SharedClock, SystemClock};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+/// Which storage backend to use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageConfig {
+    /// In memory, nothing durable.
+    Memory,
+    /// Durable in this data directory (see [`crate::storage::embedded`]).
+    Embedded(PathBuf),
+}
+
+/// Configuration of an [`ApiServer`].
+#[derive(Debug, Clone)]
+pub struct ApiServerConfig {
+    /// Storage backend.
+    pub storage: StorageConfig,
+    /// Clock for creationTimestamp/deletionTimestamp.
+    pub clock: SharedClock,
+    /// Events kept per resource type in the watch cache.
+    pub watch_window: usize,
+    /// Idle time after which a watch with `allowWatchBookmarks` gets a bookmark.
+    pub bookmark_interval: Duration,
+    /// History older than this is compacted (upstream compacts every 5 minutes); `None`: never.
+    pub compaction_interval: Option<Duration>,
+    /// Largest accepted request body (upstream: 3 MiB).
+    pub max_body_bytes: usize,
+}
+
+impl ApiServerConfig {
+    /// In-memory storage, system clock.
+    pub fn memory() -> Self {
+        Self {
+            storage: StorageConfig::Memory,
+            clock: Arc::new(SystemClock),
+            watch_window: DEFAULT_WINDOW,
+            bookmark_interval: Duration::from_secs(60),
+            compaction_interval: Some(Duration::from_secs(300)),
+            max_body_bytes: 3 * 1024 * 1024,
+        }
+    }
+
+    /// Durable storage in `dir`, system clock.
+    pub fn embedded(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            storage: StorageConfig::Embedded(dir.into()),
+            ..Self::memory()
+        }
+    }
+
+    /// With this clock.
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+}
+
+/// Errors starting an [`ApiServer`].
+#[derive(Debug, thiserror::Error)]
+pub enum ApiServerError {
+    /// The storage could not be opened.
+    #[error("cannot open storage: {0}")]
+    Storage(#[from] StorageError),
+    /// The watch cache could not be loaded.
+    #[error("cannot start the watch cache: {0}")]
+    Cache(#[from] crate::cache::CacheError),
+    /// Creating a system namespace failed.
+    #[error("cannot create namespace {name}: {source}")]
+    Bootstrap {
+        /// Namespace.
+        name: String,
+        /// Why.
+        #[source]
+        source: orch_types::ApiError,
+    },
+    /// Listening or serving failed.
+    #[error("server I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The namespaces that exist from the start.
+pub const SYSTEM_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// An API server: storage, watch cache and REST semantics. Cheap to share (`Arc`).
+pub struct ApiServer {
+    pub(crate) storage: SharedStorage,
+    pub(crate) cache: Arc<WatchCache>,
+    pub(crate) config: ApiServerConfig,
+    pub(crate) me: Weak<ApiServer>,
+    /// Set when the HTTP server shuts down: ends open watches so shutdown does not hang.
+    pub(crate) stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for ApiServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiServer")
+            .field("storage", &self.config.storage)
+            .field("revision", &self.storage.current_revision())
+            .finish()
+    }
+}
+
+impl ApiServer {
+    /// Opens the storage, loads the watch cache and creates the system namespaces.
+    ///
+    /// Must be called inside a tokio runtime (the watch cache runs a task).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use orch_apiserver::{ApiServer, ApiServerConfig};
+    /// use orch_types::client::ListParams;
+    /// use orch_types::registry;
+    /// let api = ApiServer::new(ApiServerConfig::memory()).unwrap();
+    /// let ns = registry::by_name("ns")[0].api_resource();
+    /// let list = api.client().list(&ns, None, &ListParams::default()).await.unwrap();
+    /// assert_eq!(list.items.len(), 4);
+    /// # }
+    /// ```
+    pub fn new(config: ApiServerConfig) -> Result<Arc<Self>, ApiServerError> {
+        let storage: SharedStorage = match &config.storage {
+            StorageConfig::Memory => Arc::new(MemoryStore::new()),
+            StorageConfig::Embedded(dir) => Arc::new(EmbeddedStore::open(dir)?),
+        };
+        Self::with_storage(storage, config)
+    }
+
+    /// Like [`ApiServer::new`] on an already opened storage (any backend).
+    pub fn with_storage(
+        storage: SharedStorage,
+        config: ApiServerConfig,
+    ) -> Result<Arc<Self>, ApiServerError> {
+        let cache =
+            futures::executor::block_on(WatchCache::start(storage.clone(), config.watch_window))?;
+        let api = Arc::new_cyclic(|me| Self {
+            storage,
+            cache,
+            config,
+            me: me.clone(),
+            stop: tokio::sync::watch::channel(false).0,
+        });
+        futures::executor::block_on(api.bootstrap())?;
+        if let Some(every) = api.config.compaction_interval {
+            tokio::spawn(compactor(Arc::downgrade(&api), every));
+        }
+        Ok(api)
+    }
+
+    async fn bootstrap(&self) -> Result<(), ApiServerError> {
+        let info = orch_types::registry::by_kind("v1", "Namespace").ok_or_else(|| {
+            ApiServerError::Bootstrap {
+                name: "-".into(),
+                source: orch_types::ApiError::internal("Namespace kind is not registered"),
+            }
+        })?;
+        for name in SYSTEM_NAMESPACES {
+            let obj = orch_types::DynamicObject::new("v1", "Namespace", name);
+            match self
+                .create_object(info, None, obj, &Default::default())
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if e.is_already_exists() => {}
+                Err(source) => {
+                    return Err(ApiServerError::Bootstrap {
+                        name: name.to_string(),
+                        source,
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The storage backend.
+    pub fn storage(&self) -> &SharedStorage {
+        &self.storage
+    }
+
+    /// The watch cache.
+    pub fn watch_cache(&self) -> &Arc<WatchCache> {
+        &self.cache
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ApiServerConfig {
+        &self.config
+    }
+
+    /// A strong handle to this server.
+    pub(crate) fn arc(&self) -> Arc<ApiServer> {
+        self.me.upgrade().expect("ApiServer used after drop")
+    }
+
+    /// The in-process client: no HTTP, no JSON.
+    pub fn client(&self) -> orch_types::client::SharedClient {
+        Arc::new(crate::client::local::LocalClient::new(self.arc()))
+    }
+
+    /// The HTTP router (axum) serving the Kubernetes API.
+    pub fn router(&self) -> axum::Router {
+        crate::rest::router::router(self.arc())
+    }
+}
+
+/// Compacts history older than one interval, like kube-apiserver's compactor.
+async fn compactor(api: Weak<ApiServer>, every: Duration) {
+    let mut last = None;
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(api) = api.upgrade() else { return };
+        let now = api.storage.current_revision();
+        if let Some(rev) = last {
+            if let Err(e) = api.storage.compact(rev).await {
+                tracing::warn!(error = %e, "compaction failed");
+            }
+        }
+        last = Some(now);
+    }
+}
+
+/// Serves `api` on `listener` until `shutdown` completes, then finishes in-flight requests
+/// (open watches are ended).
+pub async fn serve(
+    api: Arc<ApiServer>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ApiServerError> {
+    let router = api.router();
+    let stopper = api.clone();
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            stopper.stop.send_replace(true);
+        })
+        .await?;
+    Ok(())
+}

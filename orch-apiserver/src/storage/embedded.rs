@@ -1,0 +1,295 @@
+//! [`EmbeddedStore`]: durable storage in a data directory, on `redb`, with group commit.
+//!
+//! Layout of the data directory:
+//! - `FORMAT`: `orch-storage N` — the on-disk format version; a newer one is refused.
+//! - `store.redb`: table `kv` (key → create revision, mod revision, object JSON) and table
+//!   `meta` (`revision` → the last committed revision).
+//!
+//! One writer thread owns all writes. It takes every request queued at that moment (up to
+//! [`MAX_BATCH`]), checks each compare against the latest state plus the earlier writes of the
+//! batch, assigns consecutive revisions, and commits the whole batch in one redb transaction with
+//! `Durability::Immediate` (one fsync). Only after the commit returns are the writes applied to
+//! the in-memory MVCC index (reads, watches) and acknowledged. If the commit fails, none of the
+//! batch is applied or acknowledged as successful. See `docs/design/storage.md` for the crash
+//! argument.
+
+use super::mvcc::{prepare, Current, MvccIndex, Prepared};
+use super::{
+    EventStream, EventType, ListOptions, ListResult, Result, Revision, Storage, StorageError,
+    Versioned, WriteOp,
+};
+use async_trait::async_trait;
+use orch_types::DynamicObject;
+use parking_lot::RwLock;
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc};
+use tokio::sync::oneshot;
+
+/// The on-disk format this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// Most writes committed in one transaction.
+pub const MAX_BATCH: usize = 4096;
+
+const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const REVISION_KEY: &str = "revision";
+
+type Reply = oneshot::Sender<Result<Versioned>>;
+
+struct Request {
+    op: WriteOp,
+    reply: Reply,
+}
+
+/// Durable storage in a directory.
+pub struct EmbeddedStore {
+    index: Arc<RwLock<MvccIndex>>,
+    tx: parking_lot::Mutex<Option<mpsc::Sender<Request>>>,
+    writer: parking_lot::Mutex<Option<std::thread::JoinHandle<()>>>,
+    dir: PathBuf,
+}
+
+impl std::fmt::Debug for EmbeddedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedStore")
+            .field("dir", &self.dir)
+            .finish()
+    }
+}
+
+fn backend(e: impl std::fmt::Display) -> StorageError {
+    StorageError::Backend(e.to_string())
+}
+
+fn check_format(dir: &Path) -> Result<()> {
+    let path = dir.join("FORMAT");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let found = text.trim();
+            let n = found
+                .strip_prefix("orch-storage ")
+                .and_then(|n| n.parse::<u32>().ok());
+            match n {
+                Some(n) if n <= FORMAT_VERSION => Ok(()),
+                _ => Err(StorageError::UnsupportedFormat {
+                    found: found.to_string(),
+                    supported: FORMAT_VERSION,
+                }),
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let tmp = dir.join("FORMAT.tmp");
+            std::fs::write(&tmp, format!("orch-storage {FORMAT_VERSION}\n")).map_err(backend)?;
+            std::fs::File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(backend)?;
+            std::fs::rename(&tmp, &path).map_err(backend)?;
+            Ok(())
+        }
+        Err(e) => Err(backend(e)),
+    }
+}
+
+fn encode(create: Revision, modr: Revision, obj: &DynamicObject) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(&create.to_le_bytes());
+    out.extend_from_slice(&modr.to_le_bytes());
+    serde_json::to_writer(&mut out, obj).map_err(backend)?;
+    Ok(out)
+}
+
+fn decode(key: &str, bytes: &[u8]) -> Result<Current> {
+    let corrupt = || StorageError::Backend(format!("corrupt record for key {key}"));
+    if bytes.len() < 16 {
+        return Err(corrupt());
+    }
+    let create = u64::from_le_bytes(bytes[..8].try_into().map_err(|_| corrupt())?);
+    let modr = u64::from_le_bytes(bytes[8..16].try_into().map_err(|_| corrupt())?);
+    let object: DynamicObject = serde_json::from_slice(&bytes[16..]).map_err(|_| corrupt())?;
+    Ok(Current {
+        create_revision: create,
+        mod_revision: modr,
+        object: Arc::new(object),
+    })
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(backend)?;
+        check_format(&dir)?;
+        let db = redb::Database::create(dir.join("store.redb")).map_err(backend)?;
+        // Make sure both tables exist, then load the live state.
+        let wtx = db.begin_write().map_err(backend)?;
+        {
+            wtx.open_table(KV).map_err(backend)?;
+            wtx.open_table(META).map_err(backend)?;
+        }
+        wtx.commit().map_err(backend)?;
+        let rtx = db.begin_read().map_err(backend)?;
+        let meta = rtx.open_table(META).map_err(backend)?;
+        let revision = meta
+            .get(REVISION_KEY)
+            .map_err(backend)?
+            .map(|v| v.value())
+            .unwrap_or(0);
+        let mut index = MvccIndex::new(revision);
+        let kv = rtx.open_table(KV).map_err(backend)?;
+        for entry in kv.iter().map_err(backend)? {
+            let (k, v) = entry.map_err(backend)?;
+            let key = k.value().to_string();
+            let cur = decode(&key, v.value())?;
+            index.load(key, cur);
+        }
+        drop((kv, meta, rtx));
+        let index = Arc::new(RwLock::new(index));
+        let (tx, rx) = mpsc::channel::<Request>();
+        let w_index = index.clone();
+        let writer = std::thread::Builder::new()
+            .name("orch-storage-writer".into())
+            .spawn(move || writer_loop(db, w_index, rx))
+            .map_err(backend)?;
+        Ok(Self {
+            index,
+            tx: parking_lot::Mutex::new(Some(tx)),
+            writer: parking_lot::Mutex::new(Some(writer)),
+            dir,
+        })
+    }
+
+    /// Stops the writer after the queued writes; later writes fail with [`StorageError::Closed`].
+    pub fn close(&self) {
+        self.tx.lock().take();
+        if let Some(h) = self.writer.lock().take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for EmbeddedStore {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn writer_loop(db: redb::Database, index: Arc<RwLock<MvccIndex>>, rx: mpsc::Receiver<Request>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        commit_batch(&db, &index, batch);
+    }
+}
+
+fn commit_batch(db: &redb::Database, index: &RwLock<MvccIndex>, batch: Vec<Request>) {
+    let mut next = index.read().revision();
+    let mut overlay: HashMap<String, Option<Current>> = HashMap::new();
+    let mut staged: Vec<(Prepared, Reply)> = Vec::with_capacity(batch.len());
+    for Request { op, reply } in batch {
+        let key = op.key().to_string();
+        let current = match overlay.get(&key) {
+            Some(c) => c.clone(),
+            None => index.read().latest(&key),
+        };
+        match prepare(op, current, next + 1) {
+            Ok(p) => {
+                next += 1;
+                overlay.insert(key, p.current());
+                staged.push((p, reply));
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
+    if staged.is_empty() {
+        return;
+    }
+    match persist(db, &staged, next) {
+        Ok(()) => {
+            let mut idx = index.write();
+            for (p, reply) in staged {
+                let out = p.versioned();
+                idx.apply(p);
+                let _ = reply.send(Ok(out));
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "storage commit failed");
+            for (_, reply) in staged {
+                let _ = reply.send(Err(e.clone()));
+            }
+        }
+    }
+}
+
+fn persist(db: &redb::Database, staged: &[(Prepared, Reply)], revision: Revision) -> Result<()> {
+    let wtx = db.begin_write().map_err(backend)?;
+    {
+        let mut kv = wtx.open_table(KV).map_err(backend)?;
+        for (p, _) in staged {
+            let ev = &p.event;
+            if ev.kind == EventType::Deleted {
+                kv.remove(ev.key.as_str()).map_err(backend)?;
+            } else {
+                let bytes = encode(p.create_revision, ev.revision, &ev.object)?;
+                kv.insert(ev.key.as_str(), bytes.as_slice())
+                    .map_err(backend)?;
+            }
+        }
+        let mut meta = wtx.open_table(META).map_err(backend)?;
+        meta.insert(REVISION_KEY, revision).map_err(backend)?;
+    }
+    // Durability::Immediate is redb's default: commit returns after fsync.
+    wtx.commit().map_err(backend)
+}
+
+#[async_trait]
+impl Storage for EmbeddedStore {
+    async fn get(&self, key: &str) -> Result<Option<Versioned>> {
+        Ok(self.index.read().latest(key).map(|c| Versioned {
+            object: c.object,
+            create_revision: c.create_revision,
+            mod_revision: c.mod_revision,
+        }))
+    }
+
+    async fn list(&self, prefix: &str, opts: &ListOptions) -> Result<ListResult> {
+        self.index.read().list(prefix, opts)
+    }
+
+    async fn write(&self, op: WriteOp) -> Result<Versioned> {
+        let (reply, rx) = oneshot::channel();
+        {
+            let tx = self.tx.lock();
+            let tx = tx.as_ref().ok_or(StorageError::Closed)?;
+            tx.send(Request { op, reply })
+                .map_err(|_| StorageError::Closed)?;
+        }
+        rx.await.map_err(|_| StorageError::Closed)?
+    }
+
+    fn watch(&self, prefix: &str, after: Revision) -> Result<EventStream> {
+        self.index.read().watch(prefix, after)
+    }
+
+    fn current_revision(&self) -> Revision {
+        self.index.read().revision()
+    }
+
+    fn compacted_revision(&self) -> Revision {
+        self.index.read().compacted()
+    }
+
+    async fn compact(&self, revision: Revision) -> Result<()> {
+        // Only in-memory history exists; the file holds the latest state of each key.
+        self.index.write().compact(revision)
+    }
+}

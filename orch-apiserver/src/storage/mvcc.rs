@@ -1,0 +1,328 @@
+//! The in-memory MVCC index shared by every backend: per-key version history, the event log
+//! since the compacted revision, and the live event broadcast.
+//!
+//! Writes happen in two steps so that a durable backend can persist between them:
+//! [`prepare`] checks the compare against the current state and builds the new version and event
+//! (pure), then [`MvccIndex::apply`] makes it visible and notifies watchers.
+
+use super::{
+    Event, EventStream, EventType, ListOptions, ListResult, Result, Revision, StorageError,
+    Versioned, WriteOp,
+};
+use futures::StreamExt;
+use orch_types::DynamicObject;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use tokio::sync::broadcast;
+
+/// Capacity of the live event broadcast; a watcher further behind is closed.
+const BROADCAST_CAPACITY: usize = 1 << 16;
+
+/// One version of a key; `object == None` is a tombstone.
+#[derive(Debug, Clone)]
+struct Version {
+    mod_revision: Revision,
+    create_revision: Revision,
+    object: Option<Arc<DynamicObject>>,
+}
+
+/// The latest live state of a key.
+#[derive(Debug, Clone)]
+pub(crate) struct Current {
+    pub create_revision: Revision,
+    pub mod_revision: Revision,
+    pub object: Arc<DynamicObject>,
+}
+
+/// A checked write, ready to be persisted and applied.
+#[derive(Debug, Clone)]
+pub(crate) struct Prepared {
+    pub event: Arc<Event>,
+    pub create_revision: Revision,
+}
+
+impl Prepared {
+    /// The state of the key after this write (`None` for a delete).
+    pub fn current(&self) -> Option<Current> {
+        (self.event.kind != EventType::Deleted).then(|| Current {
+            create_revision: self.create_revision,
+            mod_revision: self.event.revision,
+            object: self.event.object.clone(),
+        })
+    }
+
+    /// What the writer gets back.
+    pub fn versioned(&self) -> Versioned {
+        Versioned {
+            object: self.event.object.clone(),
+            create_revision: self.create_revision,
+            mod_revision: self.event.revision,
+        }
+    }
+}
+
+fn with_rv(mut object: DynamicObject, revision: Revision) -> DynamicObject {
+    object.metadata.resource_version = Some(revision.to_string());
+    object
+}
+
+/// Checks `op` against `current` and builds the write at `revision`.
+pub(crate) fn prepare(
+    op: WriteOp,
+    current: Option<Current>,
+    revision: Revision,
+) -> Result<Prepared> {
+    let check = |key: &str, expected: Option<Revision>, cur: &Option<Current>| match cur {
+        None => Err(StorageError::NotFound { key: key.into() }),
+        Some(c) => match expected {
+            Some(e) if e != c.mod_revision => Err(StorageError::Conflict {
+                key: key.into(),
+                expected: e,
+                actual: c.mod_revision,
+            }),
+            _ => Ok(()),
+        },
+    };
+    let (key, kind, object, prev, create_revision) = match op {
+        WriteOp::Create { key, object } => {
+            if current.is_some() {
+                return Err(StorageError::KeyExists { key });
+            }
+            (
+                key,
+                EventType::Added,
+                with_rv(object, revision),
+                None,
+                revision,
+            )
+        }
+        WriteOp::Update {
+            key,
+            object,
+            expected,
+        } => {
+            check(&key, expected, &current)?;
+            let c = current.expect("checked above");
+            (
+                key,
+                EventType::Modified,
+                with_rv(object, revision),
+                Some(c.object),
+                c.create_revision,
+            )
+        }
+        WriteOp::Delete { key, expected } => {
+            check(&key, expected, &current)?;
+            let c = current.expect("checked above");
+            let last = with_rv((*c.object).clone(), revision);
+            (
+                key,
+                EventType::Deleted,
+                last,
+                Some(c.object),
+                c.create_revision,
+            )
+        }
+    };
+    Ok(Prepared {
+        event: Arc::new(Event {
+            revision,
+            key,
+            kind,
+            object: Arc::new(object),
+            prev,
+        }),
+        create_revision,
+    })
+}
+
+/// Version history, event log and broadcast.
+#[derive(Debug)]
+pub(crate) struct MvccIndex {
+    revision: Revision,
+    compacted: Revision,
+    keys: BTreeMap<String, Vec<Version>>,
+    log: VecDeque<Arc<Event>>,
+    tx: broadcast::Sender<Arc<Event>>,
+}
+
+impl MvccIndex {
+    /// An empty index at `revision` whose history before it is unavailable (compacted).
+    pub fn new(revision: Revision) -> Self {
+        Self {
+            revision,
+            compacted: revision,
+            keys: BTreeMap::new(),
+            log: VecDeque::new(),
+            tx: broadcast::channel(BROADCAST_CAPACITY).0,
+        }
+    }
+
+    /// Loads a live key without history (used when opening a durable store).
+    pub fn load(&mut self, key: String, current: Current) {
+        self.keys.insert(
+            key,
+            vec![Version {
+                mod_revision: current.mod_revision,
+                create_revision: current.create_revision,
+                object: Some(current.object),
+            }],
+        );
+    }
+
+    pub fn revision(&self) -> Revision {
+        self.revision
+    }
+
+    pub fn compacted(&self) -> Revision {
+        self.compacted
+    }
+
+    /// The latest live state of `key`.
+    pub fn latest(&self, key: &str) -> Option<Current> {
+        let v = self.keys.get(key)?.last()?;
+        Some(Current {
+            create_revision: v.create_revision,
+            mod_revision: v.mod_revision,
+            object: v.object.clone()?,
+        })
+    }
+
+    /// Makes a prepared write visible. Writes must be applied in revision order.
+    pub fn apply(&mut self, p: Prepared) {
+        let ev = p.event;
+        debug_assert_eq!(ev.revision, self.revision + 1);
+        self.revision = ev.revision;
+        self.keys.entry(ev.key.clone()).or_default().push(Version {
+            mod_revision: ev.revision,
+            create_revision: p.create_revision,
+            object: (ev.kind != EventType::Deleted).then(|| ev.object.clone()),
+        });
+        self.log.push_back(ev.clone());
+        // No receivers is fine.
+        let _ = self.tx.send(ev);
+    }
+
+    pub fn list(&self, prefix: &str, opts: &ListOptions) -> Result<ListResult> {
+        let at = opts.revision.unwrap_or(self.revision);
+        if opts.revision.is_some() && at < self.compacted {
+            return Err(StorageError::Compacted {
+                requested: at,
+                compacted: self.compacted,
+            });
+        }
+        if at > self.revision {
+            return Err(StorageError::FutureRevision {
+                requested: at,
+                current: self.revision,
+            });
+        }
+        let start = match &opts.start_after {
+            Some(k) if k.as_str() >= prefix => std::ops::Bound::Excluded(k.clone()),
+            _ => std::ops::Bound::Included(prefix.to_string()),
+        };
+        let mut items = Vec::new();
+        let mut remaining = 0;
+        for (key, versions) in self
+            .keys
+            .range((start, std::ops::Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix))
+        {
+            let idx = versions.partition_point(|v| v.mod_revision <= at);
+            let Some(v) = idx.checked_sub(1).map(|i| &versions[i]) else {
+                continue;
+            };
+            let Some(object) = &v.object else { continue };
+            if opts.limit.is_some_and(|l| items.len() >= l) {
+                remaining += 1;
+                continue;
+            }
+            items.push((
+                key.clone(),
+                Versioned {
+                    object: object.clone(),
+                    create_revision: v.create_revision,
+                    mod_revision: v.mod_revision,
+                },
+            ));
+        }
+        Ok(ListResult {
+            items,
+            revision: at,
+            remaining,
+        })
+    }
+
+    /// Events under `prefix` after `after`: the logged ones now, then live ones.
+    pub fn watch(&self, prefix: &str, after: Revision) -> Result<EventStream> {
+        if after < self.compacted {
+            return Err(StorageError::Compacted {
+                requested: after,
+                compacted: self.compacted,
+            });
+        }
+        let start = self.log.partition_point(|e| e.revision <= after);
+        let history: Vec<Arc<Event>> = self
+            .log
+            .range(start..)
+            .filter(|e| e.key.starts_with(prefix))
+            .cloned()
+            .collect();
+        let last = self.revision.max(after);
+        let rx = self.tx.subscribe();
+        let prefix = prefix.to_string();
+        let live = futures::stream::unfold(Some(rx), move |rx| {
+            let prefix = prefix.clone();
+            async move {
+                let mut rx = rx?;
+                loop {
+                    match rx.recv().await {
+                        Ok(ev) if ev.revision > last && ev.key.starts_with(&prefix) => {
+                            return Some((Ok(ev), Some(rx)))
+                        }
+                        Ok(_) => continue,
+                        Err(broadcast::error::RecvError::Lagged(missed)) => {
+                            return Some((Err(StorageError::WatchLagged { missed }), None))
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    }
+                }
+            }
+        });
+        Ok(futures::stream::iter(history.into_iter().map(Ok))
+            .chain(live)
+            .boxed())
+    }
+
+    /// Drops history at and before `revision`.
+    pub fn compact(&mut self, revision: Revision) -> Result<()> {
+        if revision > self.revision {
+            return Err(StorageError::FutureRevision {
+                requested: revision,
+                current: self.revision,
+            });
+        }
+        if revision <= self.compacted {
+            return Ok(());
+        }
+        while self.log.front().is_some_and(|e| e.revision <= revision) {
+            self.log.pop_front();
+        }
+        self.keys.retain(|_, versions| {
+            // Keep the newest version at or before `revision` (still visible at revisions up to
+            // the next change) unless it is a tombstone, and everything after it.
+            let idx = versions.partition_point(|v| v.mod_revision <= revision);
+            if idx > 0 {
+                let keep_from = if versions[idx - 1].object.is_some() {
+                    idx - 1
+                } else {
+                    idx
+                };
+                versions.drain(..keep_from);
+            }
+            !versions.is_empty()
+        });
+        self.compacted = revision;
+        Ok(())
+    }
+}

@@ -1,0 +1,356 @@
+//! REST semantics through the in-process client (no sockets).
+
+use futures::StreamExt;
+use orch_apiserver::{ApiServer, ApiServerConfig};
+use orch_types::client::{
+    DeleteOutcome, DeleteParams, ListParams, Patch, PatchParams, PostParams, PropagationPolicy,
+    SharedClient, WatchEvent, WatchParams,
+};
+use orch_types::registry::{self, ApiResource};
+use orch_types::DynamicObject;
+use serde_json::json;
+
+fn res(name: &str) -> ApiResource {
+    registry::by_name(name)[0].api_resource()
+}
+
+fn cm(name: &str, data: serde_json::Value) -> DynamicObject {
+    let mut o = DynamicObject::new("v1", "ConfigMap", name);
+    o.data.insert("data".into(), data);
+    o
+}
+
+fn deploy(name: &str, replicas: i64) -> DynamicObject {
+    let mut o = DynamicObject::new("apps/v1", "Deployment", name);
+    o.data.insert(
+        "spec".into(),
+        json!({"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+               "template": {"metadata": {"labels": {"app": name}},
+                            "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}),
+    );
+    o
+}
+
+fn client() -> SharedClient {
+    ApiServer::new(ApiServerConfig::memory()).unwrap().client()
+}
+
+#[tokio::test]
+async fn create_sets_server_fields_and_rejects_duplicates() {
+    let c = client();
+    let r = res("cm");
+    let created = c
+        .create(
+            &r,
+            Some("default"),
+            &cm("a", json!({"k": "v"})),
+            &PostParams::default(),
+        )
+        .await
+        .unwrap();
+    assert!(created.metadata.uid.is_some());
+    assert!(created.metadata.creation_timestamp.is_some());
+    assert_eq!(created.namespace(), Some("default"));
+    assert!(created.resource_version().is_some());
+    let dup = c
+        .create(
+            &r,
+            Some("default"),
+            &cm("a", json!({})),
+            &PostParams::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(dup.is_already_exists(), "{dup}");
+    let mut gen = DynamicObject::new("v1", "ConfigMap", "");
+    gen.metadata.name = None;
+    gen.metadata.generate_name = Some("gen-".into());
+    let g = c
+        .create(&r, Some("default"), &gen, &PostParams::default())
+        .await
+        .unwrap();
+    assert!(
+        g.name().starts_with("gen-") && g.name().len() == 9,
+        "{}",
+        g.name()
+    );
+    let missing_ns = c
+        .create(
+            &r,
+            Some("nope"),
+            &cm("a", json!({})),
+            &PostParams::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(missing_ns.is_not_found(), "{missing_ns}");
+}
+
+#[tokio::test]
+async fn update_conflicts_generation_and_noop() {
+    let c = client();
+    let r = res("deploy");
+    let d = c
+        .create(&r, Some("default"), &deploy("d", 1), &PostParams::default())
+        .await
+        .unwrap();
+    assert_eq!(d.metadata.generation, Some(1));
+    // Same object back: no write, same resourceVersion.
+    let same = c
+        .update(&r, Some("default"), &d, &PostParams::default())
+        .await
+        .unwrap();
+    assert_eq!(same.resource_version(), d.resource_version());
+    // Label change: new RV, same generation.
+    let mut labelled = d.clone();
+    labelled.metadata.labels = Some([("x".to_string(), "y".to_string())].into());
+    let l = c
+        .update(&r, Some("default"), &labelled, &PostParams::default())
+        .await
+        .unwrap();
+    assert_ne!(l.resource_version(), d.resource_version());
+    assert_eq!(l.metadata.generation, Some(1));
+    // Stale RV: 409.
+    let stale = c
+        .update(&r, Some("default"), &d, &PostParams::default())
+        .await
+        .unwrap_err();
+    assert!(stale.is_conflict(), "{stale}");
+    // Spec change: generation 2.
+    let mut scaled = l.clone();
+    scaled.data.get_mut("spec").unwrap()["replicas"] = json!(3);
+    let s = c
+        .update(&r, Some("default"), &scaled, &PostParams::default())
+        .await
+        .unwrap();
+    assert_eq!(s.metadata.generation, Some(2));
+    // Status is ignored on the main resource and set through the subresource.
+    let mut with_status = s.clone();
+    with_status
+        .data
+        .insert("status".into(), json!({"replicas": 3}));
+    let ignored = c
+        .update(&r, Some("default"), &with_status, &PostParams::default())
+        .await
+        .unwrap();
+    assert_eq!(ignored.data.get("status"), s.data.get("status"));
+    let st = c
+        .update_status(&r, Some("default"), &with_status, &PostParams::default())
+        .await
+        .unwrap();
+    assert_eq!(st.data["status"]["replicas"], 3);
+    assert_eq!(st.metadata.generation, Some(2));
+}
+
+#[tokio::test]
+async fn patch_merge_and_json() {
+    let c = client();
+    let r = res("cm");
+    c.create(
+        &r,
+        Some("default"),
+        &cm("p", json!({"a": "1", "b": "2"})),
+        &PostParams::default(),
+    )
+    .await
+    .unwrap();
+    let m = c
+        .patch(
+            &r,
+            Some("default"),
+            "p",
+            None,
+            &Patch::Merge(json!({"data": {"a": null, "c": "3"}})),
+            &PatchParams::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(m.data["data"], json!({"b": "2", "c": "3"}));
+    let j = c
+        .patch(
+            &r,
+            Some("default"),
+            "p",
+            None,
+            &Patch::Json(json!([{"op": "replace", "path": "/data/b", "value": "9"}])),
+            &PatchParams::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(j.data["data"]["b"], "9");
+    let bad = c
+        .patch(
+            &r,
+            Some("default"),
+            "p",
+            None,
+            &Patch::Json(json!([{"op": "test", "path": "/data/b", "value": "0"}])),
+            &PatchParams::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(bad.api().unwrap().code, 422);
+}
+
+#[tokio::test]
+async fn finalizers_block_deletion_until_removed() {
+    let c = client();
+    let r = res("cm");
+    let mut o = cm("f", json!({}));
+    o.metadata.finalizers = Some(vec!["example.com/x".into()]);
+    c.create(&r, Some("default"), &o, &PostParams::default())
+        .await
+        .unwrap();
+    let out = c
+        .delete(&r, Some("default"), "f", &DeleteParams::default())
+        .await
+        .unwrap();
+    let DeleteOutcome::Pending(marked) = out else {
+        panic!("expected pending")
+    };
+    assert!(marked.metadata.deletion_timestamp.is_some());
+    let mut cleared = marked.clone();
+    cleared.metadata.finalizers = Some(vec![]);
+    c.update(&r, Some("default"), &cleared, &PostParams::default())
+        .await
+        .unwrap();
+    let gone = c.get(&r, Some("default"), "f").await.unwrap_err();
+    assert!(gone.is_not_found());
+
+    // Orphan propagation adds the orphan finalizer.
+    c.create(
+        &r,
+        Some("default"),
+        &cm("o", json!({})),
+        &PostParams::default(),
+    )
+    .await
+    .unwrap();
+    let o = c
+        .delete(
+            &r,
+            Some("default"),
+            "o",
+            &DeleteParams::propagation(PropagationPolicy::Orphan),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        o.object().metadata.finalizers.as_deref(),
+        Some(&["orphan".to_string()][..])
+    );
+}
+
+#[tokio::test]
+async fn namespace_delete_marks_terminating_and_blocks_creates() {
+    let c = client();
+    let ns = res("ns");
+    c.create(
+        &ns,
+        None,
+        &DynamicObject::new("v1", "Namespace", "team"),
+        &PostParams::default(),
+    )
+    .await
+    .unwrap();
+    let out = c
+        .delete(&ns, None, "team", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert_eq!(out.object().data["status"]["phase"], "Terminating");
+    let err = c
+        .create(
+            &res("cm"),
+            Some("team"),
+            &cm("x", json!({})),
+            &PostParams::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.api().unwrap().code, 403, "{err}");
+}
+
+#[tokio::test]
+async fn list_selectors_pagination_and_watch() {
+    let c = client();
+    let r = res("cm");
+    for i in 0..5 {
+        let mut o = cm(&format!("c{i}"), json!({}));
+        o.metadata.labels = Some(
+            [(
+                "parity".to_string(),
+                (if i % 2 == 0 { "even" } else { "odd" }).to_string(),
+            )]
+            .into(),
+        );
+        c.create(&r, Some("default"), &o, &PostParams::default())
+            .await
+            .unwrap();
+    }
+    let even = c
+        .list(
+            &r,
+            Some("default"),
+            &ListParams::default().labels("parity=even"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(even.items.len(), 3);
+    let named = c
+        .list(&r, None, &ListParams::default().fields("metadata.name=c1"))
+        .await
+        .unwrap();
+    assert_eq!(named.items.len(), 1);
+    let p1 = c
+        .list(&r, Some("default"), &ListParams::default().limit(2))
+        .await
+        .unwrap();
+    assert_eq!(p1.items.len(), 2);
+    assert_eq!(p1.metadata.remaining_item_count, Some(3));
+    // A write between pages is not visible: the pages read one revision.
+    c.create(
+        &r,
+        Some("default"),
+        &cm("c9", json!({})),
+        &PostParams::default(),
+    )
+    .await
+    .unwrap();
+    let mut p = ListParams::default().limit(2);
+    p.continue_token = p1.metadata.continue_.clone();
+    let p2 = c.list(&r, Some("default"), &p).await.unwrap();
+    p.continue_token = p2.metadata.continue_.clone();
+    let p3 = c.list(&r, Some("default"), &p).await.unwrap();
+    let names: Vec<_> = p1
+        .items
+        .iter()
+        .chain(&p2.items)
+        .chain(&p3.items)
+        .map(|o| o.name().to_string())
+        .collect();
+    assert_eq!(names, ["c0", "c1", "c2", "c3", "c4"]);
+    assert!(p3.metadata.continue_.is_none());
+
+    let mut w = c
+        .watch(
+            &r,
+            Some("default"),
+            &WatchParams {
+                resource_version: p1.metadata.resource_version.clone(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    match w.next().await.unwrap().unwrap() {
+        WatchEvent::Added(o) => assert_eq!(o.name(), "c9"),
+        other => panic!("unexpected {other:?}"),
+    }
+    c.delete(&r, Some("default"), "c0", &DeleteParams::default())
+        .await
+        .unwrap();
+    match w.next().await.unwrap().unwrap() {
+        WatchEvent::Deleted(o) => assert_eq!(o.name(), "c0"),
+        other => panic!("unexpected {other:?}"),
+    }
+}
