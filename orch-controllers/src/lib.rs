@@ -21,6 +21,7 @@
 
 pub mod action;
 pub mod controller_utils;
+pub mod deployment;
 pub mod expectations;
 pub mod informer;
 pub mod object;
