@@ -11,7 +11,7 @@ use crate::controller_utils::{
     until_available,
 };
 use crate::object::{controller_of, controller_ref, is_deleting, key_of, name, uid};
-use crate::selector::{LabelMatcher, SelectorError};
+use crate::selector::{from_label_selector, from_map, Selector, SelectorError};
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec, ReplicationController};
@@ -68,7 +68,7 @@ pub struct Workload {
     /// `spec.minReadySeconds`.
     pub min_ready_seconds: i32,
     /// `spec.selector`, compiled.
-    pub selector: Result<LabelMatcher, SelectorError>,
+    pub selector: Result<Selector, SelectorError>,
     /// `spec.template`.
     pub template: Option<PodTemplateSpec>,
     /// Current status (RC status has the same fields).
@@ -85,7 +85,7 @@ impl Workload {
             meta: rs.metadata.clone(),
             replicas: spec.replicas.unwrap_or(1),
             min_ready_seconds: spec.min_ready_seconds.unwrap_or(0),
-            selector: LabelMatcher::from_selector(Some(&spec.selector)),
+            selector: from_label_selector(Some(&spec.selector)),
             template: spec.template,
             status: rs.status.clone().unwrap_or_default(),
             original: DynamicObject::from_typed(rs).unwrap_or_default(),
@@ -114,7 +114,7 @@ impl Workload {
             meta: rc.metadata.clone(),
             replicas: spec.replicas.unwrap_or(1),
             min_ready_seconds: spec.min_ready_seconds.unwrap_or(0),
-            selector: Ok(LabelMatcher::from_map(sel.as_ref())),
+            selector: Ok(from_map(sel.as_ref())),
             template,
             status,
             original: DynamicObject::from_typed(rc).unwrap_or_default(),
@@ -211,7 +211,7 @@ pub fn reconcile(w: &Workload, cx: SyncContext<'_>) -> Vec<Action> {
     // Claim (controller_ref_manager.go ClaimPods) over active pods.
     let mut claimed: Vec<&Pod> = Vec::new();
     for p in cx.pods.iter().map(Arc::as_ref).filter(|p| is_pod_active(p)) {
-        let matches = selector.matches(p.metadata.labels.as_ref());
+        let matches = selector.matches_opt(p.metadata.labels.as_ref());
         match controller_of(&p.metadata) {
             Some(r) if r.uid == uid(&w.meta) => {
                 if matches {

@@ -13,7 +13,7 @@ use crate::action::Action;
 use crate::controller_utils::is_pod_terminal;
 use crate::object::{controller_of, controller_ref, is_deleting, name, uid};
 use crate::replicaset::release_patch;
-use crate::selector::LabelMatcher;
+use crate::selector::from_label_selector;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus, ReplicaSet, ReplicaSetSpec};
 use k8s_openapi::api::core::v1::Pod;
@@ -67,7 +67,7 @@ fn by_creation(a: &ReplicaSet, b: &ReplicaSet) -> std::cmp::Ordering {
 pub fn reconcile(d: &Deployment, view: DeploymentView<'_>) -> Vec<Action> {
     let mut actions = Vec::new();
     let spec = d.spec.clone().unwrap_or_default();
-    let selector = match LabelMatcher::from_selector(Some(&spec.selector)) {
+    let selector = match from_label_selector(Some(&spec.selector)) {
         Ok(s) => s,
         Err(e) => {
             actions.push(Action::warning(d_ref(d), "SelectorError", e.to_string()));
@@ -92,7 +92,7 @@ pub fn reconcile(d: &Deployment, view: DeploymentView<'_>) -> Vec<Action> {
     let owner = controller_ref("apps/v1", "Deployment", &d.metadata);
     let mut claimed = Vec::new();
     for rs in view.replica_sets {
-        let matches = selector.matches(rs.metadata.labels.as_ref());
+        let matches = selector.matches_opt(rs.metadata.labels.as_ref());
         match controller_of(&rs.metadata) {
             Some(r) if r.uid == uid(&d.metadata) => {
                 if matches {

@@ -136,8 +136,8 @@ pub fn fenceposts(d: &Deployment) -> (i32, i32) {
     let surge_v = ru.and_then(|r| r.max_surge.as_ref()).unwrap_or(&def);
     let unav_v = ru.and_then(|r| r.max_unavailable.as_ref()).unwrap_or(&def);
     let n = replicas(d);
-    let surge = scaled_value(Some(surge_v), n, true).unwrap_or(0);
-    let unavailable = scaled_value(Some(unav_v), n, false).unwrap_or(0);
+    let surge = scaled_value(Some(surge_v), n, true);
+    let unavailable = scaled_value(Some(unav_v), n, false);
     if surge == 0 && unavailable == 0 {
         return (0, 1);
     }
