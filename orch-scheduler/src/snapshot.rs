@@ -1,0 +1,336 @@
+//! [`Snapshot`]: the cluster as the scheduler sees it, updated incrementally. Adding, updating
+//! or removing a node or a pod is O(1) amortized (plus the size of that one object); nothing is
+//! rebuilt per scheduled pod.
+
+use crate::node_info::NodeInfo;
+use crate::pod_info::{PodInfo, PodInfoError};
+use crate::resources::QuantityParseError;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// Errors updating the snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotError {
+    /// A node's resources are invalid.
+    #[error("node {node}: {source}")]
+    Node {
+        /// Node name.
+        node: String,
+        /// The error.
+        #[source]
+        source: QuantityParseError,
+    },
+    /// A node has no name.
+    #[error("node without metadata.name")]
+    NodeWithoutName,
+    /// A pod is invalid.
+    #[error(transparent)]
+    Pod(#[from] PodInfoError),
+    /// A PodDisruptionBudget is invalid.
+    #[error("poddisruptionbudget {name}: {message}")]
+    Pdb {
+        /// `namespace/name`.
+        name: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// A compiled PodDisruptionBudget (what preemption needs).
+#[derive(Debug, Clone)]
+pub struct PdbInfo {
+    /// `namespace/name`.
+    pub key: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Selector (`Nothing` for a nil selector, as upstream).
+    pub selector: crate::selectors::LabelMatcher,
+    /// `status.disruptionsAllowed`.
+    pub disruptions_allowed: i32,
+    /// Pods already disrupted (`status.disruptedPods`).
+    pub disrupted_pods: Vec<String>,
+}
+
+/// The cluster state the plugins read.
+#[derive(Debug, Default, Clone)]
+pub struct Snapshot {
+    nodes: Vec<NodeInfo>,
+    node_index: HashMap<String, usize>,
+    pod_node: HashMap<String, String>,
+    orphans: HashMap<String, Vec<Arc<PodInfo>>>,
+    image_nodes: HashMap<String, u32>,
+    namespaces: HashMap<String, BTreeMap<String, String>>,
+    pdbs: Vec<PdbInfo>,
+    pods_with_affinity: usize,
+    pods_with_required_anti_affinity: usize,
+    empty: BTreeMap<String, String>,
+}
+
+impl Snapshot {
+    /// An empty snapshot.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// All nodes, in insertion order (removal moves the last node into the hole).
+    pub fn nodes(&self) -> &[NodeInfo] {
+        &self.nodes
+    }
+
+    /// Node by index.
+    pub fn node(&self, i: usize) -> &NodeInfo {
+        &self.nodes[i]
+    }
+
+    /// Index of a node by name.
+    pub fn node_index(&self, name: &str) -> Option<usize> {
+        self.node_index.get(name).copied()
+    }
+
+    /// Number of nodes.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// True when there are no nodes.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Number of nodes that have the (normalized) image.
+    pub fn image_num_nodes(&self, image: &str) -> u32 {
+        self.image_nodes.get(image).copied().unwrap_or(0)
+    }
+
+    /// Labels of a namespace (empty when unknown).
+    pub fn namespace_labels(&self, ns: &str) -> &BTreeMap<String, String> {
+        self.namespaces.get(ns).unwrap_or(&self.empty)
+    }
+
+    /// Sets a namespace's labels (for namespaceSelector in affinity terms).
+    pub fn set_namespace(&mut self, name: &str, labels: BTreeMap<String, String>) {
+        self.namespaces.insert(name.to_string(), labels);
+    }
+
+    /// Total pods with (anti-)affinity on any node.
+    pub fn pods_with_affinity(&self) -> usize {
+        self.pods_with_affinity
+    }
+
+    /// Total pods with required anti-affinity.
+    pub fn pods_with_required_anti_affinity(&self) -> usize {
+        self.pods_with_required_anti_affinity
+    }
+
+    /// Node a pod (key `namespace/name`) is on.
+    pub fn pod_node(&self, key: &str) -> Option<&str> {
+        self.pod_node.get(key).map(String::as_str)
+    }
+
+    /// A pod by key.
+    pub fn pod(&self, key: &str) -> Option<&Arc<PodInfo>> {
+        let n = self.pod_node.get(key)?;
+        match self.node_index.get(n) {
+            Some(i) => self.nodes[*i].pods.iter().find(|p| p.key == key),
+            None => self.orphans.get(n)?.iter().find(|p| p.key == key),
+        }
+    }
+
+    /// PodDisruptionBudgets.
+    pub fn pdbs(&self) -> &[PdbInfo] {
+        &self.pdbs
+    }
+
+    /// Adds or replaces a PodDisruptionBudget.
+    pub fn upsert_pdb(&mut self, pdb: &PodDisruptionBudget) -> Result<(), SnapshotError> {
+        let ns = pdb
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let key = format!("{ns}/{}", pdb.metadata.name.as_deref().unwrap_or(""));
+        let spec = pdb.spec.clone().unwrap_or_default();
+        let selector = crate::selectors::LabelMatcher::from_label_selector(spec.selector.as_ref())
+            .map_err(|e| SnapshotError::Pdb {
+                name: key.clone(),
+                message: e.to_string(),
+            })?;
+        let status = pdb.status.clone().unwrap_or_default();
+        let info = PdbInfo {
+            key: key.clone(),
+            namespace: ns,
+            selector,
+            disruptions_allowed: status.disruptions_allowed,
+            disrupted_pods: status
+                .disrupted_pods
+                .unwrap_or_default()
+                .into_keys()
+                .collect(),
+        };
+        self.pdbs.retain(|p| p.key != key);
+        self.pdbs.push(info);
+        Ok(())
+    }
+
+    /// Removes a PodDisruptionBudget by `namespace/name`.
+    pub fn remove_pdb(&mut self, key: &str) {
+        self.pdbs.retain(|p| p.key != key);
+    }
+
+    /// Adds a node, or updates it if one with the same name exists.
+    pub fn upsert_node(&mut self, node: impl Into<Arc<Node>>) -> Result<(), SnapshotError> {
+        let node: Arc<Node> = node.into();
+        let name = node
+            .metadata
+            .name
+            .clone()
+            .ok_or(SnapshotError::NodeWithoutName)?;
+        let err = |source| SnapshotError::Node {
+            node: name.clone(),
+            source,
+        };
+        if let Some(&i) = self.node_index.get(&name) {
+            self.forget_images(i);
+            self.nodes[i].set_node(node).map_err(err)?;
+            self.count_images(i);
+            return Ok(());
+        }
+        let mut info = NodeInfo::new(node).map_err(err)?;
+        for p in self.orphans.remove(&name).unwrap_or_default() {
+            info.add_pod(p);
+        }
+        let i = self.nodes.len();
+        self.nodes.push(info);
+        self.node_index.insert(name, i);
+        self.count_images(i);
+        Ok(())
+    }
+
+    fn count_images(&mut self, i: usize) {
+        for img in self.nodes[i].images.keys() {
+            *self.image_nodes.entry(img.clone()).or_default() += 1;
+        }
+    }
+
+    fn forget_images(&mut self, i: usize) {
+        for img in self.nodes[i].images.keys() {
+            if let Some(c) = self.image_nodes.get_mut(img) {
+                *c -= 1;
+                if *c == 0 {
+                    self.image_nodes.remove(img);
+                }
+            }
+        }
+    }
+
+    /// Removes a node; its pods stay known and come back if the node is re-added.
+    pub fn remove_node(&mut self, name: &str) -> Option<NodeInfo> {
+        let i = self.node_index.remove(name)?;
+        self.forget_images(i);
+        let mut info = self.nodes.swap_remove(i);
+        if i < self.nodes.len() {
+            let moved = self.nodes[i].name.clone();
+            self.node_index.insert(moved, i);
+        }
+        let pods = std::mem::take(&mut info.pods);
+        self.orphans.insert(name.to_string(), pods);
+        Some(info)
+    }
+
+    /// Adds (or replaces) a pod. Pods without `spec.nodeName` are ignored (they are the queue's
+    /// business); returns whether the snapshot changed.
+    pub fn upsert_pod(&mut self, pod: impl Into<Arc<Pod>>) -> Result<bool, SnapshotError> {
+        let info = PodInfo::new(pod)?;
+        Ok(self.upsert_pod_info(Arc::new(info)))
+    }
+
+    /// Adds (or replaces) a prepared pod.
+    pub fn upsert_pod_info(&mut self, pod: Arc<PodInfo>) -> bool {
+        let Some(node) = pod.node_name.clone() else {
+            let was = self.remove_pod(&pod.key).is_some();
+            return was;
+        };
+        self.remove_pod(&pod.key);
+        if pod.has_affinity() {
+            self.pods_with_affinity += 1;
+        }
+        if !pod.required_anti_affinity.is_empty() {
+            self.pods_with_required_anti_affinity += 1;
+        }
+        self.pod_node.insert(pod.key.clone(), node.clone());
+        match self.node_index.get(&node) {
+            Some(&i) => self.nodes[i].add_pod(pod),
+            None => self.orphans.entry(node).or_default().push(pod),
+        }
+        true
+    }
+
+    /// Removes a pod by key `namespace/name`.
+    pub fn remove_pod(&mut self, key: &str) -> Option<Arc<PodInfo>> {
+        let node = self.pod_node.remove(key)?;
+        let pod = match self.node_index.get(&node) {
+            Some(&i) => self.nodes[i].remove_pod(key),
+            None => {
+                let list = self.orphans.get_mut(&node)?;
+                let j = list.iter().position(|p| p.key == key)?;
+                Some(list.swap_remove(j))
+            }
+        }?;
+        if pod.has_affinity() {
+            self.pods_with_affinity -= 1;
+        }
+        if !pod.required_anti_affinity.is_empty() {
+            self.pods_with_required_anti_affinity -= 1;
+        }
+        Some(pod)
+    }
+
+    /// Every pod on a node, in the snapshot.
+    pub fn all_pods(&self) -> impl Iterator<Item = &Arc<PodInfo>> {
+        self.nodes.iter().flat_map(|n| n.pods.iter())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn node(name: &str) -> Node {
+        serde_json::from_value(json!({"metadata": {"name": name},
+            "status": {"allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"},
+                       "images": [{"names": ["nginx:1"], "sizeBytes": 100}]}}))
+        .unwrap()
+    }
+    fn pod(name: &str, node: &str) -> Pod {
+        serde_json::from_value(json!({"metadata": {"name": name, "namespace": "d"},
+            "spec": {"nodeName": node, "containers": [{"name": "c",
+                "resources": {"requests": {"cpu": "1"}}}]}}))
+        .unwrap()
+    }
+
+    #[test]
+    fn incremental_updates_keep_aggregates() {
+        let mut s = Snapshot::new();
+        s.upsert_node(node("a")).unwrap();
+        s.upsert_node(node("b")).unwrap();
+        s.upsert_pod(pod("p1", "a")).unwrap();
+        s.upsert_pod(pod("p2", "a")).unwrap();
+        s.upsert_pod(pod("p3", "c")).unwrap(); // node not known yet
+        assert_eq!(s.node(0).requested.milli_cpu, 2000);
+        assert_eq!(s.image_num_nodes("nginx:1"), 2);
+        s.upsert_pod(pod("p1", "b")).unwrap(); // moved
+        assert_eq!(s.node(0).requested.milli_cpu, 1000);
+        assert_eq!(s.node(1).requested.milli_cpu, 1000);
+        s.upsert_node(node("c")).unwrap();
+        assert_eq!(s.node(2).pods.len(), 1);
+        s.remove_node("a");
+        assert_eq!(s.node_index("c"), Some(0));
+        assert_eq!(s.image_num_nodes("nginx:1"), 2);
+        assert!(s.remove_pod("d/p3").is_some());
+        assert_eq!(s.node(0).requested.milli_cpu, 0);
+        assert_eq!(s.pod_node("d/p1"), Some("b"));
+    }
+}
