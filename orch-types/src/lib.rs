@@ -22,8 +22,11 @@
 
 pub mod client;
 pub mod clock;
+pub mod decode;
 pub mod dynamic;
 pub mod events;
+pub mod fields;
+pub mod image;
 pub mod intstr;
 pub mod labels;
 pub mod names;
