@@ -2,6 +2,9 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod bench;
+pub mod up;
+
 /// orch: a Kubernetes-compatible orchestrator.
 #[derive(Debug, Parser)]
 #[command(name = "orch", version, about, long_about = None)]
@@ -16,6 +19,14 @@ pub struct Cli {
 pub enum Command {
     /// Print the version.
     Version,
+    /// Run a whole cluster in this process (API server, scheduler, controllers, kubelets).
+    Up(up::UpArgs),
+    /// Run a benchmark.
+    Bench {
+        /// Which benchmark.
+        #[command(subcommand)]
+        what: bench::BenchCommand,
+    },
 }
 
 /// Runs the parsed command line; returns the process exit code.
@@ -25,5 +36,7 @@ pub fn run(cli: Cli) -> i32 {
             println!("orch {}", env!("CARGO_PKG_VERSION"));
             0
         }
+        Command::Up(args) => up::run(args),
+        Command::Bench { what } => bench::run(what),
     }
 }

@@ -1,0 +1,113 @@
+//! `orch bench <what>`: one variant per benchmark; the measuring code lives in the crate that
+//! owns what is measured (the CLI only parses, runs and prints).
+
+use clap::Subcommand;
+
+/// Output format of a benchmark report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum BenchOutput {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON document.
+    Json,
+}
+
+/// Every benchmark.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// `Cluster` start time: memory store, sim runtime, in-process (orch::bench::startup).
+    Startup {
+        /// Number of clusters started (one after the other).
+        #[arg(long, default_value_t = 50)]
+        iterations: usize,
+        /// Nodes per cluster.
+        #[arg(long, default_value_t = 1)]
+        nodes: usize,
+        /// Also serve HTTP on 127.0.0.1:0 and write a kubeconfig.
+        #[arg(long)]
+        http: bool,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value = "text")]
+        output: BenchOutput,
+    },
+    /// Pod startup latency: a Deployment of N replicas created → every pod Running
+    /// (orch::bench::pod_startup), on an in-process cluster like `orch up`.
+    PodStartup {
+        /// Replicas of the Deployment.
+        #[arg(long, default_value_t = 100)]
+        replicas: usize,
+        /// Nodes (kubelets).
+        #[arg(long, default_value_t = 2)]
+        nodes: usize,
+        /// Container runtime.
+        #[arg(long, value_enum, default_value = "process")]
+        runtime: crate::cli::up::RuntimeArg,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value = "text")]
+        output: BenchOutput,
+    },
+}
+
+/// Runs one benchmark; returns the exit code.
+pub fn run(cmd: BenchCommand) -> i32 {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    let (report, output) = match cmd {
+        BenchCommand::Startup {
+            iterations,
+            nodes,
+            http,
+            output,
+        } => (
+            rt.block_on(crate::bench::startup(iterations, nodes, http))
+                .map(|r| (r.to_string(), serde_json::to_string_pretty(&r)))
+                .map_err(|e| e.to_string()),
+            output,
+        ),
+        BenchCommand::PodStartup {
+            replicas,
+            nodes,
+            runtime,
+            output,
+        } => {
+            let runtime = match runtime {
+                crate::cli::up::RuntimeArg::Process => crate::cluster::Runtime::Process,
+                crate::cli::up::RuntimeArg::Sim => crate::cluster::Runtime::Sim,
+            };
+            (
+                rt.block_on(crate::bench::pod_startup(replicas, nodes, runtime))
+                    .map(|r| (r.to_string(), serde_json::to_string_pretty(&r)))
+                    .map_err(|e| e.to_string()),
+                output,
+            )
+        }
+    };
+    match report {
+        Ok((text, json)) => {
+            match output {
+                BenchOutput::Text => println!("{text}"),
+                BenchOutput::Json => match json {
+                    Ok(j) => println!("{j}"),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return 1;
+                    }
+                },
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! `orch up`: the all-in-one cluster in one process (API server, scheduler, controller manager,
+//! kubelets), on the embedded store by default. Prints where the kubeconfig is; Ctrl-C (or
+//! SIGTERM) stops it cleanly; running it again on the same data dir brings everything back.
+
+use crate::cluster::{Cluster, Runtime, Storage};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Container runtime choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RuntimeArg {
+    /// Real host processes.
+    Process,
+    /// Simulated containers (pod annotations drive them).
+    Sim,
+}
+
+/// Storage choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StorageArg {
+    /// Durable in the data dir.
+    Embedded,
+    /// In memory (nothing survives a restart).
+    Memory,
+}
+
+/// Arguments of `orch up`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct UpArgs {
+    /// Data dir: store, kubeconfig, kubelet state.
+    #[arg(long, default_value = ".orch")]
+    pub data_dir: PathBuf,
+    /// API server listen address (plain HTTP; keep it on loopback).
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    pub listen: SocketAddr,
+    /// Number of in-process kubelets (`node-1` … `node-N`).
+    #[arg(long, default_value_t = 1)]
+    pub nodes: usize,
+    /// Container runtime of the kubelets.
+    #[arg(long, value_enum, default_value = "process")]
+    pub runtime: RuntimeArg,
+    /// Storage backend.
+    #[arg(long, value_enum, default_value = "embedded")]
+    pub storage: StorageArg,
+    /// Time without heartbeat after which a node becomes Unknown (e.g. `40s`, `2m`).
+    #[arg(long, value_parser = parse_duration)]
+    pub node_monitor_grace_period: Option<Duration>,
+}
+
+/// Parses `500ms`, `8s`, `2m`, `1h` or a plain number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 500ms, 8s, 2m, 1h"))?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => {
+            return Err(format!(
+                "invalid duration unit {unit:?} in {s:?} (ms, s, m, h)"
+            ))
+        }
+    };
+    Ok(d)
+}
+
+/// Runs `orch up`; returns the exit code.
+pub fn run(args: UpArgs) -> i32 {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    rt.block_on(up(args))
+}
+
+async fn up(args: UpArgs) -> i32 {
+    let mut b = Cluster::builder()
+        .data_dir(&args.data_dir)
+        .listen(Some(args.listen))
+        .nodes(args.nodes)
+        .runtime(match args.runtime {
+            RuntimeArg::Process => Runtime::Process,
+            RuntimeArg::Sim => Runtime::Sim,
+        })
+        .storage(match args.storage {
+            StorageArg::Embedded => Storage::Embedded,
+            StorageArg::Memory => Storage::Memory,
+        })
+        .wait_ready(Some(Duration::from_secs(60)));
+    if let Some(d) = args.node_monitor_grace_period {
+        b = b.node_monitor_grace_period(d);
+    }
+    let cluster = match b.start().await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    let kubeconfig = cluster
+        .kubeconfig()
+        .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()))
+        .unwrap_or_default();
+    println!(
+        "orch is up: API server http://{} ({} node(s), {} runtime, {} storage, started in {:.0?})",
+        cluster.addr().map(|a| a.to_string()).unwrap_or_default(),
+        args.nodes,
+        match args.runtime {
+            RuntimeArg::Process => "process",
+            RuntimeArg::Sim => "sim",
+        },
+        match args.storage {
+            StorageArg::Embedded => "embedded",
+            StorageArg::Memory => "memory",
+        },
+        cluster.started_in(),
+    );
+    println!("kubeconfig written to {}", kubeconfig.display());
+    println!("export KUBECONFIG={}", kubeconfig.display());
+    println!("Press Ctrl-C to stop.");
+
+    wait_for_stop_signal().await;
+    eprintln!("stopping orch (Ctrl-C again to force)...");
+    let shutdown = cluster.shutdown();
+    tokio::select! {
+        r = shutdown => match r {
+            Ok(()) => {
+                eprintln!("orch stopped");
+                0
+            }
+            Err(e) => {
+                eprintln!("error during shutdown: {e}");
+                1
+            }
+        },
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("forced stop");
+            130
+        }
+    }
+}
+
+/// Ctrl-C or SIGTERM.
+async fn wait_for_stop_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("8s"), Ok(Duration::from_secs(8)));
+        assert_eq!(parse_duration("40"), Ok(Duration::from_secs(40)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("").is_err());
+    }
+}

@@ -1,0 +1,558 @@
+//! [`Cluster`]: a whole orch cluster in one process — API server, scheduler, controller manager
+//! and N kubelets — for `orch up`, for the Python bindings and for Rust users' own tests (the
+//! way Go users use envtest).
+//!
+//! Components are the same code as the separate `orch apiserver`, `orch scheduler`,
+//! `orch controller-manager` and `orch kubelet` processes; in-process they share the API
+//! server's in-process client (no HTTP, no JSON). The API is also served over HTTP on
+//! `127.0.0.1` (port 0 by default) with a kubeconfig, so `kubectl` and any Kubernetes client can
+//! talk to the cluster.
+//!
+//! Shutdown order matters: kubelets first (they stop their containers gracefully while the API
+//! is still up), then the controllers and the scheduler, then the HTTP server.
+
+use orch_apiserver::{ApiServer, ApiServerConfig};
+use orch_types::client::SharedClient;
+use orch_types::clock::{SharedClock, SystemClock};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Version of the data-dir layout written by this orch (`DIR/orch-data-format`).
+pub const DATA_FORMAT: u32 = 1;
+
+/// Name of the data-format marker file in a data dir.
+pub const DATA_FORMAT_FILE: &str = "orch-data-format";
+
+/// Where the API server keeps its objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Storage {
+    /// In memory: fast, nothing survives the process.
+    Memory,
+    /// Durable in the cluster's data dir (`DIR/store`; in the temporary work dir without a
+    /// data dir): `orch up`'s default.
+    Embedded,
+}
+
+/// How kubelets run containers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runtime {
+    /// Real host processes.
+    Process,
+    /// Simulated containers driven by pod annotations; no processes.
+    Sim,
+}
+
+/// Errors starting or stopping a [`Cluster`].
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// The listen address is taken by another program.
+    #[error("cannot listen on {addr}: address already in use (is another orch or Kubernetes API server running? choose another with --listen)")]
+    AddrInUse {
+        /// The address.
+        addr: SocketAddr,
+    },
+    /// Binding the listen address failed for another reason.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The data dir was written by a newer orch.
+    #[error("data dir {dir} has format {found}, newer than the format {supported} this orch understands; use a newer orch or another --data-dir")]
+    NewerDataFormat {
+        /// The data dir.
+        dir: PathBuf,
+        /// Format found on disk.
+        found: u32,
+        /// Format this build writes.
+        supported: u32,
+    },
+    /// The data-format marker is unreadable.
+    #[error("data dir {dir}: bad {DATA_FORMAT_FILE} file: {content:?}")]
+    BadDataFormat {
+        /// The data dir.
+        dir: PathBuf,
+        /// What the file holds.
+        content: String,
+    },
+    /// A file or directory of the data dir could not be used.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The API server could not start.
+    #[error("API server: {0}")]
+    ApiServer(#[from] orch_apiserver::ApiServerError),
+    /// Another component could not start or failed.
+    #[error("{component}: {message}")]
+    Component {
+        /// The component (`scheduler`, `controller-manager`, `kubelet node-1`, …).
+        component: String,
+        /// What happened.
+        message: String,
+    },
+    /// Nodes did not become Ready in time.
+    #[error("timed out after {0:?} waiting for the nodes to be Ready")]
+    NodesNotReady(Duration),
+}
+
+/// Builder of a [`Cluster`]; see the crate docs for an example.
+#[derive(Debug, Clone)]
+pub struct ClusterBuilder {
+    storage: Storage,
+    runtime: Runtime,
+    nodes: usize,
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    scheduler: bool,
+    controllers: bool,
+    node_monitor_grace_period: Option<Duration>,
+    wait_ready: Option<Duration>,
+    clock: SharedClock,
+}
+
+impl Default for ClusterBuilder {
+    fn default() -> Self {
+        Self {
+            storage: Storage::Memory,
+            runtime: Runtime::Sim,
+            nodes: 1,
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            data_dir: None,
+            scheduler: true,
+            controllers: true,
+            node_monitor_grace_period: None,
+            wait_ready: Some(Duration::from_secs(30)),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl ClusterBuilder {
+    /// Storage backend (default: memory).
+    pub fn storage(mut self, s: Storage) -> Self {
+        self.storage = s;
+        self
+    }
+
+    /// Container runtime of the kubelets (default: sim).
+    pub fn runtime(mut self, r: Runtime) -> Self {
+        self.runtime = r;
+        self
+    }
+
+    /// Number of in-process kubelets, named `node-1` … `node-N` (default 1; 0 is allowed, e.g.
+    /// when kubelets run as separate processes).
+    pub fn nodes(mut self, n: usize) -> Self {
+        self.nodes = n;
+        self
+    }
+
+    /// HTTP listen address (default `127.0.0.1:0`); `None` serves no HTTP and writes no
+    /// kubeconfig (the fastest start, in-process client only).
+    pub fn listen(mut self, addr: Option<SocketAddr>) -> Self {
+        self.listen = addr;
+        self
+    }
+
+    /// Data dir: embedded store, kubeconfig, kubelet root dirs. Without one, the kubeconfig and
+    /// kubelet dirs go to a temporary directory removed at shutdown.
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
+    }
+
+    /// Run the scheduler (default true).
+    pub fn scheduler(mut self, on: bool) -> Self {
+        self.scheduler = on;
+        self
+    }
+
+    /// Run the controller manager (default true).
+    pub fn controllers(mut self, on: bool) -> Self {
+        self.controllers = on;
+        self
+    }
+
+    /// Node lifecycle controller's grace period before a silent node becomes Unknown.
+    pub fn node_monitor_grace_period(mut self, d: Duration) -> Self {
+        self.node_monitor_grace_period = Some(d);
+        self
+    }
+
+    /// Wait at most this long in [`ClusterBuilder::start`] for every node to be Ready
+    /// (default 30 s); `None` returns as soon as everything is started.
+    pub fn wait_ready(mut self, d: Option<Duration>) -> Self {
+        self.wait_ready = d;
+        self
+    }
+
+    /// Clock of the API server and the components (default: the system clock).
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Starts the cluster. Must run inside a multi-threaded tokio runtime.
+    pub async fn start(self) -> Result<Cluster, ClusterError> {
+        Cluster::start(self).await
+    }
+}
+
+/// A running in-process cluster. Dropping it without [`Cluster::shutdown`] aborts its tasks.
+pub struct Cluster {
+    api: Arc<ApiServer>,
+    client: SharedClient,
+    addr: Option<SocketAddr>,
+    kubeconfig: Option<PathBuf>,
+    work_dir: PathBuf,
+    temp_dir: Option<PathBuf>,
+    node_names: Vec<String>,
+    stop: watch::Sender<bool>,
+    http: Option<JoinHandle<Result<(), orch_apiserver::ApiServerError>>>,
+    components: Vec<(String, JoinHandle<()>)>,
+    started_in: Duration,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("addr", &self.addr)
+            .field("kubeconfig", &self.kubeconfig)
+            .field("nodes", &self.node_names)
+            .finish()
+    }
+}
+
+impl Cluster {
+    /// A builder with the defaults: memory storage, sim runtime, one node, HTTP on a free port.
+    pub fn builder() -> ClusterBuilder {
+        ClusterBuilder::default()
+    }
+
+    async fn start(b: ClusterBuilder) -> Result<Cluster, ClusterError> {
+        let t0 = Instant::now();
+        // Work dir: the data dir, or a private temporary one.
+        let (work_dir, temp_dir) = match &b.data_dir {
+            Some(d) => {
+                prepare_data_dir(d)?;
+                (d.clone(), None)
+            }
+            None => {
+                let d = temp_work_dir()?;
+                (d.clone(), Some(d))
+            }
+        };
+        // Bind first: a taken port must fail before anything else starts.
+        let listener = match b.listen {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        let config = match b.storage {
+            Storage::Memory => ApiServerConfig::memory(),
+            Storage::Embedded => ApiServerConfig::embedded(work_dir.join("store")),
+        }
+        .with_clock(b.clock.clone());
+        let api = ApiServer::new(config)?;
+        let client = api.client();
+        let (stop, _) = watch::channel(false);
+
+        let mut addr = None;
+        let mut kubeconfig = None;
+        let mut http = None;
+        if let Some(listener) = listener {
+            let a = listener.local_addr().map_err(|source| ClusterError::Io {
+                path: work_dir.clone(),
+                source,
+            })?;
+            let path = work_dir.join("kubeconfig");
+            write_kubeconfig(&path, &format!("http://{a}")).map_err(|source| ClusterError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            let mut rx = stop.subscribe();
+            http = Some(tokio::spawn(orch_apiserver::serve(
+                api.clone(),
+                listener,
+                async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                },
+            )));
+            addr = Some(a);
+            kubeconfig = Some(path);
+        }
+
+        let mut cluster = Cluster {
+            api,
+            client,
+            addr,
+            kubeconfig,
+            work_dir,
+            temp_dir,
+            node_names: (1..=b.nodes).map(|i| format!("node-{i}")).collect(),
+            stop,
+            http,
+            components: Vec::new(),
+            started_in: Duration::ZERO,
+        };
+        cluster.start_components(&b).await?;
+        if let Some(limit) = b.wait_ready {
+            cluster.wait_nodes_ready(limit).await?;
+        }
+        cluster.started_in = t0.elapsed();
+        Ok(cluster)
+    }
+
+    async fn start_components(&mut self, _b: &ClusterBuilder) -> Result<(), ClusterError> {
+        Ok(())
+    }
+
+    /// Waits until every in-process node is registered and Ready.
+    pub async fn wait_nodes_ready(&self, limit: Duration) -> Result<(), ClusterError> {
+        if self.node_names.is_empty() {
+            return Ok(());
+        }
+        let nodes: orch_types::client::Api<k8s_openapi::api::core::v1::Node> =
+            orch_types::client::Api::all(self.client.clone());
+        let deadline = Instant::now() + limit;
+        loop {
+            let mut ready = 0;
+            for name in &self.node_names {
+                if let Ok(Some(n)) = nodes.get_opt(name).await {
+                    let is_ready = n
+                        .status
+                        .and_then(|s| s.conditions)
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|c| c.type_ == "Ready" && c.status == "True");
+                    if is_ready {
+                        ready += 1;
+                    }
+                }
+            }
+            if ready == self.node_names.len() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(ClusterError::NodesNotReady(limit));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The in-process client (no HTTP, no JSON).
+    pub fn client(&self) -> SharedClient {
+        self.client.clone()
+    }
+
+    /// The API server.
+    pub fn api_server(&self) -> &Arc<ApiServer> {
+        &self.api
+    }
+
+    /// The HTTP address, if serving HTTP.
+    pub fn addr(&self) -> Option<SocketAddr> {
+        self.addr
+    }
+
+    /// `http://ADDR`, if serving HTTP.
+    pub fn url(&self) -> Option<String> {
+        self.addr.map(|a| format!("http://{a}"))
+    }
+
+    /// The kubeconfig pointing at this cluster, if serving HTTP.
+    pub fn kubeconfig(&self) -> Option<&Path> {
+        self.kubeconfig.as_deref()
+    }
+
+    /// Names of the in-process nodes.
+    pub fn node_names(&self) -> &[String] {
+        &self.node_names
+    }
+
+    /// The data dir (or the temporary work dir).
+    pub fn work_dir(&self) -> &Path {
+        &self.work_dir
+    }
+
+    /// How long [`ClusterBuilder::start`] took.
+    pub fn started_in(&self) -> Duration {
+        self.started_in
+    }
+
+    /// Stops everything gracefully: kubelets (pods terminated on the process runtime), then
+    /// controllers and scheduler, then the HTTP server; removes the temporary work dir.
+    pub async fn shutdown(mut self) -> Result<(), ClusterError> {
+        self.stop.send_replace(true);
+        for (name, task) in std::mem::take(&mut self.components) {
+            if let Err(e) = task.await {
+                if e.is_panic() {
+                    return Err(ClusterError::Component {
+                        component: name,
+                        message: "panicked".into(),
+                    });
+                }
+            }
+        }
+        if let Some(http) = self.http.take() {
+            match http.await {
+                Ok(r) => r?,
+                Err(e) if e.is_panic() => {
+                    return Err(ClusterError::Component {
+                        component: "apiserver".into(),
+                        message: "panicked".into(),
+                    })
+                }
+                Err(_) => {}
+            }
+        }
+        if let Some(t) = self.temp_dir.take() {
+            let _ = std::fs::remove_dir_all(t);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+        for (_, t) in &self.components {
+            t.abort();
+        }
+        if let Some(h) = &self.http {
+            h.abort();
+        }
+        if let Some(t) = self.temp_dir.take() {
+            let _ = std::fs::remove_dir_all(t);
+        }
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, ClusterError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| match source.kind() {
+            std::io::ErrorKind::AddrInUse => ClusterError::AddrInUse { addr },
+            _ => ClusterError::Listen { addr, source },
+        })
+}
+
+/// Creates the data dir if needed and checks (or writes) its format marker.
+pub fn prepare_data_dir(dir: &Path) -> Result<(), ClusterError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ClusterError::Io { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let marker = dir.join(DATA_FORMAT_FILE);
+    match std::fs::read_to_string(&marker) {
+        Ok(content) => {
+            let found: u32 = content
+                .trim()
+                .parse()
+                .map_err(|_| ClusterError::BadDataFormat {
+                    dir: dir.to_path_buf(),
+                    content: content.clone(),
+                })?;
+            if found > DATA_FORMAT {
+                return Err(ClusterError::NewerDataFormat {
+                    dir: dir.to_path_buf(),
+                    found,
+                    supported: DATA_FORMAT,
+                });
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::write(&marker, format!("{DATA_FORMAT}\n")).map_err(io(&marker))
+        }
+        Err(e) => Err(io(&marker)(e)),
+    }
+}
+
+/// Writes a kubeconfig for `server` (plain HTTP, no credentials: orch serves loopback only),
+/// atomically (temporary file + rename) so a reader never sees half a file.
+pub fn write_kubeconfig(path: &Path, server: &str) -> std::io::Result<()> {
+    let text = format!(
+        "apiVersion: v1
+kind: Config
+clusters:
+- name: orch
+  cluster:
+    server: {server}
+contexts:
+- name: orch
+  context:
+    cluster: orch
+    user: orch
+    namespace: default
+current-context: orch
+preferences: {{}}
+users:
+- name: orch
+  user: {{}}
+"
+    );
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
+fn temp_work_dir() -> Result<PathBuf, ClusterError> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "orch-cluster-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&d).map_err(|source| ClusterError::Io {
+        path: d.clone(),
+        source,
+    })?;
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_format_marker_is_written_then_checked() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("data");
+        prepare_data_dir(&dir).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.join(DATA_FORMAT_FILE)).unwrap(),
+            "1\n"
+        );
+        prepare_data_dir(&dir).unwrap();
+        std::fs::write(dir.join(DATA_FORMAT_FILE), "7\n").unwrap();
+        let e = prepare_data_dir(&dir).unwrap_err();
+        assert!(matches!(
+            e,
+            ClusterError::NewerDataFormat {
+                found: 7,
+                supported: 1,
+                ..
+            }
+        ));
+        assert!(e.to_string().contains("newer"), "{e}");
+        std::fs::write(dir.join(DATA_FORMAT_FILE), "x").unwrap();
+        assert!(matches!(
+            prepare_data_dir(&dir).unwrap_err(),
+            ClusterError::BadDataFormat { .. }
+        ));
+    }
+}
