@@ -72,6 +72,8 @@ pub enum Action {
         uid: Option<String>,
         /// Propagation policy.
         propagation: Option<PropagationPolicy>,
+        /// `gracePeriodSeconds` (`Some(0)` = force).
+        grace_period_seconds: Option<i64>,
         /// Expectations key and event target of a controller deleting its pods
         /// (`SuccessfulDelete` / `FailedDelete`).
         owner: Option<(String, ObjectRef)>,
@@ -181,6 +183,7 @@ impl Action {
             name: m.name.clone().unwrap_or_default(),
             uid: m.uid.clone(),
             propagation: None,
+            grace_period_seconds: None,
             owner: None,
         }
     }
@@ -327,10 +330,12 @@ impl Applier {
                 name,
                 uid,
                 propagation,
+                grace_period_seconds,
                 owner,
             } => {
                 let p = DeleteParams {
                     propagation_policy: propagation,
+                    grace_period_seconds,
                     preconditions: uid.map(|u| Preconditions {
                         uid: Some(u),
                         resource_version: None,

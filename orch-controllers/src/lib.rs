@@ -22,8 +22,11 @@
 pub mod action;
 pub mod controller_utils;
 pub mod deployment;
+pub mod endpoints;
 pub mod expectations;
+pub mod garbagecollector;
 pub mod informer;
+pub mod namespace;
 pub mod object;
 pub mod queue;
 pub mod replicaset;

@@ -257,6 +257,7 @@ pub fn reconcile(w: &Workload, cx: SyncContext<'_>) -> Vec<Action> {
                     name: name(&p.metadata).into(),
                     uid: p.metadata.uid.clone(),
                     propagation: None,
+                    grace_period_seconds: None,
                     owner: Some((key.clone(), w.object_ref())),
                 });
             }

@@ -1,0 +1,422 @@
+//! Garbage collector (`pkg/controller/garbagecollector/garbagecollector.go`): deletes
+//! dependents whose owners are gone, and implements the `orphan` and `foregroundDeletion`
+//! finalizers of owners being deleted.
+//!
+//! For one object ([`reconcile`]):
+//! - owner being deleted with `orphan`: strip its ownerReference from every dependent, then
+//!   drop the finalizer;
+//! - owner being deleted with `foregroundDeletion`: delete its dependents; drop the finalizer
+//!   once no dependent with `blockOwnerDeletion: true` is left;
+//! - dependent: classify its owners as solid / dangling (absent or UID mismatch) / waiting
+//!   (being foreground-deleted) as `attemptToDeleteItem`: with a solid owner only the dangling
+//!   references are removed; with none it is deleted (foreground if an owner waits on it and it
+//!   has dependents of its own; otherwise with the policy its own finalizers ask for).
+//! - a cluster-scoped dependent naming a namespaced owner is invalid: the reference counts as
+//!   dangling and an `OwnerRefInvalidNamespace` event is recorded.
+
+use crate::action::Action;
+use crate::object::{is_deleting, uid};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use orch_types::client::{Patch, PropagationPolicy};
+use orch_types::events::{reason, ObjectRef};
+use orch_types::registry::ApiResource;
+use orch_types::DynamicObject;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// `orphan` finalizer.
+pub const ORPHAN: &str = "orphan";
+/// `foregroundDeletion` finalizer.
+pub const FOREGROUND: &str = "foregroundDeletion";
+
+/// What the view knows about an owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnerState {
+    /// No object with that name and UID.
+    Absent,
+    /// Present and not being foreground-deleted.
+    Present,
+    /// Being deleted with `foregroundDeletion`: waits for its dependents.
+    WaitingForDependents,
+    /// The reference cannot resolve (namespaced owner of a cluster-scoped object).
+    InvalidNamespace,
+}
+
+/// A resource-typed object of the graph.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// Its resource.
+    pub resource: ApiResource,
+    /// The object.
+    pub object: Arc<DynamicObject>,
+}
+
+/// The graph as the collector reads it (informer caches, confirmed by live reads in the driver).
+pub trait GcView {
+    /// State of the owner an ownerReference of a dependent in `namespace` points at.
+    fn owner_state(&self, namespace: Option<&str>, r: &OwnerReference) -> OwnerState;
+    /// Objects with an ownerReference to `uid`.
+    fn dependents(&self, uid: &str) -> Vec<Node>;
+}
+
+fn has_finalizer(o: &DynamicObject, f: &str) -> bool {
+    o.metadata
+        .finalizers
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .any(|x| x == f)
+}
+
+fn remove_finalizer(item: &Node, f: &str) -> Action {
+    let rest: Vec<String> = item
+        .object
+        .metadata
+        .finalizers
+        .iter()
+        .flatten()
+        .filter(|x| *x != f)
+        .cloned()
+        .collect();
+    Action::Patch {
+        resource: item.resource.clone(),
+        namespace: item.object.metadata.namespace.clone(),
+        name: item.object.name().into(),
+        subresource: None,
+        // Guarded by resourceVersion so a concurrent finalizer change is not lost.
+        patch: Patch::Merge(json!({"metadata": {
+            "finalizers": rest,
+            "resourceVersion": item.object.metadata.resource_version,
+        }})),
+    }
+}
+
+fn strip_refs(item: &Node, uids: &[&str]) -> Action {
+    let refs = item
+        .object
+        .metadata
+        .owner_references
+        .as_deref()
+        .unwrap_or_default();
+    let mut ops =
+        vec![json!({"op": "test", "path": "/metadata/uid", "value": uid(&item.object.metadata)})];
+    // Remove from the back so indices stay valid.
+    for (i, r) in refs.iter().enumerate().rev() {
+        if uids.contains(&r.uid.as_str()) {
+            ops.push(json!({"op": "test", "path": format!("/metadata/ownerReferences/{i}/uid"), "value": r.uid}));
+            ops.push(json!({"op": "remove", "path": format!("/metadata/ownerReferences/{i}")}));
+        }
+    }
+    Action::Patch {
+        resource: item.resource.clone(),
+        namespace: item.object.metadata.namespace.clone(),
+        name: item.object.name().into(),
+        subresource: None,
+        patch: Patch::Json(serde_json::Value::Array(ops)),
+    }
+}
+
+fn unblock_refs(item: &Node, uids: &[&str]) -> Action {
+    let refs = item
+        .object
+        .metadata
+        .owner_references
+        .as_deref()
+        .unwrap_or_default();
+    let mut ops =
+        vec![json!({"op": "test", "path": "/metadata/uid", "value": uid(&item.object.metadata)})];
+    for (i, r) in refs.iter().enumerate() {
+        if uids.contains(&r.uid.as_str()) {
+            ops.push(json!({"op": "replace", "path": format!("/metadata/ownerReferences/{i}/blockOwnerDeletion"), "value": false}));
+        }
+    }
+    Action::Patch {
+        resource: item.resource.clone(),
+        namespace: item.object.metadata.namespace.clone(),
+        name: item.object.name().into(),
+        subresource: None,
+        patch: Patch::Json(serde_json::Value::Array(ops)),
+    }
+}
+
+fn delete(item: &Node, policy: PropagationPolicy) -> Action {
+    Action::Delete {
+        resource: item.resource.clone(),
+        namespace: item.object.metadata.namespace.clone(),
+        name: item.object.name().into(),
+        uid: item.object.metadata.uid.clone(),
+        propagation: Some(policy),
+        grace_period_seconds: None,
+        owner: None,
+    }
+}
+
+/// How soon to look again at an owner waiting for its dependents.
+const WAIT_RECHECK: Duration = Duration::from_secs(2);
+
+/// One pass of the collector over `item`.
+pub fn reconcile(item: &Node, view: &dyn GcView) -> Vec<Action> {
+    let o = &item.object;
+    let mut actions = Vec::new();
+    if is_deleting(&o.metadata) {
+        let my_uid = uid(&o.metadata);
+        if has_finalizer(o, ORPHAN) {
+            let deps = view.dependents(my_uid);
+            if deps.is_empty() {
+                actions.push(remove_finalizer(item, ORPHAN));
+            } else {
+                for d in &deps {
+                    actions.push(strip_refs(d, &[my_uid]));
+                }
+                actions.push(Action::requeue(WAIT_RECHECK));
+            }
+            return actions;
+        }
+        if has_finalizer(o, FOREGROUND) {
+            let deps = view.dependents(my_uid);
+            let blocking: Vec<&Node> = deps
+                .iter()
+                .filter(|d| {
+                    d.object
+                        .metadata
+                        .owner_references
+                        .as_deref()
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|r| r.uid == my_uid && r.block_owner_deletion == Some(true))
+                })
+                .collect();
+            for d in &deps {
+                if !is_deleting(&d.object.metadata) {
+                    let grand = !view.dependents(uid(&d.object.metadata)).is_empty();
+                    let policy = if grand {
+                        PropagationPolicy::Foreground
+                    } else {
+                        PropagationPolicy::Background
+                    };
+                    actions.push(delete(d, policy));
+                }
+            }
+            if blocking.is_empty() {
+                actions.push(remove_finalizer(item, FOREGROUND));
+            } else {
+                actions.push(Action::requeue(WAIT_RECHECK));
+            }
+            return actions;
+        }
+        return actions;
+    }
+    let refs = o.metadata.owner_references.as_deref().unwrap_or_default();
+    if refs.is_empty() {
+        return actions;
+    }
+    let (mut solid, mut dangling, mut waiting) = (Vec::new(), Vec::new(), Vec::new());
+    for r in refs {
+        match view.owner_state(o.metadata.namespace.as_deref(), r) {
+            OwnerState::Present => solid.push(r),
+            OwnerState::Absent => dangling.push(r),
+            OwnerState::WaitingForDependents => waiting.push(r),
+            OwnerState::InvalidNamespace => {
+                actions.push(Action::warning(
+                    ObjectRef::of_dynamic(o),
+                    reason::OWNER_REF_INVALID_NAMESPACE,
+                    format!(
+                        "ownerRef [{}/{}, namespace: {}, name: {}, uid: {}] does not exist in namespace {:?}",
+                        r.api_version,
+                        r.kind,
+                        o.namespace().unwrap_or(""),
+                        r.name,
+                        r.uid,
+                        o.namespace().unwrap_or("")
+                    ),
+                ));
+                dangling.push(r);
+            }
+        }
+    }
+    if !solid.is_empty() {
+        if !dangling.is_empty() {
+            let uids: Vec<&str> = dangling.iter().map(|r| r.uid.as_str()).collect();
+            actions.push(strip_refs(item, &uids));
+        }
+        let blocking_waiting: Vec<&str> = waiting
+            .iter()
+            .filter(|r| r.block_owner_deletion == Some(true))
+            .map(|r| r.uid.as_str())
+            .collect();
+        if !blocking_waiting.is_empty() {
+            actions.push(unblock_refs(item, &blocking_waiting));
+        }
+        return actions;
+    }
+    let has_dependents = !view.dependents(uid(&o.metadata)).is_empty();
+    let policy = if !waiting.is_empty() && has_dependents {
+        PropagationPolicy::Foreground
+    } else if has_finalizer(o, ORPHAN) {
+        PropagationPolicy::Orphan
+    } else if has_finalizer(o, FOREGROUND) {
+        PropagationPolicy::Foreground
+    } else {
+        PropagationPolicy::Background
+    };
+    actions.push(delete(item, policy));
+    actions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[derive(Default)]
+    struct Graph {
+        owners: HashMap<String, OwnerState>,
+        deps: HashMap<String, Vec<Node>>,
+    }
+    impl GcView for Graph {
+        fn owner_state(&self, _ns: Option<&str>, r: &OwnerReference) -> OwnerState {
+            self.owners
+                .get(&r.uid)
+                .cloned()
+                .unwrap_or(OwnerState::Absent)
+        }
+        fn dependents(&self, uid: &str) -> Vec<Node> {
+            self.deps.get(uid).cloned().unwrap_or_default()
+        }
+    }
+
+    fn obj(name: &str, owners: &[(&str, bool)], finalizers: &[&str], deleting: bool) -> Node {
+        let mut o = DynamicObject::new("v1", "Pod", name);
+        o.metadata.namespace = Some("default".into());
+        o.metadata.uid = Some(format!("uid-{name}"));
+        o.metadata.owner_references = (!owners.is_empty()).then(|| {
+            owners
+                .iter()
+                .map(|(u, block)| OwnerReference {
+                    api_version: "apps/v1".into(),
+                    kind: "ReplicaSet".into(),
+                    name: u.to_string(),
+                    uid: format!("uid-{u}"),
+                    controller: Some(true),
+                    block_owner_deletion: Some(*block),
+                })
+                .collect()
+        });
+        o.metadata.finalizers =
+            (!finalizers.is_empty()).then(|| finalizers.iter().map(|s| s.to_string()).collect());
+        if deleting {
+            o.metadata.deletion_timestamp = Some(
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH),
+            );
+        }
+        Node {
+            resource: ApiResource::of::<k8s_openapi::api::core::v1::Pod>(),
+            object: Arc::new(o),
+        }
+    }
+
+    fn kinds(actions: &[Action]) -> Vec<String> {
+        actions
+            .iter()
+            .map(|a| match a {
+                Action::Delete {
+                    name, propagation, ..
+                } => format!("delete {name} {propagation:?}"),
+                Action::Patch {
+                    name,
+                    patch: Patch::Json(_),
+                    ..
+                } => format!("patch-refs {name}"),
+                Action::Patch {
+                    name,
+                    patch: Patch::Merge(b),
+                    ..
+                } => format!("finalizers {name} {}", b["metadata"]["finalizers"]),
+                Action::Requeue(_) => "requeue".into(),
+                Action::Event { reason, .. } => format!("event {reason}"),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn background_deletes_dependents_of_absent_owners_only() {
+        let g = Graph::default();
+        let dangling = obj("p1", &[("rs", true)], &[], false);
+        assert_eq!(
+            kinds(&reconcile(&dangling, &g)),
+            ["delete p1 Some(Background)"]
+        );
+        let mut g = Graph::default();
+        g.owners.insert("uid-rs".into(), OwnerState::Present);
+        assert!(reconcile(&dangling, &g).is_empty());
+        // Two owners, one gone: only the reference is removed.
+        let two = obj("p2", &[("rs", true), ("gone", false)], &[], false);
+        assert_eq!(kinds(&reconcile(&two, &g)), ["patch-refs p2"]);
+    }
+
+    #[test]
+    fn orphan_strips_references_then_drops_finalizer() {
+        let owner = obj("rs", &[], &[ORPHAN], true);
+        let mut g = Graph::default();
+        g.deps.insert(
+            "uid-rs".into(),
+            vec![obj("p1", &[("rs", true)], &[], false)],
+        );
+        assert_eq!(kinds(&reconcile(&owner, &g)), ["patch-refs p1", "requeue"]);
+        g.deps.clear();
+        assert_eq!(kinds(&reconcile(&owner, &g)), ["finalizers rs []"]);
+    }
+
+    #[test]
+    fn foreground_waits_for_blocking_dependents() {
+        let owner = obj("rs", &[], &[FOREGROUND], true);
+        let mut g = Graph::default();
+        g.deps.insert(
+            "uid-rs".into(),
+            vec![
+                obj("blocking", &[("rs", true)], &[], false),
+                obj("free", &[("rs", false)], &[], false),
+            ],
+        );
+        assert_eq!(
+            kinds(&reconcile(&owner, &g)),
+            [
+                "delete blocking Some(Background)",
+                "delete free Some(Background)",
+                "requeue"
+            ]
+        );
+        g.deps.insert(
+            "uid-rs".into(),
+            vec![obj("free", &[("rs", false)], &[], true)],
+        );
+        assert_eq!(kinds(&reconcile(&owner, &g)), ["finalizers rs []"]);
+        // A dependent of a foreground-deleted owner that has dependents is deleted in foreground.
+        let mut g = Graph::default();
+        g.owners
+            .insert("uid-d".into(), OwnerState::WaitingForDependents);
+        g.deps.insert(
+            "uid-mid".into(),
+            vec![obj("leaf", &[("mid", true)], &[], false)],
+        );
+        let mid = obj("mid", &[("d", true)], &[], false);
+        assert_eq!(kinds(&reconcile(&mid, &g)), ["delete mid Some(Foreground)"]);
+    }
+
+    #[test]
+    fn invalid_namespace_reference_is_dangling_with_event() {
+        let mut g = Graph::default();
+        g.owners
+            .insert("uid-rs".into(), OwnerState::InvalidNamespace);
+        let p = obj("p", &[("rs", false)], &[], false);
+        assert_eq!(
+            kinds(&reconcile(&p, &g)),
+            [
+                "event OwnerRefInvalidNamespace",
+                "delete p Some(Background)"
+            ]
+        );
+    }
+}
