@@ -29,6 +29,8 @@
 
 pub mod backoff;
 pub mod env;
+pub mod image;
+pub mod prober;
 pub mod runtime;
 pub mod status;
 pub mod worker;
