@@ -39,6 +39,7 @@ pub mod queue;
 pub mod resources;
 pub mod scheduler;
 pub mod selectors;
+pub mod simulate;
 pub mod snapshot;
 pub mod status;
 
