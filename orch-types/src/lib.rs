@@ -23,6 +23,7 @@
 pub mod client;
 pub mod clock;
 pub mod decode;
+pub mod defaults;
 pub mod dynamic;
 pub mod events;
 pub mod fields;

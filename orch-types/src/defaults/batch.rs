@@ -1,0 +1,45 @@
+//! batch/v1 defaults, after upstream `pkg/apis/batch/v1/defaults.go` (Kubernetes 1.33,
+//! `JobPodReplacementPolicy` on).
+
+use k8s_openapi::api::batch::v1::Job;
+
+use super::core::pod_template;
+
+fn set<T>(slot: &mut Option<T>, v: T) {
+    if slot.is_none() {
+        *slot = Some(v);
+    }
+}
+
+/// `SetDefaults_Job`.
+pub(crate) fn job(j: &mut Job) {
+    let Some(s) = j.spec.as_mut() else { return };
+    if s.completions.is_none() && s.parallelism.is_none() {
+        s.completions = Some(1);
+        s.parallelism = Some(1);
+    }
+    set(&mut s.parallelism, 1);
+    if s.backoff_limit.is_none() {
+        s.backoff_limit = Some(if s.backoff_limit_per_index.is_some() {
+            i32::MAX
+        } else {
+            6
+        });
+    }
+    let labels = s.template.metadata.as_ref().and_then(|m| m.labels.clone());
+    if let Some(labels) = labels {
+        if j.metadata.labels.as_ref().is_none_or(|l| l.is_empty()) {
+            j.metadata.labels = Some(labels);
+        }
+    }
+    set(&mut s.completion_mode, "NonIndexed".to_string());
+    set(&mut s.suspend, false);
+    if s.pod_replacement_policy.is_none() {
+        s.pod_replacement_policy = Some(if s.pod_failure_policy.is_some() {
+            "Failed".into()
+        } else {
+            "TerminatingOrFailed".into()
+        });
+    }
+    pod_template(&mut s.template);
+}

@@ -1,0 +1,87 @@
+//! Defaulting, as upstream `pkg/apis/*/v1/defaults.go` plus the `+default` markers of the
+//! `k8s.io/api` types, for the wave-1 kinds (Kubernetes 1.33 with default feature gates).
+//!
+//! [`apply_defaults`] works on a [`DynamicObject`] by converting it to its typed k8s-openapi
+//! struct, defaulting, and converting back; kinds without defaults (and kinds orch does not
+//! know) are left untouched. Defaulting is idempotent: applying it twice equals applying it once.
+//! Quantities in resource lists are rounded up to milli precision and written in canonical
+//! form, as the API server stores them.
+//!
+//! ```
+//! use orch_types::{defaults::apply_defaults, DynamicObject};
+//! let mut d: DynamicObject = serde_json::from_value(serde_json::json!({
+//!     "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+//!     "spec": {"selector": {"matchLabels": {"app": "web"}},
+//!              "template": {"metadata": {"labels": {"app": "web"}},
+//!                           "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}})).unwrap();
+//! apply_defaults(&mut d).unwrap();
+//! let spec = &d.data["spec"];
+//! assert_eq!(spec["replicas"], 1);
+//! assert_eq!(spec["strategy"]["rollingUpdate"]["maxSurge"], "25%");
+//! assert_eq!(spec["template"]["spec"]["containers"][0]["imagePullPolicy"], "Always");
+//! ```
+
+mod apps;
+mod batch;
+mod core;
+mod other;
+
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::dynamic::{ConvertError, DynamicObject};
+use crate::registry;
+
+fn typed<K>(obj: &mut DynamicObject, f: impl FnOnce(&mut K)) -> Result<(), ConvertError>
+where
+    K: k8s_openapi::Resource + Serialize + DeserializeOwned,
+{
+    let mut t: K = obj.to_typed()?;
+    f(&mut t);
+    *obj = DynamicObject::from_typed(&t)?;
+    Ok(())
+}
+
+/// Applies upstream defaults to a built-in object in place. Returns an error (and leaves the
+/// object unchanged) when it does not fit its typed struct.
+pub fn apply_defaults(obj: &mut DynamicObject) -> Result<(), ConvertError> {
+    use k8s_openapi::api::{
+        apps::v1 as kapps, autoscaling::v2 as as2, batch::v1 as kbatch, core::v1 as kcore,
+        scheduling::v1 as sched,
+    };
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiext;
+    let Some(info) = registry::by_kind(&obj.types.api_version, &obj.types.kind) else {
+        return Ok(());
+    };
+    let mut work = obj.clone();
+    match (info.group, info.kind) {
+        ("", "Pod") => typed::<kcore::Pod>(&mut work, core::pod)?,
+        ("", "Service") => typed::<kcore::Service>(&mut work, core::service)?,
+        ("", "ReplicationController") => {
+            typed::<kcore::ReplicationController>(&mut work, core::replication_controller)?
+        }
+        ("", "Secret") => typed::<kcore::Secret>(&mut work, core::secret)?,
+        ("", "Namespace") => typed::<kcore::Namespace>(&mut work, core::namespace)?,
+        ("", "Node") => typed::<kcore::Node>(&mut work, core::node)?,
+        ("", "Endpoints") => typed::<kcore::Endpoints>(&mut work, core::endpoints)?,
+        ("apps", "Deployment") => typed::<kapps::Deployment>(&mut work, apps::deployment)?,
+        ("apps", "ReplicaSet") => typed::<kapps::ReplicaSet>(&mut work, apps::replica_set)?,
+        ("apps", "DaemonSet") => typed::<kapps::DaemonSet>(&mut work, apps::daemon_set)?,
+        ("apps", "StatefulSet") => typed::<kapps::StatefulSet>(&mut work, apps::stateful_set)?,
+        ("batch", "Job") => typed::<kbatch::Job>(&mut work, batch::job)?,
+        ("autoscaling", "HorizontalPodAutoscaler") => {
+            typed::<as2::HorizontalPodAutoscaler>(&mut work, other::hpa)?
+        }
+        ("scheduling.k8s.io", "PriorityClass") => {
+            typed::<sched::PriorityClass>(&mut work, other::priority_class)?
+        }
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => {
+            typed::<apiext::CustomResourceDefinition>(&mut work, other::crd)?
+        }
+        _ => return Ok(()),
+    }
+    *obj = work;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
