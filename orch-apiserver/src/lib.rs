@@ -18,3 +18,5 @@ pub mod server;
 pub mod storage;
 
 pub use server::{serve, ApiServer, ApiServerConfig, ApiServerError, StorageConfig};
+pub mod discovery;
+pub mod table;

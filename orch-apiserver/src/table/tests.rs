@@ -1,0 +1,320 @@
+use serde_json::{json, Value};
+
+use super::*;
+
+fn now() -> Timestamp {
+    "2025-06-01T12:00:00Z".parse().expect("timestamp")
+}
+
+fn headers(t: &Value) -> Vec<String> {
+    t["columnDefinitions"]
+        .as_array()
+        .expect("columns")
+        .iter()
+        .filter(|c| c["priority"] == 0)
+        .map(|c| c["name"].as_str().unwrap_or_default().to_uppercase())
+        .collect()
+}
+
+#[test]
+fn human_durations_match_upstream() {
+    let cases = [
+        (-5, "<invalid>"),
+        (-1, "0s"),
+        (0, "0s"),
+        (119, "119s"),
+        (120, "2m"),
+        (125, "2m5s"),
+        (600, "10m"),
+        (179 * 60, "179m"),
+        (3 * 3600, "3h"),
+        (3 * 3600 + 60 * 5, "3h5m"),
+        (47 * 3600, "47h"),
+        (3 * 86400 + 3600, "3d1h"),
+        (30 * 86400, "30d"),
+        (3 * 365 * 86400, "3y"),
+        (3 * 365 * 86400 + 86400 * 5, "3y5d"),
+        (10 * 365 * 86400, "10y"),
+    ];
+    for (secs, want) in cases {
+        assert_eq!(human_duration(secs), want, "{secs}s");
+    }
+}
+
+#[test]
+fn accept_header_detection() {
+    assert!(wants_table(
+        "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
+    ));
+    assert!(!wants_table("application/json"));
+    assert!(!wants_table(
+        "application/yaml, application/json;as=Table;v=v1;g=meta.k8s.io"
+            .split(", ")
+            .nth(2)
+            .unwrap_or("application/json")
+    ));
+    assert!(!wants_table(
+        "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io"
+    ));
+}
+
+fn pod(status: Value) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web-1", "namespace": "default", "uid": "u1",
+                     "creationTimestamp": "2025-06-01T11:55:00Z", "labels": {"app": "web"}},
+        "spec": {"nodeName": "node-a", "containers": [{"name": "a"}, {"name": "b"}]},
+        "status": status,
+    })
+}
+
+#[test]
+fn pod_status_column() {
+    let cases: &[(&str, Value, [&str; 3])] = &[
+        (
+            "pending, unscheduled",
+            json!({"phase": "Pending"}),
+            ["0/2", "Pending", "0"],
+        ),
+        (
+            "running and ready",
+            json!({"phase": "Running", "podIP": "10.0.0.5", "containerStatuses": [
+                {"name": "a", "ready": true, "restartCount": 0, "state": {"running": {}}},
+                {"name": "b", "ready": true, "restartCount": 2, "state": {"running": {}},
+                 "lastState": {"terminated": {"exitCode": 1, "finishedAt": "2025-06-01T11:59:00Z"}}}]}),
+            ["2/2", "Running", "2 (60s ago)"],
+        ),
+        (
+            "crash loop wins over phase",
+            json!({"phase": "Running", "containerStatuses": [
+                {"name": "a", "ready": false, "restartCount": 0, "state": {"waiting": {"reason": "CrashLoopBackOff"}}},
+                {"name": "b", "ready": true, "restartCount": 0, "state": {"running": {}}}]}),
+            ["1/2", "CrashLoopBackOff", "0"],
+        ),
+        (
+            "terminated without reason shows exit code",
+            json!({"phase": "Failed", "containerStatuses": [
+                {"name": "a", "ready": false, "restartCount": 0, "state": {"terminated": {"exitCode": 3}}}]}),
+            ["0/2", "ExitCode:3", "0"],
+        ),
+        (
+            "init container running",
+            json!({"phase": "Pending", "initContainerStatuses": [
+                {"name": "i", "ready": false, "restartCount": 0, "state": {"running": {}}}]}),
+            ["0/2", "Init:0/0", "0"],
+        ),
+        (
+            "scheduling gated",
+            json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "reason": "SchedulingGated"}]}),
+            ["0/2", "SchedulingGated", "0"],
+        ),
+    ];
+    for (name, status, want) in cases {
+        let t = table(
+            "",
+            "Pod",
+            &[pod(status.clone())],
+            IncludeObject::None,
+            now(),
+            None,
+        );
+        let cells = &t["rows"][0]["cells"];
+        assert_eq!(
+            [&cells[1], &cells[2], &cells[3]],
+            [&json!(want[0]), &json!(want[1]), &json!(want[2])],
+            "{name}"
+        );
+    }
+    let mut terminating = pod(json!({"phase": "Running"}));
+    terminating["metadata"]["deletionTimestamp"] = json!("2025-06-01T11:59:00Z");
+    let t = table("", "Pod", &[terminating], IncludeObject::None, now(), None);
+    assert_eq!(t["rows"][0]["cells"][2], "Terminating");
+}
+
+#[test]
+fn include_object_modes() {
+    let p = pod(json!({"phase": "Running"}));
+    let meta = table(
+        "",
+        "Pod",
+        std::slice::from_ref(&p),
+        IncludeObject::Metadata,
+        now(),
+        None,
+    );
+    assert_eq!(meta["rows"][0]["object"]["kind"], "PartialObjectMetadata");
+    assert_eq!(
+        meta["rows"][0]["object"]["metadata"]["labels"]["app"],
+        "web"
+    );
+    let full = table(
+        "",
+        "Pod",
+        std::slice::from_ref(&p),
+        IncludeObject::Object,
+        now(),
+        None,
+    );
+    assert_eq!(full["rows"][0]["object"], p);
+    let none = table(
+        "",
+        "Pod",
+        &[p],
+        IncludeObject::None,
+        now(),
+        Some(&json!({"resourceVersion": "42"})),
+    );
+    assert!(none["rows"][0].get("object").is_none());
+    assert_eq!(none["metadata"]["resourceVersion"], "42");
+    assert_eq!(
+        IncludeObject::from_param(Some("Object")),
+        IncludeObject::Object
+    );
+    assert_eq!(IncludeObject::from_param(None), IncludeObject::Metadata);
+}
+
+#[test]
+fn default_headers_per_kind() {
+    let cases: &[(&str, &str, &[&str])] = &[
+        ("", "Pod", &["NAME", "READY", "STATUS", "RESTARTS", "AGE"]),
+        ("", "Node", &["NAME", "STATUS", "ROLES", "AGE", "VERSION"]),
+        (
+            "apps",
+            "Deployment",
+            &["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
+        ),
+        (
+            "apps",
+            "ReplicaSet",
+            &["NAME", "DESIRED", "CURRENT", "READY", "AGE"],
+        ),
+        (
+            "",
+            "Service",
+            &[
+                "NAME",
+                "TYPE",
+                "CLUSTER-IP",
+                "EXTERNAL-IP",
+                "PORT(S)",
+                "AGE",
+            ],
+        ),
+        (
+            "",
+            "Event",
+            &["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
+        ),
+        (
+            "batch",
+            "Job",
+            &["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"],
+        ),
+        ("", "ConfigMap", &["NAME", "DATA", "AGE"]),
+        (
+            "apiextensions.k8s.io",
+            "CustomResourceDefinition",
+            &["NAME", "CREATED AT"],
+        ),
+    ];
+    for (g, k, want) in cases {
+        let t = table(g, k, &[], IncludeObject::None, now(), None);
+        assert_eq!(headers(&t), *want, "{k}");
+    }
+}
+
+#[test]
+fn every_row_has_one_cell_per_column() {
+    let obj = json!({"metadata": {"name": "x", "creationTimestamp": "2025-06-01T11:00:00Z"}});
+    for r in orch_types::registry::BUILTIN {
+        let t = table(
+            r.group,
+            r.kind,
+            std::slice::from_ref(&obj),
+            IncludeObject::None,
+            now(),
+            None,
+        );
+        assert_eq!(
+            t["rows"][0]["cells"].as_array().map(Vec::len),
+            t["columnDefinitions"].as_array().map(Vec::len),
+            "{}",
+            r.kind
+        );
+    }
+}
+
+#[test]
+fn snapshot_of_wide_rows() {
+    let deploy = json!({
+        "metadata": {"name": "web", "creationTimestamp": "2025-06-01T10:00:00Z"},
+        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"},
+                 "matchExpressions": [{"key": "tier", "operator": "In", "values": ["fe", "be"]}]},
+                 "template": {"spec": {"containers": [{"name": "nginx", "image": "nginx:1.27"},
+                                                      {"name": "log", "image": "busybox"}]}}},
+        "status": {"replicas": 3, "readyReplicas": 2, "updatedReplicas": 3, "availableReplicas": 2}
+    });
+    let node = json!({
+        "metadata": {"name": "node-a", "creationTimestamp": "2025-05-30T12:00:00Z",
+                     "labels": {"node-role.kubernetes.io/control-plane": "", "kubernetes.io/hostname": "node-a"}},
+        "spec": {"unschedulable": true},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}],
+                   "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+                   "nodeInfo": {"kubeletVersion": "v1.33.0-orch", "osImage": "Debian", "kernelVersion": "6.1",
+                                "containerRuntimeVersion": "orch://0.1"}}
+    });
+    let event = json!({
+        "metadata": {"name": "web-1.17", "creationTimestamp": "2025-06-01T11:50:00Z"},
+        "involvedObject": {"kind": "Pod", "name": "web-1", "fieldPath": "spec.containers{a}"},
+        "type": "Normal", "reason": "Scheduled", "message": "Successfully assigned default/web-1 to node-a",
+        "source": {"component": "default-scheduler"},
+        "firstTimestamp": "2025-06-01T11:50:00Z", "lastTimestamp": "2025-06-01T11:58:00Z", "count": 2
+    });
+    let rows: Vec<Value> = [
+        ("apps", "Deployment", deploy),
+        ("", "Node", node),
+        ("", "Event", event),
+    ]
+    .into_iter()
+    .map(|(g, k, o)| {
+        let t = table(g, k, &[o], IncludeObject::None, now(), None);
+        let names: Vec<Value> = t["columnDefinitions"]
+            .as_array()
+            .map(|a| a.iter().map(|c| c["name"].clone()).collect())
+            .unwrap_or_default();
+        json!({"kind": k, "columns": names, "cells": t["rows"][0]["cells"]})
+    })
+    .collect();
+    insta::assert_yaml_snapshot!(rows);
+}
+
+#[test]
+fn conversion_of_lists_objects_statuses_and_watch_events() {
+    let p = pod(json!({"phase": "Running"}));
+    let list = json!({"kind": "PodList", "metadata": {"resourceVersion": "7", "continue": "c"}, "items": [p.clone(), p.clone()]});
+    let t = convert("", "Pod", &list, IncludeObject::Metadata, now());
+    assert_eq!(t["rows"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        t["metadata"],
+        json!({"resourceVersion": "7", "continue": "c"})
+    );
+    let status = json!({"kind": "Status", "status": "Success"});
+    assert_eq!(
+        convert("", "Pod", &status, IncludeObject::Metadata, now()),
+        status
+    );
+    let ev = json!({"type": "MODIFIED", "object": p});
+    let first = watch_event("", "Pod", &ev, IncludeObject::Metadata, now(), true);
+    assert_eq!(first["type"], "MODIFIED");
+    assert_eq!(first["object"]["kind"], "Table");
+    assert_eq!(first["object"]["rows"][0]["cells"][0], "web-1");
+    assert!(first["object"]["columnDefinitions"]
+        .as_array()
+        .is_some_and(|c| !c.is_empty()));
+    let later = watch_event("", "Pod", &ev, IncludeObject::Metadata, now(), false);
+    assert_eq!(later["object"]["columnDefinitions"], json!([]));
+    let bm = json!({"type": "BOOKMARK", "object": {"kind": "Pod", "metadata": {"resourceVersion": "9"}}});
+    let b = watch_event("", "Pod", &bm, IncludeObject::Metadata, now(), false);
+    assert_eq!(b["object"]["metadata"]["resourceVersion"], "9");
+    assert_eq!(b["object"]["rows"], json!([]));
+}
