@@ -51,6 +51,9 @@ pub enum Outcome {
         /// Pods preemption deletes (`namespace/name`), in deletion order.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         victims: Vec<String>,
+        /// Plugins that rejected nodes (the queue moves the pod back on events they care about).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        unschedulable_plugins: Vec<String>,
     },
     /// Held back before the queue (scheduling gates).
     Gated {

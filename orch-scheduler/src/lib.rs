@@ -30,6 +30,7 @@
 pub mod config;
 pub mod cycle_state;
 pub mod decision;
+pub mod driver;
 pub mod framework;
 pub mod node_info;
 pub mod plugins;

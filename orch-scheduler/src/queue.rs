@@ -130,6 +130,20 @@ impl SchedulingQueue {
         }
     }
 
+    /// True when a pod is ready to pop (after moving expired backoffs).
+    pub fn has_active(&mut self) -> bool {
+        self.flush_backoff();
+        !self.active.is_empty()
+    }
+
+    /// True when the pod is anywhere in the queue.
+    pub fn contains(&self, key: &str) -> bool {
+        self.unschedulable.contains_key(key)
+            || self.gated.contains_key(key)
+            || self.active.iter().any(|q| q.pod.key == key)
+            || self.backoff.values().any(|q| q.pod.key == key)
+    }
+
     /// Pods in activeQ / backoffQ / unschedulable / gated.
     pub fn lens(&self) -> (usize, usize, usize, usize) {
         (

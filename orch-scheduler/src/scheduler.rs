@@ -384,11 +384,20 @@ impl Scheduler {
                     None => post_msg.unwrap_or_else(|| "no PostFilter plugin".into()),
                 });
             }
+            let mut plugins: Vec<String> = statuses
+                .values()
+                .chain(pre_failure.iter())
+                .filter(|s| !s.plugin.is_empty())
+                .map(|s| s.plugin.to_string())
+                .collect();
+            plugins.sort();
+            plugins.dedup();
             Outcome::Unschedulable {
                 message,
                 reasons,
                 nominated_node: result.nominated_node,
                 victims: result.victims,
+                unschedulable_plugins: plugins,
             }
         } else if feasible.len() == 1 {
             let node = snap.node(feasible[0]).name.clone();
