@@ -3,6 +3,8 @@
 use clap::{Parser, Subcommand};
 
 pub mod bench;
+pub mod schedule;
+pub mod scheduler;
 pub mod up;
 
 /// orch: a Kubernetes-compatible orchestrator.
@@ -21,6 +23,10 @@ pub enum Command {
     Version,
     /// Run a whole cluster in this process (API server, scheduler, controllers, kubelets).
     Up(up::UpArgs),
+    /// Schedule the pending pods of a cluster description offline and print the decisions.
+    Schedule(schedule::ScheduleArgs),
+    /// Run the scheduler against an API server.
+    Scheduler(scheduler::SchedulerArgs),
     /// Run a benchmark.
     Bench {
         /// Which benchmark.
@@ -38,5 +44,7 @@ pub fn run(cli: Cli) -> i32 {
         }
         Command::Up(args) => up::run(args),
         Command::Bench { what } => bench::run(what),
+        Command::Schedule(args) => schedule::run(args),
+        Command::Scheduler(args) => scheduler::run(args),
     }
 }
