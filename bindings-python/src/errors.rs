@@ -61,10 +61,10 @@ create_exception!(
 pub enum Error {
     /// A client call failed (server `Status`, transport, decoding).
     #[error(transparent)]
-    Client(#[from] ClientError),
+    Client(Box<ClientError>),
     /// The server (or an in-process core) answered with a `Status`.
     #[error(transparent)]
-    Api(#[from] ApiError),
+    Api(Box<ApiError>),
     /// A wait ran past its deadline.
     #[error("{0}")]
     Timeout(String),
@@ -74,6 +74,21 @@ pub enum Error {
     /// An error already raised on the Python side (e.g. `KeyboardInterrupt`).
     #[error("{0}")]
     Py(#[from] PyErr),
+}
+
+impl From<ClientError> for Error {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Api(a) => Self::Api(Box::new(a)),
+            other => Self::Client(Box::new(other)),
+        }
+    }
+}
+
+impl From<ApiError> for Error {
+    fn from(e: ApiError) -> Self {
+        Self::Api(Box::new(e))
+    }
 }
 
 /// Result with [`Error`].
@@ -125,7 +140,7 @@ fn plain(py: Python<'_>, err: PyErr, code: u16, reason: &str) -> PyErr {
 impl From<Error> for PyErr {
     fn from(e: Error) -> Self {
         Python::attach(|py| match e {
-            Error::Api(a) | Error::Client(ClientError::Api(a)) => api_error_to_py(py, &a),
+            Error::Api(a) => api_error_to_py(py, &a),
             Error::Client(other) => plain(
                 py,
                 OrchError::new_err(other.to_string()),

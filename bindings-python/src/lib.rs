@@ -11,6 +11,10 @@
 //! `cargo test --workspace` still links.
 
 pub mod errors;
+pub mod exec;
+pub mod handle;
+pub mod objects;
+pub mod schedule;
 
 use pyo3::prelude::*;
 
@@ -19,5 +23,8 @@ use pyo3::prelude::*;
 fn _orch(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(m)?;
+    m.add_class::<handle::Handle>()?;
+    m.add_function(wrap_pyfunction!(schedule::schedule, m)?)?;
+    m.add_class::<objects::Watch>()?;
     Ok(())
 }

@@ -6,9 +6,11 @@
 - ``orch.Cluster(...)``: a live in-process cluster (context manager) with a kubeconfig.
 
 Objects are Kubernetes-shaped camelCase dicts (the shape of ``kubectl get -o yaml``). Errors are
-subclasses of :class:`OrchError`.
+subclasses of :class:`OrchError`. DataFrame helpers need pandas; progress bars use tqdm when
+installed.
 """
 
+from orch._frames import decisions_df, events_df, nodes_df, pods_df, utilization_df
 from orch._orch import (
     AlreadyExistsError,
     ConflictError,
@@ -19,6 +21,7 @@ from orch._orch import (
     TimeoutError,
     __version__,
 )
+from orch._scheduling import schedule
 
 __all__ = [
     "AlreadyExistsError",
@@ -29,4 +32,10 @@ __all__ = [
     "OrchError",
     "TimeoutError",
     "__version__",
+    "decisions_df",
+    "events_df",
+    "nodes_df",
+    "pods_df",
+    "schedule",
+    "utilization_df",
 ]
