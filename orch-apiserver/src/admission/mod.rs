@@ -37,44 +37,52 @@ impl FieldValidation {
 }
 
 impl ApiServer {
-    /// Checks unknown fields per `fieldValidation`; returns the warnings to send.
+    /// Checks unknown fields per `fieldValidation` (`None`: not checked, the in-process client);
+    /// returns the warnings to send. Values of the wrong type are always a 400.
     pub(crate) fn check_fields(
         &self,
         info: Resource,
         obj: &DynamicObject,
         validation: Option<&str>,
     ) -> RestResult<Vec<String>> {
-        let mode = FieldValidation::parse(validation)?;
+        let Some(validation) = validation else {
+            return Ok(Vec::new());
+        };
+        let mode = FieldValidation::parse(Some(validation))?;
         if mode == FieldValidation::Ignore {
             return Ok(Vec::new());
         }
-        let unknown = crate::admission::unknown_fields(info, obj);
+        let unknown = unknown_fields(info, obj)?;
         if unknown.is_empty() {
             return Ok(Vec::new());
         }
+        let text: Vec<String> = unknown
+            .iter()
+            .map(|f| format!("unknown field \"{f}\""))
+            .collect();
         match mode {
             FieldValidation::Strict => Err(ApiError::bad_request(format!(
                 "strict decoding error: {}",
-                unknown
-                    .iter()
-                    .map(|f| format!("unknown field \"{f}\""))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                text.join(", ")
             ))),
-            _ => Ok(unknown
-                .iter()
-                .map(|f| format!("unknown field \"{f}\""))
-                .collect()),
+            _ => Ok(text),
         }
     }
 
-    /// Runs the admission chain on a create (`old == None`) or update.
+    /// Runs the admission chain on a create (`old == None`) or update: defaulting, the
+    /// DefaultTolerationSeconds plugin on pod creation, then validation.
     pub(crate) fn admit(
         &self,
         info: Resource,
         obj: &mut DynamicObject,
         old: Option<&DynamicObject>,
     ) -> RestResult<Vec<String>> {
+        orch_types::defaults::apply_defaults(obj).map_err(|e| {
+            ApiError::bad_request(format!(
+                "the body of the request does not fit a {}: {}",
+                info.kind, e.source
+            ))
+        })?;
         if old.is_none() {
             default_tolerations::admit(info, obj);
         }
@@ -82,60 +90,16 @@ impl ApiServer {
     }
 }
 
-/// Top-level fields of `obj` that its kind does not define.
-///
-/// Seam: nested unknown fields need the typed schema decoder of `orch_types::decode`; until it
-/// is wired, only top-level fields are checked against the kind's known top-level fields.
-pub fn unknown_fields(info: Resource, obj: &DynamicObject) -> Vec<String> {
-    let known: &[&str] = match info.kind {
-        "ConfigMap" => &["data", "binaryData", "immutable"],
-        "Secret" => &["data", "stringData", "type", "immutable"],
-        "Endpoints" => &["subsets"],
-        "ServiceAccount" => &[
-            "secrets",
-            "imagePullSecrets",
-            "automountServiceAccountToken",
-        ],
-        "Binding" => &["target"],
-        "ControllerRevision" => &["data", "revision"],
-        "PriorityClass" => &["value", "globalDefault", "description", "preemptionPolicy"],
-        "Event" if info.group.is_empty() => &[
-            "involvedObject",
-            "reason",
-            "message",
-            "source",
-            "firstTimestamp",
-            "lastTimestamp",
-            "count",
-            "type",
-            "eventTime",
-            "series",
-            "action",
-            "related",
-            "reportingComponent",
-            "reportingInstance",
-        ],
-        "Event" => &[
-            "eventTime",
-            "series",
-            "reportingController",
-            "reportingInstance",
-            "action",
-            "reason",
-            "regarding",
-            "related",
-            "note",
-            "type",
-            "deprecatedSource",
-            "deprecatedFirstTimestamp",
-            "deprecatedLastTimestamp",
-            "deprecatedCount",
-        ],
-        _ => &["spec", "status"],
-    };
-    obj.data
-        .keys()
-        .filter(|k| !known.contains(&k.as_str()))
-        .cloned()
-        .collect()
+/// Unknown field paths of `obj` (`spec.containers[0].imagePullPolice`), from the typed schema
+/// of its kind (`orch_types::decode::typed_check`); 400 when a value has the wrong type.
+pub fn unknown_fields(info: Resource, obj: &DynamicObject) -> RestResult<Vec<String>> {
+    let value = obj.to_value();
+    match orch_types::decode::typed_check(&info.api_version(), info.kind, &value) {
+        None => Ok(Vec::new()),
+        Some(Ok(paths)) => Ok(paths),
+        Some(Err(e)) => Err(ApiError::bad_request(format!(
+            "the body of the request does not fit a {}: {e}",
+            info.kind
+        ))),
+    }
 }

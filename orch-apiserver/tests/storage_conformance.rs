@@ -1,0 +1,407 @@
+//! Storage conformance: every backend must pass these cases, ported from upstream
+//! `staging/src/k8s.io/apiserver/pkg/storage/testing/store_tests.go` and `watcher_tests.go`
+//! (Create, Get, (Conditional)Delete, GuaranteedUpdate conflicts, List at a revision, paging,
+//! Compaction, Watch from a revision, Delete events, concurrent writers).
+
+use futures::StreamExt;
+use orch_apiserver::storage::{
+    embedded::EmbeddedStore, memory::MemoryStore, EventType, ListOptions, Storage, StorageError,
+};
+use orch_types::DynamicObject;
+use std::sync::Arc;
+
+fn obj(name: &str, v: &str) -> DynamicObject {
+    let mut o = DynamicObject::new("v1", "ConfigMap", name);
+    o.data.insert("data".into(), serde_json::json!({ "v": v }));
+    o
+}
+
+fn data(o: &DynamicObject) -> &str {
+    o.data["data"]["v"].as_str().unwrap_or("")
+}
+
+async fn create_and_get(s: Arc<dyn Storage>) {
+    let v = s.create("/registry/t/a", obj("a", "1")).await.unwrap();
+    assert_eq!(v.create_revision, v.mod_revision);
+    assert_eq!(
+        v.object.resource_version(),
+        Some(v.mod_revision.to_string().as_str())
+    );
+    let got = s.get("/registry/t/a").await.unwrap().unwrap();
+    assert_eq!(got, v);
+    assert!(s.get("/registry/t/missing").await.unwrap().is_none());
+    let dup = s.create("/registry/t/a", obj("a", "2")).await.unwrap_err();
+    assert!(matches!(dup, StorageError::KeyExists { .. }), "{dup}");
+    assert_eq!(
+        s.current_revision(),
+        v.mod_revision,
+        "a failed create must not use a revision"
+    );
+}
+
+async fn conditional_update_and_delete(s: Arc<dyn Storage>) {
+    let v1 = s.create("/registry/t/a", obj("a", "1")).await.unwrap();
+    let v2 = s
+        .update("/registry/t/a", obj("a", "2"), Some(v1.mod_revision))
+        .await
+        .unwrap();
+    assert!(v2.mod_revision > v1.mod_revision);
+    assert_eq!(v2.create_revision, v1.create_revision);
+    let stale = s
+        .update("/registry/t/a", obj("a", "3"), Some(v1.mod_revision))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(stale, StorageError::Conflict { expected, actual, .. } if expected == v1.mod_revision && actual == v2.mod_revision)
+    );
+    let stale_del = s
+        .delete("/registry/t/a", Some(v1.mod_revision))
+        .await
+        .unwrap_err();
+    assert!(matches!(stale_del, StorageError::Conflict { .. }));
+    let missing = s
+        .update("/registry/t/b", obj("b", "1"), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(missing, StorageError::NotFound { .. }));
+    let d = s
+        .delete("/registry/t/a", Some(v2.mod_revision))
+        .await
+        .unwrap();
+    assert_eq!(data(&d.object), "2");
+    assert_eq!(
+        d.object.resource_version(),
+        Some(s.current_revision().to_string().as_str())
+    );
+    assert!(s.get("/registry/t/a").await.unwrap().is_none());
+    let again = s.delete("/registry/t/a", None).await.unwrap_err();
+    assert!(matches!(again, StorageError::NotFound { .. }));
+    // Recreate after delete: a new create revision.
+    let re = s.create("/registry/t/a", obj("a", "new")).await.unwrap();
+    assert!(re.create_revision > v1.create_revision);
+}
+
+async fn list_at_revision_and_prefix(s: Arc<dyn Storage>) {
+    s.create("/registry/one/a", obj("a", "1")).await.unwrap();
+    let r1 = s
+        .create("/registry/one/b", obj("b", "1"))
+        .await
+        .unwrap()
+        .mod_revision;
+    s.create("/registry/onex/c", obj("c", "1")).await.unwrap();
+    s.update("/registry/one/a", obj("a", "2"), None)
+        .await
+        .unwrap();
+    s.delete("/registry/one/b", None).await.unwrap();
+    let now = s
+        .list("/registry/one/", &ListOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(now.revision, s.current_revision());
+    let names: Vec<_> = now
+        .items
+        .iter()
+        .map(|(k, v)| (k.as_str(), data(&v.object)))
+        .collect();
+    assert_eq!(names, [("/registry/one/a", "2")]);
+    let old = s
+        .list(
+            "/registry/one/",
+            &ListOptions {
+                revision: Some(r1),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let names: Vec<_> = old
+        .items
+        .iter()
+        .map(|(k, v)| (k.as_str(), data(&v.object)))
+        .collect();
+    assert_eq!(names, [("/registry/one/a", "1"), ("/registry/one/b", "1")]);
+    let future = s
+        .list(
+            "/registry/one/",
+            &ListOptions {
+                revision: Some(s.current_revision() + 10),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(future, StorageError::FutureRevision { .. }));
+}
+
+async fn paging(s: Arc<dyn Storage>) {
+    for i in 0..7 {
+        s.create(&format!("/registry/p/k{i}"), obj(&format!("k{i}"), "x"))
+            .await
+            .unwrap();
+    }
+    let first = s
+        .list(
+            "/registry/p/",
+            &ListOptions {
+                limit: Some(3),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(first.items.len(), 3);
+    assert_eq!(first.remaining, 4);
+    // Writes after the first page are invisible to the following pages at the same revision.
+    s.create("/registry/p/k8", obj("k8", "x")).await.unwrap();
+    s.delete("/registry/p/k5", None).await.unwrap();
+    let mut keys: Vec<String> = first.items.iter().map(|(k, _)| k.clone()).collect();
+    let mut after = keys.last().cloned();
+    loop {
+        let page = s
+            .list(
+                "/registry/p/",
+                &ListOptions {
+                    revision: Some(first.revision),
+                    limit: Some(3),
+                    start_after: after.clone(),
+                },
+            )
+            .await
+            .unwrap();
+        keys.extend(page.items.iter().map(|(k, _)| k.clone()));
+        after = page.items.last().map(|(k, _)| k.clone());
+        if page.remaining == 0 {
+            break;
+        }
+    }
+    let want: Vec<String> = (0..7).map(|i| format!("/registry/p/k{i}")).collect();
+    assert_eq!(keys, want);
+}
+
+async fn compaction(s: Arc<dyn Storage>) {
+    let a1 = s
+        .create("/registry/c/a", obj("a", "1"))
+        .await
+        .unwrap()
+        .mod_revision;
+    s.create("/registry/c/b", obj("b", "1")).await.unwrap();
+    s.update("/registry/c/a", obj("a", "2"), None)
+        .await
+        .unwrap();
+    s.delete("/registry/c/b", None).await.unwrap();
+    let at = s.current_revision();
+    s.compact(at).await.unwrap();
+    assert_eq!(s.compacted_revision(), at);
+    let old = s
+        .list(
+            "/registry/c/",
+            &ListOptions {
+                revision: Some(a1),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(old, StorageError::Compacted { .. }), "{old}");
+    let w = s.watch("/registry/c/", a1).err();
+    assert!(matches!(w, Some(StorageError::Compacted { .. })));
+    // The latest state survives compaction; the deleted key is gone.
+    let now = s
+        .list(
+            "/registry/c/",
+            &ListOptions {
+                revision: Some(at),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(now.items.len(), 1);
+    assert_eq!(data(&now.items[0].1.object), "2");
+    // Watching from the compacted revision itself is allowed.
+    let mut w = s.watch("/registry/c/", at).unwrap();
+    s.update("/registry/c/a", obj("a", "3"), None)
+        .await
+        .unwrap();
+    let ev = w.next().await.unwrap().unwrap();
+    assert_eq!(data(&ev.object), "3");
+}
+
+async fn watch_from_revision(s: Arc<dyn Storage>) {
+    let start = s.current_revision();
+    let a = s.create("/registry/w/a", obj("a", "1")).await.unwrap();
+    s.create("/registry/other/x", obj("x", "1")).await.unwrap();
+    let mut w = s.watch("/registry/w/", start).unwrap();
+    s.update("/registry/w/a", obj("a", "2"), Some(a.mod_revision))
+        .await
+        .unwrap();
+    s.delete("/registry/w/a", None).await.unwrap();
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let ev = w.next().await.unwrap().unwrap();
+        got.push((
+            ev.kind,
+            data(&ev.object).to_string(),
+            ev.prev.as_deref().map(|p| data(p).to_string()),
+        ));
+    }
+    assert_eq!(
+        got,
+        [
+            (EventType::Added, "1".to_string(), None),
+            (EventType::Modified, "2".to_string(), Some("1".to_string())),
+            (EventType::Deleted, "2".to_string(), Some("2".to_string())),
+        ]
+    );
+    // A watch from a future revision only sees events after it.
+    let future = s.current_revision() + 1;
+    let mut w2 = s.watch("/registry/w/", future).unwrap();
+    s.create("/registry/w/b", obj("b", "1")).await.unwrap(); // == future
+    s.create("/registry/w/c", obj("c", "1")).await.unwrap();
+    let ev = w2.next().await.unwrap().unwrap();
+    assert_eq!(ev.key, "/registry/w/c");
+}
+
+async fn concurrent_writers_and_watch(s: Arc<dyn Storage>) {
+    let start = s.current_revision();
+    let mut w = s.watch("/registry/cc/", start).unwrap();
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut revs = Vec::new();
+            for i in 0..25 {
+                revs.push(
+                    s.create(&format!("/registry/cc/t{t}-{i}"), obj("x", "1"))
+                        .await
+                        .unwrap()
+                        .mod_revision,
+                );
+            }
+            revs
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), 200, "every write gets its own revision");
+    let mut seen = Vec::new();
+    for _ in 0..200 {
+        seen.push(w.next().await.unwrap().unwrap().revision);
+    }
+    assert_eq!(
+        seen, all,
+        "events in revision order, none skipped or repeated"
+    );
+
+    // Counter with compare-and-swap retries: final value == successful writes.
+    s.create("/registry/cc/counter", obj("counter", "0"))
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut ok = 0;
+            for _ in 0..10 {
+                loop {
+                    let cur = s.get("/registry/cc/counter").await.unwrap().unwrap();
+                    let n: u64 = data(&cur.object).parse().unwrap();
+                    match s
+                        .update(
+                            "/registry/cc/counter",
+                            obj("counter", &(n + 1).to_string()),
+                            Some(cur.mod_revision),
+                        )
+                        .await
+                    {
+                        Ok(_) => {
+                            ok += 1;
+                            break;
+                        }
+                        Err(StorageError::Conflict { .. }) => continue,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            }
+            ok
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    let cur = s.get("/registry/cc/counter").await.unwrap().unwrap();
+    assert_eq!(data(&cur.object), total.to_string());
+}
+
+macro_rules! suite {
+    ($backend:ident, $make:expr) => {
+        mod $backend {
+            use super::*;
+            #[allow(unused_variables)]
+            fn make(dir: &std::path::Path) -> Arc<dyn Storage> {
+                let f: &dyn Fn(&std::path::Path) -> Arc<dyn Storage> = &$make;
+                f(dir)
+            }
+            macro_rules! case {
+                ($name:ident) => {
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $name() {
+                        let dir = tempfile::tempdir().unwrap();
+                        super::$name(make(dir.path())).await;
+                    }
+                };
+            }
+            case!(create_and_get);
+            case!(conditional_update_and_delete);
+            case!(list_at_revision_and_prefix);
+            case!(paging);
+            case!(compaction);
+            case!(watch_from_revision);
+            case!(concurrent_writers_and_watch);
+        }
+    };
+}
+
+suite!(memory, |_| Arc::new(MemoryStore::new()));
+suite!(embedded, |dir| Arc::new(EmbeddedStore::open(dir).unwrap()));
+
+#[tokio::test]
+async fn embedded_reopen_keeps_state_and_revision() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rev, a) = {
+        let s = EmbeddedStore::open(dir.path()).unwrap();
+        let a = s.create("/registry/r/a", obj("a", "1")).await.unwrap();
+        s.create("/registry/r/b", obj("b", "1")).await.unwrap();
+        s.delete("/registry/r/b", None).await.unwrap();
+        (s.current_revision(), a)
+    };
+    let s = EmbeddedStore::open(dir.path()).unwrap();
+    assert_eq!(
+        s.current_revision(),
+        rev,
+        "the revision of the delete is persisted too"
+    );
+    assert_eq!(s.get("/registry/r/a").await.unwrap().unwrap(), a);
+    assert!(s.get("/registry/r/b").await.unwrap().is_none());
+    // History before the restart is gone: watching from before it is Compacted.
+    assert!(matches!(
+        s.watch("/registry/", 1).err(),
+        Some(StorageError::Compacted { .. })
+    ));
+    let next = s.create("/registry/r/c", obj("c", "1")).await.unwrap();
+    assert_eq!(next.mod_revision, rev + 1);
+}
+
+#[test]
+fn embedded_refuses_a_newer_format() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("FORMAT"), "orch-storage 99\n").unwrap();
+    let err = EmbeddedStore::open(dir.path()).unwrap_err();
+    assert!(matches!(err, StorageError::UnsupportedFormat { .. }));
+    assert!(err.to_string().contains("newer"), "{err}");
+}
