@@ -11,6 +11,7 @@
 pub mod admission;
 pub mod cache;
 pub mod client;
+pub mod kubeconfig;
 pub mod patch;
 pub mod rest;
 pub mod schema;
