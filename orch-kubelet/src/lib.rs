@@ -30,7 +30,12 @@
 pub mod backoff;
 pub mod env;
 pub mod image;
+pub mod kubelet;
+pub mod logs;
+pub mod node;
 pub mod prober;
 pub mod runtime;
 pub mod status;
 pub mod worker;
+
+pub use kubelet::{Kubelet, KubeletConfig, KubeletError};

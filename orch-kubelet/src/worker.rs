@@ -316,6 +316,51 @@ impl PodWorker {
         self.delete_requested = true;
     }
 
+    /// True once the pod object is gone from the API (deleted with grace 0 or by us).
+    pub fn pod_is_gone(&self) -> bool {
+        self.force
+    }
+
+    /// Every container instance this worker knows (current and previous), for clean-up.
+    pub fn container_ids(&self) -> Vec<ContainerId> {
+        self.containers
+            .iter()
+            .flat_map(|c| {
+                c.current
+                    .iter()
+                    .map(|i| i.id.clone())
+                    .chain(c.previous.iter().map(|p| p.0.clone()))
+            })
+            .collect()
+    }
+
+    /// Stops every container gracefully without deleting the pod (kubelet shutdown).
+    pub fn terminate(&mut self) {
+        self.terminal = true;
+    }
+
+    /// The log target of a container: the instance whose logs `kubectl logs` shows (with
+    /// `previous`, the last terminated one), and whether it still runs. `None` if the pod has
+    /// no such container.
+    pub fn log_instance(
+        &self,
+        container: &str,
+        previous: bool,
+    ) -> Option<(Option<ContainerId>, bool)> {
+        let c = self.containers.iter().find(|c| c.spec.name == container)?;
+        let cur = c.current.as_ref();
+        let running = cur.is_some_and(|i| matches!(i.state, ContainerState::Running { .. }));
+        if !previous {
+            return Some((cur.map(|i| i.id.clone()), running));
+        }
+        // In a crash loop the exited instance is still `current`; it is the "previous" one.
+        let prev = match cur {
+            Some(i) if i.exited().is_some() && c.waiting.is_some() => Some(i.id.clone()),
+            _ => c.previous.as_ref().map(|p| p.0.clone()),
+        };
+        Some((prev, false))
+    }
+
     /// Adopts containers left running by a previous kubelet (matching pod UID and name): the
     /// newest attempt becomes the current instance, so nothing is started twice.
     pub fn adopt(

@@ -1,0 +1,920 @@
+//! [`Kubelet`]: the thin async driver around the pod workers.
+//!
+//! It registers the Node, renews its Lease every 10 s (retrying with back-off 200 ms → 7 s),
+//! updates node status on change or every 5 minutes, lists and watches the pods bound to the
+//! node, admits them, runs one task per pod (ticking its [`PodWorker`], running probe and hook
+//! jobs on blocking threads, writing status with optimistic-concurrency retries, recording
+//! events, deleting the pod object with grace 0 once terminated), collects logs and serves
+//! them over HTTP. Everything goes through [`Client`](orch_types::client::Client).
+//!
+//! Time: cores read the [`Clock`](orch_types::clock::Clock); the driver sleeps with tokio
+//! timers, so a virtual-time simulation runs it on a paused tokio clock.
+
+use crate::env::EnvContext;
+use crate::logs::{LogError, LogSource, LogTarget};
+use crate::node::{self, NodeConfig};
+use crate::runtime::{ContainerRecord, ContainerRuntime, StopSignal};
+use crate::worker::{EventKind, Job, PodWorker, Rejection, WorkerConfig};
+use futures::StreamExt;
+use jiff::Timestamp;
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, NodeStatus, Pod, Secret, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference};
+use orch_types::client::{
+    Api, DeleteParams, ListParams, Preconditions, SharedClient, WatchEvent, WatchParams,
+};
+use orch_types::clock::SharedClock;
+use orch_types::events::{EventRecorder, EventType, ObjectRef};
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{watch, Notify};
+
+/// Settings of a kubelet.
+#[derive(Debug, Clone)]
+pub struct KubeletConfig {
+    /// Node identity, capacity, labels, taints.
+    pub node: NodeConfig,
+    /// Address the log server listens on (port from `node.port`, 0 = any).
+    pub listen_ip: std::net::IpAddr,
+    /// `--allow-privileged`.
+    pub allow_privileged: bool,
+    /// How often a pod worker polls the runtime when no timer is due (exits of real
+    /// processes are noticed this fast).
+    pub poll_interval: Duration,
+    /// Lease renew interval (10 s).
+    pub heartbeat: Duration,
+    /// `leaseDurationSeconds` (40).
+    pub lease_duration_seconds: i32,
+    /// Node status is written at least this often even without change (5 min).
+    pub status_report: Duration,
+    /// Stop containers when the kubelet shuts down (in-process clusters); a crashed or killed
+    /// kubelet leaves them running and re-attaches.
+    pub stop_pods_on_shutdown: bool,
+}
+
+impl KubeletConfig {
+    /// Defaults for `node_name`.
+    pub fn new(node_name: &str) -> Self {
+        Self {
+            node: NodeConfig::new(node_name),
+            listen_ip: std::net::IpAddr::from([127, 0, 0, 1]),
+            allow_privileged: false,
+            poll_interval: Duration::from_millis(100),
+            heartbeat: Duration::from_secs(10),
+            lease_duration_seconds: 40,
+            status_report: Duration::from_secs(300),
+            stop_pods_on_shutdown: true,
+        }
+    }
+}
+
+/// Errors that stop a kubelet.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeletError {
+    /// The log server could not listen.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// Address.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+struct PodEntry {
+    worker: Arc<Mutex<PodWorker>>,
+    notify: Arc<Notify>,
+    namespace: String,
+    name: String,
+}
+
+/// A kubelet: create with [`Kubelet::new`], run with [`Kubelet::run`].
+pub struct Kubelet {
+    cfg: Mutex<KubeletConfig>,
+    client: SharedClient,
+    rt: Arc<dyn ContainerRuntime>,
+    clock: SharedClock,
+    pods: Mutex<HashMap<String, PodEntry>>,
+    recorder: EventRecorder,
+    adoptable: Mutex<Vec<ContainerRecord>>,
+    addr: Mutex<Option<SocketAddr>>,
+}
+
+impl std::fmt::Debug for Kubelet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kubelet")
+            .field("node", &self.cfg.lock().node.name)
+            .finish_non_exhaustive()
+    }
+}
+
+fn backoff_sleep(d: &mut Duration) -> Duration {
+    let cur = *d;
+    *d = (*d * 2).min(Duration::from_secs(7));
+    cur
+}
+
+impl Kubelet {
+    /// A kubelet for `cfg.node.name` talking to `client`, running containers on `rt`.
+    pub fn new(
+        cfg: KubeletConfig,
+        client: SharedClient,
+        rt: Arc<dyn ContainerRuntime>,
+        clock: SharedClock,
+    ) -> Arc<Self> {
+        let recorder = EventRecorder::new(
+            client.clone(),
+            clock.clone(),
+            "kubelet",
+            Some(&cfg.node.name),
+        );
+        Arc::new(Self {
+            cfg: Mutex::new(cfg),
+            client,
+            rt,
+            clock,
+            pods: Mutex::new(HashMap::new()),
+            recorder,
+            adoptable: Mutex::new(vec![]),
+            addr: Mutex::new(None),
+        })
+    }
+
+    /// The node name.
+    pub fn node_name(&self) -> String {
+        self.cfg.lock().node.name.clone()
+    }
+
+    /// The address the log server listens on, once [`run`](Self::run) bound it.
+    pub fn addr(&self) -> Option<SocketAddr> {
+        *self.addr.lock()
+    }
+
+    /// Runs until `shutdown` resolves: serves logs, registers the node, heartbeats, syncs pods.
+    pub async fn run(
+        self: Arc<Self>,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), KubeletError> {
+        let (ip, port) = {
+            let c = self.cfg.lock();
+            (c.listen_ip, c.node.port)
+        };
+        let addr = SocketAddr::new(ip, port);
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| KubeletError::Listen { addr, source })?;
+        let bound = listener
+            .local_addr()
+            .map_err(|source| KubeletError::Listen { addr, source })?;
+        *self.addr.lock() = Some(bound);
+        self.cfg.lock().node.port = bound.port();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let router = crate::logs::router(Arc::new(Source(self.clone())));
+        let mut srv_stop = stop_rx.clone();
+        let server = tokio::spawn(async move {
+            let r = axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = srv_stop.changed().await;
+                })
+                .await;
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "kubelet server stopped");
+            }
+        });
+        *self.adoptable.lock() = self.rt.list_containers();
+        let mut tasks = vec![server];
+        tasks.push(tokio::spawn(self.clone().node_loop(stop_rx.clone())));
+        tasks.push(tokio::spawn(self.clone().lease_loop(stop_rx.clone())));
+        tasks.push(tokio::spawn(self.clone().pod_sync_loop(stop_rx.clone())));
+        tasks.push(tokio::spawn(
+            self.clone().housekeeping_loop(stop_rx.clone()),
+        ));
+        shutdown.await;
+        let _ = stop_tx.send(true);
+        for t in tasks {
+            let _ = t.await;
+        }
+        if self.cfg.lock().stop_pods_on_shutdown {
+            self.stop_all_pods().await;
+        }
+        Ok(())
+    }
+
+    async fn stop_all_pods(&self) {
+        let workers: Vec<Arc<Mutex<PodWorker>>> = self
+            .pods
+            .lock()
+            .values()
+            .map(|e| e.worker.clone())
+            .collect();
+        for w in &workers {
+            w.lock().terminate();
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+        loop {
+            let mut all = true;
+            for w in &workers {
+                let mut w = w.lock();
+                let now = self.clock.now();
+                for job in w.tick(now, self.rt.as_ref()) {
+                    // preStop hooks still run, but bounded by the grace period
+                    let out = self.rt.run_handler(
+                        &job.id,
+                        job.kind,
+                        &job.action,
+                        &job.target,
+                        job.timeout,
+                        now,
+                    );
+                    w.handler_done(&job, out, now);
+                }
+                all &= w.is_finished();
+            }
+            if all || tokio::time::Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn housekeeping_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        loop {
+            let rt = self.rt.clone();
+            let _ = tokio::task::spawn_blocking(move || rt.housekeeping()).await;
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+
+    // ---- node registration and status ----
+
+    async fn register(&self) -> Result<Node, orch_types::client::ClientError> {
+        let cfg = self.cfg.lock().node.clone();
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let now = self.clock.now();
+        let want = node::build_node(&cfg, &self.rt.info(), &self.rt.list_images(), now);
+        match nodes.create(&want).await {
+            Ok(n) => Ok(n),
+            Err(e) if e.is_already_exists() => {
+                let mut existing = nodes.get(&cfg.name).await?;
+                let labels = existing.metadata.labels.get_or_insert_with(BTreeMap::new);
+                labels.extend(want.metadata.labels.clone().unwrap_or_default());
+                let existing = nodes.replace(&existing).await?;
+                let mut s = existing.clone();
+                s.status = Some(node::node_status(
+                    &cfg,
+                    &self.rt.info(),
+                    &self.rt.list_images(),
+                    now,
+                    existing.status.as_ref(),
+                ));
+                nodes.replace_status(&s).await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn node_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut backoff = Duration::from_millis(200);
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let mut last: Option<(NodeStatus, Timestamp)> = None;
+        let mut registered = false;
+        loop {
+            let wait = if !registered {
+                match self.register().await {
+                    Ok(n) => {
+                        registered = true;
+                        backoff = Duration::from_millis(200);
+                        last = n.status.map(|s| (s, self.clock.now()));
+                        tracing::info!(node = %self.node_name(), "node registered");
+                        self.cfg.lock().heartbeat
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "node registration failed");
+                        backoff_sleep(&mut backoff)
+                    }
+                }
+            } else {
+                match self.update_node_status(&nodes, &mut last).await {
+                    Ok(()) => self.cfg.lock().heartbeat,
+                    Err(e) if e.is_not_found() => {
+                        registered = false;
+                        Duration::ZERO
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "node status update failed");
+                        backoff_sleep(&mut backoff)
+                    }
+                }
+            };
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    async fn update_node_status(
+        &self,
+        nodes: &Api<Node>,
+        last: &mut Option<(NodeStatus, Timestamp)>,
+    ) -> Result<(), orch_types::client::ClientError> {
+        let cfg = self.cfg.lock().node.clone();
+        let report = self.cfg.lock().status_report;
+        let now = self.clock.now();
+        let mut n = nodes.get(&cfg.name).await?;
+        let new = node::node_status(
+            &cfg,
+            &self.rt.info(),
+            &self.rt.list_images(),
+            now,
+            n.status.as_ref(),
+        );
+        let strip = |s: &NodeStatus| {
+            let mut s = s.clone();
+            for c in s.conditions.iter_mut().flatten() {
+                c.last_heartbeat_time = None;
+            }
+            s
+        };
+        let due = match last {
+            Some((prev, at)) => {
+                strip(prev) != strip(&new)
+                    || Duration::try_from(now.duration_since(*at)).unwrap_or_default() >= report
+                    || n.status.as_ref().map(strip) != Some(strip(&new))
+            }
+            None => true,
+        };
+        if due {
+            n.status = Some(new.clone());
+            nodes.replace_status(&n).await?;
+            *last = Some((new, now));
+        }
+        Ok(())
+    }
+
+    async fn lease_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let wait = match self.renew_lease().await {
+                Ok(()) => {
+                    backoff = Duration::from_millis(200);
+                    self.cfg.lock().heartbeat
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "lease renewal failed");
+                    backoff_sleep(&mut backoff)
+                }
+            };
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    async fn renew_lease(&self) -> Result<(), orch_types::client::ClientError> {
+        let (name, duration) = {
+            let c = self.cfg.lock();
+            (c.node.name.clone(), c.lease_duration_seconds)
+        };
+        let leases: Api<Lease> = Api::namespaced(self.client.clone(), "kube-node-lease");
+        let now = MicroTime(self.clock.now());
+        match leases.get_opt(&name).await? {
+            Some(mut l) => {
+                let spec = l.spec.get_or_insert_with(Default::default);
+                spec.holder_identity = Some(name.clone());
+                spec.lease_duration_seconds = Some(duration);
+                spec.renew_time = Some(now);
+                leases.replace(&l).await?;
+            }
+            None => {
+                let nodes: Api<Node> = Api::all(self.client.clone());
+                let owner = nodes
+                    .get_opt(&name)
+                    .await?
+                    .and_then(|n| n.metadata.uid)
+                    .map(|uid| OwnerReference {
+                        api_version: "v1".into(),
+                        kind: "Node".into(),
+                        name: name.clone(),
+                        uid,
+                        ..Default::default()
+                    });
+                let l = Lease {
+                    metadata: ObjectMeta {
+                        name: Some(name.clone()),
+                        namespace: Some("kube-node-lease".into()),
+                        owner_references: owner.map(|o| vec![o]),
+                        ..Default::default()
+                    },
+                    spec: Some(LeaseSpec {
+                        holder_identity: Some(name.clone()),
+                        lease_duration_seconds: Some(duration),
+                        renew_time: Some(now),
+                        ..Default::default()
+                    }),
+                };
+                leases.create(&l).await?;
+            }
+        }
+        Ok(())
+    }
+
+    // ---- pods ----
+
+    async fn pod_sync_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let pods: Api<Pod> = Api::all(self.client.clone());
+        let selector = format!("spec.nodeName={}", self.node_name());
+        let mut backoff = Duration::from_millis(200);
+        let mut first = true;
+        loop {
+            let list = match pods.list(&ListParams::default().fields(&selector)).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "listing pods failed");
+                    tokio::select! {
+                        _ = stop.changed() => return,
+                        _ = tokio::time::sleep(backoff_sleep(&mut backoff)) => {}
+                    }
+                    continue;
+                }
+            };
+            backoff = Duration::from_millis(200);
+            let seen: std::collections::HashSet<String> = list
+                .items
+                .iter()
+                .filter_map(|p| p.metadata.uid.clone())
+                .collect();
+            if first {
+                first = false;
+                self.remove_orphans(&seen);
+            }
+            let gone: Vec<String> = self
+                .pods
+                .lock()
+                .keys()
+                .filter(|u| !seen.contains(*u))
+                .cloned()
+                .collect();
+            for uid in gone {
+                self.pod_gone(&uid);
+            }
+            for p in list.items {
+                self.pod_seen(p).await;
+            }
+            let wp = WatchParams {
+                field_selector: Some(selector.clone()),
+                resource_version: list.metadata.resource_version.clone(),
+                allow_bookmarks: true,
+                ..Default::default()
+            };
+            let mut stream = match pods.watch(&wp).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(error = %e, "watch failed, relisting");
+                    continue;
+                }
+            };
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => return,
+                    ev = stream.next() => match ev {
+                        Some(Ok(WatchEvent::Added(p) | WatchEvent::Modified(p))) => self.pod_seen(p).await,
+                        Some(Ok(WatchEvent::Deleted(p))) => {
+                            if let Some(uid) = p.metadata.uid.as_deref() {
+                                self.pod_gone(uid);
+                            }
+                        }
+                        Some(Ok(WatchEvent::Bookmark(_))) => {}
+                        Some(Ok(WatchEvent::Error(_))) | Some(Err(_)) | None => break,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Containers of pods that no longer exist: killed and removed (no orphans).
+    fn remove_orphans(&self, live: &std::collections::HashSet<String>) {
+        let now = self.clock.now();
+        let records = std::mem::take(&mut *self.adoptable.lock());
+        let mut keep = vec![];
+        for r in records {
+            if live.contains(&r.pod_uid) {
+                keep.push(r);
+            } else {
+                tracing::info!(pod_uid = %r.pod_uid, container = %r.name, "removing orphaned container");
+                let _ = self.rt.stop_container(&r.id, StopSignal::Kill, now);
+                let _ = self.rt.remove_container(&r.id);
+                let _ = self.rt.remove_sandbox(&r.pod_uid);
+            }
+        }
+        *self.adoptable.lock() = keep;
+    }
+
+    fn pod_gone(&self, uid: &str) {
+        if let Some(e) = self.pods.lock().get(uid) {
+            e.worker.lock().pod_removed();
+            e.notify.notify_one();
+        }
+    }
+
+    async fn pod_seen(self: &Arc<Self>, pod: Pod) {
+        let Some(uid) = pod.metadata.uid.clone() else {
+            return;
+        };
+        if let Some(e) = self.pods.lock().get(&uid) {
+            e.worker.lock().update_pod(pod);
+            e.notify.notify_one();
+            return;
+        }
+        let phase = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.as_deref())
+            .unwrap_or("");
+        let ns = pod
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        if phase == "Succeeded" || phase == "Failed" {
+            // Terminal before we saw it (or before a restart): nothing to run; finish deletion.
+            if pod.metadata.deletion_timestamp.is_some() {
+                let pods: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
+                let mut dp = DeleteParams::immediate();
+                dp.preconditions = Some(Preconditions {
+                    uid: Some(uid.clone()),
+                    resource_version: None,
+                });
+                let _ = pods.delete(&name, &dp).await;
+            }
+            return;
+        }
+        let (wcfg, alloc) = {
+            let c = self.cfg.lock();
+            let cap = node::capacity(&c.node);
+            (
+                WorkerConfig {
+                    node_name: c.node.name.clone(),
+                    host_ip: c.node.ip.clone(),
+                    allow_privileged: c.allow_privileged,
+                },
+                node::allocatable(&c.node, &cap),
+            )
+        };
+        let now = self.clock.now();
+        let admitted: Vec<Pod> = self
+            .pods
+            .lock()
+            .values()
+            .filter_map(|e| {
+                let w = e.worker.lock();
+                (!w.is_finished()).then(|| w.pod().clone())
+            })
+            .collect();
+        let refs: Vec<&Pod> = admitted.iter().collect();
+        let mut worker = match node::admit(&pod, &refs, &alloc) {
+            Ok(()) => PodWorker::new(wcfg, pod.clone(), now),
+            Err(e) => PodWorker::rejected(
+                wcfg,
+                pod.clone(),
+                now,
+                Rejection {
+                    reason: e.reason,
+                    message: e.message,
+                },
+            ),
+        };
+        let records = self.adoptable.lock().clone();
+        worker.adopt(&records, self.rt.as_ref(), now);
+        worker.set_env_context(self.env_context(&pod, &alloc).await);
+        let worker = Arc::new(Mutex::new(worker));
+        let notify = Arc::new(Notify::new());
+        self.pods.lock().insert(
+            uid.clone(),
+            PodEntry {
+                worker: worker.clone(),
+                notify: notify.clone(),
+                namespace: ns,
+                name,
+            },
+        );
+        tokio::spawn(self.clone().pod_task(uid, worker, notify));
+    }
+
+    async fn env_context(
+        &self,
+        pod: &Pod,
+        alloc: &orch_types::resources::ResourceList,
+    ) -> EnvContext {
+        let ns = pod
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let mut ctx = EnvContext {
+            node_cpu: alloc.get("cpu").copied(),
+            node_memory: alloc.get("memory").copied(),
+            host_ip: self.cfg.lock().node.ip.clone(),
+            ..Default::default()
+        };
+        let spec = pod.spec.clone().unwrap_or_default();
+        let mut cms = std::collections::BTreeSet::new();
+        let mut secrets = std::collections::BTreeSet::new();
+        for c in spec
+            .containers
+            .iter()
+            .chain(spec.init_containers.iter().flatten())
+        {
+            for e in c.env.iter().flatten() {
+                if let Some(s) = &e.value_from {
+                    if let Some(r) = &s.config_map_key_ref {
+                        cms.insert(r.name.clone());
+                    }
+                    if let Some(r) = &s.secret_key_ref {
+                        secrets.insert(r.name.clone());
+                    }
+                }
+            }
+            for f in c.env_from.iter().flatten() {
+                if let Some(r) = &f.config_map_ref {
+                    cms.insert(r.name.clone());
+                }
+                if let Some(r) = &f.secret_ref {
+                    secrets.insert(r.name.clone());
+                }
+            }
+        }
+        let cm_api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &ns);
+        for n in cms {
+            if let Ok(Some(cm)) = cm_api.get_opt(&n).await {
+                ctx.config_maps.insert(n, cm);
+            }
+        }
+        let s_api: Api<Secret> = Api::namespaced(self.client.clone(), &ns);
+        for n in secrets {
+            if let Ok(Some(s)) = s_api.get_opt(&n).await {
+                ctx.secrets.insert(n, s);
+            }
+        }
+        for r in spec.image_pull_secrets.iter().flatten() {
+            match s_api.get_opt(&r.name).await {
+                Ok(Some(s)) => ctx.pull_secrets.push(s),
+                _ => {
+                    let obj = pod_ref(pod, None);
+                    let msg = format!(
+                        "Unable to retrieve some image pull secrets ({}); attempting to pull the image may not succeed.",
+                        r.name
+                    );
+                    let _ = self
+                        .recorder
+                        .record(
+                            &obj,
+                            EventType::Warning,
+                            "FailedToRetrieveImagePullSecret",
+                            &msg,
+                        )
+                        .await;
+                }
+            }
+        }
+        let svc: Api<Service> = Api::namespaced(self.client.clone(), &ns);
+        if let Ok(l) = svc.list(&ListParams::default()).await {
+            ctx.services = l.items;
+        }
+        let default_svc: Api<Service> = Api::namespaced(self.client.clone(), "default");
+        if let Ok(Some(k)) = default_svc.get_opt("kubernetes").await {
+            let host = k.spec.as_ref().and_then(|s| s.cluster_ip.clone());
+            let port = k
+                .spec
+                .as_ref()
+                .and_then(|s| s.ports.as_ref())
+                .and_then(|p| p.first())
+                .map(|p| p.port);
+            if let (Some(h), Some(p)) = (host, port) {
+                ctx.master_service = Some((h, p));
+            }
+        }
+        ctx
+    }
+
+    async fn pod_task(
+        self: Arc<Self>,
+        uid: String,
+        worker: Arc<Mutex<PodWorker>>,
+        notify: Arc<Notify>,
+    ) {
+        let mut last_written: Option<serde_json::Value> = None;
+        let poll = self.cfg.lock().poll_interval;
+        loop {
+            let now = self.clock.now();
+            let (jobs, events, status, wants_delete, removed_done, wake, pod) = {
+                let mut w = worker.lock();
+                let jobs = w.tick(now, self.rt.as_ref());
+                let events = w.take_events();
+                let status = w.status(now);
+                let removed_done = w.is_finished() && w.pod_is_gone();
+                let wake = w.next_wakeup(now, self.rt.as_ref());
+                (
+                    jobs,
+                    events,
+                    status,
+                    w.wants_delete(),
+                    removed_done,
+                    wake,
+                    w.pod().clone(),
+                )
+            };
+            for job in jobs {
+                self.spawn_job(job, worker.clone(), notify.clone());
+            }
+            for ev in events {
+                let obj = pod_ref(&pod, ev.field_path.as_deref());
+                let t = if ev.kind == EventKind::Normal {
+                    EventType::Normal
+                } else {
+                    EventType::Warning
+                };
+                if let Err(e) = self.recorder.record(&obj, t, &ev.reason, &ev.message).await {
+                    tracing::debug!(error = %e, "recording event failed");
+                }
+            }
+            if removed_done {
+                break;
+            }
+            let status_json = serde_json::to_value(&status).unwrap_or_default();
+            if last_written.as_ref() != Some(&status_json) && !worker.lock().pod_is_gone() {
+                match self.write_status(&worker, &status).await {
+                    Ok(()) => last_written = Some(status_json),
+                    Err(e) => tracing::debug!(error = %e, "status update failed"),
+                }
+            }
+            if wants_delete && last_written.is_some() {
+                let ns = pod
+                    .metadata
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| "default".into());
+                let name = pod.metadata.name.clone().unwrap_or_default();
+                let pods: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
+                let mut dp = DeleteParams::immediate();
+                dp.preconditions = Some(Preconditions {
+                    uid: Some(uid.clone()),
+                    resource_version: None,
+                });
+                match pods.delete(&name, &dp).await {
+                    Ok(_) => break,
+                    Err(e) if e.is_not_found() || e.is_conflict() => break,
+                    Err(e) => tracing::debug!(error = %e, "deleting pod failed"),
+                }
+            }
+            let sleep = wake
+                .map(|t| Duration::try_from(t.duration_since(now)).unwrap_or_default())
+                .unwrap_or(poll)
+                .min(poll);
+            tokio::select! {
+                _ = notify.notified() => {}
+                _ = tokio::time::sleep(sleep) => {}
+            }
+        }
+        let rt = self.rt.clone();
+        let ids = {
+            let w = worker.lock();
+            w.container_ids()
+        };
+        for id in ids {
+            let _ = rt.remove_container(&id);
+        }
+        self.pods.lock().remove(&uid);
+    }
+
+    fn spawn_job(self: &Arc<Self>, job: Job, worker: Arc<Mutex<PodWorker>>, notify: Arc<Notify>) {
+        let rt = self.rt.clone();
+        let clock = self.clock.clone();
+        tokio::spawn(async move {
+            let j = job.clone();
+            let now = clock.now();
+            let out = tokio::task::spawn_blocking(move || {
+                rt.run_handler(&j.id, j.kind, &j.action, &j.target, j.timeout, now)
+            })
+            .await;
+            if let Ok(out) = out {
+                worker.lock().handler_done(&job, out, clock.now());
+                notify.notify_one();
+            }
+        });
+    }
+
+    async fn write_status(
+        &self,
+        worker: &Arc<Mutex<PodWorker>>,
+        status: &k8s_openapi::api::core::v1::PodStatus,
+    ) -> Result<(), orch_types::client::ClientError> {
+        let pod = worker.lock().pod().clone();
+        let ns = pod
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
+        let mut current = pod;
+        for _ in 0..5 {
+            current.status = Some(status.clone());
+            match pods.replace_status(&current).await {
+                Ok(p) => {
+                    worker.lock().update_pod(p);
+                    return Ok(());
+                }
+                Err(e) if e.is_conflict() => {
+                    let fresh = pods.get(&name).await?;
+                    if fresh.metadata.uid != current.metadata.uid {
+                        worker.lock().pod_removed();
+                        return Ok(());
+                    }
+                    worker.lock().update_pod(fresh.clone());
+                    current = fresh;
+                }
+                Err(e) if e.is_not_found() => {
+                    worker.lock().pod_removed();
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn log_target(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: &str,
+        previous: bool,
+    ) -> Result<LogTarget, LogError> {
+        let pods = self.pods.lock();
+        let entry = pods
+            .values()
+            .find(|e| e.namespace == ns && e.name == pod)
+            .ok_or_else(|| LogError::PodNotFound(format!("{ns}/{pod}")))?;
+        let w = entry.worker.lock();
+        let not_found = || LogError::ContainerNotFound {
+            pod: pod.into(),
+            container: container.into(),
+        };
+        let (id, running) = w.log_instance(container, previous).ok_or_else(not_found)?;
+        let id = id.ok_or_else(|| {
+            if previous {
+                LogError::NoPrevious {
+                    pod: pod.into(),
+                    container: container.into(),
+                }
+            } else {
+                not_found()
+            }
+        })?;
+        Ok(LogTarget {
+            path: self.rt.log_path(&id),
+            running,
+        })
+    }
+}
+
+fn pod_ref(pod: &Pod, field_path: Option<&str>) -> ObjectRef {
+    let r = ObjectRef::new(
+        "v1",
+        "Pod",
+        pod.metadata.namespace.as_deref(),
+        pod.metadata.name.as_deref().unwrap_or_default(),
+        pod.metadata.uid.as_deref().unwrap_or_default(),
+    );
+    match field_path {
+        Some(p) => r.with_field_path(p),
+        None => r,
+    }
+}
+
+struct Source(Arc<Kubelet>);
+
+impl LogSource for Source {
+    fn log_target(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+        previous: bool,
+    ) -> Result<LogTarget, LogError> {
+        self.0.log_target(namespace, pod, container, previous)
+    }
+    fn now(&self) -> Timestamp {
+        self.0.clock.now()
+    }
+}
