@@ -105,6 +105,8 @@ fn op_id(verb: &str, r: &ResourceInfo, suffix: &str) -> String {
     format!("{verb}{group}{version}{scope}{}{suffix}", r.kind)
 }
 
+// One builder for every operation shape; the arguments are exactly an operation's fields.
+#[allow(clippy::too_many_arguments)]
 fn operation(
     verb: &str,
     action: &str,
