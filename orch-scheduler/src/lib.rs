@@ -27,6 +27,7 @@
 //! assert_eq!(d.node(), Some("big"));
 //! ```
 
+pub mod bench;
 pub mod config;
 pub mod cycle_state;
 pub mod decision;
