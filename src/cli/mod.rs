@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 pub mod bench;
+pub mod kubelet;
 pub mod schedule;
 pub mod scheduler;
 pub mod up;
@@ -27,6 +28,8 @@ pub enum Command {
     Schedule(schedule::ScheduleArgs),
     /// Run the scheduler against an API server.
     Scheduler(scheduler::SchedulerArgs),
+    /// Run the node agent (kubelet) against an API server.
+    Kubelet(kubelet::KubeletArgs),
     /// Run a benchmark.
     Bench {
         /// Which benchmark.
@@ -44,6 +47,7 @@ pub fn run(cli: Cli) -> i32 {
         }
         Command::Up(args) => up::run(args),
         Command::Bench { what } => bench::run(what),
+        Command::Kubelet(args) => kubelet::run(args),
         Command::Schedule(args) => schedule::run(args),
         Command::Scheduler(args) => scheduler::run(args),
     }

@@ -1,0 +1,187 @@
+//! `orch kubelet --kubeconfig F --node-name N --runtime process|sim [--root-dir DIR] …`: the node
+//! agent as its own process, against any API server through the HTTP client.
+//!
+//! Ctrl-C or SIGTERM stops the pods' containers gracefully and exits; a killed kubelet (SIGKILL)
+//! leaves them running and the next start on the same `--root-dir` re-attaches to them.
+
+use orch_kubelet::node::{
+    parse_pairs, parse_quantity, parse_resources, parse_taint, NodeConfigError,
+};
+use orch_kubelet::runtime::ContainerRuntime;
+use orch_kubelet::{Kubelet, KubeletConfig};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Container runtime choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KubeletRuntime {
+    /// Real host processes.
+    Process,
+    /// Simulated containers (pod annotations drive them).
+    Sim,
+}
+
+/// Arguments of `orch kubelet`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KubeletArgs {
+    /// Kubeconfig of the API server.
+    #[arg(long)]
+    pub kubeconfig: PathBuf,
+    /// Name of the Node to register.
+    #[arg(long)]
+    pub node_name: String,
+    /// Container runtime.
+    #[arg(long, value_enum, default_value = "process")]
+    pub runtime: KubeletRuntime,
+    /// State dir: containers, logs, `images.yaml` (default `./.orch-kubelet/NODE`).
+    #[arg(long)]
+    pub root_dir: Option<PathBuf>,
+    /// Port of the kubelet's log endpoint (0 = any free port).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Node IP (InternalIP, host IP of pods).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub node_ip: String,
+    /// CPU capacity (default: the host's CPUs).
+    #[arg(long)]
+    pub cpu: Option<String>,
+    /// Memory capacity (default: the host's memory).
+    #[arg(long)]
+    pub memory: Option<String>,
+    /// Maximum number of pods.
+    #[arg(long, default_value_t = 110)]
+    pub pods: i64,
+    /// Resources reserved for Kubernetes daemons, e.g. `cpu=100m,memory=256Mi`.
+    #[arg(long)]
+    pub kube_reserved: Option<String>,
+    /// Resources reserved for the system, e.g. `cpu=100m,memory=256Mi`.
+    #[arg(long)]
+    pub system_reserved: Option<String>,
+    /// Extra node labels, `k=v,k2=v2`.
+    #[arg(long)]
+    pub node_labels: Option<String>,
+    /// Taints to register with, `key=value:Effect,...`.
+    #[arg(long)]
+    pub register_with_taints: Option<String>,
+    /// Allow privileged containers.
+    #[arg(long)]
+    pub allow_privileged: bool,
+}
+
+fn config(args: &KubeletArgs) -> Result<KubeletConfig, NodeConfigError> {
+    let mut cfg = KubeletConfig::new(&args.node_name);
+    let n = &mut cfg.node;
+    n.ip = args.node_ip.clone();
+    n.port = args.port;
+    n.pods = args.pods;
+    n.cpu = args
+        .cpu
+        .as_deref()
+        .map(|v| parse_quantity("--cpu", v))
+        .transpose()?;
+    n.memory = args
+        .memory
+        .as_deref()
+        .map(|v| parse_quantity("--memory", v))
+        .transpose()?;
+    if let Some(s) = &args.kube_reserved {
+        n.kube_reserved = parse_resources("--kube-reserved", s)?;
+    }
+    if let Some(s) = &args.system_reserved {
+        n.system_reserved = parse_resources("--system-reserved", s)?;
+    }
+    if let Some(s) = &args.node_labels {
+        n.labels = parse_pairs("--node-labels", s)?;
+    }
+    if let Some(s) = &args.register_with_taints {
+        n.taints = s
+            .split(',')
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| parse_taint(t.trim()))
+            .collect::<Result<_, _>>()?;
+    }
+    cfg.allow_privileged = args.allow_privileged;
+    Ok(cfg)
+}
+
+/// Runs `orch kubelet` until Ctrl-C or SIGTERM; returns the exit code.
+pub fn run(args: KubeletArgs) -> i32 {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+    let cfg = match config(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let client = match orch_apiserver::client::HttpClient::from_kubeconfig(&args.kubeconfig) {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            eprintln!("error: {}: {e}", args.kubeconfig.display());
+            return 1;
+        }
+    };
+    let runtime: Arc<dyn ContainerRuntime> = match args.runtime {
+        KubeletRuntime::Sim => Arc::new(orch_kubelet::runtime::sim::SimRuntime::new(0)),
+        KubeletRuntime::Process => {
+            let root = args
+                .root_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(".orch-kubelet").join(&args.node_name));
+            let mut pc = orch_kubelet::runtime::process::ProcessConfig::new(root);
+            pc.host_ip = args.node_ip.clone();
+            match orch_kubelet::runtime::process::ProcessRuntime::open(pc) {
+                Ok(r) => Arc::new(r),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return 1;
+                }
+            }
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    let clock = Arc::new(orch_types::clock::SystemClock);
+    let kubelet = Kubelet::new(cfg, client, runtime, clock);
+    let shutdown = async {
+        #[cfg(unix)]
+        {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => {
+                        let _ = tokio::signal::ctrl_c().await;
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    };
+    match rt.block_on(kubelet.run(shutdown)) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
