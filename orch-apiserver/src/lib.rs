@@ -9,6 +9,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod admission;
+pub mod bench;
 pub mod cache;
 pub mod client;
 pub mod kubeconfig;

@@ -31,6 +31,25 @@ pub enum BenchCommand {
         #[arg(short = 'o', long, value_enum, default_value = "text")]
         output: BenchOutput,
     },
+    /// API server: creates/s and p50/p99 over HTTP at several client counts on the memory and
+    /// embedded stores, and watch latency with many watchers (orch_apiserver::bench).
+    Api {
+        /// Concurrent HTTP clients per round (comma separated).
+        #[arg(long, value_delimiter = ',', default_value = "1,8,64")]
+        clients: Vec<usize>,
+        /// Creates per round.
+        #[arg(long, default_value_t = 2000)]
+        creates: usize,
+        /// Watchers in the watch-latency round (0 skips it).
+        #[arg(long, default_value_t = 1000)]
+        watchers: usize,
+        /// Objects written in the watch-latency round.
+        #[arg(long, default_value_t = 100)]
+        watch_events: usize,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value = "text")]
+        output: BenchOutput,
+    },
     /// Pod startup latency: a Deployment of N replicas created → every pod Running
     /// (orch::bench::pod_startup), on an in-process cluster like `orch up`.
     PodStartup {
@@ -73,6 +92,27 @@ pub fn run(cmd: BenchCommand) -> i32 {
                 .map_err(|e| e.to_string()),
             output,
         ),
+        BenchCommand::Api {
+            clients,
+            creates,
+            watchers,
+            watch_events,
+            output,
+        } => {
+            let cfg = orch_apiserver::bench::ApiBenchConfig {
+                clients,
+                creates,
+                watchers,
+                watch_events,
+                ..Default::default()
+            };
+            (
+                rt.block_on(orch_apiserver::bench::run(&cfg))
+                    .map(|r| (r.to_string(), serde_json::to_string_pretty(&r)))
+                    .map_err(|e| e.to_string()),
+                output,
+            )
+        }
         BenchCommand::PodStartup {
             replicas,
             nodes,

@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod apiserver;
 pub mod bench;
 pub mod kubelet;
 pub mod schedule;
@@ -28,6 +29,8 @@ pub enum Command {
     Schedule(schedule::ScheduleArgs),
     /// Run the scheduler against an API server.
     Scheduler(scheduler::SchedulerArgs),
+    /// Run the API server alone (embedded or memory store), writing DATA_DIR/kubeconfig.
+    Apiserver(apiserver::ApiServerArgs),
     /// Run the node agent (kubelet) against an API server.
     Kubelet(kubelet::KubeletArgs),
     /// Run a benchmark.
@@ -48,6 +51,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Up(args) => up::run(args),
         Command::Bench { what } => bench::run(what),
         Command::Kubelet(args) => kubelet::run(args),
+        Command::Apiserver(args) => apiserver::run(args),
         Command::Schedule(args) => schedule::run(args),
         Command::Scheduler(args) => scheduler::run(args),
     }

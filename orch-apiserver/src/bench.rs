@@ -1,0 +1,374 @@
+//! `orch bench api`: create throughput and latency over HTTP at several client counts, on the
+//! memory and embedded stores, and watch delivery latency (commit → delivered) with many
+//! watchers. Measured here, printed by the `orch` CLI.
+
+use crate::client::HttpClient;
+use crate::server::{serve, ApiServer, ApiServerConfig};
+use futures::StreamExt;
+use orch_types::client::{Client, PostParams, WatchEvent, WatchParams};
+use orch_types::registry;
+use orch_types::DynamicObject;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Benchmark parameters.
+#[derive(Debug, Clone)]
+pub struct ApiBenchConfig {
+    /// Concurrent HTTP clients per round.
+    pub clients: Vec<usize>,
+    /// Creates per round.
+    pub creates: usize,
+    /// Watchers for the watch-latency round.
+    pub watchers: usize,
+    /// Objects written during the watch-latency round.
+    pub watch_events: usize,
+    /// Stores to measure.
+    pub stores: Vec<BenchStore>,
+}
+
+impl Default for ApiBenchConfig {
+    fn default() -> Self {
+        Self {
+            clients: vec![1, 8, 64],
+            creates: 2000,
+            watchers: 1000,
+            watch_events: 100,
+            stores: vec![BenchStore::Memory, BenchStore::Embedded],
+        }
+    }
+}
+
+/// A store under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BenchStore {
+    /// In memory.
+    Memory,
+    /// Durable (redb, group commit) in a temporary directory.
+    Embedded,
+}
+
+impl fmt::Display for BenchStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Memory => "memory",
+            Self::Embedded => "embedded",
+        })
+    }
+}
+
+/// One create round.
+#[derive(Debug, Clone, Serialize)]
+pub struct CreateRound {
+    /// Store.
+    pub store: BenchStore,
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Creates done.
+    pub creates: usize,
+    /// Creates per second.
+    pub per_second: f64,
+    /// Median latency, ms.
+    pub p50_ms: f64,
+    /// 99th percentile latency, ms.
+    pub p99_ms: f64,
+}
+
+/// The watch-latency round.
+#[derive(Debug, Clone, Serialize)]
+pub struct WatchRound {
+    /// Store.
+    pub store: BenchStore,
+    /// Watchers.
+    pub watchers: usize,
+    /// Events delivered (watchers × objects).
+    pub delivered: usize,
+    /// Median create-sent → event-received latency, ms.
+    pub p50_ms: f64,
+    /// 99th percentile, ms.
+    pub p99_ms: f64,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiBenchReport {
+    /// Create rounds.
+    pub creates: Vec<CreateRound>,
+    /// Watch rounds.
+    pub watch: Vec<WatchRound>,
+}
+
+impl fmt::Display for ApiBenchReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "creates over HTTP (ConfigMaps):")?;
+        writeln!(
+            f,
+            "  {:<9} {:>7} {:>8} {:>10} {:>9} {:>9}",
+            "store", "clients", "creates", "creates/s", "p50 ms", "p99 ms"
+        )?;
+        for r in &self.creates {
+            writeln!(
+                f,
+                "  {:<9} {:>7} {:>8} {:>10.0} {:>9.2} {:>9.2}",
+                r.store.to_string(),
+                r.clients,
+                r.creates,
+                r.per_second,
+                r.p50_ms,
+                r.p99_ms
+            )?;
+        }
+        writeln!(f, "watch latency (create sent → event received):")?;
+        for w in &self.watch {
+            writeln!(
+                f,
+                "  {:<9} {} watchers, {} deliveries: p50 {:.2} ms, p99 {:.2} ms",
+                w.store.to_string(),
+                w.watchers,
+                w.delivered,
+                w.p50_ms,
+                w.p99_ms
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Errors of the benchmark.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// Setup failed.
+    #[error("benchmark setup failed: {0}")]
+    Setup(String),
+    /// A request failed.
+    #[error("request failed during the benchmark: {0}")]
+    Request(#[from] orch_types::client::ClientError),
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)].as_secs_f64() * 1000.0
+}
+
+struct Running {
+    client: HttpClient,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn start(store: BenchStore) -> Result<Running, BenchError> {
+    let setup = |e: &dyn fmt::Display| BenchError::Setup(e.to_string());
+    let (config, dir) = match store {
+        BenchStore::Memory => (ApiServerConfig::memory(), None),
+        BenchStore::Embedded => {
+            let d = tempfile::tempdir().map_err(|e| setup(&e))?;
+            (ApiServerConfig::embedded(d.path().join("store")), Some(d))
+        }
+    };
+    let api = ApiServer::new(config).map_err(|e| setup(&e))?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| setup(&e))?;
+    let addr = listener.local_addr().map_err(|e| setup(&e))?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = serve(api, listener, async move {
+            let _ = rx.await;
+        })
+        .await;
+    });
+    Ok(Running {
+        client: HttpClient::new(&format!("http://{addr}")),
+        stop: Some(tx),
+        task,
+        _dir: dir,
+    })
+}
+
+impl Running {
+    async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let _ = self.task.await;
+    }
+}
+
+fn configmap(name: &str) -> DynamicObject {
+    let mut o = DynamicObject::new("v1", "ConfigMap", name);
+    o.data
+        .insert("data".into(), serde_json::json!({"key": "value"}));
+    o
+}
+
+async fn create_round(
+    r: &Running,
+    store: BenchStore,
+    clients: usize,
+    creates: usize,
+    round: usize,
+) -> Result<CreateRound, BenchError> {
+    let cm = registry::by_kind("v1", "ConfigMap")
+        .map(|i| i.api_resource())
+        .ok_or_else(|| BenchError::Setup("no ConfigMap kind".into()))?;
+    let per = creates.div_ceil(clients.max(1));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let client = r.client.clone();
+        let cm = cm.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(per);
+            for i in 0..per {
+                let t = Instant::now();
+                client
+                    .create(
+                        &cm,
+                        Some("default"),
+                        &configmap(&format!("r{round}-c{c}-{i}")),
+                        &PostParams::default(),
+                    )
+                    .await?;
+                lat.push(t.elapsed());
+            }
+            Ok::<_, BenchError>(lat)
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.map_err(|e| BenchError::Setup(e.to_string()))??);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    all.sort_unstable();
+    Ok(CreateRound {
+        store,
+        clients,
+        creates: all.len(),
+        per_second: all.len() as f64 / secs,
+        p50_ms: percentile(&all, 0.5),
+        p99_ms: percentile(&all, 0.99),
+    })
+}
+
+async fn watch_round(
+    r: &Running,
+    store: BenchStore,
+    watchers: usize,
+    events: usize,
+) -> Result<WatchRound, BenchError> {
+    let cm = registry::by_kind("v1", "ConfigMap")
+        .map(|i| i.api_resource())
+        .ok_or_else(|| BenchError::Setup("no ConfigMap kind".into()))?;
+    let ns = registry::by_kind("v1", "Namespace")
+        .map(|i| i.api_resource())
+        .ok_or_else(|| BenchError::Setup("no Namespace kind".into()))?;
+    r.client
+        .create(
+            &ns,
+            None,
+            &DynamicObject::new("v1", "Namespace", "watch-bench"),
+            &PostParams::default(),
+        )
+        .await?;
+    let rv = r
+        .client
+        .list(&cm, Some("watch-bench"), &Default::default())
+        .await?
+        .metadata
+        .resource_version;
+    let sent: Arc<parking_lot::Mutex<HashMap<String, Instant>>> = Arc::default();
+    let mut tasks = Vec::new();
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(watchers.max(1));
+    for _ in 0..watchers {
+        let client = r.client.clone();
+        let cm = cm.clone();
+        let sent = sent.clone();
+        let rv = rv.clone();
+        let ready = ready_tx.clone();
+        tasks.push(tokio::spawn(async move {
+            let p = WatchParams {
+                resource_version: rv,
+                timeout_seconds: Some(600),
+                ..Default::default()
+            };
+            let mut s = client.watch(&cm, Some("watch-bench"), &p).await?;
+            let _ = ready.send(()).await;
+            let mut lat = Vec::with_capacity(events);
+            while lat.len() < events {
+                match s.next().await {
+                    Some(Ok(WatchEvent::Added(o))) => {
+                        let t0 = sent.lock().get(o.name()).copied();
+                        if let Some(t0) = t0 {
+                            lat.push(t0.elapsed());
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Err(BenchError::Request(e)),
+                    None => break,
+                }
+            }
+            Ok::<_, BenchError>(lat)
+        }));
+    }
+    drop(ready_tx);
+    for _ in 0..watchers {
+        if ready_rx.recv().await.is_none() {
+            break;
+        }
+    }
+    for i in 0..events {
+        let name = format!("w{i}");
+        sent.lock().insert(name.clone(), Instant::now());
+        r.client
+            .create(
+                &cm,
+                Some("watch-bench"),
+                &configmap(&name),
+                &PostParams::default(),
+            )
+            .await?;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.map_err(|e| BenchError::Setup(e.to_string()))??);
+    }
+    all.sort_unstable();
+    Ok(WatchRound {
+        store,
+        watchers,
+        delivered: all.len(),
+        p50_ms: percentile(&all, 0.5),
+        p99_ms: percentile(&all, 0.99),
+    })
+}
+
+/// Runs the benchmark.
+pub async fn run(cfg: &ApiBenchConfig) -> Result<ApiBenchReport, BenchError> {
+    let mut report = ApiBenchReport {
+        creates: Vec::new(),
+        watch: Vec::new(),
+    };
+    for &store in &cfg.stores {
+        let r = start(store).await?;
+        for (round, &clients) in cfg.clients.iter().enumerate() {
+            report
+                .creates
+                .push(create_round(&r, store, clients, cfg.creates, round).await?);
+        }
+        if cfg.watchers > 0 {
+            report
+                .watch
+                .push(watch_round(&r, store, cfg.watchers, cfg.watch_events).await?);
+        }
+        r.stop().await;
+    }
+    Ok(report)
+}

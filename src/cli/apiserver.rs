@@ -1,0 +1,97 @@
+//! `orch apiserver`: the API server alone, on the embedded store in `--data-dir` (or in memory),
+//! plain HTTP on loopback; writes `DATA_DIR/kubeconfig`; stops cleanly on SIGINT/SIGTERM.
+
+use orch_apiserver::{serve, ApiServer, ApiServerConfig};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Storage choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ApiStorageArg {
+    /// Durable in `DATA_DIR/store`.
+    Embedded,
+    /// In memory (nothing survives a restart).
+    Memory,
+}
+
+/// Arguments of `orch apiserver`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ApiServerArgs {
+    /// Listen address (plain HTTP; keep it on loopback). Port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    pub listen: SocketAddr,
+    /// Data dir: the store and the kubeconfig.
+    #[arg(long, default_value = ".orch-apiserver")]
+    pub data_dir: PathBuf,
+    /// Storage backend.
+    #[arg(long, value_enum, default_value = "embedded")]
+    pub storage: ApiStorageArg,
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+async fn run_async(args: ApiServerArgs) -> Result<(), String> {
+    std::fs::create_dir_all(&args.data_dir)
+        .map_err(|e| format!("cannot create {}: {e}", args.data_dir.display()))?;
+    let config = match args.storage {
+        ApiStorageArg::Embedded => ApiServerConfig::embedded(args.data_dir.join("store")),
+        ApiStorageArg::Memory => ApiServerConfig::memory(),
+    };
+    let api = ApiServer::new(config).map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let kubeconfig = args.data_dir.join("kubeconfig");
+    orch_apiserver::kubeconfig::write_kubeconfig(&kubeconfig, &format!("http://{addr}"))
+        .map_err(|e| e.to_string())?;
+    eprintln!("orch apiserver listening on http://{addr}");
+    eprintln!("kubeconfig: {}", kubeconfig.display());
+    serve(api, listener, shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())?;
+    eprintln!("orch apiserver stopped");
+    Ok(())
+}
+
+/// Runs `orch apiserver`; returns the exit code.
+pub fn run(args: ApiServerArgs) -> i32 {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    match rt.block_on(run_async(args)) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
