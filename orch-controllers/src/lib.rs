@@ -26,6 +26,8 @@ pub mod endpoints;
 pub mod expectations;
 pub mod garbagecollector;
 pub mod informer;
+pub mod leader;
+pub mod manager;
 pub mod namespace;
 pub mod nodeipam;
 pub mod nodelifecycle;
