@@ -1554,6 +1554,11 @@ impl PodWorker {
                 }
             }
         };
+        // upstream prober manager: a regular init container is ready once it exited 0
+        let ready = match c.role {
+            Role::Init => state.terminated.as_ref().is_some_and(|t| t.exit_code == 0),
+            _ => ready,
+        };
         ContainerStatus {
             name: c.spec.name.clone(),
             image: c.spec.image.clone().unwrap_or_default(),
