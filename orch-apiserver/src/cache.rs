@@ -18,6 +18,7 @@ use futures::StreamExt;
 use orch_types::DynamicObject;
 use parking_lot::RwLock;
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, watch};
@@ -129,7 +130,7 @@ pub struct WatchCache {
     storage: SharedStorage,
     resources: DashMap<String, Arc<ResourceCache>>,
     applied: watch::Sender<Revision>,
-    start: Revision,
+    start: AtomicU64,
     window: usize,
 }
 
@@ -145,40 +146,73 @@ impl std::fmt::Debug for WatchCache {
 impl WatchCache {
     /// Loads every object from storage and starts following it. Needs a tokio runtime.
     pub async fn start(storage: SharedStorage, window: usize) -> Result<Arc<Self>, CacheError> {
-        let snapshot = storage.list(key::ROOT, &ListOptions::default()).await?;
-        let start = snapshot.revision;
         let cache = Arc::new(Self {
-            storage: storage.clone(),
+            storage,
             resources: DashMap::new(),
-            applied: watch::channel(start).0,
-            start,
+            applied: watch::channel(0).0,
+            start: AtomicU64::new(0),
             window: window.max(1),
         });
-        for (k, item) in snapshot.items {
-            if let Some(prefix) = key::resource_prefix_of(&k) {
-                cache
-                    .resource(prefix)
-                    .state
-                    .write()
-                    .objects
-                    .insert(k.clone(), item.object);
-            }
-        }
-        let mut events = storage.watch(key::ROOT, start)?;
+        let mut events = cache.load().await?;
         let weak = Arc::downgrade(&cache);
         tokio::spawn(async move {
-            while let Some(ev) = events.next().await {
+            loop {
+                let Some(ev) = events.next().await else {
+                    return;
+                };
                 let Some(cache) = weak.upgrade() else { return };
                 match ev {
                     Ok(ev) => cache.dispatch(ev),
                     Err(e) => {
-                        tracing::error!(error = %e, "watch cache lost its storage watch");
-                        return;
+                        // Lost the storage watch (fell behind): reload, which also ends every
+                        // open watch (their receivers close) so clients re-watch or relist.
+                        tracing::warn!(error = %e, "watch cache reloading from storage");
+                        loop {
+                            match cache.load().await {
+                                Ok(ev) => {
+                                    events = ev;
+                                    break;
+                                }
+                                Err(e) => {
+                                    tracing::error!(error = %e, "watch cache reload failed");
+                                    tokio::time::sleep(Duration::from_secs(1)).await;
+                                }
+                            }
+                        }
                     }
                 }
             }
         });
         Ok(cache)
+    }
+
+    /// (Re)loads every resource from a storage snapshot; returns the watch continuing it.
+    async fn load(&self) -> Result<crate::storage::EventStream, CacheError> {
+        let snapshot = self
+            .storage
+            .list(key::ROOT, &ListOptions::default())
+            .await?;
+        let start = snapshot.revision;
+        let mut fresh: std::collections::HashMap<String, ResourceCache> = Default::default();
+        for (k, item) in snapshot.items {
+            if let Some(prefix) = key::resource_prefix_of(&k) {
+                fresh
+                    .entry(prefix.to_string())
+                    .or_insert_with(|| ResourceCache::new(self.window, start))
+                    .state
+                    .get_mut()
+                    .objects
+                    .insert(k.clone(), item.object);
+            }
+        }
+        let events = self.storage.watch(key::ROOT, start)?;
+        self.resources.clear();
+        for (prefix, rc) in fresh {
+            self.resources.insert(prefix, Arc::new(rc));
+        }
+        self.start.store(start, Ordering::SeqCst);
+        self.applied.send_replace(start.max(self.applied()));
+        Ok(events)
     }
 
     fn resource(&self, prefix: &str) -> Arc<ResourceCache> {
@@ -267,10 +301,10 @@ impl WatchCache {
                 initial: Some(st.objects.values().cloned().collect()),
             }),
             Some(after) => {
-                if after < st.oldest.max(self.start) && after < applied {
+                if after < st.oldest.max(self.start.load(Ordering::SeqCst)) && after < applied {
                     return Err(CacheError::Expired {
                         requested: after,
-                        oldest: st.oldest.max(self.start),
+                        oldest: st.oldest.max(self.start.load(Ordering::SeqCst)),
                     });
                 }
                 let from = st.window.partition_point(|e| e.revision <= after);
