@@ -91,6 +91,9 @@ pub enum ClusterError {
         #[source]
         source: std::io::Error,
     },
+    /// The kubeconfig could not be written.
+    #[error(transparent)]
+    Kubeconfig(#[from] orch_apiserver::kubeconfig::KubeconfigError),
     /// The API server could not start.
     #[error("API server: {0}")]
     ApiServer(#[from] orch_apiserver::ApiServerError),
@@ -277,15 +280,14 @@ impl Cluster {
                 source,
             })?;
             let path = work_dir.join("kubeconfig");
-            write_kubeconfig(&path, &format!("http://{a}")).map_err(|source| ClusterError::Io {
-                path: path.clone(),
-                source,
-            })?;
+            orch_apiserver::kubeconfig::write_kubeconfig(&path, &format!("http://{a}"))?;
             let mut rx = stop.subscribe();
             http = Some(tokio::spawn(orch_apiserver::serve(
                 api.clone(),
                 listener,
                 async move {
+                    // In-process components use the in-process client, so HTTP can stop
+                    // together with them (open watches are ended).
                     let _ = rx.wait_for(|s| *s).await;
                 },
             )));
@@ -314,8 +316,82 @@ impl Cluster {
         Ok(cluster)
     }
 
-    async fn start_components(&mut self, _b: &ClusterBuilder) -> Result<(), ClusterError> {
+    async fn start_components(&mut self, b: &ClusterBuilder) -> Result<(), ClusterError> {
+        if b.scheduler {
+            let client = self.client.clone();
+            let clock = b.clock.clone();
+            let stop = self.stopped();
+            self.spawn("scheduler", async move {
+                if let Err(e) = orch_scheduler::driver::run(client, None, clock, stop).await {
+                    tracing::error!(error = %e, "scheduler stopped");
+                }
+            });
+        }
+        if b.controllers {
+            let mut config = orch_controllers::manager::ManagerConfig::default();
+            if let Some(grace) = b.node_monitor_grace_period {
+                config.node_lifecycle.grace_period =
+                    jiff::SignedDuration::try_from(grace).unwrap_or(jiff::SignedDuration::MAX);
+                // Check a few times per grace period (upstream: 5 s for 40-50 s).
+                config.node_monitor_period = config
+                    .node_monitor_period
+                    .min((grace / 4).max(Duration::from_millis(200)));
+            }
+            let manager = orch_controllers::manager::ControllerManager::new(
+                self.client.clone(),
+                b.clock.clone(),
+                config,
+            )
+            .map_err(|e| ClusterError::Component {
+                component: "controller-manager".into(),
+                message: e.to_string(),
+            })?;
+            let stop = self.stopped();
+            self.spawn("controller-manager", manager.run(stop));
+        }
+        for (i, name) in self.node_names.clone().iter().enumerate() {
+            let runtime: Arc<dyn orch_kubelet::runtime::ContainerRuntime> = match b.runtime {
+                Runtime::Sim => Arc::new(orch_kubelet::runtime::sim::SimRuntime::new(i as u32)),
+                Runtime::Process => {
+                    let root = self.work_dir.join("kubelet").join(name);
+                    let rt = orch_kubelet::runtime::process::ProcessRuntime::open(
+                        orch_kubelet::runtime::process::ProcessConfig::new(&root),
+                    )
+                    .map_err(|e| ClusterError::Component {
+                        component: format!("kubelet {name}"),
+                        message: format!("process runtime in {}: {e}", root.display()),
+                    })?;
+                    Arc::new(rt)
+                }
+            };
+            let kubelet = orch_kubelet::Kubelet::new(
+                orch_kubelet::KubeletConfig::new(name),
+                self.client.clone(),
+                runtime,
+                b.clock.clone(),
+            );
+            let stop = self.stopped();
+            let component = format!("kubelet {name}");
+            let label = component.clone();
+            self.spawn(&component, async move {
+                if let Err(e) = kubelet.run(stop).await {
+                    tracing::error!(error = %e, component = %label, "kubelet stopped");
+                }
+            });
+        }
         Ok(())
+    }
+
+    /// A future that resolves when the cluster shuts down.
+    fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.stop.subscribe();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    }
+
+    fn spawn(&mut self, name: &str, f: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.components.push((name.to_string(), tokio::spawn(f)));
     }
 
     /// Waits until every in-process node is registered and Ready.
@@ -479,34 +555,6 @@ pub fn prepare_data_dir(dir: &Path) -> Result<(), ClusterError> {
         }
         Err(e) => Err(io(&marker)(e)),
     }
-}
-
-/// Writes a kubeconfig for `server` (plain HTTP, no credentials: orch serves loopback only),
-/// atomically (temporary file + rename) so a reader never sees half a file.
-pub fn write_kubeconfig(path: &Path, server: &str) -> std::io::Result<()> {
-    let text = format!(
-        "apiVersion: v1
-kind: Config
-clusters:
-- name: orch
-  cluster:
-    server: {server}
-contexts:
-- name: orch
-  context:
-    cluster: orch
-    user: orch
-    namespace: default
-current-context: orch
-preferences: {{}}
-users:
-- name: orch
-  user: {{}}
-"
-    );
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)
 }
 
 fn temp_work_dir() -> Result<PathBuf, ClusterError> {
