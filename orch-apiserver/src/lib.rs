@@ -22,4 +22,5 @@ pub mod storage;
 pub use server::{serve, ApiServer, ApiServerConfig, ApiServerError, StorageConfig};
 pub mod discovery;
 pub mod openapi;
+pub mod protobuf;
 pub mod table;

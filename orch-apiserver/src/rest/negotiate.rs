@@ -20,9 +20,19 @@ pub enum Format {
     Json,
     /// `application/yaml`.
     Yaml,
-    /// `application/json;as=Table;v=v1;g=meta.k8s.io` (server-side printing). Rendered as JSON
-    /// until table conversion is plugged in.
-    Table,
+    /// `application/json;as=Table;v=v1;g=meta.k8s.io` (server-side printing, [`crate::table`]),
+    /// with the request's `includeObject` (see [`Format::with_query`]).
+    Table(crate::table::IncludeObject),
+}
+
+impl Format {
+    /// Completes the format with query parameters (`includeObject` for Tables).
+    pub fn with_query(self, include_object: Option<&str>) -> Self {
+        match self {
+            Format::Table(_) => Format::Table(crate::table::IncludeObject::from_param(include_object)),
+            f => f,
+        }
+    }
 }
 
 /// What the `Accept` header asks for; 406 when nothing acceptable is offered.
@@ -42,7 +52,9 @@ pub fn response_format(headers: &HeaderMap) -> Result<Format, ApiError> {
             .iter()
             .any(|p| p.starts_with("as=") && !p.eq_ignore_ascii_case("as=Table"));
         match media.as_str() {
-            "application/json" | "application/*" | "*/*" if as_table => return Ok(Format::Table),
+            "application/json" | "application/*" | "*/*" if as_table => {
+                return Ok(Format::Table(crate::table::IncludeObject::default()))
+            }
             "application/json" | "application/*" | "*/*" if !other_as => return Ok(Format::Json),
             "application/yaml" if !other_as && !as_table => return Ok(Format::Yaml),
             _ => continue,
@@ -79,6 +91,9 @@ pub fn decode_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError>
                     "the body of the request was in an unknown format: invalid YAML: {e}"
                 ))
             }),
+        crate::protobuf::CONTENT_TYPE => crate::protobuf::decode(body).map_err(|e| {
+            ApiError::bad_request(format!("the body of the request was in an unknown format: {e}"))
+        }),
         _ => Err(unsupported_media(ct)),
     }
 }
@@ -100,13 +115,23 @@ pub fn render<T: Serialize>(
     value: &T,
     warnings: &[String],
 ) -> Response {
-    let _ = info;
     let (ct, body) = match format {
+        Format::Table(include) => {
+            let v = serde_json::to_value(value).unwrap_or_default();
+            let (group, kind) = info.map_or(("", ""), |i| (i.group, i.kind));
+            let t = crate::table::convert(group, kind, &v, include, jiff::Timestamp::now());
+            match serde_json::to_vec(&t) {
+                Ok(v) => ("application/json", Bytes::from(v)),
+                Err(_) => {
+                    return Failure(ApiError::internal("cannot encode response")).into_response()
+                }
+            }
+        }
         Format::Yaml => match serde_yaml_ng::to_string(value) {
             Ok(s) => ("application/yaml", Bytes::from(s)),
             Err(_) => return Failure(ApiError::internal("cannot encode response")).into_response(),
         },
-        Format::Json | Format::Table => match serde_json::to_vec(value) {
+        Format::Json => match serde_json::to_vec(value) {
             Ok(v) => ("application/json", Bytes::from(v)),
             Err(_) => return Failure(ApiError::internal("cannot encode response")).into_response(),
         },

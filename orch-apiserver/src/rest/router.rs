@@ -65,6 +65,8 @@ pub fn system_routes() -> Router<Arc<ApiServer>> {
 /// Discovery and OpenAPI routes (owned by the discovery/OpenAPI modules).
 pub fn extension_routes() -> Router<Arc<ApiServer>> {
     Router::new()
+        .merge(crate::discovery::routes())
+        .merge(crate::openapi::routes())
 }
 
 async fn ok() -> &'static str {
@@ -496,7 +498,7 @@ fn list_body(info: Resource, list: &orch_types::client::ObjectList<Arc<DynamicOb
 /// Maps a parsed request to a REST operation and renders the answer.
 pub async fn dispatch(api: &Arc<ApiServer>, req: Request) -> RestResult<Response> {
     let info = req.target.info;
-    let format = response_format(&req.headers)?;
+    let format = response_format(&req.headers)?.with_query(req.param("includeObject"));
     let ns = req.target.namespace.as_deref();
     let name = req.target.name.clone();
     let part = Part::from_subresource(req.target.subresource.as_deref())
@@ -512,7 +514,7 @@ pub async fn dispatch(api: &Arc<ApiServer>, req: Request) -> RestResult<Response
             }
             let p = watch_params(&req)?;
             let stream = api.watch_objects(info, ns, &p).await?;
-            Ok(watch_response(format, stream))
+            Ok(watch_response(info, format, stream))
         }
         (&Method::GET, None) => {
             if !verb_allowed(info, "list") {
@@ -624,10 +626,19 @@ fn update_response(info: Resource, format: Format, out: UpdateOutcome) -> Respon
     render(Some(info), format, StatusCode::OK, &*w.object, &w.warnings)
 }
 
-fn watch_response(format: Format, stream: super::watch::ObjectWatch) -> Response {
-    let _ = format;
-    let body = stream.map(|ev| {
-        let mut line = serde_json::to_vec(&ev).unwrap_or_default();
+fn watch_response(info: Resource, format: Format, stream: super::watch::ObjectWatch) -> Response {
+    let mut first = true;
+    let body = stream.map(move |ev| {
+        let mut line = match format {
+            // Tables in watch events (`kubectl get -w`): columns in the first event only.
+            Format::Table(include) => {
+                let v = serde_json::to_value(&ev).unwrap_or_default();
+                let t = crate::table::watch_event(info.group, info.kind, &v, include, jiff::Timestamp::now(), first);
+                first = false;
+                serde_json::to_vec(&t).unwrap_or_default()
+            }
+            _ => serde_json::to_vec(&ev).unwrap_or_default(),
+        };
         line.push(b'\n');
         Ok::<_, std::convert::Infallible>(Bytes::from(line))
     });
