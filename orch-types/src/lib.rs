@@ -38,6 +38,7 @@ pub mod resources;
 pub mod status;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod validation;
 
 pub use dynamic::{DynamicObject, TypeMeta};
 pub use k8s_openapi;

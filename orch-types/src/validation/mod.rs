@@ -1,0 +1,220 @@
+//! Validation of built-in objects as kube-apiserver does it (upstream `pkg/apis/*/validation`
+//! for the wave-1 kinds), returning every problem as a [`FieldError`] with the upstream path,
+//! kind and message.
+//!
+//! Like the API server, [`validate`] checks the object *after defaulting* (it defaults a copy
+//! first), so a manifest that leaves `restartPolicy` or `imagePullPolicy` out is valid.
+//! [`validate_update`] adds the immutability rules of each kind (selectors, most of a pod's
+//! spec, secret types, ...). A missing `metadata.namespace` on a namespaced kind is accepted:
+//! the server fills it in from the request.
+//!
+//! One file per API group: [`core`](self) rules live in `core.rs`, apps in `apps.rs`, and so on.
+//!
+//! ```
+//! use orch_types::{validation::{validate, FieldErrorKind}, DynamicObject};
+//! let d: DynamicObject = serde_json::from_value(serde_json::json!({
+//!     "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+//!     "spec": {"replicas": -1, "selector": {"matchLabels": {"app": "web"}},
+//!              "template": {"metadata": {"labels": {"app": "other"}},
+//!                           "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}})).unwrap();
+//! let errs = validate(&d);
+//! let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+//! assert_eq!(lines, [
+//!     "spec.replicas: Invalid value: -1: must be greater than or equal to 0",
+//!     "spec.template.metadata.labels: Invalid value: {\"app\": \"other\"}: `selector` does not match template `labels`",
+//! ]);
+//! assert_eq!(errs[0].kind, FieldErrorKind::Invalid);
+//! ```
+
+mod apps;
+mod batch;
+mod core;
+mod field;
+mod meta;
+mod other;
+mod policy;
+
+pub use field::{FieldError, FieldErrorKind, Path};
+pub use meta::NameRule;
+
+use serde::de::DeserializeOwned;
+
+use crate::dynamic::DynamicObject;
+use crate::registry;
+use crate::status::ApiError;
+
+fn conversion_error(e: impl std::fmt::Display) -> FieldError {
+    FieldError::invalid_raw("", "{...}", e.to_string())
+}
+
+fn typed<K: DeserializeOwned>(obj: &DynamicObject) -> Result<K, FieldError> {
+    obj.to_typed::<K>().map_err(conversion_error)
+}
+
+fn defaulted(obj: &DynamicObject) -> Result<DynamicObject, FieldError> {
+    let mut d = obj.clone();
+    crate::defaults::apply_defaults(&mut d).map_err(conversion_error)?;
+    Ok(d)
+}
+
+macro_rules! check {
+    ($obj:expr, $ty:ty, $f:path) => {
+        match typed::<$ty>($obj) {
+            Ok(t) => $f(&t),
+            Err(e) => vec![e],
+        }
+    };
+}
+
+macro_rules! check_update {
+    ($new:expr, $old:expr, $ty:ty, $f:path) => {
+        match (typed::<$ty>($new), typed::<$ty>($old)) {
+            (Ok(n), Ok(o)) => $f(&n, &o),
+            (Err(e), _) | (_, Err(e)) => vec![e],
+        }
+    };
+}
+
+/// Validates an object for create. Kinds orch does not know get metadata checks only.
+pub fn validate(obj: &DynamicObject) -> Vec<FieldError> {
+    use k8s_openapi::api::{
+        apps::v1 as kapps, autoscaling::v2 as as2, batch::v1 as kbatch, coordination::v1 as coord,
+        core::v1 as kcore, events::v1 as kevents, policy::v1 as kpolicy, scheduling::v1 as sched,
+    };
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiext;
+    let Some(info) = registry::by_kind(&obj.types.api_version, &obj.types.kind) else {
+        return meta::object_meta(&obj.metadata, true, NameRule::Subdomain);
+    };
+    let d = match defaulted(obj) {
+        Ok(d) => d,
+        Err(e) => return vec![e],
+    };
+    let sub = NameRule::Subdomain;
+    match (info.group, info.kind) {
+        ("", "Pod") => check!(&d, kcore::Pod, core::pod),
+        ("", "Service") => check!(&d, kcore::Service, core::service),
+        ("", "ConfigMap") => check!(&d, kcore::ConfigMap, core::config_map),
+        ("", "Secret") => check!(&d, kcore::Secret, core::secret),
+        ("", "Namespace") => check!(&d, kcore::Namespace, core::namespace),
+        ("", "Node") => check!(&d, kcore::Node, core::node),
+        ("", "Endpoints") => check!(&d, kcore::Endpoints, core::endpoints),
+        ("", "Event") => check!(&d, kcore::Event, core::event),
+        ("", "ReplicationController") => {
+            check!(
+                &d,
+                kcore::ReplicationController,
+                core::replication_controller
+            )
+        }
+        ("apps", "Deployment") => check!(&d, kapps::Deployment, apps::deployment),
+        ("apps", "ReplicaSet") => check!(&d, kapps::ReplicaSet, apps::replica_set),
+        ("apps", "DaemonSet") => check!(&d, kapps::DaemonSet, apps::daemon_set),
+        ("apps", "StatefulSet") => check!(&d, kapps::StatefulSet, apps::stateful_set),
+        ("apps", "ControllerRevision") => {
+            check!(&d, kapps::ControllerRevision, apps::controller_revision)
+        }
+        ("batch", "Job") => check!(&d, kbatch::Job, batch::job),
+        ("policy", "PodDisruptionBudget") => check!(&d, kpolicy::PodDisruptionBudget, policy::pdb),
+        ("policy", "Eviction") => check!(&d, kpolicy::Eviction, policy::eviction),
+        ("coordination.k8s.io", "Lease") => check!(&d, coord::Lease, other::lease),
+        ("autoscaling", "HorizontalPodAutoscaler") => {
+            check!(&d, as2::HorizontalPodAutoscaler, other::hpa)
+        }
+        ("scheduling.k8s.io", "PriorityClass") => {
+            check!(&d, sched::PriorityClass, other::priority_class)
+        }
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => {
+            check!(&d, apiext::CustomResourceDefinition, other::crd)
+        }
+        ("events.k8s.io", "Event") => check!(&d, kevents::Event, other::event),
+        // ServiceAccount, Binding, Scale: metadata rules only.
+        _ => meta::object_meta(&d.metadata, info.namespaced, sub),
+    }
+}
+
+/// Validates an update: the create rules on `new` plus each kind's immutability rules
+/// against `old`.
+pub fn validate_update(new: &DynamicObject, old: &DynamicObject) -> Vec<FieldError> {
+    use k8s_openapi::api::{
+        apps::v1 as kapps, batch::v1 as kbatch, core::v1 as kcore, scheduling::v1 as sched,
+    };
+    let mut errs = validate(new);
+    if new.types.kind != old.types.kind || new.types.api_version != old.types.api_version {
+        errs.push(FieldError::invalid(
+            "kind",
+            &new.types.kind,
+            "field is immutable",
+        ));
+        return errs;
+    }
+    let (n, o) = match (defaulted(new), defaulted(old)) {
+        (Ok(n), Ok(o)) => (n, o),
+        (Err(e), _) | (_, Err(e)) => {
+            errs.push(e);
+            return errs;
+        }
+    };
+    let Some(info) = registry::by_kind(&n.types.api_version, &n.types.kind) else {
+        errs.extend(meta::object_meta_update(&n.metadata, &o.metadata));
+        return errs;
+    };
+    errs.extend(match (info.group, info.kind) {
+        ("", "Pod") => check_update!(&n, &o, kcore::Pod, core::pod_update),
+        ("", "Service") => check_update!(&n, &o, kcore::Service, core::service_update),
+        ("", "ConfigMap") => check_update!(&n, &o, kcore::ConfigMap, core::config_map_update),
+        ("", "Secret") => check_update!(&n, &o, kcore::Secret, core::secret_update),
+        ("apps", "Deployment") => {
+            check_update!(&n, &o, kapps::Deployment, apps::deployment_update)
+        }
+        ("apps", "ReplicaSet") => {
+            check_update!(&n, &o, kapps::ReplicaSet, apps::replica_set_update)
+        }
+        ("apps", "DaemonSet") => check_update!(&n, &o, kapps::DaemonSet, apps::daemon_set_update),
+        ("apps", "StatefulSet") => {
+            check_update!(&n, &o, kapps::StatefulSet, apps::stateful_set_update)
+        }
+        ("apps", "ControllerRevision") => check_update!(
+            &n,
+            &o,
+            kapps::ControllerRevision,
+            apps::controller_revision_update
+        ),
+        ("batch", "Job") => check_update!(&n, &o, kbatch::Job, batch::job_update),
+        ("scheduling.k8s.io", "PriorityClass") => {
+            check_update!(&n, &o, sched::PriorityClass, other::priority_class_update)
+        }
+        _ => meta::object_meta_update(&n.metadata, &o.metadata),
+    });
+    errs
+}
+
+/// The 422 `Invalid` API error kube-apiserver answers for these errors: message
+/// `Deployment.apps "web" is invalid: [...]`, one `details.causes` entry per error.
+pub fn invalid_error(obj: &DynamicObject, errs: &[FieldError]) -> ApiError {
+    let (group, _) = registry::split_api_version(&obj.types.api_version);
+    let qualified = if group.is_empty() {
+        obj.types.kind.clone()
+    } else {
+        format!("{}.{group}", obj.types.kind)
+    };
+    let mut e = ApiError::invalid(
+        &qualified,
+        obj.name(),
+        errs.iter().map(FieldError::to_status_cause).collect(),
+    );
+    let joined: Vec<String> = errs.iter().map(ToString::to_string).collect();
+    let list = if joined.len() == 1 {
+        joined[0].clone()
+    } else {
+        format!("[{}]", joined.join(", "))
+    };
+    e.message = format!("{qualified} \"{}\" is invalid: {list}", obj.name());
+    if let Some(d) = e.details.as_mut() {
+        d.kind = Some(obj.types.kind.clone());
+        d.group = (!group.is_empty()).then(|| group.to_string());
+    }
+    e
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,320 @@
+//! Table-driven validation tests. Each case names the upstream rule
+//! (`pkg/apis/<group>/validation/validation.go` function) it pins.
+
+use serde_json::{json, Value};
+
+use super::{invalid_error, validate, validate_update, FieldErrorKind};
+use crate::DynamicObject;
+
+fn obj(v: Value) -> DynamicObject {
+    serde_json::from_value(v).unwrap()
+}
+
+fn errors(v: Value) -> Vec<String> {
+    validate(&obj(v)).iter().map(ToString::to_string).collect()
+}
+
+fn pod_with(spec: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": spec})
+}
+
+fn ctr(extra: Value) -> Value {
+    let mut base = json!({"name": "c", "image": "nginx:1.27"});
+    if let (Value::Object(b), Value::Object(e)) = (&mut base, extra) {
+        b.extend(e);
+    }
+    base
+}
+
+fn deploy(spec_patch: Value) -> Value {
+    let mut spec = json!({"selector": {"matchLabels": {"app": "w"}},
+        "template": {"metadata": {"labels": {"app": "w"}}, "spec": {"containers": [ctr(json!({}))]}}});
+    if let (Value::Object(b), Value::Object(e)) = (&mut spec, spec_patch) {
+        b.extend(e);
+    }
+    json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "w"}, "spec": spec})
+}
+
+/// (rule, object, expected error lines; empty = valid)
+#[test]
+fn table() {
+    let cases: Vec<(&str, Value, Vec<&str>)> = vec![
+        ("valid pod", pod_with(json!({"containers": [ctr(json!({}))]})), vec![]),
+        ("ValidateObjectMeta: name required", json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}}),
+            vec!["metadata.name: Required value: name or generateName is required"]),
+        ("ValidateObjectMeta: generateName suffices", json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"generateName": "cm-"}}), vec![]),
+        ("NameIsDNSSubdomain", json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "Bad_Name"}}),
+            vec!["metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"]),
+        ("ValidateNamespaceName: DNS label", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a.b"}}),
+            vec!["metadata.name: Invalid value: \"a.b\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"]),
+        ("cluster-scoped namespace forbidden", json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n", "namespace": "x"}}),
+            vec!["metadata.namespace: Forbidden: not allowed on this type"]),
+        ("ValidateLabels: bad value", json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "labels": {"a": "-x"}}}),
+            vec!["metadata.labels[a]: Invalid value: \"-x\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"]),
+        ("ValidateLabels: bad key", json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "labels": {"/a": "x"}}}),
+            vec!["metadata.labels: Invalid value: \"/a\": prefix part must be non-empty"]),
+        ("ValidateAnnotations: total size", json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "annotations": {"a": "x".repeat(262_144)}}}),
+            vec!["metadata.annotations: Too long: may not be more than 262144 bytes"]),
+        ("validateContainers: required", pod_with(json!({"containers": []})), vec!["spec.containers: Required value"]),
+        ("validateContainers: duplicate names", pod_with(json!({"containers": [ctr(json!({})), ctr(json!({}))]})),
+            vec!["spec.containers[1].name: Duplicate value: \"c\""]),
+        ("validateContainers: init/regular names share a namespace", pod_with(json!({"initContainers": [ctr(json!({}))], "containers": [ctr(json!({}))]})),
+            vec!["spec.containers[0].name: Duplicate value: \"c\""]),
+        ("validateContainerOnlyForPod: image required", pod_with(json!({"containers": [{"name": "c"}]})), vec!["spec.containers[0].image: Required value"]),
+        ("validateContainerPorts: range", pod_with(json!({"containers": [ctr(json!({"ports": [{"containerPort": 70000}]}))]})),
+            vec!["spec.containers[0].ports[0].containerPort: Invalid value: 70000: must be between 1 and 65535, inclusive"]),
+        ("validateContainerPorts: protocol", pod_with(json!({"containers": [ctr(json!({"ports": [{"containerPort": 80, "protocol": "HTTP"}]}))]})),
+            vec!["spec.containers[0].ports[0].protocol: Unsupported value: \"HTTP\": supported values: \"SCTP\", \"TCP\", \"UDP\""]),
+        ("validateContainerPorts: duplicate names", pod_with(json!({"containers": [ctr(json!({"ports": [{"name": "http", "containerPort": 80}, {"name": "http", "containerPort": 81}]}))]})),
+            vec!["spec.containers[0].ports[1].name: Duplicate value: \"http\""]),
+        ("validateProbe: exactly one handler (none)", pod_with(json!({"containers": [ctr(json!({"livenessProbe": {"periodSeconds": 5}}))]})),
+            vec!["spec.containers[0].livenessProbe: Required value: must specify a handler type"]),
+        ("validateProbe: exactly one handler (two)", pod_with(json!({"containers": [ctr(json!({"readinessProbe": {"exec": {"command": ["true"]}, "tcpSocket": {"port": 80}}}))]})),
+            vec!["spec.containers[0].readinessProbe.tcpSocket: Forbidden: may not specify more than 1 handler type"]),
+        ("validateProbe: liveness successThreshold must be 1", pod_with(json!({"containers": [ctr(json!({"livenessProbe": {"tcpSocket": {"port": 80}, "successThreshold": 2}}))]})),
+            vec!["spec.containers[0].livenessProbe.successThreshold: Invalid value: 2: must be 1"]),
+        ("validateProbe: negative period", pod_with(json!({"containers": [ctr(json!({"readinessProbe": {"tcpSocket": {"port": 80}, "periodSeconds": -1}}))]})),
+            vec!["spec.containers[0].readinessProbe.periodSeconds: Invalid value: -1: must be greater than or equal to 0"]),
+        ("validateInitContainers: probes need restartPolicy Always", pod_with(json!({"initContainers": [ctr(json!({"name": "i", "readinessProbe": {"tcpSocket": {"port": 80}}}))], "containers": [ctr(json!({}))]})),
+            vec!["spec.initContainers[0].readinessProbe: Forbidden: may not be set for init containers without restartPolicy=Always"]),
+        ("sidecar init containers may have probes", pod_with(json!({"initContainers": [ctr(json!({"name": "i", "restartPolicy": "Always", "readinessProbe": {"tcpSocket": {"port": 80}}}))], "containers": [ctr(json!({}))]})), vec![]),
+        ("container restartPolicy forbidden on regular containers", pod_with(json!({"containers": [ctr(json!({"restartPolicy": "Always"}))]})),
+            vec!["spec.containers[0].restartPolicy: Forbidden: may not be set for non-init containers"]),
+        ("ValidateResourceRequirements: requests <= limits", pod_with(json!({"containers": [ctr(json!({"resources": {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}}))]})),
+            vec!["spec.containers[0].resources.requests[cpu]: Invalid value: \"2\": must be less than or equal to cpu limit of 1"]),
+        ("ValidateResourceRequirements: bad quantity", pod_with(json!({"containers": [ctr(json!({"resources": {"requests": {"memory": "12 GB"}}}))]})),
+            vec!["spec.containers[0].resources.requests[memory]: Invalid value: \"12 GB\": quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"]),
+        ("validateRestartPolicy", pod_with(json!({"restartPolicy": "Sometimes", "containers": [ctr(json!({}))]})),
+            vec!["spec.restartPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"OnFailure\", \"Never\""]),
+        ("validateDNSPolicy", pod_with(json!({"dnsPolicy": "Google", "containers": [ctr(json!({}))]})),
+            vec!["spec.dnsPolicy: Unsupported value: \"Google\": supported values: \"ClusterFirstWithHostNet\", \"ClusterFirst\", \"Default\", \"None\""]),
+        ("validateImagePullPolicy", pod_with(json!({"containers": [ctr(json!({"imagePullPolicy": "Sometimes"}))]})),
+            vec!["spec.containers[0].imagePullPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"IfNotPresent\", \"Never\""]),
+        ("ValidateVolumes: duplicate names and mount not found", pod_with(json!({"volumes": [{"name": "v", "emptyDir": {}}, {"name": "v", "emptyDir": {}}],
+            "containers": [ctr(json!({"volumeMounts": [{"name": "w", "mountPath": "/x"}]}))]})),
+            vec!["spec.volumes[1].name: Duplicate value: \"v\"", "spec.containers[0].volumeMounts[0].name: Not found: \"w\""]),
+        ("validateVolumeSource: one type", pod_with(json!({"volumes": [{"name": "v", "emptyDir": {}, "hostPath": {"path": "/x"}}], "containers": [ctr(json!({}))]})),
+            vec!["spec.volumes[0].hostPath: Forbidden: may not specify more than 1 volume type"]),
+        ("ValidateTolerations: Exists with value", pod_with(json!({"tolerations": [{"key": "k", "operator": "Exists", "value": "v"}], "containers": [ctr(json!({}))]})),
+            vec!["spec.tolerations[0].operator: Invalid value: \"v\": value must be empty when `operator` is 'Exists'"]),
+        ("ValidateTolerations: empty key needs Exists", pod_with(json!({"tolerations": [{"operator": "Equal", "value": "v"}], "containers": [ctr(json!({}))]})),
+            vec!["spec.tolerations[0].operator: Invalid value: \"Equal\": operator must be Exists when `key` is empty, which means \"match all values and all keys\""]),
+        ("ValidateTolerations: tolerationSeconds needs NoExecute", pod_with(json!({"tolerations": [{"key": "k", "operator": "Exists", "effect": "NoSchedule", "tolerationSeconds": 5}], "containers": [ctr(json!({}))]})),
+            vec!["spec.tolerations[0].effect: Invalid value: \"NoSchedule\": effect must be 'NoExecute' when `tolerationSeconds` is set"]),
+        ("validateNodeSelectorRequirement: Gt needs one integer", pod_with(json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [{"key": "k", "operator": "Gt", "values": ["a"]}]}]}}}, "containers": [ctr(json!({}))]})),
+            vec!["spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].values: Required value: must be specified single value when `operator` is 'Lt' or 'Gt'"]),
+        ("validatePodAffinityTerm: topologyKey required", pod_with(json!({"affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{"labelSelector": {"matchLabels": {"a": "b"}}, "topologyKey": ""}]}}, "containers": [ctr(json!({}))]})),
+            vec!["spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].topologyKey: Required value: can not be empty"]),
+        ("hostNetwork: hostPort must equal containerPort", pod_with(json!({"hostNetwork": true, "containers": [ctr(json!({"ports": [{"containerPort": 80, "hostPort": 81}]}))]})),
+            vec!["spec.containers[0].ports[0].hostPort: Invalid value: 81: must match `containerPort` when `hostNetwork` is true"]),
+        // Services.
+        ("ValidateService: DNS-1035 name", json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "1svc"}, "spec": {"ports": [{"port": 80}]}}),
+            vec!["metadata.name: Invalid value: \"1svc\": a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"]),
+        ("ValidateService: ports required", json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {}}), vec!["spec.ports: Required value"]),
+        ("ValidateService: headless without ports ok", json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"clusterIP": "None"}}), vec![]),
+        ("ValidateService: port names required when several", json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}, {"port": 443, "name": "https"}]}}),
+            vec!["spec.ports[0].name: Required value"]),
+        ("ValidateService: type", json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"type": "Magic", "ports": [{"port": 80}]}}),
+            vec!["spec.type: Unsupported value: \"Magic\": supported values: \"ClusterIP\", \"ExternalName\", \"LoadBalancer\", \"NodePort\""]),
+        ("ValidateService: nodePort with ClusterIP", json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"ports": [{"port": 80, "nodePort": 30080}]}}),
+            vec!["spec.ports[0].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'"]),
+        ("ValidateService: ExternalName needs externalName", json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"type": "ExternalName"}}),
+            vec!["spec.externalName: Required value"]),
+        // ConfigMap / Secret.
+        ("ValidateConfigMap: keys", json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a b": "x"}}),
+            vec!["data[a b]: Invalid value: \"a b\": a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"]),
+        ("ValidateConfigMap: key in data and binaryData", json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": "x"}, "binaryData": {"k": "eA=="}}),
+            vec!["binaryData[k]: Invalid value: \"k\": duplicate of key present in data"]),
+        ("ValidateSecret: tls keys", json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "type": "kubernetes.io/tls", "data": {"tls.crt": "eA=="}}),
+            vec!["data[tls.key]: Required value"]),
+        ("ValidateSecret: service account token annotation", json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "type": "kubernetes.io/service-account-token"}),
+            vec!["metadata.annotations[kubernetes.io/service-account.name]: Required value"]),
+        ("ValidateNodeSpec: taint effect", json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"}, "spec": {"taints": [{"key": "k", "effect": "Sometimes"}]}}),
+            vec!["spec.taints[0].effect: Unsupported value: \"Sometimes\": supported values: \"NoSchedule\", \"PreferNoSchedule\", \"NoExecute\""]),
+        ("ValidateReplicationController: template restartPolicy", json!({"apiVersion": "v1", "kind": "ReplicationController", "metadata": {"name": "r"},
+            "spec": {"selector": {"a": "b"}, "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"restartPolicy": "Never", "containers": [ctr(json!({}))]}}}}),
+            vec!["spec.template.spec.restartPolicy: Unsupported value: \"Never\": supported values: \"Always\""]),
+        // apps.
+        ("valid deployment", deploy(json!({})), vec![]),
+        ("ValidateDeploymentSpec: selector must match template", deploy(json!({"selector": {"matchLabels": {"app": "x"}}})),
+            vec!["spec.template.metadata.labels: Invalid value: {\"app\": \"w\"}: `selector` does not match template `labels`"]),
+        ("ValidateDeploymentSpec: empty selector", deploy(json!({"selector": {}})),
+            vec!["spec.selector: Invalid value: \"\": empty selector is invalid for deployment"]),
+        ("ValidateDeploymentStrategy: Recreate with rollingUpdate", deploy(json!({"strategy": {"type": "Recreate", "rollingUpdate": {"maxSurge": 1}}})),
+            vec!["spec.strategy.rollingUpdate: Forbidden: may not be specified when strategy `type` is 'Recreate'"]),
+        ("ValidateDeploymentStrategy: type", deploy(json!({"strategy": {"type": "BlueGreen"}})),
+            vec!["spec.strategy.Type: Unsupported value: \"BlueGreen\": supported values: \"Recreate\", \"RollingUpdate\""]),
+        ("ValidateRollingUpdateDeployment: both zero", deploy(json!({"strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 0}}})),
+            vec!["spec.strategy.rollingUpdate.maxUnavailable: Invalid value: 0: may not be 0 when `maxSurge` is 0"]),
+        ("ValidateRollingUpdateDeployment: over 100%", deploy(json!({"strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "150%"}}})),
+            vec!["spec.strategy.rollingUpdate.maxUnavailable: Invalid value: \"150%\": must not be greater than 100%"]),
+        ("ValidatePositiveIntOrPercent", deploy(json!({"strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "x"}}})),
+            vec!["spec.strategy.rollingUpdate.maxSurge: Invalid value: \"x\": a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')"]),
+        ("ValidateDeploymentSpec: progressDeadlineSeconds > minReadySeconds", deploy(json!({"minReadySeconds": 30, "progressDeadlineSeconds": 10})),
+            vec!["spec.progressDeadlineSeconds: Invalid value: 10: must be greater than minReadySeconds"]),
+        ("ValidatePodTemplateSpecForReplicaSet: restartPolicy Always", deploy(json!({"template": {"metadata": {"labels": {"app": "w"}}, "spec": {"restartPolicy": "OnFailure", "containers": [ctr(json!({}))]}}})),
+            vec!["spec.template.spec.restartPolicy: Unsupported value: \"OnFailure\": supported values: \"Always\""]),
+        ("ValidateDaemonSetUpdateStrategy: surge and unavailable", json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"a": "b"}},
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 1}},
+            "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [ctr(json!({}))]}}}}),
+            vec!["spec.updateStrategy.rollingUpdate.maxSurge: Invalid value: 1: may not be set when maxUnavailable is non-zero"]),
+        ("ValidateStatefulSetSpec: podManagementPolicy", json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "s"}, "spec": {"podManagementPolicy": "Random", "selector": {"matchLabels": {"a": "b"}},
+            "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [ctr(json!({}))]}}}}),
+            vec!["spec.podManagementPolicy: Unsupported value: \"Random\": supported values: \"OrderedReady\", \"Parallel\""]),
+        // batch.
+        ("ValidateJobSpec: restartPolicy OnFailure/Never (defaulted Always rejected)", json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"}, "spec": {"template": {"spec": {"containers": [ctr(json!({}))]}}}}),
+            vec!["spec.template.spec.restartPolicy: Unsupported value: \"Always\": supported values: \"OnFailure\", \"Never\""]),
+        ("ValidateJobSpec: negative backoffLimit", json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"}, "spec": {"backoffLimit": -1, "template": {"spec": {"restartPolicy": "Never", "containers": [ctr(json!({}))]}}}}),
+            vec!["spec.backoffLimit: Invalid value: -1: must be greater than or equal to 0"]),
+        ("ValidateJobSpec: Indexed needs completions", json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"}, "spec": {"completionMode": "Indexed", "parallelism": 2, "template": {"spec": {"restartPolicy": "Never", "containers": [ctr(json!({}))]}}}}),
+            vec!["spec.completions: Required value: when completion mode is Indexed"]),
+        // policy.
+        ("ValidatePodDisruptionBudgetSpec: minAvailable xor maxUnavailable", json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "p"}, "spec": {"minAvailable": 1, "maxUnavailable": 1}}),
+            vec!["spec: Invalid value: {...}: minAvailable and maxUnavailable cannot be both set"]),
+        ("ValidatePodDisruptionBudgetSpec: percent", json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "p"}, "spec": {"minAvailable": "120%"}}),
+            vec!["spec.minAvailable: Invalid value: \"120%\": must not be greater than 100%"]),
+        // others.
+        ("ValidateHorizontalPodAutoscaler: min/max", json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "h"},
+            "spec": {"minReplicas": 5, "maxReplicas": 2, "scaleTargetRef": {"kind": "Deployment", "name": "w"}}}),
+            vec!["spec.maxReplicas: Invalid value: 2: must be greater than or equal to `minReplicas`"]),
+        ("ValidatePriorityClass: system- prefix and value", json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": "system-x"}, "value": 2_000_000_000}),
+            vec!["metadata.name: Forbidden: priority class names with 'system-' prefix are reserved", "value: Forbidden: maximum allowed value of a user defined priority is 1000000000"]),
+        ("ValidateLease: duration", json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "l"}, "spec": {"leaseDurationSeconds": 0}}),
+            vec!["spec.leaseDurationSeconds: Invalid value: 0: must be greater than 0"]),
+        ("ValidateCustomResourceDefinition: name", json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "shirts.example.com"},
+            "spec": {"group": "stable.example.com", "scope": "Namespaced", "names": {"plural": "shirts", "kind": "Shirt"},
+                     "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {"type": "object"}}}]}}),
+            vec!["metadata.name: Invalid value: \"shirts.example.com\": must be spec.names.plural+\".\"+spec.group"]),
+        ("ValidateEventCreate (events.k8s.io): required fields", json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e"}, "eventTime": "2024-01-01T00:00:00.000000Z"}),
+            vec!["reportingController: Required value", "reportingInstance: Required value", "action: Required value", "reason: Required value"]),
+    ];
+    for (rule, input, want) in cases {
+        assert_eq!(errors(input), want, "{rule}");
+    }
+}
+
+#[test]
+fn status_causes_use_upstream_reasons() {
+    let d = obj(pod_with(
+        json!({"restartPolicy": "x", "containers": [{"name": "c"}]}),
+    ));
+    let errs = validate(&d);
+    let reasons: Vec<String> = errs
+        .iter()
+        .map(|e| e.to_status_cause().reason.unwrap())
+        .collect();
+    assert_eq!(reasons, ["FieldValueRequired", "FieldValueNotSupported"]);
+    let api = invalid_error(&d, &errs);
+    assert_eq!(api.code, 422);
+    assert_eq!(
+        api.message,
+        "Pod \"p\" is invalid: [spec.containers[0].image: Required value, spec.restartPolicy: Unsupported value: \"x\": supported values: \"Always\", \"OnFailure\", \"Never\"]"
+    );
+    let causes = api.details.unwrap().causes.unwrap();
+    assert_eq!(causes[0].field.as_deref(), Some("spec.containers[0].image"));
+    let kinds = [
+        FieldErrorKind::Duplicate,
+        FieldErrorKind::Invalid,
+        FieldErrorKind::TooLong,
+        FieldErrorKind::Forbidden,
+    ];
+    let names: Vec<&str> = kinds.iter().map(|k| k.cause_type()).collect();
+    assert_eq!(
+        names,
+        [
+            "FieldValueDuplicate",
+            "FieldValueInvalid",
+            "FieldValueTooLong",
+            "FieldValueForbidden"
+        ]
+    );
+}
+
+/// Update rules (`ValidatePodUpdate`, `ValidateDeploymentUpdate`, ...).
+#[test]
+fn updates() {
+    let old = obj(pod_with(json!({"containers": [ctr(json!({}))]})));
+    let mut new_image = old.clone();
+    new_image.data["spec"]["containers"][0]["image"] = json!("nginx:1.28");
+    assert!(validate_update(&new_image, &old).is_empty());
+    let mut new_port = old.clone();
+    new_port.data["spec"]["containers"][0]
+        .as_object_mut()
+        .unwrap()
+        .insert("ports".into(), json!([{"containerPort": 80}]));
+    let errs = validate_update(&new_port, &old);
+    assert_eq!(errs.len(), 1);
+    assert_eq!(errs[0].path, "spec");
+    assert_eq!(errs[0].kind, FieldErrorKind::Forbidden);
+    let mut tol = old.clone();
+    tol.data["spec"].as_object_mut().unwrap().insert(
+        "tolerations".into(),
+        json!([{"key": "k", "operator": "Exists"}]),
+    );
+    assert!(
+        validate_update(&tol, &old).is_empty(),
+        "adding tolerations is allowed"
+    );
+
+    let d_old = obj(deploy(json!({})));
+    let mut d_new = obj(deploy(
+        json!({"selector": {"matchLabels": {"app": "w", "x": "y"}},
+        "template": {"metadata": {"labels": {"app": "w", "x": "y"}}, "spec": {"containers": [ctr(json!({}))]}}}),
+    ));
+    d_new.metadata = d_old.metadata.clone();
+    let errs: Vec<String> = validate_update(&d_new, &d_old)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        errs,
+        ["spec.selector: Invalid value: \"app=w,x=y\": field is immutable"]
+    );
+
+    let s_old = obj(
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "immutable": true, "data": {"a": "eA=="}}),
+    );
+    let mut s_new = s_old.clone();
+    s_new.data["data"] = json!({"a": "eQ=="});
+    s_new
+        .data
+        .insert("type".into(), json!("kubernetes.io/basic-auth"));
+    let errs: Vec<String> = validate_update(&s_new, &s_old)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        errs.contains(
+            &"type: Invalid value: \"kubernetes.io/basic-auth\": field is immutable".to_string()
+        ),
+        "{errs:?}"
+    );
+    assert!(
+        errs.contains(&"data: Forbidden: field is immutable when `immutable` is set".to_string()),
+        "{errs:?}"
+    );
+
+    let mut renamed = old.clone();
+    renamed.metadata.name = Some("q".into());
+    let errs: Vec<String> = validate_update(&renamed, &old)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        errs,
+        ["metadata.name: Invalid value: \"q\": field is immutable"]
+    );
+}
+
+#[test]
+fn unknown_kinds_get_metadata_checks_and_bad_shapes_are_errors() {
+    assert!(errors(
+        json!({"apiVersion": "example.com/v1", "kind": "Shirt", "metadata": {"name": "s"}})
+    )
+    .is_empty());
+    let bad = errors(
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": 3}}),
+    );
+    assert_eq!(bad.len(), 1);
+    assert!(bad[0].contains("cannot convert Pod object"), "{bad:?}");
+}
