@@ -3,6 +3,31 @@
 //! Owns: the MVCC `Storage` trait and its backends (memory, embedded durable), the watch cache,
 //! Kubernetes REST semantics for every kind in the `orch_types::registry`, admission (defaulting,
 //! validation), and the in-process and HTTP implementations of `orch_types::client::Client`.
+//! It must never depend on the scheduler, controllers or kubelet: they reach it only through the
+//! `Client` trait.
+//!
+//! Layout: [`storage`] (the etcd-shaped MVCC trait, memory and embedded backends) → [`cache`]
+//! (watch cache) → [`rest`] (Kubernetes semantics, independent of HTTP; `rest::router` maps HTTP
+//! onto it) → [`client`] (in-process and HTTP clients). See `docs/design/storage.md`.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! use orch_apiserver::{ApiServer, ApiServerConfig};
+//! use orch_types::client::{ListParams, PostParams};
+//! use orch_types::{registry, DynamicObject};
+//! let api = ApiServer::new(ApiServerConfig::memory()).unwrap();
+//! let client = api.client(); // in-process: no HTTP, no JSON
+//! let cm = registry::by_name("cm")[0].api_resource();
+//! let created = client
+//!     .create(&cm, Some("default"), &DynamicObject::new("v1", "ConfigMap", "a"), &PostParams::default())
+//!     .await
+//!     .unwrap();
+//! assert!(created.metadata.uid.is_some());
+//! let list = client.list(&cm, Some("default"), &ListParams::default()).await.unwrap();
+//! assert_eq!(list.items.len(), 1);
+//! // Serve it over HTTP with `orch_apiserver::serve(api, listener, shutdown)`.
+//! # }
+//! ```
 
 // `orch_types::ApiError` (the Kubernetes Status every operation answers with) is 184 bytes; errors
 // are the cold path and the type is shared with every client, so it is not boxed here.
@@ -23,4 +48,5 @@ pub use server::{serve, ApiServer, ApiServerConfig, ApiServerError, StorageConfi
 pub mod discovery;
 pub mod openapi;
 pub mod protobuf;
+pub mod subresources;
 pub mod table;

@@ -354,3 +354,38 @@ async fn list_selectors_pagination_and_watch() {
         other => panic!("unexpected {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn invalid_objects_are_rejected_with_field_causes() {
+    let c = client();
+    let pods = res("pod");
+    let mut pod = DynamicObject::new("v1", "Pod", "p");
+    pod.data.insert(
+        "spec".into(),
+        json!({"containers": [{"name": "Bad_Name", "image": "busybox"}]}),
+    );
+    let err = c
+        .create(&pods, Some("default"), &pod, &PostParams::default())
+        .await
+        .unwrap_err();
+    let api = err.api().expect("api error");
+    assert_eq!((api.code, api.reason.as_str()), (422, "Invalid"), "{api:?}");
+    let causes = api
+        .details
+        .as_ref()
+        .and_then(|d| d.causes.clone())
+        .unwrap_or_default();
+    assert!(
+        causes.iter().any(|c| c
+            .field
+            .as_deref()
+            .is_some_and(|f| f.starts_with("spec.containers[0].name"))),
+        "{causes:?}"
+    );
+    // Nothing was written.
+    assert!(c
+        .get(&pods, Some("default"), "p")
+        .await
+        .unwrap_err()
+        .is_not_found());
+}

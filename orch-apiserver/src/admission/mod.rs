@@ -86,6 +86,14 @@ impl ApiServer {
         if old.is_none() {
             default_tolerations::admit(info, obj);
         }
+        let errors = match old {
+            None => orch_types::validation::validate(obj),
+            Some(old) => orch_types::validation::validate_update(obj, old),
+        };
+        if !errors.is_empty() {
+            let causes = errors.iter().map(|e| e.to_status_cause()).collect();
+            return Err(ApiError::invalid(info.kind, obj.name(), causes));
+        }
         Ok(Vec::new())
     }
 }

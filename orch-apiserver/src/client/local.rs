@@ -156,13 +156,12 @@ impl Client for LocalClient {
         subresource: &str,
         body: &DynamicObject,
     ) -> Result<DynamicObject> {
-        let _ = (ns, body);
         let info = self.api.resolve(r)?;
-        Err(ApiError::not_found(
-            &format!("{}/{subresource}", crate::rest::qualified(info)),
-            name,
-        )
-        .into())
+        let o = self
+            .api
+            .create_subresource(info, ns, name, subresource, body.clone())
+            .await?;
+        Ok(owned(o))
     }
 
     async fn watch(

@@ -53,6 +53,20 @@ impl ApiServer {
         mut obj: DynamicObject,
         p: &PostParams,
     ) -> RestResult<Written> {
+        if info.kind == "Binding" && info.group.is_empty() {
+            // POST .../bindings binds the pod named by the Binding (legacy form of pods/binding).
+            if let Some(pods) = orch_types::registry::by_kind("v1", "Pod") {
+                let name = obj.name().to_string();
+                let ns = ns.or(obj.namespace()).map(str::to_string);
+                let object = self
+                    .create_subresource(pods, ns.as_deref(), &name, "binding", obj)
+                    .await?;
+                return Ok(Written {
+                    object,
+                    warnings: Vec::new(),
+                });
+            }
+        }
         let ns = match (info.namespaced, ns, obj.metadata.namespace.as_deref()) {
             (false, _, _) => None,
             (true, Some(url), Some(body)) if !url.is_empty() && url != body => {

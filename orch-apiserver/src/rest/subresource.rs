@@ -1,26 +1,69 @@
 //! Subresources other than `status` and `finalize` (which the verbs handle through
-//! [`super::update::Part`]): `scale`, `binding`, `eviction`, `log`, and the `bindings`
-//! collection. Each gets an arm in [`handle`]; anything without one answers 404.
+//! [`super::update::Part`]): `scale`, `binding`, `eviction`, `log`.
+//!
+//! Two hook points, one per shape of subresource:
+//! - [`ApiServer::create_subresource`]: POST-only subresources (`pods/binding`, `pods/eviction`);
+//!   the in-process client and HTTP both call it. Add an arm per (kind, subresource).
+//! - [`handle`]: every other HTTP request to a subresource (GET/PUT/PATCH `scale`, GET `log`);
+//!   add an arm per subresource. Anything without an arm answers 404.
 
-use super::negotiate::Failure;
+use super::negotiate::{decode_body, render, response_format, Failure};
 use super::router::Request;
+use super::{qualified, Resource, RestResult};
 use crate::server::ApiServer;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use orch_types::ApiError;
+use orch_types::{ApiError, DynamicObject};
 use std::sync::Arc;
+
+fn no_such(info: Resource, sub: &str, name: &str) -> ApiError {
+    ApiError::not_found(&format!("{}/{sub}", qualified(info)), name)
+}
+
+impl ApiServer {
+    /// POST to a create-only subresource of object `name` (`pods/NAME/binding`, …).
+    pub async fn create_subresource(
+        &self,
+        info: Resource,
+        ns: Option<&str>,
+        name: &str,
+        subresource: &str,
+        body: DynamicObject,
+    ) -> RestResult<Arc<DynamicObject>> {
+        match (info.kind, subresource) {
+            ("Pod", "binding") => self.bind_pod(info, ns, name, &body).await,
+            ("Pod", "eviction") => self.evict_pod(info, ns, name, &body).await,
+            _ => Err(no_such(info, subresource, name)),
+        }
+    }
+}
 
 /// Handles a request to a subresource; `None` when `req` is not for one handled here.
 pub async fn handle(api: &Arc<ApiServer>, req: &Request) -> Option<Response> {
-    let _ = api;
     let sub = req.target.subresource.as_deref()?;
-    match sub {
-        "status" | "finalize" => None,
-        other => Some(
-            Failure(ApiError::not_found(
-                &format!("{}/{other}", super::qualified(req.target.info)),
-                req.target.name.as_deref().unwrap_or(""),
-            ))
-            .into_response(),
+    let info = req.target.info;
+    let name = req.target.name.as_deref().unwrap_or("");
+    match (sub, &req.method) {
+        ("status" | "finalize", _) => None,
+        (_, &Method::POST) if info.subresource(sub).is_some_and(|s| s.verbs == ["create"]) => {
+            let out = async {
+                let format = response_format(&req.headers)?;
+                let v = decode_body(&req.headers, &req.body)?;
+                let body = DynamicObject::from_value(v).map_err(|e| {
+                    ApiError::bad_request(format!("cannot decode {sub} body: {}", e.source))
+                })?;
+                let o = api
+                    .create_subresource(info, req.target.namespace.as_deref(), name, sub, body)
+                    .await?;
+                Ok::<_, ApiError>(render(Some(info), format, StatusCode::CREATED, &*o, &[]))
+            };
+            Some(out.await.unwrap_or_else(|e| Failure(e).into_response()))
+        }
+        ("scale" | "log", _) => Some(
+            crate::subresources::handle_http(api, req, sub, info, name)
+                .await
+                .unwrap_or_else(|e| Failure(e).into_response()),
         ),
+        (other, _) => Some(Failure(no_such(info, other, name)).into_response()),
     }
 }
