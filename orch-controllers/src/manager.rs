@@ -675,12 +675,16 @@ impl ControllerManager {
                 })
                 .map(|r| r.api_resource())
                 .collect();
-            let mut stores = Vec::new();
-            for (i, r) in resources.iter().enumerate() {
-                let mut inf = Informer::<DynamicObject>::new(client.clone(), r.clone());
-                stores.push(inf.store());
+            let mut informers: Vec<Informer<DynamicObject>> = resources
+                .iter()
+                .map(|r| Informer::<DynamicObject>::new(client.clone(), r.clone()))
+                .collect();
+            let stores: Arc<Vec<Store<DynamicObject>>> =
+                Arc::new(informers.iter().map(Informer::store).collect());
+            for (i, inf) in informers.iter_mut().enumerate() {
                 let qq = q.clone();
                 let res_list = resources.clone();
+                let all = stores.clone();
                 inf.on_change(Arc::new(move |c: &Change<DynamicObject>| {
                     let o = c.object();
                     let key = key_of(&o.metadata);
@@ -692,8 +696,26 @@ impl ControllerManager {
                         || o.metadata.finalizers.iter().flatten().any(|f| {
                             f == garbagecollector::ORPHAN || f == garbagecollector::FOREGROUND
                         });
-                    if gc_relevant {
+                    if gc_relevant && !matches!(c, Change::Deleted(_)) {
                         qq.add(&format!("{i}|{key}"));
+                    }
+                    // An owner went away or started deleting: look at its dependents.
+                    let owner_gone = match c {
+                        Change::Deleted(_) => true,
+                        Change::Updated(old, new) => {
+                            old.metadata.deletion_timestamp.is_none()
+                                && new.metadata.deletion_timestamp.is_some()
+                        }
+                        _ => false,
+                    };
+                    if owner_gone {
+                        if let Some(uid) = o.metadata.uid.as_deref() {
+                            for (j, s) in all.iter().enumerate() {
+                                for d in s.owned_by(uid) {
+                                    qq.add(&format!("{j}|{}", key_of(&d.metadata)));
+                                }
+                            }
+                        }
                     }
                     // Owners of a changed/deleted dependent may be waiting on it.
                     if matches!(c, Change::Deleted(_) | Change::Updated(..)) {
@@ -713,9 +735,12 @@ impl ControllerManager {
                         }
                     }
                 }));
-                gc_informers.push(inf);
             }
-            let graph = Arc::new(Graph { resources, stores });
+            gc_informers = informers;
+            let graph = Arc::new(Graph {
+                resources,
+                stores: stores.as_ref().clone(),
+            });
             let ap = applier(
                 &client,
                 &clock,
@@ -863,7 +888,7 @@ impl ControllerManager {
         }
 
         // Start informers, wait for their first list, then the workers.
-        let mut synced: Vec<Box<dyn Fn() -> bool + Send>> = Vec::new();
+        let mut synced: Vec<Box<dyn Fn() -> bool + Send + Sync>> = Vec::new();
         macro_rules! start {
             ($($inf:ident),*) => {$(
                 let s = $inf.store();
@@ -1034,6 +1059,108 @@ impl GcView for GraphView<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    #[test]
+    fn run_future_is_send_so_it_can_be_spawned() {
+        let api: SharedClient = Arc::new(NoApi);
+        let cm = ControllerManager::new(
+            api,
+            Arc::new(orch_types::clock::SystemClock),
+            ManagerConfig::default(),
+        )
+        .unwrap();
+        let fut = cm.run(async {});
+        assert_send(&fut);
+    }
+
+    /// A client that is never called (the future above is not polled).
+    struct NoApi;
+    #[async_trait::async_trait]
+    impl orch_types::client::Client for NoApi {
+        async fn get(
+            &self,
+            _: &ApiResource,
+            _: Option<&str>,
+            _: &str,
+        ) -> orch_types::client::Result<DynamicObject> {
+            Err(ClientError::Transport("unused".into()))
+        }
+        async fn list(
+            &self,
+            _: &ApiResource,
+            _: Option<&str>,
+            _: &ListParams,
+        ) -> orch_types::client::Result<orch_types::client::ObjectList<DynamicObject>> {
+            Err(ClientError::Transport("unused".into()))
+        }
+        async fn create(
+            &self,
+            _: &ApiResource,
+            _: Option<&str>,
+            _: &DynamicObject,
+            _: &orch_types::client::PostParams,
+        ) -> orch_types::client::Result<DynamicObject> {
+            Err(ClientError::Transport("unused".into()))
+        }
+        async fn update(
+            &self,
+            _: &ApiResource,
+            _: Option<&str>,
+            _: &DynamicObject,
+            _: &orch_types::client::PostParams,
+        ) -> orch_types::client::Result<DynamicObject> {
+            Err(ClientError::Transport("unused".into()))
+        }
+        async fn update_status(
+            &self,
+            _: &ApiResource,
+            _: Option<&str>,
+            _: &DynamicObject,
+            _: &orch_types::client::PostParams,
+        ) -> orch_types::client::Result<DynamicObject> {
+            Err(ClientError::Transport("unused".into()))
+        }
+        async fn patch(
+            &self,
+            _: &ApiResource,
+            _: Option<&str>,
+            _: &str,
+            _: Option<&str>,
+            _: &orch_types::client::Patch,
+            _: &orch_types::client::PatchParams,
+        ) -> orch_types::client::Result<DynamicObject> {
+            Err(ClientError::Transport("unused".into()))
+        }
+        async fn delete(
+            &self,
+            _: &ApiResource,
+            _: Option<&str>,
+            _: &str,
+            _: &orch_types::client::DeleteParams,
+        ) -> orch_types::client::Result<orch_types::client::DeleteOutcome> {
+            Err(ClientError::Transport("unused".into()))
+        }
+        async fn create_subresource(
+            &self,
+            _: &ApiResource,
+            _: Option<&str>,
+            _: &str,
+            _: &str,
+            _: &DynamicObject,
+        ) -> orch_types::client::Result<DynamicObject> {
+            Err(ClientError::Transport("unused".into()))
+        }
+        async fn watch(
+            &self,
+            _: &ApiResource,
+            _: Option<&str>,
+            _: &orch_types::client::WatchParams,
+        ) -> orch_types::client::Result<orch_types::client::WatchStream<DynamicObject>> {
+            Err(ClientError::Transport("unused".into()))
+        }
+    }
 
     #[test]
     fn controllers_flag_like_kube_controller_manager() {

@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 pub mod apiserver;
 pub mod bench;
+pub mod controller_manager;
 pub mod kubelet;
 pub mod schedule;
 pub mod scheduler;
@@ -31,6 +32,8 @@ pub enum Command {
     Scheduler(scheduler::SchedulerArgs),
     /// Run the API server alone (embedded or memory store), writing DATA_DIR/kubeconfig.
     Apiserver(apiserver::ApiServerArgs),
+    /// Run the controllers against an API server (leader-elected).
+    ControllerManager(controller_manager::ControllerManagerArgs),
     /// Run the node agent (kubelet) against an API server.
     Kubelet(kubelet::KubeletArgs),
     /// Run a benchmark.
@@ -54,5 +57,6 @@ pub fn run(cli: Cli) -> i32 {
         Command::Apiserver(args) => apiserver::run(args),
         Command::Schedule(args) => schedule::run(args),
         Command::Scheduler(args) => scheduler::run(args),
+        Command::ControllerManager(args) => controller_manager::run(args),
     }
 }

@@ -1,0 +1,119 @@
+//! `orch controller-manager --kubeconfig F [--controllers a,b,...]`: the controllers as their
+//! own process against any API server (orch or Kubernetes), with leader election on the Lease
+//! `kube-system/kube-controller-manager` so two instances never act at once.
+
+use orch_controllers::leader::{run_as_leader, LeaderElectionConfig};
+use orch_controllers::manager::{parse_controllers, ControllerManager, ManagerConfig};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Arguments of `orch controller-manager`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ControllerManagerArgs {
+    /// Kubeconfig of the API server.
+    #[arg(long)]
+    pub kubeconfig: PathBuf,
+    /// Controllers to run: `*` (all), names, `-name` to disable (kube-controller-manager syntax).
+    #[arg(long, default_value = "*")]
+    pub controllers: String,
+    /// `--node-monitor-grace-period` in seconds.
+    #[arg(long, default_value_t = 50)]
+    pub node_monitor_grace_period: u64,
+    /// `--cluster-cidr` for node IPAM.
+    #[arg(long, default_value = "10.244.0.0/16")]
+    pub cluster_cidr: String,
+    /// `--node-cidr-mask-size`.
+    #[arg(long, default_value_t = 24)]
+    pub node_cidr_mask_size: u8,
+    /// `--terminated-pod-gc-threshold` (0 disables).
+    #[arg(long, default_value_t = 12_500)]
+    pub terminated_pod_gc_threshold: usize,
+    /// `--leader-elect` (default true).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+    /// Identity in the leader Lease (default: hostname + pid).
+    #[arg(long)]
+    pub identity: Option<String>,
+}
+
+/// Runs `orch controller-manager` until Ctrl-C; returns the exit code.
+pub fn run(args: ControllerManagerArgs) -> i32 {
+    let controllers = match parse_controllers(&args.controllers) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: --controllers: {e}");
+            return 2;
+        }
+    };
+    let mut config = ManagerConfig {
+        controllers,
+        cluster_cidr: args.cluster_cidr.clone(),
+        node_cidr_mask: args.node_cidr_mask_size,
+        ..Default::default()
+    };
+    config.node_lifecycle.grace_period = k8s_openapi::jiff::SignedDuration::from_secs(
+        i64::try_from(args.node_monitor_grace_period).unwrap_or(i64::MAX),
+    );
+    config.pod_gc.terminated_pod_threshold = args.terminated_pod_gc_threshold;
+    let client: orch_types::client::SharedClient =
+        match orch_apiserver::client::HttpClient::from_kubeconfig(&args.kubeconfig) {
+            Ok(c) => Arc::new(c),
+            Err(e) => {
+                eprintln!("error: {}: {e}", args.kubeconfig.display());
+                return 1;
+            }
+        };
+    let clock: orch_types::clock::SharedClock = Arc::new(orch_types::clock::SystemClock);
+    let cm = match ControllerManager::new(client.clone(), clock.clone(), config) {
+        Ok(cm) => cm,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    if !args.leader_elect {
+        rt.block_on(cm.run(shutdown));
+        return 0;
+    }
+    let identity = args.identity.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "orch".into());
+        format!("{host}_{}", std::process::id())
+    });
+    let mut le = LeaderElectionConfig::new("kube-controller-manager", &identity);
+    le.retry_period = Duration::from_secs(2);
+    let result = rt.block_on(run_as_leader(
+        client,
+        clock,
+        le,
+        shutdown,
+        move |stop| async move {
+            cm.run(async {
+                let _ = stop.await;
+            })
+            .await;
+        },
+    ));
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
