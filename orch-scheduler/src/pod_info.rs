@@ -212,7 +212,8 @@ impl PodInfo {
             .unwrap_or_else(|| "default".into());
         let key = format!("{namespace}/{name}");
         let labels = pod.metadata.labels.clone().unwrap_or_default();
-        let spec = pod.spec.clone().unwrap_or_default();
+        let default_spec = k8s_openapi::api::core::v1::PodSpec::default();
+        let spec = pod.spec.as_ref().unwrap_or(&default_spec);
         let sel_err = |field: &'static str| {
             let key = key.clone();
             move |source| PodInfoError::Selector {
@@ -221,7 +222,7 @@ impl PodInfo {
                 source,
             }
         };
-        let requests = pod_requests(&spec).map_err(|source| PodInfoError::Quantity {
+        let requests = pod_requests(spec).map_err(|source| PodInfoError::Quantity {
             pod: key.clone(),
             source,
         })?;
@@ -384,13 +385,9 @@ impl PodInfo {
     }
 
     /// A copy of this pod bound to `node` (what the scheduler assumes after a decision).
+    /// Only [`PodInfo::node_name`] changes; the wire object is shared, not copied.
     pub fn bound_to(&self, node: &str) -> Self {
         let mut p = self.clone();
-        let mut pod = (*self.pod).clone();
-        if let Some(s) = pod.spec.as_mut() {
-            s.node_name = Some(node.to_string());
-        }
-        p.pod = Arc::new(pod);
         p.node_name = Some(node.to_string());
         p
     }

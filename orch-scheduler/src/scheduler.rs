@@ -69,11 +69,21 @@ pub fn fits_on(profile: &Profile, pod: &PodInfo, snap: &Snapshot, node: usize) -
             _ => return r.status.with_plugin(name),
         }
     }
-    run_filters(profile, &state, pod, snap, node, None)
+    let active = active_filters(profile, &state);
+    run_filters(profile, &active, &state, pod, snap, node, None)
+}
+
+/// Indices of the filter plugins not skipped in this cycle (computed once per cycle so the
+/// per-node loop does no name comparisons).
+fn active_filters(profile: &Profile, state: &CycleState) -> Vec<usize> {
+    (0..profile.filter.len())
+        .filter(|i| !state.is_filter_skipped(profile.filter[*i].0))
+        .collect()
 }
 
 fn run_filters(
     profile: &Profile,
+    active: &[usize],
     state: &CycleState,
     pod: &PodInfo,
     snap: &Snapshot,
@@ -81,10 +91,8 @@ fn run_filters(
     mut explain: Option<&mut Vec<FilterResult>>,
 ) -> Status {
     let ni = snap.node(node);
-    for (name, f) in &profile.filter {
-        if state.is_filter_skipped(name) {
-            continue;
-        }
+    for &k in active {
+        let (name, f) = &profile.filter[k];
         let s = f.filter(state, pod, ni, snap);
         if let Some(e) = explain.as_deref_mut() {
             e.push(FilterResult {
@@ -252,6 +260,7 @@ impl Scheduler {
             }
         }
 
+        let active = active_filters(&profile, &state);
         let mut statuses: NodeStatuses = NodeStatuses::new();
         let mut feasible = std::mem::take(&mut self.feasible);
         feasible.clear();
@@ -263,7 +272,7 @@ impl Scheduler {
                 .and_then(|nn| snap.node_index(nn))
             {
                 let mut fr = explain.then(Vec::new);
-                if run_filters(&profile, &state, pod, snap, i, fr.as_mut()).is_success() {
+                if run_filters(&profile, &active, &state, pod, snap, i, fr.as_mut()).is_success() {
                     feasible.push(i);
                     if let Some(fr) = fr {
                         node_ex.insert(
@@ -302,7 +311,7 @@ impl Scheduler {
                     };
                     processed = k + 1;
                     let mut fr = explain.then(Vec::new);
-                    let s = run_filters(&profile, &state, pod, snap, i, fr.as_mut());
+                    let s = run_filters(&profile, &active, &state, pod, snap, i, fr.as_mut());
                     let ok = s.is_success();
                     if let Some(fr) = fr {
                         node_ex.insert(
