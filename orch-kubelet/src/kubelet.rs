@@ -776,10 +776,16 @@ impl Kubelet {
                     Err(e) => tracing::debug!(error = %e, "deleting pod failed"),
                 }
             }
+            // Finished pods and event-driven runtimes wait for news; real processes are polled.
+            let idle = if worker.lock().is_finished() || !self.rt.needs_polling() {
+                Duration::from_secs(10)
+            } else {
+                poll
+            };
             let sleep = wake
                 .map(|t| Duration::try_from(t.duration_since(now)).unwrap_or_default())
-                .unwrap_or(poll)
-                .min(poll);
+                .unwrap_or(idle)
+                .min(idle);
             tokio::select! {
                 _ = notify.notified() => {}
                 _ = tokio::time::sleep(sleep) => {}
@@ -860,6 +866,7 @@ impl Kubelet {
         container: &str,
         previous: bool,
     ) -> Result<LogTarget, LogError> {
+        self.rt.housekeeping(); // collect fresh output first
         let pods = self.pods.lock();
         let entry = pods
             .values()

@@ -333,6 +333,11 @@ pub trait ContainerRuntime: Send + Sync + std::fmt::Debug {
         let _ = (id, now);
         None
     }
+    /// True if container exits are only noticed by polling [`container_state`](Self::container_state)
+    /// (real runtimes); false if [`next_change`](Self::next_change) announces every change.
+    fn needs_polling(&self) -> bool {
+        true
+    }
     /// Periodic housekeeping (log collection and rotation); cheap when nothing changed.
     fn housekeeping(&self) {}
 }

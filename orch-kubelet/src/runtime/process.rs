@@ -157,6 +157,7 @@ impl ProcessRuntime {
                 tracing::warn!(path = %e.path().display(), "ignoring unreadable container state");
                 continue;
             };
+            inner.pulled.insert(st.image.clone());
             inner.procs.insert(
                 st.id.clone(),
                 Proc {
@@ -666,10 +667,8 @@ impl ContainerRuntime for ProcessRuntime {
                 let argv = e.command.clone().unwrap_or_default();
                 match prober::exec_with_timeout(&argv, &env, Some(&wd), timeout) {
                     Ok((Some(0), _)) => HandlerOutcome::Success,
-                    Ok((Some(code), out)) => HandlerOutcome::Failure(format!(
-                        "command {argv:?} exited with {code}: {}",
-                        out.trim_end()
-                    )),
+                    // upstream exec prober: the failure message is the command's output
+                    Ok((Some(_), out)) => HandlerOutcome::Failure(out),
                     Ok((None, _)) => HandlerOutcome::Failure(format!(
                         "command {argv:?} timed out after {}s",
                         timeout.as_secs()

@@ -326,6 +326,10 @@ impl ContainerRuntime for SimRuntime {
         None
     }
 
+    fn needs_polling(&self) -> bool {
+        false
+    }
+
     fn next_change(&self, id: &str, now: Timestamp) -> Option<Timestamp> {
         let i = self.inner.lock();
         let c = i.containers.get(id)?;
