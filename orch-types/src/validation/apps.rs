@@ -363,8 +363,25 @@ pub(crate) fn stateful_set(sts: &StatefulSet) -> Vec<FieldError> {
         sp.child("revisionHistoryLimit"),
     ));
     let sel = workload_selector(&s.selector, &sp.child("selector"), "statefulset", &mut errs);
+    // Volume mounts may name volumeClaimTemplates: check mounts against the union of the pod's
+    // volumes and the claim templates (upstream skips the pod-spec volume check for
+    // StatefulSets for this reason; see the TODO in ValidatePodTemplateSpecForStatefulSet).
+    let mut template = s.template.clone();
+    if let Some(spec) = template.spec.as_mut() {
+        let vols = spec.volumes.get_or_insert_with(Vec::new);
+        for pvc in s.volume_claim_templates.iter().flatten() {
+            let name = pvc.metadata.name.clone().unwrap_or_default();
+            if !vols.iter().any(|v| v.name == name) {
+                vols.push(k8s_openapi::api::core::v1::Volume {
+                    name,
+                    persistent_volume_claim: Some(Default::default()),
+                    ..Default::default()
+                });
+            }
+        }
+    }
     errs.extend(workload_template(
-        Some(&s.template),
+        Some(&template),
         sel.as_ref(),
         &sp.child("template"),
         &["Always"],
