@@ -1,0 +1,620 @@
+//! The subresources kubectl and the components need besides `status`: `scale` (autoscaling/v1
+//! `Scale` for deployments, replicasets, statefulsets and replicationcontrollers),
+//! `pods/binding`, `pods/eviction` (a graceful delete until the disruption controller's PDB
+//! checks exist) and `pods/log` (proxied to the kubelet).
+//!
+//! The conversions are pure ([`scale_of`], [`replicas_from_scale`], [`binding_target`]);
+//! the async functions run them inside the API server's guaranteed-update loop so every
+//! change is one compare-and-swap write, with admission, like a PUT.
+//!
+//! ```
+//! use orch_apiserver::subresources::scale_of;
+//! use orch_types::DynamicObject;
+//! let d: DynamicObject = serde_json::from_value(serde_json::json!({
+//!     "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+//!     "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}}},
+//!     "status": {"replicas": 2}})).unwrap();
+//! let s = scale_of(&d);
+//! assert_eq!((s["spec"]["replicas"].as_i64(), s["status"]["selector"].as_str()), (Some(3), Some("app=web")));
+//! ```
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use orch_types::client::{DeleteParams, Preconditions};
+use orch_types::status::reason;
+use orch_types::{ApiError, DynamicObject};
+use serde_json::{json, Value};
+
+use crate::patch::strategic::strategic_merge;
+use crate::rest::patch::PatchType;
+use crate::rest::update::Part;
+use crate::rest::{qualified, Resource, RestResult};
+use crate::schema::{SchemaNode, Schemas};
+use crate::server::ApiServer;
+
+/// A label selector (`matchLabels` + `matchExpressions`, or a replication controller's plain
+/// map) in its string form, as `Scale.status.selector` carries it.
+fn selector_string(sel: Option<&Value>) -> String {
+    let Some(sel) = sel.and_then(Value::as_object) else {
+        return String::new();
+    };
+    let mut parts: Vec<String> = Vec::new();
+    let plain = !sel.contains_key("matchLabels") && !sel.contains_key("matchExpressions");
+    let labels = if plain {
+        Some(sel)
+    } else {
+        sel.get("matchLabels").and_then(Value::as_object)
+    };
+    for (k, v) in labels.into_iter().flatten() {
+        parts.push(format!("{k}={}", v.as_str().unwrap_or("")));
+    }
+    for e in sel
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let key = e.get("key").and_then(Value::as_str).unwrap_or("");
+        let mut vals: Vec<&str> = e
+            .get("values")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        vals.sort_unstable();
+        parts.push(
+            match e.get("operator").and_then(Value::as_str).unwrap_or("") {
+                "In" => format!("{key} in ({})", vals.join(",")),
+                "NotIn" => format!("{key} notin ({})", vals.join(",")),
+                "Exists" => key.to_string(),
+                _ => format!("!{key}"),
+            },
+        );
+    }
+    parts.sort();
+    parts.join(",")
+}
+
+/// The autoscaling/v1 `Scale` of a scalable object.
+pub fn scale_of(o: &DynamicObject) -> Value {
+    let spec = o.data.get("spec");
+    let replicas = spec
+        .and_then(|s| s.get("replicas"))
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
+    let status_replicas = o
+        .data
+        .get("status")
+        .and_then(|s| s.get("replicas"))
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    let m = &o.metadata;
+    json!({
+        "apiVersion": "autoscaling/v1",
+        "kind": "Scale",
+        "metadata": {
+            "name": m.name, "namespace": m.namespace, "uid": m.uid,
+            "resourceVersion": m.resource_version, "creationTimestamp": m.creation_timestamp,
+        },
+        "spec": {"replicas": replicas},
+        "status": {"replicas": status_replicas, "selector": selector_string(spec.and_then(|s| s.get("selector")))},
+    })
+}
+
+/// `spec.replicas` from a `Scale` document; 422 when missing or negative, like upstream's
+/// `ValidateScale`.
+pub fn replicas_from_scale(scale: &Value, name: &str) -> RestResult<i64> {
+    let invalid = |msg: &str| {
+        ApiError::invalid(
+            "Scale",
+            name,
+            vec![
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::StatusCause {
+                    field: Some("spec.replicas".into()),
+                    message: Some(msg.into()),
+                    reason: Some("FieldValueInvalid".into()),
+                },
+            ],
+        )
+    };
+    match scale.get("spec").and_then(|s| s.get("replicas")) {
+        None | Some(Value::Null) => Ok(0),
+        Some(v) => match v.as_i64() {
+            Some(n) if n >= 0 && n <= i64::from(i32::MAX) => Ok(n),
+            Some(_) => Err(invalid("must be greater than or equal to 0")),
+            None => Err(invalid("must be an integer")),
+        },
+    }
+}
+
+fn scale_subject(info: Resource) -> RestResult<()> {
+    if info.subresource("scale").is_some() {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(
+            &format!("{}/scale", qualified(info)),
+            "",
+        ))
+    }
+}
+
+/// Sets `spec.replicas` from a `Scale`; a non-empty `metadata.resourceVersion` in the Scale is a
+/// precondition on the object (upstream scale update semantics).
+fn apply_scale(cur: &DynamicObject, scale: &Value, name: &str) -> RestResult<DynamicObject> {
+    let replicas = replicas_from_scale(scale, name)?;
+    let mut new = cur.clone();
+    if let Some(rv) = scale
+        .get("metadata")
+        .and_then(|m| m.get("resourceVersion"))
+        .and_then(Value::as_str)
+        .filter(|rv| !rv.is_empty())
+    {
+        new.metadata.resource_version = Some(rv.to_string());
+    } else {
+        new.metadata.resource_version = None;
+    }
+    let spec = new.data.entry("spec").or_insert_with(|| json!({}));
+    if let Some(m) = spec.as_object_mut() {
+        m.insert("replicas".into(), json!(replicas));
+    }
+    Ok(new)
+}
+
+/// Applies a patch of any type to a `Scale` document.
+fn patch_scale(kind: PatchType, scale: &Value, patch: &Value) -> RestResult<Value> {
+    match kind {
+        PatchType::Merge | PatchType::Apply => {
+            let mut doc = scale.clone();
+            json_patch::merge(&mut doc, patch);
+            Ok(doc)
+        }
+        PatchType::Json => {
+            let ops: json_patch::Patch = serde_json::from_value(patch.clone())
+                .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
+            let mut doc = scale.clone();
+            json_patch::patch(&mut doc, &ops)
+                .map_err(|e| ApiError::new(422, reason::INVALID, e.to_string()))?;
+            Ok(doc)
+        }
+        PatchType::Strategic => {
+            let schemas = Schemas::builtin();
+            let node = schemas
+                .root("autoscaling", "v1", "Scale")
+                .unwrap_or_else(|| SchemaNode::unknown(schemas));
+            strategic_merge(scale, patch, node).map_err(|e| ApiError::bad_request(e.to_string()))
+        }
+    }
+}
+
+impl ApiServer {
+    /// `GET …/scale`.
+    pub async fn get_scale(
+        &self,
+        info: Resource,
+        ns: Option<&str>,
+        name: &str,
+    ) -> RestResult<Value> {
+        scale_subject(info)?;
+        Ok(scale_of(&*self.get_object(info, ns, name).await?))
+    }
+
+    /// `PUT …/scale`.
+    pub async fn update_scale(
+        &self,
+        info: Resource,
+        ns: Option<&str>,
+        name: &str,
+        scale: &Value,
+        dry_run: bool,
+    ) -> RestResult<Value> {
+        scale_subject(info)?;
+        let ns = self.object_namespace(info, ns)?;
+        let out = self
+            .guaranteed_update(info, ns, name, Part::Main, dry_run, |cur| {
+                apply_scale(cur, scale, name)
+            })
+            .await?;
+        Ok(scale_of(&out.written().object))
+    }
+
+    /// `PATCH …/scale` (merge, JSON, strategic).
+    pub async fn patch_scale(
+        &self,
+        info: Resource,
+        ns: Option<&str>,
+        name: &str,
+        kind: PatchType,
+        patch: &Value,
+        dry_run: bool,
+    ) -> RestResult<Value> {
+        scale_subject(info)?;
+        let ns = self.object_namespace(info, ns)?;
+        let out = self
+            .guaranteed_update(info, ns, name, Part::Main, dry_run, |cur| {
+                let patched = patch_scale(kind, &scale_of(cur), patch)?;
+                apply_scale(cur, &patched, name)
+            })
+            .await?;
+        Ok(scale_of(&out.written().object))
+    }
+
+    /// `POST pods/NAME/binding`: sets `spec.nodeName` of an unbound pod (409 if bound).
+    ///
+    /// Like upstream's `BindingREST`, this is its own compare-and-swap write, not a pod update:
+    /// pod update validation forbids changing `spec.nodeName`.
+    pub async fn bind_pod(
+        &self,
+        info: Resource,
+        ns: Option<&str>,
+        name: &str,
+        binding: &DynamicObject,
+    ) -> RestResult<Arc<DynamicObject>> {
+        let node = binding_target(binding)?;
+        let ns = self.object_namespace(info, ns)?;
+        let key = self.key(info, ns, name);
+        let res = qualified(info);
+        for _ in 0..16 {
+            let cur = self
+                .storage()
+                .get(&key)
+                .await
+                .map_err(|e| crate::rest::storage_error(info, name, e))?
+                .ok_or_else(|| ApiError::not_found(&res, name))?;
+            let new = bound_pod(&cur.object, &node, binding, name)?;
+            match self
+                .storage()
+                .update(&key, new, Some(cur.mod_revision))
+                .await
+            {
+                Ok(v) => return Ok(v.object),
+                Err(crate::storage::StorageError::Conflict { .. }) => continue,
+                Err(e) => return Err(crate::rest::storage_error(info, name, e)),
+            }
+        }
+        Err(ApiError::conflict(&res, name, "the object has been modified; please apply your changes to the latest version and try again"))
+    }
+
+    /// `POST pods/NAME/eviction`: deletes the pod gracefully with the eviction's
+    /// `deleteOptions` (PDB checks arrive with the disruption controller).
+    pub async fn evict_pod(
+        &self,
+        info: Resource,
+        ns: Option<&str>,
+        name: &str,
+        eviction: &DynamicObject,
+    ) -> RestResult<Arc<DynamicObject>> {
+        let p = eviction_delete_params(eviction)?;
+        self.delete_object(info, ns, name, &p).await?;
+        let status: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Status", "metadata": {},
+            "status": "Success", "code": 201,
+        }))
+        .map_err(|_| ApiError::internal("cannot encode status"))?;
+        Ok(Arc::new(status))
+    }
+
+    /// `GET pods/NAME/log`: proxies to the pod's kubelet
+    /// (`GET http://<InternalIP>:<kubelet port>/containerLogs/{ns}/{pod}/{container}`),
+    /// passing the query through and streaming the answer (`follow=true` keeps it open).
+    pub async fn pod_log(
+        &self,
+        info: Resource,
+        ns: Option<&str>,
+        name: &str,
+        query: &[(String, String)],
+    ) -> RestResult<Response> {
+        let pod = self.get_object(info, ns, name).await?;
+        let namespace = pod.namespace().unwrap_or("default").to_string();
+        let container = log_container(&pod, query)?;
+        let node_name = pod
+            .data
+            .get("spec")
+            .and_then(|s| s.get("nodeName"))
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "container \"{container}\" in pod \"{name}\" is waiting to start: pod is not scheduled"
+                ))
+            })?
+            .to_string();
+        let nodes = orch_types::registry::by_plural("", "v1", "nodes")
+            .ok_or_else(|| ApiError::internal("nodes not served"))?;
+        let node = self.get_object(nodes, None, &node_name).await?;
+        let url = kubelet_log_url(&node, &namespace, name, &container, query)?;
+        let resp = reqwest::Client::new().get(&url).send().await.map_err(|e| {
+            ApiError::new(
+                502,
+                reason::SERVICE_UNAVAILABLE,
+                format!("cannot reach the kubelet of node \"{node_name}\": {e}"),
+            )
+        })?;
+        let status =
+            StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+        if !status.is_success() {
+            let text = resp.text().await.unwrap_or_default();
+            return Err(ApiError::new(
+                status.as_u16(),
+                reason::BAD_REQUEST,
+                text.trim().to_string(),
+            ));
+        }
+        let stream =
+            futures::StreamExt::map(resp.bytes_stream(), |r| r.map_err(std::io::Error::other));
+        Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "text/plain")
+            .body(Body::from_stream(stream))
+            .map_err(|_| ApiError::internal("cannot start log stream"))
+    }
+}
+
+/// The pod after binding it to `node` (upstream `setPodHostAndAnnotations`).
+fn bound_pod(
+    cur: &DynamicObject,
+    node: &str,
+    binding: &DynamicObject,
+    name: &str,
+) -> RestResult<DynamicObject> {
+    if cur.metadata.deletion_timestamp.is_some() {
+        return Err(ApiError::conflict(
+            "pods/binding",
+            name,
+            "pod is being deleted, cannot be assigned to a host",
+        ));
+    }
+    if let Some(bound) = cur
+        .data
+        .get("spec")
+        .and_then(|s| s.get("nodeName"))
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+    {
+        return Err(ApiError::conflict(
+            "pods/binding",
+            name,
+            &format!("pod {name} is already assigned to node \"{bound}\""),
+        ));
+    }
+    let mut new = cur.clone();
+    if let Some(annotations) = &binding.metadata.annotations {
+        new.metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .extend(annotations.clone());
+    }
+    if let Some(s) = new
+        .data
+        .entry("spec")
+        .or_insert_with(|| json!({}))
+        .as_object_mut()
+    {
+        s.insert("nodeName".into(), json!(node));
+    }
+    Ok(new)
+}
+
+/// The node a `Binding` targets.
+pub fn binding_target(binding: &DynamicObject) -> RestResult<String> {
+    let target = binding.data.get("target");
+    let kind = target
+        .and_then(|t| t.get("kind"))
+        .and_then(Value::as_str)
+        .unwrap_or("Node");
+    if kind != "Node" && !kind.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "binding target kind must be Node, not {kind}"
+        )));
+    }
+    target
+        .and_then(|t| t.get("name"))
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "Binding",
+                binding.name(),
+                vec![
+                    k8s_openapi::apimachinery::pkg::apis::meta::v1::StatusCause {
+                        field: Some("target.name".into()),
+                        message: Some("Required value".into()),
+                        reason: Some("FieldValueRequired".into()),
+                    },
+                ],
+            )
+        })
+}
+
+fn eviction_delete_params(eviction: &DynamicObject) -> RestResult<DeleteParams> {
+    let opts = eviction.data.get("deleteOptions");
+    let mut p = DeleteParams::default();
+    if let Some(o) = opts {
+        p.grace_period_seconds = o.get("gracePeriodSeconds").and_then(Value::as_i64);
+        if let Some(pre) = o.get("preconditions") {
+            p.preconditions = Some(
+                serde_json::from_value::<Preconditions>(pre.clone()).map_err(|e| {
+                    ApiError::bad_request(format!("invalid deleteOptions.preconditions: {e}"))
+                })?,
+            );
+        }
+        p.dry_run = o
+            .get("dryRun")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().any(|v| v == "All"));
+    }
+    Ok(p)
+}
+
+fn log_container(pod: &DynamicObject, query: &[(String, String)]) -> RestResult<String> {
+    if let Some((_, c)) = query
+        .iter()
+        .find(|(k, v)| k == "container" && !v.is_empty())
+    {
+        return Ok(c.clone());
+    }
+    let names: Vec<&str> = pod
+        .data
+        .get("spec")
+        .and_then(|s| s.get("containers"))
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c.get("name").and_then(Value::as_str))
+                .collect()
+        })
+        .unwrap_or_default();
+    match names.as_slice() {
+        [one] => Ok((*one).to_string()),
+        _ => Err(ApiError::bad_request(format!(
+            "a container name must be specified for pod {}, choose one of: [{}]",
+            pod.name(),
+            names.join(" ")
+        ))),
+    }
+}
+
+/// The kubelet URL serving a container's log.
+pub fn kubelet_log_url(
+    node: &DynamicObject,
+    namespace: &str,
+    pod: &str,
+    container: &str,
+    query: &[(String, String)],
+) -> RestResult<String> {
+    let status = node.data.get("status");
+    let ip = status
+        .and_then(|s| s.get("addresses"))
+        .and_then(Value::as_array)
+        .and_then(|a| {
+            a.iter()
+                .find(|x| x.get("type").and_then(Value::as_str) == Some("InternalIP"))
+        })
+        .and_then(|x| x.get("address"))
+        .and_then(Value::as_str);
+    let port = status
+        .and_then(|s| s.get("daemonEndpoints"))
+        .and_then(|d| d.get("kubeletEndpoint"))
+        .and_then(|k| k.get("Port"))
+        .and_then(Value::as_i64)
+        .filter(|p| *p > 0);
+    let (Some(ip), Some(port)) = (ip, port) else {
+        return Err(ApiError::bad_request(format!(
+            "node \"{}\" has no InternalIP address or kubelet port",
+            node.name()
+        )));
+    };
+    let host = if ip.contains(':') {
+        format!("[{ip}]")
+    } else {
+        ip.to_string()
+    };
+    let q: Vec<String> = query
+        .iter()
+        .filter(|(k, _)| k != "container")
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect();
+    let mut url = format!(
+        "http://{host}:{port}/containerLogs/{}/{}/{}",
+        enc(namespace),
+        enc(pod),
+        enc(container)
+    );
+    if !q.is_empty() {
+        url.push('?');
+        url.push_str(&q.join("&"));
+    }
+    Ok(url)
+}
+
+fn enc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// HTTP for `scale` (GET/PUT/PATCH) and `log` (GET); other methods answer 405.
+pub async fn handle_http(
+    api: &Arc<ApiServer>,
+    req: &crate::rest::router::Request,
+    sub: &str,
+    info: Resource,
+    name: &str,
+) -> RestResult<Response> {
+    use axum::http::Method;
+    let ns = req.target.namespace.as_deref();
+    let dry_run = req.param("dryRun") == Some("All");
+    match (sub, &req.method) {
+        ("scale", &Method::GET) => Ok(json_response(
+            StatusCode::OK,
+            &api.get_scale(info, ns, name).await?,
+        )),
+        ("scale", &Method::PUT) => {
+            let body = crate::rest::negotiate::decode_body(&req.headers, &req.body)?;
+            Ok(json_response(
+                StatusCode::OK,
+                &api.update_scale(info, ns, name, &body, dry_run).await?,
+            ))
+        }
+        ("scale", &Method::PATCH) => {
+            let ct = req
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let kind = PatchType::from_content_type(ct)
+                .ok_or_else(|| crate::rest::negotiate::unsupported_media(ct))?;
+            let body: Value = if kind == PatchType::Apply {
+                serde_yaml_ng::from_slice(&req.body)
+                    .map_err(|e| ApiError::bad_request(format!("invalid apply patch: {e}")))?
+            } else {
+                serde_json::from_slice(&req.body)
+                    .map_err(|e| ApiError::bad_request(format!("invalid patch body: {e}")))?
+            };
+            Ok(json_response(
+                StatusCode::OK,
+                &api.patch_scale(info, ns, name, kind, &body, dry_run)
+                    .await?,
+            ))
+        }
+        ("log", &Method::GET) if info.kind == "Pod" => {
+            let mut query: Vec<(String, String)> = req
+                .query
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            query.sort();
+            api.pod_log(info, ns, name, &query).await
+        }
+        _ => Err(ApiError::new(
+            405,
+            reason::METHOD_NOT_ALLOWED,
+            format!(
+                "{} is not supported on {}/{sub}",
+                req.method,
+                qualified(info)
+            ),
+        )),
+    }
+}
+
+/// Renders a JSON value as a 200/201 answer.
+pub fn json_response(code: StatusCode, v: &Value) -> Response {
+    (
+        code,
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::to_vec(v).unwrap_or_default(),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests;
