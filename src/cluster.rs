@@ -96,7 +96,7 @@ pub enum ClusterError {
     Kubeconfig(#[from] orch_apiserver::kubeconfig::KubeconfigError),
     /// The API server could not start.
     #[error("API server: {0}")]
-    ApiServer(#[from] orch_apiserver::ApiServerError),
+    ApiServer(Box<orch_apiserver::ApiServerError>),
     /// Another component could not start or failed.
     #[error("{component}: {message}")]
     Component {
@@ -108,6 +108,12 @@ pub enum ClusterError {
     /// Nodes did not become Ready in time.
     #[error("timed out after {0:?} waiting for the nodes to be Ready")]
     NodesNotReady(Duration),
+}
+
+impl From<orch_apiserver::ApiServerError> for ClusterError {
+    fn from(e: orch_apiserver::ApiServerError) -> Self {
+        Self::ApiServer(Box::new(e))
+    }
 }
 
 /// Builder of a [`Cluster`]; see the crate docs for an example.
@@ -423,7 +429,7 @@ impl Cluster {
             if Instant::now() >= deadline {
                 return Err(ClusterError::NodesNotReady(limit));
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 
