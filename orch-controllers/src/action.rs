@@ -455,3 +455,61 @@ impl Applier {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testclient::ScriptedClient;
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn slow_start_stops_at_first_failure_and_lowers_expectations() {
+        let client = Arc::new(ScriptedClient {
+            fail_create_at: Some(3),
+            ..Default::default()
+        });
+        let clock: orch_types::clock::SharedClock =
+            Arc::new(orch_types::clock::ManualClock::at_epoch_seconds(0));
+        let exp = Expectations::new();
+        let ap = Applier {
+            client: client.clone(),
+            recorder: Arc::new(EventRecorder::new(
+                client.clone(),
+                clock.clone(),
+                "replicaset-controller",
+                None,
+            )),
+            expectations: exp.clone(),
+            clock,
+            field_manager: "test".into(),
+        };
+        let mut pod = DynamicObject::new("v1", "Pod", "");
+        pod.metadata.name = None;
+        pod.metadata.generate_name = Some("web-".into());
+        pod.metadata.namespace = Some("default".into());
+        let owner = ObjectRef::new("apps/v1", "ReplicaSet", Some("default"), "web", "u");
+        let r = ap
+            .apply(vec![Action::CreatePods {
+                pods: vec![pod; 10],
+                owner,
+                expectation_key: "default/web".into(),
+            }])
+            .await;
+        assert!(r.is_err());
+        // Batches of 1 then 2; the second batch's failure stops the rest (3 calls, not 10).
+        // Pod creates plus event creates go through the same client: count pods only.
+        assert_eq!(
+            client
+                .created
+                .lock()
+                .iter()
+                .filter(|o| o.types.kind == "Pod")
+                .count(),
+            2
+        );
+        // 10 expected; 1 failed and 7 skipped were lowered; 2 await their watch events.
+        assert_eq!(exp.pending("default/web"), (2, 0));
+        assert!(client.creates.load(Ordering::SeqCst) >= 3);
+    }
+}

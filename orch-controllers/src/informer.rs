@@ -238,3 +238,70 @@ impl<K: Object> Informer<K> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testclient::ScriptedClient;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use orch_types::DynamicObject;
+    use std::sync::atomic::Ordering;
+
+    fn cm(name: &str, rv: &str) -> DynamicObject {
+        let mut o = DynamicObject::new("v1", "ConfigMap", name);
+        o.metadata.namespace = Some("ns".into());
+        o.metadata.resource_version = Some(rv.into());
+        o
+    }
+
+    #[tokio::test]
+    async fn relists_after_410_and_reports_the_differences() {
+        let client = Arc::new(ScriptedClient::default());
+        // First list: a. The watch adds b, then expires (410). The relist finds only c.
+        *client.next_items.lock() = vec![vec![cm("a", "1")], vec![cm("c", "5")]].into();
+        let gone = k8s_openapi::apimachinery::pkg::apis::meta::v1::Status {
+            code: Some(410),
+            reason: Some("Expired".into()),
+            ..Default::default()
+        };
+        client.watches.lock().push_back(vec![
+            Ok(WatchEvent::Added(cm("b", "2"))),
+            Ok(WatchEvent::Error(gone)),
+        ]);
+        let mut inf = Informer::<ConfigMap>::new(client.clone(), ApiResource::of::<ConfigMap>());
+        let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        inf.on_change(Arc::new(move |c: &Change<ConfigMap>| {
+            let kind = match c {
+                Change::Added(_) => "add",
+                Change::Updated(..) => "update",
+                Change::Deleted(_) => "delete",
+                Change::Resync(_) => "resync",
+            };
+            s2.lock().push(format!(
+                "{kind} {}",
+                c.object().metadata.name.clone().unwrap_or_default()
+            ));
+        }));
+        let store = inf.store();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(inf.run(async {
+            let _ = rx.await;
+        }));
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while store.get("ns/c").is_none() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("relist after 410");
+        let _ = tx.send(());
+        let _ = task.await;
+        assert_eq!(client.lists.load(Ordering::SeqCst), 2);
+        assert_eq!(store.len(), 1);
+        assert_eq!(store.resource_version(), "2");
+        let mut log = seen.lock().clone();
+        log[2..].sort();
+        assert_eq!(log, ["add a", "add b", "add c", "delete a", "delete b"]);
+    }
+}

@@ -38,6 +38,8 @@ pub mod replicaset;
 pub mod selector;
 pub mod store;
 #[cfg(test)]
+mod testclient;
+#[cfg(test)]
 mod testutil;
 
 pub use action::Action;

@@ -41,6 +41,11 @@ typed_object!(
     k8s_openapi::api::apps::v1::ReplicaSet,
     k8s_openapi::api::apps::v1::Deployment,
     k8s_openapi::api::coordination::v1::Lease,
+    k8s_openapi::api::core::v1::ConfigMap,
+    k8s_openapi::api::core::v1::Secret,
+    k8s_openapi::api::core::v1::Event,
+    k8s_openapi::api::apps::v1::DaemonSet,
+    k8s_openapi::api::apps::v1::StatefulSet,
 );
 
 impl Object for DynamicObject {
