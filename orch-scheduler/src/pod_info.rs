@@ -99,6 +99,22 @@ impl AffinityTerm {
             || self.namespace_selector.matches(ns_labels))
             && self.selector.matches(&pod.labels)
     }
+
+    /// Like [`AffinityTerm::matches`], looking the namespace's labels up in the snapshot only
+    /// when the namespace selector needs them (the per-pod loops stay hash-free).
+    #[inline]
+    pub fn matches_in(&self, pod: &PodInfo, snap: &crate::snapshot::Snapshot) -> bool {
+        if !self.selector.matches(&pod.labels) {
+            return false;
+        }
+        if self.namespaces.binary_search(&pod.namespace).is_ok() {
+            return true;
+        }
+        !matches!(self.namespace_selector, LabelMatcher::Nothing)
+            && self
+                .namespace_selector
+                .matches(snap.namespace_labels(&pod.namespace))
+    }
 }
 
 /// A compiled topology spread constraint.

@@ -12,6 +12,7 @@ use crate::snapshot::Snapshot;
 use crate::status::{Code, Reason, Status};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 
 /// `InterPodAffinityArgs`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,34 +61,55 @@ impl Plugin for InterPodAffinity {
     }
 }
 
-/// topology key → value → count, looked up by `&str` without allocating.
+/// (topology key, value) → count. Pairs are keyed by a 64-bit FNV-1a hash of key and value so
+/// building and probing the map never allocates; a collision needs two distinct label pairs
+/// with equal 64-bit hashes in one cycle (probability ~n²/2⁶⁴, negligible).
 #[derive(Debug, Default)]
-struct TopologyCounts(HashMap<String, HashMap<String, i64>>);
+struct TopologyCounts(HashMap<u64, i64, BuildHasherDefault<IdentityHasher>>);
 
-impl TopologyCounts {
-    fn add(&mut self, node: &NodeInfo, key: &str, v: i64) {
-        if let Some(val) = node.labels.get(key) {
-            let m = match self.0.get_mut(key) {
-                Some(m) => m,
-                None => self.0.entry(key.to_string()).or_default(),
-            };
-            match m.get_mut(val.as_str()) {
-                Some(x) => *x += v,
-                None => {
-                    m.insert(val.clone(), v);
-                }
-            }
+/// Passes a precomputed u64 through.
+#[derive(Default)]
+struct IdentityHasher(u64);
+
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
         }
     }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+fn pair_hash(key: &str, val: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key.bytes().chain(std::iter::once(0xff)).chain(val.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+impl TopologyCounts {
+    #[inline]
+    fn add(&mut self, node: &NodeInfo, key: &str, v: i64) {
+        if let Some(val) = node.labels.get(key) {
+            *self.0.entry(pair_hash(key, val)).or_default() += v;
+        }
+    }
+    #[inline]
     fn get(&self, key: &str, val: &str) -> i64 {
-        self.0
-            .get(key)
-            .and_then(|m| m.get(val))
-            .copied()
-            .unwrap_or(0)
+        if self.0.is_empty() {
+            return 0;
+        }
+        self.0.get(&pair_hash(key, val)).copied().unwrap_or(0)
     }
     fn is_empty(&self) -> bool {
-        self.0.values().all(|m| m.values().all(|v| *v == 0))
+        self.0.values().all(|v| *v == 0)
     }
 }
 
@@ -118,7 +140,6 @@ impl PreFilterPlugin for InterPodAffinity {
         {
             return Status::skip().into();
         }
-        let own_ns = snap.namespace_labels(&pod.namespace);
         let mut existing_anti = TopologyCounts::default();
         if snap.pods_with_required_anti_affinity() > 0 {
             for node in snap
@@ -128,7 +149,7 @@ impl PreFilterPlugin for InterPodAffinity {
             {
                 for e in &node.pods {
                     for t in &e.required_anti_affinity {
-                        if t.matches(pod, own_ns) {
+                        if t.matches_in(pod, snap) {
                             existing_anti.add(node, &t.topology_key, 1);
                         }
                     }
@@ -140,16 +161,15 @@ impl PreFilterPlugin for InterPodAffinity {
         if !pod.required_affinity.is_empty() || !pod.required_anti_affinity.is_empty() {
             for node in snap.nodes() {
                 for e in &node.pods {
-                    let ns = snap.namespace_labels(&e.namespace);
                     if !pod.required_affinity.is_empty()
-                        && matches_all(&pod.required_affinity, e, ns)
+                        && pod.required_affinity.iter().all(|t| t.matches_in(e, snap))
                     {
                         for t in &pod.required_affinity {
                             affinity.add(node, &t.topology_key, 1);
                         }
                     }
                     for t in &pod.required_anti_affinity {
-                        if t.matches(e, ns) {
+                        if t.matches_in(e, snap) {
                             anti.add(node, &t.topology_key, 1);
                         }
                     }
@@ -213,6 +233,7 @@ impl FilterPlugin for InterPodAffinity {
         }
         // satisfyExistingPodsAntiAffinity
         if !s.existing_anti.0.is_empty() {
+            // Upstream probes every label of the node.
             for (k, v) in &node.labels {
                 if s.existing_anti.get(k, v) > 0 {
                     return Status::new(
@@ -240,32 +261,30 @@ impl InterPodAffinity {
         if node.labels.is_empty() {
             return;
         }
-        let e_ns = snap.namespace_labels(&e.namespace);
-        let own_ns = snap.namespace_labels(&pod.namespace);
         for t in &pod.preferred_affinity {
-            if t.matches(e, e_ns) {
+            if t.matches_in(e, snap) {
                 scores.add(node, &t.topology_key, t.weight);
             }
         }
         for t in &pod.preferred_anti_affinity {
-            if t.matches(e, e_ns) {
+            if t.matches_in(e, snap) {
                 scores.add(node, &t.topology_key, -t.weight);
             }
         }
         if self.args.hard_pod_affinity_weight > 0 {
             for t in &e.required_affinity {
-                if t.matches(pod, own_ns) {
+                if t.matches_in(pod, snap) {
                     scores.add(node, &t.topology_key, self.args.hard_pod_affinity_weight);
                 }
             }
         }
         for t in &e.preferred_affinity {
-            if t.matches(pod, own_ns) {
+            if t.matches_in(pod, snap) {
                 scores.add(node, &t.topology_key, t.weight);
             }
         }
         for t in &e.preferred_anti_affinity {
-            if t.matches(pod, own_ns) {
+            if t.matches_in(pod, snap) {
                 scores.add(node, &t.topology_key, -t.weight);
             }
         }
@@ -293,7 +312,11 @@ impl PreScorePlugin for InterPodAffinity {
                 continue;
             }
             for e in &node.pods {
-                if !has_constraints && !e.has_affinity() {
+                if !has_constraints
+                    && e.preferred_affinity.is_empty()
+                    && e.preferred_anti_affinity.is_empty()
+                    && (e.required_affinity.is_empty() || self.args.hard_pod_affinity_weight <= 0)
+                {
                     continue;
                 }
                 self.process_existing(&mut scores, pod, e, node, snap);
@@ -312,9 +335,7 @@ impl ScorePlugin for InterPodAffinity {
         let Some(ScoreState(s)) = state.read::<ScoreState>() else {
             return 0;
         };
-        s.0.iter()
-            .filter_map(|(k, m)| node.labels.get(k).and_then(|v| m.get(v.as_str())))
-            .sum()
+        node.labels.iter().map(|(k, v)| s.get(k, v)).sum()
     }
 
     fn normalize(&self, state: &CycleState, _: &PodInfo, _: &[usize], scores: &mut [i64]) {
