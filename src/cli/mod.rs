@@ -9,6 +9,7 @@ pub mod kubelet;
 pub mod schedule;
 pub mod scheduler;
 pub mod up;
+pub mod validate;
 
 /// orch: a Kubernetes-compatible orchestrator.
 #[derive(Debug, Parser)]
@@ -24,6 +25,8 @@ pub struct Cli {
 pub enum Command {
     /// Print the version.
     Version,
+    /// Decode and validate manifests like `kubectl apply --validate=strict` (no cluster needed).
+    Validate(validate::ValidateArgs),
     /// Run a whole cluster in this process (API server, scheduler, controllers, kubelets).
     Up(up::UpArgs),
     /// Schedule the pending pods of a cluster description offline and print the decisions.
@@ -52,6 +55,7 @@ pub fn run(cli: Cli) -> i32 {
             0
         }
         Command::Up(args) => up::run(args),
+        Command::Validate(args) => validate::run(args),
         Command::Bench { what } => bench::run(what),
         Command::Kubelet(args) => kubelet::run(args),
         Command::Apiserver(args) => apiserver::run(args),
