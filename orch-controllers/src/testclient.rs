@@ -23,8 +23,8 @@ pub struct ScriptedClient {
     pub created: Mutex<Vec<DynamicObject>>,
 }
 
-fn unsupported<T>() -> Result<T> {
-    Err(ClientError::Transport("not scripted".into()))
+fn unsupported() -> ClientError {
+    ClientError::Transport("not scripted".into())
 }
 
 #[async_trait::async_trait]
@@ -81,7 +81,7 @@ impl Client for ScriptedClient {
         _: &DynamicObject,
         _: &PostParams,
     ) -> Result<DynamicObject> {
-        unsupported()
+        Err(unsupported())
     }
     async fn update_status(
         &self,
@@ -90,7 +90,7 @@ impl Client for ScriptedClient {
         _: &DynamicObject,
         _: &PostParams,
     ) -> Result<DynamicObject> {
-        unsupported()
+        Err(unsupported())
     }
     async fn patch(
         &self,
@@ -101,7 +101,7 @@ impl Client for ScriptedClient {
         _: &Patch,
         _: &PatchParams,
     ) -> Result<DynamicObject> {
-        unsupported()
+        Err(unsupported())
     }
     async fn delete(
         &self,
@@ -110,7 +110,7 @@ impl Client for ScriptedClient {
         _: &str,
         _: &DeleteParams,
     ) -> Result<DeleteOutcome> {
-        unsupported()
+        Err(unsupported())
     }
     async fn create_subresource(
         &self,
@@ -120,7 +120,7 @@ impl Client for ScriptedClient {
         _: &str,
         _: &DynamicObject,
     ) -> Result<DynamicObject> {
-        unsupported()
+        Err(unsupported())
     }
     async fn watch(
         &self,
