@@ -10,8 +10,13 @@
 //! (latency percentiles, unschedulable pods with reasons, evictions, utilization over time, the
 //! decision log) and an event log whose hash is equal for equal input and seed.
 
+pub mod engine;
 pub mod report;
 pub mod scenario;
 
+pub use engine::{SimError, SimOptions, Simulation};
 pub use report::Report;
 pub use scenario::{Action, Disruption, NodeGroup, Scenario, ScenarioError, Workload};
+
+#[cfg(test)]
+mod tests;
