@@ -1,19 +1,39 @@
 //! # orch-types — the API object model every other orch crate builds on
 //!
-//! Owns: the registry of built-in kinds ([`registry`]), [`DynamicObject`], API errors as
-//! Kubernetes `Status` ([`status`]), the [`client::Client`] trait and its option types, the
-//! [`clock::Clock`] trait, and (in their own modules) quantities, label and field selectors,
-//! validation, defaulting, manifest decoding and image references.
+//! Wire structs of every kind come from `k8s-openapi`; this crate adds what apimachinery and the
+//! API server add on top. Modules, one concept each:
 //!
-//! Wire structs of every kind come from `k8s-openapi`; this crate adds what apimachinery adds on
-//! top. It must never depend on an HTTP stack, a storage engine or an async runtime: it is pure
+//! | module | owns |
+//! | --- | --- |
+//! | [`registry`] | the one table of built-in kinds (group, version, plural, short names, scope, subresources) |
+//! | [`dynamic`] | [`DynamicObject`]: TypeMeta + ObjectMeta + the rest as JSON |
+//! | [`client`] | the object-safe [`client::Client`] trait, `Api<K>`, list/watch/patch/delete options |
+//! | [`status`] | [`ApiError`]: a Kubernetes `Status` with code and reason |
+//! | [`clock`] | the [`clock::Clock`] trait (real and manual clocks) |
+//! | [`events`] | `EventRecorder`: core/v1 Events with aggregation |
+//! | [`quantity`] | fixed-point [`quantity::Quantity`], canonical printing as `quantity.go` |
+//! | [`intstr`] | `IntOrString` percentages (`25%` of 10, rounding up or down) |
+//! | [`names`] | DNS-1123 / qualified-name / label-value syntax checks with upstream messages |
+//! | [`labels`] | label selectors: API form and kubectl string form, parse, match, display |
+//! | [`fields`] | field selectors with the per-kind supported field sets |
+//! | [`node_selector`] | node selector terms and required node affinity matching |
+//! | [`resources`] | [`resources::ResourceList`] and effective pod requests/limits |
+//! | [`image`] | image references `[registry/]repo[:tag][@digest]`, pull-policy default |
+//! | [`decode`] | multi-document YAML / JSON / `kind: List` decoding, strict unknown-field paths |
+//! | [`defaults`] | upstream defaulting for the wave-1 kinds (idempotent) |
+//! | [`validation`] | upstream validation rules, [`validation::FieldError`], update immutability |
+//! | `testing` | (feature `testing`) fluent `PodBuilder`, `NodeBuilder`, … for tests |
+//!
+//! orch-types must never depend on an HTTP stack, a storage engine or an async runtime: it is pure
 //! data and logic, so that any program can `cargo add orch-types` cheaply.
 //!
 //! k8s-openapi needs exactly one Kubernetes version feature enabled by the final binary (orch
 //! uses `v1_33`); add `k8s-openapi = { version = "0.29", features = ["v1_33"] }` beside it.
 //!
 //! ```
-//! use orch_types::registry;
+//! use orch_types::{decode::decode_all, registry, validation::validate};
+//! let objs = decode_all("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\n").unwrap();
+//! assert!(validate(&objs[0]).is_empty());
 //! let deploy = registry::by_name("deploy")[0];
 //! assert_eq!(deploy.api_version(), "apps/v1");
 //! assert_eq!(deploy.api_resource().collection_path(Some("default")),

@@ -8,7 +8,7 @@
 //! spec, secret types, ...). A missing `metadata.namespace` on a namespaced kind is accepted:
 //! the server fills it in from the request.
 //!
-//! One file per API group: [`core`](self) rules live in `core.rs`, apps in `apps.rs`, and so on.
+//! One file per API group: core/v1 rules live in `core.rs`, apps/v1 in `apps.rs`, and so on.
 //!
 //! ```
 //! use orch_types::{validation::{validate, FieldErrorKind}, DynamicObject};
