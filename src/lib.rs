@@ -41,6 +41,7 @@
 pub mod bench;
 pub mod cli;
 pub mod cluster;
+pub mod scheduler_bench;
 pub mod sim;
 
 pub use cluster::{Cluster, ClusterBuilder, ClusterError, Runtime, Storage};

@@ -66,6 +66,60 @@ pub enum BenchCommand {
         #[arg(short = 'o', long, value_enum, default_value = "text")]
         output: BenchOutput,
     },
+    /// Scheduler throughput on scheduler_perf-style workloads: pure algorithm, with binding
+    /// through the in-process API server, and the scan-limit loop (orch::scheduler_bench).
+    Scheduler {
+        /// Workload.
+        #[arg(long, value_enum)]
+        workload: SchedulerWorkload,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value = "text")]
+        output: BenchOutput,
+    },
+}
+
+/// Workloads of `orch bench scheduler` (modeled on upstream scheduler_perf).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SchedulerWorkload {
+    /// 5000 nodes, 1000 initial + 10000 measured plain pods.
+    #[value(name = "SchedulingBasic")]
+    SchedulingBasic,
+    /// Required pod anti-affinity on hostname.
+    #[value(name = "SchedulingPodAntiAffinity")]
+    SchedulingPodAntiAffinity,
+    /// Required pod affinity on zone.
+    #[value(name = "SchedulingPodAffinity")]
+    SchedulingPodAffinity,
+    /// Required node affinity.
+    #[value(name = "SchedulingNodeAffinity")]
+    SchedulingNodeAffinity,
+    /// Hard zone spreading (maxSkew 5).
+    #[value(name = "TopologySpreading")]
+    TopologySpreading,
+    /// Soft zone spreading.
+    #[value(name = "PreferredTopologySpreading")]
+    PreferredTopologySpreading,
+    /// 500 full nodes, high-priority pods preempt.
+    #[value(name = "PreemptionBasic")]
+    PreemptionBasic,
+    /// 15000 nodes, one pod per node via matchFields.
+    #[value(name = "SchedulingDaemonset")]
+    SchedulingDaemonset,
+}
+
+impl SchedulerWorkload {
+    fn name(self) -> &'static str {
+        match self {
+            Self::SchedulingBasic => "SchedulingBasic",
+            Self::SchedulingPodAntiAffinity => "SchedulingPodAntiAffinity",
+            Self::SchedulingPodAffinity => "SchedulingPodAffinity",
+            Self::SchedulingNodeAffinity => "SchedulingNodeAffinity",
+            Self::TopologySpreading => "TopologySpreading",
+            Self::PreferredTopologySpreading => "PreferredTopologySpreading",
+            Self::PreemptionBasic => "PreemptionBasic",
+            Self::SchedulingDaemonset => "SchedulingDaemonset",
+        }
+    }
 }
 
 /// Runs one benchmark; returns the exit code.
@@ -130,6 +184,11 @@ pub fn run(cmd: BenchCommand) -> i32 {
                 output,
             )
         }
+        BenchCommand::Scheduler { workload, output } => (
+            rt.block_on(crate::scheduler_bench::scheduler(workload.name()))
+                .map(|r| (r.to_string(), serde_json::to_string_pretty(&r))),
+            output,
+        ),
     };
     match report {
         Ok((text, json)) => {
