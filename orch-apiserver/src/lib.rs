@@ -45,6 +45,7 @@ pub mod server;
 pub mod storage;
 
 pub use server::{serve, ApiServer, ApiServerConfig, ApiServerError, StorageConfig};
+pub mod apply;
 pub mod discovery;
 pub mod openapi;
 pub mod protobuf;

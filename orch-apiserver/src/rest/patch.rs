@@ -114,6 +114,10 @@ impl ApiServer {
         patch: &Value,
         p: &PatchParams,
     ) -> RestResult<UpdateOutcome> {
+        if kind == PatchType::Apply {
+            // Server-side apply has its own flow (create if missing, managedFields): crate::apply.
+            return self.apply_object(info, ns, name, part, patch, p).await;
+        }
         let ns = self.object_namespace(info, ns)?;
         let mut warnings = Vec::new();
         let out = self
