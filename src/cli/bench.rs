@@ -16,6 +16,19 @@ pub enum BenchOutput {
 /// Every benchmark.
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
+    /// Simulation at scale: nodes and pods driven to steady state in virtual time
+    /// (orch::sim::bench); reports wall time and peak memory.
+    Sim {
+        /// Nodes.
+        #[arg(long, default_value_t = 5000)]
+        nodes: u32,
+        /// Pods (Deployments of up to 1,000 replicas).
+        #[arg(long, default_value_t = 150_000)]
+        pods: u32,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value = "text")]
+        output: BenchOutput,
+    },
     /// `Cluster` start time: memory store, sim runtime, in-process (orch::bench::startup).
     Startup {
         /// Number of clusters started (one after the other).
@@ -135,6 +148,16 @@ pub fn run(cmd: BenchCommand) -> i32 {
         }
     };
     let (report, output) = match cmd {
+        BenchCommand::Sim {
+            nodes,
+            pods,
+            output,
+        } => (
+            rt.block_on(crate::sim::bench::run(nodes, pods))
+                .map(|r| (r.to_string(), serde_json::to_string_pretty(&r)))
+                .map_err(|e| e.to_string()),
+            output,
+        ),
         BenchCommand::Startup {
             iterations,
             nodes,

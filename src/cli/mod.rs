@@ -8,6 +8,7 @@ pub mod controller_manager;
 pub mod kubelet;
 pub mod schedule;
 pub mod scheduler;
+pub mod sim;
 pub mod up;
 pub mod validate;
 
@@ -39,6 +40,8 @@ pub enum Command {
     ControllerManager(controller_manager::ControllerManagerArgs),
     /// Run the node agent (kubelet) against an API server.
     Kubelet(kubelet::KubeletArgs),
+    /// Run a scenario in virtual time (`orch sim -f scenario.yaml`).
+    Sim(sim::SimArgs),
     /// Run a benchmark.
     Bench {
         /// Which benchmark.
@@ -57,6 +60,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Up(args) => up::run(args),
         Command::Validate(args) => validate::run(args),
         Command::Bench { what } => bench::run(what),
+        Command::Sim(args) => sim::run(args),
         Command::Kubelet(args) => kubelet::run(args),
         Command::Apiserver(args) => apiserver::run(args),
         Command::Schedule(args) => schedule::run(args),

@@ -1345,6 +1345,20 @@ impl Simulation {
                 }
                 continue;
             }
+            // Like the kubelet's poll interval: a pod still starting (image pull, sandbox) or
+            // terminating may have no timer of its own; look again a second later.
+            let settling = self.pods.get(&k).is_some_and(|p| {
+                p.metadata.deletion_timestamp.is_some()
+                    || p.status
+                        .as_ref()
+                        .and_then(|s| s.phase.as_deref())
+                        .is_none_or(|ph| ph == "Pending")
+            });
+            let next = match next {
+                Some(t) => Some(t),
+                None if settling => Some(now + SignedDuration::from_secs(1)),
+                None => None,
+            };
             if let Some(t) = next {
                 self.wake(&k, t.max(now + SignedDuration::from_millis(1)));
             }

@@ -10,6 +10,7 @@
 //! (latency percentiles, unschedulable pods with reasons, evictions, utilization over time, the
 //! decision log) and an event log whose hash is equal for equal input and seed.
 
+pub mod bench;
 pub mod engine;
 pub mod report;
 pub mod scenario;

@@ -1,0 +1,125 @@
+//! `orch sim -f scenario.yaml [--seed N] [-o report.json] [--log events.log]`: runs a scenario
+//! in virtual time (see `orch::sim`) and prints a summary; the full report goes to `-o`.
+
+use crate::sim::{Report, Scenario, SimOptions, Simulation};
+use std::path::PathBuf;
+
+/// Arguments of `orch sim`.
+#[derive(Debug, clap::Args)]
+pub struct SimArgs {
+    /// Scenario file (YAML).
+    #[arg(short = 'f', long = "filename")]
+    pub file: PathBuf,
+    /// Seed (overrides the scenario's).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Write the report as JSON here (`-` for stdout).
+    #[arg(short = 'o', long)]
+    pub output: Option<PathBuf>,
+    /// Write the event log here.
+    #[arg(long)]
+    pub log: Option<PathBuf>,
+}
+
+fn summary(r: &Report) -> String {
+    let mut s = format!(
+        "simulated {:.0}s in {:.2}s wall (seed {}): {} nodes, {} pods ({} running, {} pending, {} succeeded, {} failed)\n",
+        r.virtual_seconds, r.wall_seconds, r.seed, r.nodes, r.pods.total, r.pods.running, r.pods.pending, r.pods.succeeded, r.pods.failed
+    );
+    s += &format!(
+        "scheduling latency p50/p99 {:.3}s/{:.3}s, startup latency p50/p99 {:.3}s/{:.3}s\n",
+        r.scheduling_latency.p50,
+        r.scheduling_latency.p99,
+        r.startup_latency.p50,
+        r.startup_latency.p99
+    );
+    s += &format!(
+        "evictions {}, unschedulable {}\n",
+        r.evictions.len(),
+        r.unschedulable.len()
+    );
+    for u in r.unschedulable.iter().take(10) {
+        s += &format!("  {}: {}\n", u.pod, u.reason);
+    }
+    s += &format!(
+        "event log: {} lines, hash {}",
+        r.event_count, r.event_log_hash
+    );
+    s
+}
+
+/// Runs `orch sim`; returns the exit code.
+pub fn run(args: SimArgs) -> i32 {
+    let text = match std::fs::read_to_string(&args.file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", args.file.display());
+            return 1;
+        }
+    };
+    let scenario = match Scenario::from_yaml(&text) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {}: {e}", args.file.display());
+            return 1;
+        }
+    };
+    let mut scenario = scenario;
+    if let Some(seed) = args.seed {
+        scenario.seed = Some(seed);
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    let opts = SimOptions {
+        keep_log: args.log.is_some(),
+        ..Default::default()
+    };
+    let result = rt.block_on(async {
+        let mut sim = Simulation::new(scenario, opts).await?;
+        let report = sim.run_scenario().await;
+        Ok::<_, crate::sim::SimError>((report, sim.event_log().join("\n")))
+    });
+    let (report, log) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    if let Some(path) = &args.log {
+        if let Err(e) = std::fs::write(path, log + "\n") {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return 1;
+        }
+    }
+    match &args.output {
+        Some(p) => {
+            let json = match serde_json::to_string_pretty(&report) {
+                Ok(j) => j,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return 1;
+                }
+            };
+            if p.as_os_str() == "-" {
+                println!("{json}");
+                return 0;
+            }
+            if let Err(e) = std::fs::write(p, json) {
+                eprintln!("error: cannot write {}: {e}", p.display());
+                return 1;
+            }
+            println!("{}", summary(&report));
+        }
+        None => println!("{}", summary(&report)),
+    }
+    0
+}
