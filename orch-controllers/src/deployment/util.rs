@@ -64,11 +64,43 @@ fn fnv32a(data: &[u8], mut h: u32) -> u32 {
     h
 }
 
-/// `controller.ComputeHash`: FNV-32a over the template (its canonical JSON here, where
-/// upstream hashes a spew dump of the Go struct) and the little-endian collision count,
-/// rendered with [`safe_encode_string`] of its decimal form.
+/// Drops nulls, empty objects and empty arrays recursively: JSON forms that Go's
+/// `apiequality.Semantic.DeepEqual` treats as equal to absent (a client may send
+/// `resources: {}` where the stored template has nothing).
+fn normalize(v: serde_json::Value) -> Option<serde_json::Value> {
+    use serde_json::Value;
+    match v {
+        Value::Null => None,
+        Value::Object(m) => {
+            let m: serde_json::Map<String, Value> = m
+                .into_iter()
+                .filter_map(|(k, v)| normalize(v).map(|v| (k, v)))
+                .collect();
+            (!m.is_empty()).then_some(Value::Object(m))
+        }
+        Value::Array(a) => {
+            let a: Vec<Value> = a
+                .into_iter()
+                .map(|v| normalize(v).unwrap_or(Value::Null))
+                .collect();
+            (!a.is_empty()).then_some(Value::Array(a))
+        }
+        other => Some(other),
+    }
+}
+
+fn canonical(t: &PodTemplateSpec) -> serde_json::Value {
+    serde_json::to_value(t)
+        .ok()
+        .and_then(normalize)
+        .unwrap_or_default()
+}
+
+/// `controller.ComputeHash`: FNV-32a over the template (its canonical JSON here — empty
+/// values dropped, keys sorted — where upstream hashes a spew dump of the Go struct) and the
+/// little-endian collision count, rendered with [`safe_encode_string`] of its decimal form.
 pub fn compute_hash(template: &PodTemplateSpec, collision_count: Option<i32>) -> String {
-    let bytes = serde_json::to_vec(template).unwrap_or_default();
+    let bytes = serde_json::to_vec(&sorted(canonical(template))).unwrap_or_default();
     let mut h = fnv32a(&bytes, 2_166_136_261);
     if let Some(c) = collision_count {
         h = fnv32a(&(c as u32).to_le_bytes(), h);
@@ -90,7 +122,22 @@ pub fn equal_ignore_hash(a: &PodTemplateSpec, b: &PodTemplateSpec) -> bool {
         }
         t
     };
-    strip(a) == strip(b)
+    canonical(&strip(a)) == canonical(&strip(b))
+}
+
+/// Re-inserts object keys in sorted order (the workspace enables serde_json's
+/// `preserve_order`, so byte output would otherwise depend on how the object was built).
+fn sorted(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => {
+            let mut entries: Vec<(String, Value)> = m.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(sorted).collect()),
+        other => other,
+    }
 }
 
 /// `spec.replicas` of a deployment (default 1).
@@ -359,6 +406,11 @@ mod tests {
         assert!(h.bytes().all(|b| SAFE_ALPHANUMS.contains(&b)));
         let other = crate::testutil::template(&[("app", "web")], "nginx:2");
         assert_ne!(h, compute_hash(&other, None));
+        // `resources: {}` (as kubectl rollout undo sends it) is the same template.
+        let mut with_empty = t.clone();
+        with_empty.spec.as_mut().unwrap().containers[0].resources = Some(Default::default());
+        assert!(equal_ignore_hash(&t, &with_empty));
+        assert_eq!(h, compute_hash(&with_empty, None));
     }
 
     #[test]
