@@ -318,3 +318,76 @@ fn unknown_kinds_get_metadata_checks_and_bad_shapes_are_errors() {
     assert_eq!(bad.len(), 1);
     assert!(bad[0].contains("cannot convert Pod object"), "{bad:?}");
 }
+
+/// `ValidateStatefulSetUpdate`, `ValidateJobSpecUpdate`, `ValidatePriorityClassUpdate`.
+#[test]
+fn more_update_rules() {
+    let sts = |svc: &str, replicas: i64| {
+        obj(
+            json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "s"},
+            "spec": {"serviceName": svc, "replicas": replicas, "selector": {"matchLabels": {"a": "b"}},
+                     "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"]}}],
+                     "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [ctr(json!({"volumeMounts": [{"name": "data", "mountPath": "/d"}]}))]}}}}),
+        )
+    };
+    // Mounting a claim template is valid (union of volumes and volumeClaimTemplates).
+    assert!(validate(&sts("svc", 1)).is_empty());
+    assert!(
+        validate_update(&sts("svc", 5), &sts("svc", 1)).is_empty(),
+        "replicas may change"
+    );
+    let errs = validate_update(&sts("other", 1), &sts("svc", 1));
+    assert_eq!(errs.len(), 1);
+    assert_eq!(
+        (errs[0].path.as_str(), errs[0].kind),
+        ("spec", FieldErrorKind::Forbidden)
+    );
+
+    let job = |image: &str, suspend: bool| {
+        obj(
+            json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"},
+            "spec": {"suspend": suspend, "template": {"spec": {"restartPolicy": "Never", "containers": [ctr(json!({"image": image}))]}}}}),
+        )
+    };
+    let errs: Vec<String> = validate_update(&job("busybox:2", false), &job("busybox:1", false))
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        errs,
+        ["spec.template: Invalid value: {...}: field is immutable"]
+    );
+    assert!(
+        validate_update(&job("busybox:2", true), &job("busybox:1", true)).is_empty(),
+        "suspended jobs may change the template"
+    );
+
+    let pc = |v: i64| {
+        obj(
+            json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": "high"}, "value": v}),
+        )
+    };
+    let errs: Vec<String> = validate_update(&pc(2), &pc(1))
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(errs, ["value: Forbidden: may not be changed in an update."]);
+}
+
+/// Every error of a badly broken Deployment, as a reviewer reads them.
+#[test]
+fn broken_deployment_snapshot() {
+    let d = obj(deploy(json!({
+        "replicas": -1,
+        "revisionHistoryLimit": -3,
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "0%", "maxUnavailable": "0%"}},
+        "template": {"metadata": {"labels": {"app": "w"}}, "spec": {
+            "containers": [
+                {"name": "Web", "image": "nginx", "ports": [{"containerPort": 0}]},
+                {"name": "side", "image": "busybox", "livenessProbe": {"exec": {"command": []}}}
+            ],
+            "tolerations": [{"key": "k", "operator": "Maybe"}]
+        }}
+    })));
+    insta::assert_yaml_snapshot!(validate(&d));
+}
