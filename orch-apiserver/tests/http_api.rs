@@ -531,3 +531,56 @@ async fn counter_under_contention_counts_every_successful_put() {
     assert_eq!(n, successes.load(std::sync::atomic::Ordering::SeqCst));
     assert_eq!(n, 120);
 }
+
+/// The Status answers to bad requests, pinned: code, reason and message per case.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_statuses_snapshot() {
+    #[derive(serde::Serialize)]
+    struct Case {
+        request: String,
+        code: u16,
+        reason: Value,
+        message: Value,
+    }
+    let s = start(ApiServerConfig::memory()).await;
+    use reqwest::Method as M;
+    let cms = "/api/v1/namespaces/default/configmaps";
+    let existing = serde_json::to_vec(&cm("exists")).unwrap();
+    s.req(
+        M::POST,
+        cms,
+        Some("application/json"),
+        Some(existing.clone()),
+    )
+    .await;
+    let cases: Vec<(M, String, Option<&str>, Option<Vec<u8>>)> = vec![
+        (M::GET, format!("{cms}/missing"), None, None),
+        (M::POST, cms.to_string(), Some("application/json"), Some(existing)),
+        (M::GET, "/api/v1/namespaces/default/widgets".into(), None, None),
+        (M::GET, "/apis/apps/v1/deployments/web".into(), None, None),
+        (M::PUT, cms.to_string(), Some("application/json"), Some(b"{}".to_vec())),
+        (M::POST, cms.to_string(), Some("text/plain"), Some(b"x".to_vec())),
+        (M::POST, "/api/v1/namespaces/nope/configmaps".into(), Some("application/json"), Some(serde_json::to_vec(&cm("a")).unwrap())),
+        (M::GET, format!("{cms}?labelSelector=a%20in%20(b"), None, None),
+        (M::GET, format!("{cms}?fieldSelector=spec.bogus%3D1"), None, None),
+        (M::GET, format!("{cms}?watch=true&resourceVersion=abc"), None, None),
+        (M::PATCH, format!("{cms}/exists"), Some("application/json"), Some(b"{}".to_vec())),
+        (M::PATCH, format!("{cms}/exists"), Some("application/json-patch+json"), Some(br#"[{"op":"test","path":"/data/n","value":"9"}]"#.to_vec())),
+        (M::PUT, format!("{cms}/exists"), Some("application/json"), Some(br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"exists","resourceVersion":"1"}}"#.to_vec())),
+        (M::PUT, format!("{cms}/other"), Some("application/json"), Some(br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"exists"}}"#.to_vec())),
+        (M::POST, cms.to_string(), Some("application/json"), Some(br#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d"}}"#.to_vec())),
+    ];
+    let mut out = Vec::new();
+    for (m, path, ct, body) in cases {
+        let request = format!("{m} {path}");
+        let (code, v) = s.req(m, &path, ct, body).await;
+        assert_eq!(v["kind"], "Status", "{request}: {v}");
+        out.push(Case {
+            request,
+            code,
+            reason: v["reason"].clone(),
+            message: v["message"].clone(),
+        });
+    }
+    insta::assert_yaml_snapshot!(out);
+}

@@ -159,6 +159,15 @@ impl ApiServer {
             .filter(|s| !s.is_empty() && *s != "0");
         let after = rv.map(parse_rv).transpose()?;
         let initial = p.send_initial_events || after.is_none();
+        let unset = p.resource_version.as_deref().is_none_or(str::is_empty);
+        if unset && !p.send_initial_events {
+            // No resourceVersion: the synthetic ADDED events are a consistent (most recent) read.
+            let at = self.storage.current_revision();
+            self.cache
+                .wait_for(at)
+                .await
+                .map_err(|e| cache_error(info, e))?;
+        }
         if p.send_initial_events {
             // Initial state "not older than" the given revision, or consistent when unset.
             let at = match after {
