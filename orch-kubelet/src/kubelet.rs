@@ -736,16 +736,23 @@ impl Kubelet {
             for job in jobs {
                 self.spawn_job(job, worker.clone(), notify.clone());
             }
-            for ev in events {
-                let obj = pod_ref(&pod, ev.field_path.as_deref());
-                let t = if ev.kind == EventKind::Normal {
-                    EventType::Normal
-                } else {
-                    EventType::Warning
-                };
-                if let Err(e) = self.recorder.record(&obj, t, &ev.reason, &ev.message).await {
-                    tracing::debug!(error = %e, "recording event failed");
-                }
+            if !events.is_empty() {
+                // Off the status path: events never delay a pod's status (order kept per batch).
+                let me = self.clone();
+                let pod = pod.clone();
+                tokio::spawn(async move {
+                    for ev in events {
+                        let obj = pod_ref(&pod, ev.field_path.as_deref());
+                        let t = if ev.kind == EventKind::Normal {
+                            EventType::Normal
+                        } else {
+                            EventType::Warning
+                        };
+                        if let Err(e) = me.recorder.record(&obj, t, &ev.reason, &ev.message).await {
+                            tracing::debug!(error = %e, "recording event failed");
+                        }
+                    }
+                });
             }
             if removed_done {
                 break;
