@@ -482,6 +482,45 @@ impl fmt::Display for Quantity {
     }
 }
 
+impl std::ops::Add for Quantity {
+    type Output = Quantity;
+    fn add(self, rhs: Quantity) -> Quantity {
+        Quantity::add(&self, &rhs)
+    }
+}
+
+impl std::ops::Sub for Quantity {
+    type Output = Quantity;
+    fn sub(self, rhs: Quantity) -> Quantity {
+        Quantity::sub(&self, &rhs)
+    }
+}
+
+impl std::ops::AddAssign for Quantity {
+    fn add_assign(&mut self, rhs: Quantity) {
+        *self = Quantity::add(self, &rhs);
+    }
+}
+
+impl std::ops::SubAssign for Quantity {
+    fn sub_assign(&mut self, rhs: Quantity) {
+        *self = Quantity::sub(self, &rhs);
+    }
+}
+
+impl std::ops::Neg for Quantity {
+    type Output = Quantity;
+    fn neg(self) -> Quantity {
+        Quantity::neg(&self)
+    }
+}
+
+impl std::iter::Sum for Quantity {
+    fn sum<I: Iterator<Item = Quantity>>(iter: I) -> Quantity {
+        iter.fold(Quantity::ZERO, |a, b| Quantity::add(&a, &b))
+    }
+}
+
 impl Serialize for Quantity {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
@@ -661,6 +700,14 @@ mod tests {
         assert!(q("1Mi") > q("1M"));
         assert_eq!(q("250m").mul(4).to_string(), "1");
         assert_eq!(q("1Ki").neg().to_string(), "-1Ki");
+        // Operator forms.
+        let total: Quantity = ["100m", "250m", "0.65"].iter().map(|s| q(s)).sum();
+        assert_eq!(total.to_string(), "1");
+        let mut acc = q("1Gi");
+        acc -= q("512Mi");
+        acc += q("256Mi");
+        assert_eq!((acc - q("768Mi")).to_string(), "0");
+        assert_eq!((-q("2k")).to_string(), "-2k");
     }
 
     #[test]

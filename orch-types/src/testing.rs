@@ -43,6 +43,13 @@ fn meta(name: &str, namespace: Option<&str>) -> ObjectMeta {
     }
 }
 
+fn time(secs: i64) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::from_second(secs)
+            .unwrap_or_else(|e| panic!("bad timestamp {secs}: {e}")),
+    )
+}
+
 fn labels_of(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
         .iter()
@@ -414,6 +421,19 @@ impl PodBuilder {
         self
     }
 
+    /// Sets `metadata.creationTimestamp` to `secs` after the Unix epoch.
+    pub fn created_at(mut self, secs: i64) -> Self {
+        self.pod.metadata.creation_timestamp = Some(time(secs));
+        self
+    }
+
+    /// Marks the pod terminating (`metadata.deletionTimestamp` at `secs`, grace 30 s).
+    pub fn terminating(mut self, secs: i64) -> Self {
+        self.pod.metadata.deletion_timestamp = Some(time(secs));
+        self.pod.metadata.deletion_grace_period_seconds = Some(30);
+        self
+    }
+
     /// The pod.
     pub fn build(self) -> Pod {
         self.pod
@@ -741,6 +761,8 @@ mod tests {
             .priority(100)
             .owner("ReplicaSet", "rs", "rs-uid")
             .ready(true)
+            .created_at(1_700_000_000)
+            .terminating(1_700_000_100)
             .build();
         let spec = p.spec.as_ref().unwrap();
         assert_eq!(

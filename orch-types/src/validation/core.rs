@@ -657,6 +657,76 @@ pub(crate) fn tolerations(ts: &[Toleration], p: &Path) -> Vec<FieldError> {
     errs
 }
 
+/// Upstream `validateTopologySpreadConstraints`.
+fn topology_spread(
+    cs: &[k8s_openapi::api::core::v1::TopologySpreadConstraint],
+    p: &Path,
+) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (i, c) in cs.iter().enumerate() {
+        let cp = p.index(i);
+        if c.max_skew <= 0 {
+            errs.push(FieldError::invalid_num(
+                cp.child("maxSkew"),
+                i64::from(c.max_skew),
+                "must be greater than zero",
+            ));
+        }
+        if c.topology_key.is_empty() {
+            errs.push(FieldError::required(
+                cp.child("topologyKey"),
+                "can not be empty",
+            ));
+        } else {
+            for m in names::is_qualified_name(&c.topology_key) {
+                errs.push(FieldError::invalid(
+                    cp.child("topologyKey"),
+                    &c.topology_key,
+                    m,
+                ));
+            }
+        }
+        let wu = c.when_unsatisfiable.as_str();
+        if !["DoNotSchedule", "ScheduleAnyway"].contains(&wu) {
+            errs.push(FieldError::not_supported(
+                cp.child("whenUnsatisfiable"),
+                wu,
+                &["DoNotSchedule", "ScheduleAnyway"],
+            ));
+        }
+        if let Some(md) = c.min_domains {
+            if md <= 0 {
+                errs.push(FieldError::invalid_num(
+                    cp.child("minDomains"),
+                    i64::from(md),
+                    "must be greater than 0",
+                ));
+            } else if wu != "DoNotSchedule" {
+                errs.push(FieldError::invalid_num(cp.child("minDomains"), i64::from(md), "can only use minDomains if whenUnsatisfiable=DoNotSchedule, not ScheduleAnyway"));
+            }
+        }
+        for (f, v) in [
+            ("nodeAffinityPolicy", &c.node_affinity_policy),
+            ("nodeTaintsPolicy", &c.node_taints_policy),
+        ] {
+            if let Some(e) = enum_field(v.as_deref(), cp.child(f), &["Honor", "Ignore"], false) {
+                errs.push(e);
+            }
+        }
+        if let Some(s) = &c.label_selector {
+            errs.extend(meta::label_selector(s, &cp.child("labelSelector")));
+        }
+        if !seen.insert((c.topology_key.clone(), c.when_unsatisfiable.clone())) {
+            errs.push(FieldError::duplicate(
+                cp.child("{topologyKey, whenUnsatisfiable}"),
+                &format!("{}, {}", c.topology_key, wu),
+            ));
+        }
+    }
+    errs
+}
+
 /// Upstream `ValidatePodSpec` (the parts orch models). `for_pod` is false inside templates.
 pub(crate) fn pod_spec(s: &PodSpec, p: &Path, for_pod: bool) -> Vec<FieldError> {
     let mut errs = Vec::new();
@@ -789,6 +859,10 @@ pub(crate) fn pod_spec(s: &PodSpec, p: &Path, for_pod: bool) -> Vec<FieldError> 
     if let Some(a) = &s.affinity {
         errs.extend(affinity(a, &p.child("affinity")));
     }
+    errs.extend(topology_spread(
+        s.topology_spread_constraints.as_deref().unwrap_or_default(),
+        &p.child("topologySpreadConstraints"),
+    ));
     if let Some(e) = enum_field(
         s.preemption_policy.as_deref(),
         p.child("preemptionPolicy"),
