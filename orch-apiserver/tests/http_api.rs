@@ -553,7 +553,8 @@ async fn error_statuses_snapshot() {
         Some(existing.clone()),
     )
     .await;
-    let cases: Vec<(M, String, Option<&str>, Option<Vec<u8>>)> = vec![
+    type Request<'a> = (M, String, Option<&'a str>, Option<Vec<u8>>);
+    let cases: Vec<Request> = vec![
         (M::GET, format!("{cms}/missing"), None, None),
         (M::POST, cms.to_string(), Some("application/json"), Some(existing)),
         (M::GET, "/api/v1/namespaces/default/widgets".into(), None, None),
