@@ -53,9 +53,36 @@ pub struct PdbInfo {
     pub disrupted_pods: Vec<String>,
 }
 
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+fn next_id() -> u64 {
+    NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// One pod change on a node, for plugins that keep incremental caches.
+pub type PodChange = (Arc<PodInfo>, u32, i32);
+
+/// Identity and change log of a snapshot: plugins cache per-node aggregates and replay the
+/// pod changes since their last look (see [`Snapshot::changes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangeCursor {
+    /// Snapshot identity (a clone gets a new one).
+    pub snapshot: u64,
+    /// Bumped whenever a node is added, updated or removed (indices/labels may change).
+    pub node_generation: u64,
+    /// Absolute position in the pod change log.
+    pub position: u64,
+}
+
+const MAX_LOG: usize = 1 << 16;
+
 /// The cluster state the plugins read.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug)]
 pub struct Snapshot {
+    id: u64,
+    node_generation: u64,
+    log: Vec<PodChange>,
+    log_base: u64,
     nodes: Vec<NodeInfo>,
     node_index: HashMap<String, usize>,
     pod_node: HashMap<String, String>,
@@ -68,10 +95,82 @@ pub struct Snapshot {
     empty: BTreeMap<String, String>,
 }
 
+impl Default for Snapshot {
+    fn default() -> Self {
+        Self {
+            id: next_id(),
+            node_generation: 0,
+            log: Vec::new(),
+            log_base: 0,
+            nodes: Vec::new(),
+            node_index: HashMap::new(),
+            pod_node: HashMap::new(),
+            orphans: HashMap::new(),
+            image_nodes: HashMap::new(),
+            namespaces: HashMap::new(),
+            pdbs: Vec::new(),
+            pods_with_affinity: 0,
+            pods_with_required_anti_affinity: 0,
+            empty: BTreeMap::new(),
+        }
+    }
+}
+
+impl Clone for Snapshot {
+    fn clone(&self) -> Self {
+        Self {
+            id: next_id(),
+            node_generation: self.node_generation,
+            log: Vec::new(),
+            log_base: self.log_base + self.log.len() as u64,
+            nodes: self.nodes.clone(),
+            node_index: self.node_index.clone(),
+            pod_node: self.pod_node.clone(),
+            orphans: self.orphans.clone(),
+            image_nodes: self.image_nodes.clone(),
+            namespaces: self.namespaces.clone(),
+            pdbs: self.pdbs.clone(),
+            pods_with_affinity: self.pods_with_affinity,
+            pods_with_required_anti_affinity: self.pods_with_required_anti_affinity,
+            empty: BTreeMap::new(),
+        }
+    }
+}
+
 impl Snapshot {
     /// An empty snapshot.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Where the change log is now.
+    pub fn cursor(&self) -> ChangeCursor {
+        ChangeCursor {
+            snapshot: self.id,
+            node_generation: self.node_generation,
+            position: self.log_base + self.log.len() as u64,
+        }
+    }
+
+    /// Pod changes since `since`, or `None` when the caller must rebuild (other snapshot, node
+    /// changes, or the log was truncated).
+    pub fn changes(&self, since: &ChangeCursor) -> Option<&[PodChange]> {
+        if since.snapshot != self.id
+            || since.node_generation != self.node_generation
+            || since.position < self.log_base
+        {
+            return None;
+        }
+        let from = usize::try_from(since.position - self.log_base).ok()?;
+        self.log.get(from..)
+    }
+
+    fn record(&mut self, pod: &Arc<PodInfo>, node: usize, delta: i32) {
+        if self.log.len() >= MAX_LOG {
+            self.log_base += self.log.len() as u64;
+            self.log.clear();
+        }
+        self.log.push((pod.clone(), node as u32, delta));
     }
 
     /// All nodes, in insertion order (removal moves the last node into the hole).
@@ -191,6 +290,7 @@ impl Snapshot {
             node: name.clone(),
             source,
         };
+        self.node_generation += 1;
         if let Some(&i) = self.node_index.get(&name) {
             self.forget_images(i);
             self.nodes[i].set_node(node).map_err(err)?;
@@ -228,6 +328,7 @@ impl Snapshot {
     /// Removes a node; its pods stay known and come back if the node is re-added.
     pub fn remove_node(&mut self, name: &str) -> Option<NodeInfo> {
         let i = self.node_index.remove(name)?;
+        self.node_generation += 1;
         self.forget_images(i);
         let mut info = self.nodes.swap_remove(i);
         if i < self.nodes.len() {
@@ -261,7 +362,10 @@ impl Snapshot {
         }
         self.pod_node.insert(pod.key.clone(), node.clone());
         match self.node_index.get(&node) {
-            Some(&i) => self.nodes[i].add_pod(pod),
+            Some(&i) => {
+                self.record(&pod, i, 1);
+                self.nodes[i].add_pod(pod)
+            }
             None => self.orphans.entry(node).or_default().push(pod),
         }
         true
@@ -270,8 +374,14 @@ impl Snapshot {
     /// Removes a pod by key `namespace/name`.
     pub fn remove_pod(&mut self, key: &str) -> Option<Arc<PodInfo>> {
         let node = self.pod_node.remove(key)?;
-        let pod = match self.node_index.get(&node) {
-            Some(&i) => self.nodes[i].remove_pod(key),
+        let pod = match self.node_index.get(&node).copied() {
+            Some(i) => {
+                let p = self.nodes[i].remove_pod(key);
+                if let Some(p) = &p {
+                    self.record(p, i, -1);
+                }
+                p
+            }
             None => {
                 let list = self.orphans.get_mut(&node)?;
                 let j = list.iter().position(|p| p.key == key)?;

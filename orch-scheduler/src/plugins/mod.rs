@@ -152,7 +152,7 @@ pub fn in_tree() -> Vec<(&'static str, Factory)> {
         }),
         ("PodTopologySpread", |a| {
             let _: pod_topology_spread::PodTopologySpreadArgs = args(a)?;
-            let p = Arc::new(pod_topology_spread::PodTopologySpread);
+            let p = Arc::new(pod_topology_spread::PodTopologySpread::default());
             Ok(PluginHandle {
                 name: pod_topology_spread::PodTopologySpread::NAME,
                 default_weight: 2,

@@ -8,8 +8,11 @@ use crate::framework::{
 };
 use crate::node_info::NodeInfo;
 use crate::pod_info::{PodInfo, SpreadConstraint};
+use crate::selectors::LabelMatcher;
+use crate::snapshot::ChangeCursor;
 use crate::snapshot::Snapshot;
 use crate::status::{Code, Reason, Status};
+use parking_lot::Mutex;
 use std::collections::HashMap;
 
 /// Label every node has with its own name.
@@ -29,9 +32,182 @@ pub struct PodTopologySpreadArgs {
     pub defaulting_type: Option<String>,
 }
 
-/// The plugin.
+/// The plugin. It keeps, per (namespace, selector), the number of matching pods on every node,
+/// updated from the snapshot's change log, and per topology key the domain of every node, so a
+/// cycle aggregates integers instead of matching every pod of the cluster (upstream counts
+/// from scratch each cycle; the results are the same).
 #[derive(Debug, Default)]
-pub struct PodTopologySpread;
+pub struct PodTopologySpread {
+    caches: Mutex<Caches>,
+}
+
+const MISSING: u32 = u32::MAX;
+const MAX_CACHES: usize = 64;
+
+#[derive(Debug, Default)]
+struct Caches {
+    counts: Vec<CountCache>,
+    domains: Vec<DomainCache>,
+}
+
+#[derive(Debug)]
+struct CountCache {
+    cursor: ChangeCursor,
+    namespace: String,
+    selector: LabelMatcher,
+    per_node: Vec<i64>,
+}
+
+#[derive(Debug)]
+struct DomainCache {
+    cursor: ChangeCursor,
+    key: String,
+    domain_of: Vec<u32>,
+    names: Vec<String>,
+}
+
+fn same_nodes(a: &ChangeCursor, b: &ChangeCursor) -> bool {
+    a.snapshot == b.snapshot && a.node_generation == b.node_generation
+}
+
+impl Caches {
+    fn counts(&mut self, snap: &Snapshot, ns: &str, sel: &LabelMatcher) -> usize {
+        let now = snap.cursor();
+        let found = self
+            .counts
+            .iter()
+            .position(|c| c.namespace == ns && c.selector == *sel);
+        if let Some(i) = found {
+            let c = &mut self.counts[i];
+            match snap.changes(&c.cursor) {
+                Some(changes) => {
+                    for (pod, node, delta) in changes {
+                        if !pod.terminating && pod.namespace == ns && sel.matches(&pod.labels) {
+                            if let Some(x) = c.per_node.get_mut(*node as usize) {
+                                *x += i64::from(*delta);
+                            }
+                        }
+                    }
+                    c.cursor = now;
+                    return i;
+                }
+                None => {
+                    self.counts.swap_remove(i);
+                }
+            }
+        }
+        if self.counts.len() >= MAX_CACHES {
+            self.counts.remove(0);
+        }
+        let per_node = snap
+            .nodes()
+            .iter()
+            .map(|n| {
+                n.pods
+                    .iter()
+                    .filter(|p| !p.terminating && p.namespace == ns && sel.matches(&p.labels))
+                    .count() as i64
+            })
+            .collect();
+        self.counts.push(CountCache {
+            cursor: now,
+            namespace: ns.to_string(),
+            selector: sel.clone(),
+            per_node,
+        });
+        self.counts.len() - 1
+    }
+
+    fn domains(&mut self, snap: &Snapshot, key: &str) -> usize {
+        let now = snap.cursor();
+        if let Some(i) = self
+            .domains
+            .iter()
+            .position(|d| d.key == key && same_nodes(&d.cursor, &now))
+        {
+            return i;
+        }
+        self.domains
+            .retain(|d| d.key != key && same_nodes(&d.cursor, &now));
+        let mut names: Vec<String> = Vec::new();
+        let mut index: HashMap<&str, u32> = HashMap::new();
+        let mut domain_of = Vec::with_capacity(snap.len());
+        for n in snap.nodes() {
+            match n.labels.get(key) {
+                Some(v) => {
+                    let id = *index.entry(v.as_str()).or_insert_with(|| {
+                        names.push(v.clone());
+                        (names.len() - 1) as u32
+                    });
+                    domain_of.push(id);
+                }
+                None => domain_of.push(MISSING),
+            }
+        }
+        self.domains.push(DomainCache {
+            cursor: now,
+            key: key.to_string(),
+            domain_of,
+            names,
+        });
+        self.domains.len() - 1
+    }
+}
+
+/// Domain names and, per domain, (matching pods, has an eligible node).
+type DomainTotals = (Vec<String>, Vec<(i64, bool)>);
+
+/// Per constraint: for every domain, (matching pods over eligible nodes, domain has an
+/// eligible node). Eligible: the node has every constraint's key and passes the constraint's
+/// node inclusion policies.
+fn domain_totals(
+    caches: &mut Caches,
+    pod: &PodInfo,
+    cs: &[&SpreadConstraint],
+    snap: &Snapshot,
+) -> Vec<DomainTotals> {
+    let ids: Vec<(usize, usize)> = cs
+        .iter()
+        .map(|c| {
+            (
+                caches.domains(snap, &c.topology_key),
+                caches.counts(snap, &pod.namespace, &c.selector),
+            )
+        })
+        .collect();
+    let trivial: Vec<bool> = cs
+        .iter()
+        .map(|c| {
+            !c.honor_node_taints
+                && (!c.honor_node_affinity
+                    || (pod.node_selector.is_empty() && pod.required_node_affinity.is_none()))
+        })
+        .collect();
+    let mut out: Vec<Vec<(i64, bool)>> = ids
+        .iter()
+        .map(|(d, _)| vec![(0, false); caches.domains[*d].names.len()])
+        .collect();
+    'nodes: for i in 0..snap.len() {
+        for (d, _) in &ids {
+            if caches.domains[*d].domain_of[i] == MISSING {
+                continue 'nodes;
+            }
+        }
+        for (k, (d, c)) in ids.iter().enumerate() {
+            if !trivial[k] && !inclusion(cs[k], pod, snap.node(i)) {
+                continue;
+            }
+            let dom = caches.domains[*d].domain_of[i] as usize;
+            let e = &mut out[k][dom];
+            e.0 += caches.counts[*c].per_node[i];
+            e.1 = true;
+        }
+    }
+    ids.iter()
+        .zip(out)
+        .map(|((d, _), v)| (caches.domains[*d].names.clone(), v))
+        .collect()
+}
 
 impl PodTopologySpread {
     /// Registry name.
@@ -99,25 +275,18 @@ impl PreFilterPlugin for PodTopologySpread {
             return Status::skip().into();
         }
         let cs: Vec<&SpreadConstraint> = idx.iter().map(|i| &pod.spread[*i]).collect();
-        let mut counts: Vec<HashMap<String, i64>> = vec![HashMap::new(); cs.len()];
-        for node in snap.nodes() {
-            if !has_all_keys(node, &cs) {
-                continue;
-            }
-            for (i, c) in cs.iter().enumerate() {
-                if !inclusion(c, pod, node) {
-                    continue;
-                }
-                let v = &node.labels[&c.topology_key];
-                let n = count_matching(node, c, &pod.namespace);
-                match counts[i].get_mut(v.as_str()) {
-                    Some(x) => *x += n,
-                    None => {
-                        counts[i].insert(v.clone(), n);
-                    }
-                }
-            }
-        }
+        let totals = domain_totals(&mut self.caches.lock(), pod, &cs, snap);
+        let counts: Vec<HashMap<String, i64>> = totals
+            .into_iter()
+            .map(|(names, v)| {
+                names
+                    .into_iter()
+                    .zip(v)
+                    .filter(|(_, (_, present))| *present)
+                    .map(|(n, (c, _))| (n, c))
+                    .collect()
+            })
+            .collect();
         let min = cs
             .iter()
             .zip(&counts)
@@ -216,18 +385,21 @@ impl PreScorePlugin for PodTopologySpread {
                 ((size + 2) as f64).ln()
             })
             .collect();
-        for node in snap.nodes() {
-            if !has_all_keys(node, &cs) {
-                continue;
-            }
+        let soft: Vec<&SpreadConstraint> = cs
+            .iter()
+            .copied()
+            .filter(|c| c.topology_key != HOSTNAME)
+            .collect();
+        if !soft.is_empty() {
+            // Hostname constraints are counted per node in Score; the others need all keys.
+            let totals = domain_totals(&mut self.caches.lock(), pod, &cs, snap);
             for (i, c) in cs.iter().enumerate() {
-                if c.topology_key == HOSTNAME || !inclusion(c, pod, node) {
+                if c.topology_key == HOSTNAME {
                     continue;
                 }
-                let v = &node.labels[&c.topology_key];
-                if counts[i].contains_key(v.as_str()) {
-                    let n = count_matching(node, c, &pod.namespace);
-                    if let Some(x) = counts[i].get_mut(v.as_str()) {
+                let (names, v) = &totals[i];
+                for (name, (n, _)) in names.iter().zip(v) {
+                    if let Some(x) = counts[i].get_mut(name.as_str()) {
                         *x += n;
                     }
                 }
@@ -335,11 +507,11 @@ mod tests {
 
     fn run_filter(p: &PodInfo, snap: &Snapshot) -> Vec<Code> {
         let mut st = CycleState::default();
-        let pre = PodTopologySpread.pre_filter(&mut st, p, snap);
+        let pre = PodTopologySpread::default().pre_filter(&mut st, p, snap);
         assert!(pre.status.is_success());
         snap.nodes()
             .iter()
-            .map(|n| PodTopologySpread.filter(&st, p, n, snap).code)
+            .map(|n| PodTopologySpread::default().filter(&st, p, n, snap).code)
             .collect()
     }
 
@@ -450,14 +622,57 @@ mod tests {
         let snap = snapshot(nodes, pods);
         let feasible: Vec<usize> = (0..4).collect();
         let mut st = CycleState::default();
-        assert!(PodTopologySpread
+        assert!(PodTopologySpread::default()
             .pre_score(&mut st, &p, &feasible, &snap)
             .is_success());
         let mut s: Vec<i64> = feasible
             .iter()
-            .map(|i| PodTopologySpread.score(&st, &p, snap.node(*i), &snap))
+            .map(|i| PodTopologySpread::default().score(&st, &p, snap.node(*i), &snap))
             .collect();
-        PodTopologySpread.normalize(&st, &p, &feasible, &mut s);
+        PodTopologySpread::default().normalize(&st, &p, &feasible, &mut s);
         assert_eq!(s, vec![20, 60, 100, 0]);
+    }
+
+    #[test]
+    fn incremental_counts_follow_assumed_and_removed_pods() {
+        // One plugin instance (one cache) across many cycles: hard zone spread with maxSkew 1
+        // must hold after every placement and after deletions.
+        let mut snap = snapshot(zone_nodes(), vec![]);
+        let mut s = crate::Scheduler::default();
+        let spec = json!({"topologySpreadConstraints": [constraint(1, "zone", "DoNotSchedule")]});
+        let zone_counts = |snap: &Snapshot| {
+            let mut z = [0i64; 2];
+            for n in snap.nodes() {
+                let i = usize::from(n.labels["zone"] == "zone2");
+                z[i] += n.pods.len() as i64;
+            }
+            z
+        };
+        for i in 0..12 {
+            let p = pod_named(&format!("p{i}"), json!({"foo": ""}), spec.clone());
+            assert!(s.schedule_and_assume(&p, &mut snap).node().is_some());
+            let z = zone_counts(&snap);
+            assert!((z[0] - z[1]).abs() <= 1, "after p{i}: {z:?}");
+        }
+        // Delete three pods of zone1: the next pods must go to zone1.
+        let zone1: Vec<String> = snap
+            .nodes()
+            .iter()
+            .filter(|n| n.labels["zone"] == "zone1")
+            .flat_map(|n| n.pods.iter().map(|p| p.key.clone()))
+            .take(3)
+            .collect();
+        for k in zone1 {
+            snap.remove_pod(&k);
+        }
+        for i in 12..15 {
+            let p = pod_named(&format!("p{i}"), json!({"foo": ""}), spec.clone());
+            let n = s
+                .schedule_and_assume(&p, &mut snap)
+                .node()
+                .unwrap()
+                .to_string();
+            assert!(n == "node-a" || n == "node-b", "p{i} went to {n}");
+        }
     }
 }
