@@ -11,7 +11,7 @@
 //! runtime it starts in milliseconds (`orch bench startup`), so Rust programs can use it in
 //! their own tests the way Go programs use envtest:
 //!
-//! ```no_run
+//! ```
 //! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use k8s_openapi::api::core::v1::{ConfigMap, Node};
 //! use orch::{Cluster, Runtime, Storage};

@@ -1,0 +1,201 @@
+//! The in-process [`orch::Cluster`] (memory store, sim runtime): every component is wired —
+//! a Deployment becomes ReplicaSet and pods, the scheduler binds them, the sim kubelets run
+//! them — and kubectl works against its kubeconfig. Fast: no real processes besides kubectl.
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use orch::{Cluster, Runtime, Storage};
+use orch_types::client::{Api, ListParams, WatchEvent, WatchParams};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+fn deployment(replicas: i32) -> Deployment {
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}
+            }
+        }
+    }))
+    .expect("deployment")
+}
+
+/// Waits (bounded) until `n` pods labelled app=web are Running; returns them.
+async fn running_pods(pods: &Api<Pod>, n: usize) -> Vec<Pod> {
+    let lp = ListParams::default().labels("app=web");
+    let wait = async {
+        loop {
+            let l = pods.list(&lp).await.expect("list pods");
+            let running: Vec<Pod> = l
+                .items
+                .into_iter()
+                .filter(|p| {
+                    p.metadata.deletion_timestamp.is_none()
+                        && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+                })
+                .collect();
+            if running.len() == n {
+                return running;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), wait)
+        .await
+        .unwrap_or_else(|_| panic!("{n} running pods within 30 s"))
+}
+
+/// Waits (bounded) until `n` pods labelled app=web exist; returns their UIDs.
+async fn pod_uids(pods: &Api<Pod>, n: usize) -> BTreeSet<String> {
+    let lp = ListParams::default().labels("app=web");
+    let wait = async {
+        loop {
+            let l = pods.list(&lp).await.expect("list pods");
+            if l.items.len() == n {
+                return l.items.into_iter().filter_map(|p| p.metadata.uid).collect();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), wait)
+        .await
+        .unwrap_or_else(|_| panic!("{n} pods within 30 s"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployment_runs_on_sim_nodes() {
+    let cluster = Cluster::builder()
+        .storage(Storage::Memory)
+        .runtime(Runtime::Sim)
+        .nodes(2)
+        .start()
+        .await
+        .expect("cluster starts");
+    assert_eq!(cluster.node_names(), ["node-1", "node-2"]);
+    let nodes: Api<Node> = Api::all(cluster.client());
+    let names: BTreeSet<String> = nodes
+        .list(&ListParams::default())
+        .await
+        .expect("nodes")
+        .items
+        .into_iter()
+        .filter_map(|n| n.metadata.name)
+        .collect();
+    assert_eq!(names, BTreeSet::from(["node-1".into(), "node-2".into()]));
+
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), "default");
+    let deployments: Api<Deployment> = Api::namespaced(cluster.client(), "default");
+    deployments.create(&deployment(4)).await.expect("create");
+    let running = running_pods(&pods, 4).await;
+    for p in &running {
+        let node = p.spec.as_ref().and_then(|s| s.node_name.clone());
+        assert!(
+            node.as_deref().is_some_and(|n| names.contains(n)),
+            "bound to an in-process node: {node:?}"
+        );
+        let owner = &p.metadata.owner_references.as_ref().expect("owner")[0];
+        assert_eq!(owner.kind, "ReplicaSet");
+        assert!(owner.name.starts_with("web-"));
+    }
+
+    // Scale down through the API; the watch sees the deletions.
+    let list = pods.list(&ListParams::default()).await.expect("list");
+    let mut watch = pods
+        .watch(&WatchParams {
+            resource_version: list.metadata.resource_version.clone(),
+            label_selector: Some("app=web".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("watch");
+    let mut d = deployments.get("web").await.expect("get");
+    d.spec.as_mut().expect("spec").replicas = Some(1);
+    deployments.replace(&d).await.expect("scale down");
+    let mut deleted = 0;
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while deleted < 3 {
+            if let Some(Ok(WatchEvent::Deleted(_))) = watch.next().await {
+                deleted += 1;
+            }
+        }
+    })
+    .await
+    .expect("3 pods deleted within 30 s");
+    running_pods(&pods, 1).await;
+    cluster.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_talks_to_the_cluster() {
+    let cluster = Cluster::builder().nodes(1).start().await.expect("start");
+    let kubeconfig = cluster.kubeconfig().expect("kubeconfig").to_path_buf();
+    let cache = cluster.work_dir().join("kube-cache");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .arg("--cache-dir")
+            .arg(&cache)
+            .args(["get", "nodes", "-o", "name"])
+            .output()
+            .expect("run kubectl")
+    })
+    .await
+    .expect("join");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "node/node-1");
+    cluster.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_cluster_keeps_objects_across_restarts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // No nodes: the controllers still turn the Deployment into a ReplicaSet and pods (Pending).
+    let start = || {
+        Cluster::builder()
+            .storage(Storage::Embedded)
+            .data_dir(dir.path())
+            .nodes(0)
+            .start()
+    };
+    let c = start().await.expect("first start");
+    let created = Api::<Deployment>::namespaced(c.client(), "default")
+        .create(&deployment(2))
+        .await
+        .expect("create");
+    let pods_before = pod_uids(&Api::namespaced(c.client(), "default"), 2).await;
+    // Every client handle is gone once the cluster is shut down, so the store is released
+    // and can be opened again in this process.
+    c.shutdown().await.expect("shutdown");
+
+    let c = start().await.expect("second start");
+    let deployments: Api<Deployment> = Api::namespaced(c.client(), "default");
+    let again = deployments.get("web").await.expect("still there");
+    assert_eq!(again.metadata.uid, created.metadata.uid);
+    let pods_after = pod_uids(&Api::namespaced(c.client(), "default"), 2).await;
+    assert_eq!(pods_after, pods_before, "the same pods, no new ones");
+    let rv = |d: &Deployment| -> u64 {
+        d.metadata
+            .resource_version
+            .as_deref()
+            .and_then(|s| s.parse().ok())
+            .expect("numeric resourceVersion")
+    };
+    let mut next = deployment(1);
+    next.metadata.name = Some("web2".into());
+    let newer = deployments
+        .create(&next)
+        .await
+        .expect("create after restart");
+    assert!(rv(&newer) > rv(&again), "resourceVersions continue upward");
+    c.shutdown().await.expect("shutdown");
+}
