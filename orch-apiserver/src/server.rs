@@ -32,6 +32,9 @@ pub struct ApiServerConfig {
     pub compaction_interval: Option<Duration>,
     /// Largest accepted request body (upstream: 3 MiB).
     pub max_body_bytes: usize,
+    /// An HTTP watch without `timeoutSeconds` ends after a random time between this and twice
+    /// this (upstream `--min-request-timeout`, 30 minutes).
+    pub min_request_timeout: Duration,
 }
 
 impl ApiServerConfig {
@@ -44,6 +47,7 @@ impl ApiServerConfig {
             bookmark_interval: Duration::from_secs(60),
             compaction_interval: Some(Duration::from_secs(300)),
             max_body_bytes: 3 * 1024 * 1024,
+            min_request_timeout: Duration::from_secs(1800),
         }
     }
 

@@ -585,3 +585,42 @@ async fn error_statuses_snapshot() {
     }
     insta::assert_yaml_snapshot!(out);
 }
+
+/// The server ends a watch (its request timeout); the HTTP client resumes from the last
+/// resourceVersion it delivered, so no event is lost or repeated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_client_watch_resumes_after_server_timeout() {
+    let mut config = ApiServerConfig::memory();
+    config.min_request_timeout = std::time::Duration::from_secs(1);
+    let s = start(config).await;
+    let r = res("cm");
+    let mut w = s
+        .client
+        .watch(&r, Some("default"), &WatchParams::default())
+        .await
+        .unwrap();
+    s.client
+        .create(&r, Some("default"), &cm("before"), &PostParams::default())
+        .await
+        .unwrap();
+    let first = w.next().await.unwrap().unwrap();
+    assert!(
+        matches!(&first, WatchEvent::Added(o) if o.name() == "before"),
+        "{first:?}"
+    );
+    // Longer than the longest server-side timeout (2 s): the client has reconnected by now.
+    tokio::time::sleep(std::time::Duration::from_millis(2300)).await;
+    s.client
+        .create(&r, Some("default"), &cm("after"), &PostParams::default())
+        .await
+        .unwrap();
+    let next = tokio::time::timeout(std::time::Duration::from_secs(5), w.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(&next, WatchEvent::Added(o) if o.name() == "after"),
+        "{next:?}"
+    );
+}

@@ -29,7 +29,9 @@ impl Format {
     /// Completes the format with query parameters (`includeObject` for Tables).
     pub fn with_query(self, include_object: Option<&str>) -> Self {
         match self {
-            Format::Table(_) => Format::Table(crate::table::IncludeObject::from_param(include_object)),
+            Format::Table(_) => {
+                Format::Table(crate::table::IncludeObject::from_param(include_object))
+            }
             f => f,
         }
     }
@@ -92,7 +94,9 @@ pub fn decode_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError>
                 ))
             }),
         crate::protobuf::CONTENT_TYPE => crate::protobuf::decode(body).map_err(|e| {
-            ApiError::bad_request(format!("the body of the request was in an unknown format: {e}"))
+            ApiError::bad_request(format!(
+                "the body of the request was in an unknown format: {e}"
+            ))
         }),
         _ => Err(unsupported_media(ct)),
     }

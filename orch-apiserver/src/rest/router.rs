@@ -374,7 +374,7 @@ fn list_params(req: &Request) -> RestResult<ListParams> {
     })
 }
 
-fn watch_params(req: &Request) -> RestResult<WatchParams> {
+fn watch_params(req: &Request, min_timeout: std::time::Duration) -> RestResult<WatchParams> {
     let mut field_selector = req.param("fieldSelector").map(str::to_string);
     if let Some(name) = &req.target.name {
         let by_name = format!("metadata.name={name}");
@@ -393,8 +393,11 @@ fn watch_params(req: &Request) -> RestResult<WatchParams> {
                 t.parse()
                     .map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds {t:?}")))?,
             ),
-            // Upstream picks a random timeout between 30 and 60 minutes.
-            _ => Some(1800 + rand::random::<u32>() % 1800),
+            // Upstream picks a random timeout between min-request-timeout and twice that.
+            _ => {
+                let min = u32::try_from(min_timeout.as_secs().max(1)).unwrap_or(u32::MAX);
+                Some(min.saturating_add(rand::random::<u32>() % min))
+            }
         },
         send_initial_events: req.flag("sendInitialEvents"),
     })
@@ -404,7 +407,8 @@ fn post_params(req: &Request) -> PostParams {
     PostParams {
         dry_run: req.param("dryRun") == Some("All"),
         field_manager: req.param("fieldManager").map(str::to_string),
-        field_validation: req.param("fieldValidation").map(str::to_string),
+        // Unset means Warn for HTTP requests (upstream default since 1.27).
+        field_validation: Some(req.param("fieldValidation").unwrap_or("Warn").to_string()),
     }
 }
 
@@ -512,7 +516,7 @@ pub async fn dispatch(api: &Arc<ApiServer>, req: Request) -> RestResult<Response
             if !verb_allowed(info, "watch") {
                 return Err(not_allowed(&req));
             }
-            let p = watch_params(&req)?;
+            let p = watch_params(&req, api.config.min_request_timeout)?;
             let stream = api.watch_objects(info, ns, &p).await?;
             Ok(watch_response(info, format, stream))
         }
@@ -578,7 +582,7 @@ pub async fn dispatch(api: &Arc<ApiServer>, req: Request) -> RestResult<Response
                 dry_run: req.param("dryRun") == Some("All"),
                 field_manager: req.param("fieldManager").map(str::to_string),
                 force: req.flag("force"),
-                field_validation: req.param("fieldValidation").map(str::to_string),
+                field_validation: Some(req.param("fieldValidation").unwrap_or("Warn").to_string()),
             };
             let out = api
                 .patch_object(info, ns, &name, part, kind, &body, &p)
@@ -633,7 +637,14 @@ fn watch_response(info: Resource, format: Format, stream: super::watch::ObjectWa
             // Tables in watch events (`kubectl get -w`): columns in the first event only.
             Format::Table(include) => {
                 let v = serde_json::to_value(&ev).unwrap_or_default();
-                let t = crate::table::watch_event(info.group, info.kind, &v, include, jiff::Timestamp::now(), first);
+                let t = crate::table::watch_event(
+                    info.group,
+                    info.kind,
+                    &v,
+                    include,
+                    jiff::Timestamp::now(),
+                    first,
+                );
                 first = false;
                 serde_json::to_vec(&t).unwrap_or_default()
             }
