@@ -10,11 +10,13 @@
 //! It never enables pyo3's `extension-module` feature (maturin sets what it needs), so
 //! `cargo test --workspace` still links.
 
+pub mod cluster;
 pub mod errors;
 pub mod exec;
 pub mod handle;
 pub mod objects;
 pub mod schedule;
+pub mod simulation;
 
 use pyo3::prelude::*;
 
@@ -24,6 +26,8 @@ fn _orch(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(m)?;
     m.add_class::<handle::Handle>()?;
+    m.add_class::<simulation::Simulation>()?;
+    m.add_class::<cluster::Cluster>()?;
     m.add_function(wrap_pyfunction!(schedule::schedule, m)?)?;
     m.add_class::<objects::Watch>()?;
     Ok(())

@@ -308,6 +308,11 @@ impl Simulation {
         self.clock.now()
     }
 
+    /// The scenario's duration, if any.
+    pub fn duration(&self) -> Option<Duration> {
+        self.scenario.duration
+    }
+
     /// The seed.
     pub fn seed(&self) -> u64 {
         self.seed

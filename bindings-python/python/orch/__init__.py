@@ -10,6 +10,7 @@ subclasses of :class:`OrchError`. DataFrame helpers need pandas; progress bars u
 installed.
 """
 
+from orch._cluster import Cluster
 from orch._frames import decisions_df, events_df, nodes_df, pods_df, utilization_df
 from orch._orch import (
     AlreadyExistsError,
@@ -22,14 +23,17 @@ from orch._orch import (
     __version__,
 )
 from orch._scheduling import schedule
+from orch._simulation import Simulation
 
 __all__ = [
     "AlreadyExistsError",
+    "Cluster",
     "ConflictError",
     "ExpiredError",
     "InvalidError",
     "NotFoundError",
     "OrchError",
+    "Simulation",
     "TimeoutError",
     "__version__",
     "decisions_df",

@@ -1,0 +1,174 @@
+"""The object API shared by :class:`orch.Cluster` and :class:`orch.Simulation`."""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any, Callable, Iterator, Union
+
+from orch import _frames, _orch
+from orch._inputs import ObjectsLike, to_native
+
+Condition = Union[str, Callable[[dict[str, Any]], bool]]
+
+
+def _condition_met(obj: dict[str, Any], condition: Condition) -> bool:
+    """``condition``: a callable on the object, a condition type that must be ``True``
+    (``Ready``, ``Available``, ``Complete``…), a phase (``Running``, ``Succeeded``…), or
+    ``"rolledOut"`` (a Deployment whose every replica is updated and available)."""
+    if callable(condition):
+        return bool(condition(obj))
+    status = obj.get("status") or {}
+    if condition == "rolledOut":
+        spec = obj.get("spec") or {}
+        want = spec.get("replicas", 1)
+        gen_ok = (status.get("observedGeneration") or 0) >= (obj.get("metadata", {}).get("generation") or 0)
+        return bool(
+            gen_ok
+            and status.get("updatedReplicas", 0) == want
+            and status.get("availableReplicas", 0) == want
+            and status.get("replicas", 0) == want
+        )
+    if status.get("phase") == condition:
+        return True
+    for c in status.get("conditions") or []:
+        if c.get("type") == condition and c.get("status") == "True":
+            return True
+    return False
+
+
+class _Objects:
+    """Kubernetes-shaped object access; subclasses provide ``_handle`` and ``_wait``."""
+
+    _handle: _orch.Handle
+
+    def _after_write(self, kind: str, name: str, namespace: str | None) -> None:
+        """Hook: the simulation re-reads objects written behind the engine's back."""
+
+    def apply(self, obj: ObjectsLike) -> list[dict[str, Any]]:
+        """Create or update objects: YAML text, a path (file or directory), a dict, a list of
+        dicts, or a ``kubernetes`` client model. Returns the objects as stored."""
+        return self._handle.apply(to_native(obj))
+
+    def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
+        """One object (``kind`` is anything kubectl accepts: ``po``, ``pods``, ``Deployment``)."""
+        return self._handle.get(kind, name, namespace)
+
+    def list(
+        self,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> builtins.list[dict[str, Any]]:
+        """Objects of a kind; every namespace when ``namespace`` is None."""
+        return self._handle.list(kind, namespace, label_selector, field_selector)
+
+    def patch(
+        self,
+        kind: str,
+        name: str,
+        patch: Any,
+        namespace: str | None = None,
+        *,
+        patch_type: str = "merge",
+        subresource: str | None = None,
+    ) -> dict[str, Any]:
+        """Patch an object (``merge``, ``json`` or ``strategic``)."""
+        out = self._handle.patch(kind, name, patch, namespace, patch_type, subresource)
+        self._after_write(kind, name, namespace)
+        return out
+
+    def delete(
+        self, kind: str, name: str, namespace: str | None = None, *, grace_period_seconds: int | None = None
+    ) -> dict[str, Any]:
+        """Delete an object; returns its last state."""
+        out = self._handle.delete(kind, name, namespace, grace_period_seconds)
+        self._after_write(kind, name, namespace)
+        return out
+
+    def watch(
+        self,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        resource_version: str | None = None,
+        timeout: float | None = 5.0,
+    ) -> Iterator[dict[str, Any]]:
+        """Iterate ``{"type": "ADDED"|"MODIFIED"|"DELETED", "object": {...}}`` events; starts
+        with the current objects unless ``resource_version`` is given, and ends after
+        ``timeout`` seconds without an event (None: never)."""
+        return iter(
+            self._handle.watch(kind, namespace, label_selector, field_selector, resource_version, timeout)
+        )
+
+    def events(self, namespace: str | None = None, *, involved: str | None = None) -> builtins.list[dict[str, Any]]:
+        """core/v1 Events, oldest first; ``involved`` filters on the object's name."""
+        fs = f"involvedObject.name={involved}" if involved else None
+        evs = self._handle.list("events", namespace, None, fs)
+        if involved:  # servers without the field selector still filter correctly
+            evs = [e for e in evs if (e.get("involvedObject") or {}).get("name") == involved]
+        return sorted(evs, key=lambda e: (e.get("lastTimestamp") or e.get("eventTime") or "", e["metadata"]["name"]))
+
+    def logs(self, pod: str, namespace: str | None = None, *, container: str | None = None, tail_lines: int | None = None) -> str:
+        """A container's log."""
+        return self._handle.logs(pod, namespace, container, tail_lines)
+
+    def wait_for(
+        self, kind: str, name: str, condition: Condition = "Ready", timeout: float = 60.0, namespace: str | None = None
+    ) -> dict[str, Any]:
+        """Wait until the object meets ``condition`` (see ``_condition_met``) or ``"deleted"``;
+        raises :class:`orch.TimeoutError` after ``timeout`` seconds (virtual in a simulation)."""
+        return self._wait(kind, name, condition, timeout, namespace)
+
+    def _wait(
+        self, kind: str, name: str, condition: Condition, timeout: float, namespace: str | None
+    ) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _check(self, kind: str, name: str, condition: Condition, namespace: str | None) -> tuple[bool, dict[str, Any]]:
+        try:
+            obj = self.get(kind, name, namespace)
+        except _orch.NotFoundError:
+            if condition == "deleted":
+                return True, {}
+            return False, {}
+        if condition == "deleted":
+            return False, obj
+        return _condition_met(obj, condition), obj
+
+    # DataFrames -------------------------------------------------------------------------
+
+    def pods_df(self, namespace: str | None = None, *, label_selector: str | None = None) -> Any:
+        """Pods as a DataFrame (needs pandas)."""
+        return _frames.pods_df(self.list("pods", namespace, label_selector=label_selector))
+
+    def nodes_df(self) -> Any:
+        """Nodes as a DataFrame (needs pandas)."""
+        return _frames.nodes_df(self.list("nodes"))
+
+    def events_df(self, namespace: str | None = None) -> Any:
+        """Events as a DataFrame (needs pandas)."""
+        return _frames.events_df(self.events(namespace))
+
+    def decisions_df(self, namespace: str | None = None) -> Any:
+        """Scheduling decisions (from Scheduled / FailedScheduling events) as a DataFrame."""
+        rows = []
+        for e in self.events(namespace):
+            if e.get("reason") not in ("Scheduled", "FailedScheduling"):
+                continue
+            inv = e.get("involvedObject") or {}
+            msg = e.get("message") or ""
+            node = msg.rsplit(" to ", 1)[-1] if e.get("reason") == "Scheduled" else None
+            rows.append(
+                {
+                    "time": e.get("lastTimestamp"),
+                    "pod": f"{inv.get('namespace')}/{inv.get('name')}",
+                    "result": "scheduled" if node else "unschedulable",
+                    "node": node,
+                    "message": msg,
+                }
+            )
+        return _frames.decisions_df(rows)

@@ -1,0 +1,113 @@
+//! `_orch.Cluster`: a live in-process cluster (`orch::Cluster`) on its own tokio runtime.
+
+use crate::errors::Error;
+use crate::exec::Exec;
+use crate::handle::Handle;
+use orch::{Cluster as Inner, ClusterError, Runtime, Storage};
+use pyo3::prelude::*;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+impl From<ClusterError> for Error {
+    fn from(e: ClusterError) -> Self {
+        Error::Input(e.to_string())
+    }
+}
+
+/// A live cluster: API server (HTTP on 127.0.0.1, kubeconfig written), scheduler, controller
+/// manager and kubelets, running on background threads while Python does other things.
+#[pyclass(module = "orch._orch", frozen)]
+pub struct Cluster {
+    exec: Arc<Exec>,
+    inner: Mutex<Option<Inner>>,
+    client: orch_types::client::SharedClient,
+    kubeconfig: Option<String>,
+    url: Option<String>,
+    node_names: Vec<String>,
+}
+
+#[pymethods]
+impl Cluster {
+    /// Starts a cluster. `runtime`: "process" or "sim"; `storage`: "memory" or a directory.
+    #[new]
+    #[pyo3(signature = (nodes=1, runtime="process", storage="memory", ready_timeout=30.0))]
+    fn new(
+        py: Python<'_>,
+        nodes: usize,
+        runtime: &str,
+        storage: &str,
+        ready_timeout: f64,
+    ) -> PyResult<Self> {
+        let rt = match runtime {
+            "process" => Runtime::Process,
+            "sim" => Runtime::Sim,
+            other => {
+                return Err(Error::Input(format!(
+                    "unknown runtime {other:?}: use \"process\" or \"sim\""
+                ))
+                .into())
+            }
+        };
+        let mut b = Inner::builder()
+            .nodes(nodes)
+            .runtime(rt)
+            .listen(Some(([127, 0, 0, 1], 0).into()))
+            .wait_ready(Duration::try_from_secs_f64(ready_timeout).ok());
+        b = match storage {
+            "memory" => b.storage(Storage::Memory),
+            dir => b.storage(Storage::Embedded).data_dir(dir),
+        };
+        let exec = Arc::new(Exec::threaded()?);
+        let inner = exec.block(py, b.start())?.map_err(Error::from)?;
+        Ok(Self {
+            client: inner.client(),
+            kubeconfig: inner.kubeconfig().map(|p| p.display().to_string()),
+            url: inner.url(),
+            node_names: inner.node_names().to_vec(),
+            exec,
+            inner: Mutex::new(Some(inner)),
+        })
+    }
+
+    /// Object access.
+    fn handle(&self) -> Handle {
+        Handle::new(self.exec.clone(), self.client.clone())
+    }
+
+    /// Path of the kubeconfig (for kubectl and the `kubernetes` client).
+    #[getter]
+    fn kubeconfig(&self) -> Option<String> {
+        self.kubeconfig.clone()
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    #[getter]
+    fn url(&self) -> Option<String> {
+        self.url.clone()
+    }
+
+    /// Names of the in-process nodes.
+    #[getter]
+    fn node_names(&self) -> Vec<String> {
+        self.node_names.clone()
+    }
+
+    /// Whether `shutdown` has run.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.lock().map(|g| g.is_none()).unwrap_or(true)
+    }
+
+    /// Stops every component gracefully (idempotent).
+    fn shutdown(&self, py: Python<'_>) -> PyResult<()> {
+        let inner = self
+            .inner
+            .lock()
+            .map_err(|_| Error::Input("cluster state poisoned".into()))?
+            .take();
+        if let Some(c) = inner {
+            self.exec.block(py, c.shutdown())?.map_err(Error::from)?;
+        }
+        Ok(())
+    }
+}
