@@ -283,6 +283,45 @@ pub fn decode_all(text: &str) -> Result<Vec<DynamicObject>, DecodeError> {
         .collect())
 }
 
+/// Decodes every object as the typed k8s-openapi struct `K`; any object of another kind, or
+/// one that does not fit `K`, is an [`DecodeError::Object`] naming its document.
+///
+/// ```
+/// use k8s_openapi::api::core::v1::ConfigMap;
+/// let cms: Vec<ConfigMap> = orch_types::decode::decode_typed(
+///     "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata: {k: v}\n").unwrap();
+/// assert_eq!(cms[0].data.as_ref().unwrap()["k"], "v");
+/// ```
+pub fn decode_typed<K>(text: &str) -> Result<Vec<K>, DecodeError>
+where
+    K: k8s_openapi::Resource + serde::de::DeserializeOwned,
+{
+    let mut out = Vec::new();
+    for d in decode_documents(text)? {
+        let t = &d.object.types;
+        if t.kind != K::KIND || t.api_version != K::API_VERSION {
+            return Err(DecodeError::Object {
+                document: d.document,
+                line: d.line,
+                message: format!(
+                    "expected {} {}, found {} {}",
+                    K::API_VERSION,
+                    K::KIND,
+                    t.api_version,
+                    t.kind
+                ),
+            });
+        }
+        let typed: K = serde_json::from_value(d.raw).map_err(|e| DecodeError::Object {
+            document: d.document,
+            line: d.line,
+            message: e.to_string(),
+        })?;
+        out.push(typed);
+    }
+    Ok(out)
+}
+
 /// Like [`decode_all`], but every object must be a built-in kind (registry) and may contain
 /// no unknown fields and no values of the wrong type; all problems are reported at once.
 pub fn decode_strict(text: &str) -> Result<Vec<DynamicObject>, DecodeError> {
@@ -474,6 +513,18 @@ mod tests {
             decode_all(bad_labels),
             Err(DecodeError::Object { .. })
         ));
+    }
+
+    #[test]
+    fn typed_decoding_checks_kind() {
+        use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n";
+        assert_eq!(decode_typed::<ConfigMap>(text).unwrap().len(), 1);
+        let e = decode_typed::<Pod>(text).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "document 1, line 1: expected v1 Pod, found v1 ConfigMap"
+        );
     }
 
     #[test]
