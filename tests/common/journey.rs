@@ -132,14 +132,16 @@ pub fn deployment_journey(env: &TestEnv) {
     let table = env.kubectl(&["get", "deployment", "app"]);
     assert!(table.contains("3/3"), "READY column: {table}");
 
-    // Rolling update to a new image, with a change-cause.
+    // Rolling update to a new image, then its change-cause: the controller copies the
+    // Deployment's annotations to the *new* ReplicaSet on every sync (upstream
+    // `SetNewReplicaSetAnnotations`), so annotating before `set image` would relabel revision 1.
+    env.kubectl(&["set", "image", "deployment/app", "app=busybox:1.37"]);
     env.kubectl(&[
         "annotate",
         "deployment/app",
         "kubernetes.io/change-cause=busybox 1.37",
         "--overwrite",
     ]);
-    env.kubectl(&["set", "image", "deployment/app", "app=busybox:1.37"]);
     let out = env.kubectl(&["rollout", "status", "deployment/app", "--timeout=120s"]);
     assert!(out.contains("successfully rolled out"), "{out}");
     let pods = wait_ready_pods(env, "app=app", 3);
@@ -160,20 +162,18 @@ pub fn deployment_journey(env: &TestEnv) {
     });
     assert_eq!(rs.len(), 2);
 
-    let hist = env.kubectl(&["rollout", "history", "deployment/app"]);
-    let lines: Vec<&str> = hist.lines().collect();
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.starts_with('1') && l.contains("busybox 1.36")),
-        "history:\n{hist}"
-    );
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.starts_with('2') && l.contains("busybox 1.37")),
-        "history:\n{hist}"
-    );
+    wait_for("rollout history with both change-causes", T, || {
+        let hist = env.kubectl_try(&["rollout", "history", "deployment/app"])?;
+        let has = |rev: char, cause: &str| {
+            hist.lines()
+                .any(|l| l.starts_with(rev) && l.trim_end().ends_with(cause))
+        };
+        if has('1', "busybox 1.36") && has('2', "busybox 1.37") {
+            Ok(())
+        } else {
+            Err(hist)
+        }
+    });
     let rev1 = env.kubectl(&["rollout", "history", "deployment/app", "--revision=1"]);
     assert!(rev1.contains("busybox:1.36"), "{rev1}");
 
