@@ -908,4 +908,59 @@ mod tests {
         };
         assert!(Selector::try_from(&empty_in).is_err());
     }
+
+    mod props {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn key() -> impl Strategy<Value = String> {
+            prop::sample::select(vec![
+                "app",
+                "tier",
+                "example.com/team",
+                "k8s.io/x-y",
+                "a.b_c",
+            ])
+            .prop_map(str::to_string)
+        }
+
+        fn value() -> impl Strategy<Value = String> {
+            "[a-z0-9]([a-z0-9._-]{0,6}[a-z0-9])?"
+        }
+
+        fn requirement() -> impl Strategy<Value = Requirement> {
+            (key(), 0..8usize, prop::collection::vec(value(), 1..4)).prop_map(|(k, op, vals)| {
+                let (operator, values) = match op {
+                    0 => (Operator::Equals, vec![vals[0].clone()]),
+                    1 => (Operator::NotEquals, vec![vals[0].clone()]),
+                    2 => (Operator::In, vals),
+                    3 => (Operator::NotIn, vals),
+                    4 => (Operator::Exists, vec![]),
+                    5 => (Operator::DoesNotExist, vec![]),
+                    6 => (Operator::Gt, vec![vals.len().to_string()]),
+                    _ => (Operator::Lt, vec![vals.len().to_string()]),
+                };
+                Requirement::new(&k, operator, values).expect("generated requirement is valid")
+            })
+        }
+
+        proptest! {
+            /// display → parse gives the same selector, and it matches the same label sets.
+            #[test]
+            fn display_parse_round_trip(reqs in prop::collection::vec(requirement(), 0..5),
+                                        labels in prop::collection::btree_map(key(), value(), 0..4)) {
+                let sel = Selector::from_requirements(reqs);
+                let printed = sel.to_string();
+                let parsed: Selector = printed.parse().unwrap();
+                prop_assert_eq!(&parsed, &sel, "{}", printed);
+                prop_assert_eq!(parsed.matches(&labels), sel.matches(&labels));
+            }
+
+            /// Arbitrary input never panics the parser.
+            #[test]
+            fn junk_never_panics(s in "[a-z!=(), <>.-]{0,16}") {
+                let _ = s.parse::<Selector>();
+            }
+        }
+    }
 }
