@@ -20,11 +20,14 @@ struct Env {
 
 impl Env {
     async fn start() -> Env {
+        Self::start_with(ManagerConfig::default()).await
+    }
+
+    async fn start_with(config: ManagerConfig) -> Env {
         let api = ApiServer::new(ApiServerConfig::memory()).expect("api server");
         let client = api.client();
         let clock: orch_types::clock::SharedClock = Arc::new(orch_types::clock::SystemClock);
-        let cm = ControllerManager::new(client.clone(), clock, ManagerConfig::default())
-            .expect("manager");
+        let cm = ControllerManager::new(client.clone(), clock, config).expect("manager");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let (tx2, mut rx2) = tokio::sync::watch::channel(false);
         let mut tasks = vec![tokio::spawn(async move {
@@ -242,6 +245,32 @@ async fn deployment_rolls_out_and_rolls_back() {
         rss.list(&ListParams::default()).await.unwrap().items.len(),
         2
     );
+    // Events with upstream reasons, aggregated rather than one object per repeat.
+    let events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::namespaced(env.client.clone(), "default");
+    let evs = events.list(&ListParams::default()).await.unwrap().items;
+    let by_reason = |r: &str| {
+        evs.iter()
+            .filter(|e| e.reason.as_deref() == Some(r))
+            .collect::<Vec<_>>()
+    };
+    let scaled = by_reason("ScalingReplicaSet");
+    assert!(
+        scaled.iter().any(|e| e
+            .message
+            .as_deref()
+            .is_some_and(|m| m.starts_with("Scaled up replica set web-"))),
+        "{scaled:?}"
+    );
+    assert!(scaled
+        .iter()
+        .all(|e| e.involved_object.kind.as_deref() == Some("Deployment")));
+    let created = by_reason("SuccessfulCreate");
+    assert!(!created.is_empty());
+    assert!(created
+        .iter()
+        .all(|e| e.source.as_ref().and_then(|s| s.component.as_deref())
+            == Some("replicaset-controller")));
     env.stop().await;
 }
 
@@ -432,5 +461,138 @@ async fn endpoints_follow_pods_and_namespace_deletion_empties_the_namespace() {
         }
     })
     .await;
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_node_is_tainted_its_pods_evicted_and_it_recovers() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use k8s_openapi::api::core::v1::Node;
+    let mut config = ManagerConfig::default();
+    config.node_lifecycle.grace_period = k8s_openapi::jiff::SignedDuration::from_secs(2);
+    config.node_monitor_period = Duration::from_millis(200);
+    let env = Env::start_with(config).await;
+    let nodes: Api<Node> = Api::all(env.client.clone());
+    let leases: Api<Lease> = Api::namespaced(env.client.clone(), "kube-node-lease");
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), "default");
+    // Two nodes (one node alone down is "full disruption" and stops NoExecute tainting).
+    for name in ["n1", "n2"] {
+        let now = k8s_openapi::jiff::Timestamp::now().to_string();
+        nodes
+            .create(&serde_json::from_value(json!({"metadata": {"name": name},
+                "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                    "lastHeartbeatTime": now, "lastTransitionTime": now}]}})).unwrap())
+            .await
+            .unwrap();
+        leases
+            .create(
+                &serde_json::from_value(
+                    json!({"metadata": {"name": name, "namespace": "kube-node-lease"},
+                "spec": {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": now}}),
+                )
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+    // n2 keeps renewing its lease; n1 goes silent.
+    let c = env.client.clone();
+    let renew = tokio::spawn(async move {
+        let leases: Api<Lease> = Api::namespaced(c, "kube-node-lease");
+        loop {
+            let now = k8s_openapi::jiff::Timestamp::now().to_string();
+            let _ = leases
+                .patch(
+                    "n2",
+                    &Patch::Merge(json!({"spec": {"renewTime": now}})),
+                    &PatchParams::default(),
+                )
+                .await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    });
+    pods.create(
+        &serde_json::from_value(
+            json!({"metadata": {"name": "victim", "namespace": "default"},
+        "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "x"}],
+                 "tolerations": [{"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 1}]}}),
+        )
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    pods.create(&serde_json::from_value(json!({"metadata": {"name": "patient", "namespace": "default"},
+        "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "x"}],
+                 "tolerations": [{"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute"}]}})).unwrap())
+        .await
+        .unwrap();
+    eventually("n1 Unknown with unreachable taints", || async {
+        let n = nodes.get("n1").await.map_err(|e| e.to_string())?;
+        let ready = n
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| c.iter().find(|c| c.type_ == "Ready").cloned());
+        let taints: Vec<(String, String)> = n
+            .spec
+            .as_ref()
+            .and_then(|s| s.taints.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| (t.key, t.effect))
+            .collect();
+        let ok = ready.as_ref().is_some_and(|r| r.status == "Unknown")
+            && taints.contains(&("node.kubernetes.io/unreachable".into(), "NoSchedule".into()))
+            && taints.contains(&("node.kubernetes.io/unreachable".into(), "NoExecute".into()));
+        ok.then_some(()).ok_or(format!("{ready:?} {taints:?}"))
+    })
+    .await;
+    eventually("untolerating pod evicted, tolerating pod kept", || async {
+        let v = pods.get_opt("victim").await.map_err(|e| e.to_string())?;
+        let p = pods.get("patient").await.map_err(|e| e.to_string())?;
+        let evicted = v
+            .as_ref()
+            .is_none_or(|v| v.metadata.deletion_timestamp.is_some());
+        (evicted && p.metadata.deletion_timestamp.is_none())
+            .then_some(())
+            .ok_or(format!("victim present={}", v.is_some()))
+    })
+    .await;
+    let n2 = nodes.get("n2").await.unwrap();
+    assert!(
+        n2.spec
+            .and_then(|s| s.taints)
+            .unwrap_or_default()
+            .is_empty(),
+        "healthy node untouched"
+    );
+    // n1 heartbeats again: the taints go.
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    nodes
+        .patch_status(
+            "n1",
+            &Patch::Merge(
+                json!({"status": {"conditions": [{"type": "Ready", "status": "True",
+            "reason": "KubeletReady", "lastHeartbeatTime": now, "lastTransitionTime": now}]}}),
+            ),
+            &PatchParams::default(),
+        )
+        .await
+        .unwrap();
+    leases
+        .patch(
+            "n1",
+            &Patch::Merge(json!({"spec": {"renewTime": now}})),
+            &PatchParams::default(),
+        )
+        .await
+        .unwrap();
+    eventually("n1 untainted", || async {
+        let n = nodes.get("n1").await.map_err(|e| e.to_string())?;
+        let t = n.spec.and_then(|s| s.taints).unwrap_or_default();
+        t.is_empty().then_some(()).ok_or(format!("{t:?}"))
+    })
+    .await;
+    renew.abort();
     env.stop().await;
 }
