@@ -137,6 +137,7 @@ struct CState {
     waiting: Option<(String, Option<String>)>,
     attempts: i32,
     image_id: Option<String>,
+    pull_ready_at: Option<Timestamp>,
 }
 
 impl CState {
@@ -475,12 +476,24 @@ impl PodWorker {
             }
         };
         consider(self.sandbox_retry);
+        if !self.pending.is_empty() {
+            consider(Some(now));
+        }
         let uid = self.uid();
         for c in &self.containers {
+            if c.waiting
+                .as_ref()
+                .is_some_and(|w| w.1.as_deref() == Some("pulling"))
+            {
+                consider(c.pull_ready_at);
+            }
             if let Some(inst) = &c.current {
                 consider(rt.next_change(&inst.id, now));
                 if let Some(k) = &inst.kill {
                     consider(Some(k.deadline));
+                    if !k.term_sent && !k.pre_stop_running {
+                        consider(Some(now)); // SIGTERM is due at once
+                    }
                 }
                 if inst.running() {
                     for p in inst.probes.values() {
@@ -797,7 +810,8 @@ impl PodWorker {
                 );
                 Some(info.id)
             }
-            PullOutcome::InProgress { .. } => {
+            PullOutcome::InProgress { ready_at } => {
+                self.containers[i].pull_ready_at = ready_at;
                 self.containers[i].waiting =
                     Some(("ContainerCreating".into(), Some("pulling".into())));
                 None
@@ -1588,6 +1602,7 @@ impl CState {
             waiting: None,
             attempts: 0,
             image_id: None,
+            pull_ready_at: None,
         }
     }
 }

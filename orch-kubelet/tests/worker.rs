@@ -728,3 +728,53 @@ fn status_snapshot_running_pod_with_restart() {
         ".**.finishedAt" => "[time]",
     });
 }
+
+#[test]
+fn sim_runtime_in_virtual_time_jumps_from_timer_to_timer() {
+    use orch_kubelet::runtime::sim::SimRuntime;
+    let clock = ManualClock::at_epoch_seconds(1_700_000_000);
+    let rt = SimRuntime::new(0);
+    let p: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "p", "namespace": "default", "uid": "uid-1", "annotations": {
+            "sim.orch.dev/pull-seconds": "5",
+            "sim.orch.dev/start-seconds": "1",
+            "sim.orch.dev/fail-liveness-after-seconds": "30"
+        }},
+        "spec": {"containers": [{"name": "app", "image": "nginx:1",
+            "livenessProbe": {"exec": {"command": ["x"]}, "periodSeconds": 10, "failureThreshold": 3}}]}
+    }))
+    .unwrap();
+    let cfg = WorkerConfig {
+        node_name: "n1".into(),
+        host_ip: "192.0.2.1".into(),
+        allow_privileged: false,
+    };
+    let mut w = PodWorker::new(cfg, p, clock.now());
+    let t0 = clock.now();
+    let mut steps = 0;
+    let mut running_at = None;
+    while steps < 100 {
+        steps += 1;
+        let now = clock.now();
+        for j in w.tick(now, &rt) {
+            let out = rt.run_handler(&j.id, j.kind, &j.action, &j.target, j.timeout, now);
+            w.handler_done(&j, out, now);
+        }
+        let s = w.status(clock.now());
+        let cs = &s.container_statuses.as_ref().unwrap()[0];
+        if running_at.is_none() && cs.state.as_ref().unwrap().running.is_some() {
+            running_at = Some(clock.now().duration_since(t0).as_secs());
+        }
+        if cs.restart_count == 1 {
+            break;
+        }
+        let next = w
+            .next_wakeup(clock.now(), &rt)
+            .expect("a timer is always pending");
+        clock.set(next);
+    }
+    assert_eq!(running_at, Some(6), "5 s pull + 1 s start");
+    // liveness fails from age 30 s (t=36): failures at 36, 46, 56 → killed and restarted
+    assert_eq!(clock.now().duration_since(t0).as_secs(), 56);
+    assert!(steps < 20, "jumped between timers ({steps} steps)");
+}

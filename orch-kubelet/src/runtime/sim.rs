@@ -342,3 +342,142 @@ impl ContainerRuntime for SimRuntime {
         c.exit_at.filter(|t| *t > now)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_second(1_700_000_000 + s).unwrap()
+    }
+
+    fn cfg(name: &str, ann: &[(&str, &str)], init: bool) -> ContainerConfig {
+        ContainerConfig {
+            pod_uid: "u".into(),
+            name: name.into(),
+            image: "img:1".into(),
+            annotations: ann
+                .iter()
+                .map(|(k, v)| (format!("{PREFIX}{k}"), v.to_string()))
+                .collect(),
+            run_to_completion: init,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn defaults_are_long_running_and_init_completes_at_once() {
+        let rt = SimRuntime::new(0);
+        let app = rt.start_container(&cfg("app", &[], false), t(0)).unwrap();
+        let init = rt.start_container(&cfg("init", &[], true), t(0)).unwrap();
+        assert!(matches!(
+            rt.container_state(&app, t(86_400)),
+            Some(ContainerState::Running { .. })
+        ));
+        assert!(matches!(
+            rt.container_state(&init, t(0)),
+            Some(ContainerState::Exited { exit_code: 0, .. })
+        ));
+        assert_eq!(rt.next_change(&app, t(5)), None);
+    }
+
+    #[test]
+    fn annotations_drive_start_run_exit_and_probes() {
+        let rt = SimRuntime::new(0);
+        let ann = [
+            ("start-seconds", "2"),
+            ("run-seconds", "10"),
+            ("exit-code", "1"),
+            ("exit-code.special", "7"),
+            ("ready-after-seconds", "3"),
+            ("fail-liveness-after-seconds", "5"),
+        ];
+        let id = rt.start_container(&cfg("app", &ann, false), t(0)).unwrap();
+        assert_eq!(rt.container_state(&id, t(1)), Some(ContainerState::Created));
+        assert_eq!(rt.next_change(&id, t(1)), Some(t(2)));
+        assert_eq!(rt.next_change(&id, t(3)), Some(t(12)));
+        let target = HandlerTarget {
+            annotations: ann
+                .iter()
+                .map(|(k, v)| (format!("{PREFIX}{k}"), v.to_string()))
+                .collect(),
+            container: "app".into(),
+            ..Default::default()
+        };
+        let exec = HandlerAction::Exec(Default::default());
+        let probe = |k, at| rt.run_handler(&id, k, &exec, &target, Duration::from_secs(1), t(at));
+        assert!(matches!(
+            probe(HandlerKind::Readiness, 4),
+            HandlerOutcome::Failure(_)
+        ));
+        assert_eq!(probe(HandlerKind::Readiness, 5), HandlerOutcome::Success);
+        assert_eq!(probe(HandlerKind::Liveness, 6), HandlerOutcome::Success);
+        assert!(matches!(
+            probe(HandlerKind::Liveness, 7),
+            HandlerOutcome::Failure(_)
+        ));
+        match rt.container_state(&id, t(12)) {
+            Some(ContainerState::Exited {
+                exit_code,
+                finished_at,
+                ..
+            }) => {
+                assert_eq!((exit_code, finished_at), (1, t(12)))
+            }
+            other => panic!("{other:?}"),
+        }
+        let special = rt
+            .start_container(&cfg("special", &ann, false), t(0))
+            .unwrap();
+        assert!(matches!(
+            rt.container_state(&special, t(20)),
+            Some(ContainerState::Exited { exit_code: 7, .. })
+        ));
+    }
+
+    #[test]
+    fn pulls_take_their_time_once_and_signals_stop() {
+        let rt = SimRuntime::new(3);
+        let ctx = PullContext {
+            annotations: [(format!("{PREFIX}pull-seconds"), "4".to_string())].into(),
+            container: "app".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            rt.pull_image("img:1", &ctx, t(0)),
+            PullOutcome::InProgress {
+                ready_at: Some(t(4))
+            }
+        );
+        assert!(matches!(
+            rt.pull_image("img:1", &ctx, t(4)),
+            PullOutcome::Ready(_)
+        ));
+        assert!(rt.image_status("img:1").is_some());
+        let bad = PullContext {
+            annotations: [(
+                format!("{PREFIX}pull-error"),
+                "manifest unknown".to_string(),
+            )]
+            .into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            rt.pull_image("other:1", &bad, t(0)),
+            PullOutcome::Failed("manifest unknown".into())
+        );
+        let id = rt.start_container(&cfg("app", &[], false), t(0)).unwrap();
+        rt.stop_container(&id, StopSignal::Term, t(3)).unwrap();
+        assert!(
+            matches!(rt.container_state(&id, t(9)), Some(ContainerState::Exited { exit_code: 0, finished_at, .. }) if finished_at == t(3))
+        );
+        let ip = rt
+            .run_sandbox(&SandboxConfig {
+                pod_uid: "u".into(),
+                ..Default::default()
+            })
+            .unwrap()
+            .ip;
+        assert_eq!(ip, "10.244.3.2");
+    }
+}
