@@ -87,6 +87,9 @@ pub enum ApiServerError {
     /// Listening or serving failed.
     #[error("server I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// `ApiServer::new` was called outside a tokio runtime.
+    #[error("ApiServer::new must be called inside a tokio runtime")]
+    NoRuntime,
 }
 
 /// The namespaces that exist from the start.
@@ -129,6 +132,9 @@ impl ApiServer {
     /// # }
     /// ```
     pub fn new(config: ApiServerConfig) -> Result<Arc<Self>, ApiServerError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(ApiServerError::NoRuntime);
+        }
         let storage: SharedStorage = match &config.storage {
             StorageConfig::Memory => Arc::new(MemoryStore::new()),
             StorageConfig::Embedded(dir) => Arc::new(EmbeddedStore::open(dir)?),
@@ -141,6 +147,9 @@ impl ApiServer {
         storage: SharedStorage,
         config: ApiServerConfig,
     ) -> Result<Arc<Self>, ApiServerError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(ApiServerError::NoRuntime);
+        }
         let cache =
             futures::executor::block_on(WatchCache::start(storage.clone(), config.watch_window))?;
         let api = Arc::new_cyclic(|me| Self {

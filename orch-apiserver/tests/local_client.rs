@@ -389,3 +389,12 @@ async fn invalid_objects_are_rejected_with_field_causes() {
         .unwrap_err()
         .is_not_found());
 }
+
+#[test]
+fn new_outside_a_runtime_is_a_typed_error() {
+    let err = ApiServer::new(ApiServerConfig::memory()).unwrap_err();
+    assert!(
+        matches!(err, orch_apiserver::ApiServerError::NoRuntime),
+        "{err}"
+    );
+}
