@@ -77,7 +77,9 @@ fn slow_restart_keeps_objects_and_reattaches() {
         before.keys().any(|k| k.starts_with("replicasets/app-")),
         "{before:#?}"
     );
-    let list_rv = rv(&env.get_json(&["configmaps"]).expect("list"));
+    // `kubectl get -o json` wraps lists client-side (empty resourceVersion): ask the API.
+    let raw = env.kubectl(&["get", "--raw", "/api/v1/namespaces/default/configmaps"]);
+    let list_rv = rv(&serde_json::from_str(&raw).expect("list JSON"));
 
     // Ctrl-C: a clean stop.
     let code = up.proc.interrupt(T);
