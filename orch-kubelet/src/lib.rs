@@ -10,6 +10,18 @@
 //! ([`Kubelet`]) that watches pods, runs probe and hook jobs on blocking threads, writes status
 //! and heartbeats, and serves logs.
 //!
+//! Modules: [`runtime`] (the trait, [`runtime::fake`], [`runtime::sim`] with its documented
+//! `sim.orch.dev/*` annotations, [`runtime::process`]), [`image`] (the `ImageSource` trait and
+//! the local catalog), [`prober`] (exec/httpGet/tcpSocket), [`node`] (Node object, capacity,
+//! allocatable, admission), [`logs`] (CRI log reading and the `/containerLogs` endpoint).
+//!
+//! Deviations from upstream, on purpose or for now:
+//! - The process runtime uses host networking only (no per-pod network namespace, no cgroup
+//!   limits, so no OOMKilled from it); pods whose host ports collide are refused.
+//! - Sandboxes are never recreated, so init containers do not re-run for that reason.
+//! - Probes of type `grpc` are ignored; events use the kubelet's reasons and messages.
+//! - Node conditions are always healthy (no eviction manager).
+//!
 //! ```
 //! use orch_kubelet::runtime::{fake::FakeRuntime, ContainerRuntime};
 //! use orch_kubelet::worker::{PodWorker, WorkerConfig};
