@@ -20,7 +20,6 @@ impl From<ClusterError> for Error {
 pub struct Cluster {
     exec: Arc<Exec>,
     inner: Mutex<Option<Inner>>,
-    client: orch_types::client::SharedClient,
     kubeconfig: Option<String>,
     url: Option<String>,
     node_names: Vec<String>,
@@ -60,7 +59,6 @@ impl Cluster {
         let exec = Arc::new(Exec::threaded()?);
         let inner = exec.block(py, b.start())?.map_err(Error::from)?;
         Ok(Self {
-            client: inner.client(),
             kubeconfig: inner.kubeconfig().map(|p| p.display().to_string()),
             url: inner.url(),
             node_names: inner.node_names().to_vec(),
@@ -69,9 +67,38 @@ impl Cluster {
         })
     }
 
-    /// Object access.
-    fn handle(&self) -> Handle {
-        Handle::new(self.exec.clone(), self.client.clone())
+    /// Object access (raises once the cluster is shut down).
+    fn handle(&self) -> PyResult<Handle> {
+        let g = self
+            .inner
+            .lock()
+            .map_err(|_| Error::Input("cluster state poisoned".into()))?;
+        let c = g
+            .as_ref()
+            .ok_or_else(|| Error::Input("the cluster is shut down".into()))?;
+        Ok(Handle::new(self.exec.clone(), c.client()))
+    }
+
+    /// A container's log, through the API server's `pods/log` (proxied to the kubelet).
+    #[pyo3(signature = (pod, namespace=None, container=None, tail_lines=None))]
+    fn logs(
+        &self,
+        py: Python<'_>,
+        pod: &str,
+        namespace: Option<&str>,
+        container: Option<String>,
+        tail_lines: Option<i64>,
+    ) -> PyResult<String> {
+        let url = self
+            .url
+            .clone()
+            .ok_or_else(|| Error::Input("the cluster serves no HTTP".into()))?;
+        let client: orch_types::client::SharedClient =
+            Arc::new(orch_apiserver::client::HttpClient::new(&url));
+        let (pod, ns) = (pod.to_string(), namespace.unwrap_or("default").to_string());
+        Ok(self.exec.block(py, async move {
+            crate::objects::logs(&client, &ns, &pod, container, tail_lines).await
+        })??)
     }
 
     /// Path of the kubeconfig (for kubectl and the `kubernetes` client).

@@ -45,6 +45,26 @@ impl Handle {
         Ok(to_py_list(py, &res)?)
     }
 
+    /// Creates objects (YAML/JSON text, a dict or a list); AlreadyExistsError if one exists.
+    fn create<'py>(
+        &self,
+        py: Python<'py>,
+        objs: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let values = if let Ok(s) = objs.cast::<PyString>() {
+            objects::decode_text(s.to_str()?)?
+        } else {
+            let mut out = Vec::new();
+            objects::push_flat(from_py(objs)?, &mut out)?;
+            out
+        };
+        let client = self.client.clone();
+        let res = self
+            .exec
+            .block(py, async move { objects::create(&client, values).await })??;
+        Ok(to_py_list(py, &res)?)
+    }
+
     /// One object.
     #[pyo3(signature = (kind, name, namespace=None))]
     fn get<'py>(

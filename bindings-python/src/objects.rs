@@ -102,6 +102,21 @@ fn ns_for(r: &ApiResource, ns: Option<&str>) -> Option<String> {
     }
 }
 
+/// `kubectl create`: every object must be new (409 AlreadyExists otherwise).
+pub async fn create(client: &SharedClient, objs: Vec<Value>) -> Result<Vec<Value>> {
+    let mut out = Vec::with_capacity(objs.len());
+    for v in objs {
+        let obj = DynamicObject::from_value(v).map_err(|e| Error::Input(e.to_string()))?;
+        let r = resource_of(&obj)?;
+        let ns = ns_for(&r, obj.namespace());
+        let o = client
+            .create(&r, ns.as_deref(), &obj, &PostParams::default())
+            .await?;
+        out.push(o.to_value());
+    }
+    Ok(out)
+}
+
 /// `kubectl apply` without the last-applied annotation: create, or merge-patch the manifest
 /// onto the existing object.
 pub async fn apply(client: &SharedClient, objs: Vec<Value>) -> Result<Vec<Value>> {

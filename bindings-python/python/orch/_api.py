@@ -49,6 +49,14 @@ class _Objects:
         dicts, or a ``kubernetes`` client model. Returns the objects as stored."""
         return self._handle.apply(to_native(obj))
 
+    def create(self, obj: ObjectsLike) -> builtins.list[dict[str, Any]]:
+        """Create objects (same inputs as :meth:`apply`); raises :class:`orch.AlreadyExistsError`
+        when one exists."""
+        out = self._handle.create(to_native(obj))
+        for o in out:
+            self._after_write(o["kind"], o["metadata"]["name"], o["metadata"].get("namespace"))
+        return out
+
     def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
         """One object (``kind`` is anything kubectl accepts: ``po``, ``pods``, ``Deployment``)."""
         return self._handle.get(kind, name, namespace)

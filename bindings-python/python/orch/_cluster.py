@@ -55,8 +55,14 @@ class Cluster(_Objects):
         return self._cluster.node_names
 
     def shutdown(self) -> None:
-        """Stop every component gracefully (idempotent)."""
+        """Stop every component gracefully (idempotent); the store is closed afterwards, so a
+        new cluster can open the same directory."""
         self._cluster.shutdown()
+        self._handle = _ShutDown()  # type: ignore[assignment]
+
+    def logs(self, pod: str, namespace: str | None = None, *, container: str | None = None, tail_lines: int | None = None) -> str:
+        """A container's log (``pods/log`` over HTTP, proxied to the kubelet)."""
+        return self._cluster.logs(pod, namespace, container, tail_lines)
 
     def kubernetes_client(self) -> Any:
         """A ``kubernetes.client.ApiClient`` configured from this cluster's kubeconfig."""
@@ -73,3 +79,10 @@ class Cluster(_Objects):
             if time.monotonic() >= deadline:
                 raise _orch.TimeoutError(f"timed out after {timeout:g}s waiting for {kind} {name} to be {condition!r}")
             time.sleep(0.05)
+
+
+class _ShutDown:
+    """Stands in for the object handle after shutdown: every call raises OrchError."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise _orch.OrchError("the cluster is shut down")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Union
 
@@ -10,8 +11,21 @@ Manifest = dict[str, Any]
 ObjectsLike = Union[str, "os.PathLike[str]", Manifest, list[Any], Any]
 
 
+_GROUPS = {
+    "Deployment": "apps", "ReplicaSet": "apps", "StatefulSet": "apps", "DaemonSet": "apps",
+    "ControllerRevision": "apps", "Job": "batch", "CronJob": "batch",
+    "PodDisruptionBudget": "policy", "Lease": "coordination.k8s.io",
+    "HorizontalPodAutoscaler": "autoscaling", "Ingress": "networking.k8s.io",
+    "NetworkPolicy": "networking.k8s.io", "PriorityClass": "scheduling.k8s.io",
+    "CustomResourceDefinition": "apiextensions.k8s.io",
+}
+_MODEL_NAME = re.compile(r"^(V\d+(?:alpha\d+|beta\d+)?)([A-Z]\w*)$")
+
+
 def _model_to_dict(obj: Any) -> Manifest | None:
-    """A ``kubernetes`` client model (``V1Pod`` …) as a camelCase dict, or None if ``obj`` is not one."""
+    """A ``kubernetes`` client model (``V1Pod`` …) as a camelCase dict, or None if ``obj`` is
+    not one. Models built in code often lack ``api_version``/``kind``: they are inferred from
+    the class name (``V1Deployment`` → ``apps/v1`` ``Deployment``)."""
     if not hasattr(obj, "openapi_types") or not hasattr(obj, "attribute_map"):
         return None
     try:
@@ -19,7 +33,15 @@ def _model_to_dict(obj: Any) -> Manifest | None:
     except ImportError:  # pragma: no cover - a model without the package cannot exist
         return None
     d = ApiClient().sanitize_for_serialization(obj)
-    return d if isinstance(d, dict) else None
+    if not isinstance(d, dict):
+        return None
+    m = _MODEL_NAME.match(type(obj).__name__)
+    if m and ("kind" not in d or "apiVersion" not in d):
+        version, kind = m.group(1).lower(), m.group(2)
+        group = _GROUPS.get(kind)
+        d.setdefault("kind", kind)
+        d.setdefault("apiVersion", f"{group}/{version}" if group else version)
+    return d
 
 
 def _read_path(p: Path) -> str:
