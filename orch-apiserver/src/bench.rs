@@ -25,7 +25,7 @@ pub struct ApiBenchConfig {
     pub watchers: usize,
     /// Objects written during the watch-latency round.
     pub watch_events: usize,
-    /// Stores to measure.
+    /// Stores to measure (`Etcd` is skipped when `etcd` is not installed).
     pub stores: Vec<BenchStore>,
 }
 
@@ -36,7 +36,7 @@ impl Default for ApiBenchConfig {
             creates: 2000,
             watchers: 1000,
             watch_events: 100,
-            stores: vec![BenchStore::Memory, BenchStore::Embedded],
+            stores: vec![BenchStore::Memory, BenchStore::Embedded, BenchStore::Etcd],
         }
     }
 }
@@ -49,6 +49,8 @@ pub enum BenchStore {
     Memory,
     /// Durable (redb, group commit) in a temporary directory.
     Embedded,
+    /// A local etcd (`etcd` on PATH), raw puts through its JSON gateway, for comparison.
+    Etcd,
 }
 
 impl fmt::Display for BenchStore {
@@ -56,6 +58,7 @@ impl fmt::Display for BenchStore {
         f.write_str(match self {
             Self::Memory => "memory",
             Self::Embedded => "embedded",
+            Self::Etcd => "etcd (put)",
         })
     }
 }
@@ -106,13 +109,13 @@ impl fmt::Display for ApiBenchReport {
         writeln!(f, "creates over HTTP (ConfigMaps):")?;
         writeln!(
             f,
-            "  {:<9} {:>7} {:>8} {:>10} {:>9} {:>9}",
+            "  {:<11} {:>7} {:>8} {:>10} {:>9} {:>9}",
             "store", "clients", "creates", "creates/s", "p50 ms", "p99 ms"
         )?;
         for r in &self.creates {
             writeln!(
                 f,
-                "  {:<9} {:>7} {:>8} {:>10.0} {:>9.2} {:>9.2}",
+                "  {:<11} {:>7} {:>8} {:>10.0} {:>9.2} {:>9.2}",
                 r.store.to_string(),
                 r.clients,
                 r.creates,
@@ -167,6 +170,11 @@ async fn start(store: BenchStore) -> Result<Running, BenchError> {
     let setup = |e: &dyn fmt::Display| BenchError::Setup(e.to_string());
     let (config, dir) = match store {
         BenchStore::Memory => (ApiServerConfig::memory(), None),
+        BenchStore::Etcd => {
+            return Err(BenchError::Setup(
+                "etcd is measured with raw puts, not behind the API server".into(),
+            ))
+        }
         BenchStore::Embedded => {
             let d = tempfile::tempdir().map_err(|e| setup(&e))?;
             (ApiServerConfig::embedded(d.path().join("store")), Some(d))
@@ -350,13 +358,147 @@ async fn watch_round(
     })
 }
 
-/// Runs the benchmark.
+/// A local etcd started for the comparison; killed on drop.
+struct Etcd {
+    child: std::process::Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> Result<u16, BenchError> {
+    let l =
+        std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| BenchError::Setup(e.to_string()))?;
+    l.local_addr()
+        .map(|a| a.port())
+        .map_err(|e| BenchError::Setup(e.to_string()))
+}
+
+/// Starts `etcd` from PATH on loopback ports, or `None` when it is not installed.
+async fn start_etcd() -> Result<Option<Etcd>, BenchError> {
+    let dir = tempfile::tempdir().map_err(|e| BenchError::Setup(e.to_string()))?;
+    let (client, peer) = (free_port()?, free_port()?);
+    let url = format!("http://127.0.0.1:{client}");
+    let peer_url = format!("http://127.0.0.1:{peer}");
+    let child = std::process::Command::new("etcd")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args([
+            "--listen-client-urls",
+            &url,
+            "--advertise-client-urls",
+            &url,
+        ])
+        .args([
+            "--listen-peer-urls",
+            &peer_url,
+            "--initial-advertise-peer-urls",
+            &peer_url,
+        ])
+        .args(["--initial-cluster", &format!("default={peer_url}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    let Ok(child) = child else { return Ok(None) };
+    let etcd = Etcd {
+        child,
+        url,
+        _dir: dir,
+    };
+    let http = reqwest::Client::new();
+    for _ in 0..100 {
+        if http
+            .get(format!("{}/health", etcd.url))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return Ok(Some(etcd));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(BenchError::Setup("etcd did not become healthy".into()))
+}
+
+/// Raw etcd puts (v3 JSON gateway) of ConfigMap-sized values at `clients` concurrency.
+async fn etcd_round(
+    etcd: &Etcd,
+    clients: usize,
+    puts: usize,
+    round: usize,
+) -> Result<CreateRound, BenchError> {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let value = b64(&serde_json::to_string(&configmap("x")).unwrap_or_default());
+    let per = puts.div_ceil(clients.max(1));
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(128)
+        .build()
+        .unwrap_or_default();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let http = http.clone();
+        let url = format!("{}/v3/kv/put", etcd.url);
+        let value = value.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(per);
+            for i in 0..per {
+                let key = b64(&format!("/registry/configmaps/default/r{round}-c{c}-{i}"));
+                let body = serde_json::json!({"key": key, "value": value});
+                let t = Instant::now();
+                match http.post(&url).json(&body).send().await {
+                    Ok(r) if r.status().is_success() => {
+                        let _ = r.bytes().await;
+                    }
+                    Ok(r) => {
+                        return Err(BenchError::Setup(format!("etcd put: HTTP {}", r.status())))
+                    }
+                    Err(e) => return Err(BenchError::Setup(format!("etcd put: {e}"))),
+                }
+                lat.push(t.elapsed());
+            }
+            Ok::<_, BenchError>(lat)
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.map_err(|e| BenchError::Setup(e.to_string()))??);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    all.sort_unstable();
+    Ok(CreateRound {
+        store: BenchStore::Etcd,
+        clients,
+        creates: all.len(),
+        per_second: all.len() as f64 / secs,
+        p50_ms: percentile(&all, 0.5),
+        p99_ms: percentile(&all, 0.99),
+    })
+}
+
+/// Runs the benchmark (with raw etcd puts beside it when `etcd` is on PATH).
 pub async fn run(cfg: &ApiBenchConfig) -> Result<ApiBenchReport, BenchError> {
     let mut report = ApiBenchReport {
         creates: Vec::new(),
         watch: Vec::new(),
     };
-    for &store in &cfg.stores {
+    if cfg.stores.contains(&BenchStore::Etcd) {
+        if let Some(etcd) = start_etcd().await? {
+            for (round, &clients) in cfg.clients.iter().enumerate() {
+                report
+                    .creates
+                    .push(etcd_round(&etcd, clients, cfg.creates, round).await?);
+            }
+        }
+    }
+    for &store in cfg.stores.iter().filter(|s| **s != BenchStore::Etcd) {
         let r = start(store).await?;
         for (round, &clients) in cfg.clients.iter().enumerate() {
             report
