@@ -76,7 +76,7 @@ impl Simulation {
 impl Simulation {
     /// Builds the cluster of a scenario given as YAML text or a dict.
     #[new]
-    #[pyo3(signature = (scenario, seed=0, events=true, keep_log=true))]
+    #[pyo3(signature = (scenario, seed=0, events=true, keep_log=true, explain=true))]
     fn new(
         py: Python<'_>,
         scenario: &Bound<'_, PyAny>,
@@ -104,6 +104,7 @@ impl Simulation {
             seed,
             events,
             keep_log,
+            explain,
             ..Default::default()
         };
         let engine = exec

@@ -124,6 +124,7 @@ pub async fn run(nodes: u32, pods: u32) -> Result<SimBench, super::SimError> {
         keep_log: false,
         events: false,
         decision_limit: 1000,
+        explain: false,
         ..Default::default()
     };
     let mut sim = Simulation::new(scenario(nodes, pods), opts).await?;

@@ -207,6 +207,8 @@ pub struct SimOptions {
     pub events: bool,
     /// Keep at most this many decisions in the report.
     pub decision_limit: usize,
+    /// Record the scheduler's per-node explanation (feasible nodes, winning score, why).
+    pub explain: bool,
 }
 
 impl Default for SimOptions {
@@ -216,6 +218,7 @@ impl Default for SimOptions {
             keep_log: true,
             events: true,
             decision_limit: 10_000,
+            explain: true,
         }
     }
 }
@@ -282,7 +285,7 @@ impl Simulation {
             event_seq: 0,
             wall: Duration::ZERO,
         };
-        sim.scheduler.set_explain(false);
+        sim.scheduler.set_explain(opts.explain);
         sim.create_nodes().await?;
         Ok(sim)
     }
@@ -1076,13 +1079,16 @@ impl Simulation {
             match &d.outcome {
                 Outcome::Scheduled { node } => {
                     self.record(format!("SCHEDULE {k} -> {node}"));
+                    let ex = d.explanation.as_ref();
+                    let winner = ex.and_then(|e| e.winner.as_ref());
                     self.push_decision(DecisionRecord {
                         time: t,
                         pod: k.clone(),
                         node: Some(node.clone()),
-                        feasible: 0,
-                        score: None,
-                        message: format!("assigned to {node}"),
+                        feasible: ex.map_or(0, |e| e.nodes_feasible),
+                        score: winner.and_then(|w| w.score),
+                        message: winner
+                            .map_or_else(|| format!("assigned to {node}"), |w| w.summary.clone()),
                     });
                     self.unschedulable.remove(&k);
                     if self.bind(&p, node).await {
@@ -1106,7 +1112,7 @@ impl Simulation {
                             time: t,
                             pod: k.clone(),
                             node: None,
-                            feasible: 0,
+                            feasible: d.explanation.as_ref().map_or(0, |e| e.nodes_feasible),
                             score: None,
                             message: message.clone(),
                         });

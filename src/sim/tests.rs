@@ -104,3 +104,12 @@ async fn different_seed_changes_names() {
     let (b, _) = run(BASIC, 2).await;
     assert_ne!(a.event_log_hash, b.event_log_hash);
 }
+
+/// The scheduling decisions of `notebooks/scenarios/snapshot.yaml`, pinned. Notebook 4 checks
+/// the Python API against this same snapshot file.
+#[tokio::test]
+async fn snapshot_scenario_decisions() {
+    let text = include_str!("../../notebooks/scenarios/snapshot.yaml");
+    let (r, _) = run(text, 0).await;
+    insta::assert_yaml_snapshot!("snapshot_scenario_decisions", r.decisions);
+}

@@ -114,7 +114,12 @@ class Simulation:
     """A simulated cluster on a virtual clock."""
 
     def __new__(
-        cls, scenario: str | dict[str, Any], seed: int = 0, events: bool = True, keep_log: bool = True
+        cls,
+        scenario: str | dict[str, Any],
+        seed: int = 0,
+        events: bool = True,
+        keep_log: bool = True,
+        explain: bool = True,
     ) -> Simulation: ...
     def handle(self) -> Handle: ...
     @property

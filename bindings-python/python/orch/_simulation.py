@@ -38,7 +38,9 @@ class Simulation(_Objects):
 
     Build it from a ``scenario`` (a path, YAML text or a dict with ``nodeGroups``,
     ``workloads``, ``disruptions``, ``duration``) or from ``nodes=N`` identical nodes. Same
-    input and seed give the same event log, byte for byte.
+    input and seed give the same event log, byte for byte. ``events=False`` skips writing
+    core/v1 Events and ``explain=False`` the scheduler's per-node explanations (both faster
+    at scale).
     """
 
     def __init__(
@@ -51,11 +53,12 @@ class Simulation(_Objects):
         zones: list[str] | None = None,
         seed: int = 0,
         events: bool = True,
+        explain: bool = True,
     ) -> None:
         if (scenario is None) == (nodes is None):
             raise ValueError("pass exactly one of scenario= or nodes=")
         spec = _scenario_arg(scenario) if scenario is not None else _nodes_scenario(nodes or 0, node_cpu, node_memory, zones)
-        self._sim = _orch.Simulation(spec, seed=seed, events=events)
+        self._sim = _orch.Simulation(spec, seed=seed, events=events, explain=explain)
         self._handle = self._sim.handle()
 
     def __repr__(self) -> str:
