@@ -102,6 +102,7 @@ pub struct Kubelet {
     recorder: EventRecorder,
     adoptable: Mutex<Vec<ContainerRecord>>,
     addr: Mutex<Option<SocketAddr>>,
+    stop: watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Kubelet {
@@ -141,6 +142,7 @@ impl Kubelet {
             recorder,
             adoptable: Mutex::new(vec![]),
             addr: Mutex::new(None),
+            stop: watch::channel(false).0,
         })
     }
 
@@ -172,7 +174,8 @@ impl Kubelet {
             .map_err(|source| KubeletError::Listen { addr, source })?;
         *self.addr.lock() = Some(bound);
         self.cfg.lock().node.port = bound.port();
-        let (stop_tx, stop_rx) = watch::channel(false);
+        let stop_tx = self.stop.clone();
+        let stop_rx = stop_tx.subscribe();
         let router = crate::logs::router(Arc::new(Source(self.clone())));
         let mut srv_stop = stop_rx.clone();
         let server = tokio::spawn(async move {
@@ -712,9 +715,16 @@ impl Kubelet {
         worker: Arc<Mutex<PodWorker>>,
         notify: Arc<Notify>,
     ) {
+        let mut stop = self.stop.subscribe();
+        if *stop.borrow() {
+            return;
+        }
         let mut last_written: Option<serde_json::Value> = None;
         let poll = self.cfg.lock().poll_interval;
         loop {
+            if *stop.borrow() {
+                return;
+            }
             let now = self.clock.now();
             let (jobs, events, status, wants_delete, removed_done, wake, pod) = {
                 let mut w = worker.lock();
@@ -795,6 +805,9 @@ impl Kubelet {
                 .min(idle);
             tokio::select! {
                 _ = notify.notified() => {}
+                // Kubelet shutdown: leave the pod alone (no status, no clean-up); the next
+                // kubelet re-attaches, or stop_all_pods stops its containers quietly.
+                _ = stop.changed() => return,
                 _ = tokio::time::sleep(sleep) => {}
             }
         }

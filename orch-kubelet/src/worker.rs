@@ -138,6 +138,7 @@ struct CState {
     attempts: i32,
     image_id: Option<String>,
     pull_ready_at: Option<Timestamp>,
+    pull_started: Option<Timestamp>,
 }
 
 impl CState {
@@ -785,6 +786,7 @@ impl PodWorker {
             .as_ref()
             .is_some_and(|w| w.0 == "ContainerCreating" && w.1.as_deref() == Some("pulling"));
         if !was_pulling {
+            self.containers[i].pull_started = Some(now);
             self.event(
                 Some(i),
                 EventKind::Normal,
@@ -803,10 +805,17 @@ impl PodWorker {
                     Some(i),
                     EventKind::Normal,
                     "Pulled",
-                    format!(
-                        "Successfully pulled image \"{image}\". Image size: {} bytes.",
-                        info.size_bytes
-                    ),
+                    {
+                        let took = self.containers[i]
+                            .pull_started
+                            .map(|t| now.duration_since(t))
+                            .unwrap_or_default();
+                        let took = format!("{:.3}s", took.as_secs_f64());
+                        format!(
+                            "Successfully pulled image \"{image}\" in {took} ({took} including waiting). Image size: {} bytes.",
+                            info.size_bytes
+                        )
+                    },
                 );
                 Some(info.id)
             }
@@ -1603,6 +1612,7 @@ impl CState {
             attempts: 0,
             image_id: None,
             pull_ready_at: None,
+            pull_started: None,
         }
     }
 }
