@@ -57,6 +57,77 @@ fn strip_nulls(v: &Value) -> Value {
     }
 }
 
+fn via<K>(v: &Value) -> Value
+where
+    K: serde::de::DeserializeOwned + serde::Serialize,
+{
+    let typed: K = serde_json::from_value(v.clone()).expect("fits its typed struct");
+    serde_json::to_value(typed).expect("serializes")
+}
+
+/// The object decoded into its k8s-openapi struct and encoded again.
+fn typed_round_trip(kind: &str, v: &Value) -> Option<Value> {
+    use k8s_openapi::api::{apps::v1 as apps, autoscaling::v2 as as2, batch::v1 as batch};
+    use k8s_openapi::api::{core::v1 as core, policy::v1 as policy};
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiext;
+    Some(match kind {
+        "Pod" => via::<core::Pod>(v),
+        "Service" => via::<core::Service>(v),
+        "ConfigMap" => via::<core::ConfigMap>(v),
+        "Secret" => via::<core::Secret>(v),
+        "ServiceAccount" => via::<core::ServiceAccount>(v),
+        "ReplicationController" => via::<core::ReplicationController>(v),
+        "Deployment" => via::<apps::Deployment>(v),
+        "ReplicaSet" => via::<apps::ReplicaSet>(v),
+        "DaemonSet" => via::<apps::DaemonSet>(v),
+        "StatefulSet" => via::<apps::StatefulSet>(v),
+        "Job" => via::<batch::Job>(v),
+        "PodDisruptionBudget" => via::<policy::PodDisruptionBudget>(v),
+        "HorizontalPodAutoscaler" => via::<as2::HorizontalPodAutoscaler>(v),
+        "CustomResourceDefinition" => via::<apiext::CustomResourceDefinition>(v),
+        _ => return None,
+    })
+}
+
+fn is_zero(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.is_empty(),
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::Bool(b) => !b,
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        Value::Null => true,
+    }
+}
+
+/// Removes what k8s-openapi adds on the way through its structs and Go would not: zero values
+/// of fields it models as required (`status: ""` in a pod-failure-policy pattern) and the
+/// apiVersion/kind it always writes on embedded resources (volumeClaimTemplates), and numbers
+/// it reads into string-typed fields (quantities). Anything
+/// else that differs still fails the comparison.
+fn prune_typed_additions(rt: &mut Value, raw: &Value) {
+    match (rt, raw) {
+        (Value::Object(r), Value::Object(o)) => {
+            r.retain(|k, v| o.contains_key(k) || !(is_zero(v) || k == "apiVersion" || k == "kind"));
+            for (k, v) in r.iter_mut() {
+                if let Some(ov) = o.get(k) {
+                    prune_typed_additions(v, ov);
+                }
+            }
+        }
+        (Value::Array(r), Value::Array(o)) => {
+            for (v, ov) in r.iter_mut().zip(o) {
+                prune_typed_additions(v, ov);
+            }
+        }
+        // Quantities and IntOrStrings written as YAML numbers come back as strings.
+        (r @ Value::String(_), Value::Number(n)) if r.as_str() == Some(&n.to_string()) => {
+            *r = Value::Number(n.clone());
+        }
+        _ => {}
+    }
+}
+
 /// Known, deliberate findings: `file#kind/name` → exact validation or strict-decoding errors.
 fn expected() -> BTreeMap<&'static str, Vec<&'static str>> {
     BTreeMap::from([
@@ -99,6 +170,7 @@ fn corpus_decodes_validates_round_trips_and_defaults_idempotently() {
     let expected = expected();
     let mut found: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut served = 0;
+    let mut typed = 0;
     let mut objects = 0;
     for path in &files {
         let rel = path
@@ -136,6 +208,16 @@ fn corpus_decodes_validates_round_trips_and_defaults_idempotently() {
                 });
             }
             if errs.is_empty() {
+                // Lossless through the typed wire struct too.
+                if let Some(mut rt) = typed_round_trip(&d.object.types.kind, &d.raw) {
+                    prune_typed_additions(&mut rt, &d.raw);
+                    assert_eq!(
+                        strip_nulls(&rt),
+                        strip_nulls(&d.raw),
+                        "{key}: typed round trip"
+                    );
+                    typed += 1;
+                }
                 errs.extend(validate(&d.object).iter().map(ToString::to_string));
                 // Defaulting is idempotent and survives a JSON round trip.
                 let mut once = d.object.clone();
@@ -165,7 +247,8 @@ fn corpus_decodes_validates_round_trips_and_defaults_idempotently() {
         "validation findings differ from the expected list"
     );
     println!(
-        "corpus: {} files, {objects} objects, {served} of served kinds",
+        "corpus: {} files, {objects} objects, {served} of served kinds, {typed} typed round trips",
         files.len()
     );
+    assert!(typed > 80, "typed round trips ran for only {typed} objects");
 }
