@@ -83,6 +83,7 @@ impl Simulation {
         seed: u64,
         events: bool,
         keep_log: bool,
+        explain: bool,
     ) -> PyResult<Self> {
         let scenario = if let Ok(s) = scenario.cast::<PyString>() {
             Scenario::from_yaml(s.to_str()?)
