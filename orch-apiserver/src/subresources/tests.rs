@@ -81,13 +81,13 @@ fn bindings_and_log_urls() {
     );
 }
 
-async fn server() -> Arc<ApiServer> {
+async fn server_api() -> Arc<ApiServer> {
     ApiServer::new(crate::ApiServerConfig::memory()).expect("server")
 }
 
 #[tokio::test]
 async fn scale_get_put_patch() {
-    let api = server().await;
+    let api = server_api().await;
     let deploy = obj(json!({"apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "web", "namespace": "default"},
         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
@@ -146,7 +146,7 @@ async fn scale_get_put_patch() {
 
 #[tokio::test]
 async fn binding_and_eviction() {
-    let api = server().await;
+    let api = server_api().await;
     let pods = info("pods");
     let pod = obj(
         json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default"},
@@ -183,4 +183,60 @@ async fn binding_and_eviction() {
         .await
         .expect_err("deleted");
     assert_eq!(gone.code, 404);
+}
+
+/// `pods/log` goes to the kubelet named by the pod's node (a fake kubelet on a real socket),
+/// with the query passed through and the body streamed back.
+#[tokio::test]
+async fn log_is_proxied_to_the_kubelet() {
+    use axum::extract::{Path, RawQuery};
+    let kubelet = axum::Router::new().route(
+        "/containerLogs/{ns}/{pod}/{container}",
+        axum::routing::get(
+            |Path((ns, pod, c)): Path<(String, String, String)>, RawQuery(q): RawQuery| async move {
+                format!("{ns}/{pod}/{c}?{}\nline 2\n", q.unwrap_or_default())
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let server = tokio::spawn(async move { axum::serve(listener, kubelet).await });
+
+    let api = server_api().await;
+    let node = obj(
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"},
+        "status": {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+                   "daemonEndpoints": {"kubeletEndpoint": {"Port": port}}}}),
+    );
+    api.create_object(info("nodes"), None, node, &PostParams::default())
+        .await
+        .expect("node");
+    let pod = obj(
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default"},
+        "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "busybox"}]}}),
+    );
+    api.create_object(info("pods"), Some("default"), pod, &PostParams::default())
+        .await
+        .expect("pod");
+    let q = vec![("tailLines".to_string(), "10".to_string())];
+    let resp = api
+        .pod_log(info("pods"), Some("default"), "p", &q)
+        .await
+        .expect("log");
+    assert_eq!(resp.status(), 200);
+    let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    assert_eq!(
+        String::from_utf8_lossy(&body),
+        "default/p/c?tailLines=10\nline 2\n"
+    );
+    let err = api
+        .pod_log(info("pods"), Some("default"), "nope", &q)
+        .await
+        .expect_err("no pod");
+    assert_eq!(err.code, 404);
+    server.abort();
 }

@@ -14,10 +14,13 @@
 //! let pod = json!({"apiVersion": "v1", "kind": "Pod",
 //!     "metadata": {"name": "web", "creationTimestamp": "2025-01-01T00:00:00Z"},
 //!     "spec": {"containers": [{"name": "c"}]},
-//!     "status": {"phase": "Running", "containerStatuses": [{"name": "c", "ready": true, "restartCount": 0}]}});
+//!     "status": {"phase": "Running", "containerStatuses": [
+//!         {"name": "c", "ready": true, "restartCount": 0, "state": {"running": {}}}]}});
 //! let now = "2025-01-01T00:05:00Z".parse().unwrap();
 //! let t = table::table("", "Pod", &[pod], IncludeObject::Metadata, now, None);
-//! assert_eq!(t["rows"][0]["cells"], json!(["web", "1/1", "Running", "0", "5m"]));
+//! let cells = t["rows"][0]["cells"].as_array().unwrap();
+//! assert_eq!(cells[..5], [json!("web"), json!("1/1"), json!("Running"), json!("0"), json!("5m")]);
+//! assert_eq!(t["columnDefinitions"][5]["name"], "IP"); // priority 1: `-o wide`
 //! ```
 
 pub mod printers;
