@@ -175,10 +175,20 @@ fn parse_values(text: &str) -> Result<Vec<(usize, usize, Value)>, DecodeError> {
             }
             continue;
         }
-        let v: Value = serde_yaml_ng::from_str(&chunk.text).map_err(|e| DecodeError::Syntax {
-            document: doc,
-            line: e.location().map(|l| l.line() + chunk.line - 1),
-            message: e.to_string(),
+        let v: Value = serde_yaml_ng::from_str(&chunk.text).map_err(|e| {
+            let line = e.location().map(|l| l.line() + chunk.line - 1);
+            // The parser's own "at line L column C" counts from the chunk; report the column
+            // and let `line` (counted from the start of the input) carry the line.
+            let mut message = e.to_string();
+            if let Some(loc) = e.location() {
+                let own = format!(" at line {} column {}", loc.line(), loc.column());
+                message = message.replacen(&own, &format!(" at column {}", loc.column()), 1);
+            }
+            DecodeError::Syntax {
+                document: doc,
+                line,
+                message,
+            }
         })?;
         if !v.is_null() {
             let first_content = chunk
@@ -492,9 +502,14 @@ mod tests {
         let text =
             "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\napiVersion: v1\nkind: [\n";
         match decode_all(text).unwrap_err() {
-            DecodeError::Syntax { document, line, .. } => {
+            DecodeError::Syntax {
+                document,
+                line,
+                message,
+            } => {
                 assert_eq!(document, 1);
                 assert!(line.is_some_and(|l| l >= 6), "{line:?}");
+                assert!(!message.contains("at line"), "{message}");
             }
             e => panic!("unexpected {e:?}"),
         }
