@@ -87,7 +87,9 @@ fn taints(node: &Value) -> Vec<(String, String)> {
 #[ignore = "slow end-to-end test (real processes); run with ORCH_SLOW=1 or --include-ignored"]
 fn slow_node_failure_evicts_and_recovers() {
     let env = TestEnv::new();
-    let _up = Up::start(&env, 0, "process", &["--node-monitor-grace-period", "8s"]);
+    // The grace period must exceed the kubelet's 10 s Lease renewal (upstream: 40-50 s), or
+    // healthy nodes flap to Unknown between two heartbeats.
+    let _up = Up::start(&env, 0, "process", &["--node-monitor-grace-period", "20s"]);
     let mut kubelets: BTreeMap<String, OrchProcess> = ["n1", "n2", "n3"]
         .iter()
         .map(|n| (n.to_string(), kubelet(&env, n)))
@@ -164,11 +166,8 @@ fn slow_node_failure_evicts_and_recovers() {
         }
     });
     wait_for("3 ready replicas on surviving nodes", T, || {
-        let pods: Vec<Value> = env
-            .get_items(&["pods", "-l", "app=survivor"])?
-            .into_iter()
-            .filter(|p| live(p) && pod_ready(p))
-            .collect();
+        let all = env.get_items(&["pods", "-l", "app=survivor"])?;
+        let pods: Vec<&Value> = all.iter().filter(|p| live(p) && pod_ready(p)).collect();
         if pods.len() == 3
             && pods
                 .iter()
@@ -176,7 +175,12 @@ fn slow_node_failure_evicts_and_recovers() {
         {
             Ok(())
         } else {
-            Err(summarize(&pods))
+            Err(format!(
+                "{}\n{}",
+                summarize(&all),
+                env.kubectl_try(&["get", "pods", "-o", "wide"])
+                    .unwrap_or_else(|e| e)
+            ))
         }
     });
 
