@@ -1,6 +1,7 @@
 //! Real kubectl 1.32 and 1.33 against `orch apiserver`: discovery, OpenAPI v3 validation,
 //! server-side Tables, strategic merge patch, client- and server-side apply, protobuf request
-//! bodies, subresources, watch, wait, describe, diff, explain, cordon.
+//! bodies, subresources, watch, wait, describe, diff, explain, cordon; and the same kind of
+//! flows through the Python `kubernetes` client (`ORCH_TEST_PYTHON` or the repository `.venv`).
 //!
 //! The tests start the `orch` binary built for this test run and call the bundled kubectl of
 //! each minor version directly (beside the target of `readlink -f $(command -v kubectl)`).
@@ -502,4 +503,101 @@ fn slow_kubectl_1_32_workflows() {
 #[ignore = "slow: starts orch apiserver and runs kubectl 1.33 (--include-ignored to run)"]
 fn slow_kubectl_1_33_workflows() {
     workflows("1.33");
+}
+
+/// The Python interpreter with the `kubernetes` client: `ORCH_TEST_PYTHON`, else the
+/// repository's `.venv`.
+fn python_with_kubernetes() -> PathBuf {
+    let p = std::env::var_os("ORCH_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));
+    let ok = Command::new(&p)
+        .args(["-c", "import kubernetes"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "{} cannot import `kubernetes`: set ORCH_TEST_PYTHON to a Python with the kubernetes client",
+        p.display()
+    );
+    p
+}
+
+/// The flows of the Python `kubernetes` client (typed APIs, watch, scale, patch, dynamic
+/// client with discovery and server-side apply), asserted inside the script.
+const PYTHON_FLOWS: &str = r#"
+import sys
+from kubernetes import client, config, watch, dynamic
+
+config.load_kube_config(config_file=sys.argv[1])
+api = client.ApiClient()
+assert client.VersionApi(api).get_code().minor == "33"
+core = client.CoreV1Api(api)
+apps = client.AppsV1Api(api)
+
+cm = client.V1ConfigMap(metadata=client.V1ObjectMeta(name="py-cm", labels={"app": "py"}), data={"a": "1"})
+core.create_namespaced_config_map("default", cm)
+assert core.read_namespaced_config_map("py-cm", "default").data == {"a": "1"}
+assert [c.metadata.name for c in core.list_namespaced_config_map("default", label_selector="app=py").items] == ["py-cm"]
+core.patch_namespaced_config_map("py-cm", "default", {"data": {"b": "2"}})
+assert core.read_namespaced_config_map("py-cm", "default").data == {"a": "1", "b": "2"}
+
+dep = {
+    "apiVersion": "apps/v1", "kind": "Deployment",
+    "metadata": {"name": "py-web"},
+    "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "py-web"}},
+             "template": {"metadata": {"labels": {"app": "py-web"}},
+                          "spec": {"containers": [{"name": "c", "image": "nginx", "ports": [{"containerPort": 80}]}]}}},
+}
+apps.create_namespaced_deployment("default", dep)
+apps.patch_namespaced_deployment_scale("py-web", "default", {"spec": {"replicas": 3}})
+assert apps.read_namespaced_deployment_scale("py-web", "default").spec.replicas == 3
+apps.patch_namespaced_deployment("py-web", "default",
+    {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]}}}})
+c = apps.read_namespaced_deployment("py-web", "default").spec.template.spec.containers[0]
+assert c.image == "nginx:1.27", c.image
+
+seen = []
+for ev in watch.Watch().stream(core.list_namespaced_config_map, "default", timeout_seconds=2):
+    seen.append((ev["type"], ev["object"].metadata.name))
+assert ("ADDED", "py-cm") in seen, seen
+
+dyn = dynamic.DynamicClient(api)
+cms = dyn.resources.get(api_version="v1", kind="ConfigMap")
+cms.server_side_apply(body={"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "py-ssa"}, "data": {"x": "y"}},
+                      namespace="default", field_manager="python")
+got = cms.get(name="py-ssa", namespace="default")
+assert got.data.x == "y"
+assert got.metadata.managedFields[0].manager == "python"
+
+apps.delete_namespaced_deployment("py-web", "default")
+try:
+    apps.read_namespaced_deployment("py-web", "default")
+    raise AssertionError("deployment still there")
+except client.exceptions.ApiException as e:
+    assert e.status == 404, e.status
+print("python flows ok")
+"#;
+
+#[test]
+#[ignore = "slow: starts orch apiserver and runs the Python kubernetes client (--include-ignored to run)"]
+fn slow_python_client_flows() {
+    let python = python_with_kubernetes();
+    let env = TestEnv::new();
+    let _api = Split::apiserver(&env);
+    let script = env.path().join("flows.py");
+    std::fs::write(&script, PYTHON_FLOWS).expect("write script");
+    let out = Command::new(python)
+        .arg(&script)
+        .arg(&env.kubeconfig)
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("python flows ok"),
+        "python flows failed: {}{}",
+        String::from_utf8_lossy(&out.stderr),
+        stdout
+    );
 }
