@@ -768,7 +768,13 @@ impl Kubelet {
                 break;
             }
             let status_json = serde_json::to_value(&status).unwrap_or_default();
-            if last_written.as_ref() != Some(&status_json) && !worker.lock().pod_is_gone() {
+            // Rewrite when our view changed, and also when someone else changed the pod's
+            // phase or conditions underneath us (e.g. the node lifecycle controller marking it
+            // not Ready), as upstream's status manager compares with the API's copy.
+            let drifted = summary(pod.status.as_ref()) != summary(Some(&status));
+            if (last_written.as_ref() != Some(&status_json) || drifted)
+                && !worker.lock().pod_is_gone()
+            {
                 match self.write_status(&worker, &status).await {
                     Ok(()) => last_written = Some(status_json),
                     Err(e) => tracing::debug!(error = %e, "status update failed"),
@@ -913,6 +919,21 @@ impl Kubelet {
             running,
         })
     }
+}
+
+/// Phase and condition statuses: what must agree between our status and the API's.
+fn summary(
+    s: Option<&k8s_openapi::api::core::v1::PodStatus>,
+) -> (Option<String>, Vec<(String, String)>) {
+    let Some(s) = s else { return (None, vec![]) };
+    let mut c: Vec<(String, String)> = s
+        .conditions
+        .iter()
+        .flatten()
+        .map(|c| (c.type_.clone(), c.status.clone()))
+        .collect();
+    c.sort();
+    (s.phase.clone(), c)
 }
 
 fn pod_ref(pod: &Pod, field_path: Option<&str>) -> ObjectRef {
