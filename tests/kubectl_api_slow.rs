@@ -465,6 +465,26 @@ fn workflows(minor: &str) {
     assert!(k.json(&["node", "node-a"])["spec"]
         .get("unschedulable")
         .is_none());
+    // drain: cordon, find the node's pods (field selector spec.nodeName), evict them through
+    // pods/eviction (discovered as policy/v1 Eviction), wait until they are gone.
+    let on_node = k.file(
+        "on-node.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: on-node}\nspec:\n  nodeName: node-a\n  containers:\n  - {name: c, image: busybox}\n",
+    );
+    k.ok(&["create", "-f", &on_node]);
+    let drained = k.ok(&[
+        "drain",
+        "node-a",
+        "--force",
+        "--grace-period=0",
+        "--timeout=30s",
+    ]);
+    assert!(
+        drained.contains("pod/on-node evicted") && drained.contains("node/node-a drained"),
+        "{drained}"
+    );
+    let (code, _, err) = k.run(&["get", "pod", "on-node"]);
+    assert!(code != 0 && err.contains("NotFound"), "{err}");
 
     // delete, with and without orphaning.
     assert!(k.ok(&["delete", "deployment", "web"]).contains("deleted"));
