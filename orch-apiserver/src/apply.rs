@@ -508,7 +508,11 @@ impl ApiServer {
         let schema = schemas
             .root(info.group, info.version, info.kind)
             .unwrap_or_else(|| SchemaNode::unknown(schemas));
-        let now = jiff::Timestamp::now()
+        // The server's clock (virtual in simulations), like creationTimestamp.
+        let now = self
+            .config()
+            .clock
+            .now()
             .strftime("%Y-%m-%dT%H:%M:%SZ")
             .to_string();
         let to_err = |e: ApplyError| e.to_api_error(info.kind, name);
