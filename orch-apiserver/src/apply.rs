@@ -231,16 +231,18 @@ pub fn leaves(fs: &Value) -> BTreeSet<Path> {
 }
 
 fn from_leaves(paths: &BTreeSet<Path>) -> Value {
+    fn insert(m: &mut Map<String, Value>, path: &[String]) {
+        let Some((first, rest)) = path.split_first() else {
+            return;
+        };
+        let child = m.entry(first.clone()).or_insert_with(|| json!({}));
+        if let Some(cm) = child.as_object_mut() {
+            insert(cm, rest);
+        }
+    }
     let mut root = Map::new();
     for p in paths {
-        let mut cur = &mut root;
-        for seg in p {
-            cur = cur
-                .entry(seg.clone())
-                .or_insert_with(|| json!({}))
-                .as_object_mut()
-                .expect("built from objects");
-        }
+        insert(&mut root, p);
     }
     Value::Object(root)
 }
