@@ -194,6 +194,31 @@ pub async fn pod_startup(
         .storage(Storage::Embedded)
         .start()
         .await?;
+    // Always shut down, also after a failed measurement: on the process runtime only a
+    // graceful shutdown stops the pods' processes.
+    let measured = measure_pod_startup(&cluster, replicas).await;
+    cluster.shutdown().await?;
+    let (per_pod, from_deploy, all) = measured?;
+    Ok(PodStartupReport {
+        replicas,
+        nodes,
+        runtime: match runtime {
+            Runtime::Process => "process".into(),
+            Runtime::Sim => "sim".into(),
+        },
+        pod_created_to_running: Millis::of(&per_pod),
+        deployment_created_to_running: Millis::of(&from_deploy),
+        all_running_ms: all.as_secs_f64() * 1e3,
+    })
+}
+
+/// Per pod: created → Running and Deployment created → Running; and the total.
+type PodStartupSample = (Vec<Duration>, Vec<Duration>, Duration);
+
+async fn measure_pod_startup(
+    cluster: &Cluster,
+    replicas: usize,
+) -> Result<PodStartupSample, BenchError> {
     let client = cluster.client();
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
@@ -261,19 +286,7 @@ pub async fn pod_startup(
         .map(|(n, r)| r.duration_since(*created.get(n).unwrap_or(r)))
         .collect();
     let from_deploy: Vec<Duration> = running.values().map(|r| r.duration_since(t0)).collect();
-    drop(events);
-    cluster.shutdown().await?;
-    Ok(PodStartupReport {
-        replicas,
-        nodes,
-        runtime: match runtime {
-            Runtime::Process => "process".into(),
-            Runtime::Sim => "sim".into(),
-        },
-        pod_created_to_running: Millis::of(&per_pod),
-        deployment_created_to_running: Millis::of(&from_deploy),
-        all_running_ms: all.as_secs_f64() * 1e3,
-    })
+    Ok((per_pod, from_deploy, all))
 }
 
 #[cfg(test)]

@@ -219,7 +219,8 @@ impl ClusterBuilder {
     }
 }
 
-/// A running in-process cluster. Dropping it without [`Cluster::shutdown`] aborts its tasks.
+/// A running in-process cluster. Dropping it without [`Cluster::shutdown`] aborts its tasks
+/// (on the process runtime the containers then keep running: shut down to stop them).
 pub struct Cluster {
     api: Arc<ApiServer>,
     client: SharedClient,

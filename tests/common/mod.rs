@@ -339,6 +339,55 @@ impl TestEnv {
     }
 }
 
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        reap_strays(self.dir.path());
+    }
+}
+
+/// Kills the process groups of container processes left behind under `dir`.
+///
+/// A kubelet process that is killed or stopped without stopping its pods (as a separate
+/// `orch kubelet` is, so that it can re-attach) leaves its containers running. Each container
+/// runs in its own process group under a shim whose command line names the container's state
+/// dir, so every group whose member mentions `dir` belongs to this test.
+pub fn reap_strays(dir: &Path) {
+    let needle = dir.to_string_lossy().into_owned();
+    let own_group = pgid_of("self");
+    let Ok(procs) = fs::read_dir("/proc") else {
+        return;
+    };
+    for e in procs.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmd) = fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        if !String::from_utf8_lossy(&cmd).contains(&needle) {
+            continue;
+        }
+        match pgid_of(&pid.to_string()) {
+            // Never the test's own group (orch processes spawned by the harness share it).
+            Some(g) if g > 1 && Some(g) != own_group => {
+                let _ = Command::new("kill")
+                    .args(["-KILL", "--", &format!("-{g}")])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+            _ => send_signal(pid, "KILL"),
+        }
+    }
+}
+
+/// Field 5 of `/proc/PID/stat` (after the parenthesised command): the process group.
+fn pgid_of(pid: &str) -> Option<u32> {
+    let st = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = st.get(st.rfind(')')? + 2..)?;
+    rest.split_whitespace().nth(2)?.parse().ok()
+}
+
 impl Default for TestEnv {
     fn default() -> Self {
         Self::new()
