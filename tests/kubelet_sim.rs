@@ -157,6 +157,42 @@ async fn kubelet_registers_heartbeats_and_runs_sim_pods() {
     .await;
     assert_eq!(p.status.unwrap().reason.as_deref(), Some("OutOfcpu"));
 
+    // A pod created before its ConfigMap waits with CreateContainerConfigError, then starts.
+    pods.create(&pod(
+        "needs-cm",
+        serde_json::json!({"spec": {"containers": [{"name": "app", "image": "nginx:1.27",
+            "env": [{"name": "COLOUR", "valueFrom": {"configMapKeyRef": {"name": "late", "key": "colour"}}}]}]}}),
+    ))
+    .await
+    .unwrap();
+    wait("CreateContainerConfigError", async || {
+        let p = pods.get("needs-cm").await.ok()?;
+        let w = p
+            .status?
+            .container_statuses?
+            .first()?
+            .state
+            .clone()?
+            .waiting?;
+        (w.reason.as_deref() == Some("CreateContainerConfigError")).then_some(())
+    })
+    .await;
+    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(client.clone(), "default");
+    cms.create(
+        &serde_json::from_value(
+            serde_json::json!({"metadata": {"name": "late"}, "data": {"colour": "blue"}}),
+        )
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    wait("needs-cm Running", async || {
+        let p = pods.get("needs-cm").await.ok()?;
+        (p.status?.phase.as_deref() == Some("Running")).then_some(())
+    })
+    .await;
+
     pods.delete("web", &DeleteParams::default()).await.unwrap();
     wait("web deleted by the kubelet", async || {
         pods.get_opt("web")

@@ -720,6 +720,7 @@ impl Kubelet {
             return;
         }
         let mut last_written: Option<serde_json::Value> = None;
+        let mut last_env_refresh = tokio::time::Instant::now();
         let poll = self.cfg.lock().poll_interval;
         loop {
             if *stop.borrow() {
@@ -768,6 +769,25 @@ impl Kubelet {
                 break;
             }
             let status_json = serde_json::to_value(&status).unwrap_or_default();
+            // A missing ConfigMap/Secret may appear later: refetch every 5 s while blocked.
+            let config_error = status
+                .container_statuses
+                .iter()
+                .chain(status.init_container_statuses.iter())
+                .flatten()
+                .filter_map(|c| c.state.as_ref()?.waiting.as_ref()?.reason.as_deref())
+                .any(|r| r == "CreateContainerConfigError");
+            if config_error && last_env_refresh.elapsed() >= Duration::from_secs(5) {
+                last_env_refresh = tokio::time::Instant::now();
+                let alloc = {
+                    let c = self.cfg.lock();
+                    node::allocatable(&c.node, &node::capacity(&c.node))
+                };
+                let mut ctx = self.env_context(&pod, &alloc).await;
+                ctx.pod_ip = status.pod_ip.clone().unwrap_or_default();
+                worker.lock().set_env_context(ctx);
+                notify.notify_one();
+            }
             // Rewrite when our view changed, and also when someone else changed the pod's
             // phase or conditions underneath us (e.g. the node lifecycle controller marking it
             // not Ready), as upstream's status manager compares with the API's copy.
@@ -800,7 +820,9 @@ impl Kubelet {
                 }
             }
             // Finished pods and event-driven runtimes wait for news; real processes are polled.
-            let idle = if worker.lock().is_finished() || !self.rt.needs_polling() {
+            let idle = if config_error {
+                poll.max(Duration::from_secs(1))
+            } else if worker.lock().is_finished() || !self.rt.needs_polling() {
                 Duration::from_secs(10)
             } else {
                 poll
