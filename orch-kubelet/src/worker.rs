@@ -139,6 +139,7 @@ struct CState {
     image_id: Option<String>,
     pull_ready_at: Option<Timestamp>,
     pull_started: Option<Timestamp>,
+    spec_changed: bool,
 }
 
 impl CState {
@@ -307,6 +308,23 @@ impl PodWorker {
     pub fn update_pod(&mut self, pod: Pod) {
         if pod.metadata.deletion_timestamp.is_some() {
             self.deleting = true;
+        }
+        // `image` is the one mutable container field: a change restarts the container
+        // (upstream computePodActions: "definition changed", regardless of restart policy).
+        if let Some(spec) = &pod.spec {
+            let all = spec
+                .init_containers
+                .iter()
+                .flatten()
+                .chain(spec.containers.iter());
+            for new in all {
+                if let Some(c) = self.containers.iter_mut().find(|c| c.spec.name == new.name) {
+                    if c.spec.image != new.image {
+                        c.spec = new.clone();
+                        c.spec_changed = c.current.is_some();
+                    }
+                }
+            }
         }
         self.pod = pod;
     }
@@ -637,7 +655,24 @@ impl PodWorker {
                 }
                 Some(inst) if inst.running() => {
                     app_done &= role != Role::App;
+                    if c.spec_changed && inst.kill.is_none() {
+                        let name = c.spec.name.clone();
+                        self.event(
+                            Some(i),
+                            EventKind::Normal,
+                            "Killing",
+                            format!("Container {name} definition changed, will be restarted"),
+                        );
+                        let grace = self.grace();
+                        self.begin_kill(i, grace, false, now, &mut jobs);
+                    }
                     self.drive_running(i, now, rt, &mut jobs);
+                }
+                Some(_) if c.spec_changed => {
+                    app_done &= role != Role::App;
+                    self.containers[i].spec_changed = false;
+                    self.containers[i].waiting = Some(("ContainerCreating".into(), None));
+                    self.restart(i, now, rt, &mut jobs);
                 }
                 Some(inst) => {
                     let code = inst.exited().map_or(0, |e| e.0);
@@ -1613,6 +1648,7 @@ impl CState {
             image_id: None,
             pull_ready_at: None,
             pull_started: None,
+            spec_changed: false,
         }
     }
 }

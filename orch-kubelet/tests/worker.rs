@@ -778,3 +778,24 @@ fn sim_runtime_in_virtual_time_jumps_from_timer_to_timer() {
     assert_eq!(clock.now().duration_since(t0).as_secs(), 56);
     assert!(steps < 20, "jumped between timers ({steps} steps)");
 }
+
+#[test]
+fn image_change_restarts_the_container_even_under_never() {
+    let mut h = H::new(
+        json!({"restartPolicy": "Never", "containers": [{"name": "app", "image": "nginx:1"}]}),
+    );
+    h.step();
+    let mut p = h.w.pod().clone();
+    p.spec.as_mut().unwrap().containers[0].image = Some("nginx:2".into());
+    h.w.update_pod(p);
+    h.step();
+    assert_eq!(h.rt.starts(), vec![("app".into(), 0), ("app".into(), 1)]);
+    assert_eq!(h.rt.last_config("app").unwrap().image, "nginx:2");
+    let cs = h.cs("app");
+    assert_eq!((cs.image.as_str(), cs.restart_count), ("nginx:2", 1));
+    assert!(h
+        .events
+        .iter()
+        .any(|e| e.message == "Container app definition changed, will be restarted"));
+    assert_eq!(h.phase(), "Running");
+}
