@@ -3,7 +3,7 @@
 //! kubectl 1.32+ sends protobuf for `create deployment|configmap|secret|namespace|…`. The body
 //! is the magic `k8s\0` followed by a `runtime.Unknown` envelope (type meta + the raw message).
 //! The decoder is descriptor-driven: upstream's `generated.proto` files, vendored unmodified in
-//! `orch-apiserver/proto/`, are compiled once at first use with `protox`, and the message is
+//! `orch-apiserver/vendor/`, are compiled once at first use with `protox`, and the message is
 //! decoded with `prost-reflect` and walked into JSON. Upstream's proto field names are the JSON
 //! names; only apimachinery's special messages need a rule of their own: `Quantity` (a string),
 //! `IntOrString`, `Time`/`MicroTime` (RFC 3339), `Duration`, `RawExtension` and `FieldsV1`
@@ -61,7 +61,7 @@ pub enum ProtobufError {
 
 macro_rules! vendored {
     ($($path:literal),* $(,)?) => {
-        &[$(($path, include_str!(concat!("../proto/", $path)))),*]
+        &[$(($path, include_str!(concat!("../vendor/", $path)))),*]
     };
 }
 
