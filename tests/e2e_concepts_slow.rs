@@ -1,4 +1,4 @@
-//! The concepts journey of `docs/tour.md` against `orch up` with the process runtime, driven by
+//! The concepts journey of the README tour against `orch up` with the process runtime, driven by
 //! the real `kubectl`: nodes (get, cordon, drain), pods (lifecycle, init containers, hooks,
 //! probes, restarts, logs), ReplicaSets (selectors, adoption, isolation by relabelling,
 //! orphaning) and Deployments (rollout, history, undo, pause/resume, scale).

@@ -1,4 +1,4 @@
-//! The concepts journey of `docs/tour.md` as reusable steps: each function drives a running
+//! The concepts journey of the README tour as reusable steps: each function drives a running
 //! cluster (whatever started it: `orch up` or separate processes) through kubectl and asserts on
 //! kubectl's output and on the objects.
 
