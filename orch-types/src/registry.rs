@@ -235,7 +235,12 @@ impl ApiResource {
     pub fn collection_path(&self, namespace: Option<&str>) -> String {
         match namespace {
             Some(ns) if self.namespaced => {
-                format!("{}/namespaces/{}/{}", self.group_version_path(), ns, self.plural)
+                format!(
+                    "{}/namespaces/{}/{}",
+                    self.group_version_path(),
+                    ns,
+                    self.plural
+                )
             }
             _ => format!("{}/{}", self.group_version_path(), self.plural),
         }
@@ -301,7 +306,10 @@ mod tests {
 
     #[test]
     fn lookups() {
-        assert_eq!(by_plural("apps", "v1", "deployments").unwrap().kind, "Deployment");
+        assert_eq!(
+            by_plural("apps", "v1", "deployments").unwrap().kind,
+            "Deployment"
+        );
         assert_eq!(by_kind("v1", "Pod").unwrap().plural, "pods");
         assert_eq!(by_name("deploy")[0].kind, "Deployment");
         assert_eq!(by_name("ev").len(), 2);

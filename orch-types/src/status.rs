@@ -63,8 +63,12 @@ impl ApiError {
 
     /// 404 `pods "x" not found`.
     pub fn not_found(resource: &str, name: &str) -> Self {
-        Self::new(404, reason::NOT_FOUND, format!("{resource} \"{name}\" not found"))
-            .with_details(resource, name)
+        Self::new(
+            404,
+            reason::NOT_FOUND,
+            format!("{resource} \"{name}\" not found"),
+        )
+        .with_details(resource, name)
     }
 
     /// 409 `pods "x" already exists`.
