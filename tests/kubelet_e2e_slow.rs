@@ -6,7 +6,7 @@
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
-use orch::cluster::{Cluster, Runtime};
+use orch::cluster::Cluster;
 use orch_kubelet::runtime::process::{ProcessConfig, ProcessRuntime};
 use orch_kubelet::runtime::ContainerRuntime;
 use orch_kubelet::{Kubelet, KubeletConfig};
