@@ -85,6 +85,10 @@ pub async fn scheduler(name: &str) -> Result<SchedulerBenchReport, String> {
     for n in &w.nodes {
         nodes.create(n).await.map_err(|e| e.to_string())?;
     }
+    let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let mut namespace = k8s_openapi::api::core::v1::Namespace::default();
+    namespace.metadata.name = Some("sched-0".into());
+    ns.create(&namespace).await.map_err(|e| e.to_string())?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "sched-0");
     for p in w.init_pods.iter().chain(w.measured_pods.iter()) {
         pods.create(p).await.map_err(|e| e.to_string())?;
