@@ -1174,36 +1174,6 @@ impl Simulation {
             .await;
         let res = match bound {
             Ok(_) => self.client.get(&pods_res(), Some(&ns), &name).await,
-            Err(e) if e.is_not_found() || e.api().is_some_and(|a| a.code == 405) => {
-                // A server without `pods/binding` (spec.nodeName is immutable through update):
-                // replace the pod by an identical one already bound, in one engine step.
-                let mut q = p.clone();
-                if let Some(s) = q.spec.as_mut() {
-                    s.node_name = Some(node.to_string());
-                }
-                q.metadata.resource_version = None;
-                q.metadata.uid = None;
-                q.metadata.creation_timestamp = None;
-                let del = DeleteParams {
-                    grace_period_seconds: Some(0),
-                    ..Default::default()
-                };
-                match self
-                    .client
-                    .delete(&pods_res(), Some(&ns), &name, &del)
-                    .await
-                {
-                    Ok(_) => match DynamicObject::from_typed(&q) {
-                        Ok(d) => {
-                            self.client
-                                .create(&pods_res(), Some(&ns), &d, &PostParams::default())
-                                .await
-                        }
-                        Err(e) => Err(e.into()),
-                    },
-                    Err(e) => Err(e),
-                }
-            }
             Err(e) => Err(e),
         };
         match res {
