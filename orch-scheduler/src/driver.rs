@@ -356,7 +356,7 @@ impl Driver {
                 if let Some(p) = self.snapshot.remove_pod(&key) {
                     let mut info = (*p).clone();
                     info.node_name = None;
-                    self.queue.add(Arc::new(info));
+                    self.queue.add_after_error(Arc::new(info));
                 }
             }
         }

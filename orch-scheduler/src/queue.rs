@@ -223,6 +223,22 @@ impl SchedulingQueue {
         self.admit(qp);
     }
 
+    /// Returns a pod whose binding failed (upstream `handleBindingCycleError`): it waits out
+    /// the initial backoff before the next attempt instead of being retried at once.
+    pub fn add_after_error(&mut self, pod: Arc<PodInfo>) {
+        self.delete(&pod.key);
+        self.seq += 1;
+        let qp = QueuedPod {
+            pod,
+            timestamp: self.clock.now(),
+            seq: self.seq,
+            attempts: 1,
+            unschedulable_plugins: Vec::new(),
+            backoff_until: None,
+        };
+        self.requeue_unschedulable(qp, Vec::new());
+    }
+
     /// Removes a pod wherever it is.
     pub fn delete(&mut self, key: &str) -> bool {
         if let Some(i) = self.active.iter().position(|q| q.pod.key == key) {
@@ -420,5 +436,16 @@ mod tests {
         assert_eq!(q.on_event(ClusterEvent::AssignedPodDelete), 0);
         clock.advance(Duration::from_secs(301));
         assert!(q.pop().is_some(), "flushed after 5 minutes");
+    }
+
+    #[test]
+    fn failed_binding_waits_out_the_backoff() {
+        let clock = ManualClock::at_epoch_seconds(1000);
+        let mut q = queue(&clock);
+        q.add_after_error(p("a", 0));
+        assert!(q.pop().is_none(), "not retried at once");
+        assert_eq!(q.next_backoff(), Timestamp::from_second(1001).ok());
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(q.pop().unwrap().pod.name, "a");
     }
 }
