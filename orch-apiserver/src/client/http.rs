@@ -91,6 +91,18 @@ impl HttpClient {
         serde_json::from_slice(&body).map_err(decode_err)
     }
 
+    /// POST or PUT `obj` as JSON to `path` with the write query parameters.
+    async fn write(
+        &self,
+        method: Method,
+        path: &str,
+        obj: &DynamicObject,
+        p: &PostParams,
+    ) -> Result<DynamicObject> {
+        self.object(self.request(method, path).query(&post_query(p)).json(obj))
+            .await
+    }
+
     /// GET a path and return the JSON body (discovery, `/version`, …).
     pub async fn get_json(&self, path: &str) -> Result<Value> {
         let (_, body) = self.send(self.request(Method::GET, path)).await?;
@@ -350,12 +362,7 @@ impl Client for HttpClient {
         p: &PostParams,
     ) -> Result<DynamicObject> {
         let path = r.collection_path(ns_of(ns, obj));
-        self.object(
-            self.request(Method::POST, &path)
-                .query(&post_query(p))
-                .json(obj),
-        )
-        .await
+        self.write(Method::POST, &path, obj, p).await
     }
 
     async fn update(
@@ -366,12 +373,7 @@ impl Client for HttpClient {
         p: &PostParams,
     ) -> Result<DynamicObject> {
         let path = r.object_path(ns_of(ns, obj), obj.name());
-        self.object(
-            self.request(Method::PUT, &path)
-                .query(&post_query(p))
-                .json(obj),
-        )
-        .await
+        self.write(Method::PUT, &path, obj, p).await
     }
 
     async fn update_status(
@@ -382,12 +384,7 @@ impl Client for HttpClient {
         p: &PostParams,
     ) -> Result<DynamicObject> {
         let path = format!("{}/status", r.object_path(ns_of(ns, obj), obj.name()));
-        self.object(
-            self.request(Method::PUT, &path)
-                .query(&post_query(p))
-                .json(obj),
-        )
-        .await
+        self.write(Method::PUT, &path, obj, p).await
     }
 
     async fn patch(
