@@ -37,6 +37,7 @@ struct Inner {
     ignore_term: BTreeSet<String>,
     sandboxes: BTreeSet<String>,
     sandbox_error: Option<String>,
+    sandboxes_created: u32,
 }
 
 /// The fake runtime. Cloning shares state.
@@ -73,6 +74,38 @@ impl FakeRuntime {
     /// Makes sandbox creation fail.
     pub fn fail_sandbox(&self, message: Option<&str>) {
         self.inner.lock().sandbox_error = message.map(str::to_string);
+    }
+
+    /// Makes the sandbox of pod `pod_uid` die (as a deleted network namespace would):
+    /// [`ContainerRuntime::sandbox_alive`] answers false until the sandbox is created again,
+    /// and the pod's running containers are killed (exit 137, SIGKILL) at `at`.
+    /// Returns false if the pod has no sandbox.
+    pub fn kill_sandbox(&self, pod_uid: &str, at: Timestamp) -> bool {
+        let mut i = self.inner.lock();
+        if !i.sandboxes.remove(pod_uid) {
+            return false;
+        }
+        for c in i.containers.values_mut() {
+            if c.cfg.pod_uid != pod_uid {
+                continue;
+            }
+            if let ContainerState::Running { started_at } = c.state {
+                c.state = ContainerState::Exited {
+                    started_at,
+                    finished_at: at,
+                    exit_code: 137,
+                    signal: Some(9),
+                    reason: ExitReason::Error,
+                };
+            }
+        }
+        true
+    }
+
+    /// How many times a sandbox was created (each [`ContainerRuntime::run_sandbox`] call that
+    /// succeeded), for asserting on recreation.
+    pub fn sandboxes_created(&self) -> u32 {
+        self.inner.lock().sandboxes_created
     }
 
     /// Sets what a container's probe or hook answers from now on.
@@ -209,15 +242,22 @@ impl ContainerRuntime for FakeRuntime {
         if let Some(m) = &i.sandbox_error {
             return Err(RuntimeError::Sandbox(m.clone()));
         }
-        i.sandboxes.insert(cfg.pod_uid.clone());
+        if i.sandboxes.insert(cfg.pod_uid.clone()) {
+            i.sandboxes_created += 1;
+        }
+        // The first sandbox gets 10.0.0.7, each recreation the next address (the IP may change).
         Ok(SandboxInfo {
-            ip: "10.0.0.7".into(),
+            ip: format!("10.0.0.{}", 6 + i.sandboxes_created),
         })
     }
 
     fn remove_sandbox(&self, pod_uid: &str) -> Result<(), RuntimeError> {
         self.inner.lock().sandboxes.remove(pod_uid);
         Ok(())
+    }
+
+    fn sandbox_alive(&self, pod_uid: &str) -> bool {
+        self.inner.lock().sandboxes.contains(pod_uid)
     }
 
     fn start_container(

@@ -296,6 +296,19 @@ pub trait ContainerRuntime: Send + Sync + std::fmt::Debug {
     fn run_sandbox(&self, cfg: &SandboxConfig) -> Result<SandboxInfo, RuntimeError>;
     /// Removes a pod's sandbox (after all its containers are gone).
     fn remove_sandbox(&self, pod_uid: &str) -> Result<(), RuntimeError>;
+    /// True while the sandbox of `pod_uid` created by [`run_sandbox`](Self::run_sandbox) is
+    /// still usable (for the process runtime: its network namespace still exists).
+    ///
+    /// When it returns false for a pod that has a sandbox, the pod worker treats the sandbox as
+    /// dead, as upstream `computePodActions` does when `podSandboxChanged` (event
+    /// `SandboxChanged`): it kills every container, calls [`remove_sandbox`](Self::remove_sandbox),
+    /// creates a new sandbox with [`run_sandbox`](Self::run_sandbox), and re-runs all init
+    /// containers in order before the app containers. Runtimes whose sandboxes cannot die keep
+    /// the default (`true`). Must be cheap: it is asked on every pod sync.
+    fn sandbox_alive(&self, pod_uid: &str) -> bool {
+        let _ = pod_uid;
+        true
+    }
     /// Creates and starts a container.
     fn start_container(
         &self,
