@@ -140,6 +140,8 @@ struct CState {
     pull_ready_at: Option<Timestamp>,
     pull_started: Option<Timestamp>,
     spec_changed: bool,
+    /// Init container (or sidecar) to run again from scratch: the sandbox was recreated.
+    rerun: bool,
 }
 
 impl CState {
@@ -168,6 +170,10 @@ pub struct PodWorker {
     containers: Vec<CState>,
     sandbox: Option<SandboxInfo>,
     sandbox_retry: Option<Timestamp>,
+    /// Sandboxes created so far (upstream's sandbox `attempt` of the next one).
+    sandboxes_created: u32,
+    /// The sandbox died: containers are being stopped before a new sandbox is created.
+    recreating: bool,
     start_time: Timestamp,
     crash_backoff: Backoff,
     pull_backoff: Backoff,
@@ -260,6 +266,8 @@ impl PodWorker {
             containers,
             sandbox: None,
             sandbox_retry: None,
+            sandboxes_created: 0,
+            recreating: false,
             start_time,
             crash_backoff: Backoff::kubelet(),
             pull_backoff: Backoff::kubelet(),
@@ -568,6 +576,18 @@ impl PodWorker {
             self.drive_termination(now, rt, &mut jobs);
             return jobs;
         }
+        if self.sandbox.is_some() && !rt.sandbox_alive(&self.uid()) {
+            self.sandbox_died(now, rt, &mut jobs);
+            if self.terminal {
+                return jobs;
+            }
+        }
+        if self.recreating {
+            if !self.stop_all(now, rt, &mut jobs) {
+                return jobs;
+            }
+            self.finish_sandbox_teardown(rt);
+        }
         if self.sandbox.is_none() {
             if self.sandbox_retry.is_some_and(|t| now < t) {
                 return jobs;
@@ -575,6 +595,7 @@ impl PodWorker {
             let cfg = self.sandbox_config();
             match rt.run_sandbox(&cfg) {
                 Ok(s) => {
+                    self.sandboxes_created += 1;
                     self.sandbox = Some(s.clone());
                     self.env.pod_ip = s.ip;
                     self.env.host_ip = self.cfg.host_ip.clone();
@@ -598,7 +619,11 @@ impl PodWorker {
                 if role == Role::App {
                     break;
                 }
-                let cur = self.containers[i].current.as_ref();
+                // A re-run init container counts as never started (upstream purgeInitContainers).
+                let cur = self.containers[i]
+                    .current
+                    .as_ref()
+                    .filter(|_| !self.containers[i].rerun);
                 let exited = cur.and_then(Instance::exited);
                 let running = cur.is_some_and(Instance::running);
                 match (role, cur.is_some(), running, exited) {
@@ -977,6 +1002,7 @@ impl PodWorker {
                 let c = &mut self.containers[i];
                 c.attempts += 1;
                 c.waiting = None;
+                c.rerun = false;
                 c.image_id = Some(image_id);
                 if let Some(prev) = c.current.take() {
                     c.previous = Some((prev.id, prev.state));
@@ -1244,6 +1270,27 @@ impl PodWorker {
         rt: &dyn ContainerRuntime,
         jobs: &mut Vec<Job>,
     ) {
+        let all_stopped = self.stop_all(now, rt, jobs);
+        if all_stopped && !self.stopped {
+            self.stopped = true;
+            self.terminal = true;
+            for c in &mut self.containers {
+                if c.waiting
+                    .as_ref()
+                    .is_some_and(|w| w.0 == "CrashLoopBackOff")
+                {
+                    c.waiting = None;
+                }
+            }
+            if let Err(e) = rt.remove_sandbox(&self.uid()) {
+                tracing::debug!(error = %e, "remove sandbox failed");
+            }
+        }
+    }
+
+    /// Stops every running container (regular containers first, sidecars after them, each
+    /// with its preStop hook and grace period; at once when forced). True once none runs.
+    fn stop_all(&mut self, now: Timestamp, rt: &dyn ContainerRuntime, jobs: &mut Vec<Job>) -> bool {
         let grace = if self.force {
             Duration::ZERO
         } else {
@@ -1275,23 +1322,76 @@ impl PodWorker {
             }
             self.drive_kill(i, now, rt);
         }
-        let all_stopped = self
+        self.containers
+            .iter()
+            .all(|c| c.current.as_ref().is_none_or(|x| !x.running()))
+    }
+
+    /// Upstream `computePodActions` with `podSandboxChanged`: the sandbox is gone, so every
+    /// container is killed and, unless the restart policy forbids it, a new sandbox is created
+    /// and the pod starts over from its first init container.
+    fn sandbox_died(&mut self, now: Timestamp, rt: &dyn ContainerRuntime, jobs: &mut Vec<Job>) {
+        self.sandbox = None;
+        self.progress = true;
+        if !self.should_recreate_sandbox() {
+            tracing::info!(pod = %self.pod_ref(), "sandbox died; restart policy forbids a new one, stopping the pod");
+            self.terminal = true;
+            self.drive_termination(now, rt, jobs);
+            return;
+        }
+        tracing::info!(pod = %self.pod_ref(), attempt = self.sandboxes_created, "sandbox died; it will be re-created");
+        self.event(
+            None,
+            EventKind::Normal,
+            "SandboxChanged",
+            "Pod sandbox changed, it will be killed and re-created.".into(),
+        );
+        self.recreating = true;
+    }
+
+    /// Whether a dead sandbox is replaced. Upstream `computePodActions`
+    /// (pkg/kubelet/kuberuntime/kuberuntime_manager.go): with `restartPolicy: Never`
+    /// (`!shouldRestartOnFailure`) a pod that already created any container is only killed;
+    /// a pod with no container left to start (OnFailure: all regular containers succeeded)
+    /// whose regular containers were created is only killed too.
+    fn should_recreate_sandbox(&self) -> bool {
+        let any_created = self.containers.iter().any(|c| c.current.is_some());
+        if self.restart_policy() == "Never" && any_created {
+            return false;
+        }
+        let on_failure = self.restart_policy() == "OnFailure";
+        let succeeded = |c: &CState| {
+            c.current
+                .as_ref()
+                .and_then(Instance::exited)
+                .is_some_and(|(code, _)| code == 0)
+        };
+        let to_start = self
             .containers
             .iter()
-            .all(|c| c.current.as_ref().is_none_or(|x| !x.running()));
-        if all_stopped && !self.stopped {
-            self.stopped = true;
-            self.terminal = true;
-            for c in &mut self.containers {
-                if c.waiting
-                    .as_ref()
-                    .is_some_and(|w| w.0 == "CrashLoopBackOff")
-                {
-                    c.waiting = None;
-                }
-            }
-            if let Err(e) = rt.remove_sandbox(&self.uid()) {
-                tracing::debug!(error = %e, "remove sandbox failed");
+            .filter(|c| c.role == Role::App)
+            .filter(|c| !(on_failure && succeeded(c)))
+            .count();
+        let regular_created = self
+            .containers
+            .iter()
+            .any(|c| c.role == Role::App && c.current.is_some());
+        !(to_start == 0 && regular_created)
+    }
+
+    /// Every container of the dead sandbox stopped: remove it, and make the pod start over
+    /// (all init containers run again, in order; upstream `purgeInitContainers`).
+    fn finish_sandbox_teardown(&mut self, rt: &dyn ContainerRuntime) {
+        if let Err(e) = rt.remove_sandbox(&self.uid()) {
+            tracing::debug!(error = %e, "remove sandbox failed");
+        }
+        self.recreating = false;
+        self.initialized = false;
+        self.progress = true;
+        for c in &mut self.containers {
+            if c.role != Role::App && c.current.is_some() {
+                c.rerun = true;
+                c.waiting = None;
             }
         }
     }
@@ -1649,6 +1749,7 @@ impl CState {
             pull_ready_at: None,
             pull_started: None,
             spec_changed: false,
+            rerun: false,
         }
     }
 }

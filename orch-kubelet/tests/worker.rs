@@ -799,3 +799,182 @@ fn image_change_restarts_the_container_even_under_never() {
         .any(|e| e.message == "Container app definition changed, will be restarted"));
     assert_eq!(h.phase(), "Running");
 }
+
+fn sandbox_ip(h: &mut H) -> Option<String> {
+    h.status().pod_ip
+}
+
+#[test]
+fn sandbox_death_kills_everything_and_reruns_all_init_containers_in_order() {
+    let mut h = H::new(json!({
+        "initContainers": [
+            {"name": "a", "image": "busybox:1"},
+            {"name": "b", "image": "busybox:1"},
+            {"name": "side", "image": "busybox:1", "restartPolicy": "Always"}
+        ],
+        "containers": [{"name": "app", "image": "nginx:1"}],
+        "terminationGracePeriodSeconds": 20
+    }));
+    h.step();
+    h.exit("a", 0);
+    h.step();
+    h.exit("b", 0);
+    h.step();
+    assert_eq!(h.phase(), "Running");
+    assert_eq!(h.cond("PodReadyToStartContainers").0, "True");
+    assert_eq!(sandbox_ip(&mut h).as_deref(), Some("10.0.0.7"));
+    let before = h.rt.calls().len();
+    h.events.clear();
+
+    h.rt.ignore_term("app");
+    assert!(h.rt.kill_sandbox("uid-1"));
+    h.step();
+    // No ready sandbox while the old containers are being stopped.
+    assert_eq!(h.cond("PodReadyToStartContainers").0, "False");
+    assert_eq!(h.cond("Initialized").0, "True", "stays True once apps ran");
+    assert_eq!(
+        h.rt.sandboxes_created(),
+        1,
+        "no new sandbox before all stopped"
+    );
+    h.run_for(19);
+    assert_eq!(h.rt.sandboxes_created(), 1);
+    h.run_for(1);
+    // SIGKILL after the grace period, then the sidecar stops, then a new sandbox.
+    assert_eq!(h.rt.sandboxes_created(), 2);
+    assert_eq!(h.cond("PodReadyToStartContainers").0, "True");
+    assert_eq!(sandbox_ip(&mut h).as_deref(), Some("10.0.0.8"), "new IP");
+    assert_eq!(h.rt.starts().last().unwrap(), &("a".to_string(), 1));
+    assert_eq!(h.phase(), "Running", "apps ran before: not Pending again");
+    h.exit("a", 0);
+    h.step();
+    assert_eq!(h.rt.starts().last().unwrap(), &("b".to_string(), 1));
+    h.exit("b", 0);
+    h.step();
+    let after: Vec<_> = h.rt.calls()[before..]
+        .iter()
+        .map(|c| format!("{c:?}"))
+        .collect();
+    let events: Vec<_> = h
+        .events
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {} {}",
+                e.reason,
+                e.field_path.as_deref().unwrap_or("pod"),
+                e.message
+            )
+        })
+        .collect();
+    insta::assert_yaml_snapshot!("sandbox_recreation", (after, events));
+    for (name, restarts) in [("a", 1), ("b", 1), ("side", 1), ("app", 1)] {
+        assert_eq!(h.cs(name).restart_count, restarts, "{name}");
+    }
+    let a = h.cs("a");
+    assert_eq!(
+        a.last_state.unwrap().terminated.unwrap().reason.as_deref(),
+        Some("Completed")
+    );
+    let app = h.cs("app");
+    assert!(app.state.unwrap().running.is_some());
+    assert_eq!(app.last_state.unwrap().terminated.unwrap().exit_code, 137);
+    assert_eq!(h.phase(), "Running");
+    assert_eq!(h.cond("Ready").0, "True");
+}
+
+#[test]
+fn sandbox_death_during_init_restarts_from_the_first_init_container() {
+    let mut h = H::new(json!({
+        "initContainers": [{"name": "a", "image": "busybox:1"}, {"name": "b", "image": "busybox:1"}],
+        "containers": [{"name": "app", "image": "nginx:1"}]
+    }));
+    h.step();
+    h.exit("a", 0);
+    h.step();
+    assert!(h.rt.running("b").is_some());
+    h.rt.kill_sandbox("uid-1");
+    h.step();
+    assert_eq!(
+        h.rt.starts(),
+        vec![("a".into(), 0), ("b".into(), 0), ("a".into(), 1)]
+    );
+    assert_eq!(h.phase(), "Pending");
+    assert_eq!(h.cond("Initialized").0, "False");
+    assert!(h.reasons().contains(&"SandboxChanged".to_string()));
+    h.exit("a", 0);
+    h.step();
+    h.exit("b", 0);
+    h.step();
+    assert_eq!(h.rt.starts().last().unwrap(), &("app".to_string(), 0));
+    assert_eq!(h.cs("app").restart_count, 0);
+    assert_eq!(h.phase(), "Running");
+}
+
+#[test]
+fn sandbox_death_under_restart_policy_never_only_kills_the_pod() {
+    // upstream computePodActions: !shouldRestartOnFailure && attempt != 0 && containers exist
+    // → CreateSandbox = false; the killed containers make the pod Failed.
+    let mut h = H::new(json!({
+        "restartPolicy": "Never",
+        "containers": [{"name": "app", "image": "nginx:1"}]
+    }));
+    h.step();
+    assert_eq!(h.phase(), "Running");
+    h.rt.kill_sandbox("uid-1");
+    h.step();
+    assert_eq!(h.rt.sandboxes_created(), 1, "no new sandbox");
+    assert!(!h.reasons().contains(&"SandboxChanged".to_string()));
+    assert_eq!(h.rt.starts().len(), 1);
+    assert!(h.w.is_finished());
+    assert_eq!(h.phase(), "Failed");
+    assert_eq!(h.cond("PodReadyToStartContainers").0, "False");
+    let t = h.cs("app").state.unwrap().terminated.unwrap();
+    assert_eq!(t.exit_code, 143);
+}
+
+#[test]
+fn sandbox_death_before_any_container_is_recreated_even_under_never() {
+    let mut h = H::new(json!({
+        "restartPolicy": "Never",
+        "containers": [{"name": "app", "image": "nginx:1"}]
+    }));
+    h.rt.fail_pull("nginx:1", Some("registry down"));
+    h.step();
+    assert_eq!(h.waiting_reason("app").as_deref(), Some("ErrImagePull"));
+    h.rt.kill_sandbox("uid-1");
+    h.step();
+    assert_eq!(h.rt.sandboxes_created(), 2);
+    assert!(h.reasons().contains(&"SandboxChanged".to_string()));
+    h.rt.fail_pull("nginx:1", None);
+    h.run_for(11);
+    assert_eq!(h.rt.starts(), vec![("app".into(), 0)]);
+    assert_eq!(h.phase(), "Running");
+}
+
+#[test]
+fn sandbox_death_under_on_failure_restarts_only_unfinished_containers() {
+    let mut h = H::new(json!({
+        "restartPolicy": "OnFailure",
+        "initContainers": [{"name": "init", "image": "busybox:1"}],
+        "containers": [{"name": "job", "image": "busybox:1"}, {"name": "srv", "image": "nginx:1"}]
+    }));
+    h.step();
+    h.exit("init", 0);
+    h.step();
+    h.exit("job", 0);
+    h.step();
+    h.rt.kill_sandbox("uid-1");
+    h.step();
+    assert_eq!(h.rt.starts().last().unwrap(), &("init".to_string(), 1));
+    h.exit("init", 0);
+    h.step();
+    assert_eq!(h.rt.starts().last().unwrap(), &("srv".to_string(), 1));
+    assert_eq!(
+        h.rt.starts().iter().filter(|s| s.0 == "job").count(),
+        1,
+        "a succeeded container is not run again under OnFailure"
+    );
+    assert_eq!(h.cs("job").restart_count, 0);
+    assert_eq!(h.phase(), "Running");
+}

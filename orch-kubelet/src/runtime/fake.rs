@@ -77,29 +77,11 @@ impl FakeRuntime {
     }
 
     /// Makes the sandbox of pod `pod_uid` die (as a deleted network namespace would):
-    /// [`ContainerRuntime::sandbox_alive`] answers false until the sandbox is created again,
-    /// and the pod's running containers are killed (exit 137, SIGKILL) at `at`.
-    /// Returns false if the pod has no sandbox.
-    pub fn kill_sandbox(&self, pod_uid: &str, at: Timestamp) -> bool {
-        let mut i = self.inner.lock();
-        if !i.sandboxes.remove(pod_uid) {
-            return false;
-        }
-        for c in i.containers.values_mut() {
-            if c.cfg.pod_uid != pod_uid {
-                continue;
-            }
-            if let ContainerState::Running { started_at } = c.state {
-                c.state = ContainerState::Exited {
-                    started_at,
-                    finished_at: at,
-                    exit_code: 137,
-                    signal: Some(9),
-                    reason: ExitReason::Error,
-                };
-            }
-        }
-        true
+    /// [`ContainerRuntime::sandbox_alive`] answers false until the sandbox is created again.
+    /// The pod's containers keep running (the worker has to stop them). Returns false if the
+    /// pod has no sandbox.
+    pub fn kill_sandbox(&self, pod_uid: &str) -> bool {
+        self.inner.lock().sandboxes.remove(pod_uid)
     }
 
     /// How many times a sandbox was created (each [`ContainerRuntime::run_sandbox`] call that
