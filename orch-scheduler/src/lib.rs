@@ -8,8 +8,9 @@
 //! [`driver`] runs it against any API server through `orch_types::client::Client`; this crate
 //! never depends on `orch-apiserver`.
 //!
-//! Hot path: pods are compiled once into [`pod_info::PodInfo`] (integer requests, compiled
-//! selectors), nodes keep integer aggregates, and a filter that passes allocates nothing.
+//! Hot path: pods are compiled once into [`pod_info::PodInfo`] (integer requests packed from
+//! `orch_types::resources`, selectors compiled by `orch_types::labels`/`node_selector`),
+//! nodes keep integer aggregates, and a filter that passes allocates nothing.
 //!
 //! ```
 //! use k8s_openapi::api::core::v1::{Node, Pod};
@@ -40,7 +41,6 @@ pub mod profile;
 pub mod queue;
 pub mod resources;
 pub mod scheduler;
-pub mod selectors;
 pub mod simulate;
 pub mod snapshot;
 pub mod status;

@@ -2,7 +2,7 @@
 //! (requested resources, host ports, images, counts of pods with affinity).
 
 use crate::pod_info::{HostPort, PodInfo};
-use crate::resources::{QuantityParseError, Resources};
+use crate::resources::{InvalidQuantity, Resources};
 use k8s_openapi::api::core::v1::{Node, Taint};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -40,7 +40,7 @@ pub struct NodeInfo {
 
 impl NodeInfo {
     /// Builds a node's info without pods.
-    pub fn new(node: impl Into<Arc<Node>>) -> Result<Self, QuantityParseError> {
+    pub fn new(node: impl Into<Arc<Node>>) -> Result<Self, InvalidQuantity> {
         let node: Arc<Node> = node.into();
         let status = node.status.as_ref();
         let alloc = status
@@ -76,7 +76,7 @@ impl NodeInfo {
     }
 
     /// Replaces the node object, keeping the pods.
-    pub fn set_node(&mut self, node: impl Into<Arc<Node>>) -> Result<(), QuantityParseError> {
+    pub fn set_node(&mut self, node: impl Into<Arc<Node>>) -> Result<(), InvalidQuantity> {
         let mut fresh = NodeInfo::new(node)?;
         std::mem::swap(&mut fresh.pods, &mut self.pods);
         fresh.requested = std::mem::take(&mut self.requested);

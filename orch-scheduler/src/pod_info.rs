@@ -2,9 +2,10 @@
 //! snapshot or the queue (requests as integers, compiled selectors, ports, images), so the
 //! per-node loop never parses a quantity or a selector.
 
-use crate::resources::{pod_requests, PodRequests, QuantityParseError};
-use crate::selectors::{node_term, LabelMatcher, NodeMatcher, NodeTerm, SelectorError};
+use crate::resources::{pod_requests, InvalidQuantity, PodRequests};
 use k8s_openapi::api::core::v1::{Pod, PodAffinityTerm, Toleration};
+use orch_types::labels::{Operator, Requirement, Selector, SelectorError};
+use orch_types::node_selector::{CompiledNodeSelector, CompiledTerm};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -18,7 +19,7 @@ pub enum PodInfoError {
         pod: String,
         /// The error.
         #[source]
-        source: QuantityParseError,
+        source: InvalidQuantity,
     },
     /// A selector is invalid.
     #[error("pod {pod}: {field}: {source}")]
@@ -62,9 +63,9 @@ pub struct AffinityTerm {
     /// Namespaces listed (or the pod's own when neither list nor selector is given).
     pub namespaces: Vec<String>,
     /// Namespace selector (`None` = nothing).
-    pub namespace_selector: LabelMatcher,
+    pub namespace_selector: Selector,
     /// Pod label selector.
-    pub selector: LabelMatcher,
+    pub selector: Selector,
     /// Topology key.
     pub topology_key: String,
     /// Weight (preferred terms) or 1.
@@ -74,15 +75,14 @@ pub struct AffinityTerm {
 impl AffinityTerm {
     fn new(term: &PodAffinityTerm, pod_ns: &str, weight: i64) -> Result<Self, SelectorError> {
         let mut namespaces = term.namespaces.clone().unwrap_or_default();
-        let namespace_selector =
-            LabelMatcher::from_label_selector(term.namespace_selector.as_ref())?;
+        let namespace_selector = Selector::from_optional(term.namespace_selector.as_ref())?;
         if namespaces.is_empty() && term.namespace_selector.is_none() {
             namespaces.push(pod_ns.to_string());
         }
         namespaces.sort();
         // matchLabelKeys / mismatchLabelKeys are merged into labelSelector by the API server
         // in 1.33 (MatchLabelKeysInPodAffinity), so the scheduler only reads the selector.
-        let selector = LabelMatcher::from_label_selector(term.label_selector.as_ref())?;
+        let selector = Selector::from_optional(term.label_selector.as_ref())?;
         Ok(Self {
             namespaces,
             namespace_selector,
@@ -110,7 +110,7 @@ impl AffinityTerm {
         if self.namespaces.binary_search(&pod.namespace).is_ok() {
             return true;
         }
-        !matches!(self.namespace_selector, LabelMatcher::Nothing)
+        !self.namespace_selector.is_nothing()
             && self
                 .namespace_selector
                 .matches(snap.namespace_labels(&pod.namespace))
@@ -127,7 +127,7 @@ pub struct SpreadConstraint {
     /// `DoNotSchedule` (true) or `ScheduleAnyway`.
     pub hard: bool,
     /// Selector with matchLabelKeys merged in.
-    pub selector: LabelMatcher,
+    pub selector: Selector,
     /// minDomains (1 when unset).
     pub min_domains: i32,
     /// nodeAffinityPolicy Honor (default) vs Ignore.
@@ -164,9 +164,9 @@ pub struct PodInfo {
     /// `spec.nodeSelector` as a label map.
     pub node_selector: BTreeMap<String, String>,
     /// Required node affinity.
-    pub required_node_affinity: Option<NodeMatcher>,
+    pub required_node_affinity: Option<CompiledNodeSelector>,
     /// Preferred node affinity terms with weights.
-    pub preferred_node_affinity: Vec<(i64, NodeTerm)>,
+    pub preferred_node_affinity: Vec<(i64, CompiledTerm)>,
     /// Required pod affinity terms.
     pub required_affinity: Vec<AffinityTerm>,
     /// Required pod anti-affinity terms.
@@ -267,14 +267,14 @@ impl PodInfo {
         let required_node_affinity = na
             .required_during_scheduling_ignored_during_execution
             .as_ref()
-            .map(NodeMatcher::new)
+            .map(CompiledNodeSelector::new)
             .transpose()
             .map_err(sel_err("spec.affinity.nodeAffinity.required"))?;
         let preferred_node_affinity = na
             .preferred_during_scheduling_ignored_during_execution
             .iter()
             .flatten()
-            .map(|p| Ok((i64::from(p.weight), node_term(&p.preference)?)))
+            .map(|p| Ok((i64::from(p.weight), CompiledTerm::new(&p.preference)?)))
             .collect::<Result<Vec<_>, SelectorError>>()
             .map_err(sel_err("spec.affinity.nodeAffinity.preferred"))?;
         let pa = affinity.pod_affinity.unwrap_or_default();
@@ -317,11 +317,16 @@ impl PodInfo {
         .map_err(sel_err("spec.affinity.podAntiAffinity.preferred"))?;
         let mut spread = Vec::new();
         for c in spec.topology_spread_constraints.iter().flatten() {
-            let mut selector = LabelMatcher::from_label_selector(c.label_selector.as_ref())
+            let mut selector = Selector::from_optional(c.label_selector.as_ref())
                 .map_err(sel_err("spec.topologySpreadConstraints.labelSelector"))?;
-            for k in c.match_label_keys.iter().flatten() {
-                if let Some(v) = labels.get(k) {
-                    selector.and_equals(k, v);
+            if !selector.is_nothing() {
+                for k in c.match_label_keys.iter().flatten() {
+                    if let Some(Ok(r)) = labels
+                        .get(k)
+                        .map(|v| Requirement::new(k, Operator::In, [v.as_str()]))
+                    {
+                        selector = selector.with_requirement(r);
+                    }
                 }
             }
             spread.push(SpreadConstraint {

@@ -1,22 +1,17 @@
 //! [`Resources`]: a resource vector in packed integers (milli-CPU, bytes, counts), the form every
-//! hot-path computation uses; and the pod request computation of upstream
-//! `resourcehelper.PodRequests` (init containers as max, sidecars, overhead, non-zero defaults).
+//! hot-path computation uses. The pod request rules (init containers as max, sidecars,
+//! overhead, non-zero defaults; upstream `resourcehelper.PodRequests`) live in
+//! [`orch_types::resources`]; [`pod_requests`] runs them once per pod and packs the results.
 
-use k8s_openapi::api::core::v1::{Container, PodSpec};
+use k8s_openapi::api::core::v1::PodSpec;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity as WireQuantity;
-use orch_types::quantity::Quantity;
+use orch_types::quantity::{Format, Quantity};
+pub use orch_types::resources::InvalidQuantity;
+use orch_types::resources::{try_pod_requests_with, PodResourcesOptions, ResourceList};
+pub use orch_types::resources::{CPU, EPHEMERAL_STORAGE, MEMORY, PODS};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::sync::Arc;
-
-/// Resource name `cpu`.
-pub const CPU: &str = "cpu";
-/// Resource name `memory`.
-pub const MEMORY: &str = "memory";
-/// Resource name `ephemeral-storage`.
-pub const EPHEMERAL_STORAGE: &str = "ephemeral-storage";
-/// Resource name `pods`.
-pub const PODS: &str = "pods";
+use std::sync::{Arc, LazyLock};
 
 /// CPU assumed for a container without a CPU request when scoring (upstream
 /// `schedutil.DefaultMilliCPURequest`).
@@ -24,18 +19,6 @@ pub const DEFAULT_MILLI_CPU_REQUEST: i64 = 100;
 /// Memory assumed for a container without a memory request when scoring (200 MiB, upstream
 /// `schedutil.DefaultMemoryRequest`).
 pub const DEFAULT_MEMORY_REQUEST: i64 = 200 * 1024 * 1024;
-
-/// A quantity in a resource list could not be parsed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid quantity {value:?} for resource {resource}: {message}")]
-pub struct QuantityParseError {
-    /// Resource name.
-    pub resource: String,
-    /// The text.
-    pub value: String,
-    /// Why it is invalid.
-    pub message: String,
-}
 
 /// A resource vector: CPU in milli-cores, memory and ephemeral storage in bytes, allowed pod
 /// count, and scalar (extended, hugepages) resources by name in whole units.
@@ -53,24 +36,19 @@ pub struct Resources {
     pub scalar: Vec<(Arc<str>, i64)>,
 }
 
-/// Parses a wire quantity.
-pub fn parse_quantity(resource: &str, q: &WireQuantity) -> Result<Quantity, QuantityParseError> {
-    q.0.parse::<Quantity>().map_err(|e| QuantityParseError {
-        resource: resource.into(),
-        value: q.0.clone(),
-        message: e.to_string(),
-    })
-}
-
 impl Resources {
-    /// From a resource list (node allocatable or container requests).
-    pub fn from_list(list: &BTreeMap<String, WireQuantity>) -> Result<Self, QuantityParseError> {
+    /// From a wire resource list (node allocatable or container requests).
+    pub fn from_list(list: &BTreeMap<String, WireQuantity>) -> Result<Self, InvalidQuantity> {
+        ResourceList::try_from_k8s(list).map(|l| Self::pack(&l))
+    }
+
+    /// Packs a parsed resource list into integers.
+    pub fn pack(list: &ResourceList) -> Self {
         let mut r = Resources::default();
-        for (name, q) in list {
-            let q = parse_quantity(name, q)?;
-            r.set(name, &q);
+        for (name, q) in list.iter() {
+            r.set(name, q);
         }
-        Ok(r)
+        r
     }
 
     fn set(&mut self, name: &str, q: &Quantity) {
@@ -186,52 +164,23 @@ pub struct PodRequests {
     pub non_zero: Resources,
 }
 
-fn container_requests(c: &Container, non_zero: bool) -> Result<Resources, QuantityParseError> {
-    let mut r = match c.resources.as_ref().and_then(|r| r.requests.as_ref()) {
-        Some(req) => Resources::from_list(req)?,
-        None => Resources::default(),
-    };
-    if non_zero {
-        let req = c.resources.as_ref().and_then(|r| r.requests.as_ref());
-        if !req.is_some_and(|m| m.contains_key(CPU)) {
-            r.milli_cpu = DEFAULT_MILLI_CPU_REQUEST;
-        }
-        if !req.is_some_and(|m| m.contains_key(MEMORY)) {
-            r.memory = DEFAULT_MEMORY_REQUEST;
-        }
+/// The options of the non-zero flavour: missing CPU/memory container requests count as
+/// 100m/200Mi (upstream `NonMissingContainerRequests` in `noderesources`).
+static NON_ZERO: LazyLock<PodResourcesOptions> = LazyLock::new(|| {
+    let mut d = ResourceList::new();
+    d.insert(CPU, Quantity::from_milli(DEFAULT_MILLI_CPU_REQUEST));
+    d.insert(
+        MEMORY,
+        Quantity::from_value(DEFAULT_MEMORY_REQUEST, Format::BinarySI),
+    );
+    PodResourcesOptions {
+        exclude_overhead: false,
+        non_missing_container_requests: Some(d),
     }
-    Ok(r)
-}
+});
 
-fn requests(spec: &PodSpec, non_zero: bool) -> Result<Resources, QuantityParseError> {
-    let mut reqs = Resources::default();
-    for c in &spec.containers {
-        reqs.add(&container_requests(c, non_zero)?);
-    }
-    // Upstream resourcehelper.PodRequests: sidecars (restartable init containers) add to the
-    // total and to every later init container's peak; the total is the max of that and the sum.
-    let mut restartable = Resources::default();
-    let mut init_peak = Resources::default();
-    for c in spec.init_containers.iter().flatten() {
-        let cr = container_requests(c, non_zero)?;
-        if c.restart_policy.as_deref() == Some("Always") {
-            reqs.add(&cr);
-            restartable.add(&cr);
-            init_peak.max_with(&restartable);
-        } else {
-            let mut tmp = cr;
-            tmp.add(&restartable);
-            init_peak.max_with(&tmp);
-        }
-    }
-    reqs.max_with(&init_peak);
-    if let Some(overhead) = &spec.overhead {
-        reqs.add(&Resources::from_list(overhead)?);
-    }
-    Ok(reqs)
-}
-
-/// Computes a pod's requests (upstream `resourcehelper.PodRequests`).
+/// Computes a pod's requests with [`orch_types::resources::try_pod_requests_with`] and packs
+/// both flavours.
 ///
 /// ```
 /// use k8s_openapi::api::core::v1::PodSpec;
@@ -243,10 +192,13 @@ fn requests(spec: &PodSpec, non_zero: bool) -> Result<Resources, QuantityParseEr
 /// assert_eq!(r.requested.milli_cpu, 2000);
 /// assert_eq!(r.non_zero.memory, 200 * 1024 * 1024);
 /// ```
-pub fn pod_requests(spec: &PodSpec) -> Result<PodRequests, QuantityParseError> {
+pub fn pod_requests(spec: &PodSpec) -> Result<PodRequests, InvalidQuantity> {
     Ok(PodRequests {
-        requested: requests(spec, false)?,
-        non_zero: requests(spec, true)?,
+        requested: Resources::pack(&try_pod_requests_with(
+            spec,
+            &PodResourcesOptions::default(),
+        )?),
+        non_zero: Resources::pack(&try_pod_requests_with(spec, &NON_ZERO)?),
     })
 }
 

@@ -26,6 +26,7 @@ pub struct Scheduler {
     explain: bool,
     state: CycleState,
     feasible: Vec<usize>,
+    failed: Vec<(usize, Status)>,
     scores: Vec<i64>,
     totals: Vec<i64>,
 }
@@ -118,6 +119,7 @@ impl Scheduler {
             explain: false,
             state: CycleState::default(),
             feasible: Vec::new(),
+            failed: Vec::new(),
             scores: Vec::new(),
             totals: Vec::new(),
         }
@@ -264,6 +266,8 @@ impl Scheduler {
         let mut statuses: NodeStatuses = NodeStatuses::new();
         let mut feasible = std::mem::take(&mut self.feasible);
         feasible.clear();
+        let mut failed = std::mem::take(&mut self.failed);
+        failed.clear();
         if pre_failure.is_none() {
             // The nominated node first (upstream evaluateNominatedNode).
             if let Some(i) = pod
@@ -331,13 +335,22 @@ impl Scheduler {
                             break;
                         }
                     } else {
-                        statuses.insert(snap.node(i).name.clone(), s);
+                        failed.push((i, s));
                     }
                 }
                 if restricted.is_none() {
                     self.next_start = (start + processed) % n;
                 }
-                if let (Some(v), Some((_, plugins))) = (&restricted, &allowed) {
+                // The per-node statuses only matter when nothing fits (PostFilter and the fit
+                // error), so the map keyed by node name is built only then.
+                if feasible.is_empty() {
+                    for (i, s) in failed.drain(..) {
+                        statuses.insert(snap.node(i).name.clone(), s);
+                    }
+                }
+                if let (true, Some(v), Some((_, plugins))) =
+                    (feasible.is_empty(), &restricted, &allowed)
+                {
                     // Nodes outside the PreFilter result.
                     let s = Status::new(
                         Code::UnschedulableAndUnresolvable,
@@ -467,6 +480,8 @@ impl Scheduler {
             e.nodes = nodes;
         }
         self.feasible = feasible;
+        failed.clear();
+        self.failed = failed;
         self.state = state;
         decide(outcome, ex)
     }

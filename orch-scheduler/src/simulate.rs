@@ -74,7 +74,7 @@ fn pdb_status(
 ) -> Result<PodDisruptionBudgetStatus, String> {
     let ns = pdb.metadata.namespace.as_deref().unwrap_or("default");
     let spec = pdb.spec.clone().unwrap_or_default();
-    let sel = crate::selectors::LabelMatcher::from_label_selector(spec.selector.as_ref())
+    let sel = orch_types::labels::Selector::from_optional(spec.selector.as_ref())
         .map_err(|e| e.to_string())?;
     let healthy = snap
         .all_pods()

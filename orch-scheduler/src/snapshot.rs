@@ -4,7 +4,7 @@
 
 use crate::node_info::NodeInfo;
 use crate::pod_info::{PodInfo, PodInfoError};
-use crate::resources::QuantityParseError;
+use crate::resources::InvalidQuantity;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use std::collections::{BTreeMap, HashMap};
@@ -20,7 +20,7 @@ pub enum SnapshotError {
         node: String,
         /// The error.
         #[source]
-        source: QuantityParseError,
+        source: InvalidQuantity,
     },
     /// A node has no name.
     #[error("node without metadata.name")]
@@ -46,7 +46,7 @@ pub struct PdbInfo {
     /// Namespace.
     pub namespace: String,
     /// Selector (`Nothing` for a nil selector, as upstream).
-    pub selector: crate::selectors::LabelMatcher,
+    pub selector: orch_types::labels::Selector,
     /// `status.disruptionsAllowed`.
     pub disruptions_allowed: i32,
     /// Pods already disrupted (`status.disruptedPods`).
@@ -251,7 +251,7 @@ impl Snapshot {
             .unwrap_or_else(|| "default".into());
         let key = format!("{ns}/{}", pdb.metadata.name.as_deref().unwrap_or(""));
         let spec = pdb.spec.clone().unwrap_or_default();
-        let selector = crate::selectors::LabelMatcher::from_label_selector(spec.selector.as_ref())
+        let selector = orch_types::labels::Selector::from_optional(spec.selector.as_ref())
             .map_err(|e| SnapshotError::Pdb {
                 name: key.clone(),
                 message: e.to_string(),

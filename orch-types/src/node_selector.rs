@@ -60,11 +60,17 @@ pub fn requirements_as_selector(
     Ok(Selector::from_requirements(out))
 }
 
-/// Checks `matchFields` against the node's fields (upstream
-/// `nodeSelectorRequirementsAsFieldSelector` + match).
-fn fields_match(reqs: &[NodeSelectorRequirement], node_name: &str) -> Result<bool, SelectorError> {
-    let mut ok = true;
-    for r in reqs {
+/// One `matchFields` requirement (upstream `nodeSelectorRequirementsAsFieldSelector`: `In` /
+/// `NotIn` with exactly one value).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct FieldRequirement {
+    key: String,
+    not_in: bool,
+    value: String,
+}
+
+impl FieldRequirement {
+    fn new(r: &NodeSelectorRequirement) -> Result<Self, SelectorError> {
         let values = r.values.as_deref().unwrap_or_default();
         if values.len() != 1 {
             return Err(SelectorError {
@@ -76,15 +82,9 @@ fn fields_match(reqs: &[NodeSelectorRequirement], node_name: &str) -> Result<boo
                 ),
             });
         }
-        // Fields other than metadata.name are absent, and an absent field reads as "".
-        let actual = if r.key == NODE_FIELD_METADATA_NAME {
-            node_name
-        } else {
-            ""
-        };
-        let m = match r.operator.as_str() {
-            "In" => actual == values[0],
-            "NotIn" => actual != values[0],
+        let not_in = match r.operator.as_str() {
+            "In" => false,
+            "NotIn" => true,
             other => {
                 return Err(SelectorError {
                     position: 0,
@@ -92,9 +92,113 @@ fn fields_match(reqs: &[NodeSelectorRequirement], node_name: &str) -> Result<boo
                 })
             }
         };
-        ok &= m;
+        Ok(Self {
+            key: r.key.clone(),
+            not_in,
+            value: values[0].clone(),
+        })
     }
-    Ok(ok)
+
+    fn matches(&self, node_name: &str) -> bool {
+        // Fields other than metadata.name are absent, and an absent field reads as "".
+        let actual = if self.key == NODE_FIELD_METADATA_NAME {
+            node_name
+        } else {
+            ""
+        };
+        (actual == self.value) != self.not_in
+    }
+}
+
+/// A `NodeSelectorTerm` parsed once (upstream `nodeaffinity.nodeSelectorTerm`), to match many
+/// nodes without re-parsing: label requirements and `matchFields`, ANDed; a term without any
+/// requirement matches nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CompiledTerm {
+    labels: Option<Selector>,
+    fields: Vec<FieldRequirement>,
+}
+
+impl CompiledTerm {
+    /// Parses a term; errors for an unknown operator, a bad key/value or a field requirement
+    /// without exactly one value.
+    pub fn new(term: &NodeSelectorTerm) -> Result<Self, SelectorError> {
+        let exprs = term.match_expressions.as_deref().unwrap_or_default();
+        let fields = term.match_fields.as_deref().unwrap_or_default();
+        Ok(Self {
+            labels: if exprs.is_empty() {
+                None
+            } else {
+                Some(requirements_as_selector(exprs)?)
+            },
+            fields: fields
+                .iter()
+                .map(FieldRequirement::new)
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// Whether the term matches a node given its labels and name.
+    pub fn matches(&self, labels: &BTreeMap<String, String>, node_name: &str) -> bool {
+        if self.labels.is_none() && self.fields.is_empty() {
+            return false;
+        }
+        self.labels.as_ref().is_none_or(|s| s.matches(labels))
+            && self.fields.iter().all(|f| f.matches(node_name))
+    }
+
+    /// The node names this term is limited to by `metadata.name In` field requirements (their
+    /// intersection), or `None` when it has none (upstream NodeAffinity `PreFilter`).
+    pub fn name_restriction(&self) -> Option<Vec<&str>> {
+        let mut names = self
+            .fields
+            .iter()
+            .filter(|f| f.key == NODE_FIELD_METADATA_NAME && !f.not_in)
+            .map(|f| f.value.as_str());
+        let first = names.next()?;
+        Some(if names.all(|n| n == first) {
+            vec![first]
+        } else {
+            Vec::new()
+        })
+    }
+}
+
+/// A `NodeSelector` parsed once (upstream `nodeaffinity.NodeSelector`): its terms are ORed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CompiledNodeSelector {
+    /// The terms.
+    pub terms: Vec<CompiledTerm>,
+}
+
+impl CompiledNodeSelector {
+    /// Parses every term; errors on the first malformed one.
+    pub fn new(sel: &NodeSelector) -> Result<Self, SelectorError> {
+        Ok(Self {
+            terms: sel
+                .node_selector_terms
+                .iter()
+                .map(CompiledTerm::new)
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// Parses the terms, leaving malformed ones out (they never match, upstream's lazy-error
+    /// selector as `GetRequiredNodeAffinity` uses it).
+    pub fn new_lenient(sel: &NodeSelector) -> Self {
+        Self {
+            terms: sel
+                .node_selector_terms
+                .iter()
+                .filter_map(|t| CompiledTerm::new(t).ok())
+                .collect(),
+        }
+    }
+
+    /// Whether any term matches the node.
+    pub fn matches(&self, labels: &BTreeMap<String, String>, node_name: &str) -> bool {
+        self.terms.iter().any(|t| t.matches(labels, node_name))
+    }
 }
 
 /// Whether one term matches a node given its labels and name. Errors for malformed terms.
@@ -103,14 +207,7 @@ pub fn term_matches(
     labels: &BTreeMap<String, String>,
     node_name: &str,
 ) -> Result<bool, SelectorError> {
-    let exprs = term.match_expressions.as_deref().unwrap_or_default();
-    let fields = term.match_fields.as_deref().unwrap_or_default();
-    if exprs.is_empty() && fields.is_empty() {
-        return Ok(false);
-    }
-    let label_ok = exprs.is_empty() || requirements_as_selector(exprs)?.matches(labels);
-    let fields_ok = fields.is_empty() || fields_match(fields, node_name)?;
-    Ok(label_ok && fields_ok)
+    Ok(CompiledTerm::new(term)?.matches(labels, node_name))
 }
 
 /// Whether a `NodeSelector` (ORed terms) matches the node; malformed terms never match.
@@ -309,5 +406,41 @@ mod tests {
             Some(BTreeMap::from([("disk".into(), "hdd".into())]));
         pod.spec.as_mut().unwrap().affinity = None;
         assert!(!pod_matches_node(&pod, &n));
+    }
+
+    #[test]
+    fn compiled_selector_strict_lenient_and_name_restriction() {
+        let bad = term(vec![req("foo", "Bogus", &["bar"])], vec![]);
+        let by_name = term(
+            vec![],
+            vec![
+                req("metadata.name", "In", &["n1"]),
+                req("metadata.name", "NotIn", &["n2"]),
+            ],
+        );
+        let sel = NodeSelector {
+            node_selector_terms: vec![bad.clone(), by_name.clone()],
+        };
+        let e = CompiledNodeSelector::new(&sel).unwrap_err();
+        assert!(e.message.contains("Bogus"), "{e}");
+        let lenient = CompiledNodeSelector::new_lenient(&sel);
+        assert_eq!(lenient.terms.len(), 1);
+        assert!(lenient.matches(&BTreeMap::new(), "n1"));
+        assert!(!lenient.matches(&BTreeMap::new(), "n3"));
+        assert_eq!(lenient.terms[0].name_restriction(), Some(vec!["n1"]));
+        let two = CompiledTerm::new(&term(
+            vec![],
+            vec![
+                req("metadata.name", "In", &["n1"]),
+                req("metadata.name", "In", &["n2"]),
+            ],
+        ))
+        .unwrap();
+        assert_eq!(two.name_restriction(), Some(vec![]));
+        let labels_only = CompiledTerm::new(&term(vec![req("a", "Exists", &[])], vec![])).unwrap();
+        assert_eq!(labels_only.name_restriction(), None);
+        assert!(!CompiledTerm::new(&term(vec![], vec![]))
+            .unwrap()
+            .matches(&BTreeMap::new(), "n1"));
     }
 }

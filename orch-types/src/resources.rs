@@ -72,6 +72,30 @@ impl ResourceList {
         map.map(Self::from_k8s).unwrap_or_default()
     }
 
+    /// Parses a k8s-openapi resource map, failing on the first unparsable quantity (for
+    /// consumers such as the scheduler that must not silently drop a request).
+    pub fn try_from_k8s(map: &BTreeMap<String, K8sQuantity>) -> Result<Self, InvalidQuantity> {
+        map.iter()
+            .map(|(k, v)| {
+                Quantity::try_from(v)
+                    .map(|q| (k.clone(), q))
+                    .map_err(|e| InvalidQuantity {
+                        resource: k.clone(),
+                        value: v.0.clone(),
+                        message: e.to_string(),
+                    })
+            })
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
+
+    /// Like [`ResourceList::try_from_k8s`] on an optional map.
+    pub fn try_from_k8s_opt(
+        map: Option<&BTreeMap<String, K8sQuantity>>,
+    ) -> Result<Self, InvalidQuantity> {
+        map.map_or_else(|| Ok(Self::default()), Self::try_from_k8s)
+    }
+
     /// The canonical k8s-openapi form.
     pub fn to_k8s(&self) -> BTreeMap<String, K8sQuantity> {
         self.0.iter().map(|(k, v)| (k.clone(), v.into())).collect()
@@ -185,6 +209,18 @@ impl FromIterator<(String, Quantity)> for ResourceList {
     }
 }
 
+/// A quantity in a resource map does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid quantity {value:?} for resource {resource}: {message}")]
+pub struct InvalidQuantity {
+    /// Resource name.
+    pub resource: String,
+    /// The text.
+    pub value: String,
+    /// Why it is invalid.
+    pub message: String,
+}
+
 /// Options of [`pod_requests_with`] / [`pod_limits_with`] (upstream `PodResourcesOptions`).
 #[derive(Debug, Clone, Default)]
 pub struct PodResourcesOptions {
@@ -199,39 +235,42 @@ fn is_sidecar(c: &Container) -> bool {
     c.restart_policy.as_deref() == Some("Always")
 }
 
-fn aggregate(
+fn aggregate<E>(
     spec: &PodSpec,
     opts: &PodResourcesOptions,
-    pick: impl Fn(&Container) -> ResourceList,
-) -> ResourceList {
+    pick: impl Fn(&Container) -> Result<ResourceList, E>,
+) -> Result<ResourceList, E> {
     let get = |c: &Container| {
-        let r = pick(c);
-        match &opts.non_missing_container_requests {
+        let r = pick(c)?;
+        Ok(match &opts.non_missing_container_requests {
             Some(d) => r.with_non_missing(d),
             None => r,
-        }
+        })
     };
     let mut total = ResourceList::new();
     for c in &spec.containers {
-        total.add(&get(c));
+        total.add(&get(c)?);
     }
     let mut sidecars = ResourceList::new();
     let mut init_max = ResourceList::new();
     for c in spec.init_containers.iter().flatten() {
-        let r = get(c);
-        let use_now = if is_sidecar(c) {
+        let r = get(c)?;
+        if is_sidecar(c) {
             total.add(&r);
             sidecars.add(&r);
-            sidecars.clone()
+            init_max.max_with(&sidecars);
         } else {
             let mut tmp = r;
             tmp.add(&sidecars);
-            tmp
-        };
-        init_max.max_with(&use_now);
+            init_max.max_with(&tmp);
+        }
     }
     total.max_with(&init_max);
-    total
+    Ok(total)
+}
+
+fn requests_of(c: &Container) -> Option<&BTreeMap<String, K8sQuantity>> {
+    c.resources.as_ref().and_then(|r| r.requests.as_ref())
 }
 
 /// Effective resource requests of a pod, overhead included (upstream `PodRequests` with
@@ -242,8 +281,8 @@ pub fn pod_requests(spec: &PodSpec) -> ResourceList {
 
 /// [`pod_requests`] with options.
 pub fn pod_requests_with(spec: &PodSpec, opts: &PodResourcesOptions) -> ResourceList {
-    let mut reqs = aggregate(spec, opts, |c| {
-        ResourceList::from_k8s_opt(c.resources.as_ref().and_then(|r| r.requests.as_ref()))
+    let Ok(mut reqs) = aggregate(spec, opts, |c| {
+        Ok::<_, std::convert::Infallible>(ResourceList::from_k8s_opt(requests_of(c)))
     });
     if !opts.exclude_overhead {
         if let Some(o) = &spec.overhead {
@@ -251,6 +290,23 @@ pub fn pod_requests_with(spec: &PodSpec, opts: &PodResourcesOptions) -> Resource
         }
     }
     reqs
+}
+
+/// [`pod_requests_with`] that fails on an unparsable quantity (in a container, an init
+/// container or `spec.overhead`) instead of skipping it.
+pub fn try_pod_requests_with(
+    spec: &PodSpec,
+    opts: &PodResourcesOptions,
+) -> Result<ResourceList, InvalidQuantity> {
+    let mut reqs = aggregate(spec, opts, |c| {
+        ResourceList::try_from_k8s_opt(requests_of(c))
+    })?;
+    if !opts.exclude_overhead {
+        if let Some(o) = &spec.overhead {
+            reqs.add(&ResourceList::try_from_k8s(o)?);
+        }
+    }
+    Ok(reqs)
 }
 
 /// Effective resource limits of a pod (upstream `PodLimits`): same aggregation over limits;
@@ -265,8 +321,10 @@ pub fn pod_limits_with(spec: &PodSpec, opts: &PodResourcesOptions) -> ResourceLi
         exclude_overhead: opts.exclude_overhead,
         non_missing_container_requests: None,
     };
-    let mut limits = aggregate(spec, &no_defaults, |c| {
-        ResourceList::from_k8s_opt(c.resources.as_ref().and_then(|r| r.limits.as_ref()))
+    let Ok(mut limits) = aggregate(spec, &no_defaults, |c| {
+        Ok::<_, std::convert::Infallible>(ResourceList::from_k8s_opt(
+            c.resources.as_ref().and_then(|r| r.limits.as_ref()),
+        ))
     });
     if !opts.exclude_overhead {
         if let Some(o) = &spec.overhead {
@@ -417,5 +475,23 @@ mod tests {
         assert_eq!(a.to_string(), "cpu=-500m,memory=-1Gi");
         assert_eq!(a.milli_cpu(), -500);
         assert_eq!(a.to_k8s()["memory"].0, "-1Gi");
+    }
+
+    #[test]
+    fn strict_requests_report_the_bad_quantity() {
+        let spec = PodSpec {
+            containers: vec![c(&[("cpu", "1")], &[], false)],
+            init_containers: Some(vec![c(&[("memory", "lots")], &[], false)]),
+            ..Default::default()
+        };
+        let e = try_pod_requests_with(&spec, &PodResourcesOptions::default()).unwrap_err();
+        assert_eq!((e.resource.as_str(), e.value.as_str()), ("memory", "lots"));
+        // The lenient form skips it.
+        assert_eq!(show(&pod_requests(&spec)), "cpu=1");
+        let overhead = PodSpec {
+            overhead: Some(rl(&[("cpu", "1x")])),
+            ..Default::default()
+        };
+        assert!(try_pod_requests_with(&overhead, &PodResourcesOptions::default()).is_err());
     }
 }

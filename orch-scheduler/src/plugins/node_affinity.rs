@@ -8,17 +8,18 @@ use crate::framework::{
 };
 use crate::node_info::NodeInfo;
 use crate::pod_info::PodInfo;
-use crate::selectors::{node_term, NodeMatcher, NodeTerm, SelectorError};
 use crate::snapshot::Snapshot;
 use crate::status::{Code, Reason, Status};
 use k8s_openapi::api::core::v1::NodeAffinity as WireNodeAffinity;
+use orch_types::labels::SelectorError;
+use orch_types::node_selector::{CompiledNodeSelector, CompiledTerm};
 use std::collections::BTreeSet;
 
 /// The plugin, with the profile's enforced affinity.
 #[derive(Debug, Default)]
 pub struct NodeAffinity {
-    added_required: Option<NodeMatcher>,
-    added_preferred: Vec<(i64, NodeTerm)>,
+    added_required: Option<CompiledNodeSelector>,
+    added_preferred: Vec<(i64, CompiledTerm)>,
 }
 
 impl NodeAffinity {
@@ -34,13 +35,13 @@ impl NodeAffinity {
             added_required: a
                 .required_during_scheduling_ignored_during_execution
                 .as_ref()
-                .map(NodeMatcher::new)
+                .map(CompiledNodeSelector::new)
                 .transpose()?,
             added_preferred: a
                 .preferred_during_scheduling_ignored_during_execution
                 .iter()
                 .flatten()
-                .map(|p| Ok((i64::from(p.weight), node_term(&p.preference)?)))
+                .map(|p| Ok((i64::from(p.weight), CompiledTerm::new(&p.preference)?)))
                 .collect::<Result<_, SelectorError>>()?,
         })
     }
@@ -75,7 +76,7 @@ impl PreFilterPlugin for NodeAffinity {
         let mut names: BTreeSet<String> = BTreeSet::new();
         for t in &req.terms {
             match t.name_restriction() {
-                Some(ns) => names.extend(ns.iter().cloned()),
+                Some(ns) => names.extend(ns.into_iter().map(str::to_string)),
                 None => return Status::success().into(),
             }
         }
@@ -256,8 +257,23 @@ mod tests {
             .pre_filter(&mut st, &pod(json!({})), &Snapshot::new())
             .status
             .is_skip());
-        let r = pl.pre_filter(&mut st, &pod(req(json!([{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["a", "b"]}]}]))), &Snapshot::new());
+        // Terms are ORed: the union of their metadata.name restrictions.
+        let r = pl.pre_filter(
+            &mut st,
+            &pod(req(json!([
+            {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["a"]}]},
+            {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["b"]}]}]))),
+            &Snapshot::new(),
+        );
         assert_eq!(r.node_names.unwrap().len(), 2);
+        // A field requirement needs exactly one value (upstream nodeaffinity), so the pod is
+        // rejected when it is prepared.
+        let two: k8s_openapi::api::core::v1::Pod = serde_json::from_value(json!({
+            "metadata": {"name": "p"}, "spec": {"containers": [], "affinity": {"nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["a", "b"]}]}]}}}}}))
+        .unwrap();
+        assert!(PodInfo::new(two).is_err());
     }
 
     #[test]

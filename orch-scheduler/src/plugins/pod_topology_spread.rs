@@ -8,10 +8,10 @@ use crate::framework::{
 };
 use crate::node_info::NodeInfo;
 use crate::pod_info::{PodInfo, SpreadConstraint};
-use crate::selectors::LabelMatcher;
 use crate::snapshot::ChangeCursor;
 use crate::snapshot::Snapshot;
 use crate::status::{Code, Reason, Status};
+use orch_types::labels::Selector;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 
@@ -54,7 +54,7 @@ struct Caches {
 struct CountCache {
     cursor: ChangeCursor,
     namespace: String,
-    selector: LabelMatcher,
+    selector: Selector,
     per_node: Vec<i64>,
 }
 
@@ -71,7 +71,7 @@ fn same_nodes(a: &ChangeCursor, b: &ChangeCursor) -> bool {
 }
 
 impl Caches {
-    fn counts(&mut self, snap: &Snapshot, ns: &str, sel: &LabelMatcher) -> usize {
+    fn counts(&mut self, snap: &Snapshot, ns: &str, sel: &Selector) -> usize {
         let now = snap.cursor();
         let found = self
             .counts
