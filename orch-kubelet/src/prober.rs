@@ -1,6 +1,7 @@
 //! Real probe and hook handlers for runtimes with real processes: `exec` (a process with the
 //! container's environment), `httpGet` (ureq, 200–399 is success, as upstream
-//! `pkg/probe/http`), `tcpSocket` (a connect), `sleep`. All bounded by a timeout.
+//! `pkg/probe/http`), `tcpSocket` (a connect), `grpc` (tonic's `grpc.health.v1.Health/Check`,
+//! as upstream `pkg/probe/grpc`), `sleep`. All bounded by a timeout.
 
 use crate::runtime::{HandlerAction, HandlerOutcome, HandlerTarget};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -160,8 +161,126 @@ pub fn run_network(
             std::thread::sleep(Duration::from_secs(s.seconds.max(0) as u64).min(timeout));
             HandlerOutcome::Success
         }
+        HandlerAction::Grpc(g) => grpc_probe(
+            &target.pod_ip,
+            g.port,
+            g.service.as_deref().unwrap_or_default(),
+            timeout,
+        ),
         HandlerAction::Exec(_) => HandlerOutcome::Failure("exec needs a container".into()),
     }
+}
+
+/// `host:port`, with brackets around an IPv6 host (Go's `net.JoinHostPort`).
+fn join_host_port(host: &str, port: i32) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// A gRPC health probe, as upstream `pkg/probe/grpc/grpc.go`: plaintext HTTP/2 to
+/// `host:port`, `grpc.health.v1.Health/Check` with `service` (empty = the whole server);
+/// `SERVING` is success, anything else a failure with upstream's message. Connecting and the
+/// call together are bounded by `timeout`. Blocking: runs its own single-threaded tokio
+/// runtime, so call it from a blocking thread (never from async code).
+pub fn grpc_probe(host: &str, port: i32, service: &str, timeout: Duration) -> HandlerOutcome {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return HandlerOutcome::Failure(format!("error: grpc probe runtime: {e}")),
+    };
+    rt.block_on(grpc_check(host, port, service, timeout))
+}
+
+/// An error with its sources, `a: b: c` (as Go's `%+v` of a wrapped error reads).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        let text = s.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        src = s.source();
+    }
+    out
+}
+
+async fn grpc_check(host: &str, port: i32, service: &str, timeout: Duration) -> HandlerOutcome {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+    let addr = join_host_port(host, port);
+    let within = crate::backoff::go_duration(timeout);
+    let connect_error = |e: &dyn std::error::Error| {
+        HandlerOutcome::Failure(format!(
+            "error: failed to connect service at {addr:?}: {}",
+            error_chain(e)
+        ))
+    };
+    let endpoint = match tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .and_then(|e| e.user_agent("kube-probe/1.33"))
+    {
+        Ok(e) => e.connect_timeout(timeout),
+        Err(e) => return connect_error(&e),
+    };
+    let deadline = tokio::time::Instant::now() + timeout;
+    let channel = match tokio::time::timeout_at(deadline, endpoint.connect()).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) if !is_timeout(&e) => return connect_error(&e),
+        _ => {
+            return HandlerOutcome::Failure(format!(
+                "timeout: failed to connect service {addr:?} within {within}: context deadline exceeded"
+            ))
+        }
+    };
+    let request = HealthCheckRequest {
+        service: service.to_string(),
+    };
+    let mut client = HealthClient::new(channel);
+    let timed_out = || {
+        HandlerOutcome::Failure(format!(
+            "timeout: health rpc did not complete within {within}"
+        ))
+    };
+    match tokio::time::timeout_at(deadline, client.check(request)).await {
+        Err(_) => timed_out(),
+        Ok(Err(status)) => match status.code() {
+            tonic::Code::Unimplemented => HandlerOutcome::Failure(format!(
+                "error: this server does not implement the grpc health protocol (grpc.health.v1.Health): {}",
+                status.message()
+            )),
+            tonic::Code::DeadlineExceeded => timed_out(),
+            code => HandlerOutcome::Failure(format!(
+                "error: health rpc probe failed: rpc error: code = {code:?} desc = {}",
+                status.message()
+            )),
+        },
+        Ok(Ok(resp)) => match ServingStatus::try_from(resp.into_inner().status) {
+            Ok(ServingStatus::Serving) => HandlerOutcome::Success,
+            Ok(other) => HandlerOutcome::Failure(format!(
+                "service unhealthy (responded with \"{}\")",
+                other.as_str_name()
+            )),
+            Err(_) => HandlerOutcome::Failure("service unhealthy (responded with \"UNKNOWN\")".into()),
+        },
+    }
+}
+
+/// Whether a connect error is tonic's connect timeout.
+fn is_timeout(e: &tonic::transport::Error) -> bool {
+    let mut src: Option<&dyn std::error::Error> = Some(e);
+    while let Some(s) = src {
+        if s.to_string().contains("timed out") {
+            return true;
+        }
+        src = s.source();
+    }
+    false
 }
 
 #[cfg(test)]
@@ -196,6 +315,125 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out, "y\n");
+    }
+
+    /// A tonic server with the standard health service on 127.0.0.1:0 (`""` SERVING,
+    /// `down` NOT_SERVING), run on its own thread; returns its port.
+    fn health_server() -> u16 {
+        use tonic_health::ServingStatus;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let (reporter, service) = tonic_health::server::health_reporter();
+                reporter
+                    .set_service_status("up", ServingStatus::Serving)
+                    .await;
+                reporter
+                    .set_service_status("down", ServingStatus::NotServing)
+                    .await;
+                let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                tx.send(l.local_addr().unwrap().port()).unwrap();
+                tonic::transport::Server::builder()
+                    .add_service(service)
+                    .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(l))
+                    .await
+                    .unwrap();
+            });
+        });
+        rx.recv().unwrap()
+    }
+
+    #[test]
+    fn grpc_probe_against_a_real_health_server() {
+        let port = health_server();
+        let t = Duration::from_secs(5);
+        let probe = |service: &str| {
+            let action = HandlerAction::Grpc(k8s_openapi::api::core::v1::GRPCAction {
+                port: port.into(),
+                service: (!service.is_empty()).then(|| service.to_string()),
+            });
+            run_network(&action, &target(), t)
+        };
+        assert_eq!(probe(""), HandlerOutcome::Success);
+        assert_eq!(probe("up"), HandlerOutcome::Success);
+        assert_eq!(
+            probe("down"),
+            HandlerOutcome::Failure("service unhealthy (responded with \"NOT_SERVING\")".into())
+        );
+        assert_eq!(
+            probe("nope"),
+            HandlerOutcome::Failure(
+                "error: health rpc probe failed: rpc error: code = NotFound desc = service not registered"
+                    .into()
+            )
+        );
+    }
+
+    #[test]
+    fn grpc_probe_failures_without_a_health_server() {
+        // Nothing listening: the connect error, at once.
+        let closed = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let start = Instant::now();
+        match grpc_probe("127.0.0.1", closed.into(), "", Duration::from_secs(5)) {
+            HandlerOutcome::Failure(m) => assert!(
+                m.starts_with(&format!(
+                    "error: failed to connect service at \"127.0.0.1:{closed}\": "
+                )),
+                "{m}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert!(start.elapsed() < Duration::from_secs(5));
+        // A peer that accepts but never answers: the timeout is honoured.
+        let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = silent.local_addr().unwrap().port();
+        let held = std::thread::spawn(move || {
+            let conns: Vec<_> = silent.incoming().take(1).collect();
+            std::thread::sleep(Duration::from_secs(2));
+            drop(conns);
+        });
+        let start = Instant::now();
+        match grpc_probe("127.0.0.1", port.into(), "", Duration::from_millis(300)) {
+            HandlerOutcome::Failure(m) => assert!(m.starts_with("timeout: "), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        let took = start.elapsed();
+        assert!(took >= Duration::from_millis(300), "{took:?}");
+        assert!(took < Duration::from_secs(2), "{took:?}");
+        held.join().unwrap();
+        // A gRPC server without the health service.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                tx.send(l.local_addr().unwrap().port()).unwrap();
+                tonic::transport::Server::builder()
+                    .add_routes(tonic::service::Routes::default())
+                    .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(l))
+                    .await
+                    .unwrap();
+            });
+        });
+        let port = rx.recv().unwrap();
+        match grpc_probe("127.0.0.1", port.into(), "", Duration::from_secs(5)) {
+            HandlerOutcome::Failure(m) => assert!(
+                m.starts_with("error: this server does not implement the grpc health protocol (grpc.health.v1.Health)"),
+                "{m}"
+            ),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

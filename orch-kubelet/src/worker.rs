@@ -220,8 +220,10 @@ fn probe_action(p: &Probe) -> Option<HandlerAction> {
         Some(HandlerAction::Exec(e.clone()))
     } else if let Some(g) = &p.http_get {
         Some(HandlerAction::HttpGet(g.clone()))
+    } else if let Some(t) = &p.tcp_socket {
+        Some(HandlerAction::TcpSocket(t.clone()))
     } else {
-        p.tcp_socket.clone().map(HandlerAction::TcpSocket)
+        p.grpc.clone().map(HandlerAction::Grpc)
     }
 }
 

@@ -12,7 +12,9 @@ pub mod process;
 pub mod sim;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{ExecAction, HTTPGetAction, Secret, SleepAction, TCPSocketAction};
+use k8s_openapi::api::core::v1::{
+    ExecAction, GRPCAction, HTTPGetAction, Secret, SleepAction, TCPSocketAction,
+};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -246,6 +248,8 @@ pub enum HandlerAction {
     TcpSocket(TCPSocketAction),
     /// `sleep` (hooks only).
     Sleep(SleepAction),
+    /// `grpc` (probes only): `grpc.health.v1.Health/Check` on the pod IP.
+    Grpc(GRPCAction),
 }
 
 /// Where network handlers connect and what they may use.
