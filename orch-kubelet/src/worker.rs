@@ -733,12 +733,18 @@ impl PodWorker {
                     .map(|h| (h, p.protocol.clone().unwrap_or_else(|| "TCP".into())))
             })
             .collect();
+        let pod_res = crate::runtime::limits::pod_resources(&spec);
         SandboxConfig {
             pod_uid: self.uid(),
             namespace: self.pod.metadata.namespace.clone().unwrap_or_default(),
             name: self.pod.metadata.name.clone().unwrap_or_default(),
             host_network: spec.host_network.unwrap_or(false),
             host_ports,
+            port_mappings: crate::runtime::limits::port_mappings(&spec),
+            qos_class: status::qos_class(&spec).into(),
+            cpu_request_milli: pod_res.0,
+            cpu_limit_milli: pod_res.1,
+            memory_limit: pod_res.2,
         }
     }
 
@@ -959,6 +965,7 @@ impl PodWorker {
             .and_then(|l| l.get("memory"))
             .and_then(|q| orch_types::quantity::Quantity::try_from(q).ok())
             .map(|q| q.value());
+        let cpu = crate::runtime::limits::container_resources(&spec);
         let c = &self.containers[i];
         let cfg = ContainerConfig {
             pod_uid: self.uid(),
@@ -974,6 +981,8 @@ impl PodWorker {
             annotations: self.pod.metadata.annotations.clone().unwrap_or_default(),
             run_to_completion: c.role == Role::Init,
             memory_limit,
+            cpu_request_milli: cpu.0,
+            cpu_limit_milli: cpu.1,
         };
         match rt.start_container(&cfg, now) {
             Ok(id) => {

@@ -169,7 +169,9 @@ fn slow_exec_probe_runs_with_container_env() {
 #[test]
 fn slow_host_port_collisions_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let rt = ProcessRuntime::open(ProcessConfig::new(dir.path())).unwrap();
+    let mut pc = ProcessConfig::new(dir.path());
+    pc.pod_network = orch_kubelet::runtime::process::PodNetwork::Host;
+    let rt = ProcessRuntime::open(pc).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -181,6 +183,7 @@ fn slow_host_port_collisions_are_refused() {
         name: uid.into(),
         host_network: false,
         host_ports: vec![(port, "TCP".into())],
+        ..Default::default()
     };
     rt.run_sandbox(&sb("a")).unwrap();
     let err = rt.run_sandbox(&sb("b")).unwrap_err();

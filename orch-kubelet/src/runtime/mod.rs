@@ -8,6 +8,7 @@
 //! may wait up to their timeout); the driver runs those on blocking threads.
 
 pub mod fake;
+pub mod limits;
 pub mod process;
 pub mod sim;
 
@@ -86,6 +87,31 @@ pub struct SandboxConfig {
     pub host_network: bool,
     /// Host ports requested by any container (`hostPort`, protocol).
     pub host_ports: Vec<(i32, String)>,
+    /// The same host ports with their container port and `hostIP`, for runtimes that forward
+    /// them into a pod network namespace.
+    pub port_mappings: Vec<PortMapping>,
+    /// The pod's QoS class (`Guaranteed`, `Burstable`, `BestEffort`; empty = unknown), which
+    /// picks its cgroup parent.
+    pub qos_class: String,
+    /// Pod-level CPU request in milliCPU (sum over app containers), if any container sets one.
+    pub cpu_request_milli: Option<i64>,
+    /// Pod-level CPU limit in milliCPU, only when every app container has one.
+    pub cpu_limit_milli: Option<i64>,
+    /// Pod-level memory limit in bytes, only when every app container has one.
+    pub memory_limit: Option<i64>,
+}
+
+/// One `hostPort` → `containerPort` mapping of a pod.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PortMapping {
+    /// `hostPort`.
+    pub host_port: i32,
+    /// `containerPort`.
+    pub container_port: i32,
+    /// `TCP`, `UDP` or `SCTP`.
+    pub protocol: String,
+    /// `hostIP` (empty = all host addresses).
+    pub host_ip: String,
 }
 
 /// A running sandbox.
@@ -124,6 +150,10 @@ pub struct ContainerConfig {
     pub run_to_completion: bool,
     /// Memory limit in bytes, if any.
     pub memory_limit: Option<i64>,
+    /// `resources.requests.cpu` in milliCPU, if any.
+    pub cpu_request_milli: Option<i64>,
+    /// `resources.limits.cpu` in milliCPU, if any.
+    pub cpu_limit_milli: Option<i64>,
 }
 
 /// Why a container exited, as the runtime knows it.
@@ -312,6 +342,17 @@ pub trait ContainerRuntime: Send + Sync + std::fmt::Debug {
     fn sandbox_alive(&self, pod_uid: &str) -> bool {
         let _ = pod_uid;
         true
+    }
+    /// True if the runtime needs the node's `spec.podCIDR` (pod network namespaces); the
+    /// kubelet then hands it over with [`update_pod_cidr`](Self::update_pod_cidr) as soon as
+    /// the node IPAM controller assigned it.
+    fn needs_pod_cidr(&self) -> bool {
+        false
+    }
+    /// The node's `spec.podCIDR`, as upstream's CRI `UpdateRuntimeConfig`
+    /// (`pkg/kubelet/kubelet_network.go`, `updatePodCIDR`).
+    fn update_pod_cidr(&self, pod_cidr: &str) {
+        let _ = pod_cidr;
     }
     /// Creates and starts a container.
     fn start_container(

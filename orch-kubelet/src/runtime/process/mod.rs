@@ -10,16 +10,36 @@
 //! A restarted kubelet calls [`ProcessRuntime::open`] on the same root dir: it re-attaches to
 //! every container whose process is still alive (pid plus `/proc` start time, so a reused pid
 //! is not mistaken for ours), and the pod workers adopt them, so nothing is started twice; an
-//! exited container's code is read from its `exit` file. Pods use host networking: the pod IP
-//! is the node IP and a pod whose host ports collide with another pod's (or a port in use on
-//! the host) is refused. Network namespaces and cgroup limits are not implemented.
+//! exited container's code is read from its `exit` file.
+//!
+//! Pod sandboxes ([`PodNetwork`], chosen once at [`open`](ProcessRuntime::open)):
+//! - `netns` (the default when running as root and `ip netns add` works): each pod gets its own
+//!   network namespace on the node bridge with an IP from the node's `spec.podCIDR`
+//!   ([`netns`], [`ipam`]); its containers share `localhost`; exec probes and hooks run inside
+//!   it; host ports are forwarded to the pod IP ([`hostport`]). Sandboxes are recorded under
+//!   `<root-dir>/sandboxes/`, so a restarted kubelet finds the same namespace and IP.
+//! - `host`: the pod IP is the node IP and a pod whose host ports collide with another pod's
+//!   (or a port in use on the host) is refused. `spec.hostNetwork` pods always run like this.
+//!
+//! Where cgroups can be managed (root, v1 or v2), pods and containers get cgroups with their
+//! CPU shares/quota and memory limit ([`cgroup`]); a container killed by the kernel's OOM
+//! killer is reported as `OOMKilled` (exit code 137).
 //!
 //! Known limit: raw output files are truncated once fully collected and larger than 1 MiB; a
 //! line written between the last read and the truncation can be lost.
 
+pub mod cgroup;
+pub mod hostport;
+pub mod ipam;
+pub mod netns;
+
 use super::*;
 use crate::image::{ImageSource, LocalCatalog};
 use crate::prober;
+use cgroup::{Cgroups, Limits};
+use hostport::{Forward, Mapping};
+use ipam::{Cidr, Ipam};
+use netns::{Network, PodNet};
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 use parking_lot::Mutex;
@@ -35,29 +55,65 @@ use std::sync::Arc;
 /// `PATH` given to containers that do not set one.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Waits for the command and records its exit code; `trap` keeps the shim alive on SIGTERM
-/// (the command, in the same process group, receives it too) so the code is still written.
-const SHIM: &str =
-    r#"f="$1"; shift; trap 'true' TERM INT; "$@"; c=$?; echo "$c" > "$f"; exit "$c""#;
+/// Joins the cgroups given as `N file…` (its own PID into each `cgroup.procs`, so whatever the
+/// command forks is inside the limit), then waits for the command and records its exit code;
+/// `trap` keeps the shim alive on SIGTERM (the command, in the same process group, receives it
+/// too) so the code is still written.
+const SHIM: &str = r#"f="$1"; shift; n="$1"; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; shift; n=$((n-1)); done; trap 'true' TERM INT; "$@"; c=$?; echo "$c" > "$f"; exit "$c""#;
+
+/// How pods are networked (`--pod-network`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PodNetwork {
+    /// `netns` when running as root and `ip netns add` works, else `host`.
+    #[default]
+    Auto,
+    /// Host networking: pod IP = node IP, host ports must not collide.
+    Host,
+    /// A network namespace per pod on the node bridge (fails to start without root/`ip`).
+    Netns,
+}
+
+impl std::str::FromStr for PodNetwork {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "host" => Ok(Self::Host),
+            "netns" => Ok(Self::Netns),
+            _ => Err(format!("invalid pod network {s:?} (auto, host or netns)")),
+        }
+    }
+}
 
 /// Settings of the process runtime.
 #[derive(Debug, Clone)]
 pub struct ProcessConfig {
     /// Root dir (`--root-dir`).
     pub root_dir: PathBuf,
-    /// The node IP, used as the pod IP (host networking).
+    /// The node IP, used as the pod IP with host networking.
     pub host_ip: String,
     /// Rotate `container.log` past this size.
     pub log_max_bytes: u64,
+    /// Pod networking (`--pod-network`).
+    pub pod_network: PodNetwork,
+    /// The node's pod CIDR when known up front (`--pod-cidr`, standalone kubelets); otherwise
+    /// the kubelet passes `spec.podCIDR` through [`ContainerRuntime::update_pod_cidr`].
+    pub pod_cidr: Option<String>,
+    /// Manage cgroups (CPU/memory limits) when possible.
+    pub cgroups: bool,
 }
 
 impl ProcessConfig {
-    /// Defaults: 10 MiB logs, 127.0.0.1.
+    /// Defaults: 10 MiB logs, 127.0.0.1, automatic pod network, cgroups when possible.
     pub fn new(root_dir: impl Into<PathBuf>) -> Self {
         Self {
             root_dir: root_dir.into(),
             host_ip: "127.0.0.1".into(),
             log_max_bytes: 10 << 20,
+            pod_network: PodNetwork::Auto,
+            pod_cidr: None,
+            cgroups: true,
         }
     }
 }
@@ -67,6 +123,8 @@ struct Finished {
     at: Timestamp,
     exit_code: i32,
     unknown: bool,
+    #[serde(default)]
+    oom: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -84,6 +142,12 @@ struct StateFile {
     killed: bool,
     finished: Option<Finished>,
     offsets: [u64; 2],
+    /// The container's cgroup dirs (one per hierarchy), empty without cgroups.
+    #[serde(default)]
+    cgroups: Vec<PathBuf>,
+    /// `ip netns exec <ns>` when the pod has a network namespace.
+    #[serde(default)]
+    exec_prefix: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -97,8 +161,13 @@ struct Proc {
 #[derive(Debug, Default)]
 struct Inner {
     procs: HashMap<ContainerId, Proc>,
-    sandboxes: HashMap<String, SandboxConfig>,
+    sandboxes: HashMap<String, Sandbox>,
+    /// Held host ports (proxies) per pod.
+    forwards: HashMap<String, Vec<Forward>>,
+    /// Sandboxes being created outside the lock (the bridge stays while any is).
+    creating: usize,
     pulled: BTreeSet<String>,
+    pod_cidr: Option<Cidr>,
 }
 
 /// The process runtime.
@@ -107,6 +176,9 @@ pub struct ProcessRuntime {
     cfg: ProcessConfig,
     images: Arc<dyn ImageSource>,
     inner: Arc<Mutex<Inner>>,
+    net: Option<Arc<Network>>,
+    cgroups: Option<Arc<Cgroups>>,
+    ipam: Ipam,
 }
 
 fn io(e: impl std::fmt::Display) -> RuntimeError {
@@ -118,6 +190,18 @@ fn proc_start(pid: i32) -> Option<u64> {
     let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after = &s[s.rfind(')')? + 2..];
     after.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// True if the effective UID is 0 (the `Uid:` line of `/proc/self/status`: real, effective, …).
+pub(crate) fn is_root() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
 }
 
 /// A zombie has exited; only its parent has not reaped it yet.
@@ -145,7 +229,39 @@ impl ProcessRuntime {
     ) -> Result<Self, RuntimeError> {
         fs::create_dir_all(cfg.root_dir.join("containers")).map_err(io)?;
         fs::create_dir_all(cfg.root_dir.join("sandboxes")).map_err(io)?;
+        let net = match cfg.pod_network {
+            PodNetwork::Host => None,
+            PodNetwork::Netns => Some(Arc::new(Network::detect(&cfg.root_dir).map_err(|e| {
+                RuntimeError::Io(format!("--pod-network netns is not possible here: {e}"))
+            })?)),
+            PodNetwork::Auto => match Network::detect(&cfg.root_dir) {
+                Ok(n) => Some(Arc::new(n)),
+                Err(e) => {
+                    tracing::info!(reason = %e, "pods use host networking (no per-pod network namespaces)");
+                    None
+                }
+            },
+        };
+        let abs = fs::canonicalize(&cfg.root_dir).unwrap_or_else(|_| cfg.root_dir.clone());
+        let node_id = format!("orch{}", netns::short_hash(&abs.to_string_lossy()));
+        let cgroups = if cfg.cgroups {
+            match Cgroups::detect(&node_id) {
+                Ok(c) => {
+                    tracing::info!(version = c.version(), "cgroup limits enabled");
+                    Some(Arc::new(c))
+                }
+                Err(e) => {
+                    tracing::info!(reason = %e, "no cgroup limits (CPU/memory limits are not enforced)");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let mut inner = Inner::default();
+        if let Some(c) = &cfg.pod_cidr {
+            inner.pod_cidr = Some(c.parse()?);
+        }
         for e in fs::read_dir(cfg.root_dir.join("containers"))
             .map_err(io)?
             .flatten()
@@ -175,15 +291,80 @@ impl ProcessRuntime {
             let Ok(text) = fs::read_to_string(e.path()) else {
                 continue;
             };
-            if let Ok(s) = serde_json::from_str::<SandboxFile>(&text) {
-                inner.sandboxes.insert(s.pod_uid.clone(), s.into());
+            if let Ok(s) = serde_json::from_str::<Sandbox>(&text) {
+                if let Some(pn) = &s.net {
+                    // the kubelet restarted: hold the host ports again
+                    let fw: Vec<Forward> = s
+                        .mappings
+                        .iter()
+                        .filter_map(|m| match hostport::forward(m, pn.ip) {
+                            Ok(f) => Some(f),
+                            Err(e) => {
+                                tracing::warn!(error = %e, port = m.host_port, "cannot forward host port again");
+                                None
+                            }
+                        })
+                        .collect();
+                    inner.forwards.insert(s.pod_uid.clone(), fw);
+                }
+                inner.sandboxes.insert(s.pod_uid.clone(), s);
             }
         }
+        let ipam = Ipam::new(cfg.root_dir.join("network").join("ips"));
         Ok(Self {
             cfg,
             images,
             inner: Arc::new(Mutex::new(inner)),
+            net,
+            cgroups,
+            ipam,
         })
+    }
+
+    /// True if pods get their own network namespace.
+    pub fn uses_netns(&self) -> bool {
+        self.net.is_some()
+    }
+
+    /// The cgroup version managed (`v1`, `v2`), `None` without cgroup limits.
+    pub fn cgroup_version(&self) -> Option<&'static str> {
+        self.cgroups.as_ref().map(|c| c.version())
+    }
+
+    /// The node bridge, with per-pod network namespaces.
+    pub fn bridge(&self) -> Option<String> {
+        self.net.as_ref().map(|n| n.bridge().to_string())
+    }
+
+    /// The network namespace of a pod (`ip netns` name), if it has one.
+    pub fn pod_netns(&self, pod_uid: &str) -> Option<String> {
+        let inner = self.inner.lock();
+        inner
+            .sandboxes
+            .get(pod_uid)?
+            .net
+            .as_ref()
+            .map(|n| n.netns.clone())
+    }
+
+    /// The cgroup dirs of a pod (one per hierarchy), empty without cgroups.
+    pub fn pod_cgroups(&self, pod_uid: &str) -> Vec<PathBuf> {
+        let inner = self.inner.lock();
+        inner
+            .sandboxes
+            .get(pod_uid)
+            .map(|s| s.cgroups.clone())
+            .unwrap_or_default()
+    }
+
+    /// The cgroup dirs of a container, empty without cgroups.
+    pub fn container_cgroups(&self, id: &str) -> Vec<PathBuf> {
+        let inner = self.inner.lock();
+        inner
+            .procs
+            .get(id)
+            .map(|p| p.st.cgroups.clone())
+            .unwrap_or_default()
     }
 
     fn dir(&self, id: &str) -> PathBuf {
@@ -306,10 +487,16 @@ impl ProcessRuntime {
             ),
             (None, None) => (137, !p.st.killed),
         };
+        let oom = exit_code == 137
+            && self
+                .cgroups
+                .as_ref()
+                .is_some_and(|c| c.oom_kills(&p.st.cgroups) > 0);
         p.st.finished = Some(Finished {
             at,
             exit_code,
             unknown,
+            oom,
         });
         p.child = None;
         self.collect(p);
@@ -329,6 +516,8 @@ impl ProcessRuntime {
                 signal: (f.exit_code > 128).then_some(f.exit_code - 128),
                 reason: if f.unknown {
                     ExitReason::Unknown
+                } else if f.oom {
+                    ExitReason::OomKilled
                 } else if f.exit_code == 0 {
                     ExitReason::Completed
                 } else {
@@ -382,23 +571,138 @@ impl ProcessRuntime {
 /// argv, environment and working directory of a container process.
 type Launch = (Vec<String>, Vec<(String, String)>, Option<String>);
 
-#[derive(Debug, Serialize, Deserialize)]
-struct SandboxFile {
+/// A pod sandbox as recorded in `<root-dir>/sandboxes/<uid>.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Sandbox {
     pod_uid: String,
     namespace: String,
     name: String,
     host_ports: Vec<(i32, String)>,
+    /// The pod network namespace; `None` = host networking.
+    #[serde(default)]
+    net: Option<PodNet>,
+    /// Forwarded host ports (with `net`).
+    #[serde(default)]
+    mappings: Vec<Mapping>,
+    /// The pod's cgroup dirs.
+    #[serde(default)]
+    cgroups: Vec<PathBuf>,
 }
 
-impl From<SandboxFile> for SandboxConfig {
-    fn from(s: SandboxFile) -> Self {
-        SandboxConfig {
-            pod_uid: s.pod_uid,
-            namespace: s.namespace,
-            name: s.name,
-            host_network: true,
-            host_ports: s.host_ports,
+impl ProcessRuntime {
+    fn sandbox_path(&self, pod_uid: &str) -> PathBuf {
+        self.cfg
+            .root_dir
+            .join("sandboxes")
+            .join(format!("{pod_uid}.json"))
+    }
+
+    fn pod_ip(&self, s: &Sandbox) -> String {
+        s.net
+            .as_ref()
+            .map_or_else(|| self.cfg.host_ip.clone(), |n| n.ip.to_string())
+    }
+
+    /// Network namespace, forwarded host ports and cgroups of a new sandbox (no lock held).
+    fn build_sandbox(
+        &self,
+        cfg: &SandboxConfig,
+        cidr: Option<Cidr>,
+    ) -> Result<(Sandbox, Vec<Forward>), RuntimeError> {
+        let mut sb = Sandbox {
+            pod_uid: cfg.pod_uid.clone(),
+            namespace: cfg.namespace.clone(),
+            name: cfg.name.clone(),
+            host_ports: cfg.host_ports.clone(),
+            net: None,
+            mappings: vec![],
+            cgroups: vec![],
+        };
+        let mut forwards = vec![];
+        let netns = self.net.as_ref().filter(|_| !cfg.host_network);
+        let mappings: Vec<Mapping> = if cfg.port_mappings.is_empty() {
+            // callers that only fill host_ports: hostPort = containerPort
+            cfg.host_ports
+                .iter()
+                .map(|(p, proto)| Mapping {
+                    host_port: *p,
+                    container_port: *p,
+                    protocol: proto.clone(),
+                    host_ip: String::new(),
+                })
+                .collect()
+        } else {
+            cfg.port_mappings
+                .iter()
+                .map(|m| Mapping {
+                    host_port: m.host_port,
+                    container_port: m.container_port,
+                    protocol: m.protocol.clone(),
+                    host_ip: m.host_ip.clone(),
+                })
+                .collect()
+        };
+        let in_use = |m: &Mapping| {
+            RuntimeError::Sandbox(format!(
+                "host port {}/{} is already in use on the node",
+                m.host_port, m.protocol
+            ))
+        };
+        if let Some(net) = netns {
+            let cidr = cidr.ok_or_else(|| {
+                RuntimeError::Sandbox(
+                    "network is not ready: the node has no spec.podCIDR yet (the node IPAM \
+                     controller assigns it; a standalone kubelet takes --pod-cidr)"
+                        .into(),
+                )
+            })?;
+            let ip = self.ipam.allocate(&cidr, &cfg.pod_uid)?;
+            for m in &mappings {
+                match hostport::forward(m, ip) {
+                    Ok(f) => forwards.push(f),
+                    Err(_) => {
+                        self.ipam.release(&cfg.pod_uid);
+                        return Err(in_use(m));
+                    }
+                }
+            }
+            match net.setup_pod(&cfg.pod_uid, ip, &cidr) {
+                Ok(pn) => sb.net = Some(pn),
+                Err(e) => {
+                    self.ipam.release(&cfg.pod_uid);
+                    return Err(e);
+                }
+            }
+            sb.mappings = mappings;
+        } else if let Some(m) = mappings.iter().find(|m| !hostport::is_free(m)) {
+            return Err(in_use(m));
         }
+        if let Some(cg) = &self.cgroups {
+            let limits = Limits::from_resources(
+                cfg.cpu_request_milli,
+                cfg.cpu_limit_milli,
+                cfg.memory_limit,
+            );
+            match cg.create_pod(&cfg.qos_class, &cfg.pod_uid, &limits) {
+                Ok(dirs) => sb.cgroups = dirs,
+                Err(e) => {
+                    self.teardown(&sb);
+                    return Err(RuntimeError::Sandbox(format!("pod cgroup: {e}")));
+                }
+            }
+        }
+        Ok((sb, forwards))
+    }
+
+    /// Removes what a sandbox holds on the host (namespace, veth, IP, cgroups).
+    fn teardown(&self, sb: &Sandbox) {
+        if let (Some(net), Some(pn)) = (&self.net, &sb.net) {
+            net.teardown_pod(pn);
+        }
+        if sb.net.is_some() {
+            self.ipam.release(&sb.pod_uid);
+        }
+        cgroup::remove(&sb.cgroups);
     }
 }
 
@@ -438,17 +742,16 @@ impl ContainerRuntime for ProcessRuntime {
     }
 
     fn run_sandbox(&self, cfg: &SandboxConfig) -> Result<SandboxInfo, RuntimeError> {
-        let ip = self.cfg.host_ip.clone();
-        let mut inner = self.inner.lock();
-        if inner.sandboxes.contains_key(&cfg.pod_uid) {
-            return Ok(SandboxInfo { ip });
-        }
-        for (port, proto) in &cfg.host_ports {
-            for other in inner.sandboxes.values() {
-                if other
-                    .host_ports
-                    .iter()
-                    .any(|(p, pr)| p == port && pr == proto)
+        let cidr = {
+            let mut inner = self.inner.lock();
+            if let Some(s) = inner.sandboxes.get(&cfg.pod_uid) {
+                return Ok(SandboxInfo { ip: self.pod_ip(s) });
+            }
+            for (port, proto) in &cfg.host_ports {
+                if let Some(other) = inner
+                    .sandboxes
+                    .values()
+                    .find(|o| o.host_ports.iter().any(|(p, pr)| p == port && pr == proto))
                 {
                     return Err(RuntimeError::Sandbox(format!(
                         "host port {port}/{proto} is already used by pod {}/{}",
@@ -456,42 +759,84 @@ impl ContainerRuntime for ProcessRuntime {
                     )));
                 }
             }
-            let free = match proto.as_str() {
-                "UDP" => std::net::UdpSocket::bind(("0.0.0.0", *port as u16)).is_ok(),
-                _ => std::net::TcpListener::bind(("0.0.0.0", *port as u16)).is_ok(),
-            };
-            if !free {
-                return Err(RuntimeError::Sandbox(format!(
-                    "host port {port}/{proto} is already in use on the node"
-                )));
-            }
-        }
-        let file = SandboxFile {
-            pod_uid: cfg.pod_uid.clone(),
-            namespace: cfg.namespace.clone(),
-            name: cfg.name.clone(),
-            host_ports: cfg.host_ports.clone(),
+            inner.creating += 1;
+            inner.pod_cidr
         };
-        let path = self
-            .cfg
-            .root_dir
-            .join("sandboxes")
-            .join(format!("{}.json", cfg.pod_uid));
-        fs::write(&path, serde_json::to_vec(&file).map_err(io)?).map_err(io)?;
-        inner.sandboxes.insert(cfg.pod_uid.clone(), cfg.clone());
+        // namespaces and cgroups take a few `ip` calls: not under the lock
+        let built = self.build_sandbox(cfg, cidr);
+        let mut inner = self.inner.lock();
+        inner.creating -= 1;
+        let (sb, forwards) = built?;
+        let write = serde_json::to_vec(&sb)
+            .map_err(io)
+            .and_then(|b| fs::write(self.sandbox_path(&cfg.pod_uid), b).map_err(io));
+        if let Err(e) = write {
+            drop(inner);
+            self.teardown(&sb);
+            return Err(e);
+        }
+        let ip = self.pod_ip(&sb);
+        inner.forwards.insert(cfg.pod_uid.clone(), forwards);
+        inner.sandboxes.insert(cfg.pod_uid.clone(), sb);
         Ok(SandboxInfo { ip })
     }
 
     fn remove_sandbox(&self, pod_uid: &str) -> Result<(), RuntimeError> {
-        self.inner.lock().sandboxes.remove(pod_uid);
-        let path = self
-            .cfg
-            .root_dir
-            .join("sandboxes")
-            .join(format!("{pod_uid}.json"));
-        match fs::remove_file(path) {
+        let mut inner = self.inner.lock();
+        let forwards = inner.forwards.remove(pod_uid);
+        drop(forwards);
+        if let Some(sb) = inner.sandboxes.remove(pod_uid) {
+            self.teardown(&sb);
+        } else {
+            // a sandbox half-made before a crash: its IP file may still be there
+            self.ipam.release(pod_uid);
+        }
+        if inner.creating == 0 {
+            // no pod left: remove the bridge and the node's cgroups (still under the lock, so
+            // no sandbox is being made meanwhile)
+            let no_netns = inner.sandboxes.values().all(|s| s.net.is_none());
+            if let (true, Some(net)) = (no_netns, &self.net) {
+                net.remove_bridge();
+            }
+            if let (true, Some(cg)) = (inner.sandboxes.is_empty(), &self.cgroups) {
+                cg.remove_node();
+            }
+        }
+        drop(inner);
+        match fs::remove_file(self.sandbox_path(pod_uid)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(e)),
             _ => Ok(()),
+        }
+    }
+
+    fn sandbox_alive(&self, pod_uid: &str) -> bool {
+        let pn = {
+            let inner = self.inner.lock();
+            match inner.sandboxes.get(pod_uid) {
+                None => return false,
+                Some(s) => s.net.clone(),
+            }
+        };
+        match (pn, &self.net) {
+            (Some(pn), Some(net)) => net.alive(&pn),
+            _ => true,
+        }
+    }
+
+    fn needs_pod_cidr(&self) -> bool {
+        self.net.is_some()
+    }
+
+    fn update_pod_cidr(&self, pod_cidr: &str) {
+        match pod_cidr.parse::<Cidr>() {
+            Ok(c) => {
+                let mut inner = self.inner.lock();
+                if inner.pod_cidr != Some(c) {
+                    tracing::info!(pod_cidr = %c, "node pod CIDR");
+                    inner.pod_cidr = Some(c);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "ignoring the node's pod CIDR"),
         }
     }
 
@@ -504,6 +849,32 @@ impl ContainerRuntime for ProcessRuntime {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let dir = self.dir(&id);
         fs::create_dir_all(&dir).map_err(io)?;
+        let (pod_cgroups, exec_prefix) = {
+            let inner = self.inner.lock();
+            match inner.sandboxes.get(&cfg.pod_uid) {
+                Some(s) => (
+                    s.cgroups.clone(),
+                    match (&s.net, &self.net) {
+                        (Some(pn), Some(net)) => net.exec_prefix(&pn.netns),
+                        _ => vec![],
+                    },
+                ),
+                None => (vec![], vec![]),
+            }
+        };
+        let cgroups = match &self.cgroups {
+            Some(cg) if !pod_cgroups.is_empty() => {
+                let limits = Limits::from_resources(
+                    cfg.cpu_request_milli,
+                    cfg.cpu_limit_milli,
+                    cfg.memory_limit,
+                );
+                cg.create_container(&pod_cgroups, &id, &limits)
+                    .map_err(|e| RuntimeError::Start(format!("container cgroup: {e}")))?
+            }
+            _ => vec![],
+        };
+        let procs = cgroup::procs_files(&cgroups);
         let open = |n: &str| {
             OpenOptions::new()
                 .create(true)
@@ -516,6 +887,9 @@ impl ContainerRuntime for ProcessRuntime {
             .arg(SHIM)
             .arg("orch-shim")
             .arg(dir.join("exit"))
+            .arg(procs.len().to_string())
+            .args(&procs)
+            .args(&exec_prefix)
             .args(&argv)
             .env_clear()
             .envs(env.iter().map(|(k, v)| (k, v)))
@@ -536,9 +910,13 @@ impl ContainerRuntime for ProcessRuntime {
                 cmd.current_dir(&dir);
             }
         }
-        let child = cmd
-            .spawn()
-            .map_err(|e| RuntimeError::Start(e.to_string()))?;
+        let child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                cgroup::remove(&cgroups);
+                return Err(RuntimeError::Start(e.to_string()));
+            }
+        };
         let pid = child.id() as i32;
         let st = StateFile {
             id: id.clone(),
@@ -554,6 +932,8 @@ impl ContainerRuntime for ProcessRuntime {
             killed: false,
             finished: None,
             offsets: [0, 0],
+            cgroups,
+            exec_prefix,
         };
         self.save(&st);
         self.inner.lock().procs.insert(
@@ -616,7 +996,10 @@ impl ContainerRuntime for ProcessRuntime {
     }
 
     fn remove_container(&self, id: &str) -> Result<(), RuntimeError> {
-        self.inner.lock().procs.remove(id);
+        let gone = self.inner.lock().procs.remove(id);
+        if let Some(p) = gone {
+            cgroup::remove(&p.st.cgroups);
+        }
         match fs::remove_dir_all(self.dir(id)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(e)),
             _ => Ok(()),
@@ -649,7 +1032,7 @@ impl ContainerRuntime for ProcessRuntime {
     ) -> HandlerOutcome {
         match action {
             HandlerAction::Exec(e) => {
-                let (env, wd) = {
+                let (env, wd, prefix) = {
                     let inner = self.inner.lock();
                     match inner.procs.get(id) {
                         Some(p) => (
@@ -658,6 +1041,7 @@ impl ContainerRuntime for ProcessRuntime {
                                 .clone()
                                 .map(PathBuf::from)
                                 .unwrap_or_else(|| self.dir(id)),
+                            p.st.exec_prefix.clone(),
                         ),
                         None => {
                             return HandlerOutcome::Failure(format!("container {id} not found"))
@@ -665,7 +1049,13 @@ impl ContainerRuntime for ProcessRuntime {
                     }
                 };
                 let argv = e.command.clone().unwrap_or_default();
-                match prober::exec_with_timeout(&argv, &env, Some(&wd), timeout) {
+                // inside the pod's network namespace, as the container itself
+                let full: Vec<String> = if argv.is_empty() {
+                    argv.clone()
+                } else {
+                    prefix.into_iter().chain(argv.iter().cloned()).collect()
+                };
+                match prober::exec_with_timeout(&full, &env, Some(&wd), timeout) {
                     Ok((Some(0), _)) => HandlerOutcome::Success,
                     // upstream exec prober: the failure message is the command's output
                     Ok((Some(_), out)) => HandlerOutcome::Failure(out),
