@@ -36,6 +36,7 @@ pub mod driver;
 pub mod framework;
 pub mod node_info;
 pub mod plugins;
+pub mod pod_index;
 pub mod pod_info;
 pub mod profile;
 pub mod queue;

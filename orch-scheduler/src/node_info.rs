@@ -36,6 +36,8 @@ pub struct NodeInfo {
     pub pods_with_affinity: u32,
     /// Number of pods with required anti-affinity.
     pub pods_with_required_anti_affinity: u32,
+    /// Position in the snapshot that holds it (see [`crate::snapshot::Snapshot::index_of`]).
+    pub(crate) index: usize,
 }
 
 impl NodeInfo {
@@ -71,6 +73,7 @@ impl NodeInfo {
             images,
             pods_with_affinity: 0,
             pods_with_required_anti_affinity: 0,
+            index: 0,
             node,
         })
     }
@@ -84,6 +87,7 @@ impl NodeInfo {
         fresh.used_ports = std::mem::take(&mut self.used_ports);
         fresh.pods_with_affinity = self.pods_with_affinity;
         fresh.pods_with_required_anti_affinity = self.pods_with_required_anti_affinity;
+        fresh.index = self.index;
         *self = fresh;
         Ok(())
     }

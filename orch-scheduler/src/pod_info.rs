@@ -58,7 +58,7 @@ impl HostPort {
 }
 
 /// A compiled pod (anti-)affinity term (upstream `framework.AffinityTerm`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct AffinityTerm {
     /// Namespaces listed (or the pod's own when neither list nor selector is given).
     pub namespaces: Vec<String>,

@@ -68,7 +68,8 @@ pub type PodChange = (Arc<PodInfo>, u32, i32);
 pub struct ChangeCursor {
     /// Snapshot identity (a clone gets a new one).
     pub snapshot: u64,
-    /// Bumped whenever a node is added, updated or removed (indices/labels may change).
+    /// Bumped whenever a node is added, updated or removed (indices/labels may change), or a
+    /// namespace's labels change.
     pub node_generation: u64,
     /// Absolute position in the pod change log.
     pub position: u64,
@@ -183,6 +184,16 @@ impl Snapshot {
         &self.nodes[i]
     }
 
+    /// Index of a node of this snapshot (`None` for a node that is not one of
+    /// [`Snapshot::nodes`], e.g. a copy). O(1): plugins use it to read per-node arrays.
+    #[inline]
+    pub fn index_of(&self, node: &NodeInfo) -> Option<usize> {
+        self.nodes
+            .get(node.index)
+            .filter(|n| std::ptr::eq(*n, node))
+            .map(|_| node.index)
+    }
+
     /// Index of a node by name.
     pub fn node_index(&self, name: &str) -> Option<usize> {
         self.node_index.get(name).copied()
@@ -208,9 +219,13 @@ impl Snapshot {
         self.namespaces.get(ns).unwrap_or(&self.empty)
     }
 
-    /// Sets a namespace's labels (for namespaceSelector in affinity terms).
+    /// Sets a namespace's labels (for namespaceSelector in affinity terms). Plugin caches
+    /// that matched namespace selectors are invalidated (as by a node change).
     pub fn set_namespace(&mut self, name: &str, labels: BTreeMap<String, String>) {
-        self.namespaces.insert(name.to_string(), labels);
+        if self.namespaces.get(name) != Some(&labels) {
+            self.node_generation += 1;
+            self.namespaces.insert(name.to_string(), labels);
+        }
     }
 
     /// Total pods with (anti-)affinity on any node.
@@ -302,6 +317,7 @@ impl Snapshot {
             info.add_pod(p);
         }
         let i = self.nodes.len();
+        info.index = i;
         self.nodes.push(info);
         self.node_index.insert(name, i);
         self.count_images(i);
@@ -332,6 +348,7 @@ impl Snapshot {
         self.forget_images(i);
         let mut info = self.nodes.swap_remove(i);
         if i < self.nodes.len() {
+            self.nodes[i].index = i;
             let moved = self.nodes[i].name.clone();
             self.node_index.insert(moved, i);
         }

@@ -1,5 +1,11 @@
 //! InterPodAffinity: required pod affinity / anti-affinity and existing pods' anti-affinity as
 //! a filter, preferred terms (both ways) as a score (upstream `interpodaffinity`).
+//!
+//! Upstream walks the existing pods in every cycle to count, per topology pair, the pods
+//! matching the incoming pod's terms and the existing pods' terms matching the incoming pod.
+//! Here those counts come from a [`PodIndex`]: per-node counts of the pods matching the
+//! incoming pod's terms, and the existing pods' terms grouped by identical term, summed per
+//! topology domain once per cycle. The counts, and so the decisions, are the same.
 
 use crate::cycle_state::CycleState;
 use crate::framework::{
@@ -7,12 +13,13 @@ use crate::framework::{
     MAX_NODE_SCORE,
 };
 use crate::node_info::NodeInfo;
+use crate::pod_index::{Domains, PodFilter, PodIndex, TermKind, MISSING};
 use crate::pod_info::{AffinityTerm, PodInfo};
 use crate::snapshot::Snapshot;
 use crate::status::{Code, Reason, Status};
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::BTreeMap;
 
 /// `InterPodAffinityArgs`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +50,7 @@ impl Default for InterPodAffinityArgs {
 #[derive(Debug, Default)]
 pub struct InterPodAffinity {
     args: InterPodAffinityArgs,
+    index: Mutex<PodIndex>,
 }
 
 impl InterPodAffinity {
@@ -51,7 +59,10 @@ impl InterPodAffinity {
 
     /// With args.
     pub fn new(args: InterPodAffinityArgs) -> Self {
-        Self { args }
+        Self {
+            args,
+            index: Mutex::default(),
+        }
     }
 }
 
@@ -61,62 +72,41 @@ impl Plugin for InterPodAffinity {
     }
 }
 
-/// (topology key, value) → count. Pairs are keyed by a 64-bit FNV-1a hash of key and value so
-/// building and probing the map never allocates; a collision needs two distinct label pairs
-/// with equal 64-bit hashes in one cycle (probability ~n²/2⁶⁴, negligible).
-#[derive(Debug, Default)]
-struct TopologyCounts(HashMap<u64, i64, BuildHasherDefault<IdentityHasher>>);
+/// Matching pods per domain of one topology key (upstream's `topologyToMatchedTermCount`
+/// restricted to one key).
+#[derive(Debug)]
+struct KeyCounts {
+    domains: Domains,
+    totals: Vec<i64>,
+}
 
-/// Passes a precomputed u64 through.
-#[derive(Default)]
-struct IdentityHasher(u64);
+impl KeyCounts {
+    /// `None` when the node lacks the key.
+    #[inline]
+    fn at(&self, node: &NodeInfo, snap: &Snapshot) -> Option<i64> {
+        let d = self.domains.of(node, snap)?;
+        Some(self.totals.get(d).copied().unwrap_or(0))
+    }
 
-impl Hasher for IdentityHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 << 8) | u64::from(*b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
+    fn any(&self) -> bool {
+        self.totals.iter().any(|v| *v != 0)
     }
 }
 
-fn pair_hash(key: &str, val: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in key.bytes().chain(std::iter::once(0xff)).chain(val.bytes()) {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
-}
-
-impl TopologyCounts {
-    #[inline]
-    fn add(&mut self, node: &NodeInfo, key: &str, v: i64) {
-        if let Some(val) = node.labels.get(key) {
-            *self.0.entry(pair_hash(key, val)).or_default() += v;
-        }
-    }
-    #[inline]
-    fn get(&self, key: &str, val: &str) -> i64 {
-        if self.0.is_empty() {
-            return 0;
-        }
-        self.0.get(&pair_hash(key, val)).copied().unwrap_or(0)
-    }
-    fn is_empty(&self) -> bool {
-        self.0.values().all(|v| *v == 0)
-    }
+/// Per-node counts summed over the domains of `key`.
+fn key_counts(index: &mut PodIndex, snap: &Snapshot, key: &str, per_node: usize) -> KeyCounts {
+    let domains = index.domains(snap, key).clone();
+    let totals = domains.totals(index.per_node(per_node));
+    KeyCounts { domains, totals }
 }
 
 struct FilterState {
-    existing_anti: TopologyCounts,
-    affinity: TopologyCounts,
-    anti: TopologyCounts,
+    /// Existing pods' anti-affinity terms matching the pod, per group.
+    existing_anti: Vec<KeyCounts>,
+    /// Per required affinity term of the pod: pods matching all of them.
+    affinity: Vec<KeyCounts>,
+    /// Per required anti-affinity term of the pod: pods matching it.
+    anti: Vec<KeyCounts>,
 }
 
 fn matches_all(
@@ -140,41 +130,43 @@ impl PreFilterPlugin for InterPodAffinity {
         {
             return Status::skip().into();
         }
-        let mut existing_anti = TopologyCounts::default();
+        let mut index = self.index.lock();
+        index.trim();
+        let mut existing_anti = Vec::new();
         if snap.pods_with_required_anti_affinity() > 0 {
-            for node in snap
-                .nodes()
+            let matched: Vec<usize> = index
+                .term_groups(snap)
                 .iter()
-                .filter(|n| n.pods_with_required_anti_affinity > 0)
-            {
-                for e in &node.pods {
-                    for t in &e.required_anti_affinity {
-                        if t.matches_in(pod, snap) {
-                            existing_anti.add(node, &t.topology_key, 1);
-                        }
-                    }
-                }
+                .enumerate()
+                .filter(|(_, g)| {
+                    g.kind == TermKind::RequiredAntiAffinity
+                        && g.total > 0
+                        && g.term.matches_in(pod, snap)
+                })
+                .map(|(i, _)| i)
+                .collect();
+            for gi in matched {
+                let Some(key) = index.group(gi).map(|g| g.term.topology_key.clone()) else {
+                    continue;
+                };
+                let domains = index.domains(snap, &key).clone();
+                let totals = index
+                    .group(gi)
+                    .map_or_else(Vec::new, |g| domains.totals(&g.per_node));
+                existing_anti.push(KeyCounts { domains, totals });
             }
         }
-        let mut affinity = TopologyCounts::default();
-        let mut anti = TopologyCounts::default();
-        if !pod.required_affinity.is_empty() || !pod.required_anti_affinity.is_empty() {
-            for node in snap.nodes() {
-                for e in &node.pods {
-                    if !pod.required_affinity.is_empty()
-                        && pod.required_affinity.iter().all(|t| t.matches_in(e, snap))
-                    {
-                        for t in &pod.required_affinity {
-                            affinity.add(node, &t.topology_key, 1);
-                        }
-                    }
-                    for t in &pod.required_anti_affinity {
-                        if t.matches_in(e, snap) {
-                            anti.add(node, &t.topology_key, 1);
-                        }
-                    }
-                }
+        let mut affinity = Vec::new();
+        if !pod.required_affinity.is_empty() {
+            let c = index.counts(snap, &PodFilter::AllTerms(pod.required_affinity.clone()));
+            for t in &pod.required_affinity {
+                affinity.push(key_counts(&mut index, snap, &t.topology_key, c));
             }
+        }
+        let mut anti = Vec::new();
+        for t in &pod.required_anti_affinity {
+            let c = index.counts(snap, &PodFilter::AllTerms(vec![t.clone()]));
+            anti.push(key_counts(&mut index, snap, &t.topology_key, c));
         }
         state.write(FilterState {
             existing_anti,
@@ -198,10 +190,10 @@ impl FilterPlugin for InterPodAffinity {
         };
         // satisfyPodAffinity
         let mut pods_exist = true;
-        for t in &pod.required_affinity {
-            match node.labels.get(&t.topology_key) {
-                Some(v) => {
-                    if s.affinity.get(&t.topology_key, v) <= 0 {
+        for k in &s.affinity {
+            match k.at(node, snap) {
+                Some(c) => {
+                    if c <= 0 {
                         pods_exist = false;
                     }
                 }
@@ -216,7 +208,8 @@ impl FilterPlugin for InterPodAffinity {
         if !pods_exist {
             // The first pod of a group with affinity to itself may go anywhere with the keys.
             let own = snap.namespace_labels(&pod.namespace);
-            if !(s.affinity.is_empty() && matches_all(&pod.required_affinity, pod, own)) {
+            let none_matched = !s.affinity.iter().any(KeyCounts::any);
+            if !(none_matched && matches_all(&pod.required_affinity, pod, own)) {
                 return Status::new(
                     Code::UnschedulableAndUnresolvable,
                     Reason::PodAffinityRulesNotMatch,
@@ -224,71 +217,59 @@ impl FilterPlugin for InterPodAffinity {
             }
         }
         // satisfyPodAntiAffinity
-        for t in &pod.required_anti_affinity {
-            if let Some(v) = node.labels.get(&t.topology_key) {
-                if s.anti.get(&t.topology_key, v) > 0 {
-                    return Status::new(Code::Unschedulable, Reason::PodAntiAffinityRulesNotMatch);
-                }
-            }
+        if s.anti
+            .iter()
+            .any(|k| k.at(node, snap).is_some_and(|c| c > 0))
+        {
+            return Status::new(Code::Unschedulable, Reason::PodAntiAffinityRulesNotMatch);
         }
         // satisfyExistingPodsAntiAffinity
-        if !s.existing_anti.0.is_empty() {
-            // Upstream probes every label of the node.
-            for (k, v) in &node.labels {
-                if s.existing_anti.get(k, v) > 0 {
-                    return Status::new(
-                        Code::Unschedulable,
-                        Reason::ExistingPodsAntiAffinityRulesNotMatch,
-                    );
-                }
-            }
+        if s.existing_anti
+            .iter()
+            .any(|k| k.at(node, snap).is_some_and(|c| c > 0))
+        {
+            return Status::new(
+                Code::Unschedulable,
+                Reason::ExistingPodsAntiAffinityRulesNotMatch,
+            );
         }
         Status::success()
     }
 }
 
-struct ScoreState(TopologyCounts);
+/// Per topology key, the score of every domain (upstream `scoreMap`).
+struct ScoreState(Vec<KeyCounts>);
 
-impl InterPodAffinity {
-    fn process_existing(
-        &self,
-        scores: &mut TopologyCounts,
-        pod: &PodInfo,
-        e: &PodInfo,
-        node: &NodeInfo,
-        snap: &Snapshot,
-    ) {
-        if node.labels.is_empty() {
-            return;
-        }
-        for t in &pod.preferred_affinity {
-            if t.matches_in(e, snap) {
-                scores.add(node, &t.topology_key, t.weight);
+impl ScoreState {
+    /// Adds `w` × the per-node counts to the domains of `domains.key`; true when any node
+    /// with the key had a count (upstream then has an entry in its score map).
+    fn add(&mut self, domains: &Domains, per_node: &[i64], w: i64) -> bool {
+        let i = match self.0.iter().position(|k| k.domains.key == domains.key) {
+            Some(i) => i,
+            None => {
+                self.0.push(KeyCounts {
+                    domains: domains.clone(),
+                    totals: vec![0; domains.names.len()],
+                });
+                self.0.len() - 1
+            }
+        };
+        let k = &mut self.0[i];
+        let mut touched = false;
+        for (d, v) in k.domains.domain_of.iter().zip(per_node) {
+            if *d != MISSING && *v != 0 {
+                k.totals[*d as usize] += v * w;
+                touched = true;
             }
         }
-        for t in &pod.preferred_anti_affinity {
-            if t.matches_in(e, snap) {
-                scores.add(node, &t.topology_key, -t.weight);
-            }
-        }
-        if self.args.hard_pod_affinity_weight > 0 {
-            for t in &e.required_affinity {
-                if t.matches_in(pod, snap) {
-                    scores.add(node, &t.topology_key, self.args.hard_pod_affinity_weight);
-                }
-            }
-        }
-        for t in &e.preferred_affinity {
-            if t.matches_in(pod, snap) {
-                scores.add(node, &t.topology_key, t.weight);
-            }
-        }
-        for t in &e.preferred_anti_affinity {
-            if t.matches_in(pod, snap) {
-                scores.add(node, &t.topology_key, -t.weight);
-            }
-        }
+        touched
     }
+}
+
+/// Where the per-node counts of one score contribution live in the index.
+enum Source {
+    Counts(usize),
+    Group(usize),
 }
 
 impl PreScorePlugin for InterPodAffinity {
@@ -306,36 +287,57 @@ impl PreScorePlugin for InterPodAffinity {
         {
             return Status::skip();
         }
-        let mut scores = TopologyCounts::default();
-        for node in snap.nodes() {
-            if !has_constraints && node.pods_with_affinity == 0 {
-                continue;
-            }
-            for e in &node.pods {
-                if !has_constraints
-                    && e.preferred_affinity.is_empty()
-                    && e.preferred_anti_affinity.is_empty()
-                    && (e.required_affinity.is_empty() || self.args.hard_pod_affinity_weight <= 0)
-                {
-                    continue;
-                }
-                self.process_existing(&mut scores, pod, e, node, snap);
+        let mut index = self.index.lock();
+        index.trim();
+        // Every (key, counts, weight) that upstream's processExistingPod would add.
+        let mut adds: Vec<(String, Source, i64)> = Vec::new();
+        for (terms, sign) in [
+            (&pod.preferred_affinity, 1),
+            (&pod.preferred_anti_affinity, -1),
+        ] {
+            for t in terms {
+                let c = index.counts(snap, &PodFilter::AllTerms(vec![t.clone()]));
+                adds.push((t.topology_key.clone(), Source::Counts(c), sign * t.weight));
             }
         }
-        if scores.0.is_empty() {
+        if snap.pods_with_affinity() > 0 {
+            let hard = self.args.hard_pod_affinity_weight;
+            for (gi, g) in index.term_groups(snap).iter().enumerate() {
+                let w = match g.kind {
+                    TermKind::RequiredAffinity if hard > 0 => hard,
+                    TermKind::PreferredAffinity => g.term.weight,
+                    TermKind::PreferredAntiAffinity => -g.term.weight,
+                    _ => continue,
+                };
+                if g.total > 0 && g.term.matches_in(pod, snap) {
+                    adds.push((g.term.topology_key.clone(), Source::Group(gi), w));
+                }
+            }
+        }
+        let mut scores = ScoreState(Vec::new());
+        let mut touched = false;
+        for (key, source, w) in &adds {
+            let domains = index.domains(snap, key).clone();
+            let per_node = match source {
+                Source::Counts(c) => index.per_node(*c),
+                Source::Group(g) => index.group(*g).map_or(&[][..], |g| &g.per_node),
+            };
+            touched |= scores.add(&domains, per_node, *w);
+        }
+        if !touched {
             return Status::skip();
         }
-        state.write(ScoreState(scores));
+        state.write(scores);
         Status::success()
     }
 }
 
 impl ScorePlugin for InterPodAffinity {
-    fn score(&self, state: &CycleState, _: &PodInfo, node: &NodeInfo, _: &Snapshot) -> i64 {
+    fn score(&self, state: &CycleState, _: &PodInfo, node: &NodeInfo, snap: &Snapshot) -> i64 {
         let Some(ScoreState(s)) = state.read::<ScoreState>() else {
             return 0;
         };
-        node.labels.iter().map(|(k, v)| s.get(k, v)).sum()
+        s.iter().filter_map(|k| k.at(node, snap)).sum()
     }
 
     fn normalize(&self, state: &CycleState, _: &PodInfo, _: &[usize], scores: &mut [i64]) {

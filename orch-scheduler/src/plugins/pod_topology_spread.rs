@@ -7,11 +7,10 @@ use crate::framework::{
     MAX_NODE_SCORE,
 };
 use crate::node_info::NodeInfo;
+use crate::pod_index::{Domains, PodFilter, PodIndex, MISSING};
 use crate::pod_info::{PodInfo, SpreadConstraint};
-use crate::snapshot::ChangeCursor;
 use crate::snapshot::Snapshot;
 use crate::status::{Code, Reason, Status};
-use orch_types::labels::Selector;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 
@@ -33,145 +32,37 @@ pub struct PodTopologySpreadArgs {
 }
 
 /// The plugin. It keeps, per (namespace, selector), the number of matching pods on every node,
-/// updated from the snapshot's change log, and per topology key the domain of every node, so a
-/// cycle aggregates integers instead of matching every pod of the cluster (upstream counts
-/// from scratch each cycle; the results are the same).
+/// updated from the snapshot's change log, and per topology key the domain of every node
+/// ([`PodIndex`]), so a cycle aggregates integers instead of matching every pod of the cluster
+/// (upstream counts from scratch each cycle; the results are the same).
 #[derive(Debug, Default)]
 pub struct PodTopologySpread {
-    caches: Mutex<Caches>,
+    index: Mutex<PodIndex>,
 }
 
-const MISSING: u32 = u32::MAX;
-const MAX_CACHES: usize = 64;
-
-#[derive(Debug, Default)]
-struct Caches {
-    counts: Vec<CountCache>,
-    domains: Vec<DomainCache>,
-}
-
-#[derive(Debug)]
-struct CountCache {
-    cursor: ChangeCursor,
-    namespace: String,
-    selector: Selector,
-    per_node: Vec<i64>,
-}
-
-#[derive(Debug)]
-struct DomainCache {
-    cursor: ChangeCursor,
-    key: String,
-    domain_of: Vec<u32>,
-    names: Vec<String>,
-}
-
-fn same_nodes(a: &ChangeCursor, b: &ChangeCursor) -> bool {
-    a.snapshot == b.snapshot && a.node_generation == b.node_generation
-}
-
-impl Caches {
-    fn counts(&mut self, snap: &Snapshot, ns: &str, sel: &Selector) -> usize {
-        let now = snap.cursor();
-        let found = self
-            .counts
-            .iter()
-            .position(|c| c.namespace == ns && c.selector == *sel);
-        if let Some(i) = found {
-            let c = &mut self.counts[i];
-            match snap.changes(&c.cursor) {
-                Some(changes) => {
-                    for (pod, node, delta) in changes {
-                        if !pod.terminating && pod.namespace == ns && sel.matches(&pod.labels) {
-                            if let Some(x) = c.per_node.get_mut(*node as usize) {
-                                *x += i64::from(*delta);
-                            }
-                        }
-                    }
-                    c.cursor = now;
-                    return i;
-                }
-                None => {
-                    self.counts.swap_remove(i);
-                }
-            }
-        }
-        if self.counts.len() >= MAX_CACHES {
-            self.counts.remove(0);
-        }
-        let per_node = snap
-            .nodes()
-            .iter()
-            .map(|n| {
-                n.pods
-                    .iter()
-                    .filter(|p| !p.terminating && p.namespace == ns && sel.matches(&p.labels))
-                    .count() as i64
-            })
-            .collect();
-        self.counts.push(CountCache {
-            cursor: now,
-            namespace: ns.to_string(),
-            selector: sel.clone(),
-            per_node,
-        });
-        self.counts.len() - 1
-    }
-
-    fn domains(&mut self, snap: &Snapshot, key: &str) -> usize {
-        let now = snap.cursor();
-        if let Some(i) = self
-            .domains
-            .iter()
-            .position(|d| d.key == key && same_nodes(&d.cursor, &now))
-        {
-            return i;
-        }
-        self.domains
-            .retain(|d| d.key != key && same_nodes(&d.cursor, &now));
-        let mut names: Vec<String> = Vec::new();
-        let mut index: HashMap<&str, u32> = HashMap::new();
-        let mut domain_of = Vec::with_capacity(snap.len());
-        for n in snap.nodes() {
-            match n.labels.get(key) {
-                Some(v) => {
-                    let id = *index.entry(v.as_str()).or_insert_with(|| {
-                        names.push(v.clone());
-                        (names.len() - 1) as u32
-                    });
-                    domain_of.push(id);
-                }
-                None => domain_of.push(MISSING),
-            }
-        }
-        self.domains.push(DomainCache {
-            cursor: now,
-            key: key.to_string(),
-            domain_of,
-            names,
-        });
-        self.domains.len() - 1
-    }
-}
-
-/// Domain names and, per domain, (matching pods, has an eligible node).
-type DomainTotals = (Vec<String>, Vec<(i64, bool)>);
+/// A constraint's domains and, per domain, (matching pods, has an eligible node).
+type DomainTotals = (Domains, Vec<(i64, bool)>);
 
 /// Per constraint: for every domain, (matching pods over eligible nodes, domain has an
 /// eligible node). Eligible: the node has every constraint's key and passes the constraint's
 /// node inclusion policies.
 fn domain_totals(
-    caches: &mut Caches,
+    index: &mut PodIndex,
     pod: &PodInfo,
     cs: &[&SpreadConstraint],
     snap: &Snapshot,
 ) -> Vec<DomainTotals> {
-    let ids: Vec<(usize, usize)> = cs
+    index.trim();
+    let ids: Vec<(Domains, usize)> = cs
         .iter()
         .map(|c| {
+            let filter = PodFilter::Spread {
+                namespace: pod.namespace.clone(),
+                selector: c.selector.clone(),
+            };
             (
-                caches.domains(snap, &c.topology_key),
-                caches.counts(snap, &pod.namespace, &c.selector),
+                index.domains(snap, &c.topology_key).clone(),
+                index.counts(snap, &filter),
             )
         })
         .collect();
@@ -185,11 +76,11 @@ fn domain_totals(
         .collect();
     let mut out: Vec<Vec<(i64, bool)>> = ids
         .iter()
-        .map(|(d, _)| vec![(0, false); caches.domains[*d].names.len()])
+        .map(|(d, _)| vec![(0, false); d.names.len()])
         .collect();
     'nodes: for i in 0..snap.len() {
         for (d, _) in &ids {
-            if caches.domains[*d].domain_of[i] == MISSING {
+            if d.domain_of[i] == MISSING {
                 continue 'nodes;
             }
         }
@@ -197,16 +88,12 @@ fn domain_totals(
             if !trivial[k] && !inclusion(cs[k], pod, snap.node(i)) {
                 continue;
             }
-            let dom = caches.domains[*d].domain_of[i] as usize;
-            let e = &mut out[k][dom];
-            e.0 += caches.counts[*c].per_node[i];
+            let e = &mut out[k][d.domain_of[i] as usize];
+            e.0 += index.per_node(*c)[i];
             e.1 = true;
         }
     }
-    ids.iter()
-        .zip(out)
-        .map(|((d, _), v)| (caches.domains[*d].names.clone(), v))
-        .collect()
+    ids.into_iter().map(|(d, _)| d).zip(out).collect()
 }
 
 impl PodTopologySpread {
@@ -255,10 +142,14 @@ fn inclusion(c: &SpreadConstraint, pod: &PodInfo, node: &NodeInfo) -> bool {
 struct FilterState {
     /// Indices into `pod.spread` of the hard constraints.
     constraints: Vec<usize>,
-    /// Per constraint: topology value → matching pods.
-    counts: Vec<HashMap<String, i64>>,
+    /// Per constraint: the nodes' domains.
+    domains: Vec<Domains>,
+    /// Per constraint and domain: matching pods (0 for a domain without eligible nodes).
+    counts: Vec<Vec<i64>>,
     /// Per constraint: global minimum (0 when fewer domains than minDomains).
     min: Vec<i64>,
+    /// Per constraint: 1 when the pod matches its own selector.
+    self_match: Vec<i64>,
 }
 
 impl PreFilterPlugin for PodTopologySpread {
@@ -275,55 +166,60 @@ impl PreFilterPlugin for PodTopologySpread {
             return Status::skip().into();
         }
         let cs: Vec<&SpreadConstraint> = idx.iter().map(|i| &pod.spread[*i]).collect();
-        let totals = domain_totals(&mut self.caches.lock(), pod, &cs, snap);
-        let counts: Vec<HashMap<String, i64>> = totals
-            .into_iter()
-            .map(|(names, v)| {
-                names
-                    .into_iter()
-                    .zip(v)
-                    .filter(|(_, (_, present))| *present)
-                    .map(|(n, (c, _))| (n, c))
-                    .collect()
-            })
-            .collect();
-        let min = cs
+        let totals = domain_totals(&mut self.index.lock(), pod, &cs, snap);
+        let mut domains = Vec::with_capacity(cs.len());
+        let mut counts = Vec::with_capacity(cs.len());
+        let mut min = Vec::with_capacity(cs.len());
+        for (c, (d, v)) in cs.iter().zip(totals) {
+            let present = v.iter().filter(|(_, p)| *p).count();
+            min.push(if (present as i64) < i64::from(c.min_domains) {
+                0
+            } else {
+                v.iter()
+                    .filter(|(_, p)| *p)
+                    .map(|(n, _)| *n)
+                    .min()
+                    .unwrap_or(i64::from(i32::MAX))
+            });
+            counts.push(v.iter().map(|(n, p)| if *p { *n } else { 0 }).collect());
+            domains.push(d);
+        }
+        let self_match = cs
             .iter()
-            .zip(&counts)
-            .map(|(c, m)| {
-                if (m.len() as i64) < i64::from(c.min_domains) {
-                    0
-                } else {
-                    m.values().copied().min().unwrap_or(i64::from(i32::MAX))
-                }
-            })
+            .map(|c| i64::from(c.selector.matches(&pod.labels)))
             .collect();
         state.write(FilterState {
             constraints: idx,
+            domains,
             counts,
             min,
+            self_match,
         });
         Status::success().into()
     }
 }
 
 impl FilterPlugin for PodTopologySpread {
-    fn filter(&self, state: &CycleState, pod: &PodInfo, node: &NodeInfo, _: &Snapshot) -> Status {
+    fn filter(
+        &self,
+        state: &CycleState,
+        pod: &PodInfo,
+        node: &NodeInfo,
+        snap: &Snapshot,
+    ) -> Status {
         let Some(s) = state.read::<FilterState>() else {
             return Status::success();
         };
         for (i, ci) in s.constraints.iter().enumerate() {
-            let c = &pod.spread[*ci];
-            let Some(v) = node.labels.get(&c.topology_key) else {
+            let Some(d) = s.domains[i].of(node, snap) else {
                 return Status::new(
                     Code::UnschedulableAndUnresolvable,
                     Reason::SpreadMissingTopologyLabel,
                 );
             };
-            let self_match = i64::from(c.selector.matches(&pod.labels));
-            let matched = s.counts[i].get(v.as_str()).copied().unwrap_or(0);
-            let skew = matched + self_match - s.min[i];
-            if skew > i64::from(c.max_skew) {
+            let matched = s.counts[i].get(d).copied().unwrap_or(0);
+            let skew = matched + s.self_match[i] - s.min[i];
+            if skew > i64::from(pod.spread[*ci].max_skew) {
                 return Status::new(Code::Unschedulable, Reason::SpreadConstraintsNotMatch);
             }
         }
@@ -392,13 +288,13 @@ impl PreScorePlugin for PodTopologySpread {
             .collect();
         if !soft.is_empty() {
             // Hostname constraints are counted per node in Score; the others need all keys.
-            let totals = domain_totals(&mut self.caches.lock(), pod, &cs, snap);
+            let totals = domain_totals(&mut self.index.lock(), pod, &cs, snap);
             for (i, c) in cs.iter().enumerate() {
                 if c.topology_key == HOSTNAME {
                     continue;
                 }
-                let (names, v) = &totals[i];
-                for (name, (n, _)) in names.iter().zip(v) {
+                let (d, v) = &totals[i];
+                for (name, (n, _)) in d.names.iter().zip(v) {
                     if let Some(x) = counts[i].get_mut(name.as_str()) {
                         *x += n;
                     }
