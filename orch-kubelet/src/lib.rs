@@ -41,6 +41,7 @@
 
 pub mod backoff;
 pub mod env;
+pub mod eviction;
 pub mod image;
 pub mod kubelet;
 pub mod logs;

@@ -3,7 +3,15 @@
 //! threshold, as upstream `pkg/kubelet/cm/node_container_manager_linux.go`), labels, taints,
 //! addresses, nodeInfo, conditions and images; and pod admission against allocatable
 //! (upstream `lifecycle/predicate.go`: OutOfcpu, OutOfmemory, OutOfpods).
+//!
+//! The pressure conditions come from [`crate::eviction`]: each node status evaluates the hard
+//! eviction thresholds against [`NodeConfig::stats`] (fixed healthy values unless a
+//! [`HostStats`](crate::eviction::HostStats) provider is set, as `orch kubelet --runtime process` does).
 
+use crate::eviction::{
+    default_eviction_hard, thresholds_met, FixedStats, NodeStatsProvider, Pressure,
+    PressureTracker, Signal, Threshold, PRESSURE_TRANSITION_PERIOD,
+};
 use crate::runtime::{ImageInfo, RuntimeInfo};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{
@@ -13,7 +21,10 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use orch_types::quantity::Quantity;
 use orch_types::resources::{pod_requests, ResourceList};
-use std::collections::BTreeMap;
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// `kubeletVersion` reported in `nodeInfo`.
 pub const KUBELET_VERSION: &str = "v1.33.0";
@@ -42,6 +53,9 @@ pub enum NodeConfigError {
     /// A taint did not parse.
     #[error("invalid taint {0:?}: want key[=value]:NoSchedule|PreferNoSchedule|NoExecute")]
     Taint(String),
+    /// `--eviction-hard` did not parse.
+    #[error("invalid --eviction-hard: {0}")]
+    Eviction(#[from] crate::eviction::EvictionError),
 }
 
 /// Settings that shape the Node object.
@@ -63,8 +77,15 @@ pub struct NodeConfig {
     pub kube_reserved: ResourceList,
     /// `--system-reserved`.
     pub system_reserved: ResourceList,
-    /// Hard eviction threshold for `memory.available` (default 100Mi).
-    pub eviction_memory: Quantity,
+    /// `--eviction-hard` (default upstream's: `memory.available<100Mi`, `nodefs.available<10%`,
+    /// `nodefs.inodesFree<5%`, `imagefs.available<15%`, `imagefs.inodesFree<5%`).
+    pub eviction_hard: Vec<Threshold>,
+    /// `--eviction-pressure-transition-period` (5 minutes).
+    pub pressure_transition_period: Duration,
+    /// Where the pressure signals come from (default: [`FixedStats`], no pressure).
+    pub stats: Arc<dyn NodeStatsProvider>,
+    /// When each pressure was last observed (shared by clones of this config).
+    pub pressure: Arc<Mutex<PressureTracker>>,
     /// Extra labels (`--node-labels`).
     pub labels: BTreeMap<String, String>,
     /// `--register-with-taints`.
@@ -72,6 +93,21 @@ pub struct NodeConfig {
 }
 
 impl NodeConfig {
+    /// The pressure conditions to report at `now`: thresholds met by a fresh observation,
+    /// kept for the transition period (an unreadable observation counts as no pressure).
+    pub fn observe_pressure(&self, now: Timestamp) -> BTreeSet<Pressure> {
+        let met = match self.stats.stats() {
+            Ok(s) => thresholds_met(&self.eviction_hard, &s),
+            Err(e) => {
+                tracing::debug!(error = %e, "node stats unavailable");
+                BTreeSet::new()
+            }
+        };
+        self.pressure
+            .lock()
+            .observe(now, &met, self.pressure_transition_period)
+    }
+
     /// Defaults for a node called `name`.
     pub fn new(name: &str) -> Self {
         Self {
@@ -83,10 +119,10 @@ impl NodeConfig {
             pods: 110,
             kube_reserved: ResourceList::new(),
             system_reserved: ResourceList::new(),
-            eviction_memory: Quantity::from_value(
-                100 << 20,
-                orch_types::quantity::Format::BinarySI,
-            ),
+            eviction_hard: default_eviction_hard(),
+            pressure_transition_period: PRESSURE_TRANSITION_PERIOD,
+            stats: Arc::new(FixedStats::default()),
+            pressure: Arc::default(),
             labels: BTreeMap::new(),
             taints: vec![],
         }
@@ -180,15 +216,25 @@ pub fn capacity(cfg: &NodeConfig) -> ResourceList {
     r
 }
 
-/// Allocatable = capacity − kube-reserved − system-reserved − eviction threshold (memory),
-/// never below zero.
+/// Allocatable = capacity − kube-reserved − system-reserved − hard eviction threshold of
+/// `memory.available` (a percentage of memory capacity), never below zero.
 pub fn allocatable(cfg: &NodeConfig, capacity: &ResourceList) -> ResourceList {
     let mut a = capacity.clone();
     a.sub(&cfg.kube_reserved);
     a.sub(&cfg.system_reserved);
-    let mut ev = ResourceList::new();
-    ev.insert("memory", cfg.eviction_memory);
-    a.sub(&ev);
+    let memory = capacity.get("memory").map_or(0, |q| q.value());
+    if let Some(t) = cfg
+        .eviction_hard
+        .iter()
+        .find(|t| t.signal == Signal::MemoryAvailable)
+    {
+        let mut ev = ResourceList::new();
+        ev.insert(
+            "memory",
+            Quantity::from_value(t.amount(memory), orch_types::quantity::Format::BinarySI),
+        );
+        a.sub(&ev);
+    }
     let zero = Quantity::default();
     ResourceList(
         a.0.into_iter()
@@ -222,8 +268,14 @@ fn os_image() -> String {
         .unwrap_or_else(|| "Linux".into())
 }
 
-/// The kubelet's node conditions, all healthy (orch does not evict under pressure).
-pub fn conditions(now: Timestamp, previous: Option<&NodeStatus>) -> Vec<NodeCondition> {
+/// The kubelet's node conditions: the pressure conditions (True for each pressure in
+/// `pressure`), then Ready. `lastTransitionTime` changes only when a status changes
+/// (upstream `nodestatus` setters).
+pub fn conditions(
+    now: Timestamp,
+    previous: Option<&NodeStatus>,
+    pressure: &BTreeSet<Pressure>,
+) -> Vec<NodeCondition> {
     let c = |t: &str, status: &str, reason: &str, msg: &str| {
         let prev = previous
             .and_then(|p| p.conditions.as_ref())
@@ -241,32 +293,22 @@ pub fn conditions(now: Timestamp, previous: Option<&NodeStatus>) -> Vec<NodeCond
             last_transition_time: transition,
         }
     };
-    vec![
-        c(
-            "MemoryPressure",
-            "False",
-            "KubeletHasSufficientMemory",
-            "kubelet has sufficient memory available",
-        ),
-        c(
-            "DiskPressure",
-            "False",
-            "KubeletHasNoDiskPressure",
-            "kubelet has no disk pressure",
-        ),
-        c(
-            "PIDPressure",
-            "False",
-            "KubeletHasSufficientPID",
-            "kubelet has sufficient PID available",
-        ),
-        c(
-            "Ready",
-            "True",
-            "KubeletReady",
-            "kubelet is posting ready status",
-        ),
-    ]
+    let mut out: Vec<NodeCondition> = Pressure::ALL
+        .into_iter()
+        .map(|p| {
+            let under = pressure.contains(&p);
+            let (reason, message) = p.reason_and_message(under);
+            let status = if under { "True" } else { "False" };
+            c(p.condition_type(), status, reason, message)
+        })
+        .collect();
+    out.push(c(
+        "Ready",
+        "True",
+        "KubeletReady",
+        "kubelet is posting ready status",
+    ));
+    out
 }
 
 /// The node status.
@@ -291,7 +333,7 @@ pub fn node_status(
     NodeStatus {
         capacity: Some(cap.to_k8s()),
         allocatable: Some(alloc.to_k8s()),
-        conditions: Some(conditions(now, previous)),
+        conditions: Some(conditions(now, previous, &cfg.observe_pressure(now))),
         addresses: Some(vec![
             NodeAddress {
                 type_: "InternalIP".into(),
@@ -467,6 +509,99 @@ mod tests {
         assert_eq!(parse_pairs("node-labels", "a=1, b=2").unwrap().len(), 2);
         assert!(parse_pairs("node-labels", "a").is_err());
         assert!(parse_resources("kube-reserved", "cpu=lots").is_err());
+    }
+
+    #[test]
+    fn pressure_conditions_follow_the_stats_with_transition_times() {
+        use crate::eviction::{parse_eviction_hard, FixedStats, NodeStats};
+        let rt = RuntimeInfo {
+            name: "sim".into(),
+            version: "0.1.0".into(),
+        };
+        let t = |s: i64| Timestamp::from_second(1_700_000_000 + s).unwrap();
+        let mut cfg = NodeConfig::new("n1");
+        cfg.memory = Some("4Gi".parse().unwrap());
+        let status = |cfg: &NodeConfig, at: i64, prev: Option<&NodeStatus>| {
+            node_status(cfg, &rt, &[], t(at), prev)
+        };
+        let cond = |s: &NodeStatus, ty: &str| {
+            let c = s
+                .conditions
+                .iter()
+                .flatten()
+                .find(|c| c.type_ == ty)
+                .unwrap()
+                .clone();
+            (
+                c.status,
+                c.reason.unwrap(),
+                c.message.unwrap(),
+                c.last_transition_time.unwrap().0,
+            )
+        };
+        let s0 = status(&cfg, 0, None);
+        for ty in ["MemoryPressure", "DiskPressure", "PIDPressure"] {
+            assert_eq!(cond(&s0, ty).0, "False", "{ty}");
+        }
+        let mut low = NodeStats::healthy();
+        low.memory.available = 10 << 20;
+        low.nodefs.available = low.nodefs.capacity / 20;
+        cfg.stats = Arc::new(FixedStats(low));
+        let s1 = status(&cfg, 10, Some(&s0));
+        assert_eq!(
+            cond(&s1, "MemoryPressure"),
+            (
+                "True".into(),
+                "KubeletHasInsufficientMemory".into(),
+                "kubelet has insufficient memory available".into(),
+                t(10)
+            )
+        );
+        assert_eq!(
+            cond(&s1, "DiskPressure"),
+            (
+                "True".into(),
+                "KubeletHasDiskPressure".into(),
+                "kubelet has disk pressure".into(),
+                t(10)
+            )
+        );
+        assert_eq!(
+            cond(&s1, "PIDPressure"),
+            (
+                "False".into(),
+                "KubeletHasSufficientPID".into(),
+                "kubelet has sufficient PID available".into(),
+                t(0)
+            )
+        );
+        assert_eq!(cond(&s1, "Ready").0, "True");
+        // Recovered, but reported for the 5-minute transition period after the last sighting.
+        cfg.stats = Arc::new(FixedStats::default());
+        let s2 = status(&cfg, 200, Some(&s1));
+        assert_eq!(cond(&s2, "MemoryPressure").0, "True");
+        assert_eq!(
+            cond(&s2, "MemoryPressure").3,
+            t(10),
+            "no change, same transition"
+        );
+        let s3 = status(&cfg, 310, Some(&s2));
+        assert_eq!(
+            cond(&s3, "MemoryPressure"),
+            (
+                "False".into(),
+                "KubeletHasSufficientMemory".into(),
+                "kubelet has sufficient memory available".into(),
+                t(310)
+            )
+        );
+        // --eviction-hard replaces the defaults: no disk thresholds at all here.
+        cfg.eviction_hard = parse_eviction_hard("memory.available<1Gi").unwrap();
+        let a = allocatable(&cfg, &capacity(&cfg));
+        assert_eq!(a.get("memory").unwrap().to_string(), "3Gi");
+        cfg.eviction_hard = parse_eviction_hard("memory.available<25%").unwrap();
+        let a = allocatable(&cfg, &capacity(&cfg));
+        assert_eq!(a.get("memory").unwrap().to_string(), "3Gi");
     }
 
     #[test]

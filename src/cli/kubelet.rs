@@ -66,6 +66,18 @@ pub struct KubeletArgs {
     /// Allow privileged containers.
     #[arg(long)]
     pub allow_privileged: bool,
+    /// Pod networking of the process runtime: `auto` (a network namespace per pod when running
+    /// as root and `ip netns` works, else host networking), `host` or `netns`.
+    #[arg(long, default_value = "auto")]
+    pub pod_network: orch_kubelet::runtime::process::PodNetwork,
+    /// The node's pod CIDR for a kubelet without a node IPAM controller (standalone); by
+    /// default the node's `spec.podCIDR` is used once assigned.
+    #[arg(long)]
+    pub pod_cidr: Option<String>,
+    /// Hard eviction thresholds that raise the node's pressure conditions, e.g.
+    /// `memory.available<100Mi,nodefs.available<10%` (replaces all the defaults).
+    #[arg(long)]
+    pub eviction_hard: Option<String>,
 }
 
 fn config(args: &KubeletArgs) -> Result<KubeletConfig, NodeConfigError> {
@@ -100,6 +112,9 @@ fn config(args: &KubeletArgs) -> Result<KubeletConfig, NodeConfigError> {
             .map(|t| parse_taint(t.trim()))
             .collect::<Result<_, _>>()?;
     }
+    if let Some(s) = &args.eviction_hard {
+        n.eviction_hard = orch_kubelet::eviction::parse_eviction_hard(s)?;
+    }
     cfg.allow_privileged = args.allow_privileged;
     Ok(cfg)
 }
@@ -112,7 +127,7 @@ pub fn run(args: KubeletArgs) -> i32 {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
-    let cfg = match config(&args) {
+    let mut cfg = match config(&args) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -133,8 +148,12 @@ pub fn run(args: KubeletArgs) -> i32 {
                 .root_dir
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(".orch-kubelet").join(&args.node_name));
+            // Real processes: the pressure conditions observe this host and the root dir.
+            cfg.node.stats = Arc::new(orch_kubelet::eviction::HostStats::new(&root));
             let mut pc = orch_kubelet::runtime::process::ProcessConfig::new(root);
             pc.host_ip = args.node_ip.clone();
+            pc.pod_network = args.pod_network;
+            pc.pod_cidr = args.pod_cidr.clone();
             match orch_kubelet::runtime::process::ProcessRuntime::open(pc) {
                 Ok(r) => Arc::new(r),
                 Err(e) => {
