@@ -12,15 +12,24 @@
 //!
 //! Modules: [`runtime`] (the trait, [`runtime::fake`], [`runtime::sim`] with its documented
 //! `sim.orch.dev/*` annotations, [`runtime::process`]), [`image`] (the `ImageSource` trait and
-//! the local catalog), [`prober`] (exec/httpGet/tcpSocket), [`node`] (Node object, capacity,
-//! allocatable, admission), [`logs`] (CRI log reading and the `/containerLogs` endpoint).
+//! the local catalog), [`prober`] (exec/httpGet/tcpSocket/grpc), [`node`] (Node object,
+//! capacity, allocatable, admission), [`eviction`] (hard eviction thresholds, node stats and
+//! the MemoryPressure/DiskPressure/PIDPressure conditions), [`logs`] (CRI log reading and the
+//! `/containerLogs` endpoint).
+//!
+//! A pod whose sandbox dies ([`runtime::ContainerRuntime::sandbox_alive`] turns false) is
+//! handled as upstream `computePodActions`: event `SandboxChanged`, every container killed, a
+//! new sandbox, all init containers re-run in order, then the app containers (restart counts
+//! go up, the pod IP may change); a `restartPolicy: Never` pod that already created containers
+//! is only killed.
 //!
 //! Deviations from upstream, on purpose or for now:
 //! - The process runtime uses host networking only (no per-pod network namespace, no cgroup
 //!   limits, so no OOMKilled from it); pods whose host ports collide are refused.
-//! - Sandboxes are never recreated, so init containers do not re-run for that reason.
-//! - Probes of type `grpc` are ignored; events use the kubelet's reasons and messages.
-//! - Node conditions are always healthy (no eviction manager).
+//! - Events use the kubelet's reasons and messages.
+//! - Node pressure is reported (conditions, so the node lifecycle controller taints the node)
+//!   but pods are not evicted under pressure; soft thresholds and min-reclaim are not
+//!   supported. Node-status events (`NodeHasInsufficientMemory`, …) are not recorded.
 //!
 //! ```
 //! use orch_kubelet::runtime::{fake::FakeRuntime, ContainerRuntime};

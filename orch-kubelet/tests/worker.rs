@@ -978,3 +978,68 @@ fn sandbox_death_under_on_failure_restarts_only_unfinished_containers() {
     assert_eq!(h.cs("job").restart_count, 0);
     assert_eq!(h.phase(), "Running");
 }
+
+#[test]
+fn sim_runtime_sandbox_death_annotation_recreates_in_virtual_time() {
+    use orch_kubelet::runtime::sim::SimRuntime;
+    let clock = ManualClock::at_epoch_seconds(1_700_000_000);
+    let rt = SimRuntime::new(0);
+    let p: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "p", "namespace": "default", "uid": "uid-1", "annotations": {
+            "sim.orch.dev/sandbox-dies-after-seconds": "30"
+        }},
+        "spec": {
+            "initContainers": [{"name": "init", "image": "busybox:1"}],
+            "containers": [{"name": "app", "image": "nginx:1"}]
+        }
+    }))
+    .unwrap();
+    let cfg = WorkerConfig {
+        node_name: "n1".into(),
+        host_ip: "192.0.2.1".into(),
+        allow_privileged: false,
+    };
+    let mut w = PodWorker::new(cfg, p, clock.now());
+    let t0 = clock.now();
+    let mut changed_at = vec![];
+    for _ in 0..40 {
+        let now = clock.now();
+        for j in w.tick(now, &rt) {
+            let out = rt.run_handler(&j.id, j.kind, &j.action, &j.target, j.timeout, now);
+            w.handler_done(&j, out, now);
+        }
+        for e in w.take_events() {
+            if e.reason == "SandboxChanged" {
+                changed_at.push(now.duration_since(t0).as_secs());
+            }
+        }
+        if changed_at.len() == 2 {
+            break;
+        }
+        let next = w
+            .next_wakeup(now, &rt)
+            .expect("the sandbox death is a timer");
+        clock.set(next);
+    }
+    assert_eq!(
+        changed_at,
+        vec![30, 60],
+        "each new sandbox dies 30 s after creation"
+    );
+    // The second kill found the app in its 10 s crash back-off (upstream doBackOff applies to
+    // containers killed for a sandbox change too): it starts again at 70 s.
+    let s = w.status(clock.now());
+    let app = &s.container_statuses.as_ref().unwrap()[0];
+    let waiting = app.state.as_ref().unwrap().waiting.as_ref().unwrap();
+    assert_eq!(waiting.reason.as_deref(), Some("CrashLoopBackOff"));
+    let next = w.next_wakeup(clock.now(), &rt).unwrap();
+    assert_eq!(next.duration_since(t0).as_secs(), 70);
+    clock.set(next);
+    w.tick(clock.now(), &rt);
+    let s = w.status(clock.now());
+    let init = &s.init_container_statuses.as_ref().unwrap()[0];
+    let app = &s.container_statuses.as_ref().unwrap()[0];
+    assert_eq!((init.restart_count, app.restart_count), (2, 2));
+    assert!(app.state.as_ref().unwrap().running.is_some());
+    assert_eq!(s.phase.as_deref(), Some("Running"));
+}

@@ -10,11 +10,17 @@
 //! | `sim.orch.dev/ready-after-seconds` | readiness probe succeeds from this age on | `0` |
 //! | `sim.orch.dev/fail-liveness-after-seconds` | liveness probe fails from this age on | never |
 //! | `sim.orch.dev/pull-error` | every pull of the pod's images fails with this message | none |
+//! | `sim.orch.dev/sandbox-dies-after-seconds` | the pod sandbox dies this long after it was created (each new sandbox again), so the kubelet kills the containers, creates a new sandbox and re-runs the init containers | never |
 //!
 //! Every key also accepts a per-container form, `<key>.<container-name>` (e.g.
 //! `sim.orch.dev/run-seconds.migrate`), which wins over the pod-wide one. Values are seconds,
 //! fractions allowed. SIGTERM ends a container at once with exit code 0 (a well-behaved app);
-//! SIGKILL with 137. Probes and hooks other than those above succeed.
+//! SIGKILL with 137. Probes and hooks other than those above succeed, whatever their type
+//! (`exec`, `httpGet`, `tcpSocket`, `grpc`).
+//!
+//! Sandbox death is noticed at the runtime's latest time: the latest `now` it was handed by
+//! any call (the kubelet's clock is shared and only moves forward), and
+//! [`ContainerRuntime::next_change`] announces it so virtual time jumps there.
 
 use super::*;
 use parking_lot::Mutex;
@@ -39,7 +45,24 @@ struct Inner {
     containers: HashMap<ContainerId, SimContainer>,
     next: u64,
     next_ip: u32,
-    sandboxes: HashMap<String, String>,
+    sandboxes: HashMap<String, SimSandbox>,
+    /// The latest `now` any call was handed.
+    latest: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone)]
+struct SimSandbox {
+    ip: String,
+    created_at: Option<Timestamp>,
+    /// Set at the pod's first container start (when the annotations are known).
+    dies_at: Option<Timestamp>,
+    armed: bool,
+}
+
+impl Inner {
+    fn saw(&mut self, now: Timestamp) {
+        self.latest = Some(self.latest.map_or(now, |l| l.max(now)));
+    }
 }
 
 /// The simulated runtime (one per simulated node; cloning shares state).
@@ -152,6 +175,7 @@ impl ContainerRuntime for SimRuntime {
 
     fn pull_image(&self, image: &str, ctx: &PullContext, now: Timestamp) -> PullOutcome {
         let mut i = self.inner.lock();
+        i.saw(now);
         if let Some(info) = i.images.get(image) {
             return PullOutcome::Ready(info.clone());
         }
@@ -188,8 +212,8 @@ impl ContainerRuntime for SimRuntime {
 
     fn run_sandbox(&self, cfg: &SandboxConfig) -> Result<SandboxInfo, RuntimeError> {
         let mut i = self.inner.lock();
-        if let Some(ip) = i.sandboxes.get(&cfg.pod_uid) {
-            return Ok(SandboxInfo { ip: ip.clone() });
+        if let Some(sb) = i.sandboxes.get(&cfg.pod_uid) {
+            return Ok(SandboxInfo { ip: sb.ip.clone() });
         }
         i.next_ip += 1;
         let n = i.next_ip;
@@ -199,8 +223,26 @@ impl ContainerRuntime for SimRuntime {
             self.node_index % 256,
             n % 254 + 1
         );
-        i.sandboxes.insert(cfg.pod_uid.clone(), ip.clone());
+        let created_at = i.latest;
+        i.sandboxes.insert(
+            cfg.pod_uid.clone(),
+            SimSandbox {
+                ip: ip.clone(),
+                created_at,
+                dies_at: None,
+                armed: false,
+            },
+        );
         Ok(SandboxInfo { ip })
+    }
+
+    fn sandbox_alive(&self, pod_uid: &str) -> bool {
+        let i = self.inner.lock();
+        match (i.sandboxes.get(pod_uid), i.latest) {
+            (None, _) => false,
+            (Some(sb), Some(now)) => sb.dies_at.is_none_or(|d| now < d),
+            (Some(_), None) => true,
+        }
     }
 
     fn remove_sandbox(&self, pod_uid: &str) -> Result<(), RuntimeError> {
@@ -224,6 +266,14 @@ impl ContainerRuntime for SimRuntime {
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0);
         let mut i = self.inner.lock();
+        i.saw(now);
+        if let Some(sb) = i.sandboxes.get_mut(&cfg.pod_uid) {
+            if !sb.armed {
+                sb.armed = true;
+                sb.dies_at = seconds(ann, "sandbox-dies-after-seconds", &cfg.name)
+                    .map(|d| plus(sb.created_at.unwrap_or(now), d));
+            }
+        }
         i.next += 1;
         let id = format!("{:064x}", i.next);
         i.containers.insert(
@@ -240,11 +290,9 @@ impl ContainerRuntime for SimRuntime {
     }
 
     fn container_state(&self, id: &str, now: Timestamp) -> Option<ContainerState> {
-        self.inner
-            .lock()
-            .containers
-            .get(id)
-            .map(|c| Self::state_of(c, now))
+        let mut i = self.inner.lock();
+        i.saw(now);
+        i.containers.get(id).map(|c| Self::state_of(c, now))
     }
 
     fn stop_container(
@@ -331,15 +379,26 @@ impl ContainerRuntime for SimRuntime {
     }
 
     fn next_change(&self, id: &str, now: Timestamp) -> Option<Timestamp> {
-        let i = self.inner.lock();
+        let mut i = self.inner.lock();
+        i.saw(now);
         let c = i.containers.get(id)?;
         if c.stopped.is_some() {
             return None;
         }
-        if now < c.start_at {
-            return Some(c.start_at);
+        let death = i
+            .sandboxes
+            .get(&c.cfg.pod_uid)
+            .and_then(|sb| sb.dies_at)
+            .filter(|t| *t > now);
+        let own = if now < c.start_at {
+            Some(c.start_at)
+        } else {
+            c.exit_at.filter(|t| *t > now)
+        };
+        match (own, death) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
-        c.exit_at.filter(|t| *t > now)
     }
 }
 
