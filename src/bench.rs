@@ -131,6 +131,8 @@ pub struct PodStartupReport {
     pub nodes: usize,
     /// Runtime (`process` or `sim`).
     pub runtime: String,
+    /// Pod networking of the process runtime as requested (`auto`, `host`, `netns`).
+    pub pod_network: String,
     /// Per pod: first seen (created) → first seen Running.
     pub pod_created_to_running: Millis,
     /// Per pod: Deployment created → pod Running.
@@ -143,8 +145,8 @@ impl std::fmt::Display for PodStartupReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "Pod startup: Deployment of {} replicas, {} node(s), {} runtime",
-            self.replicas, self.nodes, self.runtime
+            "Pod startup: Deployment of {} replicas, {} node(s), {} runtime, pod network {}",
+            self.replicas, self.nodes, self.runtime, self.pod_network
         )?;
         writeln!(
             f,
@@ -187,10 +189,12 @@ pub async fn pod_startup(
     replicas: usize,
     nodes: usize,
     runtime: Runtime,
+    pod_network: orch_kubelet::runtime::process::PodNetwork,
 ) -> Result<PodStartupReport, BenchError> {
     let cluster = Cluster::builder()
         .nodes(nodes)
         .runtime(runtime)
+        .pod_network(pod_network)
         .storage(Storage::Embedded)
         .start()
         .await?;
@@ -206,6 +210,7 @@ pub async fn pod_startup(
             Runtime::Process => "process".into(),
             Runtime::Sim => "sim".into(),
         },
+        pod_network: pod_network.to_string(),
         pod_created_to_running: Millis::of(&per_pod),
         deployment_created_to_running: Millis::of(&from_deploy),
         all_running_ms: all.as_secs_f64() * 1e3,

@@ -129,6 +129,8 @@ pub struct ClusterBuilder {
     node_monitor_grace_period: Option<Duration>,
     wait_ready: Option<Duration>,
     clock: SharedClock,
+    pod_network: orch_kubelet::runtime::process::PodNetwork,
+    cluster_cidr: Option<String>,
 }
 
 impl Default for ClusterBuilder {
@@ -144,6 +146,8 @@ impl Default for ClusterBuilder {
             node_monitor_grace_period: None,
             wait_ready: Some(Duration::from_secs(30)),
             clock: Arc::new(SystemClock),
+            pod_network: Default::default(),
+            cluster_cidr: None,
         }
     }
 }
@@ -213,6 +217,21 @@ impl ClusterBuilder {
         self
     }
 
+    /// Pod networking of the process runtime (default: auto = a network namespace per pod when
+    /// running as root, else host networking).
+    pub fn pod_network(mut self, n: orch_kubelet::runtime::process::PodNetwork) -> Self {
+        self.pod_network = n;
+        self
+    }
+
+    /// Node IPAM's cluster CIDR (each node gets a /24 of it). Default: 10.244.0.0/16, or with
+    /// pod network namespaces the first /16 from 10.244 on that no other cluster on this host
+    /// uses (see `orch_kubelet::runtime::process::claim`), remembered in the data dir.
+    pub fn cluster_cidr(mut self, cidr: impl Into<String>) -> Self {
+        self.cluster_cidr = Some(cidr.into());
+        self
+    }
+
     /// Starts the cluster. Must run inside a multi-threaded tokio runtime.
     pub async fn start(self) -> Result<Cluster, ClusterError> {
         Cluster::start(self).await
@@ -233,6 +252,8 @@ pub struct Cluster {
     http: Option<JoinHandle<Result<(), orch_apiserver::ApiServerError>>>,
     components: Vec<(String, JoinHandle<()>)>,
     started_in: Duration,
+    /// This cluster's hold on its pod range on the host (released on drop).
+    cidr_claim: Option<orch_kubelet::runtime::process::claim::ClusterCidrClaim>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -314,6 +335,7 @@ impl Cluster {
             http,
             components: Vec::new(),
             started_in: Duration::ZERO,
+            cidr_claim: None,
         };
         cluster.start_components(&b).await?;
         if let Some(limit) = b.wait_ready {
@@ -336,6 +358,16 @@ impl Cluster {
         }
         if b.controllers {
             let mut config = orch_controllers::manager::ManagerConfig::default();
+            if let Some(c) = &b.cluster_cidr {
+                config.cluster_cidr = c.clone();
+            } else if b.runtime == Runtime::Process
+                && b.pod_network != orch_kubelet::runtime::process::PodNetwork::Host
+            {
+                let claim =
+                    orch_kubelet::runtime::process::claim::claim_cluster_cidr(&self.work_dir);
+                config.cluster_cidr = claim.cidr().to_string();
+                self.cidr_claim = Some(claim);
+            }
             if let Some(grace) = b.node_monitor_grace_period {
                 config.node_lifecycle.grace_period =
                     jiff::SignedDuration::try_from(grace).unwrap_or(jiff::SignedDuration::MAX);
@@ -361,13 +393,15 @@ impl Cluster {
                 Runtime::Sim => Arc::new(orch_kubelet::runtime::sim::SimRuntime::new(i as u32)),
                 Runtime::Process => {
                     let root = self.work_dir.join("kubelet").join(name);
-                    let rt = orch_kubelet::runtime::process::ProcessRuntime::open(
-                        orch_kubelet::runtime::process::ProcessConfig::new(&root),
-                    )
-                    .map_err(|e| ClusterError::Component {
-                        component: format!("kubelet {name}"),
-                        message: format!("process runtime in {}: {e}", root.display()),
-                    })?;
+                    let mut pc = orch_kubelet::runtime::process::ProcessConfig::new(&root);
+                    pc.pod_network = b.pod_network;
+                    let rt =
+                        orch_kubelet::runtime::process::ProcessRuntime::open(pc).map_err(|e| {
+                            ClusterError::Component {
+                                component: format!("kubelet {name}"),
+                                message: format!("process runtime in {}: {e}", root.display()),
+                            }
+                        })?;
                     Arc::new(rt)
                 }
             };

@@ -196,6 +196,9 @@ impl Kubelet {
         tasks.push(tokio::spawn(
             self.clone().housekeeping_loop(stop_rx.clone()),
         ));
+        if self.rt.needs_pod_cidr() {
+            tasks.push(tokio::spawn(self.clone().pod_cidr_loop(stop_rx.clone())));
+        }
         shutdown.await;
         let _ = stop_tx.send(true);
         for t in tasks {
@@ -251,6 +254,32 @@ impl Kubelet {
             tokio::select! {
                 _ = stop.changed() => return,
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+
+    /// Hands the node's `spec.podCIDR` to the runtime (upstream `updatePodCIDR` →
+    /// CRI `UpdateRuntimeConfig`): polled every 250 ms until the node IPAM controller assigned
+    /// it, then every 30 s. Pods whose sandbox needed it meanwhile retry their sandbox.
+    async fn pod_cidr_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let mut known: Option<String> = None;
+        loop {
+            if let Ok(Some(n)) = nodes.get_opt(&self.node_name()).await {
+                let cidr = n.spec.and_then(|s| s.pod_cidr).filter(|c| !c.is_empty());
+                if let Some(c) = cidr.filter(|c| known.as_ref() != Some(c)) {
+                    self.rt.update_pod_cidr(&c);
+                    known = Some(c);
+                }
+            }
+            let wait = if known.is_some() {
+                Duration::from_secs(30)
+            } else {
+                Duration::from_millis(250)
+            };
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = tokio::time::sleep(wait) => {}
             }
         }
     }
@@ -718,6 +747,16 @@ impl Kubelet {
         let mut stop = self.stop.subscribe();
         if *stop.borrow() {
             return;
+        }
+        // The runtime's pod network is not ready (no podCIDR yet, e.g. right after the node
+        // registered): wait a little for it, as upstream holds pods while the network is not
+        // ready, rather than fail the sandbox and retry it 10 s later.
+        let net_deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while self.rt.needs_pod_cidr() && tokio::time::Instant::now() < net_deadline {
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
         }
         let mut last_written: Option<serde_json::Value> = None;
         let mut last_env_refresh = tokio::time::Instant::now();

@@ -465,7 +465,46 @@ fn slow_pod_network_host_mode_and_missing_pod_cidr() {
     };
     let err = rt.run_sandbox(&sandbox("w")).unwrap_err();
     assert!(err.to_string().contains("no spec.podCIDR yet"), "{err}");
+    assert!(rt.needs_pod_cidr());
     rt.update_pod_cidr("10.251.9.0/24");
+    assert!(!rt.needs_pod_cidr());
     assert_eq!(rt.run_sandbox(&sandbox("w")).unwrap().ip, "10.251.9.2");
     rt.remove_sandbox("w").unwrap();
+}
+
+#[test]
+#[ignore = "slow: real namespaces, bridges and cgroups (root); run with --include-ignored"]
+fn slow_netns_concurrent_sandboxes_get_distinct_ips_and_all_go_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(rt) = netns_runtime(dir.path(), "10.251.10.0/24") else {
+        return;
+    };
+    let t0 = Instant::now();
+    let ips: Vec<String> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..4)
+            .map(|t| {
+                let rt = rt.clone();
+                s.spawn(move || {
+                    (0..25)
+                        .map(|i| rt.run_sandbox(&sandbox(&format!("c{t}-{i}"))).unwrap().ip)
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    let made = t0.elapsed();
+    let distinct: std::collections::BTreeSet<&String> = ips.iter().collect();
+    assert_eq!(distinct.len(), 100, "every pod its own IP");
+    let t1 = Instant::now();
+    for t in 0..4 {
+        for i in 0..25 {
+            rt.remove_sandbox(&format!("c{t}-{i}")).unwrap();
+        }
+    }
+    eprintln!(
+        "100 sandboxes: created in {made:?}, removed in {:?}",
+        t1.elapsed()
+    );
+    assert!(!netns_list().contains("orch-c0-"), "{}", netns_list());
 }

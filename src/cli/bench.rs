@@ -75,6 +75,10 @@ pub enum BenchCommand {
         /// Container runtime.
         #[arg(long, value_enum, default_value = "process")]
         runtime: crate::cli::up::RuntimeArg,
+        /// Pod networking of the process runtime (`auto`, `host`, `netns`); several, e.g.
+        /// `host,netns`, run one after the other and are reported side by side.
+        #[arg(long, default_value = "auto", value_delimiter = ',')]
+        pod_network: Vec<orch_kubelet::runtime::process::PodNetwork>,
         /// Output format.
         #[arg(short = 'o', long, value_enum, default_value = "text")]
         output: BenchOutput,
@@ -194,18 +198,34 @@ pub fn run(cmd: BenchCommand) -> i32 {
             replicas,
             nodes,
             runtime,
+            pod_network,
             output,
         } => {
             let runtime = match runtime {
                 crate::cli::up::RuntimeArg::Process => crate::cluster::Runtime::Process,
                 crate::cli::up::RuntimeArg::Sim => crate::cluster::Runtime::Sim,
             };
-            (
-                rt.block_on(crate::bench::pod_startup(replicas, nodes, runtime))
-                    .map(|r| (r.to_string(), serde_json::to_string_pretty(&r)))
-                    .map_err(|e| e.to_string()),
-                output,
-            )
+            let mut reports = vec![];
+            for net in pod_network {
+                match rt.block_on(crate::bench::pod_startup(replicas, nodes, runtime, net)) {
+                    Ok(r) => reports.push(r),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return 1;
+                    }
+                }
+            }
+            let text = reports
+                .iter()
+                .map(|r| r.to_string())
+                .collect::<Vec<_>>()
+                .join("\n\n");
+            let json = if reports.len() == 1 {
+                serde_json::to_string_pretty(&reports[0])
+            } else {
+                serde_json::to_string_pretty(&reports)
+            };
+            (Ok((text, json)), output)
         }
         BenchCommand::Scheduler { workload, output } => (
             rt.block_on(crate::scheduler_bench::scheduler(workload.name()))

@@ -46,6 +46,14 @@ pub struct UpArgs {
     /// Time without heartbeat after which a node becomes Unknown (e.g. `40s`, `2m`).
     #[arg(long, value_parser = parse_duration)]
     pub node_monitor_grace_period: Option<Duration>,
+    /// Pod networking of the process runtime: `auto` (a network namespace per pod when running
+    /// as root, else host networking), `host` or `netns`.
+    #[arg(long, default_value = "auto")]
+    pub pod_network: orch_kubelet::runtime::process::PodNetwork,
+    /// Cluster CIDR the nodes' podCIDRs are carved from (default 10.244.0.0/16, or the next free
+    /// /16 when another cluster on this host uses it).
+    #[arg(long)]
+    pub cluster_cidr: Option<String>,
 }
 
 /// Parses `500ms`, `8s`, `2m`, `1h` or a plain number of seconds.
@@ -112,6 +120,10 @@ async fn up(args: UpArgs) -> i32 {
         .wait_ready(Some(Duration::from_secs(60)));
     if let Some(d) = args.node_monitor_grace_period {
         b = b.node_monitor_grace_period(d);
+    }
+    b = b.pod_network(args.pod_network);
+    if let Some(c) = &args.cluster_cidr {
+        b = b.cluster_cidr(c.clone());
     }
     let cluster = match b.start().await {
         Ok(c) => c,

@@ -343,9 +343,10 @@ pub trait ContainerRuntime: Send + Sync + std::fmt::Debug {
         let _ = pod_uid;
         true
     }
-    /// True if the runtime needs the node's `spec.podCIDR` (pod network namespaces); the
-    /// kubelet then hands it over with [`update_pod_cidr`](Self::update_pod_cidr) as soon as
-    /// the node IPAM controller assigned it.
+    /// True while the runtime still needs the node's `spec.podCIDR` (pod network namespaces
+    /// and no pod CIDR known yet); the kubelet then hands it over with
+    /// [`update_pod_cidr`](Self::update_pod_cidr) as soon as the node IPAM controller assigned
+    /// it, and new pods wait a few seconds for it.
     fn needs_pod_cidr(&self) -> bool {
         false
     }

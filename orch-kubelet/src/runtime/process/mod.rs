@@ -29,6 +29,7 @@
 //! line written between the last read and the truncation can be lost.
 
 pub mod cgroup;
+pub mod claim;
 pub mod hostport;
 pub mod ipam;
 pub mod netns;
@@ -71,6 +72,16 @@ pub enum PodNetwork {
     Host,
     /// A network namespace per pod on the node bridge (fails to start without root/`ip`).
     Netns,
+}
+
+impl std::fmt::Display for PodNetwork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Auto => "auto",
+            Self::Host => "host",
+            Self::Netns => "netns",
+        })
+    }
 }
 
 impl std::str::FromStr for PodNetwork {
@@ -164,7 +175,7 @@ struct Inner {
     sandboxes: HashMap<String, Sandbox>,
     /// Held host ports (proxies) per pod.
     forwards: HashMap<String, Vec<Forward>>,
-    /// Sandboxes being created outside the lock (the bridge stays while any is).
+    /// Sandboxes being created or torn down outside the lock (the bridge stays while any is).
     creating: usize,
     pulled: BTreeSet<String>,
     pod_cidr: Option<Cidr>,
@@ -782,18 +793,30 @@ impl ContainerRuntime for ProcessRuntime {
     }
 
     fn remove_sandbox(&self, pod_uid: &str) -> Result<(), RuntimeError> {
-        let mut inner = self.inner.lock();
-        let forwards = inner.forwards.remove(pod_uid);
+        let (sb, forwards) = {
+            let mut inner = self.inner.lock();
+            let forwards = inner.forwards.remove(pod_uid);
+            let sb = inner.sandboxes.remove(pod_uid);
+            if sb.is_some() {
+                inner.creating += 1; // keeps the bridge until this teardown is done
+            }
+            (sb, forwards)
+        };
         drop(forwards);
-        if let Some(sb) = inner.sandboxes.remove(pod_uid) {
-            self.teardown(&sb);
-        } else {
+        match &sb {
+            // deleting a namespace takes tens of ms: not under the lock
+            Some(sb) => self.teardown(sb),
             // a sandbox half-made before a crash: its IP file may still be there
-            self.ipam.release(pod_uid);
+            None => self.ipam.release(pod_uid),
+        }
+        let removed = fs::remove_file(self.sandbox_path(pod_uid));
+        let mut inner = self.inner.lock();
+        if sb.is_some() {
+            inner.creating -= 1;
         }
         if inner.creating == 0 {
-            // no pod left: remove the bridge and the node's cgroups (still under the lock, so
-            // no sandbox is being made meanwhile)
+            // no pod left: remove the bridge and the node's cgroups (under the lock, so no
+            // sandbox is being made or torn down meanwhile)
             let no_netns = inner.sandboxes.values().all(|s| s.net.is_none());
             if let (true, Some(net)) = (no_netns, &self.net) {
                 net.remove_bridge();
@@ -802,8 +825,7 @@ impl ContainerRuntime for ProcessRuntime {
                 cg.remove_node();
             }
         }
-        drop(inner);
-        match fs::remove_file(self.sandbox_path(pod_uid)) {
+        match removed {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(e)),
             _ => Ok(()),
         }
@@ -824,7 +846,7 @@ impl ContainerRuntime for ProcessRuntime {
     }
 
     fn needs_pod_cidr(&self) -> bool {
-        self.net.is_some()
+        self.net.is_some() && self.inner.lock().pod_cidr.is_none()
     }
 
     fn update_pod_cidr(&self, pod_cidr: &str) {

@@ -132,14 +132,28 @@ impl Network {
         &self.bridge
     }
 
-    /// `ip netns exec <netns>`: the prefix that runs a command inside a pod's namespace.
+    /// The prefix that runs a command inside a pod's namespace: `nsenter --net=…` (util-linux,
+    /// only `setns`) when installed, else `ip netns exec` (which also remounts `/sys`).
     pub fn exec_prefix(&self, netns: &str) -> Vec<String> {
-        vec![
-            self.ip.to_string_lossy().into_owned(),
-            "netns".into(),
-            "exec".into(),
-            netns.into(),
-        ]
+        static NSENTER: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+        let nsenter = NSENTER.get_or_init(|| {
+            ["/usr/bin/nsenter", "/bin/nsenter", "/usr/sbin/nsenter"]
+                .iter()
+                .map(PathBuf::from)
+                .find(|p| p.exists())
+        });
+        match nsenter {
+            Some(n) => vec![
+                n.to_string_lossy().into_owned(),
+                format!("--net=/run/netns/{netns}"),
+            ],
+            None => vec![
+                self.ip.to_string_lossy().into_owned(),
+                "netns".into(),
+                "exec".into(),
+                netns.into(),
+            ],
+        }
     }
 
     /// Creates the bridge with the gateway address of `cidr` unless it is already there.
@@ -224,19 +238,14 @@ impl Network {
 
     fn try_setup(&self, pn: &PodNet, cidr: &Cidr) -> Result<(), String> {
         let ip = &self.ip;
-        run(ip, &["netns", "add", &pn.netns], None)?;
-        run(
-            ip,
-            &[
-                "link", "add", &pn.veth, "type", "veth", "peer", "name", "eth0", "netns", &pn.netns,
-            ],
-            None,
-        )?;
-        run(
-            ip,
-            &["link", "set", &pn.veth, "master", &pn.bridge, "up"],
-            None,
-        )?;
+        // two `ip` runs: the host side, then the pod side
+        let host = format!(
+            "netns add {ns}\nlink add {v} type veth peer name eth0 netns {ns}\nlink set {v} master {br} up\n",
+            ns = pn.netns,
+            v = pn.veth,
+            br = pn.bridge
+        );
+        run(ip, &["-batch", "-"], Some(&host))?;
         let batch = format!(
             "addr add {}/{} dev eth0\nlink set eth0 up\nlink set lo up\nroute add default via {}\n",
             pn.ip,
