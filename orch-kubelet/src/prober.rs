@@ -184,16 +184,23 @@ fn join_host_port(host: &str, port: i32) -> String {
 /// `host:port`, `grpc.health.v1.Health/Check` with `service` (empty = the whole server);
 /// `SERVING` is success, anything else a failure with upstream's message. Connecting and the
 /// call together are bounded by `timeout`. Blocking: runs its own single-threaded tokio
-/// runtime, so call it from a blocking thread (never from async code).
+/// runtime (on a helper thread when the caller is inside a tokio runtime).
 pub fn grpc_probe(host: &str, port: i32, service: &str, timeout: Duration) -> HandlerOutcome {
-    let rt = match tokio::runtime::Builder::new_current_thread()
+    let run = || match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
-        Ok(rt) => rt,
-        Err(e) => return HandlerOutcome::Failure(format!("error: grpc probe runtime: {e}")),
+        Ok(rt) => rt.block_on(grpc_check(host, port, service, timeout)),
+        Err(e) => HandlerOutcome::Failure(format!("error: grpc probe runtime: {e}")),
     };
-    rt.block_on(grpc_check(host, port, service, timeout))
+    if tokio::runtime::Handle::try_current().is_err() {
+        return run();
+    }
+    std::thread::scope(|s| {
+        s.spawn(run)
+            .join()
+            .unwrap_or_else(|_| HandlerOutcome::Failure("error: grpc probe panicked".into()))
+    })
 }
 
 /// An error with its sources, `a: b: c` (as Go's `%+v` of a wrapped error reads).
@@ -371,6 +378,19 @@ mod tests {
                     .into()
             )
         );
+    }
+
+    #[tokio::test]
+    async fn grpc_probe_can_be_called_from_async_code() {
+        let closed = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        assert!(matches!(
+            grpc_probe("127.0.0.1", closed.into(), "", Duration::from_secs(1)),
+            HandlerOutcome::Failure(_)
+        ));
     }
 
     #[test]

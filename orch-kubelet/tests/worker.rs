@@ -1043,3 +1043,23 @@ fn sim_runtime_sandbox_death_annotation_recreates_in_virtual_time() {
     assert!(app.state.as_ref().unwrap().running.is_some());
     assert_eq!(s.phase.as_deref(), Some("Running"));
 }
+
+#[test]
+fn grpc_probes_are_run_like_the_others() {
+    use orch_kubelet::runtime::HandlerAction;
+    let mut h = H::new(json!({
+        "containers": [{"name": "app", "image": "nginx:1",
+            "readinessProbe": {"grpc": {"port": 9090, "service": "ready"}, "periodSeconds": 5}}]
+    }));
+    h.hold = vec![HandlerKind::Readiness];
+    h.step();
+    let job = h.held.pop().expect("a readiness job");
+    match &job.action {
+        HandlerAction::Grpc(g) => assert_eq!((g.port, g.service.as_deref()), (9090, Some("ready"))),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(job.target.pod_ip, "10.0.0.7");
+    assert_eq!(job.timeout, Duration::from_secs(1));
+    h.w.handler_done(&job, HandlerOutcome::Success, h.now());
+    assert_eq!(h.cond("Ready").0, "True");
+}
