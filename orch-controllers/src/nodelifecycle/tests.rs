@@ -259,3 +259,41 @@ fn taint_eviction_honours_toleration_seconds() {
         .iter()
         .any(|x| matches!(x, Action::Event { reason, .. } if reason == "TaintManagerEviction")));
 }
+
+#[test]
+fn pressure_conditions_map_to_no_schedule_taints() {
+    // upstream TaintNodesByCondition: MemoryPressure/DiskPressure/PIDPressure=True → NoSchedule
+    let mut nl = NodeLifecycle::new(NodeLifecycleConfig::default());
+    let mut n = node("n1", 0).as_ref().clone();
+    let conds = n
+        .status
+        .as_mut()
+        .unwrap()
+        .conditions
+        .get_or_insert_with(Vec::new);
+    for (t, s) in [
+        ("MemoryPressure", "True"),
+        ("DiskPressure", "True"),
+        ("PIDPressure", "False"),
+    ] {
+        conds.retain(|c| c.type_ != t);
+        conds.push(NodeCondition {
+            type_: t.into(),
+            status: s.into(),
+            last_heartbeat_time: Some(Time(at(0))),
+            ..Default::default()
+        });
+    }
+    let none = |_: &str| None;
+    let no_pods = |_: &str| Vec::new();
+    let a = nl.monitor(&[Arc::new(n)], &none, &no_pods, at(1));
+    let mut taints = taints_of(&a).unwrap();
+    taints.sort();
+    assert_eq!(
+        taints,
+        [
+            (TAINT_DISK_PRESSURE.to_string(), "NoSchedule".to_string()),
+            (TAINT_MEMORY_PRESSURE.to_string(), "NoSchedule".to_string()),
+        ]
+    );
+}
