@@ -6,7 +6,8 @@
 //!
 //! The pressure conditions come from [`crate::eviction`]: each node status evaluates the hard
 //! eviction thresholds against [`NodeConfig::stats`] (fixed healthy values unless a
-//! [`HostStats`](crate::eviction::HostStats) provider is set, as `orch kubelet --runtime process` does).
+//! [`HostStats`](crate::eviction::HostStats) provider is set, as
+//! `orch kubelet --node-stats host` does).
 
 use crate::eviction::{
     default_eviction_hard, thresholds_met, FixedStats, NodeStatsProvider, Pressure,

@@ -21,6 +21,15 @@ pub enum KubeletRuntime {
     Sim,
 }
 
+/// Where the node pressure signals come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NodeStatsSource {
+    /// Fixed, healthy values: the node never reports pressure (deterministic).
+    Fixed,
+    /// This host: `/proc/meminfo`, free space and inodes of `--root-dir`, PIDs in use.
+    Host,
+}
+
 /// Arguments of `orch kubelet`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct KubeletArgs {
@@ -78,6 +87,11 @@ pub struct KubeletArgs {
     /// `memory.available<100Mi,nodefs.available<10%` (replaces all the defaults).
     #[arg(long)]
     pub eviction_hard: Option<String>,
+    /// Where pressure signals come from. `host` is what a real kubelet does; the default is
+    /// `fixed` because with upstream's default thresholds a disk more than 85 % full (common
+    /// on dev machines) gives every node DiskPressure and a NoSchedule taint.
+    #[arg(long, value_enum, default_value = "fixed")]
+    pub node_stats: NodeStatsSource,
 }
 
 fn config(args: &KubeletArgs) -> Result<KubeletConfig, NodeConfigError> {
@@ -141,15 +155,16 @@ pub fn run(args: KubeletArgs) -> i32 {
             return 1;
         }
     };
+    let root = args
+        .root_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(".orch-kubelet").join(&args.node_name));
+    if args.node_stats == NodeStatsSource::Host {
+        cfg.node.stats = Arc::new(orch_kubelet::eviction::HostStats::new(&root));
+    }
     let runtime: Arc<dyn ContainerRuntime> = match args.runtime {
         KubeletRuntime::Sim => Arc::new(orch_kubelet::runtime::sim::SimRuntime::new(0)),
         KubeletRuntime::Process => {
-            let root = args
-                .root_dir
-                .clone()
-                .unwrap_or_else(|| PathBuf::from(".orch-kubelet").join(&args.node_name));
-            // Real processes: the pressure conditions observe this host and the root dir.
-            cfg.node.stats = Arc::new(orch_kubelet::eviction::HostStats::new(&root));
             let mut pc = orch_kubelet::runtime::process::ProcessConfig::new(root);
             pc.host_ip = args.node_ip.clone();
             pc.pod_network = args.pod_network;
