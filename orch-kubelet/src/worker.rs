@@ -174,6 +174,8 @@ pub struct PodWorker {
     sandboxes_created: u32,
     /// The sandbox died: containers are being stopped before a new sandbox is created.
     recreating: bool,
+    /// The dead sandbox while its containers are stopped (preStop hooks still target its IP).
+    dead_sandbox: Option<SandboxInfo>,
     start_time: Timestamp,
     crash_backoff: Backoff,
     pull_backoff: Backoff,
@@ -270,6 +272,7 @@ impl PodWorker {
             sandbox_retry: None,
             sandboxes_created: 0,
             recreating: false,
+            dead_sandbox: None,
             start_time,
             crash_backoff: Backoff::kubelet(),
             pull_backoff: Backoff::kubelet(),
@@ -792,6 +795,7 @@ impl PodWorker {
             pod_ip: self
                 .sandbox
                 .as_ref()
+                .or(self.dead_sandbox.as_ref())
                 .map(|s| s.ip.clone())
                 .unwrap_or_default(),
             named_ports: c
@@ -1342,7 +1346,7 @@ impl PodWorker {
     /// container is killed and, unless the restart policy forbids it, a new sandbox is created
     /// and the pod starts over from its first init container.
     fn sandbox_died(&mut self, now: Timestamp, rt: &dyn ContainerRuntime, jobs: &mut Vec<Job>) {
-        self.sandbox = None;
+        self.dead_sandbox = self.sandbox.take();
         self.progress = true;
         if !self.should_recreate_sandbox() {
             tracing::info!(pod = %self.pod_ref(), "sandbox died; restart policy forbids a new one, stopping the pod");
@@ -1397,6 +1401,7 @@ impl PodWorker {
             tracing::debug!(error = %e, "remove sandbox failed");
         }
         self.recreating = false;
+        self.dead_sandbox = None;
         self.initialized = false;
         self.progress = true;
         for c in &mut self.containers {
@@ -1614,6 +1619,7 @@ impl PodWorker {
         let pod_ip = self
             .sandbox
             .as_ref()
+            .or(self.dead_sandbox.as_ref())
             .map(|s| s.ip.clone())
             .or(old.pod_ip.clone());
         PodStatus {

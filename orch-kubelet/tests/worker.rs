@@ -1063,3 +1063,24 @@ fn grpc_probes_are_run_like_the_others() {
     h.w.handler_done(&job, HandlerOutcome::Success, h.now());
     assert_eq!(h.cond("Ready").0, "True");
 }
+
+#[test]
+fn sandbox_death_runs_pre_stop_against_the_old_pod_ip() {
+    let mut h = H::new(json!({
+        "containers": [{"name": "app", "image": "nginx:1",
+            "lifecycle": {"preStop": {"httpGet": {"port": 8080, "path": "/drain"}}}}]
+    }));
+    h.step();
+    h.hold = vec![HandlerKind::PreStop];
+    h.rt.kill_sandbox("uid-1");
+    h.step();
+    let job = h.held.pop().expect("preStop runs before the kill");
+    assert_eq!(job.target.pod_ip, "10.0.0.7");
+    assert_eq!(h.rt.sandboxes_created(), 1, "waits for the hook");
+    assert_eq!(h.status().pod_ip.as_deref(), Some("10.0.0.7"));
+    h.w.handler_done(&job, HandlerOutcome::Success, h.now());
+    h.step();
+    assert_eq!(h.rt.sandboxes_created(), 2);
+    assert_eq!(h.status().pod_ip.as_deref(), Some("10.0.0.8"));
+    assert_eq!(h.rt.starts(), vec![("app".into(), 0), ("app".into(), 1)]);
+}
