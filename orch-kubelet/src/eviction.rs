@@ -178,7 +178,11 @@ impl std::fmt::Display for Threshold {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.value {
             ThresholdValue::Quantity(q) => write!(f, "{}<{q}", self.signal),
-            ThresholdValue::Percentage(p) => write!(f, "{}<{}%", self.signal, p * 100.0),
+            ThresholdValue::Percentage(p) => {
+                // 0.15 × 100 is 15.000000000000002 in binary floating point
+                let pct = (p * 100.0 * 1e6).round() / 1e6;
+                write!(f, "{}<{pct}%", self.signal)
+            }
         }
     }
 }
@@ -541,6 +545,24 @@ mod tests {
             "the later entry wins"
         );
         assert_eq!(parse_eviction_hard("").unwrap(), vec![]);
+        let defaults: Vec<String> = default_eviction_hard()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            defaults,
+            [
+                "memory.available<100Mi",
+                "nodefs.available<10%",
+                "nodefs.inodesFree<5%",
+                "imagefs.available<15%",
+                "imagefs.inodesFree<5%"
+            ]
+        );
+        assert_eq!(
+            parse_eviction_hard("imagefs.available<12.5%").unwrap()[0].to_string(),
+            "imagefs.available<12.5%"
+        );
         let err = |s: &str| parse_eviction_hard(s).unwrap_err().to_string();
         assert_eq!(
             err("memory.available=1Gi"),
