@@ -191,7 +191,7 @@ pub fn fit_error_message<'a>(
         None => {
             let mut by_text: BTreeMap<String, (usize, Reason)> = BTreeMap::new();
             for s in node_statuses {
-                for r in &s.reasons {
+                for r in s.reasons.iter() {
                     let text = r.message().into_owned();
                     let e = by_text.entry(text).or_insert((0, r.clone()));
                     e.0 += 1;

@@ -192,6 +192,8 @@ struct CountCache {
     cursor: ChangeCursor,
     filter: PodFilter,
     per_node: Vec<i64>,
+    /// `per_node` summed per domain, for the keys asked of [`PodIndex::domain_counts`].
+    by_domain: Vec<(Domains, Vec<i64>)>,
 }
 
 #[derive(Debug)]
@@ -233,9 +235,13 @@ impl PodIndex {
             let c = &mut self.counts[i];
             if let Some(changes) = snap.changes(&c.cursor) {
                 for (pod, node, delta) in changes {
-                    if filter.matches(pod, snap) {
-                        if let Some(x) = c.per_node.get_mut(*node as usize) {
-                            *x += i64::from(*delta);
+                    let node = *node as usize;
+                    if node < c.per_node.len() && filter.matches(pod, snap) {
+                        c.per_node[node] += i64::from(*delta);
+                        for (d, totals) in &mut c.by_domain {
+                            if let Some(&dom) = d.domain_of.get(node).filter(|d| **d != MISSING) {
+                                totals[dom as usize] += i64::from(*delta);
+                            }
                         }
                     }
                 }
@@ -243,6 +249,7 @@ impl PodIndex {
                 return i;
             }
             c.per_node = Self::count_all(snap, filter);
+            c.by_domain.clear();
             c.cursor = now;
             return i;
         }
@@ -250,6 +257,7 @@ impl PodIndex {
             cursor: now,
             filter: filter.clone(),
             per_node: Self::count_all(snap, filter),
+            by_domain: Vec::new(),
         });
         self.counts.len() - 1
     }
@@ -259,6 +267,33 @@ impl PodIndex {
             .iter()
             .map(|n| n.pods.iter().filter(|p| filter.matches(p, snap)).count() as i64)
             .collect()
+    }
+
+    /// The counts of `filter` summed per domain of `key` (nodes without the key left out),
+    /// kept up to date like the per-node counts: O(changes) per call instead of O(nodes).
+    pub fn domain_counts(
+        &mut self,
+        snap: &Snapshot,
+        filter: &PodFilter,
+        key: &str,
+    ) -> (Domains, &[i64]) {
+        let domains = self.domains(snap, key).clone();
+        let i = self.counts(snap, filter);
+        let c = &mut self.counts[i];
+        let j = match c
+            .by_domain
+            .iter()
+            .position(|(d, _)| Arc::ptr_eq(&d.domain_of, &domains.domain_of))
+        {
+            Some(j) => j,
+            None => {
+                c.by_domain.retain(|(d, _)| d.key != key);
+                c.by_domain
+                    .push((domains.clone(), domains.totals(&c.per_node)));
+                c.by_domain.len() - 1
+            }
+        };
+        (domains, &c.by_domain[j].1)
     }
 
     /// The per-node counts behind an index from [`PodIndex::counts`].
@@ -368,10 +403,13 @@ mod tests {
         let c = kept.counts(&snap, &filter);
         assert_eq!(kept.per_node(c), &[1, 0, 0]);
         assert_eq!(kept.term_groups(&snap)[0].per_node, vec![1, 0, 0]);
+        assert_eq!(kept.domain_counts(&snap, &filter, "zone").1, &[1, 0]);
         snap.upsert_pod_info(Arc::new(anti("p2", "web", "b")));
         snap.upsert_pod_info(Arc::new(anti("p3", "db", "c")));
         snap.upsert_pod_info(Arc::new(anti("p1", "web", "c"))); // moved
         snap.remove_pod("default/p2");
+        // p1 moved to node c, which has no zone: no domain counts it any more.
+        assert_eq!(kept.domain_counts(&snap, &filter, "zone").1, &[0, 0]);
         let c = kept.counts(&snap, &filter);
         let kept_counts = kept.per_node(c).to_vec();
         let kept_groups: Vec<(TermKind, Vec<i64>, i64)> = kept

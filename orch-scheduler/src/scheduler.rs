@@ -99,7 +99,7 @@ fn run_filters(
             e.push(FilterResult {
                 plugin: (*name).to_string(),
                 code: s.code,
-                reasons: s.reasons.clone(),
+                reasons: s.reasons.to_vec(),
             });
         }
         if !s.is_success() {
@@ -226,7 +226,7 @@ impl Scheduler {
                     e.pre_filter.push(FilterResult {
                         plugin: (*name).to_string(),
                         code: r.status.code,
-                        reasons: r.status.reasons.clone(),
+                        reasons: r.status.reasons.to_vec(),
                     });
                 }
             }

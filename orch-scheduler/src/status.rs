@@ -173,12 +173,19 @@ impl fmt::Display for Reason {
 pub struct Status {
     /// The code.
     pub code: Code,
-    /// Reasons (empty on success).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub reasons: Vec<Reason>,
+    /// Reasons (empty on success). Borrowed from a `static` for the common fixed rejections
+    /// ([`Status::fixed`]), so rejecting a node need not allocate.
+    #[serde(default, skip_serializing_if = "no_reasons")]
+    pub reasons: Cow<'static, [Reason]>,
     /// The plugin that returned it (empty for success or framework statuses).
     #[serde(default, skip_serializing_if = "str::is_empty")]
     pub plugin: Cow<'static, str>,
+}
+
+// serde's skip_serializing_if passes the field's type by reference.
+#[allow(clippy::ptr_arg)]
+fn no_reasons(r: &Cow<'static, [Reason]>) -> bool {
+    r.is_empty()
 }
 
 impl Default for Status {
@@ -192,7 +199,7 @@ impl Status {
     pub const fn success() -> Self {
         Self {
             code: Code::Success,
-            reasons: Vec::new(),
+            reasons: Cow::Borrowed(&[]),
             plugin: Cow::Borrowed(""),
         }
     }
@@ -201,7 +208,7 @@ impl Status {
     pub const fn skip() -> Self {
         Self {
             code: Code::Skip,
-            reasons: Vec::new(),
+            reasons: Cow::Borrowed(&[]),
             plugin: Cow::Borrowed(""),
         }
     }
@@ -210,7 +217,23 @@ impl Status {
     pub fn new(code: Code, reason: Reason) -> Self {
         Self {
             code,
-            reasons: vec![reason],
+            reasons: Cow::Owned(vec![reason]),
+            plugin: Cow::Borrowed(""),
+        }
+    }
+
+    /// A status with reasons from a `static` (allocation free; the per-node rejections).
+    ///
+    /// ```
+    /// use orch_scheduler::status::{Code, Reason, Status};
+    /// static WHY: [Reason; 1] = [Reason::NodeUnschedulable];
+    /// let s = Status::fixed(Code::UnschedulableAndUnresolvable, &WHY);
+    /// assert_eq!(s, Status::new(Code::UnschedulableAndUnresolvable, Reason::NodeUnschedulable));
+    /// ```
+    pub const fn fixed(code: Code, reasons: &'static [Reason]) -> Self {
+        Self {
+            code,
+            reasons: Cow::Borrowed(reasons),
             plugin: Cow::Borrowed(""),
         }
     }
@@ -219,7 +242,7 @@ impl Status {
     pub fn with_reasons(code: Code, reasons: Vec<Reason>) -> Self {
         Self {
             code,
-            reasons,
+            reasons: Cow::Owned(reasons),
             plugin: Cow::Borrowed(""),
         }
     }

@@ -198,9 +198,9 @@ impl FilterPlugin for InterPodAffinity {
                     }
                 }
                 None => {
-                    return Status::new(
+                    return Status::fixed(
                         Code::UnschedulableAndUnresolvable,
-                        Reason::PodAffinityRulesNotMatch,
+                        &[Reason::PodAffinityRulesNotMatch],
                     )
                 }
             }
@@ -210,9 +210,9 @@ impl FilterPlugin for InterPodAffinity {
             let own = snap.namespace_labels(&pod.namespace);
             let none_matched = !s.affinity.iter().any(KeyCounts::any);
             if !(none_matched && matches_all(&pod.required_affinity, pod, own)) {
-                return Status::new(
+                return Status::fixed(
                     Code::UnschedulableAndUnresolvable,
-                    Reason::PodAffinityRulesNotMatch,
+                    &[Reason::PodAffinityRulesNotMatch],
                 );
             }
         }
@@ -221,16 +221,16 @@ impl FilterPlugin for InterPodAffinity {
             .iter()
             .any(|k| k.at(node, snap).is_some_and(|c| c > 0))
         {
-            return Status::new(Code::Unschedulable, Reason::PodAntiAffinityRulesNotMatch);
+            return Status::fixed(Code::Unschedulable, &[Reason::PodAntiAffinityRulesNotMatch]);
         }
         // satisfyExistingPodsAntiAffinity
         if s.existing_anti
             .iter()
             .any(|k| k.at(node, snap).is_some_and(|c| c > 0))
         {
-            return Status::new(
+            return Status::fixed(
                 Code::Unschedulable,
-                Reason::ExistingPodsAntiAffinityRulesNotMatch,
+                &[Reason::ExistingPodsAntiAffinityRulesNotMatch],
             );
         }
         Status::success()

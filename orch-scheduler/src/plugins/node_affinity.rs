@@ -94,18 +94,18 @@ impl FilterPlugin for NodeAffinity {
     fn filter(&self, _: &CycleState, pod: &PodInfo, node: &NodeInfo, _: &Snapshot) -> Status {
         if let Some(m) = &self.added_required {
             if !m.matches(&node.labels, &node.name) {
-                return Status::new(
+                return Status::fixed(
                     Code::UnschedulableAndUnresolvable,
-                    Reason::EnforcedNodeAffinityMismatch,
+                    &[Reason::EnforcedNodeAffinityMismatch],
                 );
             }
         }
         if required_matches(pod, node) {
             Status::success()
         } else {
-            Status::new(
+            Status::fixed(
                 Code::UnschedulableAndUnresolvable,
-                Reason::NodeAffinityMismatch,
+                &[Reason::NodeAffinityMismatch],
             )
         }
     }

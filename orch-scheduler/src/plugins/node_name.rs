@@ -25,9 +25,10 @@ impl Plugin for NodeName {
 impl FilterPlugin for NodeName {
     fn filter(&self, _: &CycleState, pod: &PodInfo, node: &NodeInfo, _: &Snapshot) -> Status {
         match &pod.node_name {
-            Some(n) if *n != node.name => {
-                Status::new(Code::UnschedulableAndUnresolvable, Reason::NodeNameMismatch)
-            }
+            Some(n) if *n != node.name => Status::fixed(
+                Code::UnschedulableAndUnresolvable,
+                &[Reason::NodeNameMismatch],
+            ),
             _ => Status::success(),
         }
     }

@@ -39,7 +39,7 @@ impl FilterPlugin for NodePorts {
             .iter()
             .any(|want| node.used_ports.iter().any(|used| used.conflicts(want)));
         if conflict {
-            Status::new(Code::Unschedulable, Reason::HostPortConflict)
+            Status::fixed(Code::Unschedulable, &[Reason::HostPortConflict])
         } else {
             Status::success()
         }

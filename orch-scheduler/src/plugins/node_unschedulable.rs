@@ -41,9 +41,9 @@ impl FilterPlugin for NodeUnschedulable {
         {
             return Status::success();
         }
-        Status::new(
+        Status::fixed(
             Code::UnschedulableAndUnresolvable,
-            Reason::NodeUnschedulable,
+            &[Reason::NodeUnschedulable],
         )
     }
 }

@@ -12,7 +12,6 @@ use crate::pod_info::{PodInfo, SpreadConstraint};
 use crate::snapshot::Snapshot;
 use crate::status::{Code, Reason, Status};
 use parking_lot::Mutex;
-use std::collections::HashMap;
 
 /// Label every node has with its own name.
 pub const HOSTNAME: &str = "kubernetes.io/hostname";
@@ -40,6 +39,13 @@ pub struct PodTopologySpread {
     index: Mutex<PodIndex>,
 }
 
+/// True when the node inclusion policies let every node with the key count for `c`.
+fn is_trivial(c: &SpreadConstraint, pod: &PodInfo) -> bool {
+    !c.honor_node_taints
+        && (!c.honor_node_affinity
+            || (pod.node_selector.is_empty() && pod.required_node_affinity.is_none()))
+}
+
 /// A constraint's domains and, per domain, (matching pods, has an eligible node).
 type DomainTotals = (Domains, Vec<(i64, bool)>);
 
@@ -53,6 +59,18 @@ fn domain_totals(
     snap: &Snapshot,
 ) -> Vec<DomainTotals> {
     index.trim();
+    if let [c] = cs {
+        if is_trivial(c, pod) {
+            // One constraint, every node with the key eligible: the index keeps the totals.
+            let filter = PodFilter::Spread {
+                namespace: pod.namespace.clone(),
+                selector: c.selector.clone(),
+            };
+            let (d, totals) = index.domain_counts(snap, &filter, &c.topology_key);
+            let v = totals.iter().map(|n| (*n, true)).collect();
+            return vec![(d, v)];
+        }
+    }
     let ids: Vec<(Domains, usize)> = cs
         .iter()
         .map(|c| {
@@ -66,14 +84,7 @@ fn domain_totals(
             )
         })
         .collect();
-    let trivial: Vec<bool> = cs
-        .iter()
-        .map(|c| {
-            !c.honor_node_taints
-                && (!c.honor_node_affinity
-                    || (pod.node_selector.is_empty() && pod.required_node_affinity.is_none()))
-        })
-        .collect();
+    let trivial: Vec<bool> = cs.iter().map(|c| is_trivial(c, pod)).collect();
     let mut out: Vec<Vec<(i64, bool)>> = ids
         .iter()
         .map(|(d, _)| vec![(0, false); d.names.len()])
@@ -212,15 +223,15 @@ impl FilterPlugin for PodTopologySpread {
         };
         for (i, ci) in s.constraints.iter().enumerate() {
             let Some(d) = s.domains[i].of(node, snap) else {
-                return Status::new(
+                return Status::fixed(
                     Code::UnschedulableAndUnresolvable,
-                    Reason::SpreadMissingTopologyLabel,
+                    &[Reason::SpreadMissingTopologyLabel],
                 );
             };
             let matched = s.counts[i].get(d).copied().unwrap_or(0);
             let skew = matched + s.self_match[i] - s.min[i];
             if skew > i64::from(pod.spread[*ci].max_skew) {
-                return Status::new(Code::Unschedulable, Reason::SpreadConstraintsNotMatch);
+                return Status::fixed(Code::Unschedulable, &[Reason::SpreadConstraintsNotMatch]);
             }
         }
         Status::success()
@@ -229,7 +240,9 @@ impl FilterPlugin for PodTopologySpread {
 
 struct ScoreState {
     constraints: Vec<usize>,
-    counts: Vec<HashMap<String, i64>>,
+    /// Per constraint: the domains and matching pods per domain (`None` for hostname
+    /// constraints, counted per node in Score).
+    counts: Vec<Option<(Domains, Vec<i64>)>>,
     weights: Vec<f64>,
     /// Sorted indices of feasible nodes lacking a topology key.
     ignored: Vec<usize>,
@@ -250,54 +263,55 @@ impl PreScorePlugin for PodTopologySpread {
             return Status::skip();
         }
         let cs: Vec<&SpreadConstraint> = idx.iter().map(|i| &pod.spread[*i]).collect();
-        let mut counts: Vec<HashMap<String, i64>> = vec![HashMap::new(); cs.len()];
+        let mut index = self.index.lock();
+        index.trim();
+        let domains: Vec<Option<Domains>> = cs
+            .iter()
+            .map(|c| {
+                (c.topology_key != HOSTNAME).then(|| index.domains(snap, &c.topology_key).clone())
+            })
+            .collect();
+        // Distinct domains among the feasible nodes that have every key.
+        let mut seen: Vec<Vec<bool>> = domains
+            .iter()
+            .map(|d| vec![false; d.as_ref().map_or(0, |d| d.names.len())])
+            .collect();
+        let mut sizes = vec![0usize; cs.len()];
         let mut ignored = Vec::new();
         for &n in feasible {
-            let node = snap.node(n);
-            if !has_all_keys(node, &cs) {
+            if !has_all_keys(snap.node(n), &cs) {
                 ignored.push(n);
                 continue;
             }
-            for (i, c) in cs.iter().enumerate() {
-                if c.topology_key == HOSTNAME {
-                    continue;
-                }
-                let v = &node.labels[&c.topology_key];
-                if !counts[i].contains_key(v.as_str()) {
-                    counts[i].insert(v.clone(), 0);
+            for (i, d) in domains.iter().enumerate() {
+                if let Some(&dom) = d.as_ref().and_then(|d| d.domain_of.get(n)) {
+                    if dom != MISSING && !seen[i][dom as usize] {
+                        seen[i][dom as usize] = true;
+                        sizes[i] += 1;
+                    }
                 }
             }
         }
         ignored.sort_unstable();
         let weights = cs
             .iter()
-            .zip(&counts)
+            .zip(&sizes)
             .map(|(c, m)| {
                 let size = if c.topology_key == HOSTNAME {
                     feasible.len() - ignored.len()
                 } else {
-                    m.len()
+                    *m
                 };
                 ((size + 2) as f64).ln()
             })
             .collect();
-        let soft: Vec<&SpreadConstraint> = cs
-            .iter()
-            .copied()
-            .filter(|c| c.topology_key != HOSTNAME)
-            .collect();
-        if !soft.is_empty() {
+        let mut counts: Vec<Option<(Domains, Vec<i64>)>> = vec![None; cs.len()];
+        if domains.iter().any(Option::is_some) {
             // Hostname constraints are counted per node in Score; the others need all keys.
-            let totals = domain_totals(&mut self.index.lock(), pod, &cs, snap);
-            for (i, c) in cs.iter().enumerate() {
-                if c.topology_key == HOSTNAME {
-                    continue;
-                }
-                let (d, v) = &totals[i];
-                for (name, (n, _)) in d.names.iter().zip(v) {
-                    if let Some(x) = counts[i].get_mut(name.as_str()) {
-                        *x += n;
-                    }
+            let totals = domain_totals(&mut index, pod, &cs, snap);
+            for (i, (d, v)) in totals.into_iter().enumerate() {
+                if cs[i].topology_key != HOSTNAME {
+                    counts[i] = Some((d, v.into_iter().map(|(n, _)| n).collect()));
                 }
             }
         }
@@ -316,7 +330,7 @@ impl ScorePlugin for PodTopologySpread {
         let Some(s) = state.read::<ScoreState>() else {
             return 0;
         };
-        if let Some(i) = snap.node_index(&node.name) {
+        if let Some(i) = snap.index_of(node).or_else(|| snap.node_index(&node.name)) {
             if s.ignored.binary_search(&i).is_ok() {
                 return 0;
             }
@@ -324,14 +338,17 @@ impl ScorePlugin for PodTopologySpread {
         let mut score = 0.0;
         for (i, ci) in s.constraints.iter().enumerate() {
             let c = &pod.spread[*ci];
-            if let Some(v) = node.labels.get(&c.topology_key) {
-                let cnt = if c.topology_key == HOSTNAME {
+            let cnt = match &s.counts[i] {
+                None if node.labels.contains_key(&c.topology_key) => {
                     count_matching(node, c, &pod.namespace)
-                } else {
-                    s.counts[i].get(v.as_str()).copied().unwrap_or(0)
-                };
-                score += cnt as f64 * s.weights[i] + f64::from(c.max_skew - 1);
-            }
+                }
+                None => continue,
+                Some((d, v)) => match d.of(node, snap) {
+                    Some(dom) => v.get(dom).copied().unwrap_or(0),
+                    None => continue,
+                },
+            };
+            score += cnt as f64 * s.weights[i] + f64::from(c.max_skew - 1);
         }
         score.round() as i64
     }
