@@ -24,8 +24,11 @@
 //! is only killed.
 //!
 //! Deviations from upstream, on purpose or for now:
-//! - The process runtime uses host networking only (no per-pod network namespace, no cgroup
-//!   limits, so no OOMKilled from it); pods whose host ports collide are refused.
+//! - The process runtime ([`runtime::process`]) gives each pod a network namespace on a node
+//!   bridge only when running as root (else host networking, and pods whose host ports collide
+//!   are refused); host ports are forwarded by a userspace TCP proxy instead of iptables DNAT
+//!   (UDP host ports are reserved, not forwarded); CPU/memory limits need writable cgroups;
+//!   exec probes run in the pod's network namespace but not in the container's cgroup.
 //! - Events use the kubelet's reasons and messages.
 //! - Node pressure is reported (conditions, so the node lifecycle controller taints the node)
 //!   but pods are not evicted under pressure; soft thresholds and min-reclaim are not

@@ -193,6 +193,7 @@ fn slow_host_port_collisions_are_refused() {
     );
     rt.remove_sandbox("a").unwrap();
     rt.run_sandbox(&sb("b")).unwrap();
+    rt.remove_sandbox("b").unwrap();
 }
 
 #[test]
