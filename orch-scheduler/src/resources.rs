@@ -193,12 +193,29 @@ static NON_ZERO: LazyLock<PodResourcesOptions> = LazyLock::new(|| {
 /// assert_eq!(r.non_zero.memory, 200 * 1024 * 1024);
 /// ```
 pub fn pod_requests(spec: &PodSpec) -> Result<PodRequests, InvalidQuantity> {
+    let requested = Resources::pack(&try_pod_requests_with(
+        spec,
+        &PodResourcesOptions::default(),
+    )?);
+    // When every container requests CPU and memory the defaults change nothing.
+    let all_set = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .all(|c| {
+            c.resources
+                .as_ref()
+                .and_then(|r| r.requests.as_ref())
+                .is_some_and(|r| r.contains_key(CPU) && r.contains_key(MEMORY))
+        });
+    let non_zero = if all_set {
+        requested.clone()
+    } else {
+        Resources::pack(&try_pod_requests_with(spec, &NON_ZERO)?)
+    };
     Ok(PodRequests {
-        requested: Resources::pack(&try_pod_requests_with(
-            spec,
-            &PodResourcesOptions::default(),
-        )?),
-        non_zero: Resources::pack(&try_pod_requests_with(spec, &NON_ZERO)?),
+        requested,
+        non_zero,
     })
 }
 
