@@ -259,8 +259,8 @@ impl Kubelet {
     }
 
     /// Hands the node's `spec.podCIDR` to the runtime (upstream `updatePodCIDR` →
-    /// CRI `UpdateRuntimeConfig`): polled every 250 ms until the node IPAM controller assigned
-    /// it, then every 30 s. Pods whose sandbox needed it meanwhile retry their sandbox.
+    /// CRI `UpdateRuntimeConfig`): polled every 50 ms until the node IPAM controller assigned
+    /// it (right after registration, so only a few polls), then every 30 s.
     async fn pod_cidr_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let nodes: Api<Node> = Api::all(self.client.clone());
         let mut known: Option<String> = None;
@@ -275,7 +275,7 @@ impl Kubelet {
             let wait = if known.is_some() {
                 Duration::from_secs(30)
             } else {
-                Duration::from_millis(250)
+                Duration::from_millis(50)
             };
             tokio::select! {
                 _ = stop.changed() => return,
@@ -755,7 +755,7 @@ impl Kubelet {
         while self.rt.needs_pod_cidr() && tokio::time::Instant::now() < net_deadline {
             tokio::select! {
                 _ = stop.changed() => return,
-                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
             }
         }
         let mut last_written: Option<serde_json::Value> = None;

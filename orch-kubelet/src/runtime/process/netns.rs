@@ -97,8 +97,9 @@ pub struct PodNet {
 pub struct Network {
     ip: PathBuf,
     bridge: String,
-    /// Serializes bridge setup (several pods start at once).
-    bridge_lock: Mutex<()>,
+    /// Serializes bridge setup (several pods start at once); the range the bridge was last
+    /// set up with, so the next pods skip the checks.
+    bridge_lock: Mutex<Option<Cidr>>,
 }
 
 impl Network {
@@ -123,7 +124,7 @@ impl Network {
         Ok(Self {
             ip,
             bridge: format!("orch{}", short_hash(&abs.to_string_lossy())),
-            bridge_lock: Mutex::new(()),
+            bridge_lock: Mutex::new(None),
         })
     }
 
@@ -160,12 +161,16 @@ impl Network {
     /// Another device routing an overlapping range is a conflict (another cluster on this
     /// host), except a port-less `orch*` bridge, which a stopped kubelet left and is removed.
     pub fn ensure_bridge(&self, cidr: &Cidr) -> Result<(), RuntimeError> {
-        let _g = self.bridge_lock.lock();
+        let mut done = self.bridge_lock.lock();
+        if *done == Some(*cidr) && link_exists(&self.bridge) {
+            return Ok(());
+        }
         let err = |e: String| RuntimeError::Sandbox(format!("pod network: {e}"));
         let want = format!("{}/{}", cidr.gateway(), cidr.len);
         if link_exists(&self.bridge) {
             let addrs = output(&self.ip, &["-4", "-o", "addr", "show", "dev", &self.bridge]);
             if addrs.split_whitespace().any(|w| w == want) {
+                *done = Some(*cidr);
                 return Ok(());
             }
             run(&self.ip, &["addr", "flush", "dev", &self.bridge], None).map_err(err)?;
@@ -215,6 +220,7 @@ impl Network {
         run(&self.ip, &["addr", "add", &want, "dev", &self.bridge], None).map_err(err)?;
         run(&self.ip, &["link", "set", &self.bridge, "up"], None).map_err(err)?;
         enable_forwarding();
+        *done = Some(*cidr);
         Ok(())
     }
 
@@ -269,12 +275,13 @@ impl Network {
 
     /// Removes the bridge (no pod left on it).
     pub fn remove_bridge(&self) {
-        let _g = self.bridge_lock.lock();
+        let mut done = self.bridge_lock.lock();
         let ports = std::fs::read_dir(Path::new("/sys/class/net").join(&self.bridge).join("brif"))
             .map(|d| d.count())
             .unwrap_or(0);
         if link_exists(&self.bridge) && ports == 0 {
             let _ = run(&self.ip, &["link", "del", &self.bridge], None);
+            *done = None;
         }
     }
 
