@@ -508,3 +508,83 @@ fn slow_netns_concurrent_sandboxes_get_distinct_ips_and_all_go_away() {
     );
     assert!(!netns_list().contains("orch-c0-"), "{}", netns_list());
 }
+
+/// The pod worker on the real runtime: the pod IP comes from the pod CIDR (status and the
+/// `status.podIP` env var); a deleted namespace is a dead sandbox, so the worker kills the
+/// containers, makes a new sandbox and runs the init container again; nothing is left after the
+/// pod terminates.
+#[test]
+#[ignore = "slow: real namespaces, bridges and cgroups (root); run with --include-ignored"]
+fn slow_netns_pod_worker_recreates_a_dead_sandbox() {
+    use orch_kubelet::worker::{PodWorker, WorkerConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let Some(rt) = netns_runtime(dir.path(), "10.251.11.0/24") else {
+        return;
+    };
+    let runs = dir.path().join("init-runs");
+    let out = dir.path().join("pod-ip");
+    let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "w", "namespace": "default", "uid": "worker-pod"},
+        "spec": {
+            "terminationGracePeriodSeconds": 1,
+            "initContainers": [{"name": "init", "image": "local:1",
+                "command": ["sh", "-c", format!("echo run >> {}", runs.display())]}],
+            "containers": [{"name": "app", "image": "local:1",
+                "command": ["sh", "-c", format!("echo $MY_IP > {}; exec sleep 300", out.display())],
+                "env": [{"name": "MY_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]}]
+        }
+    }))
+    .unwrap();
+    let cfg = WorkerConfig {
+        node_name: "n1".into(),
+        host_ip: "127.0.0.1".into(),
+        allow_privileged: false,
+    };
+    let mut w = PodWorker::new(cfg, pod, Timestamp::now());
+    let mut run_until = |w: &mut PodWorker, what: &str, f: &dyn Fn(&mut PodWorker) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !f(w) {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {:?}",
+                w.status(Timestamp::now())
+            );
+            w.tick(Timestamp::now(), &rt);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let running = |w: &mut PodWorker| {
+        let s = w.status(Timestamp::now());
+        s.container_statuses
+            .iter()
+            .flatten()
+            .any(|c| c.state.as_ref().is_some_and(|st| st.running.is_some()))
+    };
+    run_until(&mut w, "Running", &running);
+    let ip1 = w.status(Timestamp::now()).pod_ip.unwrap();
+    assert!(ip1.starts_with("10.251.11."), "{ip1}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::fs::read_to_string(&out).unwrap_or_default().trim() != ip1 {
+        assert!(Instant::now() < deadline, "status.podIP env var");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // the namespace disappears underneath the pod
+    Command::new("ip")
+        .args(["netns", "del", "orch-worker-pod"])
+        .status()
+        .unwrap();
+    run_until(&mut w, "a new sandbox", &|w: &mut PodWorker| {
+        rt.sandbox_alive("worker-pod") && running(w)
+    });
+    let inits = std::fs::read_to_string(&runs).unwrap().lines().count();
+    assert_eq!(inits, 2, "the init container ran again in the new sandbox");
+    assert_eq!(netns_list().matches("orch-worker-pod").count(), 1);
+    w.terminate();
+    run_until(&mut w, "terminated", &|w: &mut PodWorker| w.is_finished());
+    assert!(
+        !netns_list().contains("orch-worker-pod"),
+        "{}",
+        netns_list()
+    );
+    assert!(rt.pod_cgroups("worker-pod").is_empty());
+}
