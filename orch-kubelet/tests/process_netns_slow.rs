@@ -541,7 +541,7 @@ fn slow_netns_pod_worker_recreates_a_dead_sandbox() {
         allow_privileged: false,
     };
     let mut w = PodWorker::new(cfg, pod, Timestamp::now());
-    let mut run_until = |w: &mut PodWorker, what: &str, f: &dyn Fn(&mut PodWorker) -> bool| {
+    let run_until = |w: &mut PodWorker, what: &str, f: &dyn Fn(&mut PodWorker) -> bool| {
         let deadline = Instant::now() + Duration::from_secs(30);
         while !f(w) {
             assert!(
