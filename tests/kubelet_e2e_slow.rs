@@ -95,7 +95,10 @@ async fn startup_200(net: PodNetwork) {
         if let WatchEvent::Added(p) | WatchEvent::Modified(p) = ev {
             if p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running") {
                 let ip = p.status.as_ref().and_then(|s| s.pod_ip.clone());
-                ips.insert(p.metadata.name.clone().unwrap_or_default(), ip.unwrap_or_default());
+                ips.insert(
+                    p.metadata.name.clone().unwrap_or_default(),
+                    ip.unwrap_or_default(),
+                );
                 running
                     .entry(p.metadata.name.unwrap_or_default())
                     .or_insert_with(Instant::now);
@@ -123,7 +126,10 @@ async fn startup_200(net: PodNetwork) {
     if net == PodNetwork::Netns {
         let distinct: std::collections::HashSet<&String> = ips.values().collect();
         assert_eq!(distinct.len(), N, "every pod its own IP");
-        assert!(ips.values().all(|ip| ip.starts_with("10.252.0.")), "{ips:?}");
+        assert!(
+            ips.values().all(|ip| ip.starts_with("10.252.0.")),
+            "{ips:?}"
+        );
     }
     let _ = stop_tx.send(());
     task.await.unwrap().unwrap();
