@@ -548,6 +548,13 @@ impl Kubelet {
             }
         }
         *self.adoptable.lock() = keep;
+        // sandboxes (namespace, IP, cgroups) of pods that no longer exist, even without containers
+        for uid in self.rt.list_sandboxes() {
+            if !live.contains(&uid) && !self.pods.lock().contains_key(&uid) {
+                tracing::info!(pod_uid = %uid, "removing orphaned pod sandbox");
+                let _ = self.rt.remove_sandbox(&uid);
+            }
+        }
     }
 
     fn pod_gone(&self, uid: &str) {

@@ -312,6 +312,7 @@ fn slow_netns_restart_reattaches_to_the_same_namespace_and_ip() {
     drop(rt); // the kubelet goes away; the pod stays
 
     let rt = netns_runtime(dir.path(), "10.251.6.0/24").unwrap();
+    assert_eq!(rt.list_sandboxes(), vec!["keep".to_string()]);
     assert!(rt.sandbox_alive("keep"));
     assert_eq!(
         rt.run_sandbox(&sb).unwrap().ip,

@@ -343,6 +343,11 @@ pub trait ContainerRuntime: Send + Sync + std::fmt::Debug {
         let _ = pod_uid;
         true
     }
+    /// The pod UIDs of every sandbox the runtime holds (for removing those of pods deleted while
+    /// the kubelet was down); runtimes whose sandboxes hold nothing return none.
+    fn list_sandboxes(&self) -> Vec<String> {
+        vec![]
+    }
     /// True while the runtime still needs the node's `spec.podCIDR` (pod network namespaces
     /// and no pod CIDR known yet); the kubelet then hands it over with
     /// [`update_pod_cidr`](Self::update_pod_cidr) as soon as the node IPAM controller assigned

@@ -845,6 +845,10 @@ impl ContainerRuntime for ProcessRuntime {
         }
     }
 
+    fn list_sandboxes(&self) -> Vec<String> {
+        self.inner.lock().sandboxes.keys().cloned().collect()
+    }
+
     fn needs_pod_cidr(&self) -> bool {
         self.net.is_some() && self.inner.lock().pod_cidr.is_none()
     }
