@@ -68,8 +68,8 @@ pub type PodChange = (Arc<PodInfo>, u32, i32);
 pub struct ChangeCursor {
     /// Snapshot identity (a clone gets a new one).
     pub snapshot: u64,
-    /// Bumped whenever a node is added, updated or removed (indices/labels may change), or a
-    /// namespace's labels change.
+    /// Bumped whenever a node is added or removed (indices may change), a node's labels
+    /// change, or a namespace's labels change.
     pub node_generation: u64,
     /// Absolute position in the pod change log.
     pub position: u64,
@@ -305,13 +305,24 @@ impl Snapshot {
             node: name.clone(),
             source,
         };
-        self.node_generation += 1;
         if let Some(&i) = self.node_index.get(&name) {
+            // A status-only update (heartbeats, allocatable) keeps the plugins' caches: they
+            // depend on node positions and labels only.
+            let old = &self.nodes[i].labels;
+            let relabeled = node
+                .metadata
+                .labels
+                .as_ref()
+                .map_or(!old.is_empty(), |l| l != old);
             self.forget_images(i);
             self.nodes[i].set_node(node).map_err(err)?;
             self.count_images(i);
+            if relabeled {
+                self.node_generation += 1;
+            }
             return Ok(());
         }
+        self.node_generation += 1;
         let mut info = NodeInfo::new(node).map_err(err)?;
         for p in self.orphans.remove(&name).unwrap_or_default() {
             info.add_pod(p);
@@ -459,5 +470,35 @@ mod tests {
         assert!(s.remove_pod("d/p3").is_some());
         assert_eq!(s.node(0).requested.milli_cpu, 0);
         assert_eq!(s.pod_node("d/p1"), Some("b"));
+    }
+
+    #[test]
+    fn only_relabeling_a_node_invalidates_plugin_caches() {
+        let mut s = Snapshot::new();
+        s.upsert_node(node("a")).unwrap();
+        let c = s.cursor();
+        let mut n = node("a");
+        n.status
+            .as_mut()
+            .unwrap()
+            .allocatable
+            .as_mut()
+            .unwrap()
+            .insert(
+                "cpu".into(),
+                k8s_openapi::apimachinery::pkg::api::resource::Quantity("8".into()),
+            );
+        s.upsert_node(n.clone()).unwrap();
+        assert_eq!(s.node(0).allocatable.milli_cpu, 8000);
+        assert!(
+            s.changes(&c).is_some(),
+            "a status update keeps the log usable"
+        );
+        n.metadata.labels = Some([("zone".to_string(), "z1".to_string())].into());
+        s.upsert_node(n).unwrap();
+        assert!(s.changes(&c).is_none(), "new labels: caches rebuild");
+        let c = s.cursor();
+        s.set_namespace("d", [("team".to_string(), "a".to_string())].into());
+        assert!(s.changes(&c).is_none(), "namespace labels: caches rebuild");
     }
 }
