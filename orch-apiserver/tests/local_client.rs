@@ -398,3 +398,70 @@ fn new_outside_a_runtime_is_a_typed_error() {
         "{err}"
     );
 }
+
+/// A `status` write keeps the stored spec and metadata (upstream status strategies'
+/// `PrepareForUpdate`), drops unknown status fields, rejects a status that does not fit the
+/// typed struct with 400, and still defaults Node status (allocatable from capacity).
+#[tokio::test]
+async fn status_writes_change_only_a_checked_status() {
+    let c = client();
+    let pods = res("po");
+    let mut p = DynamicObject::new("v1", "Pod", "s");
+    p.data.insert(
+        "spec".into(),
+        json!({"containers": [{"name": "c", "image": "nginx:1.27"}]}),
+    );
+    let created = c
+        .create(&pods, Some("default"), &p, &PostParams::default())
+        .await
+        .unwrap();
+    let mut w = created.clone();
+    w.data.get_mut("spec").unwrap()["containers"][0]["image"] = json!("other:2");
+    w.metadata.labels = Some([("x".to_string(), "y".to_string())].into());
+    w.data.insert(
+        "status".into(),
+        json!({"phase": "Running", "unknownField": 1, "podIP": "10.0.0.1"}),
+    );
+    let st = c
+        .update_status(&pods, Some("default"), &w, &PostParams::default())
+        .await
+        .unwrap();
+    assert_eq!(st.data["spec"], created.data["spec"]);
+    assert_eq!(st.metadata.labels, created.metadata.labels);
+    assert_eq!(st.data["status"]["phase"], "Running");
+    assert_eq!(st.data["status"]["podIP"], "10.0.0.1");
+    assert!(st.data["status"].get("unknownField").is_none());
+    let mut bad = st.clone();
+    bad.data.insert("status".into(), json!({"phase": 7}));
+    let e = c
+        .update_status(&pods, Some("default"), &bad, &PostParams::default())
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("does not fit a Pod"), "{e}");
+    let again = c.get(&pods, Some("default"), "s").await.unwrap();
+    assert_eq!(again.data["status"], st.data["status"]);
+
+    let nodes = res("no");
+    let n = c
+        .create(
+            &nodes,
+            None,
+            &DynamicObject::new("v1", "Node", "n1"),
+            &PostParams::default(),
+        )
+        .await
+        .unwrap();
+    let mut ns = n.clone();
+    ns.data.insert(
+        "status".into(),
+        json!({"capacity": {"cpu": "2", "memory": "1Gi"}}),
+    );
+    let n2 = c
+        .update_status(&nodes, None, &ns, &PostParams::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        n2.data["status"]["allocatable"],
+        json!({"cpu": "2", "memory": "1Gi"})
+    );
+}

@@ -91,21 +91,68 @@ impl DynamicObject {
             m.insert("apiVersion".into(), Value::String(K::API_VERSION.into()));
             m.insert("kind".into(), Value::String(K::KIND.into()));
         }
-        serde_json::from_value(v).map_err(|source| ConvertError {
+        Self::split(v).map_err(|source| ConvertError {
             kind: K::KIND.into(),
             source,
         })
     }
 
     /// Converts into a typed object.
+    ///
+    /// Deserializes straight from the borrowed fields (only the metadata is encoded first), so
+    /// `spec` and `status` are not copied into an intermediate JSON value.
     pub fn to_typed<K: DeserializeOwned>(&self) -> Result<K, ConvertError> {
-        let v = serde_json::to_value(self).map_err(|source| ConvertError {
+        let err = |source| ConvertError {
             kind: self.types.kind.clone(),
             source,
-        })?;
-        serde_json::from_value(v).map_err(|source| ConvertError {
-            kind: self.types.kind.clone(),
-            source,
+        };
+        let head = [
+            ("apiVersion", Value::String(self.types.api_version.clone())),
+            ("kind", Value::String(self.types.kind.clone())),
+            (
+                "metadata",
+                serde_json::to_value(&self.metadata).map_err(err)?,
+            ),
+        ];
+        let fields = head
+            .iter()
+            .map(|(k, v)| (*k, v))
+            .chain(self.data.iter().map(|(k, v)| (k.as_str(), v)));
+        let de = serde::de::value::MapDeserializer::<_, serde_json::Error>::new(fields);
+        K::deserialize(de).map_err(err)
+    }
+
+    /// Splits a JSON object into TypeMeta, ObjectMeta and the rest without serde's `flatten`
+    /// buffering; anything unusual (a non-string `kind`, metadata that does not fit) goes
+    /// through the derived deserializer so errors read exactly the same.
+    fn split(v: Value) -> Result<Self, serde_json::Error> {
+        let Value::Object(mut m) = v else {
+            return serde_json::from_value(v);
+        };
+        let plain = |k: &str| m.get(k).is_none_or(Value::is_string);
+        if !plain("apiVersion") || !plain("kind") {
+            return serde_json::from_value(Value::Object(m));
+        }
+        let metadata = match m.get("metadata") {
+            None => ObjectMeta::default(),
+            Some(meta) => match ObjectMeta::deserialize(meta) {
+                Ok(meta) => meta,
+                Err(_) => return serde_json::from_value(Value::Object(m)),
+            },
+        };
+        let mut take = |k: &str| match m.shift_remove(k) {
+            Some(Value::String(s)) => s,
+            _ => String::new(),
+        };
+        let types = TypeMeta {
+            api_version: take("apiVersion"),
+            kind: take("kind"),
+        };
+        m.shift_remove("metadata");
+        Ok(Self {
+            types,
+            metadata,
+            data: m,
         })
     }
 
@@ -121,7 +168,7 @@ impl DynamicObject {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
-        serde_json::from_value(v).map_err(|source| ConvertError { kind, source })
+        Self::split(v).map_err(|source| ConvertError { kind, source })
     }
 }
 
@@ -145,5 +192,45 @@ mod tests {
         assert_eq!(d.types.api_version, "v1");
         let back: Pod = d.to_typed().unwrap();
         assert_eq!(back, pod);
+    }
+
+    /// The fast split keeps field order and reads exactly like the derived deserializer,
+    /// errors included.
+    #[test]
+    fn from_value_matches_the_derived_deserializer() {
+        let cases = [
+            serde_json::json!({"kind": "Pod", "apiVersion": "v1", "status": {"b": 1, "a": 2},
+                               "metadata": {"name": "p", "labels": {"z": "1", "a": "2"}},
+                               "spec": {"x": [1, 2]}}),
+            serde_json::json!({"data": {"a": "b"}}),
+            serde_json::json!({"kind": 5, "metadata": {}}),
+            serde_json::json!({"kind": "Pod", "metadata": {"name": 7}}),
+            serde_json::json!({"kind": "Pod", "metadata": null}),
+            serde_json::json!([1, 2]),
+        ];
+        for v in cases {
+            let derived = serde_json::from_value::<DynamicObject>(v.clone());
+            let fast = DynamicObject::from_value(v.clone());
+            match (derived, fast) {
+                (Ok(a), Ok(b)) => {
+                    assert_eq!(a, b, "{v}");
+                    let keys = |o: &DynamicObject| o.data.keys().cloned().collect::<Vec<_>>();
+                    assert_eq!(keys(&a), keys(&b), "{v}");
+                }
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.source.to_string(), "{v}"),
+                (a, b) => panic!("{v}: derived {a:?} vs fast {b:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn to_typed_reports_what_does_not_fit() {
+        let d = DynamicObject::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"containers": "nope"}}))
+        .unwrap();
+        let e = d.to_typed::<Pod>().unwrap_err();
+        assert_eq!(e.kind, "Pod");
+        assert!(e.source.to_string().contains("invalid type"), "{e}");
     }
 }

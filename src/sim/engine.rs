@@ -71,6 +71,11 @@ pub const EPOCH_SECONDS: i64 = 1_735_689_600;
 /// clock moves on anyway.
 const MAX_ROUNDS_PER_INSTANT: usize = 200;
 
+/// The engine compacts the API server's history every this many writes...
+const COMPACT_EVERY: u64 = 20_000;
+/// ...keeping this many revisions.
+const KEEP_REVISIONS: u64 = 2_000;
+
 const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 
 fn pods_res() -> ApiResource {
@@ -124,7 +129,8 @@ struct NodeState {
 struct WorkerState {
     worker: PodWorker,
     node: String,
-    last_status: Value,
+    /// The status last written (`None`: write the next one whatever it is).
+    last_status: Option<k8s_openapi::api::core::v1::PodStatus>,
     due: Option<Timestamp>,
 }
 
@@ -158,6 +164,17 @@ pub struct Simulation {
     rss: BTreeMap<String, Arc<ReplicaSet>>,
     deploys: BTreeMap<String, Arc<Deployment>>,
     workers: BTreeMap<String, WorkerState>,
+    /// Who reads which pods and ReplicaSets (the informer indexes of the controllers): pod
+    /// keys by controlling ReplicaSet (`ns/name`), ReplicaSet keys by controlling Deployment,
+    /// and the objects without a controller (candidates for adoption).
+    owned_pods: BTreeMap<String, BTreeSet<String>>,
+    orphan_pods: BTreeSet<String>,
+    owned_rss: BTreeMap<String, BTreeSet<String>>,
+    orphan_rss: BTreeSet<String>,
+    /// Pods the scheduler has to look at: unbound, not being deleted, phase Pending.
+    unbound: BTreeSet<String>,
+    /// Storage revision up to which history was compacted by the engine.
+    compacted: u64,
     wakeups: BTreeSet<(Timestamp, String)>,
     snapshot: Snapshot,
     scheduler: Scheduler,
@@ -258,6 +275,12 @@ impl Simulation {
             rss: BTreeMap::new(),
             deploys: BTreeMap::new(),
             workers: BTreeMap::new(),
+            owned_pods: BTreeMap::new(),
+            orphan_pods: BTreeSet::new(),
+            owned_rss: BTreeMap::new(),
+            orphan_rss: BTreeSet::new(),
+            unbound: BTreeSet::new(),
+            compacted: 0,
             wakeups: BTreeSet::new(),
             snapshot: Snapshot::new(),
             scheduler: Scheduler::default().with_seed(seed),
@@ -499,6 +522,10 @@ impl Simulation {
                             .insert(key_of(rs.metadata.namespace.as_deref(), &d));
                     }
                     self.dirty_rs.insert(k.clone());
+                    if let Some(old) = self.rss.get(&k).cloned() {
+                        unindex(&mut self.owned_rss, &mut self.orphan_rss, &k, &old.metadata);
+                    }
+                    index(&mut self.owned_rss, &mut self.orphan_rss, &k, &rs.metadata);
                     self.rss.insert(k, Arc::new(rs));
                 }
             }
@@ -523,6 +550,8 @@ impl Simulation {
         match o.types.kind.as_str() {
             "Pod" => {
                 if let Some(p) = self.pods.remove(&k) {
+                    unindex(&mut self.owned_pods, &mut self.orphan_pods, &k, &p.metadata);
+                    self.unbound.remove(&k);
                     self.record(format!("POD {k} deleted"));
                     self.snapshot.remove_pod(&k);
                     self.workers.remove(&k);
@@ -537,6 +566,7 @@ impl Simulation {
             }
             "ReplicaSet" => {
                 if let Some(rs) = self.rss.remove(&k) {
+                    unindex(&mut self.owned_rss, &mut self.orphan_rss, &k, &rs.metadata);
                     self.record(format!("RS {k} deleted"));
                     if let Some(d) = controller_of(&rs.metadata, "Deployment") {
                         self.dirty_deploy
@@ -592,6 +622,21 @@ impl Simulation {
             }
         }
         let terminal = phase == "Succeeded" || phase == "Failed";
+        if let Some(old) = self.pods.get(&k).cloned() {
+            unindex(
+                &mut self.owned_pods,
+                &mut self.orphan_pods,
+                &k,
+                &old.metadata,
+            );
+        }
+        index(&mut self.owned_pods, &mut self.orphan_pods, &k, &p.metadata);
+        if node.is_none() && p.metadata.deletion_timestamp.is_none() && phase_pending(&p) {
+            self.unbound.insert(k.clone());
+        } else {
+            self.unbound.remove(&k);
+        }
+        let p = Arc::new(p);
         if node.is_some() && !terminal {
             let _ = self.snapshot.upsert_pod(p.clone());
         } else if terminal && self.snapshot.remove_pod(&k).is_some() {
@@ -604,7 +649,7 @@ impl Simulation {
         if let Some(n) = node {
             match self.workers.get_mut(&k) {
                 Some(w) => {
-                    w.worker.update_pod(p.clone());
+                    w.worker.update_pod((*p).clone());
                     self.wake(&k, now);
                 }
                 None if !terminal => {
@@ -618,13 +663,13 @@ impl Simulation {
                         host_ip,
                         allow_privileged: false,
                     };
-                    let worker = PodWorker::new(cfg, p.clone(), now);
+                    let worker = PodWorker::new(cfg, (*p).clone(), now);
                     self.workers.insert(
                         k.clone(),
                         WorkerState {
                             worker,
                             node: n,
-                            last_status: Value::Null,
+                            last_status: None,
                             due: None,
                         },
                     );
@@ -633,7 +678,7 @@ impl Simulation {
                 None => {}
             }
         }
-        self.pods.insert(k, Arc::new(p));
+        self.pods.insert(k, p);
     }
 
     fn wake(&mut self, key: &str, at: Timestamp) {
@@ -894,17 +939,22 @@ impl Simulation {
                 continue;
             };
             let ns = d.metadata.namespace.clone().unwrap_or_default();
-            let rss: Vec<Arc<ReplicaSet>> = self
-                .rss
-                .values()
-                .filter(|r| r.metadata.namespace.as_deref() == Some(&ns))
-                .cloned()
+            // What the Deployment can claim: its ReplicaSets and orphans of its namespace
+            // (others' are skipped by the reconciler), and the pods of those.
+            let rs_keys = with_orphans(self.owned_rss.get(&k), &self.orphan_rss, &ns);
+            let rss: Vec<Arc<ReplicaSet>> = rs_keys
+                .iter()
+                .filter_map(|r| self.rss.get(r).cloned())
                 .collect();
-            let pods: Vec<Arc<Pod>> = self
-                .pods
-                .values()
-                .filter(|p| p.metadata.namespace.as_deref() == Some(&ns))
-                .cloned()
+            let mut pod_keys: Vec<&String> = rs_keys
+                .iter()
+                .filter_map(|r| self.owned_pods.get(r))
+                .flatten()
+                .collect();
+            pod_keys.sort();
+            let pods: Vec<Arc<Pod>> = pod_keys
+                .into_iter()
+                .filter_map(|p| self.pods.get(p).cloned())
                 .collect();
             let actions = deployment::reconcile(
                 &d,
@@ -925,11 +975,11 @@ impl Simulation {
                 continue;
             };
             let ns = rs.metadata.namespace.clone().unwrap_or_default();
-            let pods: Vec<Arc<Pod>> = self
-                .pods
-                .values()
-                .filter(|p| p.metadata.namespace.as_deref() == Some(&ns))
-                .cloned()
+            // Its pods and the orphans of its namespace (pods of other controllers are
+            // skipped by the reconciler anyway), in key order as before.
+            let pods: Vec<Arc<Pod>> = with_orphans(self.owned_pods.get(&k), &self.orphan_pods, &ns)
+                .iter()
+                .filter_map(|p| self.pods.get(p).cloned())
                 .collect();
             let w = Workload::from_replica_set(&rs);
             let actions = replicaset::reconcile(
@@ -1037,17 +1087,11 @@ impl Simulation {
     async fn run_scheduler(&mut self) -> bool {
         let retry = std::mem::take(&mut self.retry_unschedulable);
         let mut pending: Vec<(i32, Timestamp, String)> = self
-            .pods
+            .unbound
             .iter()
-            .filter(|(k, p)| {
-                p.spec.as_ref().is_some_and(|s| s.node_name.is_none())
-                    && p.metadata.deletion_timestamp.is_none()
-                    && p.status
-                        .as_ref()
-                        .and_then(|s| s.phase.as_deref())
-                        .is_none_or(|ph| ph == "Pending")
-                    && (retry || !self.unschedulable.contains_key(*k))
-            })
+            .filter(|k| retry || !self.unschedulable.contains_key(*k))
+            .filter_map(|k| Some((k, self.pods.get(k)?)))
+            .filter(|(_, p)| p.spec.is_some())
             .map(|(k, p)| {
                 let prio = p.spec.as_ref().and_then(|s| s.priority).unwrap_or(0);
                 let c = p
@@ -1258,15 +1302,19 @@ impl Simulation {
                 ws.worker.handler_done(&job, out, now);
             }
             let status = ws.worker.status(now);
-            let status_v = serde_json::to_value(&status).unwrap_or(Value::Null);
-            let changed = status_v != ws.last_status;
+            let changed = ws.last_status.as_ref() != Some(&status);
             let wants_delete = ws.worker.wants_delete();
             let next = ws.worker.next_wakeup(now, &rt);
             if changed {
-                ws.last_status = status_v;
+                ws.last_status = Some(status.clone());
                 if let Some(p) = self.pods.get(&k).cloned() {
-                    let mut q = (*p).clone();
-                    q.status = Some(status);
+                    // A status write reads only metadata and status (the server keeps the
+                    // stored spec), so the spec is neither copied nor converted.
+                    let q = Pod {
+                        metadata: p.metadata.clone(),
+                        spec: None,
+                        status: Some(status),
+                    };
                     if let Ok(d) = DynamicObject::from_typed(&q) {
                         let ns = q.metadata.namespace.clone();
                         match self
@@ -1287,7 +1335,7 @@ impl Simulation {
                                 )
                                 .await;
                                 if let Some(w) = self.workers.get_mut(&k) {
-                                    w.last_status = Value::Null;
+                                    w.last_status = None;
                                 }
                                 self.wake(&k, now + SignedDuration::from_secs(1));
                             }
@@ -1550,12 +1598,15 @@ impl Simulation {
         let mut pending = 0;
         let mut running = 0;
         for p in self.pods.values() {
-            if p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some() {
-                bound += 1;
-            } else {
-                pending += 1;
+            let node = p.spec.as_ref().and_then(|s| s.node_name.as_deref());
+            match node {
+                Some(_) => bound += 1,
+                None => pending += 1,
             }
-            if p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running") {
+            // A pod on a node whose kubelet is down is not known to run: its last reported
+            // phase may still say Running until the node controller acts.
+            let reachable = node.is_some_and(|n| self.node_state.get(n).is_some_and(|s| s.up));
+            if reachable && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running") {
                 running += 1;
             }
         }
@@ -1573,9 +1624,26 @@ impl Simulation {
         });
     }
 
+    /// Compacts the API server's history like its periodic compactor does, but by the number
+    /// of writes (virtual time runs much faster than the real compactor's timer): everything
+    /// but the last [`KEEP_REVISIONS`] revisions once [`COMPACT_EVERY`] writes have piled up.
+    /// Watches are served from the watch cache, whose window is unaffected.
+    async fn compact(&mut self) {
+        let storage = self.api.storage();
+        let rev = storage.current_revision();
+        if rev.saturating_sub(self.compacted) < COMPACT_EVERY {
+            return;
+        }
+        let to = rev - KEEP_REVISIONS;
+        if storage.compact(to).await.is_ok() {
+            self.compacted = to;
+        }
+    }
+
     /// Runs every component until nothing changes at the current instant.
     async fn settle(&mut self) {
         for _ in 0..MAX_ROUNDS_PER_INSTANT {
+            self.compact().await;
             let mut did = self.run_timeline().await;
             did |= self.run_controllers().await;
             did |= self.run_lifecycle().await;
@@ -1830,6 +1898,83 @@ fn controller_of(
         .iter()
         .find(|r| r.controller == Some(true) && r.kind == kind)
         .map(|r| r.name.clone())
+}
+
+/// Phase Pending (or none yet).
+fn phase_pending(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .is_none_or(|ph| ph == "Pending")
+}
+
+/// Files `key` under its controller (`ns/name`) or among the orphans.
+fn index(
+    owned: &mut BTreeMap<String, BTreeSet<String>>,
+    orphans: &mut BTreeSet<String>,
+    key: &str,
+    m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) {
+    match controller_key(m) {
+        Some(Some(c)) => drop(owned.entry(c).or_default().insert(key.to_string())),
+        Some(None) => {}
+        None => drop(orphans.insert(key.to_string())),
+    }
+}
+
+/// Undoes [`index`] for the same metadata.
+fn unindex(
+    owned: &mut BTreeMap<String, BTreeSet<String>>,
+    orphans: &mut BTreeSet<String>,
+    key: &str,
+    m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) {
+    match controller_key(m) {
+        Some(Some(c)) => {
+            if let Some(set) = owned.get_mut(&c) {
+                set.remove(key);
+                if set.is_empty() {
+                    owned.remove(&c);
+                }
+            }
+        }
+        Some(None) => {}
+        None => drop(orphans.remove(key)),
+    }
+}
+
+/// `None`: no controller; `Some(None)`: a controller of a kind the engine does not run;
+/// `Some(Some(ns/name))`: a ReplicaSet or Deployment controller.
+fn controller_key(
+    m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> Option<Option<String>> {
+    let r = m
+        .owner_references
+        .as_ref()?
+        .iter()
+        .find(|r| r.controller == Some(true))?;
+    Some(
+        matches!(r.kind.as_str(), "ReplicaSet" | "Deployment")
+            .then(|| key_of(m.namespace.as_deref(), &r.name)),
+    )
+}
+
+/// The keys of `owned` and the orphans of namespace `ns`, in key order.
+fn with_orphans(
+    owned: Option<&BTreeSet<String>>,
+    orphans: &BTreeSet<String>,
+    ns: &str,
+) -> Vec<String> {
+    let prefix = format!("{ns}/");
+    let mut keys: Vec<String> = owned.into_iter().flatten().cloned().collect();
+    keys.extend(
+        orphans
+            .range(prefix.clone()..)
+            .take_while(|k| k.starts_with(&prefix))
+            .cloned(),
+    );
+    keys.sort();
+    keys
 }
 
 fn is_ready(n: &Node) -> bool {

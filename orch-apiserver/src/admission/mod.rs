@@ -71,13 +71,23 @@ impl ApiServer {
 
     /// Runs the admission chain on a create (`old == None`) or update: defaulting, the
     /// DefaultTolerationSeconds plugin on pod creation, then validation.
+    ///
+    /// A `status` write (`status_only`) carries the stored object with the client's status
+    /// (see `rest::update`): only its status is defaulted and checked against the typed
+    /// struct, and validation is the status strategy's (metadata update; upstream
+    /// `pkg/registry/core/pod/strategy.go` `podStatusStrategy.ValidateUpdate`).
     pub(crate) fn admit(
         &self,
         info: Resource,
         obj: &mut DynamicObject,
         old: Option<&DynamicObject>,
+        status_only: bool,
     ) -> RestResult<Vec<String>> {
-        orch_types::defaults::apply_defaults(obj).map_err(|e| {
+        let defaulted = match (old, status_only) {
+            (Some(_), true) => orch_types::defaults::apply_status_defaults(obj),
+            _ => orch_types::defaults::apply_defaults(obj),
+        };
+        defaulted.map_err(|e| {
             ApiError::bad_request(format!(
                 "the body of the request does not fit a {}: {}",
                 info.kind, e.source
@@ -86,9 +96,11 @@ impl ApiServer {
         if old.is_none() {
             default_tolerations::admit(info, obj);
         }
-        let errors = match old {
-            None => orch_types::validation::validate(obj),
-            Some(old) => orch_types::validation::validate_update(obj, old),
+        // `obj` is defaulted now: validate it as is (defaulting is idempotent).
+        let errors = match (old, status_only) {
+            (None, _) => orch_types::validation::validate_defaulted(obj),
+            (Some(old), true) => orch_types::validation::validate_status_update(obj, old),
+            (Some(old), false) => orch_types::validation::validate_update_defaulted(obj, old),
         };
         if !errors.is_empty() {
             let causes = errors.iter().map(|e| e.to_status_cause()).collect();

@@ -105,7 +105,14 @@ impl Client for LocalClient {
         let ns = ns.or(obj.namespace());
         let out = self
             .api
-            .update_object(info, ns, obj.name(), Part::Status, obj.clone(), p)
+            .update_object(
+                info,
+                ns,
+                obj.name(),
+                Part::Status,
+                crate::rest::update::status_body(obj),
+                p,
+            )
             .await?;
         Ok(owned(out.written().object.clone()))
     }

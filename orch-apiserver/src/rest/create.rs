@@ -126,7 +126,7 @@ impl ApiServer {
         if info.kind == "Namespace" {
             namespace_finalizer(&mut obj);
         }
-        warnings.extend(self.admit(info, &mut obj, None)?);
+        warnings.extend(self.admit(info, &mut obj, None, false)?);
         if p.dry_run {
             return Ok(Written {
                 object: Arc::new(obj),

@@ -102,10 +102,27 @@ fn restrict_to_part(
             new
         }
         Part::Status => {
-            let mut out = old.clone();
-            match new.data.get("status") {
-                Some(s) => out.data.insert("status".into(), s.clone()),
-                None => out.data.remove("status"),
+            // The old object with the new status, in the old field order; the new status is
+            // moved, only the rest of the old object is copied.
+            let mut new = new;
+            let mut status = new.data.shift_remove("status");
+            let mut data = serde_json::Map::new();
+            for (k, v) in &old.data {
+                if k == "status" {
+                    if let Some(s) = status.take() {
+                        data.insert(k.clone(), s);
+                    }
+                } else {
+                    data.insert(k.clone(), v.clone());
+                }
+            }
+            if let Some(s) = status {
+                data.insert("status".into(), s);
+            }
+            let mut out = DynamicObject {
+                types: old.types.clone(),
+                metadata: old.metadata.clone(),
+                data,
             };
             out.metadata.resource_version = new.metadata.resource_version;
             out
@@ -130,6 +147,21 @@ fn restrict_to_part(
             out.metadata.resource_version = new.metadata.resource_version;
             out
         }
+    }
+}
+
+/// What a `status` write reads of its body: TypeMeta, metadata and `status` (everything else
+/// is put back from the stored object), without copying the rest.
+pub(crate) fn status_body(o: &DynamicObject) -> DynamicObject {
+    DynamicObject {
+        types: o.types.clone(),
+        metadata: o.metadata.clone(),
+        data: o
+            .data
+            .get("status")
+            .map(|s| ("status".to_string(), s.clone()))
+            .into_iter()
+            .collect(),
     }
 }
 
@@ -198,7 +230,7 @@ impl ApiServer {
             m.deletion_grace_period_seconds = old.metadata.deletion_grace_period_seconds;
             m.generation = old.metadata.generation;
             m.resource_version = old.metadata.resource_version.clone();
-            let warnings = self.admit(info, &mut new, Some(old))?;
+            let warnings = self.admit(info, &mut new, Some(old), part == Part::Status)?;
             if tracks_generation(info) && spec_changed(old, &new) {
                 new.metadata.generation = Some(old.metadata.generation.unwrap_or(0) + 1);
             }
@@ -266,6 +298,12 @@ impl ApiServer {
             )));
         }
         let mut warnings = self.check_fields(info, &obj, p.field_validation.as_deref())?;
+        let mut obj = obj;
+        if part == Part::Status {
+            // Only the status (and metadata) of the body is read: drop the rest now rather
+            // than copy it on every try.
+            obj.data.retain(|k, _| k == "status");
+        }
         let mut out = self
             .guaranteed_update(info, ns, name, part, p.dry_run, |_| Ok(obj.clone()))
             .await?;

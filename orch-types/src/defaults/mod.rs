@@ -83,5 +83,83 @@ pub fn apply_defaults(obj: &mut DynamicObject) -> Result<(), ConvertError> {
     Ok(())
 }
 
+/// Defaults a write to the `status` subresource, whose object is the stored one (already
+/// defaulted: defaulting is idempotent) with the client's `status`: only the status can change,
+/// so only the status is converted (checked against its typed struct, unknown fields dropped)
+/// instead of the whole object. Node and Namespace, whose defaults touch the status
+/// (`SetDefaults_NodeStatus`, `SetDefaults_NamespaceStatus`), get [`apply_defaults`].
+/// Returns an error (and leaves the object unchanged) when the status does not fit.
+///
+/// Upstream decodes (and defaults) the whole body, then the status strategy's
+/// `PrepareForUpdate` puts the old spec back (`pkg/registry/core/pod/strategy.go`
+/// `podStatusStrategy`); the result is the same.
+///
+/// ```
+/// use orch_types::{defaults::apply_status_defaults, DynamicObject};
+/// let mut d: DynamicObject = serde_json::from_value(serde_json::json!({
+///     "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+///     "status": {"phase": "Running", "bogus": 1}})).unwrap();
+/// apply_status_defaults(&mut d).unwrap();
+/// assert_eq!(d.data["status"], serde_json::json!({"phase": "Running"}));
+/// d.data.insert("status".into(), serde_json::json!({"phase": 7}));
+/// assert!(apply_status_defaults(&mut d).is_err());
+/// ```
+pub fn apply_status_defaults(obj: &mut DynamicObject) -> Result<(), ConvertError> {
+    use k8s_openapi::api::{
+        apps::v1 as kapps, autoscaling::v2 as as2, batch::v1 as kbatch, core::v1 as kcore,
+        policy::v1 as kpolicy,
+    };
+    let Some(info) = registry::by_kind(&obj.types.api_version, &obj.types.kind) else {
+        return Ok(());
+    };
+    match (info.group, info.kind) {
+        ("", "Pod") => status_only::<kcore::Pod>(obj),
+        ("", "Service") => status_only::<kcore::Service>(obj),
+        ("", "ReplicationController") => status_only::<kcore::ReplicationController>(obj),
+        ("apps", "Deployment") => status_only::<kapps::Deployment>(obj),
+        ("apps", "ReplicaSet") => status_only::<kapps::ReplicaSet>(obj),
+        ("apps", "DaemonSet") => status_only::<kapps::DaemonSet>(obj),
+        ("apps", "StatefulSet") => status_only::<kapps::StatefulSet>(obj),
+        ("batch", "Job") => status_only::<kbatch::Job>(obj),
+        ("policy", "PodDisruptionBudget") => status_only::<kpolicy::PodDisruptionBudget>(obj),
+        ("autoscaling", "HorizontalPodAutoscaler") => {
+            status_only::<as2::HorizontalPodAutoscaler>(obj)
+        }
+        _ => apply_defaults(obj),
+    }
+}
+
+/// Round-trips `status` alone through `K` (the rest of `K` left empty).
+fn status_only<K>(obj: &mut DynamicObject) -> Result<(), ConvertError>
+where
+    K: k8s_openapi::Resource + Serialize + DeserializeOwned,
+{
+    let Some(status) = obj.data.shift_remove("status") else {
+        return Ok(());
+    };
+    let mut probe = DynamicObject {
+        types: obj.types.clone(),
+        metadata: Default::default(),
+        data: std::iter::once(("status".to_string(), status)).collect(),
+    };
+    match probe
+        .to_typed::<K>()
+        .and_then(|t| DynamicObject::from_typed(&t))
+    {
+        Ok(mut back) => {
+            if let Some(s) = back.data.shift_remove("status") {
+                obj.data.insert("status".into(), s);
+            }
+            Ok(())
+        }
+        Err(e) => {
+            if let Some(s) = probe.data.shift_remove("status") {
+                obj.data.insert("status".into(), s);
+            }
+            Err(e)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

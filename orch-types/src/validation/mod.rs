@@ -77,17 +77,26 @@ macro_rules! check_update {
 
 /// Validates an object for create. Kinds orch does not know get metadata checks only.
 pub fn validate(obj: &DynamicObject) -> Vec<FieldError> {
+    if registry::by_kind(&obj.types.api_version, &obj.types.kind).is_none() {
+        return meta::object_meta(&obj.metadata, true, NameRule::Subdomain);
+    }
+    match defaulted(obj) {
+        Ok(d) => validate_defaulted(&d),
+        Err(e) => vec![e],
+    }
+}
+
+/// [`validate`] for an object that is already defaulted (by
+/// [`apply_defaults`](crate::defaults::apply_defaults), as the API server's admission does):
+/// the same checks without defaulting a copy first (defaulting is idempotent).
+pub fn validate_defaulted(d: &DynamicObject) -> Vec<FieldError> {
     use k8s_openapi::api::{
         apps::v1 as kapps, autoscaling::v2 as as2, batch::v1 as kbatch, coordination::v1 as coord,
         core::v1 as kcore, events::v1 as kevents, policy::v1 as kpolicy, scheduling::v1 as sched,
     };
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiext;
-    let Some(info) = registry::by_kind(&obj.types.api_version, &obj.types.kind) else {
-        return meta::object_meta(&obj.metadata, true, NameRule::Subdomain);
-    };
-    let d = match defaulted(obj) {
-        Ok(d) => d,
-        Err(e) => return vec![e],
+    let Some(info) = registry::by_kind(&d.types.api_version, &d.types.kind) else {
+        return meta::object_meta(&d.metadata, true, NameRule::Subdomain);
     };
     let sub = NameRule::Subdomain;
     match (info.group, info.kind) {
@@ -135,53 +144,89 @@ pub fn validate(obj: &DynamicObject) -> Vec<FieldError> {
 /// Validates an update: the create rules on `new` plus each kind's immutability rules
 /// against `old`.
 pub fn validate_update(new: &DynamicObject, old: &DynamicObject) -> Vec<FieldError> {
+    match defaulted(new) {
+        Ok(n) => validate_update_defaulted(&n, old),
+        Err(e) => {
+            let mut errs = validate(new);
+            if new.types.kind != old.types.kind || new.types.api_version != old.types.api_version {
+                errs.push(kind_changed(new));
+            } else {
+                errs.push(e);
+            }
+            errs
+        }
+    }
+}
+
+fn kind_changed(new: &DynamicObject) -> FieldError {
+    FieldError::invalid("kind", &new.types.kind, "field is immutable")
+}
+
+/// Validates a write to the `status` subresource. Its object is the stored one with the
+/// client's status (the server put everything else back, like upstream's status strategies'
+/// `PrepareForUpdate`, e.g. `podStatusStrategy` in `pkg/registry/core/pod/strategy.go`), so —
+/// like upstream's `ValidatePodStatusUpdate` / `ValidateReplicaSetStatusUpdate`, which check
+/// metadata and the status fields, not the spec — it checks the metadata update and the status.
+/// orch has no status-field rules yet (neither has [`validate_update`]).
+pub fn validate_status_update(new: &DynamicObject, old: &DynamicObject) -> Vec<FieldError> {
+    if new.types.kind != old.types.kind || new.types.api_version != old.types.api_version {
+        return vec![kind_changed(new)];
+    }
+    meta::object_meta_update(&new.metadata, &old.metadata)
+}
+
+/// [`validate_update`] for a `new` object that is already defaulted (as after admission's
+/// defaulting); `old` is defaulted here, like upstream decodes (and defaults) the stored object.
+pub fn validate_update_defaulted(new: &DynamicObject, old: &DynamicObject) -> Vec<FieldError> {
     use k8s_openapi::api::{
         apps::v1 as kapps, batch::v1 as kbatch, core::v1 as kcore, scheduling::v1 as sched,
     };
-    let mut errs = validate(new);
+    let mut errs = if registry::by_kind(&new.types.api_version, &new.types.kind).is_none() {
+        meta::object_meta(&new.metadata, true, NameRule::Subdomain)
+    } else {
+        validate_defaulted(new)
+    };
     if new.types.kind != old.types.kind || new.types.api_version != old.types.api_version {
-        errs.push(FieldError::invalid(
-            "kind",
-            &new.types.kind,
-            "field is immutable",
-        ));
+        errs.push(kind_changed(new));
         return errs;
     }
-    let (n, o) = match (defaulted(new), defaulted(old)) {
-        (Ok(n), Ok(o)) => (n, o),
-        (Err(e), _) | (_, Err(e)) => {
+    let n = new;
+    let o = match defaulted(old) {
+        Ok(o) => o,
+        Err(e) => {
             errs.push(e);
             return errs;
         }
     };
+    let o = &o;
     let Some(info) = registry::by_kind(&n.types.api_version, &n.types.kind) else {
         errs.extend(meta::object_meta_update(&n.metadata, &o.metadata));
         return errs;
     };
     errs.extend(match (info.group, info.kind) {
-        ("", "Pod") => check_update!(&n, &o, kcore::Pod, core::pod_update),
-        ("", "Service") => check_update!(&n, &o, kcore::Service, core::service_update),
-        ("", "ConfigMap") => check_update!(&n, &o, kcore::ConfigMap, core::config_map_update),
-        ("", "Secret") => check_update!(&n, &o, kcore::Secret, core::secret_update),
+        ("", "Pod") => check_update!(n, o, kcore::Pod, core::pod_update),
+        ("", "Service") => check_update!(n, o, kcore::Service, core::service_update),
+        ("", "ConfigMap") => check_update!(n, o, kcore::ConfigMap, core::config_map_update),
+        ("", "Secret") => check_update!(n, o, kcore::Secret, core::secret_update),
         ("apps", "Deployment") => {
-            check_update!(&n, &o, kapps::Deployment, apps::deployment_update)
+            check_update!(n, o, kapps::Deployment, apps::deployment_update)
         }
         ("apps", "ReplicaSet") => {
-            check_update!(&n, &o, kapps::ReplicaSet, apps::replica_set_update)
+            check_update!(n, o, kapps::ReplicaSet, apps::replica_set_update)
         }
-        ("apps", "DaemonSet") => check_update!(&n, &o, kapps::DaemonSet, apps::daemon_set_update),
+        ("apps", "DaemonSet") => check_update!(n, o, kapps::DaemonSet, apps::daemon_set_update),
         ("apps", "StatefulSet") => {
-            check_update!(&n, &o, kapps::StatefulSet, apps::stateful_set_update)
+            check_update!(n, o, kapps::StatefulSet, apps::stateful_set_update)
         }
         ("apps", "ControllerRevision") => check_update!(
-            &n,
-            &o,
+            n,
+            o,
             kapps::ControllerRevision,
             apps::controller_revision_update
         ),
-        ("batch", "Job") => check_update!(&n, &o, kbatch::Job, batch::job_update),
+        ("batch", "Job") => check_update!(n, o, kbatch::Job, batch::job_update),
         ("scheduling.k8s.io", "PriorityClass") => {
-            check_update!(&n, &o, sched::PriorityClass, other::priority_class_update)
+            check_update!(n, o, sched::PriorityClass, other::priority_class_update)
         }
         _ => meta::object_meta_update(&n.metadata, &o.metadata),
     });

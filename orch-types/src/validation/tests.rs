@@ -393,3 +393,47 @@ fn broken_deployment_snapshot() {
     })));
     insta::assert_yaml_snapshot!(validate(&d));
 }
+
+/// The admission entry points (object already defaulted) give what the defaulting ones give,
+/// and a status write checks only what the status subresource may change.
+#[test]
+fn defaulted_entry_points_agree() {
+    use crate::validation::{
+        validate_defaulted, validate_status_update, validate_update_defaulted,
+    };
+    let pod = |image: &str, extra: serde_json::Value| {
+        let mut v = serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "default"},
+            "spec": {"containers": [{"name": "c", "image": image}], "restartPolicy": "Bogus"}});
+        if let (Some(m), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+            m.extend(e.clone());
+        }
+        DynamicObject::from_value(v).unwrap()
+    };
+    let old = pod("nginx:1", serde_json::json!({}));
+    let new = pod(
+        "nginx:2",
+        serde_json::json!({"spec": {"containers": [{"name": "c", "image": "x"}], "nodeName": "n"}}),
+    );
+    let mut dnew = new.clone();
+    crate::defaults::apply_defaults(&mut dnew).unwrap();
+    let lines = |e: Vec<super::FieldError>| e.iter().map(ToString::to_string).collect::<Vec<_>>();
+    assert_eq!(lines(validate_defaulted(&dnew)), lines(validate(&new)));
+    let update = lines(validate_update_defaulted(&dnew, &old));
+    assert_eq!(update, lines(validate_update(&new, &old)));
+    assert!(
+        update.iter().any(|l| l.starts_with("spec: Forbidden")),
+        "{update:?}"
+    );
+    // Status: metadata rules only (the spec is the stored one).
+    let mut renamed = old.clone();
+    renamed.metadata.name = Some("q".into());
+    assert_eq!(
+        lines(validate_status_update(&old, &old)),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        lines(validate_status_update(&renamed, &old)),
+        ["metadata.name: Invalid value: \"q\": field is immutable"]
+    );
+}
