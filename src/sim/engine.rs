@@ -21,6 +21,7 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use orch_apiserver::rest::update::Part;
 use orch_apiserver::{ApiServer, ApiServerConfig};
 use orch_controllers::action::Action;
 use orch_controllers::deployment::{self, DeploymentView};
@@ -80,6 +81,29 @@ const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 
 fn pods_res() -> ApiResource {
     ApiResource::of::<Pod>()
+}
+
+fn pods_info() -> orch_apiserver::rest::Resource {
+    orch_types::registry::by_kind("v1", "Pod").expect("Pod is a built-in kind")
+}
+
+/// A typed Pod from a stored object: metadata copied as is, `spec` and `status` read in place
+/// (no intermediate JSON copy of the whole object).
+fn pod_of(o: &DynamicObject) -> Option<Pod> {
+    fn field<T: serde::de::DeserializeOwned>(o: &DynamicObject, k: &str) -> Option<Option<T>> {
+        match o.data.get(k) {
+            None | Some(Value::Null) => Some(None),
+            Some(v) => T::deserialize(v).ok().map(Some),
+        }
+    }
+    if o.data.keys().any(|k| k != "spec" && k != "status") {
+        return o.to_typed::<Pod>().ok();
+    }
+    Some(Pod {
+        metadata: o.metadata.clone(),
+        spec: field(o, "spec")?,
+        status: field(o, "status")?,
+    })
 }
 
 fn key_of(ns: Option<&str>, name: &str) -> String {
@@ -414,7 +438,7 @@ impl Simulation {
                         what: format!("node {name} status"),
                         source,
                     })?;
-                self.observe(o);
+                self.observe(&o);
             }
         }
         Ok(())
@@ -468,7 +492,7 @@ impl Simulation {
                         .update_status(&ApiResource::of::<Node>(), None, &d, &PostParams::default())
                         .await
                     {
-                        self.observe(o);
+                        self.observe(&o);
                     }
                 }
             }
@@ -489,10 +513,10 @@ impl Simulation {
     // ---- caches --------------------------------------------------------------------------
 
     /// Takes an object the server returned into the caches.
-    fn observe(&mut self, o: DynamicObject) {
+    fn observe(&mut self, o: &DynamicObject) {
         match (o.types.api_version.as_str(), o.types.kind.as_str()) {
             ("v1", "Pod") => {
-                if let Ok(p) = o.to_typed::<Pod>() {
+                if let Some(p) = pod_of(o) {
                     self.observe_pod(p);
                 }
             }
@@ -740,7 +764,7 @@ impl Simulation {
                 o.types.kind,
                 key_of(o.namespace(), o.name())
             ));
-            self.observe(o);
+            self.observe(&o);
         }
         Ok(out)
     }
@@ -748,7 +772,7 @@ impl Simulation {
     /// Re-reads an object after a write made outside the engine (patch, delete from Python).
     pub async fn refresh(&mut self, r: &ApiResource, ns: Option<&str>, name: &str) {
         match self.client.get(r, ns, name).await {
-            Ok(o) => self.observe(o),
+            Ok(o) => self.observe(&o),
             Err(e) if e.is_not_found() => {
                 let mut gone = DynamicObject::new(&r.api_version(), &r.kind, name);
                 gone.metadata.namespace = ns.map(str::to_string);
@@ -778,11 +802,12 @@ impl Simulation {
                         self.name_generated(&mut p);
                         let ns = p.namespace().map(str::to_string);
                         match self
-                            .client
-                            .create(&pods_res(), ns.as_deref(), &p, &PostParams::default())
+                            .api
+                            .create_object(pods_info(), ns.as_deref(), p, &PostParams::default())
                             .await
+                            .map_err(orch_types::client::ClientError::from)
                         {
-                            Ok(o) => self.observe(o),
+                            Ok(w) => self.observe(&w.object),
                             Err(e) => {
                                 last = Err(e);
                                 break;
@@ -880,7 +905,7 @@ impl Simulation {
                 }
             };
             match res {
-                Ok(Some(o)) => self.observe(o),
+                Ok(Some(o)) => self.observe(&o),
                 Ok(None) => {}
                 Err(e) => {
                     self.record(format!("ERROR {requeue_key}: {}", e));
@@ -1173,7 +1198,7 @@ impl Simulation {
                         {
                             match o {
                                 DeleteOutcome::Deleted(o) => self.forget(&o),
-                                DeleteOutcome::Pending(o) => self.observe(o),
+                                DeleteOutcome::Pending(o) => self.observe(&o),
                             }
                             did = true;
                         }
@@ -1212,17 +1237,16 @@ impl Simulation {
         let Ok(b) = DynamicObject::from_value(binding) else {
             return false;
         };
-        let bound = self
-            .client
-            .create_subresource(&pods_res(), Some(&ns), &name, "binding", &b)
-            .await;
-        let res = match bound {
-            Ok(_) => self.client.get(&pods_res(), Some(&ns), &name).await,
-            Err(e) => Err(e),
-        };
+        // `pods/binding` answers with the bound pod (as the in-process client's
+        // `create_subresource` does): no second read.
+        let res = self
+            .api
+            .bind_pod(pods_info(), Some(&ns), &name, &b)
+            .await
+            .map_err(orch_types::client::ClientError::from);
         match res {
             Ok(o) => {
-                self.observe(o);
+                self.observe(&o);
                 true
             }
             Err(e) => {
@@ -1256,7 +1280,7 @@ impl Simulation {
             )
             .await
         {
-            self.observe(o);
+            self.observe(&o);
         }
         if self.events {
             let obj = orch_types::events::ObjectRef::of(p);
@@ -1302,6 +1326,10 @@ impl Simulation {
                 ws.worker.handler_done(&job, out, now);
             }
             let status = ws.worker.status(now);
+            // The worker queues its events (Pulling, Started, ...) for the kubelet's recorder;
+            // the engine does not report kubelet events, so they are dropped here instead of
+            // piling up in every worker.
+            drop(ws.worker.take_events());
             let changed = ws.last_status.as_ref() != Some(&status);
             let wants_delete = ws.worker.wants_delete();
             let next = ws.worker.next_wakeup(now, &rt);
@@ -1317,13 +1345,25 @@ impl Simulation {
                     };
                     if let Ok(d) = DynamicObject::from_typed(&q) {
                         let ns = q.metadata.namespace.clone();
-                        match self
-                            .client
-                            .update_status(&pods_res(), ns.as_deref(), &d, &PostParams::default())
+                        let name = d.name().to_string();
+                        // Straight to the server's update (what the in-process client calls)
+                        // so the stored object is read in place, not copied out.
+                        let written = self
+                            .api
+                            .update_object(
+                                pods_info(),
+                                ns.as_deref(),
+                                &name,
+                                Part::Status,
+                                d,
+                                &PostParams::default(),
+                            )
                             .await
-                        {
-                            Ok(o) => {
-                                self.observe(o);
+                            .map_err(orch_types::client::ClientError::from);
+                        match written {
+                            Ok(out) => {
+                                let o = out.written().object.clone();
+                                self.observe(&o);
                                 did = true;
                             }
                             Err(e) => {
@@ -1362,7 +1402,7 @@ impl Simulation {
                         .await
                     {
                         Ok(DeleteOutcome::Deleted(o)) => self.forget(&o),
-                        Ok(DeleteOutcome::Pending(o)) => self.observe(o),
+                        Ok(DeleteOutcome::Pending(o)) => self.observe(&o),
                         Err(e) if e.is_not_found() => {
                             let mut gone = DynamicObject::new("v1", "Pod", &name);
                             gone.metadata.namespace = ns;
@@ -1476,7 +1516,7 @@ impl Simulation {
                         .await
                     {
                         Ok(DeleteOutcome::Deleted(o)) => self.forget(&o),
-                        Ok(DeleteOutcome::Pending(o)) => self.observe(o),
+                        Ok(DeleteOutcome::Pending(o)) => self.observe(&o),
                         Err(e) => self.record(format!("ERROR drain {name}: {e}")),
                     }
                 }
@@ -1493,7 +1533,7 @@ impl Simulation {
                             {
                                 Ok(o) => {
                                     self.record(format!("SCALE {target} to {replicas}"));
-                                    self.observe(o);
+                                    self.observe(&o);
                                 }
                                 Err(e) => self.record(format!("ERROR scale {target}: {e}")),
                             }
@@ -1533,7 +1573,7 @@ impl Simulation {
                             {
                                 Ok(o) => {
                                     self.record(format!("SET IMAGE {target} {image}"));
-                                    self.observe(o);
+                                    self.observe(&o);
                                 }
                                 Err(e) => self.record(format!("ERROR set image {target}: {e}")),
                             }
@@ -1574,7 +1614,7 @@ impl Simulation {
                     "{} node {node}",
                     if on { "CORDON" } else { "UNCORDON" }
                 ));
-                self.observe(o);
+                self.observe(&o);
             }
             Err(e) => self.record(format!("ERROR cordon {node}: {e}")),
         }
