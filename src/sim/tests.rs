@@ -113,3 +113,24 @@ async fn snapshot_scenario_decisions() {
     let (r, _) = run(text, 0).await;
     insta::assert_yaml_snapshot!("snapshot_scenario_decisions", r.decisions);
 }
+
+/// Utilization samples count a pod as running only while its node's kubelet is up: after the
+/// zone goes down the API still says Running (until the taint eviction), the sample does not.
+#[tokio::test]
+async fn utilization_does_not_count_pods_on_unreachable_nodes() {
+    let s = Scenario::from_yaml(BASIC).unwrap();
+    let mut sim = Simulation::new(s, SimOptions::default()).await.unwrap();
+    sim.run_until(120.0, || false).await;
+    let r = sim.report();
+    let down = r
+        .node_utilization
+        .iter()
+        .find(|n| n.node == "pool-0")
+        .map_or(0, |n| n.pods);
+    assert!(down > 0, "{:?}", r.node_utilization);
+    let last = r.utilization.last().unwrap();
+    assert!(last.time > 90.0, "{}", last.time);
+    assert_eq!(last.pods_running, r.pods.running - down, "{:?}", r.pods);
+    let before = r.utilization.iter().rev().find(|u| u.time < 90.0).unwrap();
+    assert_eq!(before.pods_running, before.pods_bound, "{before:?}");
+}
