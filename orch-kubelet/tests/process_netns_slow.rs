@@ -138,6 +138,15 @@ fn ip_of(info: &SandboxInfo) -> Ipv4Addr {
     info.ip.parse().unwrap()
 }
 
+/// A TCP port free on every host address right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 fn netns_list() -> String {
     String::from_utf8_lossy(
         &Command::new("ip")
@@ -216,11 +225,7 @@ fn slow_netns_host_port_is_forwarded_and_collisions_refused() {
     let (Some(rt), Some(py)) = (netns_runtime(dir.path(), "10.251.4.0/24"), python()) else {
         return;
     };
-    let port = std::net::TcpListener::bind("0.0.0.0:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let mut sb = sandbox("hp");
     sb.host_ports = vec![(i32::from(port), "TCP".into())];
     sb.port_mappings = vec![PortMapping {
@@ -293,11 +298,7 @@ fn slow_netns_restart_reattaches_to_the_same_namespace_and_ip() {
     let (Some(rt), Some(py)) = (netns_runtime(dir.path(), "10.251.6.0/24"), python()) else {
         return;
     };
-    let port = std::net::TcpListener::bind("0.0.0.0:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let mut sb = sandbox("keep");
     sb.port_mappings = vec![PortMapping {
         host_port: i32::from(port),
