@@ -210,33 +210,29 @@ impl SchedulingQueue {
 
     /// Adds a new pending pod (or replaces it, e.g. after its gates were removed).
     pub fn add(&mut self, pod: Arc<PodInfo>) {
-        self.delete(&pod.key);
-        self.seq += 1;
-        let qp = QueuedPod {
-            pod,
-            timestamp: self.clock.now(),
-            seq: self.seq,
-            attempts: 0,
-            unschedulable_plugins: Vec::new(),
-            backoff_until: None,
-        };
+        let qp = self.enqueue_fresh(pod, 0);
         self.admit(qp);
     }
 
     /// Returns a pod whose binding failed (upstream `handleBindingCycleError`): it waits out
     /// the initial backoff before the next attempt instead of being retried at once.
     pub fn add_after_error(&mut self, pod: Arc<PodInfo>) {
+        let qp = self.enqueue_fresh(pod, 1);
+        self.requeue_unschedulable(qp, Vec::new());
+    }
+
+    /// Drops any queued entry of `pod` and wraps it as a new entry with `attempts` so far.
+    fn enqueue_fresh(&mut self, pod: Arc<PodInfo>, attempts: u32) -> QueuedPod {
         self.delete(&pod.key);
         self.seq += 1;
-        let qp = QueuedPod {
+        QueuedPod {
             pod,
             timestamp: self.clock.now(),
             seq: self.seq,
-            attempts: 1,
+            attempts,
             unschedulable_plugins: Vec::new(),
             backoff_until: None,
-        };
-        self.requeue_unschedulable(qp, Vec::new());
+        }
     }
 
     /// Removes a pod wherever it is.
