@@ -2,7 +2,10 @@
 //!
 //! Each resource cache holds the current objects of its type and a window of its most recent
 //! events. Watches and `resourceVersion=0` (and consistent) lists are served from memory; a
-//! thousand watchers cost one `Arc` clone per event each, never a storage read. A watch from a
+//! thousand watchers cost one `Arc` clone per event each, never a storage read. The current
+//! objects are the store's own shared [`Encoded`] forms (one copy of an object in the whole
+//! process); lists and initial events hand them out and the reader decodes them outside the
+//! lock, as upstream's cacher decodes what etcd returns. A watch from a
 //! revision older than the window fails with [`CacheError::Expired`] (410 `Expired` on the wire).
 //!
 //! Consistency: the dispatcher applies storage events in revision order, and publishes the last
@@ -12,10 +15,9 @@
 //! its `resourceVersion` field). A consistent read waits until the cache has applied the storage's
 //! current revision (upstream "consistent list from cache", KEP-2340).
 
-use crate::storage::{key, Event, EventType, ListOptions, Revision, SharedStorage, StorageError};
+use crate::storage::{key, Encoded, Event, ListOptions, Revision, SharedStorage, StorageError};
 use dashmap::DashMap;
 use futures::StreamExt;
-use orch_types::DynamicObject;
 use parking_lot::RwLock;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,7 +58,7 @@ pub enum CacheError {
 
 #[derive(Debug, Default)]
 struct State {
-    objects: BTreeMap<String, Arc<DynamicObject>>,
+    objects: BTreeMap<String, Encoded>,
     window: VecDeque<Arc<Event>>,
     /// Every event of this type with a revision greater than this is in `window`.
     oldest: Revision,
@@ -73,8 +75,8 @@ pub struct ResourceCache {
 /// A snapshot list from the cache.
 #[derive(Debug, Clone)]
 pub struct CachedList {
-    /// Objects in key order.
-    pub items: Vec<Arc<DynamicObject>>,
+    /// Objects in key order, as stored.
+    pub items: Vec<Encoded>,
     /// The revision the snapshot reflects.
     pub revision: Revision,
 }
@@ -88,8 +90,8 @@ pub struct CacheWatch {
     pub live: broadcast::Receiver<Arc<Event>>,
     /// Live events at or below this revision are already in `backlog` or the snapshot.
     pub start: Revision,
-    /// Current objects, when the watch asked for initial state.
-    pub initial: Option<Vec<Arc<DynamicObject>>>,
+    /// Current objects as stored, when the watch asked for initial state.
+    pub initial: Option<Vec<Encoded>>,
 }
 
 impl ResourceCache {
@@ -106,12 +108,13 @@ impl ResourceCache {
 
     fn apply(&self, ev: Arc<Event>, applied: &watch::Sender<Revision>) {
         let mut st = self.state.write();
-        match ev.kind {
-            EventType::Deleted => {
+        // Deletes carry no encoding: the key is gone.
+        match &ev.encoded {
+            None => {
                 st.objects.remove(&ev.key);
             }
-            _ => {
-                st.objects.insert(ev.key.clone(), ev.object.clone());
+            Some(e) => {
+                st.objects.insert(ev.key.clone(), e.clone());
             }
         }
         st.window.push_back(ev.clone());
@@ -190,7 +193,7 @@ impl WatchCache {
     async fn load(&self) -> Result<crate::storage::EventStream, CacheError> {
         let snapshot = self
             .storage
-            .list(key::ROOT, &ListOptions::default())
+            .list_stored(key::ROOT, &ListOptions::default())
             .await?;
         let start = snapshot.revision;
         let mut fresh: std::collections::HashMap<String, ResourceCache> = Default::default();
@@ -202,7 +205,7 @@ impl WatchCache {
                     .state
                     .get_mut()
                     .objects
-                    .insert(k.clone(), item.object);
+                    .insert(k.clone(), item.encoded);
             }
         }
         let events = self.storage.watch(key::ROOT, start)?;
@@ -316,5 +319,46 @@ impl WatchCache {
                 })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::memory::MemoryStore;
+    use orch_types::DynamicObject;
+
+    fn same(a: &Encoded, b: &Encoded) -> bool {
+        std::ptr::eq(a.as_bytes().as_ptr(), b.as_bytes().as_ptr())
+    }
+
+    #[tokio::test]
+    async fn holds_the_stores_encoding_and_follows_writes() {
+        let storage: SharedStorage = Arc::new(MemoryStore::new());
+        let k = |n: &str| format!("/registry/core/configmaps/default/{n}");
+        storage
+            .create(&k("a"), DynamicObject::new("v1", "ConfigMap", "a"))
+            .await
+            .unwrap();
+        let cache = WatchCache::start(storage.clone(), 10).await.unwrap();
+        let res = "/registry/core/configmaps/";
+        let l = cache.list(res, res);
+        let a = storage.get_stored(&k("a")).await.unwrap().unwrap();
+        assert!(same(&l.items[0], &a.encoded), "loaded from storage as is");
+
+        storage
+            .create(&k("b"), DynamicObject::new("v1", "ConfigMap", "b"))
+            .await
+            .unwrap();
+        storage.delete(&k("a"), None).await.unwrap();
+        cache.sync().await.unwrap();
+        let l = cache.list(res, res);
+        let b = storage.get_stored(&k("b")).await.unwrap().unwrap();
+        assert_eq!(l.items.len(), 1);
+        assert!(same(&l.items[0], &b.encoded), "applied from the event");
+        assert_eq!(l.items[0].decode().unwrap().name(), "b");
+        let w = cache.watch(res, None).await.unwrap();
+        let initial = w.initial.unwrap();
+        assert!(same(&initial[0], &b.encoded));
     }
 }

@@ -242,7 +242,7 @@ async fn watch_from_revision(s: Arc<dyn Storage>) {
         got.push((
             ev.kind,
             data(&ev.object).to_string(),
-            ev.prev.as_deref().map(|p| data(p).to_string()),
+            ev.prev_object().map(|p| data(p).to_string()),
         ));
     }
     assert_eq!(
@@ -338,6 +338,54 @@ async fn concurrent_writers_and_watch(s: Arc<dyn Storage>) {
     assert_eq!(data(&cur.object), total.to_string());
 }
 
+/// The store holds one shared encoding per version: the compact JSON of what the writer got
+/// back, the same bytes in the write's event, in `get_stored` and in `list_stored`.
+async fn stored_encoding_is_shared(s: Arc<dyn Storage>) {
+    let mut w = s.watch("/registry/e/", s.current_revision()).unwrap();
+    let v = s.create("/registry/e/a", obj("a", "1")).await.unwrap();
+    let ev = w.next().await.unwrap().unwrap();
+    let stored = s.get_stored("/registry/e/a").await.unwrap().unwrap();
+    assert_eq!(stored.mod_revision, v.mod_revision);
+    assert_eq!(stored.create_revision, v.create_revision);
+    assert_eq!(
+        stored.encoded.as_bytes(),
+        serde_json::to_vec(&*v.object).unwrap().as_slice()
+    );
+    let in_event = ev.encoded.as_ref().expect("an add carries its encoding");
+    assert!(std::ptr::eq(
+        in_event.as_bytes().as_ptr(),
+        stored.encoded.as_bytes().as_ptr()
+    ));
+    let listed = s
+        .list_stored("/registry/e/", &ListOptions::default())
+        .await
+        .unwrap();
+    assert!(std::ptr::eq(
+        listed.items[0].1.encoded.as_bytes().as_ptr(),
+        stored.encoded.as_bytes().as_ptr()
+    ));
+    assert_eq!(stored.decode("/registry/e/a").unwrap(), v);
+    // The next write's event carries this version as its previous state, shared too.
+    s.update("/registry/e/a", obj("a", "2"), None)
+        .await
+        .unwrap();
+    let ev = w.next().await.unwrap().unwrap();
+    let prev = ev
+        .prev
+        .as_ref()
+        .expect("an update carries the previous state");
+    assert!(std::ptr::eq(
+        prev.as_bytes().as_ptr(),
+        stored.encoded.as_bytes().as_ptr()
+    ));
+    assert_eq!(ev.prev_object().map(|p| data(p)), Some("1"));
+    let d = s.delete("/registry/e/a", None).await.unwrap();
+    let ev = w.next().await.unwrap().unwrap();
+    assert!(ev.encoded.is_none(), "a delete has no new state to store");
+    assert_eq!(*ev.object, *d.object);
+    assert!(s.get_stored("/registry/e/a").await.unwrap().is_none());
+}
+
 macro_rules! suite {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -363,6 +411,7 @@ macro_rules! suite {
             case!(compaction);
             case!(watch_from_revision);
             case!(concurrent_writers_and_watch);
+            case!(stored_encoding_is_shared);
         }
     };
 }
@@ -395,6 +444,61 @@ async fn embedded_reopen_keeps_state_and_revision() {
     ));
     let next = s.create("/registry/r/c", obj("c", "1")).await.unwrap();
     assert_eq!(next.mod_revision, rev + 1);
+}
+
+/// A data directory written before objects were stored as shared encodings (the record was
+/// then built by serializing the tree: create revision, mod revision, JSON) opens unchanged.
+#[tokio::test]
+async fn embedded_opens_records_of_the_previous_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = redb::Database::create(dir.path().join("store.redb")).unwrap();
+        let kv: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("kv");
+        let meta: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("meta");
+        let wtx = db.begin_write().unwrap();
+        {
+            let mut o = obj("a", "1");
+            o.metadata.resource_version = Some("3".into());
+            let mut rec = Vec::new();
+            rec.extend_from_slice(&2u64.to_le_bytes());
+            rec.extend_from_slice(&3u64.to_le_bytes());
+            serde_json::to_writer(&mut rec, &o).unwrap();
+            wtx.open_table(kv)
+                .unwrap()
+                .insert("/registry/p/a", rec.as_slice())
+                .unwrap();
+            wtx.open_table(meta).unwrap().insert("revision", 4).unwrap();
+        }
+        wtx.commit().unwrap();
+        std::fs::write(dir.path().join("FORMAT"), "orch-storage 1\n").unwrap();
+    }
+    let s = EmbeddedStore::open(dir.path()).unwrap();
+    assert_eq!(s.current_revision(), 4);
+    let a = s.get("/registry/p/a").await.unwrap().unwrap();
+    assert_eq!((a.create_revision, a.mod_revision), (2, 3));
+    assert_eq!(data(&a.object), "1");
+    assert_eq!(a.object.resource_version(), Some("3"));
+}
+
+#[test]
+fn embedded_refuses_a_corrupt_record() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = redb::Database::create(dir.path().join("store.redb")).unwrap();
+        let kv: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("kv");
+        let wtx = db.begin_write().unwrap();
+        {
+            let mut rec = vec![0u8; 16];
+            rec.extend_from_slice(b"{\"kind\":");
+            wtx.open_table(kv)
+                .unwrap()
+                .insert("/registry/p/a", rec.as_slice())
+                .unwrap();
+        }
+        wtx.commit().unwrap();
+    }
+    let err = EmbeddedStore::open(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("corrupt record"), "{err}");
 }
 
 #[test]

@@ -12,7 +12,7 @@
 use super::filter::Filter;
 use super::{cache_error, qualified, storage_error, Resource, RestResult};
 use crate::server::ApiServer;
-use crate::storage::{key, ListOptions, Revision};
+use crate::storage::{key, Encoded, ListOptions, Revision};
 use base64::Engine;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta;
 use orch_types::client::{ListParams, ObjectList, VersionMatch};
@@ -50,6 +50,13 @@ fn decode_continue(s: &str) -> RestResult<ContinueToken> {
         return Err(bad());
     }
     Ok(t)
+}
+
+/// Decodes an object the watch cache handed out (500 if the stored bytes do not decode).
+pub(crate) fn decode_cached(e: &Encoded) -> RestResult<Arc<DynamicObject>> {
+    e.decode()
+        .map(Arc::new)
+        .map_err(|err| ApiError::internal(format!("stored object does not decode: {err}")))
 }
 
 /// Parses a resourceVersion parameter.
@@ -133,7 +140,14 @@ impl ApiServer {
                 }
             }
             let l = self.cache.list(&res_prefix, &prefix);
-            let items = l.items.into_iter().filter(|o| filter.matches(o)).collect();
+            // Decoded outside the cache's lock.
+            let mut items = Vec::with_capacity(l.items.len());
+            for e in &l.items {
+                let o = decode_cached(e)?;
+                if filter.matches(&o) {
+                    items.push(o);
+                }
+            }
             return Ok(ObjectList {
                 metadata: ListMeta {
                     resource_version: Some(l.revision.to_string()),

@@ -68,14 +68,16 @@ fn convert(ev: &Event, prefix: &str, filter: &Filter) -> Option<WatchEvent<Arc<D
         EventType::Added => cur.then(|| WatchEvent::Added(ev.object.clone())),
         EventType::Deleted => cur.then(|| WatchEvent::Deleted(ev.object.clone())),
         EventType::Modified => {
-            let old = ev.prev.as_deref().is_some_and(|p| filter.matches(p));
+            let prev = if filter.is_empty() {
+                None
+            } else {
+                ev.prev_object()
+            };
+            let old = ev.prev.is_some() && prev.is_none_or(|p| filter.matches(p));
             match (old, cur) {
                 (true, true) => Some(WatchEvent::Modified(ev.object.clone())),
                 (false, true) => Some(WatchEvent::Added(ev.object.clone())),
-                (true, false) => ev
-                    .prev
-                    .as_deref()
-                    .map(|p| WatchEvent::Deleted(with_rv(p, ev.revision))),
+                (true, false) => prev.map(|p| WatchEvent::Deleted(with_rv(p, ev.revision))),
                 (false, false) => None,
             }
         }
@@ -186,7 +188,8 @@ impl ApiServer {
             .map_err(|e| cache_error(info, e))?;
         let mut pending = VecDeque::new();
         if let Some(objects) = w.initial {
-            for o in objects {
+            for e in &objects {
+                let o = super::read::decode_cached(e)?;
                 if key_matches(info, &o, ns) && filter.matches(&o) {
                     pending.push_back(WatchEvent::Added(o));
                 }

@@ -3,7 +3,9 @@
 //! Layout of the data directory:
 //! - `FORMAT`: `orch-storage N` — the on-disk format version; a newer one is refused.
 //! - `store.redb`: table `kv` (key → create revision, mod revision, object JSON) and table
-//!   `meta` (`revision` → the last committed revision).
+//!   `meta` (`revision` → the last committed revision). The object JSON is the store's
+//!   [`Encoded`](super::Encoded) form, written and loaded as is (loading checks it is JSON
+//!   without building a tree).
 //!
 //! One writer thread owns all writes. It takes every request queued at that moment (up to
 //! [`MAX_BATCH`]), checks each compare against the latest state plus the earlier writes of the
@@ -15,11 +17,10 @@
 
 use super::mvcc::{prepare, Current, MvccIndex, Prepared};
 use super::{
-    EventStream, EventType, ListOptions, ListResult, Result, Revision, Storage, StorageError,
+    Encoded, EventStream, ListOptions, Result, Revision, Storage, StorageError, Stored, StoredList,
     Versioned, WriteOp,
 };
 use async_trait::async_trait;
-use orch_types::DynamicObject;
 use parking_lot::RwLock;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use std::collections::HashMap;
@@ -92,12 +93,12 @@ fn check_format(dir: &Path) -> Result<()> {
     }
 }
 
-fn encode(create: Revision, modr: Revision, obj: &DynamicObject) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(256);
+fn encode(create: Revision, modr: Revision, obj: &Encoded) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + obj.len());
     out.extend_from_slice(&create.to_le_bytes());
     out.extend_from_slice(&modr.to_le_bytes());
-    serde_json::to_writer(&mut out, obj).map_err(backend)?;
-    Ok(out)
+    out.extend_from_slice(obj.as_bytes());
+    out
 }
 
 fn decode(key: &str, bytes: &[u8]) -> Result<Current> {
@@ -107,11 +108,13 @@ fn decode(key: &str, bytes: &[u8]) -> Result<Current> {
     }
     let create = u64::from_le_bytes(bytes[..8].try_into().map_err(|_| corrupt())?);
     let modr = u64::from_le_bytes(bytes[8..16].try_into().map_err(|_| corrupt())?);
-    let object: DynamicObject = serde_json::from_slice(&bytes[16..]).map_err(|_| corrupt())?;
+    let json = &bytes[16..];
+    // Checks the JSON is well formed without building it.
+    serde_json::from_slice::<serde::de::IgnoredAny>(json).map_err(|_| corrupt())?;
     Ok(Current {
         create_revision: create,
         mod_revision: modr,
-        object: Arc::new(object),
+        encoded: Encoded::from_json_bytes(json),
     })
 }
 
@@ -236,12 +239,15 @@ fn persist(db: &redb::Database, staged: &[(Prepared, Reply)], revision: Revision
         let mut kv = wtx.open_table(KV).map_err(backend)?;
         for (p, _) in staged {
             let ev = &p.event;
-            if ev.kind == EventType::Deleted {
-                kv.remove(ev.key.as_str()).map_err(backend)?;
-            } else {
-                let bytes = encode(p.create_revision, ev.revision, &ev.object)?;
-                kv.insert(ev.key.as_str(), bytes.as_slice())
-                    .map_err(backend)?;
+            match &ev.encoded {
+                None => {
+                    kv.remove(ev.key.as_str()).map_err(backend)?;
+                }
+                Some(obj) => {
+                    let bytes = encode(p.create_revision, ev.revision, obj);
+                    kv.insert(ev.key.as_str(), bytes.as_slice())
+                        .map_err(backend)?;
+                }
             }
         }
         let mut meta = wtx.open_table(META).map_err(backend)?;
@@ -253,15 +259,11 @@ fn persist(db: &redb::Database, staged: &[(Prepared, Reply)], revision: Revision
 
 #[async_trait]
 impl Storage for EmbeddedStore {
-    async fn get(&self, key: &str) -> Result<Option<Versioned>> {
-        Ok(self.index.read().latest(key).map(|c| Versioned {
-            object: c.object,
-            create_revision: c.create_revision,
-            mod_revision: c.mod_revision,
-        }))
+    async fn get_stored(&self, key: &str) -> Result<Option<Stored>> {
+        Ok(self.index.read().latest(key))
     }
 
-    async fn list(&self, prefix: &str, opts: &ListOptions) -> Result<ListResult> {
+    async fn list_stored(&self, prefix: &str, opts: &ListOptions) -> Result<StoredList> {
         self.index.read().list(prefix, opts)
     }
 

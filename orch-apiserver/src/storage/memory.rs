@@ -1,7 +1,9 @@
 //! [`MemoryStore`]: the MVCC index alone, no I/O. For tests and simulation.
 
 use super::mvcc::{prepare, MvccIndex};
-use super::{EventStream, ListOptions, ListResult, Result, Revision, Storage, Versioned, WriteOp};
+use super::{
+    EventStream, ListOptions, Result, Revision, Storage, Stored, StoredList, Versioned, WriteOp,
+};
 use async_trait::async_trait;
 use parking_lot::RwLock;
 
@@ -42,15 +44,11 @@ impl MemoryStore {
 
 #[async_trait]
 impl Storage for MemoryStore {
-    async fn get(&self, key: &str) -> Result<Option<Versioned>> {
-        Ok(self.index.read().latest(key).map(|c| Versioned {
-            object: c.object,
-            create_revision: c.create_revision,
-            mod_revision: c.mod_revision,
-        }))
+    async fn get_stored(&self, key: &str) -> Result<Option<Stored>> {
+        Ok(self.index.read().latest(key))
     }
 
-    async fn list(&self, prefix: &str, opts: &ListOptions) -> Result<ListResult> {
+    async fn list_stored(&self, prefix: &str, opts: &ListOptions) -> Result<StoredList> {
         self.index.read().list(prefix, opts)
     }
 

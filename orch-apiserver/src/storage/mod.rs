@@ -7,20 +7,25 @@
 //! delivers every event after a revision, in revision order, none skipped or repeated.
 //!
 //! Backends: [`memory::MemoryStore`] (tests, simulation) and [`embedded::EmbeddedStore`] (durable,
-//! redb with group commit). Both share the in-memory MVCC index of [`mvcc`].
+//! redb with group commit). Both share the in-memory MVCC index of [`mvcc`], which holds every
+//! version as its [`Encoded`] compact JSON (as etcd holds bytes): [`Storage::get_stored`] and
+//! [`Storage::list_stored`] hand out those shared encodings, [`Storage::get`] and
+//! [`Storage::list`] decode them.
 
 pub mod embedded;
+pub mod encoded;
 mod error;
 pub mod key;
 pub mod memory;
 pub(crate) mod mvcc;
 
+pub use encoded::Encoded;
 pub use error::StorageError;
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 use orch_types::DynamicObject;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// A storage revision (etcd's `revision`; the `resourceVersion` of an object).
 pub type Revision = u64;
@@ -40,6 +45,34 @@ pub struct Versioned {
     pub mod_revision: Revision,
 }
 
+/// One stored object as the store holds it: its shared encoding with its revisions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    /// The object's compact JSON; its `metadata.resourceVersion` equals `mod_revision`.
+    pub encoded: Encoded,
+    /// Revision at which the key was created.
+    pub create_revision: Revision,
+    /// Revision of the last change of the key.
+    pub mod_revision: Revision,
+}
+
+impl Stored {
+    /// Decodes the object of `key`; a stored encoding that does not decode is a backend error.
+    pub fn decode(&self, key: &str) -> Result<Versioned> {
+        Ok(Versioned {
+            object: Arc::new(decode_stored(key, &self.encoded)?),
+            create_revision: self.create_revision,
+            mod_revision: self.mod_revision,
+        })
+    }
+}
+
+/// Decodes a stored encoding of `key`.
+pub(crate) fn decode_stored(key: &str, e: &Encoded) -> Result<DynamicObject> {
+    e.decode()
+        .map_err(|err| StorageError::Backend(format!("corrupt stored object {key}: {err}")))
+}
+
 /// Kind of a storage event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventType {
@@ -52,7 +85,7 @@ pub enum EventType {
 }
 
 /// One committed change.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Event {
     /// The revision of the change.
     pub revision: Revision,
@@ -62,8 +95,63 @@ pub struct Event {
     pub kind: EventType,
     /// New state (for deletes: the last state, with `resourceVersion` = the delete revision).
     pub object: Arc<DynamicObject>,
-    /// Previous state (for modifications and deletes).
-    pub prev: Option<Arc<DynamicObject>>,
+    /// The stored encoding of `object`, shared with the store (`None` for deletes).
+    pub encoded: Option<Encoded>,
+    /// Previous state (for modifications and deletes), as stored; [`Event::prev_object`]
+    /// decodes it.
+    pub prev: Option<Encoded>,
+    /// `prev` decoded, once, by the first watcher that needs it.
+    prev_object: OnceLock<Option<Arc<DynamicObject>>>,
+}
+
+impl Event {
+    /// A committed change.
+    pub fn new(
+        revision: Revision,
+        key: String,
+        kind: EventType,
+        object: Arc<DynamicObject>,
+        encoded: Option<Encoded>,
+        prev: Option<Encoded>,
+    ) -> Self {
+        Self {
+            revision,
+            key,
+            kind,
+            object,
+            encoded,
+            prev,
+            prev_object: OnceLock::new(),
+        }
+    }
+
+    /// The previous state, decoded (`None` for creates, or if the stored bytes do not decode,
+    /// which is logged).
+    pub fn prev_object(&self) -> Option<&Arc<DynamicObject>> {
+        self.prev_object
+            .get_or_init(|| {
+                let p = self.prev.as_ref()?;
+                match decode_stored(&self.key, p) {
+                    Ok(o) => Some(Arc::new(o)),
+                    Err(e) => {
+                        tracing::error!(error = %e, "undecodable previous state in a watch event");
+                        None
+                    }
+                }
+            })
+            .as_ref()
+    }
+}
+
+impl PartialEq for Event {
+    fn eq(&self, other: &Self) -> bool {
+        self.revision == other.revision
+            && self.key == other.key
+            && self.kind == other.kind
+            && self.object == other.object
+            && self.encoded == other.encoded
+            && self.prev == other.prev
+    }
 }
 
 /// Options of [`Storage::list`].
@@ -86,6 +174,36 @@ pub struct ListResult {
     pub revision: Revision,
     /// Number of matching keys after the last returned one (non-zero: there is another page).
     pub remaining: usize,
+}
+
+/// Result of [`Storage::list_stored`]: like [`ListResult`], with the stored encodings.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoredList {
+    /// Keys and items in key order.
+    pub items: Vec<(String, Stored)>,
+    /// The revision the list was read at.
+    pub revision: Revision,
+    /// Number of matching keys after the last returned one (non-zero: there is another page).
+    pub remaining: usize,
+}
+
+impl StoredList {
+    /// Decodes every item.
+    pub fn decode(self) -> Result<ListResult> {
+        let items = self
+            .items
+            .into_iter()
+            .map(|(k, s)| {
+                let v = s.decode(&k)?;
+                Ok((k, v))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(ListResult {
+            items,
+            revision: self.revision,
+            remaining: self.remaining,
+        })
+    }
 }
 
 /// A stream of committed events; an `Err` ends the stream (e.g. the watcher fell behind).
@@ -133,10 +251,10 @@ impl WriteOp {
 /// Every implementation must pass the conformance suite in `tests/storage_conformance.rs`.
 #[async_trait]
 pub trait Storage: Send + Sync + 'static {
-    /// The latest state of `key`.
-    async fn get(&self, key: &str) -> Result<Option<Versioned>>;
-    /// Keys starting with `prefix`, in key order, at a revision.
-    async fn list(&self, prefix: &str, opts: &ListOptions) -> Result<ListResult>;
+    /// The latest state of `key`, as stored.
+    async fn get_stored(&self, key: &str) -> Result<Option<Stored>>;
+    /// Keys starting with `prefix`, in key order, at a revision, as stored.
+    async fn list_stored(&self, prefix: &str, opts: &ListOptions) -> Result<StoredList>;
     /// Applies one write (etcd: one `Txn` with a compare); returns the stored state (for a
     /// delete: the last state with `resourceVersion` set to the delete revision).
     async fn write(&self, op: WriteOp) -> Result<Versioned>;
@@ -150,6 +268,17 @@ pub trait Storage: Send + Sync + 'static {
     /// Discards history at and before `revision` (the latest version of each live key is kept).
     async fn compact(&self, revision: Revision) -> Result<()>;
 
+    /// The latest state of `key`, decoded.
+    async fn get(&self, key: &str) -> Result<Option<Versioned>> {
+        self.get_stored(key)
+            .await?
+            .map(|s| s.decode(key))
+            .transpose()
+    }
+    /// Keys starting with `prefix`, in key order, at a revision, decoded.
+    async fn list(&self, prefix: &str, opts: &ListOptions) -> Result<ListResult> {
+        self.list_stored(prefix, opts).await?.decode()
+    }
     /// Creates `key`.
     async fn create(&self, key: &str, object: DynamicObject) -> Result<Versioned> {
         self.write(WriteOp::Create {

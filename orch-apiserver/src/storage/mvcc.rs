@@ -4,10 +4,13 @@
 //! Writes happen in two steps so that a durable backend can persist between them:
 //! [`prepare`] checks the compare against the current state and builds the new version and event
 //! (pure), then [`MvccIndex::apply`] makes it visible and notifies watchers.
+//!
+//! Every version is held as its [`Encoded`] compact JSON, never as a tree: a write encodes once
+//! (the writer and the event keep the tree it wrote), reads decode.
 
 use super::{
-    Event, EventStream, EventType, ListOptions, ListResult, Result, Revision, StorageError,
-    Versioned, WriteOp,
+    decode_stored, Encoded, Event, EventStream, EventType, ListOptions, Result, Revision,
+    StorageError, Stored, StoredList, Versioned, WriteOp,
 };
 use futures::StreamExt;
 use orch_types::DynamicObject;
@@ -23,16 +26,11 @@ const BROADCAST_CAPACITY: usize = 1 << 16;
 struct Version {
     mod_revision: Revision,
     create_revision: Revision,
-    object: Option<Arc<DynamicObject>>,
+    object: Option<Encoded>,
 }
 
 /// The latest live state of a key.
-#[derive(Debug, Clone)]
-pub(crate) struct Current {
-    pub create_revision: Revision,
-    pub mod_revision: Revision,
-    pub object: Arc<DynamicObject>,
-}
+pub(crate) type Current = Stored;
 
 /// A checked write, ready to be persisted and applied.
 #[derive(Debug, Clone)]
@@ -44,10 +42,10 @@ pub(crate) struct Prepared {
 impl Prepared {
     /// The state of the key after this write (`None` for a delete).
     pub fn current(&self) -> Option<Current> {
-        (self.event.kind != EventType::Deleted).then(|| Current {
+        Some(Current {
             create_revision: self.create_revision,
             mod_revision: self.event.revision,
-            object: self.event.object.clone(),
+            encoded: self.event.encoded.clone()?,
         })
     }
 
@@ -64,6 +62,11 @@ impl Prepared {
 fn with_rv(mut object: DynamicObject, revision: Revision) -> DynamicObject {
     object.metadata.resource_version = Some(revision.to_string());
     object
+}
+
+fn encode(key: &str, object: &DynamicObject) -> Result<Encoded> {
+    Encoded::encode(object)
+        .map_err(|e| StorageError::Backend(format!("cannot encode object {key}: {e}")))
 }
 
 /// Checks `op` against `current` and builds the write at `revision`.
@@ -107,31 +110,36 @@ pub(crate) fn prepare(
                 key,
                 EventType::Modified,
                 with_rv(object, revision),
-                Some(c.object),
+                Some(c.encoded),
                 c.create_revision,
             )
         }
         WriteOp::Delete { key, expected } => {
             check(&key, expected, &current)?;
             let c = current.expect("checked above");
-            let last = with_rv((*c.object).clone(), revision);
+            let last = with_rv(decode_stored(&key, &c.encoded)?, revision);
             (
                 key,
                 EventType::Deleted,
                 last,
-                Some(c.object),
+                Some(c.encoded),
                 c.create_revision,
             )
         }
     };
+    let encoded = match kind {
+        EventType::Deleted => None,
+        _ => Some(encode(&key, &object)?),
+    };
     Ok(Prepared {
-        event: Arc::new(Event {
+        event: Arc::new(Event::new(
             revision,
             key,
             kind,
-            object: Arc::new(object),
+            Arc::new(object),
+            encoded,
             prev,
-        }),
+        )),
         create_revision,
     })
 }
@@ -165,7 +173,7 @@ impl MvccIndex {
             vec![Version {
                 mod_revision: current.mod_revision,
                 create_revision: current.create_revision,
-                object: Some(current.object),
+                object: Some(current.encoded),
             }],
         );
     }
@@ -184,7 +192,7 @@ impl MvccIndex {
         Some(Current {
             create_revision: v.create_revision,
             mod_revision: v.mod_revision,
-            object: v.object.clone()?,
+            encoded: v.object.clone()?,
         })
     }
 
@@ -196,14 +204,14 @@ impl MvccIndex {
         self.keys.entry(ev.key.clone()).or_default().push(Version {
             mod_revision: ev.revision,
             create_revision: p.create_revision,
-            object: (ev.kind != EventType::Deleted).then(|| ev.object.clone()),
+            object: ev.encoded.clone(),
         });
         self.log.push_back(ev.clone());
         // No receivers is fine.
         let _ = self.tx.send(ev);
     }
 
-    pub fn list(&self, prefix: &str, opts: &ListOptions) -> Result<ListResult> {
+    pub fn list(&self, prefix: &str, opts: &ListOptions) -> Result<StoredList> {
         let at = opts.revision.unwrap_or(self.revision);
         if opts.revision.is_some() && at < self.compacted {
             return Err(StorageError::Compacted {
@@ -239,14 +247,14 @@ impl MvccIndex {
             }
             items.push((
                 key.clone(),
-                Versioned {
-                    object: object.clone(),
+                Stored {
+                    encoded: object.clone(),
                     create_revision: v.create_revision,
                     mod_revision: v.mod_revision,
                 },
             ));
         }
-        Ok(ListResult {
+        Ok(StoredList {
             items,
             revision: at,
             remaining,
