@@ -18,10 +18,11 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::{
     Container, ContainerState as ApiState, ContainerStateRunning, ContainerStateTerminated,
     ContainerStateWaiting, ContainerStatus, HostIP, LifecycleHandler, Pod, PodCondition, PodIP,
-    PodStatus, Probe,
+    PodSpec, PodStatus, Probe,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use std::collections::BTreeMap;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 /// Static settings of the kubelet that the worker needs.
@@ -128,9 +129,11 @@ impl Instance {
     }
 }
 
+/// The state of one container. Its spec is not copied: it is read from the worker's (shared)
+/// pod at `index` of `spec.initContainers` (init containers and sidecars) or `spec.containers`.
 #[derive(Debug, Clone)]
 struct CState {
-    spec: Container,
+    index: usize,
     role: Role,
     current: Option<Instance>,
     previous: Option<(ContainerId, ContainerState)>,
@@ -145,12 +148,30 @@ struct CState {
 }
 
 impl CState {
-    fn field_path(&self) -> String {
+    fn field_path(&self, name: &str) -> String {
         match self.role {
-            Role::App => format!("spec.containers{{{}}}", self.spec.name),
-            _ => format!("spec.initContainers{{{}}}", self.spec.name),
+            Role::App => format!("spec.containers{{{name}}}"),
+            _ => format!("spec.initContainers{{{name}}}"),
         }
     }
+}
+
+/// The spec of `pod` (an empty one if it has none).
+fn pod_spec(pod: &Pod) -> &PodSpec {
+    static NONE: LazyLock<PodSpec> = LazyLock::new(PodSpec::default);
+    pod.spec.as_ref().unwrap_or(&NONE)
+}
+
+/// The spec of container `c` in `pod`. The worker only accepts pods whose containers line up
+/// with its own (see [`PodWorker::update_pod`]), so the fallback is never hit in practice.
+fn container_spec<'a>(pod: &'a Pod, c: &CState) -> &'a Container {
+    static NONE: LazyLock<Container> = LazyLock::new(Container::default);
+    let spec = pod.spec.as_ref();
+    let list = match c.role {
+        Role::App => spec.map(|s| s.containers.as_slice()),
+        _ => spec.and_then(|s| s.init_containers.as_deref()),
+    };
+    list.and_then(|l| l.get(c.index)).unwrap_or(&NONE)
 }
 
 /// Why a pod worker was refused at admission.
@@ -166,7 +187,8 @@ pub struct Rejection {
 #[derive(Debug)]
 pub struct PodWorker {
     cfg: WorkerConfig,
-    pod: Pod,
+    /// The pod as last seen, shared with the driver (not copied).
+    pod: Arc<Pod>,
     containers: Vec<CState>,
     sandbox: Option<SandboxInfo>,
     sandbox_retry: Option<Timestamp>,
@@ -243,20 +265,22 @@ pub fn default_pull_policy(image: &str) -> &'static str {
 }
 
 impl PodWorker {
-    /// A worker for an admitted pod, first seen at `now`.
-    pub fn new(cfg: WorkerConfig, pod: Pod, now: Timestamp) -> Self {
-        let spec = pod.spec.clone().unwrap_or_default();
+    /// A worker for an admitted pod, first seen at `now`. The pod may be shared
+    /// (`Arc<Pod>`): the worker never copies it.
+    pub fn new(cfg: WorkerConfig, pod: impl Into<Arc<Pod>>, now: Timestamp) -> Self {
+        let pod = pod.into();
+        let spec = pod_spec(&pod);
         let mut containers = vec![];
-        for c in spec.init_containers.iter().flatten() {
+        for (i, c) in spec.init_containers.iter().flatten().enumerate() {
             let role = if status::is_sidecar(c) {
                 Role::Sidecar
             } else {
                 Role::Init
             };
-            containers.push(CState::new(c.clone(), role));
+            containers.push(CState::new(i, role));
         }
-        for c in &spec.containers {
-            containers.push(CState::new(c.clone(), Role::App));
+        for i in 0..spec.containers.len() {
+            containers.push(CState::new(i, Role::App));
         }
         let start_time = pod
             .status
@@ -293,7 +317,12 @@ impl PodWorker {
     }
 
     /// A worker for a pod refused at admission: it only reports `Failed` with the reason.
-    pub fn rejected(cfg: WorkerConfig, pod: Pod, now: Timestamp, r: Rejection) -> Self {
+    pub fn rejected(
+        cfg: WorkerConfig,
+        pod: impl Into<Arc<Pod>>,
+        now: Timestamp,
+        r: Rejection,
+    ) -> Self {
         let mut w = Self::new(cfg, pod, now);
         w.events.push(PodEvent {
             kind: EventKind::Warning,
@@ -318,28 +347,42 @@ impl PodWorker {
     }
 
     /// A newer version of the pod from the API (deletion is noticed here).
-    pub fn update_pod(&mut self, pod: Pod) {
+    pub fn update_pod(&mut self, pod: impl Into<Arc<Pod>>) {
+        let pod = pod.into();
         if pod.metadata.deletion_timestamp.is_some() {
             self.deleting = true;
         }
+        let count = |p: &Pod| {
+            let s = pod_spec(p);
+            s.containers.len() + s.init_containers.as_ref().map_or(0, Vec::len)
+        };
+        // The API server lets no update add, remove, rename or reorder containers; should one
+        // get here anyway, the containers keep their specs (only metadata and status change).
+        let lines_up = count(&pod) == count(&self.pod)
+            && self
+                .containers
+                .iter()
+                .all(|c| container_spec(&pod, c).name == container_spec(&self.pod, c).name);
+        if !lines_up {
+            tracing::debug!(pod = %self.pod_ref(), "pod update changes the containers; ignoring their specs");
+            let mut p = (*pod).clone();
+            p.spec = self.pod.spec.clone();
+            self.pod = Arc::new(p);
+            return;
+        }
         // `image` is the one mutable container field: a change restarts the container
         // (upstream computePodActions: "definition changed", regardless of restart policy).
-        if let Some(spec) = &pod.spec {
-            let all = spec
-                .init_containers
-                .iter()
-                .flatten()
-                .chain(spec.containers.iter());
-            for new in all {
-                if let Some(c) = self.containers.iter_mut().find(|c| c.spec.name == new.name) {
-                    if c.spec.image != new.image {
-                        c.spec = new.clone();
-                        c.spec_changed = c.current.is_some();
-                    }
-                }
+        for c in &mut self.containers {
+            if container_spec(&pod, c).image != container_spec(&self.pod, c).image {
+                c.spec_changed = c.current.is_some();
             }
         }
         self.pod = pod;
+    }
+
+    /// The spec of container `i`.
+    fn spec(&self, i: usize) -> &Container {
+        container_spec(&self.pod, &self.containers[i])
     }
 
     /// The pod is gone from the API (force deletion): kill everything at once.
@@ -380,7 +423,10 @@ impl PodWorker {
         container: &str,
         previous: bool,
     ) -> Option<(Option<ContainerId>, bool)> {
-        let c = self.containers.iter().find(|c| c.spec.name == container)?;
+        let c = self
+            .containers
+            .iter()
+            .find(|c| container_spec(&self.pod, c).name == container)?;
         let cur = c.current.as_ref();
         let running = cur.is_some_and(|i| matches!(i.state, ContainerState::Running { .. }));
         if !previous {
@@ -404,10 +450,12 @@ impl PodWorker {
     ) {
         self.scheme = rt.info().name;
         let uid = self.uid();
+        let pod = &self.pod;
         for c in &mut self.containers {
+            let spec = container_spec(pod, c);
             let mine = records
                 .iter()
-                .filter(|r| r.pod_uid == uid && r.name == c.spec.name)
+                .filter(|r| r.pod_uid == uid && r.name == spec.name)
                 .max_by_key(|r| r.attempt);
             let Some(r) = mine else { continue };
             let Some(state) = rt.container_state(&r.id, now) else {
@@ -420,7 +468,7 @@ impl PodWorker {
                 id: r.id.clone(),
                 state,
                 post_start_running: false,
-                started: running && c.spec.startup_probe.is_none(),
+                started: running && spec.startup_probe.is_none(),
                 ready: false,
                 probes: BTreeMap::new(),
                 kill: None,
@@ -474,7 +522,7 @@ impl PodWorker {
     }
 
     fn event(&mut self, i: Option<usize>, kind: EventKind, reason: &str, message: String) {
-        let field_path = i.map(|i| self.containers[i].field_path());
+        let field_path = i.map(|i| self.containers[i].field_path(&self.spec(i).name));
         self.events.push(PodEvent {
             kind,
             reason: reason.into(),
@@ -513,6 +561,7 @@ impl PodWorker {
         }
         let uid = self.uid();
         for c in &self.containers {
+            let spec = container_spec(&self.pod, c);
             if c.waiting
                 .as_ref()
                 .is_some_and(|w| w.1.as_deref() == Some("pulling"))
@@ -538,14 +587,14 @@ impl PodWorker {
                     if reason == "CrashLoopBackOff" {
                         consider(
                             self.crash_backoff
-                                .until(&format!("{uid}/{}", c.spec.name), finished),
+                                .until(&format!("{uid}/{}", spec.name), finished),
                         );
                     }
                 }
             }
             if let Some((reason, _)) = &c.waiting {
                 if reason == "ImagePullBackOff" || reason == "ErrImagePull" {
-                    let img = c.spec.image.clone().unwrap_or_default();
+                    let img = spec.image.as_deref().unwrap_or_default();
                     consider(self.pull_backoff.until_update(&format!("{uid}/{img}")));
                 }
             }
@@ -643,7 +692,7 @@ impl PodWorker {
                     (Role::Init, _, _, Some((0, _))) => continue,
                     (Role::Init, _, _, Some((code, _))) => {
                         if self.restart_policy() == "Never" {
-                            let name = self.containers[i].spec.name.clone();
+                            let name = self.spec(i).name.clone();
                             tracing::debug!(pod = %self.pod_ref(), container = %name, code, "init container failed, pod fails");
                             self.terminal = true;
                             self.drive_termination(now, rt, &mut jobs);
@@ -686,7 +735,7 @@ impl PodWorker {
                 Some(inst) if inst.running() => {
                     app_done &= role != Role::App;
                     if c.spec_changed && inst.kill.is_none() {
-                        let name = c.spec.name.clone();
+                        let name = container_spec(&self.pod, c).name.clone();
                         self.event(
                             Some(i),
                             EventKind::Normal,
@@ -724,7 +773,7 @@ impl PodWorker {
     }
 
     fn sandbox_config(&self) -> SandboxConfig {
-        let spec = self.pod.spec.clone().unwrap_or_default();
+        let spec = pod_spec(&self.pod);
         let host_ports = spec
             .containers
             .iter()
@@ -736,15 +785,15 @@ impl PodWorker {
                     .map(|h| (h, p.protocol.clone().unwrap_or_else(|| "TCP".into())))
             })
             .collect();
-        let pod_res = crate::runtime::limits::pod_resources(&spec);
+        let pod_res = crate::runtime::limits::pod_resources(spec);
         SandboxConfig {
             pod_uid: self.uid(),
             namespace: self.pod.metadata.namespace.clone().unwrap_or_default(),
             name: self.pod.metadata.name.clone().unwrap_or_default(),
             host_network: spec.host_network.unwrap_or(false),
             host_ports,
-            port_mappings: crate::runtime::limits::port_mappings(&spec),
-            qos_class: status::qos_class(&spec).into(),
+            port_mappings: crate::runtime::limits::port_mappings(spec),
+            qos_class: status::qos_class(spec).into(),
             cpu_request_milli: pod_res.0,
             cpu_limit_milli: pod_res.1,
             memory_limit: pod_res.2,
@@ -790,7 +839,7 @@ impl PodWorker {
     }
 
     fn target(&self, i: usize) -> HandlerTarget {
-        let c = &self.containers[i].spec;
+        let c = self.spec(i);
         HandlerTarget {
             pod_ip: self
                 .sandbox
@@ -816,7 +865,7 @@ impl PodWorker {
         now: Timestamp,
         rt: &dyn ContainerRuntime,
     ) -> Option<String> {
-        let spec = &self.containers[i].spec;
+        let spec = self.spec(i);
         let image = spec.image.clone().unwrap_or_default();
         let policy = spec
             .image_pull_policy
@@ -869,7 +918,7 @@ impl PodWorker {
         let ctx = PullContext {
             secrets: self.env.pull_secrets.clone(),
             annotations: self.pod.metadata.annotations.clone().unwrap_or_default(),
-            container: self.containers[i].spec.name.clone(),
+            container: self.spec(i).name.clone(),
         };
         match rt.pull_image(&image, &ctx, now) {
             PullOutcome::Ready(info) => {
@@ -922,7 +971,8 @@ impl PodWorker {
     }
 
     fn start(&mut self, i: usize, now: Timestamp, rt: &dyn ContainerRuntime, jobs: &mut Vec<Job>) {
-        let spec = self.containers[i].spec.clone();
+        let pod = self.pod.clone();
+        let spec = container_spec(&pod, &self.containers[i]);
         let privileged = spec
             .security_context
             .as_ref()
@@ -946,7 +996,7 @@ impl PodWorker {
         let Some(image_id) = self.ensure_image(i, now, rt) else {
             return;
         };
-        let env = match container_env(&self.pod, &spec, &self.env) {
+        let env = match container_env(&self.pod, spec, &self.env) {
             Ok(e) => e,
             Err(e) => {
                 let msg = e.to_string();
@@ -961,7 +1011,7 @@ impl PodWorker {
                 return;
             }
         };
-        let (command, args) = expand_command(&spec, &env);
+        let (command, args) = expand_command(spec, &env);
         let memory_limit = spec
             .resources
             .as_ref()
@@ -969,7 +1019,7 @@ impl PodWorker {
             .and_then(|l| l.get("memory"))
             .and_then(|q| orch_types::quantity::Quantity::try_from(q).ok())
             .map(|q| q.value());
-        let cpu = crate::runtime::limits::container_resources(&spec);
+        let cpu = crate::runtime::limits::container_resources(spec);
         let c = &self.containers[i];
         let cfg = ContainerConfig {
             pod_uid: self.uid(),
@@ -1064,7 +1114,7 @@ impl PodWorker {
         rt: &dyn ContainerRuntime,
         jobs: &mut Vec<Job>,
     ) {
-        let name = self.containers[i].spec.name.clone();
+        let name = self.spec(i).name.clone();
         let key = format!("{}/{name}", self.uid());
         let Some((_, finished)) = self.containers[i]
             .current
@@ -1113,14 +1163,15 @@ impl PodWorker {
     }
 
     fn schedule_probe(&mut self, i: usize, kind: HandlerKind, now: Timestamp, jobs: &mut Vec<Job>) {
-        let c = &self.containers[i];
+        let pod = self.pod.clone();
+        let spec = container_spec(&pod, &self.containers[i]);
         let probe = match kind {
-            HandlerKind::Startup => c.spec.startup_probe.clone(),
-            HandlerKind::Liveness => c.spec.liveness_probe.clone(),
-            _ => c.spec.readiness_probe.clone(),
+            HandlerKind::Startup => spec.startup_probe.as_ref(),
+            HandlerKind::Liveness => spec.liveness_probe.as_ref(),
+            _ => spec.readiness_probe.as_ref(),
         };
         let Some(probe) = probe else { return };
-        let Some(action) = probe_action(&probe) else {
+        let Some(action) = probe_action(probe) else {
             return;
         };
         let Some(inst) = &self.containers[i].current else {
@@ -1148,7 +1199,7 @@ impl PodWorker {
         ps.in_flight = true;
         ps.next_run = Some(add(now, secs(probe.period_seconds, 10)));
         jobs.push(Job {
-            container: self.containers[i].spec.name.clone(),
+            container: spec.name.clone(),
             id,
             kind,
             action,
@@ -1174,8 +1225,8 @@ impl PodWorker {
         if inst.post_start_running || !matches!(inst.state, ContainerState::Running { .. }) {
             return;
         }
-        let has_startup = self.containers[i].spec.startup_probe.is_some();
-        let has_readiness = self.containers[i].spec.readiness_probe.is_some();
+        let has_startup = self.spec(i).startup_probe.is_some();
+        let has_readiness = self.spec(i).readiness_probe.is_some();
         if !inst.started {
             if has_startup {
                 self.schedule_probe(i, HandlerKind::Startup, now, jobs);
@@ -1202,14 +1253,14 @@ impl PodWorker {
         now: Timestamp,
         jobs: &mut Vec<Job>,
     ) {
-        let pre_stop = self.containers[i]
-            .spec
+        let pre_stop = self
+            .spec(i)
             .lifecycle
             .as_ref()
             .and_then(|l| l.pre_stop.as_ref())
             .and_then(handler_action);
         let target = self.target(i);
-        let name = self.containers[i].spec.name.clone();
+        let name = self.spec(i).name.clone();
         let Some(inst) = self.containers[i].current.as_mut() else {
             return;
         };
@@ -1326,7 +1377,7 @@ impl PodWorker {
                 continue;
             }
             if inst.kill.is_none() {
-                let name = c.spec.name.clone();
+                let name = container_spec(&self.pod, c).name.clone();
                 self.event(
                     Some(i),
                     EventKind::Normal,
@@ -1417,13 +1468,14 @@ impl PodWorker {
         let Some(i) = self
             .containers
             .iter()
-            .position(|c| c.spec.name == job.container)
+            .position(|c| container_spec(&self.pod, c).name == job.container)
         else {
             return;
         };
         let grace = self.grace();
         let name = job.container.clone();
-        let spec = self.containers[i].spec.clone();
+        let pod = self.pod.clone();
+        let spec = container_spec(&pod, &self.containers[i]);
         let Some(inst) = self.containers[i].current.as_mut() else {
             return;
         };
@@ -1463,9 +1515,9 @@ impl PodWorker {
             }
             kind => {
                 let probe = match kind {
-                    HandlerKind::Startup => spec.startup_probe,
-                    HandlerKind::Liveness => spec.liveness_probe,
-                    _ => spec.readiness_probe,
+                    HandlerKind::Startup => spec.startup_probe.as_ref(),
+                    HandlerKind::Liveness => spec.liveness_probe.as_ref(),
+                    _ => spec.readiness_probe.as_ref(),
                 };
                 let Some(probe) = probe else { return };
                 let ps = inst.probes.entry(kind).or_default();
@@ -1538,8 +1590,10 @@ impl PodWorker {
 
     /// The pod status as the kubelet reports it.
     pub fn status(&mut self, now: Timestamp) -> PodStatus {
-        let spec = self.pod.spec.clone().unwrap_or_default();
-        let old = self.pod.status.clone().unwrap_or_default();
+        static NO_STATUS: LazyLock<PodStatus> = LazyLock::new(PodStatus::default);
+        let pod = self.pod.clone();
+        let spec = pod_spec(&pod);
+        let old = pod.status.as_ref().unwrap_or(&NO_STATUS);
         let host_ip = self.cfg.host_ip.clone();
         if let Some(r) = &self.rejected {
             return PodStatus {
@@ -1570,7 +1624,7 @@ impl PodWorker {
             .chain(app_statuses.iter())
             .cloned()
             .collect();
-        let mut phase = status::pod_phase(&spec, &all, self.stopped);
+        let mut phase = status::pod_phase(spec, &all, self.stopped);
         let old_phase = old.phase.as_deref().unwrap_or_default();
         if old_phase == status::phase::FAILED || old_phase == status::phase::SUCCEEDED {
             phase = if old_phase == status::phase::FAILED {
@@ -1587,11 +1641,11 @@ impl PodWorker {
             .cloned()
             .collect();
         let existing = conditions.clone();
-        let cr = status::containers_ready(&spec, &all, phase);
+        let cr = status::containers_ready(spec, &all, phase);
         let mut kubelet = vec![
             status::ready_to_start(self.sandbox.is_some() && !self.stopped),
-            status::initialized(&spec, &all, phase),
-            status::pod_ready(&spec, &existing, &cr),
+            status::initialized(spec, &all, phase),
+            status::pod_ready(spec, &existing, &cr),
             cr,
         ];
         if !conditions.iter().any(|c| c.type_ == "PodScheduled") {
@@ -1624,23 +1678,24 @@ impl PodWorker {
             .or(old.pod_ip.clone());
         PodStatus {
             phase: Some(phase.into()),
-            reason: old.reason.filter(|_| old_phase == phase),
-            message: old.message.filter(|_| old_phase == phase),
+            reason: old.reason.clone().filter(|_| old_phase == phase),
+            message: old.message.clone().filter(|_| old_phase == phase),
             conditions: Some(conditions),
             host_ip: Some(host_ip.clone()),
             host_ips: Some(vec![HostIP { ip: host_ip }]),
             pod_ips: pod_ip.clone().map(|ip| vec![PodIP { ip }]),
             pod_ip,
             start_time: Some(Time(self.start_time)),
-            qos_class: Some(status::qos_class(&spec).into()),
+            qos_class: Some(status::qos_class(spec).into()),
             init_container_statuses: has_init.then_some(init_statuses),
             container_statuses: Some(app_statuses),
-            nominated_node_name: old.nominated_node_name,
+            nominated_node_name: old.nominated_node_name.clone(),
             ..Default::default()
         }
     }
 
     fn container_status(&self, c: &CState, has_init: bool) -> ContainerStatus {
+        let spec = container_spec(&self.pod, c);
         let default_waiting = if has_init {
             "PodInitializing"
         } else {
@@ -1735,8 +1790,8 @@ impl PodWorker {
             _ => ready,
         };
         ContainerStatus {
-            name: c.spec.name.clone(),
-            image: c.spec.image.clone().unwrap_or_default(),
+            name: spec.name.clone(),
+            image: spec.image.clone().unwrap_or_default(),
             image_id: c.image_id.clone().unwrap_or_default(),
             container_id: id,
             state: Some(state),
@@ -1754,9 +1809,9 @@ impl PodWorker {
 }
 
 impl CState {
-    fn new(spec: Container, role: Role) -> Self {
+    fn new(index: usize, role: Role) -> Self {
         Self {
-            spec,
+            index,
             role,
             current: None,
             previous: None,

@@ -106,6 +106,44 @@ fn pod_of(o: &DynamicObject) -> Option<Pod> {
     })
 }
 
+/// The Pod after a status write that succeeded: metadata and status from the server's answer,
+/// the spec from `old` (the engine's pod). A status write never changes the spec, and it was
+/// pinned to `old`'s resourceVersion, so the stored spec is `old`'s: it is reused instead of
+/// being converted again.
+fn pod_after_status_write(o: &DynamicObject, old: &Pod) -> Option<Pod> {
+    if o.data.keys().any(|k| k != "spec" && k != "status") {
+        return pod_of(o);
+    }
+    let status = match o.data.get("status") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(serde::Deserialize::deserialize(v).ok()?),
+    };
+    Some(Pod {
+        metadata: o.metadata.clone(),
+        spec: old.spec.clone(),
+        status,
+    })
+}
+
+/// A 64-bit FNV-1a digest of a pod status' JSON form: what a worker last wrote, kept instead of
+/// a copy of the status to tell whether the next one differs.
+fn status_digest(s: &k8s_openapi::api::core::v1::PodStatus) -> u64 {
+    struct W(Fnv64);
+    impl std::io::Write for W {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.write(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut w = W(Fnv64::default());
+    // Serialising plain data into a writer that cannot fail does not fail.
+    let _ = serde_json::to_writer(&mut w, s);
+    w.0.value()
+}
+
 fn key_of(ns: Option<&str>, name: &str) -> String {
     match ns {
         Some(ns) => format!("{ns}/{name}"),
@@ -153,8 +191,9 @@ struct NodeState {
 struct WorkerState {
     worker: PodWorker,
     node: String,
-    /// The status last written (`None`: write the next one whatever it is).
-    last_status: Option<k8s_openapi::api::core::v1::PodStatus>,
+    /// Digest of the status last written ([`status_digest`]; `None`: write the next one
+    /// whatever it is).
+    last_status: Option<u64>,
     due: Option<Timestamp>,
 }
 
@@ -187,7 +226,8 @@ pub struct Simulation {
     pods: BTreeMap<String, Arc<Pod>>,
     rss: BTreeMap<String, Arc<ReplicaSet>>,
     deploys: BTreeMap<String, Arc<Deployment>>,
-    workers: BTreeMap<String, WorkerState>,
+    /// Boxed: a map node holds up to 11 entries, and most workers are in nodes far from full.
+    workers: BTreeMap<String, Box<WorkerState>>,
     /// Who reads which pods and ReplicaSets (the informer indexes of the controllers): pod
     /// keys by controlling ReplicaSet (`ns/name`), ReplicaSet keys by controlling Deployment,
     /// and the objects without a controller (candidates for adoption).
@@ -673,7 +713,7 @@ impl Simulation {
         if let Some(n) = node {
             match self.workers.get_mut(&k) {
                 Some(w) => {
-                    w.worker.update_pod((*p).clone());
+                    w.worker.update_pod(p.clone());
                     self.wake(&k, now);
                 }
                 None if !terminal => {
@@ -687,15 +727,15 @@ impl Simulation {
                         host_ip,
                         allow_privileged: false,
                     };
-                    let worker = PodWorker::new(cfg, (*p).clone(), now);
+                    let worker = PodWorker::new(cfg, p.clone(), now);
                     self.workers.insert(
                         k.clone(),
-                        WorkerState {
+                        Box::new(WorkerState {
                             worker,
                             node: n,
                             last_status: None,
                             due: None,
-                        },
+                        }),
                     );
                     self.wake(&k, now);
                 }
@@ -784,6 +824,7 @@ impl Simulation {
 
     async fn apply_actions(&mut self, actions: Vec<Action>, requeue_kind: u8, requeue_key: &str) {
         for a in actions {
+            self.compact().await;
             let res = match a {
                 Action::Create {
                     resource,
@@ -799,6 +840,7 @@ impl Simulation {
                 Action::CreatePods { pods, .. } => {
                     let mut last = Ok(None);
                     for mut p in pods {
+                        self.compact().await;
                         self.name_generated(&mut p);
                         let ns = p.namespace().map(str::to_string);
                         match self
@@ -1134,6 +1176,7 @@ impl Simulation {
         pending.sort();
         let mut did = false;
         for (_, _, k) in pending {
+            self.compact().await;
             let Some(p) = self.pods.get(&k).cloned() else {
                 continue;
             };
@@ -1301,6 +1344,7 @@ impl Simulation {
         }
         let mut did = false;
         for k in due {
+            self.compact().await;
             let Some(ws) = self.workers.get_mut(&k) else {
                 continue;
             };
@@ -1330,11 +1374,12 @@ impl Simulation {
             // the engine does not report kubelet events, so they are dropped here instead of
             // piling up in every worker.
             drop(ws.worker.take_events());
-            let changed = ws.last_status.as_ref() != Some(&status);
+            let digest = status_digest(&status);
+            let changed = ws.last_status != Some(digest);
             let wants_delete = ws.worker.wants_delete();
             let next = ws.worker.next_wakeup(now, &rt);
             if changed {
-                ws.last_status = Some(status.clone());
+                ws.last_status = Some(digest);
                 if let Some(p) = self.pods.get(&k).cloned() {
                     // A status write reads only metadata and status (the server keeps the
                     // stored spec), so the spec is neither copied nor converted.
@@ -1362,8 +1407,10 @@ impl Simulation {
                             .map_err(orch_types::client::ClientError::from);
                         match written {
                             Ok(out) => {
-                                let o = out.written().object.clone();
-                                self.observe(&o);
+                                let o = &out.written().object;
+                                if let Some(new) = pod_after_status_write(o, &p) {
+                                    self.observe_pod(new);
+                                }
                                 did = true;
                             }
                             Err(e) => {
@@ -1667,7 +1714,9 @@ impl Simulation {
     /// Compacts the API server's history like its periodic compactor does, but by the number
     /// of writes (virtual time runs much faster than the real compactor's timer): everything
     /// but the last [`KEEP_REVISIONS`] revisions once [`COMPACT_EVERY`] writes have piled up.
-    /// Watches are served from the watch cache, whose window is unaffected.
+    /// Called before every write of the long loops (controllers' actions, scheduling, pod
+    /// workers), since one instant can hold hundreds of thousands of writes. Watches are
+    /// served from the watch cache, whose window is unaffected.
     async fn compact(&mut self) {
         let storage = self.api.storage();
         let rev = storage.current_revision();

@@ -201,6 +201,10 @@ impl Fnv64 {
             self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
         }
     }
+    /// The hash.
+    pub fn value(&self) -> u64 {
+        self.0
+    }
     /// The hash as 16 hex digits.
     pub fn hex(&self) -> String {
         format!("{:016x}", self.0)

@@ -29,9 +29,14 @@ use std::collections::HashMap;
 /// Prefix of every sim annotation.
 pub const PREFIX: &str = "sim.orch.dev/";
 
+/// A container: what `list_containers` reports of its config (not the whole config, whose
+/// environment and annotations the simulation has no use for once the timings are known).
 #[derive(Debug, Clone)]
 struct SimContainer {
-    cfg: ContainerConfig,
+    pod_uid: String,
+    name: String,
+    attempt: i32,
+    image: String,
     start_at: Timestamp,
     exit_at: Option<Timestamp>,
     exit_code: i32,
@@ -279,7 +284,10 @@ impl ContainerRuntime for SimRuntime {
         i.containers.insert(
             id.clone(),
             SimContainer {
-                cfg: cfg.clone(),
+                pod_uid: cfg.pod_uid.clone(),
+                name: cfg.name.clone(),
+                attempt: cfg.attempt,
+                image: cfg.image.clone(),
                 start_at,
                 exit_at: run.map(|r| plus(start_at, r)),
                 exit_code,
@@ -328,10 +336,10 @@ impl ContainerRuntime for SimRuntime {
             .iter()
             .map(|(id, c)| ContainerRecord {
                 id: id.clone(),
-                pod_uid: c.cfg.pod_uid.clone(),
-                name: c.cfg.name.clone(),
-                attempt: c.cfg.attempt,
-                image: c.cfg.image.clone(),
+                pod_uid: c.pod_uid.clone(),
+                name: c.name.clone(),
+                attempt: c.attempt,
+                image: c.image.clone(),
             })
             .collect()
     }
@@ -387,7 +395,7 @@ impl ContainerRuntime for SimRuntime {
         }
         let death = i
             .sandboxes
-            .get(&c.cfg.pod_uid)
+            .get(&c.pod_uid)
             .and_then(|sb| sb.dies_at)
             .filter(|t| *t > now);
         let own = if now < c.start_at {
