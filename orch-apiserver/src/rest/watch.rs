@@ -63,10 +63,11 @@ fn convert(ev: &Event, prefix: &str, filter: &Filter) -> Option<WatchEvent<Arc<D
     if !ev.key.starts_with(prefix) {
         return None;
     }
-    let cur = filter.matches(&ev.object);
+    let object = ev.object()?;
+    let cur = filter.matches(object);
     match ev.kind {
-        EventType::Added => cur.then(|| WatchEvent::Added(ev.object.clone())),
-        EventType::Deleted => cur.then(|| WatchEvent::Deleted(ev.object.clone())),
+        EventType::Added => cur.then(|| WatchEvent::Added(object.clone())),
+        EventType::Deleted => cur.then(|| WatchEvent::Deleted(object.clone())),
         EventType::Modified => {
             let prev = if filter.is_empty() {
                 None
@@ -75,8 +76,8 @@ fn convert(ev: &Event, prefix: &str, filter: &Filter) -> Option<WatchEvent<Arc<D
             };
             let old = ev.prev.is_some() && prev.is_none_or(|p| filter.matches(p));
             match (old, cur) {
-                (true, true) => Some(WatchEvent::Modified(ev.object.clone())),
-                (false, true) => Some(WatchEvent::Added(ev.object.clone())),
+                (true, true) => Some(WatchEvent::Modified(object.clone())),
+                (false, true) => Some(WatchEvent::Added(object.clone())),
                 (true, false) => prev.map(|p| WatchEvent::Deleted(with_rv(p, ev.revision))),
                 (false, false) => None,
             }

@@ -85,6 +85,10 @@ pub enum EventType {
 }
 
 /// One committed change.
+///
+/// It holds the stored encodings only (the event log and the watch cache window keep many
+/// events); [`Event::object`] and [`Event::prev_object`] decode them once, for the first watcher
+/// that needs the trees.
 #[derive(Debug, Clone)]
 pub struct Event {
     /// The revision of the change.
@@ -93,24 +97,31 @@ pub struct Event {
     pub key: String,
     /// What happened.
     pub kind: EventType,
-    /// New state (for deletes: the last state, with `resourceVersion` = the delete revision).
-    pub object: Arc<DynamicObject>,
-    /// The stored encoding of `object`, shared with the store (`None` for deletes).
+    /// The new state as stored, shared with the store (`None` for deletes: the key is gone).
     pub encoded: Option<Encoded>,
-    /// Previous state (for modifications and deletes), as stored; [`Event::prev_object`]
-    /// decodes it.
+    /// The previous state as stored (for modifications and deletes).
     pub prev: Option<Encoded>,
-    /// `prev` decoded, once, by the first watcher that needs it.
+    object: OnceLock<Option<Arc<DynamicObject>>>,
     prev_object: OnceLock<Option<Arc<DynamicObject>>>,
 }
 
+fn decode_logged(key: &str, e: &Encoded) -> Option<DynamicObject> {
+    match decode_stored(key, e) {
+        Ok(o) => Some(o),
+        Err(e) => {
+            tracing::error!(error = %e, "undecodable object in a watch event");
+            None
+        }
+    }
+}
+
 impl Event {
-    /// A committed change.
+    /// A committed change: `encoded` is the new state (`None` for a delete), `prev` the
+    /// previous one (`None` for a create).
     pub fn new(
         revision: Revision,
         key: String,
         kind: EventType,
-        object: Arc<DynamicObject>,
         encoded: Option<Encoded>,
         prev: Option<Encoded>,
     ) -> Self {
@@ -118,27 +129,34 @@ impl Event {
             revision,
             key,
             kind,
-            object,
             encoded,
             prev,
+            object: OnceLock::new(),
             prev_object: OnceLock::new(),
         }
+    }
+
+    /// The new state, decoded; for a delete the last state with `resourceVersion` set to the
+    /// delete's revision. `None` only if the stored bytes do not decode (logged).
+    pub fn object(&self) -> Option<&Arc<DynamicObject>> {
+        self.object
+            .get_or_init(|| match (&self.encoded, &self.prev) {
+                (Some(e), _) => decode_logged(&self.key, e).map(Arc::new),
+                (None, Some(p)) => {
+                    let mut o = decode_logged(&self.key, p)?;
+                    o.metadata.resource_version = Some(self.revision.to_string());
+                    Some(Arc::new(o))
+                }
+                (None, None) => None,
+            })
+            .as_ref()
     }
 
     /// The previous state, decoded (`None` for creates, or if the stored bytes do not decode,
     /// which is logged).
     pub fn prev_object(&self) -> Option<&Arc<DynamicObject>> {
         self.prev_object
-            .get_or_init(|| {
-                let p = self.prev.as_ref()?;
-                match decode_stored(&self.key, p) {
-                    Ok(o) => Some(Arc::new(o)),
-                    Err(e) => {
-                        tracing::error!(error = %e, "undecodable previous state in a watch event");
-                        None
-                    }
-                }
-            })
+            .get_or_init(|| decode_logged(&self.key, self.prev.as_ref()?).map(Arc::new))
             .as_ref()
     }
 }
@@ -148,7 +166,6 @@ impl PartialEq for Event {
         self.revision == other.revision
             && self.key == other.key
             && self.kind == other.kind
-            && self.object == other.object
             && self.encoded == other.encoded
             && self.prev == other.prev
     }

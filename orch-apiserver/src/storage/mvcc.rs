@@ -37,6 +37,8 @@ pub(crate) type Current = Stored;
 pub(crate) struct Prepared {
     pub event: Arc<Event>,
     pub create_revision: Revision,
+    /// What the writer gets back (the event holds only the encoding).
+    object: Arc<DynamicObject>,
 }
 
 impl Prepared {
@@ -52,7 +54,7 @@ impl Prepared {
     /// What the writer gets back.
     pub fn versioned(&self) -> Versioned {
         Versioned {
-            object: self.event.object.clone(),
+            object: self.object.clone(),
             create_revision: self.create_revision,
             mod_revision: self.event.revision,
         }
@@ -132,15 +134,9 @@ pub(crate) fn prepare(
         _ => Some(encode(&key, &object)?),
     };
     Ok(Prepared {
-        event: Arc::new(Event::new(
-            revision,
-            key,
-            kind,
-            Arc::new(object),
-            encoded,
-            prev,
-        )),
+        event: Arc::new(Event::new(revision, key, kind, encoded, prev)),
         create_revision,
+        object: Arc::new(object),
     })
 }
 
