@@ -270,7 +270,9 @@ impl PodWorker {
     pub fn new(cfg: WorkerConfig, pod: impl Into<Arc<Pod>>, now: Timestamp) -> Self {
         let pod = pod.into();
         let spec = pod_spec(&pod);
-        let mut containers = vec![];
+        let mut containers = Vec::with_capacity(
+            spec.containers.len() + spec.init_containers.as_ref().map_or(0, Vec::len),
+        );
         for (i, c) in spec.init_containers.iter().flatten().enumerate() {
             let role = if status::is_sidecar(c) {
                 Role::Sidecar
