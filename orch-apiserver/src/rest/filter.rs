@@ -5,6 +5,7 @@
 //! objects and maps their errors to 400 Bad Request.
 
 use super::{Resource, RestResult};
+use crate::storage::Encoded;
 use orch_types::fields::{FieldSelector, GENERIC_FIELDS};
 use orch_types::labels::Selector;
 use orch_types::{ApiError, DynamicObject};
@@ -69,6 +70,82 @@ impl Filter {
             f.matches(&meta)
         } else {
             f.matches(&obj.to_value())
+        }
+    }
+
+    /// Whether a stored object passes both selectors, read from its encoding without decoding
+    /// more than they need: the metadata for labels and `metadata.name`/`namespace` fields, the
+    /// JSON value for other fields (what [`Filter::matches`] reads off the tree).
+    pub fn matches_encoded(&self, e: &Encoded) -> Result<bool, serde_json::Error> {
+        if self.is_empty() {
+            return Ok(true);
+        }
+        if self.labels.is_some() || self.fields_generic {
+            let m = e.decode_meta()?;
+            if let Some(l) = &self.labels {
+                if !l.matches_opt(m.labels.as_ref()) {
+                    return Ok(false);
+                }
+            }
+            if self.fields_generic {
+                let Some(f) = &self.fields else {
+                    return Ok(true);
+                };
+                let meta = serde_json::json!({
+                    "metadata": {
+                        "name": m.name.unwrap_or_default(),
+                        "namespace": m.namespace.unwrap_or_default(),
+                    }
+                });
+                return Ok(f.matches(&meta));
+            }
+        }
+        match &self.fields {
+            None => Ok(true),
+            Some(f) => Ok(f.matches(&e.decode_as::<serde_json::Value>()?)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoded_matching_agrees_with_the_tree() {
+        let info = orch_types::registry::by_kind("v1", "Pod").unwrap();
+        let pods: Vec<DynamicObject> = [
+            r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"a","namespace":"x","labels":{"app":"web","tier":"1"}},"spec":{"nodeName":"n1"},"status":{"phase":"Running"}}"#,
+            r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"b","namespace":"y","labels":{"app":"db"}},"spec":{},"status":{"phase":"Pending"}}"#,
+            r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"c"},"spec":{"nodeName":"n2"}}"#,
+        ]
+        .iter()
+        .map(|t| serde_json::from_str(t).unwrap())
+        .collect();
+        let selectors = [
+            (None, None),
+            (Some("app=web"), None),
+            (Some("app!=web"), None),
+            (Some("tier"), None),
+            (None, Some("metadata.name=b")),
+            (None, Some("metadata.namespace=x")),
+            (None, Some("metadata.namespace=")),
+            (None, Some("spec.nodeName=n1")),
+            (None, Some("spec.nodeName=")),
+            (None, Some("status.phase!=Running")),
+            (Some("app"), Some("spec.nodeName!=n2,metadata.name=a")),
+        ];
+        for (labels, fields) in selectors {
+            let f = Filter::new(info, labels, fields).unwrap();
+            for p in &pods {
+                let e = Encoded::encode(p).unwrap();
+                assert_eq!(
+                    f.matches_encoded(&e).unwrap(),
+                    f.matches(p),
+                    "{labels:?} {fields:?} on {}",
+                    p.name()
+                );
+            }
         }
     }
 }

@@ -52,11 +52,21 @@ fn decode_continue(s: &str) -> RestResult<ContinueToken> {
     Ok(t)
 }
 
-/// Decodes an object the watch cache handed out (500 if the stored bytes do not decode).
-pub(crate) fn decode_cached(e: &Encoded) -> RestResult<Arc<DynamicObject>> {
-    e.decode()
-        .map(Arc::new)
-        .map_err(|err| ApiError::internal(format!("stored object does not decode: {err}")))
+fn undecodable(err: serde_json::Error) -> ApiError {
+    ApiError::internal(format!("stored object does not decode: {err}"))
+}
+
+/// Decodes an object the watch cache handed out if it passes `filter` (500 if the stored bytes
+/// do not decode); the selectors read only what they need, so objects they reject are never
+/// decoded.
+pub(crate) fn decode_cached(
+    e: &Encoded,
+    filter: &Filter,
+) -> RestResult<Option<Arc<DynamicObject>>> {
+    if !filter.matches_encoded(e).map_err(undecodable)? {
+        return Ok(None);
+    }
+    e.decode().map(|o| Some(Arc::new(o))).map_err(undecodable)
 }
 
 /// Parses a resourceVersion parameter.
@@ -143,10 +153,7 @@ impl ApiServer {
             // Decoded outside the cache's lock.
             let mut items = Vec::with_capacity(l.items.len());
             for e in &l.items {
-                let o = decode_cached(e)?;
-                if filter.matches(&o) {
-                    items.push(o);
-                }
+                items.extend(decode_cached(e, &filter)?);
             }
             return Ok(ObjectList {
                 metadata: ListMeta {
@@ -166,7 +173,7 @@ impl ApiServer {
             limit: if filter.is_empty() { limit } else { None },
             start_after,
         };
-        let l = self.storage.list(&prefix, &opts).await.map_err(|e| match (e, &token) {
+        let l = self.storage.list_stored(&prefix, &opts).await.map_err(|e| match (e, &token) {
             (crate::storage::StorageError::Compacted { .. }, Some(_)) => ApiError::expired(
                 "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
             ),
@@ -176,15 +183,16 @@ impl ApiServer {
         let mut last_key = None;
         let mut more = l.remaining;
         for (k, v) in l.items {
-            if !filter.matches(&v.object) {
+            // Selectors first, on the encoding; only the returned items are decoded.
+            if !filter.matches_encoded(&v.encoded).map_err(undecodable)? {
                 continue;
             }
             if limit.is_some_and(|lim| items.len() >= lim) {
                 more += 1;
                 continue;
             }
+            items.push(Arc::new(v.encoded.decode().map_err(undecodable)?));
             last_key = Some(k);
-            items.push(v.object);
         }
         let mut metadata = ListMeta {
             resource_version: Some(l.revision.to_string()),

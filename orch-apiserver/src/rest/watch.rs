@@ -190,9 +190,10 @@ impl ApiServer {
         let mut pending = VecDeque::new();
         if let Some(objects) = w.initial {
             for e in &objects {
-                let o = super::read::decode_cached(e)?;
-                if key_matches(info, &o, ns) && filter.matches(&o) {
-                    pending.push_back(WatchEvent::Added(o));
+                if let Some(o) = super::read::decode_cached(e, &filter)? {
+                    if key_matches(info, &o, ns) {
+                        pending.push_back(WatchEvent::Added(o));
+                    }
                 }
             }
         }
