@@ -145,6 +145,18 @@ pub fn render<T: Serialize>(
     resp
 }
 
+/// A JSON body encoded already (a list spliced from stored objects).
+pub fn render_json(code: StatusCode, body: Vec<u8>, warnings: &[String]) -> Response {
+    let mut resp = (
+        code,
+        [(header::CONTENT_TYPE, "application/json")],
+        Bytes::from(body),
+    )
+        .into_response();
+    add_warnings(resp.headers_mut(), warnings);
+    resp
+}
+
 /// Adds `Warning: 299 - "..."` headers.
 pub fn add_warnings(headers: &mut HeaderMap, warnings: &[String]) {
     for w in warnings {

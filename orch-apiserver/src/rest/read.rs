@@ -56,9 +56,13 @@ fn undecodable(err: serde_json::Error) -> ApiError {
     ApiError::internal(format!("stored object does not decode: {err}"))
 }
 
-/// Decodes an object the watch cache handed out if it passes `filter` (500 if the stored bytes
-/// do not decode); the selectors read only what they need, so objects they reject are never
-/// decoded.
+/// Decodes a stored object (500 if the stored bytes do not decode).
+pub(crate) fn decode(e: &Encoded) -> RestResult<Arc<DynamicObject>> {
+    e.decode().map(Arc::new).map_err(undecodable)
+}
+
+/// Decodes an object the watch cache handed out if it passes `filter`; the selectors read only
+/// what they need, so objects they reject are never decoded.
 pub(crate) fn decode_cached(
     e: &Encoded,
     filter: &Filter,
@@ -66,7 +70,7 @@ pub(crate) fn decode_cached(
     if !filter.matches_encoded(e).map_err(undecodable)? {
         return Ok(None);
     }
-    e.decode().map(|o| Some(Arc::new(o))).map_err(undecodable)
+    decode(e).map(Some)
 }
 
 /// Parses a resourceVersion parameter.
@@ -96,6 +100,24 @@ impl ApiServer {
             .ok_or_else(|| ApiError::not_found(&qualified(info), name))
     }
 
+    /// [`ApiServer::get_object`] without decoding: the stored encoding (a JSON response is
+    /// these bytes).
+    pub async fn get_encoded(
+        &self,
+        info: Resource,
+        ns: Option<&str>,
+        name: &str,
+    ) -> RestResult<Encoded> {
+        let ns = self.object_namespace(info, ns)?;
+        let key = self.key(info, ns, name);
+        self.storage
+            .get_stored(&key)
+            .await
+            .map_err(|e| storage_error(info, name, e))?
+            .map(|s| s.encoded)
+            .ok_or_else(|| ApiError::not_found(&qualified(info), name))
+    }
+
     /// Lists objects (`GET` on a collection). `ns == None` lists all namespaces.
     pub async fn list_objects(
         &self,
@@ -103,6 +125,21 @@ impl ApiServer {
         ns: Option<&str>,
         p: &ListParams,
     ) -> RestResult<ObjectList<Arc<DynamicObject>>> {
+        let l = self.list_encoded(info, ns, p).await?;
+        Ok(ObjectList {
+            metadata: l.metadata,
+            items: l.items.iter().map(decode).collect::<RestResult<_>>()?,
+        })
+    }
+
+    /// [`ApiServer::list_objects`] without decoding: the stored encodings of the items (the
+    /// JSON of a list response is spliced from them).
+    pub async fn list_encoded(
+        &self,
+        info: Resource,
+        ns: Option<&str>,
+        p: &ListParams,
+    ) -> RestResult<ObjectList<Encoded>> {
         let ns = if info.namespaced {
             ns.filter(|n| !n.is_empty())
         } else {
@@ -150,10 +187,12 @@ impl ApiServer {
                 }
             }
             let l = self.cache.list(&res_prefix, &prefix);
-            // Decoded outside the cache's lock.
+            // Filtered outside the cache's lock.
             let mut items = Vec::with_capacity(l.items.len());
-            for e in &l.items {
-                items.extend(decode_cached(e, &filter)?);
+            for e in l.items {
+                if filter.matches_encoded(&e).map_err(undecodable)? {
+                    items.push(e);
+                }
             }
             return Ok(ObjectList {
                 metadata: ListMeta {
@@ -191,7 +230,7 @@ impl ApiServer {
                 more += 1;
                 continue;
             }
-            items.push(Arc::new(v.encoded.decode().map_err(undecodable)?));
+            items.push(v.encoded);
             last_key = Some(k);
         }
         let mut metadata = ListMeta {

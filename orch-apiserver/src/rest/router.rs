@@ -490,6 +490,31 @@ fn decode_object(req: &Request) -> RestResult<DynamicObject> {
     })
 }
 
+/// The JSON of a list response spliced from the items' stored encodings: the same bytes as
+/// [`list_body`] serialized, without decoding or re-encoding an item.
+fn list_json(
+    info: Resource,
+    list: &orch_types::client::ObjectList<crate::storage::Encoded>,
+) -> Result<Vec<u8>, serde_json::Error> {
+    let items: usize = list.items.iter().map(|e| e.len() + 1).sum();
+    let mut out = Vec::with_capacity(items + 256);
+    out.extend_from_slice(b"{\"kind\":");
+    serde_json::to_writer(&mut out, &format!("{}List", info.kind))?;
+    out.extend_from_slice(b",\"apiVersion\":");
+    serde_json::to_writer(&mut out, &info.api_version())?;
+    out.extend_from_slice(b",\"metadata\":");
+    serde_json::to_writer(&mut out, &list.metadata)?;
+    out.extend_from_slice(b",\"items\":[");
+    for (i, e) in list.items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(e.as_bytes());
+    }
+    out.extend_from_slice(b"]}");
+    Ok(out)
+}
+
 fn list_body(info: Resource, list: &orch_types::client::ObjectList<Arc<DynamicObject>>) -> Value {
     serde_json::json!({
         "kind": format!("{}List", info.kind),
@@ -524,7 +549,20 @@ pub async fn dispatch(api: &Arc<ApiServer>, req: Request) -> RestResult<Response
             if !verb_allowed(info, "list") {
                 return Err(not_allowed(&req));
             }
-            let list = api.list_objects(info, ns, &list_params(&req)?).await?;
+            let list = api.list_encoded(info, ns, &list_params(&req)?).await?;
+            if format == Format::Json {
+                let body = list_json(info, &list)
+                    .map_err(|_| ApiError::internal("cannot encode response"))?;
+                return Ok(negotiate::render_json(StatusCode::OK, body, &[]));
+            }
+            let list = orch_types::client::ObjectList {
+                metadata: list.metadata,
+                items: list
+                    .items
+                    .iter()
+                    .map(super::read::decode)
+                    .collect::<RestResult<_>>()?,
+            };
             Ok(render(
                 Some(info),
                 format,
@@ -534,6 +572,14 @@ pub async fn dispatch(api: &Arc<ApiServer>, req: Request) -> RestResult<Response
             ))
         }
         (&Method::GET, Some(name)) => {
+            if format == Format::Json {
+                let e = api.get_encoded(info, ns, &name).await?;
+                return Ok(negotiate::render_json(
+                    StatusCode::OK,
+                    e.as_bytes().to_vec(),
+                    &[],
+                ));
+            }
             let o = api.get_object(info, ns, &name).await?;
             Ok(render(Some(info), format, StatusCode::OK, &*o, &[]))
         }
@@ -659,4 +705,58 @@ fn watch_response(info: Resource, format: Format, stream: super::watch::ObjectWa
         .header(header::CACHE_CONTROL, "no-cache, private")
         .body(Body::from_stream(body))
         .unwrap_or_else(|_| Failure(ApiError::internal("cannot start watch")).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::Encoded;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta;
+    use orch_types::client::ObjectList;
+
+    #[test]
+    fn spliced_list_json_is_the_serialized_list_body() {
+        let info = registry::by_kind("v1", "Pod").unwrap();
+        let pod = |n: &str| {
+            let mut o = DynamicObject::new("v1", "Pod", n);
+            o.metadata.resource_version = Some("5".into());
+            o.data.insert(
+                "spec".into(),
+                serde_json::json!({"z": [1, 2.5], "a": "é\"\n"}),
+            );
+            o
+        };
+        let metas = [
+            ListMeta {
+                resource_version: Some("9".into()),
+                ..Default::default()
+            },
+            ListMeta {
+                resource_version: Some("9".into()),
+                continue_: Some("abc".into()),
+                remaining_item_count: Some(3),
+                ..Default::default()
+            },
+        ];
+        for metadata in metas {
+            for n in 0..3 {
+                let objects: Vec<DynamicObject> = (0..n).map(|i| pod(&format!("p{i}"))).collect();
+                let encoded = ObjectList {
+                    metadata: metadata.clone(),
+                    items: objects
+                        .iter()
+                        .map(|o| Encoded::encode(o).unwrap())
+                        .collect(),
+                };
+                let decoded = ObjectList {
+                    metadata: metadata.clone(),
+                    items: objects.into_iter().map(Arc::new).collect(),
+                };
+                assert_eq!(
+                    String::from_utf8(list_json(info, &encoded).unwrap()).unwrap(),
+                    serde_json::to_string(&list_body(info, &decoded)).unwrap()
+                );
+            }
+        }
+    }
 }
