@@ -5,11 +5,9 @@
 //! decodes it when it serves a read, as upstream's cacher decodes what etcd returns. A
 //! `serde_json` tree of an object costs about four times its compact JSON.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use orch_types::{DynamicObject, TypeMeta};
+use orch_types::DynamicObject;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -38,30 +36,9 @@ impl Encoded {
         Self(bytes.into())
     }
 
-    /// Decodes the object; the same result as `serde_json::from_slice::<DynamicObject>`, about
-    /// twice as fast: the JSON is parsed once into the map of top-level fields, and `apiVersion`,
-    /// `kind` and `metadata` are taken out of it (the derived `Deserialize` of
-    /// `DynamicObject`, with its flattened fields, parses into a buffer and converts again).
+    /// Decodes the object.
     pub fn decode(&self) -> Result<DynamicObject, serde_json::Error> {
-        let mut data: Map<String, Value> = serde_json::from_slice(&self.0)?;
-        let mut string = |k: &str| match data.shift_remove(k) {
-            None => Ok(String::new()),
-            Some(Value::String(s)) => Ok(s),
-            Some(v) => String::deserialize(v),
-        };
-        let types = TypeMeta {
-            api_version: string("apiVersion")?,
-            kind: string("kind")?,
-        };
-        let metadata = match data.shift_remove("metadata") {
-            None => ObjectMeta::default(),
-            Some(v) => ObjectMeta::deserialize(v)?,
-        };
-        Ok(DynamicObject {
-            types,
-            metadata,
-            data,
-        })
+        serde_json::from_slice(&self.0)
     }
 
     /// Name, namespace and labels only, read without building the rest (for selectors).
@@ -134,35 +111,6 @@ mod tests {
         assert_eq!(e.as_bytes(), serde_json::to_vec(&o).unwrap().as_slice());
         let pod: k8s_openapi::api::core::v1::Pod = e.decode_as().unwrap();
         assert_eq!(pod.metadata.resource_version.as_deref(), Some("7"));
-    }
-
-    #[test]
-    fn decodes_like_the_derived_deserialize() {
-        for text in [
-            r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d","namespace":"n",
-                "labels":{"a":"b"},"annotations":{"x":"y"},"uid":"u","generation":3,
-                "creationTimestamp":"2024-01-01T00:00:00Z","finalizers":["f"],
-                "ownerReferences":[{"apiVersion":"v1","kind":"X","name":"x","uid":"1"}]},
-                "spec":{"replicas":2,"template":{"spec":{"containers":[{"name":"c"}]}}},
-                "status":{"observedGeneration":3}}"#,
-            r#"{"kind":"ConfigMap","data":{"b":"1","a":"2"},"apiVersion":"v1","metadata":{}}"#,
-            r#"{"data":{"k":null}}"#,
-        ] {
-            let e = Encoded::from_json_bytes(text.as_bytes());
-            let derived: DynamicObject = serde_json::from_str(text).unwrap();
-            let fast = e.decode().unwrap();
-            assert_eq!(fast, derived);
-            assert_eq!(
-                serde_json::to_string(&fast).unwrap(),
-                serde_json::to_string(&derived).unwrap(),
-                "same field order"
-            );
-        }
-        for bad in [r#"[1]"#, r#"{"kind":1}"#, r#"{"metadata":{"name":2}}"#] {
-            let e = Encoded::from_json_bytes(bad.as_bytes());
-            assert!(e.decode().is_err(), "{bad}");
-            assert!(serde_json::from_str::<DynamicObject>(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]
