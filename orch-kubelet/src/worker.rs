@@ -1611,21 +1611,17 @@ impl PodWorker {
             .as_deref()
             .unwrap_or_default()
             .is_empty();
-        let mut init_statuses = vec![];
-        let mut app_statuses = vec![];
-        for c in &self.containers {
-            let s = self.container_status(c, has_init);
-            if c.role == Role::App {
-                app_statuses.push(s);
-            } else {
-                init_statuses.push(s);
-            }
-        }
-        let all: Vec<ContainerStatus> = init_statuses
+        // Init containers (and sidecars) come first in `containers`, then the regular ones.
+        let mut all: Vec<ContainerStatus> = self
+            .containers
             .iter()
-            .chain(app_statuses.iter())
-            .cloned()
+            .map(|c| self.container_status(c, has_init))
             .collect();
+        let inits = self
+            .containers
+            .iter()
+            .take_while(|c| c.role != Role::App)
+            .count();
         let mut phase = status::pod_phase(spec, &all, self.stopped);
         let old_phase = old.phase.as_deref().unwrap_or_default();
         if old_phase == status::phase::FAILED || old_phase == status::phase::SUCCEEDED {
@@ -1678,6 +1674,8 @@ impl PodWorker {
             .or(self.dead_sandbox.as_ref())
             .map(|s| s.ip.clone())
             .or(old.pod_ip.clone());
+        let app_statuses = all.split_off(inits);
+        let init_statuses = all;
         PodStatus {
             phase: Some(phase.into()),
             reason: old.reason.clone().filter(|_| old_phase == phase),
@@ -1688,7 +1686,14 @@ impl PodWorker {
             pod_ips: pod_ip.clone().map(|ip| vec![PodIP { ip }]),
             pod_ip,
             start_time: Some(Time(self.start_time)),
-            qos_class: Some(status::qos_class(spec).into()),
+            // upstream GetPodQOS (pkg/apis/core/v1/helper/qos/qos.go): the class persisted in
+            // the status wins; it is only computed while the status has none.
+            qos_class: Some(
+                old.qos_class
+                    .clone()
+                    .filter(|q| !q.is_empty())
+                    .unwrap_or_else(|| status::qos_class(spec).into()),
+            ),
             init_container_statuses: has_init.then_some(init_statuses),
             container_statuses: Some(app_statuses),
             nominated_node_name: old.nominated_node_name.clone(),

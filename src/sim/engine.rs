@@ -1382,14 +1382,13 @@ impl Simulation {
                 ws.last_status = Some(digest);
                 if let Some(p) = self.pods.get(&k).cloned() {
                     // A status write reads only metadata and status (the server keeps the
-                    // stored spec), so the spec is neither copied nor converted.
-                    let q = Pod {
-                        metadata: p.metadata.clone(),
-                        spec: None,
-                        status: Some(status),
-                    };
-                    if let Ok(d) = DynamicObject::from_typed(&q) {
-                        let ns = q.metadata.namespace.clone();
+                    // stored spec), so the spec is neither copied nor converted, and the
+                    // metadata is taken over as it is (no round trip through JSON).
+                    if let Ok(sv) = serde_json::to_value(&status) {
+                        let mut d = DynamicObject::new("v1", "Pod", "");
+                        d.metadata = p.metadata.clone();
+                        d.data.insert("status".into(), sv);
+                        let ns = p.metadata.namespace.clone();
                         let name = d.name().to_string();
                         // Straight to the server's update (what the in-process client calls)
                         // so the stored object is read in place, not copied out.
@@ -1415,12 +1414,7 @@ impl Simulation {
                             }
                             Err(e) => {
                                 self.record(format!("ERROR status {k}: {e}"));
-                                self.refresh(
-                                    &pods_res(),
-                                    ns.as_deref(),
-                                    q.metadata.name.as_deref().unwrap_or(""),
-                                )
-                                .await;
+                                self.refresh(&pods_res(), ns.as_deref(), &name).await;
                                 if let Some(w) = self.workers.get_mut(&k) {
                                     w.last_status = None;
                                 }
