@@ -306,11 +306,12 @@ pub fn ready_to_start(sandbox_ready: bool) -> PodCondition {
     cond("PodReadyToStartContainers", sandbox_ready, None, None)
 }
 
-/// The conditions the kubelet owns (others, like `PodScheduled` or readiness gates, are kept).
+/// The conditions the kubelet owns (upstream `PodConditionsByKubelet`,
+/// pkg/kubelet/types/pod_status.go); others, like readiness gates, are kept.
 pub fn is_kubelet_condition(t: &str) -> bool {
     matches!(
         t,
-        "Ready" | "Initialized" | "ContainersReady" | "PodReadyToStartContainers"
+        "PodScheduled" | "Ready" | "Initialized" | "ContainersReady" | "PodReadyToStartContainers"
     )
 }
 

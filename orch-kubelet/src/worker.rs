@@ -1638,21 +1638,21 @@ impl PodWorker {
             .filter(|c| !status::is_kubelet_condition(&c.type_))
             .cloned()
             .collect();
-        let existing = conditions.clone();
         let cr = status::containers_ready(spec, &all, phase);
-        let mut kubelet = vec![
+        // upstream generateAPIPodStatus (pkg/kubelet/kubelet_pods.go) appends its conditions
+        // after the ones it does not own, PodScheduled=True last; the status manager's
+        // mergePodStatus keeps that order, so the first status and the next ones agree.
+        let kubelet = [
             status::ready_to_start(self.sandbox.is_some() && !self.stopped),
             status::initialized(spec, &all, phase),
-            status::pod_ready(spec, &existing, &cr),
+            status::pod_ready(spec, &conditions, &cr),
             cr,
-        ];
-        if !conditions.iter().any(|c| c.type_ == "PodScheduled") {
-            kubelet.push(PodCondition {
+            PodCondition {
                 type_: "PodScheduled".into(),
                 status: "True".into(),
                 ..Default::default()
-            });
-        }
+            },
+        ];
         for mut c in kubelet {
             let prev = self
                 .conditions
