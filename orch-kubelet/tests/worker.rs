@@ -1084,3 +1084,33 @@ fn sandbox_death_runs_pre_stop_against_the_old_pod_ip() {
     assert_eq!(h.status().pod_ip.as_deref(), Some("10.0.0.8"));
     assert_eq!(h.rt.starts(), vec![("app".into(), 0), ("app".into(), 1)]);
 }
+
+#[test]
+fn status_is_stable_once_written_back() {
+    let mut h = H::new(json!({"containers": [{"name": "app", "image": "nginx:1"}]}));
+    h.step();
+    let first = h.status();
+    let mut p = h.w.pod().clone();
+    p.status = Some(first.clone());
+    h.w.update_pod(p);
+    h.step();
+    let second = h.status();
+    // Nothing changed, so there is nothing new to write.
+    assert_eq!(first, second);
+    let types: Vec<String> = second
+        .conditions
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.type_)
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "PodReadyToStartContainers",
+            "Initialized",
+            "Ready",
+            "ContainersReady",
+            "PodScheduled"
+        ]
+    );
+}
