@@ -652,10 +652,10 @@ impl Simulation {
     fn observe_pod(&mut self, p: Pod) {
         let k = meta_key(&p.metadata);
         let now = self.clock.now();
-        let summary = pod_summary(&p);
-        let old = self.pods.get(&k).map(|o| pod_summary(o));
-        if old.as_deref() != Some(summary.as_str()) {
-            self.record(format!("POD {k} {summary}"));
+        let summary = PodSummary::of(&p);
+        if self.pods.get(&k).map(|o| PodSummary::of(o)) != Some(summary) {
+            let line = format!("POD {k} {summary}");
+            self.record(line);
         }
         let node = p.spec.as_ref().and_then(|s| s.node_name.clone());
         let phase = p
@@ -663,7 +663,10 @@ impl Simulation {
             .as_ref()
             .and_then(|s| s.phase.clone())
             .unwrap_or_default();
-        let t = self.times.entry(k.clone()).or_default();
+        if !self.times.contains_key(&k) {
+            self.times.insert(k.clone(), PodTimes::default());
+        }
+        let t = self.times.get_mut(&k).expect("inserted above");
         if t.created.is_none() {
             t.created = Some(
                 p.metadata
@@ -686,15 +689,22 @@ impl Simulation {
             }
         }
         let terminal = phase == "Succeeded" || phase == "Failed";
-        if let Some(old) = self.pods.get(&k).cloned() {
-            unindex(
-                &mut self.owned_pods,
-                &mut self.orphan_pods,
-                &k,
-                &old.metadata,
-            );
+        // Most updates (status writes, binds) keep the controller: the indexes stay as they are.
+        let same_controller = self
+            .pods
+            .get(&k)
+            .is_some_and(|o| controller_ref(&o.metadata) == controller_ref(&p.metadata));
+        if !same_controller {
+            if let Some(old) = self.pods.get(&k).cloned() {
+                unindex(
+                    &mut self.owned_pods,
+                    &mut self.orphan_pods,
+                    &k,
+                    &old.metadata,
+                );
+            }
+            index(&mut self.owned_pods, &mut self.orphan_pods, &k, &p.metadata);
         }
-        index(&mut self.owned_pods, &mut self.orphan_pods, &k, &p.metadata);
         if node.is_none() && p.metadata.deletion_timestamp.is_none() && phase_pending(&p) {
             self.unbound.insert(k.clone());
         } else {
@@ -2026,6 +2036,18 @@ fn unindex(
     }
 }
 
+/// Kind and name of the controller owner reference, if any (what [`controller_key`] depends
+/// on).
+fn controller_ref(
+    m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> Option<(&str, &str)> {
+    m.owner_references
+        .as_ref()?
+        .iter()
+        .find(|r| r.controller == Some(true))
+        .map(|r| (r.kind.as_str(), r.name.as_str()))
+}
+
 /// `None`: no controller; `Some(None)`: a controller of a kind the engine does not run;
 /// `Some(Some(ns/name))`: a ReplicaSet or Deployment controller.
 fn controller_key(
@@ -2168,29 +2190,45 @@ fn node_summary(n: &Node) -> String {
     )
 }
 
-fn pod_summary(p: &Pod) -> String {
-    let node = p
-        .spec
-        .as_ref()
-        .and_then(|s| s.node_name.as_deref())
-        .unwrap_or("-");
-    let phase = p
-        .status
-        .as_ref()
-        .and_then(|s| s.phase.as_deref())
-        .unwrap_or("Pending");
-    let ready = p
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
-        .is_some_and(|c| c.status == "True");
-    let deleting = if p.metadata.deletion_timestamp.is_some() {
-        " terminating"
-    } else {
-        ""
-    };
-    format!("node={node} phase={phase} ready={ready}{deleting}")
+/// What the event log says of a pod (a line is written when it changes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PodSummary<'a> {
+    node: &'a str,
+    phase: &'a str,
+    ready: bool,
+    deleting: bool,
+}
+
+impl<'a> PodSummary<'a> {
+    fn of(p: &'a Pod) -> Self {
+        let status = p.status.as_ref();
+        Self {
+            node: p
+                .spec
+                .as_ref()
+                .and_then(|s| s.node_name.as_deref())
+                .unwrap_or("-"),
+            phase: status.and_then(|s| s.phase.as_deref()).unwrap_or("Pending"),
+            ready: status
+                .and_then(|s| s.conditions.as_ref())
+                .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+                .is_some_and(|c| c.status == "True"),
+            deleting: p.metadata.deletion_timestamp.is_some(),
+        }
+    }
+}
+
+impl std::fmt::Display for PodSummary<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self {
+            node,
+            phase,
+            ready,
+            deleting,
+        } = self;
+        let deleting = if *deleting { " terminating" } else { "" };
+        write!(f, "node={node} phase={phase} ready={ready}{deleting}")
+    }
 }
 
 fn rs_summary(r: &ReplicaSet) -> String {
