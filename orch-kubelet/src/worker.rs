@@ -210,11 +210,17 @@ pub struct PodWorker {
     delete_requested: bool,
     rejected: Option<Rejection>,
     events: Vec<PodEvent>,
-    conditions: Vec<PodCondition>,
+    /// The conditions the kubelet last reported, in the order [`PodWorker::status`] builds
+    /// them: whether each was `True` and its `lastTransitionTime` (all are `True` or `False`).
+    reported: [Option<(bool, Option<Time>)>; KUBELET_CONDITIONS],
     pending: Vec<Job>,
     scheme: String,
     progress: bool,
 }
+
+/// How many conditions the kubelet reports (PodReadyToStartContainers, Initialized, Ready,
+/// ContainersReady, PodScheduled).
+const KUBELET_CONDITIONS: usize = 5;
 
 fn add(t: Timestamp, d: Duration) -> Timestamp {
     SignedDuration::try_from(d)
@@ -311,7 +317,7 @@ impl PodWorker {
             delete_requested: false,
             rejected: None,
             events: vec![],
-            conditions: vec![],
+            reported: Default::default(),
             pending: vec![],
             scheme: String::new(),
             progress: false,
@@ -1642,7 +1648,7 @@ impl PodWorker {
         // upstream generateAPIPodStatus (pkg/kubelet/kubelet_pods.go) appends its conditions
         // after the ones it does not own, PodScheduled=True last; the status manager's
         // mergePodStatus keeps that order, so the first status and the next ones agree.
-        let kubelet = [
+        let kubelet: [PodCondition; KUBELET_CONDITIONS] = [
             status::ready_to_start(self.sandbox.is_some() && !self.stopped),
             status::initialized(spec, &all, phase),
             status::pod_ready(spec, &conditions, &cr),
@@ -1653,21 +1659,24 @@ impl PodWorker {
                 ..Default::default()
             },
         ];
-        for mut c in kubelet {
-            let prev = self
-                .conditions
-                .iter()
-                .chain(old.conditions.iter().flatten())
-                .find(|p| p.type_ == c.type_);
-            c.last_transition_time = match prev {
-                Some(p) if p.status == c.status && p.last_transition_time.is_some() => {
-                    p.last_transition_time.clone()
-                }
-                _ => Some(Time(now)),
+        // upstream updateLastTransitionTime: the time is kept while the status stays, taken
+        // from what the kubelet reported last, else from the pod's status.
+        for (slot, mut c) in kubelet.into_iter().enumerate() {
+            let is_true = c.status == "True";
+            let kept = match &self.reported[slot] {
+                Some((was_true, t)) => t.clone().filter(|_| *was_true == is_true),
+                None => old
+                    .conditions
+                    .iter()
+                    .flatten()
+                    .find(|p| p.type_ == c.type_)
+                    .filter(|p| p.status == c.status)
+                    .and_then(|p| p.last_transition_time.clone()),
             };
+            c.last_transition_time = kept.or(Some(Time(now)));
+            self.reported[slot] = Some((is_true, c.last_transition_time.clone()));
             conditions.push(c);
         }
-        self.conditions = conditions.clone();
         let pod_ip = self
             .sandbox
             .as_ref()
