@@ -76,6 +76,10 @@ const MAX_ROUNDS_PER_INSTANT: usize = 200;
 const COMPACT_EVERY: u64 = 20_000;
 /// ...keeping this many revisions.
 const KEEP_REVISIONS: u64 = 2_000;
+/// The engine lets the watch cache catch up every this many writes: on a current-thread
+/// runtime (`orch sim`, `orch.Simulation`, the bench) the cache only runs while the engine
+/// waits, and once it is 65,536 events behind the storage it reloads and ends every open watch.
+pub(super) const SYNC_CACHE_EVERY: u64 = 16_384;
 
 const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 
@@ -239,6 +243,8 @@ pub struct Simulation {
     unbound: BTreeSet<String>,
     /// Storage revision up to which history was compacted by the engine.
     compacted: u64,
+    /// Storage revision the watch cache was last let catch up to.
+    cache_synced: u64,
     wakeups: BTreeSet<(Timestamp, String)>,
     snapshot: Snapshot,
     scheduler: Scheduler,
@@ -345,6 +351,7 @@ impl Simulation {
             orphan_rss: BTreeSet::new(),
             unbound: BTreeSet::new(),
             compacted: 0,
+            cache_synced: 0,
             wakeups: BTreeSet::new(),
             snapshot: Snapshot::new(),
             scheduler: Scheduler::default().with_seed(seed),
@@ -834,7 +841,7 @@ impl Simulation {
 
     async fn apply_actions(&mut self, actions: Vec<Action>, requeue_kind: u8, requeue_key: &str) {
         for a in actions {
-            self.compact().await;
+            self.housekeep().await;
             let res = match a {
                 Action::Create {
                     resource,
@@ -850,7 +857,7 @@ impl Simulation {
                 Action::CreatePods { pods, .. } => {
                     let mut last = Ok(None);
                     for mut p in pods {
-                        self.compact().await;
+                        self.housekeep().await;
                         self.name_generated(&mut p);
                         let ns = p.namespace().map(str::to_string);
                         match self
@@ -1186,7 +1193,7 @@ impl Simulation {
         pending.sort();
         let mut did = false;
         for (_, _, k) in pending {
-            self.compact().await;
+            self.housekeep().await;
             let Some(p) = self.pods.get(&k).cloned() else {
                 continue;
             };
@@ -1354,7 +1361,7 @@ impl Simulation {
         }
         let mut did = false;
         for k in due {
-            self.compact().await;
+            self.housekeep().await;
             let Some(ws) = self.workers.get_mut(&k) else {
                 continue;
             };
@@ -1720,10 +1727,17 @@ impl Simulation {
     /// but the last [`KEEP_REVISIONS`] revisions once [`COMPACT_EVERY`] writes have piled up.
     /// Called before every write of the long loops (controllers' actions, scheduling, pod
     /// workers), since one instant can hold hundreds of thousands of writes. Watches are
-    /// served from the watch cache, whose window is unaffected.
-    async fn compact(&mut self) {
+    /// served from the watch cache, whose window is unaffected. Every [`SYNC_CACHE_EVERY`]
+    /// writes it also waits for the watch cache to apply them, so watches opened through the
+    /// simulation's client see every event even in instants with hundreds of thousands of writes.
+    async fn housekeep(&mut self) {
         let storage = self.api.storage();
         let rev = storage.current_revision();
+        if rev.saturating_sub(self.cache_synced) >= SYNC_CACHE_EVERY
+            && self.api.watch_cache().sync().await.is_ok()
+        {
+            self.cache_synced = rev;
+        }
         if rev.saturating_sub(self.compacted) < COMPACT_EVERY {
             return;
         }
@@ -1736,7 +1750,7 @@ impl Simulation {
     /// Runs every component until nothing changes at the current instant.
     async fn settle(&mut self) {
         for _ in 0..MAX_ROUNDS_PER_INSTANT {
-            self.compact().await;
+            self.housekeep().await;
             let mut did = self.run_timeline().await;
             did |= self.run_controllers().await;
             did |= self.run_lifecycle().await;

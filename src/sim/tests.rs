@@ -134,3 +134,31 @@ async fn utilization_does_not_count_pods_on_unreachable_nodes() {
     let before = r.utilization.iter().rev().find(|u| u.time < 90.0).unwrap();
     assert_eq!(before.pods_running, before.pods_bound, "{before:?}");
 }
+
+/// One instant with tens of thousands of writes: the watch cache must keep up while the engine
+/// runs (on a current-thread runtime it only runs when the engine waits), or it falls more than
+/// its storage broadcast behind, reloads, and ends every watch opened before the run.
+#[tokio::test]
+async fn watch_cache_keeps_up_within_one_instant() {
+    let opts = SimOptions {
+        keep_log: false,
+        events: false,
+        explain: false,
+        ..Default::default()
+    };
+    let mut sim = Simulation::new(bench::scenario(60, 6_000), opts)
+        .await
+        .unwrap();
+    sim.run_until_stable(600.0, || false).await;
+    assert_eq!(sim.report().pods.running, 6_000);
+    let api = sim.api_server();
+    let written = api.storage().current_revision();
+    assert!(written > 3 * 6_000, "creates, binds and status writes");
+    // Nothing has waited since the run returned: what the cache applied, it applied while the
+    // engine was running.
+    let applied = api.watch_cache().applied();
+    assert!(
+        applied + engine::SYNC_CACHE_EVERY > written,
+        "the watch cache applied {applied} of {written} revisions during the run"
+    );
+}
