@@ -262,7 +262,8 @@ impl ApiServer {
                 .await
                 .map_err(|e| crate::rest::storage_error(info, name, e))?
                 .ok_or_else(|| ApiError::not_found(&res, name))?;
-            let new = bound_pod(&cur.object, &node, binding, name)?;
+            let now = self.config().clock.now();
+            let new = bound_pod(&cur.object, &node, binding, name, now)?;
             match self
                 .storage()
                 .update(&key, new, Some(cur.mod_revision))
@@ -351,12 +352,15 @@ impl ApiServer {
     }
 }
 
-/// The pod after binding it to `node` (upstream `setPodHostAndAnnotations`).
+/// The pod after binding it to `node` at `now`: `spec.nodeName`, the binding's annotations and
+/// the `PodScheduled=True` condition (upstream `BindingREST.setPodNodeAndMetadata` in
+/// `pkg/registry/core/pod/storage/storage.go`, which calls `podutil.UpdatePodCondition`).
 fn bound_pod(
     cur: &DynamicObject,
     node: &str,
     binding: &DynamicObject,
     name: &str,
+    now: jiff::Timestamp,
 ) -> RestResult<DynamicObject> {
     if cur.metadata.deletion_timestamp.is_some() {
         return Err(ApiError::conflict(
@@ -393,7 +397,47 @@ fn bound_pod(
     {
         s.insert("nodeName".into(), json!(node));
     }
+    set_scheduled(&mut new, now);
     Ok(new)
+}
+
+/// Upstream `UpdatePodCondition` with `PodScheduled=True`: the condition replaces any earlier
+/// one (e.g. the scheduler's `False`/`Unschedulable`, reason and message dropped); its
+/// transition time is `now` unless it was already `True`.
+fn set_scheduled(pod: &mut DynamicObject, now: jiff::Timestamp) {
+    let Some(status) = pod
+        .data
+        .entry("status")
+        .or_insert_with(|| json!({}))
+        .as_object_mut()
+    else {
+        return;
+    };
+    let Some(conditions) = status
+        .entry("conditions")
+        .or_insert_with(|| json!([]))
+        .as_array_mut()
+    else {
+        return;
+    };
+    let old = conditions
+        .iter()
+        .position(|c| c.get("type").and_then(Value::as_str) == Some("PodScheduled"));
+    let since = old
+        .map(|i| &conditions[i])
+        .filter(|c| c.get("status").and_then(Value::as_str) == Some("True"))
+        .and_then(|c| c.get("lastTransitionTime").cloned())
+        .unwrap_or_else(|| json!(crate::rest::meta::time(now)));
+    let condition = json!({
+        "type": "PodScheduled",
+        "status": "True",
+        "lastProbeTime": null,
+        "lastTransitionTime": since,
+    });
+    match old {
+        Some(i) => conditions[i] = condition,
+        None => conditions.push(condition),
+    }
 }
 
 /// The node a `Binding` targets.

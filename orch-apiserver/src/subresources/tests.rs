@@ -185,6 +185,62 @@ async fn binding_and_eviction() {
     assert_eq!(gone.code, 404);
 }
 
+/// Binding sets `PodScheduled=True` as upstream's `BindingREST` does: the scheduler's earlier
+/// `False`/`Unschedulable` condition is replaced (reason and message gone), the other
+/// conditions are kept.
+#[tokio::test]
+async fn binding_marks_the_pod_scheduled() {
+    let api = server_api().await;
+    let pods = info("pods");
+    let pod = obj(
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default"},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]}}),
+    );
+    api.create_object(pods, Some("default"), pod, &PostParams::default())
+        .await
+        .expect("create");
+    let unschedulable = obj(json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "default"},
+        "status": {"phase": "Pending", "conditions": [
+            {"type": "Custom", "status": "True"},
+            {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+             "message": "0/1 nodes are available", "lastTransitionTime": "2020-01-01T00:00:00Z"}]}}));
+    api.update_object(
+        pods,
+        Some("default"),
+        "p",
+        crate::rest::update::Part::Status,
+        unschedulable,
+        &PostParams::default(),
+    )
+    .await
+    .expect("status");
+    let binding = obj(
+        json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"},
+        "target": {"kind": "Node", "name": "n1"}}),
+    );
+    let bound = api
+        .create_subresource(pods, Some("default"), "p", "binding", binding)
+        .await
+        .expect("bind");
+    let conditions = bound.data["status"]["conditions"]
+        .as_array()
+        .expect("conditions");
+    assert_eq!(conditions.len(), 2, "{conditions:?}");
+    assert_eq!(conditions[0]["type"], "Custom");
+    let scheduled = &conditions[1];
+    assert_eq!(scheduled["type"], "PodScheduled");
+    assert_eq!(scheduled["status"], "True");
+    assert!(scheduled.get("reason").is_none() && scheduled.get("message").is_none());
+    let since = scheduled["lastTransitionTime"]
+        .as_str()
+        .expect("transition time");
+    assert_ne!(
+        since, "2020-01-01T00:00:00Z",
+        "False -> True is a transition"
+    );
+}
+
 /// `pods/log` goes to the kubelet named by the pod's node (a fake kubelet on a real socket),
 /// with the query passed through and the body streamed back.
 #[tokio::test]
