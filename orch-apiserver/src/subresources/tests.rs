@@ -144,8 +144,8 @@ async fn scale_get_put_patch() {
     assert_eq!(err.code, 404);
 }
 
-#[tokio::test]
-async fn binding_and_eviction() {
+/// A server with the unbound pod `default/p`, and the pods resource.
+async fn api_with_pod_p() -> (Arc<ApiServer>, Resource) {
     let api = server_api().await;
     let pods = info("pods");
     let pod = obj(
@@ -155,6 +155,12 @@ async fn binding_and_eviction() {
     api.create_object(pods, Some("default"), pod, &PostParams::default())
         .await
         .expect("create");
+    (api, pods)
+}
+
+#[tokio::test]
+async fn binding_and_eviction() {
+    let (api, pods) = api_with_pod_p().await;
     let binding = obj(
         json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"},
         "target": {"kind": "Node", "name": "n1"}}),
@@ -190,15 +196,7 @@ async fn binding_and_eviction() {
 /// conditions are kept.
 #[tokio::test]
 async fn binding_marks_the_pod_scheduled() {
-    let api = server_api().await;
-    let pods = info("pods");
-    let pod = obj(
-        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default"},
-        "spec": {"containers": [{"name": "c", "image": "busybox"}]}}),
-    );
-    api.create_object(pods, Some("default"), pod, &PostParams::default())
-        .await
-        .expect("create");
+    let (api, pods) = api_with_pod_p().await;
     let unschedulable = obj(json!({"apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "p", "namespace": "default"},
         "status": {"phase": "Pending", "conditions": [
