@@ -2000,11 +2000,10 @@ fn controller_of(
     m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
     kind: &str,
 ) -> Option<String> {
-    m.owner_references
-        .as_ref()?
-        .iter()
-        .find(|r| r.controller == Some(true) && r.kind == kind)
-        .map(|r| r.name.clone())
+    // Validation allows one controller reference per object, so the first is the one.
+    controller_ref(m)
+        .filter(|(k, _)| *k == kind)
+        .map(|(_, name)| name.to_string())
 }
 
 /// Phase Pending (or none yet).
@@ -2067,15 +2066,8 @@ fn controller_ref(
 fn controller_key(
     m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
 ) -> Option<Option<String>> {
-    let r = m
-        .owner_references
-        .as_ref()?
-        .iter()
-        .find(|r| r.controller == Some(true))?;
-    Some(
-        matches!(r.kind.as_str(), "ReplicaSet" | "Deployment")
-            .then(|| key_of(m.namespace.as_deref(), &r.name)),
-    )
+    let (kind, name) = controller_ref(m)?;
+    Some(matches!(kind, "ReplicaSet" | "Deployment").then(|| key_of(m.namespace.as_deref(), name)))
 }
 
 /// The keys of `owned` and the orphans of namespace `ns`, in key order.
