@@ -90,14 +90,7 @@ impl ApiServer {
         ns: Option<&str>,
         name: &str,
     ) -> RestResult<Arc<DynamicObject>> {
-        let ns = self.object_namespace(info, ns)?;
-        let key = self.key(info, ns, name);
-        self.storage
-            .get(&key)
-            .await
-            .map_err(|e| storage_error(info, name, e))?
-            .map(|v| v.object)
-            .ok_or_else(|| ApiError::not_found(&qualified(info), name))
+        decode(&self.get_encoded(info, ns, name).await?)
     }
 
     /// [`ApiServer::get_object`] without decoding: the stored encoding (a JSON response is

@@ -3,7 +3,8 @@
 //! The store keeps every version of every object in this form, as etcd keeps bytes; the watch
 //! cache holds the same shared encoding as the store (one copy per object in the process) and
 //! decodes it when it serves a read, as upstream's cacher decodes what etcd returns. A
-//! `serde_json` tree of an object costs about four times its compact JSON.
+//! `serde_json` tree of an object costs several times its compact JSON (a running pod: about
+//! 17 KB against 1.9 KB).
 
 use orch_types::DynamicObject;
 use serde::de::DeserializeOwned;
