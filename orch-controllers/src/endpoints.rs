@@ -3,15 +3,17 @@
 //! the not-ready addresses of matching pods with the Service's ports resolved against each
 //! pod's container ports (named target ports per pod). Subsets are grouped by port set.
 
-use crate::action::Action;
 use crate::controller_utils::{is_pod_ready, is_pod_terminal};
-use crate::object::is_deleting;
 use crate::selector::from_map;
 use k8s_openapi::api::core::v1::{
     EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectReference, Pod, Service,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use orch_runtime::action::Action;
+use orch_runtime::controller::{trigger_self, Caches, Controller, Watches};
+use orch_runtime::object::{is_deleting, key_of, namespace, split_key};
+use orch_runtime::store::Change;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -178,6 +180,60 @@ pub fn reconcile(
             next.metadata.labels = want.metadata.labels;
             vec![Action::update(&next)]
         }
+    }
+}
+
+/// The Endpoints controller (`endpoints`) as a declaration: watches Services, deletions of
+/// Endpoints, and pods whose labels (before or after a change) a Service selects; syncs one
+/// Service key over the pods of its namespace.
+#[derive(Debug, Default)]
+pub struct EndpointsController;
+
+impl Controller for EndpointsController {
+    fn name(&self) -> &'static str {
+        "endpoints"
+    }
+
+    fn component(&self) -> &'static str {
+        "endpoint-controller"
+    }
+
+    fn watches(&self, w: &mut Watches) {
+        w.watch::<Service>(trigger_self());
+        w.watch::<Endpoints>(Arc::new(|c, _, keys| {
+            if let Change::Deleted(e) = c {
+                keys.push(key_of(&e.metadata));
+            }
+        }));
+        w.watch::<Pod>(Arc::new(|c, caches, keys| {
+            let p = c.object();
+            let old = match c {
+                Change::Updated(old, _) => Some(old.metadata.labels.as_ref()),
+                _ => None,
+            };
+            for s in caches
+                .get::<Service>()
+                .list_namespace(namespace(&p.metadata))
+            {
+                let sel = from_map(s.spec.as_ref().and_then(|x| x.selector.as_ref()));
+                if sel.matches_opt(p.metadata.labels.as_ref())
+                    || old.is_some_and(|l| sel.matches_opt(l))
+                {
+                    keys.push(key_of(&s.metadata));
+                }
+            }
+        }));
+    }
+
+    fn sync(&self, key: &str, caches: &Caches, _now: jiff::Timestamp) -> Vec<Action> {
+        let (svc, ep) = (
+            caches.get::<Service>().get(key),
+            caches.get::<Endpoints>().get(key),
+        );
+        let pods = caches
+            .get::<Pod>()
+            .list_namespace(split_key(key).0.unwrap_or(""));
+        reconcile(svc.as_deref(), ep.as_deref(), &pods)
     }
 }
 

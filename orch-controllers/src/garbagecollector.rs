@@ -14,11 +14,14 @@
 //! - a cluster-scoped dependent naming a namespaced owner is invalid: the reference counts as
 //!   dangling and an `OwnerRefInvalidNamespace` event is recorded.
 
-use crate::action::Action;
-use crate::object::{is_deleting, uid};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use orch_runtime::action::Action;
+use orch_runtime::action::Lookup;
+use orch_runtime::controller::{Caches, Controller, MetaChange, Watches};
+use orch_runtime::object::{is_deleting, key_from, split_key, uid};
 use orch_types::client::{Patch, PropagationPolicy};
 use orch_types::events::{reason, ObjectRef};
+use orch_types::registry;
 use orch_types::registry::ApiResource;
 use orch_types::DynamicObject;
 use serde_json::json;
@@ -262,6 +265,223 @@ pub fn reconcile(item: &Node, view: &dyn GcView) -> Vec<Action> {
     };
     actions.push(delete(item, policy));
     actions
+}
+
+/// Every built-in kind the collector watches: those that can be watched and deleted, except
+/// Events.
+pub fn watched_resources() -> Vec<ApiResource> {
+    registry::BUILTIN
+        .iter()
+        .filter(|r| r.verbs.contains(&"watch") && r.verbs.contains(&"delete") && r.kind != "Event")
+        .map(|r| r.api_resource())
+        .collect()
+}
+
+/// The collector's work-queue key of an object: `apiVersion/Kind|namespace/name`.
+fn gc_key(r: &ApiResource, namespace: Option<&str>, name: &str) -> String {
+    format!(
+        "{}/{}|{}",
+        r.api_version(),
+        r.kind,
+        key_from(namespace, name)
+    )
+}
+
+fn parse_gc_key(key: &str) -> Option<(&str, &str, &str)> {
+    let (res, obj) = key.split_once('|')?;
+    let (api_version, kind) = res.rsplit_once('/')?;
+    Some((api_version, kind, obj))
+}
+
+/// The graph as the caches show it.
+struct CacheView<'a>(&'a Caches);
+
+impl CacheView<'_> {
+    /// The state of the owner `r` of a dependent in `namespace`, and the owner's resource.
+    fn owner(
+        &self,
+        namespace: Option<&str>,
+        r: &OwnerReference,
+    ) -> Option<(&ApiResource, OwnerState)> {
+        let (res, store) = self.0.meta_by_kind(&r.api_version, &r.kind)?;
+        if res.namespaced && namespace.is_none() {
+            return Some((res, OwnerState::InvalidNamespace));
+        }
+        let ns = if res.namespaced { namespace } else { None };
+        let mut state = OwnerState::Absent;
+        store.peek(ns, &r.name, &mut |m| {
+            if m.uid.as_deref() == Some(r.uid.as_str()) {
+                state = if is_deleting(m) && m.finalizers.iter().flatten().any(|f| f == FOREGROUND)
+                {
+                    OwnerState::WaitingForDependents
+                } else {
+                    OwnerState::Present
+                };
+            }
+        });
+        Some((res, state))
+    }
+
+    /// Keys of the owners of `m` waiting in foreground deletion.
+    fn waiting_owner_keys(&self, m: &ObjectMeta, keys: &mut Vec<String>) {
+        let ns = m.namespace.as_deref();
+        for r in m.owner_references.iter().flatten() {
+            if let Some((res, OwnerState::WaitingForDependents)) = self.owner(ns, r) {
+                keys.push(gc_key(res, ns, &r.name));
+            }
+        }
+    }
+
+    fn dependent_keys(&self, uid: &str, keys: &mut Vec<String>) {
+        for d in self.dependents(uid) {
+            keys.push(gc_key(&d.resource, d.object.namespace(), d.object.name()));
+        }
+    }
+}
+
+impl GcView for CacheView<'_> {
+    fn owner_state(&self, namespace: Option<&str>, r: &OwnerReference) -> OwnerState {
+        // Unknown kind (e.g. a custom resource): never treat it as gone.
+        self.owner(namespace, r)
+            .map_or(OwnerState::Present, |(_, state)| state)
+    }
+
+    fn dependents(&self, uid: &str) -> Vec<Node> {
+        self.0
+            .all_meta()
+            .flat_map(|(res, s)| {
+                s.owned_by_meta(uid).into_iter().map(|object| Node {
+                    resource: res.clone(),
+                    object,
+                })
+            })
+            .collect()
+    }
+}
+
+/// The garbage collector (`garbagecollector`) as a declaration over the metadata of every
+/// watched kind. Like upstream's graph builder it looks at an object when it appears with an
+/// owner that is not there, when its owners, finalizers or deletion change, when an owner goes
+/// away or starts deleting (its dependents), and when a dependent of an owner waiting in
+/// foreground deletion changes. Deletions and reference removals for owners the caches report
+/// absent are guarded: the API must confirm the owner is gone first (upstream `isDangling`).
+#[derive(Debug)]
+pub struct GarbageCollector {
+    resources: Vec<ApiResource>,
+}
+
+impl Default for GarbageCollector {
+    fn default() -> Self {
+        Self {
+            resources: watched_resources(),
+        }
+    }
+}
+
+impl Controller for GarbageCollector {
+    fn name(&self) -> &'static str {
+        "garbagecollector"
+    }
+
+    fn component(&self) -> &'static str {
+        "garbage-collector-controller"
+    }
+
+    fn watches(&self, w: &mut Watches) {
+        w.watch_metadata(
+            self.resources.clone(),
+            Arc::new(|r, c, caches, keys| {
+                let view = CacheView(caches);
+                let m = c.meta();
+                let relevant = m.owner_references.as_ref().is_some_and(|v| !v.is_empty())
+                    || m.finalizers
+                        .iter()
+                        .flatten()
+                        .any(|f| f == ORPHAN || f == FOREGROUND);
+                let me = || gc_key(r, m.namespace.as_deref(), m.name.as_deref().unwrap_or(""));
+                match c {
+                    MetaChange::Added(_) | MetaChange::Resync(_) => {
+                        let unsettled = is_deleting(m)
+                            || m.owner_references.iter().flatten().any(|o| {
+                                view.owner_state(m.namespace.as_deref(), o) != OwnerState::Present
+                            });
+                        if relevant && unsettled {
+                            keys.push(me());
+                        }
+                    }
+                    MetaChange::Updated(old, new) => {
+                        let changed = old.owner_references != new.owner_references
+                            || old.deletion_timestamp != new.deletion_timestamp
+                            || old.finalizers != new.finalizers;
+                        if relevant && changed {
+                            keys.push(me());
+                        }
+                        if !is_deleting(old) && is_deleting(new) {
+                            view.dependent_keys(uid(new), keys);
+                        }
+                        view.waiting_owner_keys(new, keys);
+                    }
+                    MetaChange::Deleted(_) => {
+                        view.dependent_keys(uid(m), keys);
+                        view.waiting_owner_keys(m, keys);
+                    }
+                }
+            }),
+        );
+    }
+
+    fn sync(&self, key: &str, caches: &Caches, _now: jiff::Timestamp) -> Vec<Action> {
+        let Some((api_version, kind, obj)) = parse_gc_key(key) else {
+            return Vec::new();
+        };
+        let Some((res, store)) = caches.meta_by_kind(api_version, kind) else {
+            return Vec::new();
+        };
+        let (ns, name) = split_key(obj);
+        let Some(object) = store.get_meta(ns, name) else {
+            return Vec::new();
+        };
+        let view = CacheView(caches);
+        let item = Node {
+            resource: res.clone(),
+            object,
+        };
+        let actions = reconcile(&item, &view);
+        let m = &item.object.metadata;
+        let absent: Vec<Lookup> = if is_deleting(m) {
+            Vec::new()
+        } else {
+            m.owner_references
+                .iter()
+                .flatten()
+                .filter(|r| view.owner_state(m.namespace.as_deref(), r) == OwnerState::Absent)
+                .filter_map(|r| {
+                    let (res, _) = caches.meta_by_kind(&r.api_version, &r.kind)?;
+                    Some(Lookup {
+                        resource: res.clone(),
+                        namespace: if res.namespaced {
+                            m.namespace.clone()
+                        } else {
+                            None
+                        },
+                        name: Some(r.name.clone()),
+                        uid: Some(r.uid.clone()),
+                    })
+                })
+                .collect()
+        };
+        let acts = actions
+            .iter()
+            .any(|a| matches!(a, Action::Delete { .. } | Action::Patch { .. }));
+        if absent.is_empty() || !acts {
+            actions
+        } else {
+            vec![Action::Guarded {
+                absent,
+                then: actions,
+            }]
+        }
+    }
 }
 
 #[cfg(test)]

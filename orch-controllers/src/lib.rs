@@ -19,27 +19,19 @@
 //! assert_eq!(rl.when("default/web", jiff::Timestamp::UNIX_EPOCH), Duration::from_millis(10));
 //! ```
 
-pub mod action;
 pub mod controller_utils;
 pub mod deployment;
 pub mod endpoints;
-pub mod expectations;
 pub mod garbagecollector;
-pub mod informer;
 pub mod leader;
 pub mod manager;
 pub mod namespace;
 pub mod nodeipam;
 pub mod nodelifecycle;
-pub mod object;
 pub mod podgc;
-pub mod queue;
 pub mod replicaset;
 pub mod selector;
-pub mod store;
-#[cfg(test)]
-mod testclient;
 #[cfg(test)]
 mod testutil;
 
-pub use action::Action;
+pub use orch_runtime::action::Action;

@@ -3,13 +3,17 @@
 //! left remove the `kubernetes` finalizer from `spec.finalizers` through `namespaces/finalize`,
 //! which lets the API server delete the namespace.
 
-use crate::action::Action;
 use crate::garbagecollector::Node as Item;
-use crate::object::{is_deleting, name};
 use k8s_openapi::api::core::v1::Namespace;
+use orch_runtime::action::Action;
+use orch_runtime::action::Lookup;
+use orch_runtime::controller::{Caches, Controller, Watches};
+use orch_runtime::object::{is_deleting, key_of, name};
 use orch_types::client::{Patch, PropagationPolicy};
+use orch_types::registry;
 use orch_types::registry::ApiResource;
 use serde_json::json;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The finalizer the namespace controller owns.
@@ -70,6 +74,96 @@ pub fn reconcile(ns: &Namespace, content: &[Item]) -> Vec<Action> {
         patch: Patch::Merge(json!({"spec": {"finalizers": rest}})),
     });
     actions
+}
+
+/// Namespaced kinds whose objects namespace deletion removes: every built-in kind that can be
+/// listed, watched and deleted, except Events (they expire on their own TTL; the simulator
+/// does not keep them in its caches).
+pub fn content_resources() -> Vec<ApiResource> {
+    registry::BUILTIN
+        .iter()
+        .filter(|r| {
+            r.namespaced
+                && r.kind != "Event"
+                && ["list", "watch", "delete"]
+                    .iter()
+                    .all(|v| r.verbs.contains(v))
+        })
+        .map(|r| r.api_resource())
+        .collect()
+}
+
+/// The namespace controller (`namespace`) as a declaration: watches Namespaces being deleted
+/// and reads the metadata of every namespaced kind; removes the `kubernetes` finalizer only once
+/// the API confirms that nothing is left (the caches may lag).
+#[derive(Debug)]
+pub struct NamespaceController {
+    content: Vec<ApiResource>,
+}
+
+impl Default for NamespaceController {
+    fn default() -> Self {
+        Self {
+            content: content_resources(),
+        }
+    }
+}
+
+impl Controller for NamespaceController {
+    fn name(&self) -> &'static str {
+        "namespace"
+    }
+
+    fn component(&self) -> &'static str {
+        "namespace-controller"
+    }
+
+    fn watches(&self, w: &mut Watches) {
+        w.watch::<Namespace>(Arc::new(|c, _, keys| {
+            if is_deleting(&c.object().metadata) {
+                keys.push(key_of(&c.object().metadata));
+            }
+        }));
+        w.watch_metadata(self.content.clone(), Arc::new(|_, _, _, _| {}));
+    }
+
+    fn sync(&self, key: &str, caches: &Caches, _now: jiff::Timestamp) -> Vec<Action> {
+        let Some(ns) = caches.get::<Namespace>().get(key) else {
+            return Vec::new();
+        };
+        let mut content = Vec::new();
+        for r in &self.content {
+            if let Some(m) = caches.meta(r) {
+                content.extend(m.namespace_meta(key).into_iter().map(|o| Item {
+                    resource: r.clone(),
+                    object: o,
+                }));
+            }
+        }
+        let absent: Vec<Lookup> = self
+            .content
+            .iter()
+            .map(|r| Lookup {
+                resource: r.clone(),
+                namespace: Some(key.to_string()),
+                name: None,
+                uid: None,
+            })
+            .collect();
+        reconcile(&ns, &content)
+            .into_iter()
+            .map(|a| match a {
+                Action::Patch {
+                    subresource: Some(ref s),
+                    ..
+                } if s == "finalize" => Action::Guarded {
+                    absent: absent.clone(),
+                    then: vec![a],
+                },
+                a => a,
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

@@ -3,12 +3,17 @@
 //! one /24 per node); the range is released when the node is deleted. Existing assignments are
 //! occupied first so a restart never hands out a CIDR twice.
 
-use crate::action::Action;
 use k8s_openapi::api::core::v1::Node;
+use orch_runtime::action::Action;
+use orch_runtime::controller::{Caches, Controller, Watches};
+use orch_runtime::object::key_of;
+use orch_runtime::store::Change;
 use orch_types::events::{reason, ObjectRef};
+use parking_lot::Mutex;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 /// Bad allocator configuration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -138,6 +143,61 @@ impl CidrAllocator {
             None,
             json!({"spec": {"podCIDR": c, "podCIDRs": [c]}}),
         )
+    }
+}
+
+/// The node IPAM controller (`nodeipam`) as a declaration: observes every node's CIDR (occupy
+/// on sight, release on deletion) and allocates one to nodes without; one worker, so
+/// allocations are serialized.
+#[derive(Debug)]
+pub struct NodeIpamController {
+    allocator: Arc<Mutex<CidrAllocator>>,
+}
+
+impl NodeIpamController {
+    /// `--cluster-cidr` and `--node-cidr-mask-size`.
+    pub fn new(cluster_cidr: &str, node_mask: u8) -> Result<Self, IpamError> {
+        Ok(Self {
+            allocator: Arc::new(Mutex::new(CidrAllocator::new(cluster_cidr, node_mask)?)),
+        })
+    }
+}
+
+impl Controller for NodeIpamController {
+    fn name(&self) -> &'static str {
+        "nodeipam"
+    }
+
+    fn component(&self) -> &'static str {
+        "node-ipam-controller"
+    }
+
+    fn watches(&self, w: &mut Watches) {
+        let al = self.allocator.clone();
+        w.watch::<Node>(Arc::new(move |c, _, keys| match c {
+            Change::Deleted(n) => al.lock().release(n.metadata.name.as_deref().unwrap_or("")),
+            other => {
+                let n = other.object();
+                match n.spec.as_ref().and_then(|s| s.pod_cidr.as_deref()) {
+                    Some(cidr) => al
+                        .lock()
+                        .occupy(n.metadata.name.as_deref().unwrap_or(""), cidr),
+                    None => keys.push(key_of(&n.metadata)),
+                }
+            }
+        }));
+    }
+
+    fn sync(&self, key: &str, caches: &Caches, _now: jiff::Timestamp) -> Vec<Action> {
+        caches
+            .get::<Node>()
+            .get(key)
+            .map(|n| self.allocator.lock().reconcile(&n))
+            .unwrap_or_default()
+    }
+
+    fn max_workers(&self) -> Option<usize> {
+        Some(1)
     }
 }
 

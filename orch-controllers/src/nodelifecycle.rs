@@ -17,14 +17,16 @@
 //! [`taint_eviction`] deletes pods that do not tolerate a NoExecute taint of their node, at once
 //! or after the smallest matching `tolerationSeconds` counted from the taint's `timeAdded`.
 
-use crate::action::Action;
 use crate::controller_utils::{is_pod_ready, is_pod_terminal};
-use crate::object::is_deleting;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, NodeCondition, Pod, Taint, Toleration};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use orch_runtime::action::Action;
+use orch_runtime::controller::{Caches, Controller, Watches};
+use orch_runtime::object::is_deleting;
 use orch_types::events::{reason, ObjectRef};
+use parking_lot::Mutex;
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -424,25 +426,6 @@ fn pod_not_ready(p: &Pod, now: Timestamp) -> Action {
     )
 }
 
-/// `ToleratesTaint` (`pkg/apis/core/v1/helper`): effect matches (or is empty) and operator
-/// `Exists` (empty key = every key) or `Equal` with the same value.
-pub fn tolerates(tol: &Toleration, t: &Taint) -> bool {
-    if let Some(e) = tol.effect.as_deref().filter(|e| !e.is_empty()) {
-        if e != t.effect {
-            return false;
-        }
-    }
-    let key = tol.key.as_deref().unwrap_or("");
-    if !key.is_empty() && key != t.key {
-        return false;
-    }
-    match tol.operator.as_deref().unwrap_or("Equal") {
-        "Exists" => true,
-        "Equal" => tol.value.as_deref().unwrap_or("") == t.value.as_deref().unwrap_or(""),
-        _ => false,
-    }
-}
-
 /// Taint-based eviction of the pods of one node; returns deletions and, for pods that tolerate
 /// for a while, a requeue at the earliest deadline.
 pub fn taint_eviction(node: &Node, pods: &[Arc<Pod>], now: Timestamp) -> Vec<Action> {
@@ -480,7 +463,11 @@ pub fn taint_eviction(node: &Node, pods: &[Arc<Pod>], now: Timestamp) -> Vec<Act
         let mut forever = true;
         let mut untolerated = false;
         for t in &taints {
-            let matching: Vec<&&Toleration> = tols.iter().filter(|tol| tolerates(tol, t)).collect();
+            // The scheduler's TaintToleration filter uses the same rule.
+            let matching: Vec<&&Toleration> = tols
+                .iter()
+                .filter(|tol| orch_types::taints::tolerates(tol, t))
+                .collect();
             if matching.is_empty() {
                 untolerated = true;
                 break;
@@ -525,6 +512,136 @@ pub fn taint_eviction(node: &Node, pods: &[Arc<Pod>], now: Timestamp) -> Vec<Act
         actions.push(Action::requeue(n));
     }
     actions
+}
+
+/// Pods by the node they are bound to (one pass over the pod cache).
+fn pods_by_node(caches: &Caches) -> HashMap<String, Vec<Arc<Pod>>> {
+    let mut by_node: HashMap<String, Vec<Arc<Pod>>> = HashMap::new();
+    for p in caches.get::<Pod>().list() {
+        if let Some(n) = p.spec.as_ref().and_then(|s| s.node_name.as_deref()) {
+            match by_node.get_mut(n) {
+                Some(v) => v.push(p),
+                None => drop(by_node.insert(n.to_string(), vec![p])),
+            }
+        }
+    }
+    by_node
+}
+
+/// The node lifecycle controller (`nodelifecycle`) as a declaration: one `monitorNodeHealth`
+/// pass every `--node-monitor-period` over nodes, their Leases and pods.
+#[derive(Debug)]
+pub struct NodeLifecycleController {
+    state: Mutex<NodeLifecycle>,
+    period: Duration,
+}
+
+impl NodeLifecycleController {
+    /// A controller with `config`, passing every `period` (`--node-monitor-period`).
+    pub fn new(config: NodeLifecycleConfig, period: Duration) -> Self {
+        Self {
+            state: Mutex::new(NodeLifecycle::new(config)),
+            period,
+        }
+    }
+}
+
+impl Controller for NodeLifecycleController {
+    fn name(&self) -> &'static str {
+        "nodelifecycle"
+    }
+
+    fn component(&self) -> &'static str {
+        "node-controller"
+    }
+
+    fn watches(&self, w: &mut Watches) {
+        w.reads::<Node>()
+            .reads::<Lease>()
+            .reads::<Pod>()
+            .initial_key("");
+    }
+
+    fn sync(&self, _key: &str, caches: &Caches, now: Timestamp) -> Vec<Action> {
+        let nodes = caches.get::<Node>().list();
+        let by_node = pods_by_node(caches);
+        let leases = caches.get::<Lease>();
+        let lease = |n: &str| leases.get_in(Some(LEASE_NAMESPACE), n);
+        let pods_on = |n: &str| by_node.get(n).cloned().unwrap_or_default();
+        let mut actions = self.state.lock().monitor(&nodes, &lease, &pods_on, now);
+        actions.push(Action::requeue(self.period));
+        actions
+    }
+}
+
+/// The taint eviction controller (`taint-eviction-controller`) as a declaration: a pass over
+/// the nodes with a NoExecute taint whenever such a taint appears, every `period`, and when
+/// the earliest `tolerationSeconds` runs out.
+#[derive(Debug)]
+pub struct TaintEvictionController {
+    period: Duration,
+}
+
+impl TaintEvictionController {
+    /// A controller passing at least every `period`.
+    pub fn new(period: Duration) -> Self {
+        Self { period }
+    }
+}
+
+fn no_execute(n: &Node) -> bool {
+    n.spec
+        .as_ref()
+        .and_then(|s| s.taints.as_ref())
+        .is_some_and(|t| t.iter().any(|t| t.effect == "NoExecute"))
+}
+
+impl Controller for TaintEvictionController {
+    fn name(&self) -> &'static str {
+        "taint-eviction-controller"
+    }
+
+    fn component(&self) -> &'static str {
+        "taint-eviction-controller"
+    }
+
+    fn watches(&self, w: &mut Watches) {
+        w.watch::<Node>(Arc::new(|c, _, keys| {
+            if no_execute(c.object()) {
+                keys.push(String::new());
+            }
+        }))
+        .reads::<Pod>()
+        .initial_key("");
+    }
+
+    fn sync(&self, _key: &str, caches: &Caches, now: Timestamp) -> Vec<Action> {
+        let tainted: Vec<Arc<Node>> = caches
+            .get::<Node>()
+            .list()
+            .into_iter()
+            .filter(|n| no_execute(n))
+            .collect();
+        let mut actions = Vec::new();
+        let mut next = self.period;
+        if !tainted.is_empty() {
+            let by_node = pods_by_node(caches);
+            for n in &tainted {
+                let pods = by_node
+                    .get(n.metadata.name.as_deref().unwrap_or(""))
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                for a in taint_eviction(n, pods, now) {
+                    match a {
+                        Action::Requeue(d) => next = next.min(d.max(Duration::from_millis(100))),
+                        a => actions.push(a),
+                    }
+                }
+            }
+        }
+        actions.push(Action::requeue(next));
+        actions
+    }
 }
 
 #[cfg(test)]

@@ -5,23 +5,32 @@
 //! create or delete pods towards `spec.replicas` when expectations are satisfied (creations in
 //! slow-start batches, deletions ranked as `getPodsToDelete`), then compute status.
 
-use crate::action::Action;
 use crate::controller_utils::{
     is_pod_active, is_pod_available, is_pod_ready, pod_from_template, pods_to_delete,
     until_available,
 };
-use crate::object::{controller_of, controller_ref, is_deleting, key_of, name, uid};
 use crate::selector::{from_label_selector, from_map, Selector, SelectorError};
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec, ReplicationController};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use orch_runtime::action::Action;
+use orch_runtime::controller::{trigger_self, Caches, Controller, Watches};
+use orch_runtime::expectations::Expectations;
+use orch_runtime::object::{
+    controller_key, controller_of, controller_ref, is_deleting, key_of, name, namespace, uid,
+};
+use orch_runtime::store::Change;
+use orch_types::client::ClientError;
 use orch_types::client::Patch;
 use orch_types::events::ObjectRef;
 use orch_types::registry::ApiResource;
 use orch_types::DynamicObject;
+use parking_lot::Mutex;
 use serde_json::json;
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Upstream `BurstReplicas`: at most this many creations or deletions per sync.
 pub const BURST_REPLICAS: i32 = 500;
@@ -333,6 +342,194 @@ pub fn reconcile(w: &Workload, cx: SyncContext<'_>) -> Vec<Action> {
         }
     }
     actions
+}
+
+/// The ReplicaSet (`replicaset`) or ReplicationController (`replicationcontroller`) controller
+/// as a declaration: watches its own kind and pods (a pod's controller, the expectations of
+/// creations and deletions in flight, orphans its selector matches), syncs one object over its
+/// pods and the orphans of its namespace.
+pub struct WorkloadController {
+    kind: WorkloadKind,
+    expectations: Expectations,
+    /// The failure of the last manage step per key (the ReplicaFailure condition).
+    failures: Mutex<HashMap<String, ManageFailure>>,
+    /// Whether the last sync of a key asked to create pods (what a failure was).
+    creating: Mutex<HashMap<String, bool>>,
+}
+
+impl WorkloadController {
+    /// The ReplicaSet controller.
+    pub fn replica_sets() -> Self {
+        Self::new(WorkloadKind::ReplicaSet)
+    }
+
+    /// The ReplicationController controller.
+    pub fn replication_controllers() -> Self {
+        Self::new(WorkloadKind::ReplicationController)
+    }
+
+    fn new(kind: WorkloadKind) -> Self {
+        Self {
+            kind,
+            expectations: Expectations::new(),
+            failures: Mutex::default(),
+            creating: Mutex::default(),
+        }
+    }
+
+    fn workload(kind: WorkloadKind, caches: &Caches, key: &str) -> Option<Workload> {
+        match kind {
+            WorkloadKind::ReplicaSet => caches
+                .get::<ReplicaSet>()
+                .get(key)
+                .map(|r| Workload::from_replica_set(&r)),
+            WorkloadKind::ReplicationController => caches
+                .get::<ReplicationController>()
+                .get(key)
+                .map(|r| Workload::from_replication_controller(&r)),
+        }
+    }
+
+    fn workloads_in(kind: WorkloadKind, caches: &Caches, ns: &str) -> Vec<Workload> {
+        match kind {
+            WorkloadKind::ReplicaSet => caches
+                .get::<ReplicaSet>()
+                .list_namespace(ns)
+                .iter()
+                .map(|r| Workload::from_replica_set(r))
+                .collect(),
+            WorkloadKind::ReplicationController => caches
+                .get::<ReplicationController>()
+                .list_namespace(ns)
+                .iter()
+                .map(|r| Workload::from_replication_controller(r))
+                .collect(),
+        }
+    }
+}
+
+impl Controller for WorkloadController {
+    fn name(&self) -> &'static str {
+        match self.kind {
+            WorkloadKind::ReplicaSet => "replicaset",
+            WorkloadKind::ReplicationController => "replicationcontroller",
+        }
+    }
+
+    fn component(&self) -> &'static str {
+        match self.kind {
+            WorkloadKind::ReplicaSet => "replicaset-controller",
+            WorkloadKind::ReplicationController => "replication-controller",
+        }
+    }
+
+    fn watches(&self, w: &mut Watches) {
+        match self.kind {
+            WorkloadKind::ReplicaSet => w.watch::<ReplicaSet>(trigger_self()),
+            WorkloadKind::ReplicationController => w.watch::<ReplicationController>(trigger_self()),
+        };
+        let (kind, exp) = (self.kind, self.expectations.clone());
+        let owner = kind.kind();
+        // Orphans whose labels a selector of their namespace matches (adoption).
+        let orphan = move |pod: &Pod, caches: &Caches, keys: &mut Vec<String>| {
+            for w in Self::workloads_in(kind, caches, namespace(&pod.metadata)) {
+                if w.selector
+                    .as_ref()
+                    .is_ok_and(|s| s.matches_opt(pod.metadata.labels.as_ref()))
+                {
+                    keys.push(key_of(&w.meta));
+                }
+            }
+        };
+        // upstream replica_set.go addPod / updatePod / deletePod.
+        w.watch::<Pod>(Arc::new(move |c, caches, keys| {
+            let p = c.object();
+            match c {
+                Change::Added(_) => match controller_key(&p.metadata, owner) {
+                    Some(k) => {
+                        exp.creation_observed(&k);
+                        keys.push(k);
+                    }
+                    None if controller_of(&p.metadata).is_none() => orphan(p, caches, keys),
+                    None => {}
+                },
+                Change::Updated(old, new) => {
+                    let (ko, kn) = (
+                        controller_key(&old.metadata, owner),
+                        controller_key(&new.metadata, owner),
+                    );
+                    if is_deleting(&new.metadata) && !is_deleting(&old.metadata) {
+                        if let Some(k) = &kn {
+                            exp.deletion_observed(k);
+                        }
+                    }
+                    keys.extend(kn.clone());
+                    if ko != kn {
+                        keys.extend(ko);
+                    }
+                    if controller_of(&new.metadata).is_none()
+                        && old.metadata.labels != new.metadata.labels
+                    {
+                        orphan(new, caches, keys);
+                    }
+                }
+                Change::Deleted(_) => {
+                    if let Some(k) = controller_key(&p.metadata, owner) {
+                        if !is_deleting(&p.metadata) {
+                            exp.deletion_observed(&k);
+                        }
+                        keys.push(k);
+                    }
+                }
+                Change::Resync(_) => {}
+            }
+        }));
+    }
+
+    fn sync(&self, key: &str, caches: &Caches, now: Timestamp) -> Vec<Action> {
+        let Some(w) = Self::workload(self.kind, caches, key) else {
+            self.expectations.delete(key);
+            self.failures.lock().remove(key);
+            return Vec::new();
+        };
+        let pods = caches
+            .get::<Pod>()
+            .claimable(uid(&w.meta), namespace(&w.meta));
+        let last = self.failures.lock().get(key).cloned();
+        let actions = reconcile(
+            &w,
+            SyncContext {
+                pods: &pods,
+                expectations_satisfied: self.expectations.satisfied(key, now),
+                last_failure: last.as_ref(),
+                now,
+            },
+        );
+        let creates = actions
+            .iter()
+            .any(|a| matches!(a, Action::CreatePods { .. }));
+        self.creating.lock().insert(key.to_string(), creates);
+        actions
+    }
+
+    fn expectations(&self) -> Option<Expectations> {
+        Some(self.expectations.clone())
+    }
+
+    fn applied(&self, key: &str, result: &Result<Option<Duration>, ClientError>) {
+        let creates = self.creating.lock().remove(key).unwrap_or(false);
+        match result {
+            Ok(_) => drop(self.failures.lock().remove(key)),
+            Err(e) => {
+                let f = if creates {
+                    ManageFailure::Create(e.to_string())
+                } else {
+                    ManageFailure::Delete(e.to_string())
+                };
+                self.failures.lock().insert(key.to_string(), f);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,18 +1,21 @@
-//! The simulation engine: one deterministic loop that drives the real cores on a virtual clock.
+//! The simulation engine: the clock, the scenario timeline, disruptions and the report around
+//! the same components a live cluster runs.
 //!
-//! Every write goes through the real API server (memory storage) with the in-process client,
-//! and the engine keeps its caches from the objects the server returns (write-through), so no
-//! watch fan-out is needed and the order of everything is fixed. Per virtual instant the loop
-//! runs, until nothing changes: the Deployment and ReplicaSet reconcilers
-//! (`orch_controllers::{deployment, replicaset}`), node lifecycle (`NodeLifecycle::monitor` +
-//! `taint_eviction`), the scheduler (`orch_scheduler::Scheduler` over an incrementally kept
-//! `Snapshot`) and one `orch_kubelet::worker::PodWorker` per bound pod on a per-node
-//! `SimRuntime`. Then the clock jumps to the next timer (scenario event, worker wake-up,
-//! requeue, node-monitor pass, utilization sample).
+//! Every write goes through the real API server (memory storage) with the in-process client.
+//! The controllers are the live controller manager's declarations
+//! (`orch_controllers::manager::controllers`), run by orch-runtime's steppable driver
+//! ([`Stepper`]): its caches are fed from what the server returned for each write — the
+//! controllers' own and the engine's — so no watch fan-out is needed and the order of
+//! everything is fixed. The engine reads the same caches. Per virtual instant the loop runs,
+//! until nothing changes: the timeline, the controllers (one key at a time), the scheduler
+//! (`orch_scheduler::Scheduler` over an incrementally kept `Snapshot`) and one
+//! `orch_kubelet::worker::PodWorker` per bound pod on a per-node `SimRuntime`, whose kubelets
+//! renew their node Leases every 10 s while up. Then the clock jumps to the next timer
+//! (scenario event, worker wake-up, controller requeue, Lease renewal, utilization sample).
 //!
-//! Determinism: maps are ordered, generated names come from a seeded generator, the API server
-//! runs on the same virtual clock, and the event log excludes UIDs. Same scenario and seed ⇒
-//! same log, byte for byte.
+//! Determinism: caches list in key order, generated names come from a seeded generator, the
+//! API server runs on the same virtual clock, and the event log excludes UIDs. Same scenario
+//! and seed ⇒ same log, byte for byte.
 
 use super::report::*;
 use super::scenario::{parse_target, Action as Disrupt, Scenario};
@@ -23,19 +26,22 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use orch_apiserver::rest::update::Part;
 use orch_apiserver::{ApiServer, ApiServerConfig};
-use orch_controllers::action::Action;
-use orch_controllers::deployment::{self, DeploymentView};
-use orch_controllers::nodelifecycle::{taint_eviction, NodeLifecycle, NodeLifecycleConfig};
-use orch_controllers::replicaset::{self, SyncContext, Workload};
+use orch_controllers::manager::{controllers, ManagerConfig};
+use orch_controllers::nodelifecycle::LEASE_NAMESPACE;
 use orch_kubelet::runtime::sim::SimRuntime;
 use orch_kubelet::runtime::ContainerRuntime;
 use orch_kubelet::worker::{PodWorker, WorkerConfig};
+use orch_runtime::action::SeededNames;
+use orch_runtime::object::{controller_key, key_from, key_of, Object};
+use orch_runtime::step::{RecordedEvent, StepConfig, Stepper, Subscription};
+use orch_runtime::store::{Change, Store};
 use orch_scheduler::pod_info::PodInfo;
 use orch_scheduler::{Outcome, Scheduler, Snapshot};
 use orch_types::client::{
     DeleteOutcome, DeleteParams, Patch, PatchParams, PostParams, Preconditions, SharedClient,
 };
 use orch_types::clock::{Clock, ManualClock};
+use orch_types::events::reason;
 use orch_types::{ApiResource, DynamicObject};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -70,6 +76,15 @@ pub const EPOCH_SECONDS: i64 = 1_735_689_600;
 
 /// Taint-manager and scheduler loops cannot livelock an instant: past this many rounds the
 /// clock moves on anyway.
+/// At most this many controller syncs per round of an instant (a controller that requeues
+/// itself at once cannot hold the clock).
+const MAX_SYNCS_PER_ROUND: usize = 1_000_000;
+
+/// Upstream kubelet renews its node Lease every 10 s (a quarter of its 40 s duration).
+const LEASE_RENEW: SignedDuration = SignedDuration::from_secs(10);
+/// `spec.leaseDurationSeconds` of node Leases.
+const LEASE_DURATION_SECONDS: i32 = 40;
+
 const MAX_ROUNDS_PER_INSTANT: usize = 200;
 
 /// The engine compacts the API server's history every this many writes...
@@ -93,30 +108,13 @@ fn pods_info() -> orch_apiserver::rest::Resource {
 
 /// A typed Pod from a stored object: metadata copied as is, `spec` and `status` read in place
 /// (no intermediate JSON copy of the whole object).
-fn pod_of(o: &DynamicObject) -> Option<Pod> {
-    fn field<T: serde::de::DeserializeOwned>(o: &DynamicObject, k: &str) -> Option<Option<T>> {
-        match o.data.get(k) {
-            None | Some(Value::Null) => Some(None),
-            Some(v) => T::deserialize(v).ok().map(Some),
-        }
-    }
-    if o.data.keys().any(|k| k != "spec" && k != "status") {
-        return o.to_typed::<Pod>().ok();
-    }
-    Some(Pod {
-        metadata: o.metadata.clone(),
-        spec: field(o, "spec")?,
-        status: field(o, "status")?,
-    })
-}
-
 /// The Pod after a status write that succeeded: metadata and status from the server's answer,
-/// the spec from `old` (the engine's pod). A status write never changes the spec, and it was
+/// the spec from `old` (the cached pod). A status write never changes the spec, and it was
 /// pinned to `old`'s resourceVersion, so the stored spec is `old`'s: it is reused instead of
 /// being converted again.
 fn pod_after_status_write(o: &DynamicObject, old: &Pod) -> Option<Pod> {
     if o.data.keys().any(|k| k != "spec" && k != "status") {
-        return pod_of(o);
+        return Pod::from_dynamic(o).ok();
     }
     let status = match o.data.get("status") {
         None | Some(Value::Null) => None,
@@ -148,46 +146,8 @@ fn status_digest(s: &k8s_openapi::api::core::v1::PodStatus) -> u64 {
     w.0.value()
 }
 
-fn key_of(ns: Option<&str>, name: &str) -> String {
-    match ns {
-        Some(ns) => format!("{ns}/{name}"),
-        None => name.to_string(),
-    }
-}
-
-fn meta_key(m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
-    key_of(m.namespace.as_deref(), m.name.as_deref().unwrap_or(""))
-}
-
-/// SplitMix64: the seeded generator of names (no dependency, stable across versions).
-#[derive(Debug, Clone)]
-struct Names(u64);
-
-impl Names {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    /// Five characters from upstream's alphabet (`bcdfghjklmnpqrstvwxz2456789`).
-    fn suffix(&mut self) -> String {
-        const ALPHA: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-        let mut v = self.next();
-        (0..5)
-            .map(|_| {
-                let c = ALPHA[(v % ALPHA.len() as u64) as usize] as char;
-                v /= ALPHA.len() as u64;
-                c
-            })
-            .collect()
-    }
-}
-
 struct NodeState {
     up: bool,
-    last_heartbeat: Timestamp,
     zone: Option<String>,
     rt: SimRuntime,
 }
@@ -222,23 +182,20 @@ pub struct Simulation {
     clock: ManualClock,
     start: Timestamp,
     seed: u64,
-    names: Names,
     scenario: Scenario,
     timeline: BTreeMap<(Timestamp, usize), Item>,
-    nodes: BTreeMap<String, Arc<Node>>,
+    /// The controllers of the live manager, on the steppable driver.
+    stepper: Stepper,
+    /// The caches the controllers read (the engine reads the same).
+    pods: Store<Pod>,
+    nodes: Store<Node>,
+    pod_changes: Subscription<Pod>,
+    node_changes: Subscription<Node>,
+    rs_changes: Subscription<ReplicaSet>,
+    deploy_changes: Subscription<Deployment>,
     node_state: BTreeMap<String, NodeState>,
-    pods: BTreeMap<String, Arc<Pod>>,
-    rss: BTreeMap<String, Arc<ReplicaSet>>,
-    deploys: BTreeMap<String, Arc<Deployment>>,
     /// Boxed: a map node holds up to 11 entries, and most workers are in nodes far from full.
     workers: BTreeMap<String, Box<WorkerState>>,
-    /// Who reads which pods and ReplicaSets (the informer indexes of the controllers): pod
-    /// keys by controlling ReplicaSet (`ns/name`), ReplicaSet keys by controlling Deployment,
-    /// and the objects without a controller (candidates for adoption).
-    owned_pods: BTreeMap<String, BTreeSet<String>>,
-    orphan_pods: BTreeSet<String>,
-    owned_rss: BTreeMap<String, BTreeSet<String>>,
-    orphan_rss: BTreeSet<String>,
     /// Pods the scheduler has to look at: unbound, not being deleted, phase Pending.
     unbound: BTreeSet<String>,
     /// Storage revision up to which history was compacted by the engine.
@@ -246,13 +203,9 @@ pub struct Simulation {
     /// Storage revision the watch cache was last let catch up to.
     cache_synced: u64,
     wakeups: BTreeSet<(Timestamp, String)>,
+    next_renew: Timestamp,
     snapshot: Snapshot,
     scheduler: Scheduler,
-    lifecycle: NodeLifecycle,
-    next_monitor: Timestamp,
-    dirty_rs: BTreeSet<String>,
-    dirty_deploy: BTreeSet<String>,
-    requeues: BTreeSet<(Timestamp, u8, String)>,
     unschedulable: BTreeMap<String, String>,
     retry_unschedulable: bool,
     times: BTreeMap<String, PodTimes>,
@@ -279,6 +232,7 @@ impl std::fmt::Debug for Simulation {
             .field("now", &self.clock.now())
             .field("nodes", &self.nodes.len())
             .field("pods", &self.pods.len())
+            .field("controllers", &self.stepper.names())
             .finish()
     }
 }
@@ -330,36 +284,47 @@ impl Simulation {
             timeline.insert((start + sd(d.at), n + i), Item::Disruption(i));
         }
         let sample_every = sd(scenario.sample_every.unwrap_or(Duration::from_secs(10)));
+        let mut stepper = Stepper::new(
+            client.clone(),
+            Arc::new(clock.clone()),
+            controllers(&sim_manager_config()).map_err(|e| SimError::ApiServer(e.to_string()))?,
+            StepConfig {
+                names: Some(Arc::new(SeededNames::new(seed ^ 0x6f72_6368_7369_6d00))),
+                write_events: opts.events,
+            },
+        );
+        let (pods, nodes) = (
+            stepper.caches().get::<Pod>(),
+            stepper.caches().get::<Node>(),
+        );
+        let pod_changes = stepper.subscribe::<Pod>();
+        let node_changes = stepper.subscribe::<Node>();
+        let rs_changes = stepper.subscribe::<ReplicaSet>();
+        let deploy_changes = stepper.subscribe::<Deployment>();
         let mut sim = Self {
             api,
             client,
             clock,
             start,
             seed,
-            names: Names(seed ^ 0x6f72_6368_7369_6d00),
             scenario,
             timeline,
-            nodes: BTreeMap::new(),
+            stepper,
+            pods,
+            nodes,
+            pod_changes,
+            node_changes,
+            rs_changes,
+            deploy_changes,
             node_state: BTreeMap::new(),
-            pods: BTreeMap::new(),
-            rss: BTreeMap::new(),
-            deploys: BTreeMap::new(),
             workers: BTreeMap::new(),
-            owned_pods: BTreeMap::new(),
-            orphan_pods: BTreeSet::new(),
-            owned_rss: BTreeMap::new(),
-            orphan_rss: BTreeSet::new(),
             unbound: BTreeSet::new(),
             compacted: 0,
             cache_synced: 0,
             wakeups: BTreeSet::new(),
+            next_renew: start + LEASE_RENEW,
             snapshot: Snapshot::new(),
             scheduler: Scheduler::default().with_seed(seed),
-            lifecycle: NodeLifecycle::new(NodeLifecycleConfig::default()),
-            next_monitor: start,
-            dirty_rs: BTreeSet::new(),
-            dirty_deploy: BTreeSet::new(),
-            requeues: BTreeSet::new(),
             unschedulable: BTreeMap::new(),
             retry_unschedulable: false,
             times: BTreeMap::new(),
@@ -448,7 +413,6 @@ impl Simulation {
                     name.clone(),
                     NodeState {
                         up: true,
-                        last_heartbeat: self.clock.now(),
                         zone: zone.clone(),
                         rt: SimRuntime::new(index),
                     },
@@ -486,31 +450,66 @@ impl Simulation {
                         source,
                     })?;
                 self.observe(&o);
+                let lease = node_lease(&name, self.clock.now());
+                let o = self
+                    .client
+                    .create(
+                        &ApiResource::of::<Lease>(),
+                        Some(LEASE_NAMESPACE),
+                        &lease,
+                        &PostParams::default(),
+                    )
+                    .await
+                    .map_err(|source| SimError::Apply {
+                        what: format!("lease {name}"),
+                        source,
+                    })?;
+                self.observe(&o);
+                self.housekeep().await;
             }
         }
         Ok(())
     }
 
-    fn lease_of(&self, name: &str) -> Option<Arc<Lease>> {
-        let st = self.node_state.get(name)?;
-        let renew = if st.up {
-            self.clock.now()
-        } else {
-            st.last_heartbeat
-        };
-        Some(Arc::new(Lease {
-            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
-                name: Some(name.to_string()),
-                namespace: Some("kube-node-lease".into()),
-                ..Default::default()
-            },
-            spec: Some(LeaseSpec {
-                holder_identity: Some(name.to_string()),
-                lease_duration_seconds: Some(40),
-                renew_time: Some(MicroTime(renew)),
-                ..Default::default()
-            }),
-        }))
+    /// The kubelets that are up renew their node Leases (the node lifecycle controller reads
+    /// them), as upstream's every 10 s.
+    async fn renew_leases(&mut self) -> bool {
+        let now = self.clock.now();
+        if now < self.next_renew {
+            return false;
+        }
+        self.next_renew = now + LEASE_RENEW;
+        let up: Vec<String> = self
+            .node_state
+            .iter()
+            .filter(|(_, s)| s.up)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for n in up {
+            self.renew_lease(&n).await;
+        }
+        false
+    }
+
+    async fn renew_lease(&mut self, node: &str) {
+        self.housekeep().await;
+        let now = self.clock.now();
+        let patch = Patch::Merge(json!({"spec": {"renewTime": MicroTime(now)}}));
+        match self
+            .client
+            .patch(
+                &ApiResource::of::<Lease>(),
+                Some(LEASE_NAMESPACE),
+                node,
+                None,
+                &patch,
+                &PatchParams::default(),
+            )
+            .await
+        {
+            Ok(o) => self.observe(&o),
+            Err(e) => self.record(format!("ERROR lease {node}: {e}")),
+        }
     }
 
     async fn set_node_up(&mut self, name: &str, up: bool) {
@@ -523,14 +522,14 @@ impl Simulation {
             return;
         }
         st.up = up;
-        st.last_heartbeat = now;
         self.record(format!(
             "KUBELET {} node {name}",
             if up { "UP" } else { "DOWN" }
         ));
         if up {
-            // The kubelet posts Ready again and resumes its pods.
-            if let Some(n) = self.nodes.get(name).cloned() {
+            // The kubelet renews its Lease, posts Ready again and resumes its pods.
+            self.renew_lease(name).await;
+            if let Some(n) = self.nodes.get(name) {
                 let mut n = (*n).clone();
                 set_ready(&mut n, now);
                 if let Ok(d) = DynamicObject::from_typed(&n) {
@@ -554,113 +553,127 @@ impl Simulation {
             }
             self.retry_unschedulable = true;
         }
-        self.next_monitor = self.next_monitor.min(now);
     }
 
     // ---- caches --------------------------------------------------------------------------
 
-    /// Takes an object the server returned into the caches.
+    /// Takes an object the server returned into the caches (and so to the controllers).
     fn observe(&mut self, o: &DynamicObject) {
-        match (o.types.api_version.as_str(), o.types.kind.as_str()) {
-            ("v1", "Pod") => {
-                if let Some(p) = pod_of(o) {
-                    self.observe_pod(p);
-                }
-            }
-            ("v1", "Node") => {
-                if let Ok(n) = o.to_typed::<Node>() {
-                    let name = n.metadata.name.clone().unwrap_or_default();
-                    let summary = node_summary(&n);
-                    let old = self.nodes.get(&name).map(|o| node_summary(o));
-                    if old.as_deref() != Some(summary.as_str()) {
-                        self.record(format!("NODE {name} {summary}"));
-                        self.retry_unschedulable = true;
-                    }
-                    let _ = self.snapshot.upsert_node(n.clone());
-                    self.nodes.insert(name, Arc::new(n));
-                }
-            }
-            ("apps/v1", "ReplicaSet") => {
-                if let Ok(rs) = o.to_typed::<ReplicaSet>() {
-                    let k = meta_key(&rs.metadata);
-                    let summary = rs_summary(&rs);
-                    let old = self.rss.get(&k).map(|o| rs_summary(o));
-                    if old.as_deref() != Some(summary.as_str()) {
-                        self.record(format!("RS {k} {summary}"));
-                    }
-                    if let Some(d) = controller_of(&rs.metadata, "Deployment") {
-                        self.dirty_deploy
-                            .insert(key_of(rs.metadata.namespace.as_deref(), &d));
-                    }
-                    self.dirty_rs.insert(k.clone());
-                    if let Some(old) = self.rss.get(&k).cloned() {
-                        unindex(&mut self.owned_rss, &mut self.orphan_rss, &k, &old.metadata);
-                    }
-                    index(&mut self.owned_rss, &mut self.orphan_rss, &k, &rs.metadata);
-                    self.rss.insert(k, Arc::new(rs));
-                }
-            }
-            ("apps/v1", "Deployment") => {
-                if let Ok(d) = o.to_typed::<Deployment>() {
-                    let k = meta_key(&d.metadata);
-                    let summary = deploy_summary(&d);
-                    let old = self.deploys.get(&k).map(|o| deploy_summary(o));
-                    if old.as_deref() != Some(summary.as_str()) {
-                        self.record(format!("DEPLOY {k} {summary}"));
-                    }
-                    self.dirty_deploy.insert(k.clone());
-                    self.deploys.insert(k, Arc::new(d));
-                }
-            }
-            _ => {}
-        }
+        self.stepper.observe(o);
+        self.drain();
     }
 
+    /// Takes the last state of a deleted object into the caches.
     fn forget(&mut self, o: &DynamicObject) {
-        let k = key_of(o.namespace(), o.name());
-        match o.types.kind.as_str() {
-            "Pod" => {
-                if let Some(p) = self.pods.remove(&k) {
-                    unindex(&mut self.owned_pods, &mut self.orphan_pods, &k, &p.metadata);
-                    self.unbound.remove(&k);
-                    self.record(format!("POD {k} deleted"));
-                    self.snapshot.remove_pod(&k);
-                    self.workers.remove(&k);
-                    self.unschedulable.remove(&k);
-                    self.times.remove(&k);
-                    self.retry_unschedulable = true;
-                    if let Some(rs) = controller_of(&p.metadata, "ReplicaSet") {
-                        self.dirty_rs
-                            .insert(key_of(p.metadata.namespace.as_deref(), &rs));
-                    }
+        self.stepper.forget(o);
+        self.drain();
+    }
+
+    /// Reacts to what changed in the caches since the last call: the log, the scheduler's
+    /// snapshot and queue, the pod workers, the latencies; and the controllers' events.
+    fn drain(&mut self) {
+        for c in self.node_changes.drain() {
+            self.node_changed(c);
+        }
+        for c in self.deploy_changes.drain() {
+            let line = match &c {
+                Change::Deleted(d) => Some(format!("DEPLOY {} deleted", key_of(&d.metadata))),
+                Change::Added(d) => Some(format!(
+                    "DEPLOY {} {}",
+                    key_of(&d.metadata),
+                    deploy_summary(d)
+                )),
+                Change::Updated(old, d) => {
+                    let s = deploy_summary(d);
+                    (deploy_summary(old) != s)
+                        .then(|| format!("DEPLOY {} {s}", key_of(&d.metadata)))
                 }
+                Change::Resync(_) => None,
+            };
+            if let Some(l) = line {
+                self.record(l);
             }
-            "ReplicaSet" => {
-                if let Some(rs) = self.rss.remove(&k) {
-                    unindex(&mut self.owned_rss, &mut self.orphan_rss, &k, &rs.metadata);
-                    self.record(format!("RS {k} deleted"));
-                    if let Some(d) = controller_of(&rs.metadata, "Deployment") {
-                        self.dirty_deploy
-                            .insert(key_of(rs.metadata.namespace.as_deref(), &d));
-                    }
+        }
+        for c in self.rs_changes.drain() {
+            let line = match &c {
+                Change::Deleted(r) => Some(format!("RS {} deleted", key_of(&r.metadata))),
+                Change::Added(r) => Some(format!("RS {} {}", key_of(&r.metadata), rs_summary(r))),
+                Change::Updated(old, r) => {
+                    let s = rs_summary(r);
+                    (rs_summary(old) != s).then(|| format!("RS {} {s}", key_of(&r.metadata)))
                 }
+                Change::Resync(_) => None,
+            };
+            if let Some(l) = line {
+                self.record(l);
             }
-            "Deployment" if self.deploys.remove(&k).is_some() => {
-                self.record(format!("DEPLOY {k} deleted"));
-            }
-            "Node" if self.nodes.remove(&k).is_some() => {
-                self.record(format!("NODE {k} deleted"));
-                self.snapshot.remove_node(&k);
-            }
-            _ => {}
+        }
+        while let Some(c) = self.pod_changes.pop() {
+            self.pod_changed(c);
+        }
+        for e in self.stepper.take_events() {
+            self.controller_event(e);
         }
     }
 
-    fn observe_pod(&mut self, p: Pod) {
-        let k = meta_key(&p.metadata);
+    fn controller_event(&mut self, e: RecordedEvent) {
+        let key = key_from(e.object.namespace.as_deref(), &e.object.name);
+        self.record(format!(
+            "EVENT {} {}/{key} {}: {}",
+            e.type_.as_str(),
+            e.object.kind,
+            e.reason,
+            e.message
+        ));
+        if e.reason == reason::TAINT_MANAGER_EVICTION {
+            let node = self
+                .pods
+                .get(&key)
+                .and_then(|p| p.spec.as_ref()?.node_name.clone())
+                .unwrap_or_default();
+            let time = self.now();
+            self.evictions.push(Eviction {
+                time,
+                pod: key,
+                node,
+                reason: "TaintManagerEviction".into(),
+            });
+        }
+    }
+
+    fn node_changed(&mut self, c: Change<Node>) {
+        match c {
+            Change::Deleted(n) => {
+                let name = n.metadata.name.clone().unwrap_or_default();
+                self.record(format!("NODE {name} deleted"));
+                self.snapshot.remove_node(&name);
+            }
+            c => {
+                let (old, n) = match c {
+                    Change::Updated(old, n) => (Some(old), n),
+                    Change::Added(n) | Change::Resync(n) | Change::Deleted(n) => (None, n),
+                };
+                let name = n.metadata.name.clone().unwrap_or_default();
+                let summary = node_summary(&n);
+                if old.map(|o| node_summary(&o)).as_deref() != Some(summary.as_str()) {
+                    self.record(format!("NODE {name} {summary}"));
+                    self.retry_unschedulable = true;
+                }
+                let _ = self.snapshot.upsert_node((*n).clone());
+            }
+        }
+    }
+
+    fn pod_changed(&mut self, c: Change<Pod>) {
+        let (old, p) = match c {
+            Change::Deleted(p) => return self.pod_deleted(&p),
+            Change::Added(p) | Change::Resync(p) => (None, p),
+            Change::Updated(old, p) => (Some(old), p),
+        };
+        let k = key_of(&p.metadata);
         let now = self.clock.now();
         let summary = PodSummary::of(&p);
-        if self.pods.get(&k).map(|o| PodSummary::of(o)) != Some(summary) {
+        if old.as_deref().map(PodSummary::of) != Some(summary) {
             let line = format!("POD {k} {summary}");
             self.record(line);
         }
@@ -668,12 +681,9 @@ impl Simulation {
         let phase = p
             .status
             .as_ref()
-            .and_then(|s| s.phase.clone())
+            .and_then(|s| s.phase.as_deref())
             .unwrap_or_default();
-        if !self.times.contains_key(&k) {
-            self.times.insert(k.clone(), PodTimes::default());
-        }
-        let t = self.times.get_mut(&k).expect("inserted above");
+        let t = self.times.entry(k.clone()).or_default();
         if t.created.is_none() {
             t.created = Some(
                 p.metadata
@@ -696,36 +706,15 @@ impl Simulation {
             }
         }
         let terminal = phase == "Succeeded" || phase == "Failed";
-        // Most updates (status writes, binds) keep the controller: the indexes stay as they are.
-        let same_controller = self
-            .pods
-            .get(&k)
-            .is_some_and(|o| controller_ref(&o.metadata) == controller_ref(&p.metadata));
-        if !same_controller {
-            if let Some(old) = self.pods.get(&k).cloned() {
-                unindex(
-                    &mut self.owned_pods,
-                    &mut self.orphan_pods,
-                    &k,
-                    &old.metadata,
-                );
-            }
-            index(&mut self.owned_pods, &mut self.orphan_pods, &k, &p.metadata);
-        }
         if node.is_none() && p.metadata.deletion_timestamp.is_none() && phase_pending(&p) {
             self.unbound.insert(k.clone());
         } else {
             self.unbound.remove(&k);
         }
-        let p = Arc::new(p);
         if node.is_some() && !terminal {
             let _ = self.snapshot.upsert_pod(p.clone());
         } else if terminal && self.snapshot.remove_pod(&k).is_some() {
             self.retry_unschedulable = true;
-        }
-        if let Some(rs) = controller_of(&p.metadata, "ReplicaSet") {
-            self.dirty_rs
-                .insert(key_of(p.metadata.namespace.as_deref(), &rs));
         }
         if let Some(n) = node {
             match self.workers.get_mut(&k) {
@@ -759,7 +748,17 @@ impl Simulation {
                 None => {}
             }
         }
-        self.pods.insert(k, p);
+    }
+
+    fn pod_deleted(&mut self, p: &Pod) {
+        let k = key_of(&p.metadata);
+        self.unbound.remove(&k);
+        self.record(format!("POD {k} deleted"));
+        self.snapshot.remove_pod(&k);
+        self.workers.remove(&k);
+        self.unschedulable.remove(&k);
+        self.times.remove(&k);
+        self.retry_unschedulable = true;
     }
 
     fn wake(&mut self, key: &str, at: Timestamp) {
@@ -794,7 +793,7 @@ impl Simulation {
             let ns = r
                 .namespaced
                 .then(|| obj.namespace().unwrap_or("default").to_string());
-            let what = format!("{} {}", obj.types.kind, key_of(ns.as_deref(), obj.name()));
+            let what = format!("{} {}", obj.types.kind, key_from(ns.as_deref(), obj.name()));
             let res = match self
                 .client
                 .create(&r, ns.as_deref(), &obj, &PostParams::default())
@@ -819,7 +818,7 @@ impl Simulation {
             self.record(format!(
                 "APPLY {} {}",
                 o.types.kind,
-                key_of(o.namespace(), o.name())
+                key_from(o.namespace(), o.name())
             ));
             self.observe(&o);
         }
@@ -836,152 +835,6 @@ impl Simulation {
                 self.forget(&gone);
             }
             Err(_) => {}
-        }
-    }
-
-    async fn apply_actions(&mut self, actions: Vec<Action>, requeue_kind: u8, requeue_key: &str) {
-        for a in actions {
-            self.housekeep().await;
-            let res = match a {
-                Action::Create {
-                    resource,
-                    mut object,
-                } => {
-                    self.name_generated(&mut object);
-                    let ns = object.namespace().map(str::to_string);
-                    self.client
-                        .create(&resource, ns.as_deref(), &object, &PostParams::default())
-                        .await
-                        .map(Some)
-                }
-                Action::CreatePods { pods, .. } => {
-                    let mut last = Ok(None);
-                    for mut p in pods {
-                        self.housekeep().await;
-                        self.name_generated(&mut p);
-                        let ns = p.namespace().map(str::to_string);
-                        match self
-                            .api
-                            .create_object(pods_info(), ns.as_deref(), p, &PostParams::default())
-                            .await
-                            .map_err(orch_types::client::ClientError::from)
-                        {
-                            Ok(w) => self.observe(&w.object),
-                            Err(e) => {
-                                last = Err(e);
-                                break;
-                            }
-                        }
-                    }
-                    last
-                }
-                Action::Update { resource, object } => {
-                    let ns = object.namespace().map(str::to_string);
-                    self.client
-                        .update(&resource, ns.as_deref(), &object, &PostParams::default())
-                        .await
-                        .map(Some)
-                }
-                Action::UpdateStatus { resource, object } => {
-                    let ns = object.namespace().map(str::to_string);
-                    self.client
-                        .update_status(&resource, ns.as_deref(), &object, &PostParams::default())
-                        .await
-                        .map(Some)
-                }
-                Action::Patch {
-                    resource,
-                    namespace,
-                    name,
-                    subresource,
-                    patch,
-                } => self
-                    .client
-                    .patch(
-                        &resource,
-                        namespace.as_deref(),
-                        &name,
-                        subresource.as_deref(),
-                        &patch,
-                        &PatchParams::default(),
-                    )
-                    .await
-                    .map(Some),
-                Action::Delete {
-                    resource,
-                    namespace,
-                    name,
-                    uid,
-                    propagation,
-                    grace_period_seconds,
-                    ..
-                } => {
-                    let p = DeleteParams {
-                        propagation_policy: propagation,
-                        grace_period_seconds,
-                        preconditions: uid.map(|u| Preconditions {
-                            uid: Some(u),
-                            resource_version: None,
-                        }),
-                        dry_run: false,
-                    };
-                    match self
-                        .client
-                        .delete(&resource, namespace.as_deref(), &name, &p)
-                        .await
-                    {
-                        Ok(DeleteOutcome::Deleted(o)) => {
-                            self.forget(&o);
-                            Ok(None)
-                        }
-                        Ok(DeleteOutcome::Pending(o)) => Ok(Some(o)),
-                        Err(e) => Err(e),
-                    }
-                }
-                Action::Event {
-                    object,
-                    type_,
-                    reason,
-                    message,
-                } => {
-                    self.record(format!(
-                        "EVENT {} {}/{} {reason}: {message}",
-                        type_.as_str(),
-                        object.kind,
-                        key_of(object.namespace.as_deref(), &object.name)
-                    ));
-                    if self.events {
-                        self.write_event(&object, type_.as_str(), &reason, &message)
-                            .await;
-                    }
-                    Ok(None)
-                }
-                Action::Requeue(d) => {
-                    let at = self.clock.now() + sd(d);
-                    self.requeues
-                        .insert((at, requeue_kind, requeue_key.to_string()));
-                    Ok(None)
-                }
-            };
-            match res {
-                Ok(Some(o)) => self.observe(&o),
-                Ok(None) => {}
-                Err(e) => {
-                    self.record(format!("ERROR {requeue_key}: {}", e));
-                    // Conflicts and the like: retry the owner after a second.
-                    let at = self.clock.now() + SignedDuration::from_secs(1);
-                    self.requeues
-                        .insert((at, requeue_kind, requeue_key.to_string()));
-                }
-            }
-        }
-    }
-
-    fn name_generated(&mut self, o: &mut DynamicObject) {
-        if o.metadata.name.as_deref().is_none_or(str::is_empty) {
-            if let Some(base) = o.metadata.generate_name.clone() {
-                o.metadata.name = Some(format!("{base}{}", self.names.suffix()));
-            }
         }
     }
 
@@ -1014,158 +867,21 @@ impl Simulation {
 
     // ---- the loop ------------------------------------------------------------------------
 
+    /// Runs the controllers until none has a key ready now.
     async fn run_controllers(&mut self) -> bool {
         let mut did = false;
-        let now = self.clock.now();
-        let deploys = std::mem::take(&mut self.dirty_deploy);
-        for k in deploys {
-            let Some(d) = self.deploys.get(&k).cloned() else {
-                continue;
+        for _ in 0..MAX_SYNCS_PER_ROUND {
+            self.housekeep().await;
+            let Some(s) = self.stepper.step().await else {
+                return did;
             };
-            let ns = d.metadata.namespace.clone().unwrap_or_default();
-            // What the Deployment can claim: its ReplicaSets and orphans of its namespace
-            // (others' are skipped by the reconciler), and the pods of those.
-            let rs_keys = with_orphans(self.owned_rss.get(&k), &self.orphan_rss, &ns);
-            let rss: Vec<Arc<ReplicaSet>> = rs_keys
-                .iter()
-                .filter_map(|r| self.rss.get(r).cloned())
-                .collect();
-            let mut pod_keys: Vec<&String> = rs_keys
-                .iter()
-                .filter_map(|r| self.owned_pods.get(r))
-                .flatten()
-                .collect();
-            pod_keys.sort();
-            let pods: Vec<Arc<Pod>> = pod_keys
-                .into_iter()
-                .filter_map(|p| self.pods.get(p).cloned())
-                .collect();
-            let actions = deployment::reconcile(
-                &d,
-                DeploymentView {
-                    replica_sets: &rss,
-                    pods: &pods,
-                    now,
-                },
-            );
-            if actions.iter().any(|a| !matches!(a, Action::Requeue(_))) {
-                did = true;
+            did |= s.acted;
+            if let Some(e) = s.error {
+                self.record(format!("ERROR {} {}: {e}", s.controller, s.key));
             }
-            self.apply_actions(actions, 0, &k).await;
+            self.drain();
         }
-        let rss = std::mem::take(&mut self.dirty_rs);
-        for k in rss {
-            let Some(rs) = self.rss.get(&k).cloned() else {
-                continue;
-            };
-            let ns = rs.metadata.namespace.clone().unwrap_or_default();
-            // Its pods and the orphans of its namespace (pods of other controllers are
-            // skipped by the reconciler anyway), in key order as before.
-            let pods: Vec<Arc<Pod>> = with_orphans(self.owned_pods.get(&k), &self.orphan_pods, &ns)
-                .iter()
-                .filter_map(|p| self.pods.get(p).cloned())
-                .collect();
-            let w = Workload::from_replica_set(&rs);
-            let actions = replicaset::reconcile(
-                &w,
-                SyncContext {
-                    pods: &pods,
-                    expectations_satisfied: true,
-                    last_failure: None,
-                    now,
-                },
-            );
-            if actions.iter().any(|a| !matches!(a, Action::Requeue(_))) {
-                did = true;
-            }
-            self.apply_actions(actions, 1, &k).await;
-        }
-        did
-    }
-
-    fn monitor_needed(&self) -> bool {
-        self.node_state.values().any(|s| !s.up)
-            || self.nodes.values().any(|n| {
-                n.spec
-                    .as_ref()
-                    .and_then(|s| s.taints.as_ref())
-                    .is_some_and(|t| t.iter().any(|t| t.key.starts_with("node.kubernetes.io/")))
-            })
-    }
-
-    async fn run_lifecycle(&mut self) -> bool {
-        let now = self.clock.now();
-        if now < self.next_monitor {
-            return false;
-        }
-        self.next_monitor = now + SignedDuration::from_secs(5);
-        if !self.monitor_needed() {
-            return false;
-        }
-        let nodes: Vec<Arc<Node>> = self.nodes.values().cloned().collect();
-        let mut by_node: BTreeMap<String, Vec<Arc<Pod>>> = BTreeMap::new();
-        for p in self.pods.values() {
-            if let Some(n) = p.spec.as_ref().and_then(|s| s.node_name.clone()) {
-                by_node.entry(n).or_default().push(p.clone());
-            }
-        }
-        let leases: BTreeMap<String, Arc<Lease>> = self
-            .nodes
-            .keys()
-            .filter_map(|n| Some((n.clone(), self.lease_of(n)?)))
-            .collect();
-        let actions = self.lifecycle.monitor(
-            &nodes,
-            &|n| leases.get(n).cloned(),
-            &|n| by_node.get(n).cloned().unwrap_or_default(),
-            now,
-        );
-        let mut did = actions.iter().any(|a| !matches!(a, Action::Requeue(_)));
-        self.apply_actions(actions, 2, "node-lifecycle").await;
-        // Taint-based eviction over every node with a NoExecute taint.
-        let tainted: Vec<Arc<Node>> = self
-            .nodes
-            .values()
-            .filter(|n| {
-                n.spec
-                    .as_ref()
-                    .and_then(|s| s.taints.as_ref())
-                    .is_some_and(|t| t.iter().any(|t| t.effect == "NoExecute"))
-            })
-            .cloned()
-            .collect();
-        for n in tainted {
-            let name = n.metadata.name.clone().unwrap_or_default();
-            let pods: Vec<Arc<Pod>> = by_node
-                .get(&name)
-                .map(|v| {
-                    v.iter()
-                        .filter(|p| p.metadata.deletion_timestamp.is_none())
-                        .cloned()
-                        .collect()
-                })
-                .unwrap_or_default();
-            let actions = taint_eviction(&n, &pods, now);
-            for a in &actions {
-                if let Action::Delete {
-                    namespace,
-                    name: pod,
-                    ..
-                } = a
-                {
-                    let t = self.now();
-                    self.evictions.push(Eviction {
-                        time: t,
-                        pod: key_of(namespace.as_deref(), pod),
-                        node: name.clone(),
-                        reason: "TaintManagerEviction".into(),
-                    });
-                    did = true;
-                }
-            }
-            self.apply_actions(actions, 2, "node-lifecycle").await;
-        }
-        did
+        true
     }
 
     async fn run_scheduler(&mut self) -> bool {
@@ -1194,7 +910,7 @@ impl Simulation {
         let mut did = false;
         for (_, _, k) in pending {
             self.housekeep().await;
-            let Some(p) = self.pods.get(&k).cloned() else {
+            let Some(p) = self.pods.get(&k) else {
                 continue;
             };
             let Ok(info) = PodInfo::new(p.clone()) else {
@@ -1397,7 +1113,7 @@ impl Simulation {
             let next = ws.worker.next_wakeup(now, &rt);
             if changed {
                 ws.last_status = Some(digest);
-                if let Some(p) = self.pods.get(&k).cloned() {
+                if let Some(p) = self.pods.get(&k) {
                     // A status write reads only metadata and status (the server keeps the
                     // stored spec), so the spec is neither copied nor converted, and the
                     // metadata is taken over as it is (no round trip through JSON).
@@ -1425,7 +1141,8 @@ impl Simulation {
                             Ok(out) => {
                                 let o = &out.written().object;
                                 if let Some(new) = pod_after_status_write(o, &p) {
-                                    self.observe_pod(new);
+                                    self.stepper.observe_typed(Arc::new(new));
+                                    self.drain();
                                 }
                                 did = true;
                             }
@@ -1442,7 +1159,7 @@ impl Simulation {
                 }
             }
             if wants_delete {
-                if let Some(p) = self.pods.get(&k).cloned() {
+                if let Some(p) = self.pods.get(&k) {
                     let ns = p.metadata.namespace.clone();
                     let name = p.metadata.name.clone().unwrap_or_default();
                     let uid = p.metadata.uid.clone();
@@ -1546,13 +1263,13 @@ impl Simulation {
                 self.cordon(&node, true).await;
                 let pods: Vec<Arc<Pod>> = self
                     .pods
-                    .values()
+                    .list()
+                    .into_iter()
                     .filter(|p| {
                         p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node.as_str())
                     })
                     .filter(|p| p.metadata.deletion_timestamp.is_none())
-                    .filter(|p| controller_of(&p.metadata, "DaemonSet").is_none())
-                    .cloned()
+                    .filter(|p| controller_key(&p.metadata, "DaemonSet").is_none())
                     .collect();
                 for p in pods {
                     let ns = p.metadata.namespace.clone();
@@ -1560,13 +1277,13 @@ impl Simulation {
                     let t = self.now();
                     self.evictions.push(Eviction {
                         time: t,
-                        pod: key_of(ns.as_deref(), &name),
+                        pod: key_from(ns.as_deref(), &name),
                         node: node.clone(),
                         reason: "Drain".into(),
                     });
                     self.record(format!(
                         "EVICT {} (drain {node})",
-                        key_of(ns.as_deref(), &name)
+                        key_from(ns.as_deref(), &name)
                     ));
                     match self
                         .client
@@ -1682,7 +1399,7 @@ impl Simulation {
         let (mut cpu_req, mut cpu_alloc, mut mem_req, mut mem_alloc) = (0i64, 0i64, 0i64, 0i64);
         let mut nodes_ready = 0;
         for n in self.snapshot.nodes() {
-            let ready = self.nodes.get(&n.name).is_some_and(|o| is_ready(o));
+            let ready = self.nodes.get(&n.name).is_some_and(|o| is_ready(&o));
             if !ready {
                 continue;
             }
@@ -1695,7 +1412,7 @@ impl Simulation {
         let mut bound = 0;
         let mut pending = 0;
         let mut running = 0;
-        for p in self.pods.values() {
+        for p in self.pods.list() {
             let node = p.spec.as_ref().and_then(|s| s.node_name.as_deref());
             match node {
                 Some(_) => bound += 1,
@@ -1748,28 +1465,16 @@ impl Simulation {
     }
 
     /// Runs every component until nothing changes at the current instant.
+    /// Runs every component until nothing changes at the current instant.
     async fn settle(&mut self) {
         for _ in 0..MAX_ROUNDS_PER_INSTANT {
             self.housekeep().await;
             let mut did = self.run_timeline().await;
+            did |= self.renew_leases().await;
             did |= self.run_controllers().await;
-            did |= self.run_lifecycle().await;
             did |= self.run_scheduler().await;
             did |= self.run_workers().await;
-            let now = self.clock.now();
-            while let Some((t, kind, k)) = self.requeues.first().cloned() {
-                if t > now {
-                    break;
-                }
-                self.requeues.pop_first();
-                match kind {
-                    0 => drop(self.dirty_deploy.insert(k)),
-                    1 => drop(self.dirty_rs.insert(k)),
-                    _ => self.next_monitor = self.next_monitor.min(now),
-                }
-                did = true;
-            }
-            if !did && self.dirty_deploy.is_empty() && self.dirty_rs.is_empty() {
+            if !did && !self.stepper.has_ready() {
                 return;
             }
         }
@@ -1785,11 +1490,11 @@ impl Simulation {
         if let Some((x, _)) = self.wakeups.first() {
             consider(*x);
         }
-        if let Some((x, _, _)) = self.requeues.first() {
-            consider(*x);
+        if let Some(x) = self.stepper.next_due() {
+            consider(x);
         }
-        if self.monitor_needed() {
-            consider(self.next_monitor);
+        if self.node_state.values().any(|s| s.up) {
+            consider(self.next_renew);
         }
         t
     }
@@ -1854,9 +1559,8 @@ impl Simulation {
             let busy = self
                 .next_timer()
                 .map(|t| secs(t.duration_since(self.start)));
-            let stable = self.dirty_rs.is_empty()
-                && self.dirty_deploy.is_empty()
-                && self.pods.values().all(|p| {
+            let stable = !self.stepper.has_ready()
+                && self.pods.list().iter().all(|p| {
                     let ph = p
                         .status
                         .as_ref()
@@ -1890,7 +1594,7 @@ impl Simulation {
     /// The report so far.
     pub fn report(&self) -> Report {
         let mut counts = PodCounts::default();
-        for p in self.pods.values() {
+        for p in self.pods.list() {
             counts.total += 1;
             if p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none() {
                 counts.unscheduled += 1;
@@ -1996,16 +1700,6 @@ fn secs(d: SignedDuration) -> f64 {
     d.as_secs_f64()
 }
 
-fn controller_of(
-    m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-    kind: &str,
-) -> Option<String> {
-    // Validation allows one controller reference per object, so the first is the one.
-    controller_ref(m)
-        .filter(|(k, _)| *k == kind)
-        .map(|(_, name)| name.to_string())
-}
-
 /// Phase Pending (or none yet).
 fn phase_pending(p: &Pod) -> bool {
     p.status
@@ -2015,77 +1709,32 @@ fn phase_pending(p: &Pod) -> bool {
 }
 
 /// Files `key` under its controller (`ns/name`) or among the orphans.
-fn index(
-    owned: &mut BTreeMap<String, BTreeSet<String>>,
-    orphans: &mut BTreeSet<String>,
-    key: &str,
-    m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-) {
-    match controller_key(m) {
-        Some(Some(c)) => drop(owned.entry(c).or_default().insert(key.to_string())),
-        Some(None) => {}
-        None => drop(orphans.insert(key.to_string())),
+/// The Lease a kubelet holds for its node, renewed at `now`.
+fn node_lease(node: &str, now: Timestamp) -> DynamicObject {
+    let lease = Lease {
+        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            name: Some(node.to_string()),
+            namespace: Some(LEASE_NAMESPACE.into()),
+            ..Default::default()
+        },
+        spec: Some(LeaseSpec {
+            holder_identity: Some(node.to_string()),
+            lease_duration_seconds: Some(LEASE_DURATION_SECONDS),
+            renew_time: Some(MicroTime(now)),
+            ..Default::default()
+        }),
+    };
+    // A Lease with plain fields always converts.
+    DynamicObject::from_typed(&lease).unwrap_or_default()
+}
+
+/// The controller manager's settings for the simulator: every controller, and a cluster CIDR
+/// large enough for one /24 per node of the largest scenarios.
+fn sim_manager_config() -> ManagerConfig {
+    ManagerConfig {
+        cluster_cidr: "10.0.0.0/8".into(),
+        ..ManagerConfig::default()
     }
-}
-
-/// Undoes [`index`] for the same metadata.
-fn unindex(
-    owned: &mut BTreeMap<String, BTreeSet<String>>,
-    orphans: &mut BTreeSet<String>,
-    key: &str,
-    m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-) {
-    match controller_key(m) {
-        Some(Some(c)) => {
-            if let Some(set) = owned.get_mut(&c) {
-                set.remove(key);
-                if set.is_empty() {
-                    owned.remove(&c);
-                }
-            }
-        }
-        Some(None) => {}
-        None => drop(orphans.remove(key)),
-    }
-}
-
-/// Kind and name of the controller owner reference, if any (what [`controller_key`] depends
-/// on).
-fn controller_ref(
-    m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-) -> Option<(&str, &str)> {
-    m.owner_references
-        .as_ref()?
-        .iter()
-        .find(|r| r.controller == Some(true))
-        .map(|r| (r.kind.as_str(), r.name.as_str()))
-}
-
-/// `None`: no controller; `Some(None)`: a controller of a kind the engine does not run;
-/// `Some(Some(ns/name))`: a ReplicaSet or Deployment controller.
-fn controller_key(
-    m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-) -> Option<Option<String>> {
-    let (kind, name) = controller_ref(m)?;
-    Some(matches!(kind, "ReplicaSet" | "Deployment").then(|| key_of(m.namespace.as_deref(), name)))
-}
-
-/// The keys of `owned` and the orphans of namespace `ns`, in key order.
-fn with_orphans(
-    owned: Option<&BTreeSet<String>>,
-    orphans: &BTreeSet<String>,
-    ns: &str,
-) -> Vec<String> {
-    let prefix = format!("{ns}/");
-    let mut keys: Vec<String> = owned.into_iter().flatten().cloned().collect();
-    keys.extend(
-        orphans
-            .range(prefix.clone()..)
-            .take_while(|k| k.starts_with(&prefix))
-            .cloned(),
-    );
-    keys.sort();
-    keys
 }
 
 fn is_ready(n: &Node) -> bool {

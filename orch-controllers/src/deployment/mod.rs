@@ -9,15 +9,19 @@
 
 pub mod util;
 
-use crate::action::Action;
 use crate::controller_utils::is_pod_terminal;
-use crate::object::{controller_of, controller_ref, is_deleting, name, uid};
 use crate::replicaset::release_patch;
 use crate::selector::from_label_selector;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus, ReplicaSet, ReplicaSetSpec};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use orch_runtime::action::Action;
+use orch_runtime::controller::{trigger_self, Caches, Controller, Watches};
+use orch_runtime::object::{
+    controller_key, controller_of, controller_ref, is_deleting, key_of, name, namespace, uid,
+};
+use orch_runtime::store::Change;
 use orch_types::client::Patch;
 use orch_types::events::{reason, ObjectRef};
 use orch_types::registry::ApiResource;
@@ -29,9 +33,9 @@ use util::*;
 /// The cache view a deployment sync reads.
 #[derive(Debug, Clone, Copy)]
 pub struct DeploymentView<'a> {
-    /// ReplicaSets of the deployment's namespace.
+    /// ReplicaSets the deployment may claim (its own and the orphans of its namespace).
     pub replica_sets: &'a [Arc<ReplicaSet>],
-    /// Pods of the deployment's namespace (Recreate waits for old pods to stop).
+    /// Pods of those ReplicaSets (Recreate waits for old pods to stop).
     pub pods: &'a [Arc<Pod>],
     /// Now.
     pub now: Timestamp,
@@ -896,6 +900,85 @@ impl Pass<'_> {
                 }
             }
         }
+    }
+}
+
+/// The Deployment controller (`deployment`) as a declaration: watches Deployments, their
+/// ReplicaSets (and orphans a selector matches), and pod deletions (Recreate waits for old pods
+/// to go); syncs one Deployment over the ReplicaSets it may claim and their pods.
+#[derive(Debug, Default)]
+pub struct DeploymentController;
+
+impl Controller for DeploymentController {
+    fn name(&self) -> &'static str {
+        "deployment"
+    }
+
+    fn component(&self) -> &'static str {
+        "deployment-controller"
+    }
+
+    fn watches(&self, w: &mut Watches) {
+        w.watch::<Deployment>(trigger_self());
+        // upstream deployment_controller.go addReplicaSet / updateReplicaSet / deleteReplicaSet.
+        w.watch::<ReplicaSet>(Arc::new(|c, caches, keys| {
+            let rs = c.object();
+            match controller_key(&rs.metadata, "Deployment") {
+                Some(k) => keys.push(k),
+                None if controller_of(&rs.metadata).is_none() => {
+                    for d in caches
+                        .get::<Deployment>()
+                        .list_namespace(namespace(&rs.metadata))
+                    {
+                        let sel = d.spec.as_ref().map(|s| &s.selector);
+                        if from_label_selector(sel).is_ok_and(|s| {
+                            !s.is_everything() && s.matches_opt(rs.metadata.labels.as_ref())
+                        }) {
+                            keys.push(key_of(&d.metadata));
+                        }
+                    }
+                }
+                None => {}
+            }
+            if let Change::Updated(old, _) = c {
+                if let Some(k) = controller_key(&old.metadata, "Deployment") {
+                    keys.push(k);
+                }
+            }
+        }));
+        // deletePod: a Recreate Deployment waits for its old pods to go.
+        w.watch::<Pod>(Arc::new(|c, caches, keys| {
+            if let Change::Deleted(p) = c {
+                if let Some(rs) = controller_key(&p.metadata, "ReplicaSet")
+                    .and_then(|k| caches.get::<ReplicaSet>().get(&k))
+                {
+                    keys.extend(controller_key(&rs.metadata, "Deployment"));
+                }
+            }
+        }));
+    }
+
+    fn sync(&self, key: &str, caches: &Caches, now: Timestamp) -> Vec<Action> {
+        let Some(d) = caches.get::<Deployment>().get(key) else {
+            return Vec::new();
+        };
+        let rs_store = caches.get::<ReplicaSet>();
+        let replica_sets = rs_store.claimable(uid(&d.metadata), namespace(&d.metadata));
+        let pod_store = caches.get::<Pod>();
+        let mut pods: Vec<Arc<Pod>> = replica_sets
+            .iter()
+            .flat_map(|rs| pod_store.owned_by(uid(&rs.metadata)))
+            .collect();
+        pods.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        pods.dedup_by(|a, b| a.metadata.name == b.metadata.name);
+        reconcile(
+            &d,
+            DeploymentView {
+                replica_sets: &replica_sets,
+                pods: &pods,
+                now,
+            },
+        )
     }
 }
 

@@ -1,7 +1,9 @@
 //! The local cache an informer fills: one [`Writer`], many cheap [`Store`] readers (as
-//! kube-runtime's `reflector/store.rs`), indexed by namespace, owner UID and label.
+//! kube-runtime's `reflector/store.rs`), indexed by namespace, owner UID, label, and the
+//! objects without a controller (candidates for adoption) by namespace.
 
-use crate::object::{key_of, Object};
+use crate::object::{controller_of, key_of, Object};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use parking_lot::RwLock;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -34,6 +36,7 @@ struct Inner<K> {
     by_namespace: HashMap<String, BTreeSet<String>>,
     by_owner: HashMap<String, BTreeSet<String>>,
     by_label: HashMap<(String, String), BTreeSet<String>>,
+    orphans: HashMap<String, BTreeSet<String>>,
     resource_version: String,
     synced: bool,
 }
@@ -45,6 +48,7 @@ impl<K> Default for Inner<K> {
             by_namespace: HashMap::new(),
             by_owner: HashMap::new(),
             by_label: HashMap::new(),
+            orphans: HashMap::new(),
             resource_version: String::new(),
             synced: false,
         }
@@ -67,6 +71,12 @@ impl<K: Object> Inner<K> {
         for (k, v) in m.labels.iter().flatten() {
             self.by_label
                 .entry((k.clone(), v.clone()))
+                .or_default()
+                .insert(key.into());
+        }
+        if controller_of(m).is_none() {
+            self.orphans
+                .entry(m.namespace.clone().unwrap_or_default())
                 .or_default()
                 .insert(key.into());
         }
@@ -93,15 +103,33 @@ impl<K: Object> Inner<K> {
         for (k, v) in m.labels.iter().flatten() {
             rm(&mut self.by_label, (k.clone(), v.clone()), key);
         }
+        if controller_of(m).is_none() {
+            rm(
+                &mut self.orphans,
+                m.namespace.clone().unwrap_or_default(),
+                key,
+            );
+        }
+    }
+
+    /// Same metadata for every index (the common update: a status write).
+    fn same_index(a: &ObjectMeta, b: &ObjectMeta) -> bool {
+        a.namespace == b.namespace
+            && a.owner_references == b.owner_references
+            && a.labels == b.labels
     }
 
     fn put(&mut self, o: Arc<K>) -> Option<Arc<K>> {
         let key = key_of(o.meta());
         let old = self.objects.insert(key.clone(), o.clone());
-        if let Some(old) = &old {
-            self.unindex(&key, old);
+        match &old {
+            Some(old) if Self::same_index(old.meta(), o.meta()) => {}
+            Some(old) => {
+                self.unindex(&key, old);
+                self.index(&key, &o);
+            }
+            None => self.index(&key, &o),
         }
-        self.index(&key, &o);
         old
     }
 
@@ -183,6 +211,40 @@ impl<K: Object> Store<K> {
             .collect()
     }
 
+    /// Objects of namespace `namespace` without a controller reference, sorted by key.
+    pub fn orphans_in(&self, namespace: &str) -> Vec<Arc<K>> {
+        let g = self.inner.read();
+        g.orphans
+            .get(namespace)
+            .into_iter()
+            .flatten()
+            .filter_map(|k| g.objects.get(k).cloned())
+            .collect()
+    }
+
+    /// What a controller with `uid` in `namespace` may claim: the objects owned by `uid` and
+    /// the objects of `namespace` without a controller, sorted by key.
+    pub fn claimable(&self, uid: &str, namespace: &str) -> Vec<Arc<K>> {
+        let g = self.inner.read();
+        let owned = g.by_owner.get(uid);
+        let orphans = g.orphans.get(namespace);
+        let mut keys: Vec<&String> = owned.into_iter().flatten().collect();
+        keys.extend(orphans.into_iter().flatten());
+        keys.sort();
+        keys.dedup();
+        keys.into_iter()
+            .filter_map(|k| g.objects.get(k).cloned())
+            .collect()
+    }
+
+    /// Keys of every object, sorted.
+    pub fn keys(&self) -> Vec<String> {
+        let g = self.inner.read();
+        let mut keys: Vec<String> = g.objects.keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+
     /// Number of objects.
     pub fn len(&self) -> usize {
         self.inner.read().objects.len()
@@ -233,7 +295,11 @@ impl<K: Object> Writer<K> {
 
     /// Adds or replaces one object.
     pub fn apply(&mut self, o: K) -> Change<K> {
-        let new = Arc::new(o);
+        self.apply_arc(Arc::new(o))
+    }
+
+    /// Adds or replaces one object already shared behind an `Arc`.
+    pub fn apply_arc(&mut self, new: Arc<K>) -> Change<K> {
         let mut g = self.store.inner.write();
         if let Some(rv) = &new.meta().resource_version {
             g.resource_version = rv.clone();
@@ -343,6 +409,12 @@ mod tests {
         assert!(s.is_synced());
         assert_eq!(s.owned_by("u1").len(), 1);
         assert_eq!(s.with_label("app", "web").len(), 1);
+        assert_eq!(
+            s.orphans_in("ns").len(),
+            2,
+            "owner references without controller: true"
+        );
+        assert_eq!(s.claimable("u1", "ns").len(), 2);
         // relabel + release
         assert!(matches!(
             w.apply(pod("a", "3", None, "db")),

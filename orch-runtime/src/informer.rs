@@ -53,6 +53,24 @@ impl<K: Object> Informer<K> {
         }
     }
 
+    /// An informer filling an existing cache (the drivers build caches before informers).
+    pub(crate) fn from_parts(
+        client: SharedClient,
+        resource: ApiResource,
+        writer: Writer<K>,
+    ) -> Self {
+        Self {
+            client,
+            resource,
+            namespace: None,
+            label_selector: None,
+            field_selector: None,
+            resync: None,
+            writer,
+            handlers: Vec::new(),
+        }
+    }
+
     /// Restricts to one namespace.
     pub fn namespace(mut self, ns: &str) -> Self {
         self.namespace = Some(ns.into());

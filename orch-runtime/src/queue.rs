@@ -226,7 +226,7 @@ impl WorkQueue {
             }
             let notified = self.notify.notified();
             match wait {
-                // Real time drives the delay here; the simulator drives queues through `promote`.
+                // Real time drives the delay here; the steppable driver takes keys with `try_get`.
                 Some(d) => {
                     let _ = tokio::time::timeout(d.max(Duration::from_millis(1)), notified).await;
                 }

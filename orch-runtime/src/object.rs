@@ -1,5 +1,6 @@
 //! [`Object`]: what the runtime needs from any stored kind (typed k8s-openapi structs and
-//! [`DynamicObject`]), plus small metadata helpers shared by the reconcilers.
+//! [`DynamicObject`]), and the metadata helpers every component shares (keys, owner and
+//! controller references): one implementation, as kube-core's `ResourceExt`.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use orch_types::registry::ApiResource;
@@ -20,6 +21,12 @@ pub trait Object:
     fn to_dynamic(&self) -> Result<DynamicObject, orch_types::dynamic::ConvertError>;
 }
 
+/// A typed kind with a fixed [`ApiResource`] (every k8s-openapi kind the runtime knows).
+pub trait Kind: Object {
+    /// Its resource.
+    fn api_resource() -> ApiResource;
+}
+
 macro_rules! typed_object {
     ($($t:ty),* $(,)?) => {$(
         impl Object for $t {
@@ -28,24 +35,63 @@ macro_rules! typed_object {
             fn from_dynamic(d: &DynamicObject) -> Result<Self, orch_types::dynamic::ConvertError> { d.to_typed() }
             fn to_dynamic(&self) -> Result<DynamicObject, orch_types::dynamic::ConvertError> { DynamicObject::from_typed(self) }
         }
+        impl Kind for $t {
+            fn api_resource() -> ApiResource { ApiResource::of::<$t>() }
+        }
     )*};
 }
 
-typed_object!(
+/// Kinds made of `metadata`, `spec` and `status` only: converted from the wire form field by
+/// field, with the metadata copied as it is (no round trip of the whole object through JSON).
+macro_rules! spec_status_object {
+    ($($t:ty),* $(,)?) => {$(
+        impl Object for $t {
+            fn meta(&self) -> &ObjectMeta { &self.metadata }
+            fn meta_mut(&mut self) -> &mut ObjectMeta { &mut self.metadata }
+            fn from_dynamic(d: &DynamicObject) -> Result<Self, orch_types::dynamic::ConvertError> {
+                if d.data.keys().any(|k| k != "spec" && k != "status") {
+                    return d.to_typed();
+                }
+                let err = |source| orch_types::dynamic::ConvertError { kind: d.types.kind.clone(), source };
+                Ok(Self {
+                    metadata: d.metadata.clone(),
+                    spec: field(d, "spec").map_err(err)?,
+                    status: field(d, "status").map_err(err)?,
+                })
+            }
+            fn to_dynamic(&self) -> Result<DynamicObject, orch_types::dynamic::ConvertError> { DynamicObject::from_typed(self) }
+        }
+        impl Kind for $t {
+            fn api_resource() -> ApiResource { ApiResource::of::<$t>() }
+        }
+    )*};
+}
+
+fn field<T: DeserializeOwned>(d: &DynamicObject, k: &str) -> Result<Option<T>, serde_json::Error> {
+    match d.data.get(k) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(v) => T::deserialize(v).map(Some),
+    }
+}
+
+spec_status_object!(
     k8s_openapi::api::core::v1::Pod,
     k8s_openapi::api::core::v1::Node,
     k8s_openapi::api::core::v1::Namespace,
     k8s_openapi::api::core::v1::Service,
-    k8s_openapi::api::core::v1::Endpoints,
     k8s_openapi::api::core::v1::ReplicationController,
     k8s_openapi::api::apps::v1::ReplicaSet,
     k8s_openapi::api::apps::v1::Deployment,
+    k8s_openapi::api::apps::v1::DaemonSet,
+    k8s_openapi::api::apps::v1::StatefulSet,
+);
+
+typed_object!(
+    k8s_openapi::api::core::v1::Endpoints,
     k8s_openapi::api::coordination::v1::Lease,
     k8s_openapi::api::core::v1::ConfigMap,
     k8s_openapi::api::core::v1::Secret,
     k8s_openapi::api::core::v1::Event,
-    k8s_openapi::api::apps::v1::DaemonSet,
-    k8s_openapi::api::apps::v1::StatefulSet,
 );
 
 impl Object for DynamicObject {
@@ -65,10 +111,22 @@ impl Object for DynamicObject {
 
 /// `namespace/name` (or `name` for cluster-scoped objects), the work-queue key of client-go.
 pub fn key_of(m: &ObjectMeta) -> String {
-    match m.namespace.as_deref() {
-        Some(ns) if !ns.is_empty() => format!("{ns}/{}", m.name.as_deref().unwrap_or("")),
-        _ => m.name.clone().unwrap_or_default(),
+    key_from(m.namespace.as_deref(), m.name.as_deref().unwrap_or(""))
+}
+
+/// The key of `name` in `namespace` (`None` or `""`: cluster-scoped), as [`key_of`].
+pub fn key_from(namespace: Option<&str>, name: &str) -> String {
+    match namespace {
+        Some(ns) if !ns.is_empty() => format!("{ns}/{name}"),
+        _ => name.to_string(),
     }
+}
+
+/// The key of the object's controller, when it is of `kind` (controllers live in the
+/// namespace of what they control).
+pub fn controller_key(m: &ObjectMeta, kind: &str) -> Option<String> {
+    let r = controller_of(m)?;
+    (r.kind == kind).then(|| key_from(m.namespace.as_deref(), &r.name))
 }
 
 /// Splits a key into (namespace, name).
@@ -119,12 +177,4 @@ pub fn controller_ref(api_version: &str, kind: &str, owner: &ObjectMeta) -> Owne
         controller: Some(true),
         block_owner_deletion: Some(true),
     }
-}
-
-/// The [`ApiResource`] of a typed kind.
-pub fn resource_of<K: k8s_openapi::Resource>() -> ApiResource
-where
-    K::Scope: 'static,
-{
-    ApiResource::of::<K>()
 }

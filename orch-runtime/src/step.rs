@@ -1,0 +1,353 @@
+//! The steppable driver: runs the same [`Controller`] declarations as [`crate::live`], one key
+//! at a time, for the simulator. Its caches are fed from what the server returned for its own
+//! writes (through the [`Applier`]'s [`Observer`]) and from what its host reports with
+//! [`Stepper::observe`] — no watch fan-out, so the order of everything is fixed. Queues are the
+//! same [`WorkQueue`]s on the host's (manual) clock; the host advances the clock to
+//! [`Stepper::next_due`] when nothing is ready.
+//!
+//! ```
+//! # async fn f(client: orch_types::client::SharedClient, ctls: Vec<std::sync::Arc<dyn orch_runtime::controller::Controller>>) {
+//! use orch_runtime::step::{StepConfig, Stepper};
+//! let clock = orch_types::clock::ManualClock::at_epoch_seconds(0);
+//! let mut s = Stepper::new(client, std::sync::Arc::new(clock.clone()), ctls, StepConfig::default());
+//! while s.step().await.is_some() {}          // everything ready now
+//! if let Some(t) = s.next_due() { clock.set(t) } // then the next timer
+//! # }
+//! ```
+
+use crate::action::{Applier, NameGenerator, Observer};
+use crate::controller::{resource_key, wire, Caches, Controller, Sink, Slot, TypedSlot};
+use crate::live::applier_for;
+use crate::object::Kind;
+use crate::queue::WorkQueue;
+use crate::store::Change;
+use jiff::Timestamp;
+use orch_types::client::SharedClient;
+use orch_types::clock::SharedClock;
+use orch_types::events::{EventType, ObjectRef};
+use orch_types::registry::ApiResource;
+use orch_types::DynamicObject;
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+/// Settings of the steppable driver.
+#[derive(Clone, Default)]
+pub struct StepConfig {
+    /// Generated names (seeded, for determinism); `None`: the API server's.
+    pub names: Option<Arc<dyn NameGenerator>>,
+    /// Write Events to the API (the [`Stepper::take_events`] log has them either way).
+    pub write_events: bool,
+}
+
+impl std::fmt::Debug for StepConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StepConfig")
+            .field("seeded_names", &self.names.is_some())
+            .field("write_events", &self.write_events)
+            .finish()
+    }
+}
+
+/// An event a controller recorded, as the step driver reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedEvent {
+    /// The controller's component.
+    pub component: &'static str,
+    /// About this object.
+    pub object: ObjectRef,
+    /// Normal / Warning.
+    pub type_: EventType,
+    /// Reason.
+    pub reason: String,
+    /// Message.
+    pub message: String,
+}
+
+enum Fed {
+    Written(DynamicObject),
+    Deleted(DynamicObject),
+}
+
+/// Collects what one controller's applier wrote, for the driver to feed into its caches.
+struct Outbox {
+    component: &'static str,
+    writes: Arc<Mutex<Vec<Fed>>>,
+    events: Arc<Mutex<Vec<RecordedEvent>>>,
+}
+
+impl Observer for Outbox {
+    fn written(&self, _: &ApiResource, object: DynamicObject) {
+        self.writes.lock().push(Fed::Written(object));
+    }
+    fn deleted(&self, _: &ApiResource, object: DynamicObject) {
+        self.writes.lock().push(Fed::Deleted(object));
+    }
+    fn event(&self, object: &ObjectRef, type_: EventType, reason: &str, message: &str) {
+        self.events.lock().push(RecordedEvent {
+            component: self.component,
+            object: object.clone(),
+            type_,
+            reason: reason.into(),
+            message: message.into(),
+        });
+    }
+}
+
+struct Running {
+    ctl: Arc<dyn Controller>,
+    queue: WorkQueue,
+    applier: Applier,
+}
+
+/// Changes of one kind, as a host subscribed to them ([`Stepper::subscribe`]).
+#[derive(Debug)]
+pub struct Subscription<K>(Arc<Mutex<VecDeque<Change<K>>>>);
+
+impl<K> Subscription<K> {
+    /// Takes the changes so far, in order.
+    pub fn drain(&self) -> VecDeque<Change<K>> {
+        std::mem::take(&mut *self.0.lock())
+    }
+
+    /// Takes the oldest change, if any.
+    pub fn pop(&self) -> Option<Change<K>> {
+        self.0.lock().pop_front()
+    }
+}
+
+/// What one [`Stepper::step`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stepped {
+    /// The controller.
+    pub controller: &'static str,
+    /// The key it synced.
+    pub key: String,
+    /// Whether the sync asked for anything but a requeue.
+    pub acted: bool,
+    /// The API error that stopped its actions, if any (the key is retried with back-off).
+    pub error: Option<String>,
+}
+
+/// The steppable driver.
+pub struct Stepper {
+    slots: BTreeMap<String, Box<dyn Slot>>,
+    caches: Caches,
+    running: Vec<Running>,
+    clock: SharedClock,
+    writes: Arc<Mutex<Vec<Fed>>>,
+    events: Arc<Mutex<Vec<RecordedEvent>>>,
+    next: usize,
+}
+
+impl std::fmt::Debug for Stepper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stepper")
+            .field("controllers", &self.names())
+            .field("caches", &self.caches)
+            .finish()
+    }
+}
+
+impl Stepper {
+    /// Wires `controllers`: empty, synced caches (feed them with [`observe`](Self::observe))
+    /// and their initial keys queued.
+    pub fn new(
+        client: SharedClient,
+        clock: SharedClock,
+        controllers: Vec<Arc<dyn Controller>>,
+        config: StepConfig,
+    ) -> Self {
+        let queues: Vec<WorkQueue> = controllers
+            .iter()
+            .map(|_| WorkQueue::new(clock.clone()))
+            .collect();
+        let sinks: Vec<Sink> = queues
+            .iter()
+            .map(|q| {
+                let q = q.clone();
+                Arc::new(move |k: &str| q.add(k)) as Sink
+            })
+            .collect();
+        let mut wiring = wire(&controllers, &sinks);
+        for s in wiring.slots.values_mut() {
+            s.mark_synced();
+        }
+        let writes: Arc<Mutex<Vec<Fed>>> = Arc::default();
+        let events: Arc<Mutex<Vec<RecordedEvent>>> = Arc::default();
+        let mut running = Vec::new();
+        for ((ctl, queue), initial) in controllers.into_iter().zip(queues).zip(&wiring.initial) {
+            for k in initial {
+                queue.add(k);
+            }
+            let mut applier =
+                applier_for(ctl.as_ref(), &client, &clock).with_observer(Arc::new(Outbox {
+                    component: ctl.component(),
+                    writes: writes.clone(),
+                    events: events.clone(),
+                }));
+            if let Some(n) = &config.names {
+                applier = applier.with_names(n.clone());
+            }
+            if !config.write_events {
+                applier = applier.without_events();
+            }
+            running.push(Running {
+                ctl,
+                queue,
+                applier,
+            });
+        }
+        Self {
+            slots: wiring.slots,
+            caches: wiring.caches,
+            running,
+            clock,
+            writes,
+            events,
+            next: 0,
+        }
+    }
+
+    /// The caches (the host reads the same stores the controllers do).
+    pub fn caches(&self) -> &Caches {
+        &self.caches
+    }
+
+    /// Names of the controllers, in the order they are stepped.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.running.iter().map(|r| r.ctl.name()).collect()
+    }
+
+    /// Takes an object the server returned for a write made outside the controllers (the
+    /// host's scheduler, kubelets, user). Kinds no controller watches are ignored.
+    pub fn observe(&mut self, obj: &DynamicObject) {
+        if let Some(s) = self.slot(obj) {
+            s.feed(obj, false);
+        }
+    }
+
+    /// Like [`observe`](Self::observe) for an object the host already holds typed and shared.
+    pub fn observe_typed<K: Kind>(&mut self, obj: Arc<K>) {
+        let r = K::api_resource();
+        let key = resource_key(&r.api_version(), &r.kind);
+        match self
+            .slots
+            .get_mut(&key)
+            .and_then(|s| s.as_any_mut().downcast_mut::<TypedSlot<K>>())
+        {
+            Some(s) => s.feed_typed(obj),
+            None => {
+                if let Ok(d) = obj.to_dynamic() {
+                    self.observe(&d);
+                }
+            }
+        }
+    }
+
+    /// Takes the last state of an object deleted outside the controllers.
+    pub fn forget(&mut self, obj: &DynamicObject) {
+        if let Some(s) = self.slot(obj) {
+            s.feed(obj, true);
+        }
+    }
+
+    fn slot(&mut self, obj: &DynamicObject) -> Option<&mut Box<dyn Slot>> {
+        self.slots
+            .get_mut(&resource_key(&obj.types.api_version, &obj.types.kind))
+    }
+
+    /// Every change of `K` from now on, for the host (its scheduler, kubelets, log). `K` must
+    /// be a kind some controller watches; otherwise nothing is ever delivered.
+    pub fn subscribe<K: Kind>(&mut self) -> Subscription<K> {
+        let q: Arc<Mutex<VecDeque<Change<K>>>> = Arc::default();
+        let r = K::api_resource();
+        if let Some(s) = self
+            .slots
+            .get_mut(&resource_key(&r.api_version(), &r.kind))
+            .and_then(|s| s.as_any_mut().downcast_mut::<TypedSlot<K>>())
+        {
+            let q2 = q.clone();
+            s.handlers.push(Arc::new(move |c: &Change<K>| {
+                q2.lock().push_back(c.clone())
+            }));
+        }
+        Subscription(q)
+    }
+
+    /// Events the controllers recorded since the last call, in order.
+    pub fn take_events(&self) -> Vec<RecordedEvent> {
+        std::mem::take(&mut *self.events.lock())
+    }
+
+    fn drain_writes(&mut self) {
+        loop {
+            let batch = std::mem::take(&mut *self.writes.lock());
+            if batch.is_empty() {
+                return;
+            }
+            for f in batch {
+                match f {
+                    Fed::Written(o) => self.observe(&o),
+                    Fed::Deleted(o) => self.forget(&o),
+                }
+            }
+        }
+    }
+
+    /// Syncs one key that is ready now (controllers take turns, keys in queue order) and feeds
+    /// the results of its writes into the caches; `None` when no key is ready.
+    pub async fn step(&mut self) -> Option<Stepped> {
+        let n = self.running.len();
+        for i in 0..n {
+            let idx = (self.next + i) % n;
+            let Some(key) = self.running[idx].queue.try_get() else {
+                continue;
+            };
+            self.next = (idx + 1) % n;
+            let r = &self.running[idx];
+            let (ctl, queue, applier) = (r.ctl.clone(), r.queue.clone(), r.applier.clone());
+            let actions = ctl.sync(&key, &self.caches, self.clock.now());
+            let acted = actions
+                .iter()
+                .any(|a| !matches!(a, crate::action::Action::Requeue(_)));
+            let res = applier.apply(actions).await;
+            ctl.applied(&key, &res);
+            let error = match res {
+                Ok(requeue) => {
+                    queue.forget(&key);
+                    if let Some(d) = requeue {
+                        queue.add_after(&key, d);
+                    }
+                    None
+                }
+                Err(e) => {
+                    queue.add_rate_limited(&key);
+                    Some(e.to_string())
+                }
+            };
+            queue.done(&key);
+            self.drain_writes();
+            return Some(Stepped {
+                controller: ctl.name(),
+                key,
+                acted,
+                error,
+            });
+        }
+        None
+    }
+
+    /// When the earliest delayed key of any controller is due.
+    pub fn next_due(&self) -> Option<Timestamp> {
+        self.running.iter().filter_map(|r| r.queue.next_due()).min()
+    }
+
+    /// Whether any key is ready now.
+    pub fn has_ready(&self) -> bool {
+        let now = self.clock.now();
+        self.running
+            .iter()
+            .any(|r| !r.queue.is_empty() || r.queue.next_due().is_some_and(|t| t <= now))
+    }
+}
