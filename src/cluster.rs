@@ -254,6 +254,11 @@ pub struct Cluster {
     started_in: Duration,
     /// This cluster's hold on its pod range on the host (released on drop).
     cidr_claim: Option<orch_kubelet::runtime::process::claim::ClusterCidrClaim>,
+    /// Each running in-process kubelet's own stop signal.
+    kubelet_stops: std::collections::BTreeMap<String, watch::Sender<bool>>,
+    runtime: Runtime,
+    pod_network: orch_kubelet::runtime::process::PodNetwork,
+    clock: SharedClock,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -336,6 +341,10 @@ impl Cluster {
             components: Vec::new(),
             started_in: Duration::ZERO,
             cidr_claim: None,
+            kubelet_stops: Default::default(),
+            runtime: b.runtime,
+            pod_network: b.pod_network,
+            clock: b.clock.clone(),
         };
         cluster.start_components(&b).await?;
         if let Some(limit) = b.wait_ready {
@@ -389,38 +398,83 @@ impl Cluster {
             self.spawn("controller-manager", manager.run(stop));
         }
         for (i, name) in self.node_names.clone().iter().enumerate() {
-            let runtime: Arc<dyn orch_kubelet::runtime::ContainerRuntime> = match b.runtime {
-                Runtime::Sim => Arc::new(orch_kubelet::runtime::sim::SimRuntime::new(i as u32)),
-                Runtime::Process => {
-                    let root = self.work_dir.join("kubelet").join(name);
-                    let mut pc = orch_kubelet::runtime::process::ProcessConfig::new(&root);
-                    pc.pod_network = b.pod_network;
-                    let rt =
-                        orch_kubelet::runtime::process::ProcessRuntime::open(pc).map_err(|e| {
-                            ClusterError::Component {
-                                component: format!("kubelet {name}"),
-                                message: format!("process runtime in {}: {e}", root.display()),
-                            }
-                        })?;
-                    Arc::new(rt)
-                }
-            };
-            let kubelet = orch_kubelet::Kubelet::new(
-                orch_kubelet::KubeletConfig::new(name),
-                self.client.clone(),
-                runtime,
-                b.clock.clone(),
-            );
-            let stop = self.stopped();
-            let component = format!("kubelet {name}");
-            let label = component.clone();
-            self.spawn(&component, async move {
-                if let Err(e) = kubelet.run(stop).await {
-                    tracing::error!(error = %e, component = %label, "kubelet stopped");
-                }
-            });
+            self.spawn_kubelet(i, name)?;
         }
         Ok(())
+    }
+
+    /// Starts the kubelet of node `name` (index `i` among the nodes) with a fresh runtime.
+    fn spawn_kubelet(&mut self, i: usize, name: &str) -> Result<(), ClusterError> {
+        let runtime: Arc<dyn orch_kubelet::runtime::ContainerRuntime> = match self.runtime {
+            Runtime::Sim => Arc::new(orch_kubelet::runtime::sim::SimRuntime::new(i as u32)),
+            Runtime::Process => {
+                let root = self.work_dir.join("kubelet").join(name);
+                let mut pc = orch_kubelet::runtime::process::ProcessConfig::new(&root);
+                pc.pod_network = self.pod_network;
+                let rt = orch_kubelet::runtime::process::ProcessRuntime::open(pc).map_err(|e| {
+                    ClusterError::Component {
+                        component: format!("kubelet {name}"),
+                        message: format!("process runtime in {}: {e}", root.display()),
+                    }
+                })?;
+                Arc::new(rt)
+            }
+        };
+        let kubelet = orch_kubelet::Kubelet::new(
+            orch_kubelet::KubeletConfig::new(name),
+            self.client.clone(),
+            runtime,
+            self.clock.clone(),
+        );
+        let (own_tx, mut own_rx) = watch::channel(false);
+        self.kubelet_stops.insert(name.to_string(), own_tx);
+        let cluster_stop = self.stopped();
+        let stop = async move {
+            tokio::select! {
+                _ = cluster_stop => {}
+                _ = own_rx.wait_for(|s| *s) => {}
+            }
+        };
+        let component = format!("kubelet {name}");
+        let label = component.clone();
+        self.spawn(&component, async move {
+            if let Err(e) = kubelet.run(stop).await {
+                tracing::error!(error = %e, component = %label, "kubelet stopped");
+            }
+        });
+        Ok(())
+    }
+
+    /// Stops the kubelet of node `name` as a machine failure would look to the control plane:
+    /// it stops renewing its Lease and reporting status; its pods are left as they are.
+    pub async fn stop_kubelet(&mut self, name: &str) -> Result<(), ClusterError> {
+        let unknown = || ClusterError::Component {
+            component: format!("kubelet {name}"),
+            message: "no such in-process node".into(),
+        };
+        let tx = self.kubelet_stops.remove(name).ok_or_else(unknown)?;
+        tx.send_replace(true);
+        let component = format!("kubelet {name}");
+        if let Some(i) = self.components.iter().position(|(n, _)| *n == component) {
+            let (_, task) = self.components.remove(i);
+            let _ = task.await;
+        }
+        Ok(())
+    }
+
+    /// Starts the kubelet of node `name` again after [`stop_kubelet`](Self::stop_kubelet), with
+    /// a fresh runtime (as after a reboot).
+    pub fn start_kubelet(&mut self, name: &str) -> Result<(), ClusterError> {
+        let i = self
+            .node_names
+            .iter()
+            .position(|n| n == name)
+            .filter(|_| !self.kubelet_stops.contains_key(name))
+            .ok_or_else(|| ClusterError::Component {
+                component: format!("kubelet {name}"),
+                message: "not a stopped in-process node".into(),
+            })?;
+        self.spawn_kubelet(i, name)
     }
 
     /// A future that resolves when the cluster shuts down.

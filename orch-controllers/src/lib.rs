@@ -1,22 +1,23 @@
-//! # orch-controllers — controller runtime and reconcilers
+//! # orch-controllers — the controllers of kube-controller-manager
 //!
-//! Owns: informers (list + watch into an indexed local store), a rate-limited work queue,
-//! expectations, the event recorder, and the reconcilers (ReplicaSet, ReplicationController,
-//! Deployment, garbage collector, node lifecycle, namespace, endpoints, pod GC, node IPAM).
-//! Reconcilers are synchronous functions of (object, cache view, clock) → actions. Talks to an
-//! API server only through `orch_types::client::Client`; never depends on `orch-apiserver`.
+//! Owns: one file per controller, each a pure reconciler (object + cache view + clock →
+//! [`Action`]s) and its declaration on orch-runtime ([`orch_runtime::Controller`]: what it
+//! watches, how a change maps to keys, `sync`): ReplicaSet and ReplicationController
+//! ([`replicaset`]), [`deployment`], [`garbagecollector`], [`nodelifecycle`] (and taint
+//! eviction), [`namespace`], [`endpoints`], [`podgc`], [`nodeipam`]. [`manager`] registers them by
+//! their upstream names and runs them with orch-runtime's live driver; the simulator runs the
+//! same list with the steppable driver. [`leader`] is Lease leader election.
 //!
-//! Layout: the runtime is [`store`], [`informer`], [`queue`], [`expectations`] and [`action`];
-//! each controller is one module with a pure `reconcile` core; [`manager`] wires cores to
-//! informers and queues and applies their actions; [`leader`] is Lease leader election.
+//! Talks to an API server only through `orch_types::client::Client`; never depends on
+//! `orch-apiserver`, and holds no runtime machinery of its own (informers, queues, the
+//! Applier live in orch-runtime).
 //!
 //! ```
-//! use orch_controllers::queue::RateLimiter;
-//! use std::time::Duration;
-//! let mut rl = RateLimiter::default();
-//! // client-go's default: 5 ms for the first retry of a key, doubling after.
-//! assert_eq!(rl.when("default/web", jiff::Timestamp::UNIX_EPOCH), Duration::from_millis(5));
-//! assert_eq!(rl.when("default/web", jiff::Timestamp::UNIX_EPOCH), Duration::from_millis(10));
+//! use orch_controllers::manager::{controllers, ManagerConfig, ALL_CONTROLLERS};
+//! let all = controllers(&ManagerConfig::default()).unwrap();
+//! assert_eq!(all.len(), ALL_CONTROLLERS.len());
+//! assert_eq!(all[0].name(), "replicaset");
+//! assert_eq!(all[0].component(), "replicaset-controller");
 //! ```
 
 pub mod controller_utils;

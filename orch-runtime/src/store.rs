@@ -317,9 +317,13 @@ impl<K: Object> Writer<K> {
         if let Some(rv) = &o.meta().resource_version {
             g.resource_version = rv.clone();
         }
-        g.remove(&key);
-        // The final state sent with the event is the freshest one.
-        Change::Deleted(Arc::new(o))
+        let cached = g.remove(&key);
+        // The final state sent with the event is the freshest one: the server's (it has a
+        // resourceVersion), else the cached one (a host reporting only "it is gone").
+        match cached {
+            Some(c) if o.meta().resource_version.is_none() => Change::Deleted(c),
+            _ => Change::Deleted(Arc::new(o)),
+        }
     }
 
     /// Records a bookmark's resourceVersion.
