@@ -118,6 +118,21 @@ def test_delete_and_watch(sim: orch.Simulation) -> None:
         sim.get("pods", "p")
 
 
+def test_deleting_a_deployment_collects_its_replicasets_and_pods(sim: orch.Simulation) -> None:
+    sim.apply(deployment("web", 3))
+    sim.wait_for("deploy", "web", "Available", timeout=60)
+    assert len(sim.list("replicasets", "default")) == 1
+    assert len(sim.list("pods", "default")) == 3
+    sim.delete("deployments", "web")
+    # The garbage collector of the live controller manager runs in the simulator too: it
+    # deletes the ReplicaSet, then its pods, which the simulated kubelets stop.
+    sim.run_until(sim.now + 60)
+    assert sim.list("replicasets", "default") == []
+    assert sim.list("pods", "default") == []
+    log = "\n".join(sim.event_log())
+    assert "RS default/web-" in log and " deleted" in log
+
+
 def test_unschedulable_pod_is_reported_with_reason(sim: orch.Simulation) -> None:
     sim.apply(pod("huge", cpu="64"))
     sim.run(30)

@@ -1,9 +1,11 @@
 //! # Virtual-time simulation (`orch sim`, `orch.Simulation`)
 //!
-//! The same code as a live cluster on a virtual clock: the real API server (memory storage), the
-//! real scheduler and controllers, and kubelets on the simulated container runtime, where a pod's
-//! run time, exit code and probe results come from annotations. Nothing sleeps in real time: when
-//! no work is pending, time jumps to the next timer, so an hour of cluster life takes seconds.
+//! The live cluster's components on a virtual clock: the real API server (memory storage); every
+//! controller of the live controller manager, from the same declarations, on orch-runtime's
+//! steppable driver; the scheduler's plugins and decisions over an incrementally kept snapshot;
+//! and the pod worker of the kubelet on the simulated container runtime, where a pod's run time,
+//! exit code and probe results come from annotations. Nothing sleeps in real time: when no work is
+//! pending, time jumps to the next timer, so an hour of cluster life takes seconds.
 //!
 //! A [`Scenario`] names node groups, workloads applied at given times, disruptions (node or zone
 //! down/up, cordon, drain, scale, image change) and a duration; a run yields a [`Report`]
