@@ -7,14 +7,21 @@
 //! events, deleting the pod object with grace 0 once terminated), collects logs and serves
 //! them over HTTP. Everything goes through [`Client`](orch_types::client::Client).
 //!
+//! Each pod task is a loop around [`PodSync::step`](crate::pod_sync::PodSync::step), and a pod
+//! is admitted with [`pod_sync::admit`](crate::pod_sync::admit): this driver only carries out
+//! what a step returns (jobs on blocking threads, events, the status write, the deletion) and
+//! sleeps until its wake-up or news. The simulator drives the same step function on its
+//! virtual clock, with its own I/O around it; it does not run this driver.
+//!
 //! Time: cores read the [`Clock`](orch_types::clock::Clock); the driver sleeps with tokio
-//! timers, so a virtual-time simulation runs it on a paused tokio clock.
+//! timers.
 
 use crate::env::EnvContext;
 use crate::logs::{LogError, LogSource, LogTarget};
 use crate::node::{self, NodeConfig};
+use crate::pod_sync::{self, EnvObjects, PodSync};
 use crate::runtime::{ContainerRecord, ContainerRuntime, StopSignal};
-use crate::worker::{EventKind, Job, PodWorker, Rejection, WorkerConfig};
+use crate::worker::{EventKind, Job, WorkerConfig};
 use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -86,7 +93,7 @@ pub enum KubeletError {
 }
 
 struct PodEntry {
-    worker: Arc<Mutex<PodWorker>>,
+    sync: Arc<Mutex<PodSync>>,
     notify: Arc<Notify>,
     namespace: String,
     name: String,
@@ -112,6 +119,9 @@ impl std::fmt::Debug for Kubelet {
             .finish_non_exhaustive()
     }
 }
+
+/// A pod task with no wake-up of its own still looks again this often.
+const IDLE: Duration = Duration::from_secs(10);
 
 fn backoff_sleep(d: &mut Duration) -> Duration {
     let cur = *d;
@@ -211,20 +221,17 @@ impl Kubelet {
     }
 
     async fn stop_all_pods(&self) {
-        let workers: Vec<Arc<Mutex<PodWorker>>> = self
-            .pods
-            .lock()
-            .values()
-            .map(|e| e.worker.clone())
-            .collect();
+        let workers: Vec<Arc<Mutex<PodSync>>> =
+            self.pods.lock().values().map(|e| e.sync.clone()).collect();
         for w in &workers {
-            w.lock().terminate();
+            w.lock().worker_mut().terminate();
         }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
         loop {
             let mut all = true;
             for w in &workers {
                 let mut w = w.lock();
+                let w = w.worker_mut();
                 let now = self.clock.now();
                 for job in w.tick(now, self.rt.as_ref()) {
                     // preStop hooks still run, but bounded by the grace period
@@ -559,7 +566,7 @@ impl Kubelet {
 
     fn pod_gone(&self, uid: &str) {
         if let Some(e) = self.pods.lock().get(uid) {
-            e.worker.lock().pod_removed();
+            e.sync.lock().worker_mut().pod_removed();
             e.notify.notify_one();
         }
     }
@@ -569,22 +576,17 @@ impl Kubelet {
             return;
         };
         if let Some(e) = self.pods.lock().get(&uid) {
-            e.worker.lock().update_pod(pod);
+            e.sync.lock().worker_mut().update_pod(pod);
             e.notify.notify_one();
             return;
         }
-        let phase = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.phase.as_deref())
-            .unwrap_or("");
         let ns = pod
             .metadata
             .namespace
             .clone()
             .unwrap_or_else(|| "default".into());
         let name = pod.metadata.name.clone().unwrap_or_default();
-        if phase == "Succeeded" || phase == "Failed" {
+        if pod_sync::is_terminal(&pod) {
             // Terminal before we saw it (or before a restart): nothing to run; finish deletion.
             if pod.metadata.deletion_timestamp.is_some() {
                 let pods: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
@@ -597,7 +599,7 @@ impl Kubelet {
             }
             return;
         }
-        let (wcfg, alloc) = {
+        let (wcfg, alloc, poll) = {
             let c = self.cfg.lock();
             let cap = node::capacity(&c.node);
             (
@@ -607,48 +609,42 @@ impl Kubelet {
                     allow_privileged: c.allow_privileged,
                 },
                 node::allocatable(&c.node, &cap),
+                c.poll_interval,
             )
         };
+        let pod = Arc::new(pod);
+        let env = self.env_context(&pod, &alloc).await;
         let now = self.clock.now();
-        let admitted: Vec<Pod> = self
+        let admitted: Vec<Arc<Pod>> = self
             .pods
             .lock()
             .values()
             .filter_map(|e| {
-                let w = e.worker.lock();
-                (!w.is_finished()).then(|| w.pod().clone())
+                let s = e.sync.lock();
+                let w = s.worker();
+                (!w.is_finished()).then(|| w.shared_pod().clone())
             })
             .collect();
-        let refs: Vec<&Pod> = admitted.iter().collect();
-        let mut worker = match node::admit(&pod, &refs, &alloc) {
-            Ok(()) => PodWorker::new(wcfg, pod.clone(), now),
-            Err(e) => PodWorker::rejected(
-                wcfg,
-                pod.clone(),
-                now,
-                Rejection {
-                    reason: e.reason,
-                    message: e.message,
-                },
-            ),
-        };
+        let refs: Vec<&Pod> = admitted.iter().map(|p| &**p).collect();
+        let mut worker = pod_sync::admit(wcfg, pod, &refs, &alloc, env, now);
         let records = self.adoptable.lock().clone();
         worker.adopt(&records, self.rt.as_ref(), now);
-        worker.set_env_context(self.env_context(&pod, &alloc).await);
-        let worker = Arc::new(Mutex::new(worker));
+        let sync = Arc::new(Mutex::new(PodSync::new(worker, now, poll)));
         let notify = Arc::new(Notify::new());
         self.pods.lock().insert(
             uid.clone(),
             PodEntry {
-                worker: worker.clone(),
+                sync: sync.clone(),
                 notify: notify.clone(),
                 namespace: ns,
                 name,
             },
         );
-        tokio::spawn(self.clone().pod_task(uid, worker, notify));
+        tokio::spawn(self.clone().pod_task(uid, sync, notify));
     }
 
+    /// Fetches what the pod's environment references ([`pod_sync::env_refs`]) and builds the
+    /// context with [`pod_sync::env_context`]; a missing pull secret is reported as an event.
     async fn env_context(
         &self,
         pod: &Pod,
@@ -659,59 +655,22 @@ impl Kubelet {
             .namespace
             .clone()
             .unwrap_or_else(|| "default".into());
-        let mut ctx = EnvContext {
-            node_cpu: alloc.get("cpu").copied(),
-            node_memory: alloc.get("memory").copied(),
-            host_ip: self.cfg.lock().node.ip.clone(),
-            ..Default::default()
-        };
-        let spec = pod.spec.clone().unwrap_or_default();
-        let mut cms = std::collections::BTreeSet::new();
-        let mut secrets = std::collections::BTreeSet::new();
-        for c in spec
-            .containers
-            .iter()
-            .chain(spec.init_containers.iter().flatten())
-        {
-            for e in c.env.iter().flatten() {
-                if let Some(s) = &e.value_from {
-                    if let Some(r) = &s.config_map_key_ref {
-                        cms.insert(r.name.clone());
-                    }
-                    if let Some(r) = &s.secret_key_ref {
-                        secrets.insert(r.name.clone());
-                    }
-                }
-            }
-            for f in c.env_from.iter().flatten() {
-                if let Some(r) = &f.config_map_ref {
-                    cms.insert(r.name.clone());
-                }
-                if let Some(r) = &f.secret_ref {
-                    secrets.insert(r.name.clone());
-                }
-            }
-        }
+        let refs = pod_sync::env_refs(pod);
+        let mut objects = EnvObjects::default();
         let cm_api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &ns);
-        for n in cms {
-            if let Ok(Some(cm)) = cm_api.get_opt(&n).await {
-                ctx.config_maps.insert(n, cm);
+        for n in &refs.config_maps {
+            if let Ok(Some(cm)) = cm_api.get_opt(n).await {
+                objects.config_maps.push(cm);
             }
         }
         let s_api: Api<Secret> = Api::namespaced(self.client.clone(), &ns);
-        for n in secrets {
-            if let Ok(Some(s)) = s_api.get_opt(&n).await {
-                ctx.secrets.insert(n, s);
-            }
-        }
-        for r in spec.image_pull_secrets.iter().flatten() {
-            match s_api.get_opt(&r.name).await {
-                Ok(Some(s)) => ctx.pull_secrets.push(s),
-                _ => {
+        for n in refs.all_secrets() {
+            match s_api.get_opt(n).await {
+                Ok(Some(s)) => objects.secrets.push(s),
+                _ if refs.pull_secrets.iter().any(|p| p == n) => {
                     let obj = pod_ref(pod, None);
                     let msg = format!(
-                        "Unable to retrieve some image pull secrets ({}); attempting to pull the image may not succeed.",
-                        r.name
+                        "Unable to retrieve some image pull secrets ({n}); attempting to pull the image may not succeed."
                     );
                     let _ = self
                         .recorder
@@ -723,32 +682,23 @@ impl Kubelet {
                         )
                         .await;
                 }
+                _ => {}
             }
         }
         let svc: Api<Service> = Api::namespaced(self.client.clone(), &ns);
         if let Ok(l) = svc.list(&ListParams::default()).await {
-            ctx.services = l.items;
+            objects.services = l.items;
         }
         let default_svc: Api<Service> = Api::namespaced(self.client.clone(), "default");
-        if let Ok(Some(k)) = default_svc.get_opt("kubernetes").await {
-            let host = k.spec.as_ref().and_then(|s| s.cluster_ip.clone());
-            let port = k
-                .spec
-                .as_ref()
-                .and_then(|s| s.ports.as_ref())
-                .and_then(|p| p.first())
-                .map(|p| p.port);
-            if let (Some(h), Some(p)) = (host, port) {
-                ctx.master_service = Some((h, p));
-            }
-        }
-        ctx
+        objects.kubernetes_service = default_svc.get_opt("kubernetes").await.ok().flatten();
+        let host_ip = self.cfg.lock().node.ip.clone();
+        pod_sync::env_context(pod, objects, alloc, &host_ip)
     }
 
     async fn pod_task(
         self: Arc<Self>,
         uid: String,
-        worker: Arc<Mutex<PodWorker>>,
+        sync: Arc<Mutex<PodSync>>,
         notify: Arc<Notify>,
     ) {
         let mut stop = self.stop.subscribe();
@@ -765,38 +715,24 @@ impl Kubelet {
                 _ = tokio::time::sleep(Duration::from_millis(20)) => {}
             }
         }
-        let mut last_written: Option<serde_json::Value> = None;
-        let mut last_env_refresh = tokio::time::Instant::now();
-        let poll = self.cfg.lock().poll_interval;
         loop {
             if *stop.borrow() {
                 return;
             }
             let now = self.clock.now();
-            let (jobs, events, status, wants_delete, removed_done, wake, pod) = {
-                let mut w = worker.lock();
-                let jobs = w.tick(now, self.rt.as_ref());
-                let events = w.take_events();
-                let status = w.status(now);
-                let removed_done = w.is_finished() && w.pod_is_gone();
-                let wake = w.next_wakeup(now, self.rt.as_ref());
-                (
-                    jobs,
-                    events,
-                    status,
-                    w.wants_delete(),
-                    removed_done,
-                    wake,
-                    w.pod().clone(),
-                )
+            let (out, pod) = {
+                let mut s = sync.lock();
+                let pod = s.worker().shared_pod().clone();
+                (s.step(now, self.rt.as_ref(), pod.status.as_ref()), pod)
             };
-            for job in jobs {
-                self.spawn_job(job, worker.clone(), notify.clone());
+            for job in out.jobs {
+                self.spawn_job(job, sync.clone(), notify.clone());
             }
-            if !events.is_empty() {
+            if !out.events.is_empty() {
                 // Off the status path: events never delay a pod's status (order kept per batch).
                 let me = self.clone();
                 let pod = pod.clone();
+                let events = out.events;
                 tokio::spawn(async move {
                     for ev in events {
                         let obj = pod_ref(&pod, ev.field_path.as_deref());
@@ -811,42 +747,31 @@ impl Kubelet {
                     }
                 });
             }
-            if removed_done {
+            if out.finished {
                 break;
             }
-            let status_json = serde_json::to_value(&status).unwrap_or_default();
-            // A missing ConfigMap/Secret may appear later: refetch every 5 s while blocked.
-            let config_error = status
-                .container_statuses
-                .iter()
-                .chain(status.init_container_statuses.iter())
-                .flatten()
-                .filter_map(|c| c.state.as_ref()?.waiting.as_ref()?.reason.as_deref())
-                .any(|r| r == "CreateContainerConfigError");
-            if config_error && last_env_refresh.elapsed() >= Duration::from_secs(5) {
-                last_env_refresh = tokio::time::Instant::now();
+            // A missing ConfigMap/Secret may appear later: refetched while blocked.
+            if out.refresh_env {
                 let alloc = {
                     let c = self.cfg.lock();
                     node::allocatable(&c.node, &node::capacity(&c.node))
                 };
-                let mut ctx = self.env_context(&pod, &alloc).await;
-                ctx.pod_ip = status.pod_ip.clone().unwrap_or_default();
-                worker.lock().set_env_context(ctx);
+                let ctx = self.env_context(&pod, &alloc).await;
+                sync.lock().worker_mut().set_env_context(ctx);
                 notify.notify_one();
             }
-            // Rewrite when our view changed, and also when someone else changed the pod's
-            // phase or conditions underneath us (e.g. the node lifecycle controller marking it
-            // not Ready), as upstream's status manager compares with the API's copy.
-            let drifted = summary(pod.status.as_ref()) != summary(Some(&status));
-            if (last_written.as_ref() != Some(&status_json) || drifted)
-                && !worker.lock().pod_is_gone()
-            {
-                match self.write_status(&worker, &status).await {
-                    Ok(()) => last_written = Some(status_json),
-                    Err(e) => tracing::debug!(error = %e, "status update failed"),
+            let mut write_failed = false;
+            if let Some(status) = &out.status_to_write {
+                match self.write_status(&sync, status).await {
+                    Ok(()) => sync.lock().status_written(status),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "status update failed");
+                        sync.lock().status_write_failed();
+                        write_failed = true;
+                    }
                 }
             }
-            if wants_delete && last_written.is_some() {
+            if out.delete && !write_failed {
                 let ns = pod
                     .metadata
                     .namespace
@@ -865,18 +790,13 @@ impl Kubelet {
                     Err(e) => tracing::debug!(error = %e, "deleting pod failed"),
                 }
             }
-            // Finished pods and event-driven runtimes wait for news; real processes are polled.
-            let idle = if config_error {
-                poll.max(Duration::from_secs(1))
-            } else if worker.lock().is_finished() || !self.rt.needs_polling() {
-                Duration::from_secs(10)
-            } else {
-                poll
-            };
-            let sleep = wake
+            // The step's wake-up (timers, the poll while the pod settles or the runtime must be
+            // polled); otherwise wait for news, looking again at least every 10 s.
+            let sleep = out
+                .wake
                 .map(|t| Duration::try_from(t.duration_since(now)).unwrap_or_default())
-                .unwrap_or(idle)
-                .min(idle);
+                .unwrap_or(IDLE)
+                .min(IDLE);
             tokio::select! {
                 _ = notify.notified() => {}
                 // Kubelet shutdown: leave the pod alone (no status, no clean-up); the next
@@ -886,17 +806,14 @@ impl Kubelet {
             }
         }
         let rt = self.rt.clone();
-        let ids = {
-            let w = worker.lock();
-            w.container_ids()
-        };
+        let ids = sync.lock().worker().container_ids();
         for id in ids {
             let _ = rt.remove_container(&id);
         }
         self.pods.lock().remove(&uid);
     }
 
-    fn spawn_job(self: &Arc<Self>, job: Job, worker: Arc<Mutex<PodWorker>>, notify: Arc<Notify>) {
+    fn spawn_job(self: &Arc<Self>, job: Job, sync: Arc<Mutex<PodSync>>, notify: Arc<Notify>) {
         let rt = self.rt.clone();
         let clock = self.clock.clone();
         tokio::spawn(async move {
@@ -907,7 +824,9 @@ impl Kubelet {
             })
             .await;
             if let Ok(out) = out {
-                worker.lock().handler_done(&job, out, clock.now());
+                sync.lock()
+                    .worker_mut()
+                    .handler_done(&job, out, clock.now());
                 notify.notify_one();
             }
         });
@@ -915,10 +834,10 @@ impl Kubelet {
 
     async fn write_status(
         &self,
-        worker: &Arc<Mutex<PodWorker>>,
+        sync: &Arc<Mutex<PodSync>>,
         status: &k8s_openapi::api::core::v1::PodStatus,
     ) -> Result<(), orch_types::client::ClientError> {
-        let pod = worker.lock().pod().clone();
+        let pod = sync.lock().worker().pod().clone();
         let ns = pod
             .metadata
             .namespace
@@ -931,20 +850,20 @@ impl Kubelet {
             current.status = Some(status.clone());
             match pods.replace_status(&current).await {
                 Ok(p) => {
-                    worker.lock().update_pod(p);
+                    sync.lock().worker_mut().update_pod(p);
                     return Ok(());
                 }
                 Err(e) if e.is_conflict() => {
                     let fresh = pods.get(&name).await?;
                     if fresh.metadata.uid != current.metadata.uid {
-                        worker.lock().pod_removed();
+                        sync.lock().worker_mut().pod_removed();
                         return Ok(());
                     }
-                    worker.lock().update_pod(fresh.clone());
+                    sync.lock().worker_mut().update_pod(fresh.clone());
                     current = fresh;
                 }
                 Err(e) if e.is_not_found() => {
-                    worker.lock().pod_removed();
+                    sync.lock().worker_mut().pod_removed();
                     return Ok(());
                 }
                 Err(e) => return Err(e),
@@ -966,7 +885,8 @@ impl Kubelet {
             .values()
             .find(|e| e.namespace == ns && e.name == pod)
             .ok_or_else(|| LogError::PodNotFound(format!("{ns}/{pod}")))?;
-        let w = entry.worker.lock();
+        let s = entry.sync.lock();
+        let w = s.worker();
         let not_found = || LogError::ContainerNotFound {
             pod: pod.into(),
             container: container.into(),
@@ -987,21 +907,6 @@ impl Kubelet {
             running,
         })
     }
-}
-
-/// Phase and condition statuses: what must agree between our status and the API's.
-fn summary(
-    s: Option<&k8s_openapi::api::core::v1::PodStatus>,
-) -> (Option<String>, Vec<(String, String)>) {
-    let Some(s) = s else { return (None, vec![]) };
-    let mut c: Vec<(String, String)> = s
-        .conditions
-        .iter()
-        .flatten()
-        .map(|c| (c.type_.clone(), c.status.clone()))
-        .collect();
-    c.sort();
-    (s.phase.clone(), c)
 }
 
 fn pod_ref(pod: &Pod, field_path: Option<&str>) -> ObjectRef {

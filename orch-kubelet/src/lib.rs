@@ -8,7 +8,10 @@
 //! Shape: a pure core ([`worker::PodWorker`], [`status`], [`env`], [`backoff`]) that takes time
 //! as an argument and talks to the runtime through the trait, and a thin async driver
 //! ([`Kubelet`]) that watches pods, runs probe and hook jobs on blocking threads, writes status
-//! and heartbeats, and serves logs.
+//! and heartbeats, and serves logs. Between them, [`pod_sync`] is one pod's sync step as data
+//! (admission, the environment from fetched objects, and [`pod_sync::PodSync::step`]: jobs,
+//! events, the status to write, deletion, the next wake-up), which the live kubelet and the
+//! simulator both drive.
 //!
 //! Modules: [`runtime`] (the trait, [`runtime::fake`], [`runtime::sim`] with its documented
 //! `sim.orch.dev/*` annotations, [`runtime::process`]), [`image`] (the `ImageSource` trait and
@@ -58,6 +61,7 @@ pub mod image;
 pub mod kubelet;
 pub mod logs;
 pub mod node;
+pub mod pod_sync;
 pub mod prober;
 pub mod runtime;
 pub mod status;

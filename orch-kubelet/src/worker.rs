@@ -349,8 +349,23 @@ impl PodWorker {
         &self.pod
     }
 
-    /// Replaces the ConfigMaps/Secrets/Services used for environments.
-    pub fn set_env_context(&mut self, env: EnvContext) {
+    /// The pod as last seen, as the shared handle (cloning it copies a pointer, not the pod).
+    pub fn shared_pod(&self) -> &Arc<Pod> {
+        &self.pod
+    }
+
+    /// Why admission refused the pod, for a worker made by [`PodWorker::rejected`].
+    pub fn rejection(&self) -> Option<&Rejection> {
+        self.rejected.as_ref()
+    }
+
+    /// Replaces the ConfigMaps/Secrets/Services used for environments. A context without a
+    /// pod IP keeps the one the worker already knows (from its sandbox), so a refreshed context
+    /// built without the pod's status does not lose it.
+    pub fn set_env_context(&mut self, mut env: EnvContext) {
+        if env.pod_ip.is_empty() {
+            env.pod_ip = std::mem::take(&mut self.env.pod_ip);
+        }
         self.env = env;
     }
 
