@@ -18,6 +18,7 @@
 //! | [`fields`] | field selectors with the per-kind supported field sets |
 //! | [`node_selector`] | node selector terms and required node affinity matching |
 //! | [`resources`] | [`resources::ResourceList`] and effective pod requests/limits |
+//! | [`taints`] | whether a toleration tolerates a taint (the one rule scheduler, eviction and admission use) |
 //! | [`image`] | image references `[registry/]repo[:tag][@digest]`, pull-policy default |
 //! | [`decode`] | multi-document YAML / JSON / `kind: List` decoding, strict unknown-field paths |
 //! | [`defaults`] | upstream defaulting for the wave-1 kinds (idempotent) |
@@ -56,6 +57,7 @@ pub mod quantity;
 pub mod registry;
 pub mod resources;
 pub mod status;
+pub mod taints;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod validation;

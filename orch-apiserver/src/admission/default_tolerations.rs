@@ -3,7 +3,8 @@
 //! tolerate them (upstream `plugin/pkg/admission/defaulttolerationseconds/admission.go`).
 
 use crate::rest::Resource;
-use orch_types::DynamicObject;
+use k8s_openapi::api::core::v1::{Taint, Toleration};
+use orch_types::{taints, DynamicObject};
 use serde_json::{json, Value};
 
 /// Taint key of a node whose Ready condition is False.
@@ -13,10 +14,25 @@ pub const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
 /// Seconds tolerated by default.
 pub const DEFAULT_SECONDS: i64 = 300;
 
-fn tolerates(t: &Value, key: &str) -> bool {
-    let k = t.get("key").and_then(Value::as_str).unwrap_or("");
-    let effect = t.get("effect").and_then(Value::as_str).unwrap_or("");
-    (k == key || k.is_empty()) && (effect == "NoExecute" || effect.is_empty())
+/// Whether the JSON toleration `t` already covers the `key:NoExecute` taint.
+///
+/// Upstream's plugin compares only key and effect (an `Equal` toleration of `key` with any value
+/// counts), so the toleration is taken with operator `Exists` and then put to the shared rule,
+/// [`orch_types::taints::tolerates`].
+fn covers(t: &Value, key: &str) -> bool {
+    let field = |name: &str| t.get(name).and_then(Value::as_str).map(str::to_string);
+    let toleration = Toleration {
+        key: field("key"),
+        effect: field("effect"),
+        operator: Some(taints::OP_EXISTS.into()),
+        ..Default::default()
+    };
+    let taint = Taint {
+        key: key.into(),
+        effect: "NoExecute".into(),
+        ..Default::default()
+    };
+    taints::tolerates(&toleration, &taint)
 }
 
 /// Adds the default tolerations to a pod being created.
@@ -43,7 +59,7 @@ pub fn admit(info: Resource, pod: &mut DynamicObject) {
         return;
     };
     for key in [NOT_READY, UNREACHABLE] {
-        if !list.iter().any(|t| tolerates(t, key)) {
+        if !list.iter().any(|t| covers(t, key)) {
             list.push(json!({
                 "key": key,
                 "operator": "Exists",
@@ -80,5 +96,25 @@ mod tests {
         );
         admit(info, &mut all);
         assert_eq!(all.data["spec"]["tolerations"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn only_key_and_effect_count() {
+        // As upstream: an Equal toleration of the key with some value already covers it, a
+        // NoSchedule one does not.
+        let info = orch_types::registry::by_kind("v1", "Pod").unwrap();
+        let mut pod = DynamicObject::new("v1", "Pod", "p");
+        pod.data.insert(
+            "spec".into(),
+            json!({"tolerations": [
+                {"key": NOT_READY, "operator": "Equal", "value": "x", "effect": "NoExecute"},
+                {"key": UNREACHABLE, "operator": "Exists", "effect": "NoSchedule"},
+                {"key": "other", "operator": "Exists"}]}),
+        );
+        admit(info, &mut pod);
+        let list = pod.data["spec"]["tolerations"].as_array().unwrap();
+        let keys: Vec<&str> = list.iter().map(|t| t["key"].as_str().unwrap()).collect();
+        assert_eq!(keys, [NOT_READY, UNREACHABLE, "other", UNREACHABLE]);
+        assert_eq!(list[3]["effect"], "NoExecute");
     }
 }

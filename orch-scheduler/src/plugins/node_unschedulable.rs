@@ -34,11 +34,7 @@ impl FilterPlugin for NodeUnschedulable {
             effect: "NoSchedule".into(),
             ..Default::default()
         };
-        if pod
-            .tolerations
-            .iter()
-            .any(|t| super::taint_toleration::tolerates(t, &taint))
-        {
+        if orch_types::taints::tolerations_tolerate(&pod.tolerations, &taint) {
             return Status::success();
         }
         Status::fixed(

@@ -138,10 +138,7 @@ fn inclusion(c: &SpreadConstraint, pod: &PodInfo, node: &NodeInfo) -> bool {
     if c.honor_node_taints {
         let untolerated = node.taints.iter().any(|t| {
             (t.effect == "NoSchedule" || t.effect == "NoExecute")
-                && !pod
-                    .tolerations
-                    .iter()
-                    .any(|tol| super::taint_toleration::tolerates(tol, t))
+                && !orch_types::taints::tolerations_tolerate(&pod.tolerations, t)
         });
         if untolerated {
             return false;

@@ -1,5 +1,6 @@
 //! TaintToleration: filters on NoSchedule/NoExecute taints, scores by the number of untolerated
-//! PreferNoSchedule taints (fewer is better) (upstream `tainttoleration`).
+//! PreferNoSchedule taints (fewer is better) (upstream `tainttoleration`). Whether a toleration
+//! tolerates a taint is [`orch_types::taints::tolerates`], shared with taint eviction.
 
 use crate::cycle_state::CycleState;
 use crate::framework::{FilterPlugin, Plugin, PreScorePlugin, ScorePlugin, MAX_NODE_SCORE};
@@ -7,26 +8,8 @@ use crate::node_info::NodeInfo;
 use crate::pod_info::PodInfo;
 use crate::snapshot::Snapshot;
 use crate::status::{Code, Reason, Status};
-use k8s_openapi::api::core::v1::{Taint, Toleration};
-
-/// True when the toleration tolerates the taint (upstream `Toleration.ToleratesTaint`).
-pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
-    if let Some(e) = t.effect.as_deref().filter(|e| !e.is_empty()) {
-        if e != taint.effect {
-            return false;
-        }
-    }
-    if let Some(k) = t.key.as_deref().filter(|k| !k.is_empty()) {
-        if k != taint.key {
-            return false;
-        }
-    }
-    match t.operator.as_deref().unwrap_or("") {
-        "" | "Equal" => t.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or(""),
-        "Exists" => true,
-        _ => false,
-    }
-}
+use k8s_openapi::api::core::v1::Toleration;
+use orch_types::taints::tolerations_tolerate;
 
 /// The plugin.
 #[derive(Debug, Default)]
@@ -47,7 +30,7 @@ impl FilterPlugin for TaintToleration {
     fn filter(&self, _: &CycleState, pod: &PodInfo, node: &NodeInfo, _: &Snapshot) -> Status {
         let untolerated = node.taints.iter().find(|taint| {
             (taint.effect == "NoSchedule" || taint.effect == "NoExecute")
-                && !pod.tolerations.iter().any(|t| tolerates(t, taint))
+                && !tolerations_tolerate(&pod.tolerations, taint)
         });
         match untolerated {
             None => Status::success(),
@@ -97,7 +80,7 @@ impl ScorePlugin for TaintToleration {
         node.taints
             .iter()
             .filter(|taint| {
-                taint.effect == "PreferNoSchedule" && !tols.iter().any(|t| tolerates(t, taint))
+                taint.effect == "PreferNoSchedule" && !tolerations_tolerate(tols, taint)
             })
             .count() as i64
     }
