@@ -22,14 +22,14 @@ use super::scenario::{parse_target, Action as Disrupt, Scenario};
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use orch_apiserver::rest::update::Part;
 use orch_apiserver::{ApiServer, ApiServerConfig};
 use orch_controllers::manager::{controllers, ManagerConfig};
 use orch_controllers::nodelifecycle::LEASE_NAMESPACE;
+use orch_kubelet::pod_sync::{self, PodSync};
 use orch_kubelet::runtime::sim::SimRuntime;
-use orch_kubelet::runtime::ContainerRuntime;
 use orch_kubelet::worker::{PodWorker, WorkerConfig};
 use orch_runtime::action::SeededNames;
 use orch_runtime::object::{controller_key, key_from, key_of, Object};
@@ -42,6 +42,7 @@ use orch_types::client::{
 };
 use orch_types::clock::{Clock, ManualClock};
 use orch_types::events::reason;
+use orch_types::resources::ResourceList;
 use orch_types::{ApiResource, DynamicObject};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -82,6 +83,9 @@ const MAX_SYNCS_PER_ROUND: usize = 1_000_000;
 
 /// Upstream kubelet renews its node Lease every 10 s (a quarter of its 40 s duration).
 const LEASE_RENEW: SignedDuration = SignedDuration::from_secs(10);
+/// The simulated kubelets' poll interval: a pod still starting or terminating with no timer of
+/// its own is looked at again this much later.
+const KUBELET_POLL: Duration = Duration::from_secs(1);
 /// `spec.leaseDurationSeconds` of node Leases.
 const LEASE_DURATION_SECONDS: i32 = 40;
 
@@ -127,25 +131,6 @@ fn pod_after_status_write(o: &DynamicObject, old: &Pod) -> Option<Pod> {
     })
 }
 
-/// A 64-bit FNV-1a digest of a pod status' JSON form: what a worker last wrote, kept instead of
-/// a copy of the status to tell whether the next one differs.
-fn status_digest(s: &k8s_openapi::api::core::v1::PodStatus) -> u64 {
-    struct W(Fnv64);
-    impl std::io::Write for W {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.write(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut w = W(Fnv64::default());
-    // Serialising plain data into a writer that cannot fail does not fail.
-    let _ = serde_json::to_writer(&mut w, s);
-    w.0.value()
-}
-
 struct NodeState {
     up: bool,
     zone: Option<String>,
@@ -153,11 +138,9 @@ struct NodeState {
 }
 
 struct WorkerState {
-    worker: PodWorker,
+    /// The kubelet's pod sync step, as the live kubelet runs it.
+    sync: PodSync,
     node: String,
-    /// Digest of the status last written ([`status_digest`]; `None`: write the next one
-    /// whatever it is).
-    last_status: Option<u64>,
     due: Option<Timestamp>,
 }
 
@@ -196,6 +179,8 @@ pub struct Simulation {
     node_state: BTreeMap<String, NodeState>,
     /// Boxed: a map node holds up to 11 entries, and most workers are in nodes far from full.
     workers: BTreeMap<String, Box<WorkerState>>,
+    /// Worker keys by node (what each kubelet has admitted).
+    workers_on: BTreeMap<String, BTreeSet<String>>,
     /// Pods the scheduler has to look at: unbound, not being deleted, phase Pending.
     unbound: BTreeSet<String>,
     /// Storage revision up to which history was compacted by the engine.
@@ -318,6 +303,7 @@ impl Simulation {
             deploy_changes,
             node_state: BTreeMap::new(),
             workers: BTreeMap::new(),
+            workers_on: BTreeMap::new(),
             unbound: BTreeSet::new(),
             compacted: 0,
             cache_synced: 0,
@@ -719,34 +705,108 @@ impl Simulation {
         if let Some(n) = node {
             match self.workers.get_mut(&k) {
                 Some(w) => {
-                    w.worker.update_pod(p.clone());
+                    w.sync.worker_mut().update_pod(p.clone());
                     self.wake(&k, now);
                 }
                 None if !terminal => {
-                    let host_ip = format!(
-                        "10.0.{}.{}",
-                        (self.workers.len() / 250) % 250,
-                        self.workers.len() % 250 + 1
-                    );
-                    let cfg = WorkerConfig {
-                        node_name: n.clone(),
-                        host_ip,
-                        allow_privileged: false,
-                    };
-                    let worker = PodWorker::new(cfg, p.clone(), now);
+                    let worker = self.admit(&k, &n, p, now);
                     self.workers.insert(
                         k.clone(),
                         Box::new(WorkerState {
-                            worker,
-                            node: n,
-                            last_status: None,
+                            sync: PodSync::new(worker, now, KUBELET_POLL),
+                            node: n.clone(),
                             due: None,
                         }),
                     );
+                    self.workers_on.entry(n).or_default().insert(k.clone());
                     self.wake(&k, now);
                 }
                 None => {}
             }
+        }
+    }
+
+    /// The kubelet of `node` admits pod `key` as the live kubelet does
+    /// (`orch_kubelet::pod_sync::admit`): against the pods it already runs and the node's
+    /// allocatable, with the environment from the caches.
+    fn admit(&self, key: &str, node: &str, p: Arc<Pod>, now: Timestamp) -> PodWorker {
+        let admitted: Vec<Arc<Pod>> = self
+            .workers_on
+            .get(node)
+            .into_iter()
+            .flatten()
+            .filter(|w| w.as_str() != key)
+            .filter_map(|w| self.workers.get(w))
+            .filter(|w| !w.sync.worker().is_finished())
+            .map(|w| w.sync.worker().shared_pod().clone())
+            .collect();
+        let admitted: Vec<&Pod> = admitted.iter().map(Arc::as_ref).collect();
+        let allocatable = ResourceList::from_k8s_opt(
+            self.nodes
+                .get(node)
+                .and_then(|n| n.status.as_ref()?.allocatable.clone())
+                .as_ref(),
+        );
+        let host_ip = self.host_ip(node);
+        let cfg = WorkerConfig {
+            node_name: node.to_string(),
+            host_ip: host_ip.clone(),
+            allow_privileged: false,
+        };
+        let env = pod_sync::env_context(&p, self.env_objects(&p), &allocatable, &host_ip);
+        pod_sync::admit(cfg, p, &admitted, &allocatable, env, now)
+    }
+
+    /// The node's address: its `InternalIP`, else one made from its index.
+    fn host_ip(&self, node: &str) -> String {
+        let n = self.nodes.get(node);
+        let internal = n.as_ref().and_then(|n| {
+            n.status
+                .as_ref()?
+                .addresses
+                .as_ref()?
+                .iter()
+                .find(|a| a.type_ == "InternalIP")
+                .map(|a| a.address.clone())
+        });
+        internal.unwrap_or_else(|| {
+            let i = self.node_state.keys().position(|k| k == node).unwrap_or(0);
+            format!("10.0.{}.{}", (i / 250) % 250, i % 250 + 1)
+        })
+    }
+
+    /// What a pod's environment reads, from the caches.
+    fn env_objects(&self, p: &Pod) -> pod_sync::EnvObjects {
+        let refs = pod_sync::env_refs(p);
+        let ns = p.metadata.namespace.as_deref().unwrap_or("default");
+        let caches = self.stepper.caches();
+        let typed = |r: ApiResource, name: &str| -> Option<DynamicObject> {
+            caches
+                .meta(&r)?
+                .get_meta(Some(ns), name)
+                .map(|o| o.as_ref().clone())
+        };
+        pod_sync::EnvObjects {
+            config_maps: refs
+                .config_maps
+                .iter()
+                .filter_map(|n| typed(ApiResource::of::<ConfigMap>(), n)?.to_typed().ok())
+                .collect(),
+            secrets: refs
+                .all_secrets()
+                .into_iter()
+                .filter_map(|n| typed(ApiResource::of::<Secret>(), n)?.to_typed().ok())
+                .collect(),
+            services: caches
+                .get::<Service>()
+                .list_namespace(ns)
+                .iter()
+                .map(|s| s.as_ref().clone())
+                .collect(),
+            kubernetes_service: caches
+                .get::<Service>()
+                .get("default/kubernetes")
+                .map(|s| s.as_ref().clone()),
         }
     }
 
@@ -755,7 +815,11 @@ impl Simulation {
         self.unbound.remove(&k);
         self.record(format!("POD {k} deleted"));
         self.snapshot.remove_pod(&k);
-        self.workers.remove(&k);
+        if let Some(w) = self.workers.remove(&k) {
+            if let Some(on) = self.workers_on.get_mut(&w.node) {
+                on.remove(&k);
+            }
+        }
         self.unschedulable.remove(&k);
         self.times.remove(&k);
         self.retry_unschedulable = true;
@@ -1082,132 +1146,127 @@ impl Simulation {
                 continue;
             };
             ws.due = None;
-            let node = ws.node.clone();
-            let Some(st) = self.node_state.get(&node) else {
+            let Some(st) = self.node_state.get(&ws.node) else {
                 continue;
             };
             if !st.up {
                 continue; // the kubelet is down: its pods are frozen until it comes back
             }
-            let rt = st.rt.clone();
-            let ws = self.workers.get_mut(&k).expect("present above");
-            for job in ws.worker.tick(now, &rt) {
-                let out = rt.run_handler(
-                    &job.id,
-                    job.kind,
-                    &job.action,
-                    &job.target,
-                    job.timeout,
-                    now,
-                );
-                ws.worker.handler_done(&job, out, now);
-            }
-            let status = ws.worker.status(now);
-            // The worker queues its events (Pulling, Started, ...) for the kubelet's recorder;
-            // the engine does not report kubelet events, so they are dropped here instead of
-            // piling up in every worker.
-            drop(ws.worker.take_events());
-            let digest = status_digest(&status);
-            let changed = ws.last_status != Some(digest);
-            let wants_delete = ws.worker.wants_delete();
-            let next = ws.worker.next_wakeup(now, &rt);
-            if changed {
-                ws.last_status = Some(digest);
-                if let Some(p) = self.pods.get(&k) {
-                    // A status write reads only metadata and status (the server keeps the
-                    // stored spec), so the spec is neither copied nor converted, and the
-                    // metadata is taken over as it is (no round trip through JSON).
-                    if let Ok(sv) = serde_json::to_value(&status) {
-                        let mut d = DynamicObject::new("v1", "Pod", "");
-                        d.metadata = p.metadata.clone();
-                        d.data.insert("status".into(), sv);
-                        let ns = p.metadata.namespace.clone();
-                        let name = d.name().to_string();
-                        // Straight to the server's update (what the in-process client calls)
-                        // so the stored object is read in place, not copied out.
-                        let written = self
-                            .api
-                            .update_object(
-                                pods_info(),
-                                ns.as_deref(),
-                                &name,
-                                Part::Status,
-                                d,
-                                &PostParams::default(),
-                            )
-                            .await
-                            .map_err(orch_types::client::ClientError::from);
-                        match written {
-                            Ok(out) => {
-                                let o = &out.written().object;
-                                if let Some(new) = pod_after_status_write(o, &p) {
-                                    self.stepper.observe_typed(Arc::new(new));
-                                    self.drain();
-                                }
-                                did = true;
-                            }
-                            Err(e) => {
-                                self.record(format!("ERROR status {k}: {e}"));
-                                self.refresh(&pods_res(), ns.as_deref(), &name).await;
-                                if let Some(w) = self.workers.get_mut(&k) {
-                                    w.last_status = None;
-                                }
-                                self.wake(&k, now + SignedDuration::from_secs(1));
-                            }
-                        }
-                    }
-                }
-            }
-            if wants_delete {
-                if let Some(p) = self.pods.get(&k) {
-                    let ns = p.metadata.namespace.clone();
-                    let name = p.metadata.name.clone().unwrap_or_default();
-                    let uid = p.metadata.uid.clone();
-                    let params = DeleteParams {
-                        grace_period_seconds: Some(0),
-                        preconditions: uid.map(|u| Preconditions {
-                            uid: Some(u),
-                            resource_version: None,
-                        }),
-                        ..Default::default()
-                    };
-                    match self
-                        .client
-                        .delete(&pods_res(), ns.as_deref(), &name, &params)
-                        .await
-                    {
-                        Ok(DeleteOutcome::Deleted(o)) => self.forget(&o),
-                        Ok(DeleteOutcome::Pending(o)) => self.observe(&o),
-                        Err(e) if e.is_not_found() => {
-                            let mut gone = DynamicObject::new("v1", "Pod", &name);
-                            gone.metadata.namespace = ns;
-                            self.forget(&gone);
-                        }
-                        Err(e) => self.record(format!("ERROR delete {k}: {e}")),
-                    }
-                    did = true;
-                }
+            let api_copy = self.pods.get(&k);
+            // The kubelet's own step (handlers take no virtual time). Its events (Pulling,
+            // Started, ...) are not reported by the simulated kubelets: they are dropped here.
+            let out = ws.sync.step_inline(
+                now,
+                &st.rt,
+                api_copy.as_ref().and_then(|p| p.status.as_ref()),
+            );
+            if out.finished {
                 continue;
             }
-            // Like the kubelet's poll interval: a pod still starting (image pull, sandbox) or
-            // terminating may have no timer of its own; look again a second later.
-            let settling = self.pods.get(&k).is_some_and(|p| {
-                p.metadata.deletion_timestamp.is_some()
-                    || p.status
-                        .as_ref()
-                        .and_then(|s| s.phase.as_deref())
-                        .is_none_or(|ph| ph == "Pending")
-            });
-            let next = match next {
-                Some(t) => Some(t),
-                None if settling => Some(now + SignedDuration::from_secs(1)),
-                None => None,
-            };
-            if let Some(t) = next {
+            if let (Some(status), Some(p)) = (&out.status_to_write, &api_copy) {
+                did = true;
+                if !self.write_status(&k, p, status).await {
+                    continue;
+                }
+            }
+            if out.delete {
+                self.delete_pod(&k).await;
+                did = true;
+                continue;
+            }
+            if let Some(t) = out.wake {
                 self.wake(&k, t.max(now + SignedDuration::from_millis(1)));
             }
         }
         did
+    }
+
+    /// Writes a pod's status as its kubelet does; `false` when the write failed (the pod is
+    /// re-read and its worker looked at again a second later).
+    async fn write_status(
+        &mut self,
+        k: &str,
+        p: &Arc<Pod>,
+        status: &k8s_openapi::api::core::v1::PodStatus,
+    ) -> bool {
+        let now = self.clock.now();
+        // A status write reads only metadata and status (the server keeps the stored spec), so
+        // the spec is neither copied nor converted, and the metadata is taken over as it is.
+        let Ok(sv) = serde_json::to_value(status) else {
+            return false;
+        };
+        let mut d = DynamicObject::new("v1", "Pod", "");
+        d.metadata = p.metadata.clone();
+        d.data.insert("status".into(), sv);
+        let ns = p.metadata.namespace.clone();
+        let name = d.name().to_string();
+        // Straight to the server's update (what the in-process client calls) so the stored
+        // object is read in place, not copied out.
+        let written = self
+            .api
+            .update_object(
+                pods_info(),
+                ns.as_deref(),
+                &name,
+                Part::Status,
+                d,
+                &PostParams::default(),
+            )
+            .await
+            .map_err(orch_types::client::ClientError::from);
+        match written {
+            Ok(out) => {
+                if let Some(w) = self.workers.get_mut(k) {
+                    w.sync.status_written(status);
+                }
+                let o = &out.written().object;
+                if let Some(new) = pod_after_status_write(o, p) {
+                    self.stepper.observe_typed(Arc::new(new));
+                    self.drain();
+                }
+                true
+            }
+            Err(e) => {
+                self.record(format!("ERROR status {k}: {e}"));
+                if let Some(w) = self.workers.get_mut(k) {
+                    w.sync.status_write_failed();
+                }
+                self.refresh(&pods_res(), ns.as_deref(), &name).await;
+                self.wake(k, now + SignedDuration::from_secs(1));
+                false
+            }
+        }
+    }
+
+    /// The kubelet removes a pod whose containers are gone (grace period 0, UID precondition).
+    async fn delete_pod(&mut self, k: &str) {
+        let Some(p) = self.pods.get(k) else {
+            return;
+        };
+        let ns = p.metadata.namespace.clone();
+        let name = p.metadata.name.clone().unwrap_or_default();
+        let params = DeleteParams {
+            grace_period_seconds: Some(0),
+            preconditions: p.metadata.uid.clone().map(|u| Preconditions {
+                uid: Some(u),
+                resource_version: None,
+            }),
+            ..Default::default()
+        };
+        match self
+            .client
+            .delete(&pods_res(), ns.as_deref(), &name, &params)
+            .await
+        {
+            Ok(DeleteOutcome::Deleted(o)) => self.forget(&o),
+            Ok(DeleteOutcome::Pending(o)) => self.observe(&o),
+            Err(e) if e.is_not_found() => {
+                let mut gone = DynamicObject::new("v1", "Pod", &name);
+                gone.metadata.namespace = ns;
+                self.forget(&gone);
+            }
+            Err(e) => self.record(format!("ERROR delete {k}: {e}")),
+        }
     }
 
     async fn run_timeline(&mut self) -> bool {

@@ -162,3 +162,34 @@ async fn watch_cache_keeps_up_within_one_instant() {
         "the watch cache applied {applied} of {written} revisions during the run"
     );
 }
+
+/// The simulated kubelets admit pods as the live kubelet does: a pod bound straight to a node
+/// it does not fit (no scheduler involved) is rejected with upstream's `OutOfcpu`.
+#[tokio::test]
+async fn kubelet_admission_rejects_a_pod_that_does_not_fit() {
+    let s = Scenario::from_yaml(
+        "nodeGroups:\n  - name: pool\n    count: 1\n    template: {status: {capacity: {cpu: \"2\", memory: 4Gi, pods: \"110\"}}}\n",
+    )
+    .unwrap();
+    let mut sim = Simulation::new(s, SimOptions::default()).await.unwrap();
+    let pod = serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "big", "namespace": "default"},
+        "spec": {"nodeName": "pool-0", "containers": [{"name": "c", "image": "x",
+            "resources": {"requests": {"cpu": "3"}}}]},
+    });
+    sim.apply(vec![pod]).await.unwrap();
+    sim.run_until(5.0, || false).await;
+    let got = sim
+        .client()
+        .get(
+            &orch_types::ApiResource::of::<k8s_openapi::api::core::v1::Pod>(),
+            Some("default"),
+            "big",
+        )
+        .await
+        .unwrap();
+    let status = &got.data["status"];
+    assert_eq!(status["phase"], "Failed", "{status}");
+    assert_eq!(status["reason"], "OutOfcpu", "{status}");
+}
