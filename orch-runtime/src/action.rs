@@ -732,4 +732,42 @@ mod tests {
         assert_eq!(exp.pending("default/web"), (2, 0));
         assert!(client.creates.load(Ordering::SeqCst) >= 3);
     }
+
+    #[tokio::test]
+    async fn guarded_actions_run_only_when_the_api_confirms_the_owner_is_gone() {
+        let client = Arc::new(ScriptedClient::default());
+        let clock: orch_types::clock::SharedClock =
+            Arc::new(orch_types::clock::ManualClock::at_epoch_seconds(0));
+        let ap = Applier::new(client.clone(), clock, "gc").without_events();
+        let mut cm = DynamicObject::new("v1", "ConfigMap", "dependent");
+        cm.metadata.namespace = Some("default".into());
+        let guarded = || Action::Guarded {
+            absent: vec![Lookup {
+                resource: ApiResource::of::<k8s_openapi::api::apps::v1::ReplicaSet>(),
+                namespace: Some("default".into()),
+                name: Some("owner".into()),
+                uid: Some("u1".into()),
+            }],
+            then: vec![Action::Create {
+                resource: ApiResource::of::<k8s_openapi::api::core::v1::ConfigMap>(),
+                object: cm.clone(),
+            }],
+        };
+        // The cache said the owner was gone, but the API still has it: nothing is done and the
+        // key is looked at again shortly.
+        let mut owner = DynamicObject::new("apps/v1", "ReplicaSet", "owner");
+        owner.metadata.uid = Some("u1".into());
+        client.items.lock().push(owner.clone());
+        assert_eq!(ap.apply(vec![guarded()]).await.unwrap(), Some(GUARD_RETRY));
+        assert!(client.created.lock().is_empty());
+        // A new object under the same name is not the owner referenced: the guard passes.
+        owner.metadata.uid = Some("u2".into());
+        *client.items.lock() = vec![owner];
+        assert_eq!(ap.apply(vec![guarded()]).await.unwrap(), None);
+        assert_eq!(client.created.lock().len(), 1);
+        // Gone altogether: passes too.
+        client.items.lock().clear();
+        assert_eq!(ap.apply(vec![guarded()]).await.unwrap(), None);
+        assert_eq!(client.created.lock().len(), 2);
+    }
 }

@@ -484,11 +484,36 @@ pub(crate) struct Wiring {
     pub(crate) caches: Caches,
     /// Initial keys of each controller, in controller order.
     pub(crate) initial: Vec<Vec<String>>,
+    /// The work queue of each controller, in controller order.
+    pub(crate) queues: Vec<crate::queue::WorkQueue>,
 }
 
 /// Builds one cache per declared kind (typed where any controller declared the type, dynamic
-/// for kinds only watched through metadata) and hooks every controller's triggers to its sink.
-pub(crate) fn wire(controllers: &[Arc<dyn Controller>], sinks: &[Sink]) -> Wiring {
+/// for kinds only watched through metadata), one work queue per controller on `clock`, and
+/// hooks every controller's triggers to its queue.
+pub(crate) fn wire(
+    controllers: &[Arc<dyn Controller>],
+    clock: &orch_types::clock::SharedClock,
+) -> Wiring {
+    let queues: Vec<crate::queue::WorkQueue> = controllers
+        .iter()
+        .map(|_| crate::queue::WorkQueue::new(clock.clone()))
+        .collect();
+    let sinks: Vec<Sink> = queues
+        .iter()
+        .map(|q| {
+            let q = q.clone();
+            Arc::new(move |k: &str| q.add(k)) as Sink
+        })
+        .collect();
+    wire_sinks(controllers, &sinks, queues)
+}
+
+fn wire_sinks(
+    controllers: &[Arc<dyn Controller>],
+    sinks: &[Sink],
+    queues: Vec<crate::queue::WorkQueue>,
+) -> Wiring {
     let declared: Vec<Watches> = controllers
         .iter()
         .map(|c| {
@@ -562,6 +587,7 @@ pub(crate) fn wire(controllers: &[Arc<dyn Controller>], sinks: &[Sink]) -> Wirin
         slots,
         caches,
         initial,
+        queues,
     }
 }
 
@@ -638,7 +664,7 @@ mod tests {
             })
             .collect();
         let ctls: Vec<Arc<dyn Controller>> = vec![Arc::new(Rs), Arc::new(Gc)];
-        let mut w = wire(&ctls, &sinks);
+        let mut w = wire_sinks(&ctls, &sinks, Vec::new());
         // Pod is typed (the ReplicaSet controller declared it); ConfigMap is dynamic.
         assert_eq!(w.slots.len(), 3);
         assert!(w.slots["v1/Pod"].store_any().is_some());

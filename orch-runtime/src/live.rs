@@ -15,7 +15,7 @@
 //! ```
 
 use crate::action::Applier;
-use crate::controller::{wire, Controller, Sink};
+use crate::controller::{wire, Controller};
 use crate::informer::Informer;
 use crate::object::Object;
 use crate::queue::WorkQueue;
@@ -91,6 +91,25 @@ pub(crate) fn applier_for(
     }
 }
 
+/// Puts `key` back as the outcome of its actions asks: forgotten and delayed by the requeue
+/// asked for, or retried with the rate limiter's back-off after an error; then done.
+pub(crate) fn settle_key(
+    queue: &WorkQueue,
+    key: &str,
+    res: &Result<Option<Duration>, orch_types::client::ClientError>,
+) {
+    match res {
+        Ok(requeue) => {
+            queue.forget(key);
+            if let Some(d) = requeue {
+                queue.add_after(key, *d);
+            }
+        }
+        Err(_) => queue.add_rate_limited(key),
+    }
+    queue.done(key);
+}
+
 /// Worker loop: take a key, sync it, apply, requeue as asked or with back-off on error.
 async fn work(
     ctl: Arc<dyn Controller>,
@@ -103,23 +122,14 @@ async fn work(
         let actions = ctl.sync(&key, &caches, clock.now());
         let res = ap.apply(actions).await;
         ctl.applied(&key, &res);
-        match res {
-            Ok(requeue) => {
-                queue.forget(&key);
-                if let Some(d) = requeue {
-                    queue.add_after(&key, d);
-                }
-            }
-            Err(e) => {
-                if e.is_conflict() {
-                    tracing::debug!(controller = ctl.name(), key, error = %e, "conflict; retrying");
-                } else {
-                    tracing::warn!(controller = ctl.name(), key, error = %e, "sync failed; retrying with back-off");
-                }
-                queue.add_rate_limited(&key);
+        if let Err(e) = &res {
+            if e.is_conflict() {
+                tracing::debug!(controller = ctl.name(), key, error = %e, "conflict; retrying");
+            } else {
+                tracing::warn!(controller = ctl.name(), key, error = %e, "sync failed; retrying with back-off");
             }
         }
-        queue.done(&key);
+        settle_key(&queue, &key, &res);
     }
 }
 
@@ -134,19 +144,9 @@ pub async fn run(
 ) {
     let (tx, rx) = watch::channel(false);
     let stop = Stop(rx);
-    let queues: Vec<WorkQueue> = controllers
-        .iter()
-        .map(|_| WorkQueue::new(clock.clone()))
-        .collect();
-    let sinks: Vec<Sink> = queues
-        .iter()
-        .map(|q| {
-            let q = q.clone();
-            Arc::new(move |k: &str| q.add(k)) as Sink
-        })
-        .collect();
-    let wiring = wire(&controllers, &sinks);
+    let wiring = wire(&controllers, &clock);
     let caches = wiring.caches.clone();
+    let queues = wiring.queues;
     let informers: Vec<Box<dyn RunInformer>> = wiring
         .slots
         .into_values()

@@ -16,8 +16,8 @@
 //! ```
 
 use crate::action::{Applier, NameGenerator, Observer};
-use crate::controller::{resource_key, wire, Caches, Controller, Sink, Slot, TypedSlot};
-use crate::live::applier_for;
+use crate::controller::{resource_key, wire, Caches, Controller, Slot, TypedSlot};
+use crate::live::{applier_for, settle_key};
 use crate::object::Kind;
 use crate::queue::WorkQueue;
 use crate::store::Change;
@@ -158,18 +158,8 @@ impl Stepper {
         controllers: Vec<Arc<dyn Controller>>,
         config: StepConfig,
     ) -> Self {
-        let queues: Vec<WorkQueue> = controllers
-            .iter()
-            .map(|_| WorkQueue::new(clock.clone()))
-            .collect();
-        let sinks: Vec<Sink> = queues
-            .iter()
-            .map(|q| {
-                let q = q.clone();
-                Arc::new(move |k: &str| q.add(k)) as Sink
-            })
-            .collect();
-        let mut wiring = wire(&controllers, &sinks);
+        let mut wiring = wire(&controllers, &clock);
+        let queues = std::mem::take(&mut wiring.queues);
         for s in wiring.slots.values_mut() {
             s.mark_synced();
         }
@@ -313,20 +303,8 @@ impl Stepper {
                 .any(|a| !matches!(a, crate::action::Action::Requeue(_)));
             let res = applier.apply(actions).await;
             ctl.applied(&key, &res);
-            let error = match res {
-                Ok(requeue) => {
-                    queue.forget(&key);
-                    if let Some(d) = requeue {
-                        queue.add_after(&key, d);
-                    }
-                    None
-                }
-                Err(e) => {
-                    queue.add_rate_limited(&key);
-                    Some(e.to_string())
-                }
-            };
-            queue.done(&key);
+            settle_key(&queue, &key, &res);
+            let error = res.err().map(|e| e.to_string());
             self.drain_writes();
             return Some(Stepped {
                 controller: ctl.name(),
