@@ -1,16 +1,14 @@
-//! The scheduler driver: runs the pure [`Scheduler`] against any API server through
-//! [`Client`](orch_types::client::Client). It lists and watches nodes and pods, keeps the
-//! [`Snapshot`] and the [`SchedulingQueue`] up to date, and for each decision binds through
-//! `pods/binding` (asynchronously, the pod stays assumed meanwhile), or writes the
-//! `PodScheduled=False/Unschedulable` condition, `nominatedNodeName` and a `FailedScheduling`
-//! event and deletes preemption victims gracefully. Pods whose schedulerName has no profile
-//! are left alone.
+//! The scheduler driver: the live executor of a [`SchedulingCycle`] against any API server
+//! through [`Client`](orch_types::client::Client). It lists and watches nodes, pods and
+//! PodDisruptionBudgets and feeds them to the cycle's typed handlers; for each attempt it
+//! carries out the [`Effect`]s asynchronously: binds through `pods/binding` (the pod stays
+//! assumed meanwhile, the result goes back to the cycle), deletes preemption victims
+//! gracefully, writes the `PodScheduled=False/Unschedulable` condition and `nominatedNodeName`,
+//! and records `Scheduled` / `FailedScheduling` events. The decisions and the queue are the
+//! cycle's; pods whose schedulerName has no profile are left alone.
 
-use crate::decision::Outcome;
-use crate::pod_info::PodInfo;
-use crate::queue::{ClusterEvent, QueueConfig, SchedulingQueue};
+use crate::cycle::{unschedulable_status, Effect, SchedulingCycle, SchedulingEvent};
 use crate::scheduler::Scheduler;
-use crate::snapshot::Snapshot;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -19,9 +17,8 @@ use orch_types::client::{
     WatchStream,
 };
 use orch_types::clock::SharedClock;
-use orch_types::events::{reason, EventRecorder, EventType, ObjectRef};
+use orch_types::events::EventRecorder;
 use orch_types::{ApiResource, DynamicObject};
-use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,73 +38,37 @@ pub enum DriverError {
     },
 }
 
-/// Counters of a driver run.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct DriverStats {
-    /// Successful bindings.
-    pub bound: u64,
-    /// Failed scheduling attempts.
-    pub unschedulable: u64,
-    /// Binding errors.
-    pub bind_errors: u64,
-    /// Preemption victims deleted.
-    pub preempted: u64,
-}
+/// Counters of a driver run (the cycle's).
+pub type DriverStats = crate::cycle::SchedulingStats;
 
 enum BindResult {
-    Ok,
+    Ok { key: String },
     Failed { key: String, error: String },
 }
 
 /// The driver.
 pub struct Driver {
     client: SharedClient,
-    scheduler: Scheduler,
-    snapshot: Snapshot,
-    queue: SchedulingQueue,
+    cycle: SchedulingCycle,
     clock: SharedClock,
     events: Arc<EventRecorder>,
-    /// Fingerprint (spec + labels) of pending pods we know, to ignore status-only updates.
-    pending: HashMap<String, String>,
-    names: HashSet<String>,
-    stats: DriverStats,
 }
 
-fn fingerprint(pod: &Pod) -> String {
-    serde_json::to_string(&(
-        &pod.spec,
-        &pod.metadata.labels,
-        &pod.metadata.deletion_timestamp,
-    ))
-    .unwrap_or_default()
-}
-
-fn is_terminal(pod: &Pod) -> bool {
-    matches!(
-        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
-        Some("Succeeded") | Some("Failed")
-    )
+/// The typed form of a watched object, or `None` after a warning naming it.
+fn typed<K: serde::de::DeserializeOwned>(obj: &DynamicObject, what: &str) -> Option<K> {
+    match obj.to_typed::<K>() {
+        Ok(k) => Some(k),
+        Err(e) => {
+            let name = format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name());
+            tracing::warn!(%what, object = %name, error = %e, "ignoring object");
+            None
+        }
+    }
 }
 
 impl Driver {
     /// A driver for `scheduler`'s profiles.
     pub fn new(client: SharedClient, scheduler: Scheduler, clock: SharedClock) -> Self {
-        let first = scheduler
-            .profiles()
-            .first()
-            .cloned()
-            .unwrap_or_else(|| Arc::new(crate::profile::Profile::default()));
-        let queue = SchedulingQueue::new(
-            first.queue_sort.clone(),
-            first.pre_enqueue.clone(),
-            clock.clone(),
-            QueueConfig::default(),
-        );
-        let names = scheduler
-            .profiles()
-            .iter()
-            .map(|p| p.scheduler_name.clone())
-            .collect();
         let events = Arc::new(EventRecorder::new(
             client.clone(),
             clock.clone(),
@@ -116,136 +77,77 @@ impl Driver {
         ));
         Self {
             client,
-            scheduler,
-            snapshot: Snapshot::new(),
-            queue,
+            cycle: SchedulingCycle::new(scheduler, clock.clone()),
             clock,
             events,
-            pending: HashMap::new(),
-            names,
-            stats: DriverStats::default(),
         }
     }
 
+    /// The decision step this driver executes.
+    pub fn cycle(&self) -> &SchedulingCycle {
+        &self.cycle
+    }
+
     fn on_node(&mut self, ev: WatchEvent<DynamicObject>) {
-        let (obj, deleted) = match ev {
-            WatchEvent::Added(o) | WatchEvent::Modified(o) => (o, false),
-            WatchEvent::Deleted(o) => (o, true),
-            _ => return,
-        };
-        if deleted {
-            self.snapshot.remove_node(obj.name());
-            self.queue.on_event(ClusterEvent::NodeDelete);
-            return;
-        }
-        let existed = self.snapshot.node_index(obj.name()).is_some();
-        match obj.to_typed::<Node>() {
-            Ok(n) => {
-                if let Err(e) = self.snapshot.upsert_node(n) {
-                    tracing::warn!(node = obj.name(), error = %e, "ignoring node");
-                    return;
+        match ev {
+            WatchEvent::Added(o) => {
+                if let Some(n) = typed::<Node>(&o, "node") {
+                    self.cycle.node_added(Arc::new(n));
                 }
-                self.queue.on_event(if existed {
-                    ClusterEvent::NodeUpdate
-                } else {
-                    ClusterEvent::NodeAdd
-                });
             }
-            Err(e) => tracing::warn!(node = obj.name(), error = %e, "ignoring node"),
+            WatchEvent::Modified(o) => {
+                if let Some(n) = typed::<Node>(&o, "node") {
+                    self.cycle.node_updated(Arc::new(n));
+                }
+            }
+            WatchEvent::Deleted(o) => {
+                if let Some(n) = typed::<Node>(&o, "node") {
+                    self.cycle.node_deleted(&n);
+                }
+            }
+            _ => {}
         }
     }
 
     fn on_pdb(&mut self, ev: WatchEvent<DynamicObject>) {
         match ev {
-            WatchEvent::Added(o) | WatchEvent::Modified(o) => {
-                if let Ok(p) = o.to_typed::<PodDisruptionBudget>() {
-                    let _ = self.snapshot.upsert_pdb(&p);
+            WatchEvent::Added(o) => {
+                if let Some(p) = typed::<PodDisruptionBudget>(&o, "pdb") {
+                    self.cycle.pdb_added(&p);
+                }
+            }
+            WatchEvent::Modified(o) => {
+                if let Some(p) = typed::<PodDisruptionBudget>(&o, "pdb") {
+                    self.cycle.pdb_updated(&p);
                 }
             }
             WatchEvent::Deleted(o) => {
-                let key = format!("{}/{}", o.namespace().unwrap_or("default"), o.name());
-                self.snapshot.remove_pdb(&key);
+                if let Some(p) = typed::<PodDisruptionBudget>(&o, "pdb") {
+                    self.cycle.pdb_deleted(&p);
+                }
             }
             _ => {}
         }
     }
 
     fn on_pod(&mut self, ev: WatchEvent<DynamicObject>) {
-        let (obj, deleted) = match ev {
-            WatchEvent::Added(o) | WatchEvent::Modified(o) => (o, false),
-            WatchEvent::Deleted(o) => (o, true),
-            _ => return,
-        };
-        let key = format!("{}/{}", obj.namespace().unwrap_or("default"), obj.name());
-        if deleted {
-            self.pending.remove(&key);
-            self.queue.delete(&key);
-            if self.snapshot.remove_pod(&key).is_some() {
-                self.queue.on_event(ClusterEvent::AssignedPodDelete);
-            }
-            return;
-        }
-        let pod = match obj.to_typed::<Pod>() {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(pod = %key, error = %e, "ignoring pod");
-                return;
-            }
-        };
-        let assigned = pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.node_name.as_deref())
-            .is_some_and(|n| !n.is_empty());
-        if assigned {
-            self.pending.remove(&key);
-            self.queue.delete(&key);
-            if is_terminal(&pod) {
-                if self.snapshot.remove_pod(&key).is_some() {
-                    self.queue.on_event(ClusterEvent::AssignedPodDelete);
+        match ev {
+            WatchEvent::Added(o) => {
+                if let Some(p) = typed::<Pod>(&o, "pod") {
+                    self.cycle.pod_added(Arc::new(p));
                 }
-                return;
             }
-            let existed = self.snapshot.pod(&key).is_some();
-            match self.snapshot.upsert_pod(pod) {
-                Ok(_) => {
-                    self.queue.on_event(if existed {
-                        ClusterEvent::AssignedPodUpdate
-                    } else {
-                        ClusterEvent::AssignedPodAdd
-                    });
+            WatchEvent::Modified(o) => {
+                if let Some(p) = typed::<Pod>(&o, "pod") {
+                    self.cycle.pod_updated(Arc::new(p));
                 }
-                Err(e) => tracing::warn!(pod = %key, error = %e, "ignoring pod"),
             }
-            return;
-        }
-        let sched = pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.scheduler_name.clone())
-            .unwrap_or_else(|| "default-scheduler".into());
-        if !self.names.contains(&sched)
-            || is_terminal(&pod)
-            || pod.metadata.deletion_timestamp.is_some()
-        {
-            self.pending.remove(&key);
-            self.queue.delete(&key);
-            return;
-        }
-        let fp = fingerprint(&pod);
-        if self.pending.get(&key) == Some(&fp) && self.queue.contains(&key) {
-            return; // status-only update (our own condition write, …)
-        }
-        // A pod we assumed but whose binding has not come back yet is not pending again.
-        if self.snapshot.pod(&key).is_some() {
-            return;
-        }
-        match PodInfo::new(pod) {
-            Ok(info) => {
-                self.pending.insert(key, fp);
-                self.queue.add(Arc::new(info));
+            WatchEvent::Deleted(o) => {
+                if let Some(p) = typed::<Pod>(&o, "pod") {
+                    self.cycle.pod_deleted(&p);
+                }
             }
-            Err(e) => tracing::warn!(pod = %key, error = %e, "cannot schedule pod"),
+            _ => {}
         }
     }
 
@@ -301,10 +203,10 @@ impl Driver {
         let (bind_tx, mut bind_rx) = mpsc::unbounded_channel::<BindResult>();
         tokio::pin!(shutdown);
         loop {
-            let has_work = self.queue.has_active();
+            let has_work = self.cycle.has_active();
             let wait = self
-                .queue
-                .next_backoff()
+                .cycle
+                .next_due()
                 .and_then(|t| {
                     let d = t.duration_since(self.clock.now());
                     Duration::try_from(d).ok()
@@ -344,151 +246,122 @@ impl Driver {
                 _ = tokio::time::sleep(wait), if !has_work => {}
             }
         }
-        Ok(self.stats)
+        Ok(self.cycle.stats())
     }
 
     fn on_bind_result(&mut self, r: BindResult) {
         match r {
-            BindResult::Ok => self.stats.bound += 1,
-            BindResult::Failed { key, error } => {
-                self.stats.bind_errors += 1;
-                tracing::warn!(pod = %key, %error, "binding failed; forgetting the assumed pod");
-                if let Some(p) = self.snapshot.remove_pod(&key) {
-                    let mut info = (*p).clone();
-                    info.node_name = None;
-                    self.queue.add_after_error(Arc::new(info));
-                }
-            }
+            BindResult::Ok { key } => self.cycle.bind_succeeded(&key),
+            BindResult::Failed { key, error } => self.cycle.bind_failed(&key, &error),
         }
     }
 
+    /// One attempt: the cycle decides, a task carries out its effects in order.
     fn schedule_one(&mut self, bind_tx: &mpsc::UnboundedSender<BindResult>) {
-        let Some(qp) = self.queue.pop() else {
+        let Some(attempt) = self.cycle.step() else {
             return;
         };
-        let pod = qp.pod.clone();
-        let d = self.scheduler.schedule_and_assume(&pod, &mut self.snapshot);
-        let pods_r = ApiResource::of::<Pod>();
-        let obj_ref = ObjectRef::of(pod.pod.as_ref());
-        match d.outcome {
-            Outcome::Scheduled { node } => {
-                self.pending.remove(&pod.key);
-                let client = self.client.clone();
-                let events = self.events.clone();
-                let tx = bind_tx.clone();
-                let binding = self
-                    .scheduler
-                    .profile(&pod.scheduler_name)
-                    .and_then(|p| p.bind.iter().find_map(|b| b.binding(&pod, &node)));
-                tokio::spawn(async move {
-                    let Some(binding) = binding else {
-                        let _ = tx.send(BindResult::Failed {
-                            key: pod.key.clone(),
-                            error: "no bind plugin handled the pod".into(),
-                        });
-                        return;
-                    };
-                    let body = match DynamicObject::from_typed(&binding) {
-                        Ok(b) => b,
-                        Err(e) => {
-                            let _ = tx.send(BindResult::Failed {
-                                key: pod.key.clone(),
-                                error: e.to_string(),
-                            });
-                            return;
-                        }
-                    };
-                    match client
-                        .create_subresource(
-                            &pods_r,
-                            Some(&pod.namespace),
-                            &pod.name,
-                            "binding",
-                            &body,
-                        )
-                        .await
-                    {
-                        Ok(_) => {
-                            let _ = tx.send(BindResult::Ok);
-                            let msg = format!("Successfully assigned {} to {node}", pod.key);
-                            if let Err(e) = events
-                                .record(&obj_ref, EventType::Normal, reason::SCHEDULED, &msg)
-                                .await
-                            {
-                                tracing::debug!(error = %e, "event");
-                            }
-                        }
-                        Err(e) => {
-                            let _ = tx.send(BindResult::Failed {
-                                key: pod.key.clone(),
-                                error: e.to_string(),
-                            });
-                        }
-                    }
-                });
+        if attempt.effects.is_empty() {
+            return;
+        }
+        let client = self.client.clone();
+        let events = self.events.clone();
+        let tx = bind_tx.clone();
+        tokio::spawn(async move {
+            for effect in attempt.effects {
+                execute(&client, &events, &tx, effect).await;
             }
-            Outcome::Unschedulable {
-                message,
-                nominated_node,
-                victims,
-                unschedulable_plugins,
-                ..
-            } => {
-                self.stats.unschedulable += 1;
-                self.stats.preempted += victims.len() as u64;
-                self.queue.requeue_unschedulable(qp, unschedulable_plugins);
-                let client = self.client.clone();
-                let events = self.events.clone();
-                let now = self.clock.now().to_string();
-                tokio::spawn(async move {
-                    for v in &victims {
-                        let (ns, name) = v.split_once('/').unwrap_or(("default", v));
-                        if let Err(e) = client
-                            .delete(&pods_r, Some(ns), name, &DeleteParams::default())
-                            .await
-                        {
-                            tracing::warn!(victim = %v, error = %e, "preemption delete failed");
-                        }
-                    }
-                    let mut status = serde_json::json!({"conditions": [{
-                        "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-                        "message": message, "lastTransitionTime": now}]});
-                    if let Some(n) = &nominated_node {
-                        status["nominatedNodeName"] = serde_json::json!(n);
-                    }
-                    let patch = Patch::Strategic(serde_json::json!({"status": status}));
-                    if let Err(e) = client
-                        .patch(
-                            &pods_r,
-                            Some(&pod.namespace),
-                            &pod.name,
-                            Some("status"),
-                            &patch,
-                            &PatchParams::default(),
-                        )
-                        .await
-                    {
-                        tracing::debug!(error = %e, "pod condition");
-                    }
-                    if let Err(e) = events
-                        .record(
-                            &obj_ref,
-                            EventType::Warning,
-                            reason::FAILED_SCHEDULING,
-                            &message,
-                        )
-                        .await
-                    {
-                        tracing::debug!(error = %e, "event");
-                    }
-                });
-            }
-            Outcome::Gated { .. } => self.queue.add(pod),
-            Outcome::Error { message } => {
-                tracing::warn!(pod = %pod.key, %message, "scheduling error");
-                self.queue.requeue_unschedulable(qp, Vec::new());
+        });
+    }
+}
+
+async fn record(events: &EventRecorder, ev: &SchedulingEvent) {
+    if let Err(e) = events
+        .record(&ev.object, ev.type_, ev.reason, &ev.message)
+        .await
+    {
+        tracing::debug!(error = %e, "event");
+    }
+}
+
+/// Carries out one effect with the client.
+async fn execute(
+    client: &SharedClient,
+    events: &EventRecorder,
+    tx: &mpsc::UnboundedSender<BindResult>,
+    effect: Effect,
+) {
+    let pods_r = ApiResource::of::<Pod>();
+    match effect {
+        Effect::Bind {
+            pod,
+            binding,
+            on_success,
+            ..
+        } => {
+            let failed = |error: String| BindResult::Failed {
+                key: pod.key.clone(),
+                error,
+            };
+            let body = match DynamicObject::from_typed(&*binding) {
+                Ok(b) => b,
+                Err(e) => {
+                    let _ = tx.send(failed(e.to_string()));
+                    return;
+                }
+            };
+            match client
+                .create_subresource(&pods_r, Some(&pod.namespace), &pod.name, "binding", &body)
+                .await
+            {
+                Ok(_) => {
+                    let _ = tx.send(BindResult::Ok {
+                        key: pod.key.clone(),
+                    });
+                    record(events, &on_success).await;
+                }
+                Err(e) => {
+                    let _ = tx.send(failed(e.to_string()));
+                }
             }
         }
+        Effect::Preempt { victims } => {
+            for v in &victims {
+                let (ns, name) = v.split_once('/').unwrap_or(("default", v));
+                if let Err(e) = client
+                    .delete(&pods_r, Some(ns), name, &DeleteParams::default())
+                    .await
+                {
+                    tracing::warn!(victim = %v, error = %e, "preemption delete failed");
+                }
+            }
+        }
+        Effect::MarkUnschedulable {
+            pod,
+            message,
+            nominated_node,
+            at,
+        } => {
+            let patch = Patch::Strategic(unschedulable_status(
+                &message,
+                nominated_node.as_deref(),
+                at,
+            ));
+            if let Err(e) = client
+                .patch(
+                    &pods_r,
+                    Some(&pod.namespace),
+                    &pod.name,
+                    Some("status"),
+                    &patch,
+                    &PatchParams::default(),
+                )
+                .await
+            {
+                tracing::debug!(error = %e, "pod condition");
+            }
+        }
+        Effect::Event(ev) => record(events, &ev).await,
     }
 }
 

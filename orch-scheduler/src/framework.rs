@@ -2,8 +2,9 @@
 //! `pkg/scheduler/framework/interface.go`. Plugins are synchronous and pure; the only I/O point,
 //! binding, returns the `Binding` body for the driver to post.
 //!
-//! Skip semantics follow upstream: a PreFilter returning [`Code::Skip`] disables that plugin's
-//! Filter for the cycle, a PreScore returning Skip disables its Score.
+//! Skip semantics follow upstream: a PreFilter returning
+//! [`Code::Skip`](crate::status::Code::Skip) disables that plugin's Filter for the cycle, a
+//! PreScore returning Skip disables its Score.
 
 use crate::cycle_state::CycleState;
 use crate::node_info::NodeInfo;

@@ -5,8 +5,10 @@
 //! [`snapshot`], the scheduling [`queue`], preemption, [`config`] (`KubeSchedulerConfiguration`)
 //! and [`decision`]s that explain every node's filter result and score. The core is pure: no
 //! I/O, no clock reads except through `orch_types::clock::Clock` (queue backoff). The
-//! [`driver`] runs it against any API server through `orch_types::client::Client`; this crate
-//! never depends on `orch-apiserver`.
+//! [`cycle`] is the decision step every executor shares (queue + snapshot + algorithm,
+//! synchronous, effects returned as data); the [`driver`] executes it against any API server
+//! through `orch_types::client::Client`, the simulator on a virtual clock; this crate never
+//! depends on `orch-apiserver`.
 //!
 //! Hot path: pods are compiled once into [`pod_info::PodInfo`] (integer requests packed from
 //! `orch_types::resources`, selectors compiled by `orch_types::labels`/`node_selector`),
@@ -30,6 +32,7 @@
 
 pub mod bench;
 pub mod config;
+pub mod cycle;
 pub mod cycle_state;
 pub mod decision;
 pub mod driver;
@@ -46,6 +49,7 @@ pub mod simulate;
 pub mod snapshot;
 pub mod status;
 
+pub use cycle::{Attempt, Effect, SchedulingCycle};
 pub use decision::{Decision, Outcome};
 pub use scheduler::Scheduler;
 pub use snapshot::Snapshot;

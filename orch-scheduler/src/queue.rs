@@ -2,7 +2,7 @@
 //! by the QueueSort plugin, a backoff queue (1 s doubling to 10 s per attempt), an
 //! unschedulable pool whose pods move back when a cluster event could help them (per rejecting
 //! plugin), or after 5 minutes, and a gated pool for PreEnqueue rejections.
-//! Time comes from a [`Clock`]; nothing here sleeps.
+//! Time comes from a [`Clock`](orch_types::clock::Clock); nothing here sleeps.
 
 use crate::framework::{PreEnqueuePlugin, QueueSortPlugin};
 use crate::pod_info::PodInfo;
@@ -95,6 +95,9 @@ pub struct SchedulingQueue {
     backoff: BTreeMap<(Timestamp, u64), QueuedPod>,
     unschedulable: HashMap<String, (Timestamp, QueuedPod)>,
     gated: HashMap<String, QueuedPod>,
+    /// Where each active (`None`) or backoff (`Some(key)`) pod is, so that `contains` and
+    /// `delete` of a pod that is not there (most updates: bound pods) do not scan the heap.
+    located: HashMap<String, Option<(Timestamp, u64)>>,
     seq: u64,
 }
 
@@ -126,6 +129,7 @@ impl SchedulingQueue {
             backoff: BTreeMap::new(),
             unschedulable: HashMap::new(),
             gated: HashMap::new(),
+            located: HashMap::new(),
             seq: 0,
         }
     }
@@ -138,10 +142,9 @@ impl SchedulingQueue {
 
     /// True when the pod is anywhere in the queue.
     pub fn contains(&self, key: &str) -> bool {
-        self.unschedulable.contains_key(key)
+        self.located.contains_key(key)
+            || self.unschedulable.contains_key(key)
             || self.gated.contains_key(key)
-            || self.active.iter().any(|q| q.pod.key == key)
-            || self.backoff.values().any(|q| q.pod.key == key)
     }
 
     /// Pods in activeQ / backoffQ / unschedulable / gated.
@@ -166,6 +169,7 @@ impl SchedulingQueue {
     }
 
     fn push_active(&mut self, qp: QueuedPod) {
+        self.located.insert(qp.pod.key.clone(), None);
         self.active.push(qp);
         let mut i = self.active.len() - 1;
         while i > 0 {
@@ -237,24 +241,23 @@ impl SchedulingQueue {
 
     /// Removes a pod wherever it is.
     pub fn delete(&mut self, key: &str) -> bool {
-        if let Some(i) = self.active.iter().position(|q| q.pod.key == key) {
-            self.active.swap_remove(i);
-            // Re-heapify (removal is rare compared to push/pop).
-            for j in (0..self.active.len() / 2).rev() {
-                self.sift_down(j);
+        match self.located.remove(key) {
+            Some(None) => {
+                if let Some(i) = self.active.iter().position(|q| q.pod.key == key) {
+                    self.active.swap_remove(i);
+                    // Re-heapify (removal is rare compared to push/pop).
+                    for j in (0..self.active.len() / 2).rev() {
+                        self.sift_down(j);
+                    }
+                }
+                true
             }
-            return true;
+            Some(Some(k)) => {
+                self.backoff.remove(&k);
+                true
+            }
+            None => self.unschedulable.remove(key).is_some() || self.gated.remove(key).is_some(),
         }
-        if let Some(k) = self
-            .backoff
-            .iter()
-            .find(|(_, q)| q.pod.key == key)
-            .map(|(k, _)| *k)
-        {
-            self.backoff.remove(&k);
-            return true;
-        }
-        self.unschedulable.remove(key).is_some() || self.gated.remove(key).is_some()
     }
 
     /// Pops the next pod to schedule (after moving expired backoffs to active).
@@ -266,6 +269,7 @@ impl SchedulingQueue {
         let last = self.active.len() - 1;
         self.active.swap(0, last);
         let mut qp = self.active.pop()?;
+        self.located.remove(&qp.pod.key);
         self.sift_down(0);
         qp.attempts += 1;
         Some(qp)
@@ -301,6 +305,7 @@ impl SchedulingQueue {
         match qp.backoff_until {
             Some(t) if t > now => {
                 self.seq += 1;
+                self.located.insert(qp.pod.key.clone(), Some((t, self.seq)));
                 self.backoff.insert((t, self.seq), qp);
             }
             _ => {
@@ -319,6 +324,7 @@ impl SchedulingQueue {
                 break;
             }
             if let Some(qp) = self.backoff.remove(&(t, s)) {
+                self.located.remove(&qp.pod.key);
                 self.admit(qp);
             }
         }
@@ -357,6 +363,22 @@ impl SchedulingQueue {
     /// When the next backoff expires (for drivers that sleep).
     pub fn next_backoff(&self) -> Option<Timestamp> {
         self.backoff.keys().next().map(|(t, _)| *t)
+    }
+
+    /// When a waiting pod next moves to active on time alone: the earliest of the next
+    /// backoff expiry and the next `max_in_unschedulable` flush of the unschedulable pool
+    /// (for executors on a virtual clock, which advance it to this time).
+    pub fn next_due(&self) -> Option<Timestamp> {
+        let max = SignedDuration::try_from(self.config.max_in_unschedulable).unwrap_or_default();
+        let flush = self
+            .unschedulable
+            .values()
+            .filter_map(|(since, _)| since.checked_add(max).ok())
+            .min();
+        match (self.next_backoff(), flush) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 }
 
@@ -443,5 +465,49 @@ mod tests {
         assert_eq!(q.next_backoff(), Timestamp::from_second(1001).ok());
         clock.advance(Duration::from_secs(1));
         assert_eq!(q.pop().unwrap().pod.name, "a");
+    }
+
+    #[test]
+    fn delete_and_contains_find_pods_wherever_they_are() {
+        let clock = ManualClock::at_epoch_seconds(1000);
+        let mut q = queue(&clock);
+        q.add(p("active", 0));
+        q.add(p("active2", 0));
+        q.add_after_error(p("backoff", 0));
+        q.add(p("third", 0));
+        let qp = q.pop().unwrap();
+        assert_eq!(qp.pod.name, "active");
+        q.add(p("active", 0));
+        let qp = q.pop().unwrap();
+        assert_eq!(qp.pod.name, "active2");
+        q.requeue_unschedulable(qp, vec!["NodeAffinity".into()]);
+        for k in ["active", "backoff", "active2", "third"] {
+            assert!(q.contains(&format!("default/{k}")), "{k}");
+        }
+        assert!(!q.contains("default/nope"));
+        assert!(!q.delete("default/nope"));
+        assert!(q.delete("default/backoff"));
+        assert!(q.delete("default/active2"));
+        assert!(!q.contains("default/backoff"));
+        assert_eq!(q.next_backoff(), None);
+        clock.advance(Duration::from_secs(10));
+        let left: Vec<String> = std::iter::from_fn(|| q.pop())
+            .map(|x| x.pod.name.clone())
+            .collect();
+        assert_eq!(left, vec!["third", "active"]);
+        assert!(!q.contains("default/active"));
+    }
+
+    #[test]
+    fn next_due_covers_backoff_and_the_unschedulable_flush() {
+        let clock = ManualClock::at_epoch_seconds(1000);
+        let mut q = queue(&clock);
+        assert_eq!(q.next_due(), None);
+        q.add(p("a", 0));
+        let qp = q.pop().unwrap();
+        q.requeue_unschedulable(qp, vec!["NodeResourcesFit".into()]);
+        assert_eq!(q.next_due(), Timestamp::from_second(1300).ok());
+        q.add_after_error(p("b", 0));
+        assert_eq!(q.next_due(), Timestamp::from_second(1001).ok());
     }
 }
