@@ -7,11 +7,12 @@
 //! ([`Stepper`]): its caches are fed from what the server returned for each write — the
 //! controllers' own and the engine's — so no watch fan-out is needed and the order of
 //! everything is fixed. The engine reads the same caches. Per virtual instant the loop runs,
-//! until nothing changes: the timeline, the controllers (one key at a time), the scheduler
-//! (`orch_scheduler::Scheduler` over an incrementally kept `Snapshot`) and one
-//! `orch_kubelet::worker::PodWorker` per bound pod on a per-node `SimRuntime`, whose kubelets
-//! renew their node Leases every 10 s while up. Then the clock jumps to the next timer
-//! (scenario event, worker wake-up, controller requeue, Lease renewal, utilization sample).
+//! until nothing changes: the timeline, the controllers (one key at a time), the scheduler's
+//! decision step (`orch_scheduler::cycle::SchedulingCycle`, whose effects the engine executes)
+//! and the kubelet's pod sync step (`orch_kubelet::pod_sync::PodSync`) per bound pod on a
+//! per-node `SimRuntime`; kubelets renew their node Leases every 10 s while up. Then the clock
+//! jumps to the next timer (scenario event, pod wake-up, controller requeue, scheduling
+//! back-off, Lease renewal, utilization sample).
 //!
 //! Determinism: caches list in key order, generated names come from a seeded generator, the
 //! API server runs on the same virtual clock, and the event log excludes UIDs. Same scenario
@@ -35,8 +36,8 @@ use orch_runtime::action::SeededNames;
 use orch_runtime::object::{controller_key, key_from, key_of, Object};
 use orch_runtime::step::{RecordedEvent, StepConfig, Stepper, Subscription};
 use orch_runtime::store::{Change, Store};
-use orch_scheduler::pod_info::PodInfo;
-use orch_scheduler::{Outcome, Scheduler, Snapshot};
+use orch_scheduler::cycle::{unschedulable_status, Effect, SchedulingCycle, SchedulingEvent};
+use orch_scheduler::{Outcome, Scheduler};
 use orch_types::client::{
     DeleteOutcome, DeleteParams, Patch, PatchParams, PostParams, Preconditions, SharedClient,
 };
@@ -181,18 +182,16 @@ pub struct Simulation {
     workers: BTreeMap<String, Box<WorkerState>>,
     /// Worker keys by node (what each kubelet has admitted).
     workers_on: BTreeMap<String, BTreeSet<String>>,
-    /// Pods the scheduler has to look at: unbound, not being deleted, phase Pending.
-    unbound: BTreeSet<String>,
     /// Storage revision up to which history was compacted by the engine.
     compacted: u64,
     /// Storage revision the watch cache was last let catch up to.
     cache_synced: u64,
     wakeups: BTreeSet<(Timestamp, String)>,
     next_renew: Timestamp,
-    snapshot: Snapshot,
-    scheduler: Scheduler,
+    /// The scheduler's decision step (queue with back-off, snapshot, plugins), as the live
+    /// scheduler runs it; the engine executes its effects.
+    cycle: SchedulingCycle,
     unschedulable: BTreeMap<String, String>,
-    retry_unschedulable: bool,
     times: BTreeMap<String, PodTimes>,
     sched_latency: Vec<f64>,
     startup_latency: Vec<f64>,
@@ -286,6 +285,10 @@ impl Simulation {
         let node_changes = stepper.subscribe::<Node>();
         let rs_changes = stepper.subscribe::<ReplicaSet>();
         let deploy_changes = stepper.subscribe::<Deployment>();
+        let cycle = SchedulingCycle::new(
+            Scheduler::default().with_seed(seed),
+            Arc::new(clock.clone()),
+        );
         let mut sim = Self {
             api,
             client,
@@ -304,15 +307,12 @@ impl Simulation {
             node_state: BTreeMap::new(),
             workers: BTreeMap::new(),
             workers_on: BTreeMap::new(),
-            unbound: BTreeSet::new(),
             compacted: 0,
             cache_synced: 0,
             wakeups: BTreeSet::new(),
             next_renew: start + LEASE_RENEW,
-            snapshot: Snapshot::new(),
-            scheduler: Scheduler::default().with_seed(seed),
+            cycle,
             unschedulable: BTreeMap::new(),
-            retry_unschedulable: false,
             times: BTreeMap::new(),
             sched_latency: Vec::new(),
             startup_latency: Vec::new(),
@@ -330,7 +330,7 @@ impl Simulation {
             event_seq: 0,
             wall: Duration::ZERO,
         };
-        sim.scheduler.set_explain(opts.explain);
+        sim.cycle.scheduler_mut().set_explain(opts.explain);
         sim.create_nodes().await?;
         Ok(sim)
     }
@@ -537,7 +537,6 @@ impl Simulation {
             for k in keys {
                 self.wake(&k, now);
             }
-            self.retry_unschedulable = true;
         }
     }
 
@@ -632,7 +631,7 @@ impl Simulation {
             Change::Deleted(n) => {
                 let name = n.metadata.name.clone().unwrap_or_default();
                 self.record(format!("NODE {name} deleted"));
-                self.snapshot.remove_node(&name);
+                self.cycle.node_deleted(&n);
             }
             c => {
                 let (old, n) = match c {
@@ -641,11 +640,15 @@ impl Simulation {
                 };
                 let name = n.metadata.name.clone().unwrap_or_default();
                 let summary = node_summary(&n);
+                let added = old.is_none();
                 if old.map(|o| node_summary(&o)).as_deref() != Some(summary.as_str()) {
                     self.record(format!("NODE {name} {summary}"));
-                    self.retry_unschedulable = true;
                 }
-                let _ = self.snapshot.upsert_node((*n).clone());
+                if added {
+                    self.cycle.node_added(n);
+                } else {
+                    self.cycle.node_updated(n);
+                }
             }
         }
     }
@@ -692,15 +695,9 @@ impl Simulation {
             }
         }
         let terminal = phase == "Succeeded" || phase == "Failed";
-        if node.is_none() && p.metadata.deletion_timestamp.is_none() && phase_pending(&p) {
-            self.unbound.insert(k.clone());
-        } else {
-            self.unbound.remove(&k);
-        }
-        if node.is_some() && !terminal {
-            let _ = self.snapshot.upsert_pod(p.clone());
-        } else if terminal && self.snapshot.remove_pod(&k).is_some() {
-            self.retry_unschedulable = true;
+        match old {
+            None => self.cycle.pod_added(p.clone()),
+            Some(_) => self.cycle.pod_updated(p.clone()),
         }
         if let Some(n) = node {
             match self.workers.get_mut(&k) {
@@ -812,9 +809,8 @@ impl Simulation {
 
     fn pod_deleted(&mut self, p: &Pod) {
         let k = key_of(&p.metadata);
-        self.unbound.remove(&k);
         self.record(format!("POD {k} deleted"));
-        self.snapshot.remove_pod(&k);
+        self.cycle.pod_deleted(p);
         if let Some(w) = self.workers.remove(&k) {
             if let Some(on) = self.workers_on.get_mut(&w.node) {
                 on.remove(&k);
@@ -822,7 +818,6 @@ impl Simulation {
         }
         self.unschedulable.remove(&k);
         self.times.remove(&k);
-        self.retry_unschedulable = true;
     }
 
     fn wake(&mut self, key: &str, at: Timestamp) {
@@ -948,47 +943,18 @@ impl Simulation {
         true
     }
 
+    /// Runs the scheduler's decision step until its queue has nothing active, executing each
+    /// attempt's effects as the live scheduler's driver does (bind through the bind plugins'
+    /// Binding, preemption victims, the unschedulable status, events).
     async fn run_scheduler(&mut self) -> bool {
-        let retry = std::mem::take(&mut self.retry_unschedulable);
-        let mut pending: Vec<(i32, Timestamp, String)> = self
-            .unbound
-            .iter()
-            .filter(|k| retry || !self.unschedulable.contains_key(*k))
-            .filter_map(|k| Some((k, self.pods.get(k)?)))
-            .filter(|(_, p)| p.spec.is_some())
-            .map(|(k, p)| {
-                let prio = p.spec.as_ref().and_then(|s| s.priority).unwrap_or(0);
-                let c = p
-                    .metadata
-                    .creation_timestamp
-                    .as_ref()
-                    .map(|c| c.0)
-                    .unwrap_or(self.start);
-                (-prio, c, k.clone())
-            })
-            .collect();
-        if pending.is_empty() {
-            return false;
-        }
-        pending.sort();
         let mut did = false;
-        for (_, _, k) in pending {
+        while let Some(a) = self.cycle.step() {
             self.housekeep().await;
-            let Some(p) = self.pods.get(&k) else {
-                continue;
-            };
-            let Ok(info) = PodInfo::new(p.clone()) else {
-                self.unschedulable.insert(k.clone(), "invalid pod".into());
-                continue;
-            };
-            let d = self
-                .scheduler
-                .schedule_and_assume(&info, &mut self.snapshot);
+            let k = a.key.clone();
             let t = self.now();
-            match &d.outcome {
+            match &a.decision.outcome {
                 Outcome::Scheduled { node } => {
-                    self.record(format!("SCHEDULE {k} -> {node}"));
-                    let ex = d.explanation.as_ref();
+                    let ex = a.decision.explanation.as_ref();
                     let winner = ex.and_then(|e| e.winner.as_ref());
                     self.push_decision(DecisionRecord {
                         time: t,
@@ -1000,48 +966,26 @@ impl Simulation {
                             .map_or_else(|| format!("assigned to {node}"), |w| w.summary.clone()),
                     });
                     self.unschedulable.remove(&k);
-                    if self.bind(&p, node).await {
-                        did = true;
-                        if self.events {
-                            let obj = orch_types::events::ObjectRef::of(p.as_ref());
-                            let msg = format!("Successfully assigned {k} to {node}");
-                            self.write_event(&obj, "Normal", "Scheduled", &msg).await;
-                        }
-                    } else {
-                        self.snapshot.remove_pod(&k);
+                    if let Some(e) = &a.bind_error {
+                        self.record(format!("ERROR bind {k}: {e}"));
                     }
                 }
-                Outcome::Unschedulable {
-                    message, victims, ..
-                } => {
-                    let first = self.unschedulable.get(&k) != Some(message);
-                    if first {
+                Outcome::Unschedulable { message, .. } => {
+                    if self.unschedulable.get(&k) != Some(message) {
                         self.record(format!("UNSCHEDULABLE {k}: {message}"));
                         self.push_decision(DecisionRecord {
                             time: t,
                             pod: k.clone(),
                             node: None,
-                            feasible: d.explanation.as_ref().map_or(0, |e| e.nodes_feasible),
+                            feasible: a
+                                .decision
+                                .explanation
+                                .as_ref()
+                                .map_or(0, |e| e.nodes_feasible),
                             score: None,
                             message: message.clone(),
                         });
                         self.unschedulable.insert(k.clone(), message.clone());
-                        self.mark_unschedulable(&p, message).await;
-                    }
-                    for v in victims.clone() {
-                        let (ns, name) = v.split_once('/').unwrap_or(("default", &v));
-                        self.record(format!("PREEMPT {v} for {k}"));
-                        if let Ok(o) = self
-                            .client
-                            .delete(&pods_res(), Some(ns), name, &DeleteParams::default())
-                            .await
-                        {
-                            match o {
-                                DeleteOutcome::Deleted(o) => self.forget(&o),
-                                DeleteOutcome::Pending(o) => self.observe(&o),
-                            }
-                            did = true;
-                        }
                     }
                 }
                 Outcome::Gated { message } | Outcome::Error { message } => {
@@ -1050,6 +994,10 @@ impl Simulation {
                         self.unschedulable.insert(k.clone(), message.clone());
                     }
                 }
+            }
+            for e in a.effects {
+                did = true;
+                self.execute(&k, e).await;
             }
         }
         did
@@ -1062,69 +1010,88 @@ impl Simulation {
         self.decisions.push_back(d);
     }
 
-    async fn bind(&mut self, p: &Pod, node: &str) -> bool {
-        let ns = p
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
-        let name = p.metadata.name.clone().unwrap_or_default();
-        let binding = json!({
-            "apiVersion": "v1", "kind": "Binding",
-            "metadata": {"name": name, "namespace": ns},
-            "target": {"apiVersion": "v1", "kind": "Node", "name": node},
-        });
-        let Ok(b) = DynamicObject::from_value(binding) else {
-            return false;
-        };
-        // `pods/binding` answers with the bound pod (as the in-process client's
-        // `create_subresource` does): no second read.
-        let res = self
-            .api
-            .bind_pod(pods_info(), Some(&ns), &name, &b)
-            .await
-            .map_err(orch_types::client::ClientError::from);
-        match res {
-            Ok(o) => {
-                self.observe(&o);
-                true
+    /// Carries out one effect of a scheduling attempt for pod `k`.
+    async fn execute(&mut self, k: &str, e: Effect) {
+        match e {
+            Effect::Bind {
+                pod,
+                node,
+                binding,
+                on_success,
+            } => {
+                let Ok(b) = DynamicObject::from_typed(binding.as_ref()) else {
+                    self.cycle.bind_failed(k, "binding does not serialize");
+                    return;
+                };
+                // `pods/binding` answers with the bound pod (as the in-process client's
+                // `create_subresource` does): no second read.
+                let res = self
+                    .api
+                    .bind_pod(pods_info(), Some(&pod.namespace), &pod.name, &b)
+                    .await
+                    .map_err(orch_types::client::ClientError::from);
+                match res {
+                    Ok(o) => {
+                        self.record(format!("SCHEDULE {k} -> {node}"));
+                        self.cycle.bind_succeeded(k);
+                        self.observe(&o);
+                        self.scheduler_event(&on_success).await;
+                    }
+                    Err(e) => {
+                        self.record(format!("ERROR bind {k}: {e}"));
+                        self.cycle.bind_failed(k, &e.to_string());
+                    }
+                }
             }
-            Err(e) => {
-                self.record(format!("ERROR bind {ns}/{name}: {e}"));
-                false
+            Effect::Preempt { victims } => {
+                for v in victims {
+                    let (ns, name) = v.split_once('/').unwrap_or(("default", &v));
+                    self.record(format!("PREEMPT {v} for {k}"));
+                    match self
+                        .client
+                        .delete(&pods_res(), Some(ns), name, &DeleteParams::default())
+                        .await
+                    {
+                        Ok(DeleteOutcome::Deleted(o)) => self.forget(&o),
+                        Ok(DeleteOutcome::Pending(o)) => self.observe(&o),
+                        Err(e) => self.record(format!("ERROR preempt {v}: {e}")),
+                    }
+                }
             }
+            Effect::MarkUnschedulable {
+                pod,
+                message,
+                nominated_node,
+                at,
+            } => {
+                let patch = Patch::Strategic(unschedulable_status(
+                    &message,
+                    nominated_node.as_deref(),
+                    at,
+                ));
+                match self
+                    .client
+                    .patch(
+                        &pods_res(),
+                        Some(&pod.namespace),
+                        &pod.name,
+                        Some("status"),
+                        &patch,
+                        &PatchParams::default(),
+                    )
+                    .await
+                {
+                    Ok(o) => self.observe(&o),
+                    Err(e) => self.record(format!("ERROR status {k}: {e}")),
+                }
+            }
+            Effect::Event(ev) => self.scheduler_event(&ev).await,
         }
     }
 
-    async fn mark_unschedulable(&mut self, p: &Pod, message: &str) {
-        let ns = p
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
-        let name = p.metadata.name.clone().unwrap_or_default();
-        let now = self.clock.now();
-        let patch = json!({"status": {"conditions": [{
-            "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-            "message": message, "lastTransitionTime": now.to_string(),
-        }]}});
-        if let Ok(o) = self
-            .client
-            .patch(
-                &pods_res(),
-                Some(&ns),
-                &name,
-                Some("status"),
-                &Patch::Strategic(patch),
-                &PatchParams::default(),
-            )
-            .await
-        {
-            self.observe(&o);
-        }
+    async fn scheduler_event(&mut self, ev: &SchedulingEvent) {
         if self.events {
-            let obj = orch_types::events::ObjectRef::of(p);
-            self.write_event(&obj, "Warning", "FailedScheduling", message)
+            self.write_event(&ev.object, ev.type_.as_str(), ev.reason, &ev.message)
                 .await;
         }
     }
@@ -1457,7 +1424,7 @@ impl Simulation {
     fn sample(&mut self) {
         let (mut cpu_req, mut cpu_alloc, mut mem_req, mut mem_alloc) = (0i64, 0i64, 0i64, 0i64);
         let mut nodes_ready = 0;
-        for n in self.snapshot.nodes() {
+        for n in self.cycle.snapshot().nodes() {
             let ready = self.nodes.get(&n.name).is_some_and(|o| is_ready(&o));
             if !ready {
                 continue;
@@ -1533,7 +1500,7 @@ impl Simulation {
             did |= self.run_controllers().await;
             did |= self.run_scheduler().await;
             did |= self.run_workers().await;
-            if !did && !self.stepper.has_ready() {
+            if !did && !self.stepper.has_ready() && !self.cycle.has_active() {
                 return;
             }
         }
@@ -1550,6 +1517,9 @@ impl Simulation {
             consider(*x);
         }
         if let Some(x) = self.stepper.next_due() {
+            consider(x);
+        }
+        if let Some(x) = self.cycle.next_due() {
             consider(x);
         }
         if self.node_state.values().any(|s| s.up) {
@@ -1671,7 +1641,8 @@ impl Simulation {
             }
         }
         let node_utilization = self
-            .snapshot
+            .cycle
+            .snapshot()
             .nodes()
             .iter()
             .map(|n| NodeUtilization {
@@ -1757,14 +1728,6 @@ fn sd(d: Duration) -> SignedDuration {
 
 fn secs(d: SignedDuration) -> f64 {
     d.as_secs_f64()
-}
-
-/// Phase Pending (or none yet).
-fn phase_pending(p: &Pod) -> bool {
-    p.status
-        .as_ref()
-        .and_then(|s| s.phase.as_deref())
-        .is_none_or(|ph| ph == "Pending")
 }
 
 /// Files `key` under its controller (`ns/name`) or among the orphans.

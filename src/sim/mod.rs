@@ -2,8 +2,9 @@
 //!
 //! The live cluster's components on a virtual clock: the real API server (memory storage); every
 //! controller of the live controller manager, from the same declarations, on orch-runtime's
-//! steppable driver; the scheduler's plugins and decisions over an incrementally kept snapshot;
-//! and the pod worker of the kubelet on the simulated container runtime, where a pod's run time,
+//! steppable driver; the live scheduler's decision step (`SchedulingCycle`: its queue with
+//! back-off, its snapshot and plugins); and the live kubelet's pod sync step on the simulated
+//! container runtime, where a pod's run time,
 //! exit code and probe results come from annotations. Nothing sleeps in real time: when no work is
 //! pending, time jumps to the next timer, so an hour of cluster life takes seconds.
 //!
