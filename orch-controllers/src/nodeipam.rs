@@ -53,6 +53,8 @@ pub struct CidrAllocator {
     count: u32,
     used: BTreeSet<u32>,
     by_node: BTreeMap<String, u32>,
+    /// Every index below this one is used (the lowest free is looked for from here).
+    low: u32,
 }
 
 impl CidrAllocator {
@@ -71,6 +73,7 @@ impl CidrAllocator {
             count: 1u32 << (node_mask - len),
             used: BTreeSet::new(),
             by_node: BTreeMap::new(),
+            low: 0,
         })
     }
 
@@ -100,6 +103,7 @@ impl CidrAllocator {
     pub fn release(&mut self, node: &str) {
         if let Some(i) = self.by_node.remove(node) {
             self.used.remove(&i);
+            self.low = self.low.min(i);
         }
     }
 
@@ -121,8 +125,9 @@ impl CidrAllocator {
         if let Some(i) = self.by_node.get(&name).copied() {
             return vec![self.patch(&name, i)];
         }
-        match (0..self.count).find(|i| !self.used.contains(i)) {
+        match (self.low..self.count).find(|i| !self.used.contains(i)) {
             Some(i) => {
+                self.low = i + 1;
                 self.used.insert(i);
                 self.by_node.insert(name.clone(), i);
                 vec![self.patch(&name, i)]

@@ -47,6 +47,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Binding, Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use orch_runtime::object::key_from;
 use orch_types::clock::SharedClock;
 use orch_types::events::{reason, EventType, ObjectRef};
 use std::collections::{HashMap, HashSet};
@@ -184,11 +185,10 @@ impl std::fmt::Debug for SchedulingCycle {
 }
 
 fn key_of(m: &ObjectMeta) -> String {
-    // The same form as `PodInfo::key`.
-    format!(
-        "{}/{}",
-        m.namespace.as_deref().unwrap_or("default"),
-        m.name.as_deref().unwrap_or_default()
+    // The same form as `PodInfo::key` (a pod without a namespace is in `default`).
+    key_from(
+        Some(m.namespace.as_deref().unwrap_or("default")),
+        m.name.as_deref().unwrap_or_default(),
     )
 }
 

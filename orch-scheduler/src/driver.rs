@@ -59,7 +59,7 @@ fn typed<K: serde::de::DeserializeOwned>(obj: &DynamicObject, what: &str) -> Opt
     match obj.to_typed::<K>() {
         Ok(k) => Some(k),
         Err(e) => {
-            let name = format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name());
+            let name = orch_runtime::object::key_from(obj.namespace(), obj.name());
             tracing::warn!(%what, object = %name, error = %e, "ignoring object");
             None
         }

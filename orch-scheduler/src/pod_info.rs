@@ -226,7 +226,7 @@ impl PodInfo {
             .namespace
             .clone()
             .unwrap_or_else(|| "default".into());
-        let key = format!("{namespace}/{name}");
+        let key = orch_runtime::object::key_from(Some(&namespace), &name);
         let labels = pod.metadata.labels.clone().unwrap_or_default();
         let default_spec = k8s_openapi::api::core::v1::PodSpec::default();
         let spec = pod.spec.as_ref().unwrap_or(&default_spec);

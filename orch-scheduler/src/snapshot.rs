@@ -264,7 +264,8 @@ impl Snapshot {
             .namespace
             .clone()
             .unwrap_or_else(|| "default".into());
-        let key = format!("{ns}/{}", pdb.metadata.name.as_deref().unwrap_or(""));
+        let key =
+            orch_runtime::object::key_from(Some(&ns), pdb.metadata.name.as_deref().unwrap_or(""));
         let spec = pdb.spec.clone().unwrap_or_default();
         let selector = orch_types::labels::Selector::from_optional(spec.selector.as_ref())
             .map_err(|e| SnapshotError::Pdb {

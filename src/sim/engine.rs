@@ -136,6 +136,8 @@ struct NodeState {
     up: bool,
     zone: Option<String>,
     rt: SimRuntime,
+    /// The node's address (from its index) when its status names none.
+    ip: String,
 }
 
 struct WorkerState {
@@ -401,6 +403,7 @@ impl Simulation {
                         up: true,
                         zone: zone.clone(),
                         rt: SimRuntime::new(index),
+                        ip: format!("10.0.{}.{}", (index / 250) % 250, index % 250 + 1),
                     },
                 );
                 index += 1;
@@ -766,10 +769,9 @@ impl Simulation {
                 .find(|a| a.type_ == "InternalIP")
                 .map(|a| a.address.clone())
         });
-        internal.unwrap_or_else(|| {
-            let i = self.node_state.keys().position(|k| k == node).unwrap_or(0);
-            format!("10.0.{}.{}", (i / 250) % 250, i % 250 + 1)
-        })
+        internal
+            .or_else(|| self.node_state.get(node).map(|s| s.ip.clone()))
+            .unwrap_or_default()
     }
 
     /// What a pod's environment reads, from the caches.

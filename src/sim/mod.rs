@@ -4,9 +4,9 @@
 //! controller of the live controller manager, from the same declarations, on orch-runtime's
 //! steppable driver; the live scheduler's decision step (`SchedulingCycle`: its queue with
 //! back-off, its snapshot and plugins); and the live kubelet's pod sync step on the simulated
-//! container runtime, where a pod's run time,
-//! exit code and probe results come from annotations. Nothing sleeps in real time: when no work is
-//! pending, time jumps to the next timer, so an hour of cluster life takes seconds.
+//! container runtime, where a pod's run time, exit code and probe results come from
+//! annotations. Nothing sleeps in real time: when no work is pending, time jumps to the next
+//! timer, so an hour of cluster life takes seconds.
 //!
 //! A [`Scenario`] names node groups, workloads applied at given times, disruptions (node or zone
 //! down/up, cordon, drain, scale, image change) and a duration; a run yields a [`Report`]
