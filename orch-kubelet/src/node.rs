@@ -413,20 +413,35 @@ pub struct AdmitError {
 /// Admits `pod` if its requests fit next to `running` (the admitted, non-terminal pods) in
 /// `allocatable`; the first resource that does not fit names the reason.
 pub fn admit(pod: &Pod, running: &[&Pod], allocatable: &ResourceList) -> Result<(), AdmitError> {
-    let req = pod.spec.as_ref().map(pod_requests).unwrap_or_default();
+    admit_usage(pod, running.len(), &usage(running), allocatable)
+}
+
+/// What `running` pods request, summed (what [`admit`] counts as used).
+pub fn usage(running: &[&Pod]) -> ResourceList {
     let mut used = ResourceList::new();
     for p in running {
         if let Some(s) = &p.spec {
             used.add(&pod_requests(s));
         }
     }
+    used
+}
+
+/// [`admit`] for a caller that keeps the node's usage itself: `running` pods using `used`.
+pub fn admit_usage(
+    pod: &Pod,
+    running: usize,
+    used: &ResourceList,
+    allocatable: &ResourceList,
+) -> Result<(), AdmitError> {
+    let req = pod.spec.as_ref().map(pod_requests).unwrap_or_default();
     let pods_cap = allocatable.get("pods").map_or(110, Quantity::value);
-    if running.len() as i64 + 1 > pods_cap {
+    if running as i64 + 1 > pods_cap {
         return Err(AdmitError {
             reason: "OutOfpods".into(),
             message: format!(
                 "Pod was rejected: Node didn't have enough resource: pods, requested: 1, used: {}, capacity: {pods_cap}",
-                running.len()
+                running
             ),
         });
     }

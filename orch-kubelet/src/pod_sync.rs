@@ -90,7 +90,29 @@ pub fn admit(
     env: EnvContext,
     now: Timestamp,
 ) -> PodWorker {
-    let mut worker = match node::admit(&pod, admitted, allocatable) {
+    admit_usage(
+        cfg,
+        pod,
+        admitted.len(),
+        &node::usage(admitted),
+        allocatable,
+        env,
+        now,
+    )
+}
+
+/// [`admit`] for a caller that keeps each node's usage itself (the simulator): `running` pods
+/// using `used` (see [`node::usage`]).
+pub fn admit_usage(
+    cfg: WorkerConfig,
+    pod: Arc<Pod>,
+    running: usize,
+    used: &ResourceList,
+    allocatable: &ResourceList,
+    env: EnvContext,
+    now: Timestamp,
+) -> PodWorker {
+    let mut worker = match node::admit_usage(&pod, running, used, allocatable) {
         Ok(()) => PodWorker::new(cfg, pod, now),
         Err(e) => PodWorker::rejected(
             cfg,

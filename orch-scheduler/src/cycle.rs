@@ -1,7 +1,7 @@
 //! [`SchedulingCycle`]: the scheduler's decision step, shared by every executor.
 //!
 //! The cycle owns the [`Scheduler`], the cluster [`Snapshot`], the [`SchedulingQueue`] and the
-//! bookkeeping around them (fingerprints of pending pods, the schedulerNames served, counters).
+//! bookkeeping around them (the last version of each pending pod, the schedulerNames served, counters).
 //! It is synchronous and deterministic: no tokio, no client, time only from the
 //! [`Clock`](orch_types::clock::Clock) it was built with. Executors feed it typed cluster
 //! changes ([`pod_added`](SchedulingCycle::pod_added), [`node_updated`](SchedulingCycle::node_updated),
@@ -165,9 +165,9 @@ pub struct SchedulingCycle {
     snapshot: Snapshot,
     queue: SchedulingQueue,
     clock: SharedClock,
-    /// Fingerprint (spec + labels + deletion) of pending pods we know, to ignore status-only
+    /// The last version of each pending pod we know (spec, labels, deletion), to ignore status-only
     /// updates (our own condition writes, …).
-    pending: HashMap<String, String>,
+    pending: HashMap<String, Arc<Pod>>,
     /// The schedulerNames of our profiles.
     names: HashSet<String>,
     stats: SchedulingStats,
@@ -192,13 +192,12 @@ fn key_of(m: &ObjectMeta) -> String {
     )
 }
 
-fn fingerprint(pod: &Pod) -> String {
-    serde_json::to_string(&(
-        &pod.spec,
-        &pod.metadata.labels,
-        &pod.metadata.deletion_timestamp,
-    ))
-    .unwrap_or_default()
+/// Whether an update of a pending pod leaves what scheduling reads unchanged (spec, labels,
+/// deletion): a status-only update, as upstream's `isPodUpdated` with the status stripped.
+fn same_for_scheduling(old: &Pod, new: &Pod) -> bool {
+    old.spec == new.spec
+        && old.metadata.labels == new.metadata.labels
+        && old.metadata.deletion_timestamp == new.metadata.deletion_timestamp
 }
 
 fn is_terminal(pod: &Pod) -> bool {
@@ -291,7 +290,7 @@ impl SchedulingCycle {
     }
 
     /// A pod changed. The cycle remembers what it needs of the previous version (the
-    /// fingerprint of a pending pod, the snapshot's copy of a bound one), so callers need not
+    /// last version of a pending pod, the snapshot's copy of a bound one), so callers need not
     /// keep the old object: status-only updates of pending pods are ignored, spec or label
     /// changes re-queue them, and terminal bound pods leave the snapshot.
     pub fn pod_updated(&mut self, pod: Arc<Pod>) {
@@ -351,17 +350,21 @@ impl SchedulingCycle {
             self.queue.delete(&key);
             return;
         }
-        let fp = fingerprint(&pod);
-        if self.pending.get(&key) == Some(&fp) && self.queue.contains(&key) {
+        if self
+            .pending
+            .get(&key)
+            .is_some_and(|old| same_for_scheduling(old, &pod))
+            && self.queue.contains(&key)
+        {
             return; // status-only update (our own condition write, …)
         }
         // A pod we assumed but whose binding has not come back yet is not pending again.
         if self.snapshot.pod(&key).is_some() {
             return;
         }
-        match PodInfo::new(pod) {
+        match PodInfo::new(pod.clone()) {
             Ok(info) => {
-                self.pending.insert(key, fp);
+                self.pending.insert(key, pod);
                 self.queue.add(Arc::new(info));
             }
             Err(e) => tracing::warn!(pod = %key, error = %e, "cannot schedule pod"),
@@ -494,7 +497,7 @@ impl SchedulingCycle {
             let mut info = (*p).clone();
             info.node_name = None;
             // Known again as pending, so our own status writes do not reset its back-off.
-            self.pending.insert(key.to_string(), fingerprint(&info.pod));
+            self.pending.insert(key.to_string(), info.pod.clone());
             self.queue.add_after_error(Arc::new(info));
         }
     }
