@@ -270,11 +270,14 @@ impl MetaStore for DynamicMeta {
     }
 }
 
+/// Metadata views by resource key, with their resources.
+type MetaViews = BTreeMap<String, (ApiResource, Arc<dyn MetaStore>)>;
+
 /// The caches every running controller reads: one store per watched kind, shared.
 #[derive(Clone, Default)]
 pub struct Caches {
     typed: Arc<HashMap<TypeId, Box<dyn Any + Send + Sync>>>,
-    meta: Arc<BTreeMap<String, (ApiResource, Arc<dyn MetaStore>)>>,
+    meta: Arc<MetaViews>,
 }
 
 impl std::fmt::Debug for Caches {

@@ -1691,7 +1691,7 @@ impl Simulation {
                 .unschedulable
                 .iter()
                 .filter(|(k, _)| {
-                    self.pods.get(*k).is_some_and(|p| {
+                    self.pods.get(k).is_some_and(|p| {
                         p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none()
                     })
                 })
