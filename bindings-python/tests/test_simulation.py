@@ -126,7 +126,7 @@ def test_deleting_a_deployment_collects_its_replicasets_and_pods(sim: orch.Simul
     sim.delete("deployments", "web")
     # The garbage collector of the live controller manager runs in the simulator too: it
     # deletes the ReplicaSet, then its pods, which the simulated kubelets stop.
-    sim.run_until(sim.now + 60)
+    sim.run(until=sim.now + 60)
     assert sim.list("replicasets", "default") == []
     assert sim.list("pods", "default") == []
     log = "\n".join(sim.event_log())
