@@ -353,11 +353,6 @@ impl Applier {
         self
     }
 
-    /// The expectations this applier raises.
-    pub fn expectations(&self) -> &Expectations {
-        &self.expectations
-    }
-
     fn post(&self) -> PostParams {
         PostParams {
             field_manager: Some(self.field_manager.clone()),

@@ -201,8 +201,6 @@ pub trait MetaStore: Send + Sync {
     fn owned_by_meta(&self, uid: &str) -> Vec<Arc<DynamicObject>>;
     /// Objects of one namespace, metadata only, sorted by key.
     fn namespace_meta(&self, namespace: &str) -> Vec<Arc<DynamicObject>>;
-    /// Whether the first list was applied.
-    fn synced(&self) -> bool;
     /// Calls `f` with the metadata of `name` in `namespace`, if present, without copying it.
     fn peek(&self, namespace: Option<&str>, name: &str, f: &mut dyn FnMut(&ObjectMeta));
 }
@@ -238,9 +236,6 @@ impl<K: Object> MetaStore for TypedMeta<K> {
             .map(|o| meta_only(&self.resource, o.as_ref()))
             .collect()
     }
-    fn synced(&self) -> bool {
-        self.store.is_synced()
-    }
     fn peek(&self, namespace: Option<&str>, name: &str, f: &mut dyn FnMut(&ObjectMeta)) {
         if let Some(o) = self.store.get_in(namespace, name) {
             f(o.meta());
@@ -259,9 +254,6 @@ impl MetaStore for DynamicMeta {
     }
     fn namespace_meta(&self, namespace: &str) -> Vec<Arc<DynamicObject>> {
         self.0.list_namespace(namespace)
-    }
-    fn synced(&self) -> bool {
-        self.0.is_synced()
     }
     fn peek(&self, namespace: Option<&str>, name: &str, f: &mut dyn FnMut(&ObjectMeta)) {
         if let Some(o) = self.0.get_in(namespace, name) {

@@ -41,16 +41,7 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 impl<K: Object> Informer<K> {
     /// An informer over all namespaces of `resource`.
     pub fn new(client: SharedClient, resource: ApiResource) -> Self {
-        Self {
-            client,
-            resource,
-            namespace: None,
-            label_selector: None,
-            field_selector: None,
-            resync: None,
-            writer: Writer::new(),
-            handlers: Vec::new(),
-        }
+        Self::from_parts(client, resource, Writer::new())
     }
 
     /// An informer filling an existing cache (the drivers build caches before informers).
