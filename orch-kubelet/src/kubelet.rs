@@ -763,7 +763,7 @@ impl Kubelet {
             let mut write_failed = false;
             if let Some(status) = &out.status_to_write {
                 match self.write_status(&sync, status).await {
-                    Ok(()) => sync.lock().status_written(status),
+                    Ok(()) => sync.lock().status_written(out.status_digest),
                     Err(e) => {
                         tracing::debug!(error = %e, "status update failed");
                         sync.lock().status_write_failed();

@@ -42,7 +42,7 @@
 //! let out = sync.step_inline(clock.now(), &rt, pod.status.as_ref());
 //! let status = out.status_to_write.expect("a new pod's first status is written");
 //! assert_eq!(status.phase.as_deref(), Some("Running"));
-//! sync.status_written(&status);
+//! sync.status_written(out.status_digest);
 //! // Nothing new: nothing to write.
 //! let again = sync.step_inline(clock.now(), &rt, Some(&status));
 //! assert!(again.status_to_write.is_none());
@@ -334,6 +334,9 @@ pub struct StepOutput {
     /// the API's copy (phase and conditions), or when the pod object is gone. Report the
     /// outcome with [`PodSync::status_written`] or [`PodSync::status_write_failed`].
     pub status_to_write: Option<PodStatus>,
+    /// [`status_digest`] of `status_to_write` (0 when there is none), for
+    /// [`PodSync::status_written`]: the step has it already.
+    pub status_digest: u64,
     /// Every container stopped after deletion and a status was written (or is in
     /// `status_to_write`): delete the pod object with grace period 0 and a UID precondition,
     /// after writing `status_to_write` — not if that write failed (the next step asks again).
@@ -489,6 +492,7 @@ impl PodSync {
             jobs,
             events,
             status_to_write: write.then_some(status),
+            status_digest: if write { digest } else { 0 },
             delete,
             finished: false,
             refresh_env,
@@ -496,9 +500,10 @@ impl PodSync {
         }
     }
 
-    /// The driver wrote `status` (the one from [`StepOutput::status_to_write`]).
-    pub fn status_written(&mut self, status: &PodStatus) {
-        self.last_written = Some(status_digest(status));
+    /// The driver wrote the status of a step's [`StepOutput::status_to_write`]; `digest` is
+    /// that output's [`StepOutput::status_digest`].
+    pub fn status_written(&mut self, digest: u64) {
+        self.last_written = Some(digest);
     }
 
     /// Writing the status failed: the next step writes its status whatever it is.
@@ -570,7 +575,7 @@ mod tests {
             let out = self.sync.step_inline(now, &self.rt, self.api.as_ref());
             assert!(out.jobs.is_empty());
             if let Some(s) = &out.status_to_write {
-                self.sync.status_written(s);
+                self.sync.status_written(out.status_digest);
                 self.api = Some(s.clone());
                 self.writes += 1;
             }
@@ -763,7 +768,7 @@ mod tests {
                 continue;
             }
             if let Some(s) = &out.status_to_write {
-                d.sync.status_written(s);
+                d.sync.status_written(out.status_digest);
                 d.api = Some(s.clone());
             }
             if out.delete {
@@ -871,8 +876,8 @@ mod tests {
         let mut refreshes = vec![];
         for _ in 0..12 {
             let out = sync.step(clock.now(), &rt, None);
-            if let Some(s) = &out.status_to_write {
-                sync.status_written(s);
+            if out.status_to_write.is_some() {
+                sync.status_written(out.status_digest);
             }
             if out.refresh_env {
                 refreshes.push(clock.now().as_second() - 1_700_000_000);

@@ -324,7 +324,26 @@ impl SchedulingCycle {
                 }
                 return;
             }
-            let existed = self.snapshot.pod(&key).is_some();
+            let existed = self.snapshot.pod(&key);
+            let confirms = existed.is_some_and(|p| {
+                p.pod
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.node_name.as_deref())
+                    .is_none_or(str::is_empty)
+            });
+            let existed = existed.is_some();
+            // An update that changes nothing the snapshot reads keeps the plugins' view as it
+            // is. The binding of a pod this cycle assumed coming back is news to the queue
+            // (as it was when the snapshot rebuilt the pod); a status write by the kubelet
+            // (conditions, container states) is not: upstream calls it `updatePodOther`, which
+            // none of the default plugins registers for (pkg/scheduler/framework/events.go).
+            if self.snapshot.refresh_pod(&key, &pod) {
+                if confirms {
+                    self.queue.on_event(ClusterEvent::AssignedPodUpdate);
+                }
+                return;
+            }
             match self.snapshot.upsert_pod(pod) {
                 Ok(_) => {
                     self.queue.on_event(if existed {

@@ -204,6 +204,23 @@ pub fn normalized_image(name: &str) -> String {
     }
 }
 
+/// `status.startTime`, else the creation time, in seconds: what victim ordering compares.
+fn start_time(pod: &Pod) -> Option<i64> {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.start_time.as_ref())
+        .or(pod.metadata.creation_timestamp.as_ref())
+        .map(|t| t.0.as_second())
+}
+
+/// `status.nominatedNodeName` when set and not empty.
+fn nominated_node(pod: &Pod) -> Option<&str> {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.nominated_node_name.as_deref())
+        .filter(|s| !s.is_empty())
+}
+
 impl PodInfo {
     /// Prepares a pod.
     ///
@@ -349,12 +366,7 @@ impl PodInfo {
             .collect();
         let num_containers =
             spec.init_containers.as_ref().map_or(0, Vec::len) + spec.containers.len();
-        let start_time = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.start_time.as_ref())
-            .or(pod.metadata.creation_timestamp.as_ref())
-            .map(|t| t.0.as_second());
+        let start_time = start_time(&pod);
         Ok(Self {
             key,
             namespace,
@@ -388,13 +400,37 @@ impl PodInfo {
             never_preempt: spec.preemption_policy.as_deref() == Some("Never"),
             terminating: pod.metadata.deletion_timestamp.is_some(),
             start_time,
-            nominated_node: pod
-                .status
-                .as_ref()
-                .and_then(|s| s.nominated_node_name.clone())
-                .filter(|s| !s.is_empty()),
+            nominated_node: nominated_node(&pod).map(str::to_string),
             pod,
         })
+    }
+
+    /// Whether [`PodInfo::new`] of `pod` (an update of this pod) would give this info again,
+    /// so a cache may keep it: same spec (but for `spec.nodeName`, compared with
+    /// [`node_name`](Self::node_name): [`bound_to`](Self::bound_to) sets that one alone),
+    /// labels and deletion, same start time and nominated node. Neither a status write by
+    /// the kubelet (conditions, container states) nor the binding of an assumed pod coming
+    /// back changes these.
+    pub fn describes(&self, pod: &Pod) -> bool {
+        let node = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_deref())
+            .filter(|n| !n.is_empty());
+        let same_spec = match (self.pod.spec.as_ref(), pod.spec.as_ref()) {
+            (Some(mine), Some(theirs)) if mine.node_name != theirs.node_name => {
+                let mut mine = mine.clone();
+                mine.node_name.clone_from(&theirs.node_name);
+                mine == *theirs
+            }
+            (mine, theirs) => mine == theirs,
+        };
+        same_spec
+            && self.node_name.as_deref() == node
+            && self.pod.metadata.labels == pod.metadata.labels
+            && self.terminating == pod.metadata.deletion_timestamp.is_some()
+            && self.start_time == start_time(pod)
+            && self.nominated_node.as_deref() == nominated_node(pod)
     }
 
     /// True when the pod has any (anti-)affinity term.

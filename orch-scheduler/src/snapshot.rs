@@ -86,7 +86,8 @@ pub struct Snapshot {
     log_base: u64,
     nodes: Vec<NodeInfo>,
     node_index: HashMap<String, usize>,
-    pod_node: HashMap<String, String>,
+    /// Every pod by key (its `node_name` says which node, or orphan list, holds it).
+    pods: HashMap<String, Arc<PodInfo>>,
     orphans: HashMap<String, Vec<Arc<PodInfo>>>,
     image_nodes: HashMap<String, u32>,
     namespaces: HashMap<String, BTreeMap<String, String>>,
@@ -105,7 +106,7 @@ impl Default for Snapshot {
             log_base: 0,
             nodes: Vec::new(),
             node_index: HashMap::new(),
-            pod_node: HashMap::new(),
+            pods: HashMap::new(),
             orphans: HashMap::new(),
             image_nodes: HashMap::new(),
             namespaces: HashMap::new(),
@@ -126,7 +127,7 @@ impl Clone for Snapshot {
             log_base: self.log_base + self.log.len() as u64,
             nodes: self.nodes.clone(),
             node_index: self.node_index.clone(),
-            pod_node: self.pod_node.clone(),
+            pods: self.pods.clone(),
             orphans: self.orphans.clone(),
             image_nodes: self.image_nodes.clone(),
             namespaces: self.namespaces.clone(),
@@ -240,16 +241,12 @@ impl Snapshot {
 
     /// Node a pod (key `namespace/name`) is on.
     pub fn pod_node(&self, key: &str) -> Option<&str> {
-        self.pod_node.get(key).map(String::as_str)
+        self.pods.get(key)?.node_name.as_deref()
     }
 
     /// A pod by key.
     pub fn pod(&self, key: &str) -> Option<&Arc<PodInfo>> {
-        let n = self.pod_node.get(key)?;
-        match self.node_index.get(n) {
-            Some(i) => self.nodes[*i].pods.iter().find(|p| p.key == key),
-            None => self.orphans.get(n)?.iter().find(|p| p.key == key),
-        }
+        self.pods.get(key)
     }
 
     /// PodDisruptionBudgets.
@@ -376,6 +373,34 @@ impl Snapshot {
         Ok(self.upsert_pod_info(Arc::new(info)))
     }
 
+    /// Takes `pod`, a newer copy of pod `key`, when [`PodInfo::describes`] says nothing the
+    /// snapshot reads changed (a status write): the info stays as it is, over the new object
+    /// (so the snapshot does not keep the old copy alive beside the caller's), and no change
+    /// is recorded. `false` when the pod is not here or changed: [`upsert_pod`](Self::upsert_pod)
+    /// it.
+    pub fn refresh_pod(&mut self, key: &str, pod: &Arc<Pod>) -> bool {
+        let Some(slot) = self.pods.get_mut(key) else {
+            return false;
+        };
+        if !slot.describes(pod) {
+            return false;
+        }
+        let fresh = Arc::new(PodInfo {
+            pod: pod.clone(),
+            ..PodInfo::clone(slot)
+        });
+        let old = std::mem::replace(slot, fresh.clone());
+        let node = old.node_name.as_deref().unwrap_or_default();
+        let list = match self.node_index.get(node) {
+            Some(&i) => Some(&mut self.nodes[i].pods),
+            None => self.orphans.get_mut(node),
+        };
+        if let Some(p) = list.into_iter().flatten().find(|p| Arc::ptr_eq(p, &old)) {
+            *p = fresh;
+        }
+        true
+    }
+
     /// Adds (or replaces) a prepared pod.
     pub fn upsert_pod_info(&mut self, pod: Arc<PodInfo>) -> bool {
         let Some(node) = pod.node_name.clone() else {
@@ -389,7 +414,7 @@ impl Snapshot {
         if !pod.required_anti_affinity.is_empty() {
             self.pods_with_required_anti_affinity += 1;
         }
-        self.pod_node.insert(pod.key.clone(), node.clone());
+        self.pods.insert(pod.key.clone(), pod.clone());
         match self.node_index.get(&node) {
             Some(&i) => {
                 self.record(&pod, i, 1);
@@ -402,7 +427,7 @@ impl Snapshot {
 
     /// Removes a pod by key `namespace/name`.
     pub fn remove_pod(&mut self, key: &str) -> Option<Arc<PodInfo>> {
-        let node = self.pod_node.remove(key)?;
+        let node = self.pods.remove(key)?.node_name.clone()?;
         let pod = match self.node_index.get(&node).copied() {
             Some(i) => {
                 let p = self.nodes[i].remove_pod(key);
@@ -501,5 +526,50 @@ mod tests {
         let c = s.cursor();
         s.set_namespace("d", [("team".to_string(), "a".to_string())].into());
         assert!(s.changes(&c).is_none(), "namespace labels: caches rebuild");
+    }
+
+    #[test]
+    fn refresh_keeps_the_info_for_what_it_does_not_read() {
+        let mut s = Snapshot::new();
+        s.upsert_node(node("a")).unwrap();
+        // The cycle assumes a pending pod: the info names the node, the spec does not.
+        let mut pending = pod("p", "a");
+        pending.spec.as_mut().unwrap().node_name = None;
+        let assumed = PodInfo::new(pending).unwrap().bound_to("a");
+        s.upsert_pod_info(Arc::new(assumed));
+        let c = s.cursor();
+        // The binding comes back; then the kubelet writes status.
+        let bound = Arc::new(pod("p", "a"));
+        assert!(s.refresh_pod("d/p", &bound));
+        let mut running = pod("p", "a");
+        running.status = Some(k8s_openapi::api::core::v1::PodStatus {
+            phase: Some("Running".into()),
+            ..Default::default()
+        });
+        let running = Arc::new(running);
+        assert!(s.refresh_pod("d/p", &running));
+        assert!(
+            Arc::ptr_eq(&s.pod("d/p").unwrap().pod, &running),
+            "the snapshot holds the newest object, not a stale copy beside it"
+        );
+        assert!(Arc::ptr_eq(&s.node(0).pods[0].pod, &running));
+        assert_eq!(s.node(0).requested.milli_cpu, 1000);
+        assert_eq!(s.changes(&c).map(|c| c.len()), Some(0), "nothing recorded");
+        // What the plugins read changes: the caller rebuilds the info.
+        let mut relabelled = pod("p", "a");
+        relabelled.metadata.labels = Some([("app".to_string(), "x".to_string())].into());
+        assert!(!s.refresh_pod("d/p", &Arc::new(relabelled)));
+        let mut started = pod("p", "a");
+        started.status = Some(k8s_openapi::api::core::v1::PodStatus {
+            start_time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                jiff::Timestamp::from_second(1_000).unwrap(),
+            )),
+            ..Default::default()
+        });
+        assert!(
+            !s.refresh_pod("d/p", &Arc::new(started)),
+            "victim order reads startTime"
+        );
+        assert!(!s.refresh_pod("d/q", &running), "not in the snapshot");
     }
 }

@@ -140,6 +140,11 @@ struct NodeState {
     ip: String,
     /// The node's allocatable, as the kubelet admits against it.
     allocatable: ResourceList,
+    /// What the node's running (admitted, not finished) workers request, and how many there
+    /// are: kept as workers start and stop (see `Simulation::account`), so admitting a pod
+    /// does not sum the node's pods again.
+    used: ResourceList,
+    running: usize,
 }
 
 struct WorkerState {
@@ -149,6 +154,8 @@ struct WorkerState {
     requests: ResourceList,
     node: String,
     due: Option<Timestamp>,
+    /// Whether `requests` are in the node's `used` (the worker runs).
+    counted: bool,
 }
 
 #[derive(Default)]
@@ -200,7 +207,8 @@ pub struct Simulation {
     /// scheduler runs it; the engine executes its effects.
     cycle: SchedulingCycle,
     unschedulable: BTreeMap<String, String>,
-    times: BTreeMap<String, PodTimes>,
+    /// Hashed: looked up on every pod change, never iterated.
+    times: HashMap<String, PodTimes>,
     sched_latency: Vec<f64>,
     startup_latency: Vec<f64>,
     evictions: Vec<Eviction>,
@@ -321,7 +329,7 @@ impl Simulation {
             next_renew: start + LEASE_RENEW,
             cycle,
             unschedulable: BTreeMap::new(),
-            times: BTreeMap::new(),
+            times: HashMap::new(),
             sched_latency: Vec::new(),
             startup_latency: Vec::new(),
             evictions: Vec::new(),
@@ -411,6 +419,8 @@ impl Simulation {
                         rt: SimRuntime::new(index),
                         ip: format!("10.0.{}.{}", (index / 250) % 250, index % 250 + 1),
                         allocatable: ResourceList::new(),
+                        used: ResourceList::new(),
+                        running: 0,
                     },
                 );
                 index += 1;
@@ -719,11 +729,12 @@ impl Simulation {
             match self.workers.get_mut(&k) {
                 Some(w) => {
                     w.sync.worker_mut().update_pod(p.clone());
+                    self.account(&k);
                     self.wake(&k, now);
                 }
                 None if !terminal => {
                     let requests = orch_kubelet::node::usage(&[p.as_ref()]);
-                    let worker = self.admit(&k, &n, p, now);
+                    let worker = self.admit(&n, p, now);
                     self.workers.insert(
                         k.clone(),
                         Box::new(WorkerState {
@@ -731,9 +742,11 @@ impl Simulation {
                             requests,
                             node: n.clone(),
                             due: None,
+                            counted: false,
                         }),
                     );
                     self.workers_on.entry(n).or_default().insert(k.clone());
+                    self.account(&k);
                     self.wake(&k, now);
                 }
                 None => {}
@@ -744,23 +757,12 @@ impl Simulation {
     /// The kubelet of `node` admits pod `key` as the live kubelet does
     /// (`orch_kubelet::pod_sync::admit`): against the pods it already runs and the node's
     /// allocatable, with the environment from the caches.
-    fn admit(&self, key: &str, node: &str, p: Arc<Pod>, now: Timestamp) -> PodWorker {
-        let mut used = ResourceList::new();
-        let mut running = 0;
-        for w in self
-            .workers_on
-            .get(node)
-            .into_iter()
-            .flatten()
-            .filter(|w| w.as_str() != key)
-            .filter_map(|w| self.workers.get(w))
-            .filter(|w| !w.sync.worker().is_finished())
-        {
-            used.add(&w.requests);
-            running += 1;
-        }
+    fn admit(&self, node: &str, p: Arc<Pod>, now: Timestamp) -> PodWorker {
         let empty = ResourceList::new();
-        let allocatable = self.node_state.get(node).map_or(&empty, |s| &s.allocatable);
+        let state = self.node_state.get(node);
+        let allocatable = state.map_or(&empty, |s| &s.allocatable);
+        let used = state.map_or(&empty, |s| &s.used);
+        let running = state.map_or(0, |s| s.running);
         let host_ip = self.host_ip(node);
         let cfg = WorkerConfig {
             node_name: node.to_string(),
@@ -768,7 +770,30 @@ impl Simulation {
             allow_privileged: false,
         };
         let env = pod_sync::env_context(&p, self.env_objects(&p), allocatable, &host_ip);
-        pod_sync::admit_usage(cfg, p, running, &used, allocatable, env, now)
+        pod_sync::admit_usage(cfg, p, running, used, allocatable, env, now)
+    }
+
+    /// Keeps the node's admitted usage in step with worker `key` after anything that may
+    /// have started or stopped it: a worker counts while it is not finished.
+    fn account(&mut self, key: &str) {
+        let Some(w) = self.workers.get_mut(key) else {
+            return;
+        };
+        let runs = !w.sync.worker().is_finished();
+        if runs == w.counted {
+            return;
+        }
+        let Some(st) = self.node_state.get_mut(&w.node) else {
+            return;
+        };
+        w.counted = runs;
+        if runs {
+            st.used.add(&w.requests);
+            st.running += 1;
+        } else {
+            st.used.sub(&w.requests);
+            st.running -= 1;
+        }
     }
 
     /// The node's address: its `InternalIP`, else one made from its index.
@@ -830,6 +855,10 @@ impl Simulation {
         if let Some(w) = self.workers.remove(&k) {
             if let Some(on) = self.workers_on.get_mut(&w.node) {
                 on.remove(&k);
+            }
+            if let Some(st) = self.node_state.get_mut(&w.node).filter(|_| w.counted) {
+                st.used.sub(&w.requests);
+                st.running -= 1;
             }
         }
         self.unschedulable.remove(&k);
@@ -1143,12 +1172,13 @@ impl Simulation {
                 &st.rt,
                 api_copy.as_ref().and_then(|p| p.status.as_ref()),
             );
+            self.account(&k);
             if out.finished {
                 continue;
             }
             if let (Some(status), Some(p)) = (&out.status_to_write, &api_copy) {
                 did = true;
-                if !self.write_status(&k, p, status).await {
+                if !self.write_status(&k, p, status, out.status_digest).await {
                     continue;
                 }
             }
@@ -1171,6 +1201,7 @@ impl Simulation {
         k: &str,
         p: &Arc<Pod>,
         status: &k8s_openapi::api::core::v1::PodStatus,
+        digest: u64,
     ) -> bool {
         let now = self.clock.now();
         // A status write reads only metadata and status (the server keeps the stored spec), so
@@ -1200,7 +1231,7 @@ impl Simulation {
         match written {
             Ok(out) => {
                 if let Some(w) = self.workers.get_mut(k) {
-                    w.sync.status_written(status);
+                    w.sync.status_written(digest);
                 }
                 let o = &out.written().object;
                 if let Some(new) = pod_after_status_write(o, p) {
