@@ -156,6 +156,56 @@ async fn kubectl_talks_to_the_cluster() {
     cluster.shutdown().await.expect("clean shutdown");
 }
 
+/// Upstream refuses a pod template whose container has no image (only an empty string counts
+/// as missing): `kubectl apply` shows the field error and nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_apply_of_a_template_without_image_is_refused() {
+    let cluster = Cluster::builder().nodes(1).start().await.expect("start");
+    let kubeconfig = cluster.kubeconfig().expect("kubeconfig").to_path_buf();
+    let dir = cluster.work_dir().to_path_buf();
+    let manifest = dir.join("no-image.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector:\n    \
+         matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    \
+         spec:\n      containers:\n      - name: web\n",
+    )
+    .expect("write manifest");
+    let kubectl = move |args: &[&str]| {
+        std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .arg("--cache-dir")
+            .arg(dir.join("kube-cache"))
+            .args(args)
+            .output()
+            .expect("run kubectl")
+    };
+    let (apply, get) = tokio::task::spawn_blocking(move || {
+        let path = manifest.to_str().expect("utf-8 path").to_string();
+        let apply = kubectl(&["apply", "-f", &path]);
+        let get = kubectl(&["get", "deployments", "-o", "name"]);
+        (apply, get)
+    })
+    .await
+    .expect("join");
+    let stderr = String::from_utf8_lossy(&apply.stderr);
+    assert!(!apply.status.success(), "accepted: {stderr}");
+    assert!(
+        stderr.contains(
+            "The Deployment \"web\" is invalid: spec.template.spec.containers[0].image: Required value"
+        ),
+        "{stderr}"
+    );
+    assert!(get.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&get.stdout).trim(),
+        "",
+        "nothing stored"
+    );
+    cluster.shutdown().await.expect("clean shutdown");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_cluster_keeps_objects_across_restarts() {
     let dir = tempfile::tempdir().expect("tempdir");

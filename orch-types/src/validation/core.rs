@@ -249,8 +249,18 @@ fn container(
             errs.push(FieldError::invalid(p.child("name"), &c.name, m));
         }
     }
-    if for_pod && c.image.as_deref().is_none_or(|i| i.trim().is_empty()) {
-        errs.push(FieldError::required(p.child("image"), ""));
+    // Upstream `validateContainerCommon`: only an empty image is missing, in pods and in
+    // templates alike (a template's " " is a placeholder some tools fill in later);
+    // `validateContainersOnlyForPod` refuses surrounding whitespace in a pod
+    // (pkg/apis/core/validation/validation.go).
+    match c.image.as_deref() {
+        None | Some("") => errs.push(FieldError::required(p.child("image"), "")),
+        Some(i) if for_pod && i.trim() != i => errs.push(FieldError::invalid(
+            p.child("image"),
+            i,
+            "must not have leading or trailing whitespace",
+        )),
+        Some(_) => {}
     }
     if let Some(e) = enum_field(
         c.image_pull_policy.as_deref(),
