@@ -374,7 +374,8 @@ impl Snapshot {
     }
 
     /// Takes `pod`, a newer copy of pod `key`, when [`PodInfo::describes`] says nothing the
-    /// snapshot reads changed (a status write): the info stays as it is, over the new object
+    /// snapshot reads changed (a status write, or the binding of a pod assumed with
+    /// [`PodInfo::bound_to`] coming back): the info stays as it is, over the new object
     /// (so the snapshot does not keep the old copy alive beside the caller's), and no change
     /// is recorded. `false` when the pod is not here or changed: [`upsert_pod`](Self::upsert_pod)
     /// it.

@@ -754,9 +754,10 @@ impl Simulation {
         }
     }
 
-    /// The kubelet of `node` admits pod `key` as the live kubelet does
-    /// (`orch_kubelet::pod_sync::admit`): against the pods it already runs and the node's
-    /// allocatable, with the environment from the caches.
+    /// The kubelet of `node` admits pod `p` as the live kubelet does
+    /// (`orch_kubelet::pod_sync::admit`): against what the pods it already runs request (kept
+    /// in the node's state by [`account`](Self::account)) and the node's allocatable, with the
+    /// environment from the caches.
     fn admit(&self, node: &str, p: Arc<Pod>, now: Timestamp) -> PodWorker {
         let empty = ResourceList::new();
         let state = self.node_state.get(node);
