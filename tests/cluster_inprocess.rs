@@ -156,6 +156,74 @@ async fn kubectl_talks_to_the_cluster() {
     cluster.shutdown().await.expect("clean shutdown");
 }
 
+/// A Job runs its completions (pods that exit after a simulated second), `kubectl wait
+/// --for=condition=complete` returns, each pod is counted once and its tracking finalizer
+/// removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_waits_for_a_job_to_complete() {
+    let cluster = Cluster::builder().nodes(1).start().await.expect("start");
+    let kubeconfig = cluster.kubeconfig().expect("kubeconfig").to_path_buf();
+    let dir = cluster.work_dir().to_path_buf();
+    let manifest = dir.join("job.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: pi\nspec:\n  completions: 3\n  \
+         parallelism: 2\n  template:\n    metadata:\n      annotations:\n        \
+         sim.orch.dev/run-seconds: \"1\"\n    spec:\n      restartPolicy: Never\n      \
+         containers:\n      - name: pi\n        image: busybox\n",
+    )
+    .expect("write manifest");
+    let kubectl = move |args: &[&str]| {
+        let out = std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .arg("--cache-dir")
+            .arg(dir.join("kube-cache"))
+            .args(args)
+            .output()
+            .expect("run kubectl");
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let (succeeded, finalizers, reason) = tokio::task::spawn_blocking(move || {
+        kubectl(&["apply", "-f", manifest.to_str().expect("utf-8 path")]);
+        kubectl(&[
+            "wait",
+            "--for=condition=complete",
+            "job/pi",
+            "--timeout=60s",
+        ]);
+        (
+            kubectl(&["get", "job", "pi", "-o", "jsonpath={.status.succeeded}"]),
+            kubectl(&[
+                "get",
+                "pods",
+                "-l",
+                "job-name=pi",
+                "-o",
+                "jsonpath={..finalizers}",
+            ]),
+            kubectl(&[
+                "get",
+                "job",
+                "pi",
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"Complete\")].reason}",
+            ]),
+        )
+    })
+    .await
+    .expect("join");
+    assert_eq!(succeeded, "3");
+    assert_eq!(finalizers, "", "every pod accounted for");
+    assert_eq!(reason, "CompletionsReached");
+    cluster.shutdown().await.expect("clean shutdown");
+}
+
 /// Upstream refuses a pod template whose container has no image (only an empty string counts
 /// as missing): `kubectl apply` shows the field error and nothing is stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

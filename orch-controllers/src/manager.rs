@@ -15,6 +15,7 @@
 use crate::deployment::DeploymentController;
 use crate::endpoints::EndpointsController;
 use crate::garbagecollector::GarbageCollector;
+use crate::job::JobController;
 use crate::namespace::NamespaceController;
 use crate::nodeipam::{IpamError, NodeIpamController};
 use crate::nodelifecycle::{NodeLifecycleConfig, NodeLifecycleController, TaintEvictionController};
@@ -34,6 +35,7 @@ pub const ALL_CONTROLLERS: &[&str] = &[
     "replicaset",
     "replicationcontroller",
     "deployment",
+    "job",
     "garbagecollector",
     "nodelifecycle",
     "taint-eviction-controller",
@@ -128,6 +130,7 @@ pub fn controller(name: &str, config: &ManagerConfig) -> Result<Arc<dyn Controll
         "replicaset" => Arc::new(WorkloadController::replica_sets()),
         "replicationcontroller" => Arc::new(WorkloadController::replication_controllers()),
         "deployment" => Arc::new(DeploymentController),
+        "job" => Arc::new(JobController::default()),
         "garbagecollector" => Arc::new(GarbageCollector::default()),
         "nodelifecycle" => Arc::new(NodeLifecycleController::new(
             config.node_lifecycle.clone(),

@@ -193,3 +193,52 @@ async fn kubelet_admission_rejects_a_pod_that_does_not_fit() {
     assert_eq!(status["phase"], "Failed", "{status}");
     assert_eq!(status["reason"], "OutOfcpu", "{status}");
 }
+
+/// The Job controller runs in virtual time like the live one: 12 completions, 4 at a time,
+/// each pod running 10 simulated seconds, finish after three waves (~30 s), counted once each.
+#[tokio::test]
+async fn a_job_runs_its_completions_in_virtual_time() {
+    let s = Scenario::from_yaml(
+        "nodeGroups:\n  - name: pool\n    count: 2\n    template: {status: {capacity: {cpu: \"8\", memory: 16Gi, pods: \"110\"}}}\n",
+    )
+    .unwrap();
+    let mut sim = Simulation::new(s, SimOptions::default()).await.unwrap();
+    let job = serde_json::json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": "batch", "namespace": "default"},
+        "spec": {"completions": 12, "parallelism": 4, "template": {
+            "metadata": {"annotations": {"sim.orch.dev/run-seconds": "10"}},
+            "spec": {"restartPolicy": "Never",
+                     "containers": [{"name": "c", "image": "busybox"}]}}},
+    });
+    sim.apply(vec![job]).await.unwrap();
+    let job_r = orch_types::ApiResource::of::<k8s_openapi::api::batch::v1::Job>();
+    sim.run_until(25.0, || false).await;
+    let mid = sim
+        .client()
+        .get(&job_r, Some("default"), "batch")
+        .await
+        .unwrap();
+    assert_eq!(mid.data["status"]["succeeded"], 8, "{}", mid.data["status"]);
+    sim.run_until(60.0, || false).await;
+    let done = sim
+        .client()
+        .get(&job_r, Some("default"), "batch")
+        .await
+        .unwrap();
+    let st = &done.data["status"];
+    assert_eq!(st["succeeded"], 12, "{st}");
+    assert_eq!(st["conditions"][0]["type"], "Complete", "{st}");
+    let finished = st["completionTime"]
+        .as_str()
+        .unwrap()
+        .parse::<jiff::Timestamp>()
+        .unwrap();
+    let started = st["startTime"]
+        .as_str()
+        .unwrap()
+        .parse::<jiff::Timestamp>()
+        .unwrap();
+    let took = finished.duration_since(started).as_secs();
+    assert!((30..=33).contains(&took), "three waves of 10 s: {took} s");
+}

@@ -1,0 +1,913 @@
+//! Job controller, after upstream `pkg/controller/job/job_controller.go` (Kubernetes 1.33), the
+//! parts orch models:
+//! - `completions` / `parallelism`, `NonIndexed` and `Indexed` completion modes (`Indexed` pods
+//!   carry their index in the `batch.kubernetes.io/job-completion-index` annotation and label,
+//!   the `JOB_COMPLETION_INDEX` variable and the hostname `<job>-<index>`; the status keeps
+//!   `completedIndexes`);
+//! - `backoffLimit`, with replacements of failed pods delayed 10 s × 2^(failures − 1), at most
+//!   6 minutes, from the last failure (`getRemainingTime`); `activeDeadlineSeconds`; `suspend`
+//!   (active pods deleted, `startTime` reset on resume);
+//! - terminal conditions `Complete` / `Failed` (reasons `BackoffLimitExceeded`,
+//!   `DeadlineExceeded`) and `completionTime`;
+//! - tracking with the `batch.kubernetes.io/job-tracking` finalizer: a finished pod's UID goes
+//!   into `status.uncountedTerminatedPods` before its finalizer is removed, and into the
+//!   counters once it no longer has it, so no pod is counted twice or lost when pods are
+//!   deleted.
+//!
+//! Not modelled yet: `podFailurePolicy`, `backoffLimitPerIndex`, `successPolicy`,
+//! `podReplacementPolicy: Failed` (terminating pods are replaced at once, the default), the
+//! interim `FailureTarget` / `SuccessCriteriaMet` conditions, and the TTL controller.
+
+use crate::controller_utils::{is_pod_ready, is_pod_terminal, phase, pod_from_template};
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::batch::v1::{Job, JobCondition, UncountedTerminatedPods};
+use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
+use orch_runtime::action::Action;
+use orch_runtime::controller::{trigger_owner, trigger_self, Caches, Controller, Watches};
+use orch_runtime::expectations::Expectations;
+use orch_runtime::object::{controller_key, controller_of, is_deleting, key_of};
+use orch_types::dynamic::DynamicObject;
+use orch_types::events::{EventType, ObjectRef};
+use orch_types::registry::ApiResource;
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The finalizer on every pod the controller creates, removed once the pod is accounted for.
+pub const TRACKING_FINALIZER: &str = "batch.kubernetes.io/job-tracking";
+/// Annotation and label with an `Indexed` pod's completion index.
+pub const COMPLETION_INDEX: &str = "batch.kubernetes.io/job-completion-index";
+/// First replacement delay after a failure (upstream `DefaultJobPodFailureBackOff`).
+const BACKOFF_BASE: SignedDuration = SignedDuration::from_secs(10);
+/// Longest replacement delay (upstream `MaxJobPodFailureBackOff`).
+const BACKOFF_MAX: SignedDuration = SignedDuration::from_secs(360);
+/// Pods created or deleted per sync at most (upstream `MaxPodCreateDeletePerSync`).
+const MAX_PER_SYNC: i64 = 500;
+
+/// The Job controller's declaration.
+#[derive(Debug, Default)]
+pub struct JobController {
+    expectations: Expectations,
+}
+
+fn condition_true(job: &Job, type_: &str) -> bool {
+    job.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == type_ && c.status == "True"))
+}
+
+/// Finished: a `Complete` or `Failed` condition is true.
+pub fn is_finished(job: &Job) -> bool {
+    condition_true(job, "Complete") || condition_true(job, "Failed")
+}
+
+fn index_of(p: &Pod) -> Option<i32> {
+    p.metadata
+        .annotations
+        .as_ref()?
+        .get(COMPLETION_INDEX)?
+        .parse()
+        .ok()
+        .filter(|i: &i32| *i >= 0)
+}
+
+/// Parses `completedIndexes` ("1,3-5").
+fn parse_indexes(s: Option<&str>) -> BTreeSet<i32> {
+    let mut out = BTreeSet::new();
+    for part in s.unwrap_or_default().split(',').filter(|p| !p.is_empty()) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        if let (Ok(a), Ok(b)) = (a.parse::<i32>(), b.parse::<i32>()) {
+            out.extend(a..=b);
+        }
+    }
+    out
+}
+
+/// Formats indexes as `completedIndexes` does: ascending, runs as intervals.
+fn format_indexes(set: &BTreeSet<i32>) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut it = set.iter().copied().peekable();
+    while let Some(start) = it.next() {
+        let mut end = start;
+        while it.peek() == Some(&(end + 1)) {
+            end += 1;
+            it.next();
+        }
+        out.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}-{end}")
+        });
+    }
+    out.join(",")
+}
+
+fn has_finalizer(p: &Pod) -> bool {
+    p.metadata
+        .finalizers
+        .as_ref()
+        .is_some_and(|f| f.iter().any(|x| x == TRACKING_FINALIZER))
+}
+
+/// When a pod ended: the latest container `finishedAt`, else the creation time.
+fn finished_at(p: &Pod) -> Option<Timestamp> {
+    let st = p.status.as_ref();
+    st.and_then(|s| s.container_statuses.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.state.as_ref()?.terminated.as_ref()?.finished_at.as_ref())
+        .map(|t| t.0)
+        .max()
+        .or_else(|| p.metadata.creation_timestamp.as_ref().map(|t| t.0))
+}
+
+fn set_condition(
+    conds: &mut Vec<JobCondition>,
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+    now: Timestamp,
+) {
+    let t = Some(Time(now));
+    match conds.iter_mut().find(|c| c.type_ == type_) {
+        Some(c) if c.status == status => {
+            c.reason = Some(reason.into());
+            c.message = Some(message.into());
+            c.last_probe_time = t;
+        }
+        Some(c) => {
+            *c = JobCondition {
+                type_: type_.into(),
+                status: status.into(),
+                reason: Some(reason.into()),
+                message: Some(message.into()),
+                last_probe_time: t.clone(),
+                last_transition_time: t,
+            };
+        }
+        None => conds.push(JobCondition {
+            type_: type_.into(),
+            status: status.into(),
+            reason: Some(reason.into()),
+            message: Some(message.into()),
+            last_probe_time: t.clone(),
+            last_transition_time: t,
+        }),
+    }
+}
+
+/// Replacement delay after `failures` failures (0 when none).
+fn backoff(failures: i32) -> SignedDuration {
+    if failures <= 0 {
+        return SignedDuration::ZERO;
+    }
+    let shift = (failures - 1).min(6) as u32;
+    (BACKOFF_BASE * 2i32.pow(shift)).min(BACKOFF_MAX)
+}
+
+fn delete_pod(p: &Pod, key: &str, job: &ObjectRef) -> Action {
+    Action::Delete {
+        resource: ApiResource::of::<Pod>(),
+        namespace: p.metadata.namespace.clone(),
+        name: p.metadata.name.clone().unwrap_or_default(),
+        uid: p.metadata.uid.clone(),
+        propagation: None,
+        grace_period_seconds: None,
+        owner: Some((key.to_string(), job.clone())),
+    }
+}
+
+fn remove_finalizer(p: &Pod) -> Action {
+    let kept: Vec<&String> = p
+        .metadata
+        .finalizers
+        .iter()
+        .flatten()
+        .filter(|f| *f != TRACKING_FINALIZER)
+        .collect();
+    Action::Patch {
+        resource: ApiResource::of::<Pod>(),
+        namespace: p.metadata.namespace.clone(),
+        name: p.metadata.name.clone().unwrap_or_default(),
+        subresource: None,
+        // With the resourceVersion: a concurrent change of the finalizers is not overwritten.
+        patch: orch_types::client::Patch::Merge(json!({"metadata": {
+            "finalizers": if kept.is_empty() { None } else { Some(kept) },
+            "resourceVersion": p.metadata.resource_version,
+        }})),
+    }
+}
+
+/// A pod for `job` (with completion `index` when `Indexed`).
+fn new_pod(job: &Job, owner: OwnerReference, index: Option<i32>) -> Pod {
+    let spec = job.spec.clone().unwrap_or_default();
+    let mut p = pod_from_template(&spec.template, &job.metadata, owner);
+    let name = job.metadata.name.clone().unwrap_or_default();
+    let uid = job.metadata.uid.clone().unwrap_or_default();
+    let labels = p.metadata.labels.get_or_insert_with(Default::default);
+    for (k, v) in [
+        ("batch.kubernetes.io/controller-uid", &uid),
+        ("batch.kubernetes.io/job-name", &name),
+        ("controller-uid", &uid),
+        ("job-name", &name),
+    ] {
+        labels.entry(k.into()).or_insert_with(|| v.clone());
+    }
+    p.metadata
+        .finalizers
+        .get_or_insert_with(Vec::new)
+        .push(TRACKING_FINALIZER.into());
+    if let Some(i) = index {
+        // upstream `addCompletionIndexEnvVariables` / `addCompletionIndexAnnotation`.
+        p.metadata.generate_name = Some(format!("{name}-{i}-"));
+        labels.insert(COMPLETION_INDEX.into(), i.to_string());
+        p.metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(COMPLETION_INDEX.into(), i.to_string());
+        if let Some(ps) = p.spec.as_mut() {
+            if ps.hostname.is_none() {
+                ps.hostname = Some(format!("{name}-{i}"));
+            }
+            for c in ps
+                .init_containers
+                .iter_mut()
+                .flatten()
+                .chain(ps.containers.iter_mut())
+            {
+                let env = c.env.get_or_insert_with(Vec::new);
+                if !env.iter().any(|e| e.name == "JOB_COMPLETION_INDEX") {
+                    env.push(EnvVar {
+                        name: "JOB_COMPLETION_INDEX".into(),
+                        value_from: Some(EnvVarSource {
+                            field_ref: Some(ObjectFieldSelector {
+                                field_path: format!("metadata.labels['{COMPLETION_INDEX}']"),
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+    }
+    p
+}
+
+/// One reconcile of `job` with the pods it controls: status, pods to create or delete,
+/// finalizers to remove, and when to look again. `satisfied`: the cache has seen the pods
+/// this controller created or deleted before (expectations), so counting is safe.
+pub fn reconcile(job: &Job, pods: &[Arc<Pod>], satisfied: bool, now: Timestamp) -> Vec<Action> {
+    let key = key_of(&job.metadata);
+    let jref = ObjectRef::of(job);
+    let spec = job.spec.clone().unwrap_or_default();
+    let old = job.status.clone().unwrap_or_default();
+    let mut st = old.clone();
+    let mut actions = Vec::new();
+    let indexed = spec.completion_mode.as_deref() == Some("Indexed");
+
+    // Accounting: UIDs already in uncountedTerminatedPods move to the counters once their pod
+    // has no finalizer (or is gone); finished pods still holding it join the uncounted lists.
+    let mut unc = st.uncounted_terminated_pods.take().unwrap_or_default();
+    let mut unc_ok: Vec<String> = unc.succeeded.take().unwrap_or_default();
+    let mut unc_failed: Vec<String> = unc.failed.take().unwrap_or_default();
+    let by_uid = |uid: &str| pods.iter().find(|p| p.metadata.uid.as_deref() == Some(uid));
+    let mut completed = parse_indexes(st.completed_indexes.as_deref());
+    let settled = |uid: &String| by_uid(uid).is_none_or(|p| !has_finalizer(p));
+    for uid in unc_ok.iter().filter(|u| settled(u)) {
+        st.succeeded = Some(st.succeeded.unwrap_or(0) + 1);
+        if let Some(i) = by_uid(uid).and_then(|p| index_of(p)) {
+            completed.insert(i);
+        }
+    }
+    for _ in unc_failed.iter().filter(|u| settled(u)) {
+        st.failed = Some(st.failed.unwrap_or(0) + 1);
+    }
+    unc_ok.retain(|u| !settled(u));
+    unc_failed.retain(|u| !settled(u));
+    let mut to_release: Vec<&Pod> = Vec::new();
+    for p in pods
+        .iter()
+        .filter(|p| is_pod_terminal(p) && has_finalizer(p))
+    {
+        let uid = p.metadata.uid.clone().unwrap_or_default();
+        let list = if phase(p) == "Succeeded" {
+            &mut unc_ok
+        } else {
+            &mut unc_failed
+        };
+        if !list.contains(&uid) {
+            list.push(uid);
+        }
+        to_release.push(p);
+    }
+    let succeeded = st.succeeded.unwrap_or(0) + unc_ok.len() as i32;
+    let failed = st.failed.unwrap_or(0) + unc_failed.len() as i32;
+    // Indexes done: counted ones plus finished pods not yet counted.
+    let mut done_indexes = completed.clone();
+    done_indexes.extend(
+        pods.iter()
+            .filter(|p| phase(p) == "Succeeded")
+            .filter_map(|p| index_of(p)),
+    );
+
+    let active: Vec<&Pod> = pods
+        .iter()
+        .map(Arc::as_ref)
+        .filter(|p| !is_pod_terminal(p) && !is_deleting(&p.metadata))
+        .collect();
+    let mut conds = st.conditions.take().unwrap_or_default();
+    let finished_before = is_finished(job);
+    let mut requeue: Option<SignedDuration> = None;
+    let mut deletes: Vec<&Pod> = Vec::new();
+    let mut creates: Vec<Pod> = Vec::new();
+
+    if !finished_before && !is_deleting(&job.metadata) {
+        let suspended = spec.suspend == Some(true);
+        if suspended {
+            if !condition_true(job, "Suspended") {
+                set_condition(
+                    &mut conds,
+                    "Suspended",
+                    "True",
+                    "JobSuspended",
+                    "Job suspended",
+                    now,
+                );
+                actions.push(event(
+                    &jref,
+                    EventType::Normal,
+                    "Suspended",
+                    "Job suspended",
+                ));
+            }
+            deletes.extend(active.iter().copied());
+        } else {
+            if condition_true(job, "Suspended") {
+                set_condition(
+                    &mut conds,
+                    "Suspended",
+                    "False",
+                    "JobResumed",
+                    "Job resumed",
+                    now,
+                );
+                actions.push(event(&jref, EventType::Normal, "Resumed", "Job resumed"));
+                st.start_time = None;
+            }
+            let start = st.start_time.get_or_insert(Time(now)).0;
+            let deadline = spec
+                .active_deadline_seconds
+                .map(|s| start + SignedDuration::from_secs(s));
+            let backoff_limit = spec.backoff_limit.unwrap_or(6);
+            let complete = match spec.completions {
+                Some(c) if indexed => done_indexes.iter().filter(|i| **i < c).count() as i32 >= c,
+                Some(c) => succeeded >= c,
+                None => succeeded > 0 && active.is_empty(),
+            };
+            let failure = if failed > backoff_limit {
+                Some((
+                    "BackoffLimitExceeded",
+                    "Job has reached the specified backoff limit",
+                ))
+            } else if deadline.is_some_and(|d| now >= d) {
+                Some((
+                    "DeadlineExceeded",
+                    "Job was active longer than specified deadline",
+                ))
+            } else {
+                None
+            };
+            if let Some((reason, message)) = failure {
+                set_condition(&mut conds, "Failed", "True", reason, message, now);
+                actions.push(event(&jref, EventType::Warning, reason, message));
+                deletes.extend(active.iter().copied());
+            } else if complete {
+                // upstream `JobReasonCompletionsReached` (1.31+).
+                let msg = "Reached expected number of succeeded pods";
+                set_condition(
+                    &mut conds,
+                    "Complete",
+                    "True",
+                    "CompletionsReached",
+                    msg,
+                    now,
+                );
+                st.completion_time = Some(Time(now));
+                actions.push(event(
+                    &jref,
+                    EventType::Normal,
+                    "Completed",
+                    "Job completed",
+                ));
+                deletes.extend(active.iter().copied());
+            } else {
+                if let Some(d) = deadline {
+                    requeue = Some(d.duration_since(now));
+                }
+                let parallelism = spec.parallelism.unwrap_or(1).max(0) as i64;
+                let want = match spec.completions {
+                    Some(c) => parallelism.min((c - succeeded).max(0) as i64),
+                    None if succeeded > 0 => 0,
+                    None => parallelism,
+                };
+                let have = active.len() as i64;
+                if satisfied && have > want {
+                    // Fewest-progress first: not yet running, then not ready, then newest.
+                    let mut extra = active.clone();
+                    extra.sort_by_key(|p| {
+                        (
+                            phase(p) == "Running",
+                            is_pod_ready(p),
+                            std::cmp::Reverse(p.metadata.creation_timestamp.clone().map(|t| t.0)),
+                        )
+                    });
+                    deletes.extend(
+                        extra
+                            .into_iter()
+                            .take((have - want).min(MAX_PER_SYNC) as usize),
+                    );
+                } else if satisfied && have < want {
+                    let last_failure = pods
+                        .iter()
+                        .filter(|p| phase(p) == "Failed")
+                        .filter_map(|p| finished_at(p))
+                        .max();
+                    let wait_until = last_failure.map(|t| t + backoff(failed));
+                    match wait_until.filter(|t| *t > now) {
+                        Some(t) => {
+                            let d = t.duration_since(now);
+                            requeue = Some(requeue.map_or(d, |r| r.min(d)));
+                        }
+                        None => {
+                            let n = (want - have).min(MAX_PER_SYNC);
+                            let owner = owner_ref(job);
+                            if indexed {
+                                let busy: BTreeSet<i32> =
+                                    active.iter().filter_map(|p| index_of(p)).collect();
+                                let c = spec.completions.unwrap_or(0);
+                                for i in (0..c)
+                                    .filter(|i| !done_indexes.contains(i) && !busy.contains(i))
+                                    .take(n as usize)
+                                {
+                                    creates.push(new_pod(job, owner.clone(), Some(i)));
+                                }
+                            } else {
+                                for _ in 0..n {
+                                    creates.push(new_pod(job, owner.clone(), None));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    } else if finished_before {
+        deletes.extend(active.iter().copied());
+    }
+
+    // Pods being deleted now are no longer active (deletes are drawn from `active`).
+    st.active = Some(active.len().saturating_sub(deletes.len()) as i32);
+    st.ready = Some(active.iter().filter(|p| is_pod_ready(p)).count() as i32);
+    st.succeeded = st.succeeded.or(Some(0));
+    st.failed = st.failed.or(Some(0));
+    if indexed {
+        st.completed_indexes = Some(format_indexes(&completed));
+    }
+    st.uncounted_terminated_pods = Some(UncountedTerminatedPods {
+        succeeded: Some(unc_ok),
+        failed: Some(unc_failed),
+    });
+    st.conditions = (!conds.is_empty()).then_some(conds);
+    if st != old {
+        let mut j = job.clone();
+        j.status = Some(st);
+        if let Ok(d) = DynamicObject::from_typed(&j) {
+            // The status goes first: a pod's finalizer is removed only once its UID is
+            // recorded, so the count survives the pod.
+            actions.insert(
+                0,
+                Action::UpdateStatus {
+                    resource: ApiResource::of::<Job>(),
+                    object: d,
+                },
+            );
+        }
+    }
+    actions.extend(to_release.into_iter().map(remove_finalizer));
+    actions.extend(deletes.into_iter().map(|p| delete_pod(p, &key, &jref)));
+    if !creates.is_empty() {
+        let pods = creates
+            .iter()
+            .filter_map(|p| DynamicObject::from_typed(p).ok())
+            .collect();
+        actions.push(Action::CreatePods {
+            pods,
+            owner: jref.clone(),
+            expectation_key: key.clone(),
+        });
+    }
+    if let Some(d) = requeue {
+        actions.push(Action::requeue(
+            Duration::try_from(d).unwrap_or(Duration::ZERO) + Duration::from_millis(1),
+        ));
+    }
+    actions
+}
+
+fn owner_ref(job: &Job) -> OwnerReference {
+    OwnerReference {
+        api_version: "batch/v1".into(),
+        kind: "Job".into(),
+        name: job.metadata.name.clone().unwrap_or_default(),
+        uid: job.metadata.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+fn event(o: &ObjectRef, t: EventType, reason: &str, message: &str) -> Action {
+    Action::Event {
+        object: o.clone(),
+        type_: t,
+        reason: reason.into(),
+        message: message.into(),
+    }
+}
+
+impl Controller for JobController {
+    fn name(&self) -> &'static str {
+        "job"
+    }
+
+    fn component(&self) -> &'static str {
+        "job-controller"
+    }
+
+    fn watches(&self, w: &mut Watches) {
+        w.watch::<Job>(trigger_self());
+        let exp = self.expectations.clone();
+        let owner = trigger_owner::<Pod>("Job");
+        w.watch::<Pod>(Arc::new(move |c, caches, keys| {
+            if let orch_runtime::store::Change::Added(p) = c {
+                if let Some(k) = controller_key(&p.metadata, "Job") {
+                    exp.creation_observed(&k);
+                }
+            }
+            if let orch_runtime::store::Change::Deleted(p) = c {
+                if let Some(k) = controller_key(&p.metadata, "Job") {
+                    exp.deletion_observed(&k);
+                }
+            }
+            owner(c, caches, keys);
+        }));
+    }
+
+    fn sync(&self, key: &str, caches: &Caches, now: Timestamp) -> Vec<Action> {
+        let Some(job) = caches.get::<Job>().get(key) else {
+            self.expectations.delete(key);
+            return Vec::new();
+        };
+        let uid = job.metadata.uid.clone().unwrap_or_default();
+        let pods: Vec<Arc<Pod>> = caches
+            .get::<Pod>()
+            .owned_by(&uid)
+            .into_iter()
+            .filter(|p| controller_of(&p.metadata).is_some_and(|r| r.uid == uid))
+            .collect();
+        reconcile(&job, &pods, self.expectations.satisfied(key, now), now)
+    }
+
+    fn expectations(&self) -> Option<Expectations> {
+        Some(self.expectations.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::template;
+    use k8s_openapi::api::batch::v1::JobSpec;
+    use k8s_openapi::api::core::v1::{ContainerState, ContainerStateTerminated, ContainerStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_second(1_700_000_000 + s).unwrap()
+    }
+
+    fn job(completions: Option<i32>, parallelism: i32, indexed: bool) -> Job {
+        Job {
+            metadata: ObjectMeta {
+                name: Some("pi".into()),
+                namespace: Some("default".into()),
+                uid: Some("uid-pi".into()),
+                ..Default::default()
+            },
+            spec: Some(JobSpec {
+                completions,
+                parallelism: Some(parallelism),
+                backoff_limit: Some(2),
+                completion_mode: Some(if indexed { "Indexed" } else { "NonIndexed" }.into()),
+                suspend: Some(false),
+                template: template(&[("app", "pi")], "busybox"),
+                ..Default::default()
+            }),
+            status: None,
+        }
+    }
+
+    /// Applies the status update of `actions` to `j` (what the cache would then show).
+    fn apply_status(j: &mut Job, actions: &[Action]) {
+        for a in actions {
+            if let Action::UpdateStatus { object, .. } = a {
+                let updated: Job = object.to_typed().unwrap();
+                j.status = updated.status;
+            }
+        }
+    }
+
+    fn created(actions: &[Action]) -> Vec<Pod> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::CreatePods { pods, .. } => Some(pods),
+                _ => None,
+            })
+            .flatten()
+            .map(|d| d.to_typed().unwrap())
+            .collect()
+    }
+
+    fn count(actions: &[Action], f: impl Fn(&Action) -> bool) -> usize {
+        actions.iter().filter(|a| f(a)).count()
+    }
+
+    /// A pod of the job named `name`, as the API would have it after creation.
+    fn stored(mut p: Pod, name: &str) -> Arc<Pod> {
+        p.metadata.name = Some(name.into());
+        p.metadata.uid = Some(format!("uid-{name}"));
+        p.metadata.creation_timestamp = Some(Time(t(0)));
+        p.status = Some(Default::default());
+        Arc::new(p)
+    }
+
+    fn finished(p: &Arc<Pod>, phase: &str, at: Timestamp) -> Arc<Pod> {
+        let mut p = (**p).clone();
+        let st = p.status.get_or_insert_with(Default::default);
+        st.phase = Some(phase.into());
+        st.container_statuses = Some(vec![ContainerStatus {
+            name: "app".into(),
+            state: Some(ContainerState {
+                terminated: Some(ContainerStateTerminated {
+                    exit_code: if phase == "Succeeded" { 0 } else { 1 },
+                    finished_at: Some(Time(at)),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }]);
+        Arc::new(p)
+    }
+
+    fn released(p: &Arc<Pod>) -> Arc<Pod> {
+        let mut p = (**p).clone();
+        p.metadata.finalizers = None;
+        Arc::new(p)
+    }
+
+    fn condition(j: &Job, type_: &str) -> Option<(String, String)> {
+        let c = j
+            .status
+            .as_ref()?
+            .conditions
+            .as_ref()?
+            .iter()
+            .find(|c| c.type_ == type_)?;
+        Some((c.status.clone(), c.reason.clone().unwrap_or_default()))
+    }
+
+    #[test]
+    fn runs_completions_with_parallelism_and_counts_each_pod_once() {
+        let mut j = job(Some(3), 2, false);
+        let a = reconcile(&j, &[], true, t(0));
+        assert!(matches!(a[0], Action::UpdateStatus { .. }), "status first");
+        apply_status(&mut j, &a);
+        assert_eq!(j.status.as_ref().unwrap().start_time, Some(Time(t(0))));
+        let new = created(&a);
+        assert_eq!(new.len(), 2, "parallelism 2");
+        let meta = &new[0].metadata;
+        assert_eq!(
+            meta.finalizers.as_deref(),
+            Some(&[TRACKING_FINALIZER.to_string()][..])
+        );
+        assert_eq!(meta.labels.as_ref().unwrap()["job-name"], "pi");
+        assert_eq!(
+            meta.labels.as_ref().unwrap()["batch.kubernetes.io/controller-uid"],
+            "uid-pi"
+        );
+        let p1 = stored(new[0].clone(), "pi-a");
+        let p2 = stored(new[1].clone(), "pi-b");
+
+        // p1 succeeds: its UID is recorded before its finalizer goes.
+        let done = finished(&p1, "Succeeded", t(5));
+        let a = reconcile(&j, &[done.clone(), p2.clone()], true, t(6));
+        apply_status(&mut j, &a);
+        let st = j.status.clone().unwrap();
+        assert_eq!(
+            st.uncounted_terminated_pods.unwrap().succeeded,
+            Some(vec!["uid-pi-a".to_string()])
+        );
+        assert_eq!(st.succeeded, Some(0));
+        assert!(matches!(a[0], Action::UpdateStatus { .. }));
+        assert_eq!(
+            count(&a, |a| matches!(a, Action::Patch { .. })),
+            1,
+            "finalizer removed"
+        );
+        assert_eq!(created(&a).len(), 1, "a replacement towards 3 completions");
+
+        // The finalizer is gone: counted once, and once only, even after the pod is deleted.
+        let a = reconcile(&j, &[released(&done), p2.clone()], true, t(7));
+        apply_status(&mut j, &a);
+        assert_eq!(j.status.as_ref().unwrap().succeeded, Some(1));
+        let a = reconcile(&j, std::slice::from_ref(&p2), true, t(8));
+        apply_status(&mut j, &a);
+        assert_eq!(j.status.as_ref().unwrap().succeeded, Some(1));
+
+        // Two more successes complete the job.
+        let p3 = stored(new[0].clone(), "pi-c");
+        let pods = [
+            finished(&p2, "Succeeded", t(9)),
+            finished(&p3, "Succeeded", t(9)),
+        ];
+        let a = reconcile(&j, &pods, true, t(10));
+        apply_status(&mut j, &a);
+        assert_eq!(
+            condition(&j, "Complete"),
+            Some(("True".into(), "CompletionsReached".into()))
+        );
+        assert_eq!(
+            j.status.as_ref().unwrap().completion_time,
+            Some(Time(t(10)))
+        );
+        assert!(is_finished(&j));
+        // Finished: the last finalizers still go, nothing is created.
+        let a = reconcile(&j, &pods, true, t(11));
+        assert_eq!(count(&a, |a| matches!(a, Action::Patch { .. })), 2);
+        assert!(created(&a).is_empty());
+    }
+
+    #[test]
+    fn failures_back_off_exponentially_then_exceed_the_limit() {
+        let mut j = job(Some(1), 1, false);
+        let a = reconcile(&j, &[], true, t(0));
+        apply_status(&mut j, &a);
+        let p = stored(created(&a)[0].clone(), "pi-a");
+        // First failure at t=5: the replacement waits 10 s from it.
+        let f1 = released(&finished(&p, "Failed", t(5)));
+        let mut st = j.status.clone().unwrap();
+        st.failed = Some(1);
+        j.status = Some(st);
+        let a = reconcile(&j, std::slice::from_ref(&f1), true, t(6));
+        assert!(created(&a).is_empty());
+        assert!(
+            a.iter().any(|a| matches!(a, Action::Requeue(d) if *d > Duration::from_secs(8) && *d <= Duration::from_secs(10))),
+            "{a:?}"
+        );
+        assert_eq!(
+            created(&reconcile(&j, std::slice::from_ref(&f1), true, t(15))).len(),
+            1
+        );
+        // Second failure: 20 s.
+        let mut st = j.status.clone().unwrap();
+        st.failed = Some(2);
+        j.status = Some(st);
+        let f2 = released(&finished(&stored(Pod::default(), "pi-b"), "Failed", t(20)));
+        assert!(created(&reconcile(&j, &[f1.clone(), f2.clone()], true, t(35))).is_empty());
+        assert_eq!(
+            created(&reconcile(&j, &[f1.clone(), f2.clone()], true, t(40))).len(),
+            1
+        );
+        // A third failure is over backoffLimit 2: Failed, the active pod deleted.
+        let running = stored(Pod::default(), "pi-c");
+        let f3 = finished(&stored((*p).clone(), "pi-d"), "Failed", t(50));
+        let a = reconcile(&j, &[f1, f2, f3, running], true, t(51));
+        apply_status(&mut j, &a);
+        assert_eq!(
+            condition(&j, "Failed"),
+            Some(("True".into(), "BackoffLimitExceeded".into()))
+        );
+        assert_eq!(
+            count(
+                &a,
+                |a| matches!(a, Action::Delete { name, .. } if name == "pi-c")
+            ),
+            1
+        );
+        assert!(j.status.as_ref().unwrap().completion_time.is_none());
+    }
+
+    #[test]
+    fn indexed_pods_carry_their_index_and_missing_indexes_are_recreated() {
+        let mut j = job(Some(3), 3, true);
+        let a = reconcile(&j, &[], true, t(0));
+        apply_status(&mut j, &a);
+        let new = created(&a);
+        let idx: Vec<String> = new
+            .iter()
+            .map(|p| p.metadata.annotations.as_ref().unwrap()[COMPLETION_INDEX].clone())
+            .collect();
+        assert_eq!(idx, ["0", "1", "2"]);
+        let spec = new[1].spec.as_ref().unwrap();
+        assert_eq!(spec.hostname.as_deref(), Some("pi-1"));
+        let env = &spec.containers[0].env.as_ref().unwrap()[0];
+        assert_eq!(env.name, "JOB_COMPLETION_INDEX");
+        assert_eq!(new[1].metadata.generate_name.as_deref(), Some("pi-1-"));
+        let pods: Vec<Arc<Pod>> = new
+            .iter()
+            .enumerate()
+            .map(|(i, p)| stored(p.clone(), &format!("pi-{i}")))
+            .collect();
+        // Index 1 succeeds and is counted; index 2 fails: only index 2 is created again.
+        let one = released(&finished(&pods[1], "Succeeded", t(3)));
+        let two = released(&finished(&pods[2], "Failed", t(3)));
+        let mut st = j.status.clone().unwrap();
+        st.uncounted_terminated_pods = Some(UncountedTerminatedPods {
+            succeeded: Some(vec!["uid-pi-1".into()]),
+            failed: Some(vec!["uid-pi-2".into()]),
+        });
+        j.status = Some(st);
+        let a = reconcile(&j, &[pods[0].clone(), one, two], true, t(20));
+        apply_status(&mut j, &a);
+        let st = j.status.clone().unwrap();
+        assert_eq!(st.completed_indexes.as_deref(), Some("1"));
+        assert_eq!((st.succeeded, st.failed), (Some(1), Some(1)));
+        let again: Vec<String> = created(&a)
+            .iter()
+            .map(|p| p.metadata.annotations.as_ref().unwrap()[COMPLETION_INDEX].clone())
+            .collect();
+        assert_eq!(again, ["2"]);
+        assert_eq!(format_indexes(&parse_indexes(Some("0,2-4,7"))), "0,2-4,7");
+    }
+
+    #[test]
+    fn suspend_deletes_active_pods_and_resume_restarts_the_clock() {
+        let mut j = job(Some(2), 2, false);
+        let a = reconcile(&j, &[], true, t(0));
+        apply_status(&mut j, &a);
+        let pods: Vec<Arc<Pod>> = created(&a)
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| stored(p, &format!("pi-{i}")))
+            .collect();
+        j.spec.as_mut().unwrap().suspend = Some(true);
+        let a = reconcile(&j, &pods, true, t(5));
+        apply_status(&mut j, &a);
+        assert_eq!(count(&a, |a| matches!(a, Action::Delete { .. })), 2);
+        assert_eq!(
+            condition(&j, "Suspended"),
+            Some(("True".into(), "JobSuspended".into()))
+        );
+        assert_eq!(j.status.as_ref().unwrap().active, Some(0));
+        j.spec.as_mut().unwrap().suspend = Some(false);
+        let a = reconcile(&j, &[], true, t(60));
+        apply_status(&mut j, &a);
+        assert_eq!(
+            condition(&j, "Suspended"),
+            Some(("False".into(), "JobResumed".into()))
+        );
+        assert_eq!(j.status.as_ref().unwrap().start_time, Some(Time(t(60))));
+        assert_eq!(created(&a).len(), 2);
+    }
+
+    #[test]
+    fn active_deadline_fails_the_job() {
+        let mut j = job(Some(1), 1, false);
+        j.spec.as_mut().unwrap().active_deadline_seconds = Some(30);
+        let a = reconcile(&j, &[], true, t(0));
+        apply_status(&mut j, &a);
+        assert!(a
+            .iter()
+            .any(|a| matches!(a, Action::Requeue(d) if *d >= Duration::from_secs(30))));
+        let p = stored(created(&a)[0].clone(), "pi-a");
+        let a = reconcile(&j, &[p], true, t(30));
+        apply_status(&mut j, &a);
+        assert_eq!(
+            condition(&j, "Failed"),
+            Some(("True".into(), "DeadlineExceeded".into()))
+        );
+        assert_eq!(count(&a, |a| matches!(a, Action::Delete { .. })), 1);
+    }
+
+    #[test]
+    fn nothing_is_created_while_expectations_wait() {
+        let j = job(Some(3), 2, false);
+        assert!(created(&reconcile(&j, &[], false, t(0))).is_empty());
+    }
+}
