@@ -130,23 +130,29 @@ async fn deployment_runs_on_sim_nodes() {
     cluster.shutdown().await.expect("clean shutdown");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kubectl_talks_to_the_cluster() {
-    let cluster = Cluster::builder().nodes(1).start().await.expect("start");
+/// Runs kubectl (blocking) against the cluster's kubeconfig, with a cache dir of its own.
+fn kubectl_for(cluster: &Cluster) -> impl Fn(&[&str]) -> std::process::Output + Send + 'static {
     let kubeconfig = cluster.kubeconfig().expect("kubeconfig").to_path_buf();
     let cache = cluster.work_dir().join("kube-cache");
-    let out = tokio::task::spawn_blocking(move || {
+    move |args| {
         std::process::Command::new("kubectl")
             .arg("--kubeconfig")
             .arg(&kubeconfig)
             .arg("--cache-dir")
             .arg(&cache)
-            .args(["get", "nodes", "-o", "name"])
+            .args(args)
             .output()
             .expect("run kubectl")
-    })
-    .await
-    .expect("join");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_talks_to_the_cluster() {
+    let cluster = Cluster::builder().nodes(1).start().await.expect("start");
+    let kubectl = kubectl_for(&cluster);
+    let out = tokio::task::spawn_blocking(move || kubectl(&["get", "nodes", "-o", "name"]))
+        .await
+        .expect("join");
     assert!(
         out.status.success(),
         "{}",
@@ -162,9 +168,8 @@ async fn kubectl_talks_to_the_cluster() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_waits_for_a_job_to_complete() {
     let cluster = Cluster::builder().nodes(1).start().await.expect("start");
-    let kubeconfig = cluster.kubeconfig().expect("kubeconfig").to_path_buf();
-    let dir = cluster.work_dir().to_path_buf();
-    let manifest = dir.join("job.yaml");
+    let run = kubectl_for(&cluster);
+    let manifest = cluster.work_dir().join("job.yaml");
     std::fs::write(
         &manifest,
         "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: pi\nspec:\n  completions: 3\n  \
@@ -174,14 +179,7 @@ async fn kubectl_waits_for_a_job_to_complete() {
     )
     .expect("write manifest");
     let kubectl = move |args: &[&str]| {
-        let out = std::process::Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .arg("--cache-dir")
-            .arg(dir.join("kube-cache"))
-            .args(args)
-            .output()
-            .expect("run kubectl");
+        let out = run(args);
         assert!(
             out.status.success(),
             "kubectl {args:?}: {}",
@@ -229,9 +227,8 @@ async fn kubectl_waits_for_a_job_to_complete() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_apply_of_a_template_without_image_is_refused() {
     let cluster = Cluster::builder().nodes(1).start().await.expect("start");
-    let kubeconfig = cluster.kubeconfig().expect("kubeconfig").to_path_buf();
-    let dir = cluster.work_dir().to_path_buf();
-    let manifest = dir.join("no-image.yaml");
+    let kubectl = kubectl_for(&cluster);
+    let manifest = cluster.work_dir().join("no-image.yaml");
     std::fs::write(
         &manifest,
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector:\n    \
@@ -239,16 +236,6 @@ async fn kubectl_apply_of_a_template_without_image_is_refused() {
          spec:\n      containers:\n      - name: web\n",
     )
     .expect("write manifest");
-    let kubectl = move |args: &[&str]| {
-        std::process::Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .arg("--cache-dir")
-            .arg(dir.join("kube-cache"))
-            .args(args)
-            .output()
-            .expect("run kubectl")
-    };
     let (apply, get) = tokio::task::spawn_blocking(move || {
         let path = manifest.to_str().expect("utf-8 path").to_string();
         let apply = kubectl(&["apply", "-f", &path]);

@@ -5,6 +5,9 @@
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::{Pod, PodCondition, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use orch_runtime::action::Action;
+use orch_types::events::ObjectRef;
+use orch_types::registry::ApiResource;
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
@@ -244,6 +247,25 @@ pub fn set_pod_condition(conds: &mut Vec<PodCondition>, c: PodCondition) -> bool
             conds.push(c);
             true
         }
+    }
+}
+
+/// Deleting pod `p` (UID precondition, so a newer pod of the same name is never hit), with
+/// `grace_period_seconds` (`Some(0)`: force) and, for a controller deleting its own pods, the
+/// expectations key and event target `owner` (upstream `PodControl.DeletePod`).
+pub fn delete_pod(
+    p: &Pod,
+    grace_period_seconds: Option<i64>,
+    owner: Option<(String, ObjectRef)>,
+) -> Action {
+    Action::Delete {
+        resource: ApiResource::of::<Pod>(),
+        namespace: p.metadata.namespace.clone(),
+        name: p.metadata.name.clone().unwrap_or_default(),
+        uid: p.metadata.uid.clone(),
+        propagation: None,
+        grace_period_seconds,
+        owner,
     }
 }
 

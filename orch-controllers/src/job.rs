@@ -9,6 +9,7 @@
 //!   (active pods deleted, `startTime` reset on resume);
 //! - terminal conditions `Complete` / `Failed` (reasons `BackoffLimitExceeded`,
 //!   `DeadlineExceeded`) and `completionTime`;
+//! - a pod deleted before it succeeded counts as failed (`isPodFailed`);
 //! - tracking with the `batch.kubernetes.io/job-tracking` finalizer: a finished pod's UID goes
 //!   into `status.uncountedTerminatedPods` before its finalizer is removed, and into the
 //!   counters once it no longer has it, so no pod is counted twice or lost when pods are
@@ -18,7 +19,9 @@
 //! `podReplacementPolicy: Failed` (terminating pods are replaced at once, the default), the
 //! interim `FailureTarget` / `SuccessCriteriaMet` conditions, and the TTL controller.
 
-use crate::controller_utils::{is_pod_ready, is_pod_terminal, phase, pod_from_template};
+use crate::controller_utils::{
+    delete_pod, is_pod_ready, is_pod_terminal, phase, pod_from_template,
+};
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::batch::v1::{Job, JobCondition, UncountedTerminatedPods};
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, Pod};
@@ -112,7 +115,13 @@ fn has_finalizer(p: &Pod) -> bool {
         .is_some_and(|f| f.iter().any(|x| x == TRACKING_FINALIZER))
 }
 
-/// When a pod ended: the latest container `finishedAt`, else the creation time.
+/// Failed for the count, as upstream `isPodFailed` with the default replacement policy: in
+/// phase `Failed`, or deleted before it succeeded (an orphan may never reach `Failed`).
+fn is_failed(p: &Pod) -> bool {
+    phase(p) == "Failed" || (is_deleting(&p.metadata) && phase(p) != "Succeeded")
+}
+
+/// When a pod ended: the latest container `finishedAt`, else its deletion, else its creation.
 fn finished_at(p: &Pod) -> Option<Timestamp> {
     let st = p.status.as_ref();
     st.and_then(|s| s.container_statuses.as_ref())
@@ -121,9 +130,13 @@ fn finished_at(p: &Pod) -> Option<Timestamp> {
         .filter_map(|c| c.state.as_ref()?.terminated.as_ref()?.finished_at.as_ref())
         .map(|t| t.0)
         .max()
+        .or_else(|| p.metadata.deletion_timestamp.as_ref().map(|t| t.0))
         .or_else(|| p.metadata.creation_timestamp.as_ref().map(|t| t.0))
 }
 
+/// Sets a condition as upstream `ensureJobConditionStatus` does: a changed status, reason or
+/// message replaces it (both times now), the same one is left alone, and a `False` one is not
+/// added where there was none.
 fn set_condition(
     conds: &mut Vec<JobCondition>,
     type_: &str,
@@ -133,30 +146,22 @@ fn set_condition(
     now: Timestamp,
 ) {
     let t = Some(Time(now));
+    let fresh = JobCondition {
+        type_: type_.into(),
+        status: status.into(),
+        reason: Some(reason.into()),
+        message: Some(message.into()),
+        last_probe_time: t.clone(),
+        last_transition_time: t,
+    };
     match conds.iter_mut().find(|c| c.type_ == type_) {
-        Some(c) if c.status == status => {
-            c.reason = Some(reason.into());
-            c.message = Some(message.into());
-            c.last_probe_time = t;
-        }
-        Some(c) => {
-            *c = JobCondition {
-                type_: type_.into(),
-                status: status.into(),
-                reason: Some(reason.into()),
-                message: Some(message.into()),
-                last_probe_time: t.clone(),
-                last_transition_time: t,
-            };
-        }
-        None => conds.push(JobCondition {
-            type_: type_.into(),
-            status: status.into(),
-            reason: Some(reason.into()),
-            message: Some(message.into()),
-            last_probe_time: t.clone(),
-            last_transition_time: t,
-        }),
+        Some(c)
+            if c.status == status
+                && c.reason.as_deref() == Some(reason)
+                && c.message.as_deref() == Some(message) => {}
+        Some(c) => *c = fresh,
+        None if status != "False" => conds.push(fresh),
+        None => {}
     }
 }
 
@@ -167,18 +172,6 @@ fn backoff(failures: i32) -> SignedDuration {
     }
     let shift = (failures - 1).min(6) as u32;
     (BACKOFF_BASE * 2i32.pow(shift)).min(BACKOFF_MAX)
-}
-
-fn delete_pod(p: &Pod, key: &str, job: &ObjectRef) -> Action {
-    Action::Delete {
-        resource: ApiResource::of::<Pod>(),
-        namespace: p.metadata.namespace.clone(),
-        name: p.metadata.name.clone().unwrap_or_default(),
-        uid: p.metadata.uid.clone(),
-        propagation: None,
-        grace_period_seconds: None,
-        owner: Some((key.to_string(), job.clone())),
-    }
 }
 
 fn remove_finalizer(p: &Pod) -> Action {
@@ -293,7 +286,7 @@ pub fn reconcile(job: &Job, pods: &[Arc<Pod>], satisfied: bool, now: Timestamp) 
     let mut to_release: Vec<&Pod> = Vec::new();
     for p in pods
         .iter()
-        .filter(|p| is_pod_terminal(p) && has_finalizer(p))
+        .filter(|p| (phase(p) == "Succeeded" || is_failed(p)) && has_finalizer(p))
     {
         let uid = p.metadata.uid.clone().unwrap_or_default();
         let list = if phase(p) == "Succeeded" {
@@ -331,33 +324,16 @@ pub fn reconcile(job: &Job, pods: &[Arc<Pod>], satisfied: bool, now: Timestamp) 
         let suspended = spec.suspend == Some(true);
         if suspended {
             if !condition_true(job, "Suspended") {
-                set_condition(
-                    &mut conds,
-                    "Suspended",
-                    "True",
-                    "JobSuspended",
-                    "Job suspended",
-                    now,
-                );
-                actions.push(event(
-                    &jref,
-                    EventType::Normal,
-                    "Suspended",
-                    "Job suspended",
-                ));
+                let c = ("Suspended", "True", "JobSuspended", "Job suspended");
+                let e = (EventType::Normal, "Suspended", "Job suspended");
+                mark(&mut conds, &mut actions, &jref, c, e, now);
             }
             deletes.extend(active.iter().copied());
         } else {
             if condition_true(job, "Suspended") {
-                set_condition(
-                    &mut conds,
-                    "Suspended",
-                    "False",
-                    "JobResumed",
-                    "Job resumed",
-                    now,
-                );
-                actions.push(event(&jref, EventType::Normal, "Resumed", "Job resumed"));
+                let c = ("Suspended", "False", "JobResumed", "Job resumed");
+                let e = (EventType::Normal, "Resumed", "Job resumed");
+                mark(&mut conds, &mut actions, &jref, c, e, now);
                 st.start_time = None;
             }
             let start = st.start_time.get_or_insert(Time(now)).0;
@@ -384,27 +360,17 @@ pub fn reconcile(job: &Job, pods: &[Arc<Pod>], satisfied: bool, now: Timestamp) 
                 None
             };
             if let Some((reason, message)) = failure {
-                set_condition(&mut conds, "Failed", "True", reason, message, now);
-                actions.push(event(&jref, EventType::Warning, reason, message));
+                let c = ("Failed", "True", reason, message);
+                let e = (EventType::Warning, reason, message);
+                mark(&mut conds, &mut actions, &jref, c, e, now);
                 deletes.extend(active.iter().copied());
             } else if complete {
                 // upstream `JobReasonCompletionsReached` (1.31+).
                 let msg = "Reached expected number of succeeded pods";
-                set_condition(
-                    &mut conds,
-                    "Complete",
-                    "True",
-                    "CompletionsReached",
-                    msg,
-                    now,
-                );
+                let c = ("Complete", "True", "CompletionsReached", msg);
+                let e = (EventType::Normal, "Completed", "Job completed");
+                mark(&mut conds, &mut actions, &jref, c, e, now);
                 st.completion_time = Some(Time(now));
-                actions.push(event(
-                    &jref,
-                    EventType::Normal,
-                    "Completed",
-                    "Job completed",
-                ));
                 deletes.extend(active.iter().copied());
             } else {
                 if let Some(d) = deadline {
@@ -435,7 +401,7 @@ pub fn reconcile(job: &Job, pods: &[Arc<Pod>], satisfied: bool, now: Timestamp) 
                 } else if satisfied && have < want {
                     let last_failure = pods
                         .iter()
-                        .filter(|p| phase(p) == "Failed")
+                        .filter(|p| is_failed(p))
                         .filter_map(|p| finished_at(p))
                         .max();
                     let wait_until = last_failure.map(|t| t + backoff(failed));
@@ -500,7 +466,11 @@ pub fn reconcile(job: &Job, pods: &[Arc<Pod>], satisfied: bool, now: Timestamp) 
         }
     }
     actions.extend(to_release.into_iter().map(remove_finalizer));
-    actions.extend(deletes.into_iter().map(|p| delete_pod(p, &key, &jref)));
+    actions.extend(
+        deletes
+            .into_iter()
+            .map(|p| delete_pod(p, None, Some((key.clone(), jref.clone())))),
+    );
     if !creates.is_empty() {
         let pods = creates
             .iter()
@@ -531,13 +501,23 @@ fn owner_ref(job: &Job) -> OwnerReference {
     }
 }
 
-fn event(o: &ObjectRef, t: EventType, reason: &str, message: &str) -> Action {
-    Action::Event {
+/// Sets condition `(type, status, reason, message)` and records the event `(type, reason,
+/// message)` that tells of it.
+fn mark(
+    conds: &mut Vec<JobCondition>,
+    actions: &mut Vec<Action>,
+    o: &ObjectRef,
+    (type_, status, reason, message): (&str, &str, &str, &str),
+    (event_type, event_reason, event_message): (EventType, &str, &str),
+    now: Timestamp,
+) {
+    set_condition(conds, type_, status, reason, message, now);
+    actions.push(Action::Event {
         object: o.clone(),
-        type_: t,
-        reason: reason.into(),
-        message: message.into(),
-    }
+        type_: event_type,
+        reason: event_reason.into(),
+        message: event_message.into(),
+    });
 }
 
 impl Controller for JobController {
@@ -903,6 +883,28 @@ mod tests {
             Some(("True".into(), "DeadlineExceeded".into()))
         );
         assert_eq!(count(&a, |a| matches!(a, Action::Delete { .. })), 1);
+    }
+
+    #[test]
+    fn a_deleted_pod_counts_as_failed_and_is_let_go() {
+        let mut j = job(Some(1), 1, false);
+        let a = reconcile(&j, &[], true, t(0));
+        apply_status(&mut j, &a);
+        let mut gone = (*stored(created(&a)[0].clone(), "pi-a")).clone();
+        gone.metadata.deletion_timestamp = Some(Time(t(3)));
+        let a = reconcile(&j, &[Arc::new(gone)], true, t(4));
+        apply_status(&mut j, &a);
+        let unc = j.status.clone().unwrap().uncounted_terminated_pods.unwrap();
+        assert_eq!(unc.failed, Some(vec!["uid-pi-a".to_string()]));
+        assert_eq!(
+            count(&a, |a| matches!(a, Action::Patch { .. })),
+            1,
+            "finalizer removed"
+        );
+        assert!(
+            created(&a).is_empty(),
+            "the replacement waits out the back-off"
+        );
     }
 
     #[test]

@@ -5,13 +5,12 @@
 //!   are marked Failed with a `DisruptionTarget` condition and force-deleted;
 //! - terminating pods that were never scheduled are force-deleted.
 
-use crate::controller_utils::is_pod_terminal;
+use crate::controller_utils::{delete_pod, is_pod_terminal};
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use orch_runtime::action::Action;
 use orch_runtime::controller::{Caches, Controller, Watches};
 use orch_runtime::object::is_deleting;
-use orch_types::registry::ApiResource;
 use parking_lot::Mutex;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
@@ -45,15 +44,7 @@ pub struct PodGc {
 }
 
 fn force_delete(p: &Pod) -> Action {
-    Action::Delete {
-        resource: ApiResource::of::<Pod>(),
-        namespace: p.metadata.namespace.clone(),
-        name: p.metadata.name.clone().unwrap_or_default(),
-        uid: p.metadata.uid.clone(),
-        propagation: None,
-        grace_period_seconds: Some(0),
-        owner: None,
-    }
+    delete_pod(p, Some(0), None)
 }
 
 impl PodGc {

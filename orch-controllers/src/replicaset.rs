@@ -6,7 +6,7 @@
 //! slow-start batches, deletions ranked as `getPodsToDelete`), then compute status.
 
 use crate::controller_utils::{
-    is_pod_active, is_pod_available, is_pod_ready, pod_from_template, pods_to_delete,
+    delete_pod, is_pod_active, is_pod_available, is_pod_ready, pod_from_template, pods_to_delete,
     until_available,
 };
 use crate::selector::{from_label_selector, from_map, Selector, SelectorError};
@@ -260,15 +260,7 @@ pub fn reconcile(w: &Workload, cx: SyncContext<'_>) -> Vec<Action> {
         } else if diff > 0 {
             let n = diff.min(i64::from(BURST_REPLICAS)) as usize;
             for p in pods_to_delete(&claimed, &claimed, n) {
-                actions.push(Action::Delete {
-                    resource: ApiResource::of::<Pod>(),
-                    namespace: p.metadata.namespace.clone(),
-                    name: name(&p.metadata).into(),
-                    uid: p.metadata.uid.clone(),
-                    propagation: None,
-                    grace_period_seconds: None,
-                    owner: Some((key.clone(), w.object_ref())),
-                });
+                actions.push(delete_pod(p, None, Some((key.clone(), w.object_ref()))));
             }
         }
     }
