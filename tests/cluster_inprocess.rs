@@ -222,6 +222,43 @@ async fn kubectl_waits_for_a_job_to_complete() {
     cluster.shutdown().await.expect("clean shutdown");
 }
 
+/// `ttlSecondsAfterFinished`: a Job is deleted (its pods with it) once it has finished and the
+/// TTL has passed; `kubectl wait --for=delete` sees it go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_job_is_deleted_after_its_ttl() {
+    let cluster = Cluster::builder().nodes(1).start().await.expect("start");
+    let run = kubectl_for(&cluster);
+    let manifest = cluster.work_dir().join("ttl.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: brief\nspec:\n  \
+         ttlSecondsAfterFinished: 1\n  template:\n    metadata:\n      annotations:\n        \
+         sim.orch.dev/run-seconds: \"1\"\n    spec:\n      restartPolicy: Never\n      \
+         containers:\n      - name: c\n        image: busybox\n",
+    )
+    .expect("write manifest");
+    let pods = tokio::task::spawn_blocking(move || {
+        let ok = |args: &[&str]| {
+            let out = run(args);
+            let err = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert!(out.status.success(), "kubectl {args:?}: {err}");
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        ok(&["apply", "-f", manifest.to_str().expect("utf-8 path")]);
+        assert_eq!(
+            ok(&["get", "job", "brief", "-o", "name"]),
+            "job.batch/brief"
+        );
+        // Only a finished Job is deleted by its TTL: its going shows it completed.
+        ok(&["wait", "--for=delete", "job/brief", "--timeout=60s"]);
+        ok(&["get", "pods", "-l", "job-name=brief", "-o", "name"])
+    })
+    .await
+    .expect("join");
+    assert_eq!(pods, "", "the Job's pods went with it");
+    cluster.shutdown().await.expect("clean shutdown");
+}
+
 /// Upstream refuses a pod template whose container has no image (only an empty string counts
 /// as missing): `kubectl apply` shows the field error and nothing is stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

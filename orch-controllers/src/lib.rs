@@ -3,10 +3,11 @@
 //! Owns: one file per controller, each a pure reconciler (object + cache view + clock →
 //! [`Action`]s) and its declaration on orch-runtime ([`orch_runtime::Controller`]: what it
 //! watches, how a change maps to keys, `sync`): ReplicaSet and ReplicationController
-//! ([`replicaset`]), [`deployment`], [`job`], [`garbagecollector`], [`nodelifecycle`] (and taint
-//! eviction), [`namespace`], [`endpoints`], [`podgc`], [`nodeipam`]. [`manager`] registers them by
-//! their upstream names and runs them with orch-runtime's live driver; the simulator runs the
-//! same list with the steppable driver. [`leader`] is Lease leader election.
+//! ([`replicaset`]), [`deployment`], [`job`] (and [`ttlafterfinished`]),
+//! [`garbagecollector`], [`nodelifecycle`] (and taint eviction), [`namespace`], [`endpoints`],
+//! [`podgc`], [`nodeipam`]. [`manager`] registers them by their upstream names and runs them
+//! with orch-runtime's live driver; the simulator runs the same list with the steppable
+//! driver. [`leader`] is Lease leader election.
 //!
 //! Talks to an API server only through `orch_types::client::Client`; never depends on
 //! `orch-apiserver`, and holds no runtime machinery of its own (informers, queues, the
@@ -35,5 +36,6 @@ pub mod replicaset;
 pub mod selector;
 #[cfg(test)]
 mod testutil;
+pub mod ttlafterfinished;
 
 pub use orch_runtime::action::Action;

@@ -21,6 +21,7 @@ use crate::nodeipam::{IpamError, NodeIpamController};
 use crate::nodelifecycle::{NodeLifecycleConfig, NodeLifecycleController, TaintEvictionController};
 use crate::podgc::{PodGcConfig, PodGcController};
 use crate::replicaset::WorkloadController;
+use crate::ttlafterfinished::TtlAfterFinishedController;
 use orch_runtime::controller::Controller;
 use orch_runtime::live::{self, LiveConfig};
 use orch_types::client::SharedClient;
@@ -36,6 +37,7 @@ pub const ALL_CONTROLLERS: &[&str] = &[
     "replicationcontroller",
     "deployment",
     "job",
+    "ttl-after-finished",
     "garbagecollector",
     "nodelifecycle",
     "taint-eviction-controller",
@@ -131,6 +133,7 @@ pub fn controller(name: &str, config: &ManagerConfig) -> Result<Arc<dyn Controll
         "replicationcontroller" => Arc::new(WorkloadController::replication_controllers()),
         "deployment" => Arc::new(DeploymentController),
         "job" => Arc::new(JobController::default()),
+        "ttl-after-finished" => Arc::new(TtlAfterFinishedController),
         "garbagecollector" => Arc::new(GarbageCollector::default()),
         "nodelifecycle" => Arc::new(NodeLifecycleController::new(
             config.node_lifecycle.clone(),
