@@ -34,7 +34,7 @@ use orch_types::dynamic::DynamicObject;
 use orch_types::events::{EventType, ObjectRef};
 use orch_types::registry::ApiResource;
 use serde_json::json;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -269,12 +269,16 @@ pub fn reconcile(job: &Job, pods: &[Arc<Pod>], satisfied: bool, now: Timestamp) 
     let mut unc = st.uncounted_terminated_pods.take().unwrap_or_default();
     let mut unc_ok: Vec<String> = unc.succeeded.take().unwrap_or_default();
     let mut unc_failed: Vec<String> = unc.failed.take().unwrap_or_default();
-    let by_uid = |uid: &str| pods.iter().find(|p| p.metadata.uid.as_deref() == Some(uid));
+    let by_uid: HashMap<&str, &Pod> = pods
+        .iter()
+        .filter_map(|p| Some((p.metadata.uid.as_deref()?, p.as_ref())))
+        .collect();
+    let by_uid = |uid: &str| by_uid.get(uid).copied();
     let mut completed = parse_indexes(st.completed_indexes.as_deref());
     let settled = |uid: &String| by_uid(uid).is_none_or(|p| !has_finalizer(p));
     for uid in unc_ok.iter().filter(|u| settled(u)) {
         st.succeeded = Some(st.succeeded.unwrap_or(0) + 1);
-        if let Some(i) = by_uid(uid).and_then(|p| index_of(p)) {
+        if let Some(i) = by_uid(uid).and_then(index_of) {
             completed.insert(i);
         }
     }

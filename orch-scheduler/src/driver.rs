@@ -12,6 +12,7 @@ use crate::scheduler::Scheduler;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use orch_runtime::object::split_key;
 use orch_types::client::{
     DeleteParams, ListParams, Patch, PatchParams, SharedClient, WatchEvent, WatchParams,
     WatchStream,
@@ -327,9 +328,9 @@ async fn execute(
         }
         Effect::Preempt { victims } => {
             for v in &victims {
-                let (ns, name) = v.split_once('/').unwrap_or(("default", v));
+                let (ns, name) = split_key(v);
                 if let Err(e) = client
-                    .delete(&pods_r, Some(ns), name, &DeleteParams::default())
+                    .delete(&pods_r, ns, name, &DeleteParams::default())
                     .await
                 {
                     tracing::warn!(victim = %v, error = %e, "preemption delete failed");

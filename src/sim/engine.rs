@@ -33,7 +33,7 @@ use orch_kubelet::pod_sync::{self, PodSync};
 use orch_kubelet::runtime::sim::SimRuntime;
 use orch_kubelet::worker::{PodWorker, WorkerConfig};
 use orch_runtime::action::SeededNames;
-use orch_runtime::object::{controller_key, key_from, key_of, Object};
+use orch_runtime::object::{controller_key, key_from, key_of, split_key, Object};
 use orch_runtime::step::{RecordedEvent, StepConfig, Stepper, Subscription};
 use orch_runtime::store::{Change, Store};
 use orch_scheduler::cycle::{unschedulable_status, Effect, SchedulingCycle, SchedulingEvent};
@@ -1091,11 +1091,11 @@ impl Simulation {
             }
             Effect::Preempt { victims } => {
                 for v in victims {
-                    let (ns, name) = v.split_once('/').unwrap_or(("default", &v));
+                    let (ns, name) = split_key(&v);
                     self.record(format!("PREEMPT {v} for {k}"));
                     match self
                         .client
-                        .delete(&pods_res(), Some(ns), name, &DeleteParams::default())
+                        .delete(&pods_res(), ns, name, &DeleteParams::default())
                         .await
                     {
                         Ok(DeleteOutcome::Deleted(o)) => self.forget(&o),
