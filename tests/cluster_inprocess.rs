@@ -341,3 +341,70 @@ async fn embedded_cluster_keeps_objects_across_restarts() {
     assert!(rv(&newer) > rv(&again), "resourceVersions continue upward");
     c.shutdown().await.expect("shutdown");
 }
+
+/// A DaemonSet runs one pod on each of three nodes, a cordoned one included; `kubectl rollout
+/// status|history|undo daemonset` work over its ControllerRevisions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_rolls_out_and_undoes_a_daemon_set() {
+    let cluster = Cluster::builder().nodes(3).start().await.expect("start");
+    let run = kubectl_for(&cluster);
+    let manifest = cluster.work_dir().join("ds.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: agent\nspec:\n  selector:\n    \
+         matchLabels:\n      app: agent\n  updateStrategy:\n    rollingUpdate:\n      \
+         maxUnavailable: 2\n  template:\n    metadata:\n      labels:\n        app: agent\n    \
+         spec:\n      containers:\n      - name: agent\n        image: agent:1\n",
+    )
+    .expect("write manifest");
+    let kubectl = move |args: &[&str]| {
+        let out = run(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let (nodes, rolled, history, image) = tokio::task::spawn_blocking(move || {
+        kubectl(&["cordon", "node-2"]);
+        kubectl(&["apply", "-f", manifest.to_str().expect("utf-8 path")]);
+        kubectl(&["rollout", "status", "daemonset/agent", "--timeout=60s"]);
+        let nodes = kubectl(&[
+            "get",
+            "pods",
+            "-l",
+            "app=agent",
+            "-o",
+            "jsonpath={.items[*].spec.nodeName}",
+        ]);
+        kubectl(&["set", "image", "daemonset/agent", "agent=agent:2"]);
+        let rolled = kubectl(&["rollout", "status", "daemonset/agent", "--timeout=60s"]);
+        let history = kubectl(&["rollout", "history", "daemonset/agent"]);
+        kubectl(&["rollout", "undo", "daemonset/agent"]);
+        kubectl(&["rollout", "status", "daemonset/agent", "--timeout=60s"]);
+        let image = kubectl(&[
+            "get",
+            "pods",
+            "-l",
+            "app=agent",
+            "-o",
+            "jsonpath={.items[*].spec.containers[0].image}",
+        ]);
+        (nodes, rolled, history, image)
+    })
+    .await
+    .expect("join");
+    let mut nodes: Vec<&str> = nodes.split_whitespace().collect();
+    nodes.sort();
+    assert_eq!(nodes, ["node-1", "node-2", "node-3"]);
+    assert!(rolled.contains("successfully rolled out"), "{rolled}");
+    let revisions: Vec<&str> = history
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(revisions, ["1", "2"], "{history}");
+    assert_eq!(image, "agent:1 agent:1 agent:1");
+    cluster.shutdown().await.expect("clean shutdown");
+}

@@ -12,6 +12,7 @@
 //! # Ok(()) }
 //! ```
 
+use crate::daemonset::DaemonSetController;
 use crate::deployment::DeploymentController;
 use crate::endpoints::EndpointsController;
 use crate::garbagecollector::GarbageCollector;
@@ -36,6 +37,7 @@ pub const ALL_CONTROLLERS: &[&str] = &[
     "replicaset",
     "replicationcontroller",
     "deployment",
+    "daemonset",
     "job",
     "ttl-after-finished",
     "garbagecollector",
@@ -132,6 +134,7 @@ pub fn controller(name: &str, config: &ManagerConfig) -> Result<Arc<dyn Controll
         "replicaset" => Arc::new(WorkloadController::replica_sets()),
         "replicationcontroller" => Arc::new(WorkloadController::replication_controllers()),
         "deployment" => Arc::new(DeploymentController),
+        "daemonset" => Arc::new(DaemonSetController::default()),
         "job" => Arc::new(JobController::default()),
         "ttl-after-finished" => Arc::new(TtlAfterFinishedController),
         "garbagecollector" => Arc::new(GarbageCollector::default()),

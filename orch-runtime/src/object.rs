@@ -93,6 +93,7 @@ typed_object!(
     k8s_openapi::api::core::v1::ConfigMap,
     k8s_openapi::api::core::v1::Secret,
     k8s_openapi::api::core::v1::Event,
+    k8s_openapi::api::apps::v1::ControllerRevision,
 );
 
 impl Object for DynamicObject {

@@ -242,3 +242,77 @@ async fn a_job_runs_its_completions_in_virtual_time() {
     let took = finished.duration_since(started).as_secs();
     assert!((30..=33).contains(&took), "three waves of 10 s: {took} s");
 }
+
+/// A DaemonSet puts one pod on every node, a node cordoned before it came included, and rolls
+/// a new image out node by node within `maxUnavailable`, all in virtual time.
+#[tokio::test]
+async fn a_daemon_set_covers_every_node_and_rolls_out_in_virtual_time() {
+    let s = Scenario::from_yaml(
+        r#"
+nodeGroups:
+  - name: pool
+    count: 20
+    template: {status: {capacity: {cpu: "8", memory: 16Gi, pods: "110"}}}
+workloads:
+  - at: 0s
+    yaml: |
+      apiVersion: apps/v1
+      kind: DaemonSet
+      metadata: {name: agent, namespace: kube-system}
+      spec:
+        selector: {matchLabels: {app: agent}}
+        updateStrategy: {rollingUpdate: {maxUnavailable: 4}}
+        template:
+          metadata:
+            labels: {app: agent}
+            annotations: {sim.orch.dev/start-seconds: "5"}
+          spec:
+            containers: [{name: agent, image: "agent:1"}]
+disruptions:
+  - {at: 0s, action: cordon, node: pool-3}
+  - {at: 60s, action: setImage, target: daemonset/kube-system/agent, image: "agent:2"}
+"#,
+    )
+    .unwrap();
+    let mut sim = Simulation::new(s, SimOptions::default()).await.unwrap();
+    let ds_r = orch_types::ApiResource::of::<k8s_openapi::api::apps::v1::DaemonSet>();
+    let pod_r = orch_types::ApiResource::of::<k8s_openapi::api::core::v1::Pod>();
+    sim.run_until(50.0, || false).await;
+    let ds = sim
+        .client()
+        .get(&ds_r, Some("kube-system"), "agent")
+        .await
+        .unwrap();
+    let st = &ds.data["status"];
+    assert_eq!(st["desiredNumberScheduled"], 20, "{st}");
+    assert_eq!(st["numberAvailable"], 20, "{st}");
+    // Four nodes at a time, five seconds each: five waves, then the last status.
+    sim.run_until(60.0 + 5.0 * 5.0 + 10.0, || false).await;
+    let ds = sim
+        .client()
+        .get(&ds_r, Some("kube-system"), "agent")
+        .await
+        .unwrap();
+    let st = &ds.data["status"];
+    assert_eq!(st["updatedNumberScheduled"], 20, "{st}");
+    assert_eq!(st["numberAvailable"], 20, "{st}");
+    let pods = sim
+        .client()
+        .list(&pod_r, Some("kube-system"), &Default::default())
+        .await
+        .unwrap();
+    let mut nodes: Vec<String> = pods
+        .items
+        .iter()
+        .filter(|p| p.data["spec"]["containers"][0]["image"] == "agent:2")
+        .map(|p| {
+            p.data["spec"]["nodeName"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    nodes.sort();
+    nodes.dedup();
+    assert_eq!(nodes.len(), 20);
+}
