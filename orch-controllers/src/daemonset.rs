@@ -45,7 +45,7 @@ use orch_types::node_selector::pod_matches_node;
 use orch_types::taints::tolerations_tolerate;
 use parking_lot::Mutex;
 use serde_json::json;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -328,32 +328,59 @@ pub fn reconcile(ds: &DaemonSet, view: DaemonSetView<'_>) -> Vec<Action> {
             (&**n, run, keep)
         })
         .collect();
-    let mut by_node: BTreeMap<&str, Vec<&Pod>> = BTreeMap::new();
+    let mut by_node: HashMap<&str, Vec<&Pod>> = HashMap::new();
     // A pod with no target node is not a daemon pod of any node (upstream skips it too).
     for p in pods {
         if let Some(n) = target_node(p) {
             by_node.entry(n).or_default().push(p);
         }
     }
+    let gone = gone_nodes(&decisions, &by_node);
     let full = view.expectations_satisfied && !is_deleting(&ds.metadata);
     if full {
-        let changed = manage(
-            ds,
-            view.backoff,
-            now,
-            &hash,
-            &decisions,
-            &by_node,
-            &mut actions,
-        );
+        let nv = (decisions.as_slice(), &by_node, gone.as_slice());
+        let changed = manage(ds, view.backoff, now, &hash, nv, &mut actions);
         if !changed && rolling(ds) {
-            rolling_update(ds, &hash, &decisions, &by_node, now, &mut actions);
+            rolling_update(ds, &hash, nv, now, &mut actions);
         }
         cleanup_history(ds, view.revisions, pods, &hash, &mut actions);
     }
     status(ds, &hash, &decisions, &by_node, full, now, &mut actions);
     actions
 }
+
+/// Nodes the DaemonSet's pods target that are not in the node list (sorted).
+fn gone_nodes<'a>(
+    decisions: &[(&Node, bool, bool)],
+    by_node: &HashMap<&'a str, Vec<&Pod>>,
+) -> Vec<&'a str> {
+    let covered = decisions
+        .iter()
+        .filter(|(n, _, _)| by_node.contains_key(name(&n.metadata)))
+        .count();
+    if covered == by_node.len() {
+        return Vec::new();
+    }
+    let known: HashSet<&str> = decisions
+        .iter()
+        .map(|(n, _, _)| name(&n.metadata))
+        .collect();
+    let mut gone: Vec<&str> = by_node
+        .keys()
+        .copied()
+        .filter(|n| !known.contains(n))
+        .collect();
+    gone.sort_unstable();
+    gone
+}
+
+/// What the passes over nodes share: each node's decision (`should_run`), the pods by target
+/// node, and the nodes that are gone.
+type NodeView<'v, 'a> = (
+    &'v [(&'a Node, bool, bool)],
+    &'v HashMap<&'a str, Vec<&'a Pod>>,
+    &'v [&'a str],
+);
 
 fn rolling(ds: &DaemonSet) -> bool {
     ds.spec
@@ -481,8 +508,7 @@ fn manage(
     backoff: &mut FailedBackoff,
     now: Timestamp,
     hash: &str,
-    decisions: &[(&Node, bool, bool)],
-    by_node: &BTreeMap<&str, Vec<&Pod>>,
+    (decisions, by_node, gone): NodeView<'_, '_>,
     actions: &mut Vec<Action>,
 ) -> bool {
     let surge = max_surge_set(ds);
@@ -561,20 +587,14 @@ fn manage(
         }
     }
     // Unscheduled pods meant for a node that no longer exists (`getUnscheduledPodsWithoutNode`).
-    let known: std::collections::HashSet<&str> = decisions
-        .iter()
-        .map(|(n, _, _)| name(&n.metadata))
-        .collect();
-    for (node, pods) in by_node {
-        if !known.contains(node) {
-            delete.extend(pods.iter().copied().filter(|p| {
-                !is_deleting(&p.metadata)
-                    && p.spec
-                        .as_ref()
-                        .and_then(|s| s.node_name.as_deref())
-                        .is_none_or(str::is_empty)
-            }));
-        }
+    for pods in gone.iter().filter_map(|n| by_node.get(n)) {
+        delete.extend(pods.iter().copied().filter(|p| {
+            !is_deleting(&p.metadata)
+                && p.spec
+                    .as_ref()
+                    .and_then(|s| s.node_name.as_deref())
+                    .is_none_or(str::is_empty)
+        }));
     }
     let changed = !create_on.is_empty() || !delete.is_empty();
     sync_nodes(ds, hash, &create_on, &delete, actions);
@@ -617,21 +637,24 @@ fn max_surge_set(ds: &DaemonSet) -> bool {
 fn rolling_update(
     ds: &DaemonSet,
     hash: &str,
-    decisions: &[(&Node, bool, bool)],
-    by_node: &BTreeMap<&str, Vec<&Pod>>,
+    (decisions, by_node, gone): NodeView<'_, '_>,
     now: Timestamp,
     actions: &mut Vec<Action>,
 ) {
-    // `updatedDesiredNodeCounts`: nodes with pods and nodes that want one.
-    let mut nodes: BTreeMap<&str, &[&Pod]> =
-        by_node.iter().map(|(n, p)| (*n, p.as_slice())).collect();
-    let mut runs: BTreeMap<&str, bool> = BTreeMap::new();
+    // `updatedDesiredNodeCounts`: nodes with pods and nodes that want one, with whether a
+    // daemon should run there.
+    let empty: &[&Pod] = &[];
+    let mut nodes: Vec<(&str, &[&Pod], bool)> = Vec::new();
     for (n, run, _) in decisions {
-        runs.insert(name(&n.metadata), *run);
-        if *run {
-            nodes.entry(name(&n.metadata)).or_insert(&[]);
+        let pods = by_node.get(name(&n.metadata)).map_or(empty, Vec::as_slice);
+        if *run || !pods.is_empty() {
+            nodes.push((name(&n.metadata), pods, *run));
         }
     }
+    nodes.extend(
+        gone.iter()
+            .filter_map(|n| Some((*n, by_node.get(n)?.as_slice(), false))),
+    );
     let desired = decisions.iter().filter(|d| d.1).count() as i32;
     let ru = ds
         .spec
@@ -650,7 +673,7 @@ fn rolling_update(
         let mut unavailable = 0;
         let mut delete: Vec<&Pod> = Vec::new();
         let mut candidates: Vec<&Pod> = Vec::new();
-        for pods in nodes.values() {
+        for (_, pods, _) in &nodes {
             match updated_on_node(pods, hash) {
                 None | Some((None, None)) | Some((Some(_), Some(_))) => unavailable += 1,
                 Some((Some(new), None)) => {
@@ -677,12 +700,12 @@ fn rolling_update(
     let mut delete: Vec<&Pod> = Vec::new();
     let mut create_on: Vec<&str> = Vec::new();
     let mut candidates: Vec<&str> = Vec::new();
-    for (node, pods) in &nodes {
+    for (node, pods, run) in &nodes {
         match updated_on_node(pods, hash) {
             None | Some((_, None)) => {}
             Some((None, Some(old))) => {
                 if !available(old) {
-                    if runs.get(node).copied().unwrap_or(false) {
+                    if *run {
                         create_on.push(node);
                     } else {
                         delete.push(old);
@@ -754,7 +777,7 @@ fn status(
     ds: &DaemonSet,
     hash: &str,
     decisions: &[(&Node, bool, bool)],
-    by_node: &BTreeMap<&str, Vec<&Pod>>,
+    by_node: &HashMap<&str, Vec<&Pod>>,
     full: bool,
     now: Timestamp,
     actions: &mut Vec<Action>,
@@ -765,26 +788,23 @@ fn status(
     let mut wake: Option<Duration> = None;
     for (node, run, _) in decisions {
         // Deleted pods that already ended do not count (`getNodesToDaemonPods(ds, false)`).
-        let mut pods: Vec<&Pod> = by_node
+        let oldest = by_node
             .get(name(&node.metadata))
             .into_iter()
             .flatten()
-            .copied()
             .filter(|p| !(is_deleting(&p.metadata) && matches!(phase(p), "Succeeded" | "Failed")))
-            .collect();
+            .min_by(|a, b| by_age(a, b));
         if !run {
-            if !pods.is_empty() {
+            if oldest.is_some() {
                 mis += 1;
             }
             continue;
         }
         desired += 1;
-        if pods.is_empty() {
+        let Some(p) = oldest else {
             continue;
-        }
+        };
         current += 1;
-        pods.sort_by(by_age);
-        let p = pods[0];
         if is_pod_ready(p) {
             ready += 1;
             if is_pod_available(p, min_ready, now) {
@@ -841,6 +861,9 @@ fn node_change_matters(old: &Node, new: &Node) -> bool {
 pub struct DaemonSetController {
     expectations: Expectations,
     backoff: Mutex<HashMap<String, FailedBackoff>>,
+    /// Node names in order, kept until a node is added or deleted: every sync walks all nodes,
+    /// and sorting thousands of keys each time would cost more than the walk.
+    node_names: Arc<Mutex<Option<Arc<Vec<String>>>>>,
 }
 
 impl Controller for DaemonSetController {
@@ -880,14 +903,30 @@ impl Controller for DaemonSetController {
             owner(c, caches, keys);
         }));
         w.watch::<ControllerRevision>(trigger_owner("DaemonSet"));
-        w.watch::<Node>(Arc::new(|c, caches, keys| {
-            let matters = match c {
-                Change::Updated(old, new) => node_change_matters(old, new),
-                Change::Resync(_) => false,
-                _ => true,
+        // upstream addNode / updateNode: only DaemonSets whose decision for the node changes
+        // (a Ready condition flipping alone changes none: the not-ready taints are tolerated).
+        let names = self.node_names.clone();
+        w.watch::<Node>(Arc::new(move |c, caches, keys| {
+            let (old, new) = match c {
+                Change::Updated(old, new) if node_change_matters(old, new) => (Some(old), new),
+                Change::Added(n) => {
+                    *names.lock() = None;
+                    (None, n)
+                }
+                Change::Deleted(_) => {
+                    // Its pods go with the node (pod GC); the count of desired pods changes.
+                    *names.lock() = None;
+                    keys.extend(caches.get::<DaemonSet>().keys());
+                    return;
+                }
+                _ => return,
             };
-            if matters {
-                keys.extend(caches.get::<DaemonSet>().keys());
+            for ds in caches.get::<DaemonSet>().list() {
+                let proto = daemon_pod(&ds);
+                let now = should_run(&proto, new);
+                if old.map_or(now.0, |o| should_run(&proto, o) != now) {
+                    keys.push(key_of(&ds.metadata));
+                }
             }
         }));
     }
@@ -912,7 +951,17 @@ impl Controller for DaemonSetController {
             .into_iter()
             .filter(|r| ours(&r.metadata))
             .collect();
-        let nodes = caches.get::<Node>().list();
+        let node_store = caches.get::<Node>();
+        let names = self
+            .node_names
+            .lock()
+            .get_or_insert_with(|| {
+                let mut keys = node_store.keys();
+                keys.sort_unstable();
+                Arc::new(keys)
+            })
+            .clone();
+        let nodes: Vec<Arc<Node>> = names.iter().filter_map(|k| node_store.get(k)).collect();
         let ns = ds.metadata.namespace.clone();
         let named = move |n: &str| crs.get_in(ns.as_deref(), n);
         let mut backoff = self.backoff.lock();

@@ -196,8 +196,12 @@ impl NodeLifecycle {
             }
             effective.push((n.clone(), updated));
         }
-        self.health
-            .retain(|k, _| nodes.iter().any(|n| n.metadata.name.as_deref() == Some(k)));
+        // Forget nodes that are gone (a set: a scan per node made the monitor quadratic).
+        let present: std::collections::HashSet<&str> = nodes
+            .iter()
+            .filter_map(|n| n.metadata.name.as_deref())
+            .collect();
+        self.health.retain(|k, _| present.contains(k.as_str()));
         // Zone states (computeZoneStateFunc).
         let mut per_zone: BTreeMap<String, (usize, usize)> = BTreeMap::new();
         for (_, n) in &effective {
