@@ -24,7 +24,7 @@
 //! adopted (the ReplicaSet controller's adoption is not shared yet).
 
 use crate::controller_utils::{delete_pod, is_pod_available, is_pod_ready, until_available};
-use crate::deployment::util::compute_hash;
+use crate::history::{self, pod_hash, REVISION_HASH};
 use crate::selector::scaled_value;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, DaemonSetStatus};
@@ -33,7 +33,6 @@ use k8s_openapi::api::core::v1::{
     PodTemplateSpec, Taint, Toleration,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
 use orch_runtime::action::Action;
 use orch_runtime::controller::{trigger_owner, trigger_self, Caches, Controller, Watches};
 use orch_runtime::expectations::Expectations;
@@ -44,13 +43,10 @@ use orch_types::events::ObjectRef;
 use orch_types::node_selector::pod_matches_node;
 use orch_types::taints::tolerations_tolerate;
 use parking_lot::Mutex;
-use serde_json::json;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Label with the hash of the ControllerRevision a pod was made from (also StatefulSet's).
-pub const REVISION_HASH: &str = "controller-revision-hash";
 /// Label with the DaemonSet generation a pod was made from (kept by upstream for old clients).
 pub const TEMPLATE_GENERATION: &str = "pod-template-generation";
 /// Pods created, and deleted, per sync at most (upstream `BurstReplicas`).
@@ -228,32 +224,6 @@ pub fn should_run(pod: &Pod, node: &Node) -> (bool, bool) {
     (true, true)
 }
 
-/// The strategic merge patch a revision stores: the template, replacing the DaemonSet's
-/// (`getPatch`; `kubectl rollout undo` sends it back as it is).
-pub fn revision_data(ds: &DaemonSet) -> serde_json::Value {
-    let mut t = serde_json::to_value(pod_template(ds)).unwrap_or_else(|_| json!({}));
-    if let Some(m) = t.as_object_mut() {
-        m.insert("$patch".into(), json!("replace"));
-    }
-    json!({ "spec": { "template": t } })
-}
-
-fn revision_hash(cr: &ControllerRevision) -> String {
-    cr.metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(REVISION_HASH).cloned())
-        .unwrap_or_else(|| name(&cr.metadata).to_string())
-}
-
-fn pod_hash(p: &Pod) -> Option<&str> {
-    p.metadata
-        .labels
-        .as_ref()?
-        .get(REVISION_HASH)
-        .map(String::as_str)
-}
-
 fn phase(p: &Pod) -> &str {
     crate::controller_utils::phase(p)
 }
@@ -343,7 +313,9 @@ pub fn reconcile(ds: &DaemonSet, view: DaemonSetView<'_>) -> Vec<Action> {
         if !changed && rolling(ds) {
             rolling_update(ds, &hash, nv, now, &mut actions);
         }
-        cleanup_history(ds, view.revisions, pods, &hash, &mut actions);
+        // `cleanupHistory`.
+        let limit = ds.spec.as_ref().and_then(|s| s.revision_history_limit);
+        history::truncate(limit, view.revisions, pods, &[&hash], &mut actions);
     }
     status(ds, &hash, &decisions, &by_node, full, now, &mut actions);
     actions
@@ -390,74 +362,36 @@ fn rolling(ds: &DaemonSet) -> bool {
         .is_none_or(|t| t == "RollingUpdate")
 }
 
-/// `constructHistory`: finds or creates the current revision, renumbers it past the old ones,
-/// and returns its hash (`None`: stop this sync, e.g. after a hash collision).
+/// `constructHistory`: the current revision's hash (`None`: stop this sync after a hash
+/// collision, with `collisionCount` raised).
 fn sync_history(
     ds: &DaemonSet,
     view: &DaemonSetView<'_>,
     actions: &mut Vec<Action>,
 ) -> Option<String> {
-    let data = revision_data(ds);
-    let (mut current, old): (Vec<&Arc<ControllerRevision>>, Vec<_>) = view
-        .revisions
-        .iter()
-        .filter(|r| !is_deleting(&r.metadata))
-        .partition(|r| r.data.as_ref().is_some_and(|d| d.0 == data));
-    let next = old.iter().map(|r| r.revision).max().unwrap_or(0) + 1;
-    current.sort_by_key(|r| std::cmp::Reverse(r.revision));
-    let Some(cur) = current.first() else {
-        let collisions = ds.status.as_ref().and_then(|s| s.collision_count);
-        let hash = compute_hash(&pod_template(ds), collisions);
-        let cr_name = format!("{}-{hash}", name(&ds.metadata));
-        if (view.revision_named)(&cr_name).is_some() {
-            // A revision of that name holds another template: hash again with one more
-            // collision (`snapshot` on AlreadyExists).
+    let template = pod_template(ds);
+    let collisions = ds.status.as_ref().and_then(|s| s.collision_count);
+    let owner = history::Owner {
+        meta: &ds.metadata,
+        owner_ref: owner_ref(ds),
+        template: &template,
+        collision_count: collisions,
+    };
+    match history::sync(
+        &owner,
+        view.revisions,
+        view.pods,
+        view.revision_named,
+        actions,
+    ) {
+        Ok(cur) => Some(cur.hash),
+        Err(history::NameTaken) => {
             let mut st = ds.status.clone().unwrap_or_default();
             st.collision_count = Some(collisions.unwrap_or(0) + 1);
             actions.push(status_update(ds, st));
-            return None;
+            None
         }
-        let t = pod_template(ds);
-        let mut labels = t.metadata.and_then(|m| m.labels).unwrap_or_default();
-        labels.insert(REVISION_HASH.into(), hash.clone());
-        actions.push(Action::create(&ControllerRevision {
-            metadata: ObjectMeta {
-                name: Some(cr_name),
-                namespace: ds.metadata.namespace.clone(),
-                labels: Some(labels),
-                annotations: ds.metadata.annotations.clone(),
-                owner_references: Some(vec![owner_ref(ds)]),
-                ..Default::default()
-            },
-            data: Some(RawExtension(data)),
-            revision: next,
-        }));
-        return Some(hash);
-    };
-    let hash = revision_hash(cur);
-    // Duplicates of the current revision (`dedupCurHistories`): their pods are relabelled to
-    // the one kept, then they go.
-    for dup in &current[1..] {
-        let dup_hash = revision_hash(dup);
-        for p in view.pods.iter().filter(|p| pod_hash(p) == Some(&dup_hash)) {
-            actions.push(Action::merge_patch::<Pod>(
-                p.metadata.namespace.as_deref(),
-                name(&p.metadata),
-                None,
-                json!({"metadata": {"labels": {REVISION_HASH: hash}}}),
-            ));
-        }
-        actions.push(Action::delete(&***dup));
     }
-    if cur.revision < next {
-        actions.push(Action::merge_patch::<ControllerRevision>(
-            cur.metadata.namespace.as_deref(),
-            name(&cur.metadata),
-            None,
-            json!({"revision": next}),
-        ));
-    }
-    Some(hash)
 }
 
 /// A new pod of the current revision for `node`.
@@ -726,43 +660,6 @@ fn rolling_update(
     let room = (max_surge - surged).clamp(0, candidates.len() as i32) as usize;
     create_on.extend(&candidates[..room]);
     sync_nodes(ds, hash, &create_on, &delete, actions);
-}
-
-/// `cleanupHistory`: deletes the oldest revisions beyond `revisionHistoryLimit` that no pod
-/// still uses.
-fn cleanup_history(
-    ds: &DaemonSet,
-    revisions: &[Arc<ControllerRevision>],
-    pods: &[Arc<Pod>],
-    hash: &str,
-    actions: &mut Vec<Action>,
-) {
-    let limit = ds
-        .spec
-        .as_ref()
-        .and_then(|s| s.revision_history_limit)
-        .unwrap_or(10)
-        .max(0) as usize;
-    let mut old: Vec<&Arc<ControllerRevision>> = revisions
-        .iter()
-        .filter(|r| !is_deleting(&r.metadata) && revision_hash(r) != hash)
-        .collect();
-    if old.len() <= limit {
-        return;
-    }
-    let live: std::collections::HashSet<&str> = pods.iter().filter_map(|p| pod_hash(p)).collect();
-    old.sort_by_key(|r| r.revision);
-    let mut to_kill = old.len() - limit;
-    for r in old {
-        if to_kill == 0 {
-            break;
-        }
-        if live.contains(revision_hash(r).as_str()) {
-            continue;
-        }
-        actions.push(Action::delete(&**r));
-        to_kill -= 1;
-    }
 }
 
 fn status_update(ds: &DaemonSet, st: DaemonSetStatus) -> Action {

@@ -26,6 +26,7 @@ pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
 pub mod garbagecollector;
+pub mod history;
 pub mod job;
 pub mod leader;
 pub mod manager;
