@@ -85,6 +85,8 @@ spec_status_object!(
     k8s_openapi::api::apps::v1::DaemonSet,
     k8s_openapi::api::apps::v1::StatefulSet,
     k8s_openapi::api::batch::v1::Job,
+    k8s_openapi::api::core::v1::PersistentVolumeClaim,
+    k8s_openapi::api::core::v1::PersistentVolume,
 );
 
 typed_object!(
@@ -94,6 +96,7 @@ typed_object!(
     k8s_openapi::api::core::v1::Secret,
     k8s_openapi::api::core::v1::Event,
     k8s_openapi::api::apps::v1::ControllerRevision,
+    k8s_openapi::api::storage::v1::StorageClass,
 );
 
 impl Object for DynamicObject {
