@@ -170,7 +170,8 @@ pub fn sync(
 }
 
 /// Deletes the oldest revisions beyond `limit` that neither a pod nor `keep` uses
-/// (`cleanupHistory` / `truncateHistory`).
+/// (`cleanupHistory` / `truncateHistory`). A pod's label names its revision by hash
+/// (DaemonSet) or by name (StatefulSet); either counts.
 pub fn truncate(
     limit: Option<i32>,
     revisions: &[Arc<ControllerRevision>],
@@ -196,7 +197,7 @@ pub fn truncate(
         if to_kill == 0 {
             break;
         }
-        if live.contains(revision_hash(r).as_str()) {
+        if live.contains(revision_hash(r).as_str()) || live.contains(name(&r.metadata)) {
             continue;
         }
         actions.push(Action::delete(&**r));

@@ -36,6 +36,7 @@ pub mod nodelifecycle;
 pub mod podgc;
 pub mod replicaset;
 pub mod selector;
+pub mod statefulset;
 #[cfg(test)]
 mod testutil;
 pub mod ttlafterfinished;
