@@ -10,6 +10,7 @@
 //! | [`client`] | the object-safe [`client::Client`] trait, `Api<K>`, list/watch/patch/delete options |
 //! | [`status`] | [`ApiError`]: a Kubernetes `Status` with code and reason |
 //! | [`clock`] | the [`clock::Clock`] trait (real and manual clocks) |
+//! | [`cron`] | CronJob schedules: robfig/cron's standard grammar, next activation in a time zone |
 //! | [`events`] | `EventRecorder`: core/v1 Events with aggregation |
 //! | [`quantity`] | fixed-point [`quantity::Quantity`], canonical printing as `quantity.go` |
 //! | [`intstr`] | `IntOrString` percentages (`25%` of 10, rounding up or down) |
@@ -43,6 +44,7 @@
 
 pub mod client;
 pub mod clock;
+pub mod cron;
 pub mod decode;
 pub mod defaults;
 pub mod dynamic;
