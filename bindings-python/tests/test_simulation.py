@@ -230,3 +230,45 @@ def test_errors() -> None:
         sim.patch("pods", "never", {}, patch_type="weird")
     with pytest.raises(TypeError):
         sim.apply(3.5)
+
+
+def test_daemon_set_and_job_in_virtual_time() -> None:
+    """A DaemonSet over 1,000 nodes and a Job of 500 completions, side by side."""
+    sim = orch.Simulation(nodes=1000, node_cpu="8", node_memory="32Gi", seed=3)
+    sim.apply(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "DaemonSet",
+            "metadata": {"name": "agent", "namespace": "kube-system"},
+            "spec": {
+                "selector": {"matchLabels": {"app": "agent"}},
+                "template": {
+                    "metadata": {"labels": {"app": "agent"}, "annotations": {"sim.orch.dev/start-seconds": "2"}},
+                    "spec": {"containers": [{"name": "agent", "image": "agent:1"}]},
+                },
+            },
+        }
+    )
+    sim.apply(
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "batch", "namespace": "default"},
+            "spec": {
+                "completions": 500,
+                "parallelism": 100,
+                "template": {
+                    "metadata": {"annotations": {"sim.orch.dev/run-seconds": "30"}},
+                    "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]},
+                },
+            },
+        }
+    )
+    ds = sim.wait_for("daemonset", "agent", "rolledOut", timeout=60, namespace="kube-system")
+    assert ds["status"]["numberAvailable"] == 1000
+    sim.wait_for("job", "batch", "Complete", timeout=600)
+    df = sim.jobs_df("default")
+    row = df.iloc[0]
+    assert (row["name"], row["succeeded"], row["status"]) == ("batch", 500, "Complete")
+    # Five waves of 100 pods, 30 virtual seconds each.
+    assert 150 <= row["duration"] <= 160

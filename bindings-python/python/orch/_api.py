@@ -11,23 +11,41 @@ from orch._inputs import ObjectsLike, to_native
 Condition = Union[str, Callable[[dict[str, Any]], bool]]
 
 
+def _rolled_out(obj: dict[str, Any]) -> bool:
+    """What ``kubectl rollout status`` waits for, by kind (kubectl's status viewers)."""
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    if (status.get("observedGeneration") or 0) < (obj.get("metadata", {}).get("generation") or 0):
+        return False
+    kind = obj.get("kind")
+    if kind == "DaemonSet":
+        want = status.get("desiredNumberScheduled", 0)
+        return bool(status.get("updatedNumberScheduled", 0) >= want and status.get("numberAvailable", 0) >= want)
+    if kind == "StatefulSet":
+        want = spec.get("replicas", 1)
+        if status.get("readyReplicas", 0) < want:
+            return False
+        partition = ((spec.get("updateStrategy") or {}).get("rollingUpdate") or {}).get("partition")
+        if partition is not None:
+            return bool(status.get("updatedReplicas", 0) >= want - partition)
+        return bool(status.get("updateRevision") == status.get("currentRevision"))
+    want = spec.get("replicas", 1)
+    return bool(
+        status.get("updatedReplicas", 0) == want
+        and status.get("availableReplicas", 0) == want
+        and status.get("replicas", 0) == want
+    )
+
+
 def _condition_met(obj: dict[str, Any], condition: Condition) -> bool:
     """``condition``: a callable on the object, a condition type that must be ``True``
     (``Ready``, ``Available``, ``Complete``…), a phase (``Running``, ``Succeeded``…), or
-    ``"rolledOut"`` (a Deployment whose every replica is updated and available)."""
+    ``"rolledOut"`` (a Deployment, DaemonSet or StatefulSet rolled out as ``kubectl rollout
+    status`` sees it)."""
     if callable(condition):
         return bool(condition(obj))
     status = obj.get("status") or {}
     if condition == "rolledOut":
-        spec = obj.get("spec") or {}
-        want = spec.get("replicas", 1)
-        gen_ok = (status.get("observedGeneration") or 0) >= (obj.get("metadata", {}).get("generation") or 0)
-        return bool(
-            gen_ok
-            and status.get("updatedReplicas", 0) == want
-            and status.get("availableReplicas", 0) == want
-            and status.get("replicas", 0) == want
-        )
+        return _rolled_out(obj)
     if status.get("phase") == condition:
         return True
     for c in status.get("conditions") or []:
@@ -156,6 +174,10 @@ class _Objects:
     def nodes_df(self) -> Any:
         """Nodes as a DataFrame (needs pandas)."""
         return _frames.nodes_df(self.list("nodes"))
+
+    def jobs_df(self, namespace: str | None = None) -> Any:
+        """Jobs as a DataFrame (needs pandas): completions, counts, start, completion, duration, status."""
+        return _frames.jobs_df(self.list("jobs", namespace))
 
     def events_df(self, namespace: str | None = None) -> Any:
         """Events as a DataFrame (needs pandas)."""

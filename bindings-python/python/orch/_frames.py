@@ -1,4 +1,4 @@
-"""DataFrames of pods, nodes, events, decisions and utilization (when pandas is installed)."""
+"""DataFrames of pods, nodes, jobs, events, decisions and utilization (when pandas is installed)."""
 
 from __future__ import annotations
 
@@ -67,6 +67,52 @@ def nodes_df(nodes: Iterable[dict[str, Any]]) -> Any:
         )
     return _pandas().DataFrame(
         rows, columns=["name", "ready", "unschedulable", "zone", "cpu", "memory", "pods", "taints"]
+    )
+
+
+def jobs_df(jobs: Iterable[dict[str, Any]]) -> Any:
+    """One row per Job: namespace, name, completions (wanted), succeeded, failed, active,
+    started, completed, duration (seconds, once finished), status (Complete / Failed /
+    Suspended / Running)."""
+    pandas = _pandas()
+    rows = []
+    for j in jobs:
+        meta, spec, status = j.get("metadata", {}), j.get("spec", {}), j.get("status", {})
+        started, completed = status.get("startTime"), status.get("completionTime")
+        state = "Running"
+        for kind in ("Complete", "Failed", "Suspended"):
+            if _cond(j, kind) == "True":
+                state = kind
+                break
+        finished = completed
+        if state == "Failed":
+            finished = next(
+                (c.get("lastTransitionTime") for c in status.get("conditions") or [] if c.get("type") == "Failed"),
+                None,
+            )
+        duration = None
+        if started and finished:
+            duration = (pandas.Timestamp(finished) - pandas.Timestamp(started)).total_seconds()
+        rows.append(
+            {
+                "namespace": meta.get("namespace"),
+                "name": meta.get("name"),
+                "completions": spec.get("completions"),
+                "succeeded": status.get("succeeded", 0),
+                "failed": status.get("failed", 0),
+                "active": status.get("active", 0),
+                "started": started,
+                "completed": completed,
+                "duration": duration,
+                "status": state,
+            }
+        )
+    return pandas.DataFrame(
+        rows,
+        columns=[
+            "namespace", "name", "completions", "succeeded", "failed", "active",
+            "started", "completed", "duration", "status",
+        ],
     )
 
 
