@@ -75,10 +75,10 @@ pub enum ApiServerError {
     /// The watch cache could not be loaded.
     #[error("cannot start the watch cache: {0}")]
     Cache(#[from] crate::cache::CacheError),
-    /// Creating a system namespace failed.
-    #[error("cannot create namespace {name}: {source}")]
+    /// Creating a system namespace or the default StorageClass failed.
+    #[error("cannot create {name}: {source}")]
     Bootstrap {
-        /// Namespace.
+        /// What: `namespace default`, `storageclass local`.
         name: String,
         /// Why.
         #[source]
@@ -95,6 +95,35 @@ pub enum ApiServerError {
 /// The namespaces that exist from the start.
 pub const SYSTEM_NAMESPACES: &[&str] =
     &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// The StorageClass that exists from the start, annotated as the default class (so claims
+/// without a class get it, see [`crate::admission::default_storage_class`]).
+pub const DEFAULT_STORAGE_CLASS: &str = "local";
+
+/// Its provisioner: the `persistentvolume-binder` controller of orch-controllers creates a
+/// node-local directory volume for each claim of the class.
+pub const LOCAL_PROVISIONER: &str = "orch.dev/local";
+
+/// The default StorageClass object: provisioner [`LOCAL_PROVISIONER`], volumes deleted with
+/// their claims (`reclaimPolicy: Delete`), bound once a pod using the claim is scheduled
+/// (`volumeBindingMode: WaitForFirstConsumer`, so the volume is created on the pod's node).
+pub fn default_storage_class() -> orch_types::DynamicObject {
+    let mut sc =
+        orch_types::DynamicObject::new("storage.k8s.io/v1", "StorageClass", DEFAULT_STORAGE_CLASS);
+    sc.metadata.annotations = Some(
+        [(
+            crate::admission::default_storage_class::IS_DEFAULT_CLASS.to_string(),
+            "true".to_string(),
+        )]
+        .into(),
+    );
+    sc.data
+        .insert("provisioner".into(), LOCAL_PROVISIONER.into());
+    sc.data.insert("reclaimPolicy".into(), "Delete".into());
+    sc.data
+        .insert("volumeBindingMode".into(), "WaitForFirstConsumer".into());
+    sc
+}
 
 /// An API server: storage, watch cache and REST semantics. Cheap to share (`Arc`).
 pub struct ApiServer {
@@ -173,20 +202,25 @@ impl ApiServer {
                 source: orch_types::ApiError::internal("Namespace kind is not registered"),
             }
         })?;
-        for name in SYSTEM_NAMESPACES {
-            let obj = orch_types::DynamicObject::new("v1", "Namespace", name);
+        let namespace = |name: &&str| {
+            (
+                info,
+                orch_types::DynamicObject::new("v1", "Namespace", name),
+            )
+        };
+        let mut wanted: Vec<_> = SYSTEM_NAMESPACES.iter().map(namespace).collect();
+        if let Some(sc) = orch_types::registry::by_kind("storage.k8s.io/v1", "StorageClass") {
+            wanted.push((sc, default_storage_class()));
+        }
+        for (info, obj) in wanted {
+            let name = format!("{} {}", info.singular, obj.name());
             match self
                 .create_object(info, None, obj, &Default::default())
                 .await
             {
                 Ok(_) => {}
                 Err(e) if e.is_already_exists() => {}
-                Err(source) => {
-                    return Err(ApiServerError::Bootstrap {
-                        name: name.to_string(),
-                        source,
-                    })
-                }
+                Err(source) => return Err(ApiServerError::Bootstrap { name, source }),
             }
         }
         Ok(())

@@ -657,3 +657,84 @@ async fn http_client_watch_resumes_after_server_timeout() {
         "{next:?}"
     );
 }
+
+/// Storage is served: the bootstrapped default class `local`, claims defaulted to it
+/// (DefaultStorageClass admission), and a claim without a storage request refused with 422 and
+/// upstream's field path (`spec.resources[storage]`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_is_served_with_a_default_class() {
+    let s = start(ApiServerConfig::memory()).await;
+    use reqwest::Method as M;
+    let (code, sc) = s
+        .req(
+            M::GET,
+            "/apis/storage.k8s.io/v1/storageclasses/local",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(code, 200, "{sc}");
+    assert_eq!(sc["provisioner"], "orch.dev/local");
+    assert_eq!(sc["volumeBindingMode"], "WaitForFirstConsumer");
+    assert_eq!(sc["reclaimPolicy"], "Delete");
+    assert_eq!(
+        sc["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"],
+        "true"
+    );
+    let pvcs = "/api/v1/namespaces/default/persistentvolumeclaims";
+    let no_size = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"]}});
+    let (code, st) = s
+        .req(
+            M::POST,
+            pvcs,
+            Some("application/json"),
+            Some(serde_json::to_vec(&no_size).unwrap()),
+        )
+        .await;
+    assert_eq!(code, 422, "{st}");
+    assert_eq!(st["reason"], "Invalid");
+    assert_eq!(st["details"]["kind"], "PersistentVolumeClaim");
+    assert_eq!(
+        st["details"]["causes"][0]["field"],
+        "spec.resources[storage]"
+    );
+    assert_eq!(st["details"]["causes"][0]["reason"], "FieldValueRequired");
+    let mut sized = no_size.clone();
+    sized["spec"]["resources"] = json!({"requests": {"storage": "1Gi"}});
+    let (code, pvc) = s
+        .req(
+            M::POST,
+            pvcs,
+            Some("application/json"),
+            Some(serde_json::to_vec(&sized).unwrap()),
+        )
+        .await;
+    assert_eq!(code, 201, "{pvc}");
+    assert_eq!(pvc["spec"]["storageClassName"], "local");
+    assert_eq!(pvc["spec"]["volumeMode"], "Filesystem");
+    assert_eq!(pvc["status"]["phase"], "Pending");
+    // The status subresource is served; a user cannot set status through the main resource.
+    let (code, _) = s
+        .req(M::GET, &format!("{pvcs}/data/status"), None, None)
+        .await;
+    assert_eq!(code, 200);
+    let pv = json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv-a"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "capacity": {"storage": "5Gi"},
+                 "hostPath": {"path": "/tmp/pv-a"}},
+        "status": {"phase": "Bound"}});
+    let (code, pv) = s
+        .req(
+            M::POST,
+            "/api/v1/persistentvolumes",
+            Some("application/json"),
+            Some(serde_json::to_vec(&pv).unwrap()),
+        )
+        .await;
+    assert_eq!(code, 201, "{pv}");
+    assert_eq!(
+        pv["status"]["phase"], "Pending",
+        "status is the server's on create"
+    );
+    assert_eq!(pv["spec"]["persistentVolumeReclaimPolicy"], "Retain");
+}

@@ -436,7 +436,7 @@ pub fn typed_check(
     use k8s_openapi::api::{
         apps::v1 as apps, autoscaling::v1 as as1, autoscaling::v2 as as2, batch::v1 as batch,
         coordination::v1 as coord, core::v1 as core, events::v1 as events, policy::v1 as policy,
-        scheduling::v1 as sched,
+        scheduling::v1 as sched, storage::v1 as storage,
     };
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiext;
     let info = registry::by_kind(api_version, kind)?;
@@ -452,6 +452,8 @@ pub fn typed_check(
         ("", "ServiceAccount") => unknown_paths::<core::ServiceAccount>(v),
         ("", "ReplicationController") => unknown_paths::<core::ReplicationController>(v),
         ("", "Binding") => unknown_paths::<core::Binding>(v),
+        ("", "PersistentVolumeClaim") => unknown_paths::<core::PersistentVolumeClaim>(v),
+        ("", "PersistentVolume") => unknown_paths::<core::PersistentVolume>(v),
         ("apps", "ReplicaSet") => unknown_paths::<apps::ReplicaSet>(v),
         ("apps", "Deployment") => unknown_paths::<apps::Deployment>(v),
         ("apps", "DaemonSet") => unknown_paths::<apps::DaemonSet>(v),
@@ -467,6 +469,7 @@ pub fn typed_check(
         }
         ("scheduling.k8s.io", "PriorityClass") => unknown_paths::<sched::PriorityClass>(v),
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
+        ("storage.k8s.io", "StorageClass") => unknown_paths::<storage::StorageClass>(v),
             unknown_paths::<apiext::CustomResourceDefinition>(v)
         }
         ("events.k8s.io", "Event") => unknown_paths::<events::Event>(v),

@@ -1,10 +1,12 @@
 //! Admission: what runs on every write between decoding and storage, in upstream's order —
-//! mutating plugins (defaulting, [`default_tolerations`]), then validation.
+//! mutating plugins (defaulting, [`default_tolerations`], [`default_storage_class`]), then
+//! validation.
 //!
 //! Defaulting and validation come from `orch_types` (`defaults::apply_defaults`,
 //! `validation::validate` / `validate_update`); invalid objects are rejected with 422 and one
 //! `details.causes[]` entry per field error, before anything is written.
 
+pub mod default_storage_class;
 pub mod default_tolerations;
 
 use crate::rest::{Resource, RestResult};
@@ -70,7 +72,8 @@ impl ApiServer {
     }
 
     /// Runs the admission chain on a create (`old == None`) or update: defaulting, the
-    /// DefaultTolerationSeconds plugin on pod creation, then validation.
+    /// DefaultTolerationSeconds plugin on pod creation, the DefaultStorageClass plugin on claim
+    /// creation, then validation.
     ///
     /// A `status` write (`status_only`) carries the stored object with the client's status
     /// (see `rest::update`): only its status is defaulted and checked against the typed
@@ -95,6 +98,7 @@ impl ApiServer {
         })?;
         if old.is_none() {
             default_tolerations::admit(info, obj);
+            default_storage_class::admit(info, obj, || self.storage_classes());
         }
         // `obj` is defaulted now: validate it as is (defaulting is idempotent).
         let errors = match (old, status_only) {
@@ -107,6 +111,20 @@ impl ApiServer {
             return Err(ApiError::invalid(info.kind, obj.name(), causes));
         }
         Ok(Vec::new())
+    }
+}
+
+impl ApiServer {
+    /// The StorageClasses in the watch cache (what upstream's admission reads from its
+    /// informer's lister); objects that do not decode are skipped.
+    fn storage_classes(&self) -> Vec<k8s_openapi::api::storage::v1::StorageClass> {
+        let prefix = crate::storage::key::resource_prefix("storage.k8s.io", "storageclasses");
+        self.cache
+            .list(&prefix, &prefix)
+            .items
+            .iter()
+            .filter_map(|e| e.decode_as().ok())
+            .collect()
     }
 }
 

@@ -302,7 +302,7 @@ fn build_builtin() -> Schemas {
     use k8s_openapi::api::{
         apps::v1 as apps, autoscaling::v1 as asv1, autoscaling::v2 as asv2, batch::v1 as batch,
         coordination::v1 as coord, core::v1 as core, events::v1 as events, policy::v1 as policy,
-        scheduling::v1 as sched,
+        scheduling::v1 as sched, storage::v1 as storage,
     };
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiext;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
@@ -334,6 +334,8 @@ fn build_builtin() -> Schemas {
         "" "v1" "ServiceAccount" => core::ServiceAccount,
         "" "v1" "ReplicationController" => core::ReplicationController,
         "" "v1" "Binding" => core::Binding,
+        "" "v1" "PersistentVolumeClaim" => core::PersistentVolumeClaim,
+        "" "v1" "PersistentVolume" => core::PersistentVolume,
         "apps" "v1" "ReplicaSet" => apps::ReplicaSet,
         "apps" "v1" "Deployment" => apps::Deployment,
         "apps" "v1" "DaemonSet" => apps::DaemonSet,
@@ -347,6 +349,7 @@ fn build_builtin() -> Schemas {
         "autoscaling" "v2" "HorizontalPodAutoscaler" => asv2::HorizontalPodAutoscaler,
         "scheduling.k8s.io" "v1" "PriorityClass" => sched::PriorityClass,
         "apiextensions.k8s.io" "v1" "CustomResourceDefinition" => apiext::CustomResourceDefinition,
+        "storage.k8s.io" "v1" "StorageClass" => storage::StorageClass,
         "events.k8s.io" "v1" "Event" => events::Event,
         "meta.k8s.io" "v1" "Status" => meta::Status,
         "meta.k8s.io" "v1" "DeleteOptions" => meta::DeleteOptions,

@@ -160,6 +160,18 @@ pub fn printer(group: &str, kind: &str) -> Printer {
             columns: PRIORITYCLASS,
             cells: priorityclass,
         },
+        ("", "PersistentVolume") => Printer {
+            columns: PERSISTENTVOLUME,
+            cells: persistentvolume,
+        },
+        ("", "PersistentVolumeClaim") => Printer {
+            columns: PERSISTENTVOLUMECLAIM,
+            cells: persistentvolumeclaim,
+        },
+        ("storage.k8s.io", "StorageClass") => Printer {
+            columns: STORAGECLASS,
+            cells: storageclass,
+        },
         _ => Printer {
             columns: DEFAULT,
             cells: default,
@@ -1184,5 +1196,174 @@ fn priorityclass(o: &Value, now: Timestamp) -> Vec<Value> {
         } else {
             policy
         }),
+    ]
+}
+
+const PERSISTENTVOLUME: &[Column] = &[
+    NAME,
+    col("Capacity", "string", 0, "capacity is the description of the persistent volume's resources and capacity. More info: https://kubernetes.io/docs/concepts/storage/persistent-volumes#capacity"),
+    col("Access Modes", "string", 0, "accessModes contains all ways the volume can be mounted. More info: https://kubernetes.io/docs/concepts/storage/persistent-volumes#access-modes"),
+    col("Reclaim Policy", "string", 0, "persistentVolumeReclaimPolicy defines what happens to a persistent volume when released from its claim. Valid options are Retain (default for manually created PersistentVolumes), Delete (default for dynamically provisioned PersistentVolumes), and Recycle (deprecated). Recycle must be supported by the volume plugin underlying this PersistentVolume. More info: https://kubernetes.io/docs/concepts/storage/persistent-volumes#reclaiming"),
+    col("Status", "string", 0, "phase indicates if a volume is available, bound to a claim, or released by a claim. More info: https://kubernetes.io/docs/concepts/storage/persistent-volumes#phase"),
+    col("Claim", "string", 0, "claimRef is part of a bi-directional binding between PersistentVolume and PersistentVolumeClaim. Expected to be non-nil when bound. claim.VolumeName is the authoritative bind between PV and PVC. More info: https://kubernetes.io/docs/concepts/storage/persistent-volumes#binding"),
+    col("StorageClass", "string", 0, "StorageClass of the pv"),
+    col("VolumeAttributesClass", "string", 0, "VolumeAttributesClass of the pv"),
+    col("Reason", "string", 0, "reason is a brief CamelCase string that describes any failure and is meant for machine parsing and tidy display in the CLI."),
+    AGE,
+    col("VolumeMode", "string", 1, "volumeMode defines if a volume is intended to be used with a formatted filesystem or to remain in raw block state. Value of Filesystem is implied when not included in spec."),
+];
+
+/// upstream `helper.GetAccessModesAsString`: the abbreviations in a fixed order, comma-joined.
+fn access_modes(modes: &[Value]) -> String {
+    let has = |m: &str| modes.iter().any(|v| v.as_str() == Some(m));
+    [
+        ("ReadWriteOnce", "RWO"),
+        ("ReadOnlyMany", "ROX"),
+        ("ReadWriteMany", "RWX"),
+        ("ReadWriteOncePod", "RWOP"),
+    ]
+    .iter()
+    .filter(|(m, _)| has(m))
+    .map(|(_, a)| *a)
+    .collect::<Vec<_>>()
+    .join(",")
+}
+
+/// upstream `GetPersistentVolumeClass` / `GetPersistentVolumeClaimClass`: the beta annotation
+/// first, then `spec.storageClassName`.
+fn storage_class_of(o: &Value) -> String {
+    let beta = s(
+        o,
+        &[
+            "metadata",
+            "annotations",
+            "volume.beta.kubernetes.io/storage-class",
+        ],
+    );
+    if get(
+        o,
+        &[
+            "metadata",
+            "annotations",
+            "volume.beta.kubernetes.io/storage-class",
+        ],
+    )
+    .is_some()
+    {
+        return beta.to_string();
+    }
+    s(o, &["spec", "storageClassName"]).to_string()
+}
+
+/// `Terminating` while a deletion is pending, else `status.phase`.
+fn volume_phase(o: &Value) -> String {
+    if get(o, &["metadata", "deletionTimestamp"]).is_some_and(|v| !v.is_null()) {
+        "Terminating".into()
+    } else {
+        s(o, &["status", "phase"]).to_string()
+    }
+}
+
+fn unset_or(o: &Value, path: &[&str]) -> String {
+    match get(o, path).and_then(Value::as_str) {
+        Some(v) => v.to_string(),
+        None => "<unset>".into(),
+    }
+}
+
+/// upstream `printPersistentVolume`.
+fn persistentvolume(o: &Value, now: Timestamp) -> Vec<Value> {
+    let claim = match get(o, &["spec", "claimRef"]) {
+        Some(c) if c.is_object() => format!("{}/{}", s(c, &["namespace"]), s(c, &["name"])),
+        _ => String::new(),
+    };
+    vec![
+        name(o),
+        json!(s(o, &["spec", "capacity", "storage"])),
+        json!(access_modes(arr(o, &["spec", "accessModes"]))),
+        json!(s(o, &["spec", "persistentVolumeReclaimPolicy"])),
+        json!(volume_phase(o)),
+        json!(claim),
+        json!(storage_class_of(o)),
+        json!(unset_or(o, &["spec", "volumeAttributesClassName"])),
+        json!(s(o, &["status", "reason"])),
+        created(o, now),
+        json!(unset_or(o, &["spec", "volumeMode"])),
+    ]
+}
+
+const PERSISTENTVOLUMECLAIM: &[Column] = &[
+    NAME,
+    col("Status", "string", 0, "phase represents the current phase of PersistentVolumeClaim."),
+    col("Volume", "string", 0, "volumeName is the binding reference to the PersistentVolume backing this claim."),
+    col("Capacity", "string", 0, "capacity represents the actual resources of the underlying volume."),
+    col("Access Modes", "string", 0, "accessModes contains the actual access modes the volume backing the PVC has. More info: https://kubernetes.io/docs/concepts/storage/persistent-volumes#access-modes-1"),
+    col("StorageClass", "string", 0, "StorageClass of the pvc"),
+    col("VolumeAttributesClass", "string", 0, "VolumeAttributesClass of the pvc"),
+    AGE,
+    col("VolumeMode", "string", 1, "volumeMode defines what type of volume is required by the claim. Value of Filesystem is implied when not included in claim spec."),
+];
+
+/// upstream `printPersistentVolumeClaim`: capacity and access modes only once bound to a
+/// volume.
+fn persistentvolumeclaim(o: &Value, now: Timestamp) -> Vec<Value> {
+    let volume = s(o, &["spec", "volumeName"]);
+    let (capacity, modes) = if volume.is_empty() {
+        (String::new(), String::new())
+    } else {
+        (
+            s(o, &["status", "capacity", "storage"]).to_string(),
+            access_modes(arr(o, &["status", "accessModes"])),
+        )
+    };
+    vec![
+        name(o),
+        json!(volume_phase(o)),
+        json!(volume),
+        json!(capacity),
+        json!(modes),
+        json!(storage_class_of(o)),
+        json!(unset_or(o, &["spec", "volumeAttributesClassName"])),
+        created(o, now),
+        json!(unset_or(o, &["spec", "volumeMode"])),
+    ]
+}
+
+const STORAGECLASS: &[Column] = &[
+    NAME,
+    col("Provisioner", "string", 0, "provisioner indicates the type of the provisioner."),
+    col("ReclaimPolicy", "string", 0, "reclaimPolicy controls the reclaimPolicy for dynamically provisioned PersistentVolumes of this storage class. Defaults to Delete."),
+    col("VolumeBindingMode", "string", 0, "volumeBindingMode indicates how PersistentVolumeClaims should be provisioned and bound.  When unset, VolumeBindingImmediate is used. This field is only honored by servers that enable the VolumeScheduling feature."),
+    col("AllowVolumeExpansion", "string", 0, "allowVolumeExpansion shows whether the storage class allow volume expand."),
+    AGE,
+];
+
+/// upstream `printStorageClass`: ` (default)` after the name of a class annotated as the
+/// default (`storageclass.kubernetes.io/is-default-class`, or its beta form).
+fn storageclass(o: &Value, now: Timestamp) -> Vec<Value> {
+    let ann = |k: &str| s(o, &["metadata", "annotations", k]) == "true";
+    let mut n = s(o, &["metadata", "name"]).to_string();
+    if ann("storageclass.kubernetes.io/is-default-class")
+        || ann("storageclass.beta.kubernetes.io/is-default-class")
+    {
+        n.push_str(" (default)");
+    }
+    let or = |v: &str, d: &str| {
+        if v.is_empty() {
+            d.to_string()
+        } else {
+            v.to_string()
+        }
+    };
+    vec![
+        json!(n),
+        json!(s(o, &["provisioner"])),
+        json!(or(s(o, &["reclaimPolicy"]), "Delete")),
+        json!(or(s(o, &["volumeBindingMode"]), "Immediate")),
+        json!(o
+            .get("allowVolumeExpansion")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)),
+        created(o, now),
     ]
 }

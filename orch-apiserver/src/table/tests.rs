@@ -318,3 +318,140 @@ fn conversion_of_lists_objects_statuses_and_watch_events() {
     assert_eq!(b["object"]["metadata"]["resourceVersion"], "9");
     assert_eq!(b["object"]["rows"], json!([]));
 }
+
+/// upstream `printPersistentVolume`, `printPersistentVolumeClaim`, `printStorageClass`.
+#[test]
+fn storage_rows() {
+    let cells = |g: &str, k: &str, o: Value| -> (Vec<String>, Value) {
+        let t = table(g, k, &[o], IncludeObject::None, now(), None);
+        (headers(&t), t["rows"][0]["cells"].clone())
+    };
+    let created = "2025-06-01T11:00:00Z";
+    let (h, c) = cells(
+        "storage.k8s.io",
+        "StorageClass",
+        json!({"metadata": {"name": "local", "creationTimestamp": created,
+            "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+            "provisioner": "orch.dev/local", "volumeBindingMode": "WaitForFirstConsumer"}),
+    );
+    assert_eq!(
+        h,
+        [
+            "NAME",
+            "PROVISIONER",
+            "RECLAIMPOLICY",
+            "VOLUMEBINDINGMODE",
+            "ALLOWVOLUMEEXPANSION",
+            "AGE"
+        ]
+    );
+    assert_eq!(
+        c,
+        json!([
+            "local (default)",
+            "orch.dev/local",
+            "Delete",
+            "WaitForFirstConsumer",
+            false,
+            "60m"
+        ])
+    );
+    let (h, c) = cells(
+        "",
+        "PersistentVolumeClaim",
+        json!({"metadata": {"name": "data", "creationTimestamp": created},
+            "spec": {"volumeName": "pvc-1", "storageClassName": "local", "volumeMode": "Filesystem",
+                     "resources": {"requests": {"storage": "1Gi"}}},
+            "status": {"phase": "Bound", "capacity": {"storage": "2Gi"},
+                       "accessModes": ["ReadWriteMany", "ReadWriteOnce"]}}),
+    );
+    assert_eq!(
+        h,
+        [
+            "NAME",
+            "STATUS",
+            "VOLUME",
+            "CAPACITY",
+            "ACCESS MODES",
+            "STORAGECLASS",
+            "VOLUMEATTRIBUTESCLASS",
+            "AGE"
+        ]
+    );
+    assert_eq!(
+        c,
+        json!([
+            "data",
+            "Bound",
+            "pvc-1",
+            "2Gi",
+            "RWO,RWX",
+            "local",
+            "<unset>",
+            "60m",
+            "Filesystem"
+        ])
+    );
+    let (_, pending) = cells(
+        "",
+        "PersistentVolumeClaim",
+        json!({"metadata": {"name": "data", "creationTimestamp": created,
+                            "deletionTimestamp": created},
+            "spec": {"resources": {"requests": {"storage": "1Gi"}}},
+            "status": {"phase": "Pending", "accessModes": ["ReadWriteOnce"]}}),
+    );
+    assert_eq!(
+        pending,
+        json!([
+            "data",
+            "Terminating",
+            "",
+            "",
+            "",
+            "",
+            "<unset>",
+            "60m",
+            "<unset>"
+        ])
+    );
+    let (h, c) = cells(
+        "",
+        "PersistentVolume",
+        json!({"metadata": {"name": "pvc-1", "creationTimestamp": created},
+            "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                     "persistentVolumeReclaimPolicy": "Delete", "storageClassName": "local",
+                     "claimRef": {"namespace": "default", "name": "data"}, "volumeMode": "Filesystem"},
+            "status": {"phase": "Bound"}}),
+    );
+    assert_eq!(
+        h,
+        [
+            "NAME",
+            "CAPACITY",
+            "ACCESS MODES",
+            "RECLAIM POLICY",
+            "STATUS",
+            "CLAIM",
+            "STORAGECLASS",
+            "VOLUMEATTRIBUTESCLASS",
+            "REASON",
+            "AGE"
+        ]
+    );
+    assert_eq!(
+        c,
+        json!([
+            "pvc-1",
+            "1Gi",
+            "RWO",
+            "Delete",
+            "Bound",
+            "default/data",
+            "local",
+            "<unset>",
+            "",
+            "60m",
+            "Filesystem"
+        ])
+    );
+}

@@ -25,6 +25,7 @@ mod apps;
 mod batch;
 mod core;
 mod other;
+mod storage;
 
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -46,7 +47,7 @@ where
 pub fn apply_defaults(obj: &mut DynamicObject) -> Result<(), ConvertError> {
     use k8s_openapi::api::{
         apps::v1 as kapps, autoscaling::v2 as as2, batch::v1 as kbatch, core::v1 as kcore,
-        scheduling::v1 as sched,
+        scheduling::v1 as sched, storage::v1 as kstorage,
     };
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiext;
     let Some(info) = registry::by_kind(&obj.types.api_version, &obj.types.kind) else {
@@ -63,6 +64,10 @@ pub fn apply_defaults(obj: &mut DynamicObject) -> Result<(), ConvertError> {
         ("", "Namespace") => typed::<kcore::Namespace>(&mut work, core::namespace)?,
         ("", "Node") => typed::<kcore::Node>(&mut work, core::node)?,
         ("", "Endpoints") => typed::<kcore::Endpoints>(&mut work, core::endpoints)?,
+        ("", "PersistentVolumeClaim") => {
+            typed::<kcore::PersistentVolumeClaim>(&mut work, storage::pvc)?
+        }
+        ("", "PersistentVolume") => typed::<kcore::PersistentVolume>(&mut work, storage::pv)?,
         ("apps", "Deployment") => typed::<kapps::Deployment>(&mut work, apps::deployment)?,
         ("apps", "ReplicaSet") => typed::<kapps::ReplicaSet>(&mut work, apps::replica_set)?,
         ("apps", "DaemonSet") => typed::<kapps::DaemonSet>(&mut work, apps::daemon_set)?,
@@ -78,6 +83,9 @@ pub fn apply_defaults(obj: &mut DynamicObject) -> Result<(), ConvertError> {
             typed::<apiext::CustomResourceDefinition>(&mut work, other::crd)?
         }
         _ => return Ok(()),
+        ("storage.k8s.io", "StorageClass") => {
+            typed::<kstorage::StorageClass>(&mut work, storage::storage_class)?
+        }
     }
     *obj = work;
     Ok(())

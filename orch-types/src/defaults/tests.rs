@@ -479,3 +479,35 @@ fn pod_snapshot() {
     })));
     insta::assert_yaml_snapshot!(out);
 }
+
+/// `SetDefaults_PersistentVolumeClaim(Spec)`, `SetDefaults_PersistentVolume`,
+/// `SetDefaults_StorageClass`.
+#[test]
+fn storage_defaults() {
+    let claim = defaulted(json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1.5Gi"}}}}));
+    assert_eq!(claim["spec"]["volumeMode"], "Filesystem");
+    assert_eq!(claim["status"]["phase"], "Pending");
+    assert_eq!(claim["spec"]["resources"]["requests"]["storage"], "1536Mi");
+    let vol = defaulted(json!({"apiVersion": "v1", "kind": "PersistentVolume",
+        "metadata": {"name": "v"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "capacity": {"storage": "1Gi"},
+                 "hostPath": {"path": "/tmp/v"}}}));
+    assert_eq!(vol["spec"]["persistentVolumeReclaimPolicy"], "Retain");
+    assert_eq!(vol["spec"]["volumeMode"], "Filesystem");
+    assert_eq!(vol["spec"]["hostPath"]["type"], "");
+    assert_eq!(vol["status"]["phase"], "Pending");
+    let explicit = defaulted(json!({"apiVersion": "v1", "kind": "PersistentVolume",
+        "metadata": {"name": "v"}, "spec": {"persistentVolumeReclaimPolicy": "Delete", "volumeMode": "Block"},
+        "status": {"phase": "Bound"}}));
+    assert_eq!(explicit["spec"]["persistentVolumeReclaimPolicy"], "Delete");
+    assert_eq!(explicit["spec"]["volumeMode"], "Block");
+    assert_eq!(explicit["status"]["phase"], "Bound");
+    let sc = defaulted(
+        json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+        "metadata": {"name": "fast"}, "provisioner": "orch.dev/local"}),
+    );
+    assert_eq!(sc["reclaimPolicy"], "Delete");
+    assert_eq!(sc["volumeBindingMode"], "Immediate");
+}

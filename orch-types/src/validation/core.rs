@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{
     Affinity, ConfigMap, Container, Endpoints, Event, LifecycleHandler, Namespace, Node,
-    NodeSelectorRequirement, Pod, PodSpec, PodTemplateSpec, Probe, ReplicationController,
-    ResourceRequirements, Secret, Service, Toleration,
+    NodeSelector, NodeSelectorRequirement, Pod, PodSpec, PodTemplateSpec, Probe,
+    ReplicationController, ResourceRequirements, Secret, Service, Toleration,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -478,6 +478,37 @@ fn node_selector_requirement(
     } else {
         for m in names::is_qualified_name(&r.key) {
             errs.push(FieldError::invalid(p.child("key"), &r.key, m));
+        }
+    }
+    errs
+}
+
+/// Upstream `ValidateNodeSelector` (a PersistentVolume's `nodeAffinity.required`): at least
+/// one term, each requirement checked like a pod's node affinity.
+pub(super) fn node_selector(ns: &NodeSelector, p: &Path) -> Vec<FieldError> {
+    let tp = p.child("nodeSelectorTerms");
+    if ns.node_selector_terms.is_empty() {
+        return vec![FieldError::required(
+            tp,
+            "must have at least one node selector term",
+        )];
+    }
+    let mut errs = Vec::new();
+    for (i, t) in ns.node_selector_terms.iter().enumerate() {
+        let ip = tp.index(i);
+        for (j, r) in t.match_expressions.iter().flatten().enumerate() {
+            errs.extend(node_selector_requirement(
+                r,
+                &ip.child("matchExpressions").index(j),
+                false,
+            ));
+        }
+        for (j, r) in t.match_fields.iter().flatten().enumerate() {
+            errs.extend(node_selector_requirement(
+                r,
+                &ip.child("matchFields").index(j),
+                true,
+            ));
         }
     }
     errs

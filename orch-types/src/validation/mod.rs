@@ -33,6 +33,7 @@ mod field;
 mod meta;
 mod other;
 mod policy;
+mod storage;
 
 pub use field::{FieldError, FieldErrorKind, Path};
 pub use meta::NameRule;
@@ -93,6 +94,7 @@ pub fn validate_defaulted(d: &DynamicObject) -> Vec<FieldError> {
     use k8s_openapi::api::{
         apps::v1 as kapps, autoscaling::v2 as as2, batch::v1 as kbatch, coordination::v1 as coord,
         core::v1 as kcore, events::v1 as kevents, policy::v1 as kpolicy, scheduling::v1 as sched,
+        storage::v1 as kstorage,
     };
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiext;
     let Some(info) = registry::by_kind(&d.types.api_version, &d.types.kind) else {
@@ -115,6 +117,10 @@ pub fn validate_defaulted(d: &DynamicObject) -> Vec<FieldError> {
                 core::replication_controller
             )
         }
+        ("", "PersistentVolumeClaim") => {
+            check!(&d, kcore::PersistentVolumeClaim, storage::pvc)
+        }
+        ("", "PersistentVolume") => check!(&d, kcore::PersistentVolume, storage::pv),
         ("apps", "Deployment") => check!(&d, kapps::Deployment, apps::deployment),
         ("apps", "ReplicaSet") => check!(&d, kapps::ReplicaSet, apps::replica_set),
         ("apps", "DaemonSet") => check!(&d, kapps::DaemonSet, apps::daemon_set),
@@ -137,6 +143,9 @@ pub fn validate_defaulted(d: &DynamicObject) -> Vec<FieldError> {
         }
         ("events.k8s.io", "Event") => check!(&d, kevents::Event, other::event),
         // ServiceAccount, Binding, Scale: metadata rules only.
+        ("storage.k8s.io", "StorageClass") => {
+            check!(&d, kstorage::StorageClass, storage::storage_class)
+        }
         _ => meta::object_meta(&d.metadata, info.namespaced, sub),
     }
 }
@@ -181,6 +190,7 @@ pub fn validate_update_defaulted(new: &DynamicObject, old: &DynamicObject) -> Ve
     use k8s_openapi::api::{
         apps::v1 as kapps, batch::v1 as kbatch, core::v1 as kcore, scheduling::v1 as sched,
     };
+        storage::v1 as kstorage,
     let mut errs = if registry::by_kind(&new.types.api_version, &new.types.kind).is_none() {
         meta::object_meta(&new.metadata, true, NameRule::Subdomain)
     } else {
@@ -209,6 +219,12 @@ pub fn validate_update_defaulted(new: &DynamicObject, old: &DynamicObject) -> Ve
         ("", "ConfigMap") => check_update!(n, o, kcore::ConfigMap, core::config_map_update),
         ("", "Secret") => check_update!(n, o, kcore::Secret, core::secret_update),
         ("apps", "Deployment") => {
+        ("", "PersistentVolumeClaim") => {
+            check_update!(n, o, kcore::PersistentVolumeClaim, storage::pvc_update)
+        }
+        ("", "PersistentVolume") => {
+            check_update!(n, o, kcore::PersistentVolume, storage::pv_update)
+        }
             check_update!(n, o, kapps::Deployment, apps::deployment_update)
         }
         ("apps", "ReplicaSet") => {
@@ -230,6 +246,9 @@ pub fn validate_update_defaulted(new: &DynamicObject, old: &DynamicObject) -> Ve
         }
         _ => meta::object_meta_update(&n.metadata, &o.metadata),
     });
+        ("storage.k8s.io", "StorageClass") => {
+            check_update!(n, o, kstorage::StorageClass, storage::storage_class_update)
+        }
     errs
 }
 

@@ -443,3 +443,153 @@ fn defaulted_entry_points_agree() {
         ["metadata.name: Invalid value: \"q\": field is immutable"]
     );
 }
+
+fn pvc(spec: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"}, "spec": spec})
+}
+
+fn pv(spec: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "vol"}, "spec": spec})
+}
+
+fn local_affinity() -> Value {
+    json!({"required": {"nodeSelectorTerms": [{"matchExpressions": [
+        {"key": "kubernetes.io/hostname", "operator": "In", "values": ["n1"]}]}]}})
+}
+
+/// `ValidatePersistentVolumeClaim`, `ValidatePersistentVolume`, `ValidateStorageClass`.
+#[test]
+fn storage_table() {
+    let rwo = json!(["ReadWriteOnce"]);
+    let req = json!({"requests": {"storage": "1Gi"}});
+    let cases: Vec<(&str, Value, Vec<&str>)> = vec![
+        ("valid claim", pvc(json!({"accessModes": rwo, "resources": req})), vec![]),
+        ("ValidatePersistentVolumeClaimSpec: storage request required (path keyed on resources)",
+            pvc(json!({"accessModes": rwo})),
+            vec!["spec.resources[storage]: Required value"]),
+        ("ValidatePersistentVolumeClaimSpec: access modes required and known",
+            pvc(json!({"accessModes": ["ReadWriteSometimes"], "resources": req})),
+            vec!["spec.accessModes: Unsupported value: \"ReadWriteSometimes\": supported values: \"ReadOnlyMany\", \"ReadWriteMany\", \"ReadWriteOnce\", \"ReadWriteOncePod\""]),
+        ("ValidatePersistentVolumeClaimSpec: at least one access mode",
+            pvc(json!({"resources": req})),
+            vec!["spec.accessModes: Required value: at least 1 access mode is required"]),
+        ("ValidatePersistentVolumeClaimSpec: ReadWriteOncePod alone",
+            pvc(json!({"accessModes": ["ReadWriteOncePod", "ReadWriteOnce"], "resources": req})),
+            vec!["spec.accessModes: Forbidden: may not use ReadWriteOncePod with other access modes"]),
+        ("ValidatePositiveQuantityValue: storage above zero",
+            pvc(json!({"accessModes": rwo, "resources": {"requests": {"storage": "0"}}})),
+            vec!["spec.resources[storage]: Invalid value: \"0\": must be greater than zero"]),
+        ("ValidateClassName", pvc(json!({"accessModes": rwo, "resources": req, "storageClassName": "Fast_SSD"})),
+            vec!["spec.storageClassName: Invalid value: \"Fast_SSD\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"]),
+        ("supportedVolumeModes", pvc(json!({"accessModes": rwo, "resources": req, "volumeMode": "Raw"})),
+            vec!["spec.volumeMode: Unsupported value: \"Raw\": supported values: \"Block\", \"Filesystem\""]),
+        ("valid local volume", pv(json!({"accessModes": rwo, "capacity": {"storage": "1Gi"},
+            "local": {"path": "/mnt/a"}, "nodeAffinity": local_affinity()})), vec![]),
+        ("ValidatePersistentVolumeSpec: capacity, modes and a source required", pv(json!({})),
+            vec!["spec.accessModes: Required value",
+                 "spec.capacity: Required value",
+                 "spec.capacity: Unsupported value: \"[]\": supported values: \"storage\"",
+                 "spec: Required value: must specify a volume type"]),
+        ("ValidatePersistentVolumeSpec: one volume source", pv(json!({"accessModes": rwo, "capacity": {"storage": "1Gi"},
+            "hostPath": {"path": "/tmp/a"}, "nfs": {"server": "s", "path": "/x"}})),
+            vec!["spec.nfs: Forbidden: may not specify more than 1 volume type"]),
+        ("validateLocalVolumeSource: node affinity required, no backsteps", pv(json!({"accessModes": rwo,
+            "capacity": {"storage": "1Gi"}, "local": {"path": "/mnt/../etc"}})),
+            vec!["spec.local.path: Invalid value: \"/mnt/../etc\": must not contain '..'",
+                 "spec.nodeAffinity: Required value: Local volume requires node affinity"]),
+        ("validateVolumeNodeAffinity: required terms", pv(json!({"accessModes": rwo, "capacity": {"storage": "1Gi"},
+            "hostPath": {"path": "/tmp/a"}, "nodeAffinity": {}, "persistentVolumeReclaimPolicy": "Keep"})),
+            vec!["spec.persistentVolumeReclaimPolicy: Unsupported value: \"Keep\": supported values: \"Delete\", \"Recycle\", \"Retain\"",
+                 "spec.nodeAffinity.required: Required value: must specify required node constraints"]),
+        ("valid storage class", json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "fast"},
+            "provisioner": "orch.dev/local"}), vec![]),
+        ("ValidateStorageClass: provisioner, reclaim policy, binding mode", json!({"apiVersion": "storage.k8s.io/v1",
+            "kind": "StorageClass", "metadata": {"name": "fast"}, "provisioner": "",
+            "reclaimPolicy": "Recycle", "volumeBindingMode": "Later"}),
+            vec!["provisioner: Required value",
+                 "reclaimPolicy: Unsupported value: \"Recycle\": supported values: \"Delete\", \"Retain\"",
+                 "volumeBindingMode: Unsupported value: \"Later\": supported values: \"Immediate\", \"WaitForFirstConsumer\""]),
+    ];
+    for (rule, o, want) in cases {
+        assert_eq!(errors(o), want, "{rule}");
+    }
+}
+
+/// `ValidatePersistentVolumeClaimUpdate`, `ValidatePersistentVolumeUpdate`,
+/// `ValidateStorageClassUpdate`.
+#[test]
+fn storage_updates() {
+    let lines = |new: &Value, old: &Value| -> Vec<String> {
+        validate_update(&obj(new.clone()), &obj(old.clone()))
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    };
+    let old = pvc(
+        json!({"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}, "storageClassName": "local"}),
+    );
+    // Binding sets volumeName once.
+    let mut bound = old.clone();
+    bound["spec"]["volumeName"] = json!("pvc-1");
+    assert!(lines(&bound, &old).is_empty());
+    let mut rebound = bound.clone();
+    rebound["spec"]["volumeName"] = json!("pvc-2");
+    assert_eq!(
+        lines(&rebound, &bound),
+        ["spec: Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims"]
+    );
+    // Expansion only for a bound claim.
+    let mut bigger = old.clone();
+    bigger["spec"]["resources"]["requests"]["storage"] = json!("2Gi");
+    assert_eq!(lines(&bigger, &old).len(), 1, "pending claims cannot grow");
+    let mut bound_status = bound.clone();
+    bound_status["status"] = json!({"phase": "Bound", "capacity": {"storage": "1Gi"}});
+    let mut grown = bound_status.clone();
+    grown["spec"]["resources"]["requests"]["storage"] = json!("2Gi");
+    assert!(lines(&grown, &bound_status).is_empty());
+    let mut shrunk = bound_status.clone();
+    shrunk["spec"]["resources"]["requests"]["storage"] = json!("512Mi");
+    assert_eq!(
+        lines(&shrunk, &bound_status),
+        ["spec.resources.requests.storage: Forbidden: field can not be less than status.capacity"]
+    );
+    // RetroactiveDefaultStorageClass: a class may be set where there was none.
+    let classless = pvc(
+        json!({"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}),
+    );
+    assert!(lines(&old, &classless).is_empty());
+    let mut other_class = old.clone();
+    other_class["spec"]["storageClassName"] = json!("fast");
+    assert_eq!(lines(&other_class, &old).len(), 1);
+    let mut block = old.clone();
+    block["spec"]["volumeMode"] = json!("Block");
+    assert!(lines(&block, &old)
+        .contains(&"volumeMode: Invalid value: \"Block\": field is immutable".to_string()));
+
+    let pv_old = pv(
+        json!({"accessModes": ["ReadWriteOnce"], "capacity": {"storage": "1Gi"},
+        "local": {"path": "/mnt/a"}, "nodeAffinity": local_affinity()}),
+    );
+    let mut pv_claimed = pv_old.clone();
+    pv_claimed["spec"]["claimRef"] = json!({"namespace": "default", "name": "data"});
+    assert!(lines(&pv_claimed, &pv_old).is_empty());
+    let mut pv_moved = pv_old.clone();
+    pv_moved["spec"]["local"]["path"] = json!("/mnt/b");
+    assert_eq!(
+        lines(&pv_moved, &pv_old),
+        ["spec.persistentvolumesource: Forbidden: spec.persistentvolumesource is immutable after creation"]
+    );
+
+    let sc = json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "fast"},
+        "provisioner": "orch.dev/local", "volumeBindingMode": "WaitForFirstConsumer"});
+    let mut sc_new = sc.clone();
+    sc_new["provisioner"] = json!("other.dev/x");
+    sc_new["volumeBindingMode"] = json!("Immediate");
+    assert_eq!(
+        lines(&sc_new, &sc),
+        [
+            "provisioner: Forbidden: updates to provisioner are forbidden.",
+            "volumeBindingMode: Invalid value: \"Immediate\": field is immutable"
+        ]
+    );
+}
