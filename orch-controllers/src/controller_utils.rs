@@ -6,6 +6,10 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::{Pod, PodCondition, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use orch_runtime::action::Action;
+use orch_runtime::controller::{trigger_owner, Mapper};
+use orch_runtime::expectations::Expectations;
+use orch_runtime::object::{controller_key, is_deleting};
+use orch_runtime::store::Change;
 use orch_types::events::ObjectRef;
 use orch_types::registry::ApiResource;
 use std::cmp::Ordering;
@@ -267,6 +271,37 @@ pub fn delete_pod(
         grace_period_seconds,
         owner,
     }
+}
+
+/// Maps pod changes to their controller of `kind` (before and after the change) and lowers
+/// its expectations: an added pod is a creation observed; a pod that starts terminating, or
+/// goes without having been terminating, a deletion (upstream `addPod` / `updatePod` /
+/// `deletePod` of the DaemonSet, StatefulSet and Job controllers).
+pub fn owned_pods(kind: &'static str, exp: Expectations) -> Mapper<Pod> {
+    let owner = trigger_owner::<Pod>(kind);
+    std::sync::Arc::new(move |c, caches, keys| {
+        match c {
+            Change::Added(p) => {
+                if let Some(k) = controller_key(&p.metadata, kind) {
+                    exp.creation_observed(&k);
+                }
+            }
+            Change::Updated(old, new)
+                if is_deleting(&new.metadata) && !is_deleting(&old.metadata) =>
+            {
+                if let Some(k) = controller_key(&new.metadata, kind) {
+                    exp.deletion_observed(&k);
+                }
+            }
+            Change::Deleted(p) if !is_deleting(&p.metadata) => {
+                if let Some(k) = controller_key(&p.metadata, kind) {
+                    exp.deletion_observed(&k);
+                }
+            }
+            _ => {}
+        }
+        owner(c, caches, keys);
+    })
 }
 
 #[cfg(test)]

@@ -23,7 +23,9 @@
 //! Pods are claimed by controller reference only: orphans matching the selector are not
 //! adopted (the ReplicaSet controller's adoption is not shared yet).
 
-use crate::controller_utils::{delete_pod, is_pod_available, is_pod_ready, until_available};
+use crate::controller_utils::{
+    delete_pod, is_pod_available, is_pod_ready, owned_pods, until_available,
+};
 use crate::history::{self, pod_hash, REVISION_HASH};
 use crate::selector::scaled_value;
 use jiff::Timestamp;
@@ -36,7 +38,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use orch_runtime::action::Action;
 use orch_runtime::controller::{trigger_owner, trigger_self, Caches, Controller, Watches};
 use orch_runtime::expectations::Expectations;
-use orch_runtime::object::{controller_key, controller_of, is_deleting, key_of};
+use orch_runtime::object::{controller_of, is_deleting, key_of};
 use orch_runtime::store::Change;
 use orch_types::dynamic::DynamicObject;
 use orch_types::events::ObjectRef;
@@ -774,31 +776,7 @@ impl Controller for DaemonSetController {
 
     fn watches(&self, w: &mut Watches) {
         w.watch::<DaemonSet>(trigger_self());
-        let exp = self.expectations.clone();
-        let owner = trigger_owner::<Pod>("DaemonSet");
-        w.watch::<Pod>(Arc::new(move |c, caches, keys| {
-            match c {
-                Change::Added(p) => {
-                    if let Some(k) = controller_key(&p.metadata, "DaemonSet") {
-                        exp.creation_observed(&k);
-                    }
-                }
-                Change::Updated(old, new)
-                    if is_deleting(&new.metadata) && !is_deleting(&old.metadata) =>
-                {
-                    if let Some(k) = controller_key(&new.metadata, "DaemonSet") {
-                        exp.deletion_observed(&k);
-                    }
-                }
-                Change::Deleted(p) if !is_deleting(&p.metadata) => {
-                    if let Some(k) = controller_key(&p.metadata, "DaemonSet") {
-                        exp.deletion_observed(&k);
-                    }
-                }
-                _ => {}
-            }
-            owner(c, caches, keys);
-        }));
+        w.watch::<Pod>(owned_pods("DaemonSet", self.expectations.clone()));
         w.watch::<ControllerRevision>(trigger_owner("DaemonSet"));
         // upstream addNode / updateNode: only DaemonSets whose decision for the node changes
         // (a Ready condition flipping alone changes none: the not-ready taints are tolerated).

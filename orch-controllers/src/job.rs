@@ -20,16 +20,16 @@
 //! interim `FailureTarget` / `SuccessCriteriaMet` conditions, and the TTL controller.
 
 use crate::controller_utils::{
-    delete_pod, is_pod_ready, is_pod_terminal, phase, pod_from_template,
+    delete_pod, is_pod_ready, is_pod_terminal, owned_pods, phase, pod_from_template,
 };
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::batch::v1::{Job, JobCondition, UncountedTerminatedPods};
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use orch_runtime::action::Action;
-use orch_runtime::controller::{trigger_owner, trigger_self, Caches, Controller, Watches};
+use orch_runtime::controller::{trigger_self, Caches, Controller, Watches};
 use orch_runtime::expectations::Expectations;
-use orch_runtime::object::{controller_key, controller_of, is_deleting, key_of};
+use orch_runtime::object::{controller_of, is_deleting, key_of};
 use orch_types::dynamic::DynamicObject;
 use orch_types::events::{EventType, ObjectRef};
 use orch_types::registry::ApiResource;
@@ -535,21 +535,7 @@ impl Controller for JobController {
 
     fn watches(&self, w: &mut Watches) {
         w.watch::<Job>(trigger_self());
-        let exp = self.expectations.clone();
-        let owner = trigger_owner::<Pod>("Job");
-        w.watch::<Pod>(Arc::new(move |c, caches, keys| {
-            if let orch_runtime::store::Change::Added(p) = c {
-                if let Some(k) = controller_key(&p.metadata, "Job") {
-                    exp.creation_observed(&k);
-                }
-            }
-            if let orch_runtime::store::Change::Deleted(p) = c {
-                if let Some(k) = controller_key(&p.metadata, "Job") {
-                    exp.deletion_observed(&k);
-                }
-            }
-            owner(c, caches, keys);
-        }));
+        w.watch::<Pod>(owned_pods("Job", self.expectations.clone()));
     }
 
     fn sync(&self, key: &str, caches: &Caches, now: Timestamp) -> Vec<Action> {

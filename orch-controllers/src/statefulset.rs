@@ -24,7 +24,9 @@
 //! Pods and claims are claimed by controller reference and name only: orphans are not adopted.
 //! `maxUnavailable` for rolling updates (alpha upstream) is not modelled: one pod at a time.
 
-use crate::controller_utils::{is_pod_available, is_pod_ready, phase, pod_from_template};
+use crate::controller_utils::{
+    is_pod_available, is_pod_ready, owned_pods, phase, pod_from_template,
+};
 use crate::history::{self, pod_hash, template_of, REVISION_HASH};
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet, StatefulSetStatus};
@@ -35,8 +37,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use orch_runtime::action::Action;
 use orch_runtime::controller::{trigger_owner, trigger_self, Caches, Controller, Watches};
 use orch_runtime::expectations::Expectations;
-use orch_runtime::object::{controller_key, controller_of, is_deleting, key_of};
-use orch_runtime::store::Change;
+use orch_runtime::object::{controller_of, is_deleting, key_of};
 use orch_types::dynamic::DynamicObject;
 use orch_types::events::ObjectRef;
 use serde_json::json;
@@ -675,31 +676,7 @@ impl Controller for StatefulSetController {
 
     fn watches(&self, w: &mut Watches) {
         w.watch::<StatefulSet>(trigger_self());
-        let exp = self.expectations.clone();
-        let owner = trigger_owner::<Pod>("StatefulSet");
-        w.watch::<Pod>(Arc::new(move |c, caches, keys| {
-            match c {
-                Change::Added(p) => {
-                    if let Some(k) = controller_key(&p.metadata, "StatefulSet") {
-                        exp.creation_observed(&k);
-                    }
-                }
-                Change::Updated(old, new)
-                    if is_deleting(&new.metadata) && !is_deleting(&old.metadata) =>
-                {
-                    if let Some(k) = controller_key(&new.metadata, "StatefulSet") {
-                        exp.deletion_observed(&k);
-                    }
-                }
-                Change::Deleted(p) if !is_deleting(&p.metadata) => {
-                    if let Some(k) = controller_key(&p.metadata, "StatefulSet") {
-                        exp.deletion_observed(&k);
-                    }
-                }
-                _ => {}
-            }
-            owner(c, caches, keys);
-        }));
+        w.watch::<Pod>(owned_pods("StatefulSet", self.expectations.clone()));
         w.watch::<ControllerRevision>(trigger_owner("StatefulSet"));
         w.reads::<PersistentVolumeClaim>();
     }
