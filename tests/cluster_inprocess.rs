@@ -408,3 +408,111 @@ async fn kubectl_rolls_out_and_undoes_a_daemon_set() {
     assert_eq!(image, "agent:1 agent:1 agent:1");
     cluster.shutdown().await.expect("clean shutdown");
 }
+
+/// A StatefulSet creates `web-0` before `web-1` (each after its predecessor is ready), rolls a
+/// new image out from the highest ordinal, and `kubectl rollout status|history|undo
+/// statefulset` work; scaling down removes the highest ordinal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_rolls_out_a_stateful_set_in_order() {
+    let cluster = Cluster::builder().nodes(2).start().await.expect("start");
+    let run = kubectl_for(&cluster);
+    let manifest = cluster.work_dir().join("sts.yaml");
+    std::fs::write(
+        &manifest,
+        r#"apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  clusterIP: None
+  selector: {app: web}
+  ports: [{port: 80}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: web}
+spec:
+  serviceName: web
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: "web:1"}]
+"#,
+    )
+    .expect("write manifest");
+    let kubectl = move |args: &[&str]| {
+        let out = run(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let (created, hostnames, rolled, history, image, after_scale) =
+        tokio::task::spawn_blocking(move || {
+            kubectl(&["apply", "-f", manifest.to_str().expect("utf-8 path")]);
+            kubectl(&["rollout", "status", "statefulset/web", "--timeout=60s"]);
+            let created = kubectl(&[
+                "get",
+                "pods",
+                "-l",
+                "app=web",
+                "--sort-by=.metadata.creationTimestamp",
+                "-o",
+                "jsonpath={.items[*].metadata.name}",
+            ]);
+            let hostnames = kubectl(&[
+                "get",
+                "pod",
+                "web-1",
+                "-o",
+                "jsonpath={.spec.hostname}.{.spec.subdomain}",
+            ]);
+            kubectl(&["set", "image", "statefulset/web", "web=web:2"]);
+            let rolled = kubectl(&["rollout", "status", "statefulset/web", "--timeout=60s"]);
+            let history = kubectl(&["rollout", "history", "statefulset/web"]);
+            kubectl(&["rollout", "undo", "statefulset/web"]);
+            kubectl(&["rollout", "status", "statefulset/web", "--timeout=60s"]);
+            let image = kubectl(&[
+                "get",
+                "pods",
+                "-l",
+                "app=web",
+                "-o",
+                "jsonpath={.items[*].spec.containers[0].image}",
+            ]);
+            kubectl(&["scale", "statefulset/web", "--replicas=1"]);
+            kubectl(&[
+                "wait",
+                "--for=delete",
+                "pod/web-2",
+                "pod/web-1",
+                "--timeout=60s",
+            ]);
+            let after_scale = kubectl(&[
+                "get",
+                "pods",
+                "-l",
+                "app=web",
+                "-o",
+                "jsonpath={.items[*].metadata.name}",
+            ]);
+            (created, hostnames, rolled, history, image, after_scale)
+        })
+        .await
+        .expect("join");
+    assert_eq!(created, "web-0 web-1 web-2");
+    assert_eq!(hostnames, "web-1.web");
+    assert!(rolled.contains("partitioned roll out complete"), "{rolled}");
+    let revisions: Vec<&str> = history
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(revisions, ["1", "2"], "{history}");
+    assert_eq!(image, "web:1 web:1 web:1");
+    assert_eq!(after_scale, "web-0");
+    cluster.shutdown().await.expect("clean shutdown");
+}

@@ -22,6 +22,7 @@ use crate::nodeipam::{IpamError, NodeIpamController};
 use crate::nodelifecycle::{NodeLifecycleConfig, NodeLifecycleController, TaintEvictionController};
 use crate::podgc::{PodGcConfig, PodGcController};
 use crate::replicaset::WorkloadController;
+use crate::statefulset::StatefulSetController;
 use crate::ttlafterfinished::TtlAfterFinishedController;
 use orch_runtime::controller::Controller;
 use orch_runtime::live::{self, LiveConfig};
@@ -38,6 +39,7 @@ pub const ALL_CONTROLLERS: &[&str] = &[
     "replicationcontroller",
     "deployment",
     "daemonset",
+    "statefulset",
     "job",
     "ttl-after-finished",
     "garbagecollector",
@@ -135,6 +137,7 @@ pub fn controller(name: &str, config: &ManagerConfig) -> Result<Arc<dyn Controll
         "replicationcontroller" => Arc::new(WorkloadController::replication_controllers()),
         "deployment" => Arc::new(DeploymentController),
         "daemonset" => Arc::new(DaemonSetController::default()),
+        "statefulset" => Arc::new(StatefulSetController::default()),
         "job" => Arc::new(JobController::default()),
         "ttl-after-finished" => Arc::new(TtlAfterFinishedController),
         "garbagecollector" => Arc::new(GarbageCollector::default()),
