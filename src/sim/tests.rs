@@ -316,3 +316,57 @@ disruptions:
     nodes.dedup();
     assert_eq!(nodes.len(), 20);
 }
+
+/// A StatefulSet in virtual time: each pod is created once its predecessor is Ready, so three
+/// pods that take five seconds to start are all ready after fifteen.
+#[tokio::test]
+async fn a_stateful_set_starts_its_pods_in_order_in_virtual_time() {
+    let s = Scenario::from_yaml(
+        r#"
+nodeGroups:
+  - name: pool
+    count: 2
+    template: {status: {capacity: {cpu: "8", memory: 16Gi, pods: "110"}}}
+workloads:
+  - at: 0s
+    yaml: |
+      apiVersion: apps/v1
+      kind: StatefulSet
+      metadata: {name: db, namespace: default}
+      spec:
+        serviceName: db
+        replicas: 3
+        selector: {matchLabels: {app: db}}
+        template:
+          metadata:
+            labels: {app: db}
+            annotations: {sim.orch.dev/start-seconds: "5"}
+          spec:
+            containers: [{name: db, image: "db:1"}]
+"#,
+    )
+    .unwrap();
+    let mut sim = Simulation::new(s, SimOptions::default()).await.unwrap();
+    let sts_r = orch_types::ApiResource::of::<k8s_openapi::api::apps::v1::StatefulSet>();
+    let pod_r = orch_types::ApiResource::of::<k8s_openapi::api::core::v1::Pod>();
+    sim.run_until(7.0, || false).await;
+    let pods = sim
+        .client()
+        .list(&pod_r, Some("default"), &Default::default())
+        .await
+        .unwrap();
+    let mut names: Vec<String> = pods.items.iter().map(|p| p.name().to_string()).collect();
+    names.sort();
+    assert_eq!(names, ["db-0", "db-1"], "db-1 only once db-0 is ready");
+    sim.run_until(16.0, || false).await;
+    let sts = sim
+        .client()
+        .get(&sts_r, Some("default"), "db")
+        .await
+        .unwrap();
+    assert_eq!(
+        sts.data["status"]["readyReplicas"], 3,
+        "{}",
+        sts.data["status"]
+    );
+}
