@@ -84,6 +84,7 @@ spec_status_object!(
     k8s_openapi::api::apps::v1::Deployment,
     k8s_openapi::api::apps::v1::DaemonSet,
     k8s_openapi::api::apps::v1::StatefulSet,
+    k8s_openapi::api::batch::v1::CronJob,
     k8s_openapi::api::batch::v1::Job,
     k8s_openapi::api::core::v1::PersistentVolumeClaim,
     k8s_openapi::api::core::v1::PersistentVolume,

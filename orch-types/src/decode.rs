@@ -460,6 +460,7 @@ pub fn typed_check(
         ("apps", "StatefulSet") => unknown_paths::<apps::StatefulSet>(v),
         ("apps", "ControllerRevision") => unknown_paths::<apps::ControllerRevision>(v),
         ("batch", "Job") => unknown_paths::<batch::Job>(v),
+        ("batch", "CronJob") => unknown_paths::<batch::CronJob>(v),
         ("policy", "PodDisruptionBudget") => unknown_paths::<policy::PodDisruptionBudget>(v),
         ("policy", "Eviction") => unknown_paths::<policy::Eviction>(v),
         ("coordination.k8s.io", "Lease") => unknown_paths::<coord::Lease>(v),
@@ -468,8 +469,9 @@ pub fn typed_check(
             unknown_paths::<as2::HorizontalPodAutoscaler>(v)
         }
         ("scheduling.k8s.io", "PriorityClass") => unknown_paths::<sched::PriorityClass>(v),
-        ("apiextensions.k8s.io", "CustomResourceDefinition") => {
+        ("settings.k8s.io", "PodPreset") => unknown_paths::<crate::settings::PodPreset>(v),
         ("storage.k8s.io", "StorageClass") => unknown_paths::<storage::StorageClass>(v),
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => {
             unknown_paths::<apiext::CustomResourceDefinition>(v)
         }
         ("events.k8s.io", "Event") => unknown_paths::<events::Event>(v),

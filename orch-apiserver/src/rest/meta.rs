@@ -17,6 +17,7 @@ const GENERATION_KINDS: &[&str] = &[
     "DaemonSet",
     "StatefulSet",
     "Job",
+    "CronJob",
     "ReplicationController",
     "PodDisruptionBudget",
     "HorizontalPodAutoscaler",

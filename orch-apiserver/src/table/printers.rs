@@ -144,6 +144,10 @@ pub fn printer(group: &str, kind: &str) -> Printer {
             columns: JOB,
             cells: job,
         },
+        ("batch", "CronJob") => Printer {
+            columns: CRONJOB,
+            cells: cronjob,
+        },
         ("policy", "PodDisruptionBudget") => Printer {
             columns: PDB,
             cells: pdb,
@@ -1058,6 +1062,47 @@ fn job(o: &Value, now: Timestamp) -> Vec<Value> {
         json!(c),
         json!(im),
         json!(label_selector(get(o, &["spec", "selector"]))),
+    ]
+}
+
+/// upstream `cronJobColumnDefinitions`.
+const CRONJOB: &[Column] = &[
+    NAME,
+    col("Schedule", "string", 0, "The schedule in Cron format, see https://en.wikipedia.org/wiki/Cron."),
+    col("Timezone", "string", 0, "The time zone name for the given schedule, see https://en.wikipedia.org/wiki/List_of_tz_database_time_zones. If not specified, this will default to the time zone of the kube-controller-manager process. The set of valid time zone names and the time zone offset is loaded from the system-wide time zone database by the API server during CronJob validation and the controller manager during execution. If no system-wide time zone database can be found a bundled version of the database is used instead. If the time zone name becomes invalid during the lifetime of a CronJob or due to a change in host configuration, the controller will stop creating new new Jobs and will create a system event with the reason UnknownTimeZone. More information can be found in https://kubernetes.io/docs/concepts/workloads/controllers/cron-jobs/#time-zones"),
+    col("Suspend", "boolean", 0, "This flag tells the controller to suspend subsequent executions, it does not apply to already started executions.  Defaults to false."),
+    col("Active", "integer", 0, "A list of pointers to currently running jobs."),
+    col("Last Schedule", "string", 0, "Information when was the last time the job was successfully scheduled."),
+    AGE,
+    col("Containers", "string", 1, "Names of each container in the template."),
+    col("Images", "string", 1, "Images referenced by each container in the template."),
+    col("Selector", "string", 1, "A label query over pods that should match the pod count. Normally, the system sets this field for you. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors"),
+];
+
+/// upstream `printCronJob`.
+fn cronjob(o: &Value, now: Timestamp) -> Vec<Value> {
+    let template = get(o, &["spec", "jobTemplate"]).unwrap_or(&Value::Null);
+    let (c, im) = containers_and_images(template);
+    let last = match get(o, &["status", "lastScheduleTime"]) {
+        Some(t) if !t.is_null() => age(Some(t), now),
+        _ => "<none>".into(),
+    };
+    let suspend = match get(o, &["spec", "suspend"]).and_then(Value::as_bool) {
+        Some(true) => "True",
+        Some(false) => "False",
+        None => "<unset>",
+    };
+    vec![
+        name(o),
+        json!(s(o, &["spec", "schedule"])),
+        json!(or_none(s(o, &["spec", "timeZone"]).to_string())),
+        json!(suspend),
+        json!(arr(o, &["status", "active"]).len()),
+        json!(last),
+        created(o, now),
+        json!(c),
+        json!(im),
+        json!(label_selector(get(template, &["spec", "selector"]))),
     ]
 }
 

@@ -455,3 +455,55 @@ fn storage_rows() {
         ])
     );
 }
+
+/// upstream `printCronJob`: NAME SCHEDULE TIMEZONE SUSPEND ACTIVE LAST SCHEDULE AGE, then the
+/// Job template's containers, images and selector when wide.
+#[test]
+fn cronjob_rows() {
+    let row = |o: Value| -> (Vec<String>, Value) {
+        let t = table("batch", "CronJob", &[o], IncludeObject::None, now(), None);
+        (headers(&t), t["rows"][0]["cells"].clone())
+    };
+    let (h, c) = row(
+        json!({"metadata": {"name": "tick", "creationTimestamp": "2025-06-01T11:00:00Z"},
+        "spec": {"schedule": "*/1 * * * *", "suspend": false, "jobTemplate": {"spec": {"template": {"spec": {
+            "containers": [{"name": "tick", "image": "busybox"}]}}}}},
+        "status": {"active": [{"kind": "Job", "name": "tick-29145719"}],
+                   "lastScheduleTime": "2025-06-01T11:59:00Z"}}),
+    );
+    assert_eq!(
+        h,
+        [
+            "NAME",
+            "SCHEDULE",
+            "TIMEZONE",
+            "SUSPEND",
+            "ACTIVE",
+            "LAST SCHEDULE",
+            "AGE"
+        ]
+    );
+    assert_eq!(
+        c,
+        json!([
+            "tick",
+            "*/1 * * * *",
+            "<none>",
+            "False",
+            1,
+            "60s",
+            "60m",
+            "tick",
+            "busybox",
+            "<none>"
+        ])
+    );
+    let (_, c) = row(json!({"metadata": {"name": "paris"},
+        "spec": {"schedule": "@daily", "timeZone": "Europe/Paris", "suspend": true}}));
+    assert_eq!(
+        &c.as_array().unwrap()[..6],
+        &json!(["paris", "@daily", "Europe/Paris", "True", 0, "<none>"])
+            .as_array()
+            .unwrap()[..]
+    );
+}

@@ -1,7 +1,7 @@
 //! batch/v1 defaults, after upstream `pkg/apis/batch/v1/defaults.go` (Kubernetes 1.33,
 //! `JobPodReplacementPolicy` on).
 
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 
 use super::core::pod_template;
 
@@ -42,4 +42,20 @@ pub(crate) fn job(j: &mut Job) {
         });
     }
     pod_template(&mut s.template);
+}
+
+/// `SetDefaults_CronJob`, plus the pod defaults of the Job template's pod template (the
+/// generated `SetObjectDefaults_CronJob`); the Job's own defaults are applied when the
+/// controller creates it.
+pub(crate) fn cron_job(c: &mut CronJob) {
+    let Some(s) = c.spec.as_mut() else { return };
+    if s.concurrency_policy.as_deref().is_none_or(str::is_empty) {
+        s.concurrency_policy = Some("Allow".into());
+    }
+    set(&mut s.suspend, false);
+    set(&mut s.successful_jobs_history_limit, 3);
+    set(&mut s.failed_jobs_history_limit, 1);
+    if let Some(js) = s.job_template.spec.as_mut() {
+        pod_template(&mut js.template);
+    }
 }

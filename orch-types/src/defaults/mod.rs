@@ -73,6 +73,7 @@ pub fn apply_defaults(obj: &mut DynamicObject) -> Result<(), ConvertError> {
         ("apps", "DaemonSet") => typed::<kapps::DaemonSet>(&mut work, apps::daemon_set)?,
         ("apps", "StatefulSet") => typed::<kapps::StatefulSet>(&mut work, apps::stateful_set)?,
         ("batch", "Job") => typed::<kbatch::Job>(&mut work, batch::job)?,
+        ("batch", "CronJob") => typed::<kbatch::CronJob>(&mut work, batch::cron_job)?,
         ("autoscaling", "HorizontalPodAutoscaler") => {
             typed::<as2::HorizontalPodAutoscaler>(&mut work, other::hpa)?
         }
@@ -82,10 +83,10 @@ pub fn apply_defaults(obj: &mut DynamicObject) -> Result<(), ConvertError> {
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
             typed::<apiext::CustomResourceDefinition>(&mut work, other::crd)?
         }
-        _ => return Ok(()),
         ("storage.k8s.io", "StorageClass") => {
             typed::<kstorage::StorageClass>(&mut work, storage::storage_class)?
         }
+        _ => return Ok(()),
     }
     *obj = work;
     Ok(())
@@ -129,6 +130,7 @@ pub fn apply_status_defaults(obj: &mut DynamicObject) -> Result<(), ConvertError
         ("apps", "DaemonSet") => status_only::<kapps::DaemonSet>(obj),
         ("apps", "StatefulSet") => status_only::<kapps::StatefulSet>(obj),
         ("batch", "Job") => status_only::<kbatch::Job>(obj),
+        ("batch", "CronJob") => status_only::<kbatch::CronJob>(obj),
         ("policy", "PodDisruptionBudget") => status_only::<kpolicy::PodDisruptionBudget>(obj),
         ("autoscaling", "HorizontalPodAutoscaler") => {
             status_only::<as2::HorizontalPodAutoscaler>(obj)

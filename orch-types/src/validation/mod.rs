@@ -33,6 +33,7 @@ mod field;
 mod meta;
 mod other;
 mod policy;
+mod settings;
 mod storage;
 
 pub use field::{FieldError, FieldErrorKind, Path};
@@ -129,6 +130,7 @@ pub fn validate_defaulted(d: &DynamicObject) -> Vec<FieldError> {
             check!(&d, kapps::ControllerRevision, apps::controller_revision)
         }
         ("batch", "Job") => check!(&d, kbatch::Job, batch::job),
+        ("batch", "CronJob") => check!(&d, kbatch::CronJob, batch::cron_job),
         ("policy", "PodDisruptionBudget") => check!(&d, kpolicy::PodDisruptionBudget, policy::pdb),
         ("policy", "Eviction") => check!(&d, kpolicy::Eviction, policy::eviction),
         ("coordination.k8s.io", "Lease") => check!(&d, coord::Lease, other::lease),
@@ -138,14 +140,17 @@ pub fn validate_defaulted(d: &DynamicObject) -> Vec<FieldError> {
         ("scheduling.k8s.io", "PriorityClass") => {
             check!(&d, sched::PriorityClass, other::priority_class)
         }
+        ("settings.k8s.io", "PodPreset") => {
+            check!(&d, crate::settings::PodPreset, settings::pod_preset)
+        }
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
             check!(&d, apiext::CustomResourceDefinition, other::crd)
         }
         ("events.k8s.io", "Event") => check!(&d, kevents::Event, other::event),
-        // ServiceAccount, Binding, Scale: metadata rules only.
         ("storage.k8s.io", "StorageClass") => {
             check!(&d, kstorage::StorageClass, storage::storage_class)
         }
+        // ServiceAccount, Binding, Scale: metadata rules only.
         _ => meta::object_meta(&d.metadata, info.namespaced, sub),
     }
 }
@@ -189,12 +194,12 @@ pub fn validate_status_update(new: &DynamicObject, old: &DynamicObject) -> Vec<F
 pub fn validate_update_defaulted(new: &DynamicObject, old: &DynamicObject) -> Vec<FieldError> {
     use k8s_openapi::api::{
         apps::v1 as kapps, batch::v1 as kbatch, core::v1 as kcore, scheduling::v1 as sched,
-    };
         storage::v1 as kstorage,
+    };
     let mut errs = if registry::by_kind(&new.types.api_version, &new.types.kind).is_none() {
         meta::object_meta(&new.metadata, true, NameRule::Subdomain)
     } else {
-        validate_defaulted(new)
+        create_rules_on_update(new)
     };
     if new.types.kind != old.types.kind || new.types.api_version != old.types.api_version {
         errs.push(kind_changed(new));
@@ -218,13 +223,13 @@ pub fn validate_update_defaulted(new: &DynamicObject, old: &DynamicObject) -> Ve
         ("", "Service") => check_update!(n, o, kcore::Service, core::service_update),
         ("", "ConfigMap") => check_update!(n, o, kcore::ConfigMap, core::config_map_update),
         ("", "Secret") => check_update!(n, o, kcore::Secret, core::secret_update),
-        ("apps", "Deployment") => {
         ("", "PersistentVolumeClaim") => {
             check_update!(n, o, kcore::PersistentVolumeClaim, storage::pvc_update)
         }
         ("", "PersistentVolume") => {
             check_update!(n, o, kcore::PersistentVolume, storage::pv_update)
         }
+        ("apps", "Deployment") => {
             check_update!(n, o, kapps::Deployment, apps::deployment_update)
         }
         ("apps", "ReplicaSet") => {
@@ -241,15 +246,25 @@ pub fn validate_update_defaulted(new: &DynamicObject, old: &DynamicObject) -> Ve
             apps::controller_revision_update
         ),
         ("batch", "Job") => check_update!(n, o, kbatch::Job, batch::job_update),
+        ("batch", "CronJob") => check_update!(n, o, kbatch::CronJob, batch::cron_job_update),
         ("scheduling.k8s.io", "PriorityClass") => {
             check_update!(n, o, sched::PriorityClass, other::priority_class_update)
         }
-        _ => meta::object_meta_update(&n.metadata, &o.metadata),
-    });
         ("storage.k8s.io", "StorageClass") => {
             check_update!(n, o, kstorage::StorageClass, storage::storage_class_update)
         }
+        _ => meta::object_meta_update(&n.metadata, &o.metadata),
+    });
     errs
+}
+
+/// The create rules an update is held to as well: all of them, but for CronJob, whose update
+/// rules (upstream `ValidateCronJobUpdate`) replace them.
+fn create_rules_on_update(new: &DynamicObject) -> Vec<FieldError> {
+    if new.types.api_version == "batch/v1" && new.types.kind == "CronJob" {
+        return Vec::new();
+    }
+    validate_defaulted(new)
 }
 
 /// The 422 `Invalid` API error kube-apiserver answers for these errors: message

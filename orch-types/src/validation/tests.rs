@@ -593,3 +593,99 @@ fn storage_updates() {
         ]
     );
 }
+
+fn cron_job(spec_patch: Value) -> Value {
+    let mut spec = json!({"schedule": "*/5 * * * *", "jobTemplate": {"spec": {"template": {"spec": {
+        "restartPolicy": "OnFailure", "containers": [ctr(json!({}))]}}}}});
+    if let (Value::Object(b), Value::Object(e)) = (&mut spec, spec_patch) {
+        b.extend(e);
+    }
+    json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "tick"}, "spec": spec})
+}
+
+/// `ValidateCronJobCreate` / `validateCronJobSpec` / `validateScheduleFormat` /
+/// `validateTimeZone` / `ValidateJobTemplateSpec`.
+#[test]
+fn cron_job_table() {
+    let long = "c".repeat(53);
+    let cases: Vec<(&str, Value, Vec<&str>)> = vec![
+        ("valid", cron_job(json!({})), vec![]),
+        ("valid: names, descriptor, time zone", cron_job(json!({"schedule": "0 9 * JAN-MAR mon-fri", "timeZone": "Europe/Paris"})), vec![]),
+        ("valid: @every", cron_job(json!({"schedule": "@every 1h"})), vec![]),
+        ("schedule must parse", cron_job(json!({"schedule": "not a cron"})),
+            vec!["spec.schedule: Invalid value: \"not a cron\": expected exactly 5 fields, found 3: [not a cron]"]),
+        ("schedule bounds", cron_job(json!({"schedule": "0 24 * * *"})),
+            vec!["spec.schedule: Invalid value: \"0 24 * * *\": end of range (24) above maximum (23): 24"]),
+        ("schedule required", cron_job(json!({"schedule": ""})),
+            vec!["spec.schedule: Required value"]),
+        ("TZ in schedule", cron_job(json!({"schedule": "TZ=UTC 0 * * * *"})),
+            vec!["spec.schedule: Invalid value: \"TZ=UTC 0 * * * *\": cannot use TZ or CRON_TZ in schedule, use timeZone field instead"]),
+        ("CRON_TZ in schedule", cron_job(json!({"schedule": "CRON_TZ=Europe/Paris 0 * * * *"})),
+            vec!["spec.schedule: Invalid value: \"CRON_TZ=Europe/Paris 0 * * * *\": cannot use TZ or CRON_TZ in schedule, use timeZone field instead"]),
+        ("unknown time zone", cron_job(json!({"timeZone": "Mars/Olympus_Mons"})),
+            vec!["spec.timeZone: Invalid value: \"Mars/Olympus_Mons\": unknown time zone Mars/Olympus_Mons"]),
+        ("bad time zone characters", cron_job(json!({"timeZone": "../etc/passwd"})),
+            vec!["spec.timeZone: Invalid value: \"../etc/passwd\": unknown time zone ../etc/passwd"]),
+        ("empty time zone", cron_job(json!({"timeZone": ""})),
+            vec!["spec.timeZone: Invalid value: \"\": timeZone must be nil or non-empty string"]),
+        ("Local time zone", cron_job(json!({"timeZone": "Local"})),
+            vec!["spec.timeZone: Invalid value: \"Local\": timeZone must be an explicit time zone as defined in https://www.iana.org/time-zones"]),
+        ("concurrencyPolicy", cron_job(json!({"concurrencyPolicy": "Sometimes"})),
+            vec!["spec.concurrencyPolicy: Unsupported value: \"Sometimes\": supported values: \"Allow\", \"Forbid\", \"Replace\""]),
+        ("startingDeadlineSeconds", cron_job(json!({"startingDeadlineSeconds": -1})),
+            vec!["spec.startingDeadlineSeconds: Invalid value: -1: must be greater than or equal to 0"]),
+        ("history limits", cron_job(json!({"successfulJobsHistoryLimit": -1, "failedJobsHistoryLimit": -2})),
+            vec!["spec.successfulJobsHistoryLimit: Invalid value: -1: must be greater than or equal to 0",
+                 "spec.failedJobsHistoryLimit: Invalid value: -2: must be greater than or equal to 0"]),
+        ("jobTemplate like a Job's spec", cron_job(json!({"jobTemplate": {"spec": {"backoffLimit": -1, "template": {"spec": {"containers": [ctr(json!({}))]}}}}})),
+            vec!["spec.jobTemplate.spec.backoffLimit: Invalid value: -1: must be greater than or equal to 0",
+                 "spec.jobTemplate.spec.template.spec.restartPolicy: Unsupported value: \"Always\": supported values: \"OnFailure\", \"Never\""]),
+        ("jobTemplate selector is generated", cron_job(json!({"jobTemplate": {"spec": {"selector": {"matchLabels": {"a": "b"}}, "manualSelector": true,
+            "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"restartPolicy": "Never", "containers": [ctr(json!({}))]}}}}})),
+            vec!["spec.jobTemplate.spec.selector: Invalid value: {...}: `selector` will be auto-generated",
+                 "spec.jobTemplate.spec.manualSelector: Unsupported value: \"true\": supported values: \"nil\", \"false\""]),
+    ];
+    for (rule, input, want) in cases {
+        assert_eq!(errors(input), want, "{rule}");
+    }
+    let mut named = cron_job(json!({}));
+    named["metadata"]["name"] = json!(long);
+    assert_eq!(
+        errors(named),
+        [format!("metadata.name: Invalid value: \"{long}\": must be no more than 52 characters")]
+    );
+}
+
+/// `ValidateCronJobUpdate`: a `TZ=` already in the schedule may stay (but not beside
+/// `timeZone`); the name length is not checked again; a time zone is only checked when it
+/// changes.
+#[test]
+fn cron_job_updates() {
+    let upd = |new: Value, old: Value| -> Vec<String> {
+        validate_update(&obj(new), &obj(old))
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    };
+    let legacy = cron_job(json!({"schedule": "TZ=UTC 0 * * * *"}));
+    assert!(upd(cron_job(json!({"schedule": "TZ=UTC 5 * * * *"})), legacy.clone()).is_empty());
+    assert_eq!(
+        upd(
+            cron_job(json!({"schedule": "TZ=UTC 5 * * * *", "timeZone": "UTC"})),
+            legacy
+        ),
+        ["spec.schedule: Invalid value: \"TZ=UTC 5 * * * *\": cannot use both timeZone field and TZ or CRON_TZ in schedule"]
+    );
+    assert_eq!(
+        upd(
+            cron_job(json!({"schedule": "TZ=UTC 5 * * * *"})),
+            cron_job(json!({}))
+        ),
+        ["spec.schedule: Invalid value: \"TZ=UTC 5 * * * *\": cannot use TZ or CRON_TZ in schedule, use timeZone field instead"]
+    );
+    let mut long = cron_job(json!({"suspend": true}));
+    long["metadata"]["name"] = json!("c".repeat(60));
+    let mut long_old = cron_job(json!({}));
+    long_old["metadata"]["name"] = json!("c".repeat(60));
+    assert!(upd(long, long_old).is_empty());
+}
