@@ -19,6 +19,7 @@
 //! | [`fields`] | field selectors with the per-kind supported field sets |
 //! | [`node_selector`] | node selector terms and required node affinity matching |
 //! | [`resources`] | [`resources::ResourceList`] and effective pod requests/limits |
+//! | [`settings`] | `settings.k8s.io/v1alpha1` PodPreset (no longer in k8s-openapi) |
 //! | [`taints`] | whether a toleration tolerates a taint (the one rule scheduler, eviction and admission use) |
 //! | [`image`] | image references `[registry/]repo[:tag][@digest]`, pull-policy default |
 //! | [`decode`] | multi-document YAML / JSON / `kind: List` decoding, strict unknown-field paths |
@@ -58,6 +59,7 @@ pub mod node_selector;
 pub mod quantity;
 pub mod registry;
 pub mod resources;
+pub mod settings;
 pub mod status;
 pub mod taints;
 #[cfg(any(test, feature = "testing"))]

@@ -109,7 +109,7 @@ fn ephemeral_container(c: &mut EphemeralContainer) {
 
 /// `SetDefaults_Volume` and the volume source defaults (`defaultMode` 0644, hostPath type,
 /// token expiration 3600).
-fn volume(v: &mut Volume) {
+pub(crate) fn volume(v: &mut Volume) {
     let only_name = serde_json::to_value(&*v)
         .ok()
         .and_then(|j| j.as_object().map(|m| m.len() <= 1))

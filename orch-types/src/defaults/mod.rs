@@ -25,6 +25,7 @@ mod apps;
 mod batch;
 mod core;
 mod other;
+mod settings;
 mod storage;
 
 use serde::{de::DeserializeOwned, Serialize};
@@ -79,6 +80,9 @@ pub fn apply_defaults(obj: &mut DynamicObject) -> Result<(), ConvertError> {
         }
         ("scheduling.k8s.io", "PriorityClass") => {
             typed::<sched::PriorityClass>(&mut work, other::priority_class)?
+        }
+        ("settings.k8s.io", "PodPreset") => {
+            typed::<crate::settings::PodPreset>(&mut work, settings::pod_preset)?
         }
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
             typed::<apiext::CustomResourceDefinition>(&mut work, other::crd)?

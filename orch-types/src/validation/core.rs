@@ -3,9 +3,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{
-    Affinity, ConfigMap, Container, Endpoints, Event, LifecycleHandler, Namespace, Node,
-    NodeSelector, NodeSelectorRequirement, Pod, PodSpec, PodTemplateSpec, Probe,
-    ReplicationController, ResourceRequirements, Secret, Service, Toleration,
+    Affinity, ConfigMap, Container, Endpoints, EnvFromSource, EnvVar, Event, LifecycleHandler,
+    Namespace, Node, NodeSelector, NodeSelectorRequirement, Pod, PodSpec, PodTemplateSpec, Probe,
+    ReplicationController, ResourceRequirements, Secret, Service, Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -317,65 +317,16 @@ fn container(
         }
         errs.extend(protocol(port.protocol.as_deref(), pp.child("protocol")));
     }
-    // Env.
-    for (i, e) in c.env.iter().flatten().enumerate() {
-        let ep = p.child("env").index(i);
-        if e.name.is_empty() {
-            errs.push(FieldError::required(ep.child("name"), ""));
-        } else if !e.name.bytes().all(|b| (32..=126).contains(&b) && b != b'=') {
-            errs.push(FieldError::invalid(
-                ep.child("name"),
-                &e.name,
-                "a valid environment variable name must consist only of printable ASCII characters other than '='",
-            ));
-        }
-        if let Some(vf) = &e.value_from {
-            let n = [
-                vf.field_ref.is_some(),
-                vf.resource_field_ref.is_some(),
-                vf.config_map_key_ref.is_some(),
-                vf.secret_key_ref.is_some(),
-            ]
-            .iter()
-            .filter(|x| **x)
-            .count();
-            if n == 0 {
-                errs.push(FieldError::invalid(ep.child("valueFrom"), "", "must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`"));
-            } else if n > 1 {
-                errs.push(FieldError::invalid(
-                    ep.child("valueFrom"),
-                    "",
-                    "may not have more than one field specified at a time",
-                ));
-            }
-            if e.value.as_deref().is_some_and(|v| !v.is_empty()) {
-                errs.push(FieldError::invalid(
-                    ep.child("valueFrom"),
-                    "",
-                    "may not be specified when `value` is not empty",
-                ));
-            }
-        }
-    }
-    // Volume mounts.
-    let mut mount_paths = BTreeSet::new();
-    for (i, m) in c.volume_mounts.iter().flatten().enumerate() {
-        let mp = p.child("volumeMounts").index(i);
-        if m.name.is_empty() {
-            errs.push(FieldError::required(mp.child("name"), ""));
-        } else if !volumes.contains(&m.name) {
-            errs.push(FieldError::not_found(mp.child("name"), &m.name));
-        }
-        if m.mount_path.is_empty() {
-            errs.push(FieldError::required(mp.child("mountPath"), ""));
-        } else if !mount_paths.insert(m.mount_path.clone()) {
-            errs.push(FieldError::invalid(
-                mp.child("mountPath"),
-                &m.mount_path,
-                "must be unique",
-            ));
-        }
-    }
+    errs.extend(env(c.env.as_deref().unwrap_or_default(), &p.child("env")));
+    errs.extend(env_from(
+        c.env_from.as_deref().unwrap_or_default(),
+        &p.child("envFrom"),
+    ));
+    errs.extend(volume_mounts(
+        c.volume_mounts.as_deref().unwrap_or_default(),
+        volumes,
+        &p.child("volumeMounts"),
+    ));
     // Probes and lifecycle.
     for (name, pr) in [
         ("livenessProbe", &c.liveness_probe),
@@ -416,7 +367,175 @@ fn container(
     errs
 }
 
-fn volume_source_count(v: &k8s_openapi::api::core::v1::Volume) -> Vec<String> {
+/// The message of upstream's relaxed environment variable name check (`IsRelaxedEnvVarName`).
+const ENV_VAR_NAME_MSG: &str =
+    "a valid environment variable name must consist only of printable ASCII characters other than '='";
+
+/// Upstream `IsRelaxedEnvVarName`: printable ASCII but `=`.
+fn env_var_name_ok(name: &str) -> bool {
+    name.bytes().all(|b| (32..=126).contains(&b) && b != b'=')
+}
+
+/// Upstream `ValidateEnv`: names, and `valueFrom` with exactly one source and no `value`.
+pub(crate) fn env(vars: &[EnvVar], p: &Path) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    for (i, e) in vars.iter().enumerate() {
+        let ep = p.index(i);
+        if e.name.is_empty() {
+            errs.push(FieldError::required(ep.child("name"), ""));
+        } else if !env_var_name_ok(&e.name) {
+            errs.push(FieldError::invalid(
+                ep.child("name"),
+                &e.name,
+                ENV_VAR_NAME_MSG,
+            ));
+        }
+        if let Some(vf) = &e.value_from {
+            let n = [
+                vf.field_ref.is_some(),
+                vf.resource_field_ref.is_some(),
+                vf.config_map_key_ref.is_some(),
+                vf.secret_key_ref.is_some(),
+            ]
+            .iter()
+            .filter(|x| **x)
+            .count();
+            if n == 0 {
+                errs.push(FieldError::invalid(ep.child("valueFrom"), "", "must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`"));
+            } else if n > 1 {
+                errs.push(FieldError::invalid(
+                    ep.child("valueFrom"),
+                    "",
+                    "may not have more than one field specified at a time",
+                ));
+            }
+            if e.value.as_deref().is_some_and(|v| !v.is_empty()) {
+                errs.push(FieldError::invalid(
+                    ep.child("valueFrom"),
+                    "",
+                    "may not be specified when `value` is not empty",
+                ));
+            }
+        }
+    }
+    errs
+}
+
+/// Upstream `ValidateEnvFrom`: exactly one of `configMapRef` / `secretRef`, each naming a valid
+/// object, and a valid variable-name `prefix`.
+pub(crate) fn env_from(sources: &[EnvFromSource], p: &Path) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    for (i, ef) in sources.iter().enumerate() {
+        let ep = p.index(i);
+        if let Some(prefix) = ef.prefix.as_deref().filter(|x| !x.is_empty()) {
+            if !env_var_name_ok(prefix) {
+                errs.push(FieldError::invalid(
+                    ep.child("prefix"),
+                    prefix,
+                    ENV_VAR_NAME_MSG,
+                ));
+            }
+        }
+        let refs = [
+            ("configMapRef", ef.config_map_ref.as_ref().map(|r| &r.name)),
+            ("secretRef", ef.secret_ref.as_ref().map(|r| &r.name)),
+        ];
+        let mut count = 0;
+        for (field, name) in refs {
+            let Some(name) = name else { continue };
+            count += 1;
+            let np = ep.child(field).child("name");
+            if name.is_empty() {
+                errs.push(FieldError::required(np, ""));
+            } else {
+                for m in names::is_dns1123_subdomain(name) {
+                    errs.push(FieldError::invalid(np.clone(), name, m));
+                }
+            }
+        }
+        match count {
+            // Upstream reports this one on the list, not the entry.
+            0 => errs.push(FieldError::invalid(
+                p.clone(),
+                "",
+                "must specify one of: `configMapRef` or `secretRef`",
+            )),
+            1 => {}
+            _ => errs.push(FieldError::forbidden(
+                ep,
+                "may not have more than one field specified at a time",
+            )),
+        }
+    }
+    errs
+}
+
+/// Upstream `ValidateVolumeMounts`: each names one of `volumes` and has a unique `mountPath`.
+pub(crate) fn volume_mounts(
+    mounts: &[VolumeMount],
+    volumes: &BTreeSet<String>,
+    p: &Path,
+) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    let mut mount_paths = BTreeSet::new();
+    for (i, m) in mounts.iter().enumerate() {
+        let mp = p.index(i);
+        if m.name.is_empty() {
+            errs.push(FieldError::required(mp.child("name"), ""));
+        } else if !volumes.contains(&m.name) {
+            errs.push(FieldError::not_found(mp.child("name"), &m.name));
+        }
+        if m.mount_path.is_empty() {
+            errs.push(FieldError::required(mp.child("mountPath"), ""));
+        } else if !mount_paths.insert(m.mount_path.clone()) {
+            errs.push(FieldError::invalid(
+                mp.child("mountPath"),
+                &m.mount_path,
+                "must be unique",
+            ));
+        }
+    }
+    errs
+}
+
+/// Upstream `ValidateVolumes`: names unique DNS labels, exactly one source each; returns the
+/// names (for [`volume_mounts`]) and the errors.
+pub(crate) fn volumes(vs: &[Volume], p: &Path) -> (BTreeSet<String>, Vec<FieldError>) {
+    let mut errs = Vec::new();
+    let mut vol_names = BTreeSet::new();
+    for (i, v) in vs.iter().enumerate() {
+        let vp = p.index(i);
+        if v.name.is_empty() {
+            errs.push(FieldError::required(vp.child("name"), ""));
+        } else {
+            for m in names::is_dns1123_label(&v.name) {
+                errs.push(FieldError::invalid(vp.child("name"), &v.name, m));
+            }
+            if !vol_names.insert(v.name.clone()) {
+                errs.push(FieldError::duplicate(vp.child("name"), &v.name));
+            }
+        }
+        let sources = volume_source_count(v);
+        match sources.len() {
+            0 => errs.push(FieldError::required(
+                vp.clone(),
+                "must specify a volume type",
+            )),
+            1 => {}
+            _ => {
+                for src in &sources[1..] {
+                    errs.push(FieldError::forbidden(
+                        vp.child(src),
+                        "may not specify more than 1 volume type",
+                    ));
+                }
+            }
+        }
+    }
+    (vol_names, errs)
+}
+
+fn volume_source_count(v: &Volume) -> Vec<String> {
     match serde_json::to_value(v) {
         Ok(serde_json::Value::Object(m)) => m.keys().filter(|k| *k != "name").cloned().collect(),
         _ => Vec::new(),
@@ -771,37 +890,11 @@ fn topology_spread(
 /// Upstream `ValidatePodSpec` (the parts orch models). `for_pod` is false inside templates.
 pub(crate) fn pod_spec(s: &PodSpec, p: &Path, for_pod: bool) -> Vec<FieldError> {
     let mut errs = Vec::new();
-    // Volumes.
-    let mut vol_names = BTreeSet::new();
-    for (i, v) in s.volumes.iter().flatten().enumerate() {
-        let vp = p.child("volumes").index(i);
-        if v.name.is_empty() {
-            errs.push(FieldError::required(vp.child("name"), ""));
-        } else {
-            for m in names::is_dns1123_label(&v.name) {
-                errs.push(FieldError::invalid(vp.child("name"), &v.name, m));
-            }
-            if !vol_names.insert(v.name.clone()) {
-                errs.push(FieldError::duplicate(vp.child("name"), &v.name));
-            }
-        }
-        let sources = volume_source_count(v);
-        match sources.len() {
-            0 => errs.push(FieldError::required(
-                vp.clone(),
-                "must specify a volume type",
-            )),
-            1 => {}
-            _ => {
-                for s in &sources[1..] {
-                    errs.push(FieldError::forbidden(
-                        vp.child(s),
-                        "may not specify more than 1 volume type",
-                    ));
-                }
-            }
-        }
-    }
+    let (vol_names, vol_errs) = volumes(
+        s.volumes.as_deref().unwrap_or_default(),
+        &p.child("volumes"),
+    );
+    errs.extend(vol_errs);
     // Containers.
     let host_network = s.host_network == Some(true);
     if s.containers.is_empty() {
