@@ -13,6 +13,9 @@
 //! `orch-apiserver`, and holds no runtime machinery of its own (informers, queues, the
 //! Applier live in orch-runtime).
 //!
+//! Storage: [`volume`] (`persistentvolume-binder`) binds PersistentVolumeClaims to
+//! PersistentVolumes and provisions node-local volumes for the `orch.dev/local` class.
+//!
 //! ```
 //! use orch_controllers::manager::{controllers, ManagerConfig, ALL_CONTROLLERS};
 //! let all = controllers(&ManagerConfig::default()).unwrap();
@@ -40,5 +43,6 @@ pub mod statefulset;
 #[cfg(test)]
 mod testutil;
 pub mod ttlafterfinished;
+pub mod volume;
 
 pub use orch_runtime::action::Action;

@@ -24,6 +24,7 @@ use crate::podgc::{PodGcConfig, PodGcController};
 use crate::replicaset::WorkloadController;
 use crate::statefulset::StatefulSetController;
 use crate::ttlafterfinished::TtlAfterFinishedController;
+use crate::volume::PersistentVolumeController;
 use orch_runtime::controller::Controller;
 use orch_runtime::live::{self, LiveConfig};
 use orch_types::client::SharedClient;
@@ -49,6 +50,7 @@ pub const ALL_CONTROLLERS: &[&str] = &[
     "endpoints",
     "podgc",
     "nodeipam",
+    "persistentvolume-binder",
 ];
 
 /// Configuration of the controller manager.
@@ -155,6 +157,7 @@ pub fn controller(name: &str, config: &ManagerConfig) -> Result<Arc<dyn Controll
             &config.cluster_cidr,
             config.node_cidr_mask,
         )?),
+        "persistentvolume-binder" => Arc::new(PersistentVolumeController::default()),
         other => return Err(ManagerError::UnknownController(other.into())),
     })
 }
