@@ -3,7 +3,7 @@
 //! Owns: one file per controller, each a pure reconciler (object + cache view + clock →
 //! [`Action`]s) and its declaration on orch-runtime ([`orch_runtime::Controller`]: what it
 //! watches, how a change maps to keys, `sync`): ReplicaSet and ReplicationController
-//! ([`replicaset`]), [`deployment`], [`daemonset`], [`job`] (and [`ttlafterfinished`]),
+//! ([`replicaset`]), [`deployment`], [`daemonset`], [`job`] (and [`ttlafterfinished`], [`cronjob`]),
 //! [`garbagecollector`], [`nodelifecycle`] (and taint eviction), [`namespace`], [`endpoints`],
 //! [`podgc`], [`nodeipam`]. [`manager`] registers them by their upstream names and runs them
 //! with orch-runtime's live driver; the simulator runs the same list with the steppable
@@ -25,6 +25,7 @@
 //! ```
 
 pub mod controller_utils;
+pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;

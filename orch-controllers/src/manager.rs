@@ -12,6 +12,7 @@
 //! # Ok(()) }
 //! ```
 
+use crate::cronjob::CronJobController;
 use crate::daemonset::DaemonSetController;
 use crate::deployment::DeploymentController;
 use crate::endpoints::EndpointsController;
@@ -42,6 +43,7 @@ pub const ALL_CONTROLLERS: &[&str] = &[
     "daemonset",
     "statefulset",
     "job",
+    "cronjob",
     "ttl-after-finished",
     "garbagecollector",
     "nodelifecycle",
@@ -141,6 +143,7 @@ pub fn controller(name: &str, config: &ManagerConfig) -> Result<Arc<dyn Controll
         "daemonset" => Arc::new(DaemonSetController::default()),
         "statefulset" => Arc::new(StatefulSetController::default()),
         "job" => Arc::new(JobController::default()),
+        "cronjob" => Arc::new(CronJobController),
         "ttl-after-finished" => Arc::new(TtlAfterFinishedController),
         "garbagecollector" => Arc::new(GarbageCollector::default()),
         "nodelifecycle" => Arc::new(NodeLifecycleController::new(
