@@ -53,8 +53,11 @@ use orch_runtime::action::{Action, Lookup};
 use orch_runtime::controller::{Caches, Controller, Watches};
 use orch_runtime::object::{is_deleting, key_from, key_of, name, namespace, split_key, uid};
 use orch_runtime::store::Change;
+use orch_runtime::volume::{
+    capacity, claim_class, claim_volume as volume_name, fits, pod_claims, requested, reserved_for,
+    volume_class, waits_for_first_consumer,
+};
 use orch_types::events::ObjectRef;
-use orch_types::quantity::Quantity;
 use orch_types::registry::ApiResource;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -78,8 +81,6 @@ pub const ANN_PROVISIONED_BY: &str = "pv.kubernetes.io/provisioned-by";
 pub const ANN_STORAGE_PROVISIONER: &str = "volume.kubernetes.io/storage-provisioner";
 /// Its beta form, still written upstream (`AnnBetaStorageProvisioner`).
 pub const ANN_BETA_STORAGE_PROVISIONER: &str = "volume.beta.kubernetes.io/storage-provisioner";
-/// The beta annotation that names a claim's or volume's class.
-pub const ANN_BETA_STORAGE_CLASS: &str = "volume.beta.kubernetes.io/storage-class";
 /// The node label a local volume's affinity names.
 pub const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
 /// How often a claim that found no node to provision on, or a volume whose claim a running
@@ -131,20 +132,6 @@ fn annotation<'a>(m: &'a ObjectMeta, k: &str) -> Option<&'a str> {
     m.annotations.as_ref()?.get(k).map(String::as_str)
 }
 
-/// A claim's class: the beta annotation, else `spec.storageClassName` (`""`: none).
-pub fn claim_class(c: &PersistentVolumeClaim) -> &str {
-    annotation(&c.metadata, ANN_BETA_STORAGE_CLASS)
-        .or_else(|| c.spec.as_ref()?.storage_class_name.as_deref())
-        .unwrap_or("")
-}
-
-/// A volume's class, as [`claim_class`].
-pub fn volume_class(v: &PersistentVolume) -> &str {
-    annotation(&v.metadata, ANN_BETA_STORAGE_CLASS)
-        .or_else(|| v.spec.as_ref()?.storage_class_name.as_deref())
-        .unwrap_or("")
-}
-
 fn claim_phase(c: &PersistentVolumeClaim) -> &str {
     c.status
         .as_ref()
@@ -159,66 +146,14 @@ fn volume_phase(v: &PersistentVolume) -> &str {
         .unwrap_or("")
 }
 
-fn volume_name(c: &PersistentVolumeClaim) -> &str {
-    c.spec
-        .as_ref()
-        .and_then(|s| s.volume_name.as_deref())
-        .unwrap_or("")
-}
-
 fn claim_ref(v: &PersistentVolume) -> Option<&ObjectReference> {
     v.spec.as_ref()?.claim_ref.as_ref()
-}
-
-/// The claim's `resources.requests.storage`.
-pub fn requested(c: &PersistentVolumeClaim) -> Option<Quantity> {
-    let q = c
-        .spec
-        .as_ref()?
-        .resources
-        .as_ref()?
-        .requests
-        .as_ref()?
-        .get("storage")?;
-    Quantity::try_from(q).ok()
-}
-
-fn capacity(v: &PersistentVolume) -> Option<Quantity> {
-    let q = v.spec.as_ref()?.capacity.as_ref()?.get("storage")?;
-    Quantity::try_from(q).ok()
-}
-
-/// Whether the volume's `claimRef` names this claim (and its UID, once set).
-pub fn reserved_for(v: &PersistentVolume, c: &PersistentVolumeClaim) -> bool {
-    claim_ref(v).is_some_and(|r| {
-        r.namespace.as_deref() == c.metadata.namespace.as_deref()
-            && r.name.as_deref() == c.metadata.name.as_deref()
-            && r.uid
-                .as_deref()
-                .is_none_or(|u| u.is_empty() || u == uid(&c.metadata))
-    })
-}
-
-/// The claim names a pod uses: `persistentVolumeClaim` volumes and the claims of generic
-/// ephemeral volumes (`<pod>-<volume>`, upstream `ephemeral.VolumeClaimName`).
-pub fn pod_claims(p: &Pod) -> impl Iterator<Item = String> + '_ {
-    let pod = name(&p.metadata);
-    p.spec
-        .iter()
-        .flat_map(|s| s.volumes.iter().flatten())
-        .filter_map(move |v| {
-            if let Some(c) = &v.persistent_volume_claim {
-                Some(c.claim_name.clone())
-            } else {
-                v.ephemeral.as_ref().map(|_| format!("{pod}-{}", v.name))
-            }
-        })
 }
 
 /// Whether a pod that has not finished names claim `claim` (pods of its namespace only).
 fn in_use_by(pods: &[Arc<Pod>], claim: &str) -> bool {
     pods.iter()
-        .any(|p| !is_pod_terminal(p) && pod_claims(p).any(|c| c == claim))
+        .any(|p| !is_pod_terminal(p) && pod_claims(p).any(|c| c.claim == claim))
 }
 
 /// The node of the claim's first consumer: its `volume.kubernetes.io/selected-node`, else the
@@ -230,7 +165,7 @@ fn consumer_node<'a>(c: &'a PersistentVolumeClaim, pods: &'a [Arc<Pod>]) -> Opti
     let claim = name(&c.metadata);
     pods.iter()
         .filter(|p| !is_pod_terminal(p) && !is_deleting(&p.metadata))
-        .filter(|p| pod_claims(p).any(|x| x == claim))
+        .filter(|p| pod_claims(p).any(|x| x.claim == claim))
         .find_map(|p| {
             p.spec
                 .as_ref()?
@@ -247,56 +182,6 @@ fn node_labels(nodes: &[Arc<Node>], node: &str) -> BTreeMap<String, String> {
         .find(|n| name(&n.metadata) == node)
         .and_then(|n| n.metadata.labels.clone())
         .unwrap_or_else(|| BTreeMap::from([(HOSTNAME_LABEL.to_string(), node.to_string())]))
-}
-
-/// Whether the volume's node affinity admits `node` (no affinity admits every node).
-pub fn affinity_admits(
-    v: &PersistentVolume,
-    labels: &BTreeMap<String, String>,
-    node: &str,
-) -> bool {
-    match v
-        .spec
-        .as_ref()
-        .and_then(|s| s.node_affinity.as_ref())
-        .and_then(|a| a.required.as_ref())
-    {
-        None => true,
-        Some(sel) => {
-            orch_types::node_selector::CompiledNodeSelector::new_lenient(sel).matches(labels, node)
-        }
-    }
-}
-
-/// Whether the volume could serve the claim, ignoring its `claimRef` (upstream
-/// `FindMatchingVolume`'s checks and the access-mode index): capacity, volume mode, class,
-/// access modes, selector, node affinity for `node`.
-pub fn fits(
-    v: &PersistentVolume,
-    c: &PersistentVolumeClaim,
-    node: Option<(&str, &BTreeMap<String, String>)>,
-) -> bool {
-    let (Some(spec), Some(cs)) = (v.spec.as_ref(), c.spec.as_ref()) else {
-        return false;
-    };
-    let enough = match (capacity(v), requested(c)) {
-        (Some(have), Some(want)) => have >= want,
-        _ => false,
-    };
-    let mode = |m: Option<&String>| m.map_or("Filesystem", String::as_str).to_string();
-    let modes = spec.access_modes.as_deref().unwrap_or_default();
-    let all_modes = cs.access_modes.iter().flatten().all(|m| modes.contains(m));
-    let selected = match &cs.selector {
-        None => true,
-        Some(s) => orch_types::labels::Selector::try_from(s)
-            .is_ok_and(|s| s.matches_opt(v.metadata.labels.as_ref())),
-    };
-    enough
-        && mode(spec.volume_mode.as_ref()) == mode(cs.volume_mode.as_ref())
-        && volume_class(v) == claim_class(c)
-        && all_modes
-        && selected
-        && node.is_none_or(|(n, labels)| affinity_admits(v, labels, n))
 }
 
 /// The smallest unreserved, not deleted volume that [`fits`] the claim.
@@ -607,9 +492,7 @@ pub fn reconcile_claim(
             }
         }
     };
-    let delayed = class
-        .and_then(|s| s.volume_binding_mode.as_deref())
-        .is_some_and(|m| m == "WaitForFirstConsumer");
+    let delayed = class.is_some_and(waits_for_first_consumer);
     let node = if delayed {
         match consumer_node(c, view.pods) {
             Some(n) => Some(n),
@@ -865,7 +748,7 @@ impl Controller for PersistentVolumeController {
         w.watch::<Pod>(Arc::new(|c, caches, keys| {
             let p = c.object();
             let ns = namespace(&p.metadata);
-            let claims: Vec<String> = pod_claims(p).collect();
+            let claims: Vec<String> = pod_claims(p).map(|c| c.claim).collect();
             if claims.is_empty() {
                 return;
             }

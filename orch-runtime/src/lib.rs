@@ -6,7 +6,8 @@
 //! [`queue`], [`expectations`], the [`action::Applier`] of [`action::Action`]s (slow start,
 //! expectations, events, field manager), and the [`controller`] declaration with its two
 //! drivers: [`live`] (informers, tokio) and [`step`] (the simulator's, deterministic, on a
-//! manual clock).
+//! manual clock). [`volume`] holds the claim/volume matching rules the volume binder, the
+//! scheduler and the kubelet share.
 //!
 //! Depends on `orch-types` only: never on the API server, the scheduler or any controller.
 //!
@@ -38,6 +39,7 @@ pub mod step;
 pub mod store;
 #[cfg(test)]
 mod testclient;
+pub mod volume;
 
 pub use action::{Action, Applier};
 pub use controller::{Caches, Controller, Watches};
