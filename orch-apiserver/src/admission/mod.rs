@@ -1,6 +1,6 @@
 //! Admission: what runs on every write between decoding and storage, in upstream's order —
-//! mutating plugins (defaulting, [`default_tolerations`], [`default_storage_class`]), then
-//! validation.
+//! mutating plugins (defaulting, [`default_tolerations`], [`default_storage_class`],
+//! [`pod_preset`]), then validation.
 //!
 //! Defaulting and validation come from `orch_types` (`defaults::apply_defaults`,
 //! `validation::validate` / `validate_update`); invalid objects are rejected with 422 and one
@@ -8,6 +8,7 @@
 
 pub mod default_storage_class;
 pub mod default_tolerations;
+pub mod pod_preset;
 
 use crate::rest::{Resource, RestResult};
 use crate::server::ApiServer;
@@ -73,7 +74,7 @@ impl ApiServer {
 
     /// Runs the admission chain on a create (`old == None`) or update: defaulting, the
     /// DefaultTolerationSeconds plugin on pod creation, the DefaultStorageClass plugin on claim
-    /// creation, then validation.
+    /// creation, the PodPreset plugin on pod creation, then validation.
     ///
     /// A `status` write (`status_only`) carries the stored object with the client's status
     /// (see `rest::update`): only its status is defaulted and checked against the typed
@@ -99,6 +100,12 @@ impl ApiServer {
         if old.is_none() {
             default_tolerations::admit(info, obj);
             default_storage_class::admit(info, obj, || self.storage_classes());
+            let ns = obj.namespace().unwrap_or_default().to_string();
+            if let pod_preset::Outcome::Conflict { presets, message } =
+                pod_preset::admit(info, obj, || self.pod_presets(&ns))?
+            {
+                self.record_pod_preset_conflict(obj, &presets, &message);
+            }
         }
         // `obj` is defaulted now: validate it as is (defaulting is idempotent).
         let errors = match (old, status_only) {
@@ -125,6 +132,46 @@ impl ApiServer {
             .iter()
             .filter_map(|e| e.decode_as().ok())
             .collect()
+    }
+}
+
+impl ApiServer {
+    /// The PodPresets of namespace `ns` in the watch cache (upstream's plugin reads its
+    /// informer's lister), by name; objects that do not decode are skipped.
+    fn pod_presets(&self, ns: &str) -> Vec<orch_types::settings::PodPreset> {
+        let resource = crate::storage::key::resource_prefix("settings.k8s.io", "podpresets");
+        let prefix =
+            crate::storage::key::collection_prefix("settings.k8s.io", "podpresets", Some(ns));
+        self.cache
+            .list(&resource, &prefix)
+            .items
+            .iter()
+            .filter_map(|e| e.decode_as().ok())
+            .collect()
+    }
+
+    /// Writes the `Warning` Event of a PodPreset conflict on `pod`
+    /// ([`pod_preset::conflict_event`]) in the background, as upstream's plugin created it
+    /// through its client: the pod's creation neither waits for it nor fails with it.
+    fn record_pod_preset_conflict(&self, pod: &DynamicObject, presets: &[String], message: &str) {
+        let event = pod_preset::conflict_event(pod, presets, message, self.config.clock.now());
+        let (Some(server), Some(info), Ok(handle), Ok(obj)) = (
+            self.me.upgrade(),
+            orch_types::registry::by_kind("v1", "Event"),
+            tokio::runtime::Handle::try_current(),
+            DynamicObject::from_typed(&event),
+        ) else {
+            return;
+        };
+        handle.spawn(async move {
+            let ns = obj.namespace().map(str::to_string);
+            if let Err(e) = server
+                .create_object(info, ns.as_deref(), obj, &Default::default())
+                .await
+            {
+                tracing::warn!(error = %e, "PodPreset: recording the conflict event failed");
+            }
+        });
     }
 }
 

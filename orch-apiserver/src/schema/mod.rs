@@ -16,6 +16,7 @@
 //! assert_eq!(container.field("ports").1.merge_key.as_deref(), Some("containerPort"));
 //! ```
 
+pub mod settings;
 pub mod table;
 
 use std::sync::OnceLock;
@@ -356,7 +357,15 @@ fn build_builtin() -> Schemas {
         "meta.k8s.io" "v1" "DeleteOptions" => meta::DeleteOptions,
         "meta.k8s.io" "v1" "Patch" => meta::Patch,
     }
+    let preset_defs = settings::definitions(&mut generator);
+    roots.push(Root {
+        group: "settings.k8s.io",
+        version: "v1alpha1",
+        kind: "PodPreset",
+        definition: settings::POD_PRESET.into(),
+    });
     let mut defs = generator.take_definitions(true);
+    defs.extend(preset_defs);
     decorate(&mut defs, &roots);
     Schemas { defs, roots }
 }

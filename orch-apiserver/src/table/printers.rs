@@ -164,6 +164,10 @@ pub fn printer(group: &str, kind: &str) -> Printer {
             columns: PRIORITYCLASS,
             cells: priorityclass,
         },
+        ("settings.k8s.io", "PodPreset") => Printer {
+            columns: PODPRESET,
+            cells: podpreset,
+        },
         ("", "PersistentVolume") => Printer {
             columns: PERSISTENTVOLUME,
             cells: persistentvolume,
@@ -1411,4 +1415,11 @@ fn storageclass(o: &Value, now: Timestamp) -> Vec<Value> {
             .unwrap_or(false)),
         created(o, now),
     ]
+}
+
+/// upstream `podPresetColumnDefinitions` / `printPodPreset` (1.19): name and age.
+const PODPRESET: &[Column] = &[NAME, AGE];
+
+fn podpreset(o: &Value, now: Timestamp) -> Vec<Value> {
+    vec![name(o), created(o, now)]
 }
