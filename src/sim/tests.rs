@@ -370,3 +370,71 @@ workloads:
         sts.data["status"]
     );
 }
+
+/// The CronJob controller runs in virtual time: a `*/5 * * * *` CronJob created at 00:00 runs
+/// three Jobs in 16 minutes (00:05, 00:10, 00:15), each done after its pod's 10 s, and
+/// `successfulJobsHistoryLimit: 2` deletes the oldest once the third has succeeded.
+#[tokio::test]
+async fn a_cron_job_runs_on_schedule_in_virtual_time() {
+    let s = Scenario::from_yaml(
+        "nodeGroups:\n  - name: pool\n    count: 1\n    template: {status: {capacity: {cpu: \"8\", memory: 16Gi, pods: \"110\"}}}\n",
+    )
+    .unwrap();
+    let mut sim = Simulation::new(s, SimOptions::default()).await.unwrap();
+    let cron = serde_json::json!({
+        "apiVersion": "batch/v1", "kind": "CronJob",
+        "metadata": {"name": "tick", "namespace": "default"},
+        "spec": {"schedule": "*/5 * * * *", "successfulJobsHistoryLimit": 2,
+                 "jobTemplate": {"spec": {"template": {
+                     "metadata": {"annotations": {"sim.orch.dev/run-seconds": "10"}},
+                     "spec": {"restartPolicy": "Never",
+                              "containers": [{"name": "c", "image": "busybox"}]}}}}},
+    });
+    sim.apply(vec![cron]).await.unwrap();
+    sim.run_until(16.0 * 60.0, || false).await;
+    let log = sim.event_log().join("\n");
+    let minute = |m: i64| format!("tick-{}", engine::EPOCH_SECONDS / 60 + m);
+    let runs: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("CronJob/default/tick SuccessfulCreate"))
+        .collect();
+    assert_eq!(runs.len(), 3, "{log}");
+    for (line, m) in runs.iter().zip([5, 10, 15]) {
+        assert!(
+            line.ends_with(&format!("Created job {}", minute(m))),
+            "{line}"
+        );
+        let at: f64 = line.split_whitespace().next().unwrap().parse().unwrap();
+        assert!((at - m as f64 * 60.0).abs() < 1.0, "on time: {line}");
+    }
+    assert!(
+        log.contains(&format!("SuccessfulDelete: Deleted job {}", minute(5))),
+        "{log}"
+    );
+    let job_r = orch_types::ApiResource::of::<k8s_openapi::api::batch::v1::Job>();
+    let jobs = sim
+        .client()
+        .list(&job_r, Some("default"), &Default::default())
+        .await
+        .unwrap();
+    let names: Vec<&str> = jobs.items.iter().map(|j| j.name()).collect();
+    assert_eq!(names, [minute(10), minute(15)]);
+    for j in &jobs.items {
+        assert_eq!(j.data["status"]["succeeded"], 1, "{}", j.data["status"]);
+    }
+    let cj_r = orch_types::ApiResource::of::<k8s_openapi::api::batch::v1::CronJob>();
+    let cj = sim
+        .client()
+        .get(&cj_r, Some("default"), "tick")
+        .await
+        .unwrap();
+    let st = &cj.data["status"];
+    assert_eq!(st["lastScheduleTime"], "2025-01-01T00:15:00Z", "{st}");
+    assert!(st.get("active").is_none(), "{st}");
+    assert!(
+        st["lastSuccessfulTime"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("2025-01-01T00:15:1")),
+        "{st}"
+    );
+}
