@@ -623,3 +623,209 @@ async fn kubectl_creates_cron_jobs_and_jobs_from_them() {
     );
     cluster.shutdown().await.expect("clean shutdown");
 }
+
+/// PodPreset (`settings.k8s.io/v1alpha1`, upstream's admission plugin as of 1.19): kubectl
+/// discovers `podpresets`, applies one, lists and describes it; a pod it selects is created with
+/// the preset's env var, volume mount, volume and `podpreset-<name>` annotation; a pod annotated
+/// `exclude: "true"` gets nothing; a pod whose own env var conflicts gets nothing and a Warning
+/// Event; `kubectl delete` removes the preset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_applies_a_pod_preset_to_the_pods_it_selects() {
+    let cluster = Cluster::builder().nodes(1).start().await.expect("start");
+    let run = kubectl_for(&cluster);
+    let preset = cluster.work_dir().join("preset.yaml");
+    std::fs::write(
+        &preset,
+        r#"apiVersion: settings.k8s.io/v1alpha1
+kind: PodPreset
+metadata:
+  name: allow-database
+spec:
+  selector:
+    matchLabels:
+      role: frontend
+  env:
+  - name: DB_PORT
+    value: "6379"
+  volumeMounts:
+  - mountPath: /cache
+    name: cache-volume
+  volumes:
+  - name: cache-volume
+    emptyDir: {}
+"#,
+    )
+    .expect("write preset");
+    let pods = cluster.work_dir().join("pods.yaml");
+    std::fs::write(
+        &pods,
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: website
+  labels: {role: frontend}
+spec:
+  containers:
+  - name: website
+    image: nginx
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: excluded
+  labels: {role: frontend}
+  annotations:
+    podpreset.admission.kubernetes.io/exclude: "true"
+spec:
+  containers:
+  - name: website
+    image: nginx
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: conflicting
+  labels: {role: frontend}
+spec:
+  containers:
+  - name: website
+    image: nginx
+    env:
+    - name: DB_PORT
+      value: "5432"
+"#,
+    )
+    .expect("write pods");
+    tokio::task::spawn_blocking(move || {
+        let ok = |args: &[&str]| {
+            let out = run(args);
+            let err = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert!(out.status.success(), "kubectl {args:?}: {err}");
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        let resources = ok(&["api-resources", "--api-group=settings.k8s.io"]);
+        assert!(
+            resources.lines().any(|l| l.starts_with("podpresets")
+                && l.contains("settings.k8s.io/v1alpha1")
+                && l.contains("PodPreset")),
+            "{resources}"
+        );
+        assert_eq!(
+            ok(&["apply", "-f", preset.to_str().expect("utf-8 path")]),
+            "podpreset.settings.k8s.io/allow-database created"
+        );
+        ok(&["apply", "-f", pods.to_str().expect("utf-8 path")]);
+        let get = |pod: &str, path: &str| {
+            ok(&["get", "pod", pod, "-o", &format!("jsonpath={path}")])
+        };
+        // The selected pod.
+        assert_eq!(
+            get("website", r#"{.spec.containers[0].env[?(@.name=="DB_PORT")].value}"#),
+            "6379"
+        );
+        assert_eq!(
+            get(
+                "website",
+                r#"{.spec.containers[0].volumeMounts[?(@.name=="cache-volume")].mountPath}"#
+            ),
+            "/cache"
+        );
+        assert_eq!(
+            get("website", r#"{.spec.volumes[?(@.name=="cache-volume")].emptyDir}"#),
+            "{}"
+        );
+        let rv = ok(&[
+            "get",
+            "podpreset",
+            "allow-database",
+            "-o",
+            "jsonpath={.metadata.resourceVersion}",
+        ]);
+        assert!(!rv.is_empty());
+        assert_eq!(
+            get(
+                "website",
+                r"{.metadata.annotations.podpreset\.admission\.kubernetes\.io/podpreset-allow-database}"
+            ),
+            rv
+        );
+        // Opted out, and in conflict: nothing injected.
+        for pod in ["excluded", "conflicting"] {
+            assert!(
+                !get(pod, "{.spec.volumes[*].name}").contains("cache-volume"),
+                "{pod}"
+            );
+            assert!(
+                !get(pod, "{.spec.containers[0].volumeMounts[*].name}").contains("cache-volume"),
+                "{pod}"
+            );
+            assert!(
+                !get(pod, "{.metadata.annotations}").contains("podpreset-allow-database"),
+                "{pod}"
+            );
+        }
+        assert_eq!(get("excluded", "{.spec.containers[0].env}"), "");
+        assert_eq!(
+            get("conflicting", "{.spec.containers[0].env[*].value}"),
+            "5432"
+        );
+        // The conflict is reported as a Warning Event on the pod (written in the background).
+        let mut events = String::new();
+        for _ in 0..50 {
+            events = ok(&[
+                "get",
+                "events",
+                "-o",
+                r#"jsonpath={range .items[?(@.involvedObject.name=="conflicting")]}{.type} {.source.component}: {.message}{"\n"}{end}"#,
+            ]);
+            if !events.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        assert!(
+            events.starts_with(
+                "Warning pip allow-database: merging env for allow-database has a conflict on DB_PORT"
+            ),
+            "{events}"
+        );
+        // Listed, described, deleted.
+        let table = ok(&["get", "podpresets"]);
+        let header: Vec<&str> = table
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect();
+        assert_eq!(header, ["NAME", "AGE"], "{table}");
+        assert!(
+            table.lines().nth(1).unwrap_or_default().starts_with("allow-database"),
+            "{table}"
+        );
+        let explained = ok(&["explain", "podpresets.spec.volumeMounts"]);
+        assert!(
+            explained.contains("VERSION:    v1alpha1")
+                && explained.contains("VolumeMounts defines the collection of VolumeMount"),
+            "{explained}"
+        );
+        let described = ok(&["describe", "podpreset", "allow-database"]);
+        assert!(
+            described.contains("allow-database") && described.contains("DB_PORT"),
+            "{described}"
+        );
+        assert_eq!(
+            ok(&["delete", "podpreset", "allow-database"]),
+            "podpreset.settings.k8s.io \"allow-database\" deleted"
+        );
+        let out = run(&["get", "podpresets"]);
+        assert!(out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("No resources found"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    })
+    .await
+    .expect("join");
+    cluster.shutdown().await.expect("clean shutdown");
+}
