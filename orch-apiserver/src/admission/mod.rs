@@ -97,6 +97,7 @@ impl ApiServer {
                 info.kind, e.source
             ))
         })?;
+        let mut preset_conflict = None;
         if old.is_none() {
             default_tolerations::admit(info, obj);
             default_storage_class::admit(info, obj, || self.storage_classes());
@@ -104,7 +105,7 @@ impl ApiServer {
             if let pod_preset::Outcome::Conflict { presets, message } =
                 pod_preset::admit(info, obj, || self.pod_presets(&ns))?
             {
-                self.record_pod_preset_conflict(obj, &presets, &message);
+                preset_conflict = Some((presets, message));
             }
         }
         // `obj` is defaulted now: validate it as is (defaulting is idempotent).
@@ -116,6 +117,10 @@ impl ApiServer {
         if !errors.is_empty() {
             let causes = errors.iter().map(|e| e.to_status_cause()).collect();
             return Err(ApiError::invalid(info.kind, obj.name(), causes));
+        }
+        // Only about a pod that passed validation.
+        if let Some((presets, message)) = preset_conflict {
+            self.record_pod_preset_conflict(obj, &presets, &message);
         }
         Ok(Vec::new())
     }
