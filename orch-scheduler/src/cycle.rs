@@ -44,8 +44,9 @@ use crate::queue::{ClusterEvent, QueueConfig, SchedulingQueue};
 use crate::scheduler::Scheduler;
 use crate::snapshot::Snapshot;
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Binding, Node, Pod};
+use k8s_openapi::api::core::v1::{Binding, Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use orch_runtime::object::key_from;
 use orch_types::clock::SharedClock;
@@ -405,6 +406,44 @@ impl SchedulingCycle {
     /// A PodDisruptionBudget was deleted.
     pub fn pdb_deleted(&mut self, pdb: &PodDisruptionBudget) {
         self.snapshot.remove_pdb(&key_of(&pdb.metadata));
+    }
+
+    // ---- storage ---------------------------------------------------------------------------
+
+    /// A PersistentVolumeClaim appeared or changed: the VolumeBinding plugin reads it, and pods
+    /// it rejected are looked at again (upstream registers PVC Add|Update).
+    pub fn claim_updated(&mut self, claim: Arc<PersistentVolumeClaim>) {
+        self.snapshot.upsert_claim(claim);
+        self.queue.on_event(ClusterEvent::PvcChange);
+    }
+
+    /// A PersistentVolumeClaim was deleted.
+    pub fn claim_deleted(&mut self, claim: &PersistentVolumeClaim) {
+        self.snapshot.remove_claim(&key_of(&claim.metadata));
+    }
+
+    /// A PersistentVolume appeared or changed (PV Add|Update).
+    pub fn volume_updated(&mut self, volume: Arc<PersistentVolume>) {
+        self.snapshot.upsert_volume(volume);
+        self.queue.on_event(ClusterEvent::PvChange);
+    }
+
+    /// A PersistentVolume was deleted.
+    pub fn volume_deleted(&mut self, volume: &PersistentVolume) {
+        self.snapshot
+            .remove_volume(volume.metadata.name.as_deref().unwrap_or(""));
+    }
+
+    /// A StorageClass appeared or changed (StorageClass Add|Update).
+    pub fn storage_class_updated(&mut self, class: Arc<StorageClass>) {
+        self.snapshot.upsert_storage_class(class);
+        self.queue.on_event(ClusterEvent::StorageClassChange);
+    }
+
+    /// A StorageClass was deleted.
+    pub fn storage_class_deleted(&mut self, class: &StorageClass) {
+        self.snapshot
+            .remove_storage_class(class.metadata.name.as_deref().unwrap_or(""));
     }
 
     // ---- scheduling ------------------------------------------------------------------------

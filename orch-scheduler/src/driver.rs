@@ -1,6 +1,7 @@
 //! The scheduler driver: the live executor of a [`SchedulingCycle`] against any API server
-//! through [`Client`](orch_types::client::Client). It lists and watches nodes, pods and
-//! PodDisruptionBudgets and feeds them to the cycle's typed handlers; for each attempt it
+//! through [`Client`](orch_types::client::Client). It lists and watches nodes, pods,
+//! PodDisruptionBudgets, PersistentVolumeClaims, PersistentVolumes and StorageClasses and feeds
+//! them to the cycle's typed handlers; for each attempt it
 //! carries out the [`Effect`]s asynchronously: binds through `pods/binding` (the pod stays
 //! assumed meanwhile, the result goes back to the cycle), deletes preemption victims
 //! gracefully, writes the `PodScheduled=False/Unschedulable` condition and `nominatedNodeName`,
@@ -10,8 +11,9 @@
 use crate::cycle::{unschedulable_status, Effect, SchedulingCycle, SchedulingEvent};
 use crate::scheduler::Scheduler;
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::storage::v1::StorageClass;
 use orch_runtime::object::split_key;
 use orch_types::client::{
     DeleteParams, ListParams, Patch, PatchParams, SharedClient, WatchEvent, WatchParams,
@@ -131,6 +133,48 @@ impl Driver {
         }
     }
 
+    /// PersistentVolumeClaims, PersistentVolumes and StorageClasses (the VolumeBinding
+    /// plugin's view): `what` is `claims`, `volumes` or `classes`.
+    fn on_storage(&mut self, what: &str, ev: WatchEvent<DynamicObject>) {
+        let (o, deleted) = match ev {
+            WatchEvent::Added(o) | WatchEvent::Modified(o) => (o, false),
+            WatchEvent::Deleted(o) => (o, true),
+            _ => return,
+        };
+        match (what, deleted) {
+            ("claims", false) => {
+                if let Some(c) = typed::<PersistentVolumeClaim>(&o, "persistentvolumeclaim") {
+                    self.cycle.claim_updated(Arc::new(c));
+                }
+            }
+            ("claims", true) => {
+                if let Some(c) = typed::<PersistentVolumeClaim>(&o, "persistentvolumeclaim") {
+                    self.cycle.claim_deleted(&c);
+                }
+            }
+            ("volumes", false) => {
+                if let Some(v) = typed::<PersistentVolume>(&o, "persistentvolume") {
+                    self.cycle.volume_updated(Arc::new(v));
+                }
+            }
+            ("volumes", true) => {
+                if let Some(v) = typed::<PersistentVolume>(&o, "persistentvolume") {
+                    self.cycle.volume_deleted(&v);
+                }
+            }
+            (_, false) => {
+                if let Some(c) = typed::<StorageClass>(&o, "storageclass") {
+                    self.cycle.storage_class_updated(Arc::new(c));
+                }
+            }
+            (_, true) => {
+                if let Some(c) = typed::<StorageClass>(&o, "storageclass") {
+                    self.cycle.storage_class_deleted(&c);
+                }
+            }
+        }
+    }
+
     fn on_pod(&mut self, ev: WatchEvent<DynamicObject>) {
         match ev {
             WatchEvent::Added(o) => {
@@ -166,7 +210,8 @@ impl Driver {
             match what {
                 "nodes" => self.on_node(WatchEvent::Added(o)),
                 "pods" => self.on_pod(WatchEvent::Added(o)),
-                _ => self.on_pdb(WatchEvent::Added(o)),
+                "pdbs" => self.on_pdb(WatchEvent::Added(o)),
+                other => self.on_storage(other, WatchEvent::Added(o)),
             }
         }
         Ok(l.metadata.resource_version.unwrap_or_default())
@@ -195,12 +240,26 @@ impl Driver {
         let nodes_r = ApiResource::of::<Node>();
         let pods_r = ApiResource::of::<Pod>();
         let pdbs_r = ApiResource::of::<PodDisruptionBudget>();
+        let storage_r = [
+            ("claims", ApiResource::of::<PersistentVolumeClaim>()),
+            ("volumes", ApiResource::of::<PersistentVolume>()),
+            ("classes", ApiResource::of::<StorageClass>()),
+        ];
         let mut node_rv = self.list_into(&nodes_r, "nodes").await?;
+        // Storage before pods, so the first attempts see the claims their pods use.
+        let mut storage_rv = Vec::new();
+        for (what, r) in &storage_r {
+            storage_rv.push(self.list_into(r, what).await.unwrap_or_default());
+        }
         let mut pod_rv = self.list_into(&pods_r, "pods").await?;
         let mut pdb_rv = self.list_into(&pdbs_r, "pdbs").await.unwrap_or_default();
         let mut nodes = self.watch(&nodes_r, &node_rv).await;
         let mut pods = self.watch(&pods_r, &pod_rv).await;
         let mut pdbs = self.watch(&pdbs_r, &pdb_rv).await;
+        let mut storage = Vec::new();
+        for ((_, r), rv) in storage_r.iter().zip(&storage_rv) {
+            storage.push(self.watch(r, rv).await);
+        }
         let (bind_tx, mut bind_rx) = mpsc::unbounded_channel::<BindResult>();
         tokio::pin!(shutdown);
         loop {
@@ -233,6 +292,16 @@ impl Driver {
                         pods = self.watch(&pods_r, &pod_rv).await;
                     }
                     Some(Ok(ev)) => { if let Some(rv) = rv_of(&ev) { pod_rv = rv; } self.on_pod(ev) }
+                },
+                (i, ev) = next_of(&mut storage) => match ev {
+                    Some(Ok(WatchEvent::Bookmark(o))) => { if let Some(rv) = o.resource_version() { storage_rv[i] = rv.to_string(); } }
+                    Some(Ok(WatchEvent::Error(_))) | Some(Err(_)) | None => {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        let (what, r) = &storage_r[i];
+                        storage_rv[i] = self.list_into(r, what).await.unwrap_or(std::mem::take(&mut storage_rv[i]));
+                        storage[i] = self.watch(r, &storage_rv[i]).await;
+                    }
+                    Some(Ok(ev)) => { if let Some(rv) = rv_of(&ev) { storage_rv[i] = rv; } self.on_storage(storage_r[i].0, ev) }
                 },
                 ev = next(&mut pdbs) => match ev {
                     Some(Ok(WatchEvent::Bookmark(_))) => {}
@@ -373,6 +442,20 @@ fn rv_of(ev: &WatchEvent<DynamicObject>) -> Option<String> {
         }
         _ => None,
     }
+}
+
+/// The next event of any of `streams`, with its index (a missing stream waits like [`next`]).
+async fn next_of(
+    streams: &mut [Option<WatchStream<DynamicObject>>],
+) -> (
+    usize,
+    Option<orch_types::client::Result<WatchEvent<DynamicObject>>>,
+) {
+    let futs = streams
+        .iter_mut()
+        .enumerate()
+        .map(|(i, s)| Box::pin(async move { (i, next(s).await) }));
+    futures::future::select_all(futs).await.0
 }
 
 async fn next(

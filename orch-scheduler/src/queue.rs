@@ -43,6 +43,12 @@ pub enum ClusterEvent {
     AssignedPodUpdate,
     /// A scheduled pod was deleted.
     AssignedPodDelete,
+    /// A PersistentVolumeClaim was added or changed.
+    PvcChange,
+    /// A PersistentVolume was added or changed.
+    PvChange,
+    /// A StorageClass was added or changed.
+    StorageClassChange,
 }
 
 /// Which events can help a pod rejected by `plugin` (upstream `EventsToRegister`).
@@ -57,6 +63,10 @@ pub fn plugin_cares(plugin: &str, ev: ClusterEvent) -> bool {
         "NodeResourcesFit" => matches!(
             ev,
             NodeAdd | NodeUpdate | AssignedPodDelete | AssignedPodUpdate
+        ),
+        "VolumeBinding" => matches!(
+            ev,
+            NodeAdd | NodeUpdate | PvcChange | PvChange | StorageClassChange
         ),
         "PodTopologySpread" | "InterPodAffinity" => true,
         // Unknown (custom) plugins: any event may help.

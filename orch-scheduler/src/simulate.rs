@@ -1,6 +1,7 @@
 //! Offline scheduling of a cluster description (what `orch schedule -f cluster.yaml` runs):
 //! Nodes, running Pods (with `spec.nodeName`), pending Pods, PriorityClasses,
-//! PodDisruptionBudgets and Namespaces in one multi-document YAML. Pending pods go through the
+//! PodDisruptionBudgets, Namespaces, and the PersistentVolumeClaims, PersistentVolumes and
+//! StorageClasses the pods' volumes use, in one multi-document YAML. Pending pods go through the
 //! scheduling queue in QueueSort order; each binding is applied before the next pod, and a
 //! successful preemption deletes its victims and retries the pod, as the real scheduler would
 //! once the victims are gone.
@@ -10,9 +11,10 @@ use crate::pod_info::PodInfo;
 use crate::queue::{QueueConfig, SchedulingQueue};
 use crate::scheduler::Scheduler;
 use crate::snapshot::{Snapshot, SnapshotError};
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetStatus};
 use k8s_openapi::api::scheduling::v1::PriorityClass;
+use k8s_openapi::api::storage::v1::StorageClass;
 use orch_types::clock::ManualClock;
 use orch_types::decode::{decode_documents, strict_errors};
 use std::collections::BTreeMap;
@@ -25,7 +27,7 @@ pub enum InputError {
     #[error(transparent)]
     Decode(#[from] orch_types::decode::DecodeError),
     /// A document of a kind the scheduler does not read.
-    #[error("document {document}: {kind}/{name}: kind not supported here (expected Node, Pod, PriorityClass, PodDisruptionBudget or Namespace)")]
+    #[error("document {document}: {kind}/{name}: kind not supported here (expected Node, Pod, PriorityClass, PodDisruptionBudget, Namespace, PersistentVolumeClaim, PersistentVolume or StorageClass)")]
     UnsupportedKind {
         /// 1-based document.
         document: usize,
@@ -142,6 +144,19 @@ impl ClusterInput {
                     d.document,
                     o.to_typed::<PodDisruptionBudget>().map_err(conv)?,
                 )),
+                "PersistentVolumeClaim" => {
+                    let mut c = o.to_typed::<PersistentVolumeClaim>().map_err(conv)?;
+                    c.metadata.namespace.get_or_insert_with(|| "default".into());
+                    input.snapshot.upsert_claim(Arc::new(c));
+                }
+                "PersistentVolume" => {
+                    let v = o.to_typed::<PersistentVolume>().map_err(conv)?;
+                    input.snapshot.upsert_volume(Arc::new(v));
+                }
+                "StorageClass" => {
+                    let c = o.to_typed::<StorageClass>().map_err(conv)?;
+                    input.snapshot.upsert_storage_class(Arc::new(c));
+                }
                 "Namespace" => {
                     let ns = o.to_typed::<Namespace>().map_err(conv)?;
                     input

@@ -5,8 +5,9 @@
 use crate::node_info::NodeInfo;
 use crate::pod_info::{PodInfo, PodInfoError};
 use crate::resources::InvalidQuantity;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::storage::v1::StorageClass;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -53,6 +54,18 @@ pub struct PdbInfo {
     pub disrupted_pods: Vec<String>,
 }
 
+/// PersistentVolumeClaims, PersistentVolumes and StorageClasses: what the VolumeBinding
+/// plugin reads. Shared copy-on-write between a snapshot and its clones.
+#[derive(Debug, Clone, Default)]
+pub struct StorageInfo {
+    /// Claims by `namespace/name`.
+    claims: HashMap<String, Arc<PersistentVolumeClaim>>,
+    /// Volumes by name, sorted (volume matching is deterministic).
+    volumes: BTreeMap<String, Arc<PersistentVolume>>,
+    /// Classes by name.
+    classes: HashMap<String, Arc<StorageClass>>,
+}
+
 static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 fn next_id() -> u64 {
@@ -92,6 +105,7 @@ pub struct Snapshot {
     image_nodes: HashMap<String, u32>,
     namespaces: HashMap<String, BTreeMap<String, String>>,
     pdbs: Vec<PdbInfo>,
+    storage: Arc<StorageInfo>,
     pods_with_affinity: usize,
     pods_with_required_anti_affinity: usize,
     empty: BTreeMap<String, String>,
@@ -111,6 +125,7 @@ impl Default for Snapshot {
             image_nodes: HashMap::new(),
             namespaces: HashMap::new(),
             pdbs: Vec::new(),
+            storage: Arc::default(),
             pods_with_affinity: 0,
             pods_with_required_anti_affinity: 0,
             empty: BTreeMap::new(),
@@ -132,6 +147,7 @@ impl Clone for Snapshot {
             image_nodes: self.image_nodes.clone(),
             namespaces: self.namespaces.clone(),
             pdbs: self.pdbs.clone(),
+            storage: self.storage.clone(),
             pods_with_affinity: self.pods_with_affinity,
             pods_with_required_anti_affinity: self.pods_with_required_anti_affinity,
             empty: BTreeMap::new(),
@@ -252,6 +268,63 @@ impl Snapshot {
     /// PodDisruptionBudgets.
     pub fn pdbs(&self) -> &[PdbInfo] {
         &self.pdbs
+    }
+
+    /// A PersistentVolumeClaim by namespace and name.
+    pub fn claim(&self, namespace: &str, name: &str) -> Option<&Arc<PersistentVolumeClaim>> {
+        self.storage
+            .claims
+            .get(&orch_runtime::object::key_from(Some(namespace), name))
+    }
+
+    /// Adds or replaces a PersistentVolumeClaim.
+    pub fn upsert_claim(&mut self, claim: Arc<PersistentVolumeClaim>) {
+        let key = orch_runtime::object::key_of(&claim.metadata);
+        Arc::make_mut(&mut self.storage).claims.insert(key, claim);
+    }
+
+    /// Removes a PersistentVolumeClaim by `namespace/name`.
+    pub fn remove_claim(&mut self, key: &str) {
+        Arc::make_mut(&mut self.storage).claims.remove(key);
+    }
+
+    /// A PersistentVolume by name.
+    pub fn volume(&self, name: &str) -> Option<&Arc<PersistentVolume>> {
+        self.storage.volumes.get(name)
+    }
+
+    /// Every PersistentVolume, by name.
+    pub fn volumes(&self) -> impl Iterator<Item = &Arc<PersistentVolume>> {
+        self.storage.volumes.values()
+    }
+
+    /// Adds or replaces a PersistentVolume.
+    pub fn upsert_volume(&mut self, volume: Arc<PersistentVolume>) {
+        let name = volume.metadata.name.clone().unwrap_or_default();
+        Arc::make_mut(&mut self.storage)
+            .volumes
+            .insert(name, volume);
+    }
+
+    /// Removes a PersistentVolume by name.
+    pub fn remove_volume(&mut self, name: &str) {
+        Arc::make_mut(&mut self.storage).volumes.remove(name);
+    }
+
+    /// A StorageClass by name.
+    pub fn storage_class(&self, name: &str) -> Option<&Arc<StorageClass>> {
+        self.storage.classes.get(name)
+    }
+
+    /// Adds or replaces a StorageClass.
+    pub fn upsert_storage_class(&mut self, class: Arc<StorageClass>) {
+        let name = class.metadata.name.clone().unwrap_or_default();
+        Arc::make_mut(&mut self.storage).classes.insert(name, class);
+    }
+
+    /// Removes a StorageClass by name.
+    pub fn remove_storage_class(&mut self, name: &str) {
+        Arc::make_mut(&mut self.storage).classes.remove(name);
     }
 
     /// Adds or replaces a PodDisruptionBudget.

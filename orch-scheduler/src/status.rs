@@ -88,6 +88,29 @@ pub enum Reason {
     PodAntiAffinityRulesNotMatch,
     /// InterPodAffinity: an existing pod's required anti-affinity is violated.
     ExistingPodsAntiAffinityRulesNotMatch,
+    /// VolumeBinding (PreFilter): a claim the pod uses does not exist.
+    PvcNotFound {
+        /// The claim's name.
+        name: String,
+    },
+    /// VolumeBinding (PreFilter): a claim the pod uses is being deleted.
+    PvcBeingDeleted {
+        /// The claim's name.
+        name: String,
+    },
+    /// VolumeBinding (PreFilter): the claim of a generic ephemeral volume is not created yet.
+    EphemeralPvcNotCreated {
+        /// The claim's name (`<pod>-<volume>`).
+        name: String,
+    },
+    /// VolumeBinding (PreFilter): a claim of an `Immediate` class is not bound yet.
+    UnboundImmediatePvc,
+    /// VolumeBinding: a bound volume's node affinity excludes the node.
+    VolumeNodeAffinityConflict,
+    /// VolumeBinding: no volume to bind and no way to provision one on the node.
+    VolumeBindConflict,
+    /// VolumeBinding: a claim is bound to a volume that does not exist.
+    PvNotExist,
     /// SchedulingGates: the pod still has gates.
     SchedulingGated {
         /// Remaining gate names.
@@ -141,6 +164,23 @@ impl Reason {
             }
             Self::ExistingPodsAntiAffinityRulesNotMatch => {
                 "node(s) didn't satisfy existing pods anti-affinity rules".into()
+            }
+            Self::PvcNotFound { name } => {
+                Cow::Owned(format!("persistentvolumeclaim \"{name}\" not found"))
+            }
+            Self::PvcBeingDeleted { name } => {
+                Cow::Owned(format!("persistentvolumeclaim \"{name}\" is being deleted"))
+            }
+            Self::EphemeralPvcNotCreated { name } => Cow::Owned(format!(
+                "waiting for ephemeral volume controller to create the persistentvolumeclaim \"{name}\""
+            )),
+            Self::UnboundImmediatePvc => "pod has unbound immediate PersistentVolumeClaims".into(),
+            Self::VolumeNodeAffinityConflict => "node(s) had volume node affinity conflict".into(),
+            Self::VolumeBindConflict => {
+                "node(s) didn't find available persistent volumes to bind".into()
+            }
+            Self::PvNotExist => {
+                "node(s) unavailable due to one or more pvc(s) bound to non-existent pv(s)".into()
             }
             Self::SchedulingGated { gates } => Cow::Owned(format!(
                 "waiting for scheduling gates: [{}]",

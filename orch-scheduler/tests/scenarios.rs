@@ -28,6 +28,7 @@ scenario!(resource_fit);
 scenario!(preemption);
 scenario!(cordoned);
 scenario!(unschedulable_messages);
+scenario!(volumes);
 
 #[test]
 fn bad_input_names_document_and_field() {

@@ -341,3 +341,48 @@ fn the_same_events_give_the_same_attempts() {
     assert!(a.iter().any(|l| l.contains("| bind n4")), "{a:#?}");
     assert_eq!(a, b);
 }
+
+/// A pod whose claim is missing waits in the unschedulable pool until the claim appears (a
+/// PVC event VolumeBinding registers for), not on node or pod events; then it is scheduled.
+#[test]
+fn a_pod_waiting_for_its_claim_comes_back_when_the_claim_appears() {
+    let clock = ManualClock::at_epoch_seconds(T0);
+    let mut c = cycle(&clock);
+    c.node_added(node("n1", "2"));
+    let mut p = pod("web", "100m").build();
+    p.spec.as_mut().unwrap().volumes = Some(vec![serde_json::from_value(
+        serde_json::json!({"name": "data", "persistentVolumeClaim": {"claimName": "data"}}),
+    )
+    .unwrap()]);
+    c.pod_added(Arc::new(p));
+    let a = c.step().expect("web is active");
+    let Effect::MarkUnschedulable { message, .. } = &a.effects[0] else {
+        panic!("{:?}", a.effects);
+    };
+    assert!(
+        message.starts_with("0/1 nodes are available: persistentvolumeclaim \"data\" not found."),
+        "{message}"
+    );
+    clock.advance(Duration::from_secs(20));
+    c.pod_added(Arc::new(pod("other", "100m").node_name("n1").build()));
+    c.storage_class_updated(Arc::new(
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "local"},
+            "provisioner": "orch.dev/local", "volumeBindingMode": "WaitForFirstConsumer"}))
+        .unwrap(),
+    ));
+    // A class event is one VolumeBinding registers for, so the pod is retried, still without
+    // its claim.
+    let a = c.step().expect("moved by StorageClassChange");
+    assert!(a.decision.node().is_none());
+    clock.advance(Duration::from_secs(20));
+    assert!(c.step().is_none());
+    c.claim_updated(Arc::new(
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "data", "namespace": "default"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "local",
+                     "resources": {"requests": {"storage": "1Gi"}}}}))
+        .unwrap(),
+    ));
+    let a = c.step().expect("moved by PvcChange");
+    assert_eq!(a.decision.node(), Some("n1"));
+}

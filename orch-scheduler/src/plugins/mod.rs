@@ -14,6 +14,7 @@ pub mod scheduling_gates;
 pub mod taint_toleration;
 #[cfg(test)]
 pub(crate) mod testutil;
+pub mod volume_binding;
 
 use crate::framework::DefaultBinder;
 use crate::profile::{Factory, PluginHandle};
@@ -147,6 +148,26 @@ pub fn in_tree() -> Vec<(&'static str, Factory)> {
                 name: image_locality::ImageLocality::NAME,
                 default_weight: 1,
                 score: Some(Arc::new(image_locality::ImageLocality)),
+                ..Default::default()
+            })
+        }),
+        ("VolumeBinding", |a| {
+            /// Upstream `VolumeBindingArgs`; orch binds through its PV controller, so the
+            /// bind timeout and the capacity scoring shape are accepted and unused.
+            #[derive(serde::Deserialize, Default)]
+            #[serde(rename_all = "camelCase", deny_unknown_fields)]
+            struct VolumeBindingArgs {
+                #[allow(dead_code)]
+                bind_timeout_seconds: Option<i64>,
+                #[allow(dead_code)]
+                shape: Option<serde_json::Value>,
+            }
+            let _: VolumeBindingArgs = args(a)?;
+            let p = Arc::new(volume_binding::VolumeBinding);
+            Ok(PluginHandle {
+                name: volume_binding::VolumeBinding::NAME,
+                pre_filter: Some(p.clone()),
+                filter: Some(p),
                 ..Default::default()
             })
         }),
