@@ -4,10 +4,11 @@
 //! [`Action`]s) and its declaration on orch-runtime ([`orch_runtime::Controller`]: what it
 //! watches, how a change maps to keys, `sync`): ReplicaSet and ReplicationController
 //! ([`replicaset`]), [`deployment`], [`daemonset`], [`job`] (and [`ttlafterfinished`], [`cronjob`]),
-//! [`garbagecollector`], [`nodelifecycle`] (and taint eviction), [`namespace`], [`endpoints`],
-//! [`podgc`], [`nodeipam`]. [`manager`] registers them by their upstream names and runs them
-//! with orch-runtime's live driver; the simulator runs the same list with the steppable
-//! driver. [`leader`] is Lease leader election.
+//! [`disruption`] (PodDisruptionBudget status), [`garbagecollector`], [`nodelifecycle`] (and
+//! taint eviction), [`namespace`], [`endpoints`], [`podgc`], [`nodeipam`]. [`manager`]
+//! registers them by their upstream names and runs them with orch-runtime's live driver; the
+//! simulator runs the same list with the steppable driver. [`leader`] is Lease leader
+//! election.
 //!
 //! Talks to an API server only through `orch_types::client::Client`; never depends on
 //! `orch-apiserver`, and holds no runtime machinery of its own (informers, queues, the
@@ -28,6 +29,7 @@ pub mod controller_utils;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
+pub mod disruption;
 pub mod endpoints;
 pub mod garbagecollector;
 pub mod history;

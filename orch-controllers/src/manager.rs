@@ -15,6 +15,7 @@
 use crate::cronjob::CronJobController;
 use crate::daemonset::DaemonSetController;
 use crate::deployment::DeploymentController;
+use crate::disruption::DisruptionController;
 use crate::endpoints::EndpointsController;
 use crate::garbagecollector::GarbageCollector;
 use crate::job::JobController;
@@ -45,6 +46,7 @@ pub const ALL_CONTROLLERS: &[&str] = &[
     "job",
     "cronjob",
     "ttl-after-finished",
+    "disruption",
     "garbagecollector",
     "nodelifecycle",
     "taint-eviction-controller",
@@ -145,6 +147,7 @@ pub fn controller(name: &str, config: &ManagerConfig) -> Result<Arc<dyn Controll
         "job" => Arc::new(JobController::default()),
         "cronjob" => Arc::new(CronJobController),
         "ttl-after-finished" => Arc::new(TtlAfterFinishedController),
+        "disruption" => Arc::new(DisruptionController),
         "garbagecollector" => Arc::new(GarbageCollector::default()),
         "nodelifecycle" => Arc::new(NodeLifecycleController::new(
             config.node_lifecycle.clone(),

@@ -86,6 +86,7 @@ spec_status_object!(
     k8s_openapi::api::apps::v1::StatefulSet,
     k8s_openapi::api::batch::v1::CronJob,
     k8s_openapi::api::batch::v1::Job,
+    k8s_openapi::api::policy::v1::PodDisruptionBudget,
     k8s_openapi::api::core::v1::PersistentVolumeClaim,
     k8s_openapi::api::core::v1::PersistentVolume,
 );
