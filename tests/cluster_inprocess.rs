@@ -409,6 +409,132 @@ async fn kubectl_rolls_out_and_undoes_a_daemon_set() {
     cluster.shutdown().await.expect("clean shutdown");
 }
 
+/// A PodDisruptionBudget holds `kubectl drain`: with `minAvailable: 2` over a Deployment of two
+/// ready pods the disruption controller allows no disruption, the eviction is refused with 429
+/// naming the budget, and drain gives up at its timeout. Scaled to three (the third pod lands on
+/// the other node), the budget allows one disruption at a time: draining the node with two pods
+/// evicts one, is refused the other (kubectl retries a 429 every 5 s) until the first one's
+/// replacement is Ready on the other node, then evicts it too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_drain_respects_a_pod_disruption_budget() {
+    let cluster = Cluster::builder().nodes(2).start().await.expect("start");
+    let run = kubectl_for(&cluster);
+    let manifest = cluster.work_dir().join("pdb.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n  \
+         selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n  \
+         \x20     app: web\n    spec:\n      containers:\n      - name: web\n        image: nginx\n\
+         ---\napiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: web\nspec:\n  \
+         minAvailable: 2\n  selector:\n    matchLabels:\n      app: web\n",
+    )
+    .expect("write manifest");
+    let (table, first, second, nodes) = tokio::task::spawn_blocking(move || {
+        let ok = |args: &[&str]| {
+            let out = run(args);
+            let err = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert!(out.status.success(), "kubectl {args:?}: {err}");
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        let nodes = || {
+            ok(&[
+                "get",
+                "pods",
+                "-l",
+                "app=web",
+                "-o",
+                "jsonpath={.items[*].spec.nodeName}",
+            ])
+        };
+        let drain = |node: &str, timeout: &str| {
+            let out = run(&[
+                "drain",
+                node,
+                "--ignore-daemonsets",
+                "--delete-emptydir-data",
+                timeout,
+            ]);
+            let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+            (out.status.success(), text(&out.stdout), text(&out.stderr))
+        };
+        ok(&["apply", "-f", manifest.to_str().expect("utf-8 path")]);
+        ok(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+        // The controller has seen both pods Ready.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while ok(&[
+            "get",
+            "pdb",
+            "web",
+            "-o",
+            "jsonpath={.status.currentHealthy}",
+        ]) != "2"
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "budget status within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let table = ok(&["get", "pdb", "web"]);
+        // A node that runs one of the pods: no eviction within the budget.
+        let one = nodes()
+            .split_whitespace()
+            .next()
+            .expect("a pod")
+            .to_string();
+        let first = drain(&one, "--timeout=5s");
+        // A third pod goes to the other node (`one` is cordoned); then drain that one.
+        ok(&["scale", "deployment/web", "--replicas=3"]);
+        ok(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+        ok(&["uncordon", &one]);
+        let two = nodes()
+            .split_whitespace()
+            .find(|n| *n != one)
+            .expect("a pod on the other node")
+            .to_string();
+        let second = drain(&two, "--timeout=60s");
+        ok(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+        (table, first, (two, second), nodes())
+    })
+    .await
+    .expect("join");
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows[0],
+        [
+            "NAME",
+            "MIN",
+            "AVAILABLE",
+            "MAX",
+            "UNAVAILABLE",
+            "ALLOWED",
+            "DISRUPTIONS",
+            "AGE"
+        ]
+    );
+    assert_eq!(rows[1][..4], ["web", "2", "N/A", "0"], "{table}");
+    let (drained, _, refused) = first;
+    assert!(!drained, "drain must not get past the budget");
+    assert!(
+        refused.contains("Cannot evict pod as it would violate the pod's disruption budget"),
+        "{refused}"
+    );
+    let (two, (drained, out, err)) = second;
+    assert!(drained, "drain within the budget: {err}");
+    assert!(out.contains(&format!("node/{two} drained")), "{out}");
+    assert!(
+        err.contains("(will retry after 5s): Cannot evict pod"),
+        "the second pod waited for the first one's replacement: {err}"
+    );
+    let nodes: Vec<&str> = nodes.split_whitespace().collect();
+    assert_eq!(nodes.len(), 3, "{nodes:?}");
+    assert!(nodes.iter().all(|n| *n != two), "{nodes:?} all off {two}");
+    cluster.shutdown().await.expect("clean shutdown");
+}
+
 /// A StatefulSet creates `web-0` before `web-1` (each after its predecessor is ready), rolls a
 /// new image out from the highest ordinal, and `kubectl rollout status|history|undo
 /// statefulset` work; scaling down removes the highest ordinal.

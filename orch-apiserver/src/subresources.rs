@@ -1,7 +1,7 @@
 //! The subresources kubectl and the components need besides `status`: `scale` (autoscaling/v1
 //! `Scale` for deployments, replicasets, statefulsets and replicationcontrollers),
-//! `pods/binding`, `pods/eviction` (a graceful delete until the disruption controller's PDB
-//! checks exist) and `pods/log` (proxied to the kubelet).
+//! `pods/binding`, `pods/eviction` (a delete that PodDisruptionBudgets allow or refuse, see
+//! [`ApiServer::evict_pod`]) and `pods/log` (proxied to the kubelet).
 //!
 //! The conversions are pure ([`scale_of`], [`replicas_from_scale`], [`binding_target`]);
 //! the async functions run them inside the API server's guaranteed-update loop so every
@@ -23,7 +23,10 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use orch_types::client::{DeleteParams, Preconditions};
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, StatusCause, StatusDetails, Time};
+use orch_types::client::{DeleteParams, ListParams, PostParams, Preconditions};
+use orch_types::labels::Selector;
 use orch_types::status::reason;
 use orch_types::{ApiError, DynamicObject};
 use serde_json::{json, Value};
@@ -277,8 +280,22 @@ impl ApiServer {
         Err(ApiError::conflict(&res, name, "the object has been modified; please apply your changes to the latest version and try again"))
     }
 
-    /// `POST pods/NAME/eviction`: deletes the pod gracefully with the eviction's
-    /// `deleteOptions` (PDB checks arrive with the disruption controller).
+    /// `POST pods/NAME/eviction`: deletes the pod with the eviction's `deleteOptions` if the
+    /// PodDisruptionBudgets that select it allow, as upstream
+    /// `pkg/registry/core/pod/storage/eviction.go` (Kubernetes 1.33):
+    /// - a pod that is terminal, `Pending` or already being deleted is deleted without a look
+    ///   at budgets (`canIgnorePDB`);
+    /// - more than one budget: 500; none: deleted;
+    /// - a pod that is not Ready is deleted without spending the budget if its
+    ///   `unhealthyPodEvictionPolicy` is `AlwaysAllow`, or (`IfHealthyBudget`, the default) if
+    ///   the budget has its desired healthy pods; such a delete is conditional on the pod's
+    ///   resourceVersion, so a pod that became Ready meanwhile is not deleted (429);
+    /// - otherwise the budget must allow a disruption ([`check_and_decrement`]): one is taken
+    ///   from `status.disruptionsAllowed` and the pod recorded in `status.disruptedPods` with an
+    ///   optimistic-concurrency write of the budget's status (retried on conflict), and only
+    ///   then is the pod deleted.
+    ///
+    /// `deleteOptions.dryRun` checks everything and writes nothing.
     pub async fn evict_pod(
         &self,
         info: Resource,
@@ -286,14 +303,179 @@ impl ApiServer {
         name: &str,
         eviction: &DynamicObject,
     ) -> RestResult<Arc<DynamicObject>> {
-        let p = eviction_delete_params(eviction)?;
-        self.delete_object(info, ns, name, &p).await?;
-        let status: DynamicObject = serde_json::from_value(json!({
-            "apiVersion": "v1", "kind": "Status", "metadata": {},
-            "status": "Success", "code": 201,
-        }))
-        .map_err(|_| ApiError::internal("cannot encode status"))?;
-        Ok(Arc::new(status))
+        let opts = eviction_delete_params(eviction)?;
+        let ns = self.object_namespace(info, ns)?;
+        let pinned = opts
+            .preconditions
+            .as_ref()
+            .is_some_and(|p| p.resource_version.is_some());
+        // A pod that can ignore its budgets goes at once; a conflict (the pod changed under the
+        // resourceVersion precondition set here) is retried unless the client pinned one.
+        let mut tries = 0;
+        let pod = loop {
+            let pod = self.get_object(info, ns, name).await?;
+            if !can_ignore_pdb(&pod) {
+                break pod;
+            }
+            let mut p = opts.clone();
+            if should_enforce_resource_version(&pod) && !pinned {
+                pin_resource_version(&mut p, &pod);
+            }
+            match self.delete_object(info, ns, name, &p).await {
+                Ok(_) => return eviction_success(),
+                Err(e) if e.is_conflict() && !pinned && tries + 1 < EVICTION_RETRIES => {
+                    tries += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let mut budgets = self.pod_disruption_budgets(&pod).await?;
+        if budgets.len() > 1 {
+            return Err(ApiError::new(
+                500,
+                reason::INTERNAL_ERROR,
+                "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
+            ));
+        }
+        let Some(pdb) = budgets.pop() else {
+            self.delete_object(info, ns, name, &opts).await?;
+            return eviction_success();
+        };
+        let pdb_name = pdb.metadata.name.clone().unwrap_or_default();
+        // IsPodReady stands for healthy: an unhealthy pod does not count towards the budget.
+        let spend = pod_is_ready(&pod) || {
+            let spec = pdb.spec.clone().unwrap_or_default();
+            let st = pdb.status.clone().unwrap_or_default();
+            let always = spec.unhealthy_pod_eviction_policy.as_deref() == Some("AlwaysAllow");
+            let healthy_budget = st.current_healthy >= st.desired_healthy && st.desired_healthy > 0;
+            !(always || healthy_budget)
+        };
+        let mut p = opts.clone();
+        if spend {
+            self.check_and_decrement(name, pdb, opts.dry_run).await?;
+        } else {
+            // Conditional on the pod's version: it must not have become Ready since.
+            pin_resource_version(&mut p, &pod);
+        }
+        match self.delete_object(info, ns, name, &p).await {
+            Ok(_) => eviction_success(),
+            Err(e) if e.is_conflict() && !spend && !pinned => Err(still_processing(&pdb_name)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The PodDisruptionBudgets of the pod's namespace whose selector matches it (an invalid
+    /// selector matches nothing; policy/v1: an empty one matches every pod).
+    async fn pod_disruption_budgets(
+        &self,
+        pod: &DynamicObject,
+    ) -> RestResult<Vec<PodDisruptionBudget>> {
+        let pdbs = pdb_resource()?;
+        let ns = pod.namespace().unwrap_or_default();
+        let list = self
+            .list_objects(pdbs, Some(ns), &ListParams::default())
+            .await?;
+        let mut out = Vec::new();
+        for o in list.items {
+            let pdb: PodDisruptionBudget = o
+                .to_typed()
+                .map_err(|e| ApiError::internal(format!("cannot read PodDisruptionBudget: {e}")))?;
+            let selected =
+                Selector::from_optional(pdb.spec.as_ref().and_then(|s| s.selector.as_ref()))
+                    .is_ok_and(|s| s.matches_opt(pod.metadata.labels.as_ref()));
+            if selected {
+                out.push(pdb);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Takes one disruption from `pdb` for pod `pod` (upstream `checkAndDecrement` in
+    /// `RetryOnConflict`): refused with 429 while the budget's status lags its spec or allows
+    /// none; otherwise `disruptionsAllowed` is decremented and the pod recorded in
+    /// `disruptedPods` (nothing written on a dry run), by a status update pinned to the
+    /// resourceVersion read; a conflict reads the budget again and retries.
+    async fn check_and_decrement(
+        &self,
+        pod: &str,
+        mut pdb: PodDisruptionBudget,
+        dry_run: bool,
+    ) -> RestResult<()> {
+        let pdbs = pdb_resource()?;
+        let ns = pdb.metadata.namespace.clone();
+        let name = pdb.metadata.name.clone().unwrap_or_default();
+        for attempt in 0..EVICTION_RETRIES {
+            if attempt > 0 {
+                pdb = self
+                    .get_object(pdbs, ns.as_deref(), &name)
+                    .await?
+                    .to_typed()
+                    .map_err(|e| {
+                        ApiError::internal(format!("cannot read PodDisruptionBudget: {e}"))
+                    })?;
+            }
+            let generation = pdb.metadata.generation.unwrap_or(0);
+            let st = pdb.status.get_or_insert_with(Default::default);
+            if st.observed_generation.unwrap_or(0) < generation {
+                return Err(still_processing(&name));
+            }
+            if st.disruptions_allowed < 0 {
+                return Err(pdb_forbidden(&name, "pdb disruptions allowed is negative"));
+            }
+            if st.disrupted_pods.as_ref().map_or(0, |m| m.len()) > MAX_DISRUPTED_PODS {
+                return Err(pdb_forbidden(
+                    &name,
+                    "DisruptedPods map too big - too many evictions not confirmed by PDB controller",
+                ));
+            }
+            if st.disruptions_allowed == 0 {
+                return Err(disruption_budget_error(
+                    format!(
+                        "The disruption budget {name} needs {} healthy pods and has {} currently",
+                        st.desired_healthy, st.current_healthy
+                    ),
+                    0,
+                ));
+            }
+            let now = self.config().clock.now();
+            st.disruptions_allowed -= 1;
+            if st.disruptions_allowed == 0 {
+                set_disruption_allowed_false(st, now);
+            }
+            if dry_run {
+                return Ok(());
+            }
+            // The disruption controller does not count the pod as healthy while it waits to
+            // see it deleted (at most its DeletionTimeout).
+            st.disrupted_pods
+                .get_or_insert_with(Default::default)
+                .insert(pod.to_string(), Time(now));
+            let obj = DynamicObject::from_typed(&pdb).map_err(|e| {
+                ApiError::internal(format!("cannot encode PodDisruptionBudget: {e}"))
+            })?;
+            match self
+                .update_object(
+                    pdbs,
+                    ns.as_deref(),
+                    &name,
+                    Part::Status,
+                    obj,
+                    &PostParams::default(),
+                )
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(e) if e.is_conflict() => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        // Upstream meant a Timeout here ("couldn't update PodDisruptionBudget due to
+        // conflicts"), but client-go's retry hands back the last Conflict; a 429 tells clients
+        // such as `kubectl drain` to come back, which is what a busy budget needs.
+        Err(disruption_budget_error(
+            format!("couldn't update PodDisruptionBudget {name:?} due to conflicts"),
+            10,
+        ))
     }
 
     /// `GET pods/NAME/log`: proxies to the pod's kubelet
@@ -490,6 +672,137 @@ fn eviction_delete_params(eviction: &DynamicObject) -> RestResult<DeleteParams> 
             .is_some_and(|a| a.iter().any(|v| v == "All"));
     }
     Ok(p)
+}
+
+/// Tries of the budget status write (upstream `EvictionsRetry.Steps`).
+const EVICTION_RETRIES: usize = 20;
+/// More `disruptedPods` entries than this refuse evictions (upstream `MaxDisruptedPodSize`).
+const MAX_DISRUPTED_PODS: usize = 2000;
+/// The message of a refused eviction.
+const EVICTION_REFUSED: &str = "Cannot evict pod as it would violate the pod's disruption budget.";
+/// `Status.details.causes[].reason` of a refused eviction (upstream `DisruptionBudgetCause`).
+pub const DISRUPTION_BUDGET_CAUSE: &str = "DisruptionBudget";
+
+fn pdb_resource() -> RestResult<Resource> {
+    orch_types::registry::by_plural("policy", "v1", "poddisruptionbudgets")
+        .ok_or_else(|| ApiError::internal("poddisruptionbudgets not served"))
+}
+
+/// 429 `Cannot evict pod as it would violate the pod's disruption budget.` with one
+/// `DisruptionBudget` cause saying why, and `retryAfterSeconds` when not 0 (upstream
+/// `errors.NewTooManyRequests` plus the cause `checkAndDecrement` appends).
+pub fn disruption_budget_error(cause: String, retry_after_seconds: i32) -> ApiError {
+    let mut e = ApiError::new(429, reason::TOO_MANY_REQUESTS, EVICTION_REFUSED);
+    e.details = Some(StatusDetails {
+        causes: Some(vec![StatusCause {
+            reason: Some(DISRUPTION_BUDGET_CAUSE.into()),
+            message: Some(cause),
+            field: None,
+        }]),
+        retry_after_seconds: (retry_after_seconds > 0).then_some(retry_after_seconds),
+        ..Default::default()
+    });
+    e
+}
+
+/// The 429 of a budget whose status has not caught up with its spec (upstream
+/// `createTooManyRequestsError`).
+fn still_processing(pdb: &str) -> ApiError {
+    disruption_budget_error(
+        format!("The disruption budget {pdb} is still being processed by the server."),
+        10,
+    )
+}
+
+/// 403 on a budget in a state no eviction may use (upstream `errors.NewForbidden`).
+fn pdb_forbidden(pdb: &str, why: &str) -> ApiError {
+    let mut e = ApiError::new(
+        403,
+        reason::FORBIDDEN,
+        format!("poddisruptionbudget.policy \"{pdb}\" is forbidden: {why}"),
+    );
+    e.details = Some(StatusDetails {
+        name: Some(pdb.into()),
+        group: Some("policy".into()),
+        kind: Some("poddisruptionbudget".into()),
+        ..Default::default()
+    });
+    e
+}
+
+/// Sets `DisruptionAllowed` to `False`/`InsufficientPods` as the budget just ran out (upstream
+/// `UpdateDisruptionAllowedCondition` with `meta.SetStatusCondition`: the transition time moves
+/// only with the status).
+fn set_disruption_allowed_false(st: &mut PodDisruptionBudgetStatus, now: jiff::Timestamp) {
+    let og = st.observed_generation;
+    let conds = st.conditions.get_or_insert_with(Vec::new);
+    let fresh = Condition {
+        type_: "DisruptionAllowed".into(),
+        status: "False".into(),
+        reason: "InsufficientPods".into(),
+        message: String::new(),
+        observed_generation: og,
+        last_transition_time: Time(now),
+    };
+    match conds.iter_mut().find(|c| c.type_ == fresh.type_) {
+        Some(c) => {
+            if c.status != fresh.status {
+                c.status = fresh.status;
+                c.last_transition_time = fresh.last_transition_time;
+            }
+            c.reason = fresh.reason;
+            c.message = fresh.message;
+            c.observed_generation = fresh.observed_generation;
+        }
+        None => conds.push(fresh),
+    }
+}
+
+/// The answer to an eviction that went through.
+fn eviction_success() -> RestResult<Arc<DynamicObject>> {
+    let status: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Status", "metadata": {},
+        "status": "Success", "code": 201,
+    }))
+    .map_err(|_| ApiError::internal("cannot encode status"))?;
+    Ok(Arc::new(status))
+}
+
+/// The pod's `Ready` condition is `True` (`IsPodReady`).
+fn pod_is_ready(pod: &DynamicObject) -> bool {
+    pod.data
+        .get("status")
+        .and_then(|s| s.get("conditions"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|c| {
+            c.get("type").and_then(Value::as_str) == Some("Ready")
+                && c.get("status").and_then(Value::as_str) == Some("True")
+        })
+}
+
+/// Budgets do not apply to a pod that is terminal, `Pending` or already being deleted
+/// (upstream `canIgnorePDB`).
+fn can_ignore_pdb(pod: &DynamicObject) -> bool {
+    matches!(
+        crate::rest::meta::phase(pod),
+        Some("Succeeded" | "Failed" | "Pending")
+    ) || pod.metadata.deletion_timestamp.is_some()
+}
+
+/// A delete without budgets is pinned to the pod's version unless the pod is terminal or
+/// being deleted (upstream `shouldEnforceResourceVersion`): a `Pending` pod must not become
+/// Ready, and so protected, between the read and the delete.
+fn should_enforce_resource_version(pod: &DynamicObject) -> bool {
+    !matches!(crate::rest::meta::phase(pod), Some("Succeeded" | "Failed"))
+        && pod.metadata.deletion_timestamp.is_none()
+}
+
+fn pin_resource_version(p: &mut DeleteParams, pod: &DynamicObject) {
+    p.preconditions
+        .get_or_insert_with(Default::default)
+        .resource_version = pod.metadata.resource_version.clone();
 }
 
 fn log_container(pod: &DynamicObject, query: &[(String, String)]) -> RestResult<String> {

@@ -294,3 +294,260 @@ async fn log_is_proxied_to_the_kubelet() {
     assert_eq!(err.code, 404);
     server.abort();
 }
+
+/// A server with pod `default/p` (label `app=web`, on node `n1`) in phase `phase`, Ready or
+/// not, and the pods resource.
+async fn api_with_running_pod(phase: &str, ready: bool) -> (Arc<ApiServer>, Resource) {
+    let api = server_api().await;
+    let pods = info("pods");
+    let pod = obj(json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "default", "labels": {"app": "web"}},
+        "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "busybox"}]}}));
+    api.create_object(pods, Some("default"), pod, &PostParams::default())
+        .await
+        .expect("create pod");
+    let status = obj(json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "default"},
+        "status": {"phase": phase, "conditions": [
+            {"type": "Ready", "status": if ready { "True" } else { "False" }}]}}));
+    api.update_object(
+        pods,
+        Some("default"),
+        "p",
+        crate::rest::update::Part::Status,
+        status,
+        &PostParams::default(),
+    )
+    .await
+    .expect("pod status");
+    (api, pods)
+}
+
+/// Creates budget `name` with `spec` (selecting `app=web` unless it has a selector) and then
+/// `status`.
+async fn budget(api: &ApiServer, name: &str, spec: Value, status: Value) {
+    let pdbs = info("poddisruptionbudgets");
+    let mut s = spec;
+    if let Some(m) = s.as_object_mut() {
+        m.entry("selector")
+            .or_insert_with(|| json!({"matchLabels": {"app": "web"}}));
+    }
+    let pdb = obj(
+        json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": {"name": name, "namespace": "default"}, "spec": s}),
+    );
+    api.create_object(pdbs, Some("default"), pdb, &PostParams::default())
+        .await
+        .expect("create budget");
+    let st = obj(
+        json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": {"name": name, "namespace": "default"}, "status": status}),
+    );
+    api.update_object(
+        pdbs,
+        Some("default"),
+        name,
+        crate::rest::update::Part::Status,
+        st,
+        &PostParams::default(),
+    )
+    .await
+    .expect("budget status");
+}
+
+fn eviction(dry_run: bool) -> DynamicObject {
+    let opts = if dry_run {
+        json!({"dryRun": ["All"]})
+    } else {
+        json!({})
+    };
+    obj(json!({"apiVersion": "policy/v1", "kind": "Eviction",
+        "metadata": {"name": "p", "namespace": "default"}, "deleteOptions": opts}))
+}
+
+async fn evict(api: &ApiServer, pods: Resource, dry_run: bool) -> RestResult<Arc<DynamicObject>> {
+    api.create_subresource(pods, Some("default"), "p", "eviction", eviction(dry_run))
+        .await
+}
+
+async fn stored_budget(api: &ApiServer, name: &str) -> Arc<DynamicObject> {
+    api.get_object(info("poddisruptionbudgets"), Some("default"), name)
+        .await
+        .expect("budget")
+}
+
+#[tokio::test]
+async fn eviction_is_refused_with_429_naming_the_budget() {
+    let (api, pods) = api_with_running_pod("Running", true).await;
+    budget(
+        &api,
+        "web",
+        json!({"minAvailable": 1}),
+        json!({"observedGeneration": 1, "disruptionsAllowed": 0, "currentHealthy": 1,
+               "desiredHealthy": 1, "expectedPods": 1}),
+    )
+    .await;
+    let err = evict(&api, pods, false).await.expect_err("refused");
+    assert_eq!((err.code, err.reason.as_str()), (429, "TooManyRequests"));
+    assert_eq!(
+        err.message,
+        "Cannot evict pod as it would violate the pod's disruption budget."
+    );
+    let causes = err
+        .details
+        .as_ref()
+        .and_then(|d| d.causes.clone())
+        .expect("causes");
+    assert_eq!(causes.len(), 1);
+    assert_eq!(causes[0].reason.as_deref(), Some("DisruptionBudget"));
+    assert_eq!(
+        causes[0].message.as_deref(),
+        Some("The disruption budget web needs 1 healthy pods and has 1 currently")
+    );
+    let wire = err.to_json();
+    assert_eq!(wire["details"]["causes"][0]["reason"], "DisruptionBudget");
+    api.get_object(pods, Some("default"), "p")
+        .await
+        .expect("the pod stays");
+}
+
+#[tokio::test]
+async fn eviction_waits_for_the_controller_to_see_a_new_generation() {
+    let (api, pods) = api_with_running_pod("Running", true).await;
+    budget(
+        &api,
+        "web",
+        json!({"minAvailable": 1}),
+        json!({"observedGeneration": 1, "disruptionsAllowed": 1, "currentHealthy": 2,
+               "desiredHealthy": 1, "expectedPods": 2}),
+    )
+    .await;
+    let pdbs = info("poddisruptionbudgets");
+    api.patch_object(
+        pdbs,
+        Some("default"),
+        "web",
+        crate::rest::update::Part::Main,
+        PatchType::Merge,
+        &json!({"spec": {"minAvailable": 2}}),
+        &Default::default(),
+    )
+    .await
+    .expect("spec change");
+    assert_eq!(
+        stored_budget(&api, "web").await.metadata.generation,
+        Some(2)
+    );
+    let err = evict(&api, pods, false).await.expect_err("refused");
+    assert_eq!(err.code, 429);
+    let details = err.details.expect("details");
+    assert_eq!(details.retry_after_seconds, Some(10));
+    assert_eq!(
+        details.causes.expect("causes")[0].message.as_deref(),
+        Some("The disruption budget web is still being processed by the server.")
+    );
+}
+
+#[tokio::test]
+async fn eviction_spends_the_budget_then_deletes_the_pod() {
+    let (api, pods) = api_with_running_pod("Running", true).await;
+    budget(
+        &api,
+        "web",
+        json!({"minAvailable": 1}),
+        json!({"observedGeneration": 1, "disruptionsAllowed": 1, "currentHealthy": 2,
+               "desiredHealthy": 1, "expectedPods": 2,
+               "conditions": [{"type": "DisruptionAllowed", "status": "True", "reason": "SufficientPods",
+                               "message": "", "lastTransitionTime": "2020-01-01T00:00:00Z"}]}),
+    )
+    .await;
+    // A dry run checks and writes nothing.
+    let st = evict(&api, pods, true).await.expect("dry run allowed");
+    assert_eq!(st.data["status"], "Success");
+    let pdb = stored_budget(&api, "web").await;
+    assert_eq!(pdb.data["status"]["disruptionsAllowed"], 1);
+    assert!(pdb.data["status"].get("disruptedPods").is_none());
+    let pod = api
+        .get_object(pods, Some("default"), "p")
+        .await
+        .expect("pod");
+    assert!(pod.metadata.deletion_timestamp.is_none());
+
+    let st = evict(&api, pods, false).await.expect("evicted");
+    assert_eq!(st.data["status"], "Success");
+    let pdb = stored_budget(&api, "web").await;
+    let status = &pdb.data["status"];
+    assert_eq!(status["disruptionsAllowed"], 0);
+    assert!(status["disruptedPods"]["p"].is_string(), "{status}");
+    let cond = &status["conditions"][0];
+    assert_eq!(
+        (&cond["status"], &cond["reason"]),
+        (&json!("False"), &json!("InsufficientPods"))
+    );
+    assert_ne!(cond["lastTransitionTime"], "2020-01-01T00:00:00Z");
+    // On a node: a graceful delete.
+    let pod = api
+        .get_object(pods, Some("default"), "p")
+        .await
+        .expect("pod");
+    assert!(pod.metadata.deletion_timestamp.is_some());
+}
+
+#[tokio::test]
+async fn an_unready_pod_goes_without_spending_a_healthy_budget() {
+    let (api, pods) = api_with_running_pod("Running", false).await;
+    budget(
+        &api,
+        "web",
+        json!({"minAvailable": 1}),
+        json!({"observedGeneration": 1, "disruptionsAllowed": 0, "currentHealthy": 1,
+               "desiredHealthy": 1, "expectedPods": 2}),
+    )
+    .await;
+    evict(&api, pods, false).await.expect("evicted");
+    let pdb = stored_budget(&api, "web").await;
+    assert!(pdb.data["status"].get("disruptedPods").is_none());
+
+    // A budget short of healthy pods protects even an unready pod, unless AlwaysAllow.
+    let (api, pods) = api_with_running_pod("Running", false).await;
+    let short = json!({"observedGeneration": 1, "disruptionsAllowed": 0, "currentHealthy": 0,
+                       "desiredHealthy": 1, "expectedPods": 2});
+    budget(&api, "web", json!({"minAvailable": 1}), short.clone()).await;
+    assert_eq!(
+        evict(&api, pods, false).await.expect_err("refused").code,
+        429
+    );
+    let pdbs = info("poddisruptionbudgets");
+    api.delete_object(pdbs, Some("default"), "web", &DeleteParams::default())
+        .await
+        .expect("delete budget");
+    budget(
+        &api,
+        "web",
+        json!({"minAvailable": 1, "unhealthyPodEvictionPolicy": "AlwaysAllow"}),
+        short,
+    )
+    .await;
+    evict(&api, pods, false).await.expect("AlwaysAllow");
+}
+
+#[tokio::test]
+async fn pending_pods_ignore_budgets_and_two_budgets_are_refused() {
+    let (api, pods) = api_with_running_pod("Pending", false).await;
+    let none_left = json!({"observedGeneration": 1, "disruptionsAllowed": 0, "currentHealthy": 0,
+                           "desiredHealthy": 5, "expectedPods": 5});
+    budget(&api, "web", json!({"minAvailable": 5}), none_left.clone()).await;
+    evict(&api, pods, false)
+        .await
+        .expect("a pending pod is not protected");
+
+    let (api, pods) = api_with_running_pod("Running", true).await;
+    budget(&api, "web", json!({"minAvailable": 1}), none_left.clone()).await;
+    budget(&api, "all", json!({"selector": {}}), none_left).await;
+    let err = evict(&api, pods, false).await.expect_err("two budgets");
+    assert_eq!(err.code, 500);
+    assert_eq!(
+        err.message,
+        "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."
+    );
+}
