@@ -38,7 +38,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use orch_runtime::action::Action;
 use orch_runtime::controller::{trigger_owner, trigger_self, Caches, Controller, Watches};
 use orch_runtime::expectations::Expectations;
-use orch_runtime::object::{controller_of, is_deleting, key_of};
+use orch_runtime::object::{controller_of, controller_ref, is_deleting, key_of};
 use orch_runtime::store::Change;
 use orch_types::dynamic::DynamicObject;
 use orch_types::events::ObjectRef;
@@ -80,14 +80,7 @@ fn ds_ref(ds: &DaemonSet) -> ObjectRef {
 }
 
 fn owner_ref(ds: &DaemonSet) -> OwnerReference {
-    OwnerReference {
-        api_version: "apps/v1".into(),
-        kind: "DaemonSet".into(),
-        name: name(&ds.metadata).into(),
-        uid: ds.metadata.uid.clone().unwrap_or_default(),
-        controller: Some(true),
-        block_owner_deletion: Some(true),
-    }
+    controller_ref("apps/v1", "DaemonSet", &ds.metadata)
 }
 
 fn pod_template(ds: &DaemonSet) -> PodTemplateSpec {

@@ -29,7 +29,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use orch_runtime::action::Action;
 use orch_runtime::controller::{trigger_self, Caches, Controller, Watches};
 use orch_runtime::expectations::Expectations;
-use orch_runtime::object::{controller_of, is_deleting, key_of};
+use orch_runtime::object::{controller_of, controller_ref, is_deleting, key_of};
 use orch_types::dynamic::DynamicObject;
 use orch_types::events::{EventType, ObjectRef};
 use orch_types::registry::ApiResource;
@@ -495,14 +495,7 @@ pub fn reconcile(job: &Job, pods: &[Arc<Pod>], satisfied: bool, now: Timestamp) 
 }
 
 fn owner_ref(job: &Job) -> OwnerReference {
-    OwnerReference {
-        api_version: "batch/v1".into(),
-        kind: "Job".into(),
-        name: job.metadata.name.clone().unwrap_or_default(),
-        uid: job.metadata.uid.clone().unwrap_or_default(),
-        controller: Some(true),
-        block_owner_deletion: Some(true),
-    }
+    controller_ref("batch/v1", "Job", &job.metadata)
 }
 
 /// Sets condition `(type, status, reason, message)` and records the event `(type, reason,

@@ -37,7 +37,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use orch_runtime::action::Action;
 use orch_runtime::controller::{trigger_owner, trigger_self, Caches, Controller, Watches};
 use orch_runtime::expectations::Expectations;
-use orch_runtime::object::{controller_of, is_deleting, key_of};
+use orch_runtime::object::{controller_of, controller_ref, is_deleting, key_of};
 use orch_types::dynamic::DynamicObject;
 use orch_types::events::ObjectRef;
 use serde_json::json;
@@ -58,14 +58,7 @@ fn set_ref(set: &StatefulSet) -> ObjectRef {
 }
 
 fn owner_ref(set: &StatefulSet) -> OwnerReference {
-    OwnerReference {
-        api_version: "apps/v1".into(),
-        kind: "StatefulSet".into(),
-        name: name(&set.metadata).into(),
-        uid: set.metadata.uid.clone().unwrap_or_default(),
-        controller: Some(true),
-        block_owner_deletion: Some(true),
-    }
+    controller_ref("apps/v1", "StatefulSet", &set.metadata)
 }
 
 /// The set's ordinal of a pod named `<set>-<n>` (`getParentNameAndOrdinal`).
