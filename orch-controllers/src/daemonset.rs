@@ -38,7 +38,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use orch_runtime::action::Action;
 use orch_runtime::controller::{trigger_owner, trigger_self, Caches, Controller, Watches};
 use orch_runtime::expectations::Expectations;
-use orch_runtime::object::{controller_of, controller_ref, is_deleting, key_of};
+use orch_runtime::object::{controller_of, controller_ref, is_deleting, key_of, name};
 use orch_runtime::store::Change;
 use orch_types::dynamic::DynamicObject;
 use orch_types::events::ObjectRef;
@@ -70,10 +70,6 @@ const DAEMON_TOLERATIONS: &[(&str, &str)] = &[
 ];
 /// Added for `hostNetwork` pods only.
 const NETWORK_UNAVAILABLE: &str = "node.kubernetes.io/network-unavailable";
-
-fn name(m: &ObjectMeta) -> &str {
-    m.name.as_deref().unwrap_or("")
-}
 
 fn ds_ref(ds: &DaemonSet) -> ObjectRef {
     ObjectRef::of(ds)

@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
 use orch_runtime::action::Action;
-use orch_runtime::object::is_deleting;
+use orch_runtime::object::{is_deleting, name};
 use serde_json::json;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -21,10 +21,6 @@ pub const REVISION_HASH: &str = "controller-revision-hash";
 
 /// Default `revisionHistoryLimit`.
 pub const DEFAULT_HISTORY_LIMIT: i32 = 10;
-
-fn name(m: &ObjectMeta) -> &str {
-    m.name.as_deref().unwrap_or("")
-}
 
 /// The patch a revision stores for `template` (`getPatch`).
 pub fn revision_data(template: &PodTemplateSpec) -> serde_json::Value {

@@ -37,7 +37,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use orch_runtime::action::Action;
 use orch_runtime::controller::{trigger_owner, trigger_self, Caches, Controller, Watches};
 use orch_runtime::expectations::Expectations;
-use orch_runtime::object::{controller_of, controller_ref, is_deleting, key_of};
+use orch_runtime::object::{controller_of, controller_ref, is_deleting, key_of, name};
 use orch_types::dynamic::DynamicObject;
 use orch_types::events::ObjectRef;
 use serde_json::json;
@@ -48,10 +48,6 @@ use std::sync::Arc;
 pub const POD_NAME_LABEL: &str = "statefulset.kubernetes.io/pod-name";
 /// Label with the pod's ordinal.
 pub const POD_INDEX_LABEL: &str = "apps.kubernetes.io/pod-index";
-
-fn name(m: &ObjectMeta) -> &str {
-    m.name.as_deref().unwrap_or("")
-}
 
 fn set_ref(set: &StatefulSet) -> ObjectRef {
     ObjectRef::of(set)
