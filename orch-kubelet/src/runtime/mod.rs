@@ -404,4 +404,27 @@ pub trait ContainerRuntime: Send + Sync + std::fmt::Debug {
     }
     /// Periodic housekeeping (log collection and rotation); cheap when nothing changed.
     fn housekeeping(&self) {}
+    /// The resource usage of a running container, for the kubelet's `/stats/summary` (and so
+    /// `metrics.k8s.io` and `kubectl top`); `None` when the runtime cannot tell or the
+    /// container is not running. Real runtimes measure CPU as a rate between two samples, so
+    /// the first call for a container may answer `None`.
+    fn container_usage(&self, id: &str, now: Timestamp) -> Option<ContainerUsage> {
+        let _ = (id, now);
+        None
+    }
+}
+
+/// A container's resource usage, as upstream's Summary API reports it
+/// (`staging/src/k8s.io/kubelet/pkg/apis/stats/v1alpha1/types.go`, `CPUStats`/`MemoryStats`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ContainerUsage {
+    /// CPU in nano-cores (`usageNanoCores`: 1 core = 1e9), averaged over `window`.
+    pub cpu_nano_cores: u64,
+    /// Total CPU time used since the container started, in nanoseconds, if known
+    /// (`usageCoreNanoSeconds`).
+    pub cpu_core_nano_seconds: Option<u64>,
+    /// Memory working set in bytes (`workingSetBytes`; resident memory for processes).
+    pub memory_working_set_bytes: u64,
+    /// The sampling window the CPU rate was computed over (zero: an instantaneous figure).
+    pub window: Duration,
 }

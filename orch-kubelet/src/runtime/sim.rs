@@ -11,10 +11,13 @@
 //! | `sim.orch.dev/fail-liveness-after-seconds` | liveness probe fails from this age on | never |
 //! | `sim.orch.dev/pull-error` | every pull of the pod's images fails with this message | none |
 //! | `sim.orch.dev/sandbox-dies-after-seconds` | the pod sandbox dies this long after it was created (each new sandbox again), so the kubelet kills the containers, creates a new sandbox and re-runs the init containers | never |
+//! | `sim.orch.dev/cpu-usage` | CPU each running container uses, a quantity (`250m`, `1`), as `/stats/summary` and `kubectl top` report it | `0` |
+//! | `sim.orch.dev/memory-usage` | memory working set of each running container, a quantity (`64Mi`) | `0` |
 //!
 //! Every key also accepts a per-container form, `<key>.<container-name>` (e.g.
 //! `sim.orch.dev/run-seconds.migrate`), which wins over the pod-wide one. Values are seconds,
-//! fractions allowed. SIGTERM ends a container at once with exit code 0 (a well-behaved app);
+//! fractions allowed, except the two usage keys, which are quantities (an invalid one counts
+//! as `0`, with a warning). SIGTERM ends a container at once with exit code 0 (a well-behaved app);
 //! SIGKILL with 137. Probes and hooks other than those above succeed, whatever their type
 //! (`exec`, `httpGet`, `tcpSocket`, `grpc`).
 //!
@@ -41,6 +44,8 @@ struct SimContainer {
     exit_at: Option<Timestamp>,
     exit_code: i32,
     stopped: Option<(Timestamp, i32, i32)>,
+    /// `cpu-usage` in nano-cores and `memory-usage` in bytes.
+    usage: (u64, u64),
 }
 
 #[derive(Debug, Default)]
@@ -90,6 +95,28 @@ fn seconds(ann: &BTreeMap<String, String>, key: &str, container: &str) -> Option
         _ => {
             tracing::warn!(annotation = %key, value = %v, "ignoring invalid sim annotation (want seconds)");
             None
+        }
+    }
+}
+
+/// A usage annotation as a quantity in `unit`s per whole unit (`1e9` nano-cores per core, `1`
+/// byte per byte), rounded up; absent or invalid = 0.
+fn usage(ann: &BTreeMap<String, String>, key: &str, container: &str, nano: bool) -> u64 {
+    let Some(v) = lookup(ann, key, container) else {
+        return 0;
+    };
+    match v.trim().parse::<orch_types::quantity::Quantity>() {
+        Ok(q) if q.nanos() >= 0 => {
+            let n = if nano {
+                q.nanos()
+            } else {
+                i128::from(q.value())
+            };
+            u64::try_from(n).unwrap_or(u64::MAX)
+        }
+        _ => {
+            tracing::warn!(annotation = %key, value = %v, "ignoring invalid sim annotation (want a quantity)");
+            0
         }
     }
 }
@@ -292,6 +319,10 @@ impl ContainerRuntime for SimRuntime {
                 exit_at: run.map(|r| plus(start_at, r)),
                 exit_code,
                 stopped: None,
+                usage: (
+                    usage(ann, "cpu-usage", &cfg.name, true),
+                    usage(ann, "memory-usage", &cfg.name, false),
+                ),
             },
         );
         Ok(id)
@@ -380,6 +411,24 @@ impl ContainerRuntime for SimRuntime {
 
     fn log_path(&self, _id: &str) -> Option<PathBuf> {
         None
+    }
+
+    fn container_usage(&self, id: &str, now: Timestamp) -> Option<ContainerUsage> {
+        let i = self.inner.lock();
+        let c = i.containers.get(id)?;
+        if !matches!(Self::state_of(c, now), ContainerState::Running { .. }) {
+            return None;
+        }
+        let (cpu, mem) = c.usage;
+        let ran = age(now, c.start_at);
+        Some(ContainerUsage {
+            cpu_nano_cores: cpu,
+            cpu_core_nano_seconds: Some(
+                u64::try_from(u128::from(cpu) * ran.as_nanos() / 1_000_000_000).unwrap_or(u64::MAX),
+            ),
+            memory_working_set_bytes: mem,
+            window: Duration::ZERO,
+        })
     }
 
     fn needs_polling(&self) -> bool {
@@ -546,5 +595,42 @@ mod tests {
             .unwrap()
             .ip;
         assert_eq!(ip, "10.244.3.2");
+    }
+
+    #[test]
+    fn usage_comes_from_annotations_while_running() {
+        let rt = SimRuntime::new(0);
+        let ann = [
+            ("cpu-usage", "250m"),
+            ("memory-usage", "64Mi"),
+            ("memory-usage.side", "1Ki"),
+            ("start-seconds", "1"),
+            ("run-seconds", "10"),
+        ];
+        let app = rt.start_container(&cfg("app", &ann, false), t(0)).unwrap();
+        let side = rt.start_container(&cfg("side", &ann, false), t(0)).unwrap();
+        assert_eq!(rt.container_usage(&app, t(0)), None, "not started yet");
+        let u = rt.container_usage(&app, t(5)).unwrap();
+        assert_eq!(u.cpu_nano_cores, 250_000_000);
+        assert_eq!(u.memory_working_set_bytes, 64 * 1024 * 1024);
+        assert_eq!(
+            u.cpu_core_nano_seconds,
+            Some(1_000_000_000),
+            "0.25 core for 4s"
+        );
+        let u = rt.container_usage(&side, t(5)).unwrap();
+        assert_eq!(
+            u.memory_working_set_bytes, 1024,
+            "the per-container key wins"
+        );
+        assert_eq!(rt.container_usage(&app, t(20)), None, "exited");
+        let plain = rt.start_container(&cfg("p", &[], false), t(0)).unwrap();
+        let bad = rt
+            .start_container(&cfg("b", &[("cpu-usage", "lots")], false), t(0))
+            .unwrap();
+        for id in [plain, bad] {
+            let u = rt.container_usage(&id, t(1)).unwrap();
+            assert_eq!((u.cpu_nano_cores, u.memory_working_set_bytes), (0, 0));
+        }
     }
 }
