@@ -23,8 +23,8 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetStatus};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, StatusCause, StatusDetails, Time};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{StatusCause, StatusDetails, Time};
 use orch_types::client::{DeleteParams, ListParams, PostParams, Preconditions};
 use orch_types::labels::Selector;
 use orch_types::status::reason;
@@ -440,7 +440,7 @@ impl ApiServer {
             let now = self.config().clock.now();
             st.disruptions_allowed -= 1;
             if st.disruptions_allowed == 0 {
-                set_disruption_allowed_false(st, now);
+                orch_types::conditions::update_disruption_allowed_condition(st, now);
             }
             if dry_run {
                 return Ok(());
@@ -728,34 +728,6 @@ fn pdb_forbidden(pdb: &str, why: &str) -> ApiError {
         ..Default::default()
     });
     e
-}
-
-/// Sets `DisruptionAllowed` to `False`/`InsufficientPods` as the budget just ran out (upstream
-/// `UpdateDisruptionAllowedCondition` with `meta.SetStatusCondition`: the transition time moves
-/// only with the status).
-fn set_disruption_allowed_false(st: &mut PodDisruptionBudgetStatus, now: jiff::Timestamp) {
-    let og = st.observed_generation;
-    let conds = st.conditions.get_or_insert_with(Vec::new);
-    let fresh = Condition {
-        type_: "DisruptionAllowed".into(),
-        status: "False".into(),
-        reason: "InsufficientPods".into(),
-        message: String::new(),
-        observed_generation: og,
-        last_transition_time: Time(now),
-    };
-    match conds.iter_mut().find(|c| c.type_ == fresh.type_) {
-        Some(c) => {
-            if c.status != fresh.status {
-                c.status = fresh.status;
-                c.last_transition_time = fresh.last_transition_time;
-            }
-            c.reason = fresh.reason;
-            c.message = fresh.message;
-            c.observed_generation = fresh.observed_generation;
-        }
-        None => conds.push(fresh),
-    }
 }
 
 /// The answer to an eviction that went through.

@@ -44,6 +44,7 @@ use orch_runtime::action::Action;
 use orch_runtime::controller::{trigger_self, Caches, Controller, Watches};
 use orch_runtime::object::{controller_of, is_deleting, key_of, name, namespace, uid};
 use orch_runtime::store::{Change, Store};
+use orch_types::conditions::set_status_condition;
 use orch_types::events::ObjectRef;
 use orch_types::registry::{split_api_version, BUILTIN};
 use std::collections::{BTreeMap, HashSet};
@@ -53,12 +54,9 @@ use std::time::Duration;
 /// How long an entry of `status.disruptedPods` waits for its pod to be seen being deleted
 /// (upstream `DeletionTimeout`).
 pub const DELETION_TIMEOUT: SignedDuration = SignedDuration::from_secs(120);
-/// The condition this controller sets (upstream `policy.DisruptionAllowedCondition`).
-pub const DISRUPTION_ALLOWED: &str = "DisruptionAllowed";
-/// Reason of a `True` condition: more healthy pods than the budget needs.
-pub const SUFFICIENT_PODS: &str = "SufficientPods";
-/// Reason of a `False` condition: the budget has no disruption to give.
-pub const INSUFFICIENT_PODS: &str = "InsufficientPods";
+pub use orch_types::conditions::{
+    update_disruption_allowed_condition, DISRUPTION_ALLOWED, INSUFFICIENT_PODS, SUFFICIENT_PODS,
+};
 /// Reason of a `False` condition: the budget could not be computed.
 pub const SYNC_FAILED: &str = "SyncFailed";
 
@@ -272,45 +270,6 @@ fn count_healthy(pods: &[&Pod], disrupted: &BTreeMap<String, Time>) -> i32 {
         .count() as i32
 }
 
-/// Sets a condition as upstream `meta.SetStatusCondition`: the transition time moves only when
-/// the status changes; reason, message and observedGeneration are always taken.
-fn set_condition(conds: &mut Vec<Condition>, c: Condition) {
-    match conds.iter_mut().find(|x| x.type_ == c.type_) {
-        None => conds.push(c),
-        Some(x) => {
-            if x.status != c.status {
-                x.status = c.status;
-                x.last_transition_time = c.last_transition_time;
-            }
-            x.reason = c.reason;
-            x.message = c.message;
-            x.observed_generation = c.observed_generation;
-        }
-    }
-}
-
-/// The `DisruptionAllowed` condition for the status' `disruptionsAllowed` (upstream
-/// `UpdateDisruptionAllowedCondition`).
-pub fn update_disruption_allowed_condition(st: &mut PodDisruptionBudgetStatus, now: Timestamp) {
-    let (status, reason) = if st.disruptions_allowed > 0 {
-        ("True", SUFFICIENT_PODS)
-    } else {
-        ("False", INSUFFICIENT_PODS)
-    };
-    let og = st.observed_generation;
-    set_condition(
-        st.conditions.get_or_insert_with(Vec::new),
-        Condition {
-            type_: DISRUPTION_ALLOWED.into(),
-            status: status.into(),
-            reason: reason.into(),
-            message: String::new(),
-            observed_generation: og,
-            last_transition_time: Time(now),
-        },
-    );
-}
-
 /// Whether the status' condition matches its `disruptionsAllowed` and generation (upstream
 /// `ConditionsAreUpToDate`).
 fn conditions_up_to_date(pdb: &PodDisruptionBudget) -> bool {
@@ -348,7 +307,7 @@ fn fail_safe(pdb: &PodDisruptionBudget, message: &str, now: Timestamp) -> Option
     let mut st = old.clone();
     st.disruptions_allowed = 0;
     let og = st.observed_generation;
-    set_condition(
+    set_status_condition(
         st.conditions.get_or_insert_with(Vec::new),
         Condition {
             type_: DISRUPTION_ALLOWED.into(),

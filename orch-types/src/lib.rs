@@ -45,6 +45,7 @@
 
 pub mod client;
 pub mod clock;
+pub mod conditions;
 pub mod cron;
 pub mod decode;
 pub mod defaults;
