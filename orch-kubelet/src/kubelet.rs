@@ -186,7 +186,12 @@ impl Kubelet {
         self.cfg.lock().node.port = bound.port();
         let stop_tx = self.stop.clone();
         let stop_rx = stop_tx.subscribe();
-        let router = crate::logs::router(Arc::new(Source(self.clone())));
+        let stats = Stats {
+            kubelet: self.clone(),
+            started: self.clock.now(),
+        };
+        let router = crate::logs::router(Arc::new(Source(self.clone())))
+            .merge(crate::stats::router(Arc::new(stats)));
         let mut srv_stop = stop_rx.clone();
         let server = tokio::spawn(async move {
             let r = axum::serve(listener, router)
@@ -906,6 +911,67 @@ impl Kubelet {
             path: self.rt.log_path(&id),
             running,
         })
+    }
+}
+
+impl Kubelet {
+    /// The running containers of every pod with the usage the runtime measured, for
+    /// [`crate::stats::summarize`].
+    fn usage_samples(&self, now: Timestamp) -> Vec<crate::stats::PodSample> {
+        let syncs: Vec<Arc<Mutex<PodSync>>> =
+            self.pods.lock().values().map(|e| e.sync.clone()).collect();
+        let mut out = vec![];
+        for sync in syncs {
+            let s = sync.lock();
+            let w = s.worker();
+            let pod = w.pod();
+            let mut containers = vec![];
+            for c in pod.spec.iter().flat_map(|s| &s.containers) {
+                let Some((Some(id), true)) = w.log_instance(&c.name, false) else {
+                    continue;
+                };
+                let Some(crate::runtime::ContainerState::Running { started_at }) =
+                    self.rt.container_state(&id, now)
+                else {
+                    continue;
+                };
+                if let Some(usage) = self.rt.container_usage(&id, now) {
+                    containers.push(crate::stats::ContainerSample {
+                        name: c.name.clone(),
+                        start_time: started_at,
+                        usage,
+                    });
+                }
+            }
+            out.push(crate::stats::PodSample {
+                pod_ref: crate::stats::PodReference {
+                    name: pod.metadata.name.clone().unwrap_or_default(),
+                    namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+                    uid: pod.metadata.uid.clone().unwrap_or_default(),
+                },
+                start_time: pod
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.start_time.as_ref())
+                    .map(|t| t.0),
+                containers,
+            });
+        }
+        out
+    }
+}
+
+/// The kubelet as the stats server's source.
+struct Stats {
+    kubelet: Arc<Kubelet>,
+    started: Timestamp,
+}
+
+impl crate::stats::StatsSource for Stats {
+    fn summary(&self) -> crate::stats::Summary {
+        let now = self.kubelet.clock.now();
+        let pods = self.kubelet.usage_samples(now);
+        crate::stats::summarize(&self.kubelet.node_name(), self.started, pods, now)
     }
 }
 

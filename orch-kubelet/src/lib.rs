@@ -20,6 +20,10 @@
 //! the MemoryPressure/DiskPressure/PIDPressure conditions), [`logs`] (CRI log reading and the
 //! `/containerLogs` endpoint).
 //!
+//! [`stats`] serves the Summary API at `/stats/summary` (each running container's CPU and
+//! memory working set from [`runtime::ContainerRuntime::container_usage`]), from which the API
+//! server builds `metrics.k8s.io` for `kubectl top`.
+//!
 //! A pod whose sandbox dies ([`runtime::ContainerRuntime::sandbox_alive`] turns false) is
 //! handled as upstream `computePodActions`: event `SandboxChanged`, every container killed, a
 //! new sandbox, all init containers re-run in order, then the app containers (restart counts
@@ -64,6 +68,7 @@ pub mod node;
 pub mod pod_sync;
 pub mod prober;
 pub mod runtime;
+pub mod stats;
 pub mod status;
 pub mod worker;
 
