@@ -66,6 +66,8 @@ pub struct EnvContext {
     pub host_ip: String,
     /// The pod's `imagePullSecrets`, resolved (handed to the image source).
     pub pull_secrets: Vec<Secret>,
+    /// The pod's claim-backed volumes (not environment, but fetched and refreshed with it).
+    pub volumes: crate::volume::PodVolumes,
 }
 
 /// Ordered environment with replace-in-place semantics.
@@ -500,6 +502,7 @@ mod tests {
             pod_ip: "10.0.0.7".into(),
             host_ip: "127.0.0.1".into(),
             pull_secrets: vec![],
+            volumes: Default::default(),
         }
     }
 

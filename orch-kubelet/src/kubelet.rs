@@ -25,7 +25,9 @@ use crate::worker::{EventKind, Job, WorkerConfig};
 use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::api::core::v1::{ConfigMap, Node, NodeStatus, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Node, NodeStatus, PersistentVolume, PersistentVolumeClaim, Pod, Secret, Service,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference};
 use orch_types::client::{
     Api, DeleteParams, ListParams, Preconditions, SharedClient, WatchEvent, WatchParams,
@@ -696,6 +698,22 @@ impl Kubelet {
         }
         let default_svc: Api<Service> = Api::namespaced(self.client.clone(), "default");
         objects.kubernetes_service = default_svc.get_opt("kubernetes").await.ok().flatten();
+        // The pod's claims and the volumes they are bound to (a claim or volume that cannot be
+        // fetched is missing: the pod waits for it, see `volume::PodVolumes`).
+        let claims: Api<PersistentVolumeClaim> = Api::namespaced(self.client.clone(), &ns);
+        let volumes: Api<PersistentVolume> = Api::all(self.client.clone());
+        for n in crate::volume::claim_names(pod) {
+            let Ok(Some(c)) = claims.get_opt(&n).await else {
+                continue;
+            };
+            let bound = orch_runtime::volume::claim_volume(&c).to_string();
+            if !bound.is_empty() {
+                if let Ok(Some(v)) = volumes.get_opt(&bound).await {
+                    objects.volumes.push(v);
+                }
+            }
+            objects.claims.push(c);
+        }
         let host_ip = self.cfg.lock().node.ip.clone();
         pod_sync::env_context(pod, objects, alloc, &host_ip)
     }
@@ -755,7 +773,8 @@ impl Kubelet {
             if out.finished {
                 break;
             }
-            // A missing ConfigMap/Secret may appear later: refetched while blocked.
+            // A missing ConfigMap/Secret may appear later, a claim be bound: refetched while
+            // blocked.
             if out.refresh_env {
                 let alloc = {
                     let c = self.cfg.lock();

@@ -18,7 +18,8 @@
 //! the local catalog), [`prober`] (exec/httpGet/tcpSocket/grpc), [`node`] (Node object,
 //! capacity, allocatable, admission), [`eviction`] (hard eviction thresholds, node stats and
 //! the MemoryPressure/DiskPressure/PIDPressure conditions), [`logs`] (CRI log reading and the
-//! `/containerLogs` endpoint).
+//! `/containerLogs` endpoint), [`volume`] (PersistentVolumeClaim-backed volumes: containers wait
+//! for their claims to be bound, then see the volume's directory).
 //!
 //! [`stats`] serves the Summary API at `/stats/summary` (each running container's CPU and
 //! memory working set from [`runtime::ContainerRuntime::container_usage`]), from which the API
@@ -70,6 +71,7 @@ pub mod prober;
 pub mod runtime;
 pub mod stats;
 pub mod status;
+pub mod volume;
 pub mod worker;
 
 pub use kubelet::{Kubelet, KubeletConfig, KubeletError};

@@ -51,9 +51,12 @@
 use crate::env::EnvContext;
 use crate::node;
 use crate::runtime::ContainerRuntime;
+use crate::volume::PodVolumes;
 use crate::worker::{Job, PodEvent, PodWorker, Rejection, WorkerConfig};
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodStatus, Secret, Service};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, PersistentVolume, PersistentVolumeClaim, Pod, PodStatus, Secret, Service,
+};
 use orch_types::resources::ResourceList;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -62,6 +65,10 @@ use std::time::Duration;
 /// While a container waits on a missing ConfigMap or Secret (`CreateContainerConfigError`),
 /// the environment is refetched this often ([`StepOutput::refresh_env`]).
 pub const ENV_REFRESH: Duration = Duration::from_secs(5);
+
+/// While the pod waits for its claims to be bound (`FailedMount`), the environment (with the
+/// claims) is refetched this often ([`StepOutput::refresh_env`]).
+pub const VOLUME_REFRESH: Duration = Duration::from_secs(1);
 
 /// The least time between looks at a pod blocked on `CreateContainerConfigError` with no timer
 /// of its own, whatever the poll interval.
@@ -203,6 +210,10 @@ pub struct EnvObjects {
     pub services: Vec<Service>,
     /// The `kubernetes` Service of `default` (`KUBERNETES_SERVICE_HOST`/`_PORT`).
     pub kubernetes_service: Option<Service>,
+    /// The PersistentVolumeClaims the pod uses ([`crate::volume::claim_names`]) that exist.
+    pub claims: Vec<PersistentVolumeClaim>,
+    /// The PersistentVolumes those claims are bound to that exist.
+    pub volumes: Vec<PersistentVolume>,
 }
 
 /// The pod's environment context from already-fetched objects (pure): the referenced
@@ -265,6 +276,7 @@ pub fn env_context(
         let port = spec.ports.as_ref()?.first()?.port;
         Some((spec.cluster_ip?, port))
     });
+    ctx.volumes = PodVolumes::resolve(pod, &objects.claims, &objects.volumes);
     ctx
 }
 
@@ -345,7 +357,9 @@ pub struct StepOutput {
     /// ([`PodWorker::container_ids`]) and drop it. Nothing else in this output is set.
     pub finished: bool,
     /// A container waits on a missing ConfigMap or Secret and the environment was last
-    /// refreshed [`ENV_REFRESH`] ago or more: refetch it ([`env_refs`], [`env_context`]) and
+    /// refreshed [`ENV_REFRESH`] ago or more, or the pod waits for its claims
+    /// ([`PodWorker::waiting_for_volumes`]) and it was refreshed [`VOLUME_REFRESH`] ago or
+    /// more: refetch it ([`env_refs`], [`crate::volume::claim_names`], [`env_context`]) and
     /// hand it to [`PodWorker::set_env_context`].
     pub refresh_env: bool,
     /// When to step again without news: the worker's next timer; else, for a pod still
@@ -458,10 +472,16 @@ impl PodSync {
             };
         }
         let timer = w.next_wakeup(now, rt);
-        let blocked = config_blocked(&status);
+        let mounting = w.waiting_for_volumes();
+        let blocked = config_blocked(&status) || mounting;
+        let every = if mounting {
+            VOLUME_REFRESH
+        } else {
+            ENV_REFRESH
+        };
         let refresh_env = blocked
             && Duration::try_from(now.duration_since(self.last_env_refresh))
-                .is_ok_and(|d| d >= ENV_REFRESH);
+                .is_ok_and(|d| d >= every);
         if refresh_env {
             self.last_env_refresh = now;
         }
@@ -829,6 +849,8 @@ mod tests {
             secrets: vec![secret("creds"), secret("reg"), secret("unused")],
             services: vec![],
             kubernetes_service: Some(kube),
+            claims: vec![],
+            volumes: vec![],
         };
         let a = alloc("4", "8Gi");
         let ctx = env_context(&p, objects, &a, "192.0.2.1");
@@ -903,6 +925,93 @@ mod tests {
         assert_eq!(
             out.status_to_write.unwrap().phase.as_deref(),
             Some("Running")
+        );
+    }
+
+    /// A pod whose claim is not bound gets no sandbox: `FailedMount` once (upstream's message),
+    /// the claims refetched every second; once bound, it starts with the volume mounted.
+    #[test]
+    fn unbound_claim_holds_the_pod_back_until_it_is_bound() {
+        let p = pod(json!({
+            "metadata": {"name": "p", "namespace": "default", "uid": "u1"},
+            "spec": {"containers": [{"name": "a", "image": "x:1",
+                         "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
+                     "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "www"}}]}
+        }));
+        let claim = |phase: &str| -> PersistentVolumeClaim {
+            serde_json::from_value(json!({
+                "metadata": {"name": "www", "namespace": "default", "uid": "c1"},
+                "spec": {"volumeName": if phase == "Bound" { Some("pvc-c1") } else { None }},
+                "status": {"phase": phase}}))
+            .unwrap()
+        };
+        let clock = ManualClock::at_epoch_seconds(1_700_000_000);
+        let rt = FakeRuntime::new();
+        let a = alloc("4", "8Gi");
+        let pending = EnvObjects {
+            claims: vec![claim("Pending")],
+            ..Default::default()
+        };
+        let env = env_context(&p, pending, &a, "192.0.2.1");
+        let w = admit(cfg(), p.clone(), &[], &a, env, clock.now());
+        let mut sync = PodSync::new(w, clock.now(), Duration::from_millis(100));
+        let mut events = vec![];
+        let mut refreshes = vec![];
+        for _ in 0..6 {
+            let out = sync.step(clock.now(), &rt, None);
+            events.extend(
+                out.events
+                    .iter()
+                    .map(|e| format!("{}: {}", e.reason, e.message)),
+            );
+            if let Some(st) = &out.status_to_write {
+                assert_eq!(st.phase.as_deref(), Some("Pending"));
+                sync.status_written(out.status_digest);
+            }
+            if out.refresh_env {
+                refreshes.push(clock.now().as_second() - 1_700_000_000);
+            }
+            clock.set(
+                out.wake
+                    .expect("a pod waiting for its claims is looked at again"),
+            );
+        }
+        assert_eq!(
+            events,
+            [
+                "FailedMount: Unable to attach or mount volumes: unmounted volumes=[data], \
+              unattached volumes=[], failed to process volumes=[data]: error processing PVC \
+              default/www: PVC is not bound"
+            ]
+        );
+        assert!(refreshes.len() >= 4, "{refreshes:?}");
+        assert_eq!(rt.sandboxes_created(), 0, "no sandbox while waiting");
+        let volume: PersistentVolume = serde_json::from_value(json!({
+            "metadata": {"name": "pvc-c1"},
+            "spec": {"local": {"path": "/var/lib/orch/volumes/pvc-c1"},
+                     "claimRef": {"namespace": "default", "name": "www", "uid": "c1"}}}))
+        .unwrap();
+        let bound = EnvObjects {
+            claims: vec![claim("Bound")],
+            volumes: vec![volume],
+            ..Default::default()
+        };
+        sync.worker_mut()
+            .set_env_context(env_context(&p, bound, &a, "192.0.2.1"));
+        let out = sync.step(clock.now(), &rt, None);
+        assert_eq!(
+            out.status_to_write.unwrap().phase.as_deref(),
+            Some("Running")
+        );
+        assert!(!out.refresh_env);
+        let started = rt.last_config("a").expect("container a started");
+        assert_eq!(
+            started.mounts,
+            [crate::runtime::Mount {
+                host_path: "/var/lib/orch/volumes/pvc-c1".into(),
+                container_path: "/data".into(),
+                read_only: false,
+            }]
         );
     }
 }

@@ -216,6 +216,9 @@ pub struct PodWorker {
     pending: Vec<Job>,
     scheme: String,
     progress: bool,
+    /// The `FailedMount` message last recorded while the pod's claims cannot be mounted
+    /// (`None`: they can, or the pod has none).
+    mount_error: Option<String>,
 }
 
 /// How many conditions the kubelet reports (PodReadyToStartContainers, Initialized, Ready,
@@ -321,6 +324,7 @@ impl PodWorker {
             pending: vec![],
             scheme: String::new(),
             progress: false,
+            mount_error: None,
         }
     }
 
@@ -367,6 +371,13 @@ impl PodWorker {
             env.pod_ip = std::mem::take(&mut self.env.pod_ip);
         }
         self.env = env;
+    }
+
+    /// True while the pod's claim-backed volumes cannot be mounted (its sandbox is held back
+    /// and `FailedMount` recorded): the driver refetches the claims
+    /// ([`crate::pod_sync::StepOutput::refresh_env`]).
+    pub fn waiting_for_volumes(&self) -> bool {
+        self.mount_error.is_some()
     }
 
     /// A newer version of the pod from the API (deletion is noticed here).
@@ -666,6 +677,16 @@ impl PodWorker {
             self.finish_sandbox_teardown(rt);
         }
         if self.sandbox.is_none() {
+            // Volumes first: a pod whose claims are not bound yet gets no sandbox (upstream
+            // syncPod waits in WaitForAttachAndMount before the runtime's SyncPod).
+            if let Some(msg) = self.env.volumes.mount_error() {
+                if self.mount_error.as_deref() != Some(msg.as_str()) {
+                    self.event(None, EventKind::Warning, "FailedMount", msg.clone());
+                    self.mount_error = Some(msg);
+                }
+                return jobs;
+            }
+            self.mount_error = None;
             if self.sandbox_retry.is_some_and(|t| now < t) {
                 return jobs;
             }
@@ -1060,6 +1081,7 @@ impl PodWorker {
             memory_limit,
             cpu_request_milli: cpu.0,
             cpu_limit_milli: cpu.1,
+            mounts: self.env.volumes.mounts(spec),
         };
         match rt.start_container(&cfg, now) {
             Ok(id) => {

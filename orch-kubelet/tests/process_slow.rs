@@ -208,3 +208,50 @@ fn slow_unknown_image_without_command_is_a_start_error() {
         "{err}"
     );
 }
+
+/// A claim-backed volume: the node directory is created and the container sees it at its
+/// mount path (in a mount namespace of its own, so nothing else does); a read-only mount
+/// refuses writes. Needs root or unprivileged user namespaces (else the start is refused,
+/// which is checked instead).
+#[test]
+fn slow_volume_mounts_show_the_node_directory_at_the_mount_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = ProcessRuntime::open(ProcessConfig::new(dir.path().join("kubelet"))).unwrap();
+    let node_dir = dir.path().join("volumes/pvc-1");
+    let mount_path = dir.path().join("in-container/data");
+    let mut c = cfg(
+        "writer",
+        &format!(
+            "echo written > {mp}/file && ! touch {mp}-ro/denied 2>/dev/null",
+            mp = mount_path.display()
+        ),
+    );
+    c.mounts = vec![
+        Mount {
+            host_path: node_dir.display().to_string(),
+            container_path: mount_path.display().to_string(),
+            read_only: false,
+        },
+        Mount {
+            host_path: node_dir.display().to_string(),
+            container_path: format!("{}-ro", mount_path.display()),
+            read_only: true,
+        },
+    ];
+    let mode = orch_kubelet::runtime::process::mounts::MountMode::detect();
+    if let orch_kubelet::runtime::process::mounts::MountMode::Unavailable(why) = mode {
+        let e = rt.start_container(&c, Timestamp::now()).unwrap_err();
+        assert!(e.to_string().contains(why.as_str()), "{e}");
+        return;
+    }
+    let id = rt.start_container(&c, Timestamp::now()).unwrap();
+    let state = wait_exit(&rt, &id);
+    let log = std::fs::read_to_string(rt.log_path(&id).unwrap()).unwrap_or_default();
+    assert_eq!(code(&state), (0, ExitReason::Completed), "{log}");
+    assert_eq!(
+        std::fs::read_to_string(node_dir.join("file")).unwrap(),
+        "written\n"
+    );
+    // The mount was the container's alone: the mount point on the node is empty.
+    assert!(!mount_path.join("file").exists());
+}

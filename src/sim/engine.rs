@@ -23,7 +23,10 @@ use super::scenario::{parse_target, Action as Disrupt, Scenario};
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Node, PersistentVolume, PersistentVolumeClaim, Pod, Secret, Service,
+};
+use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use orch_apiserver::rest::update::Part;
 use orch_apiserver::{ApiServer, ApiServerConfig};
@@ -190,6 +193,10 @@ pub struct Simulation {
     node_changes: Subscription<Node>,
     rs_changes: Subscription<ReplicaSet>,
     deploy_changes: Subscription<Deployment>,
+    /// Claims, volumes and classes for the scheduler's VolumeBinding (the binder's caches).
+    claim_changes: Subscription<PersistentVolumeClaim>,
+    volume_changes: Subscription<PersistentVolume>,
+    class_changes: Subscription<StorageClass>,
     node_state: BTreeMap<String, NodeState>,
     /// Pod workers by pod key. Hashed, not ordered: nothing iterates it (`workers_on` gives
     /// each node's in key order), and a lookup among 150,000 keys costs one comparison instead
@@ -301,6 +308,9 @@ impl Simulation {
         let node_changes = stepper.subscribe::<Node>();
         let rs_changes = stepper.subscribe::<ReplicaSet>();
         let deploy_changes = stepper.subscribe::<Deployment>();
+        let claim_changes = stepper.subscribe::<PersistentVolumeClaim>();
+        let volume_changes = stepper.subscribe::<PersistentVolume>();
+        let class_changes = stepper.subscribe::<StorageClass>();
         let cycle = SchedulingCycle::new(
             Scheduler::default().with_seed(seed),
             Arc::new(clock.clone()),
@@ -320,6 +330,9 @@ impl Simulation {
             node_changes,
             rs_changes,
             deploy_changes,
+            claim_changes,
+            volume_changes,
+            class_changes,
             node_state: BTreeMap::new(),
             workers: HashMap::new(),
             workers_on: BTreeMap::new(),
@@ -614,6 +627,25 @@ impl Simulation {
                 self.record(l);
             }
         }
+        // Storage before pods: a pod's attempt sees the claims its volumes name.
+        for c in self.class_changes.drain() {
+            match c {
+                Change::Deleted(o) => self.cycle.storage_class_deleted(&o),
+                c => self.cycle.storage_class_updated(c.object().clone()),
+            }
+        }
+        for c in self.volume_changes.drain() {
+            match c {
+                Change::Deleted(o) => self.cycle.volume_deleted(&o),
+                c => self.cycle.volume_updated(c.object().clone()),
+            }
+        }
+        for c in self.claim_changes.drain() {
+            match c {
+                Change::Deleted(o) => self.cycle.claim_deleted(&o),
+                c => self.cycle.claim_updated(c.object().clone()),
+            }
+        }
         while let Some(c) = self.pod_changes.pop() {
             self.pod_changed(c);
         }
@@ -846,6 +878,21 @@ impl Simulation {
                 .get::<Service>()
                 .get("default/kubernetes")
                 .map(|s| s.as_ref().clone()),
+            claims: orch_kubelet::volume::claim_names(p)
+                .iter()
+                .filter_map(|n| caches.get::<PersistentVolumeClaim>().get_in(Some(ns), n))
+                .map(|c| c.as_ref().clone())
+                .collect(),
+            volumes: orch_kubelet::volume::claim_names(p)
+                .iter()
+                .filter_map(|n| caches.get::<PersistentVolumeClaim>().get_in(Some(ns), n))
+                .filter_map(|c| {
+                    caches
+                        .get::<PersistentVolume>()
+                        .get(orch_runtime::volume::claim_volume(&c))
+                })
+                .map(|v| v.as_ref().clone())
+                .collect(),
         }
     }
 
@@ -1176,6 +1223,24 @@ impl Simulation {
             self.account(&k);
             if out.finished {
                 continue;
+            }
+            // A missing ConfigMap/Secret may have appeared, a claim been bound: as the live
+            // kubelet, refetch the pod's environment (from the caches).
+            if out.refresh_env {
+                let node = self.workers.get(&k).map(|w| w.node.clone());
+                if let (Some(p), Some(node)) = (&api_copy, node) {
+                    let empty = ResourceList::new();
+                    let alloc = self
+                        .node_state
+                        .get(&node)
+                        .map_or(&empty, |s| &s.allocatable)
+                        .clone();
+                    let env =
+                        pod_sync::env_context(p, self.env_objects(p), &alloc, &self.host_ip(&node));
+                    if let Some(ws) = self.workers.get_mut(&k) {
+                        ws.sync.worker_mut().set_env_context(env);
+                    }
+                }
             }
             if let (Some(status), Some(p)) = (&out.status_to_write, &api_copy) {
                 did = true;

@@ -154,6 +154,20 @@ pub struct ContainerConfig {
     pub cpu_request_milli: Option<i64>,
     /// `resources.limits.cpu` in milliCPU, if any.
     pub cpu_limit_milli: Option<i64>,
+    /// Directories of the node the container sees at other paths (its claim-backed
+    /// `volumeMounts`, see [`crate::volume`]).
+    pub mounts: Vec<Mount>,
+}
+
+/// A node directory a container sees at `container_path`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Mount {
+    /// The directory on the node (created if missing).
+    pub host_path: String,
+    /// Where the container sees it (`volumeMounts[].mountPath`).
+    pub container_path: String,
+    /// Mounted read-only.
+    pub read_only: bool,
 }
 
 /// Why a container exited, as the runtime knows it.

@@ -25,6 +25,9 @@
 //! CPU shares/quota and memory limit ([`cgroup`]); a container killed by the kernel's OOM
 //! killer is reported as `OOMKilled` (exit code 137).
 //!
+//! A container with volume mounts (claim-backed volumes, [`crate::volume`]) runs in a mount
+//! namespace of its own with each node directory bind-mounted at its mount path ([`mounts`]).
+//!
 //! Known limit: raw output files are truncated once fully collected and larger than 1 MiB; a
 //! line written between the last read and the truncation can be lost.
 
@@ -32,6 +35,7 @@ pub mod cgroup;
 pub mod claim;
 pub mod hostport;
 pub mod ipam;
+pub mod mounts;
 pub mod netns;
 
 use super::*;
@@ -900,6 +904,20 @@ impl ContainerRuntime for ProcessRuntime {
             }
             _ => vec![],
         };
+        // Claim-backed volumes: the node directories exist, the container runs in a mount
+        // namespace with them at their mount paths (its exec probes and hooks too).
+        let mut exec_prefix = exec_prefix;
+        if !cfg.mounts.is_empty() {
+            let mounted = mounts::prepare(&cfg.mounts)
+                .and_then(|()| mounts::MountMode::detect().prefix(&cfg.mounts));
+            match mounted {
+                Ok(p) => exec_prefix.extend(p),
+                Err(e) => {
+                    cgroup::remove(&cgroups);
+                    return Err(RuntimeError::Start(e));
+                }
+            }
+        }
         let procs = cgroup::procs_files(&cgroups);
         let open = |n: &str| {
             OpenOptions::new()
