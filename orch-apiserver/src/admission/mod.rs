@@ -80,13 +80,16 @@ impl ApiServer {
     /// (see `rest::update`): only its status is defaulted and checked against the typed
     /// struct, and validation is the status strategy's (metadata update; upstream
     /// `pkg/registry/core/pod/strategy.go` `podStatusStrategy.ValidateUpdate`).
+    ///
+    /// What admission leaves to do once the object is stored (a PodPreset conflict's Event)
+    /// comes back in [`Admitted::after_store`]: a dry run or a failed write records nothing.
     pub(crate) fn admit(
         &self,
         info: Resource,
         obj: &mut DynamicObject,
         old: Option<&DynamicObject>,
         status_only: bool,
-    ) -> RestResult<Vec<String>> {
+    ) -> RestResult<Admitted> {
         let defaulted = match (old, status_only) {
             (Some(_), true) => orch_types::defaults::apply_status_defaults(obj),
             _ => orch_types::defaults::apply_defaults(obj),
@@ -118,11 +121,29 @@ impl ApiServer {
             let causes = errors.iter().map(|e| e.to_status_cause()).collect();
             return Err(ApiError::invalid(info.kind, obj.name(), causes));
         }
-        // Only about a pod that passed validation.
-        if let Some((presets, message)) = preset_conflict {
-            self.record_pod_preset_conflict(obj, &presets, &message);
+        Ok(Admitted {
+            warnings: Vec::new(),
+            preset_conflict,
+        })
+    }
+}
+
+/// The outcome of [`ApiServer::admit`].
+#[derive(Debug, Default)]
+pub(crate) struct Admitted {
+    /// Warnings for the response.
+    pub warnings: Vec<String>,
+    /// PodPresets that conflicted on a pod being created, and why.
+    preset_conflict: Option<(Vec<String>, String)>,
+}
+
+impl Admitted {
+    /// Records what admission owes once `stored` is written: the Warning Event of a PodPreset
+    /// conflict, about the pod as stored.
+    pub fn after_store(self, api: &ApiServer, stored: &DynamicObject) {
+        if let Some((presets, message)) = self.preset_conflict {
+            api.record_pod_preset_conflict(stored, &presets, &message);
         }
-        Ok(Vec::new())
     }
 }
 

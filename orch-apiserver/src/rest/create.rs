@@ -126,7 +126,8 @@ impl ApiServer {
         if info.kind == "Namespace" {
             namespace_finalizer(&mut obj);
         }
-        warnings.extend(self.admit(info, &mut obj, None, false)?);
+        let mut admitted = self.admit(info, &mut obj, None, false)?;
+        warnings.append(&mut admitted.warnings);
         if p.dry_run {
             return Ok(Written {
                 object: Arc::new(obj),
@@ -139,6 +140,7 @@ impl ApiServer {
             .create(&key, obj)
             .await
             .map_err(|e| storage_error(info, &name, e))?;
+        admitted.after_store(self, &v.object);
         Ok(Written {
             object: v.object,
             warnings,

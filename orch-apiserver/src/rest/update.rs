@@ -230,7 +230,9 @@ impl ApiServer {
             m.deletion_grace_period_seconds = old.metadata.deletion_grace_period_seconds;
             m.generation = old.metadata.generation;
             m.resource_version = old.metadata.resource_version.clone();
-            let warnings = self.admit(info, &mut new, Some(old), part == Part::Status)?;
+            let warnings = self
+                .admit(info, &mut new, Some(old), part == Part::Status)?
+                .warnings;
             if tracks_generation(info) && spec_changed(old, &new) {
                 new.metadata.generation = Some(old.metadata.generation.unwrap_or(0) + 1);
             }
