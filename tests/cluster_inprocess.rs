@@ -955,3 +955,170 @@ spec:
     .expect("join");
     cluster.shutdown().await.expect("clean shutdown");
 }
+
+/// Storage end to end with kubectl: the default StorageClass `local`, a claim without a class
+/// (defaulted to it) and a pod using it. The claim waits for its first consumer, the scheduler
+/// places the pod, the `persistentvolume-binder` provisions `pvc-<uid>` on the pod's node and
+/// binds both, and the kubelet starts the pod once the claim is Bound. Deleting the pod and
+/// then the claim deletes the volume (reclaimPolicy Delete).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_binds_a_claim_and_its_pod_runs() {
+    let cluster = Cluster::builder().nodes(2).start().await.expect("start");
+    let run = kubectl_for(&cluster);
+    let manifest = cluster.work_dir().join("claim.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: data\nspec:\n  \
+         accessModes: [ReadWriteOnce]\n  resources:\n    requests:\n      storage: 1Gi\n---\n\
+         apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n  - name: web\n    \
+         image: nginx:1.27\n    volumeMounts:\n    - {name: data, mountPath: /usr/share/nginx/html}\n  \
+         volumes:\n  - name: data\n    persistentVolumeClaim: {claimName: data}\n",
+    )
+    .expect("write manifest");
+    tokio::task::spawn_blocking(move || {
+        let ok = |args: &[&str]| {
+            let out = run(args);
+            let err = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert!(out.status.success(), "kubectl {args:?}: {err}");
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        let words = |line: &str| -> Vec<String> {
+            line.split_whitespace().map(str::to_string).collect()
+        };
+        // The default class, with upstream's columns.
+        let classes = ok(&["get", "sc"]);
+        let mut lines = classes.lines();
+        assert_eq!(
+            words(lines.next().unwrap_or_default()),
+            ["NAME", "PROVISIONER", "RECLAIMPOLICY", "VOLUMEBINDINGMODE", "ALLOWVOLUMEEXPANSION", "AGE"],
+            "{classes}"
+        );
+        let row = words(lines.next().unwrap_or_default());
+        assert_eq!(
+            row[..6],
+            ["local", "(default)", "orch.dev/local", "Delete", "WaitForFirstConsumer", "false"],
+            "{classes}"
+        );
+
+        ok(&["apply", "-f", manifest.to_str().expect("utf-8 path")]);
+        ok(&["wait", "--for=condition=Ready", "pod/web", "--timeout=60s"]);
+        let claim = ok(&["get", "pvc", "data", "-o", "jsonpath={.status.phase} {.spec.volumeName} {.spec.storageClassName} {.metadata.annotations.volume\\.kubernetes\\.io/selected-node}"]);
+        let parts = words(&claim);
+        assert_eq!(parts[0], "Bound", "{claim}");
+        assert!(parts[1].starts_with("pvc-"), "{claim}");
+        assert_eq!(parts[2], "local", "defaulted to the default class: {claim}");
+        let node = ok(&["get", "pod", "web", "-o", "jsonpath={.spec.nodeName}"]);
+        assert_eq!(parts[3], node, "provisioned on the pod's node");
+        let volume = parts[1].clone();
+
+        let table = ok(&["get", "pvc"]);
+        let rows: Vec<Vec<String>> = table.lines().map(words).collect();
+        assert_eq!(
+            rows[0],
+            ["NAME", "STATUS", "VOLUME", "CAPACITY", "ACCESS", "MODES", "STORAGECLASS", "VOLUMEATTRIBUTESCLASS", "AGE"],
+            "{table}"
+        );
+        assert_eq!(rows[1][..7], ["data", "Bound", volume.as_str(), "1Gi", "RWO", "local", "<unset>"], "{table}");
+
+        let table = ok(&["get", "pv"]);
+        let rows: Vec<Vec<String>> = table.lines().map(words).collect();
+        assert_eq!(rows[0][..6], ["NAME", "CAPACITY", "ACCESS", "MODES", "RECLAIM", "POLICY"], "{table}");
+        assert_eq!(
+            rows[1][..7],
+            [volume.as_str(), "1Gi", "RWO", "Delete", "Bound", "default/data", "local"],
+            "{table}"
+        );
+        let source = ok(&["get", "pv", &volume, "-o", "jsonpath={.spec.local.path} {.metadata.annotations.pv\\.kubernetes\\.io/provisioned-by}"]);
+        assert_eq!(source, format!("/var/lib/orch/volumes/{volume} orch.dev/local"));
+
+        // The pod goes, then the claim: the volume is deleted with it.
+        ok(&["delete", "pod", "web", "--timeout=60s"]);
+        ok(&["delete", "pvc", "data", "--timeout=60s"]);
+        ok(&["wait", "--for=delete", &format!("pv/{volume}"), "--timeout=60s"]);
+    })
+    .await
+    .expect("join");
+    cluster.shutdown().await.expect("clean shutdown");
+}
+
+/// A claim without `resources.requests.storage` is refused (422) with upstream's field path,
+/// and a pod whose claim does not exist stays Pending with the scheduler's reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_are_validated_and_pods_wait_for_theirs() {
+    let cluster = Cluster::builder().nodes(1).start().await.expect("start");
+    let run = kubectl_for(&cluster);
+    let no_size = cluster.work_dir().join("no-size.yaml");
+    std::fs::write(
+        &no_size,
+        "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: bad\nspec:\n  \
+         accessModes: [ReadWriteOnce]\n",
+    )
+    .expect("write manifest");
+    let orphan = cluster.work_dir().join("orphan.yaml");
+    std::fs::write(
+        &orphan,
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: orphan\nspec:\n  containers:\n  \
+         - {name: c, image: busybox}\n  volumes:\n  - name: data\n    \
+         persistentVolumeClaim: {claimName: missing}\n",
+    )
+    .expect("write manifest");
+    let client = cluster.client();
+    let (refused, created) = tokio::task::spawn_blocking(move || {
+        let refused = run(&["create", "-f", no_size.to_str().expect("utf-8 path")]);
+        let created = run(&["create", "-f", orphan.to_str().expect("utf-8 path")]);
+        (refused, created)
+    })
+    .await
+    .expect("join");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "accepted: {stderr}");
+    assert!(
+        stderr.contains(
+            "The PersistentVolumeClaim \"bad\" is invalid: spec.resources[storage]: Required value"
+        ),
+        "{stderr}"
+    );
+    assert!(created.status.success());
+    // The API's answer itself: 422, the cause's field is upstream's path.
+    let claims = Api::<k8s_openapi::api::core::v1::PersistentVolumeClaim>::namespaced(
+        client.clone(),
+        "default",
+    );
+    let body: k8s_openapi::api::core::v1::PersistentVolumeClaim = serde_json::from_value(
+        serde_json::json!({"metadata": {"name": "bad"}, "spec": {"accessModes": ["ReadWriteOnce"]}}),
+    )
+    .expect("claim");
+    let err = claims.create(&body).await.expect_err("refused");
+    let status = err.api().expect("an API status");
+    assert_eq!(status.code, 422);
+    assert_eq!(status.reason, "Invalid");
+    let causes = status
+        .details
+        .as_ref()
+        .and_then(|d| d.causes.clone())
+        .unwrap_or_default();
+    assert_eq!(causes[0].field.as_deref(), Some("spec.resources[storage]"));
+    // The pod's claim does not exist: unschedulable, with the scheduler's reason.
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    let mut message = String::new();
+    for _ in 0..100 {
+        let p = pods.get("orphan").await.expect("pod");
+        let cond = p
+            .status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|c| c.type_ == "PodScheduled");
+        if let Some(c) = cond {
+            message = c.message.unwrap_or_default();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        message
+            .starts_with("0/1 nodes are available: persistentvolumeclaim \"missing\" not found."),
+        "{message}"
+    );
+    cluster.shutdown().await.expect("clean shutdown");
+}
