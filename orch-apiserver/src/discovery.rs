@@ -1,6 +1,8 @@
 //! API discovery: `/api`, `/apis`, `/api/v1`, `/apis/GROUP/VERSION`, and aggregated discovery.
 //!
-//! Everything is built from [`orch_types::registry::BUILTIN`]. Legacy documents are
+//! Everything is built from [`orch_types::registry::BUILTIN`] plus the storage-less groups
+//! the API server answers itself, which are not kinds of the registry: [`crate::metrics`]
+//! (`metrics.k8s.io`, see [`all_resources`]). Legacy documents are
 //! `APIVersions`, `APIGroupList` and `APIResourceList` (subresources appear as `pods/eviction`
 //! with their own group, version and kind, which `kubectl drain` relies on). When the `Accept`
 //! header asks for `application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList` (or
@@ -68,9 +70,30 @@ pub fn aggregated_content_type(version: &str) -> String {
     format!("application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList")
 }
 
+/// Every resource discovery lists: the registry's built-in kinds, then the read-only
+/// `metrics.k8s.io` resources ([`crate::metrics::RESOURCES`]), which have no storage and are
+/// answered by their own routes. Keeping them out of the registry keeps the generic REST
+/// handlers, watch cache and OpenAPI from treating them as stored kinds.
+pub fn all_resources() -> impl Iterator<Item = &'static ResourceInfo> {
+    registry::BUILTIN
+        .iter()
+        .chain(crate::metrics::RESOURCES.iter())
+}
+
+/// The (group, version) pairs of [`all_resources`], in order of first appearance.
+fn group_versions() -> Vec<(&'static str, &'static str)> {
+    let mut out: Vec<(&str, &str)> = Vec::new();
+    for r in all_resources() {
+        if !out.contains(&(r.group, r.version)) {
+            out.push((r.group, r.version));
+        }
+    }
+    out
+}
+
 fn served_groups() -> Vec<&'static str> {
     let mut out: Vec<&str> = Vec::new();
-    for (g, _) in registry::group_versions() {
+    for (g, _) in group_versions() {
         if !g.is_empty() && !out.contains(&g) {
             out.push(g);
         }
@@ -79,7 +102,7 @@ fn served_groups() -> Vec<&'static str> {
 }
 
 fn versions_of(group: &str) -> Vec<&'static str> {
-    registry::group_versions()
+    group_versions()
         .into_iter()
         .filter(|(g, _)| *g == group)
         .map(|(_, v)| v)
@@ -90,9 +113,7 @@ fn resources_of<'a>(
     group: &'a str,
     version: &'a str,
 ) -> impl Iterator<Item = &'static ResourceInfo> + 'a {
-    registry::BUILTIN
-        .iter()
-        .filter(move |r| r.group == group && r.version == version)
+    all_resources().filter(move |r| r.group == group && r.version == version)
 }
 
 /// `GET /api`: `APIVersions`.
@@ -273,7 +294,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/api/", get(|h: HeaderMap| async move { root(&h, true) }))
         .route("/apis", get(|h: HeaderMap| async move { root(&h, false) }))
         .route("/apis/", get(|h: HeaderMap| async move { root(&h, false) }));
-    for (g, v) in registry::group_versions() {
+    for (g, v) in group_versions() {
         let Some(list) = resource_list(g, v) else {
             continue;
         };
@@ -384,6 +405,43 @@ mod tests {
         assert!(groups["groups"].as_array().is_some_and(|g| g
             .iter()
             .any(|g| g["preferredVersion"]["groupVersion"] == "apps/v1")));
+    }
+
+    #[test]
+    fn metrics_group_is_discovered_read_only() {
+        let groups = api_group_list();
+        assert!(groups["groups"].as_array().is_some_and(|g| g
+            .iter()
+            .any(|g| g["preferredVersion"]["groupVersion"] == "metrics.k8s.io/v1beta1")));
+        assert_eq!(
+            api_group("metrics.k8s.io").expect("group")["kind"],
+            "APIGroup"
+        );
+        let list = resource_list("metrics.k8s.io", "v1beta1").expect("served");
+        let res = list["resources"].as_array().expect("resources");
+        let kinds: Vec<(&Value, &Value, &Value)> = res
+            .iter()
+            .map(|r| (&r["name"], &r["kind"], &r["namespaced"]))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (&json!("nodes"), &json!("NodeMetrics"), &json!(false)),
+                (&json!("pods"), &json!("PodMetrics"), &json!(true)),
+            ]
+        );
+        assert!(res.iter().all(|r| r["verbs"] == json!(["get", "list"])));
+        let apis = aggregated(false, "v2");
+        let metrics = apis["items"]
+            .as_array()
+            .and_then(|a| a.iter().find(|i| i["metadata"]["name"] == "metrics.k8s.io"))
+            .expect("metrics.k8s.io aggregated");
+        assert_eq!(metrics["versions"][0]["version"], "v1beta1");
+        assert_eq!(
+            metrics["versions"][0]["resources"][1]["responseKind"]["kind"],
+            "PodMetrics"
+        );
+        assert!(orch_types::registry::by_plural("metrics.k8s.io", "v1beta1", "pods").is_none());
     }
 
     #[tokio::test]

@@ -47,6 +47,7 @@ pub mod storage;
 pub use server::{serve, ApiServer, ApiServerConfig, ApiServerError, StorageConfig};
 pub mod apply;
 pub mod discovery;
+pub mod metrics;
 pub mod openapi;
 pub mod protobuf;
 pub mod subresources;

@@ -813,6 +813,29 @@ pub fn kubelet_log_url(
     container: &str,
     query: &[(String, String)],
 ) -> RestResult<String> {
+    let q: Vec<String> = query
+        .iter()
+        .filter(|(k, _)| k != "container")
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect();
+    let mut url = format!(
+        "{}/containerLogs/{}/{}/{}",
+        kubelet_url(node)?,
+        enc(namespace),
+        enc(pod),
+        enc(container)
+    );
+    if !q.is_empty() {
+        url.push('?');
+        url.push_str(&q.join("&"));
+    }
+    Ok(url)
+}
+
+/// The base URL of a node's kubelet server, `http://<InternalIP>:<kubeletEndpoint port>`
+/// (from `status.addresses` and `status.daemonEndpoints`), for `pods/log` and the
+/// `metrics.k8s.io` answers ([`crate::metrics`]).
+pub fn kubelet_url(node: &DynamicObject) -> RestResult<String> {
     let status = node.data.get("status");
     let ip = status
         .and_then(|s| s.get("addresses"))
@@ -840,22 +863,7 @@ pub fn kubelet_log_url(
     } else {
         ip.to_string()
     };
-    let q: Vec<String> = query
-        .iter()
-        .filter(|(k, _)| k != "container")
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-        .collect();
-    let mut url = format!(
-        "http://{host}:{port}/containerLogs/{}/{}/{}",
-        enc(namespace),
-        enc(pod),
-        enc(container)
-    );
-    if !q.is_empty() {
-        url.push('?');
-        url.push_str(&q.join("&"));
-    }
-    Ok(url)
+    Ok(format!("http://{host}:{port}"))
 }
 
 fn enc(s: &str) -> String {

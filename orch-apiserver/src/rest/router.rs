@@ -62,11 +62,13 @@ pub fn system_routes() -> Router<Arc<ApiServer>> {
         .route("/readyz/{*check}", get(ok))
 }
 
-/// Discovery and OpenAPI routes (owned by the discovery/OpenAPI modules).
+/// Discovery, OpenAPI and `metrics.k8s.io` routes (owned by the discovery/OpenAPI/metrics
+/// modules).
 pub fn extension_routes() -> Router<Arc<ApiServer>> {
     Router::new()
         .merge(crate::discovery::routes())
         .merge(crate::openapi::routes())
+        .merge(crate::metrics::routes())
 }
 
 async fn ok() -> &'static str {
