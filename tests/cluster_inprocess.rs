@@ -1122,3 +1122,81 @@ async fn claims_are_validated_and_pods_wait_for_theirs() {
     );
     cluster.shutdown().await.expect("clean shutdown");
 }
+
+/// `kubectl top`: discovery lists `metrics.k8s.io`, the API server asks the kubelets'
+/// `/stats/summary`, and the sim runtime reports the usage the pods' annotations declare.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_top_shows_pod_and_node_usage() {
+    let cluster = Cluster::builder().nodes(2).start().await.expect("start");
+    let run = kubectl_for(&cluster);
+    let manifest = cluster.work_dir().join("hog.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: hog\nspec:\n  replicas: 2\n  \
+         selector:\n    matchLabels:\n      app: hog\n  template:\n    metadata:\n      \
+         labels:\n        app: hog\n      annotations:\n        \
+         sim.orch.dev/cpu-usage: 250m\n        sim.orch.dev/memory-usage: 64Mi\n    spec:\n      \
+         containers:\n      - name: hog\n        image: busybox\n",
+    )
+    .expect("write manifest");
+    let (pods, nodes) = tokio::task::spawn_blocking(move || {
+        let out = run(&["apply", "-f", manifest.to_str().expect("utf-8 path")]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Until both pods run and their kubelets report them (bounded).
+        let lines = |out: &std::process::Output| -> Vec<String> {
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(str::to_string)
+                .collect()
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let pods = loop {
+            let out = run(&["top", "pods", "-l", "app=hog"]);
+            let l = lines(&out);
+            if out.status.success() && l.len() == 3 {
+                break l;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "kubectl top pods: {l:?} {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        };
+        let out = run(&["top", "nodes"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (pods, lines(&out))
+    })
+    .await
+    .expect("join");
+    let header: Vec<&str> = pods[0].split_whitespace().collect();
+    assert_eq!(header, ["NAME", "CPU(cores)", "MEMORY(bytes)"]);
+    for row in &pods[1..] {
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        assert!(cols[0].starts_with("hog-"), "{row}");
+        assert_eq!(cols[1..], ["250m", "64Mi"], "{row}");
+    }
+    let header: Vec<&str> = nodes[0].split_whitespace().collect();
+    assert_eq!(header[..2], ["NAME", "CPU(cores)"]);
+    assert!(header.contains(&"MEMORY(bytes)"), "{header:?}");
+    assert_eq!(nodes.len(), 3, "both nodes: {nodes:?}");
+    // The nodes' usage is the sum of their pods': 500m and 128Mi in all.
+    let (mut cpu, mut mem) = (0, 0);
+    for row in &nodes[1..] {
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        let m = cols[1].strip_suffix('m').expect("millicores");
+        cpu += m.parse::<i64>().expect("cpu");
+        let mi = cols[3].strip_suffix("Mi").expect("MiB");
+        mem += mi.parse::<i64>().expect("memory");
+    }
+    assert_eq!((cpu, mem), (500, 128), "{nodes:?}");
+    cluster.shutdown().await.expect("clean shutdown");
+}
