@@ -515,9 +515,11 @@ fn storage_defaults() {
 /// `SetDefaults_CronJob` and the pod defaults of its Job template (not the Job's own).
 #[test]
 fn cron_job_defaults() {
-    let cj = defaulted(json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "tick"},
+    let cj = defaulted(
+        json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "tick"},
         "spec": {"schedule": "*/1 * * * *", "jobTemplate": {"spec": {"template": {"spec": {
-            "restartPolicy": "OnFailure", "containers": [{"name": "c", "image": "busybox"}]}}}}}}));
+            "restartPolicy": "OnFailure", "containers": [{"name": "c", "image": "busybox"}]}}}}}}),
+    );
     let spec = &cj["spec"];
     assert_eq!(spec["concurrencyPolicy"], "Allow");
     assert_eq!(spec["suspend"], false);
@@ -529,11 +531,17 @@ fn cron_job_defaults() {
         "Always"
     );
     assert_eq!(job["template"]["spec"]["dnsPolicy"], "ClusterFirst");
-    assert_eq!(job.get("backoffLimit"), None, "the Job's defaults wait for the Job");
-    let kept = defaulted(json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "tick"},
+    assert_eq!(
+        job.get("backoffLimit"),
+        None,
+        "the Job's defaults wait for the Job"
+    );
+    let kept = defaulted(
+        json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "tick"},
         "spec": {"schedule": "@hourly", "concurrencyPolicy": "Forbid", "suspend": true,
                  "successfulJobsHistoryLimit": 0, "failedJobsHistoryLimit": 5,
-                 "jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}}}}));
+                 "jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}}}}),
+    );
     assert_eq!(kept["spec"]["concurrencyPolicy"], "Forbid");
     assert_eq!(kept["spec"]["suspend"], true);
     assert_eq!(kept["spec"]["successfulJobsHistoryLimit"], 0);

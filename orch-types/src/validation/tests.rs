@@ -652,7 +652,9 @@ fn cron_job_table() {
     named["metadata"]["name"] = json!(long);
     assert_eq!(
         errors(named),
-        [format!("metadata.name: Invalid value: \"{long}\": must be no more than 52 characters")]
+        [format!(
+            "metadata.name: Invalid value: \"{long}\": must be no more than 52 characters"
+        )]
     );
 }
 
@@ -668,7 +670,11 @@ fn cron_job_updates() {
             .collect()
     };
     let legacy = cron_job(json!({"schedule": "TZ=UTC 0 * * * *"}));
-    assert!(upd(cron_job(json!({"schedule": "TZ=UTC 5 * * * *"})), legacy.clone()).is_empty());
+    assert!(upd(
+        cron_job(json!({"schedule": "TZ=UTC 5 * * * *"})),
+        legacy.clone()
+    )
+    .is_empty());
     assert_eq!(
         upd(
             cron_job(json!({"schedule": "TZ=UTC 5 * * * *", "timeZone": "UTC"})),
