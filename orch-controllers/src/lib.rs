@@ -3,7 +3,9 @@
 //! Owns: one file per controller, each a pure reconciler (object + cache view + clock →
 //! [`Action`]s) and its declaration on orch-runtime ([`orch_runtime::Controller`]: what it
 //! watches, how a change maps to keys, `sync`): ReplicaSet and ReplicationController
-//! ([`replicaset`]), [`deployment`], [`daemonset`], [`job`] (and [`ttlafterfinished`], [`cronjob`]),
+//! ([`replicaset`]), [`deployment`], [`daemonset`] and [`statefulset`] (with their revision
+//! [`history`]), [`job`] (and [`ttlafterfinished`], [`cronjob`]), [`volume`] (claim binding and
+//! local provisioning),
 //! [`disruption`] (PodDisruptionBudget status), [`garbagecollector`], [`nodelifecycle`] (and
 //! taint eviction), [`namespace`], [`endpoints`], [`podgc`], [`nodeipam`]. [`manager`]
 //! registers them by their upstream names and runs them with orch-runtime's live driver; the
