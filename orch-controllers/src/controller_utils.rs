@@ -273,6 +273,20 @@ pub fn delete_pod(
     }
 }
 
+/// The objects of kind `K` whose controller reference names `uid` (the controller's pods or
+/// ControllerRevisions; no adoption of orphans).
+pub fn controlled<K: orch_runtime::object::Kind>(
+    caches: &orch_runtime::controller::Caches,
+    uid: &str,
+) -> Vec<std::sync::Arc<K>> {
+    caches
+        .get::<K>()
+        .owned_by(uid)
+        .into_iter()
+        .filter(|o| orch_runtime::object::controller_of(o.meta()).is_some_and(|r| r.uid == uid))
+        .collect()
+}
+
 /// Maps pod changes to their controller of `kind` (before and after the change) and lowers
 /// its expectations: an added pod is a creation observed; a pod that starts terminating, or
 /// goes without having been terminating, a deletion (upstream `addPod` / `updatePod` /

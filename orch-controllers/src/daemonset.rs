@@ -24,7 +24,7 @@
 //! adopted (the ReplicaSet controller's adoption is not shared yet).
 
 use crate::controller_utils::{
-    delete_pod, is_pod_available, is_pod_ready, owned_pods, until_available,
+    controlled, delete_pod, is_pod_available, is_pod_ready, owned_pods, until_available,
 };
 use crate::history::{self, pod_hash, REVISION_HASH};
 use crate::selector::scaled_value;
@@ -34,11 +34,11 @@ use k8s_openapi::api::core::v1::{
     Affinity, Node, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Pod,
     PodTemplateSpec, Taint, Toleration,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use orch_runtime::action::Action;
 use orch_runtime::controller::{trigger_owner, trigger_self, Caches, Controller, Watches};
 use orch_runtime::expectations::Expectations;
-use orch_runtime::object::{controller_of, controller_ref, is_deleting, key_of, name};
+use orch_runtime::object::{controller_ref, is_deleting, key_of, name};
 use orch_runtime::store::Change;
 use orch_types::dynamic::DynamicObject;
 use orch_types::events::ObjectRef;
@@ -802,19 +802,9 @@ impl Controller for DaemonSetController {
             return Vec::new();
         };
         let uid = ds.metadata.uid.clone().unwrap_or_default();
-        let ours = |m: &ObjectMeta| controller_of(m).is_some_and(|r| r.uid == uid);
-        let pods: Vec<Arc<Pod>> = caches
-            .get::<Pod>()
-            .owned_by(&uid)
-            .into_iter()
-            .filter(|p| ours(&p.metadata))
-            .collect();
+        let pods: Vec<Arc<Pod>> = controlled(caches, &uid);
+        let revisions: Vec<Arc<ControllerRevision>> = controlled(caches, &uid);
         let crs = caches.get::<ControllerRevision>();
-        let revisions: Vec<Arc<ControllerRevision>> = crs
-            .owned_by(&uid)
-            .into_iter()
-            .filter(|r| ours(&r.metadata))
-            .collect();
         let node_store = caches.get::<Node>();
         let names = self
             .node_names

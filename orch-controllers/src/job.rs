@@ -20,7 +20,7 @@
 //! interim `FailureTarget` / `SuccessCriteriaMet` conditions, and the TTL controller.
 
 use crate::controller_utils::{
-    delete_pod, is_pod_ready, is_pod_terminal, owned_pods, phase, pod_from_template,
+    controlled, delete_pod, is_pod_ready, is_pod_terminal, owned_pods, phase, pod_from_template,
 };
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::batch::v1::{Job, JobCondition, UncountedTerminatedPods};
@@ -29,7 +29,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use orch_runtime::action::Action;
 use orch_runtime::controller::{trigger_self, Caches, Controller, Watches};
 use orch_runtime::expectations::Expectations;
-use orch_runtime::object::{controller_of, controller_ref, is_deleting, key_of};
+use orch_runtime::object::{controller_ref, is_deleting, key_of};
 use orch_types::dynamic::DynamicObject;
 use orch_types::events::{EventType, ObjectRef};
 use orch_types::registry::ApiResource;
@@ -537,12 +537,7 @@ impl Controller for JobController {
             return Vec::new();
         };
         let uid = job.metadata.uid.clone().unwrap_or_default();
-        let pods: Vec<Arc<Pod>> = caches
-            .get::<Pod>()
-            .owned_by(&uid)
-            .into_iter()
-            .filter(|p| controller_of(&p.metadata).is_some_and(|r| r.uid == uid))
-            .collect();
+        let pods: Vec<Arc<Pod>> = controlled(caches, &uid);
         reconcile(&job, &pods, self.expectations.satisfied(key, now), now)
     }
 

@@ -25,7 +25,7 @@
 //! `maxUnavailable` for rolling updates (alpha upstream) is not modelled: one pod at a time.
 
 use crate::controller_utils::{
-    is_pod_available, is_pod_ready, owned_pods, phase, pod_from_template,
+    controlled, is_pod_available, is_pod_ready, owned_pods, phase, pod_from_template,
 };
 use crate::history::{self, pod_hash, template_of, REVISION_HASH};
 use jiff::Timestamp;
@@ -37,7 +37,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use orch_runtime::action::Action;
 use orch_runtime::controller::{trigger_owner, trigger_self, Caches, Controller, Watches};
 use orch_runtime::expectations::Expectations;
-use orch_runtime::object::{controller_of, controller_ref, is_deleting, key_of, name};
+use orch_runtime::object::{controller_ref, is_deleting, key_of, name};
 use orch_types::dynamic::DynamicObject;
 use orch_types::events::ObjectRef;
 use serde_json::json;
@@ -676,19 +676,9 @@ impl Controller for StatefulSetController {
             return Vec::new();
         };
         let uid = set.metadata.uid.clone().unwrap_or_default();
-        let ours = |m: &ObjectMeta| controller_of(m).is_some_and(|r| r.uid == uid);
-        let pods: Vec<Arc<Pod>> = caches
-            .get::<Pod>()
-            .owned_by(&uid)
-            .into_iter()
-            .filter(|p| ours(&p.metadata))
-            .collect();
+        let pods: Vec<Arc<Pod>> = controlled(caches, &uid);
+        let revisions: Vec<Arc<ControllerRevision>> = controlled(caches, &uid);
         let crs = caches.get::<ControllerRevision>();
-        let revisions: Vec<Arc<ControllerRevision>> = crs
-            .owned_by(&uid)
-            .into_iter()
-            .filter(|r| ours(&r.metadata))
-            .collect();
         let ns = set.metadata.namespace.clone();
         let ns2 = ns.clone();
         let named = move |n: &str| crs.get_in(ns.as_deref(), n);
