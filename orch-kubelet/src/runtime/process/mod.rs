@@ -183,6 +183,8 @@ struct Inner {
     creating: usize,
     pulled: BTreeSet<String>,
     pod_cidr: Option<Cidr>,
+    /// The last CPU-time sample of each container (nanoseconds, when), for usage rates.
+    cpu_samples: HashMap<ContainerId, (u64, Timestamp)>,
 }
 
 /// The process runtime.
@@ -225,6 +227,69 @@ fn is_zombie(pid: i32) -> bool {
         .ok()
         .and_then(|s| s.rfind(')').map(|i| s[i + 2..].starts_with('Z')))
         .unwrap_or(false)
+}
+
+/// `USER_HZ`, the unit of the times in `/proc/<pid>/stat`: fixed at 100 for user space on Linux
+/// (`man 5 proc`, `sysconf(_SC_CLK_TCK)`).
+const USER_HZ: u64 = 100;
+
+/// CPU time (ns) and resident memory (bytes) of a container from its cgroup (v2
+/// `cpu.stat usage_usec` and `memory.current`), when it has one that reports them.
+fn cgroup_usage(dirs: &[std::path::PathBuf]) -> Option<(u64, u64)> {
+    let dir = dirs.iter().find(|d| d.join("cpu.stat").is_file())?;
+    let usec: u64 = fs::read_to_string(dir.join("cpu.stat"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("usage_usec "))?
+        .trim()
+        .parse()
+        .ok()?;
+    let mem: u64 = fs::read_to_string(dir.join("memory.current"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some((usec * 1_000, mem))
+}
+
+/// CPU time (ns, user + system) and resident memory (bytes, `VmRSS`) of every process of the
+/// process group `pgid` (field 5 of `/proc/<pid>/stat`): a container without a cgroup.
+fn group_usage(pgid: i32) -> Option<(u64, u64)> {
+    let (mut ticks, mut rss, mut found) = (0u64, 0u64, false);
+    for entry in fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(i) = stat.rfind(')') else {
+            continue;
+        };
+        // After the command: state ppid pgrp session tty tpgid flags minflt cminflt majflt
+        // cmajflt utime stime …
+        let f: Vec<&str> = stat[i + 2..].split_whitespace().collect();
+        if f.get(2).and_then(|g| g.parse::<i32>().ok()) != Some(pgid) {
+            continue;
+        }
+        found = true;
+        let num = |k: usize| f.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        ticks += num(11) + num(12);
+        rss += fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            })
+            .unwrap_or(0)
+            * 1024;
+    }
+    found.then(|| (ticks * (1_000_000_000 / USER_HZ), rss))
 }
 
 const STREAMS: [&str; 2] = ["stdout", "stderr"];
@@ -992,6 +1057,34 @@ impl ContainerRuntime for ProcessRuntime {
         Ok(id)
     }
 
+    /// Real figures: the container's cgroup as root, else its process group from `/proc`. The
+    /// CPU rate is over the time since the previous sample (the container's lifetime for the
+    /// first one).
+    fn container_usage(&self, id: &str, now: Timestamp) -> Option<ContainerUsage> {
+        let mut inner = self.inner.lock();
+        let p = inner.procs.get(id)?;
+        if p.st.finished.is_some() {
+            return None;
+        }
+        let (pid, started, cgroups) = (p.st.pid, p.st.started_at, p.st.cgroups.clone());
+        let (cpu_ns, mem) = cgroup_usage(&cgroups).or_else(|| group_usage(pid))?;
+        let (prev_ns, since) = inner
+            .cpu_samples
+            .insert(id.to_string(), (cpu_ns, now))
+            .unwrap_or((0, started));
+        let window = Duration::try_from(now.duration_since(since)).unwrap_or_default();
+        let rate = match window.as_nanos() {
+            0 => 0,
+            w => (u128::from(cpu_ns.saturating_sub(prev_ns)) * 1_000_000_000 / w) as u64,
+        };
+        Some(ContainerUsage {
+            cpu_nano_cores: rate,
+            cpu_core_nano_seconds: Some(cpu_ns),
+            memory_working_set_bytes: mem,
+            window,
+        })
+    }
+
     fn container_state(&self, id: &str, now: Timestamp) -> Option<ContainerState> {
         let mut inner = self.inner.lock();
         let p = inner.procs.get_mut(id)?;
@@ -1040,7 +1133,11 @@ impl ContainerRuntime for ProcessRuntime {
     }
 
     fn remove_container(&self, id: &str) -> Result<(), RuntimeError> {
-        let gone = self.inner.lock().procs.remove(id);
+        let gone = {
+            let mut inner = self.inner.lock();
+            inner.cpu_samples.remove(id);
+            inner.procs.remove(id)
+        };
         if let Some(p) = gone {
             cgroup::remove(&p.st.cgroups);
         }
@@ -1129,5 +1226,29 @@ impl ContainerRuntime for ProcessRuntime {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod usage_tests {
+    use super::*;
+
+    /// A busy process in its own process group shows CPU time and resident memory.
+    #[test]
+    fn a_process_group_reports_cpu_time_and_memory() {
+        let mut child = Command::new("sh")
+            .args(["-c", "while :; do :; done"])
+            .process_group(0)
+            .spawn()
+            .expect("spawn sh");
+        let pgid = child.id() as i32;
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let usage = group_usage(pgid);
+        let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+        let _ = child.wait();
+        let (cpu_ns, rss) = usage.expect("the group is found");
+        assert!(cpu_ns >= 10_000_000, "a busy loop used {cpu_ns} ns of CPU");
+        assert!(rss > 0);
+        assert_eq!(group_usage(pgid), None, "a group with no process left");
     }
 }
