@@ -1200,3 +1200,103 @@ async fn kubectl_top_shows_pod_and_node_usage() {
     assert_eq!((cpu, mem), (500, 128), "{nodes:?}");
     cluster.shutdown().await.expect("clean shutdown");
 }
+
+/// A StatefulSet with a volumeClaimTemplate: each pod gets its claim `data-db-<n>`, bound by the
+/// local provisioner on the pod's node; a deleted pod comes back with the same name and the same
+/// claim (and so the same volume), and the claims outlive a scale-down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stateful_set_pods_keep_their_claims() {
+    let cluster = Cluster::builder().nodes(2).start().await.expect("start");
+    let run = kubectl_for(&cluster);
+    let manifest = cluster.work_dir().join("sts-pvc.yaml");
+    std::fs::write(
+        &manifest,
+        r#"apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  serviceName: db
+  replicas: 2
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      containers:
+      - name: db
+        image: "db:1"
+        volumeMounts: [{name: data, mountPath: /var/lib/db}]
+  volumeClaimTemplates:
+  - metadata: {name: data}
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources: {requests: {storage: 1Gi}}
+"#,
+    )
+    .expect("write manifest");
+    let kubectl = move |args: &[&str]| {
+        let out = run(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let (claims, volume_before, volume_after, node_before, node_after, kept) =
+        tokio::task::spawn_blocking(move || {
+            kubectl(&["apply", "-f", manifest.to_str().expect("utf-8 path")]);
+            kubectl(&["rollout", "status", "statefulset/db", "--timeout=60s"]);
+            let claims = kubectl(&[
+                "get",
+                "pvc",
+                "-l",
+                "app=db",
+                "-o",
+                "jsonpath={range .items[*]}{.metadata.name}={.status.phase} {end}",
+            ]);
+            let volume = |k: &dyn Fn(&[&str]) -> String| {
+                k(&[
+                    "get",
+                    "pvc",
+                    "data-db-1",
+                    "-o",
+                    "jsonpath={.spec.volumeName}",
+                ])
+            };
+            let node = |k: &dyn Fn(&[&str]) -> String| {
+                k(&["get", "pod", "db-1", "-o", "jsonpath={.spec.nodeName}"])
+            };
+            let volume_before = volume(&kubectl);
+            let node_before = node(&kubectl);
+            kubectl(&["delete", "pod", "db-1", "--wait=true"]);
+            kubectl(&["rollout", "status", "statefulset/db", "--timeout=60s"]);
+            kubectl(&["wait", "--for=condition=Ready", "pod/db-1", "--timeout=60s"]);
+            let volume_after = volume(&kubectl);
+            let node_after = node(&kubectl);
+            kubectl(&["scale", "statefulset/db", "--replicas=1"]);
+            kubectl(&["wait", "--for=delete", "pod/db-1", "--timeout=60s"]);
+            let kept = kubectl(&["get", "pvc", "data-db-1", "-o", "jsonpath={.status.phase}"]);
+            (
+                claims,
+                volume_before,
+                volume_after,
+                node_before,
+                node_after,
+                kept,
+            )
+        })
+        .await
+        .expect("join");
+    assert_eq!(claims.trim(), "data-db-0=Bound data-db-1=Bound");
+    assert!(volume_before.starts_with("pvc-"), "{volume_before}");
+    assert_eq!(
+        volume_after, volume_before,
+        "the same claim, the same volume"
+    );
+    assert_eq!(
+        node_after, node_before,
+        "the volume's node affinity brings it back"
+    );
+    assert_eq!(kept, "Bound", "claims outlive a scale-down (Retain)");
+    cluster.shutdown().await.expect("clean shutdown");
+}
