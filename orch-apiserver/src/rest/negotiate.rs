@@ -167,7 +167,10 @@ pub fn add_warnings(headers: &mut HeaderMap, warnings: &[String]) {
     }
 }
 
-/// An [`ApiError`] as an HTTP response: a `kind: Status` body with the error's code.
+/// An [`ApiError`] as an HTTP response: a `kind: Status` body with the error's code, and a
+/// `Retry-After` header when its details ask the client to wait (upstream `ErrorNegotiated` in
+/// `apiserver/pkg/endpoints/handlers/responsewriters/writers.go`), as a 429 from `pods/eviction`
+/// does.
 #[derive(Debug, Clone)]
 pub struct Failure(pub ApiError);
 
@@ -181,6 +184,27 @@ impl IntoResponse for Failure {
     fn into_response(self) -> Response {
         let code = StatusCode::from_u16(self.0.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&self.0.to_json()).unwrap_or_default();
-        (code, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+        let mut resp = (code, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+        let retry = self.0.details.as_ref().and_then(|d| d.retry_after_seconds);
+        if let Some(secs) = retry.filter(|s| *s > 0) {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_that_asks_to_wait_sets_retry_after() {
+        let waiting = crate::subresources::disruption_budget_error("needs 2".into(), 10);
+        let resp = Failure(waiting).into_response();
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "10");
+        let plain = Failure(ApiError::bad_request("no")).into_response();
+        assert!(plain.headers().get(header::RETRY_AFTER).is_none());
     }
 }
