@@ -54,7 +54,7 @@ use orch_runtime::controller::{Caches, Controller, Watches};
 use orch_runtime::object::{is_deleting, key_from, key_of, name, namespace, split_key, uid};
 use orch_runtime::store::Change;
 use orch_runtime::volume::{
-    capacity, claim_class, claim_volume as volume_name, fits, pod_claims, requested, reserved_for,
+    capacity, claim_class, claim_volume as volume_name, fits, pod_claims, reserved_for,
     volume_class, waits_for_first_consumer,
 };
 use orch_types::events::ObjectRef;
@@ -529,7 +529,7 @@ pub fn reconcile_claim(
             ),
         )];
     }
-    if requested(c).is_none() {
+    if orch_types::resources::claim_storage_request(c).is_none() {
         return Vec::new(); // validation requires it; nothing to size a volume with
     }
     let Some(node) = node.or_else(|| pick_node(view.nodes, view.volumes)) else {

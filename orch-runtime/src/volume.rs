@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use orch_types::quantity::Quantity;
+use orch_types::resources::claim_storage_request;
 use std::collections::BTreeMap;
 
 /// The beta annotation that names a claim's or volume's class (still read upstream).
@@ -86,19 +87,6 @@ pub fn claim_volume(c: &PersistentVolumeClaim) -> &str {
         .unwrap_or("")
 }
 
-/// The claim's `resources.requests.storage`.
-pub fn requested(c: &PersistentVolumeClaim) -> Option<Quantity> {
-    let q = c
-        .spec
-        .as_ref()?
-        .resources
-        .as_ref()?
-        .requests
-        .as_ref()?
-        .get("storage")?;
-    Quantity::try_from(q).ok()
-}
-
 /// The volume's `capacity.storage`.
 pub fn capacity(v: &PersistentVolume) -> Option<Quantity> {
     let q = v.spec.as_ref()?.capacity.as_ref()?.get("storage")?;
@@ -142,7 +130,7 @@ pub fn fits(
     let (Some(spec), Some(cs)) = (v.spec.as_ref(), c.spec.as_ref()) else {
         return false;
     };
-    let enough = match (capacity(v), requested(c)) {
+    let enough = match (capacity(v), claim_storage_request(c)) {
         (Some(have), Some(want)) => have >= want,
         _ => false,
     };

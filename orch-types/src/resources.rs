@@ -334,6 +334,22 @@ pub fn pod_limits_with(spec: &PodSpec, opts: &PodResourcesOptions) -> ResourceLi
     limits
 }
 
+/// A PersistentVolumeClaim's `spec.resources.requests.storage`, parsed (`None`: absent or not a
+/// quantity); the one reading of it for validation, the volume binder and the scheduler.
+pub fn claim_storage_request(
+    c: &k8s_openapi::api::core::v1::PersistentVolumeClaim,
+) -> Option<crate::quantity::Quantity> {
+    let q = c
+        .spec
+        .as_ref()?
+        .resources
+        .as_ref()?
+        .requests
+        .as_ref()?
+        .get("storage")?;
+    crate::quantity::Quantity::try_from(q).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

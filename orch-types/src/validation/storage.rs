@@ -236,18 +236,6 @@ pub(crate) fn pvc(c: &PersistentVolumeClaim) -> Vec<FieldError> {
     errs
 }
 
-fn storage_request(c: &PersistentVolumeClaim) -> Option<Quantity> {
-    let q = c
-        .spec
-        .as_ref()?
-        .resources
-        .as_ref()?
-        .requests
-        .as_ref()?
-        .get("storage")?;
-    Quantity::try_from(q).ok()
-}
-
 fn annotation<'a>(
     m: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
     k: &str,
@@ -326,7 +314,10 @@ pub(crate) fn pvc_update(
             "spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims",
         ));
     }
-    if let (Some(ns), Some(os)) = (storage_request(new), storage_request(old)) {
+    if let (Some(ns), Some(os)) = (
+        crate::resources::claim_storage_request(new),
+        crate::resources::claim_storage_request(old),
+    ) {
         if ns < os {
             let status = old
                 .status
