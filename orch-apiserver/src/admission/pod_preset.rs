@@ -234,24 +234,33 @@ fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
     (!v.is_empty()).then_some(v)
 }
 
-/// `mergeEnv`: a preset's variable is added unless one of that name exists, which must then be
-/// identical.
-fn merge_env(env: &[EnvVar], presets: &[PodPreset]) -> Result<Vec<EnvVar>, String> {
-    let mut by_name: BTreeMap<String, EnvVar> =
-        env.iter().map(|v| (v.name.clone(), v.clone())).collect();
-    let mut merged = env.to_vec();
+/// Adds each preset's items (`of`) to `own` unless one of the same name exists, which must then
+/// be identical (`mergeEnv`, `mergeVolumes`); `what` names the list in the conflict message.
+fn merge_by_name<T: Clone + PartialEq + serde::Serialize>(
+    own: &[T],
+    presets: &[PodPreset],
+    of: impl Fn(&PodPreset) -> Option<&Vec<T>>,
+    key: impl Fn(&T) -> &str,
+    what: &str,
+) -> Result<Vec<T>, String> {
+    let mut by_name: BTreeMap<String, T> = own
+        .iter()
+        .map(|v| (key(v).to_string(), v.clone()))
+        .collect();
+    let mut merged = own.to_vec();
     let mut errs = Vec::new();
     for pp in presets {
-        for v in pp.spec.env.iter().flatten() {
-            match by_name.get(&v.name) {
+        for v in of(pp).into_iter().flatten() {
+            match by_name.get(key(v)) {
                 None => {
-                    by_name.insert(v.name.clone(), v.clone());
+                    by_name.insert(key(v).to_string(), v.clone());
                     merged.push(v.clone());
                 }
+                // Upstream's message says "in container" for volumes too.
                 Some(found) if found != v => errs.push(format!(
-                    "merging env for {} has a conflict on {}: \n{}\ndoes not match\n{}\n in container",
+                    "merging {what} for {} has a conflict on {}: \n{}\ndoes not match\n{}\n in container",
                     name(pp),
-                    v.name,
+                    key(v),
                     show(v),
                     show(found)
                 )),
@@ -260,6 +269,11 @@ fn merge_env(env: &[EnvVar], presets: &[PodPreset]) -> Result<Vec<EnvVar>, Strin
         }
     }
     aggregate(errs).map(|()| merged)
+}
+
+/// `mergeEnv`.
+fn merge_env(env: &[EnvVar], presets: &[PodPreset]) -> Result<Vec<EnvVar>, String> {
+    merge_by_name(env, presets, |pp| pp.spec.env.as_ref(), |v| &v.name, "env")
 }
 
 /// `mergeEnvFrom`: appended, never a conflict.
@@ -319,35 +333,15 @@ fn merge_volume_mounts(
     aggregate(errs).map(|()| merged)
 }
 
-/// `mergeVolumes`: a preset's volume is added unless one of that name exists, which must then
-/// be identical.
+/// `mergeVolumes`.
 fn merge_volumes(volumes: &[Volume], presets: &[PodPreset]) -> Result<Vec<Volume>, String> {
-    let mut by_name: BTreeMap<String, Volume> = volumes
-        .iter()
-        .map(|v| (v.name.clone(), v.clone()))
-        .collect();
-    let mut merged = volumes.to_vec();
-    let mut errs = Vec::new();
-    for pp in presets {
-        for v in pp.spec.volumes.iter().flatten() {
-            match by_name.get(&v.name) {
-                None => {
-                    by_name.insert(v.name.clone(), v.clone());
-                    merged.push(v.clone());
-                }
-                // Upstream's message says "in container" for volumes too.
-                Some(found) if found != v => errs.push(format!(
-                    "merging volumes for {} has a conflict on {}: \n{}\ndoes not match\n{}\n in container",
-                    name(pp),
-                    v.name,
-                    show(v),
-                    show(found)
-                )),
-                Some(_) => {}
-            }
-        }
-    }
-    aggregate(errs).map(|()| merged)
+    merge_by_name(
+        volumes,
+        presets,
+        |pp| pp.spec.volumes.as_ref(),
+        |v| &v.name,
+        "volumes",
+    )
 }
 
 #[cfg(test)]
