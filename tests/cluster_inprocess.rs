@@ -146,6 +146,28 @@ fn kubectl_for(cluster: &Cluster) -> impl Fn(&[&str]) -> std::process::Output + 
     }
 }
 
+/// A kubectl runner that must succeed: the command's trimmed stdout (its stderr in the panic).
+fn must_succeed(run: impl Fn(&[&str]) -> std::process::Output) -> impl Fn(&[&str]) -> String {
+    move |args| {
+        let out = run(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+/// The REVISION column of `kubectl rollout history` (after its title and header lines).
+fn revisions(history: &str) -> Vec<&str> {
+    history
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_talks_to_the_cluster() {
     let cluster = Cluster::builder().nodes(1).start().await.expect("start");
@@ -178,15 +200,7 @@ async fn kubectl_waits_for_a_job_to_complete() {
          containers:\n      - name: pi\n        image: busybox\n",
     )
     .expect("write manifest");
-    let kubectl = move |args: &[&str]| {
-        let out = run(args);
-        assert!(
-            out.status.success(),
-            "kubectl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
+    let kubectl = must_succeed(run);
     let (succeeded, finalizers, reason) = tokio::task::spawn_blocking(move || {
         kubectl(&["apply", "-f", manifest.to_str().expect("utf-8 path")]);
         kubectl(&[
@@ -238,12 +252,7 @@ async fn a_finished_job_is_deleted_after_its_ttl() {
     )
     .expect("write manifest");
     let pods = tokio::task::spawn_blocking(move || {
-        let ok = |args: &[&str]| {
-            let out = run(args);
-            let err = String::from_utf8_lossy(&out.stderr).into_owned();
-            assert!(out.status.success(), "kubectl {args:?}: {err}");
-            String::from_utf8_lossy(&out.stdout).trim().to_string()
-        };
+        let ok = must_succeed(&run);
         ok(&["apply", "-f", manifest.to_str().expect("utf-8 path")]);
         assert_eq!(
             ok(&["get", "job", "brief", "-o", "name"]),
@@ -357,15 +366,7 @@ async fn kubectl_rolls_out_and_undoes_a_daemon_set() {
          spec:\n      containers:\n      - name: agent\n        image: agent:1\n",
     )
     .expect("write manifest");
-    let kubectl = move |args: &[&str]| {
-        let out = run(args);
-        assert!(
-            out.status.success(),
-            "kubectl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
+    let kubectl = must_succeed(run);
     let (nodes, rolled, history, image) = tokio::task::spawn_blocking(move || {
         kubectl(&["cordon", "node-2"]);
         kubectl(&["apply", "-f", manifest.to_str().expect("utf-8 path")]);
@@ -399,12 +400,7 @@ async fn kubectl_rolls_out_and_undoes_a_daemon_set() {
     nodes.sort();
     assert_eq!(nodes, ["node-1", "node-2", "node-3"]);
     assert!(rolled.contains("successfully rolled out"), "{rolled}");
-    let revisions: Vec<&str> = history
-        .lines()
-        .skip(2)
-        .filter_map(|l| l.split_whitespace().next())
-        .collect();
-    assert_eq!(revisions, ["1", "2"], "{history}");
+    assert_eq!(revisions(&history), ["1", "2"], "{history}");
     assert_eq!(image, "agent:1 agent:1 agent:1");
     cluster.shutdown().await.expect("clean shutdown");
 }
@@ -430,12 +426,7 @@ async fn kubectl_drain_respects_a_pod_disruption_budget() {
     )
     .expect("write manifest");
     let (table, first, second, nodes) = tokio::task::spawn_blocking(move || {
-        let ok = |args: &[&str]| {
-            let out = run(args);
-            let err = String::from_utf8_lossy(&out.stderr).into_owned();
-            assert!(out.status.success(), "kubectl {args:?}: {err}");
-            String::from_utf8_lossy(&out.stdout).trim().to_string()
-        };
+        let ok = must_succeed(&run);
         let nodes = || {
             ok(&[
                 "get",
@@ -567,15 +558,7 @@ spec:
 "#,
     )
     .expect("write manifest");
-    let kubectl = move |args: &[&str]| {
-        let out = run(args);
-        assert!(
-            out.status.success(),
-            "kubectl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
+    let kubectl = must_succeed(run);
     let (created, hostnames, rolled, history, image, after_scale) =
         tokio::task::spawn_blocking(move || {
             kubectl(&["apply", "-f", manifest.to_str().expect("utf-8 path")]);
@@ -632,12 +615,7 @@ spec:
     assert_eq!(created, "web-0 web-1 web-2");
     assert_eq!(hostnames, "web-1.web");
     assert!(rolled.contains("partitioned roll out complete"), "{rolled}");
-    let revisions: Vec<&str> = history
-        .lines()
-        .skip(2)
-        .filter_map(|l| l.split_whitespace().next())
-        .collect();
-    assert_eq!(revisions, ["1", "2"], "{history}");
+    assert_eq!(revisions(&history), ["1", "2"], "{history}");
     assert_eq!(image, "web:1 web:1 web:1");
     assert_eq!(after_scale, "web-0");
     cluster.shutdown().await.expect("clean shutdown");
@@ -823,12 +801,7 @@ spec:
     )
     .expect("write pods");
     tokio::task::spawn_blocking(move || {
-        let ok = |args: &[&str]| {
-            let out = run(args);
-            let err = String::from_utf8_lossy(&out.stderr).into_owned();
-            assert!(out.status.success(), "kubectl {args:?}: {err}");
-            String::from_utf8_lossy(&out.stdout).trim().to_string()
-        };
+        let ok = must_succeed(&run);
         let resources = ok(&["api-resources", "--api-group=settings.k8s.io"]);
         assert!(
             resources.lines().any(|l| l.starts_with("podpresets")
@@ -976,12 +949,7 @@ async fn kubectl_binds_a_claim_and_its_pod_runs() {
     )
     .expect("write manifest");
     tokio::task::spawn_blocking(move || {
-        let ok = |args: &[&str]| {
-            let out = run(args);
-            let err = String::from_utf8_lossy(&out.stderr).into_owned();
-            assert!(out.status.success(), "kubectl {args:?}: {err}");
-            String::from_utf8_lossy(&out.stdout).trim().to_string()
-        };
+        let ok = must_succeed(&run);
         let words = |line: &str| -> Vec<String> {
             line.split_whitespace().map(str::to_string).collect()
         };
@@ -1233,15 +1201,7 @@ spec:
 "#,
     )
     .expect("write manifest");
-    let kubectl = move |args: &[&str]| {
-        let out = run(args);
-        assert!(
-            out.status.success(),
-            "kubectl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
+    let kubectl = must_succeed(run);
     let (claims, volume_before, volume_after, node_before, node_after, kept) =
         tokio::task::spawn_blocking(move || {
             kubectl(&["apply", "-f", manifest.to_str().expect("utf-8 path")]);
