@@ -30,7 +30,11 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use orch_types::client::ListParams;
+use orch_types::metrics::{ContainerMetrics, NodeMetrics, PodMetrics, Usage};
 use orch_types::quantity::{Format, Quantity};
 use orch_types::registry::{self, ResourceInfo};
 use orch_types::{ApiError, DynamicObject};
@@ -40,10 +44,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The API group.
-pub const GROUP: &str = "metrics.k8s.io";
-/// The served version.
-pub const VERSION: &str = "v1beta1";
+pub use orch_types::metrics::{GROUP, VERSION};
 /// How long a kubelet may take to answer `/stats/summary`.
 pub const KUBELET_TIMEOUT: Duration = Duration::from_secs(5);
 /// The `window` reported with every figure.
@@ -178,64 +179,75 @@ pub fn memory_quantity(bytes: u64) -> String {
 
 /// `{"cpu": …, "memory": …}`, or `None` unless both figures are known (metrics-server leaves
 /// out what it cannot report in full).
-fn usage(cpu: Option<&CpuStats>, memory: Option<&MemoryStats>) -> Option<Value> {
+fn usage(cpu: Option<&CpuStats>, memory: Option<&MemoryStats>) -> Option<Usage> {
     let c = cpu?.usage_nano_cores?;
     let m = memory?.working_set_bytes?;
-    Some(json!({"cpu": cpu_quantity(c), "memory": memory_quantity(m)}))
+    Some(Usage::from([
+        ("cpu".to_string(), K8sQuantity(cpu_quantity(c))),
+        ("memory".to_string(), K8sQuantity(memory_quantity(m))),
+    ]))
 }
 
-fn metadata(o: &DynamicObject, now: &str) -> Value {
-    let mut m = json!({"name": o.name(), "creationTimestamp": now});
-    if let Some(ns) = o.namespace() {
-        m["namespace"] = json!(ns);
+fn metadata(o: &DynamicObject, now: Timestamp) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(o.name().to_string()),
+        namespace: o.namespace().map(str::to_string),
+        creation_timestamp: Some(Time(now)),
+        labels: o.metadata.labels.clone().filter(|l| !l.is_empty()),
+        ..Default::default()
     }
-    if let Some(l) = o.metadata.labels.as_ref().filter(|l| !l.is_empty()) {
-        m["labels"] = json!(l);
-    }
-    m
+}
+
+/// The sample time of a figure (RFC 3339 from the kubelet), else `now`.
+fn sampled(time: Option<&str>, now: Timestamp) -> Time {
+    Time(time.and_then(|t| t.parse().ok()).unwrap_or(now))
 }
 
 /// The `NodeMetrics` of `node` from its kubelet's Summary, `None` if the Summary has no
 /// complete node figure.
-pub fn node_metrics(node: &DynamicObject, s: &Summary, now: &str) -> Option<Value> {
+pub fn node_metrics(node: &DynamicObject, s: &Summary, now: Timestamp) -> Option<NodeMetrics> {
     let usage = usage(s.node.cpu.as_ref(), s.node.memory.as_ref())?;
-    let timestamp = s.node.cpu.as_ref().and_then(|c| c.time.clone());
-    Some(json!({
-        "kind": "NodeMetrics",
-        "apiVersion": format!("{GROUP}/{VERSION}"),
-        "metadata": metadata(node, now),
-        "timestamp": timestamp.as_deref().unwrap_or(now),
-        "window": WINDOW,
-        "usage": usage,
-    }))
+    let time = s.node.cpu.as_ref().and_then(|c| c.time.as_deref());
+    Some(NodeMetrics {
+        metadata: metadata(node, now),
+        timestamp: sampled(time, now),
+        window: WINDOW.into(),
+        usage,
+    })
 }
 
 /// The `PodMetrics` of `pod` from its entry in the Summary; `None` if no container has
 /// complete figures.
-pub fn pod_metrics(pod: &DynamicObject, p: &PodStats, now: &str) -> Option<Value> {
-    let containers: Vec<Value> = p
+pub fn pod_metrics(pod: &DynamicObject, p: &PodStats, now: Timestamp) -> Option<PodMetrics> {
+    let containers: Vec<ContainerMetrics> = p
         .containers
         .iter()
         .filter_map(|c| {
-            let u = usage(c.cpu.as_ref(), c.memory.as_ref())?;
-            Some(json!({"name": c.name, "usage": u}))
+            Some(ContainerMetrics {
+                name: c.name.clone(),
+                usage: usage(c.cpu.as_ref(), c.memory.as_ref())?,
+            })
         })
         .collect();
     if containers.is_empty() {
         return None;
     }
-    let timestamp = p
+    let time = p
         .containers
         .iter()
-        .find_map(|c| c.cpu.as_ref().and_then(|c| c.time.clone()));
-    Some(json!({
-        "kind": "PodMetrics",
-        "apiVersion": format!("{GROUP}/{VERSION}"),
-        "metadata": metadata(pod, now),
-        "timestamp": timestamp.as_deref().unwrap_or(now),
-        "window": WINDOW,
-        "containers": containers,
-    }))
+        .find_map(|c| c.cpu.as_ref().and_then(|c| c.time.as_deref()));
+    Some(PodMetrics {
+        metadata: metadata(pod, now),
+        timestamp: sampled(time, now),
+        window: WINDOW.into(),
+        containers,
+    })
+}
+
+/// An object as served: its fields with `apiVersion` and `kind`.
+fn wire<K: k8s_openapi::Resource + serde::Serialize>(o: &K) -> RestResult<Value> {
+    let d = DynamicObject::from_typed(o).map_err(|e| ApiError::internal(e.to_string()))?;
+    serde_json::to_value(d).map_err(|e| ApiError::internal(e.to_string()))
 }
 
 fn list(kind: &str, items: Vec<Value>) -> Value {
@@ -279,8 +291,8 @@ async fn summaries(nodes: &[Arc<DynamicObject>]) -> HashMap<String, Summary> {
         .collect()
 }
 
-fn now(api: &ApiServer) -> String {
-    api.config().clock.now().to_string()
+fn now(api: &ApiServer) -> Timestamp {
+    api.config().clock.now()
 }
 
 fn params(q: &HashMap<String, String>) -> ListParams {
@@ -307,8 +319,9 @@ impl ApiServer {
         let now = now(self);
         let items = nodes
             .iter()
-            .filter_map(|n| node_metrics(n, sums.get(n.name())?, &now))
-            .collect();
+            .filter_map(|n| node_metrics(n, sums.get(n.name())?, now))
+            .map(|m| wire(&m))
+            .collect::<RestResult<_>>()?;
         Ok(list("NodeMetrics", items))
     }
 
@@ -325,9 +338,11 @@ impl ApiServer {
                 }
             })?;
         let sums = summaries(std::slice::from_ref(&node)).await;
-        sums.get(name)
-            .and_then(|s| node_metrics(&node, s, &now(self)))
-            .ok_or_else(|| node_not_found(name))
+        let m = sums
+            .get(name)
+            .and_then(|s| node_metrics(&node, s, now(self)))
+            .ok_or_else(|| node_not_found(name))?;
+        wire(&m)
     }
 
     /// `PodMetrics` of `pods`, from the Summaries of the nodes they run on.
@@ -355,17 +370,17 @@ impl ApiServer {
             }
         }
         let now = now(self);
-        Ok(pods
-            .iter()
+        pods.iter()
             .filter_map(|pod| {
                 let s = by_pod.get(&(pod.namespace().unwrap_or_default(), pod.name()))?;
                 let uid = pod.metadata.uid.as_deref().unwrap_or_default();
                 if !s.pod_ref.uid.is_empty() && !uid.is_empty() && s.pod_ref.uid != uid {
                     return None; // a pod of the same name that is gone
                 }
-                pod_metrics(pod, s, &now)
+                pod_metrics(pod, s, now)
             })
-            .collect())
+            .map(|m| wire(&m))
+            .collect()
     }
 
     /// `PodMetricsList` of the pods in `ns` (all namespaces: `None`) matching `p`.

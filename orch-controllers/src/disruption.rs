@@ -33,6 +33,7 @@
 //! Budgets` pod event (a pod's change enqueues every budget that selects it).
 
 use crate::controller_utils::is_pod_ready;
+pub use crate::scale::Workloads;
 use crate::selector::{from_label_selector, Selector};
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
@@ -42,11 +43,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, OwnerReference, 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use orch_runtime::action::Action;
 use orch_runtime::controller::{trigger_self, Caches, Controller, Watches};
-use orch_runtime::object::{controller_of, is_deleting, key_of, name, namespace, uid};
-use orch_runtime::store::{Change, Store};
+use orch_runtime::object::{controller_of, is_deleting, key_of, name, namespace};
+use orch_runtime::store::Change;
 use orch_types::conditions::set_status_condition;
 use orch_types::events::ObjectRef;
-use orch_types::registry::{split_api_version, BUILTIN};
+use orch_types::registry::split_api_version;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,91 +65,39 @@ pub const SYNC_FAILED: &str = "SyncFailed";
 #[derive(Debug, Default)]
 pub struct DisruptionController;
 
-/// The caches of the kinds whose scale gives a budget its expected pods (upstream's listers of
-/// `finders()`).
-#[derive(Debug, Clone)]
-pub struct Workloads {
-    /// ReplicationControllers.
-    pub replication_controllers: Store<ReplicationController>,
-    /// ReplicaSets.
-    pub replica_sets: Store<ReplicaSet>,
-    /// Deployments.
-    pub deployments: Store<Deployment>,
-    /// StatefulSets.
-    pub stateful_sets: Store<StatefulSet>,
-}
-
-impl Workloads {
-    /// The stores of `caches`.
-    pub fn from_caches(caches: &Caches) -> Self {
-        Self {
-            replication_controllers: caches.get(),
-            replica_sets: caches.get(),
-            deployments: caches.get(),
-            stateful_sets: caches.get(),
+/// The scale of a pod's controller (its reference `r`, in namespace `ns`), as (UID,
+/// `spec.replicas`); `Ok(None)` when it is not found; an error when its kind has no scale.
+/// Upstream tries the ReplicationController, Deployment, ReplicaSet and StatefulSet finders,
+/// then the scale subresource; a ReplicaSet whose Deployment is missing answers with its own
+/// scale there, which is what happens here too.
+fn scale_of(
+    workloads: &Workloads,
+    r: &OwnerReference,
+    ns: &str,
+) -> Result<Option<(String, i32)>, String> {
+    let (group, _) = split_api_version(&r.api_version);
+    let Some(own) = workloads
+        .scale(group, &r.kind, ns, &r.name)?
+        .filter(|s| s.uid == r.uid)
+    else {
+        return Ok(None);
+    };
+    if r.kind == "ReplicaSet" {
+        let deployment = workloads
+            .replica_sets
+            .get_in(Some(ns), &r.name)
+            .and_then(|rs| controller_of(&rs.metadata).cloned())
+            .filter(|d| d.kind == "Deployment")
+            .and_then(|d| {
+                let (group, _) = split_api_version(&d.api_version);
+                let s = workloads.scale(group, &d.kind, ns, &d.name).ok()??;
+                (s.uid == d.uid).then_some((s.uid, s.replicas))
+            });
+        if deployment.is_some() {
+            return Ok(deployment);
         }
     }
-
-    /// The controller of a pod (its reference `r`, in namespace `ns`) that has a scale, as
-    /// (UID, `spec.replicas`); `Ok(None)` when it is not found; an error when its kind has no
-    /// scale. Upstream tries the ReplicationController, Deployment, ReplicaSet and StatefulSet
-    /// finders, then the scale subresource; a ReplicaSet whose Deployment is missing answers
-    /// with its own scale there, which is what the ReplicaSet arm does here.
-    fn scale_of(&self, r: &OwnerReference, ns: &str) -> Result<Option<(String, i32)>, String> {
-        let (group, _) = split_api_version(&r.api_version);
-        let found = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-                     replicas: Option<i32>| {
-            (uid(m) == r.uid).then(|| (r.uid.clone(), replicas.unwrap_or(1)))
-        };
-        Ok(match (group, r.kind.as_str()) {
-            ("", "ReplicationController") => self
-                .replication_controllers
-                .get_in(Some(ns), &r.name)
-                .and_then(|rc| found(&rc.metadata, rc.spec.as_ref().and_then(|s| s.replicas))),
-            ("apps" | "extensions", "ReplicaSet") => {
-                let Some(rs) = self.replica_sets.get_in(Some(ns), &r.name) else {
-                    return Ok(None);
-                };
-                let Some(own) = found(&rs.metadata, rs.spec.as_ref().and_then(|s| s.replicas))
-                else {
-                    return Ok(None);
-                };
-                let deployment = controller_of(&rs.metadata)
-                    .filter(|d| {
-                        d.kind == "Deployment"
-                            && matches!(split_api_version(&d.api_version).0, "apps" | "extensions")
-                    })
-                    .and_then(|d| {
-                        let dep = self.deployments.get_in(Some(ns), &d.name)?;
-                        (uid(&dep.metadata) == d.uid).then(|| {
-                            let n = dep.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-                            (d.uid.clone(), n)
-                        })
-                    });
-                Some(deployment.unwrap_or(own))
-            }
-            ("apps", "StatefulSet") => self
-                .stateful_sets
-                .get_in(Some(ns), &r.name)
-                .and_then(|ss| found(&ss.metadata, ss.spec.as_ref().and_then(|s| s.replicas))),
-            _ => {
-                // upstream `getScaleController` + `implementsScale`.
-                if let Some(info) = BUILTIN
-                    .iter()
-                    .find(|i| i.group == group && i.kind == r.kind)
-                    .filter(|i| i.subresource("scale").is_none())
-                {
-                    let gr = if info.group.is_empty() {
-                        info.plural.to_string()
-                    } else {
-                        format!("{}.{}", info.plural, info.group)
-                    };
-                    return Err(format!("{gr} does not implement the scale subresource"));
-                }
-                None
-            }
-        })
-    }
+    Ok(Some((own.uid, own.replicas)))
 }
 
 /// The budget's selector (upstream `LabelSelectorAsSelector`).
@@ -209,7 +158,7 @@ fn expected_scale(
         if resolved.contains(r.uid.as_str()) {
             continue;
         }
-        match workloads.scale_of(r, ns)? {
+        match scale_of(workloads, r, ns)? {
             Some((uid, n)) => {
                 scales.insert(uid, n);
                 resolved.insert(&r.uid);

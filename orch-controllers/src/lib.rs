@@ -41,8 +41,10 @@ pub mod manager;
 pub mod namespace;
 pub mod nodeipam;
 pub mod nodelifecycle;
+pub mod podautoscaler;
 pub mod podgc;
 pub mod replicaset;
+pub mod scale;
 pub mod selector;
 pub mod statefulset;
 #[cfg(test)]

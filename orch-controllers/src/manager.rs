@@ -22,6 +22,7 @@ use crate::job::JobController;
 use crate::namespace::NamespaceController;
 use crate::nodeipam::{IpamError, NodeIpamController};
 use crate::nodelifecycle::{NodeLifecycleConfig, NodeLifecycleController, TaintEvictionController};
+use crate::podautoscaler::{HorizontalController, HpaConfig};
 use crate::podgc::{PodGcConfig, PodGcController};
 use crate::replicaset::WorkloadController;
 use crate::statefulset::StatefulSetController;
@@ -47,6 +48,7 @@ pub const ALL_CONTROLLERS: &[&str] = &[
     "cronjob",
     "ttl-after-finished",
     "disruption",
+    "horizontalpodautoscaling",
     "garbagecollector",
     "nodelifecycle",
     "taint-eviction-controller",
@@ -76,6 +78,8 @@ pub struct ManagerConfig {
     pub node_cidr_mask: u8,
     /// Informer resync period.
     pub resync: Duration,
+    /// HorizontalPodAutoscaler settings (`--horizontal-pod-autoscaler-*`).
+    pub hpa: HpaConfig,
 }
 
 impl Default for ManagerConfig {
@@ -89,6 +93,7 @@ impl Default for ManagerConfig {
             cluster_cidr: "10.244.0.0/16".into(),
             node_cidr_mask: 24,
             resync: Duration::from_secs(600),
+            hpa: HpaConfig::default(),
         }
     }
 }
@@ -148,6 +153,7 @@ pub fn controller(name: &str, config: &ManagerConfig) -> Result<Arc<dyn Controll
         "cronjob" => Arc::new(CronJobController),
         "ttl-after-finished" => Arc::new(TtlAfterFinishedController),
         "disruption" => Arc::new(DisruptionController),
+        "horizontalpodautoscaling" => Arc::new(HorizontalController::new(config.hpa.clone())),
         "garbagecollector" => Arc::new(GarbageCollector::default()),
         "nodelifecycle" => Arc::new(NodeLifecycleController::new(
             config.node_lifecycle.clone(),

@@ -517,9 +517,21 @@ impl Applier {
                             &p,
                         )
                         .await?;
-                    // A `finalize` answer is the namespace itself; every subresource patch
-                    // answers with the whole object.
-                    self.written(&resource, o);
+                    // A `scale` answer is an autoscaling/v1 Scale, not the object: an observer
+                    // (the step driver's caches) is told the object as it now is. A `finalize`
+                    // answer is the namespace itself; every other subresource patch answers
+                    // with the whole object.
+                    if subresource.as_deref() == Some("scale") {
+                        if self.observer.is_some() {
+                            let o = self
+                                .client
+                                .get(&resource, namespace.as_deref(), &name)
+                                .await?;
+                            self.written(&resource, o);
+                        }
+                    } else {
+                        self.written(&resource, o);
+                    }
                 }
                 Action::Delete {
                     resource,

@@ -134,6 +134,8 @@ pub(crate) enum Decl {
         make: fn(ApiResource) -> Box<dyn Slot>,
         /// `Mapper<K>`, or `None` for a cache that triggers nothing.
         mapper: Option<Box<dyn Any + Send + Sync>>,
+        /// Listed this often instead of watched ([`Watches::polls`]).
+        poll: Option<Duration>,
     },
     Meta {
         resources: Vec<ApiResource>,
@@ -164,6 +166,7 @@ impl Watches {
             resource: K::api_resource(),
             make: make_slot::<K>,
             mapper: Some(Box::new(mapper)),
+            poll: None,
         });
         self
     }
@@ -174,6 +177,22 @@ impl Watches {
             resource: K::api_resource(),
             make: make_slot::<K>,
             mapper: None,
+            poll: None,
+        });
+        self
+    }
+
+    /// Reads `K` from a cache the live driver fills by listing it every `every` instead of
+    /// watching it: for resources served without `watch`, such as `metrics.k8s.io`. Such a
+    /// cache counts as synced after its first list even if that failed (an API that is not
+    /// there must not hold up every controller), and triggers nothing. The step driver's
+    /// host feeds it like any other cache.
+    pub fn polls<K: Kind>(&mut self, every: Duration) -> &mut Self {
+        self.decls.push(Decl::Typed {
+            resource: K::api_resource(),
+            make: make_slot::<K>,
+            mapper: None,
+            poll: Some(every),
         });
         self
     }
@@ -341,6 +360,8 @@ pub(crate) trait Slot: Send {
     fn feed(&mut self, obj: &DynamicObject, deleted: bool);
     /// Step driver: marks the cache synced.
     fn mark_synced(&mut self);
+    /// Live driver: list every `every` instead of watching (the shortest asked for wins).
+    fn poll_every(&mut self, every: Duration);
     /// Live driver: an informer over this cache, started by the returned closure.
     fn into_informer(
         self: Box<Self>,
@@ -354,6 +375,7 @@ pub(crate) struct TypedSlot<K: Object> {
     pub(crate) writer: Writer<K>,
     pub(crate) handlers: Vec<crate::informer::Handler<K>>,
     dynamic: bool,
+    poll: Option<Duration>,
 }
 
 impl<K: Object> TypedSlot<K> {
@@ -363,6 +385,7 @@ impl<K: Object> TypedSlot<K> {
             writer: Writer::new(),
             handlers: Vec::new(),
             dynamic,
+            poll: None,
         }
     }
 
@@ -455,6 +478,9 @@ impl<K: Object> Slot for TypedSlot<K> {
     fn mark_synced(&mut self) {
         self.writer.mark_synced();
     }
+    fn poll_every(&mut self, every: Duration) {
+        self.poll = Some(self.poll.map_or(every, |p| p.min(every)));
+    }
     fn into_informer(
         self: Box<Self>,
         client: orch_types::client::SharedClient,
@@ -462,8 +488,13 @@ impl<K: Object> Slot for TypedSlot<K> {
     ) -> Box<dyn crate::live::RunInformer> {
         let this = *self;
         let mut inf = crate::informer::Informer::from_parts(client, this.resource, this.writer);
-        if let Some(r) = resync {
-            inf = inf.resync(r);
+        match this.poll {
+            Some(every) => inf = inf.poll(every),
+            None => {
+                if let Some(r) = resync {
+                    inf = inf.resync(r);
+                }
+            }
         }
         for h in this.handlers {
             inf.on_change(h);
@@ -521,9 +552,18 @@ fn wire_sinks(
     // Typed caches first, so a kind watched both typed and through metadata has one cache.
     for w in &declared {
         for d in &w.decls {
-            if let Decl::Typed { resource, make, .. } = d {
+            if let Decl::Typed {
+                resource,
+                make,
+                poll,
+                ..
+            } = d
+            {
                 let k = resource_key(&resource.api_version(), &resource.kind);
-                slots.entry(k).or_insert_with(|| make(resource.clone()));
+                let slot = slots.entry(k).or_insert_with(|| make(resource.clone()));
+                if let Some(every) = poll {
+                    slot.poll_every(*every);
+                }
             }
         }
     }
@@ -558,7 +598,7 @@ fn wire_sinks(
                 Decl::Typed {
                     resource,
                     mapper: Some(m),
-                    make: _,
+                    ..
                 } => {
                     let k = resource_key(&resource.api_version(), &resource.kind);
                     if let Some(s) = slots.get_mut(&k) {

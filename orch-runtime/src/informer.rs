@@ -21,6 +21,7 @@ pub struct Informer<K: Object> {
     label_selector: Option<String>,
     field_selector: Option<String>,
     resync: Option<Duration>,
+    poll: Option<Duration>,
     writer: Writer<K>,
     handlers: Vec<Handler<K>>,
 }
@@ -57,6 +58,7 @@ impl<K: Object> Informer<K> {
             label_selector: None,
             field_selector: None,
             resync: None,
+            poll: None,
             writer,
             handlers: Vec::new(),
         }
@@ -102,6 +104,36 @@ impl<K: Object> Informer<K> {
         }
     }
 
+    /// Lists every `every` instead of watching, for resources served without `watch`
+    /// (`metrics.k8s.io`): each list replaces the cache and reports the differences. The
+    /// cache counts as synced after the first attempt, even a failed one.
+    pub fn poll(mut self, every: Duration) -> Self {
+        self.poll = Some(every);
+        self
+    }
+
+    async fn run_polling(
+        mut self,
+        every: Duration,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+    ) {
+        tokio::pin!(shutdown);
+        loop {
+            let listed = tokio::select! {
+                _ = &mut shutdown => return,
+                r = self.relist() => r,
+            };
+            if let Err(e) = listed {
+                tracing::debug!(resource = %self.resource.plural, error = %e, "poll failed");
+                self.writer.mark_synced();
+            }
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = tokio::time::sleep(every) => {},
+            }
+        }
+    }
+
     /// One list into the cache; returns its resourceVersion.
     async fn relist(&mut self) -> Result<String, orch_types::client::ClientError> {
         let p = ListParams {
@@ -131,6 +163,9 @@ impl<K: Object> Informer<K> {
 
     /// Runs until `shutdown` resolves.
     pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()> + Send) {
+        if let Some(every) = self.poll {
+            return self.run_polling(every, shutdown).await;
+        }
         tokio::pin!(shutdown);
         let mut backoff = BACKOFF_INITIAL;
         let mut rv: Option<String> = None;
@@ -312,5 +347,33 @@ mod tests {
         let mut log = seen.lock().clone();
         log[2..].sort();
         assert_eq!(log, ["add a", "add b", "add c", "delete a", "delete b"]);
+    }
+
+    #[tokio::test]
+    async fn polling_lists_again_and_never_watches() {
+        let client = Arc::new(ScriptedClient::default());
+        // Objects without a resourceVersion, as metrics are: every list is news.
+        let mut a = cm("a", "1");
+        a.metadata.resource_version = None;
+        *client.next_items.lock() = vec![vec![a.clone()], vec![]].into();
+        let inf = Informer::<ConfigMap>::new(client.clone(), ApiResource::of::<ConfigMap>())
+            .poll(Duration::from_millis(10));
+        let store = inf.store();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(inf.run(async {
+            let _ = rx.await;
+        }));
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while client.lists.load(Ordering::SeqCst) < 3 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("lists again");
+        let _ = tx.send(());
+        let _ = task.await;
+        assert!(store.is_synced());
+        assert!(store.is_empty(), "the second list had nothing");
+        assert_eq!(client.watches.lock().len(), 0);
     }
 }

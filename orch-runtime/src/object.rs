@@ -89,6 +89,7 @@ spec_status_object!(
     k8s_openapi::api::policy::v1::PodDisruptionBudget,
     k8s_openapi::api::core::v1::PersistentVolumeClaim,
     k8s_openapi::api::core::v1::PersistentVolume,
+    k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler,
 );
 
 typed_object!(
@@ -99,6 +100,8 @@ typed_object!(
     k8s_openapi::api::core::v1::Event,
     k8s_openapi::api::apps::v1::ControllerRevision,
     k8s_openapi::api::storage::v1::StorageClass,
+    orch_types::metrics::PodMetrics,
+    orch_types::metrics::NodeMetrics,
 );
 
 impl Object for DynamicObject {

@@ -16,6 +16,7 @@
 //! | [`intstr`] | `IntOrString` percentages (`25%` of 10, rounding up or down) |
 //! | [`names`] | DNS-1123 / qualified-name / label-value syntax checks with upstream messages |
 //! | [`labels`] | label selectors: API form and kubectl string form, parse, match, display |
+//! | [`metrics`] | `metrics.k8s.io/v1beta1` NodeMetrics and PodMetrics (not in k8s-openapi) |
 //! | [`fields`] | field selectors with the per-kind supported field sets |
 //! | [`node_selector`] | node selector terms and required node affinity matching |
 //! | [`resources`] | [`resources::ResourceList`] and effective pod requests/limits |
@@ -55,6 +56,7 @@ pub mod fields;
 pub mod image;
 pub mod intstr;
 pub mod labels;
+pub mod metrics;
 pub mod names;
 pub mod node_selector;
 pub mod quantity;

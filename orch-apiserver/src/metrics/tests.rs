@@ -52,18 +52,18 @@ fn conversion_of_summary_entries() {
     let s: Summary = serde_json::from_value(summary()).expect("summary");
     let node = obj(json!({"apiVersion": "v1", "kind": "Node",
         "metadata": {"name": "n1", "labels": {"zone": "a"}}}));
-    let now = "2026-01-01T00:00:09Z";
-    let m = node_metrics(&node, &s, now).expect("node figures");
+    let now: Timestamp = "2026-01-01T00:00:09Z".parse().expect("time");
+    let m = wire(&node_metrics(&node, &s, now).expect("node figures")).expect("wire");
     assert_eq!(
         m,
         json!({"kind": "NodeMetrics", "apiVersion": "metrics.k8s.io/v1beta1",
-            "metadata": {"name": "n1", "labels": {"zone": "a"}, "creationTimestamp": now},
+            "metadata": {"name": "n1", "labels": {"zone": "a"}, "creationTimestamp": "2026-01-01T00:00:09Z"},
             "timestamp": "2026-01-01T00:00:05Z", "window": "10s",
             "usage": {"cpu": "500000123n", "memory": "128Mi"}})
     );
     let pod = obj(json!({"apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "web", "namespace": "default"}}));
-    let m = pod_metrics(&pod, &s.pods[0], now).expect("pod figures");
+    let m = wire(&pod_metrics(&pod, &s.pods[0], now).expect("pod figures")).expect("wire");
     assert_eq!(m["metadata"]["namespace"], "default");
     assert_eq!(
         m["containers"],
