@@ -1260,3 +1260,94 @@ spec:
     assert_eq!(kept, "Bound", "claims outlive a scale-down (Retain)");
     cluster.shutdown().await.expect("clean shutdown");
 }
+
+/// `kubectl autoscale` end to end: pods using 200 % of their CPU request against a 50 % target
+/// make the HorizontalPodAutoscaler scale the Deployment up through its scale subresource, by
+/// at most `max(2 × current, 4)` per step, to `--max`; `kubectl get hpa` shows the figure and
+/// `kubectl describe` the rescale events and the limit that stopped it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_autoscale_scales_a_deployment_on_cpu() {
+    let cluster = Cluster::builder().nodes(2).start().await.expect("start");
+    let run = must_succeed(kubectl_for(&cluster));
+    let manifest = cluster.work_dir().join("busy.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: busy\nspec:\n  replicas: 1\n  \
+         selector:\n    matchLabels:\n      app: busy\n  template:\n    metadata:\n      \
+         labels:\n        app: busy\n      annotations:\n        \
+         sim.orch.dev/cpu-usage: 400m\n        sim.orch.dev/memory-usage: 32Mi\n    spec:\n      \
+         containers:\n      - name: app\n        image: busybox\n        resources:\n          \
+         requests:\n            cpu: 200m\n",
+    )
+    .expect("write manifest");
+    let (hpa, describe, replicas) = tokio::task::spawn_blocking(move || {
+        run(&["apply", "-f", manifest.to_str().expect("utf-8 path")]);
+        run(&["rollout", "status", "deployment/busy", "--timeout=60s"]);
+        run(&[
+            "autoscale",
+            "deployment",
+            "busy",
+            "--cpu-percent=50",
+            "--min=1",
+            "--max=5",
+        ]);
+        // Two rescales: 1 → 4 (the rate limit), then 4 → 5 (maxReplicas) once the new pods
+        // have figures from after their readiness; each sync is 15 s apart.
+        let deadline = std::time::Instant::now() + Duration::from_secs(150);
+        loop {
+            let st = run(&[
+                "get",
+                "hpa",
+                "busy",
+                "-o",
+                "jsonpath={.status.currentReplicas}/{.status.desiredReplicas}",
+            ]);
+            if st == "5/5" {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "hpa status {st}");
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        (
+            run(&["get", "hpa", "busy"]),
+            run(&["describe", "hpa", "busy"]),
+            run(&[
+                "get",
+                "deployment",
+                "busy",
+                "-o",
+                "jsonpath={.spec.replicas}",
+            ]),
+        )
+    })
+    .await
+    .expect("join");
+    assert_eq!(replicas, "5");
+    let row: Vec<&str> = hpa
+        .lines()
+        .nth(1)
+        .expect("a row")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        row[..4],
+        ["busy", "Deployment/busy", "cpu:", "200%/50%"],
+        "{hpa}"
+    );
+    assert_eq!(row[4..7], ["1", "5", "5"], "{hpa}");
+    for line in [
+        "New size: 4; reason: cpu resource utilization (percentage of request) above target",
+        "New size: 5; reason: cpu resource utilization (percentage of request) above target",
+    ] {
+        assert!(describe.contains(line), "{line:?} in:\n{describe}");
+    }
+    let limited = describe
+        .lines()
+        .find(|l| l.trim_start().starts_with("ScalingLimited"))
+        .expect("ScalingLimited condition");
+    assert!(
+        limited.contains("True") && limited.contains("TooManyReplicas"),
+        "{limited}"
+    );
+    cluster.shutdown().await.expect("clean shutdown");
+}

@@ -6,7 +6,8 @@
 //! ([`replicaset`]), [`deployment`], [`daemonset`] and [`statefulset`] (with their revision
 //! [`history`]), [`job`] (and [`ttlafterfinished`], [`cronjob`]), [`volume`] (claim binding and
 //! local provisioning),
-//! [`disruption`] (PodDisruptionBudget status), [`garbagecollector`], [`nodelifecycle`] (and
+//! [`disruption`] (PodDisruptionBudget status), [`podautoscaler`] (HorizontalPodAutoscaler,
+//! reading targets through [`scale`]), [`garbagecollector`], [`nodelifecycle`] (and
 //! taint eviction), [`namespace`], [`endpoints`], [`podgc`], [`nodeipam`]. [`manager`]
 //! registers them by their upstream names and runs them with orch-runtime's live driver; the
 //! simulator runs the same list with the steppable driver. [`leader`] is Lease leader

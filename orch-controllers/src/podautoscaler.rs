@@ -66,9 +66,9 @@ use k8s_openapi::api::core::v1::{Pod, ReplicationController};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use orch_runtime::action::Action;
-use orch_runtime::controller::{trigger_self, Caches, Controller, Watches};
-use orch_runtime::object::is_deleting;
-use orch_runtime::store::Store;
+use orch_runtime::controller::{Caches, Controller, Watches};
+use orch_runtime::object::{is_deleting, key_of};
+use orch_runtime::store::{Change, Store};
 use orch_types::client::ClientError;
 use orch_types::events::ObjectRef;
 use orch_types::metrics::{milli_value, PodMetrics};
@@ -76,6 +76,7 @@ use orch_types::quantity::Quantity;
 use orch_types::registry::split_api_version;
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How often the live driver lists `metrics.k8s.io` PodMetrics (metrics-server's default
@@ -1167,7 +1168,17 @@ impl Controller for HorizontalController {
         "horizontal-pod-autoscaler"
     }
     fn watches(&self, w: &mut Watches) {
-        w.watch::<HorizontalPodAutoscaler>(trigger_self());
+        // Upstream enqueues every change after the sync period; here a new autoscaler or a
+        // changed spec is looked at at once, and the controller's own status writes (which
+        // leave `generation` alone) trigger nothing: each key requeues itself every period.
+        w.watch::<HorizontalPodAutoscaler>(Arc::new(|c, _, keys| {
+            if let Change::Updated(old, new) = c {
+                if old.metadata.generation == new.metadata.generation {
+                    return;
+                }
+            }
+            keys.push(key_of(&c.object().metadata));
+        }));
         w.reads::<Pod>()
             .reads::<Deployment>()
             .reads::<ReplicaSet>()

@@ -30,6 +30,33 @@ impl LocalClient {
     }
 }
 
+impl LocalClient {
+    /// `metrics.k8s.io` lists (served outside the registry, [`crate::metrics`]).
+    async fn list_metrics(
+        &self,
+        r: &ApiResource,
+        ns: Option<&str>,
+        p: &ListParams,
+    ) -> Result<ObjectList<DynamicObject>> {
+        let list = if r.namespaced {
+            self.api.list_pod_metrics(ns, p).await?
+        } else {
+            self.api.list_node_metrics(p).await?
+        };
+        let items = match list.get("items") {
+            Some(serde_json::Value::Array(a)) => a.clone(),
+            _ => Vec::new(),
+        };
+        Ok(ObjectList {
+            metadata: Default::default(),
+            items: items
+                .into_iter()
+                .map(DynamicObject::from_value)
+                .collect::<std::result::Result<_, _>>()?,
+        })
+    }
+}
+
 fn owned(o: Arc<DynamicObject>) -> DynamicObject {
     Arc::try_unwrap(o).unwrap_or_else(|a| (*a).clone())
 }
@@ -37,6 +64,13 @@ fn owned(o: Arc<DynamicObject>) -> DynamicObject {
 #[async_trait]
 impl Client for LocalClient {
     async fn get(&self, r: &ApiResource, ns: Option<&str>, name: &str) -> Result<DynamicObject> {
+        if r.group == crate::metrics::GROUP {
+            let v = match ns {
+                Some(ns) => self.api.get_pod_metrics(ns, name).await?,
+                None => self.api.get_node_metrics(name).await?,
+            };
+            return Ok(DynamicObject::from_value(v)?);
+        }
         let info = self.api.resolve(r)?;
         Ok(owned(self.api.get_object(info, ns, name).await?))
     }
@@ -47,6 +81,9 @@ impl Client for LocalClient {
         ns: Option<&str>,
         p: &ListParams,
     ) -> Result<ObjectList<DynamicObject>> {
+        if r.group == crate::metrics::GROUP {
+            return self.list_metrics(r, ns, p).await;
+        }
         let info = self.api.resolve(r)?;
         let l = self.api.list_objects(info, ns, p).await?;
         Ok(ObjectList {
@@ -127,6 +164,21 @@ impl Client for LocalClient {
         p: &PatchParams,
     ) -> Result<DynamicObject> {
         let info = self.api.resolve(r)?;
+        if subresource == Some("scale") {
+            // The answer is the autoscaling/v1 Scale, as over HTTP.
+            let scale = self
+                .api
+                .patch_scale(
+                    info,
+                    ns,
+                    name,
+                    PatchType::of(patch),
+                    patch.body(),
+                    p.dry_run,
+                )
+                .await?;
+            return Ok(DynamicObject::from_value(scale)?);
+        }
         let part = Part::from_subresource(subresource).ok_or_else(|| {
             ApiError::new(
                 405,

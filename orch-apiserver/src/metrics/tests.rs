@@ -192,3 +192,38 @@ async fn routes_ask_the_kubelets() {
     assert_eq!(code, 405, "read-only");
     server.abort();
 }
+
+/// The in-process client serves the group too (the HorizontalPodAutoscaler's polled cache
+/// reads it through whichever client its controller manager has), typed as orch-types' kinds.
+#[tokio::test]
+async fn the_local_client_lists_and_gets_metrics() {
+    use orch_types::client::Client;
+    let (api, server) = cluster().await;
+    let client = crate::client::LocalClient::new(api.clone());
+    let pods = orch_types::ApiResource::of::<PodMetrics>();
+    let l = client
+        .list(&pods, Some("default"), &ListParams::default())
+        .await
+        .expect("list");
+    let typed: Vec<PodMetrics> = l
+        .items
+        .iter()
+        .map(|d| d.to_typed().expect("typed"))
+        .collect();
+    let named: Vec<(&str, Option<i64>)> = typed
+        .iter()
+        .map(|m| {
+            (
+                m.metadata.name.as_deref().unwrap_or(""),
+                m.usage_millis("cpu"),
+            )
+        })
+        .collect();
+    assert_eq!(named, [("db", Some(250)), ("web", Some(251))]);
+    let nodes = orch_types::ApiResource::of::<NodeMetrics>();
+    let n = client.get(&nodes, None, "n1").await.expect("get");
+    assert_eq!(n.types.kind, "NodeMetrics");
+    let e = client.get(&nodes, None, "n2").await.expect_err("no figure");
+    assert_eq!(e.api().map(|a| a.code), Some(404));
+    server.abort();
+}
