@@ -944,24 +944,7 @@ impl Kubelet {
             let s = sync.lock();
             let w = s.worker();
             let pod = w.pod();
-            let mut containers = vec![];
-            for c in pod.spec.iter().flat_map(|s| &s.containers) {
-                let Some((Some(id), true)) = w.log_instance(&c.name, false) else {
-                    continue;
-                };
-                let Some(crate::runtime::ContainerState::Running { started_at }) =
-                    self.rt.container_state(&id, now)
-                else {
-                    continue;
-                };
-                if let Some(usage) = self.rt.container_usage(&id, now) {
-                    containers.push(crate::stats::ContainerSample {
-                        name: c.name.clone(),
-                        start_time: started_at,
-                        usage,
-                    });
-                }
-            }
+            let containers = crate::stats::container_samples(w, self.rt.as_ref(), now);
             out.push(crate::stats::PodSample {
                 pod_ref: crate::stats::PodReference {
                     name: pod.metadata.name.clone().unwrap_or_default(),

@@ -10,7 +10,8 @@
 //!
 //! [`ContainerRuntime::container_usage`]: crate::runtime::ContainerRuntime::container_usage
 
-use crate::runtime::ContainerUsage;
+use crate::runtime::{ContainerRuntime, ContainerState, ContainerUsage};
+use crate::worker::PodWorker;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -162,6 +163,33 @@ fn total<'a>(usages: impl IntoIterator<Item = &'a ContainerUsage>) -> (u64, Opti
             m.saturating_add(u.memory_working_set_bytes),
         )
     })
+}
+
+/// The running containers of the pod `worker` runs, with what `rt` measured at `now` (a
+/// container the runtime cannot measure is left out): what the kubelet's Summary reads, and
+/// the simulator's metrics scrape.
+pub fn container_samples(
+    worker: &PodWorker,
+    rt: &dyn ContainerRuntime,
+    now: Timestamp,
+) -> Vec<ContainerSample> {
+    let mut out = vec![];
+    for c in worker.pod().spec.iter().flat_map(|s| &s.containers) {
+        let Some((Some(id), true)) = worker.log_instance(&c.name, false) else {
+            continue;
+        };
+        let Some(ContainerState::Running { started_at }) = rt.container_state(&id, now) else {
+            continue;
+        };
+        if let Some(usage) = rt.container_usage(&id, now) {
+            out.push(ContainerSample {
+                name: c.name.clone(),
+                start_time: started_at,
+                usage,
+            });
+        }
+    }
+    out
 }
 
 /// Builds the Summary of node `node_name` (kubelet started at `started`) from its pods'

@@ -400,6 +400,14 @@ impl<K: Object> TypedSlot<K> {
         let c = self.writer.apply_arc(obj);
         self.emit(&c);
     }
+
+    /// Step driver: replaces the whole content (a polled cache's list).
+    pub(crate) fn feed_all(&mut self, items: Vec<K>) {
+        let rv = self.writer.store().resource_version();
+        for c in self.writer.replace(items, &rv) {
+            self.emit(&c);
+        }
+    }
 }
 
 fn make_slot<K: Kind>(resource: ApiResource) -> Box<dyn Slot> {

@@ -235,6 +235,21 @@ impl Stepper {
         }
     }
 
+    /// Replaces the whole cache of `K` with `items`, as the live driver's list of a polled
+    /// cache ([`Watches::polls`](crate::controller::Watches::polls)) does: what is not among
+    /// them leaves the cache. The differences reach handlers and subscribers like any change.
+    /// Kinds no controller reads are ignored.
+    pub fn replace_typed<K: Kind>(&mut self, items: Vec<K>) {
+        let r = K::api_resource();
+        if let Some(s) = self
+            .slots
+            .get_mut(&resource_key(&r.api_version(), &r.kind))
+            .and_then(|s| s.as_any_mut().downcast_mut::<TypedSlot<K>>())
+        {
+            s.feed_all(items);
+        }
+    }
+
     /// Takes the last state of an object deleted outside the controllers.
     pub fn forget(&mut self, obj: &DynamicObject) {
         if let Some(s) = self.slot(obj) {
