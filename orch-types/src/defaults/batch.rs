@@ -1,7 +1,7 @@
 //! batch/v1 defaults, after upstream `pkg/apis/batch/v1/defaults.go` (Kubernetes 1.33,
 //! `JobPodReplacementPolicy` on).
 
-use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::batch::v1::{CronJob, Job, JobSpec};
 
 use super::core::pod_template;
 
@@ -41,7 +41,23 @@ pub(crate) fn job(j: &mut Job) {
             "TerminatingOrFailed".into()
         });
     }
+    pod_failure_policy(s);
     pod_template(&mut s.template);
+}
+
+/// `SetDefaults_PodFailurePolicyOnPodConditionsPattern` (a generated per-type default, so it
+/// also reaches a CronJob's Job template): an `onPodConditions` pattern without a status
+/// matches `True`.
+fn pod_failure_policy(s: &mut JobSpec) {
+    let rules = s
+        .pod_failure_policy
+        .iter_mut()
+        .flat_map(|p| p.rules.iter_mut());
+    for pattern in rules.flat_map(|r| r.on_pod_conditions.iter_mut().flatten()) {
+        if pattern.status.is_empty() {
+            pattern.status = "True".into();
+        }
+    }
 }
 
 /// `SetDefaults_CronJob`, plus the pod defaults of the Job template's pod template (the
@@ -56,6 +72,7 @@ pub(crate) fn cron_job(c: &mut CronJob) {
     set(&mut s.successful_jobs_history_limit, 3);
     set(&mut s.failed_jobs_history_limit, 1);
     if let Some(js) = s.job_template.spec.as_mut() {
+        pod_failure_policy(js);
         pod_template(&mut js.template);
     }
 }

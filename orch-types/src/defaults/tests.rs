@@ -393,6 +393,14 @@ fn table() {
             json!("TerminatingOrFailed"),
         ),
         (
+            "SetDefaults_PodFailurePolicyOnPodConditionsPattern: status True",
+            json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"},
+                   "spec": {"podFailurePolicy": {"rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]},
+                            "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox:1"}]}}}}),
+            "/spec/podFailurePolicy/rules/0/onPodConditions/0/status",
+            json!("True"),
+        ),
+        (
             "SetDefaults_Job: labels from template",
             job(),
             "/metadata/labels",

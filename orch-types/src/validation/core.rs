@@ -1085,8 +1085,9 @@ pub(crate) fn pod_update(new: &Pod, old: &Pod) -> Vec<FieldError> {
 }
 
 /// Upstream `ValidatePodTemplateSpecForReplicaSet`-style checks shared by workload kinds:
-/// template labels match the selector, restartPolicy must be one of `restart`, no
-/// activeDeadlineSeconds (unless `allow_deadline`).
+/// template labels match the selector, restartPolicy must be one of `restart` (an empty
+/// `restart`: the caller checks it, as Job does), no activeDeadlineSeconds (unless
+/// `allow_deadline`).
 pub(crate) fn workload_template(
     t: Option<&PodTemplateSpec>,
     selector: Option<&Selector>,
@@ -1129,7 +1130,7 @@ pub(crate) fn workload_template(
         Some(s) => {
             errs.extend(pod_spec(s, &sp, false));
             let rp = s.restart_policy.as_deref().unwrap_or("");
-            if !rp.is_empty() && !restart.contains(&rp) {
+            if !restart.is_empty() && !rp.is_empty() && !restart.contains(&rp) {
                 errs.push(FieldError::not_supported(
                     sp.child("restartPolicy"),
                     rp,

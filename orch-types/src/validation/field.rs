@@ -147,6 +147,16 @@ impl FieldError {
         Self::new(path, FieldErrorKind::Invalid, Some(value.into()), msg)
     }
 
+    /// `field.Invalid` with `field.OmitValueType{}`: `Invalid value: <msg>`, no value shown.
+    pub fn invalid_no_value(path: impl fmt::Display, msg: impl Into<String>) -> Self {
+        Self::new(path, FieldErrorKind::Invalid, None, msg)
+    }
+
+    /// `field.Duplicate` with a number.
+    pub fn duplicate_num(path: impl fmt::Display, value: i64) -> Self {
+        Self::new(path, FieldErrorKind::Duplicate, Some(value.to_string()), "")
+    }
+
     /// `field.Duplicate` with a string value.
     pub fn duplicate(path: impl fmt::Display, value: &str) -> Self {
         Self::new(path, FieldErrorKind::Duplicate, Some(quote(value)), "")

@@ -171,7 +171,7 @@ fn table() {
             vec!["spec.podManagementPolicy: Unsupported value: \"Random\": supported values: \"OrderedReady\", \"Parallel\""]),
         // batch.
         ("ValidateJobSpec: restartPolicy OnFailure/Never (defaulted Always rejected)", json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"}, "spec": {"template": {"spec": {"containers": [ctr(json!({}))]}}}}),
-            vec!["spec.template.spec.restartPolicy: Unsupported value: \"Always\": supported values: \"OnFailure\", \"Never\""]),
+            vec!["spec.template.spec.restartPolicy: Required value: valid values: \"OnFailure\", \"Never\""]),
         ("ValidateJobSpec: negative backoffLimit", json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"}, "spec": {"backoffLimit": -1, "template": {"spec": {"restartPolicy": "Never", "containers": [ctr(json!({}))]}}}}),
             vec!["spec.backoffLimit: Invalid value: -1: must be greater than or equal to 0"]),
         ("ValidateJobSpec: Indexed needs completions", json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"}, "spec": {"completionMode": "Indexed", "parallelism": 2, "template": {"spec": {"restartPolicy": "Never", "containers": [ctr(json!({}))]}}}}),
@@ -639,7 +639,7 @@ fn cron_job_table() {
                  "spec.failedJobsHistoryLimit: Invalid value: -2: must be greater than or equal to 0"]),
         ("jobTemplate like a Job's spec", cron_job(json!({"jobTemplate": {"spec": {"backoffLimit": -1, "template": {"spec": {"containers": [ctr(json!({}))]}}}}})),
             vec!["spec.jobTemplate.spec.backoffLimit: Invalid value: -1: must be greater than or equal to 0",
-                 "spec.jobTemplate.spec.template.spec.restartPolicy: Unsupported value: \"Always\": supported values: \"OnFailure\", \"Never\""]),
+                 "spec.jobTemplate.spec.template.spec.restartPolicy: Required value: valid values: \"OnFailure\", \"Never\""]),
         ("jobTemplate selector is generated", cron_job(json!({"jobTemplate": {"spec": {"selector": {"matchLabels": {"a": "b"}}, "manualSelector": true,
             "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"restartPolicy": "Never", "containers": [ctr(json!({}))]}}}}})),
             vec!["spec.jobTemplate.spec.selector: Invalid value: {...}: `selector` will be auto-generated",
@@ -694,4 +694,235 @@ fn cron_job_updates() {
     let mut long_old = cron_job(json!({}));
     long_old["metadata"]["name"] = json!("c".repeat(60));
     assert!(upd(long, long_old).is_empty());
+}
+
+/// A valid Job (`restartPolicy: Never`, one container `c`, one init container `init`) with
+/// `spec_patch` merged into its spec.
+fn job(spec_patch: Value) -> Value {
+    let mut spec = json!({"template": {"spec": {"restartPolicy": "Never",
+        "initContainers": [{"name": "init", "image": "busybox:1"}], "containers": [ctr(json!({}))]}}});
+    if let (Value::Object(b), Value::Object(e)) = (&mut spec, spec_patch) {
+        b.extend(e);
+    }
+    json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"}, "spec": spec})
+}
+
+/// An Indexed Job of `completions` with `spec_patch` merged into its spec.
+fn indexed_job(completions: i64, spec_patch: Value) -> Value {
+    let mut j = job(spec_patch);
+    j["spec"]["completionMode"] = json!("Indexed");
+    j["spec"]["completions"] = json!(completions);
+    j
+}
+
+/// A pod failure policy of these rules.
+fn pfp(rules: Value) -> Value {
+    json!({"podFailurePolicy": {"rules": rules}})
+}
+
+/// `validatePodFailurePolicy`, `validatePodFailurePolicyRule`, `…RuleOnExitCodes`,
+/// `…RuleOnPodConditions` and the `restartPolicy` rule of `validateJobSpec`.
+#[test]
+fn job_pod_failure_policy_table() {
+    let exit = |op: &str, values: Value| json!([{"action": "FailJob", "onExitCodes": {"operator": op, "values": values}}]);
+    let cases: Vec<(&str, Value, Vec<String>)> = vec![
+        ("valid: exit codes, a condition without status (defaulted True), NotIn 0",
+            job(pfp(json!([
+                {"action": "FailJob", "onExitCodes": {"containerName": "c", "operator": "In", "values": [1, 2, 42]}},
+                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+                {"action": "Count", "onExitCodes": {"containerName": "init", "operator": "NotIn", "values": [0]}}]))),
+            vec![]),
+        ("restartPolicy must be Never", {
+            let mut j = job(pfp(exit("In", json!([1]))));
+            j["spec"]["template"]["spec"]["restartPolicy"] = json!("OnFailure");
+            j
+        }, vec!["spec.template.spec.restartPolicy: Invalid value: \"OnFailure\": only \"Never\" is supported when podFailurePolicy is specified".into()]),
+        ("at most 20 rules", job(pfp(Value::Array(vec![exit("In", json!([1]))[0].clone(); 21]))),
+            vec!["spec.podFailurePolicy.rules: Too many: 21: must have at most 20 items".into()]),
+        ("exactly one of onExitCodes / onPodConditions", job(pfp(json!([
+                {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [1]}, "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+                {"action": "Ignore"},
+                {"action": "Ignore", "onPodConditions": []}]))),
+            vec!["spec.podFailurePolicy.rules[0]: Invalid value: specifying both OnExitCodes and OnPodConditions is not supported".into(),
+                 "spec.podFailurePolicy.rules[1]: Invalid value: specifying one of OnExitCodes and OnPodConditions is required".into(),
+                 "spec.podFailurePolicy.rules[2]: Invalid value: specifying one of OnExitCodes and OnPodConditions is required".into()]),
+        ("action", job(pfp(json!([
+                {"action": "", "onExitCodes": {"operator": "In", "values": [1]}},
+                {"action": "Retry", "onExitCodes": {"operator": "In", "values": [1]}},
+                {"action": "FailIndex", "onExitCodes": {"operator": "In", "values": [1]}}]))),
+            vec!["spec.podFailurePolicy.rules[0].action: Required value: valid values: [\"Count\" \"FailIndex\" \"FailJob\" \"Ignore\"]".into(),
+                 "spec.podFailurePolicy.rules[1].action: Unsupported value: \"Retry\": supported values: \"Count\", \"FailIndex\", \"FailJob\", \"Ignore\"".into(),
+                 "spec.podFailurePolicy.rules[2].action: Invalid value: \"FailIndex\": requires the backoffLimitPerIndex to be set".into()]),
+        ("onExitCodes operator", job(pfp(json!([
+                {"action": "FailJob", "onExitCodes": {"operator": "", "values": [1]}},
+                {"action": "FailJob", "onExitCodes": {"operator": "Equals", "values": [1]}}]))),
+            vec!["spec.podFailurePolicy.rules[0].onExitCodes.operator: Required value: valid values: [\"In\" \"NotIn\"]".into(),
+                 "spec.podFailurePolicy.rules[1].onExitCodes.operator: Unsupported value: \"Equals\": supported values: \"In\", \"NotIn\"".into()]),
+        ("onExitCodes containerName", job(pfp(json!([{"action": "FailJob", "onExitCodes": {"containerName": "sidecar", "operator": "In", "values": [1]}}]))),
+            vec!["spec.podFailurePolicy.rules[0].onExitCodes.containerName: Invalid value: \"sidecar\": must be one of the container or initContainer names in the pod template".into()]),
+        ("onExitCodes values required", job(pfp(exit("NotIn", json!([])))),
+            vec!["spec.podFailurePolicy.rules[0].onExitCodes.values: Invalid value: []int32{}: at least one value is required".into()]),
+        ("onExitCodes at most 255 values", job(pfp(exit("NotIn", json!((1..=256).collect::<Vec<i32>>())))),
+            vec!["spec.podFailurePolicy.rules[0].onExitCodes.values: Too many: 256: must have at most 255 items".into()]),
+        ("onExitCodes: no 0 with In, unique, ascending", job(pfp(exit("In", json!([0, 3, 2, 2])))),
+            vec!["spec.podFailurePolicy.rules[0].onExitCodes.values[0]: Invalid value: 0: must not be 0 for the In operator".into(),
+                 "spec.podFailurePolicy.rules[0].onExitCodes.values[3]: Duplicate value: 2".into(),
+                 "spec.podFailurePolicy.rules[0].onExitCodes.values: Invalid value: []int32{0, 3, 2, 2}: must be ordered".into()]),
+        ("onPodConditions type and status", job(pfp(json!([{"action": "Ignore", "onPodConditions": [
+                {"type": "Disruption Target", "status": "True"}, {"type": "Ready", "status": "Maybe"}]}]))),
+            vec!["spec.podFailurePolicy.rules[0].onPodConditions[0].type: Invalid value: \"Disruption Target\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')".into(),
+                 "spec.podFailurePolicy.rules[0].onPodConditions[1].status: Unsupported value: \"Maybe\": supported values: \"False\", \"True\", \"Unknown\"".into()]),
+        ("onPodConditions at most 20 patterns", job(pfp(json!([{"action": "Ignore",
+                "onPodConditions": vec![json!({"type": "DisruptionTarget", "status": "True"}); 21]}]))),
+            vec!["spec.podFailurePolicy.rules[0].onPodConditions: Too many: 21: must have at most 20 items".into()]),
+        ("validatePodReplacementPolicy: only Failed with a pod failure policy", {
+            let mut j = job(pfp(exit("In", json!([1]))));
+            j["spec"]["podReplacementPolicy"] = json!("TerminatingOrFailed");
+            j
+        }, vec!["spec.podReplacementPolicy: Unsupported value: \"TerminatingOrFailed\": supported values: \"Failed\"".into()]),
+    ];
+    for (rule, input, want) in cases {
+        assert_eq!(errors(input), want, "{rule}");
+    }
+}
+
+/// `validateJobSpec` on `backoffLimitPerIndex` / `maxFailedIndexes` / Indexed limits, and
+/// `ValidateJob`'s pod hostname rule.
+#[test]
+fn job_indexed_limits_table() {
+    let long = "j".repeat(60);
+    let cases: Vec<(&str, Value, Vec<String>)> = vec![
+        ("valid: per-index backoff, FailIndex",
+            indexed_job(10, json!({"backoffLimitPerIndex": 1, "maxFailedIndexes": 10, "podFailurePolicy": {"rules": [
+                {"action": "FailIndex", "onExitCodes": {"operator": "In", "values": [42]}}]}})),
+            vec![]),
+        ("NonIndexed", job(json!({"backoffLimitPerIndex": 1, "maxFailedIndexes": 2})),
+            vec!["spec.backoffLimitPerIndex: Invalid value: 1: requires indexed completion mode".into(),
+                 "spec.maxFailedIndexes: Invalid value: 2: requires indexed completion mode".into()]),
+        ("maxFailedIndexes needs backoffLimitPerIndex", indexed_job(5, json!({"maxFailedIndexes": 1})),
+            vec!["spec.backoffLimitPerIndex: Required value: when maxFailedIndexes is specified".into()]),
+        ("negative", indexed_job(5, json!({"backoffLimitPerIndex": -1, "maxFailedIndexes": -1})),
+            vec!["spec.backoffLimitPerIndex: Invalid value: -1: must be greater than or equal to 0".into(),
+                 "spec.maxFailedIndexes: Invalid value: -1: must be greater than or equal to 0".into()]),
+        ("maxFailedIndexes at most completions", indexed_job(3, json!({"backoffLimitPerIndex": 1, "maxFailedIndexes": 4})),
+            vec!["spec.maxFailedIndexes: Invalid value: 4: must be less than or equal to completions".into()]),
+        ("Indexed parallelism at most 10^5", indexed_job(100_001, json!({"parallelism": 100_001})),
+            vec!["spec.parallelism: Invalid value: 100001: must be less than or equal to 100000 when completion mode is Indexed".into()]),
+        ("above 10^5 completions with backoffLimitPerIndex: maxFailedIndexes required, parallelism at most 10^4",
+            indexed_job(200_000, json!({"parallelism": 20_000, "backoffLimitPerIndex": 1})),
+            vec!["spec.maxFailedIndexes: Required value: must be specified when completions is above 100000".into(),
+                 "spec.parallelism: Invalid value: 20000: must be less than or equal to 10000 when completions are above 100000 and used with backoff limit per index".into()]),
+        ("maxFailedIndexes at most 10^5, and 10^4 above 10^5 completions",
+            indexed_job(200_000, json!({"parallelism": 10, "backoffLimitPerIndex": 1, "maxFailedIndexes": 150_000})),
+            vec!["spec.maxFailedIndexes: Invalid value: 150000: must be less than or equal to 100000".into(),
+                 "spec.maxFailedIndexes: Invalid value: 150000: must be less than or equal to 10000 when completions are above 100000 and used with backoff limit per index".into()]),
+        ("ValidateJob: the last pod hostname is a DNS label", {
+            let mut j = indexed_job(1000, json!({}));
+            j["metadata"]["name"] = json!(long);
+            j
+        }, vec![format!("metadata.name: Invalid value: \"{long}\": will not able to create pod with invalid DNS label: {long}-999")]),
+    ];
+    for (rule, input, want) in cases {
+        assert_eq!(errors(input), want, "{rule}");
+    }
+}
+
+/// `validateSuccessPolicy`, `validateSuccessPolicyRule`, `validateIndexesFormat`.
+#[test]
+fn job_success_policy_table() {
+    let sp = |rules: Value| json!({"successPolicy": {"rules": rules}});
+    let ix = |s: &str| indexed_job(5, sp(json!([{"succeededIndexes": s}])));
+    let parse_err = |s: &str, e: &str| {
+        vec![format!("spec.successPolicy.rules[0].succeededIndexes: Invalid value: \"{s}\": error parsing succeededIndexes: {e}")]
+    };
+    let cases: Vec<(&str, Value, Vec<String>)> = vec![
+        ("valid", indexed_job(5, sp(json!([{"succeededIndexes": "0,2-4", "succeededCount": 4}, {"succeededCount": 0}]))), vec![]),
+        ("Indexed only", job(sp(json!([{"succeededCount": 1}]))),
+            vec!["spec.successPolicy: Invalid value: {...}: requires indexed completion mode".into()]),
+        ("at least one rule", indexed_job(5, sp(json!([]))),
+            vec!["spec.successPolicy.rules: Required value: at least one rules must be specified when the successPolicy is specified".into()]),
+        ("at most 20 rules", indexed_job(5, sp(Value::Array(vec![json!({"succeededCount": 1}); 21]))),
+            vec!["spec.successPolicy.rules: Too many: 21: must have at most 20 items".into()]),
+        ("a rule needs indexes or a count", indexed_job(5, sp(json!([{}]))),
+            vec!["spec.successPolicy.rules[0]: Required value: at least one of succeededCount or succeededIndexes must be specified".into()]),
+        ("indexes below completions", ix("1,5"), parse_err("1,5", "too large index: \"5\"")),
+        ("indexes ascending", ix("1-2,2"), parse_err("1-2,2", "non-increasing order, previous: 2, current: 2")),
+        ("interval ascending", ix("3-1"), parse_err("3-1", "non-increasing order, previous: 3, current: 1")),
+        ("indexes are integers", ix("a"), parse_err("a", "cannot convert string to integer for index: \"a\"")),
+        ("two-part intervals", ix("1-2-3"),
+            parse_err("1-2-3", "the fragment \"1-2-3\" violates the requirement that an index interval can have at most two parts separated by '-'")),
+        ("indexes at most 64 KiB", ix(&"0".repeat(65_537)),
+            vec!["spec.successPolicy.rules[0].succeededIndexes: Too long: may not be more than 65536 bytes".into()]),
+        ("count non-negative, at most completions", indexed_job(5, sp(json!([{"succeededCount": -1}, {"succeededCount": 6}]))),
+            vec!["spec.successPolicy.rules[0].succeededCount: Invalid value: -1: must be greater than or equal to 0".into(),
+                 "spec.successPolicy.rules[1].succeededCount: Invalid value: 6: must be less than or equal to 5 (the number of specified completions)".into()]),
+        ("count at most the listed indexes", indexed_job(5, sp(json!([{"succeededIndexes": "0-1", "succeededCount": 3}]))),
+            vec!["spec.successPolicy.rules[0].succeededCount: Invalid value: 3: must be less than or equal to 2 (the number of indexes in the specified succeededIndexes field)".into()]),
+    ];
+    for (rule, input, want) in cases {
+        assert_eq!(errors(input), want, "{rule}");
+    }
+}
+
+/// `ValidateJobSpecUpdate`: podFailurePolicy, backoffLimitPerIndex and successPolicy are
+/// immutable; maxFailedIndexes is not.
+#[test]
+fn job_policy_updates() {
+    let upd = |new: Value, old: Value| -> Vec<String> {
+        validate_update(&obj(new), &obj(old))
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    };
+    let per_index = |limit: i64, max_failed: i64| {
+        indexed_job(
+            5,
+            json!({"backoffLimitPerIndex": limit, "maxFailedIndexes": max_failed}),
+        )
+    };
+    assert!(upd(per_index(1, 2), per_index(1, 1)).is_empty());
+    assert_eq!(
+        upd(per_index(2, 1), per_index(1, 1)),
+        ["spec.backoffLimitPerIndex: Invalid value: 2: field is immutable"]
+    );
+    let with_pfp = |code: i64| {
+        job(pfp(
+            json!([{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [code]}}]),
+        ))
+    };
+    assert_eq!(
+        upd(with_pfp(2), with_pfp(1)),
+        ["spec.podFailurePolicy: Invalid value: {...}: field is immutable"]
+    );
+    let with_sp = |count: Option<i64>| match count {
+        Some(c) => indexed_job(
+            5,
+            json!({"successPolicy": {"rules": [{"succeededCount": c}]}}),
+        ),
+        None => indexed_job(5, json!({})),
+    };
+    assert_eq!(
+        upd(with_sp(Some(1)), with_sp(None)),
+        ["spec.successPolicy: Invalid value: {...}: field is immutable"]
+    );
+    assert_eq!(
+        upd(with_sp(None), with_sp(Some(1))),
+        ["spec.successPolicy: Invalid value: \"null\": field is immutable"]
+    );
+}
+
+/// A CronJob's `jobTemplate` gets the same Job rules (and the pattern status default).
+#[test]
+fn cron_job_template_policies() {
+    let rules = json!({"podFailurePolicy": {"rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]}});
+    let mut never = rules.clone();
+    never["template"] = json!({"spec": {"restartPolicy": "Never", "containers": [ctr(json!({}))]}});
+    assert!(errors(cron_job(json!({"jobTemplate": {"spec": never}}))).is_empty());
+    let mut on_failure = rules;
+    on_failure["template"] =
+        json!({"spec": {"restartPolicy": "OnFailure", "containers": [ctr(json!({}))]}});
+    assert_eq!(
+        errors(cron_job(json!({"jobTemplate": {"spec": on_failure}}))),
+        ["spec.jobTemplate.spec.template.spec.restartPolicy: Invalid value: \"OnFailure\": only \"Never\" is supported when podFailurePolicy is specified"]
+    );
 }
