@@ -1,15 +1,25 @@
-//! `orch sim -f scenario.yaml [--seed N] [-o report.json] [--log events.log]`: runs a scenario
-//! in virtual time (see `orch::sim`) and prints a summary; the full report goes to `-o`.
+//! `orch sim [-f] scenario.yaml [--seed N] [-o report.json] [--log events.log]`: runs a
+//! scenario in virtual time (see `orch::sim`) and prints a summary; the full report goes to
+//! `-o`.
 
 use crate::sim::{Report, Scenario, SimOptions, Simulation};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Arguments of `orch sim`.
 #[derive(Debug, clap::Args)]
 pub struct SimArgs {
     /// Scenario file (YAML).
-    #[arg(short = 'f', long = "filename")]
-    pub file: PathBuf,
+    #[arg(
+        short = 'f',
+        long = "filename",
+        value_name = "FILE",
+        conflicts_with = "scenario",
+        required_unless_present = "scenario"
+    )]
+    pub file: Option<PathBuf>,
+    /// Scenario file (YAML), given without `-f`.
+    #[arg(value_name = "SCENARIO")]
+    pub scenario: Option<PathBuf>,
     /// Seed (overrides the scenario's).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -19,6 +29,16 @@ pub struct SimArgs {
     /// Write the event log here.
     #[arg(long)]
     pub log: Option<PathBuf>,
+}
+
+impl SimArgs {
+    /// The scenario file, however it was given.
+    pub fn path(&self) -> &Path {
+        self.file
+            .as_deref()
+            .or(self.scenario.as_deref())
+            .unwrap_or(Path::new("-"))
+    }
 }
 
 fn summary(r: &Report) -> String {
@@ -41,6 +61,22 @@ fn summary(r: &Report) -> String {
     for u in r.unschedulable.iter().take(10) {
         s += &format!("  {}: {}\n", u.pod, u.reason);
     }
+    let mut hpas: std::collections::BTreeMap<(&str, &str), Vec<&crate::sim::report::HpaSample>> =
+        Default::default();
+    for h in &r.hpa {
+        hpas.entry((&h.namespace, &h.name)).or_default().push(h);
+    }
+    for ((ns, name), samples) in hpas {
+        let rescales = samples.iter().filter(|h| h.rescale.is_some()).count();
+        let replicas = samples.iter().map(|h| h.current_replicas);
+        let (lo, hi) = (replicas.clone().min(), replicas.max());
+        let now = samples.last().map_or(0, |h| h.desired_replicas);
+        s += &format!(
+            "autoscaler {ns}/{name}: {rescales} rescales, replicas {}..{}, desired now {now}\n",
+            lo.unwrap_or(0),
+            hi.unwrap_or(0)
+        );
+    }
     s += &format!(
         "event log: {} lines, hash {}",
         r.event_count, r.event_log_hash
@@ -50,17 +86,18 @@ fn summary(r: &Report) -> String {
 
 /// Runs `orch sim`; returns the exit code.
 pub fn run(args: SimArgs) -> i32 {
-    let text = match std::fs::read_to_string(&args.file) {
+    let path = args.path().to_path_buf();
+    let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("error: cannot read {}: {e}", args.file.display());
+            eprintln!("error: cannot read {}: {e}", path.display());
             return 1;
         }
     };
     let scenario = match Scenario::from_yaml(&text) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {}: {e}", args.file.display());
+            eprintln!("error: {}: {e}", path.display());
             return 1;
         }
     };

@@ -12,28 +12,41 @@
 //! and the kubelet's pod sync step (`orch_kubelet::pod_sync::PodSync`) per bound pod on a
 //! per-node `SimRuntime`; kubelets renew their node Leases every 10 s while up. Then the clock
 //! jumps to the next timer (scenario event, pod wake-up, controller requeue, scheduling
-//! back-off, Lease renewal, utilization sample).
+//! back-off, Lease renewal, utilization sample, metrics scrape).
+//!
+//! Metrics: while at least one HorizontalPodAutoscaler exists, the engine does what
+//! metrics-server does for it every [`METRICS_RESOLUTION`]: it reads the running containers'
+//! usage from the sim runtimes of the nodes whose kubelet is up (the same reading as the
+//! kubelet's `/stats/summary`), overridden by the scenario's `load` steps, and replaces the
+//! controllers' `metrics.k8s.io` PodMetrics cache with it — the cache the live driver fills
+//! by listing. Once the instant settles, each autoscaler's status is sampled into the report.
+//! Without autoscalers nothing is scraped and no timer is added.
 //!
 //! Determinism: caches list in key order, generated names come from a seeded generator, the
 //! API server runs on the same virtual clock, and the event log excludes UIDs. Same scenario
 //! and seed ⇒ same log, byte for byte.
 
 use super::report::*;
-use super::scenario::{parse_target, Action as Disrupt, Scenario};
+use super::scenario::{load_nano_cores, parse_target, Action as Disrupt, Scenario};
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{
     ConfigMap, Node, PersistentVolume, PersistentVolumeClaim, Pod, Secret, Service,
 };
 use k8s_openapi::api::storage::v1::StorageClass;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
+use orch_apiserver::metrics::{cpu_quantity, memory_quantity, WINDOW};
 use orch_apiserver::rest::update::Part;
 use orch_apiserver::{ApiServer, ApiServerConfig};
 use orch_controllers::manager::{controllers, ManagerConfig};
 use orch_controllers::nodelifecycle::LEASE_NAMESPACE;
+use orch_controllers::scale::Workloads;
 use orch_kubelet::pod_sync::{self, PodSync};
 use orch_kubelet::runtime::sim::SimRuntime;
+use orch_kubelet::stats::{container_samples, ContainerSample};
 use orch_kubelet::worker::{PodWorker, WorkerConfig};
 use orch_runtime::action::SeededNames;
 use orch_runtime::object::{controller_key, key_from, key_of, split_key, Object};
@@ -46,6 +59,7 @@ use orch_types::client::{
 };
 use orch_types::clock::{Clock, ManualClock};
 use orch_types::events::reason;
+use orch_types::metrics::{milli_value, ContainerMetrics, PodMetrics, Usage};
 use orch_types::resources::ResourceList;
 use orch_types::{ApiResource, DynamicObject};
 use serde_json::{json, Value};
@@ -90,6 +104,12 @@ const LEASE_RENEW: SignedDuration = SignedDuration::from_secs(10);
 /// The simulated kubelets' poll interval: a pod still starting or terminating with no timer of
 /// its own is looked at again this much later.
 const KUBELET_POLL: Duration = Duration::from_secs(1);
+/// How often metrics are scraped while a HorizontalPodAutoscaler exists: metrics-server's
+/// default `--metric-resolution`, 15 s.
+pub const METRICS_RESOLUTION: SignedDuration = SignedDuration::from_secs(15);
+/// `SuccessfulRescale`, the HorizontalPodAutoscaler controller's event for a rescale
+/// (upstream `pkg/controller/podautoscaler/horizontal.go`).
+const SUCCESSFUL_RESCALE: &str = "SuccessfulRescale";
 /// `spec.leaseDurationSeconds` of node Leases.
 const LEASE_DURATION_SECONDS: i32 = 40;
 
@@ -224,6 +244,18 @@ pub struct Simulation {
     sample_every: SignedDuration,
     decisions: std::collections::VecDeque<DecisionRecord>,
     decision_limit: usize,
+    /// The autoscalers (the HorizontalPodAutoscaler controller's cache): metrics are scraped
+    /// only while there is one.
+    hpas: Store<HorizontalPodAutoscaler>,
+    /// Load steps in force: total CPU in nano-cores by workload (group, kind, namespace, name).
+    loads: BTreeMap<(String, String, String, String), u64>,
+    next_scrape: Timestamp,
+    /// A scrape (or a rescale) happened at this instant: sample the autoscalers once it
+    /// settles.
+    hpa_sample_due: bool,
+    /// The reasons of the `SuccessfulRescale` events since the last sample, by autoscaler key.
+    rescales: BTreeMap<String, String>,
+    hpa_samples: Vec<HpaSample>,
     log: Vec<String>,
     keep_log: bool,
     hash: Fnv64,
@@ -300,9 +332,10 @@ impl Simulation {
                 write_events: opts.events,
             },
         );
-        let (pods, nodes) = (
+        let (pods, nodes, hpas) = (
             stepper.caches().get::<Pod>(),
             stepper.caches().get::<Node>(),
+            stepper.caches().get::<HorizontalPodAutoscaler>(),
         );
         let pod_changes = stepper.subscribe::<Pod>();
         let node_changes = stepper.subscribe::<Node>();
@@ -351,6 +384,12 @@ impl Simulation {
             sample_every,
             decisions: Default::default(),
             decision_limit: opts.decision_limit,
+            hpas,
+            loads: BTreeMap::new(),
+            next_scrape: start,
+            hpa_sample_due: false,
+            rescales: BTreeMap::new(),
+            hpa_samples: Vec::new(),
             log: Vec::new(),
             keep_log: opts.keep_log,
             hash: Fnv64::default(),
@@ -663,6 +702,16 @@ impl Simulation {
             e.reason,
             e.message
         ));
+        if e.reason == SUCCESSFUL_RESCALE && e.object.kind == "HorizontalPodAutoscaler" {
+            // `New size: 4; reason: cpu resource utilization (percentage of request) above
+            // target`
+            let why = e
+                .message
+                .split_once("; reason: ")
+                .map_or(e.message.as_str(), |(_, r)| r);
+            self.rescales.insert(key.clone(), why.to_string());
+            self.hpa_sample_due = true;
+        }
         if e.reason == reason::TAINT_MANAGER_EVICTION {
             let node = self
                 .pods
@@ -1456,6 +1505,7 @@ impl Simulation {
                     }
                 }
             }
+            Disrupt::Load { target, cpu } => self.set_load(&target, &cpu),
             Disrupt::SetImage {
                 target,
                 image,
@@ -1534,6 +1584,164 @@ impl Simulation {
         }
     }
 
+    // ---- metrics ------------------------------------------------------------------------
+
+    /// Starts, changes or (at `0`) ends the load on a workload.
+    fn set_load(&mut self, target: &str, cpu: &str) {
+        let (Ok((kind, ns, name)), Ok(nanos)) = (parse_target(target), load_nano_cores(cpu)) else {
+            self.record(format!(
+                "ERROR load {target}: invalid target or cpu {cpu:?}"
+            ));
+            return;
+        };
+        let Some(r) = resolve_workload(&kind) else {
+            self.record(format!("ERROR load {target}: unknown kind"));
+            return;
+        };
+        let key = (r.group.to_string(), r.kind.to_string(), ns, name);
+        if nanos == 0 {
+            self.loads.remove(&key);
+        } else {
+            self.loads.insert(key, nanos);
+        }
+        self.record(format!("LOAD {target} cpu={}", cpu_quantity(nanos)));
+    }
+
+    /// The worker of pod `p` if metrics-server would report it: Running, on a node whose
+    /// kubelet is up.
+    fn scraped(&self, p: &Pod) -> Option<(&WorkerState, &NodeState)> {
+        if p.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Running") {
+            return None;
+        }
+        let w = self.workers.get(&key_of(&p.metadata))?;
+        let st = self.node_state.get(&w.node).filter(|s| s.up)?;
+        Some((w, st))
+    }
+
+    /// Each loaded pod's share of its workload's load, in nano-cores: the total spread evenly
+    /// over the workload's scraped pods that are not being deleted (a terminating pod is out
+    /// of its Service's endpoints and gets no traffic), the remainder a nano-core each to the
+    /// first ones in key order. The pods are the workload's scale selector's, as the
+    /// autoscaler counts them.
+    fn load_shares(&self) -> HashMap<String, u64> {
+        let mut out = HashMap::new();
+        if self.loads.is_empty() {
+            return out;
+        }
+        let workloads = Workloads::from_caches(self.stepper.caches());
+        for ((group, kind, ns, name), total) in &self.loads {
+            let Ok(Some(scale)) = workloads.scale(group, kind, ns, name) else {
+                continue;
+            };
+            let Ok(selector) = scale.selector else {
+                continue;
+            };
+            let pods: Vec<String> = self
+                .pods
+                .list_namespace(ns)
+                .into_iter()
+                .filter(|p| selector.matches_opt(p.metadata.labels.as_ref()))
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .filter(|p| self.scraped(p).is_some())
+                .map(|p| key_of(&p.metadata))
+                .collect();
+            let n = pods.len() as u64;
+            if n == 0 {
+                continue;
+            }
+            for (i, k) in pods.into_iter().enumerate() {
+                out.insert(k, total / n + u64::from((i as u64) < total % n));
+            }
+        }
+        out
+    }
+
+    /// metrics-server's scrape, when due and some HorizontalPodAutoscaler exists: a PodMetrics
+    /// for every scraped pod with a measured container replaces the controllers' cache.
+    fn scrape_metrics(&mut self) {
+        let now = self.clock.now();
+        if now < self.next_scrape || self.hpas.is_empty() {
+            return;
+        }
+        self.next_scrape = now + METRICS_RESOLUTION;
+        self.hpa_sample_due = true;
+        let shares = self.load_shares();
+        let mut out = Vec::new();
+        for p in self.pods.list() {
+            let Some((w, st)) = self.scraped(&p) else {
+                continue;
+            };
+            let mut samples = container_samples(w.sync.worker(), &st.rt, now);
+            if samples.is_empty() {
+                continue;
+            }
+            if let Some(share) = shares.get(&key_of(&p.metadata)) {
+                spread_cpu(&p, *share, &mut samples);
+            }
+            out.push(PodMetrics {
+                metadata: ObjectMeta {
+                    name: p.metadata.name.clone(),
+                    namespace: p.metadata.namespace.clone(),
+                    labels: p.metadata.labels.clone(),
+                    creation_timestamp: Some(Time(now)),
+                    ..Default::default()
+                },
+                timestamp: Time(now),
+                window: WINDOW.into(),
+                containers: samples
+                    .iter()
+                    .map(|c| ContainerMetrics {
+                        name: c.name.clone(),
+                        usage: Usage::from([
+                            (
+                                "cpu".to_string(),
+                                K8sQuantity(cpu_quantity(c.usage.cpu_nano_cores)),
+                            ),
+                            (
+                                "memory".to_string(),
+                                K8sQuantity(memory_quantity(c.usage.memory_working_set_bytes)),
+                            ),
+                        ]),
+                    })
+                    .collect(),
+            });
+        }
+        self.stepper.replace_typed(out);
+    }
+
+    /// Every autoscaler's status into the report, when a scrape or a rescale happened since
+    /// the last sample.
+    fn sample_hpas(&mut self) {
+        if !std::mem::take(&mut self.hpa_sample_due) {
+            return;
+        }
+        let time = self.now();
+        for h in self.hpas.list() {
+            let key = key_of(&h.metadata);
+            let spec = h.spec.as_ref();
+            let status = h.status.as_ref();
+            let cpu_utilization = status
+                .and_then(|s| s.current_metrics.as_ref())
+                .into_iter()
+                .flatten()
+                .filter_map(|m| m.resource.as_ref())
+                .find(|r| r.name == "cpu")
+                .and_then(|r| r.current.average_utilization);
+            self.hpa_samples.push(HpaSample {
+                time,
+                namespace: h.metadata.namespace.clone().unwrap_or_default(),
+                name: h.metadata.name.clone().unwrap_or_default(),
+                min_replicas: spec.and_then(|s| s.min_replicas).unwrap_or(1),
+                max_replicas: spec.map_or(0, |s| s.max_replicas),
+                current_replicas: status.and_then(|s| s.current_replicas).unwrap_or(0),
+                desired_replicas: status.map_or(0, |s| s.desired_replicas),
+                cpu_utilization,
+                rescale: self.rescales.remove(&key),
+            });
+        }
+        self.rescales.clear();
+    }
+
     fn sample(&mut self) {
         let (mut cpu_req, mut cpu_alloc, mut mem_req, mut mem_alloc) = (0i64, 0i64, 0i64, 0i64);
         let mut nodes_ready = 0;
@@ -1603,20 +1811,22 @@ impl Simulation {
         }
     }
 
-    /// Runs every component until nothing changes at the current instant.
-    /// Runs every component until nothing changes at the current instant.
+    /// Runs every component until nothing changes at the current instant, then samples the
+    /// autoscalers if metrics were scraped (or one rescaled) at this instant.
     async fn settle(&mut self) {
         for _ in 0..MAX_ROUNDS_PER_INSTANT {
             self.housekeep().await;
             let mut did = self.run_timeline().await;
             did |= self.renew_leases().await;
+            self.scrape_metrics();
             did |= self.run_controllers().await;
             did |= self.run_scheduler().await;
             did |= self.run_workers().await;
             if !did && !self.stepper.has_ready() && !self.cycle.has_active() {
-                return;
+                break;
             }
         }
+        self.sample_hpas();
     }
 
     /// The next instant anything is due, if any.
@@ -1637,6 +1847,9 @@ impl Simulation {
         }
         if self.node_state.values().any(|s| s.up) {
             consider(self.next_renew);
+        }
+        if !self.hpas.is_empty() {
+            consider(self.next_scrape);
         }
         t
     }
@@ -1801,9 +2014,45 @@ impl Simulation {
             utilization: self.samples.clone(),
             node_utilization,
             decisions: self.decisions.iter().cloned().collect(),
+            hpa: self.hpa_samples.clone(),
             event_count: self.event_count,
             event_log_hash: self.hash.hex(),
         }
+    }
+}
+
+/// Sets the CPU of a pod's measured containers to `share` nano-cores in all, split in
+/// proportion to their CPU requests (evenly when none requests any); the last container gets
+/// what rounding leaves.
+pub(super) fn spread_cpu(p: &Pod, share: u64, samples: &mut [ContainerSample]) {
+    let request = |name: &str| -> u128 {
+        p.spec
+            .iter()
+            .flat_map(|s| &s.containers)
+            .find(|c| c.name == name)
+            .and_then(|c| c.resources.as_ref()?.requests.as_ref()?.get("cpu"))
+            .and_then(milli_value)
+            .map_or(0, |m| u128::try_from(m).unwrap_or(0))
+    };
+    let weights: Vec<u128> = samples.iter().map(|c| request(&c.name)).collect();
+    let sum: u128 = weights.iter().sum();
+    let (weights, sum) = if sum == 0 {
+        (vec![1; samples.len()], samples.len() as u128)
+    } else {
+        (weights, sum)
+    };
+    let mut left = share;
+    let last = samples.len().saturating_sub(1);
+    for (i, (c, w)) in samples.iter_mut().zip(weights).enumerate() {
+        let part = if i == last {
+            left
+        } else {
+            u64::try_from(u128::from(share) * w / sum)
+                .unwrap_or(u64::MAX)
+                .min(left)
+        };
+        c.usage.cpu_nano_cores = part;
+        left -= part;
     }
 }
 

@@ -9,9 +9,10 @@
 //! timer, so an hour of cluster life takes seconds.
 //!
 //! A [`Scenario`] names node groups, workloads applied at given times, disruptions (node or zone
-//! down/up, cordon, drain, scale, image change) and a duration; a run yields a [`Report`]
-//! (latency percentiles, unschedulable pods with reasons, evictions, utilization over time, the
-//! decision log) and an event log whose hash is equal for equal input and seed.
+//! down/up, cordon, drain, scale, image change, CPU load on a workload) and a duration; a run
+//! yields a [`Report`] (latency percentiles, unschedulable pods with reasons, evictions,
+//! utilization over time, the decision log, the autoscalers' decisions) and an event log whose
+//! hash is equal for equal input and seed.
 
 pub mod bench;
 pub mod engine;

@@ -1,5 +1,5 @@
-//! What a simulation reports: latencies, unschedulable pods, evictions, utilization over time and
-//! the scheduling-decision log. Everything here is a function of the event log, so two runs with
+//! What a simulation reports: latencies, unschedulable pods, evictions, utilization over time,
+//! the scheduling-decision log and the autoscalers' decisions. Everything here is a function of the event log, so two runs with
 //! the same input and seed produce the same report (wall time aside).
 
 use serde::{Deserialize, Serialize};
@@ -149,6 +149,35 @@ pub struct DecisionRecord {
     pub message: String,
 }
 
+/// A HorizontalPodAutoscaler's state after a metrics scrape was acted on (or after a rescale
+/// between scrapes).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HpaSample {
+    /// Virtual seconds since the start.
+    pub time: f64,
+    /// Namespace of the autoscaler.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+    /// `spec.minReplicas` (1 when unset).
+    pub min_replicas: i32,
+    /// `spec.maxReplicas`.
+    pub max_replicas: i32,
+    /// `status.currentReplicas`: the target's replicas at the last sync.
+    pub current_replicas: i32,
+    /// `status.desiredReplicas`: what the last sync asked for.
+    pub desired_replicas: i32,
+    /// The pods' CPU in percent of their requests at the last sync (`status.currentMetrics`,
+    /// a `Resource` cpu metric), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_utilization: Option<i32>,
+    /// The reason of the `SuccessfulRescale` events since the previous sample (`cpu
+    /// resource utilization (percentage of request) above target`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rescale: Option<String>,
+}
+
 /// The report of one run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -177,6 +206,10 @@ pub struct Report {
     pub node_utilization: Vec<NodeUtilization>,
     /// Scheduling decisions (the last `decisionLimit`, oldest first).
     pub decisions: Vec<DecisionRecord>,
+    /// Every HorizontalPodAutoscaler at each metrics scrape, oldest first (empty without
+    /// autoscalers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hpa: Vec<HpaSample>,
     /// Lines in the event log.
     pub event_count: usize,
     /// FNV-1a 64 of the event log: equal for equal input and seed.

@@ -16,7 +16,12 @@
 //! disruptions:
 //!   - {at: 10m, action: zoneDown, zone: a}
 //!   - {at: 20m, action: scale, target: deployment/default/web, replicas: 50}
+//!   - {at: 25m, action: load, target: deployment/default/web, cpu: "12"}  # total CPU of its pods
+//!   - {at: 28m, action: load, target: deployment/default/web, cpu: "0"}   # load ends
 //! ```
+//!
+//! A `load` step stands for traffic: the workload's Running pods use `cpu` in total, as the
+//! metrics the engine feeds to the HorizontalPodAutoscaler controller every 15 s show it.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -182,6 +187,17 @@ pub enum Action {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         container: Option<String>,
     },
+    /// Load on a workload (`target` as for `scale`): from now on its Running pods use `cpu`
+    /// in total (a quantity, `"2"`, `"1500m"`), spread evenly over them at every metrics
+    /// scrape, each pod's share split over its containers in proportion to their CPU
+    /// requests (evenly when none requests any). It overrides the pods'
+    /// `sim.orch.dev/cpu-usage` figure; `cpu: "0"` ends it.
+    Load {
+        /// `deployment/default/web`.
+        target: String,
+        /// Total CPU of the workload's pods.
+        cpu: String,
+    },
 }
 
 impl Scenario {
@@ -248,7 +264,10 @@ impl Scenario {
             }
         }
         for (i, d) in self.disruptions.iter().enumerate() {
-            if let Action::Scale { target, .. } | Action::SetImage { target, .. } = &d.action {
+            if let Action::Scale { target, .. }
+            | Action::SetImage { target, .. }
+            | Action::Load { target, .. } = &d.action
+            {
                 parse_target(target).map_err(|m| field(format!("disruptions[{i}].target"), &m))?;
             }
             if let Action::Scale { replicas, .. } = &d.action {
@@ -256,9 +275,28 @@ impl Scenario {
                     return Err(field(format!("disruptions[{i}].replicas"), "must be >= 0"));
                 }
             }
+            if let Action::Load { cpu, .. } = &d.action {
+                load_nano_cores(cpu).map_err(|m| field(format!("disruptions[{i}].cpu"), &m))?;
+            }
         }
         Ok(())
     }
+}
+
+/// The CPU of a `load` step in nano-cores: a non-negative quantity.
+///
+/// ```
+/// use orch::sim::scenario::load_nano_cores;
+/// assert_eq!(load_nano_cores("1500m"), Ok(1_500_000_000));
+/// assert!(load_nano_cores("-1").is_err());
+/// assert!(load_nano_cores("lots").is_err());
+/// ```
+pub fn load_nano_cores(cpu: &str) -> Result<u64, String> {
+    let q = cpu
+        .trim()
+        .parse::<orch_types::quantity::Quantity>()
+        .map_err(|e| format!("{cpu:?} is not a quantity: {e}"))?;
+    u64::try_from(q.nanos()).map_err(|_| format!("{cpu:?} must not be negative"))
 }
 
 /// Splits `kind/namespace/name` or `kind/name` into (kind, namespace, name).
@@ -399,6 +437,7 @@ disruptions:
   - {at: 1m, action: zoneDown, zone: a}
   - {at: 2m, action: scale, target: deployment/web, replicas: 3}
   - {at: 3m, action: setImage, target: deployment/ns/web, image: "nginx:2"}
+  - {at: 4m, action: load, target: deployment/web, cpu: 1500m}
 "#,
         )
         .unwrap();
@@ -407,6 +446,13 @@ disruptions:
         assert_eq!(
             s.disruptions[0].action,
             Action::ZoneDown { zone: "a".into() }
+        );
+        assert_eq!(
+            s.disruptions[3].action,
+            Action::Load {
+                target: "deployment/web".into(),
+                cpu: "1500m".into()
+            }
         );
         assert_eq!(
             s.disruptions[2].action,
@@ -427,6 +473,15 @@ disruptions:
         );
         let e =
             Scenario::from_yaml("disruptions: [{at: 1s, action: scale, target: web, replicas: 1}]")
+                .unwrap_err();
+        assert!(e.to_string().starts_with("disruptions[0].target:"), "{e}");
+        let e = Scenario::from_yaml(
+            "disruptions: [{at: 1s, action: load, target: deployment/web, cpu: lots}]",
+        )
+        .unwrap_err();
+        assert!(e.to_string().starts_with("disruptions[0].cpu:"), "{e}");
+        let e =
+            Scenario::from_yaml("disruptions: [{at: 1s, action: load, target: web, cpu: \"1\"}]")
                 .unwrap_err();
         assert!(e.to_string().starts_with("disruptions[0].target:"), "{e}");
         let e = Scenario::from_yaml("disruptions: [{at: 1s, action: explode}]").unwrap_err();

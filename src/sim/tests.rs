@@ -228,7 +228,14 @@ async fn a_job_runs_its_completions_in_virtual_time() {
         .unwrap();
     let st = &done.data["status"];
     assert_eq!(st["succeeded"], 12, "{st}");
-    assert_eq!(st["conditions"][0]["type"], "Complete", "{st}");
+    // The interim SuccessCriteriaMet first, then Complete once every pod is counted.
+    let types: Vec<&str> = st["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["type"].as_str())
+        .collect();
+    assert_eq!(types, ["SuccessCriteriaMet", "Complete"], "{st}");
     let finished = st["completionTime"]
         .as_str()
         .unwrap()
@@ -437,4 +444,109 @@ async fn a_cron_job_runs_on_schedule_in_virtual_time() {
             .is_some_and(|t| t.starts_with("2025-01-01T00:15:1")),
         "{st}"
     );
+}
+
+/// `examples/sim/hpa-load-step.yaml`: the engine scrapes metrics every 15 s while an
+/// autoscaler exists, and a `load` step drives it. 3 CPU over pods requesting 500m at a 50 %
+/// target asks for 3 / (0.5 × 0.5) = 12 replicas: reached as 2 → 4 → 8 (a scale up at most
+/// doubles, at least to 4) → 10 (maxReplicas) on three successive syncs. After the load falls
+/// to 0.2 CPU at 10m, the count holds until the 5-minute downscale stabilization window no
+/// longer holds a high recommendation (the last one at 585 s, within the window up to 885 s
+/// inclusive, upstream's `rec.timestamp.Before(cutoff)`), then goes to minReplicas.
+#[tokio::test]
+async fn an_autoscaler_follows_a_load_step_in_virtual_time() {
+    let text = include_str!("../../examples/sim/hpa-load-step.yaml");
+    let (r, log) = run(text, 3).await;
+    let all = log.join("\n");
+    let rescales: Vec<(f64, &str)> = log
+        .iter()
+        .filter(|l| l.contains("HorizontalPodAutoscaler/default/web SuccessfulRescale"))
+        .map(|l| {
+            let (t, rest) = l.split_once(' ').unwrap();
+            let size = rest.split("New size: ").nth(1).unwrap();
+            (t.parse().unwrap(), size.split(';').next().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        rescales,
+        [(60.0, "4"), (75.0, "8"), (90.0, "10"), (900.0, "2")],
+        "{all}"
+    );
+    assert!(
+        log.iter()
+            .any(|l| l.contains("reason: All metrics below target")),
+        "{all}"
+    );
+    // The report samples the autoscaler at every scrape.
+    let at = |t: f64| r.hpa.iter().find(|h| h.time == t).unwrap();
+    assert_eq!(r.hpa.len(), 81, "a sample every 15 s from 0 to 1200 s");
+    assert!(r.hpa.iter().all(|h| h.desired_replicas <= h.max_replicas));
+    assert_eq!(at(45.0).cpu_utilization, Some(20), "idle: 100m of 500m");
+    assert_eq!(
+        (at(60.0).cpu_utilization, at(60.0).desired_replicas),
+        (Some(300), 4)
+    );
+    assert_eq!(
+        (at(105.0).cpu_utilization, at(105.0).current_replicas),
+        (Some(60), 10),
+        "3 CPU over 10 pods"
+    );
+    assert_eq!(at(600.0).cpu_utilization, Some(4), "0.2 CPU over 10 pods");
+    assert_eq!(at(885.0).desired_replicas, 10, "still stabilized");
+    assert_eq!(
+        at(900.0).rescale.as_deref(),
+        Some("All metrics below target")
+    );
+    assert_eq!(
+        (at(915.0).current_replicas, at(915.0).cpu_utilization),
+        (2, Some(20)),
+        "0.2 CPU over 2 pods"
+    );
+    assert_eq!(r.pods.running, 2, "{:?}", r.pods);
+    // Same seed, same log.
+    let (again, log2) = run(text, 3).await;
+    assert_eq!(log, log2);
+    assert_eq!(r.hpa, again.hpa);
+}
+
+/// A loaded pod's share goes to its containers in proportion to their CPU requests, evenly
+/// when none requests any; the parts always add up to the share.
+#[test]
+fn load_splits_over_containers_by_request() {
+    use orch_kubelet::runtime::ContainerUsage;
+    use orch_kubelet::stats::ContainerSample;
+    let pod = |reqs: &[(&str, Option<&str>)]| -> k8s_openapi::api::core::v1::Pod {
+        let containers: Vec<serde_json::Value> = reqs
+            .iter()
+            .map(|(n, r)| match r {
+                Some(r) => serde_json::json!({"name": n, "resources": {"requests": {"cpu": r}}}),
+                None => serde_json::json!({"name": n}),
+            })
+            .collect();
+        serde_json::from_value(serde_json::json!({"spec": {"containers": containers}})).unwrap()
+    };
+    let samples = |names: &[&str]| -> Vec<ContainerSample> {
+        names
+            .iter()
+            .map(|n| ContainerSample {
+                name: n.to_string(),
+                start_time: jiff::Timestamp::UNIX_EPOCH,
+                usage: ContainerUsage {
+                    cpu_nano_cores: 7,
+                    ..Default::default()
+                },
+            })
+            .collect()
+    };
+    let cpu = |s: &[ContainerSample]| s.iter().map(|c| c.usage.cpu_nano_cores).collect::<Vec<_>>();
+    let mut s = samples(&["app", "side"]);
+    engine::spread_cpu(
+        &pod(&[("app", Some("750m")), ("side", Some("250m"))]),
+        1_000_000_000,
+        &mut s,
+    );
+    assert_eq!(cpu(&s), [750_000_000, 250_000_000]);
+    let mut s = samples(&["a", "b", "c"]);
+    engine::spread_cpu(&pod(&[("a", None), ("b", None), ("c", None)]), 100, &mut s);
+    assert_eq!(cpu(&s), [33, 33, 34]);
 }
