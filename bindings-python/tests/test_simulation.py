@@ -272,3 +272,48 @@ def test_daemon_set_and_job_in_virtual_time() -> None:
     assert (row["name"], row["succeeded"], row["status"]) == ("batch", 500, "Complete")
     # Five waves of 100 pods, 30 virtual seconds each.
     assert 150 <= row["duration"] <= 160
+
+
+def test_hpa_follows_a_load_step() -> None:
+    """An autoscaler driven by a ``load`` disruption: it scales up within maxReplicas, and
+    ``hpa_df`` shows every decision with the SuccessfulRescale reason."""
+    sim = orch.Simulation(nodes=2, node_cpu="4", seed=5)
+    sim.apply(deployment("api", 2, cpu="200m"))
+    sim.apply(
+        {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "api", "namespace": "default"},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "api"},
+                "minReplicas": 2,
+                "maxReplicas": 6,
+                "metrics": [
+                    {
+                        "type": "Resource",
+                        "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}},
+                    }
+                ],
+            },
+        }
+    )
+    sim.run(30)
+    sim.disrupt({"action": "load", "target": "deployment/default/api", "cpu": "1"})
+    sim.run(120)
+    df = sim.hpa_df()
+    assert list(df.columns) == [
+        "time", "namespace", "name", "min_replicas", "max_replicas", "current_replicas",
+        "desired_replicas", "cpu_utilization", "rescale",
+    ]
+    assert set(df["name"]) == {"api"}
+    # Every 15 s from the autoscaler's creation at 0 s.
+    assert list(df["time"][:3]) == [0.0, 15.0, 30.0]
+    assert (df["desired_replicas"] <= df["max_replicas"]).all()
+    # 1 CPU over pods requesting 200m at a 50 % target asks for 10: 2 → 4 → 6 (maxReplicas).
+    ups = df[df["rescale"].notna()]
+    assert list(ups["desired_replicas"]) == [4, 6]
+    assert ups["rescale"].str.contains("above target").all()
+    assert df["current_replicas"].iloc[-1] == 6
+    assert sim.get("deployment", "api")["spec"]["replicas"] == 6
+    assert df[df["time"] == 15.0]["cpu_utilization"].iloc[0] == 0, "no cpu-usage annotation: idle"
+    assert sim.hpa_df(namespace="other").empty

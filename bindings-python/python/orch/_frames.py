@@ -1,4 +1,5 @@
-"""DataFrames of pods, nodes, jobs, events, decisions and utilization (when pandas is installed)."""
+"""DataFrames of pods, nodes, jobs, events, decisions, utilization and autoscaler decisions
+(when pandas is installed)."""
 
 from __future__ import annotations
 
@@ -164,3 +165,31 @@ def decisions_df(decisions: Iterable[dict[str, Any]]) -> Any:
 def utilization_df(samples: Iterable[dict[str, Any]]) -> Any:
     """Cluster utilization over (virtual) time, one row per sample."""
     return _pandas().DataFrame(list(samples))
+
+
+HPA_COLUMNS = [
+    "time", "namespace", "name", "min_replicas", "max_replicas", "current_replicas",
+    "desired_replicas", "cpu_utilization", "rescale",
+]
+
+
+def hpa_df(samples: Iterable[dict[str, Any]]) -> Any:
+    """One row per HorizontalPodAutoscaler per metrics scrape: time, namespace, name, min and
+    max replicas, current and desired replicas, CPU utilization (% of requests, when the
+    autoscaler has a cpu metric) and the reason of the SuccessfulRescale since the previous
+    row, if any."""
+    rows = [
+        {
+            "time": h.get("time"),
+            "namespace": h.get("namespace"),
+            "name": h.get("name"),
+            "min_replicas": h.get("minReplicas"),
+            "max_replicas": h.get("maxReplicas"),
+            "current_replicas": h.get("currentReplicas"),
+            "desired_replicas": h.get("desiredReplicas"),
+            "cpu_utilization": h.get("cpuUtilization"),
+            "rescale": h.get("rescale"),
+        }
+        for h in samples
+    ]
+    return _pandas().DataFrame(rows, columns=HPA_COLUMNS)

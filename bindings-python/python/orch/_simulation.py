@@ -128,7 +128,7 @@ class Simulation(_Objects):
 
     def disrupt(self, action: dict[str, Any]) -> None:
         """Apply a disruption now: ``{"action": "nodeDown"|"nodeUp"|"zoneDown"|"zoneUp"|
-        "cordon"|"uncordon"|"drain"|"scale"|"setImage", ...}`` as in a scenario file."""
+        "cordon"|"uncordon"|"drain"|"scale"|"setImage"|"load", ...}`` as in a scenario file."""
         self._sim.disrupt(action)
 
     def logs(self, pod: str, namespace: str | None = None, *, container: str | None = None, tail_lines: int | None = None) -> str:
@@ -161,6 +161,15 @@ class Simulation(_Objects):
     def utilization_df(self) -> Any:
         """Cluster utilization and pod counts over virtual time (needs pandas)."""
         return _frames.utilization_df(self.report()["utilization"])
+
+    def hpa_df(self, namespace: str | None = None) -> Any:
+        """The HorizontalPodAutoscalers' decisions over virtual time, one row per autoscaler
+        per metrics scrape (every 15 s while one exists): replicas current and desired, CPU
+        utilization and the SuccessfulRescale reason when one happened (needs pandas)."""
+        hs = self.report().get("hpa", [])
+        if namespace:
+            hs = [h for h in hs if h["namespace"] == namespace]
+        return _frames.hpa_df(hs)
 
     def decisions_df(self, namespace: str | None = None) -> Any:
         """Every scheduling decision the engine made (needs pandas)."""
