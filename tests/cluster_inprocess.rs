@@ -1351,3 +1351,63 @@ async fn kubectl_autoscale_scales_a_deployment_on_cpu() {
     );
     cluster.shutdown().await.expect("clean shutdown");
 }
+
+/// A Job's `podFailurePolicy` ends it on the first pod that exits with the listed code (no
+/// retries up to `backoffLimit`), and `backoffLimitPerIndex` fails an Indexed Job's indexes
+/// one by one; `kubectl wait --for=condition=failed` sees both, with upstream's reasons.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_failure_policies_end_jobs_as_upstream() {
+    let cluster = Cluster::builder().nodes(1).start().await.expect("start");
+    let kubectl = must_succeed(kubectl_for(&cluster));
+    let manifest = cluster.work_dir().join("jobs.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: check\nspec:\n  backoffLimit: 6\n  \
+         podFailurePolicy:\n    rules:\n    - action: FailJob\n      onExitCodes:\n        \
+         containerName: main\n        operator: In\n        values: [42]\n  template:\n    \
+         metadata:\n      annotations:\n        sim.orch.dev/run-seconds: \"1\"\n        \
+         sim.orch.dev/exit-code: \"42\"\n    spec:\n      restartPolicy: Never\n      \
+         containers:\n      - name: main\n        image: busybox\n---\n\
+         apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: idx\nspec:\n  completions: 2\n  \
+         parallelism: 2\n  completionMode: Indexed\n  backoffLimitPerIndex: 0\n  template:\n    \
+         metadata:\n      annotations:\n        sim.orch.dev/run-seconds: \"1\"\n        \
+         sim.orch.dev/exit-code: \"1\"\n    spec:\n      restartPolicy: Never\n      \
+         containers:\n      - name: main\n        image: busybox\n",
+    )
+    .expect("write manifest");
+    let got = tokio::task::spawn_blocking(move || {
+        kubectl(&["apply", "-f", manifest.to_str().expect("utf-8 path")]);
+        let mut got = Vec::new();
+        for job in ["check", "idx"] {
+            kubectl(&[
+                "wait",
+                "--for=condition=failed",
+                &format!("job/{job}"),
+                "--timeout=60s",
+            ]);
+            got.push(kubectl(&[
+                "get",
+                "job",
+                job,
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"Failed\")].reason}|\
+                 {.status.conditions[?(@.type==\"Failed\")].message}|{.status.failed}|\
+                 {.status.failedIndexes}",
+            ]));
+        }
+        got
+    })
+    .await
+    .expect("join");
+    let check: Vec<&str> = got[0].split('|').collect();
+    assert_eq!(check[0], "PodFailurePolicy");
+    assert!(
+        check[1].starts_with("Container main for pod default/check-")
+            && check[1].ends_with("failed with exit code 42 matching FailJob rule at index 0"),
+        "{}",
+        check[1]
+    );
+    assert_eq!(check[2], "1", "no retry");
+    assert_eq!(got[1], "FailedIndexes|Job has failed indexes|2|0,1");
+    cluster.shutdown().await.expect("clean shutdown");
+}

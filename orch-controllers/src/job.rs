@@ -15,15 +15,30 @@
 //!   counters once it no longer has it, so no pod is counted twice or lost when pods are
 //!   deleted.
 //!
-//! Not modelled yet: `podFailurePolicy`, `backoffLimitPerIndex`, `successPolicy`,
-//! `podReplacementPolicy: Failed` (terminating pods are replaced at once, the default), the
-//! interim `FailureTarget` / `SuccessCriteriaMet` conditions, and the TTL controller.
+//! - `podFailurePolicy` (`match_pod_failure_policy`): `FailJob` fails the job with reason
+//!   `PodFailurePolicy`, `Ignore` lets the pod go uncounted and replaced at once, `Count` is
+//!   the default; a policy implies `podReplacementPolicy: Failed`, under which a terminating
+//!   pod (`status.terminating`) is replaced only once it has failed;
+//! - the interim conditions of 1.31+: the outcome is decided first (`FailureTarget` or
+//!   `SuccessCriteriaMet`, active pods deleted) and the terminal `Failed` / `Complete` (with
+//!   its event and `completionTime`) follows once no pod runs, terminates or waits to be
+//!   counted.
+//! - `backoffLimitPerIndex` (Indexed): each index counts its failures in the
+//!   `batch.kubernetes.io/job-index-failure-count` annotation of its next pod and backs off on
+//!   its own; an index past its limit (or matching a `FailIndex` rule) fails and is not
+//!   retried (`status.failedIndexes`); more than `maxFailedIndexes` fails the job
+//!   (`MaxFailedIndexesExceeded`), and a job whose indexes all ended with some failed fails
+//!   with `FailedIndexes`;
+//! - `successPolicy` (Indexed): the first rule the succeeded indexes meet ends the job with
+//!   `SuccessPolicy` ("Matched rules at index N"), its other pods deleted.
+//! - a job whose `managedBy` names another controller is left to it (upstream
+//!   `JobManagedBy`).
 
 use crate::controller_utils::{
     controlled, delete_pod, is_pod_ready, is_pod_terminal, owned_pods, phase, pod_from_template,
 };
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::api::batch::v1::{Job, JobCondition, UncountedTerminatedPods};
+use k8s_openapi::api::batch::v1::{Job, JobCondition, PodFailurePolicy, UncountedTerminatedPods};
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use orch_runtime::action::Action;
@@ -42,6 +57,12 @@ use std::time::Duration;
 pub const TRACKING_FINALIZER: &str = "batch.kubernetes.io/job-tracking";
 /// Annotation and label with an `Indexed` pod's completion index.
 pub const COMPLETION_INDEX: &str = "batch.kubernetes.io/job-completion-index";
+/// `spec.managedBy` of the jobs this controller runs (unset means the same).
+pub const MANAGED_BY: &str = "kubernetes.io/job-controller";
+/// Annotation with the failures an index had before the pod (`backoffLimitPerIndex`).
+pub const INDEX_FAILURE_COUNT: &str = "batch.kubernetes.io/job-index-failure-count";
+/// Annotation with the ignored failures an index had before the pod.
+pub const INDEX_IGNORED_FAILURE_COUNT: &str = "batch.kubernetes.io/job-index-ignored-failure-count";
 /// First replacement delay after a failure (upstream `DefaultJobPodFailureBackOff`).
 const BACKOFF_BASE: SignedDuration = SignedDuration::from_secs(10);
 /// Longest replacement delay (upstream `MaxJobPodFailureBackOff`).
@@ -77,6 +98,16 @@ fn index_of(p: &Pod) -> Option<i32> {
         .filter(|i: &i32| *i >= 0)
 }
 
+/// A count annotation of a pod (0 when absent).
+fn annotation_count(p: &Pod, key: &str) -> i32 {
+    p.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(key))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Parses `completedIndexes` ("1,3-5").
 fn parse_indexes(s: Option<&str>) -> BTreeSet<i32> {
     let mut out = BTreeSet::new();
@@ -89,7 +120,9 @@ fn parse_indexes(s: Option<&str>) -> BTreeSet<i32> {
     out
 }
 
-/// Formats indexes as `completedIndexes` does: ascending, runs as intervals.
+/// Formats indexes as `completedIndexes` does: ascending, runs of three or more as intervals
+/// (`0-2`), a run of two as two indexes (`0,1`), as upstream `orderedIntervals.String`
+/// (`indexed_job_utils.go`).
 fn format_indexes(set: &BTreeSet<i32>) -> String {
     let mut out: Vec<String> = Vec::new();
     let mut it = set.iter().copied().peekable();
@@ -99,10 +132,10 @@ fn format_indexes(set: &BTreeSet<i32>) -> String {
             end += 1;
             it.next();
         }
-        out.push(if start == end {
-            start.to_string()
-        } else {
-            format!("{start}-{end}")
+        out.push(match end - start {
+            0 => start.to_string(),
+            1 => format!("{start},{end}"),
+            _ => format!("{start}-{end}"),
         });
     }
     out.join(",")
@@ -115,10 +148,91 @@ fn has_finalizer(p: &Pod) -> bool {
         .is_some_and(|f| f.iter().any(|x| x == TRACKING_FINALIZER))
 }
 
-/// Failed for the count, as upstream `isPodFailed` with the default replacement policy: in
-/// phase `Failed`, or deleted before it succeeded (an orphan may never reach `Failed`).
-fn is_failed(p: &Pod) -> bool {
-    phase(p) == "Failed" || (is_deleting(&p.metadata) && phase(p) != "Succeeded")
+/// Failed for the count, as upstream `isPodFailed`: in phase `Failed`; with the default
+/// replacement policy also deleted before it succeeded (an orphan may never reach `Failed`).
+/// With `only_failed` (`podReplacementPolicy: Failed`, which a `podFailurePolicy` implies) a
+/// pod being deleted is not failed until it is.
+fn is_failed(p: &Pod, only_failed: bool) -> bool {
+    phase(p) == "Failed" || (!only_failed && is_deleting(&p.metadata) && phase(p) != "Succeeded")
+}
+
+/// Being deleted and not finished yet (`status.terminating`).
+fn is_terminating(p: &Pod) -> bool {
+    is_deleting(&p.metadata) && !is_pod_terminal(p)
+}
+
+/// What a job's `podFailurePolicy` says of a failed pod (upstream `matchPodFailurePolicy`,
+/// `pod_failure_policy.go`): the first rule that matches decides; no match counts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FailureVerdict {
+    /// Counts towards `backoffLimit` (`Count`, or no rule matched).
+    Count,
+    /// Not counted, replaced at once (`Ignore`).
+    Ignore,
+    /// The job fails with reason `PodFailurePolicy` and this message (`FailJob`).
+    FailJob(String),
+    /// The pod's index fails (`FailIndex`, with `backoffLimitPerIndex`).
+    FailIndex,
+}
+
+/// Matches a failed pod against `policy` (`None`: no policy, every failure counts).
+/// `onExitCodes` looks at terminated containers, then init containers, with a non-zero exit
+/// code (of the named container when `containerName` is set); `onPodConditions` at the pod's
+/// conditions by type and status.
+pub fn match_pod_failure_policy(policy: Option<&PodFailurePolicy>, p: &Pod) -> FailureVerdict {
+    let Some(policy) = policy else {
+        return FailureVerdict::Count;
+    };
+    let st = p.status.clone().unwrap_or_default();
+    let ns = p.metadata.namespace.as_deref().unwrap_or_default();
+    let name = p.metadata.name.as_deref().unwrap_or_default();
+    for (i, rule) in policy.rules.iter().enumerate() {
+        let matched = if let Some(req) = &rule.on_exit_codes {
+            st.container_statuses
+                .iter()
+                .chain(st.init_container_statuses.iter())
+                .flatten()
+                .find_map(|c| {
+                    let code = c.state.as_ref()?.terminated.as_ref()?.exit_code;
+                    let named = req.container_name.as_ref().is_none_or(|n| *n == c.name);
+                    let listed = req.values.contains(&code);
+                    let hit = match req.operator.as_str() {
+                        "In" => listed,
+                        "NotIn" => !listed,
+                        _ => false,
+                    };
+                    (named && code != 0 && hit).then(|| {
+                        format!(
+                            "Container {} for pod {ns}/{name} failed with exit code {code} matching {} rule at index {i}",
+                            c.name, rule.action
+                        )
+                    })
+                })
+        } else if let Some(patterns) = &rule.on_pod_conditions {
+            st.conditions.iter().flatten().find_map(|c| {
+                patterns
+                    .iter()
+                    .any(|pat| pat.type_ == c.type_ && pat.status == c.status)
+                    .then(|| {
+                        format!(
+                            "Pod {ns}/{name} has condition {} matching {} rule at index {i}",
+                            c.type_, rule.action
+                        )
+                    })
+            })
+        } else {
+            None
+        };
+        if let Some(message) = matched {
+            return match rule.action.as_str() {
+                "Ignore" => FailureVerdict::Ignore,
+                "FailJob" => FailureVerdict::FailJob(message),
+                "FailIndex" => FailureVerdict::FailIndex,
+                _ => FailureVerdict::Count,
+            };
+        }
+    }
+    FailureVerdict::Count
 }
 
 /// When a pod ended: the latest container `finishedAt`, else its deletion, else its creation.
@@ -252,6 +366,26 @@ fn new_pod(job: &Job, owner: OwnerReference, index: Option<i32>) -> Pod {
     p
 }
 
+/// The index of the first `successPolicy` rule the succeeded indexes meet (upstream
+/// `matchSuccessPolicy`): with `succeededIndexes`, `succeededCount` of them (all of them
+/// without a count) succeeded; with a count only, that many indexes succeeded.
+fn success_policy_match(job: &Job, succeeded: &BTreeSet<i32>) -> Option<usize> {
+    let rules = &job.spec.as_ref()?.success_policy.as_ref()?.rules;
+    rules.iter().position(|r| match &r.succeeded_indexes {
+        Some(set) => {
+            let set = parse_indexes(Some(set));
+            let hit = set.intersection(succeeded).count();
+            match r.succeeded_count {
+                Some(n) => hit as i32 >= n,
+                None => hit == set.len(),
+            }
+        }
+        None => r
+            .succeeded_count
+            .is_some_and(|n| succeeded.len() as i32 >= n),
+    })
+}
+
 /// One reconcile of `job` with the pods it controls: status, pods to create or delete,
 /// finalizers to remove, and when to look again. `satisfied`: the cache has seen the pods
 /// this controller created or deleted before (expectations), so counting is safe.
@@ -263,6 +397,12 @@ pub fn reconcile(job: &Job, pods: &[Arc<Pod>], satisfied: bool, now: Timestamp) 
     let mut st = old.clone();
     let mut actions = Vec::new();
     let indexed = spec.completion_mode.as_deref() == Some("Indexed");
+    let policy = spec.pod_failure_policy.as_ref();
+    let only_failed = policy.is_some() || spec.pod_replacement_policy.as_deref() == Some("Failed");
+    // A failure that counts (an `Ignore`d one is replaced at once, without back-off).
+    let counts = |p: &Pod| {
+        is_failed(p, only_failed) && match_pod_failure_policy(policy, p) != FailureVerdict::Ignore
+    };
 
     // Accounting: UIDs already in uncountedTerminatedPods move to the counters once their pod
     // has no finalizer (or is gone); finished pods still holding it join the uncounted lists.
@@ -287,18 +427,38 @@ pub fn reconcile(job: &Job, pods: &[Arc<Pod>], satisfied: bool, now: Timestamp) 
     }
     unc_ok.retain(|u| !settled(u));
     unc_failed.retain(|u| !settled(u));
+    let per_index = spec.backoff_limit_per_index.filter(|_| indexed);
+    let mut failed_indexes = parse_indexes(st.failed_indexes.as_deref());
     let mut to_release: Vec<&Pod> = Vec::new();
+    let mut fail_job: Option<String> = None;
     for p in pods
         .iter()
-        .filter(|p| (phase(p) == "Succeeded" || is_failed(p)) && has_finalizer(p))
+        .filter(|p| (phase(p) == "Succeeded" || is_failed(p, only_failed)) && has_finalizer(p))
     {
         let uid = p.metadata.uid.clone().unwrap_or_default();
         let list = if phase(p) == "Succeeded" {
-            &mut unc_ok
+            Some(&mut unc_ok)
         } else {
-            &mut unc_failed
+            let verdict = match_pod_failure_policy(policy, p);
+            // upstream `isIndexFailed`: a `FailIndex` match, or a counted failure of an
+            // index that had `backoffLimitPerIndex` failures before.
+            if let (Some(limit), Some(i)) = (per_index, index_of(p)) {
+                let over = verdict != FailureVerdict::Ignore
+                    && annotation_count(p, INDEX_FAILURE_COUNT) >= limit;
+                if verdict == FailureVerdict::FailIndex || over {
+                    failed_indexes.insert(i);
+                }
+            }
+            match verdict {
+                FailureVerdict::Ignore => None,
+                FailureVerdict::FailJob(m) => {
+                    fail_job.get_or_insert(m);
+                    Some(&mut unc_failed)
+                }
+                FailureVerdict::Count | FailureVerdict::FailIndex => Some(&mut unc_failed),
+            }
         };
-        if !list.contains(&uid) {
+        if let Some(list) = list.filter(|l| !l.contains(&uid)) {
             list.push(uid);
         }
         to_release.push(p);
@@ -318,7 +478,22 @@ pub fn reconcile(job: &Job, pods: &[Arc<Pod>], satisfied: bool, now: Timestamp) 
         .map(Arc::as_ref)
         .filter(|p| !is_pod_terminal(p) && !is_deleting(&p.metadata))
         .collect();
+    let terminating = pods.iter().filter(|p| is_terminating(p)).count();
     let mut conds = st.conditions.take().unwrap_or_default();
+    // An interim condition already decided the outcome (upstream 1.31+: the terminal
+    // condition waits for the pods to be gone): (terminal type, reason, message).
+    let decided = [
+        ("FailureTarget", "Failed"),
+        ("SuccessCriteriaMet", "Complete"),
+    ]
+    .into_iter()
+    .find_map(|(interim, terminal)| {
+        let c = conds
+            .iter()
+            .find(|c| c.type_ == interim && c.status == "True")?;
+        let text = |s: &Option<String>| s.clone().unwrap_or_default();
+        Some((terminal, text(&c.reason), text(&c.message)))
+    });
     let finished_before = is_finished(job);
     let mut requeue: Option<SignedDuration> = None;
     let mut deletes: Vec<&Pod> = Vec::new();
@@ -345,48 +520,108 @@ pub fn reconcile(job: &Job, pods: &[Arc<Pod>], satisfied: bool, now: Timestamp) 
                 .active_deadline_seconds
                 .map(|s| start + SignedDuration::from_secs(s));
             let backoff_limit = spec.backoff_limit.unwrap_or(6);
+            let completions = spec.completions.unwrap_or(0);
+            let in_range = |set: &BTreeSet<i32>| set.iter().filter(|i| **i < completions).count();
+            let failed_only: BTreeSet<i32> =
+                failed_indexes.difference(&done_indexes).copied().collect();
             let complete = match spec.completions {
-                Some(c) if indexed => done_indexes.iter().filter(|i| **i < c).count() as i32 >= c,
+                Some(c) if indexed => {
+                    (in_range(&done_indexes) + in_range(&failed_only)) as i32 >= c
+                }
                 Some(c) => succeeded >= c,
                 None => succeeded > 0 && active.is_empty(),
             };
-            let failure = if failed > backoff_limit {
-                Some((
-                    "BackoffLimitExceeded",
-                    "Job has reached the specified backoff limit",
-                ))
-            } else if deadline.is_some_and(|d| now >= d) {
-                Some((
-                    "DeadlineExceeded",
-                    "Job was active longer than specified deadline",
-                ))
-            } else {
-                None
-            };
-            if let Some((reason, message)) = failure {
-                let c = ("Failed", "True", reason, message);
-                let e = (EventType::Warning, reason, message);
-                mark(&mut conds, &mut actions, &jref, c, e, now);
+            let max_failed = spec.max_failed_indexes.filter(|_| per_index.is_some());
+            let success_rule = indexed
+                .then(|| success_policy_match(job, &done_indexes))
+                .flatten();
+            // upstream order: a `FailJob` rule, too many failed indexes, the back-off limit,
+            // the deadline, a success policy, then completions (failed indexes fail it).
+            let decided = decided.or_else(|| {
+                let (interim, terminal, reason, message) = if let Some(m) = fail_job.take() {
+                    ("FailureTarget", "Failed", "PodFailurePolicy", m)
+                } else if max_failed.is_some_and(|m| failed_only.len() as i32 > m) {
+                    let m = "Job has exceeded the specified maximal number of failed indexes";
+                    (
+                        "FailureTarget",
+                        "Failed",
+                        "MaxFailedIndexesExceeded",
+                        m.to_string(),
+                    )
+                } else if failed > backoff_limit {
+                    let m = "Job has reached the specified backoff limit";
+                    (
+                        "FailureTarget",
+                        "Failed",
+                        "BackoffLimitExceeded",
+                        m.to_string(),
+                    )
+                } else if deadline.is_some_and(|d| now >= d) {
+                    let m = "Job was active longer than specified deadline";
+                    ("FailureTarget", "Failed", "DeadlineExceeded", m.to_string())
+                } else if let Some(i) = success_rule {
+                    let m = format!("Matched rules at index {i}");
+                    ("SuccessCriteriaMet", "Complete", "SuccessPolicy", m)
+                } else if complete && !failed_only.is_empty() {
+                    let m = "Job has failed indexes";
+                    ("FailureTarget", "Failed", "FailedIndexes", m.to_string())
+                } else if complete {
+                    // upstream `JobReasonCompletionsReached` (1.31+).
+                    let m = "Reached expected number of succeeded pods";
+                    (
+                        "SuccessCriteriaMet",
+                        "Complete",
+                        "CompletionsReached",
+                        m.to_string(),
+                    )
+                } else {
+                    return None;
+                };
+                set_condition(&mut conds, interim, "True", reason, &message, now);
+                Some((terminal, reason.to_string(), message))
+            });
+            if let Some((terminal, reason, message)) = decided {
                 deletes.extend(active.iter().copied());
-            } else if complete {
-                // upstream `JobReasonCompletionsReached` (1.31+).
-                let msg = "Reached expected number of succeeded pods";
-                let c = ("Complete", "True", "CompletionsReached", msg);
-                let e = (EventType::Normal, "Completed", "Job completed");
-                mark(&mut conds, &mut actions, &jref, c, e, now);
-                st.completion_time = Some(Time(now));
-                deletes.extend(active.iter().copied());
+                // The terminal condition once no pod runs, terminates or waits to be counted.
+                let settled = active.is_empty()
+                    && terminating == 0
+                    && to_release.is_empty()
+                    && unc_ok.is_empty()
+                    && unc_failed.is_empty();
+                if settled {
+                    let e = if terminal == "Failed" {
+                        (EventType::Warning, reason.as_str(), message.as_str())
+                    } else {
+                        st.completion_time = Some(Time(now));
+                        (EventType::Normal, "Completed", "Job completed")
+                    };
+                    let c = (terminal, "True", reason.as_str(), message.as_str());
+                    mark(&mut conds, &mut actions, &jref, c, e, now);
+                }
             } else {
                 if let Some(d) = deadline {
                     requeue = Some(d.duration_since(now));
                 }
                 let parallelism = spec.parallelism.unwrap_or(1).max(0) as i64;
                 let want = match spec.completions {
+                    Some(c) if indexed => {
+                        let left = (c.max(0) as usize)
+                            .saturating_sub(in_range(&done_indexes) + in_range(&failed_only));
+                        parallelism.min(left as i64)
+                    }
                     Some(c) => parallelism.min((c - succeeded).max(0) as i64),
                     None if succeeded > 0 => 0,
                     None => parallelism,
                 };
-                let have = active.len() as i64;
+                // The pods of a failed index go.
+                deletes.extend(
+                    active
+                        .iter()
+                        .filter(|p| index_of(p).is_some_and(|i| failed_indexes.contains(&i))),
+                );
+                // With `podReplacementPolicy: Failed` a terminating pod is replaced only once
+                // it has failed.
+                let have = (active.len() + if only_failed { terminating } else { 0 }) as i64;
                 if satisfied && have > want {
                     // Fewest-progress first: not yet running, then not ready, then newest.
                     let mut extra = active.clone();
@@ -402,10 +637,56 @@ pub fn reconcile(job: &Job, pods: &[Arc<Pod>], satisfied: bool, now: Timestamp) 
                             .into_iter()
                             .take((have - want).min(MAX_PER_SYNC) as usize),
                     );
+                } else if satisfied && have < want && per_index.is_some() {
+                    // Each index backs off on its own failures (upstream
+                    // `getNewIndexFailureCounts`, `getRemainingTimePerIndex`).
+                    let busy: BTreeSet<i32> = active.iter().filter_map(|p| index_of(p)).collect();
+                    let n = (want - have).min(MAX_PER_SYNC) as usize;
+                    let owner = owner_ref(job);
+                    for i in (0..completions).filter(|i| {
+                        !done_indexes.contains(i)
+                            && !busy.contains(i)
+                            && !failed_indexes.contains(i)
+                    }) {
+                        if creates.len() >= n {
+                            break;
+                        }
+                        let last = pods
+                            .iter()
+                            .filter(|p| index_of(p) == Some(i) && is_failed(p, only_failed))
+                            .max_by_key(|p| finished_at(p));
+                        let (failures, ignored) = last.map_or((0, 0), |p| {
+                            let f = annotation_count(p, INDEX_FAILURE_COUNT);
+                            let g = annotation_count(p, INDEX_IGNORED_FAILURE_COUNT);
+                            if counts(p) {
+                                (f + 1, g)
+                            } else {
+                                (f, g + 1)
+                            }
+                        });
+                        let wait = last
+                            .filter(|p| counts(p))
+                            .and_then(|p| finished_at(p))
+                            .map(|t| t + backoff(failures))
+                            .filter(|t| *t > now);
+                        if let Some(t) = wait {
+                            let d = t.duration_since(now);
+                            requeue = Some(requeue.map_or(d, |r| r.min(d)));
+                            continue;
+                        }
+                        let mut pod = new_pod(job, owner.clone(), Some(i));
+                        let ann = pod
+                            .metadata
+                            .annotations
+                            .get_or_insert_with(Default::default);
+                        ann.insert(INDEX_FAILURE_COUNT.into(), failures.to_string());
+                        ann.insert(INDEX_IGNORED_FAILURE_COUNT.into(), ignored.to_string());
+                        creates.push(pod);
+                    }
                 } else if satisfied && have < want {
                     let last_failure = pods
                         .iter()
-                        .filter(|p| is_failed(p))
+                        .filter(|p| counts(p))
                         .filter_map(|p| finished_at(p))
                         .max();
                     let wait_until = last_failure.map(|t| t + backoff(failed));
@@ -444,10 +725,14 @@ pub fn reconcile(job: &Job, pods: &[Arc<Pod>], satisfied: bool, now: Timestamp) 
     // Pods being deleted now are no longer active (deletes are drawn from `active`).
     st.active = Some(active.len().saturating_sub(deletes.len()) as i32);
     st.ready = Some(active.iter().filter(|p| is_pod_ready(p)).count() as i32);
+    st.terminating = Some(terminating as i32);
     st.succeeded = st.succeeded.or(Some(0));
     st.failed = st.failed.or(Some(0));
     if indexed {
         st.completed_indexes = Some(format_indexes(&completed));
+    }
+    if per_index.is_some() {
+        st.failed_indexes = Some(format_indexes(&failed_indexes));
     }
     st.uncounted_terminated_pods = Some(UncountedTerminatedPods {
         succeeded: Some(unc_ok),
@@ -536,6 +821,10 @@ impl Controller for JobController {
             self.expectations.delete(key);
             return Vec::new();
         };
+        let managed_by = job.spec.as_ref().and_then(|s| s.managed_by.as_deref());
+        if managed_by.is_some_and(|m| m != MANAGED_BY) {
+            return Vec::new();
+        }
         let uid = job.metadata.uid.clone().unwrap_or_default();
         let pods: Vec<Arc<Pod>> = controlled(caches, &uid);
         reconcile(&job, &pods, self.expectations.satisfied(key, now), now)
@@ -706,19 +995,30 @@ mod tests {
         ];
         let a = reconcile(&j, &pods, true, t(10));
         apply_status(&mut j, &a);
+        // Success is decided (the interim condition) but the job is not complete until the
+        // last pods are counted.
+        assert_eq!(
+            condition(&j, "SuccessCriteriaMet"),
+            Some(("True".into(), "CompletionsReached".into()))
+        );
+        assert_eq!(condition(&j, "Complete"), None);
+        assert!(!is_finished(&j));
+        assert_eq!(count(&a, |a| matches!(a, Action::Patch { .. })), 2);
+        assert!(created(&a).is_empty());
+        let pods = pods.map(|p| released(&p));
+        let a = reconcile(&j, &pods, true, t(11));
+        apply_status(&mut j, &a);
         assert_eq!(
             condition(&j, "Complete"),
             Some(("True".into(), "CompletionsReached".into()))
         );
+        assert_eq!(j.status.as_ref().unwrap().succeeded, Some(3));
         assert_eq!(
             j.status.as_ref().unwrap().completion_time,
-            Some(Time(t(10)))
+            Some(Time(t(11)))
         );
         assert!(is_finished(&j));
-        // Finished: the last finalizers still go, nothing is created.
-        let a = reconcile(&j, &pods, true, t(11));
-        assert_eq!(count(&a, |a| matches!(a, Action::Patch { .. })), 2);
-        assert!(created(&a).is_empty());
+        assert!(created(&reconcile(&j, &pods, true, t(12))).is_empty());
     }
 
     #[test]
@@ -755,12 +1055,18 @@ mod tests {
         // A third failure is over backoffLimit 2: Failed, the active pod deleted.
         let running = stored(Pod::default(), "pi-c");
         let f3 = finished(&stored((*p).clone(), "pi-d"), "Failed", t(50));
-        let a = reconcile(&j, &[f1, f2, f3, running], true, t(51));
+        let a = reconcile(
+            &j,
+            &[f1.clone(), f2.clone(), f3.clone(), running],
+            true,
+            t(51),
+        );
         apply_status(&mut j, &a);
         assert_eq!(
-            condition(&j, "Failed"),
+            condition(&j, "FailureTarget"),
             Some(("True".into(), "BackoffLimitExceeded".into()))
         );
+        assert_eq!(condition(&j, "Failed"), None, "pi-c still runs");
         assert_eq!(
             count(
                 &a,
@@ -768,6 +1074,16 @@ mod tests {
             ),
             1
         );
+        // pi-c gone and pi-d counted: Failed, with the reason of the decision.
+        let a = reconcile(&j, &[f1, f2, released(&f3)], true, t(53));
+        apply_status(&mut j, &a);
+        assert_eq!(
+            condition(&j, "Failed"),
+            Some(("True".into(), "BackoffLimitExceeded".into()))
+        );
+        assert!(a.iter().any(
+            |a| matches!(a, Action::Event { reason, .. } if reason == "BackoffLimitExceeded")
+        ));
         assert!(j.status.as_ref().unwrap().completion_time.is_none());
     }
 
@@ -812,6 +1128,7 @@ mod tests {
             .collect();
         assert_eq!(again, ["2"]);
         assert_eq!(format_indexes(&parse_indexes(Some("0,2-4,7"))), "0,2-4,7");
+        assert_eq!(format_indexes(&parse_indexes(Some("0-1,3"))), "0,1,3");
     }
 
     #[test]
@@ -857,10 +1174,16 @@ mod tests {
         let a = reconcile(&j, &[p], true, t(30));
         apply_status(&mut j, &a);
         assert_eq!(
-            condition(&j, "Failed"),
+            condition(&j, "FailureTarget"),
             Some(("True".into(), "DeadlineExceeded".into()))
         );
         assert_eq!(count(&a, |a| matches!(a, Action::Delete { .. })), 1);
+        let a = reconcile(&j, &[], true, t(31));
+        apply_status(&mut j, &a);
+        assert_eq!(
+            condition(&j, "Failed"),
+            Some(("True".into(), "DeadlineExceeded".into()))
+        );
     }
 
     #[test]
@@ -889,5 +1212,268 @@ mod tests {
     fn nothing_is_created_while_expectations_wait() {
         let j = job(Some(3), 2, false);
         assert!(created(&reconcile(&j, &[], false, t(0))).is_empty());
+    }
+
+    /// `p` failed with `code` from container `app` at t(5), with `conditions` (type, status).
+    fn exited(p: &Arc<Pod>, code: i32, conditions: &[(&str, &str)]) -> Arc<Pod> {
+        let mut p = (*finished(p, "Failed", t(5))).clone();
+        let st = p.status.as_mut().unwrap();
+        st.container_statuses.as_mut().unwrap()[0]
+            .state
+            .as_mut()
+            .unwrap()
+            .terminated
+            .as_mut()
+            .unwrap()
+            .exit_code = code;
+        st.conditions = Some(
+            conditions
+                .iter()
+                .map(|(ty, status)| k8s_openapi::api::core::v1::PodCondition {
+                    type_: ty.to_string(),
+                    status: status.to_string(),
+                    ..Default::default()
+                })
+                .collect(),
+        );
+        Arc::new(p)
+    }
+
+    #[test]
+    fn pod_failure_policy_fails_the_job_ignores_or_counts() {
+        let mut j = job(Some(1), 1, false);
+        let spec = j.spec.as_mut().unwrap();
+        spec.pod_failure_policy = Some(
+            serde_json::from_value(serde_json::json!({"rules": [
+                {"action": "FailJob",
+                 "onExitCodes": {"containerName": "app", "operator": "In", "values": [42]}},
+                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+                {"action": "Count", "onExitCodes": {"operator": "NotIn", "values": [42]}},
+            ]}))
+            .unwrap(),
+        );
+        spec.pod_replacement_policy = Some("Failed".into()); // what defaulting sets
+        let a = reconcile(&j, &[], true, t(0));
+        apply_status(&mut j, &a);
+        let new = created(&a)[0].clone();
+
+        // A disruption is ignored: not counted, replaced at once (no back-off).
+        let disrupted = exited(
+            &stored(new.clone(), "pi-a"),
+            137,
+            &[("DisruptionTarget", "True")],
+        );
+        let a = reconcile(&j, std::slice::from_ref(&disrupted), true, t(6));
+        apply_status(&mut j, &a);
+        let st = j.status.clone().unwrap();
+        assert_eq!(st.uncounted_terminated_pods.unwrap().failed, Some(vec![]));
+        assert_eq!(
+            count(&a, |a| matches!(a, Action::Patch { .. })),
+            1,
+            "let go"
+        );
+        assert_eq!(created(&a).len(), 1, "replaced without back-off");
+        let disrupted = released(&disrupted);
+
+        // Exit code 1 counts (the third rule), and backs off.
+        let one = exited(&stored(new.clone(), "pi-b"), 1, &[]);
+        let a = reconcile(&j, &[disrupted.clone(), one.clone()], true, t(6));
+        apply_status(&mut j, &a);
+        let unc = j.status.clone().unwrap().uncounted_terminated_pods.unwrap();
+        assert_eq!(unc.failed, Some(vec!["uid-pi-b".to_string()]));
+        assert!(created(&a).is_empty(), "back-off");
+
+        // Exit code 42 fails the job at once, with the rule named.
+        let code42 = exited(&stored(new, "pi-c"), 42, &[]);
+        let pods = [disrupted, released(&one), code42.clone()];
+        let a = reconcile(&j, &pods, true, t(30));
+        apply_status(&mut j, &a);
+        assert_eq!(
+            condition(&j, "FailureTarget"),
+            Some(("True".into(), "PodFailurePolicy".into()))
+        );
+        let msg = j.status.as_ref().unwrap().conditions.as_ref().unwrap()[0]
+            .message
+            .clone();
+        assert_eq!(
+            msg.as_deref(),
+            Some("Container app for pod default/pi-c failed with exit code 42 matching FailJob rule at index 0")
+        );
+        assert!(created(&a).is_empty());
+        let pods = [pods[0].clone(), pods[1].clone(), released(&code42)];
+        let a = reconcile(&j, &pods, true, t(31));
+        apply_status(&mut j, &a);
+        assert_eq!(
+            condition(&j, "Failed"),
+            Some(("True".into(), "PodFailurePolicy".into()))
+        );
+        assert_eq!(j.status.as_ref().unwrap().failed, Some(2));
+    }
+
+    #[test]
+    fn with_replacement_policy_failed_a_terminating_pod_is_replaced_once_it_failed() {
+        let mut j = job(Some(1), 1, false);
+        j.spec.as_mut().unwrap().pod_replacement_policy = Some("Failed".into());
+        let a = reconcile(&j, &[], true, t(0));
+        apply_status(&mut j, &a);
+        let mut going = (*stored(created(&a)[0].clone(), "pi-a")).clone();
+        going.metadata.deletion_timestamp = Some(Time(t(3)));
+        going.status.get_or_insert_with(Default::default).phase = Some("Running".into());
+        let going = Arc::new(going);
+        let a = reconcile(&j, std::slice::from_ref(&going), true, t(4));
+        apply_status(&mut j, &a);
+        let st = j.status.clone().unwrap();
+        assert_eq!((st.terminating, st.active), (Some(1), Some(0)));
+        assert!(created(&a).is_empty(), "not replaced while terminating");
+        assert_eq!(st.uncounted_terminated_pods.unwrap().failed, Some(vec![]));
+        let failed = released(&finished(&going, "Failed", t(5)));
+        let mut st = j.status.clone().unwrap();
+        st.failed = Some(1);
+        j.status = Some(st);
+        let a = reconcile(&j, &[failed], true, t(20));
+        assert_eq!(
+            created(&a).len(),
+            1,
+            "replaced once failed (after its back-off)"
+        );
+    }
+
+    fn ann(p: &Pod, key: &str) -> String {
+        p.metadata.annotations.as_ref().unwrap()[key].clone()
+    }
+
+    #[test]
+    fn backoff_limit_per_index_fails_indexes_not_the_job() {
+        let mut j = job(Some(3), 3, true);
+        let spec = j.spec.as_mut().unwrap();
+        spec.backoff_limit_per_index = Some(1);
+        spec.backoff_limit = Some(i32::MAX); // what defaulting sets
+        let a = reconcile(&j, &[], true, t(0));
+        apply_status(&mut j, &a);
+        let new = created(&a);
+        assert_eq!(ann(&new[0], INDEX_FAILURE_COUNT), "0");
+        let pods: Vec<Arc<Pod>> = new
+            .iter()
+            .enumerate()
+            .map(|(i, p)| stored(p.clone(), &format!("pi-{i}")))
+            .collect();
+        // Index 0 fails once: its replacement carries the count and waits 10 s.
+        let f0 = released(&finished(&pods[0], "Failed", t(5)));
+        let mut st = j.status.clone().unwrap();
+        st.failed = Some(1);
+        j.status = Some(st);
+        let live = [f0.clone(), pods[1].clone(), pods[2].clone()];
+        assert!(created(&reconcile(&j, &live, true, t(6))).is_empty());
+        let a = reconcile(&j, &live, true, t(15));
+        let again = created(&a);
+        assert_eq!(again.len(), 1);
+        assert_eq!(ann(&again[0], COMPLETION_INDEX), "0");
+        assert_eq!(ann(&again[0], INDEX_FAILURE_COUNT), "1");
+        // Its second failure exceeds the limit of 1: index 0 fails, not the job.
+        let f0b = finished(&stored(again[0].clone(), "pi-0b"), "Failed", t(20));
+        let live = [f0.clone(), f0b.clone(), pods[1].clone(), pods[2].clone()];
+        let a = reconcile(&j, &live, true, t(21));
+        apply_status(&mut j, &a);
+        assert_eq!(
+            j.status.as_ref().unwrap().failed_indexes.as_deref(),
+            Some("0")
+        );
+        assert!(created(&a).is_empty(), "a failed index is not retried");
+        assert_eq!(condition(&j, "FailureTarget"), None);
+        // The other indexes succeed: the job fails, with its failed indexes as the reason.
+        let done = [
+            f0,
+            released(&f0b),
+            released(&finished(&pods[1], "Succeeded", t(30))),
+            released(&finished(&pods[2], "Succeeded", t(30))),
+        ];
+        let mut st = j.status.clone().unwrap();
+        st.uncounted_terminated_pods = Some(UncountedTerminatedPods {
+            succeeded: Some(vec!["uid-pi-1".into(), "uid-pi-2".into()]),
+            failed: Some(vec!["uid-pi-0b".into()]),
+        });
+        j.status = Some(st);
+        let a = reconcile(&j, &done, true, t(31));
+        apply_status(&mut j, &a);
+        assert_eq!(
+            j.status.as_ref().unwrap().completed_indexes.as_deref(),
+            Some("1,2")
+        );
+        assert_eq!(
+            condition(&j, "Failed"),
+            Some(("True".into(), "FailedIndexes".into()))
+        );
+    }
+
+    #[test]
+    fn max_failed_indexes_and_fail_index_rules() {
+        let mut j = job(Some(4), 4, true);
+        let spec = j.spec.as_mut().unwrap();
+        spec.backoff_limit_per_index = Some(3);
+        spec.max_failed_indexes = Some(0);
+        spec.backoff_limit = Some(i32::MAX);
+        spec.pod_failure_policy = Some(
+            serde_json::from_value(serde_json::json!({"rules": [
+                {"action": "FailIndex", "onExitCodes": {"operator": "In", "values": [3]}},
+            ]}))
+            .unwrap(),
+        );
+        let a = reconcile(&j, &[], true, t(0));
+        apply_status(&mut j, &a);
+        let first = stored(created(&a)[0].clone(), "pi-0");
+        // Exit code 3 fails index 0 at once; one failed index is more than 0 allowed.
+        let a = reconcile(&j, &[exited(&first, 3, &[])], true, t(6));
+        apply_status(&mut j, &a);
+        assert_eq!(
+            j.status.as_ref().unwrap().failed_indexes.as_deref(),
+            Some("0")
+        );
+        assert_eq!(
+            condition(&j, "FailureTarget"),
+            Some(("True".into(), "MaxFailedIndexesExceeded".into()))
+        );
+    }
+
+    #[test]
+    fn a_success_policy_completes_the_job_early() {
+        let mut j = job(Some(5), 5, true);
+        j.spec.as_mut().unwrap().success_policy = Some(
+            serde_json::from_value(serde_json::json!({"rules": [
+                {"succeededIndexes": "0-1", "succeededCount": 2},
+                {"succeededCount": 3},
+            ]}))
+            .unwrap(),
+        );
+        let a = reconcile(&j, &[], true, t(0));
+        apply_status(&mut j, &a);
+        let pods: Vec<Arc<Pod>> = created(&a)
+            .iter()
+            .enumerate()
+            .map(|(i, p)| stored(p.clone(), &format!("pi-{i}")))
+            .collect();
+        // Index 0 and 3 done: neither rule met.
+        let mut live = pods.clone();
+        live[0] = finished(&pods[0], "Succeeded", t(5));
+        live[3] = finished(&pods[3], "Succeeded", t(5));
+        let a = reconcile(&j, &live, true, t(6));
+        apply_status(&mut j, &a);
+        assert_eq!(condition(&j, "SuccessCriteriaMet"), None);
+        // Index 1 too: the first rule (0 and 1) is met; the rest are deleted.
+        live[1] = finished(&pods[1], "Succeeded", t(7));
+        let a = reconcile(&j, &live, true, t(8));
+        apply_status(&mut j, &a);
+        let c = j.status.as_ref().unwrap().conditions.clone().unwrap();
+        let met = c.iter().find(|c| c.type_ == "SuccessCriteriaMet").unwrap();
+        assert_eq!(met.reason.as_deref(), Some("SuccessPolicy"));
+        assert_eq!(met.message.as_deref(), Some("Matched rules at index 0"));
+        assert_eq!(count(&a, |a| matches!(a, Action::Delete { .. })), 2);
+        // Once the others are gone and the successes counted: Complete.
+        let rest = [0, 1, 3].map(|i| released(&live[i]));
+        let a = reconcile(&j, &rest, true, t(9));
+        apply_status(&mut j, &a);
+        assert_eq!(
+            condition(&j, "Complete"),
+            Some(("True".into(), "SuccessPolicy".into()))
+        );
     }
 }
