@@ -533,8 +533,77 @@ struct Normalize<'a> {
     down: Option<&'a HPAScalingRules>,
 }
 
-/// Upstream `normalizeDesiredReplicas` (no `behavior`): the replicas, `AbleToScale` and
-/// `ScalingLimited`.
+/// A bound on the replica count and why it applies: (count, reason, message).
+type Bound = (i32, &'static str, &'static str);
+
+/// The highest count a scale up may reach: the rate limit `rate` or `maxReplicas`.
+fn upper_bound(max: i32, rate: i32) -> Bound {
+    if max > rate {
+        (
+            rate,
+            "ScaleUpLimit",
+            "the desired replica count is increasing faster than the maximum scale rate",
+        )
+    } else {
+        (
+            max,
+            "TooManyReplicas",
+            "the desired replica count is more than the maximum replica count",
+        )
+    }
+}
+
+/// The lowest count a scale down may reach: the rate limit `rate` or `minReplicas`.
+fn lower_bound(min: i32, rate: i32) -> Bound {
+    if min < rate {
+        (
+            rate,
+            "ScaleDownLimit",
+            "the desired replica count is decreasing faster than the maximum scale rate",
+        )
+    } else {
+        (
+            min,
+            "TooFewReplicas",
+            "the desired replica count is less than the minimum replica count",
+        )
+    }
+}
+
+/// `count` inside its bounds: `ScalingLimited` says which one held it, if any.
+fn clamp(count: i32, lower: Option<Bound>, upper: Option<Bound>) -> (i32, Cond) {
+    let (n, reason, message) = match (lower, upper) {
+        (Some(b), _) if count < b.0 => b,
+        (_, Some(b)) if count > b.0 => b,
+        _ => (
+            count,
+            "DesiredWithinRange",
+            "the desired count is within the acceptable range",
+        ),
+    };
+    let limited = if n == count { "False" } else { "True" };
+    (n, (limited, reason, message.to_string()))
+}
+
+/// `AbleToScale` after stabilization turned `desired` into `stabilized`; `up`: it held back a
+/// scale up (only `behavior` has a scale-up window).
+fn stabilization(desired: i32, stabilized: i32, up: bool) -> Cond {
+    if stabilized == desired {
+        (
+            "True",
+            "ReadyForNewScale",
+            "recommended size matches current size".into(),
+        )
+    } else if up {
+        ("True", "ScaleUpStabilized", "recent recommendations were lower than current one, applying the lowest recent recommendation".into())
+    } else {
+        ("True", "ScaleDownStabilized", "recent recommendations were higher than current one, applying the highest recent recommendation".into())
+    }
+}
+
+/// Upstream `normalizeDesiredReplicas` (no `behavior`): the highest recommendation of the
+/// downscale window, then `convertDesiredReplicasWithRules`. Returns the replicas,
+/// `AbleToScale` and `ScalingLimited`.
 fn normalize_default(
     a: &Normalize,
     h: &mut History,
@@ -549,46 +618,18 @@ fn normalize_default(
         .map(|r| r.value)
         .fold(a.desired, i32::max);
     record(&mut h.recommendations, a.desired, now, window);
-    let able = if stabilized != a.desired {
-        ("True", "ScaleDownStabilized", "recent recommendations were higher than current one, applying the highest recent recommendation".to_string())
-    } else {
-        (
-            "True",
-            "ReadyForNewScale",
-            "recommended size matches current size".to_string(),
-        )
-    };
-    let up_limit = scale_up_limit(a.current);
-    let (max_allowed, reason, message) = if a.max > up_limit {
-        (
-            up_limit,
-            "ScaleUpLimit",
-            "the desired replica count is increasing faster than the maximum scale rate",
-        )
-    } else {
-        (
-            a.max,
-            "TooManyReplicas",
-            "the desired replica count is more than the maximum replica count",
-        )
-    };
-    let (n, reason, message) = if stabilized < a.min {
-        (
-            a.min,
-            "TooFewReplicas",
-            "the desired replica count is less than the minimum replica count",
-        )
-    } else if stabilized > max_allowed {
-        (max_allowed, reason, message)
-    } else {
-        (
-            stabilized,
-            "DesiredWithinRange",
-            "the desired count is within the acceptable range",
-        )
-    };
-    let limited = if n == stabilized { "False" } else { "True" };
-    (n, able, (limited, reason, message.to_string()))
+    let able = stabilization(a.desired, stabilized, false);
+    let lower = (
+        a.min,
+        "TooFewReplicas",
+        "the desired replica count is less than the minimum replica count",
+    );
+    let (n, limited) = clamp(
+        stabilized,
+        Some(lower),
+        Some(upper_bound(a.max, scale_up_limit(a.current))),
+    );
+    (n, able, limited)
 }
 
 fn window_of(r: Option<&HPAScalingRules>, default: i64) -> SignedDuration {
@@ -598,15 +639,15 @@ fn window_of(r: Option<&HPAScalingRules>, default: i64) -> SignedDuration {
     )
 }
 
-/// Upstream `normalizeDesiredReplicasWithBehaviors`.
+/// Upstream `normalizeDesiredReplicasWithBehaviors`: stabilization between the lowest
+/// recommendation of the scale-up window and the highest of the scale-down window, then the
+/// policies' rate (`convertDesiredReplicasWithBehaviorRate`).
 fn normalize_with_behavior(
     a: &Normalize,
     h: &mut History,
     now: Timestamp,
     default_down_window: SignedDuration,
 ) -> (i32, Cond, Cond) {
-    // Stabilization: between the lowest recommendation of the scale-up window and the
-    // highest of the scale-down window.
     let up_window = window_of(a.up, 0);
     let down_window = window_of(a.down, default_down_window.as_secs());
     let (mut up_rec, mut down_rec) = (a.desired, a.desired);
@@ -625,75 +666,22 @@ fn normalize_with_behavior(
         now,
         up_window.max(down_window),
     );
-    let able = if stabilized != a.desired {
-        if a.desired >= a.current {
-            ("True", "ScaleUpStabilized", "recent recommendations were lower than current one, applying the lowest recent recommendation".to_string())
-        } else {
-            ("True", "ScaleDownStabilized", "recent recommendations were higher than current one, applying the highest recent recommendation".to_string())
-        }
-    } else {
-        (
-            "True",
-            "ReadyForNewScale",
-            "recommended size matches current size".to_string(),
-        )
-    };
-    // Rate: the policies bound the change from the start of each period.
-    let within = (
-        stabilized,
-        "DesiredWithinRange",
-        "the desired count is within the acceptable range",
-    );
-    let (n, reason, message) = if stabilized > a.current {
-        let limit =
+    let able = stabilization(a.desired, stabilized, a.desired >= a.current);
+    let (n, limited) = if stabilized > a.current {
+        let rate =
             a.up.map_or(i32::MAX, |r| scale_up_limit_with(r, a.current, h, now))
                 .max(a.current);
-        let (allowed, reason, message) = if a.max > limit {
-            (
-                limit,
-                "ScaleUpLimit",
-                "the desired replica count is increasing faster than the maximum scale rate",
-            )
-        } else {
-            (
-                a.max,
-                "TooManyReplicas",
-                "the desired replica count is more than the maximum replica count",
-            )
-        };
-        if stabilized > allowed {
-            (allowed, reason, message)
-        } else {
-            within
-        }
+        clamp(stabilized, None, Some(upper_bound(a.max, rate)))
     } else if stabilized < a.current {
-        let limit = a
+        let rate = a
             .down
             .map_or(i32::MIN, |r| scale_down_limit_with(r, a.current, h, now))
             .min(a.current);
-        let (allowed, reason, message) = if a.min < limit {
-            (
-                limit,
-                "ScaleDownLimit",
-                "the desired replica count is decreasing faster than the maximum scale rate",
-            )
-        } else {
-            (
-                a.min,
-                "TooFewReplicas",
-                "the desired replica count is less than the minimum replica count",
-            )
-        };
-        if stabilized < allowed {
-            (allowed, reason, message)
-        } else {
-            within
-        }
+        clamp(stabilized, Some(lower_bound(a.min, rate)), None)
     } else {
-        within
+        clamp(stabilized, None, None)
     };
-    let limited = if n == stabilized { "False" } else { "True" };
-    (n, able, (limited, reason, message.to_string()))
+    (n, able, limited)
 }
 
 /// Upstream `setConditionInList`: the transition time moves only when the status does.

@@ -402,20 +402,41 @@ impl Applier {
         for (k, (add, del)) in &per_key {
             self.expectations.expect(k, *add, *del, now);
         }
-        let mut first_err = None;
-        for a in actions {
+        let mut actions = actions.into_iter();
+        while let Some(a) = actions.next() {
             match self.apply_one(a).await {
                 Ok(Some(d)) => requeue = Some(requeue.map_or(d, |r| r.min(d))),
                 Ok(None) => {}
                 Err(e) => {
-                    tracing::debug!(error = %e, "action failed");
-                    first_err.get_or_insert(e);
+                    tracing::debug!(error = %e, "action failed; the rest are not issued");
+                    // What was expected of the actions never issued will not be observed.
+                    for skipped in actions {
+                        self.unexpect(&skipped);
+                    }
+                    return Err(e);
                 }
             }
         }
-        match first_err {
-            Some(e) => Err(e),
-            None => Ok(requeue),
+        Ok(requeue)
+    }
+
+    /// Lowers the expectations `apply` raised for an action it did not issue.
+    fn unexpect(&self, a: &Action) {
+        match a {
+            Action::CreatePods {
+                pods,
+                expectation_key,
+                ..
+            } => {
+                for _ in pods {
+                    self.expectations.creation_observed(expectation_key);
+                }
+            }
+            Action::Delete {
+                owner: Some((k, _)),
+                ..
+            } => self.expectations.deletion_observed(k),
+            _ => {}
         }
     }
 
@@ -738,6 +759,57 @@ mod tests {
         // 10 expected; 1 failed and 7 skipped were lowered; 2 await their watch events.
         assert_eq!(exp.pending("default/web"), (2, 0));
         assert!(client.creates.load(Ordering::SeqCst) >= 3);
+    }
+
+    #[tokio::test]
+    async fn the_first_failure_stops_the_rest_and_lowers_their_expectations() {
+        // The status write fails: nothing after it is issued (a job's finalizers must not go
+        // before the UIDs are recorded), and what was expected of the rest is lowered.
+        let client = Arc::new(ScriptedClient {
+            fail_create_at: Some(1),
+            ..Default::default()
+        });
+        let clock: orch_types::clock::SharedClock =
+            Arc::new(orch_types::clock::ManualClock::at_epoch_seconds(0));
+        let exp = Expectations::new();
+        let ap = Applier::new(client.clone(), clock, "job-controller")
+            .with_expectations(exp.clone())
+            .without_events();
+        let mut status = DynamicObject::new("v1", "ConfigMap", "first");
+        status.metadata.namespace = Some("default".into());
+        let mut pod = DynamicObject::new("v1", "Pod", "");
+        pod.metadata.generate_name = Some("pi-".into());
+        pod.metadata.namespace = Some("default".into());
+        let owner = ObjectRef::new("batch/v1", "Job", Some("default"), "pi", "u");
+        let r = ap
+            .apply(vec![
+                Action::Create {
+                    resource: ApiResource::of::<k8s_openapi::api::core::v1::ConfigMap>(),
+                    object: status,
+                },
+                Action::CreatePods {
+                    pods: vec![pod; 3],
+                    owner: owner.clone(),
+                    expectation_key: "default/pi".into(),
+                },
+                Action::Delete {
+                    resource: ApiResource::of::<k8s_openapi::api::core::v1::Pod>(),
+                    namespace: Some("default".into()),
+                    name: "pi-old".into(),
+                    uid: None,
+                    propagation: None,
+                    grace_period_seconds: None,
+                    owner: Some(("default/pi".into(), owner)),
+                },
+            ])
+            .await;
+        assert!(r.is_err());
+        assert_eq!(
+            client.creates.load(Ordering::SeqCst),
+            1,
+            "only the failed write"
+        );
+        assert_eq!(exp.pending("default/pi"), (0, 0));
     }
 
     #[tokio::test]
