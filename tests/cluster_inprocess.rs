@@ -381,7 +381,6 @@ async fn kubectl_rolls_out_and_undoes_a_daemon_set() {
         ]);
         kubectl(&["set", "image", "daemonset/agent", "agent=agent:2"]);
         let rolled = kubectl(&["rollout", "status", "daemonset/agent", "--timeout=60s"]);
-        let history = kubectl(&["rollout", "history", "daemonset/agent"]);
         kubectl(&["rollout", "undo", "daemonset/agent"]);
         kubectl(&["rollout", "status", "daemonset/agent", "--timeout=60s"]);
         let image = kubectl(&[
@@ -392,6 +391,40 @@ async fn kubectl_rolls_out_and_undoes_a_daemon_set() {
             "-o",
             "jsonpath={.items[*].spec.containers[0].image}",
         ]);
+        // Orphaned, then adopted: a DaemonSet created again over the same selector takes
+        // the running pods (and the revisions) instead of starting new ones.
+        let pods = "jsonpath={range .items[*]}{.metadata.name}/\
+                    {.metadata.ownerReferences[0].uid} {end}";
+        let before = kubectl(&["get", "pods", "-l", "app=agent", "-o", pods]);
+        kubectl(&["delete", "daemonset", "agent", "--cascade=orphan"]);
+        kubectl(&["apply", "-f", manifest.to_str().expect("utf-8 path")]);
+        let uid = kubectl(&[
+            "get",
+            "daemonset",
+            "agent",
+            "-o",
+            "jsonpath={.metadata.uid}",
+        ]);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let adopted = loop {
+            let now = kubectl(&["get", "pods", "-l", "app=agent", "-o", pods]);
+            if now
+                .split_whitespace()
+                .all(|p| p.ends_with(&format!("/{uid}")))
+            {
+                break now;
+            }
+            assert!(std::time::Instant::now() < deadline, "not adopted: {now}");
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        let names = |s: &str| -> Vec<String> {
+            s.split_whitespace()
+                .filter_map(|p| p.split('/').next())
+                .map(str::to_string)
+                .collect()
+        };
+        assert_eq!(names(&before), names(&adopted), "the same pods");
+        let history = kubectl(&["rollout", "history", "daemonset/agent"]);
         (nodes, rolled, history, image)
     })
     .await
@@ -400,7 +433,8 @@ async fn kubectl_rolls_out_and_undoes_a_daemon_set() {
     nodes.sort();
     assert_eq!(nodes, ["node-1", "node-2", "node-3"]);
     assert!(rolled.contains("successfully rolled out"), "{rolled}");
-    assert_eq!(revisions(&history), ["1", "2"], "{history}");
+    // The adopted revisions: 2 (agent:2) and 3 (the undo back to agent:1).
+    assert_eq!(revisions(&history), ["2", "3"], "{history}");
     assert_eq!(image, "agent:1 agent:1 agent:1");
     cluster.shutdown().await.expect("clean shutdown");
 }
@@ -1201,6 +1235,7 @@ spec:
 "#,
     )
     .expect("write manifest");
+    let raw = kubectl_for(&cluster);
     let kubectl = must_succeed(run);
     let (claims, volume_before, volume_after, node_before, node_after, kept) =
         tokio::task::spawn_blocking(move || {
@@ -1228,7 +1263,23 @@ spec:
             };
             let volume_before = volume(&kubectl);
             let node_before = node(&kubectl);
-            kubectl(&["delete", "pod", "db-1", "--wait=true"]);
+            // Not `--wait=true`: kubectl's wait misses the deletion when the controller has
+            // already created the next `db-1` by the time it lists (it then waits for that
+            // one to go); the new pod's UID tells instead.
+            let uid = |k: &dyn Fn(&[&str]) -> String| {
+                k(&["get", "pod", "db-1", "-o", "jsonpath={.metadata.uid}"])
+            };
+            let uid_before = uid(&kubectl);
+            kubectl(&["delete", "pod", "db-1", "--wait=false"]);
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            loop {
+                let now = raw(&["get", "pod", "db-1", "-o", "jsonpath={.metadata.uid}"]);
+                if now.status.success() && now.stdout.as_slice() != uid_before.as_bytes() {
+                    break;
+                }
+                assert!(std::time::Instant::now() < deadline, "db-1 not replaced");
+                std::thread::sleep(Duration::from_millis(200));
+            }
             kubectl(&["rollout", "status", "statefulset/db", "--timeout=60s"]);
             kubectl(&["wait", "--for=condition=Ready", "pod/db-1", "--timeout=60s"]);
             let volume_after = volume(&kubectl);

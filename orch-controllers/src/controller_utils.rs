@@ -1,6 +1,7 @@
 //! Pod helpers shared by the workload controllers, after `pkg/controller/controller_utils.go`
 //! and `pkg/api/v1/pod/util.go`: readiness, availability, activeness, the deletion ranking, and
-//! building a pod from a template.
+//! building a pod from a template; and claiming objects by selector
+//! (`pkg/controller/controller_ref_manager.go`): [`claim`], [`orphan_pods`].
 
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::{Pod, PodCondition, PodTemplateSpec};
@@ -10,10 +11,13 @@ use orch_runtime::controller::{trigger_owner, Mapper};
 use orch_runtime::expectations::Expectations;
 use orch_runtime::object::{controller_key, is_deleting};
 use orch_runtime::store::Change;
+use orch_types::client::Patch;
 use orch_types::events::ObjectRef;
 use orch_types::registry::ApiResource;
+use serde_json::json;
 use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// `controller.kubernetes.io/pod-deletion-cost`.
 pub const POD_DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost";
@@ -379,5 +383,232 @@ mod tests {
             until_available(&p, 10, Timestamp::from_second(4).unwrap()),
             Some(std::time::Duration::from_secs(6))
         );
+    }
+}
+
+/// What a controller claimed of the candidates [`claim`] was given.
+#[derive(Debug)]
+pub struct Claimed<K> {
+    /// Objects it already controls whose labels still match.
+    pub owned: Vec<Arc<K>>,
+    /// Orphans it adopts (as cached: without the new owner reference yet).
+    pub adopted: Vec<Arc<K>>,
+    /// The adoption and release patches, to issue before anything that counts on them.
+    pub actions: Vec<Action>,
+}
+
+impl<K> Claimed<K> {
+    /// Owned and adopted objects.
+    pub fn all(&self) -> Vec<Arc<K>> {
+        self.owned.iter().chain(&self.adopted).cloned().collect()
+    }
+}
+
+/// upstream `BaseControllerRefManager.ClaimObject` over `candidates` (objects the owner
+/// controls and orphans of its namespace, `Store::claimable`): an object it controls whose
+/// labels `selects` no longer is released (unless the owner is being deleted); an orphan it
+/// selects is adopted (unless either is being deleted); objects of other controllers are left
+/// alone. Adoption and release are JSON patches guarded by the object's UID (and the owner
+/// reference's, for a release), as upstream's.
+pub fn claim<K>(
+    candidates: &[Arc<K>],
+    owner: &ObjectMeta,
+    owner_ref: &OwnerReference,
+    selects: impl Fn(&K) -> bool,
+) -> Claimed<K>
+where
+    K: orch_runtime::object::Object + k8s_openapi::Resource,
+    K::Scope: 'static,
+{
+    let mut out = Claimed {
+        owned: Vec::new(),
+        adopted: Vec::new(),
+        actions: Vec::new(),
+    };
+    let owner_uid = owner.uid.as_deref().unwrap_or_default();
+    for o in candidates {
+        let m = o.meta();
+        match orch_runtime::object::controller_of(m) {
+            Some(r) if r.uid == owner_uid => {
+                if selects(o) {
+                    out.owned.push(o.clone());
+                } else if !is_deleting(owner) {
+                    if let Some(p) = release_patch(m, owner_uid) {
+                        out.actions.push(patch_of::<K>(m, p));
+                    }
+                }
+            }
+            Some(_) => {}
+            None => {
+                let same_ns = owner.namespace.is_none() || owner.namespace == m.namespace;
+                if same_ns && !is_deleting(owner) && !is_deleting(m) && selects(o) {
+                    out.actions
+                        .push(patch_of::<K>(m, adopt_patch(m, owner_ref)));
+                    out.adopted.push(o.clone());
+                }
+            }
+        }
+    }
+    out
+}
+
+fn patch_of<K>(m: &ObjectMeta, patch: Patch) -> Action
+where
+    K: k8s_openapi::Resource,
+    K::Scope: 'static,
+{
+    Action::Patch {
+        resource: ApiResource::of::<K>(),
+        namespace: m.namespace.clone(),
+        name: m.name.clone().unwrap_or_default(),
+        subresource: None,
+        patch,
+    }
+}
+
+/// JSON patch adding `owner` as the controller reference of `m` (guarded by its UID).
+fn adopt_patch(m: &ObjectMeta, owner: &OwnerReference) -> Patch {
+    let uid = m.uid.as_deref().unwrap_or_default();
+    let owner = serde_json::to_value(owner).unwrap_or_default();
+    let add = if m.owner_references.as_ref().is_none_or(Vec::is_empty) {
+        json!({"op": "add", "path": "/metadata/ownerReferences", "value": [owner]})
+    } else {
+        json!({"op": "add", "path": "/metadata/ownerReferences/-", "value": owner})
+    };
+    Patch::Json(json!([{"op": "test", "path": "/metadata/uid", "value": uid}, add]))
+}
+
+/// JSON patch removing the owner reference with `owner_uid` from `m`.
+fn release_patch(m: &ObjectMeta, owner_uid: &str) -> Option<Patch> {
+    let refs = m.owner_references.as_deref().unwrap_or_default();
+    let i = refs.iter().position(|r| r.uid == owner_uid)?;
+    Some(Patch::Json(json!([
+        {"op": "test", "path": "/metadata/uid", "value": m.uid.as_deref().unwrap_or_default()},
+        {"op": "test", "path": format!("/metadata/ownerReferences/{i}/uid"), "value": owner_uid},
+        {"op": "remove", "path": format!("/metadata/ownerReferences/{i}")},
+    ])))
+}
+
+/// Keys the controllers of kind `K` in a pod's namespace that would adopt it: for a pod
+/// without a controller that appears or changes its labels, each `K` whose selector
+/// (`selector`) matches it (upstream `getPodReplicaSets` / `getPodDaemonSets` /
+/// `getPodStatefulSets` on `addPod` / `updatePod`).
+pub fn orphan_pods<K: orch_runtime::object::Kind>(selector: fn(&K, &Pod) -> bool) -> Mapper<Pod> {
+    Arc::new(move |c, caches, keys| {
+        let p = c.object();
+        let relevant = match c {
+            Change::Added(_) => true,
+            Change::Updated(old, new) => old.metadata.labels != new.metadata.labels,
+            _ => false,
+        };
+        if !relevant || orch_runtime::object::controller_of(&p.metadata).is_some() {
+            return;
+        }
+        let ns = p.metadata.namespace.as_deref().unwrap_or_default();
+        for k in caches.get::<K>().list_namespace(ns) {
+            if selector(&k, p) {
+                let key = orch_runtime::object::key_of(k.meta());
+                if !keys.contains(&key) {
+                    keys.push(key);
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod claim_tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use orch_runtime::object::controller_ref;
+
+    fn pod(name: &str, app: &str, owner: Option<&str>, deleting: bool) -> Arc<Pod> {
+        let mut p: Pod = serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "ns", "uid": format!("u-{name}"),
+                         "labels": {"app": app}},
+        }))
+        .unwrap();
+        if let Some(o) = owner {
+            p.metadata.owner_references = Some(vec![OwnerReference {
+                api_version: "apps/v1".into(),
+                kind: "DaemonSet".into(),
+                name: o.into(),
+                uid: format!("u-{o}"),
+                controller: Some(true),
+                ..Default::default()
+            }]);
+        }
+        if deleting {
+            p.metadata.deletion_timestamp = Some(Time(Timestamp::UNIX_EPOCH));
+        }
+        Arc::new(p)
+    }
+
+    fn owner(deleting: bool) -> ObjectMeta {
+        ObjectMeta {
+            name: Some("ds".into()),
+            namespace: Some("ns".into()),
+            uid: Some("u-ds".into()),
+            deletion_timestamp: deleting.then_some(Time(Timestamp::UNIX_EPOCH)),
+            ..Default::default()
+        }
+    }
+
+    fn names(v: &[Arc<Pod>]) -> Vec<&str> {
+        v.iter()
+            .filter_map(|p| p.metadata.name.as_deref())
+            .collect()
+    }
+
+    fn patched(actions: &[Action]) -> Vec<(String, String)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Patch {
+                    name,
+                    patch: Patch::Json(v),
+                    ..
+                } => Some((
+                    name.clone(),
+                    v.as_array()?.last()?["op"].as_str()?.to_string(),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn claims_adopt_orphans_and_release_what_stopped_matching() {
+        let pods = vec![
+            pod("mine", "web", Some("ds"), false),
+            pod("relabelled", "db", Some("ds"), false),
+            pod("orphan", "web", None, false),
+            pod("stray", "db", None, false),
+            pod("theirs", "web", Some("other"), false),
+            pod("going", "web", None, true),
+        ];
+        let web = |p: &Pod| {
+            p.metadata
+                .labels
+                .as_ref()
+                .is_some_and(|l| l["app"] == "web")
+        };
+        let m = owner(false);
+        let r = controller_ref("apps/v1", "DaemonSet", &m);
+        let c = claim(&pods, &m, &r, web);
+        assert_eq!(names(&c.owned), ["mine"]);
+        assert_eq!(names(&c.adopted), ["orphan"]);
+        assert_eq!(
+            patched(&c.actions),
+            [
+                ("relabelled".to_string(), "remove".to_string()),
+                ("orphan".to_string(), "add".to_string())
+            ]
+        );
+        // An owner being deleted adopts nothing and releases nothing.
+        let m = owner(true);
+        let c = claim(&pods, &m, &r, web);
+        assert_eq!(names(&c.owned), ["mine"]);
+        assert!(c.adopted.is_empty() && c.actions.is_empty());
     }
 }

@@ -24,17 +24,17 @@
 //! adopted (the ReplicaSet controller's adoption is not shared yet).
 
 use crate::controller_utils::{
-    controlled, delete_pod, is_pod_available, is_pod_ready, owned_pods, until_available,
+    claim, delete_pod, is_pod_available, is_pod_ready, orphan_pods, owned_pods, until_available,
 };
 use crate::history::{self, pod_hash, REVISION_HASH};
-use crate::selector::scaled_value;
+use crate::selector::{from_label_selector, scaled_value};
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, DaemonSetStatus};
 use k8s_openapi::api::core::v1::{
     Affinity, Node, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Pod,
     PodTemplateSpec, Taint, Toleration,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use orch_runtime::action::Action;
 use orch_runtime::controller::{trigger_owner, trigger_self, Caches, Controller, Watches};
 use orch_runtime::expectations::Expectations;
@@ -754,6 +754,13 @@ pub struct DaemonSetController {
     node_names: Arc<Mutex<Option<Arc<Vec<String>>>>>,
 }
 
+/// Whether the DaemonSet's selector matches an object's labels (an invalid selector matches
+/// nothing).
+fn selects(ds: &DaemonSet, m: &ObjectMeta) -> bool {
+    from_label_selector(ds.spec.as_ref().map(|s| &s.selector))
+        .is_ok_and(|sel| sel.matches_opt(m.labels.as_ref()))
+}
+
 impl Controller for DaemonSetController {
     fn name(&self) -> &'static str {
         "daemonset"
@@ -765,7 +772,14 @@ impl Controller for DaemonSetController {
 
     fn watches(&self, w: &mut Watches) {
         w.watch::<DaemonSet>(trigger_self());
-        w.watch::<Pod>(owned_pods("DaemonSet", self.expectations.clone()));
+        let (owned, orphans) = (
+            owned_pods("DaemonSet", self.expectations.clone()),
+            orphan_pods::<DaemonSet>(|ds, p| selects(ds, &p.metadata)),
+        );
+        w.watch::<Pod>(Arc::new(move |c, caches, keys| {
+            owned(c, caches, keys);
+            orphans(c, caches, keys);
+        }));
         w.watch::<ControllerRevision>(trigger_owner("DaemonSet"));
         // upstream addNode / updateNode: only DaemonSets whose decision for the node changes
         // (a Ready condition flipping alone changes none: the not-ready taints are tolerated).
@@ -801,9 +815,33 @@ impl Controller for DaemonSetController {
             self.backoff.lock().remove(key);
             return Vec::new();
         };
+        // Being deleted (foreground or orphaning): its pods and revisions may be going or
+        // losing their owner, so no history is built and no pod made (upstream
+        // `syncDaemonSet` / `updateStatefulSet` return early); the garbage collector
+        // finishes it.
+        if is_deleting(&ds.metadata) {
+            return Vec::new();
+        }
+        // upstream `getDaemonPods` / `controlledHistories`: claim pods and revisions by the
+        // selector (adopt orphans, release what stopped matching).
         let uid = ds.metadata.uid.clone().unwrap_or_default();
-        let pods: Vec<Arc<Pod>> = controlled(caches, &uid);
-        let revisions: Vec<Arc<ControllerRevision>> = controlled(caches, &uid);
+        let ns = ds.metadata.namespace.clone().unwrap_or_default();
+        let owner = controller_ref("apps/v1", "DaemonSet", &ds.metadata);
+        let pods = claim(
+            &caches.get::<Pod>().claimable(&uid, &ns),
+            &ds.metadata,
+            &owner,
+            |p: &Pod| selects(&ds, &p.metadata),
+        );
+        let revisions = claim(
+            &caches.get::<ControllerRevision>().claimable(&uid, &ns),
+            &ds.metadata,
+            &owner,
+            |r: &ControllerRevision| selects(&ds, &r.metadata),
+        );
+        let mut claims = pods.actions.clone();
+        claims.extend(revisions.actions.iter().cloned());
+        let (pods, revisions) = (pods.all(), revisions.all());
         let crs = caches.get::<ControllerRevision>();
         let node_store = caches.get::<Node>();
         let names = self
@@ -819,7 +857,7 @@ impl Controller for DaemonSetController {
         let ns = ds.metadata.namespace.clone();
         let named = move |n: &str| crs.get_in(ns.as_deref(), n);
         let mut backoff = self.backoff.lock();
-        reconcile(
+        claims.extend(reconcile(
             &ds,
             DaemonSetView {
                 nodes: &nodes,
@@ -830,7 +868,8 @@ impl Controller for DaemonSetController {
                 backoff: backoff.entry(key.to_string()).or_default(),
                 now,
             },
-        )
+        ));
+        claims
     }
 
     fn expectations(&self) -> Option<Expectations> {

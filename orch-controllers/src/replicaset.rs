@@ -6,8 +6,8 @@
 //! slow-start batches, deletions ranked as `getPodsToDelete`), then compute status.
 
 use crate::controller_utils::{
-    delete_pod, is_pod_active, is_pod_available, is_pod_ready, pod_from_template, pods_to_delete,
-    until_available,
+    claim, delete_pod, is_pod_active, is_pod_available, is_pod_ready, pod_from_template,
+    pods_to_delete, until_available,
 };
 use crate::selector::{from_label_selector, from_map, Selector, SelectorError};
 use jiff::Timestamp;
@@ -22,12 +22,10 @@ use orch_runtime::object::{
 };
 use orch_runtime::store::Change;
 use orch_types::client::ClientError;
-use orch_types::client::Patch;
 use orch_types::events::ObjectRef;
 use orch_types::registry::ApiResource;
 use orch_types::DynamicObject;
 use parking_lot::Mutex;
-use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -164,43 +162,6 @@ pub struct SyncContext<'a> {
     pub now: Timestamp,
 }
 
-/// JSON patch adopting a pod (guarded by the pod's UID, like upstream's patch).
-fn adopt_patch(pod: &Pod, owner: &serde_json::Value) -> Patch {
-    let mut ops = vec![json!({"op": "test", "path": "/metadata/uid", "value": uid(&pod.metadata)})];
-    if pod
-        .metadata
-        .owner_references
-        .as_ref()
-        .is_none_or(Vec::is_empty)
-    {
-        ops.push(json!({"op": "add", "path": "/metadata/ownerReferences", "value": [owner]}));
-    } else {
-        ops.push(json!({"op": "add", "path": "/metadata/ownerReferences/-", "value": owner}));
-    }
-    Patch::Json(serde_json::Value::Array(ops))
-}
-
-/// JSON patch removing the owner reference with `owner_uid` from `meta`.
-pub fn release_patch(meta: &ObjectMeta, owner_uid: &str) -> Option<Patch> {
-    let refs = meta.owner_references.as_deref().unwrap_or_default();
-    let i = refs.iter().position(|r| r.uid == owner_uid)?;
-    Some(Patch::Json(json!([
-        {"op": "test", "path": "/metadata/uid", "value": uid(meta)},
-        {"op": "test", "path": format!("/metadata/ownerReferences/{i}/uid"), "value": owner_uid},
-        {"op": "remove", "path": format!("/metadata/ownerReferences/{i}")},
-    ])))
-}
-
-fn pod_patch(pod: &Pod, patch: Patch) -> Action {
-    Action::Patch {
-        resource: ApiResource::of::<Pod>(),
-        namespace: pod.metadata.namespace.clone(),
-        name: name(&pod.metadata).into(),
-        subresource: None,
-        patch,
-    }
-}
-
 /// One reconcile of a ReplicaSet / ReplicationController.
 pub fn reconcile(w: &Workload, cx: SyncContext<'_>) -> Vec<Action> {
     let mut actions = Vec::new();
@@ -216,29 +177,25 @@ pub fn reconcile(w: &Workload, cx: SyncContext<'_>) -> Vec<Action> {
         }
     };
     let owner_ref = controller_ref(w.kind.api_version(), w.kind.kind(), &w.meta);
-    let owner_json = serde_json::to_value(&owner_ref).unwrap_or_default();
-    // Claim (controller_ref_manager.go ClaimPods) over active pods.
-    let mut claimed: Vec<&Pod> = Vec::new();
-    for p in cx.pods.iter().map(Arc::as_ref).filter(|p| is_pod_active(p)) {
-        let matches = selector.matches_opt(p.metadata.labels.as_ref());
-        match controller_of(&p.metadata) {
-            Some(r) if r.uid == uid(&w.meta) => {
-                if matches {
-                    claimed.push(p);
-                } else if let Some(patch) = release_patch(&p.metadata, uid(&w.meta)) {
-                    // Labels stopped matching: release (the pod is then replaced).
-                    actions.push(pod_patch(p, patch));
-                }
-            }
-            Some(_) => {}
-            None => {
-                if matches && !is_deleting(&w.meta) && p.metadata.namespace == w.meta.namespace {
-                    actions.push(pod_patch(p, adopt_patch(p, &owner_json)));
-                    claimed.push(p);
-                }
-            }
-        }
-    }
+    // Claim (controller_ref_manager.go ClaimPods) over active pods: a released pod is
+    // replaced, an adopted one counts.
+    let active: Vec<Arc<Pod>> = cx
+        .pods
+        .iter()
+        .filter(|p| is_pod_active(p))
+        .cloned()
+        .collect();
+    let c = claim(&active, &w.meta, &owner_ref, |p: &Pod| {
+        selector.matches_opt(p.metadata.labels.as_ref())
+    });
+    actions.extend(c.actions);
+    let claimed_pods = c
+        .owned
+        .iter()
+        .chain(&c.adopted)
+        .cloned()
+        .collect::<Vec<_>>();
+    let claimed: Vec<&Pod> = claimed_pods.iter().map(Arc::as_ref).collect();
 
     // Manage replicas.
     let diff = claimed.len() as i64 - i64::from(w.replicas);
@@ -528,7 +485,6 @@ impl Controller for WorkloadController {
 mod tests {
     use super::*;
     use crate::testutil::{make_ready, pod, replica_set};
-    use orch_types::client::Patch;
 
     fn ctx(pods: &[Arc<Pod>]) -> SyncContext<'_> {
         SyncContext {
@@ -620,7 +576,7 @@ mod tests {
             .filter_map(|a| match a {
                 Action::Patch {
                     name,
-                    patch: Patch::Json(v),
+                    patch: orch_types::client::Patch::Json(v),
                     ..
                 } => Some((
                     name.clone(),

@@ -25,9 +25,10 @@
 //! `maxUnavailable` for rolling updates (alpha upstream) is not modelled: one pod at a time.
 
 use crate::controller_utils::{
-    controlled, is_pod_available, is_pod_ready, owned_pods, phase, pod_from_template,
+    claim, is_pod_available, is_pod_ready, orphan_pods, owned_pods, phase, pod_from_template,
 };
 use crate::history::{self, pod_hash, template_of, REVISION_HASH};
+use crate::selector::from_label_selector;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet, StatefulSetStatus};
 use k8s_openapi::api::core::v1::{
@@ -654,6 +655,20 @@ pub struct StatefulSetController {
     expectations: Expectations,
 }
 
+/// Whether the set's selector matches an object's labels (an invalid selector matches
+/// nothing).
+fn selects(set: &StatefulSet, m: &ObjectMeta) -> bool {
+    from_label_selector(set.spec.as_ref().map(|s| &s.selector))
+        .is_ok_and(|sel| sel.matches_opt(m.labels.as_ref()))
+}
+
+/// upstream `isMemberOf` and the selector: a pod named `<set>-<ordinal>` whose labels match.
+fn member(set: &StatefulSet, p: &Pod) -> bool {
+    let set_name = set.metadata.name.as_deref().unwrap_or_default();
+    let pod_name = p.metadata.name.as_deref().unwrap_or_default();
+    ordinal_of(set_name, pod_name).is_some() && selects(set, &p.metadata)
+}
+
 impl Controller for StatefulSetController {
     fn name(&self) -> &'static str {
         "statefulset"
@@ -665,7 +680,14 @@ impl Controller for StatefulSetController {
 
     fn watches(&self, w: &mut Watches) {
         w.watch::<StatefulSet>(trigger_self());
-        w.watch::<Pod>(owned_pods("StatefulSet", self.expectations.clone()));
+        let (owned, orphans) = (
+            owned_pods("StatefulSet", self.expectations.clone()),
+            orphan_pods::<StatefulSet>(member),
+        );
+        w.watch::<Pod>(Arc::new(move |c, caches, keys| {
+            owned(c, caches, keys);
+            orphans(c, caches, keys);
+        }));
         w.watch::<ControllerRevision>(trigger_owner("StatefulSet"));
         w.reads::<PersistentVolumeClaim>();
     }
@@ -675,26 +697,51 @@ impl Controller for StatefulSetController {
             self.expectations.delete(key);
             return Vec::new();
         };
+        // Being deleted (foreground or orphaning): its pods and revisions may be going or
+        // losing their owner, so no history is built and no pod made (upstream
+        // `syncDaemonSet` / `updateStatefulSet` return early); the garbage collector
+        // finishes it.
+        if is_deleting(&set.metadata) {
+            return Vec::new();
+        }
+        // upstream `getPodsForStatefulSet` (selector and `isMemberOf`) and `ListRevisions` +
+        // `ClaimControllerRevisions`: adopt orphans, release what stopped matching.
         let uid = set.metadata.uid.clone().unwrap_or_default();
-        let pods: Vec<Arc<Pod>> = controlled(caches, &uid);
-        let revisions: Vec<Arc<ControllerRevision>> = controlled(caches, &uid);
+        let owner = controller_ref("apps/v1", "StatefulSet", &set.metadata);
+        let set_ns = set.metadata.namespace.clone().unwrap_or_default();
+        let pods = claim(
+            &caches.get::<Pod>().claimable(&uid, &set_ns),
+            &set.metadata,
+            &owner,
+            |p: &Pod| member(&set, p),
+        );
+        let revisions = claim(
+            &caches.get::<ControllerRevision>().claimable(&uid, &set_ns),
+            &set.metadata,
+            &owner,
+            |r: &ControllerRevision| selects(&set, &r.metadata),
+        );
+        let mut claims = pods.actions.clone();
+        claims.extend(revisions.actions.iter().cloned());
+        let (pods, revisions) = (pods.all(), revisions.all());
         let crs = caches.get::<ControllerRevision>();
         let ns = set.metadata.namespace.clone();
         let ns2 = ns.clone();
         let named = move |n: &str| crs.get_in(ns.as_deref(), n);
         let pvcs = caches.get::<PersistentVolumeClaim>();
-        let claim = move |n: &str| pvcs.get_in(ns2.as_deref(), n);
-        reconcile(
+        let claim_named = move |n: &str| pvcs.get_in(ns2.as_deref(), n);
+        claims.extend(reconcile(
             &set,
             StatefulSetView {
                 pods: &pods,
                 revisions: &revisions,
                 revision_named: &named,
-                claim: &claim,
+                claim: &claim_named,
                 expectations_satisfied: self.expectations.satisfied(key, now),
                 now,
             },
-        )
+        ));
+        claims
     }
 
     fn expectations(&self) -> Option<Expectations> {

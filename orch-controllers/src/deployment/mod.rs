@@ -9,8 +9,7 @@
 
 pub mod util;
 
-use crate::controller_utils::is_pod_terminal;
-use crate::replicaset::release_patch;
+use crate::controller_utils::{claim, is_pod_terminal};
 use crate::selector::from_label_selector;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus, ReplicaSet, ReplicaSetSpec};
@@ -92,47 +91,21 @@ pub fn reconcile(d: &Deployment, view: DeploymentView<'_>) -> Vec<Action> {
         }
         return actions;
     }
-    // Claim ReplicaSets (ClaimReplicaSets).
+    // Claim ReplicaSets (ClaimReplicaSets); an adopted one counts with its new reference.
     let owner = controller_ref("apps/v1", "Deployment", &d.metadata);
-    let mut claimed = Vec::new();
-    for rs in view.replica_sets {
-        let matches = selector.matches_opt(rs.metadata.labels.as_ref());
-        match controller_of(&rs.metadata) {
-            Some(r) if r.uid == uid(&d.metadata) => {
-                if matches {
-                    claimed.push(rs.as_ref().clone());
-                } else if !is_deleting(&rs.metadata) {
-                    if let Some(p) = release_patch(&rs.metadata, uid(&d.metadata)) {
-                        actions.push(rs_patch(rs, p));
-                    }
-                }
-            }
-            Some(_) => {}
-            None => {
-                if matches && !is_deleting(&d.metadata) && !is_deleting(&rs.metadata) {
-                    let ops = if rs
-                        .metadata
-                        .owner_references
-                        .as_ref()
-                        .is_none_or(Vec::is_empty)
-                    {
-                        json!([{"op": "test", "path": "/metadata/uid", "value": uid(&rs.metadata)},
-                               {"op": "add", "path": "/metadata/ownerReferences", "value": [owner]}])
-                    } else {
-                        json!([{"op": "test", "path": "/metadata/uid", "value": uid(&rs.metadata)},
-                               {"op": "add", "path": "/metadata/ownerReferences/-", "value": owner}])
-                    };
-                    actions.push(rs_patch(rs, Patch::Json(ops)));
-                    let mut c = rs.as_ref().clone();
-                    c.metadata
-                        .owner_references
-                        .get_or_insert_with(Vec::new)
-                        .push(owner.clone());
-                    claimed.push(c);
-                }
-            }
-        }
-    }
+    let c = claim(view.replica_sets, &d.metadata, &owner, |rs: &ReplicaSet| {
+        selector.matches_opt(rs.metadata.labels.as_ref())
+    });
+    actions.extend(c.actions);
+    let mut claimed: Vec<ReplicaSet> = c.owned.iter().map(|rs| rs.as_ref().clone()).collect();
+    claimed.extend(c.adopted.iter().map(|rs| {
+        let mut rs = rs.as_ref().clone();
+        rs.metadata
+            .owner_references
+            .get_or_insert_with(Vec::new)
+            .push(owner.clone());
+        rs
+    }));
     claimed.sort_by(by_creation);
     let mut p = Pass {
         d: d.clone(),
