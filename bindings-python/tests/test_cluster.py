@@ -49,6 +49,38 @@ def test_deployment_rolls_out_and_updates(cluster: orch.Cluster) -> None:
     cluster.delete("deployments", "web")
 
 
+def test_hpa_scales_on_cpu_and_hpa_df_shows_it(cluster: orch.Cluster) -> None:
+    """Pods using 200 % of their CPU request against a 50 % target: the autoscaler scales the
+    Deployment to its max (two steps: the first is limited to max(2 × 1, 4))."""
+    d = deployment("busy", 1)
+    tpl = d["spec"]["template"]
+    tpl["metadata"]["annotations"] = {"sim.orch.dev/cpu-usage": "400m", "sim.orch.dev/memory-usage": "32Mi"}
+    tpl["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "200m"}}
+    cluster.apply(d)
+    cluster.wait_for("deploy", "busy", "rolledOut", timeout=30)
+    cluster.apply(
+        {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "busy"},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "busy"},
+                "minReplicas": 1,
+                "maxReplicas": 5,
+                "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}}],
+            },
+        }
+    )
+    h = cluster.wait_for("hpa", "busy", lambda h: (h.get("status") or {}).get("desiredReplicas") == 5, timeout=150)
+    assert h["status"]["currentMetrics"][0]["resource"]["current"]["averageUtilization"] == 200
+    df = cluster.hpa_df()
+    assert list(df["desired_replicas"]) == [4, 5], df
+    assert set(df["max_replicas"]) == {5}
+    assert all(r.endswith("above target") for r in df["rescale"]), df
+    cluster.delete("hpa", "busy")
+    cluster.delete("deployments", "busy")
+
+
 def test_errors(cluster: orch.Cluster) -> None:
     with pytest.raises(orch.NotFoundError) as e:
         cluster.get("pods", "ghost")

@@ -183,6 +183,32 @@ class _Objects:
         """Events as a DataFrame (needs pandas)."""
         return _frames.events_df(self.events(namespace))
 
+    def hpa_df(self, namespace: str | None = None) -> Any:
+        """The HorizontalPodAutoscalers' decisions over time (needs pandas): one row per
+        rescale, from their ``SuccessfulRescale`` events (``New size: N; reason: …``), with the
+        autoscaler's min and max; a simulation has a row per metrics scrape instead."""
+        hpas = {(h["metadata"].get("namespace"), h["metadata"]["name"]): h for h in self.list("hpa", namespace)}
+        rows = []
+        for e in self.events(namespace):
+            inv = e.get("involvedObject") or {}
+            if e.get("reason") != "SuccessfulRescale" or inv.get("kind") != "HorizontalPodAutoscaler":
+                continue
+            size, _, reason = (e.get("message") or "").partition("; reason: ")
+            spec = (hpas.get((inv.get("namespace"), inv.get("name"))) or {}).get("spec") or {}
+            rows.append(
+                {
+                    "time": e.get("lastTimestamp") or e.get("eventTime"),
+                    "namespace": inv.get("namespace"),
+                    "name": inv.get("name"),
+                    "minReplicas": spec.get("minReplicas"),
+                    "maxReplicas": spec.get("maxReplicas"),
+                    "desiredReplicas": int(size.removeprefix("New size: ")) if size.startswith("New size: ") else None,
+                    "rescale": reason or None,
+                }
+            )
+        rows.sort(key=lambda r: r["time"] or "")
+        return _frames.hpa_df(rows)
+
     def decisions_df(self, namespace: str | None = None) -> Any:
         """Scheduling decisions (from Scheduled / FailedScheduling events) as a DataFrame."""
         rows = []
