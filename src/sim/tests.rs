@@ -550,3 +550,28 @@ fn load_splits_over_containers_by_request() {
     engine::spread_cpu(&pod(&[("a", None), ("b", None), ("c", None)]), 100, &mut s);
     assert_eq!(cpu(&s), [33, 33, 34]);
 }
+
+/// The workload controllers together, as the scenario: a DaemonSet over 1,000 nodes,
+/// a Job of 500 completions and an autoscaler following a load step, in one simulation.
+#[tokio::test]
+async fn daemon_set_job_and_autoscaler_run_together_in_virtual_time() {
+    let (r, log) = run(include_str!("../../examples/sim/workloads.yaml"), 0).await;
+    assert_eq!(r.pods.succeeded, 500, "every completion: {:?}", r.pods);
+    assert_eq!(
+        r.pods.running,
+        1000 + 8,
+        "an agent per node and 8 web pods: {:?}",
+        r.pods
+    );
+    assert!(
+        log.iter()
+            .any(|l| l.contains("Job/default/sweep Completed")),
+        "the job completes"
+    );
+    let sizes: Vec<&str> = log
+        .iter()
+        .filter(|l| l.contains("HorizontalPodAutoscaler/default/web SuccessfulRescale"))
+        .filter_map(|l| l.split("New size: ").nth(1)?.split(';').next())
+        .collect();
+    assert_eq!(sizes, ["4", "8"]);
+}
