@@ -180,12 +180,16 @@ pub fn memory_quantity(bytes: u64) -> String {
 /// `{"cpu": …, "memory": …}`, or `None` unless both figures are known (metrics-server leaves
 /// out what it cannot report in full).
 fn usage(cpu: Option<&CpuStats>, memory: Option<&MemoryStats>) -> Option<Usage> {
-    let c = cpu?.usage_nano_cores?;
-    let m = memory?.working_set_bytes?;
-    Some(Usage::from([
-        ("cpu".to_string(), K8sQuantity(cpu_quantity(c))),
-        ("memory".to_string(), K8sQuantity(memory_quantity(m))),
-    ]))
+    Some(usage_of(cpu?.usage_nano_cores?, memory?.working_set_bytes?))
+}
+
+/// The `usage` of a PodMetrics container or a NodeMetrics from CPU nano-cores and working-set
+/// bytes, in canonical quantities (what the simulator's metrics feed uses too).
+pub fn usage_of(nano_cores: u64, bytes: u64) -> Usage {
+    Usage::from([
+        ("cpu".to_string(), K8sQuantity(cpu_quantity(nano_cores))),
+        ("memory".to_string(), K8sQuantity(memory_quantity(bytes))),
+    ])
 }
 
 fn metadata(o: &DynamicObject, now: Timestamp) -> ObjectMeta {

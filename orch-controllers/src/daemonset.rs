@@ -27,14 +27,14 @@ use crate::controller_utils::{
     claim, delete_pod, is_pod_available, is_pod_ready, orphan_pods, owned_pods, until_available,
 };
 use crate::history::{self, pod_hash, REVISION_HASH};
-use crate::selector::{from_label_selector, scaled_value};
+use crate::selector::{from_label_selector, scaled_value, selects, Selector};
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, DaemonSetStatus};
 use k8s_openapi::api::core::v1::{
     Affinity, Node, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Pod,
     PodTemplateSpec, Taint, Toleration,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use orch_runtime::action::Action;
 use orch_runtime::controller::{trigger_owner, trigger_self, Caches, Controller, Watches};
 use orch_runtime::expectations::Expectations;
@@ -754,11 +754,9 @@ pub struct DaemonSetController {
     node_names: Arc<Mutex<Option<Arc<Vec<String>>>>>,
 }
 
-/// Whether the DaemonSet's selector matches an object's labels (an invalid selector matches
-/// nothing).
-fn selects(ds: &DaemonSet, m: &ObjectMeta) -> bool {
-    from_label_selector(ds.spec.as_ref().map(|s| &s.selector))
-        .is_ok_and(|sel| sel.matches_opt(m.labels.as_ref()))
+/// The DaemonSet's selector, `None` if it does not parse (it then selects nothing).
+fn selector(ds: &DaemonSet) -> Option<Selector> {
+    from_label_selector(ds.spec.as_ref().map(|s| &s.selector)).ok()
 }
 
 impl Controller for DaemonSetController {
@@ -774,7 +772,7 @@ impl Controller for DaemonSetController {
         w.watch::<DaemonSet>(trigger_self());
         let (owned, orphans) = (
             owned_pods("DaemonSet", self.expectations.clone()),
-            orphan_pods::<DaemonSet>(|ds, p| selects(ds, &p.metadata)),
+            orphan_pods::<DaemonSet>(|ds, p| selects(selector(ds).as_ref(), &p.metadata)),
         );
         w.watch::<Pod>(Arc::new(move |c, caches, keys| {
             owned(c, caches, keys);
@@ -827,17 +825,18 @@ impl Controller for DaemonSetController {
         let uid = ds.metadata.uid.clone().unwrap_or_default();
         let ns = ds.metadata.namespace.clone().unwrap_or_default();
         let owner = controller_ref("apps/v1", "DaemonSet", &ds.metadata);
+        let sel = selector(&ds);
         let pods = claim(
             &caches.get::<Pod>().claimable(&uid, &ns),
             &ds.metadata,
             &owner,
-            |p: &Pod| selects(&ds, &p.metadata),
+            |p: &Pod| selects(sel.as_ref(), &p.metadata),
         );
         let revisions = claim(
             &caches.get::<ControllerRevision>().claimable(&uid, &ns),
             &ds.metadata,
             &owner,
-            |r: &ControllerRevision| selects(&ds, &r.metadata),
+            |r: &ControllerRevision| selects(sel.as_ref(), &r.metadata),
         );
         let mut claims = pods.actions.clone();
         claims.extend(revisions.actions.iter().cloned());

@@ -1115,19 +1115,8 @@ fn reconcile(
 }
 
 fn plural_of(group: &str, kind: &str) -> String {
-    orch_types::registry::BUILTIN
-        .iter()
-        .find(|i| i.group == group && i.kind == kind)
-        .map_or_else(
-            || kind.to_lowercase(),
-            |i| {
-                if i.group.is_empty() {
-                    i.plural.to_string()
-                } else {
-                    format!("{}.{}", i.plural, i.group)
-                }
-            },
-        )
+    orch_types::registry::by_group_kind(group, kind)
+        .map_or_else(|| kind.to_lowercase(), |i| i.group_resource())
 }
 
 /// The HorizontalPodAutoscaler controller's declaration, with the recommendations and scale

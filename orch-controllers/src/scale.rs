@@ -14,7 +14,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use orch_runtime::controller::Caches;
 use orch_runtime::object::uid;
 use orch_runtime::store::Store;
-use orch_types::registry::{ApiResource, BUILTIN};
+use orch_types::registry::{by_group_kind, ApiResource};
 
 /// The caches of the kinds with a scale subresource (upstream's listers of the disruption
 /// controller's `finders()`).
@@ -153,16 +153,10 @@ impl Workloads {
                 )
             }),
             _ => {
-                if let Some(info) = BUILTIN
-                    .iter()
-                    .find(|i| i.group == group && i.kind == kind)
-                    .filter(|i| i.subresource("scale").is_none())
+                if let Some(info) =
+                    by_group_kind(group, kind).filter(|i| i.subresource("scale").is_none())
                 {
-                    let gr = if info.group.is_empty() {
-                        info.plural.to_string()
-                    } else {
-                        format!("{}.{}", info.plural, info.group)
-                    };
+                    let gr = info.group_resource();
                     return Err(format!("{gr} does not implement the scale subresource"));
                 }
                 None

@@ -4,7 +4,7 @@
 //! everything, missing selects nothing); the equality map of a ReplicationController or Service
 //! selects nothing when empty (upstream RC/endpoints controllers skip empty selectors).
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 pub use orch_types::labels::{Selector, SelectorError};
 use std::collections::BTreeMap;
@@ -20,6 +20,12 @@ pub fn from_map(m: Option<&BTreeMap<String, String>>) -> Selector {
         Some(m) if !m.is_empty() => Selector::from_map(m),
         _ => Selector::nothing(),
     }
+}
+
+/// Whether `sel` (parsed once by the caller; `None` when it did not parse) selects an
+/// object's labels.
+pub fn selects(sel: Option<&Selector>, m: &ObjectMeta) -> bool {
+    sel.is_some_and(|s| s.matches_opt(m.labels.as_ref()))
 }
 
 /// `intstr.GetScaledValueFromIntOrPercent`; a missing value is 0, a malformed one 0 as well

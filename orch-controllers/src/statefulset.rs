@@ -28,7 +28,7 @@ use crate::controller_utils::{
     claim, is_pod_available, is_pod_ready, orphan_pods, owned_pods, phase, pod_from_template,
 };
 use crate::history::{self, pod_hash, template_of, REVISION_HASH};
-use crate::selector::from_label_selector;
+use crate::selector::{from_label_selector, selects, Selector};
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet, StatefulSetStatus};
 use k8s_openapi::api::core::v1::{
@@ -655,18 +655,17 @@ pub struct StatefulSetController {
     expectations: Expectations,
 }
 
-/// Whether the set's selector matches an object's labels (an invalid selector matches
-/// nothing).
-fn selects(set: &StatefulSet, m: &ObjectMeta) -> bool {
-    from_label_selector(set.spec.as_ref().map(|s| &s.selector))
-        .is_ok_and(|sel| sel.matches_opt(m.labels.as_ref()))
+/// The set's selector, `None` if it does not parse (it then selects nothing).
+fn selector(set: &StatefulSet) -> Option<Selector> {
+    from_label_selector(set.spec.as_ref().map(|s| &s.selector)).ok()
 }
 
-/// upstream `isMemberOf` and the selector: a pod named `<set>-<ordinal>` whose labels match.
-fn member(set: &StatefulSet, p: &Pod) -> bool {
+/// upstream `isMemberOf` and the selector `sel`: a pod named `<set>-<ordinal>` whose labels
+/// match.
+fn member(set: &StatefulSet, sel: Option<&Selector>, p: &Pod) -> bool {
     let set_name = set.metadata.name.as_deref().unwrap_or_default();
     let pod_name = p.metadata.name.as_deref().unwrap_or_default();
-    ordinal_of(set_name, pod_name).is_some() && selects(set, &p.metadata)
+    ordinal_of(set_name, pod_name).is_some() && selects(sel, &p.metadata)
 }
 
 impl Controller for StatefulSetController {
@@ -682,7 +681,7 @@ impl Controller for StatefulSetController {
         w.watch::<StatefulSet>(trigger_self());
         let (owned, orphans) = (
             owned_pods("StatefulSet", self.expectations.clone()),
-            orphan_pods::<StatefulSet>(member),
+            orphan_pods::<StatefulSet>(|set, p| member(set, selector(set).as_ref(), p)),
         );
         w.watch::<Pod>(Arc::new(move |c, caches, keys| {
             owned(c, caches, keys);
@@ -709,17 +708,18 @@ impl Controller for StatefulSetController {
         let uid = set.metadata.uid.clone().unwrap_or_default();
         let owner = controller_ref("apps/v1", "StatefulSet", &set.metadata);
         let set_ns = set.metadata.namespace.clone().unwrap_or_default();
+        let sel = selector(&set);
         let pods = claim(
             &caches.get::<Pod>().claimable(&uid, &set_ns),
             &set.metadata,
             &owner,
-            |p: &Pod| member(&set, p),
+            |p: &Pod| member(&set, sel.as_ref(), p),
         );
         let revisions = claim(
             &caches.get::<ControllerRevision>().claimable(&uid, &set_ns),
             &set.metadata,
             &owner,
-            |r: &ControllerRevision| selects(&set, &r.metadata),
+            |r: &ControllerRevision| selects(sel.as_ref(), &r.metadata),
         );
         let mut claims = pods.actions.clone();
         claims.extend(revisions.actions.iter().cloned());

@@ -182,6 +182,16 @@ impl ResourceInfo {
         }
     }
 
+    /// The group-qualified resource as API errors name it (`deployments.apps`, `pods`),
+    /// upstream `GroupResource.String()`.
+    pub fn group_resource(&self) -> String {
+        if self.group.is_empty() {
+            self.plural.to_string()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
+    }
+
     /// Looks up a subresource by name.
     pub fn subresource(&self, name: &str) -> Option<&SubresourceInfo> {
         self.subresources.iter().find(|s| s.name == name)
@@ -272,6 +282,12 @@ pub fn by_kind(api_version: &str, kind: &str) -> Option<&'static ResourceInfo> {
     BUILTIN
         .iter()
         .find(|r| r.group == group && r.version == version && r.kind == kind)
+}
+
+/// Looks up a built-in resource by API group and kind, whatever the version (what an owner or
+/// scale-target reference names).
+pub fn by_group_kind(group: &str, kind: &str) -> Option<&'static ResourceInfo> {
+    BUILTIN.iter().find(|r| r.group == group && r.kind == kind)
 }
 
 /// Looks up by any name kubectl accepts: plural, singular, short name or kind (case-insensitive).

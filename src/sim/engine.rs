@@ -36,9 +36,8 @@ use k8s_openapi::api::core::v1::{
     ConfigMap, Node, PersistentVolume, PersistentVolumeClaim, Pod, Secret, Service,
 };
 use k8s_openapi::api::storage::v1::StorageClass;
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
-use orch_apiserver::metrics::{cpu_quantity, memory_quantity, WINDOW};
+use orch_apiserver::metrics::{cpu_quantity, usage_of, WINDOW};
 use orch_apiserver::rest::update::Part;
 use orch_apiserver::{ApiServer, ApiServerConfig};
 use orch_controllers::manager::{controllers, ManagerConfig};
@@ -59,7 +58,7 @@ use orch_types::client::{
 };
 use orch_types::clock::{Clock, ManualClock};
 use orch_types::events::reason;
-use orch_types::metrics::{milli_value, ContainerMetrics, PodMetrics, Usage};
+use orch_types::metrics::{milli_value, ContainerMetrics, PodMetrics};
 use orch_types::resources::ResourceList;
 use orch_types::{ApiResource, DynamicObject};
 use serde_json::{json, Value};
@@ -1692,16 +1691,7 @@ impl Simulation {
                     .iter()
                     .map(|c| ContainerMetrics {
                         name: c.name.clone(),
-                        usage: Usage::from([
-                            (
-                                "cpu".to_string(),
-                                K8sQuantity(cpu_quantity(c.usage.cpu_nano_cores)),
-                            ),
-                            (
-                                "memory".to_string(),
-                                K8sQuantity(memory_quantity(c.usage.memory_working_set_bytes)),
-                            ),
-                        ]),
+                        usage: usage_of(c.usage.cpu_nano_cores, c.usage.memory_working_set_bytes),
                     })
                     .collect(),
             });

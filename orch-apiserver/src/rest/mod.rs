@@ -31,11 +31,7 @@ pub type Resource = &'static ResourceInfo;
 
 /// `pods` or `deployments.apps`, as upstream names resources in messages.
 pub fn qualified(info: Resource) -> String {
-    if info.group.is_empty() {
-        info.plural.to_string()
-    } else {
-        format!("{}.{}", info.plural, info.group)
-    }
+    info.group_resource()
 }
 
 /// Maps a storage error on `name` to the API error upstream returns
