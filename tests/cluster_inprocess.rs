@@ -2,6 +2,8 @@
 //! a Deployment becomes ReplicaSet and pods, the scheduler binds them, the sim kubelets run
 //! them — and kubectl works against its kubeconfig. Fast: no real processes besides kubectl.
 
+mod common;
+
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -132,10 +134,19 @@ async fn deployment_runs_on_sim_nodes() {
 
 /// Runs kubectl (blocking) against the cluster's kubeconfig, with a cache dir of its own.
 fn kubectl_for(cluster: &Cluster) -> impl Fn(&[&str]) -> std::process::Output + Send + 'static {
+    kubectl_bin_for(cluster, "kubectl".into(), "kube-cache")
+}
+
+/// [`kubectl_for`] with a given kubectl binary and cache dir name.
+fn kubectl_bin_for(
+    cluster: &Cluster,
+    bin: std::path::PathBuf,
+    cache: &str,
+) -> impl Fn(&[&str]) -> std::process::Output + Send + 'static {
     let kubeconfig = cluster.kubeconfig().expect("kubeconfig").to_path_buf();
-    let cache = cluster.work_dir().join("kube-cache");
+    let cache = cluster.work_dir().join(cache);
     move |args| {
-        std::process::Command::new("kubectl")
+        std::process::Command::new(&bin)
             .arg("--kubeconfig")
             .arg(&kubeconfig)
             .arg("--cache-dir")
@@ -1460,5 +1471,155 @@ async fn job_failure_policies_end_jobs_as_upstream() {
     );
     assert_eq!(check[2], "1", "no retry");
     assert_eq!(got[1], "FailedIndexes|Job has failed indexes|2|0,1");
+    cluster.shutdown().await.expect("clean shutdown");
+}
+
+/// The `kubectl create <generator>` commands of kubectl 1.27 and 1.33 make the objects they
+/// describe. kubectl 1.33 sends these bodies as protobuf (checked in its `-v=8` log), decoded
+/// through the `k8s-pb` wire types; 1.27 sends JSON. Both must give the same objects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_create_commands_make_the_same_objects_in_protobuf_and_json() {
+    let cluster = Cluster::builder().nodes(1).start().await.expect("start");
+    for minor in ["1.27", "1.33"] {
+        let bin = common::bundled_kubectl(minor)
+            .unwrap_or_else(|| panic!("kubectl.{minor} is not installed beside kubectl"));
+        let raw = kubectl_bin_for(&cluster, bin, &format!("cache-{minor}"));
+        let ns = format!("pb-{}", minor.replace('.', ""));
+        let check = tokio::task::spawn_blocking(move || {
+            let ok = must_succeed(&raw);
+            let get = |args: &[&str]| -> serde_json::Value {
+                let mut all = args.to_vec();
+                all.extend(["-n", ns.as_str(), "-o", "json"]);
+                serde_json::from_str(&ok(&[&["get"], all.as_slice()].concat())).expect("json")
+            };
+            let log = raw(&["create", "namespace", &ns, "-v=8"]);
+            assert!(
+                log.status.success(),
+                "{}",
+                String::from_utf8_lossy(&log.stderr)
+            );
+            let sent_protobuf = String::from_utf8_lossy(&log.stderr)
+                .contains("Content-Type: application/vnd.kubernetes.protobuf");
+            let n = ns.as_str();
+            ok(&[
+                "create",
+                "deployment",
+                "web",
+                "--image=nginx:1.27",
+                "--replicas=2",
+                "--port=80",
+                "-n",
+                n,
+            ]);
+            ok(&["create", "configmap", "cm", "--from-literal=a=b", "-n", n]);
+            ok(&[
+                "create",
+                "secret",
+                "generic",
+                "s",
+                "--from-literal=pw=hunter2",
+                "-n",
+                n,
+            ]);
+            ok(&["create", "serviceaccount", "robot", "-n", n]);
+            ok(&[
+                "create",
+                "job",
+                "once",
+                "--image=busybox",
+                "-n",
+                n,
+                "--",
+                "echo",
+                "hi",
+            ]);
+            ok(&[
+                "create",
+                "cronjob",
+                "tick",
+                "--image=busybox",
+                "--schedule=*/5 * * * *",
+                "-n",
+                n,
+                "--",
+                "date",
+            ]);
+            ok(&[
+                "create",
+                "service",
+                "clusterip",
+                "web",
+                "--tcp=80:8080",
+                "-n",
+                n,
+            ]);
+            ok(&[
+                "create",
+                "poddisruptionbudget",
+                "web",
+                "--selector=app=web",
+                "--min-available=1",
+                "-n",
+                n,
+            ]);
+            ok(&[
+                "create",
+                "priorityclass",
+                &format!("{n}-high"),
+                "--value=1000",
+                "--description=batch",
+            ]);
+
+            let d = get(&["deployment", "web"]);
+            assert_eq!(d["spec"]["replicas"], 2);
+            let c = &d["spec"]["template"]["spec"]["containers"][0];
+            assert_eq!(
+                (&c["name"], &c["image"]),
+                (&"nginx".into(), &"nginx:1.27".into())
+            );
+            assert_eq!(c["ports"][0]["containerPort"], 80);
+            assert_eq!(d["spec"]["selector"]["matchLabels"]["app"], "web");
+            assert!(d["metadata"]["creationTimestamp"].is_string());
+            assert_eq!(get(&["configmap", "cm"])["data"]["a"], "b");
+            assert_eq!(get(&["secret", "s"])["data"]["pw"], "aHVudGVyMg==");
+            assert_eq!(
+                get(&["serviceaccount", "robot"])["metadata"]["name"],
+                "robot"
+            );
+            let job = get(&["job", "once"]);
+            assert_eq!(
+                job["spec"]["template"]["spec"]["containers"][0]["command"],
+                serde_json::json!(["echo", "hi"])
+            );
+            assert_eq!(job["spec"]["template"]["spec"]["restartPolicy"], "Never");
+            let cj = get(&["cronjob", "tick"]);
+            assert_eq!(cj["spec"]["schedule"], "*/5 * * * *");
+            let svc = get(&["service", "web"]);
+            assert_eq!(svc["spec"]["ports"][0]["port"], 80);
+            assert_eq!(svc["spec"]["ports"][0]["targetPort"], 8080);
+            assert_eq!(svc["spec"]["selector"]["app"], "web");
+            let pdb = get(&["poddisruptionbudget", "web"]);
+            assert_eq!(pdb["spec"]["minAvailable"], 1);
+            let pc: serde_json::Value = serde_json::from_str(&ok(&[
+                "get",
+                "priorityclass",
+                &format!("{n}-high"),
+                "-o",
+                "json",
+            ]))
+            .expect("json");
+            assert_eq!(
+                (&pc["value"], &pc["description"]),
+                (&1000.into(), &"batch".into())
+            );
+            sent_protobuf
+        });
+        let sent_protobuf = check.await.expect("join");
+        assert_eq!(
+            sent_protobuf,
+            minor == "1.33",
+            "kubectl {minor} body encoding"
+        );
+    }
     cluster.shutdown().await.expect("clean shutdown");
 }

@@ -17,19 +17,8 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{wait_for, Split, TestEnv};
+use common::{bundled_kubectl, wait_for, Split, TestEnv};
 use serde_json::Value;
-
-/// The bundled kubectl of a minor version (`1.32`), or `None` when not installed.
-fn bundled_kubectl(minor: &str) -> Option<PathBuf> {
-    let out = Command::new("sh")
-        .args(["-c", "readlink -f \"$(command -v kubectl)\""])
-        .output()
-        .ok()?;
-    let target = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    let p = target.parent()?.join(format!("kubectl.{minor}"));
-    p.exists().then_some(p)
-}
 
 struct Kubectl<'a> {
     bin: PathBuf,

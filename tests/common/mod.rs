@@ -25,6 +25,17 @@ pub fn orch_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_orch"))
 }
 
+/// The bundled kubectl of a minor version (`1.32`), or `None` when not installed.
+pub fn bundled_kubectl(minor: &str) -> Option<PathBuf> {
+    let out = Command::new("sh")
+        .args(["-c", "readlink -f \"$(command -v kubectl)\""])
+        .output()
+        .ok()?;
+    let target = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let p = target.parent()?.join(format!("kubectl.{minor}"));
+    p.exists().then_some(p)
+}
+
 /// A port on 127.0.0.1 that was free a moment ago (bound to port 0, then released).
 ///
 /// Only for components that cannot report the port they bound; prefer `--listen 127.0.0.1:0`.

@@ -57,53 +57,102 @@ fn decoded_objects_are_valid_typed_objects() {
 }
 
 fn envelope(api_version: &str, kind: &str, raw: Vec<u8>, encoding: &str) -> Vec<u8> {
-    let pool = pool().expect("definitions compile");
-    let desc = pool
-        .get_message_by_name("k8s.io.apimachinery.pkg.runtime.Unknown")
-        .expect("Unknown");
-    let tm_desc = pool
-        .get_message_by_name("k8s.io.apimachinery.pkg.runtime.TypeMeta")
-        .expect("TypeMeta");
-    let mut tm = DynamicMessage::new(tm_desc);
-    tm.set_field_by_name("apiVersion", PValue::String(api_version.into()));
-    tm.set_field_by_name("kind", PValue::String(kind.into()));
-    let mut u = DynamicMessage::new(desc);
-    u.set_field_by_name("typeMeta", PValue::Message(tm));
-    u.set_field_by_name("raw", PValue::Bytes(raw.into()));
-    u.set_field_by_name("contentEncoding", PValue::String(encoding.into()));
+    let unknown = k8s_pb::apimachinery::pkg::runtime::Unknown {
+        type_meta: Some(k8s_pb::apimachinery::pkg::runtime::TypeMeta {
+            api_version: Some(api_version.into()),
+            kind: Some(kind.into()),
+        }),
+        raw: Some(raw),
+        content_encoding: Some(encoding.into()),
+        content_type: None,
+    };
     let mut out = MAGIC.to_vec();
-    out.extend(u.encode_to_vec());
+    out.extend(unknown.encode_to_vec());
     out
-}
-
-fn encode(message: &str, proto_json: Value) -> Vec<u8> {
-    let desc = pool()
-        .expect("definitions")
-        .get_message_by_name(message)
-        .expect("message");
-    DynamicMessage::deserialize(desc, proto_json)
-        .expect("proto JSON")
-        .encode_to_vec()
 }
 
 #[test]
 fn special_messages() {
-    let raw = encode(
-        "k8s.io.api.core.v1.Pod",
-        json!({
-            "metadata": {"name": "p", "creationTimestamp": {"seconds": "1700000000"}},
-            "spec": {"containers": [{"name": "c", "image": "x",
-                "resources": {"limits": {"cpu": {"string": "500m"}}},
-                "livenessProbe": {"handler": {"httpGet": {"port": {"type": "1", "strVal": "http"}}},
-                                  "periodSeconds": 5},
-                "readinessProbe": {"handler": {"tcpSocket": {"port": {"type": "0", "intVal": 8080}}}}}],
-                "volumes": [{"name": "v", "volumeSource": {"emptyDir": {}}}]}
+    use k8s_pb::api::core::v1 as core;
+    use k8s_pb::apimachinery::pkg::util::intstr::IntOrString;
+    use k8s_pb::apimachinery::pkg::{api::resource::Quantity, apis::meta::v1 as meta};
+    let port = |s: &str| IntOrString {
+        r#type: Some(1),
+        int_val: None,
+        str_val: Some(s.into()),
+    };
+    let int_port = |i: i32| IntOrString {
+        r#type: Some(0),
+        int_val: Some(i),
+        str_val: None,
+    };
+    let pod = core::Pod {
+        metadata: Some(meta::ObjectMeta {
+            name: Some("p".into()),
+            creation_timestamp: Some(meta::Time {
+                seconds: Some(1_700_000_000),
+                nanos: None,
+            }),
+            ..Default::default()
         }),
-    );
-    let v = decode(&envelope("v1", "Pod", raw, "")).expect("decodes");
+        spec: Some(core::PodSpec {
+            host_ipc: Some(true),
+            containers: vec![core::Container {
+                name: Some("c".into()),
+                image: Some("x".into()),
+                resources: Some(core::ResourceRequirements {
+                    limits: [(
+                        "cpu".to_string(),
+                        Quantity {
+                            string: Some("500m".into()),
+                        },
+                    )]
+                    .into_iter()
+                    .collect(),
+                    ..Default::default()
+                }),
+                liveness_probe: Some(core::Probe {
+                    handler: Some(core::ProbeHandler {
+                        http_get: Some(core::HttpGetAction {
+                            port: Some(port("http")),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                    period_seconds: Some(5),
+                    ..Default::default()
+                }),
+                readiness_probe: Some(core::Probe {
+                    handler: Some(core::ProbeHandler {
+                        tcp_socket: Some(core::TcpSocketAction {
+                            port: Some(int_port(8080)),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            volumes: vec![core::Volume {
+                name: Some("v".into()),
+                volume_source: Some(core::VolumeSource {
+                    empty_dir: Some(core::EmptyDirVolumeSource::default()),
+                    ..Default::default()
+                }),
+            }],
+            ..Default::default()
+        }),
+        status: None,
+    };
+    let v = decode(&envelope("v1", "Pod", pod.encode_to_vec(), "")).expect("decodes");
     assert_eq!(v["apiVersion"], "v1");
     assert_eq!(v["kind"], "Pod");
     assert_eq!(v["metadata"]["creationTimestamp"], "2023-11-14T22:13:20Z");
+    assert_eq!(
+        v["spec"]["hostIPC"], true,
+        "snake_case names map to irregular JSON names"
+    );
     let c = &v["spec"]["containers"][0];
     assert_eq!(c["resources"]["limits"]["cpu"], "500m");
     assert_eq!(c["livenessProbe"]["httpGet"]["port"], "http");
@@ -113,10 +162,53 @@ fn special_messages() {
         v["spec"]["volumes"][0],
         json!({"name": "v", "emptyDir": {}})
     );
+}
+
+/// A pointer to a zero `IntOrString` in Go is kept: `maxUnavailable: 0` must not fall back to
+/// the 25% default.
+#[test]
+fn zero_int_or_string_is_kept() {
+    use k8s_pb::api::apps::v1 as apps;
+    use k8s_pb::apimachinery::pkg::util::intstr::IntOrString;
+    let d = apps::Deployment {
+        spec: Some(apps::DeploymentSpec {
+            strategy: Some(apps::DeploymentStrategy {
+                r#type: Some("RollingUpdate".into()),
+                rolling_update: Some(apps::RollingUpdateDeployment {
+                    max_unavailable: Some(IntOrString {
+                        r#type: Some(0),
+                        int_val: Some(0),
+                        str_val: None,
+                    }),
+                    max_surge: None,
+                }),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let v = decode(&envelope("apps/v1", "Deployment", d.encode_to_vec(), "")).expect("decodes");
     assert_eq!(
-        message_name("coordination.k8s.io/v1", "Lease"),
-        "k8s.io.api.coordination.v1.Lease"
+        v["spec"]["strategy"],
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0}})
     );
+}
+
+/// Every kind in the table has a schema of the API server's (so its fields get their JSON
+/// names) and decodes an empty message.
+#[test]
+fn every_kind_decodes_with_a_schema() {
+    for (api_version, kind, _) in KINDS {
+        let (group, version) = orch_types::registry::split_api_version(api_version);
+        assert!(
+            Schemas::builtin().root(group, version, kind).is_some()
+                || ["Binding", "Eviction", "Scale"].contains(kind),
+            "{api_version} {kind} has no schema"
+        );
+        let v = decode(&envelope(api_version, kind, vec![], ""))
+            .unwrap_or_else(|e| panic!("{api_version} {kind}: {e}"));
+        assert_eq!(v["kind"], *kind);
+    }
 }
 
 #[test]
