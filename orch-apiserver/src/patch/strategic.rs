@@ -76,7 +76,7 @@ pub enum SmpError {
     /// Malformed `$retainKeys`, or a patch key not listed in it.
     #[error("invalid patch format of retainKeys")]
     BadRetainKeys,
-    /// Malformed `$setElementOrder`.
+    /// A `$setElementOrder` key without `/<list>`.
     #[error("invalid patch format of setElementOrder list")]
     BadSetElementOrder,
     /// The patch list's order disagrees with `$setElementOrder`.
@@ -87,9 +87,9 @@ pub enum SmpError {
         /// The `$setElementOrder` list.
         order: String,
     },
-    /// Malformed `$deleteFromPrimitiveList` / `$setElementOrder` key.
-    #[error("invalid directive key: {0}")]
-    BadDirectiveKey(String),
+    /// A `$deleteFromPrimitiveList` key without `/<list>`.
+    #[error("invalid patch format of primitive list")]
+    BadPrimitiveList,
     /// A value of the wrong JSON type where a map or list is required.
     #[error("expected a {expected}, but received a {got}")]
     BadArgType {
@@ -150,10 +150,13 @@ fn merge_map(
     merge_set_element_order(&mut original, &mut patch, schema)?;
 
     for (key, patch_v) in patch {
+        // Like upstream (`preprocessDeletionListForMerging`), an empty list name keeps the
+        // directive key itself, which names no live field.
         let (key, is_delete_list) = match key.strip_prefix(DELETE_FROM_PRIMITIVE_LIST) {
             Some(rest) => match rest.strip_prefix('/') {
-                Some(k) if !k.is_empty() => (k.to_string(), true),
-                _ => return Err(SmpError::BadDirectiveKey(key)),
+                Some("") => (key, true),
+                Some(k) => (k.to_string(), true),
+                None => return Err(SmpError::BadPrimitiveList),
             },
             None => (key, false),
         };
@@ -261,11 +264,14 @@ fn merge_set_element_order(
             continue;
         };
         let Value::Array(order) = order_v else {
-            return Err(SmpError::BadSetElementOrder);
+            return Err(SmpError::BadArgType {
+                expected: "slice",
+                got: type_name(&order_v),
+            });
         };
         let list_key = match key[SET_ELEMENT_ORDER.len()..].strip_prefix('/') {
-            Some(k) if !k.is_empty() => k.to_string(),
-            _ => return Err(SmpError::BadDirectiveKey(key)),
+            Some(k) => k.to_string(),
+            None => return Err(SmpError::BadSetElementOrder),
         };
         let original_list = match original.get(&list_key) {
             Some(Value::Array(a)) => Some(a.clone()),
