@@ -19,6 +19,7 @@
 //! | [`metrics`] | `metrics.k8s.io/v1beta1` NodeMetrics and PodMetrics (not in k8s-openapi) |
 //! | [`fields`] | field selectors with the per-kind supported field sets |
 //! | [`node_selector`] | node selector terms and required node affinity matching |
+//! | [`quota`] | ResourceQuota accounting: what an object uses, which quotas and scopes it falls under, the admission check |
 //! | [`resources`] | [`resources::ResourceList`] and effective pod requests/limits |
 //! | [`settings`] | `settings.k8s.io/v1alpha1` PodPreset (no longer in k8s-openapi) |
 //! | [`taints`] | whether a toleration tolerates a taint (the one rule scheduler, eviction and admission use) |
@@ -60,6 +61,7 @@ pub mod metrics;
 pub mod names;
 pub mod node_selector;
 pub mod quantity;
+pub mod quota;
 pub mod registry;
 pub mod resources;
 pub mod settings;
