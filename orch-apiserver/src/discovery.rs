@@ -170,6 +170,7 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
         if !r.categories.is_empty() {
             e["categories"] = json!(r.categories);
         }
+        e["storageVersionHash"] = storage_version_hash(r.group, r.version, r.kind).into();
         resources.push(e);
         for s in r.subresources {
             resources.push(json!({
@@ -197,6 +198,19 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
         "groupVersion": gv,
         "resources": resources,
     }))
+}
+
+/// The opaque hash of a resource's storage version that discovery publishes, so clients (the
+/// storage version migrator) notice when it changes: base64 of the first 8 bytes of the
+/// SHA-256 of `group/version/kind` (upstream `apiserver/pkg/endpoints/discovery`,
+/// `StorageVersionHash`). Every built-in kind is stored in the version it is served in.
+pub fn storage_version_hash(group: &str, version: &str, kind: &str) -> String {
+    use base64::Engine;
+    let digest = ring::digest::digest(
+        &ring::digest::SHA256,
+        format!("{group}/{version}/{kind}").as_bytes(),
+    );
+    base64::engine::general_purpose::STANDARD.encode(&digest.as_ref()[..8])
 }
 
 fn discovery_resource(r: &ResourceInfo) -> Value {
@@ -364,7 +378,15 @@ mod tests {
         let pods = res.iter().find(|r| r["name"] == "pods").expect("pods");
         assert_eq!(pods["shortNames"], json!(["po"]));
         assert_eq!(pods["categories"], json!(["all"]));
+        // The values kube-apiserver publishes for the same storage versions.
+        assert_eq!(pods["storageVersionHash"], "xPOwRZ+Yhw8=");
+        assert!(eviction.get("storageVersionHash").is_none());
         let apps = resource_list("apps", "v1").expect("apps served");
+        let deployments = apps["resources"]
+            .as_array()
+            .and_then(|a| a.iter().find(|r| r["name"] == "deployments"))
+            .expect("deployments");
+        assert_eq!(deployments["storageVersionHash"], "8aSe+NMegvE=");
         let scale = apps["resources"]
             .as_array()
             .and_then(|a| a.iter().find(|r| r["name"] == "deployments/scale"))

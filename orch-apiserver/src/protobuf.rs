@@ -15,7 +15,9 @@
 //!   (`hostIPC`) ignoring case and underscores;
 //! - omitted values: upstream's generated marshallers write every non-pointer scalar, even when
 //!   it is the zero value; Go's JSON drops those (`omitempty`) unless the field is required, and
-//!   protobuf cannot tell an empty list or map from an absent one, so both are dropped too;
+//!   protobuf cannot tell an empty list or map from an absent one, so both are dropped too. A
+//!   zero in a Go pointer field (`replicas: 0`, `enableServiceLinks: false`, the schema's
+//!   `table::POINTER_SCALARS`) is a value the client set, and is kept;
 //! - Go structs embedded with `json:",inline"` (Probe's `handler`, Volume's `volumeSource`) are
 //!   nested messages in protobuf but flat in JSON: a message field the schema does not know is
 //!   such an embedding;
@@ -124,6 +126,17 @@ kinds![
     ("autoscaling/v1", "Scale") => k8s_pb::api::autoscaling::v1::Scale,
 ];
 
+/// The option kinds a protobuf client may send as a body, under any group version (upstream
+/// `metav1.AddToGroupVersion` registers them in each): kind, decoder, schema definition.
+static OPTION_KINDS: &[(&str, DecodeFn, &str)] = &[(
+    "DeleteOptions",
+    |raw| {
+        <k8s_pb::apimachinery::pkg::apis::meta::v1::DeleteOptions as Message>::decode(raw)
+            .map(|m| format!("{m:?}"))
+    },
+    "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions",
+)];
+
 /// Decodes a `k8s\0` + `runtime.Unknown` body into the object's JSON (with `apiVersion` and
 /// `kind` from the envelope).
 pub fn decode(body: &[u8]) -> Result<Value, ProtobufError> {
@@ -137,10 +150,17 @@ pub fn decode(body: &[u8]) -> Result<Value, ProtobufError> {
     if let Some(encoding) = unknown.content_encoding.filter(|e| !e.is_empty()) {
         return Err(ProtobufError::ContentEncoding(encoding));
     }
-    let Some((_, _, decode_kind)) = KINDS
+    let (group, version) = orch_types::registry::split_api_version(&api_version);
+    let schemas = Schemas::builtin();
+    let (decode_kind, root) = if let Some((_, _, f)) = KINDS
         .iter()
         .find(|(v, k, _)| *v == api_version && *k == kind)
-    else {
+    {
+        let root = schemas.root(group, version, &kind);
+        (*f, root.unwrap_or_else(|| SchemaNode::unknown(schemas)))
+    } else if let Some((_, f, definition)) = OPTION_KINDS.iter().find(|(k, _, _)| *k == kind) {
+        (*f, schemas.node(definition))
+    } else {
         return Err(ProtobufError::UnknownType { api_version, kind });
     };
     let body_error = |message: String| ProtobufError::Body {
@@ -150,11 +170,6 @@ pub fn decode(body: &[u8]) -> Result<Value, ProtobufError> {
     let text =
         decode_kind(&unknown.raw.unwrap_or_default()).map_err(|e| body_error(e.to_string()))?;
     let tree = debug_text::parse(&text).map_err(body_error)?;
-    let (group, version) = orch_types::registry::split_api_version(&api_version);
-    let schemas = Schemas::builtin();
-    let root = schemas
-        .root(group, version, &kind)
-        .unwrap_or_else(|| SchemaNode::unknown(schemas));
     let mut out = Map::new();
     out.insert("apiVersion".into(), api_version.as_str().into());
     out.insert("kind".into(), kind.as_str().into());
@@ -224,7 +239,7 @@ fn object(fields: &[(String, Dv)], node: SchemaNode<'_>) -> Value {
                 // API server's unknown-field handling to judge.
                 _ => {
                     let j = to_json(value, SchemaNode::unknown(Schemas::builtin()));
-                    if !omitted(value, &j) {
+                    if !absent(value, &j) && !zero(value, &j) {
                         out.insert(lower_camel(field), j);
                     }
                 }
@@ -232,7 +247,8 @@ fn object(fields: &[(String, Dv)], node: SchemaNode<'_>) -> Value {
             continue;
         };
         let j = to_json(value, node.field(&name).0);
-        if omitted(value, &j) && !required.contains(&name.as_str()) {
+        let zero_kept = required.contains(&name.as_str()) || node.is_pointer_scalar(&name);
+        if absent(value, &j) || (!zero_kept && zero(value, &j)) {
             continue;
         }
         out.insert(name, j);
@@ -240,16 +256,23 @@ fn object(fields: &[(String, Dv)], node: SchemaNode<'_>) -> Value {
     Value::Object(out)
 }
 
-/// Whether a field's value is one Go's JSON leaves out: a zero scalar, or a list or map that
-/// protobuf cannot tell from absent. A message that is present stays, even when empty
-/// (`emptyDir: {}`), unless it stands for `null` (the zero `Time`).
-fn omitted(v: &Dv, j: &Value) -> bool {
+/// Whether a field's value is absent: `None`, a message that stands for `null` (the zero
+/// `Time`), or a list or map that protobuf cannot tell from absent when empty.
+fn absent(v: &Dv, j: &Value) -> bool {
     match (v, j) {
         (_, Value::Null) => true,
-        // A message is a pointer in Go: present is kept, even `maxUnavailable: 0`.
-        (Dv::Struct(..), _) => false,
         (Dv::List(_) | Dv::Map(_), Value::Array(a)) => a.is_empty(),
         (Dv::List(_) | Dv::Map(_), Value::Object(m)) => m.is_empty(),
+        _ => false,
+    }
+}
+
+/// Whether a field's value is a zero scalar, which Go's JSON leaves out (`omitempty`). A
+/// message that is present stays, even when empty (`emptyDir: {}`) or zero (a Go pointer:
+/// `maxUnavailable: 0`).
+fn zero(v: &Dv, j: &Value) -> bool {
+    match (v, j) {
+        (Dv::Struct(..), _) => false,
         (_, Value::String(s)) => s.is_empty(),
         (_, Value::Bool(b)) => !b,
         (_, Value::Number(n)) => n.as_f64() == Some(0.0),

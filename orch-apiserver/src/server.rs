@@ -35,6 +35,8 @@ pub struct ApiServerConfig {
     /// An HTTP watch without `timeoutSeconds` ends after a random time between this and twice
     /// this (upstream `--min-request-timeout`, 30 minutes).
     pub min_request_timeout: Duration,
+    /// How often deleted [`SYSTEM_NAMESPACES`] are re-created (upstream: one minute).
+    pub system_namespaces_interval: Duration,
 }
 
 impl ApiServerConfig {
@@ -48,6 +50,7 @@ impl ApiServerConfig {
             compaction_interval: Some(Duration::from_secs(300)),
             max_body_bytes: 3 * 1024 * 1024,
             min_request_timeout: Duration::from_secs(1800),
+            system_namespaces_interval: Duration::from_secs(60),
         }
     }
 
@@ -92,9 +95,17 @@ pub enum ApiServerError {
     NoRuntime,
 }
 
-/// The namespaces that exist from the start.
+/// The namespaces that exist from the start; the API server re-creates any of them that is
+/// deleted, every [`ApiServerConfig::system_namespaces_interval`] (upstream
+/// `pkg/controlplane/controller/systemnamespaces`, every minute).
 pub const SYSTEM_NAMESPACES: &[&str] =
     &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// The namespaces that may not be deleted (upstream `NamespaceLifecycle` admission's immortal
+/// namespaces, `staging/src/k8s.io/apiserver/pkg/admission/plugin/namespace/lifecycle/
+/// admission.go`). `kube-node-lease` is not among them: upstream lets it be deleted and
+/// re-creates it.
+pub const IMMORTAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
 
 /// The StorageClass that exists from the start, annotated as the default class (so claims
 /// without a class get it, see [`crate::admission::default_storage_class`]).
@@ -192,26 +203,47 @@ impl ApiServer {
         if let Some(every) = api.config.compaction_interval {
             tokio::spawn(compactor(Arc::downgrade(&api), every));
         }
+        tokio::spawn(system_namespaces(
+            Arc::downgrade(&api),
+            api.config.system_namespaces_interval,
+        ));
         Ok(api)
     }
 
     async fn bootstrap(&self) -> Result<(), ApiServerError> {
+        let mut wanted = self.system_namespace_objects()?;
+        if let Some(sc) = orch_types::registry::by_kind("storage.k8s.io/v1", "StorageClass") {
+            wanted.push((sc, default_storage_class()));
+        }
+        self.create_missing(wanted).await
+    }
+
+    /// The [`SYSTEM_NAMESPACES`] as objects to create.
+    fn system_namespace_objects(
+        &self,
+    ) -> Result<Vec<(crate::rest::Resource, orch_types::DynamicObject)>, ApiServerError> {
         let info = orch_types::registry::by_kind("v1", "Namespace").ok_or_else(|| {
             ApiServerError::Bootstrap {
                 name: "-".into(),
                 source: orch_types::ApiError::internal("Namespace kind is not registered"),
             }
         })?;
-        let namespace = |name: &&str| {
-            (
-                info,
-                orch_types::DynamicObject::new("v1", "Namespace", name),
-            )
-        };
-        let mut wanted: Vec<_> = SYSTEM_NAMESPACES.iter().map(namespace).collect();
-        if let Some(sc) = orch_types::registry::by_kind("storage.k8s.io/v1", "StorageClass") {
-            wanted.push((sc, default_storage_class()));
-        }
+        Ok(SYSTEM_NAMESPACES
+            .iter()
+            .map(|name| {
+                (
+                    info,
+                    orch_types::DynamicObject::new("v1", "Namespace", name),
+                )
+            })
+            .collect())
+    }
+
+    /// Creates each object that does not exist yet.
+    async fn create_missing(
+        &self,
+        wanted: Vec<(crate::rest::Resource, orch_types::DynamicObject)>,
+    ) -> Result<(), ApiServerError> {
         for (info, obj) in wanted {
             let name = format!("{} {}", info.singular, obj.name());
             match self
@@ -254,6 +286,22 @@ impl ApiServer {
     /// The HTTP router (axum) serving the Kubernetes API.
     pub fn router(&self) -> axum::Router {
         crate::rest::router::router(self.arc())
+    }
+}
+
+/// Re-creates deleted system namespaces (a namespace still terminating exists: it comes back
+/// once it is gone).
+async fn system_namespaces(api: Weak<ApiServer>, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(api) = api.upgrade() else { return };
+        let done = match api.system_namespace_objects() {
+            Ok(wanted) => api.create_missing(wanted).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = done {
+            tracing::warn!(error = %e, "re-creating system namespaces failed");
+        }
     }
 }
 

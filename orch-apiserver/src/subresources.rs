@@ -716,18 +716,7 @@ fn still_processing(pdb: &str) -> ApiError {
 
 /// 403 on a budget in a state no eviction may use (upstream `errors.NewForbidden`).
 fn pdb_forbidden(pdb: &str, why: &str) -> ApiError {
-    let mut e = ApiError::new(
-        403,
-        reason::FORBIDDEN,
-        format!("poddisruptionbudget.policy \"{pdb}\" is forbidden: {why}"),
-    );
-    e.details = Some(StatusDetails {
-        name: Some(pdb.into()),
-        group: Some("policy".into()),
-        kind: Some("poddisruptionbudget".into()),
-        ..Default::default()
-    });
-    e
+    ApiError::forbidden("poddisruptionbudget.policy", pdb, why)
 }
 
 /// The answer to an eviction that went through.

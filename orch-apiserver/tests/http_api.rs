@@ -574,6 +574,7 @@ async fn error_statuses_snapshot() {
         code: u16,
         reason: Value,
         message: Value,
+        details: Value,
     }
     let s = start(ApiServerConfig::memory()).await;
     use reqwest::Method as M;
@@ -603,6 +604,9 @@ async fn error_statuses_snapshot() {
         (M::PUT, format!("{cms}/exists"), Some("application/json"), Some(br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"exists","resourceVersion":"1"}}"#.to_vec())),
         (M::PUT, format!("{cms}/other"), Some("application/json"), Some(br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"exists"}}"#.to_vec())),
         (M::POST, cms.to_string(), Some("application/json"), Some(br#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d"}}"#.to_vec())),
+        (M::POST, cms.to_string(), Some("application/yaml"), Some(b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: exists}\n".to_vec())),
+        (M::DELETE, "/api/v1/namespaces/kube-system".into(), None, None),
+        (M::GET, format!("{cms}/exists/ephemeralcontainers"), None, None),
     ];
     let mut out = Vec::new();
     for (m, path, ct, body) in cases {
@@ -614,6 +618,7 @@ async fn error_statuses_snapshot() {
             code,
             reason: v["reason"].clone(),
             message: v["message"].clone(),
+            details: v["details"].clone(),
         });
     }
     insta::assert_yaml_snapshot!(out);

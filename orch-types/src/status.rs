@@ -91,6 +91,28 @@ impl ApiError {
         .with_details(resource, name)
     }
 
+    /// 403 `pods "x" is forbidden: why` (upstream `errors.NewForbidden`), with details.
+    pub fn forbidden(resource: &str, name: &str, why: &str) -> Self {
+        Self::new(
+            403,
+            reason::FORBIDDEN,
+            format!("{resource} \"{name}\" is forbidden: {why}"),
+        )
+        .with_details(resource, name)
+    }
+
+    /// 404 for a path that names no served resource. kube-apiserver's answer has empty
+    /// `details` (`{}`), which clients such as `kubectl debug` expect to be present.
+    pub fn unknown_resource(what: &str) -> Self {
+        let mut e = Self::new(
+            404,
+            reason::NOT_FOUND,
+            format!("the server could not find the requested resource ({what})"),
+        );
+        e.details = Some(StatusDetails::default());
+        e
+    }
+
     /// 400 BadRequest.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, reason::BAD_REQUEST, message)

@@ -73,7 +73,7 @@ impl ApiServer {
     }
 
     /// Runs the admission chain on a create (`old == None`) or update: defaulting, the
-    /// DefaultTolerationSeconds plugin on pod creation, the DefaultStorageClass plugin on claim
+    /// DefaultTolerationSeconds plugin on pod writes, the DefaultStorageClass plugin on claim
     /// creation, the PodPreset plugin on pod creation, then validation.
     ///
     /// A `status` write (`status_only`) carries the stored object with the client's status
@@ -101,8 +101,12 @@ impl ApiServer {
             ))
         })?;
         let mut preset_conflict = None;
-        if old.is_none() {
+        if !status_only {
+            // Upstream's DefaultTolerationSeconds handles creates and updates alike, so a
+            // `kubectl replace` of an unchanged pod keeps the tolerations it was given.
             default_tolerations::admit(info, obj);
+        }
+        if old.is_none() {
             default_storage_class::admit(info, obj, || self.storage_classes());
             let ns = obj.namespace().unwrap_or_default().to_string();
             if let pod_preset::Outcome::Conflict { presets, message } =

@@ -231,3 +231,63 @@ fn bad_input_is_a_typed_error() {
     let garbage = envelope("v1", "Pod", vec![0x0a, 0xff], "");
     assert!(matches!(decode(&garbage), Err(ProtobufError::Body { .. })));
 }
+
+/// client-go's typed clients send `DeleteOptions` as protobuf under their own group version.
+#[test]
+fn delete_options_decode_under_any_group_version() {
+    use k8s_pb::apimachinery::pkg::apis::meta::v1 as meta;
+    let opts = meta::DeleteOptions {
+        grace_period_seconds: Some(0),
+        propagation_policy: Some("Foreground".into()),
+        preconditions: Some(meta::Preconditions {
+            uid: Some("u-1".into()),
+            resource_version: None,
+        }),
+        dry_run: vec!["All".into()],
+        ..Default::default()
+    };
+    for api_version in ["v1", "apps/v1", "meta.k8s.io/v1"] {
+        let v = decode(&envelope(
+            api_version,
+            "DeleteOptions",
+            opts.encode_to_vec(),
+            "",
+        ))
+        .expect("decodes");
+        assert_eq!(
+            v,
+            json!({"apiVersion": api_version, "kind": "DeleteOptions",
+                   "gracePeriodSeconds": 0, "preconditions": {"uid": "u-1"},
+                   "propagationPolicy": "Foreground", "dryRun": ["All"]})
+        );
+    }
+}
+
+/// A zero the client set in a Go pointer field stays: `kubectl create deployment
+/// --replicas=0` must not become the default 1, `enableServiceLinks: false` not true.
+#[test]
+fn zeros_of_pointer_fields_are_kept() {
+    use k8s_pb::api::apps::v1 as apps;
+    use k8s_pb::api::core::v1 as core;
+    let d = apps::Deployment {
+        spec: Some(apps::DeploymentSpec {
+            replicas: Some(0),
+            min_ready_seconds: Some(0),
+            template: Some(core::PodTemplateSpec {
+                metadata: None,
+                spec: Some(core::PodSpec {
+                    enable_service_links: Some(false),
+                    host_network: Some(false),
+                    ..Default::default()
+                }),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let v = decode(&envelope("apps/v1", "Deployment", d.encode_to_vec(), "")).expect("decodes");
+    assert_eq!(
+        v["spec"],
+        json!({"replicas": 0, "template": {"spec": {"enableServiceLinks": false}}})
+    );
+}

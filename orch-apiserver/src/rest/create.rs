@@ -4,7 +4,6 @@ use super::meta::{generate_name, initial_status, time, tracks_generation};
 use super::{qualified, storage_error, Resource, RestResult};
 use crate::server::ApiServer;
 use orch_types::client::PostParams;
-use orch_types::status::reason;
 use orch_types::{ApiError, DynamicObject};
 use std::sync::Arc;
 
@@ -33,12 +32,11 @@ impl ApiServer {
             .map_err(|e| storage_error(info, name, e))?;
         match found {
             None => Err(ApiError::not_found("namespaces", ns)),
-            Some(v) if v.object.metadata.deletion_timestamp.is_some() => Err(ApiError::new(
-                403,
-                reason::FORBIDDEN,
-                format!(
-                    "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
-                    qualified(info)
+            Some(v) if v.object.metadata.deletion_timestamp.is_some() => Err(ApiError::forbidden(
+                &qualified(info),
+                name,
+                &format!(
+                    "unable to create new content in namespace {ns} because it is being terminated"
                 ),
             )),
             Some(_) => Ok(()),

@@ -73,6 +73,16 @@ impl ApiServer {
         let ns = self.object_namespace(info, ns)?;
         let key = self.key(info, ns, name);
         let res = qualified(info);
+        if info.group.is_empty()
+            && info.kind == "Namespace"
+            && crate::server::IMMORTAL_NAMESPACES.contains(&name)
+        {
+            return Err(ApiError::forbidden(
+                &res,
+                name,
+                "this namespace may not be deleted",
+            ));
+        }
         for _ in 0..16 {
             let cur = self
                 .storage

@@ -80,17 +80,8 @@ pub fn cache_error(info: Resource, e: CacheError) -> ApiError {
 impl ApiServer {
     /// Resolves a client-side resource type to a served one.
     pub fn resolve(&self, r: &ApiResource) -> RestResult<Resource> {
-        registry::by_plural(&r.group, &r.version, &r.plural).ok_or_else(|| {
-            ApiError::new(
-                404,
-                orch_types::status::reason::NOT_FOUND,
-                format!(
-                    "the server could not find the requested resource ({}/{})",
-                    r.api_version(),
-                    r.plural
-                ),
-            )
-        })
+        registry::by_plural(&r.group, &r.version, &r.plural)
+            .ok_or_else(|| ApiError::unknown_resource(&format!("{}/{}", r.api_version(), r.plural)))
     }
 
     /// The namespace a call on `info` addresses: required for namespaced kinds, dropped for

@@ -76,15 +76,7 @@ async fn ok() -> &'static str {
 }
 
 async fn not_found(req: HttpRequest) -> Response {
-    Failure(ApiError::new(
-        404,
-        reason::NOT_FOUND,
-        format!(
-            "the server could not find the requested resource ({})",
-            req.uri().path()
-        ),
-    ))
-    .into_response()
+    Failure(ApiError::unknown_resource(req.uri().path())).into_response()
 }
 
 async fn version() -> Response {
@@ -141,14 +133,6 @@ impl Request {
     }
 }
 
-fn unknown_resource(path: &str) -> ApiError {
-    ApiError::new(
-        404,
-        reason::NOT_FOUND,
-        format!("the server could not find the requested resource ({path})"),
-    )
-}
-
 /// Resolves `/api/v1/...` or `/apis/GROUP/VERSION/...` to a resource target.
 pub fn parse_target(path: &str) -> RestResult<Target> {
     let segs: Vec<&str> = path
@@ -159,10 +143,10 @@ pub fn parse_target(path: &str) -> RestResult<Target> {
     let (group, version, rest) = match segs.as_slice() {
         ["api", v, rest @ ..] => ("", *v, rest),
         ["apis", g, v, rest @ ..] => (*g, *v, rest),
-        _ => return Err(unknown_resource(path)),
+        _ => return Err(ApiError::unknown_resource(path)),
     };
     let find = |plural: &str| {
-        registry::by_plural(group, version, plural).ok_or_else(|| unknown_resource(path))
+        registry::by_plural(group, version, plural).ok_or_else(|| ApiError::unknown_resource(path))
     };
     let owned = |s: &&str| Some((*s).to_string());
     let t = match rest {
@@ -214,23 +198,19 @@ pub fn parse_target(path: &str) -> RestResult<Target> {
             name: owned(name),
             subresource: owned(sub),
         },
-        _ => return Err(unknown_resource(path)),
+        _ => return Err(ApiError::unknown_resource(path)),
     };
     if t.info.namespaced && t.namespace.is_none() && t.name.is_some() {
-        return Err(ApiError::new(
-            404,
-            reason::NOT_FOUND,
-            format!(
-                "{} is namespaced: use /namespaces/NAMESPACE/{}/{}",
-                qualified(t.info),
-                t.info.plural,
-                t.name.as_deref().unwrap_or("")
-            ),
-        ));
+        return Err(ApiError::unknown_resource(&format!(
+            "{} is namespaced: use /namespaces/NAMESPACE/{}/{}",
+            qualified(t.info),
+            t.info.plural,
+            t.name.as_deref().unwrap_or("")
+        )));
     }
     if let Some(sub) = &t.subresource {
         if t.info.subresource(sub).is_none() {
-            return Err(unknown_resource(path));
+            return Err(ApiError::unknown_resource(path));
         }
     }
     Ok(t)

@@ -105,6 +105,8 @@ impl PatchMeta {
 pub struct SchemaNode<'a> {
     schemas: &'a Schemas,
     schema: Option<&'a Value>,
+    /// The definition the schema was reached through (its last `$ref`), if any.
+    definition: Option<&'a str>,
 }
 
 impl<'a> SchemaNode<'a> {
@@ -113,6 +115,7 @@ impl<'a> SchemaNode<'a> {
         Self {
             schemas,
             schema: None,
+            definition: None,
         }
     }
 
@@ -121,15 +124,34 @@ impl<'a> SchemaNode<'a> {
         self.schema
     }
 
-    fn resolve(&self, v: &'a Value) -> Option<&'a Value> {
+    /// The definition name of this schema (`io.k8s.api.core.v1.PodSpec`), when it was reached
+    /// through a reference or by name.
+    pub fn definition(&self) -> Option<&'a str> {
+        self.definition
+    }
+
+    /// Whether field `key` of this object is a Go pointer to a scalar, where a zero value is
+    /// set rather than absent (see [`table::POINTER_SCALARS`]).
+    pub fn is_pointer_scalar(&self, key: &str) -> bool {
+        self.definition.is_some_and(|d| {
+            table::POINTER_SCALARS
+                .iter()
+                .any(|(def, field)| *def == d && *field == key)
+        })
+    }
+
+    /// Follows references from `v`; returns the schema and the last definition name.
+    fn resolve(&self, v: &'a Value) -> Option<(&'a Value, Option<&'a str>)> {
         let mut cur = v;
+        let mut name = None;
         // Follow `$ref` and single-element `allOf: [{$ref}]` (upstream's form for refs with
         // siblings), a few levels at most.
         for _ in 0..8 {
             if let Some(r) = cur.get("$ref").and_then(Value::as_str) {
-                cur = self
-                    .schemas
-                    .definition(r.strip_prefix(REF_PREFIX).unwrap_or(r))?;
+                let n = r.strip_prefix(REF_PREFIX).unwrap_or(r);
+                let (key, def) = self.schemas.defs.get_key_value(n)?;
+                cur = def;
+                name = Some(key.as_str());
                 continue;
             }
             if let Some([one]) = cur
@@ -140,7 +162,7 @@ impl<'a> SchemaNode<'a> {
                 cur = one;
                 continue;
             }
-            return Some(cur);
+            return Some((cur, name));
         }
         None
     }
@@ -161,7 +183,7 @@ impl<'a> SchemaNode<'a> {
         let meta = PatchMeta::from_schema(prop);
         let resolved = self.resolve(prop);
         let node = match resolved {
-            Some(r) if r.get("type").and_then(Value::as_str) == Some("array") => {
+            Some((r, _)) if r.get("type").and_then(Value::as_str) == Some("array") => {
                 r.get("items").and_then(|i| self.resolve(i))
             }
             other => other,
@@ -169,7 +191,8 @@ impl<'a> SchemaNode<'a> {
         (
             SchemaNode {
                 schemas: self.schemas,
-                schema: node,
+                schema: node.map(|(s, _)| s),
+                definition: node.and_then(|(_, d)| d),
             },
             meta,
         )
@@ -209,9 +232,11 @@ impl Schemas {
 
     /// The node of a definition by name (unknown if absent).
     pub fn node(&self, definition: &str) -> SchemaNode<'_> {
+        let found = self.defs.get_key_value(definition);
         SchemaNode {
             schemas: self,
-            schema: self.definition(definition),
+            schema: found.map(|(_, v)| v),
+            definition: found.map(|(k, _)| k.as_str()),
         }
     }
 

@@ -293,8 +293,17 @@ pub(crate) fn replication_controller(rc: &mut ReplicationController) {
     }
 }
 
-/// `SetDefaults_Secret`.
+/// `SetDefaults_Secret`, after the v1 → internal conversion's handling of `stringData`
+/// (upstream `pkg/apis/core/v1/conversion.go`, `Convert_v1_Secret_To_core_Secret`): each
+/// `stringData` entry overwrites the `data` entry of the same key, and `stringData` is never
+/// stored or returned.
 pub(crate) fn secret(s: &mut Secret) {
+    if let Some(string_data) = s.string_data.take() {
+        let data = s.data.get_or_insert_with(BTreeMap::new);
+        for (k, v) in string_data {
+            data.insert(k, k8s_openapi::ByteString(v.into_bytes()));
+        }
+    }
     set_str(&mut s.type_, "Opaque");
 }
 

@@ -1056,11 +1056,23 @@ pub(crate) fn pod_update(new: &Pod, old: &Pod) -> Vec<FieldError> {
         m.image.clone_from(&n.image);
     }
     mutated.active_deadline_seconds = ns.active_deadline_seconds;
-    let old_tols = os.tolerations.clone().unwrap_or_default();
-    let new_tols = ns.tolerations.clone().unwrap_or_default();
-    if old_tols.iter().all(|t| new_tols.contains(t)) {
-        mutated.tolerations.clone_from(&ns.tolerations);
+    // Tolerations are checked on their own: every old one must stay, only its
+    // tolerationSeconds may change (upstream `validateOnlyAddedTolerations`).
+    let new_tols = ns.tolerations.as_deref().unwrap_or_default();
+    let kept = |old: &k8s_openapi::api::core::v1::Toleration| {
+        new_tols.iter().any(|n| {
+            let mut o = old.clone();
+            o.toleration_seconds = n.toleration_seconds;
+            &o == n
+        })
+    };
+    if !os.tolerations.iter().flatten().all(kept) {
+        errs.push(FieldError::forbidden(
+            "spec.tolerations",
+            "existing toleration can not be modified except its tolerationSeconds",
+        ));
     }
+    mutated.tolerations.clone_from(&ns.tolerations);
     let old_gates = os.scheduling_gates.clone().unwrap_or_default();
     if ns
         .scheduling_gates

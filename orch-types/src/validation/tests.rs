@@ -263,6 +263,24 @@ fn updates() {
         validate_update(&tol, &old).is_empty(),
         "adding tolerations is allowed"
     );
+    let mut tol_seconds = tol.clone();
+    tol_seconds.data["spec"]["tolerations"] =
+        json!([{"key": "k", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 5}]);
+    let mut tol_seconds_changed = tol_seconds.clone();
+    tol_seconds_changed.data["spec"]["tolerations"][0]["tolerationSeconds"] = json!(60);
+    assert!(
+        validate_update(&tol_seconds_changed, &tol_seconds).is_empty(),
+        "an existing toleration's tolerationSeconds may change"
+    );
+    let errs: Vec<String> = validate_update(&old, &tol)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        errs,
+        ["spec.tolerations: Forbidden: existing toleration can not be modified except its tolerationSeconds"],
+        "removing a toleration is refused on its own (upstream validateOnlyAddedTolerations)"
+    );
 
     let d_old = obj(deploy(json!({})));
     let mut d_new = obj(deploy(
