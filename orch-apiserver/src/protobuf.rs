@@ -108,6 +108,8 @@ kinds![
     k8s_pb::api::core::v1::Binding,
     k8s_pb::api::core::v1::PersistentVolumeClaim,
     k8s_pb::api::core::v1::PersistentVolume,
+    k8s_pb::api::core::v1::ResourceQuota,
+    k8s_pb::api::core::v1::LimitRange,
     k8s_pb::api::apps::v1::ReplicaSet,
     k8s_pb::api::apps::v1::Deployment,
     k8s_pb::api::apps::v1::DaemonSet,

@@ -90,6 +90,7 @@ spec_status_object!(
     k8s_openapi::api::core::v1::PersistentVolumeClaim,
     k8s_openapi::api::core::v1::PersistentVolume,
     k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler,
+    k8s_openapi::api::core::v1::ResourceQuota,
 );
 
 typed_object!(
@@ -100,6 +101,7 @@ typed_object!(
     k8s_openapi::api::core::v1::Event,
     k8s_openapi::api::apps::v1::ControllerRevision,
     k8s_openapi::api::storage::v1::StorageClass,
+    k8s_openapi::api::core::v1::LimitRange,
     orch_types::metrics::PodMetrics,
     orch_types::metrics::NodeMetrics,
 );

@@ -454,6 +454,8 @@ pub fn typed_check(
         ("", "Binding") => unknown_paths::<core::Binding>(v),
         ("", "PersistentVolumeClaim") => unknown_paths::<core::PersistentVolumeClaim>(v),
         ("", "PersistentVolume") => unknown_paths::<core::PersistentVolume>(v),
+        ("", "ResourceQuota") => unknown_paths::<core::ResourceQuota>(v),
+        ("", "LimitRange") => unknown_paths::<core::LimitRange>(v),
         ("apps", "ReplicaSet") => unknown_paths::<apps::ReplicaSet>(v),
         ("apps", "Deployment") => unknown_paths::<apps::Deployment>(v),
         ("apps", "DaemonSet") => unknown_paths::<apps::DaemonSet>(v),

@@ -362,6 +362,8 @@ fn build_builtin() -> Schemas {
         "" "v1" "Binding" => core::Binding,
         "" "v1" "PersistentVolumeClaim" => core::PersistentVolumeClaim,
         "" "v1" "PersistentVolume" => core::PersistentVolume,
+        "" "v1" "ResourceQuota" => core::ResourceQuota,
+        "" "v1" "LimitRange" => core::LimitRange,
         "apps" "v1" "ReplicaSet" => apps::ReplicaSet,
         "apps" "v1" "Deployment" => apps::Deployment,
         "apps" "v1" "DaemonSet" => apps::DaemonSet,

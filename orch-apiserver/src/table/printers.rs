@@ -160,6 +160,10 @@ pub fn printer(group: &str, kind: &str) -> Printer {
             columns: HPA,
             cells: hpa,
         },
+        ("", "ResourceQuota") => Printer {
+            columns: RESOURCEQUOTA,
+            cells: resourcequota,
+        },
         ("scheduling.k8s.io", "PriorityClass") => Printer {
             columns: PRIORITYCLASS,
             cells: priorityclass,
@@ -1219,6 +1223,42 @@ fn hpa(o: &Value, now: Timestamp) -> Vec<Value> {
         json!(i(o, &["spec", "maxReplicas"]).to_string()),
         json!(i(o, &["status", "currentReplicas"]).to_string()),
         created(o, now),
+    ]
+}
+
+const RESOURCEQUOTA: &[Column] = &[
+    NAME,
+    AGE,
+    col("Request", "string", 0, "Request represents a minimum amount of cpu/memory that a container may consume."),
+    col("Limit", "string", 0, "Limits control the maximum amount of cpu/memory that a container may use independent of contention on the node."),
+];
+
+/// upstream `printResourceQuota`: `resource: used/hard` for each resource of `spec.hard` in
+/// name order, `limits.*` in the Limit column and everything else in the Request column.
+fn resourcequota(o: &Value, now: Timestamp) -> Vec<Value> {
+    let mut names: Vec<&String> = get(o, &["spec", "hard"])
+        .and_then(Value::as_object)
+        .map(|m| m.keys().collect())
+        .unwrap_or_default();
+    names.sort();
+    let (mut request, mut limit) = (Vec::new(), Vec::new());
+    for r in names {
+        let q = |part: &str| {
+            let v = s(o, &["status", part, r.as_str()]);
+            if v.is_empty() { "0" } else { v }.to_string()
+        };
+        let cell = format!("{r}: {}/{}", q("used"), q("hard"));
+        if r.split('.').next() == Some("limits") && r.contains('.') {
+            limit.push(cell);
+        } else {
+            request.push(cell);
+        }
+    }
+    vec![
+        name(o),
+        created(o, now),
+        json!(request.join(", ")),
+        json!(limit.join(", ")),
     ]
 }
 

@@ -507,3 +507,33 @@ fn cronjob_rows() {
             .unwrap()[..]
     );
 }
+
+/// `kubectl get quota` (upstream `printResourceQuota`) and `kubectl get limits` (Name and
+/// Created At).
+#[test]
+fn resource_quota_and_limit_range_rows() {
+    let quota = json!({
+        "metadata": {"name": "compute", "creationTimestamp": "2025-06-01T11:58:00Z"},
+        "spec": {"hard": {"pods": "2", "requests.cpu": "1", "limits.memory": "2Gi", "count/configmaps": "5"}},
+        "status": {"hard": {"pods": "2", "requests.cpu": "1", "limits.memory": "2Gi", "count/configmaps": "5"},
+                   "used": {"pods": "1", "requests.cpu": "500m", "limits.memory": "0"}}
+    });
+    let t = table("", "ResourceQuota", &[quota], IncludeObject::None, now(), None);
+    assert_eq!(headers(&t), ["NAME", "AGE", "REQUEST", "LIMIT"]);
+    assert_eq!(
+        t["rows"][0]["cells"],
+        json!([
+            "compute",
+            "2m",
+            "count/configmaps: 0/5, pods: 1/2, requests.cpu: 500m/1",
+            "limits.memory: 0/2Gi"
+        ])
+    );
+    let limits = json!({"metadata": {"name": "limits", "creationTimestamp": "2025-06-01T11:58:00Z"}});
+    let t = table("", "LimitRange", &[limits], IncludeObject::None, now(), None);
+    assert_eq!(headers(&t), ["NAME", "CREATED AT"]);
+    assert_eq!(
+        t["rows"][0]["cells"],
+        json!(["limits", "2025-06-01T11:58:00Z"])
+    );
+}

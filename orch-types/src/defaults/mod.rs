@@ -25,6 +25,7 @@ mod apps;
 mod batch;
 mod core;
 mod other;
+mod quota;
 mod settings;
 mod storage;
 
@@ -69,6 +70,8 @@ pub fn apply_defaults(obj: &mut DynamicObject) -> Result<(), ConvertError> {
             typed::<kcore::PersistentVolumeClaim>(&mut work, storage::pvc)?
         }
         ("", "PersistentVolume") => typed::<kcore::PersistentVolume>(&mut work, storage::pv)?,
+        ("", "ResourceQuota") => typed::<kcore::ResourceQuota>(&mut work, quota::resource_quota)?,
+        ("", "LimitRange") => typed::<kcore::LimitRange>(&mut work, quota::limit_range)?,
         ("apps", "Deployment") => typed::<kapps::Deployment>(&mut work, apps::deployment)?,
         ("apps", "ReplicaSet") => typed::<kapps::ReplicaSet>(&mut work, apps::replica_set)?,
         ("apps", "DaemonSet") => typed::<kapps::DaemonSet>(&mut work, apps::daemon_set)?,

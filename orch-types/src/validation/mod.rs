@@ -33,6 +33,7 @@ mod field;
 mod meta;
 mod other;
 mod policy;
+mod quota;
 mod settings;
 mod storage;
 
@@ -122,6 +123,8 @@ pub fn validate_defaulted(d: &DynamicObject) -> Vec<FieldError> {
             check!(&d, kcore::PersistentVolumeClaim, storage::pvc)
         }
         ("", "PersistentVolume") => check!(&d, kcore::PersistentVolume, storage::pv),
+        ("", "ResourceQuota") => check!(&d, kcore::ResourceQuota, quota::resource_quota),
+        ("", "LimitRange") => check!(&d, kcore::LimitRange, quota::limit_range),
         ("apps", "Deployment") => check!(&d, kapps::Deployment, apps::deployment),
         ("apps", "ReplicaSet") => check!(&d, kapps::ReplicaSet, apps::replica_set),
         ("apps", "DaemonSet") => check!(&d, kapps::DaemonSet, apps::daemon_set),
@@ -181,10 +184,15 @@ fn kind_changed(new: &DynamicObject) -> FieldError {
 /// `PrepareForUpdate`, e.g. `podStatusStrategy` in `pkg/registry/core/pod/strategy.go`), so —
 /// like upstream's `ValidatePodStatusUpdate` / `ValidateReplicaSetStatusUpdate`, which check
 /// metadata and the status fields, not the spec — it checks the metadata update and the status.
-/// orch has no status-field rules yet (neither has [`validate_update`]).
+/// Status-field rules: ResourceQuota's resource names and values
+/// (`ValidateResourceQuotaStatusUpdate`); other kinds have none yet.
 pub fn validate_status_update(new: &DynamicObject, old: &DynamicObject) -> Vec<FieldError> {
     if new.types.kind != old.types.kind || new.types.api_version != old.types.api_version {
         return vec![kind_changed(new)];
+    }
+    if new.types.api_version == "v1" && new.types.kind == "ResourceQuota" {
+        use k8s_openapi::api::core::v1::ResourceQuota;
+        return check_update!(new, old, ResourceQuota, quota::resource_quota_status_update);
     }
     meta::object_meta_update(&new.metadata, &old.metadata)
 }
@@ -228,6 +236,9 @@ pub fn validate_update_defaulted(new: &DynamicObject, old: &DynamicObject) -> Ve
         }
         ("", "PersistentVolume") => {
             check_update!(n, o, kcore::PersistentVolume, storage::pv_update)
+        }
+        ("", "ResourceQuota") => {
+            check_update!(n, o, kcore::ResourceQuota, quota::resource_quota_update)
         }
         ("apps", "Deployment") => {
             check_update!(n, o, kapps::Deployment, apps::deployment_update)
