@@ -144,6 +144,8 @@ pub struct ApiServer {
     pub(crate) me: Weak<ApiServer>,
     /// Set when the HTTP server shuts down: ends open watches so shutdown does not hang.
     pub(crate) stop: tokio::sync::watch::Sender<bool>,
+    /// ResourceQuota admission checks one namespace at a time.
+    pub(crate) quota_locks: crate::admission::resource_quota::NamespaceLocks,
 }
 
 impl std::fmt::Debug for ApiServer {
@@ -198,6 +200,7 @@ impl ApiServer {
             config,
             me: me.clone(),
             stop: tokio::sync::watch::channel(false).0,
+            quota_locks: Default::default(),
         });
         futures::executor::block_on(api.bootstrap())?;
         if let Some(every) = api.config.compaction_interval {

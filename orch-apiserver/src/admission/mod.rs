@@ -1,6 +1,8 @@
 //! Admission: what runs on every write between decoding and storage, in upstream's order —
 //! mutating plugins (defaulting, [`default_tolerations`], [`default_storage_class`],
-//! [`pod_preset`]), then validation.
+//! [`pod_preset`]), then validation, then the plugins that need storage (`usage.rs`):
+//! [`limit_ranger`] and [`resource_quota`], called by the create and update paths just before
+//! the write.
 //!
 //! Defaulting and validation come from `orch_types` (`defaults::apply_defaults`,
 //! `validation::validate` / `validate_update`); invalid objects are rejected with 422 and one
@@ -8,7 +10,10 @@
 
 pub mod default_storage_class;
 pub mod default_tolerations;
+pub mod limit_ranger;
 pub mod pod_preset;
+pub mod resource_quota;
+mod usage;
 
 use crate::rest::{Resource, RestResult};
 use crate::server::ApiServer;

@@ -125,6 +125,7 @@ impl ApiServer {
             namespace_finalizer(&mut obj);
         }
         let mut admitted = self.admit(info, &mut obj, None, false)?;
+        self.admit_usage(info, &mut obj, None, p.dry_run).await?;
         warnings.append(&mut admitted.warnings);
         if p.dry_run {
             return Ok(Written {

@@ -243,6 +243,9 @@ impl ApiServer {
                     warnings,
                 }));
             }
+            if part == Part::Main {
+                self.admit_usage(info, &mut new, Some(old), dry_run).await?;
+            }
             if dry_run {
                 return Ok(UpdateOutcome::Updated(Written {
                     object: Arc::new(new),
