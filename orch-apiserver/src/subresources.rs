@@ -165,6 +165,15 @@ fn apply_scale(cur: &DynamicObject, scale: &Value, name: &str) -> RestResult<Dyn
     Ok(new)
 }
 
+/// A write through `scale`: the parent object's `spec.replicas` moves to the writer's entry
+/// with `subresource: scale` (upstream `ScaleHandler`).
+fn scale_writer(field_manager: Option<&str>) -> crate::fieldmanager::Writer<'_> {
+    crate::fieldmanager::Writer {
+        manager: field_manager,
+        subresource: Some("scale"),
+    }
+}
+
 /// Applies a patch of any type to a `Scale` document.
 fn patch_scale(kind: PatchType, scale: &Value, patch: &Value) -> RestResult<Value> {
     match kind {
@@ -211,11 +220,14 @@ impl ApiServer {
         name: &str,
         scale: &Value,
         dry_run: bool,
+        field_manager: Option<&str>,
     ) -> RestResult<Value> {
         scale_subject(info)?;
+        crate::fieldmanager::validate_manager(field_manager, "UpdateOptions")?;
         let ns = self.object_namespace(info, ns)?;
+        let writer = scale_writer(field_manager);
         let out = self
-            .guaranteed_update(info, ns, name, Part::Main, dry_run, |cur| {
+            .guaranteed_update_as(info, ns, name, Part::Main, dry_run, Some(&writer), |cur| {
                 apply_scale(cur, scale, name)
             })
             .await?;
@@ -223,6 +235,7 @@ impl ApiServer {
     }
 
     /// `PATCH …/scale` (merge, JSON, strategic).
+    #[allow(clippy::too_many_arguments)]
     pub async fn patch_scale(
         &self,
         info: Resource,
@@ -231,11 +244,14 @@ impl ApiServer {
         kind: PatchType,
         patch: &Value,
         dry_run: bool,
+        field_manager: Option<&str>,
     ) -> RestResult<Value> {
         scale_subject(info)?;
+        crate::fieldmanager::validate_manager(field_manager, "PatchOptions")?;
         let ns = self.object_namespace(info, ns)?;
+        let writer = scale_writer(field_manager);
         let out = self
-            .guaranteed_update(info, ns, name, Part::Main, dry_run, |cur| {
+            .guaranteed_update_as(info, ns, name, Part::Main, dry_run, Some(&writer), |cur| {
                 let patched = patch_scale(kind, &scale_of(cur), patch)?;
                 apply_scale(cur, &patched, name)
             })
@@ -878,6 +894,7 @@ pub async fn handle_http(
     use axum::http::Method;
     let ns = req.target.namespace.as_deref();
     let dry_run = req.param("dryRun") == Some("All");
+    let manager = req.field_manager();
     match (sub, &req.method) {
         ("scale", &Method::GET) => Ok(json_response(
             StatusCode::OK,
@@ -887,7 +904,8 @@ pub async fn handle_http(
             let body = crate::rest::negotiate::decode_body(&req.headers, &req.body)?;
             Ok(json_response(
                 StatusCode::OK,
-                &api.update_scale(info, ns, name, &body, dry_run).await?,
+                &api.update_scale(info, ns, name, &body, dry_run, manager.as_deref())
+                    .await?,
             ))
         }
         ("scale", &Method::PATCH) => {
@@ -907,7 +925,7 @@ pub async fn handle_http(
             };
             Ok(json_response(
                 StatusCode::OK,
-                &api.patch_scale(info, ns, name, kind, &body, dry_run)
+                &api.patch_scale(info, ns, name, kind, &body, dry_run, manager.as_deref())
                     .await?,
             ))
         }

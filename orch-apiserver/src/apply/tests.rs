@@ -2,6 +2,7 @@ use orch_types::registry;
 use serde_json::json;
 
 use super::*;
+use crate::schema::Schemas;
 
 const NOW: &str = "2025-06-01T00:00:00Z";
 
@@ -32,7 +33,12 @@ fn manager_fields<'a>(obj: &'a Value, manager: &str) -> Option<&'a Value> {
 
 #[test]
 fn fieldsets_key_list_elements_by_merge_key() {
-    let fs = fieldset(&deployment(2, "nginx:1.27"), deploy_schema());
+    let fs = typed::field_set(
+        Object::of(&deployment(2, "nginx:1.27")),
+        deploy_schema(),
+        Scope::default(),
+    )
+    .to_fields_v1();
     insta::assert_yaml_snapshot!(fs);
     let containers = &fs["f:spec"]["f:template"]["f:spec"]["f:containers"];
     assert!(
@@ -102,16 +108,15 @@ fn conflicts_and_force() {
     assert_eq!(
         err,
         ApplyError::Conflicts(vec![Conflict {
-            manager: "alice".into(),
-            api_version: "apps/v1".into(),
-            field: ".spec.replicas".into(),
+            manager: Identity::apply("alice", ""),
+            field: FieldPath(vec!["f:spec".into(), "f:replicas".into()]),
         }])
     );
-    let api = err.to_api_error("Deployment", "web");
+    let api = err.to_api_error();
     assert_eq!((api.code, api.reason.as_str()), (409, "Conflict"));
     assert_eq!(
         api.message,
-        "Apply failed with 1 conflict: conflict with \"alice\" using apps/v1: .spec.replicas"
+        "Apply failed with 1 conflict: conflict with \"alice\": .spec.replicas"
     );
     // Same value: shared ownership, no conflict.
     let shared = apply(
@@ -255,5 +260,9 @@ async fn apply_object_creates_and_updates() {
         )
         .await
         .expect_err("no manager");
-    assert_eq!(err.code, 400);
+    assert_eq!(err.code, 422);
+    assert_eq!(
+        err.message,
+        "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"
+    );
 }

@@ -15,18 +15,38 @@ use orch_types::client::{
 use orch_types::registry::ApiResource;
 use orch_types::status::reason;
 use orch_types::{ApiError, DynamicObject};
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// The in-process client of an [`ApiServer`].
 #[derive(Debug, Clone)]
 pub struct LocalClient {
     api: Arc<ApiServer>,
+    manager: Option<String>,
 }
 
 impl LocalClient {
     /// A client of `api`.
     pub fn new(api: Arc<ApiServer>) -> Self {
-        Self { api }
+        Self { api, manager: None }
+    }
+
+    /// This client's writes without a `fieldManager` are recorded in `managedFields` as
+    /// `manager`'s (what a User-Agent such as `kube-controller-manager/v1.33.0` names over
+    /// HTTP); without one they are `unknown`'s.
+    pub fn with_manager(mut self, manager: &str) -> Self {
+        self.manager = Some(manager.to_string());
+        self
+    }
+
+    fn post<'a>(&self, p: &'a PostParams) -> Cow<'a, PostParams> {
+        match (&p.field_manager, &self.manager) {
+            (None, Some(m)) => Cow::Owned(PostParams {
+                field_manager: Some(m.clone()),
+                ..p.clone()
+            }),
+            _ => Cow::Borrowed(p),
+        }
     }
 }
 
@@ -102,7 +122,7 @@ impl Client for LocalClient {
         let info = self.api.resolve(r)?;
         Ok(owned(
             self.api
-                .create_object(info, ns, obj.clone(), p)
+                .create_object(info, ns, obj.clone(), &self.post(p))
                 .await?
                 .object,
         ))
@@ -119,7 +139,7 @@ impl Client for LocalClient {
         let ns = ns.or(obj.namespace());
         let out = self
             .api
-            .update_object(info, ns, obj.name(), Part::Main, obj.clone(), p)
+            .update_object(info, ns, obj.name(), Part::Main, obj.clone(), &self.post(p))
             .await?;
         Ok(owned(out.written().object.clone()))
     }
@@ -148,7 +168,7 @@ impl Client for LocalClient {
                 obj.name(),
                 Part::Status,
                 crate::rest::update::status_body(obj),
-                p,
+                &self.post(p),
             )
             .await?;
         Ok(owned(out.written().object.clone()))
@@ -164,6 +184,13 @@ impl Client for LocalClient {
         p: &PatchParams,
     ) -> Result<DynamicObject> {
         let info = self.api.resolve(r)?;
+        let p = match (&p.field_manager, &self.manager, patch) {
+            (None, Some(m), p2) if !matches!(p2, Patch::Apply(_)) => Cow::Owned(PatchParams {
+                field_manager: Some(m.clone()),
+                ..p.clone()
+            }),
+            _ => Cow::Borrowed(p),
+        };
         if subresource == Some("scale") {
             // The answer is the autoscaling/v1 Scale, as over HTTP.
             let scale = self
@@ -175,6 +202,7 @@ impl Client for LocalClient {
                     PatchType::of(patch),
                     patch.body(),
                     p.dry_run,
+                    p.field_manager.as_deref(),
                 )
                 .await?;
             return Ok(DynamicObject::from_value(scale)?);
@@ -188,7 +216,7 @@ impl Client for LocalClient {
         })?;
         let out = self
             .api
-            .patch_object(info, ns, name, part, PatchType::of(patch), patch.body(), p)
+            .patch_object(info, ns, name, part, PatchType::of(patch), patch.body(), &p)
             .await?;
         Ok(owned(out.written().object.clone()))
     }

@@ -48,8 +48,26 @@ impl ApiServer {
         &self,
         info: Resource,
         ns: Option<&str>,
+        obj: DynamicObject,
+        p: &PostParams,
+    ) -> RestResult<Written> {
+        crate::fieldmanager::validate_manager(p.field_manager.as_deref(), "CreateOptions")?;
+        let writer = crate::fieldmanager::Writer {
+            manager: p.field_manager.as_deref(),
+            subresource: None,
+        };
+        self.create_object_as(info, ns, obj, p, Some(&writer)).await
+    }
+
+    /// [`Self::create_object`] recording the object's fields in `managedFields` as `writer`'s
+    /// Update ([`crate::fieldmanager`]; `None`: server-side apply recorded them).
+    pub(crate) async fn create_object_as(
+        &self,
+        info: Resource,
+        ns: Option<&str>,
         mut obj: DynamicObject,
         p: &PostParams,
+        writer: Option<&crate::fieldmanager::Writer<'_>>,
     ) -> RestResult<Written> {
         if info.kind == "Binding" && info.group.is_empty() {
             // POST .../bindings binds the pod named by the Binding (legacy form of pods/binding).
@@ -127,6 +145,10 @@ impl ApiServer {
         let mut admitted = self.admit(info, &mut obj, None, false)?;
         self.admit_usage(info, &mut obj, None, p.dry_run).await?;
         warnings.append(&mut admitted.warnings);
+        if let Some(w) = writer {
+            let now = time(self.config.clock.now()).0;
+            crate::fieldmanager::update_object(info, None, &mut obj, w, now);
+        }
         if p.dry_run {
             return Ok(Written {
                 object: Arc::new(obj),

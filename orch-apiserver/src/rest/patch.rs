@@ -118,10 +118,15 @@ impl ApiServer {
             // Server-side apply has its own flow (create if missing, managedFields): crate::apply.
             return self.apply_object(info, ns, name, part, patch, p).await;
         }
+        crate::fieldmanager::validate_manager(p.field_manager.as_deref(), "PatchOptions")?;
         let ns = self.object_namespace(info, ns)?;
         let mut warnings = Vec::new();
+        let writer = crate::fieldmanager::Writer {
+            manager: p.field_manager.as_deref(),
+            subresource: part.subresource(),
+        };
         let out = self
-            .guaranteed_update(info, ns, name, part, p.dry_run, |cur| {
+            .guaranteed_update_as(info, ns, name, part, p.dry_run, Some(&writer), |cur| {
                 let cur_json = serde_json::to_value(cur)
                     .map_err(|_| ApiError::internal("cannot encode object"))?;
                 let patched = apply_patch(info, kind, &cur_json, patch)?;

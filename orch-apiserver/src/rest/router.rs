@@ -128,6 +128,18 @@ impl Request {
         self.query.get(k).map(String::as_str)
     }
 
+    /// The manager of a write (upstream `managerOrUserAgent`): `fieldManager`, or the
+    /// User-Agent up to its first `/`; `None` when neither names one.
+    pub fn field_manager(&self) -> Option<String> {
+        self.param("fieldManager")
+            .filter(|m| !m.is_empty())
+            .map(str::to_string)
+            .or_else(|| {
+                let ua = self.headers.get(header::USER_AGENT)?.to_str().ok()?;
+                Some(crate::fieldmanager::prefix_from_user_agent(ua)).filter(|m| !m.is_empty())
+            })
+    }
+
     fn flag(&self, k: &str) -> bool {
         matches!(self.param(k), Some("true" | "1" | "True"))
     }
@@ -388,7 +400,7 @@ fn watch_params(req: &Request, min_timeout: std::time::Duration) -> RestResult<W
 fn post_params(req: &Request) -> PostParams {
     PostParams {
         dry_run: req.param("dryRun") == Some("All"),
-        field_manager: req.param("fieldManager").map(str::to_string),
+        field_manager: req.field_manager(),
         // Unset means Warn for HTTP requests (upstream default since 1.27).
         field_validation: Some(req.param("fieldValidation").unwrap_or("Warn").to_string()),
     }
@@ -608,7 +620,11 @@ pub async fn dispatch(api: &Arc<ApiServer>, req: Request) -> RestResult<Response
             };
             let p = PatchParams {
                 dry_run: req.param("dryRun") == Some("All"),
-                field_manager: req.param("fieldManager").map(str::to_string),
+                // Apply needs `fieldManager` itself; other patches default to the User-Agent.
+                field_manager: match kind {
+                    super::patch::PatchType::Apply => req.param("fieldManager").map(str::to_string),
+                    _ => req.field_manager(),
+                },
                 force: req.flag("force"),
                 field_validation: Some(req.param("fieldValidation").unwrap_or("Warn").to_string()),
             };

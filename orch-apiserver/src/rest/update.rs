@@ -4,6 +4,7 @@
 use super::create::Written;
 use super::meta::{has_status, spec_changed, tracks_generation};
 use super::{storage_error, Resource, RestResult};
+use crate::fieldmanager::Writer;
 use crate::server::ApiServer;
 use crate::storage::{StorageError, Versioned};
 use orch_types::client::PostParams;
@@ -29,6 +30,15 @@ impl Part {
             Some("status") => Some(Self::Status),
             Some("finalize") => Some(Self::Finalize),
             _ => None,
+        }
+    }
+
+    /// The subresource name (`None` for the main resource).
+    pub fn subresource(self) -> Option<&'static str> {
+        match self {
+            Self::Main => None,
+            Self::Status => Some("status"),
+            Self::Finalize => Some("finalize"),
         }
     }
 }
@@ -189,6 +199,23 @@ impl ApiServer {
         name: &str,
         part: Part,
         dry_run: bool,
+        mutate: impl FnMut(&DynamicObject) -> RestResult<DynamicObject>,
+    ) -> RestResult<UpdateOutcome> {
+        self.guaranteed_update_as(info, ns, name, part, dry_run, None, mutate)
+            .await
+    }
+
+    /// [`Self::guaranteed_update`] recording the write in `managedFields` as `writer`'s
+    /// Update ([`crate::fieldmanager`]; `None`: the caller records ownership, or none changes).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn guaranteed_update_as(
+        &self,
+        info: Resource,
+        ns: Option<&str>,
+        name: &str,
+        part: Part,
+        dry_run: bool,
+        writer: Option<&Writer<'_>>,
         mut mutate: impl FnMut(&DynamicObject) -> RestResult<DynamicObject>,
     ) -> RestResult<UpdateOutcome> {
         let key = self.key(info, ns, name);
@@ -235,6 +262,10 @@ impl ApiServer {
                 .warnings;
             if tracks_generation(info) && spec_changed(old, &new) {
                 new.metadata.generation = Some(old.metadata.generation.unwrap_or(0) + 1);
+            }
+            if let Some(w) = writer {
+                let now = super::meta::time(self.config.clock.now()).0;
+                crate::fieldmanager::update_object(info, Some(old), &mut new, w, now);
             }
             if new == *old {
                 // A no-op update is not written and keeps the resourceVersion.
@@ -302,6 +333,7 @@ impl ApiServer {
                 obj.name()
             )));
         }
+        crate::fieldmanager::validate_manager(p.field_manager.as_deref(), "UpdateOptions")?;
         let mut warnings = self.check_fields(info, &obj, p.field_validation.as_deref())?;
         let mut obj = obj;
         if part == Part::Status {
@@ -309,8 +341,14 @@ impl ApiServer {
             // than copy it on every try.
             obj.data.retain(|k, _| k == "status");
         }
+        let writer = Writer {
+            manager: p.field_manager.as_deref(),
+            subresource: part.subresource(),
+        };
         let mut out = self
-            .guaranteed_update(info, ns, name, part, p.dry_run, |_| Ok(obj.clone()))
+            .guaranteed_update_as(info, ns, name, part, p.dry_run, Some(&writer), |_| {
+                Ok(obj.clone())
+            })
             .await?;
         match &mut out {
             UpdateOutcome::Updated(w) | UpdateOutcome::Deleted(w) => {

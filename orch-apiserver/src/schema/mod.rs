@@ -282,9 +282,32 @@ fn collect_refs(v: &Value, out: &mut Vec<String>) {
     }
 }
 
+/// Structs that are atomic as a whole (upstream `+structType=atomic`; its OpenAPI marks the
+/// definition `x-kubernetes-map-type: atomic`): field management owns them as one field.
+pub const ATOMIC_STRUCTS: &[&str] = &[
+    "io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector",
+    "io.k8s.apimachinery.pkg.apis.meta.v1.OwnerReference",
+    "io.k8s.api.core.v1.ObjectReference",
+    "io.k8s.api.core.v1.LocalObjectReference",
+    "io.k8s.api.core.v1.TypedLocalObjectReference",
+    "io.k8s.api.core.v1.ConfigMapKeySelector",
+    "io.k8s.api.core.v1.SecretKeySelector",
+    "io.k8s.api.core.v1.ObjectFieldSelector",
+    "io.k8s.api.core.v1.ResourceFieldSelector",
+    "io.k8s.api.core.v1.NodeSelector",
+    "io.k8s.api.core.v1.NodeSelectorTerm",
+    "io.k8s.api.core.v1.TopologySelectorTerm",
+    "io.k8s.api.core.v1.SecretReference",
+];
+
 /// Adds the table's extensions to the definitions and marks roots with
 /// `x-kubernetes-group-version-kind`.
 fn decorate(defs: &mut Map<String, Value>, roots: &[Root]) {
+    for name in ATOMIC_STRUCTS {
+        if let Some(d) = defs.get_mut(*name).and_then(Value::as_object_mut) {
+            d.insert("x-kubernetes-map-type".into(), "atomic".into());
+        }
+    }
     for f in table::FIELDS {
         let Some(prop) = defs
             .get_mut(f.definition)

@@ -108,6 +108,7 @@ async fn scale_get_put_patch() {
             PatchType::Merge,
             &json!({"spec": {"replicas": 3}}),
             false,
+            Some("kubectl"),
         )
         .await
         .expect("patch");
@@ -125,6 +126,7 @@ async fn scale_get_put_patch() {
             "web",
             &json!({"spec": {"replicas": 7}}),
             true,
+            None,
         )
         .await
         .expect("dry run");
@@ -133,7 +135,7 @@ async fn scale_get_put_patch() {
     assert_eq!(unchanged["spec"]["replicas"], 3);
     let stale = json!({"metadata": {"resourceVersion": "1"}, "spec": {"replicas": 5}});
     let err = api
-        .update_scale(d, Some("default"), "web", &stale, false)
+        .update_scale(d, Some("default"), "web", &stale, false, None)
         .await
         .expect_err("stale resourceVersion");
     assert_eq!(err.code, 409);
