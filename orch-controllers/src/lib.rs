@@ -6,7 +6,7 @@
 //! ([`replicaset`]), [`deployment`], [`daemonset`] and [`statefulset`] (with their revision
 //! [`history`]), [`job`] (and [`ttlafterfinished`], [`cronjob`]), [`volume`] (claim binding and
 //! local provisioning),
-//! [`disruption`] (PodDisruptionBudget status), [`podautoscaler`] (HorizontalPodAutoscaler,
+//! [`disruption`] (PodDisruptionBudget status), [`resourcequota`] (ResourceQuota usage), [`podautoscaler`] (HorizontalPodAutoscaler,
 //! reading targets through [`scale`]), [`garbagecollector`], [`nodelifecycle`] (and
 //! taint eviction), [`namespace`], [`endpoints`], [`podgc`], [`nodeipam`]. [`manager`]
 //! registers them by their upstream names and runs them with orch-runtime's live driver; the
@@ -45,6 +45,7 @@ pub mod nodelifecycle;
 pub mod podautoscaler;
 pub mod podgc;
 pub mod replicaset;
+pub mod resourcequota;
 pub mod scale;
 pub mod selector;
 pub mod statefulset;

@@ -25,6 +25,7 @@ use crate::nodelifecycle::{NodeLifecycleConfig, NodeLifecycleController, TaintEv
 use crate::podautoscaler::{HorizontalController, HpaConfig};
 use crate::podgc::{PodGcConfig, PodGcController};
 use crate::replicaset::WorkloadController;
+use crate::resourcequota::ResourceQuotaController;
 use crate::statefulset::StatefulSetController;
 use crate::ttlafterfinished::TtlAfterFinishedController;
 use crate::volume::PersistentVolumeController;
@@ -48,6 +49,7 @@ pub const ALL_CONTROLLERS: &[&str] = &[
     "cronjob",
     "ttl-after-finished",
     "disruption",
+    "resourcequota",
     "horizontalpodautoscaling",
     "garbagecollector",
     "nodelifecycle",
@@ -80,6 +82,8 @@ pub struct ManagerConfig {
     pub resync: Duration,
     /// HorizontalPodAutoscaler settings (`--horizontal-pod-autoscaler-*`).
     pub hpa: HpaConfig,
+    /// `--resource-quota-sync-period`: how often every quota is recounted.
+    pub resource_quota_sync: Duration,
 }
 
 impl Default for ManagerConfig {
@@ -94,6 +98,7 @@ impl Default for ManagerConfig {
             node_cidr_mask: 24,
             resync: Duration::from_secs(600),
             hpa: HpaConfig::default(),
+            resource_quota_sync: crate::resourcequota::DEFAULT_SYNC_PERIOD,
         }
     }
 }
@@ -153,6 +158,9 @@ pub fn controller(name: &str, config: &ManagerConfig) -> Result<Arc<dyn Controll
         "cronjob" => Arc::new(CronJobController),
         "ttl-after-finished" => Arc::new(TtlAfterFinishedController),
         "disruption" => Arc::new(DisruptionController),
+        "resourcequota" => Arc::new(ResourceQuotaController {
+            sync_period: config.resource_quota_sync,
+        }),
         "horizontalpodautoscaling" => Arc::new(HorizontalController::new(config.hpa.clone())),
         "garbagecollector" => Arc::new(GarbageCollector::default()),
         "nodelifecycle" => Arc::new(NodeLifecycleController::new(

@@ -131,6 +131,7 @@ pub struct Stepped {
 
 /// The steppable driver.
 pub struct Stepper {
+    client: SharedClient,
     slots: BTreeMap<String, Box<dyn Slot>>,
     caches: Caches,
     running: Vec<Running>,
@@ -189,6 +190,7 @@ impl Stepper {
             });
         }
         Self {
+            client,
             slots: wiring.slots,
             caches: wiring.caches,
             running,
@@ -316,11 +318,15 @@ impl Stepper {
             let acted = actions
                 .iter()
                 .any(|a| !matches!(a, crate::action::Action::Requeue(_)));
+            let updated = updated_objects(&actions);
             let res = applier.apply(actions).await;
             ctl.applied(&key, &res);
             settle_key(&queue, &key, &res);
-            let error = res.err().map(|e| e.to_string());
             self.drain_writes();
+            if res.as_ref().is_err_and(|e| e.is_conflict()) {
+                self.refetch(&updated).await;
+            }
+            let error = res.err().map(|e| e.to_string());
             return Some(Stepped {
                 controller: ctl.name(),
                 key,
@@ -329,6 +335,24 @@ impl Stepper {
             });
         }
         None
+    }
+
+    /// Re-reads objects an update of which conflicted: someone else (an API server admission
+    /// plugin, a host component) wrote them since the cache saw them. The live driver's
+    /// informer would bring the newer version; here nothing else would, and the key would
+    /// conflict forever.
+    async fn refetch(&mut self, objects: &[(ApiResource, Option<String>, String)]) {
+        for (r, ns, name) in objects {
+            match self.client.get(r, ns.as_deref(), name).await {
+                Ok(o) => self.observe(&o),
+                Err(e) if e.is_not_found() => {
+                    let mut gone = DynamicObject::new(&r.api_version(), &r.kind, name);
+                    gone.metadata.namespace = ns.clone();
+                    self.forget(&gone);
+                }
+                Err(_) => {}
+            }
+        }
     }
 
     /// When the earliest delayed key of any controller is due.
@@ -343,4 +367,24 @@ impl Stepper {
             .iter()
             .any(|r| !r.queue.is_empty() || r.queue.next_due().is_some_and(|t| t <= now))
     }
+}
+
+/// The objects `actions` update (main resource or status), to re-read after a conflict.
+fn updated_objects(
+    actions: &[crate::action::Action],
+) -> Vec<(ApiResource, Option<String>, String)> {
+    use crate::action::Action;
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Update { resource, object } | Action::UpdateStatus { resource, object } => {
+                Some((
+                    resource.clone(),
+                    object.metadata.namespace.clone(),
+                    object.name().to_string(),
+                ))
+            }
+            _ => None,
+        })
+        .collect()
 }
