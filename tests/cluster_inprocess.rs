@@ -1623,3 +1623,189 @@ async fn kubectl_create_commands_make_the_same_objects_in_protobuf_and_json() {
     }
     cluster.shutdown().await.expect("clean shutdown");
 }
+
+
+/// kubectl's everyday commands get kube-apiserver's answers: system namespaces may not be
+/// deleted, a Secret's `stringData` lands in `data`, `kubectl replace` of an unchanged pod
+/// succeeds, PodTemplates are served with their columns, discovery carries
+/// `storageVersionHash`, and `--replicas=0` sent as protobuf stays 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_gets_kube_apiserver_answers() {
+    let cluster = Cluster::builder().nodes(1).start().await.expect("start");
+    let raw = kubectl_for(&cluster);
+    let dir = cluster.work_dir().to_path_buf();
+    let kubeconfig = cluster.kubeconfig().expect("kubeconfig").to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let ok = must_succeed(&raw);
+        let file = |name: &str, text: &str| {
+            let p = dir.join(name);
+            std::fs::write(&p, text).expect("write manifest");
+            p.to_string_lossy().into_owned()
+        };
+        let json = |args: &[&str]| -> serde_json::Value {
+            let mut all = vec!["get"];
+            all.extend(args);
+            all.extend(["-o", "json"]);
+            serde_json::from_str(&ok(&all)).expect("json")
+        };
+
+        let secret = file(
+            "secret.yaml",
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: creds}\n\
+             data: {user: b2xk, pw: eA==}\nstringData: {user: admin}\n",
+        );
+        ok(&["apply", "-f", &secret]);
+        let s = json(&["secret", "creds"]);
+        assert_eq!(s["data"], serde_json::json!({"pw": "eA==", "user": "YWRtaW4="}));
+        assert!(s.get("stringData").is_none(), "{s}");
+
+        // Unscheduled (no node matches), so nothing but the client's fields could differ.
+        let pod = file(
+            "pod.yaml",
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: waiting}\n\
+             spec:\n  nodeSelector: {nowhere: \"true\"}\n  containers:\n  - {name: c, image: busybox}\n",
+        );
+        ok(&["create", "-f", &pod]);
+        assert_eq!(ok(&["replace", "-f", &pod]), "pod/waiting replaced");
+
+        let template = file(
+            "template.yaml",
+            "apiVersion: v1\nkind: PodTemplate\nmetadata: {name: worker}\n\
+             template:\n  metadata: {labels: {app: worker}}\n  spec:\n    containers:\n    \
+             - {name: w, image: busybox}\n    - {name: x, image: nginx:1.27}\n",
+        );
+        ok(&["create", "-f", &template]);
+        let table = ok(&["get", "podtemplates"]);
+        let rows: Vec<Vec<&str>> = table.lines().map(|l| l.split_whitespace().collect()).collect();
+        assert_eq!(
+            rows,
+            [
+                vec!["NAME", "CONTAINERS", "IMAGES", "POD", "LABELS"],
+                vec!["worker", "w,x", "busybox,nginx:1.27", "app=worker"]
+            ],
+            "{table}"
+        );
+        let t = json(&["podtemplate", "worker"]);
+        assert_eq!(
+            t["template"]["spec"]["containers"][0]["imagePullPolicy"], "Always",
+            "the template is defaulted"
+        );
+
+        let discovery: serde_json::Value =
+            serde_json::from_str(&ok(&["get", "--raw", "/api/v1"])).expect("json");
+        let pods = discovery["resources"]
+            .as_array()
+            .and_then(|r| r.iter().find(|r| r["name"] == "pods"))
+            .expect("pods listed");
+        assert_eq!(pods["storageVersionHash"], "xPOwRZ+Yhw8=");
+
+        let kubectl_133 = common::bundled_kubectl("1.33").expect("kubectl 1.33");
+        let out = std::process::Command::new(kubectl_133)
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["create", "deployment", "idle", "--image=nginx", "--replicas=0"])
+            .output()
+            .expect("kubectl 1.33");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(json(&["deployment", "idle"])["spec"]["replicas"], 0);
+
+        let out = raw(&["delete", "namespace", "--all", "--wait=false"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        for ns in ["default", "kube-system", "kube-public"] {
+            assert!(
+                stderr.contains(&format!(
+                    "namespaces \"{ns}\" is forbidden: this namespace may not be deleted"
+                )),
+                "{stderr}"
+            );
+        }
+        let left = ok(&["get", "namespaces", "-o", "name"]);
+        for ns in ["default", "kube-system", "kube-public"] {
+            assert!(left.contains(&format!("namespace/{ns}")), "{left}");
+        }
+    })
+    .await
+    .expect("join");
+    cluster.shutdown().await.expect("clean shutdown");
+}
+
+/// `autoscaling/v1` HorizontalPodAutoscalers are served from the stored `autoscaling/v2`
+/// objects: kubectl 1.27's `autoscale` (which posts v1) works, v1 reads show
+/// `targetCPUUtilizationPercentage`, a v1 patch keeps the v2-only metrics (they travel in an
+/// annotation), and v2 reads see one object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autoscaling_v1_is_served_by_conversion() {
+    let cluster = Cluster::builder().nodes(1).start().await.expect("start");
+    let kubectl_127 = kubectl_bin_for(
+        &cluster,
+        common::bundled_kubectl("1.27").expect("kubectl 1.27"),
+        "cache-1.27",
+    );
+    let raw = kubectl_for(&cluster);
+    let dir = cluster.work_dir().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let ok = must_succeed(&raw);
+        let ok_127 = must_succeed(&kubectl_127);
+        let json = |args: &[&str]| -> serde_json::Value {
+            let mut all = vec!["get"];
+            all.extend(args);
+            all.extend(["-o", "json"]);
+            serde_json::from_str(&ok(&all)).expect("json")
+        };
+        ok(&["create", "deployment", "web", "--image=nginx"]);
+        ok_127(&["autoscale", "deployment", "web", "--max=4", "--cpu-percent=70"]);
+        let v1 = json(&["horizontalpodautoscalers.v1.autoscaling", "web"]);
+        assert_eq!(v1["apiVersion"], "autoscaling/v1");
+        assert_eq!(v1["spec"]["targetCPUUtilizationPercentage"], 70);
+        let v2 = json(&["horizontalpodautoscalers.v2.autoscaling", "web"]);
+        assert_eq!(v2["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"], 70);
+
+        // A v2-only metric survives a v1 read-modify-write.
+        ok(&[
+            "patch",
+            "horizontalpodautoscalers.v2.autoscaling",
+            "web",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"metrics":[
+                {"type":"Resource","resource":{"name":"cpu","target":{"type":"Utilization","averageUtilization":70}}},
+                {"type":"Resource","resource":{"name":"memory","target":{"type":"AverageValue","averageValue":"100Mi"}}}]}}"#,
+        ]);
+        let v1 = json(&["horizontalpodautoscalers.v1.autoscaling", "web"]);
+        assert!(
+            v1["metadata"]["annotations"]["autoscaling.alpha.kubernetes.io/metrics"]
+                .as_str()
+                .is_some_and(|m| m.contains("memory")),
+            "{v1}"
+        );
+        let file = dir.join("hpa-v1.json");
+        let mut edited = v1.clone();
+        edited["spec"]["maxReplicas"] = 6.into();
+        std::fs::write(&file, edited.to_string()).expect("write");
+        ok(&["replace", "-f", &file.to_string_lossy()]);
+        ok(&[
+            "patch",
+            "horizontalpodautoscalers.v1.autoscaling",
+            "web",
+            "-p",
+            r#"{"spec":{"targetCPUUtilizationPercentage":50}}"#,
+        ]);
+        let v2 = json(&["horizontalpodautoscalers.v2.autoscaling", "web"]);
+        assert_eq!(v2["spec"]["maxReplicas"], 6);
+        let metrics = v2["spec"]["metrics"].as_array().expect("metrics");
+        assert_eq!(metrics.len(), 2, "{v2}");
+        assert!(metrics.iter().any(|m| m["resource"]["name"] == "memory"));
+        assert!(metrics
+            .iter()
+            .any(|m| m["resource"]["target"]["averageUtilization"] == 50));
+        assert!(
+            v2["metadata"]["annotations"]
+                .get("autoscaling.alpha.kubernetes.io/metrics")
+                .is_none(),
+            "round-trip annotations are not stored: {v2}"
+        );
+    })
+    .await
+    .expect("join");
+    cluster.shutdown().await.expect("clean shutdown");
+}

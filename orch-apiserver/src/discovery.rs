@@ -77,6 +77,7 @@ pub fn aggregated_content_type(version: &str) -> String {
 pub fn all_resources() -> impl Iterator<Item = &'static ResourceInfo> {
     registry::BUILTIN
         .iter()
+        .chain(registry::CONVERTED)
         .chain(crate::metrics::RESOURCES.iter())
 }
 
@@ -170,7 +171,9 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
         if !r.categories.is_empty() {
             e["categories"] = json!(r.categories);
         }
-        e["storageVersionHash"] = storage_version_hash(r.group, r.version, r.kind).into();
+        let stored = registry::storage_of(r).unwrap_or(r);
+        e["storageVersionHash"] =
+            storage_version_hash(stored.group, stored.version, stored.kind).into();
         resources.push(e);
         for s in r.subresources {
             resources.push(json!({
@@ -203,7 +206,7 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
 /// The opaque hash of a resource's storage version that discovery publishes, so clients (the
 /// storage version migrator) notice when it changes: base64 of the first 8 bytes of the
 /// SHA-256 of `group/version/kind` (upstream `apiserver/pkg/endpoints/discovery`,
-/// `StorageVersionHash`). Every built-in kind is stored in the version it is served in.
+/// `StorageVersionHash`), of the version the resource is stored in.
 pub fn storage_version_hash(group: &str, version: &str, kind: &str) -> String {
     use base64::Engine;
     let digest = ring::digest::digest(

@@ -37,6 +37,7 @@ pub mod admission;
 pub mod bench;
 pub mod cache;
 pub mod client;
+pub mod conversion;
 pub mod fieldmanager;
 pub mod kubeconfig;
 pub mod patch;

@@ -450,6 +450,7 @@ pub fn typed_check(
         ("", "ConfigMap") => unknown_paths::<core::ConfigMap>(v),
         ("", "Secret") => unknown_paths::<core::Secret>(v),
         ("", "ServiceAccount") => unknown_paths::<core::ServiceAccount>(v),
+        ("", "PodTemplate") => unknown_paths::<core::PodTemplate>(v),
         ("", "ReplicationController") => unknown_paths::<core::ReplicationController>(v),
         ("", "Binding") => unknown_paths::<core::Binding>(v),
         ("", "PersistentVolumeClaim") => unknown_paths::<core::PersistentVolumeClaim>(v),
@@ -467,6 +468,9 @@ pub fn typed_check(
         ("policy", "Eviction") => unknown_paths::<policy::Eviction>(v),
         ("coordination.k8s.io", "Lease") => unknown_paths::<coord::Lease>(v),
         ("autoscaling", "Scale") => unknown_paths::<as1::Scale>(v),
+        ("autoscaling", "HorizontalPodAutoscaler") if info.version == "v1" => {
+            unknown_paths::<as1::HorizontalPodAutoscaler>(v)
+        }
         ("autoscaling", "HorizontalPodAutoscaler") => {
             unknown_paths::<as2::HorizontalPodAutoscaler>(v)
         }

@@ -130,6 +130,7 @@ pub static BUILTIN: &[ResourceInfo] = &[
     r("", "v1", "ConfigMap", "configmaps", "configmap", &["cm"], true, RW, NONE, &[]),
     r("", "v1", "Secret", "secrets", "secret", &[], true, RW, NONE, &[]),
     r("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", &["sa"], true, RW, NONE, &[]),
+    r("", "v1", "PodTemplate", "podtemplates", "podtemplate", &[], true, RW, NONE, &[]),
     r("", "v1", "ReplicationController", "replicationcontrollers", "replicationcontroller", &["rc"], true, RW, ALL,
         &[status("", "v1", "ReplicationController"), scale()]),
     r("", "v1", "Binding", "bindings", "binding", &[], true, CREATE_ONLY, NONE, &[]),
@@ -163,6 +164,25 @@ pub static BUILTIN: &[ResourceInfo] = &[
         &["crd", "crds"], false, RW, NONE, &[status("apiextensions.k8s.io", "v1", "CustomResourceDefinition")]),
     r("events.k8s.io", "v1", "Event", "events", "event", &["ev"], true, RW, NONE, &[]),
 ];
+
+/// Resources also served at a version other than the one they are stored in: the API server
+/// converts them to and from their [`storage_of`] entry in [`BUILTIN`] on the way in and out
+/// (upstream serves every version of a kind through one storage version). Components inside
+/// orch only see the storage version; [`BUILTIN`] lists each resource once.
+#[rustfmt::skip]
+pub static CONVERTED: &[ResourceInfo] = &[
+    r("autoscaling", "v1", "HorizontalPodAutoscaler", "horizontalpodautoscalers", "horizontalpodautoscaler", &["hpa"], true, RW, ALL,
+        &[status("autoscaling", "v1", "HorizontalPodAutoscaler")]),
+];
+
+/// The storage entry of a [`CONVERTED`] resource (`None` for a storage version itself).
+pub fn storage_of(info: &ResourceInfo) -> Option<&'static ResourceInfo> {
+    if CONVERTED.iter().any(|c| std::ptr::eq(c, info)) {
+        by_group_kind(info.group, info.kind)
+    } else {
+        None
+    }
+}
 
 impl ResourceInfo {
     /// `apiVersion` string: `v1` for core, `group/version` otherwise.
@@ -276,6 +296,7 @@ impl ApiResource {
 pub fn by_plural(group: &str, version: &str, plural: &str) -> Option<&'static ResourceInfo> {
     BUILTIN
         .iter()
+        .chain(CONVERTED)
         .find(|r| r.group == group && r.version == version && r.plural == plural)
 }
 
@@ -284,6 +305,7 @@ pub fn by_kind(api_version: &str, kind: &str) -> Option<&'static ResourceInfo> {
     let (group, version) = split_api_version(api_version);
     BUILTIN
         .iter()
+        .chain(CONVERTED)
         .find(|r| r.group == group && r.version == version && r.kind == kind)
 }
 

@@ -5,6 +5,7 @@
 //! loop), [`delete`], [`read`] (get, list, pagination), [`watch`], [`patch`]. Object bookkeeping
 //! (generation, status reset, server-set fields) is in [`meta`]; selectors in [`filter`].
 
+pub mod converted;
 pub mod create;
 pub mod delete;
 pub mod filter;
@@ -80,8 +81,20 @@ pub fn cache_error(info: Resource, e: CacheError) -> ApiError {
 impl ApiServer {
     /// Resolves a client-side resource type to a served one.
     pub fn resolve(&self, r: &ApiResource) -> RestResult<Resource> {
-        registry::by_plural(&r.group, &r.version, &r.plural)
-            .ok_or_else(|| ApiError::unknown_resource(&format!("{}/{}", r.api_version(), r.plural)))
+        let info = registry::by_plural(&r.group, &r.version, &r.plural).ok_or_else(|| {
+            ApiError::unknown_resource(&format!("{}/{}", r.api_version(), r.plural))
+        })?;
+        match registry::storage_of(info) {
+            // Conversion happens at the HTTP edge (`rest::converted`); in-process clients use
+            // the storage version every component reads.
+            Some(stored) => Err(ApiError::unknown_resource(&format!(
+                "{}/{}: in-process clients use {}",
+                r.api_version(),
+                r.plural,
+                stored.api_version()
+            ))),
+            None => Ok(info),
+        }
     }
 
     /// The namespace a call on `info` addresses: required for namespaced kinds, dropped for

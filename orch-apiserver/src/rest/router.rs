@@ -320,6 +320,9 @@ async fn handle(api: Arc<ApiServer>, req: HttpRequest) -> RestResult<Response> {
         headers: parts.headers,
         body,
     };
+    if let Some(stored) = registry::storage_of(req.target.info) {
+        return super::converted::handle(&api, req, stored).await;
+    }
     if let Some(resp) = super::subresource::handle(&api, &req).await {
         return Ok(resp);
     }

@@ -120,6 +120,10 @@ pub fn printer(group: &str, kind: &str) -> Printer {
             columns: SERVICEACCOUNT,
             cells: serviceaccount,
         },
+        ("", "PodTemplate") => Printer {
+            columns: PODTEMPLATE,
+            cells: podtemplate,
+        },
         ("", "ReplicationController") | ("apps", "ReplicaSet") => Printer {
             columns: REPLICASET,
             cells: replicaset,
@@ -727,6 +731,43 @@ fn secret(o: &Value, now: Timestamp) -> Vec<Value> {
     ]
 }
 
+/// Upstream `podTemplateColumnDefinitions` / `printPodTemplate`.
+const PODTEMPLATE: &[Column] = &[
+    NAME,
+    col(
+        "Containers",
+        "string",
+        0,
+        "Names of each container in the template.",
+    ),
+    col(
+        "Images",
+        "string",
+        0,
+        "Images referenced by each container in the template.",
+    ),
+    col(
+        "Pod Labels",
+        "string",
+        0,
+        "The labels for the pod template.",
+    ),
+];
+
+fn podtemplate(o: &Value, _now: Timestamp) -> Vec<Value> {
+    let template = get(o, &["template"]).unwrap_or(&Value::Null);
+    let (c, im) = template_containers_and_images(template);
+    vec![
+        name(o),
+        json!(c),
+        json!(im),
+        json!(or_none(selector_string(get(
+            template,
+            &["metadata", "labels"]
+        )))),
+    ]
+}
+
 const SERVICEACCOUNT: &[Column] = &[
     NAME,
     col("Secrets", "string", 0, "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use."),
@@ -741,8 +782,14 @@ fn serviceaccount(o: &Value, now: Timestamp) -> Vec<Value> {
     ]
 }
 
+/// The container names and images of a workload's `spec.template`.
 fn containers_and_images(o: &Value) -> (String, String) {
-    let cs = arr(o, &["spec", "template", "spec", "containers"]);
+    template_containers_and_images(get(o, &["spec", "template"]).unwrap_or(&Value::Null))
+}
+
+/// The container names and images of a pod template.
+fn template_containers_and_images(template: &Value) -> (String, String) {
+    let cs = arr(template, &["spec", "containers"]);
     let names: Vec<&str> = cs.iter().map(|c| s(c, &["name"])).collect();
     let images: Vec<&str> = cs.iter().map(|c| s(c, &["image"])).collect();
     (names.join(","), images.join(","))

@@ -63,6 +63,11 @@ pub fn apply_defaults(obj: &mut DynamicObject) -> Result<(), ConvertError> {
             typed::<kcore::ReplicationController>(&mut work, core::replication_controller)?
         }
         ("", "Secret") => typed::<kcore::Secret>(&mut work, core::secret)?,
+        ("", "PodTemplate") => typed::<kcore::PodTemplate>(&mut work, |t| {
+            if let Some(t) = t.template.as_mut() {
+                core::pod_template(t);
+            }
+        })?,
         ("", "Namespace") => typed::<kcore::Namespace>(&mut work, core::namespace)?,
         ("", "Node") => typed::<kcore::Node>(&mut work, core::node)?,
         ("", "Endpoints") => typed::<kcore::Endpoints>(&mut work, core::endpoints)?,

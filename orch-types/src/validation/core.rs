@@ -1161,6 +1161,28 @@ pub(crate) fn workload_template(
     errs
 }
 
+/// PodTemplate (upstream `ValidatePodTemplate`): its name is a pod name, and its template is
+/// validated as a pod template of any workload, except that it may not hold ephemeral
+/// containers (`ValidatePodTemplateSpec`).
+pub(crate) fn pod_template(t: &k8s_openapi::api::core::v1::PodTemplate) -> Vec<FieldError> {
+    let mut errs = meta::object_meta(&t.metadata, true, meta::NameRule::Subdomain);
+    let p = Path::new("template");
+    errs.extend(workload_template(t.template.as_ref(), None, &p, &[], None));
+    if let Some(spec) = t.template.as_ref().and_then(|t| t.spec.as_ref()) {
+        if spec
+            .ephemeral_containers
+            .as_ref()
+            .is_some_and(|e| !e.is_empty())
+        {
+            errs.push(FieldError::forbidden(
+                p.child("spec").child("ephemeralContainers"),
+                "ephemeral containers not allowed in pod template",
+            ));
+        }
+    }
+    errs
+}
+
 /// Service (create).
 pub(crate) fn service(svc: &Service) -> Vec<FieldError> {
     let mut errs = meta::object_meta(&svc.metadata, true, meta::NameRule::Dns1035);

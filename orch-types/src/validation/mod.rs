@@ -107,6 +107,7 @@ pub fn validate_defaulted(d: &DynamicObject) -> Vec<FieldError> {
         ("", "Pod") => check!(&d, kcore::Pod, core::pod),
         ("", "Service") => check!(&d, kcore::Service, core::service),
         ("", "ConfigMap") => check!(&d, kcore::ConfigMap, core::config_map),
+        ("", "PodTemplate") => check!(&d, kcore::PodTemplate, core::pod_template),
         ("", "Secret") => check!(&d, kcore::Secret, core::secret),
         ("", "Namespace") => check!(&d, kcore::Namespace, core::namespace),
         ("", "Node") => check!(&d, kcore::Node, core::node),
