@@ -1624,7 +1624,6 @@ async fn kubectl_create_commands_make_the_same_objects_in_protobuf_and_json() {
     cluster.shutdown().await.expect("clean shutdown");
 }
 
-
 /// kubectl's everyday commands get kube-apiserver's answers: system namespaces may not be
 /// deleted, a Secret's `stringData` lands in `data`, `kubectl replace` of an unchanged pod
 /// succeeds, PodTemplates are served with their columns, discovery carries
@@ -1666,6 +1665,11 @@ async fn kubectl_gets_kube_apiserver_answers() {
              spec:\n  nodeSelector: {nowhere: \"true\"}\n  containers:\n  - {name: c, image: busybox}\n",
         );
         ok(&["create", "-f", &pod]);
+        assert_eq!(
+            json(&["pod", "waiting"])["status"]["qosClass"],
+            "BestEffort",
+            "set at creation, before any kubelet sees the pod"
+        );
         assert_eq!(ok(&["replace", "-f", &pod]), "pod/waiting replaced");
 
         let template = file(

@@ -837,7 +837,7 @@ impl PodWorker {
             host_network: spec.host_network.unwrap_or(false),
             host_ports,
             port_mappings: crate::runtime::limits::port_mappings(spec),
-            qos_class: status::qos_class(spec).into(),
+            qos_class: orch_types::resources::qos_class(spec).into(),
             cpu_request_milli: pod_res.0,
             cpu_limit_milli: pod_res.1,
             memory_limit: pod_res.2,
@@ -1738,7 +1738,7 @@ impl PodWorker {
                 old.qos_class
                     .clone()
                     .filter(|q| !q.is_empty())
-                    .unwrap_or_else(|| status::qos_class(spec).into()),
+                    .unwrap_or_else(|| orch_types::resources::qos_class(spec).into()),
             ),
             init_container_statuses: has_init.then_some(init_statuses),
             container_statuses: Some(app_statuses),

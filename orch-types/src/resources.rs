@@ -350,6 +350,55 @@ pub fn claim_storage_request(
     crate::quantity::Quantity::try_from(q).ok()
 }
 
+/// QoS class (upstream `pkg/apis/core/v1/helper/qos.GetPodQOS`): BestEffort when nothing is
+/// requested or limited; Guaranteed when every container limits both cpu and memory and the
+/// summed requests equal the summed limits; else Burstable.
+pub fn qos_class(spec: &PodSpec) -> &'static str {
+    let mut requests: BTreeMap<String, Quantity> = BTreeMap::new();
+    let mut limits: BTreeMap<String, Quantity> = BTreeMap::new();
+    let mut guaranteed = true;
+    let supported = |n: &str| n == "cpu" || n == "memory";
+    for c in spec
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(spec.containers.iter())
+    {
+        let r = c.resources.as_ref();
+        for (n, q) in r.and_then(|r| r.requests.as_ref()).into_iter().flatten() {
+            if let Ok(q) = Quantity::try_from(q) {
+                if supported(n) && q > Quantity::default() {
+                    let e = requests.entry(n.clone()).or_default();
+                    *e = e.add(&q);
+                }
+            }
+        }
+        let mut found = 0;
+        for (n, q) in r.and_then(|r| r.limits.as_ref()).into_iter().flatten() {
+            if let Ok(q) = Quantity::try_from(q) {
+                if supported(n) && q > Quantity::default() {
+                    found += 1;
+                    let e = limits.entry(n.clone()).or_default();
+                    *e = e.add(&q);
+                }
+            }
+        }
+        if found < 2 {
+            guaranteed = false;
+        }
+    }
+    if requests.is_empty() && limits.is_empty() {
+        return "BestEffort";
+    }
+    if guaranteed
+        && requests.iter().all(|(n, q)| limits.get(n) == Some(q))
+        && requests.len() == limits.len()
+    {
+        return "Guaranteed";
+    }
+    "Burstable"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -144,6 +144,9 @@ impl ApiServer {
         }
         let mut admitted = self.admit(info, &mut obj, None, false)?;
         self.admit_usage(info, &mut obj, None, p.dry_run).await?;
+        if info.kind == "Pod" && info.group.is_empty() {
+            pod_qos_class(&mut obj);
+        }
         warnings.append(&mut admitted.warnings);
         if let Some(w) = writer {
             let now = time(self.config.clock.now()).0;
@@ -201,6 +204,21 @@ pub fn cause(
         field: Some(field.into()),
         reason: Some(reason.into()),
         message: Some(message.into()),
+    }
+}
+
+/// A new pod's `status.qosClass`, from its resources once admission (LimitRanger) has set
+/// their defaults (upstream pod strategy `PrepareForCreate`, which runs after mutating
+/// admission).
+fn pod_qos_class(pod: &mut DynamicObject) {
+    let Some(spec) = pod.data.get("spec").and_then(|s| {
+        serde_json::from_value::<k8s_openapi::api::core::v1::PodSpec>(s.clone()).ok()
+    }) else {
+        return;
+    };
+    let qos = orch_types::resources::qos_class(&spec);
+    if let Some(status) = pod.data.get_mut("status").and_then(|s| s.as_object_mut()) {
+        status.insert("qosClass".into(), qos.into());
     }
 }
 
