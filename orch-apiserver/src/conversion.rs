@@ -62,340 +62,182 @@ fn put(obj: &mut Map<String, Value>, key: &str, value: Option<&Value>) {
     }
 }
 
-/// A Go non-pointer `resource.Quantity`: zero when absent.
-fn quantity(v: Option<&Value>) -> Value {
-    v.filter(|v| !v.is_null())
-        .cloned()
-        .unwrap_or_else(|| json!("0"))
-}
-
 fn is_cpu_resource(m: &Value) -> bool {
     m["type"] == "Resource" && m["resource"]["name"] == "cpu"
 }
 
-/// A v2 `MetricSpec` as v1's (the annotation form).
-fn metric_spec_to_v1(m: &Value) -> Value {
-    let ty = m["type"].as_str().unwrap_or_default();
-    let mut out = Map::new();
-    out.insert("type".into(), ty.into());
-    match ty {
-        "Resource" | "ContainerResource" => {
-            let key = if ty == "Resource" {
-                "resource"
-            } else {
-                "containerResource"
-            };
-            let src = &m[key];
-            let mut r = pick(src, &["name"]);
-            put(
-                &mut r,
+/// How one field of a v1 metric source (or status) maps to v2: the v1 name, the path below the
+/// v2 source, and whether it is a Go non-pointer `Quantity` (always present, zero by default).
+type FieldMap = (&'static str, &'static [&'static str], bool);
+
+/// The fields of each metric source type, v1 name → v2 path, in the order of v1's Go structs
+/// (upstream `pkg/apis/autoscaling/v1/conversion.go`, `Convert_*MetricSource*` and
+/// `Convert_*MetricStatus*`). `status` selects the `MetricStatus` form.
+fn fields(ty: &str, status: bool) -> &'static [FieldMap] {
+    const NAME: FieldMap = ("name", &["name"], false);
+    const CONTAINER: FieldMap = ("container", &["container"], false);
+    const METRIC: FieldMap = ("metricName", &["metric", "name"], false);
+    const SELECTOR: FieldMap = ("selector", &["metric", "selector"], false);
+    const METRIC_SELECTOR: FieldMap = ("metricSelector", &["metric", "selector"], false);
+    const DESCRIBED: FieldMap = ("target", &["describedObject"], false);
+    match (ty, status) {
+        ("Resource", false) => &[
+            NAME,
+            (
                 "targetAverageUtilization",
-                src["target"].get("averageUtilization"),
-            );
-            put(
-                &mut r,
-                "targetAverageValue",
-                src["target"].get("averageValue"),
-            );
-            if ty == "ContainerResource" {
-                r.insert(
-                    "container".into(),
-                    src.get("container").cloned().unwrap_or(json!("")),
-                );
-            }
-            out.insert(key.into(), Value::Object(r));
-        }
-        "Pods" => {
-            let src = &m["pods"];
-            let mut p = Map::new();
-            p.insert("metricName".into(), src["metric"]["name"].clone());
-            p.insert(
-                "targetAverageValue".into(),
-                quantity(src["target"].get("averageValue")),
-            );
-            put(&mut p, "selector", src["metric"].get("selector"));
-            out.insert("pods".into(), Value::Object(p));
-        }
-        "Object" => {
-            let src = &m["object"];
-            let mut o = Map::new();
-            o.insert(
-                "target".into(),
-                Value::Object(pick(
-                    &src["describedObject"],
-                    &["kind", "name", "apiVersion"],
-                )),
-            );
-            o.insert("metricName".into(), src["metric"]["name"].clone());
-            o.insert("targetValue".into(), quantity(src["target"].get("value")));
-            put(&mut o, "selector", src["metric"].get("selector"));
-            put(&mut o, "averageValue", src["target"].get("averageValue"));
-            out.insert("object".into(), Value::Object(o));
-        }
-        "External" => {
-            let src = &m["external"];
-            let mut e = Map::new();
-            e.insert("metricName".into(), src["metric"]["name"].clone());
-            put(&mut e, "metricSelector", src["metric"].get("selector"));
-            put(&mut e, "targetValue", src["target"].get("value"));
-            put(
-                &mut e,
-                "targetAverageValue",
-                src["target"].get("averageValue"),
-            );
-            out.insert("external".into(), Value::Object(e));
-        }
-        _ => {}
-    }
-    Value::Object(out)
-}
-
-/// A v1 `MetricSpec` (from the annotation) as v2's.
-fn metric_spec_to_v2(m: &Value) -> Value {
-    let ty = m["type"].as_str().unwrap_or_default();
-    let mut out = Map::new();
-    out.insert("type".into(), ty.into());
-    match ty {
-        "Resource" | "ContainerResource" => {
-            let key = if ty == "Resource" {
-                "resource"
-            } else {
-                "containerResource"
-            };
-            let src = &m[key];
-            let utilization = src.get("targetAverageUtilization").filter(|v| !v.is_null());
-            let mut target = Map::new();
-            target.insert(
-                "type".into(),
-                if utilization.is_some() {
-                    "Utilization"
-                } else {
-                    "AverageValue"
-                }
-                .into(),
-            );
-            put(&mut target, "averageUtilization", utilization);
-            put(&mut target, "averageValue", src.get("targetAverageValue"));
-            let mut r = pick(src, &["name"]);
-            if ty == "ContainerResource" {
-                put(&mut r, "container", src.get("container"));
-            }
-            r.insert("target".into(), Value::Object(target));
-            out.insert(key.into(), Value::Object(r));
-        }
-        "Pods" => {
-            let src = &m["pods"];
-            out.insert(
-                "pods".into(),
-                json!({
-                    "metric": identifier(src.get("metricName"), src.get("selector")),
-                    "target": {"type": "AverageValue", "averageValue": quantity(src.get("targetAverageValue"))},
-                }),
-            );
-        }
-        "Object" => {
-            let src = &m["object"];
-            let average = src.get("averageValue").filter(|v| !v.is_null());
-            let mut target = Map::new();
-            target.insert(
-                "type".into(),
-                if average.is_some() {
-                    "AverageValue"
-                } else {
-                    "Value"
-                }
-                .into(),
-            );
-            target.insert("value".into(), quantity(src.get("targetValue")));
-            put(&mut target, "averageValue", average);
-            out.insert(
-                "object".into(),
-                json!({
-                    "describedObject": Value::Object(pick(&src["target"], &["kind", "name", "apiVersion"])),
-                    "metric": identifier(src.get("metricName"), src.get("selector")),
-                    "target": Value::Object(target),
-                }),
-            );
-        }
-        "External" => {
-            let src = &m["external"];
-            let value = src.get("targetValue").filter(|v| !v.is_null());
-            let mut target = Map::new();
-            target.insert(
-                "type".into(),
-                if value.is_some() {
-                    "Value"
-                } else {
-                    "AverageValue"
-                }
-                .into(),
-            );
-            put(&mut target, "value", value);
-            put(&mut target, "averageValue", src.get("targetAverageValue"));
-            out.insert(
-                "external".into(),
-                json!({
-                    "metric": identifier(src.get("metricName"), src.get("metricSelector")),
-                    "target": Value::Object(target),
-                }),
-            );
-        }
-        _ => {}
-    }
-    Value::Object(out)
-}
-
-/// A v2 `MetricIdentifier`.
-fn identifier(name: Option<&Value>, selector: Option<&Value>) -> Value {
-    let mut m = Map::new();
-    m.insert("name".into(), name.cloned().unwrap_or(json!("")));
-    put(&mut m, "selector", selector);
-    Value::Object(m)
-}
-
-/// A v2 `MetricStatus` as v1's (the annotation form).
-fn metric_status_to_v1(m: &Value) -> Value {
-    let ty = m["type"].as_str().unwrap_or_default();
-    let mut out = Map::new();
-    out.insert("type".into(), ty.into());
-    match ty {
-        "Resource" | "ContainerResource" => {
-            let key = if ty == "Resource" {
-                "resource"
-            } else {
-                "containerResource"
-            };
-            let src = &m[key];
-            let mut r = pick(src, &["name"]);
-            put(
-                &mut r,
+                &["target", "averageUtilization"],
+                false,
+            ),
+            ("targetAverageValue", &["target", "averageValue"], false),
+        ],
+        ("ContainerResource", false) => &[
+            NAME,
+            (
+                "targetAverageUtilization",
+                &["target", "averageUtilization"],
+                false,
+            ),
+            ("targetAverageValue", &["target", "averageValue"], false),
+            CONTAINER,
+        ],
+        ("Pods", false) => &[
+            METRIC,
+            ("targetAverageValue", &["target", "averageValue"], true),
+            SELECTOR,
+        ],
+        ("Object", false) => &[
+            DESCRIBED,
+            METRIC,
+            ("targetValue", &["target", "value"], true),
+            SELECTOR,
+            ("averageValue", &["target", "averageValue"], false),
+        ],
+        ("External", false) => &[
+            METRIC,
+            METRIC_SELECTOR,
+            ("targetValue", &["target", "value"], false),
+            ("targetAverageValue", &["target", "averageValue"], false),
+        ],
+        ("Resource", true) => &[
+            NAME,
+            (
                 "currentAverageUtilization",
-                src["current"].get("averageUtilization"),
-            );
-            r.insert(
-                "currentAverageValue".into(),
-                quantity(src["current"].get("averageValue")),
-            );
-            if ty == "ContainerResource" {
-                r.insert(
-                    "container".into(),
-                    src.get("container").cloned().unwrap_or(json!("")),
-                );
-            }
-            out.insert(key.into(), Value::Object(r));
-        }
-        "Pods" => {
-            let src = &m["pods"];
-            let mut p = Map::new();
-            p.insert("metricName".into(), src["metric"]["name"].clone());
-            p.insert(
-                "currentAverageValue".into(),
-                quantity(src["current"].get("averageValue")),
-            );
-            put(&mut p, "selector", src["metric"].get("selector"));
-            out.insert("pods".into(), Value::Object(p));
-        }
-        "Object" => {
-            let src = &m["object"];
-            let mut o = Map::new();
-            o.insert(
-                "target".into(),
-                Value::Object(pick(
-                    &src["describedObject"],
-                    &["kind", "name", "apiVersion"],
-                )),
-            );
-            o.insert("metricName".into(), src["metric"]["name"].clone());
-            o.insert("currentValue".into(), quantity(src["current"].get("value")));
-            put(&mut o, "selector", src["metric"].get("selector"));
-            put(&mut o, "averageValue", src["current"].get("averageValue"));
-            out.insert("object".into(), Value::Object(o));
-        }
-        "External" => {
-            let src = &m["external"];
-            let mut e = Map::new();
-            e.insert("metricName".into(), src["metric"]["name"].clone());
-            put(&mut e, "metricSelector", src["metric"].get("selector"));
-            e.insert("currentValue".into(), quantity(src["current"].get("value")));
-            put(
-                &mut e,
-                "currentAverageValue",
-                src["current"].get("averageValue"),
-            );
-            out.insert("external".into(), Value::Object(e));
-        }
-        _ => {}
+                &["current", "averageUtilization"],
+                false,
+            ),
+            ("currentAverageValue", &["current", "averageValue"], true),
+        ],
+        ("ContainerResource", true) => &[
+            NAME,
+            (
+                "currentAverageUtilization",
+                &["current", "averageUtilization"],
+                false,
+            ),
+            ("currentAverageValue", &["current", "averageValue"], true),
+            CONTAINER,
+        ],
+        ("Pods", true) => &[
+            METRIC,
+            ("currentAverageValue", &["current", "averageValue"], true),
+            SELECTOR,
+        ],
+        ("Object", true) => &[
+            DESCRIBED,
+            METRIC,
+            ("currentValue", &["current", "value"], true),
+            SELECTOR,
+            ("averageValue", &["current", "averageValue"], false),
+        ],
+        ("External", true) => &[
+            METRIC,
+            METRIC_SELECTOR,
+            ("currentValue", &["current", "value"], true),
+            ("currentAverageValue", &["current", "averageValue"], false),
+        ],
+        _ => &[],
     }
-    Value::Object(out)
 }
 
-/// A v1 `MetricStatus` (from the annotation) as v2's.
-fn metric_status_to_v2(m: &Value) -> Value {
-    let ty = m["type"].as_str().unwrap_or_default();
-    let mut out = Map::new();
-    out.insert("type".into(), ty.into());
-    match ty {
-        "Resource" | "ContainerResource" => {
-            let key = if ty == "Resource" {
-                "resource"
-            } else {
-                "containerResource"
-            };
-            let src = &m[key];
-            let mut current = Map::new();
-            put(&mut current, "averageValue", src.get("currentAverageValue"));
-            put(
-                &mut current,
-                "averageUtilization",
-                src.get("currentAverageUtilization"),
-            );
-            let mut r = pick(src, &["name"]);
-            if ty == "ContainerResource" {
-                put(&mut r, "container", src.get("container"));
-            }
-            r.insert("current".into(), Value::Object(current));
-            out.insert(key.into(), Value::Object(r));
-        }
-        "Pods" => {
-            let src = &m["pods"];
-            out.insert(
-                "pods".into(),
-                json!({
-                    "metric": identifier(src.get("metricName"), src.get("selector")),
-                    "current": {"averageValue": quantity(src.get("currentAverageValue"))},
-                }),
-            );
-        }
-        "Object" => {
-            let src = &m["object"];
-            let mut current = Map::new();
-            current.insert("value".into(), quantity(src.get("currentValue")));
-            put(&mut current, "averageValue", src.get("averageValue"));
-            out.insert(
-                "object".into(),
-                json!({
-                    "describedObject": Value::Object(pick(&src["target"], &["kind", "name", "apiVersion"])),
-                    "metric": identifier(src.get("metricName"), src.get("selector")),
-                    "current": Value::Object(current),
-                }),
-            );
-        }
-        "External" => {
-            let src = &m["external"];
-            let mut current = Map::new();
-            current.insert("value".into(), quantity(src.get("currentValue")));
-            put(&mut current, "averageValue", src.get("currentAverageValue"));
-            out.insert(
-                "external".into(),
-                json!({
-                    "metric": identifier(src.get("metricName"), src.get("metricSelector")),
-                    "current": Value::Object(current),
-                }),
-            );
-        }
-        _ => {}
+/// The key of a metric type's source in a `MetricSpec` / `MetricStatus` (`Pods` → `pods`).
+fn source_key(ty: &str) -> String {
+    let mut k = ty.to_string();
+    if let Some(first) = k.get_mut(..1) {
+        first.make_ascii_lowercase();
     }
-    Value::Object(out)
+    k
+}
+
+fn get_path<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter()
+        .try_fold(v, |cur, k| cur.get(*k))
+        .filter(|v| !v.is_null())
+}
+
+fn set_path(obj: &mut Map<String, Value>, path: &[&str], value: Value) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut cur = obj;
+    for p in parents {
+        let next = cur.entry(p.to_string()).or_insert_with(|| json!({}));
+        let Some(m) = next.as_object_mut() else {
+            return;
+        };
+        cur = m;
+    }
+    cur.insert(last.to_string(), value);
+}
+
+/// A v2 `MetricSpec` or `MetricStatus` as v1's (the annotation form).
+fn metric_to_v1(m: &Value, status: bool) -> Value {
+    let ty = m["type"].as_str().unwrap_or_default();
+    let key = source_key(ty);
+    let src = &m[&key];
+    let mut out = Map::new();
+    for (v1, path, quantity) in fields(ty, status) {
+        match (get_path(src, path), *quantity) {
+            (Some(v), _) => {
+                out.insert(v1.to_string(), v.clone());
+            }
+            (None, true) => {
+                out.insert(v1.to_string(), json!("0"));
+            }
+            // Go non-pointer strings are always written.
+            (None, false) if ["container", "metricName"].contains(v1) => {
+                out.insert(v1.to_string(), json!(""));
+            }
+            (None, false) => {}
+        }
+    }
+    json!({"type": ty, key: Value::Object(out)})
+}
+
+/// A v1 `MetricSpec` or `MetricStatus` (from the annotation) as v2's.
+fn metric_to_v2(m: &Value, status: bool) -> Value {
+    let ty = m["type"].as_str().unwrap_or_default();
+    let key = source_key(ty);
+    let src = &m[&key];
+    let mut out = Map::new();
+    if !status {
+        let has = |f: &str| src.get(f).is_some_and(|v| !v.is_null());
+        // The target type that v1 leaves implicit.
+        let target_type = match ty {
+            "Resource" | "ContainerResource" if has("targetAverageUtilization") => "Utilization",
+            "Object" if !has("averageValue") => "Value",
+            "External" if has("targetValue") => "Value",
+            _ => "AverageValue",
+        };
+        set_path(&mut out, &["target", "type"], target_type.into());
+    }
+    for (v1, path, quantity) in fields(ty, status) {
+        match (src.get(*v1).filter(|v| !v.is_null()), *quantity) {
+            (Some(v), _) => set_path(&mut out, path, v.clone()),
+            (None, true) => set_path(&mut out, path, json!("0")),
+            (None, false) => {}
+        }
+    }
+    json!({"type": ty, key: Value::Object(out)})
 }
 
 fn array(v: &Value) -> &[Value] {
@@ -416,10 +258,7 @@ pub fn hpa_v2_to_v1(v2: &Value) -> Value {
         }
     }
     let spec2 = &v2["spec"];
-    let mut spec = Map::new();
-    put(&mut spec, "scaleTargetRef", spec2.get("scaleTargetRef"));
-    put(&mut spec, "minReplicas", spec2.get("minReplicas"));
-    put(&mut spec, "maxReplicas", spec2.get("maxReplicas"));
+    let mut spec = pick(spec2, &["scaleTargetRef", "minReplicas", "maxReplicas"]);
     let metrics = array(&spec2["metrics"]);
     if let Some(cpu) = metrics.iter().find(|m| is_cpu_resource(m)) {
         put(
@@ -431,7 +270,7 @@ pub fn hpa_v2_to_v1(v2: &Value) -> Value {
     let others: Vec<Value> = metrics
         .iter()
         .filter(|m| !is_cpu_resource(m) || m["resource"]["target"]["averageUtilization"].is_null())
-        .map(metric_spec_to_v1)
+        .map(|m| metric_to_v1(m, false))
         .collect();
 
     let status2 = &v2["status"];
@@ -459,7 +298,7 @@ pub fn hpa_v2_to_v1(v2: &Value) -> Value {
         annotations.push((METRIC_SPECS_ANNOTATION, Value::Array(others).to_string()));
     }
     if !current.is_empty() {
-        let statuses: Vec<Value> = current.iter().map(metric_status_to_v1).collect();
+        let statuses: Vec<Value> = current.iter().map(|m| metric_to_v1(m, true)).collect();
         annotations.push((
             METRIC_STATUSES_ANNOTATION,
             Value::Array(statuses).to_string(),
@@ -536,7 +375,7 @@ pub fn hpa_v1_to_v2(v1: &Value) -> Result<Value, String> {
     let spec1 = &v1["spec"];
     let mut spec = pick(spec1, &["scaleTargetRef", "minReplicas", "maxReplicas"]);
     let mut metrics: Vec<Value> = match &other_metrics {
-        Some(Value::Array(list)) => list.iter().map(metric_spec_to_v2).collect(),
+        Some(Value::Array(list)) => list.iter().map(|m| metric_to_v2(m, false)).collect(),
         Some(_) => return Err(format!("annotation {METRIC_SPECS_ANNOTATION}: not a list")),
         None => Vec::new(),
     };
@@ -570,7 +409,7 @@ pub fn hpa_v1_to_v2(v1: &Value) -> Result<Value, String> {
             ],
         );
         let current = match current_metrics {
-            Some(Value::Array(list)) => list.iter().map(metric_status_to_v2).collect(),
+            Some(Value::Array(list)) => list.iter().map(|m| metric_to_v2(m, true)).collect(),
             Some(_) => {
                 return Err(format!(
                     "annotation {METRIC_STATUSES_ANNOTATION}: not a list"
