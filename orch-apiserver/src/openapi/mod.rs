@@ -7,8 +7,13 @@
 //! Paths carry one operation per verb with `x-kubernetes-action`,
 //! `x-kubernetes-group-version-kind` and the `fieldValidation` / `fieldManager` / `dryRun`
 //! parameters: kubectl checks for them on PATCH before it validates server-side, and
-//! `kubectl explain` walks the schemas. `/openapi/v2` is not served (kubectl 1.27+ only falls
-//! back to it when v3 is missing).
+//! `kubectl explain` walks the schemas.
+//!
+//! `/openapi/v2` ([`v2`]) is one Swagger 2.0 document for the whole API, converted from these
+//! documents, as JSON or as gnostic's protobuf (our own prost messages, `gnostic`): client-go's
+//! `discovery.OpenAPISchema()` still fetches it for kubectl's client-side validation (`create -f`
+//! of a `kind: List`; every `create`/`apply -f` in kubectl 1.27–1.28) and for `kubectl explain`
+//! before 1.29.
 //!
 //! ```
 //! let doc = orch_apiserver::openapi::document("apps", "v1").unwrap();
@@ -29,6 +34,9 @@ use orch_types::registry::{self, ResourceInfo};
 use serde_json::{json, Map, Value};
 
 use crate::schema::{Schemas, REF_PREFIX};
+
+mod gnostic;
+pub mod v2;
 
 fn gv_path(group: &str, version: &str) -> String {
     if group.is_empty() {
@@ -424,13 +432,18 @@ fn served() -> &'static Served {
         for (g, v) in registry::group_versions() {
             if let Some(doc) = document(g, v) {
                 let bytes = serde_json::to_vec(&doc).unwrap_or_default();
-                let mut h = std::collections::hash_map::DefaultHasher::new();
-                bytes.hash(&mut h);
-                docs.insert(gv_path(g, v), (format!("{:016X}", h.finish()), bytes));
+                docs.insert(gv_path(g, v), (etag(&bytes), bytes));
             }
         }
         Served { docs }
     })
+}
+
+/// A served document's hash (the v3 index's `hash=`, the unquoted `ETag`): 16 hex digits.
+fn etag(bytes: &[u8]) -> String {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    format!("{:016X}", h.finish())
 }
 
 /// The `/openapi/v3` index: every group version's path and its `serverRelativeURL`.
@@ -476,9 +489,10 @@ fn serve_doc(path: &str) -> Response {
     }
 }
 
-/// Routes: `/openapi/v3` and `/openapi/v3/{*gv}`.
+/// Routes: `/openapi/v2`, `/openapi/v3` and `/openapi/v3/{*gv}`.
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
+        .route("/openapi/v2", get(v2::serve))
         .route("/openapi/v3", get(|| async { axum::Json(index()) }))
         .route("/openapi/v3/", get(|| async { axum::Json(index()) }))
         .route(
