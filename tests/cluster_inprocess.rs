@@ -195,6 +195,100 @@ async fn kubectl_talks_to_the_cluster() {
     cluster.shutdown().await.expect("clean shutdown");
 }
 
+/// `/openapi/v2` (gnostic protobuf via `discovery.OpenAPISchema()`) is what kubectl still reads
+/// for: `explain --output=plaintext-openapiv2`; client-side validation of a `kind: List` file
+/// (every bundled version; an unknown field is rejected with the v2 validator's message); and,
+/// in kubectl 1.27 (and 1.28), before any `explain` and any `create -f` (checked in `-v=8` logs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_reads_openapi_v2() {
+    let cluster = Cluster::builder().nodes(1).start().await.expect("start");
+    let list = cluster.work_dir().join("v2-list.yaml");
+    std::fs::write(
+        &list,
+        "apiVersion: v1\nkind: List\nitems:\n\
+         - apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: listed}\n  data: {a: b}\n\
+         - apiVersion: apps/v1\n  kind: Deployment\n  metadata: {name: listed}\n  spec:\n    \
+         selector: {matchLabels: {app: listed}}\n    template:\n      metadata: {labels: {app: listed}}\n      \
+         spec: {containers: [{name: c, image: nginx}]}\n",
+    )
+    .expect("write list");
+    let bad = cluster.work_dir().join("v2-bad-list.yaml");
+    std::fs::write(
+        &bad,
+        "apiVersion: v1\nkind: List\nitems:\n\
+         - apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: bad}\n  bogus: 1\n",
+    )
+    .expect("write bad list");
+    let single = cluster.work_dir().join("v2-single.yaml");
+    std::fs::write(
+        &single,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: single}\ndata: {a: b}\n",
+    )
+    .expect("write single");
+    let bin = |minor: &str| {
+        common::bundled_kubectl(minor)
+            .unwrap_or_else(|| panic!("kubectl.{minor} is not installed beside kubectl"))
+    };
+    let k133 = kubectl_bin_for(&cluster, bin("1.33"), "cache-v2-133");
+    let k127 = kubectl_bin_for(&cluster, bin("1.27"), "cache-v2-127");
+    let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
+    let (list, bad, single) = (path(&list), path(&bad), path(&single));
+    tokio::task::spawn_blocking(move || {
+        let ok = must_succeed(&k133);
+        let explained = ok(&[
+            "explain",
+            "deployment.spec.replicas",
+            "--output=plaintext-openapiv2",
+        ]);
+        let field = explained
+            .lines()
+            .find(|l| l.starts_with("FIELD:"))
+            .unwrap_or_default();
+        assert!(field.ends_with("replicas <integer>"), "{explained}");
+        assert!(explained.contains("Number of desired pods"), "{explained}");
+
+        let raw: serde_json::Value =
+            serde_json::from_str(&ok(&["get", "--raw", "/openapi/v2"])).expect("json");
+        assert_eq!(raw["swagger"], "2.0");
+        assert_eq!(
+            raw["definitions"]["io.k8s.api.apps.v1.Deployment"]["x-kubernetes-group-version-kind"]
+                [0]["kind"],
+            "Deployment"
+        );
+
+        let created = k133(&["create", "-f", &list, "-v=8"]);
+        let log = String::from_utf8_lossy(&created.stderr);
+        assert!(created.status.success(), "{log}");
+        assert!(
+            log.contains("/openapi/v2"),
+            "List validated through v2: {log}"
+        );
+        assert_eq!(
+            ok(&["get", "configmap/listed", "deployment/listed", "-o", "name"]),
+            "configmap/listed\ndeployment.apps/listed"
+        );
+        let rejected = k133(&["create", "-f", &bad]);
+        assert!(!rejected.status.success());
+        let stderr = String::from_utf8_lossy(&rejected.stderr);
+        assert!(
+            stderr.contains(r#"unknown field "bogus" in io.k8s.api.core.v1.ConfigMap"#),
+            "{stderr}"
+        );
+
+        let ok = must_succeed(&k127);
+        let explained = ok(&["explain", "deployment.spec.replicas"]);
+        assert!(explained.contains("Number of desired pods"), "{explained}");
+        ok(&["create", "-f", &single]);
+        assert_eq!(
+            ok(&["get", "configmap", "single", "-o", "jsonpath={.data.a}"]),
+            "b"
+        );
+    })
+    .await
+    .expect("join");
+    cluster.shutdown().await.expect("clean shutdown");
+}
+
 /// A Job runs its completions (pods that exit after a simulated second), `kubectl wait
 /// --for=condition=complete` returns, each pod is counted once and its tracking finalizer
 /// removed.
