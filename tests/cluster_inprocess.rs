@@ -1907,3 +1907,145 @@ async fn autoscaling_v1_is_served_by_conversion() {
     .expect("join");
     cluster.shutdown().await.expect("clean shutdown");
 }
+
+/// ResourceQuota and LimitRange end to end with kubectl: `kubectl create quota` (protobuf) and
+/// a scoped quota from a manifest, a LimitRange whose defaults a pod without resources gets
+/// (and which count against the quota), pods refused with upstream's messages once the quota
+/// is full or a limit is over the LimitRange's max, `kubectl get quota|limits` and `kubectl
+/// describe quota|limits` as upstream prints them, and a deleted pod's quota given back by the
+/// controller so that a new pod fits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_quota_and_limit_ranges() {
+    let cluster = Cluster::builder().nodes(1).start().await.expect("start");
+    let run = kubectl_for(&cluster);
+    let manifests = cluster.work_dir().join("quota.yaml");
+    std::fs::write(
+        &manifests,
+        "apiVersion: v1\nkind: LimitRange\nmetadata: {name: limits, namespace: quota}\nspec:\n  \
+         limits:\n  - type: Container\n    max: {cpu: '1'}\n    default: {cpu: 500m, memory: 128Mi}\n    \
+         defaultRequest: {cpu: 250m, memory: 64Mi}\n---\napiVersion: v1\nkind: ResourceQuota\n\
+         metadata: {name: besteffort, namespace: quota}\nspec:\n  hard: {pods: '5'}\n  scopes: [BestEffort]\n",
+    )
+    .expect("write manifests");
+    let big = cluster.work_dir().join("big.yaml");
+    std::fs::write(
+        &big,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: big, namespace: quota}\nspec:\n  containers:\n  \
+         - name: c\n    image: nginx\n    resources: {limits: {cpu: '2'}}\n",
+    )
+    .expect("write pod");
+    tokio::task::spawn_blocking(move || {
+        let ok = must_succeed(&run);
+        // Waits (bounded) until `status.used` of quota `q` reads `want`.
+        let wait_used = |q: &str, want: &str, what: &str| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            loop {
+                let got = ok(&["get", "quota", q, "-n", "quota", "-o", "jsonpath={.status.used}"]);
+                if got == want {
+                    return;
+                }
+                assert!(std::time::Instant::now() < deadline, "{what}: {got:?}, want {want:?}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        };
+        ok(&["create", "namespace", "quota"]);
+        ok(&["apply", "-f", manifests.to_str().expect("utf-8 path")]);
+        assert_eq!(
+            ok(&["create", "quota", "compute", "-n", "quota", "--hard=pods=2,requests.cpu=1"]),
+            "resourcequota/compute created"
+        );
+        wait_used(
+            "compute",
+            r#"{"pods":"0","requests.cpu":"0"}"#,
+            "the controller counts the empty namespace",
+        );
+        // A pod without resources gets the LimitRange's defaults, which count against quota.
+        ok(&["run", "p1", "-n", "quota", "--image=nginx"]);
+        assert_eq!(
+            ok(&["get", "pod", "p1", "-n", "quota", "-o", "jsonpath={.spec.containers[0].resources}"]),
+            r#"{"limits":{"cpu":"500m","memory":"128Mi"},"requests":{"cpu":"250m","memory":"64Mi"}}"#
+        );
+        assert_eq!(
+            ok(&[
+                "get",
+                "pod",
+                "p1",
+                "-n",
+                "quota",
+                "-o",
+                r"jsonpath={.metadata.annotations.kubernetes\.io/limit-ranger}"
+            ]),
+            "LimitRanger plugin set: cpu, memory request for container p1; cpu, memory limit for container p1"
+        );
+        ok(&["run", "p2", "-n", "quota", "--image=nginx"]);
+        let refused = run(&["run", "p3", "-n", "quota", "--image=nginx"]);
+        assert!(!refused.status.success());
+        assert_eq!(
+            String::from_utf8_lossy(&refused.stderr).trim(),
+            "Error from server (Forbidden): pods \"p3\" is forbidden: exceeded quota: compute, \
+             requested: pods=1, used: pods=2, limited: pods=2"
+        );
+        let over = run(&["create", "-f", big.to_str().expect("utf-8 path")]);
+        assert!(!over.status.success());
+        let err = String::from_utf8_lossy(&over.stderr);
+        assert!(
+            err.contains("pods \"big\" is forbidden: maximum cpu usage per Container is 1, but limit is 2"),
+            "{err}"
+        );
+        // No pod is BestEffort (they all got defaults): the scoped quota counts none.
+        wait_used("besteffort", r#"{"pods":"0"}"#, "the scoped quota");
+        let table = ok(&["get", "quota", "-n", "quota"]);
+        let header: Vec<&str> = table.lines().next().unwrap_or("").split_whitespace().collect();
+        assert_eq!(header, ["NAME", "AGE", "REQUEST", "LIMIT"], "{table}");
+        assert!(
+            table.lines().any(|l| l.starts_with("compute ")
+                && l.contains("pods: 2/2, requests.cpu: 500m/1")),
+            "{table}"
+        );
+        let limits = ok(&["get", "limits", "-n", "quota"]);
+        let header: Vec<&str> = limits.lines().next().unwrap_or("").split_whitespace().collect();
+        assert_eq!(header, ["NAME", "CREATED", "AT"], "{limits}");
+        let rows = |text: &str| -> Vec<Vec<String>> {
+            text.lines()
+                .map(|l| l.split_whitespace().map(str::to_string).collect())
+                .collect()
+        };
+        let described = ok(&["describe", "quota", "compute", "-n", "quota"]);
+        let table = rows(&described);
+        assert!(table.contains(&vec!["Name:".into(), "compute".into()]), "{described}");
+        assert!(table.contains(&vec!["pods".into(), "2".into(), "2".into()]), "{described}");
+        assert!(
+            table.contains(&vec!["requests.cpu".into(), "500m".into(), "1".into()]),
+            "{described}"
+        );
+        let described = ok(&["describe", "quota", "besteffort", "-n", "quota"]);
+        assert!(
+            described.contains("Scopes:     BestEffort")
+                && described.contains("Matches all pods that do not have resource requirements set"),
+            "{described}"
+        );
+        let described = ok(&["describe", "limits", "limits", "-n", "quota"]);
+        let table = rows(&described);
+        for row in [
+            ["Container", "cpu", "-", "1", "250m", "500m", "-"],
+            ["Container", "memory", "-", "-", "64Mi", "128Mi", "-"],
+        ] {
+            assert!(
+                table.contains(&row.iter().map(|s| s.to_string()).collect()),
+                "{row:?} in {described}"
+            );
+        }
+        // Deleting a pod gives its share back once the controller recounts.
+        ok(&["delete", "pod", "p1", "-n", "quota", "--wait=true"]);
+        wait_used(
+            "compute",
+            r#"{"pods":"1","requests.cpu":"250m"}"#,
+            "the controller gives p1's share back",
+        );
+        ok(&["run", "p3", "-n", "quota", "--image=nginx"]);
+        wait_used("compute", r#"{"pods":"2","requests.cpu":"500m"}"#, "p3 charged");
+    })
+    .await
+    .expect("join");
+    cluster.shutdown().await.expect("clean shutdown");
+}

@@ -575,3 +575,70 @@ async fn daemon_set_job_and_autoscaler_run_together_in_virtual_time() {
         .collect();
     assert_eq!(sizes, ["4", "8"]);
 }
+
+/// `examples/sim/quota.yaml`: ResourceQuota and LimitRange in virtual time, through the same
+/// API server admission and quota controller as the live cluster. Pods without resources get
+/// the LimitRange's 250m; a quota of 1 CPU admits 4 of `web`'s 6 and refuses the rest with
+/// upstream's message; once raised to 2 CPU, the ReplicaSet's next retry creates the other 2;
+/// after `web` scales down to 2, the controller's recount leaves room for `batch`'s 4 pods.
+#[tokio::test]
+async fn quota_limits_a_deployment_until_it_is_raised() {
+    use k8s_openapi::api::core::v1::{Pod, ResourceQuota};
+    use orch_types::client::Api;
+    let text = include_str!("../../examples/sim/quota.yaml");
+    let mut sim = Simulation::new(
+        Scenario::from_yaml(text).unwrap(),
+        SimOptions {
+            seed: 5,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let r = sim.run_scenario().await;
+    let log = sim.event_log().to_vec();
+    let all = log.join("\n");
+    let created = |deployment: &str, until: f64| {
+        log.iter()
+            .filter(|l| l.contains(&format!("ReplicaSet/team/{deployment}-")))
+            .filter(|l| l.contains("SuccessfulCreate"))
+            .filter(|l| l.split(' ').next().unwrap().parse::<f64>().unwrap() <= until)
+            .count()
+    };
+    assert_eq!(created("web", 119.0), 4, "4 of 250m fit in 1 CPU\n{all}");
+    assert!(
+        log.iter().any(|l| l.contains(
+            "FailedCreate: Error creating: pods \"web-"
+        ) && l.contains(
+            "is forbidden: exceeded quota: compute, requested: requests.cpu=250m, used: requests.cpu=1, limited: requests.cpu=1"
+        )),
+        "{all}"
+    );
+    assert_eq!(
+        created("web", 299.0),
+        6,
+        "the rest once the quota is raised\n{all}"
+    );
+    assert_eq!(created("batch", 480.0), 4, "{all}");
+    assert_eq!(r.pods.running, 6, "{:?}", r.pods);
+    let quotas: Api<ResourceQuota> = Api::namespaced(sim.client(), "team");
+    let st = quotas.get("compute").await.unwrap().status.unwrap();
+    assert_eq!(
+        serde_json::to_value(&st).unwrap(),
+        serde_json::json!({"hard": {"pods": "10", "requests.cpu": "2"},
+                           "used": {"pods": "6", "requests.cpu": "1500m"}})
+    );
+    let pods: Api<Pod> = Api::namespaced(sim.client(), "team");
+    for p in pods.list(&Default::default()).await.unwrap().items {
+        assert_eq!(
+            p.metadata.annotations.as_ref().unwrap()["kubernetes.io/limit-ranger"],
+            format!(
+                "LimitRanger plugin set: cpu, memory request for container {c}; cpu, memory limit for container {c}",
+                c = p.spec.as_ref().unwrap().containers[0].name
+            )
+        );
+    }
+    // Same seed, same log.
+    let (_, again) = run(text, 5).await;
+    assert_eq!(log, again);
+}
