@@ -7,6 +7,7 @@
 //! | --- | --- |
 //! | [`registry`] | the one table of built-in kinds (group, version, plural, short names, scope, subresources) |
 //! | [`dynamic`] | [`DynamicObject`]: TypeMeta + ObjectMeta + the rest as JSON |
+//! | [`ephemeral`] | ephemeral containers read as the `Container`s they are upstream |
 //! | [`client`] | the object-safe [`client::Client`] trait, `Api<K>`, list/watch/patch/delete options |
 //! | [`status`] | [`ApiError`]: a Kubernetes `Status` with code and reason |
 //! | [`clock`] | the [`clock::Clock`] trait (real and manual clocks) |
@@ -52,6 +53,7 @@ pub mod cron;
 pub mod decode;
 pub mod defaults;
 pub mod dynamic;
+pub mod ephemeral;
 pub mod events;
 pub mod fields;
 pub mod image;

@@ -231,6 +231,9 @@ fn lifecycle_handler(h: &LifecycleHandler, p: &Path) -> Vec<FieldError> {
 enum ContainerKind {
     Regular,
     Init,
+    /// Only the common rules: the fields an ephemeral container may not set are refused by
+    /// [`ephemeral_forbidden`] instead (upstream `validateEphemeralContainers`).
+    Ephemeral,
 }
 
 fn container(
@@ -280,7 +283,7 @@ fn container(
     }
     let sidecar = c.restart_policy.as_deref() == Some("Always");
     match (kind, c.restart_policy.as_deref()) {
-        (_, None) => {}
+        (_, None) | (ContainerKind::Ephemeral, _) => {}
         (ContainerKind::Regular, Some(_)) => errs.push(FieldError::forbidden(
             p.child("restartPolicy"),
             "may not be set for non-init containers",
@@ -327,7 +330,13 @@ fn container(
         volumes,
         &p.child("volumeMounts"),
     ));
-    // Probes and lifecycle.
+    // Probes and lifecycle (an ephemeral container may set neither: ephemeral_forbidden).
+    if kind == ContainerKind::Ephemeral {
+        if let Some(r) = &c.resources {
+            errs.extend(resources(r, &p.child("resources")));
+        }
+        return errs;
+    }
     for (name, pr) in [
         ("livenessProbe", &c.liveness_probe),
         ("readinessProbe", &c.readiness_probe),
@@ -887,6 +896,52 @@ fn topology_spread(
     errs
 }
 
+/// Upstream's message for a field an ephemeral container may not set.
+pub(crate) const NOT_FOR_EPHEMERAL: &str = "cannot be set for an Ephemeral Container";
+
+/// The fields an ephemeral container may not set, in upstream's field order (everything
+/// outside `allowedEphemeralContainerFields`: set means not Go's zero value, so an empty
+/// `resources: {}` passes but an empty list does not), and volume mounts with `subPath` or
+/// `subPathExpr`.
+fn ephemeral_forbidden(c: &Container, p: &Path) -> Vec<FieldError> {
+    let set = [
+        ("ports", c.ports.is_some()),
+        (
+            "resources",
+            c.resources
+                .as_ref()
+                .is_some_and(|r| *r != ResourceRequirements::default()),
+        ),
+        ("resizePolicy", c.resize_policy.is_some()),
+        ("restartPolicy", c.restart_policy.is_some()),
+        ("livenessProbe", c.liveness_probe.is_some()),
+        ("readinessProbe", c.readiness_probe.is_some()),
+        ("startupProbe", c.startup_probe.is_some()),
+        ("lifecycle", c.lifecycle.is_some()),
+    ];
+    let mut errs: Vec<FieldError> = set
+        .iter()
+        .filter(|(_, set)| *set)
+        .map(|(f, _)| FieldError::forbidden(p.child(f), NOT_FOR_EPHEMERAL))
+        .collect();
+    for (i, m) in c.volume_mounts.iter().flatten().enumerate() {
+        let mp = p.child("volumeMounts").index(i);
+        if m.sub_path.as_deref().is_some_and(|s| !s.is_empty()) {
+            errs.push(FieldError::forbidden(
+                mp.child("subPath"),
+                NOT_FOR_EPHEMERAL,
+            ));
+        }
+        if m.sub_path_expr.as_deref().is_some_and(|s| !s.is_empty()) {
+            errs.push(FieldError::forbidden(
+                mp.child("subPathExpr"),
+                NOT_FOR_EPHEMERAL,
+            ));
+        }
+    }
+    errs
+}
+
 /// Upstream `ValidatePodSpec` (the parts orch models). `for_pod` is false inside templates.
 pub(crate) fn pod_spec(s: &PodSpec, p: &Path, for_pod: bool) -> Vec<FieldError> {
     let mut errs = Vec::new();
@@ -929,11 +984,35 @@ pub(crate) fn pod_spec(s: &PodSpec, p: &Path, for_pod: bool) -> Vec<FieldError> 
             errs.push(FieldError::duplicate(cp.child("name"), &c.name));
         }
     }
-    for (i, c) in s.ephemeral_containers.iter().flatten().enumerate() {
+    // Ephemeral containers (upstream `validateEphemeralContainers`): the common container
+    // rules (and the pod-only ones, even in a template), a name unique among all containers,
+    // a target that is a regular or init container, and none of the fields they may not set.
+    let targets: BTreeSet<&str> = s
+        .containers
+        .iter()
+        .chain(s.init_containers.iter().flatten())
+        .map(|c| c.name.as_str())
+        .collect();
+    for (i, e) in s.ephemeral_containers.iter().flatten().enumerate() {
         let cp = p.child("ephemeralContainers").index(i);
+        let c = crate::ephemeral::as_container(e);
+        errs.extend(container(
+            &c,
+            &cp,
+            ContainerKind::Ephemeral,
+            &vol_names,
+            host_network,
+            true,
+        ));
         if !c.name.is_empty() && !all_names.insert(c.name.clone()) {
             errs.push(FieldError::duplicate(cp.child("name"), &c.name));
         }
+        if let Some(t) = e.target_container_name.as_deref().filter(|t| !t.is_empty()) {
+            if !targets.contains(t) {
+                errs.push(FieldError::not_found(cp.child("targetContainerName"), t));
+            }
+        }
+        errs.extend(ephemeral_forbidden(&c, &cp));
     }
     if let Some(e) = enum_field(
         s.restart_policy.as_deref(),
@@ -1034,6 +1113,95 @@ pub(crate) fn pod(pod: &Pod) -> Vec<FieldError> {
         None => errs.push(FieldError::required("spec", "")),
     }
     errs
+}
+
+/// What upstream `ValidatePodCreate` adds for a new pod only: ephemeral containers come
+/// through the `ephemeralcontainers` subresource of an existing pod, never with the pod.
+pub(crate) fn pod_create(pod: &Pod) -> Vec<FieldError> {
+    let set = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.ephemeral_containers.as_ref())
+        .is_some_and(|e| !e.is_empty());
+    if set {
+        vec![FieldError::forbidden(
+            "spec.ephemeralContainers",
+            "cannot be set on create",
+        )]
+    } else {
+        Vec::new()
+    }
+}
+
+/// The annotation of a mirror (static) pod.
+const MIRROR_POD_ANNOTATION: &str = "kubernetes.io/config.mirror";
+
+/// Upstream `ValidatePodEphemeralContainersUpdate`: the metadata update, `pod_errors` (the
+/// pod's own rules on `new`, which the caller ran), no static pod (that error alone, as
+/// upstream), and existing ephemeral containers neither removed nor changed (matched by name,
+/// as a patch need not keep their order), so they can only be added. The "may not be changed"
+/// message ends in our own diff of the fields, not go-cmp's.
+pub(crate) fn pod_ephemeral_containers_update(
+    new: &Pod,
+    old: &Pod,
+    pod_errors: Vec<FieldError>,
+) -> Vec<FieldError> {
+    let mut errs = meta::object_meta_update(&new.metadata, &old.metadata);
+    errs.extend(pod_errors);
+    let mirror = old
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(MIRROR_POD_ANNOTATION));
+    if mirror {
+        return vec![FieldError::forbidden(
+            "",
+            "static pods do not support ephemeral containers",
+        )];
+    }
+    let list = |p: &Pod| p.spec.as_ref().and_then(|s| s.ephemeral_containers.clone());
+    let (new_list, old_list) = (list(new).unwrap_or_default(), list(old).unwrap_or_default());
+    for o in &old_list {
+        match new_list.iter().find(|n| n.name == o.name) {
+            None => errs.push(FieldError::forbidden(
+                "spec.ephemeralContainers",
+                format!(
+                    "existing ephemeral containers {:?} may not be removed\n",
+                    o.name
+                ),
+            )),
+            Some(n) if n != o => errs.push(FieldError::forbidden(
+                "spec.ephemeralContainers",
+                format!(
+                    "existing ephemeral containers {:?} may not be changed\n{}",
+                    o.name,
+                    field_diff(o, n)
+                ),
+            )),
+            Some(_) => {}
+        }
+    }
+    errs
+}
+
+/// A line per top-level field that differs between two objects' JSON forms: `-field: old`
+/// and `+field: new` (absent fields print as `null`).
+fn field_diff<T: serde::Serialize>(old: &T, new: &T) -> String {
+    let as_map = |v: &T| match serde_json::to_value(v) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    let (o, n) = (as_map(old), as_map(new));
+    let keys: BTreeSet<&String> = o.keys().chain(n.keys()).collect();
+    let null = serde_json::Value::Null;
+    let mut out = String::new();
+    for k in keys {
+        let (a, b) = (o.get(k).unwrap_or(&null), n.get(k).unwrap_or(&null));
+        if a != b {
+            out.push_str(&format!("-{k}: {a}\n+{k}: {b}\n"));
+        }
+    }
+    out
 }
 
 /// Upstream `ValidatePodUpdate`: only images, activeDeadlineSeconds, tolerations (additions)

@@ -93,6 +93,16 @@ pub fn validate(obj: &DynamicObject) -> Vec<FieldError> {
 /// [`apply_defaults`](crate::defaults::apply_defaults), as the API server's admission does):
 /// the same checks without defaulting a copy first (defaulting is idempotent).
 pub fn validate_defaulted(d: &DynamicObject) -> Vec<FieldError> {
+    let mut errs = object_rules(d);
+    if d.types.api_version == "v1" && d.types.kind == "Pod" {
+        errs.extend(check!(d, k8s_openapi::api::core::v1::Pod, core::pod_create));
+    }
+    errs
+}
+
+/// The rules an object is held to on create and on every update (upstream's
+/// `validatePodMetadataAndSpec` and the like); create-only ones are in [`validate_defaulted`].
+fn object_rules(d: &DynamicObject) -> Vec<FieldError> {
     use k8s_openapi::api::{
         apps::v1 as kapps, autoscaling::v2 as as2, batch::v1 as kbatch, coordination::v1 as coord,
         core::v1 as kcore, events::v1 as kevents, policy::v1 as kpolicy, scheduling::v1 as sched,
@@ -198,6 +208,31 @@ pub fn validate_status_update(new: &DynamicObject, old: &DynamicObject) -> Vec<F
     meta::object_meta_update(&new.metadata, &old.metadata)
 }
 
+/// Validates a write to a pod's `ephemeralcontainers` subresource (upstream
+/// `ValidatePodEphemeralContainersUpdate`, `podEphemeralContainersStrategy` in
+/// `pkg/registry/core/pod/strategy.go`). Its object is the stored pod with the client's
+/// `spec.ephemeralContainers` (the server put everything else back), so it checks the pod as
+/// on any update (the ephemeral containers' own rules among them) and that existing ephemeral
+/// containers stay as they are: they can only be added. `new` is defaulted; `old` is
+/// defaulted here.
+pub fn validate_ephemeral_containers_update(
+    new: &DynamicObject,
+    old: &DynamicObject,
+) -> Vec<FieldError> {
+    use k8s_openapi::api::core::v1::Pod;
+    if new.types.kind != old.types.kind || new.types.api_version != old.types.api_version {
+        return vec![kind_changed(new)];
+    }
+    let o = match defaulted(old) {
+        Ok(o) => o,
+        Err(e) => return vec![e],
+    };
+    match (typed::<Pod>(new), typed::<Pod>(&o)) {
+        (Ok(n), Ok(o)) => core::pod_ephemeral_containers_update(&n, &o, object_rules(new)),
+        (Err(e), _) | (_, Err(e)) => vec![e],
+    }
+}
+
 /// [`validate_update`] for a `new` object that is already defaulted (as after admission's
 /// defaulting); `old` is defaulted here, like upstream decodes (and defaults) the stored object.
 pub fn validate_update_defaulted(new: &DynamicObject, old: &DynamicObject) -> Vec<FieldError> {
@@ -276,7 +311,7 @@ fn create_rules_on_update(new: &DynamicObject) -> Vec<FieldError> {
     if new.types.api_version == "batch/v1" && new.types.kind == "CronJob" {
         return Vec::new();
     }
-    validate_defaulted(new)
+    object_rules(new)
 }
 
 /// The 422 `Invalid` API error kube-apiserver answers for these errors: message
@@ -309,3 +344,5 @@ pub fn invalid_error(obj: &DynamicObject, errs: &[FieldError]) -> ApiError {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod ephemeral_tests;
