@@ -114,6 +114,7 @@ pub static BUILTIN: &[ResourceInfo] = &[
     r("", "v1", "Pod", "pods", "pod", &["po"], true, RW, ALL, &[
         status("", "v1", "Pod"),
         SubresourceInfo { name: "binding", group: "", version: "v1", kind: "Binding", verbs: CREATE_ONLY },
+        SubresourceInfo { name: "ephemeralcontainers", group: "", version: "v1", kind: "Pod", verbs: STATUS_VERBS },
         SubresourceInfo { name: "eviction", group: "policy", version: "v1", kind: "Eviction", verbs: CREATE_ONLY },
         SubresourceInfo { name: "log", group: "", version: "v1", kind: "Pod", verbs: &["get"] },
     ]),

@@ -15,6 +15,7 @@ pub mod pod_preset;
 pub mod resource_quota;
 mod usage;
 
+use crate::rest::update::Part;
 use crate::rest::{Resource, RestResult};
 use crate::server::ApiServer;
 use orch_types::{ApiError, DynamicObject};
@@ -81,10 +82,14 @@ impl ApiServer {
     /// DefaultTolerationSeconds plugin on pod writes, the DefaultStorageClass plugin on claim
     /// creation, the PodPreset plugin on pod creation, then validation.
     ///
-    /// A `status` write (`status_only`) carries the stored object with the client's status
-    /// (see `rest::update`): only its status is defaulted and checked against the typed
+    /// A `status` write (`part` [`Part::Status`]) carries the stored object with the client's
+    /// status (see `rest::update`): only its status is defaulted and checked against the typed
     /// struct, and validation is the status strategy's (metadata update; upstream
-    /// `pkg/registry/core/pod/strategy.go` `podStatusStrategy.ValidateUpdate`).
+    /// `pkg/registry/core/pod/strategy.go` `podStatusStrategy.ValidateUpdate`). A write to a
+    /// pod's `ephemeralcontainers` carries the stored pod with the client's ephemeral
+    /// containers: defaulted whole, validated as `podEphemeralContainersStrategy` does (they
+    /// may only be added), and, like upstream's plugins on a subresource, left alone by
+    /// DefaultTolerationSeconds.
     ///
     /// What admission leaves to do once the object is stored (a PodPreset conflict's Event)
     /// comes back in [`Admitted::after_store`]: a dry run or a failed write records nothing.
@@ -93,10 +98,10 @@ impl ApiServer {
         info: Resource,
         obj: &mut DynamicObject,
         old: Option<&DynamicObject>,
-        status_only: bool,
+        part: Part,
     ) -> RestResult<Admitted> {
-        let defaulted = match (old, status_only) {
-            (Some(_), true) => orch_types::defaults::apply_status_defaults(obj),
+        let defaulted = match (old, part) {
+            (Some(_), Part::Status) => orch_types::defaults::apply_status_defaults(obj),
             _ => orch_types::defaults::apply_defaults(obj),
         };
         defaulted.map_err(|e| {
@@ -106,7 +111,7 @@ impl ApiServer {
             ))
         })?;
         let mut preset_conflict = None;
-        if !status_only {
+        if matches!(part, Part::Main | Part::Finalize) {
             // Upstream's DefaultTolerationSeconds handles creates and updates alike, so a
             // `kubectl replace` of an unchanged pod keeps the tolerations it was given.
             default_tolerations::admit(info, obj);
@@ -121,10 +126,15 @@ impl ApiServer {
             }
         }
         // `obj` is defaulted now: validate it as is (defaulting is idempotent).
-        let errors = match (old, status_only) {
+        let errors = match (old, part) {
             (None, _) => orch_types::validation::validate_defaulted(obj),
-            (Some(old), true) => orch_types::validation::validate_status_update(obj, old),
-            (Some(old), false) => orch_types::validation::validate_update_defaulted(obj, old),
+            (Some(old), Part::Status) => orch_types::validation::validate_status_update(obj, old),
+            (Some(old), Part::EphemeralContainers) => {
+                orch_types::validation::validate_ephemeral_containers_update(obj, old)
+            }
+            (Some(old), Part::Main | Part::Finalize) => {
+                orch_types::validation::validate_update_defaulted(obj, old)
+            }
         };
         if !errors.is_empty() {
             let causes = errors.iter().map(|e| e.to_status_cause()).collect();

@@ -1,5 +1,5 @@
-//! Subresources other than `status` and `finalize` (which the verbs handle through
-//! [`super::update::Part`]): `scale`, `binding`, `eviction`, `log`.
+//! Subresources other than `status`, `finalize` and `pods/ephemeralcontainers` (which the
+//! verbs handle through [`super::update::Part`]): `scale`, `binding`, `eviction`, `log`.
 //!
 //! Two hook points, one per shape of subresource:
 //! - [`ApiServer::create_subresource`]: POST-only subresources (`pods/binding`, `pods/eviction`);
@@ -44,7 +44,9 @@ pub async fn handle(api: &Arc<ApiServer>, req: &Request) -> Option<Response> {
     let info = req.target.info;
     let name = req.target.name.as_deref().unwrap_or("");
     match (sub, &req.method) {
+        // Updates of a part of the object: the verbs handle them (rest::update::Part).
         ("status" | "finalize", _) => None,
+        ("ephemeralcontainers", _) if info.kind == "Pod" => None,
         (_, &Method::POST) if info.subresource(sub).is_some_and(|s| s.verbs == ["create"]) => {
             let out = async {
                 let format = response_format(&req.headers)?;
@@ -67,3 +69,6 @@ pub async fn handle(api: &Arc<ApiServer>, req: &Request) -> Option<Response> {
         (other, _) => Some(Failure(no_such(info, other, name)).into_response()),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -20,6 +20,11 @@ pub enum Part {
     Status,
     /// Namespace `/finalize`: only `spec.finalizers` changes are kept.
     Finalize,
+    /// Pod `/ephemeralcontainers`: only `spec.ephemeralContainers` changes are kept, and they
+    /// are validated as upstream's `podEphemeralContainersStrategy` does
+    /// (`pkg/registry/core/pod/strategy.go`, served by `EphemeralContainersREST` in
+    /// `pkg/registry/core/pod/storage/storage.go`): containers may only be added.
+    EphemeralContainers,
 }
 
 impl Part {
@@ -29,6 +34,7 @@ impl Part {
             None | Some("") => Some(Self::Main),
             Some("status") => Some(Self::Status),
             Some("finalize") => Some(Self::Finalize),
+            Some("ephemeralcontainers") => Some(Self::EphemeralContainers),
             _ => None,
         }
     }
@@ -39,6 +45,7 @@ impl Part {
             Self::Main => None,
             Self::Status => Some("status"),
             Self::Finalize => Some("finalize"),
+            Self::EphemeralContainers => Some("ephemeralcontainers"),
         }
     }
 }
@@ -157,6 +164,24 @@ fn restrict_to_part(
             out.metadata.resource_version = new.metadata.resource_version;
             out
         }
+        Part::EphemeralContainers => {
+            // Upstream `dropNonEphemeralContainerUpdates`: the stored pod (metadata too, as
+            // `ResetObjectMetaForStatus`) with the new `spec.ephemeralContainers`.
+            let mut out = old.clone();
+            let list = new
+                .data
+                .get("spec")
+                .and_then(|s| s.get("ephemeralContainers"))
+                .cloned();
+            if let Some(spec) = out.data.get_mut("spec").and_then(|s| s.as_object_mut()) {
+                match list {
+                    Some(l) => spec.insert("ephemeralContainers".into(), l),
+                    None => spec.remove("ephemeralContainers"),
+                };
+            }
+            out.metadata.resource_version = new.metadata.resource_version;
+            out
+        }
     }
 }
 
@@ -257,9 +282,7 @@ impl ApiServer {
             m.deletion_grace_period_seconds = old.metadata.deletion_grace_period_seconds;
             m.generation = old.metadata.generation;
             m.resource_version = old.metadata.resource_version.clone();
-            let warnings = self
-                .admit(info, &mut new, Some(old), part == Part::Status)?
-                .warnings;
+            let warnings = self.admit(info, &mut new, Some(old), part)?.warnings;
             if tracks_generation(info) && spec_changed(old, &new) {
                 new.metadata.generation = Some(old.metadata.generation.unwrap_or(0) + 1);
             }
