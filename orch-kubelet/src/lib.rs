@@ -31,7 +31,20 @@
 //! go up, the pod IP may change); a `restartPolicy: Never` pod that already created containers
 //! is only killed.
 //!
+//! Ephemeral containers (`kubectl debug`, added through the API's `pods/ephemeralcontainers`)
+//! reach the worker as a pod update ([`worker::PodWorker::update_pod`]): each new one is
+//! started once the pod has its sandbox, even before its init containers are done (upstream
+//! `computePodActions`), in the pod's environment like its other containers (env, volumes,
+//! network namespace), with no probes or hooks; it is never restarted, counts for neither
+//! the phase nor readiness, is stopped with the pod, and is reported in
+//! `status.ephemeralContainerStatuses`. The other containers are not touched. Its logs are
+//! served like any container's.
+//!
 //! Deviations from upstream, on purpose or for now:
+//! - `targetContainerName` is accepted but has no effect of its own: upstream puts the
+//!   ephemeral container in the target's process namespace; `process` containers have no
+//!   namespaces per container (every process of the node is visible to all of them, the
+//!   target's included), and the `sim` runtime has no processes.
 //! - The process runtime ([`runtime::process`]) gives each pod a network namespace on a node
 //!   bridge only when running as root (else host networking, and pods whose host ports collide
 //!   are refused); host ports are forwarded by a userspace TCP proxy instead of iptables DNAT

@@ -157,17 +157,25 @@ impl EnvRefs {
     }
 }
 
-/// Which ConfigMaps and Secrets `pod` references (its containers and init containers, and its
-/// `imagePullSecrets`): what a caller fetches before [`env_context`].
+/// Which ConfigMaps and Secrets `pod` references (its containers, init containers and
+/// ephemeral containers, and its `imagePullSecrets`): what a caller fetches before
+/// [`env_context`].
 pub fn env_refs(pod: &Pod) -> EnvRefs {
     let mut refs = EnvRefs::default();
     let Some(spec) = pod.spec.as_ref() else {
         return refs;
     };
+    let ephemeral: Vec<_> = spec
+        .ephemeral_containers
+        .iter()
+        .flatten()
+        .map(orch_types::ephemeral::as_container)
+        .collect();
     for c in spec
         .containers
         .iter()
         .chain(spec.init_containers.iter().flatten())
+        .chain(&ephemeral)
     {
         for e in c.env.iter().flatten() {
             if let Some(s) = &e.value_from {
@@ -321,6 +329,7 @@ fn config_blocked(status: &PodStatus) -> bool {
         .container_statuses
         .iter()
         .chain(status.init_container_statuses.iter())
+        .chain(status.ephemeral_container_statuses.iter())
         .flatten()
         .filter_map(|c| c.state.as_ref()?.waiting.as_ref()?.reason.as_deref())
         .any(|r| r == "CreateContainerConfigError")
@@ -702,6 +711,128 @@ mod tests {
         assert!(out.events.is_empty());
         assert_eq!(out.wake, None);
         assert_eq!(d.writes, writes);
+    }
+
+    /// `kubectl debug` on a running pod: the ephemeral container that appears in the spec is
+    /// pulled and started once (events on `spec.ephemeralContainers{dbg}`), reported in
+    /// `ephemeralContainerStatuses` (waiting, running, terminated with its exit code, never
+    /// ready, no `started`), never restarted, and the app container is not touched.
+    #[test]
+    fn ephemeral_container_added_to_a_running_pod_runs_once() {
+        let p = pod(json!({
+            "metadata": {"name": "p", "namespace": "default", "uid": "u1",
+                "annotations": {"sim.orch.dev/pull-seconds.dbg": "2",
+                                "sim.orch.dev/run-seconds.dbg": "5",
+                                "sim.orch.dev/exit-code.dbg": "3"}},
+            "spec": {"containers": [{"name": "a", "image": "x:1"}]}
+        }));
+        let mut d = Driver::new(p.clone());
+        d.run_until(|d| d.phase() == Some("Running"));
+        assert!(d
+            .api
+            .as_ref()
+            .unwrap()
+            .ephemeral_container_statuses
+            .is_none());
+        let app =
+            |d: &Driver| d.api.as_ref().unwrap().container_statuses.clone().unwrap()[0].clone();
+        let before = app(&d);
+        let eph = |d: &Driver| {
+            d.api
+                .as_ref()
+                .unwrap()
+                .ephemeral_container_statuses
+                .as_ref()
+                .map(|s| s[0].clone())
+        };
+
+        let mut debugged = (*p).clone();
+        debugged.spec.as_mut().unwrap().ephemeral_containers = Some(vec![serde_json::from_value(
+            json!({"name": "dbg", "image": "busybox", "command": ["sh", "-c", "echo hi"],
+                   "targetContainerName": "a"}),
+        )
+        .unwrap()]);
+        debugged.status = d.api.clone();
+        d.sync.worker_mut().update_pod(debugged);
+        let t0 = d.clock.now();
+        let out = d.step();
+        let events: Vec<(String, Option<String>)> = out
+            .events
+            .iter()
+            .map(|e| (e.reason.clone(), e.field_path.clone()))
+            .collect();
+        assert_eq!(
+            events,
+            [(
+                "Pulling".to_string(),
+                Some("spec.ephemeralContainers{dbg}".to_string())
+            )]
+        );
+        let waiting = eph(&d).expect("reported at once");
+        assert_eq!(waiting.name, "dbg");
+        assert_eq!(
+            waiting.state.unwrap().waiting.unwrap().reason.as_deref(),
+            Some("ContainerCreating")
+        );
+
+        d.run_until(|d| eph(d).and_then(|s| s.state?.running).is_some());
+        let running = eph(&d).unwrap();
+        let started_at = running
+            .state
+            .as_ref()
+            .and_then(|s| s.running.as_ref())
+            .and_then(|r| r.started_at.clone())
+            .unwrap()
+            .0;
+        assert_eq!(started_at.duration_since(t0).as_secs(), 2, "after its pull");
+        assert!(!running.ready && running.started.is_none() && running.restart_count == 0);
+        assert!(running.container_id.is_some());
+
+        d.run_until(|d| eph(d).and_then(|s| s.state?.terminated).is_some());
+        let done = eph(&d).unwrap().state.unwrap().terminated.unwrap();
+        assert_eq!((done.exit_code, done.reason.as_deref()), (3, Some("Error")));
+        let finished_at = done.finished_at.unwrap().0;
+        assert_eq!(
+            finished_at.duration_since(t0).as_secs(),
+            7,
+            "2 s pull, 5 s run"
+        );
+
+        // Never restarted, whatever the pod's restart policy (Always here); the pod is as it
+        // was: running, ready, its app container the same instance.
+        d.clock
+            .set(jiff::Timestamp::from_second(d.clock.now().as_second() + 600).unwrap());
+        let out = d.step();
+        assert!(out.events.is_empty(), "{:?}", out.events);
+        let dbg_instances =
+            d.rt.list_containers()
+                .iter()
+                .filter(|c| c.name == "dbg")
+                .count();
+        assert_eq!(dbg_instances, 1);
+        assert_eq!(d.phase(), Some("Running"));
+        let after = app(&d);
+        assert_eq!(
+            (after.container_id, after.restart_count, after.ready),
+            (before.container_id, 0, true)
+        );
+        let ready = d
+            .api
+            .as_ref()
+            .unwrap()
+            .conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        assert!(
+            ready,
+            "an exited ephemeral container does not make the pod unready"
+        );
+        let wire = serde_json::to_value(eph(&d).unwrap()).unwrap();
+        assert!(
+            wire.get("started").is_none() && wire["ready"] == false,
+            "{wire}"
+        );
     }
 
     #[test]

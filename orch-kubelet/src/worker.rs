@@ -80,6 +80,9 @@ enum Role {
     Init,
     Sidecar,
     App,
+    /// An ephemeral container (`kubectl debug`): started once when it appears in the spec,
+    /// never restarted, no probes or hooks, not part of the pod's phase or readiness.
+    Ephemeral,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -130,7 +133,8 @@ impl Instance {
 }
 
 /// The state of one container. Its spec is not copied: it is read from the worker's (shared)
-/// pod at `index` of `spec.initContainers` (init containers and sidecars) or `spec.containers`.
+/// pod at `index` of `spec.initContainers` (init containers and sidecars), `spec.containers`
+/// or the view's ephemeral containers ([`PodView`]).
 #[derive(Debug, Clone)]
 struct CState {
     index: usize,
@@ -151,8 +155,40 @@ impl CState {
     fn field_path(&self, name: &str) -> String {
         match self.role {
             Role::App => format!("spec.containers{{{name}}}"),
-            _ => format!("spec.initContainers{{{name}}}"),
+            Role::Ephemeral => format!("spec.ephemeralContainers{{{name}}}"),
+            Role::Init | Role::Sidecar => format!("spec.initContainers{{{name}}}"),
         }
+    }
+}
+
+/// The pod as the worker sees it: the shared API object (never copied) and the ephemeral
+/// containers it has seen, read as `Container`s (upstream's kubelet casts
+/// `EphemeralContainerCommon` to `Container` the same way), so every role's spec is read
+/// through [`container_spec`]. The list only grows: the API server lets ephemeral containers
+/// be added, never changed or removed, and an instance keeps its spec whatever comes later.
+#[derive(Debug)]
+struct PodView {
+    pod: Arc<Pod>,
+    ephemeral: Vec<Container>,
+}
+
+impl PodView {
+    /// The view of `pod`, keeping `known` ephemeral containers and adding its new ones.
+    fn new(pod: Arc<Pod>, known: &[Container]) -> Self {
+        let mut ephemeral = known.to_vec();
+        for e in pod_spec(&pod).ephemeral_containers.iter().flatten() {
+            if !ephemeral.iter().any(|k| k.name == e.name) {
+                ephemeral.push(orch_types::ephemeral::as_container(e));
+            }
+        }
+        Self { pod, ephemeral }
+    }
+}
+
+impl std::ops::Deref for PodView {
+    type Target = Pod;
+    fn deref(&self) -> &Pod {
+        &self.pod
     }
 }
 
@@ -164,12 +200,13 @@ fn pod_spec(pod: &Pod) -> &PodSpec {
 
 /// The spec of container `c` in `pod`. The worker only accepts pods whose containers line up
 /// with its own (see [`PodWorker::update_pod`]), so the fallback is never hit in practice.
-fn container_spec<'a>(pod: &'a Pod, c: &CState) -> &'a Container {
+fn container_spec<'a>(pod: &'a PodView, c: &CState) -> &'a Container {
     static NONE: LazyLock<Container> = LazyLock::new(Container::default);
     let spec = pod.spec.as_ref();
     let list = match c.role {
         Role::App => spec.map(|s| s.containers.as_slice()),
-        _ => spec.and_then(|s| s.init_containers.as_deref()),
+        Role::Ephemeral => Some(pod.ephemeral.as_slice()),
+        Role::Init | Role::Sidecar => spec.and_then(|s| s.init_containers.as_deref()),
     };
     list.and_then(|l| l.get(c.index)).unwrap_or(&NONE)
 }
@@ -188,7 +225,7 @@ pub struct Rejection {
 pub struct PodWorker {
     cfg: WorkerConfig,
     /// The pod as last seen, shared with the driver (not copied).
-    pod: Arc<Pod>,
+    pod: Arc<PodView>,
     containers: Vec<CState>,
     sandbox: Option<SandboxInfo>,
     sandbox_retry: Option<Timestamp>,
@@ -277,7 +314,7 @@ impl PodWorker {
     /// A worker for an admitted pod, first seen at `now`. The pod may be shared
     /// (`Arc<Pod>`): the worker never copies it.
     pub fn new(cfg: WorkerConfig, pod: impl Into<Arc<Pod>>, now: Timestamp) -> Self {
-        let pod = pod.into();
+        let pod = Arc::new(PodView::new(pod.into(), &[]));
         let spec = pod_spec(&pod);
         let mut containers = Vec::with_capacity(
             spec.containers.len() + spec.init_containers.as_ref().map_or(0, Vec::len),
@@ -292,6 +329,10 @@ impl PodWorker {
         }
         for i in 0..spec.containers.len() {
             containers.push(CState::new(i, Role::App));
+        }
+        // Ephemeral containers last (the status splits the list by role in this order).
+        for i in 0..pod.ephemeral.len() {
+            containers.push(CState::new(i, Role::Ephemeral));
         }
         let start_time = pod
             .status
@@ -355,7 +396,7 @@ impl PodWorker {
 
     /// The pod as last seen, as the shared handle (cloning it copies a pointer, not the pod).
     pub fn shared_pod(&self) -> &Arc<Pod> {
-        &self.pod
+        &self.pod.pod
     }
 
     /// Why admission refused the pod, for a worker made by [`PodWorker::rejected`].
@@ -380,9 +421,11 @@ impl PodWorker {
         self.mount_error.is_some()
     }
 
-    /// A newer version of the pod from the API (deletion is noticed here).
+    /// A newer version of the pod from the API (deletion is noticed here). Ephemeral
+    /// containers new in its spec join the worker (started by the next [`PodWorker::tick`]);
+    /// nothing else about the running containers changes.
     pub fn update_pod(&mut self, pod: impl Into<Arc<Pod>>) {
-        let pod = pod.into();
+        let pod = Arc::new(PodView::new(pod.into(), &self.pod.ephemeral));
         if pod.metadata.deletion_timestamp.is_some() {
             self.deleting = true;
         }
@@ -399,9 +442,9 @@ impl PodWorker {
                 .all(|c| container_spec(&pod, c).name == container_spec(&self.pod, c).name);
         if !lines_up {
             tracing::debug!(pod = %self.pod_ref(), "pod update changes the containers; ignoring their specs");
-            let mut p = (*pod).clone();
+            let mut p = (*pod.pod).clone();
             p.spec = self.pod.spec.clone();
-            self.pod = Arc::new(p);
+            self.pod = Arc::new(PodView::new(Arc::new(p), &self.pod.ephemeral));
             return;
         }
         // `image` is the one mutable container field: a change restarts the container
@@ -410,6 +453,10 @@ impl PodWorker {
             if container_spec(&pod, c).image != container_spec(&self.pod, c).image {
                 c.spec_changed = c.current.is_some();
             }
+        }
+        for i in self.pod.ephemeral.len()..pod.ephemeral.len() {
+            tracing::debug!(pod = %self.pod_ref(), container = %pod.ephemeral[i].name, "ephemeral container added");
+            self.containers.push(CState::new(i, Role::Ephemeral));
         }
         self.pod = pod;
     }
@@ -711,6 +758,7 @@ impl PodWorker {
                 }
             }
         }
+        self.start_ephemeral(now, rt, &mut jobs);
         if !self.initialized {
             for i in 0..self.containers.len() {
                 let role = self.containers[i].role;
@@ -767,7 +815,7 @@ impl PodWorker {
         let mut app_done = true;
         for i in 0..self.containers.len() {
             let c = &self.containers[i];
-            if c.role == Role::Init {
+            if matches!(c.role, Role::Init | Role::Ephemeral) {
                 continue;
             }
             let role = c.role;
@@ -814,6 +862,19 @@ impl PodWorker {
             self.drive_termination(now, rt, &mut jobs);
         }
         jobs
+    }
+
+    /// Upstream `computePodActions`: ephemeral containers start once the pod has its sandbox,
+    /// even before initialization is done (they may be there to debug an init container),
+    /// and are never restarted: one that has an instance (running or exited) is left alone,
+    /// one that could not start yet (image pull, missing ConfigMap) is tried again.
+    fn start_ephemeral(&mut self, now: Timestamp, rt: &dyn ContainerRuntime, jobs: &mut Vec<Job>) {
+        for i in 0..self.containers.len() {
+            let c = &self.containers[i];
+            if c.role == Role::Ephemeral && c.current.is_none() {
+                self.start(i, now, rt, jobs);
+            }
+        }
     }
 
     fn sandbox_config(&self) -> SandboxConfig {
@@ -1501,7 +1562,7 @@ impl PodWorker {
         self.initialized = false;
         self.progress = true;
         for c in &mut self.containers {
-            if c.role != Role::App && c.current.is_some() {
+            if matches!(c.role, Role::Init | Role::Sidecar) && c.current.is_some() {
                 c.rerun = true;
                 c.waiting = None;
             }
@@ -1654,7 +1715,8 @@ impl PodWorker {
             .as_deref()
             .unwrap_or_default()
             .is_empty();
-        // Init containers (and sidecars) come first in `containers`, then the regular ones.
+        // Init containers (and sidecars) come first in `containers`, then the regular ones,
+        // then the ephemeral ones, which count for neither phase nor conditions.
         let mut all: Vec<ContainerStatus> = self
             .containers
             .iter()
@@ -1665,6 +1727,12 @@ impl PodWorker {
             .iter()
             .take_while(|c| c.role != Role::App)
             .count();
+        let ephemeral = all.split_off(
+            self.containers
+                .iter()
+                .take_while(|c| c.role != Role::Ephemeral)
+                .count(),
+        );
         let mut phase = status::pod_phase(spec, &all, self.stopped);
         let old_phase = old.phase.as_deref().unwrap_or_default();
         if old_phase == status::phase::FAILED || old_phase == status::phase::SUCCEEDED {
@@ -1742,6 +1810,8 @@ impl PodWorker {
             ),
             init_container_statuses: has_init.then_some(init_statuses),
             container_statuses: Some(app_statuses),
+            // upstream convertStatusToAPIStatus: only for a pod with ephemeral containers
+            ephemeral_container_statuses: (!ephemeral.is_empty()).then_some(ephemeral),
             nominated_node_name: old.nominated_node_name.clone(),
             ..Default::default()
         }
@@ -1837,10 +1907,15 @@ impl PodWorker {
                 }
             }
         };
-        // upstream prober manager: a regular init container is ready once it exited 0
-        let ready = match c.role {
-            Role::Init => state.terminated.as_ref().is_some_and(|t| t.exit_code == 0),
-            _ => ready,
+        // upstream prober manager: a regular init container is ready once it exited 0; it
+        // leaves ephemeral containers alone (not ready, no `started`)
+        let (ready, started) = match c.role {
+            Role::Init => (
+                state.terminated.as_ref().is_some_and(|t| t.exit_code == 0),
+                Some(started),
+            ),
+            Role::Ephemeral => (false, None),
+            Role::App | Role::Sidecar => (ready, Some(started)),
         };
         ContainerStatus {
             name: spec.name.clone(),
@@ -1851,7 +1926,7 @@ impl PodWorker {
             last_state: Some(last_state.unwrap_or_default()),
             ready,
             restart_count: (c.attempts - 1).max(0),
-            started: Some(started),
+            started,
             ..Default::default()
         }
     }
