@@ -1,6 +1,8 @@
 //! The in-process [`orch::Cluster`] (memory store, sim runtime): every component is wired —
 //! a Deployment becomes ReplicaSet and pods, the scheduler binds them, the sim kubelets run
-//! them — and kubectl works against its kubeconfig. Fast: no real processes besides kubectl.
+//! them — and kubectl works against its kubeconfig. Fast: no real processes besides kubectl
+//! (and the few real ones where their output matters: `kubectl debug`'s runs on the process
+//! runtime with host networking).
 
 mod common;
 
@@ -2044,6 +2046,112 @@ async fn kubectl_quota_and_limit_ranges() {
         );
         ok(&["run", "p3", "-n", "quota", "--image=nginx"]);
         wait_used("compute", r#"{"pods":"2","requests.cpu":"500m"}"#, "p3 charged");
+    })
+    .await
+    .expect("join");
+    cluster.shutdown().await.expect("clean shutdown");
+}
+
+/// `kubectl debug POD --image=busybox -c NAME -- sh -c 'echo hello-from-debug'` (kubectl 1.33
+/// and 1.27; no `-it`, attach is not served yet) sends a strategic merge patch to
+/// `pods/POD/ephemeralcontainers` (both versions; checked in their `-v=6` log) that adds an
+/// ephemeral container; the kubelet (process runtime, for real logs) runs it once beside the
+/// untouched app container, `kubectl logs POD -c NAME` shows its output and
+/// `status.ephemeralContainerStatuses` its exit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_debug_runs_an_ephemeral_container() {
+    let cluster = Cluster::builder()
+        .runtime(Runtime::Process)
+        .pod_network(orch_kubelet::runtime::process::PodNetwork::Host)
+        .nodes(1)
+        .start()
+        .await
+        .expect("start");
+    let manifest = cluster.work_dir().join("sleeper.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: sleeper\nspec:\n  \
+         terminationGracePeriodSeconds: 1\n  containers:\n  - name: app\n    image: busybox\n    \
+         command: [sleep, '3600']\n",
+    )
+    .expect("write manifest");
+    let runners: Vec<_> = ["1.33", "1.27"]
+        .into_iter()
+        .map(|minor| {
+            let bin = common::bundled_kubectl(minor)
+                .unwrap_or_else(|| panic!("kubectl {minor} beside the kubectl on PATH"));
+            (
+                minor,
+                kubectl_bin_for(&cluster, bin, &format!("cache-{minor}")),
+            )
+        })
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        let ok = must_succeed(&runners[0].1);
+        ok(&["apply", "-f", manifest.to_str().expect("utf-8 path")]);
+        ok(&[
+            "wait",
+            "--for=condition=Ready",
+            "pod/sleeper",
+            "--timeout=60s",
+        ]);
+        let app = "jsonpath={.status.containerStatuses[0].containerID} \
+                   {.status.containerStatuses[0].restartCount} {.status.phase}";
+        let before = ok(&["get", "pod", "sleeper", "-o", app]);
+        for (i, (minor, run)) in runners.iter().enumerate() {
+            let name = format!("dbg-{}", minor.replace('.', "-"));
+            let out = run(&[
+                "debug",
+                "sleeper",
+                "--image=busybox",
+                "-c",
+                &name,
+                "-v=6",
+                "--",
+                "sh",
+                "-c",
+                "echo hello-from-debug",
+            ]);
+            let log = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "kubectl {minor} debug: {log}");
+            let patched = log
+                .lines()
+                .any(|l| l.contains("PATCH") && l.contains("/pods/sleeper/ephemeralcontainers"));
+            assert!(patched, "kubectl {minor} patches the subresource: {log}");
+            let ok = must_succeed(run);
+            let state = format!("jsonpath={{.status.ephemeralContainerStatuses[{i}].state}}");
+            let state = common::wait_for(
+                "the debug container to exit",
+                Duration::from_secs(30),
+                || {
+                    let s = ok(&["get", "pod", "sleeper", "-o", &state]);
+                    if s.contains("terminated") {
+                        Ok(s)
+                    } else {
+                        Err(s)
+                    }
+                },
+            );
+            let state: serde_json::Value = serde_json::from_str(&state).expect("state JSON");
+            let done = &state["terminated"];
+            assert_eq!(
+                (&done["exitCode"], &done["reason"]),
+                (&0.into(), &"Completed".into()),
+                "kubectl {minor}: {state}"
+            );
+            assert_eq!(
+                ok(&["logs", "sleeper", "-c", &name]),
+                "hello-from-debug",
+                "kubectl {minor}"
+            );
+        }
+        let after = ok(&["get", "pod", "sleeper", "-o", app]);
+        assert_eq!(
+            after, before,
+            "the app container is the same, never restarted"
+        );
+        assert!(after.ends_with(" 0 Running"), "{after}");
+        ok(&["delete", "pod", "sleeper", "--wait=true"]);
     })
     .await
     .expect("join");
