@@ -356,7 +356,7 @@ impl Cluster {
 
     async fn start_components(&mut self, b: &ClusterBuilder) -> Result<(), ClusterError> {
         if b.scheduler {
-            let client = self.client.clone();
+            let client = self.component_client("kube-scheduler");
             let clock = b.clock.clone();
             let stop = self.stopped();
             self.spawn("scheduler", async move {
@@ -386,7 +386,7 @@ impl Cluster {
                     .min((grace / 4).max(Duration::from_millis(200)));
             }
             let manager = orch_controllers::manager::ControllerManager::new(
-                self.client.clone(),
+                self.component_client("kube-controller-manager"),
                 b.clock.clone(),
                 config,
             )
@@ -401,6 +401,12 @@ impl Cluster {
             self.spawn_kubelet(i, name)?;
         }
         Ok(())
+    }
+
+    /// An in-process client whose writes `managedFields` records as `manager`'s, the name
+    /// the component's User-Agent gives it upstream.
+    fn component_client(&self, manager: &str) -> SharedClient {
+        Arc::new(orch_apiserver::client::LocalClient::new(self.api.clone()).with_manager(manager))
     }
 
     /// Starts the kubelet of node `name` (index `i` among the nodes) with a fresh runtime.
@@ -422,7 +428,7 @@ impl Cluster {
         };
         let kubelet = orch_kubelet::Kubelet::new(
             orch_kubelet::KubeletConfig::new(name),
-            self.client.clone(),
+            self.component_client("kubelet"),
             runtime,
             self.clock.clone(),
         );

@@ -1720,6 +1720,160 @@ async fn kubectl_create_commands_make_the_same_objects_in_protobuf_and_json() {
     cluster.shutdown().await.expect("clean shutdown");
 }
 
+/// Field ownership as kube-apiserver records it, seen through kubectl 1.27 and 1.33: every
+/// write (`create deployment`, `scale`, `label`, `set image`, client-side `apply`) leaves an
+/// Update entry of its manager in `managedFields` (shown by `--show-managed-fields` only), and a
+/// server-side apply by another manager of a field client-side apply set is a conflict naming
+/// `kubectl-client-side-apply` until forced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_writes_record_managed_fields() {
+    let cluster = Cluster::builder().nodes(1).start().await.expect("start");
+    for minor in ["1.27", "1.33"] {
+        let bin = common::bundled_kubectl(minor)
+            .unwrap_or_else(|| panic!("kubectl.{minor} is not installed beside kubectl"));
+        // `kubectl scale` sends no fieldManager: its manager is the User-Agent's program name.
+        let program = bin
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let raw = kubectl_bin_for(&cluster, bin, &format!("cache-{minor}"));
+        let ns = format!("mf-{}", minor.replace('.', ""));
+        let dir = cluster.work_dir().to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let ok = must_succeed(&raw);
+            let n = ns.as_str();
+            let file = |name: &str, text: &str| {
+                let p = dir.join(format!("{n}-{name}"));
+                std::fs::write(&p, text).expect("write manifest");
+                p.to_string_lossy().into_owned()
+            };
+            let get = |args: &[&str]| -> serde_json::Value {
+                let all = [&["get"], args, &["-n", n, "-o", "json"]].concat();
+                serde_json::from_str(&ok(&all)).expect("json")
+            };
+            // (manager, operation, subresource) of each entry, and one manager's fields.
+            let entries = |o: &serde_json::Value| -> Vec<(String, String, String)> {
+                o["metadata"]["managedFields"]
+                    .as_array()
+                    .expect("managedFields shown")
+                    .iter()
+                    .map(|e| {
+                        let s = |k: &str| e[k].as_str().unwrap_or("").to_string();
+                        (s("manager"), s("operation"), s("subresource"))
+                    })
+                    .collect()
+            };
+            let fields = |o: &serde_json::Value, manager: &str| -> serde_json::Value {
+                o["metadata"]["managedFields"]
+                    .as_array()
+                    .and_then(|a| a.iter().find(|e| e["manager"] == manager))
+                    .map(|e| e["fieldsV1"].clone())
+                    .unwrap_or_default()
+            };
+            let entry = |m: &str, op: &str, sub: &str| (m.to_string(), op.to_string(), sub.to_string());
+
+            ok(&["create", "namespace", n]);
+            ok(&["create", "deployment", "web", "--image=nginx:1.27", "-n", n]);
+            ok(&["scale", "deployment", "web", "--replicas=3", "-n", n]);
+            ok(&["label", "deployment", "web", "tier=front", "-n", n]);
+            ok(&["set", "image", "deployment/web", "nginx=nginx:1.28", "-n", n]);
+            let d = get(&["deployment", "web", "--show-managed-fields"]);
+            let got = entries(&d);
+            for want in [
+                entry("kubectl-create", "Update", ""),
+                entry(&program, "Update", "scale"),
+                entry("kubectl-label", "Update", ""),
+                entry("kubectl-set", "Update", ""),
+            ] {
+                assert!(got.contains(&want), "kubectl {minor}: no {want:?} in {got:?}");
+            }
+            // Only status writes own status (the controller's, once it has run).
+            for e in d["metadata"]["managedFields"].as_array().into_iter().flatten() {
+                let status = e["fieldsV1"].get("f:status").is_some();
+                assert_eq!(status, e["subresource"] == "status", "{e}");
+            }
+            let replicas = serde_json::json!({"f:spec": {"f:replicas": {}}});
+            assert_eq!(fields(&d, &program), replicas, "scale owns replicas");
+            let create = fields(&d, "kubectl-create");
+            assert!(create["f:spec"].get("f:replicas").is_none(), "{create}");
+            assert!(create["f:spec"]["f:template"]["f:spec"]["f:containers"]
+                [r#"k:{"name":"nginx"}"#]
+                .get("f:image")
+                .is_none(), "set image took the image: {create}");
+            assert!(create.get("f:status").is_none(), "{create}");
+            assert_eq!(
+                fields(&d, "kubectl-label")["f:metadata"]["f:labels"],
+                serde_json::json!({"f:tier": {}})
+            );
+            // Hidden unless asked for.
+            assert!(get(&["deployment", "web"])["metadata"]
+                .get("managedFields")
+                .is_none());
+
+            // Client-side apply: create, then change a value (`--validate=false` here and below:
+            // kubectl 1.27 validates against /openapi/v2).
+            let cm = |mode: &str| {
+                format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: settings}}\ndata: {{mode: {mode}, size: big}}\n")
+            };
+            let csa = |f: &str| ok(&["apply", "--validate=false", "-f", f, "-n", n]);
+            csa(&file("cm1.yaml", &cm("fast")));
+            csa(&file("cm2.yaml", &cm("faster")));
+            let c = get(&["configmap", "settings", "--show-managed-fields"]);
+            assert_eq!(
+                entries(&c),
+                [entry("kubectl-client-side-apply", "Update", "")],
+                "kubectl {minor}"
+            );
+            let csa = fields(&c, "kubectl-client-side-apply");
+            assert!(csa["f:data"].get("f:mode").is_some(), "{csa}");
+
+            // Server-side apply by another manager of a field client-side apply owns.
+            let ssa = file("cm3.yaml", &cm("slow"));
+            let out = raw(&[
+                "apply",
+                "--server-side",
+                "--validate=false",
+                "--field-manager=other",
+                "-f",
+                &ssa,
+                "-n",
+                n,
+            ]);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "kubectl {minor}: conflict accepted");
+            assert!(
+                err.contains(r#"conflict with "kubectl-client-side-apply" using v1"#)
+                    && err.contains(".data.mode"),
+                "kubectl {minor}: {err}"
+            );
+            ok(&[
+                "apply",
+                "--server-side",
+                "--validate=false",
+                "--field-manager=other",
+                "--force-conflicts",
+                "-f",
+                &ssa,
+                "-n",
+                n,
+            ]);
+            let c = get(&["configmap", "settings", "--show-managed-fields"]);
+            assert_eq!(c["data"]["mode"], "slow");
+            // kubectl then hands client-side apply's fields to its server-side manager with a
+            // JSON patch of managedFields (its csaupgrade), which the server takes as sent.
+            assert_eq!(entries(&c), [entry("other", "Apply", "")], "kubectl {minor}");
+            let other = fields(&c, "other");
+            assert!(
+                other["f:data"].get("f:mode").is_some() && other["f:data"].get("f:size").is_some(),
+                "{other}"
+            );
+        })
+        .await
+        .expect("join");
+    }
+    cluster.shutdown().await.expect("clean shutdown");
+}
+
 /// kubectl's everyday commands get kube-apiserver's answers: system namespaces may not be
 /// deleted, a Secret's `stringData` lands in `data`, `kubectl replace` of an unchanged pod
 /// succeeds, PodTemplates are served with their columns, discovery carries
