@@ -343,6 +343,6 @@ pub fn invalid_error(obj: &DynamicObject, errs: &[FieldError]) -> ApiError {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod ephemeral_tests;
+#[cfg(test)]
+mod tests;
