@@ -226,9 +226,15 @@ fn quotas_tracking(caches: &Caches, ns: &str, resource: &ApiResource, keys: &mut
 }
 
 fn service_type(s: &Service) -> &str {
-    match s.spec.as_ref().and_then(|s| s.type_.as_deref()) {
-        Some(t @ ("NodePort" | "LoadBalancer")) => t,
-        _ => "",
+    let t = s
+        .spec
+        .as_ref()
+        .and_then(|s| s.type_.as_deref())
+        .unwrap_or_default();
+    if matches!(t, "NodePort" | "LoadBalancer") {
+        t
+    } else {
+        ""
     }
 }
 

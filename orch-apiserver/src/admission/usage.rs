@@ -13,6 +13,12 @@ use crate::rest::{storage_error, Resource, RestResult};
 use crate::server::ApiServer;
 use crate::storage::{key, ListOptions};
 
+/// What LimitRanger holds to the namespace's LimitRanges.
+enum Subject {
+    Pod(Box<Pod>),
+    Claim(Box<PersistentVolumeClaim>),
+}
+
 impl ApiServer {
     /// Runs LimitRanger (which may set a new pod's missing requests and limits) and
     /// ResourceQuota (which charges the namespace's quotas unless `dry_run`) on an admitted
@@ -77,7 +83,7 @@ impl ApiServer {
         let bad = |e: orch_types::dynamic::ConvertError| {
             ApiError::internal(format!("LimitRanger cannot read the object: {e}"))
         };
-        let violations: Box<dyn Fn(&LimitRange) -> Vec<String>> = if pod {
+        let subject = if pod {
             let mut p: Pod = obj.to_typed().map_err(bad)?;
             if limit_ranger::default_pod(&mut p, &ranges) {
                 *obj = DynamicObject::from_typed(&p).map_err(bad)?;
@@ -89,13 +95,15 @@ impl ApiServer {
                     return Err(ApiError::invalid(info.kind, obj.name(), causes));
                 }
             }
-            Box::new(move |lr| limit_ranger::validate_pod(lr, &p))
+            Subject::Pod(Box::new(p))
         } else {
-            let c: PersistentVolumeClaim = obj.to_typed().map_err(bad)?;
-            Box::new(move |lr| limit_ranger::validate_claim(lr, &c))
+            Subject::Claim(Box::new(obj.to_typed().map_err(bad)?))
         };
         for lr in &ranges {
-            let errs = violations(lr);
+            let errs = match &subject {
+                Subject::Pod(p) => limit_ranger::validate_pod(lr, p),
+                Subject::Claim(c) => limit_ranger::validate_claim(lr, c),
+            };
             if !errs.is_empty() {
                 return Err(forbidden(info, obj.name(), &limit_ranger::aggregate(&errs)));
             }
