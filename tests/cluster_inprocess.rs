@@ -2311,3 +2311,77 @@ async fn kubectl_debug_runs_an_ephemeral_container() {
     .expect("join");
     cluster.shutdown().await.expect("clean shutdown");
 }
+
+/// Concurrent creates against a quota with the quota controller running: exactly the hard
+/// limit is admitted (admission charges `status.used` with a compare-and-swap before each
+/// write), every other create is refused with upstream's message, and the controller's recount
+/// agrees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_creates_never_exceed_a_quota() {
+    use k8s_openapi::api::core::v1::ResourceQuota;
+    let cluster = Cluster::builder().nodes(1).start().await.expect("start");
+    let quotas: Api<ResourceQuota> = Api::namespaced(cluster.client(), "default");
+    let q = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "pods"}, "spec": {"hard": {"pods": "3"}}
+    }))
+    .expect("quota");
+    quotas.create(&q).await.expect("create quota");
+    let used = || async {
+        quotas
+            .get("pods")
+            .await
+            .expect("get quota")
+            .status
+            .and_then(|s| s.used)
+            .and_then(|u| u.get("pods").map(|q| q.0.clone()))
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while used().await.as_deref() != Some("0") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "first sync within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), "default");
+    let creates: Vec<_> = (0..10)
+        .map(|i| {
+            let pods = pods.clone();
+            tokio::spawn(async move {
+                let p: Pod = serde_json::from_value(serde_json::json!({
+                    "metadata": {"name": format!("p-{i}")},
+                    "spec": {"containers": [{"name": "c", "image": "nginx"}]}
+                }))
+                .expect("pod");
+                pods.create(&p).await
+            })
+        })
+        .collect();
+    let mut admitted = 0;
+    for (i, c) in creates.into_iter().enumerate() {
+        match c.await.expect("join") {
+            Ok(_) => admitted += 1,
+            Err(e) => assert_eq!(
+                e.api().map(|a| (a.code, a.message.clone())),
+                Some((
+                    403,
+                    format!(
+                        "pods \"p-{i}\" is forbidden: exceeded quota: pods, requested: pods=1, \
+                         used: pods=3, limited: pods=3"
+                    )
+                ))
+            ),
+        }
+    }
+    assert_eq!(admitted, 3);
+    assert_eq!(
+        pods.list(&ListParams::default())
+            .await
+            .expect("list")
+            .items
+            .len(),
+        3
+    );
+    assert_eq!(used().await.as_deref(), Some("3"));
+    cluster.shutdown().await.expect("clean shutdown");
+}
