@@ -47,7 +47,7 @@
 //!     ..Default::default()
 //! };
 //! let now = jiff::Timestamp::UNIX_EPOCH;
-//! let used = Evaluator::Pods.usage(&Item::Pod(&pod), now);
+//! let used = Evaluator::Pods.usage(Item::Pod(&pod), now);
 //! assert_eq!(used.to_string(), "count/pods=1,cpu=250m,pods=1,requests.cpu=250m");
 //! ```
 
