@@ -486,21 +486,12 @@ pub fn is_terminating(pod: &Pod) -> bool {
         .is_some_and(|d| d >= 0)
 }
 
-/// `BestEffort` QoS: no container or init container requests or limits a positive amount of
-/// cpu or memory (upstream `qos.GetPodQOS`).
+/// `BestEffort` scope: the pod's QoS class ([`crate::resources::qos_class`], upstream
+/// `qos.GetPodQOS`) is BestEffort.
 pub fn is_best_effort(pod: &Pod) -> bool {
-    let Some(spec) = &pod.spec else { return true };
-    let positive = |m: Option<&BTreeMap<String, K8sQuantity>>| {
-        m.into_iter().flatten().any(|(k, v)| {
-            (k == "cpu" || k == "memory") && Quantity::try_from(v).is_ok_and(|q| q > Quantity::ZERO)
-        })
-    };
-    !spec
-        .containers
-        .iter()
-        .chain(spec.init_containers.iter().flatten())
-        .filter_map(|c| c.resources.as_ref())
-        .any(|r| positive(r.requests.as_ref()) || positive(r.limits.as_ref()))
+    pod.spec
+        .as_ref()
+        .is_none_or(|spec| crate::resources::qos_class(spec) == "BestEffort")
 }
 
 fn cross_namespace(t: &PodAffinityTerm) -> bool {

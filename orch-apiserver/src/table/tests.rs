@@ -518,7 +518,14 @@ fn resource_quota_and_limit_range_rows() {
         "status": {"hard": {"pods": "2", "requests.cpu": "1", "limits.memory": "2Gi", "count/configmaps": "5"},
                    "used": {"pods": "1", "requests.cpu": "500m", "limits.memory": "0"}}
     });
-    let t = table("", "ResourceQuota", &[quota], IncludeObject::None, now(), None);
+    let t = table(
+        "",
+        "ResourceQuota",
+        &[quota],
+        IncludeObject::None,
+        now(),
+        None,
+    );
     assert_eq!(headers(&t), ["NAME", "AGE", "REQUEST", "LIMIT"]);
     assert_eq!(
         t["rows"][0]["cells"],
@@ -529,8 +536,16 @@ fn resource_quota_and_limit_range_rows() {
             "limits.memory: 0/2Gi"
         ])
     );
-    let limits = json!({"metadata": {"name": "limits", "creationTimestamp": "2025-06-01T11:58:00Z"}});
-    let t = table("", "LimitRange", &[limits], IncludeObject::None, now(), None);
+    let limits =
+        json!({"metadata": {"name": "limits", "creationTimestamp": "2025-06-01T11:58:00Z"}});
+    let t = table(
+        "",
+        "LimitRange",
+        &[limits],
+        IncludeObject::None,
+        now(),
+        None,
+    );
     assert_eq!(headers(&t), ["NAME", "CREATED AT"]);
     assert_eq!(
         t["rows"][0]["cells"],
