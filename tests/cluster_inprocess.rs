@@ -117,9 +117,17 @@ async fn deployment_runs_on_sim_nodes() {
         })
         .await
         .expect("watch");
-    let mut d = deployments.get("web").await.expect("get");
-    d.spec.as_mut().expect("spec").replicas = Some(1);
-    deployments.replace(&d).await.expect("scale down");
+    // Read-modify-write, retried on a conflict (the deployment controller may write the
+    // status in between), as client-go's RetryOnConflict.
+    for attempt in 1.. {
+        let mut d = deployments.get("web").await.expect("get");
+        d.spec.as_mut().expect("spec").replicas = Some(1);
+        match deployments.replace(&d).await {
+            Ok(_) => break,
+            Err(orch_types::client::ClientError::Api(e)) if e.is_conflict() && attempt < 10 => {}
+            Err(e) => panic!("scale down: {e}"),
+        }
+    }
     let mut deleted = 0;
     tokio::time::timeout(Duration::from_secs(30), async {
         while deleted < 3 {

@@ -439,7 +439,7 @@ pub fn typed_check(
         scheduling::v1 as sched, storage::v1 as storage,
     };
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiext;
-    let info = registry::by_kind(api_version, kind)?;
+    let info = registry::served_by_kind(api_version, kind)?;
     let r = match (info.group, info.kind) {
         ("", "Pod") => unknown_paths::<core::Pod>(v),
         ("", "Node") => unknown_paths::<core::Node>(v),

@@ -58,7 +58,6 @@ use k8s_openapi::api::core::v1::{
     Container, PersistentVolumeClaim, Pod, PodAffinityTerm, ResourceQuota,
     ScopedResourceSelectorRequirement, Service,
 };
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
 
 use crate::quantity::{Format, Quantity};
 use crate::resources::{pod_limits, pod_requests, ResourceList};

@@ -301,13 +301,24 @@ pub fn by_plural(group: &str, version: &str, plural: &str) -> Option<&'static Re
         .find(|r| r.group == group && r.version == version && r.plural == plural)
 }
 
-/// Looks up a built-in resource by `apiVersion` and kind (as found in a manifest).
+/// Looks up a built-in resource by `apiVersion` and kind (as found in a manifest), in the
+/// version it is stored in: what defaulting, validation and every component work with.
 pub fn by_kind(api_version: &str, kind: &str) -> Option<&'static ResourceInfo> {
     let (group, version) = split_api_version(api_version);
     BUILTIN
         .iter()
-        .chain(CONVERTED)
         .find(|r| r.group == group && r.version == version && r.kind == kind)
+}
+
+/// [`by_kind`] over every version the API serves, [`CONVERTED`] ones included (what an HTTP
+/// request body may be).
+pub fn served_by_kind(api_version: &str, kind: &str) -> Option<&'static ResourceInfo> {
+    by_kind(api_version, kind).or_else(|| {
+        let (group, version) = split_api_version(api_version);
+        CONVERTED
+            .iter()
+            .find(|r| r.group == group && r.version == version && r.kind == kind)
+    })
 }
 
 /// Looks up a built-in resource by API group and kind, whatever the version (what an owner or

@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::{
     PersistentVolumeClaimSpec, ResourceQuotaSpec, ResourceQuotaStatus, ScopeSelector, ServicePort,
     ServiceSpec, VolumeResourceRequirements,
 };
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
 
 fn at(secs: i64) -> Timestamp {
     Timestamp::from_second(secs).unwrap()
