@@ -233,8 +233,18 @@ def test_errors() -> None:
 
 
 def test_daemon_set_and_job_in_virtual_time() -> None:
-    """A DaemonSet over 1,000 nodes and a Job of 500 completions, side by side."""
+    """A DaemonSet over 1,000 nodes and a Job of 500 completions, side by side. A quota on the
+    DaemonSet's namespace makes its 1,000 pod creates queue on quota admission's namespace lock
+    (they once hung there: ``Exec.block`` lost tokio's deferred wake-ups between slices)."""
     sim = orch.Simulation(nodes=1000, node_cpu="8", node_memory="32Gi", seed=3)
+    sim.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "ResourceQuota",
+            "metadata": {"name": "pods", "namespace": "kube-system"},
+            "spec": {"hard": {"pods": "1500"}},
+        }
+    )
     sim.apply(
         {
             "apiVersion": "apps/v1",
@@ -266,6 +276,8 @@ def test_daemon_set_and_job_in_virtual_time() -> None:
     )
     ds = sim.wait_for("daemonset", "agent", "rolledOut", timeout=60, namespace="kube-system")
     assert ds["status"]["numberAvailable"] == 1000
+    quota = sim.get("resourcequota", "pods", namespace="kube-system")
+    assert quota["status"]["used"]["pods"] == "1k"  # the canonical form of 1000, as upstream
     sim.wait_for("job", "batch", "Complete", timeout=600)
     df = sim.jobs_df("default")
     row = df.iloc[0]

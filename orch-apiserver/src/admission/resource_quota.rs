@@ -152,6 +152,12 @@ impl ApiServer {
         if !ev.handles(op, new.item()) {
             return Ok(());
         }
+        // A namespace without quotas admits at once, as upstream's checkQuotas does
+        // (plugin/pkg/admission/resourcequota/controller.go); a quota created after this read
+        // counts the object at its controller's first recount.
+        if self.namespace_quotas(ns).await?.is_empty() {
+            return Ok(());
+        }
         let _held = self.quota_locks.lock(ns).await;
         let now = self.config.clock.now();
         // The quotas still to charge: all at first, then those whose charge conflicted.
