@@ -10,6 +10,14 @@ use orch_apiserver::storage::{
 use orch_types::DynamicObject;
 use std::sync::Arc;
 
+#[cfg(feature = "etcd")]
+#[path = "common/etcd.rs"]
+mod etcd_server;
+#[cfg(feature = "etcd")]
+use etcd_server::EtcdServer;
+#[cfg(feature = "etcd")]
+use orch_apiserver::storage::etcd::EtcdStore;
+
 fn obj(name: &str, v: &str) -> DynamicObject {
     let mut o = DynamicObject::new("v1", "ConfigMap", name);
     o.data.insert("data".into(), serde_json::json!({ "v": v }));
@@ -386,21 +394,21 @@ async fn stored_encoding_is_shared(s: Arc<dyn Storage>) {
     assert!(s.get_stored("/registry/e/a").await.unwrap().is_none());
 }
 
+/// Each case for one backend. `$make` (async, with `$dir` the test's temporary directory) gives
+/// the store and what must live as long as the test (the etcd server process).
 macro_rules! suite {
-    ($backend:ident, $make:expr) => {
+    ($backend:ident, |$dir:ident| $make:expr) => {
         mod $backend {
             use super::*;
-            #[allow(unused_variables)]
-            fn make(dir: &std::path::Path) -> Arc<dyn Storage> {
-                let f: &dyn Fn(&std::path::Path) -> Arc<dyn Storage> = &$make;
-                f(dir)
-            }
             macro_rules! case {
                 ($name:ident) => {
                     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                     async fn $name() {
-                        let dir = tempfile::tempdir().unwrap();
-                        super::$name(make(dir.path())).await;
+                        let tmp = tempfile::tempdir().unwrap();
+                        #[allow(unused_variables)]
+                        let $dir = tmp.path();
+                        let (store, _server): (Arc<dyn Storage>, _) = $make;
+                        super::$name(store).await;
                     }
                 };
             }
@@ -416,8 +424,27 @@ macro_rules! suite {
     };
 }
 
-suite!(memory, |_| Arc::new(MemoryStore::new()));
-suite!(embedded, |dir| Arc::new(EmbeddedStore::open(dir).unwrap()));
+suite!(memory, |_dir| (Arc::new(MemoryStore::new()), ()));
+suite!(embedded, |dir| (
+    Arc::new(EmbeddedStore::open(dir).unwrap()),
+    ()
+));
+#[cfg(feature = "etcd")]
+suite!(etcd, |dir| etcd_store(dir, ETCD_TEST_PREFIX).await);
+
+/// The etcd suite stores under a prefix, as a shared etcd would be used.
+#[cfg(feature = "etcd")]
+const ETCD_TEST_PREFIX: &str = "/orch-test";
+
+/// A fresh etcd server in `dir` and a store on it.
+#[cfg(feature = "etcd")]
+async fn etcd_store(dir: &std::path::Path, prefix: &str) -> (Arc<dyn Storage>, EtcdServer) {
+    let server = EtcdServer::start(dir).await;
+    let store = EtcdStore::connect(&[server.url.as_str()], prefix, None)
+        .await
+        .unwrap_or_else(|e| panic!("connect to etcd: {e}\n{}", server.log()));
+    (Arc::new(store), server)
+}
 
 #[tokio::test]
 async fn embedded_reopen_keeps_state_and_revision() {
@@ -508,4 +535,115 @@ fn embedded_refuses_a_newer_format() {
     let err = EmbeddedStore::open(dir.path()).unwrap_err();
     assert!(matches!(err, StorageError::UnsupportedFormat { .. }));
     assert!(err.to_string().contains("newer"), "{err}");
+}
+
+/// Two stores on one etcd (as two API servers): the second one learns the revision and the
+/// compacted revision at connect, sees the first one's writes in its watch, and a watch or read
+/// below a compaction it did not do itself fails with `Compacted` (from etcd's answer).
+#[cfg(feature = "etcd")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_stores_share_one_cluster() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, server) = etcd_store(tmp.path(), "/shared").await;
+    let late = EtcdStore::connect(&[server.url.as_str()], "/shared", None)
+        .await
+        .unwrap();
+    let late_reader = EtcdStore::connect(&[server.url.as_str()], "/shared", None)
+        .await
+        .unwrap();
+    let v1 = a.create("/registry/s/x", obj("x", "1")).await.unwrap();
+    a.update("/registry/s/x", obj("x", "2"), None)
+        .await
+        .unwrap();
+    let at = a.current_revision();
+    a.compact(at).await.unwrap();
+
+    let b = EtcdStore::connect(&[server.url.as_str()], "/shared/", None)
+        .await
+        .unwrap();
+    assert_eq!(b.prefix(), "/shared");
+    assert_eq!(b.compacted_revision(), at, "found at connect");
+    assert!(b.current_revision() >= at);
+    assert_eq!(
+        data(&b.get("/registry/s/x").await.unwrap().unwrap().object),
+        "2"
+    );
+    let mut w = b.watch("/registry/s/", b.current_revision()).unwrap();
+    a.delete("/registry/s/x", None).await.unwrap();
+    let ev = w.next().await.unwrap().unwrap();
+    assert_eq!(
+        (ev.kind, ev.key.as_str()),
+        (EventType::Deleted, "/registry/s/x")
+    );
+    assert_eq!(ev.object().map(|o| data(o)), Some("2"));
+
+    // `late` connected before the compaction: its own view of the compacted revision is old,
+    // etcd's answers correct it.
+    assert_eq!(late.compacted_revision(), 0);
+    let mut stale = late.watch("/registry/s/", v1.mod_revision - 1).unwrap();
+    let err = stale.next().await.unwrap().unwrap_err();
+    assert_eq!(
+        err,
+        StorageError::Compacted {
+            requested: v1.mod_revision - 1,
+            compacted: at
+        }
+    );
+    assert!(
+        stale.next().await.is_none(),
+        "the stream ends after its error"
+    );
+    assert_eq!(late.compacted_revision(), at, "learnt from the watch");
+    let old = ListOptions {
+        revision: Some(v1.mod_revision),
+        ..Default::default()
+    };
+    assert_eq!(late_reader.compacted_revision(), 0);
+    let err = late_reader.list("/registry/s/", &old).await.unwrap_err();
+    assert_eq!(
+        err,
+        StorageError::Compacted {
+            requested: v1.mod_revision,
+            compacted: at
+        }
+    );
+    assert_eq!(late_reader.compacted_revision(), at, "learnt from the read");
+
+    // Another prefix is another store.
+    let other = EtcdStore::connect(&[server.url.as_str()], "/other", None)
+        .await
+        .unwrap();
+    other.create("/registry/s/y", obj("y", "1")).await.unwrap();
+    assert!(a
+        .list("/registry/s/", &ListOptions::default())
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+    assert_eq!(
+        other
+            .list("/registry/", &ListOptions::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    drop(server);
+}
+
+/// Connecting to an address where no etcd listens fails (it does not wait forever).
+#[cfg(feature = "etcd")]
+#[tokio::test]
+async fn etcd_connect_fails_without_a_server() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let err = EtcdStore::connect(&[url.as_str()], "", None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::Backend(_)), "{err}");
 }

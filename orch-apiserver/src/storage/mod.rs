@@ -6,15 +6,19 @@
 //! `mod_revision`, lists read a consistent snapshot at a revision with limit/continue, and a watch
 //! delivers every event after a revision, in revision order, none skipped or repeated.
 //!
-//! Backends: [`memory::MemoryStore`] (tests, simulation) and [`embedded::EmbeddedStore`] (durable,
-//! redb with group commit). Both share the in-memory MVCC index of [`mvcc`], which holds every
+//! Backends: [`memory::MemoryStore`] (tests, simulation), [`embedded::EmbeddedStore`] (durable,
+//! redb with group commit) and `etcd::EtcdStore` (an etcd v3 cluster, cargo feature `etcd`, on
+//! by default). The first two share the in-memory MVCC index of [`mvcc`], which holds every
 //! version as its [`Encoded`] compact JSON (as etcd holds bytes): [`Storage::get_stored`] and
 //! [`Storage::list_stored`] hand out those shared encodings, [`Storage::get`] and
-//! [`Storage::list`] decode them.
+//! [`Storage::list`] decode them. The etcd store keeps the encodings of recently seen versions
+//! so that its reads and watch events share them too.
 
 pub mod embedded;
 pub mod encoded;
 mod error;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 pub mod key;
 pub mod memory;
 pub(crate) mod mvcc;
