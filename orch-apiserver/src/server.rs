@@ -15,6 +15,18 @@ pub enum StorageConfig {
     Memory,
     /// Durable in this data directory (see [`crate::storage::embedded`]).
     Embedded(PathBuf),
+    /// An etcd v3 cluster (see [`crate::storage::etcd`]). Connecting is async: open it with
+    /// [`ApiServer::open`] ([`ApiServer::new`] refuses it).
+    #[cfg(feature = "etcd")]
+    Etcd {
+        /// Client URLs of the etcd members (`http://127.0.0.1:2379`, `https://…` with `tls`).
+        servers: Vec<String>,
+        /// Prepended to every key; empty: keys are `/registry/…`, as kube-apiserver's default
+        /// `--etcd-prefix`.
+        prefix: String,
+        /// Client TLS (CA bundle, client certificate and key).
+        tls: Option<crate::storage::etcd::EtcdTls>,
+    },
 }
 
 /// Configuration of an [`ApiServer`].
@@ -93,6 +105,11 @@ pub enum ApiServerError {
     /// `ApiServer::new` was called outside a tokio runtime.
     #[error("ApiServer::new must be called inside a tokio runtime")]
     NoRuntime,
+    /// `ApiServer::new` was given a storage that connects asynchronously (etcd); use
+    /// `ApiServer::open`.
+    #[cfg(feature = "etcd")]
+    #[error("the etcd storage connects asynchronously: open the API server with ApiServer::open")]
+    AsyncStorage,
 }
 
 /// The namespaces that exist from the start; the API server re-creates any of them that is
@@ -180,8 +197,42 @@ impl ApiServer {
         let storage: SharedStorage = match &config.storage {
             StorageConfig::Memory => Arc::new(MemoryStore::new()),
             StorageConfig::Embedded(dir) => Arc::new(EmbeddedStore::open(dir)?),
+            #[cfg(feature = "etcd")]
+            StorageConfig::Etcd { .. } => return Err(ApiServerError::AsyncStorage),
         };
         Self::with_storage(storage, config)
+    }
+
+    /// Like [`ApiServer::new`] without blocking the runtime: opens the storage (connects to
+    /// etcd for [`StorageConfig::Etcd`]), loads the watch cache and creates the system
+    /// namespaces as async calls. Works on any runtime flavor, current-thread included.
+    pub async fn open(config: ApiServerConfig) -> Result<Arc<Self>, ApiServerError> {
+        let storage: SharedStorage = match &config.storage {
+            StorageConfig::Memory => Arc::new(MemoryStore::new()),
+            StorageConfig::Embedded(dir) => Arc::new(EmbeddedStore::open(dir)?),
+            #[cfg(feature = "etcd")]
+            StorageConfig::Etcd {
+                servers,
+                prefix,
+                tls,
+            } => Arc::new(
+                crate::storage::etcd::EtcdStore::connect(servers, prefix, tls.as_ref()).await?,
+            ),
+        };
+        Self::start(storage, config).await
+    }
+
+    /// Like [`ApiServer::with_storage`] without blocking the runtime (for a storage whose calls
+    /// need the runtime to progress, such as etcd's client).
+    pub async fn start(
+        storage: SharedStorage,
+        config: ApiServerConfig,
+    ) -> Result<Arc<Self>, ApiServerError> {
+        let cache = WatchCache::start(storage.clone(), config.watch_window).await?;
+        let api = Self::assemble(storage, cache, config);
+        api.bootstrap().await?;
+        api.spawn_loops();
+        Ok(api)
     }
 
     /// Like [`ApiServer::new`] on an already opened storage (any backend).
@@ -194,23 +245,36 @@ impl ApiServer {
         }
         let cache =
             futures::executor::block_on(WatchCache::start(storage.clone(), config.watch_window))?;
-        let api = Arc::new_cyclic(|me| Self {
+        let api = Self::assemble(storage, cache, config);
+        futures::executor::block_on(api.bootstrap())?;
+        api.spawn_loops();
+        Ok(api)
+    }
+
+    fn assemble(
+        storage: SharedStorage,
+        cache: Arc<WatchCache>,
+        config: ApiServerConfig,
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|me| Self {
             storage,
             cache,
             config,
             me: me.clone(),
             stop: tokio::sync::watch::channel(false).0,
             quota_locks: Default::default(),
-        });
-        futures::executor::block_on(api.bootstrap())?;
-        if let Some(every) = api.config.compaction_interval {
-            tokio::spawn(compactor(Arc::downgrade(&api), every));
+        })
+    }
+
+    /// Starts the compactor and the system namespaces loop.
+    fn spawn_loops(self: &Arc<Self>) {
+        if let Some(every) = self.config.compaction_interval {
+            tokio::spawn(compactor(Arc::downgrade(self), every));
         }
         tokio::spawn(system_namespaces(
-            Arc::downgrade(&api),
-            api.config.system_namespaces_interval,
+            Arc::downgrade(self),
+            self.config.system_namespaces_interval,
         ));
-        Ok(api)
     }
 
     async fn bootstrap(&self) -> Result<(), ApiServerError> {

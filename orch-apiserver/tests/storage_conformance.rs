@@ -632,6 +632,42 @@ async fn etcd_stores_share_one_cluster() {
     drop(server);
 }
 
+/// The API server opens on etcd without blocking its runtime (a current-thread one here) and
+/// bootstraps its system namespaces into it.
+#[cfg(feature = "etcd")]
+#[tokio::test(flavor = "current_thread")]
+async fn api_server_opens_on_etcd() {
+    use orch_apiserver::{ApiServer, ApiServerConfig, StorageConfig};
+    let tmp = tempfile::tempdir().unwrap();
+    let server = EtcdServer::start(tmp.path()).await;
+    let config = ApiServerConfig {
+        storage: StorageConfig::Etcd {
+            servers: vec![server.url.clone()],
+            prefix: String::new(),
+            tls: None,
+        },
+        ..ApiServerConfig::memory()
+    };
+    assert!(matches!(
+        ApiServer::new(config.clone()),
+        Err(orch_apiserver::ApiServerError::AsyncStorage)
+    ));
+    let api = ApiServer::open(config).await.unwrap();
+    let direct = EtcdStore::connect(&[server.url.as_str()], "", None)
+        .await
+        .unwrap();
+    let ns = direct
+        .get("/registry/core/namespaces/default")
+        .await
+        .unwrap()
+        .expect("the default namespace is stored in etcd");
+    assert_eq!(ns.object.metadata.name.as_deref(), Some("default"));
+    // The empty prefix under the empty store prefix: every key.
+    let all = direct.list("", &ListOptions::default()).await.unwrap();
+    assert!(all.items.len() >= 4, "{:?}", all.items.len());
+    drop(api);
+}
+
 /// Connecting to an address where no etcd listens fails (it does not wait forever).
 #[cfg(feature = "etcd")]
 #[tokio::test]
