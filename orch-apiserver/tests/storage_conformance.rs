@@ -683,3 +683,44 @@ async fn etcd_connect_fails_without_a_server() {
         .unwrap_err();
     assert!(matches!(err, StorageError::Backend(_)), "{err}");
 }
+
+/// With the CA, a client certificate and its key the store works against an etcd that serves
+/// TLS only and requires client certificates; without the certificate it is refused, and a
+/// certificate without its key is a configuration error.
+#[cfg(feature = "etcd")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_over_tls_with_a_client_certificate() {
+    use orch_apiserver::storage::etcd::EtcdTls;
+    let tmp = tempfile::tempdir().unwrap();
+    let server = EtcdServer::start_tls(tmp.path()).await;
+    let files = server.tls.as_ref().expect("a TLS server has its files");
+    let tls = EtcdTls {
+        ca_file: Some(files.ca.clone()),
+        cert_file: Some(files.cert.clone()),
+        key_file: Some(files.key.clone()),
+    };
+    let s = EtcdStore::connect(&[server.url.as_str()], "", Some(&tls))
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", server.log()));
+    let v = s.create("/registry/t/a", obj("a", "1")).await.unwrap();
+    assert_eq!(s.get("/registry/t/a").await.unwrap().unwrap(), v);
+
+    let no_cert = EtcdTls {
+        cert_file: None,
+        key_file: None,
+        ..tls.clone()
+    };
+    let refused = EtcdStore::connect(&[server.url.as_str()], "", Some(&no_cert)).await;
+    assert!(
+        matches!(refused, Err(StorageError::Backend(_))),
+        "{refused:?}"
+    );
+    let half = EtcdTls {
+        key_file: None,
+        ..tls
+    };
+    let err = EtcdStore::connect(&[server.url.as_str()], "", Some(&half))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("both"), "{err}");
+}
