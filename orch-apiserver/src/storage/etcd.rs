@@ -20,6 +20,11 @@
 //!   continue key, with the limit; `remaining` is the range's count minus the items returned.
 //! - **Watches**: one etcd watch per [`Storage::watch`], from `after + 1`, with `prev_kv`;
 //!   a watch response that reports compaction ends the stream with [`StorageError::Compacted`].
+//!   The etcd watch opens on the stream's first poll and replays from `after + 1`, so nothing
+//!   is missed in between; but a compaction past `after` before it opens (or before it has
+//!   caught up) ends the stream with `Compacted`, as etcd cancels a watcher that a compaction
+//!   overtakes, where the in-memory backends, buffering from the call on, would still deliver.
+//!   Consumers poll at once (the watch cache does).
 //! - **Compaction**: etcd's `Compact`. The compacted revision is not exposed by etcd: it is
 //!   found at connect time by bisecting revisions with one-key `Range`s (a read below it fails),
 //!   and raised from this process' compactions, compacted watch responses and compacted reads.
