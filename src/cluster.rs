@@ -35,6 +35,16 @@ pub enum Storage {
     /// Durable in the cluster's data dir (`DIR/store`; in the temporary work dir without a
     /// data dir): `orch up`'s default.
     Embedded,
+    /// An etcd v3 cluster (cargo feature `etcd`; see [`orch_apiserver::storage::etcd`]).
+    #[cfg(feature = "etcd")]
+    Etcd {
+        /// Client URLs of the etcd members.
+        servers: Vec<String>,
+        /// Prepended to every key (empty: keys are `/registry/…`).
+        prefix: String,
+        /// Client TLS (CA bundle, client certificate and key).
+        tls: Option<orch_apiserver::storage::etcd::EtcdTls>,
+    },
 }
 
 /// How kubelets run containers.
@@ -295,12 +305,25 @@ impl Cluster {
             Some(addr) => Some(bind(addr).await?),
             None => None,
         };
-        let config = match b.storage {
+        let config = match &b.storage {
             Storage::Memory => ApiServerConfig::memory(),
             Storage::Embedded => ApiServerConfig::embedded(work_dir.join("store")),
+            #[cfg(feature = "etcd")]
+            Storage::Etcd {
+                servers,
+                prefix,
+                tls,
+            } => ApiServerConfig {
+                storage: orch_apiserver::StorageConfig::Etcd {
+                    servers: servers.clone(),
+                    prefix: prefix.clone(),
+                    tls: tls.clone(),
+                },
+                ..ApiServerConfig::memory()
+            },
         }
         .with_clock(b.clock.clone());
-        let api = ApiServer::new(config)?;
+        let api = ApiServer::open(config).await?;
         let client = api.client();
         let (stop, _) = watch::channel(false);
 

@@ -1,18 +1,11 @@
-//! `orch apiserver`: the API server alone, on the embedded store in `--data-dir` (or in memory),
-//! plain HTTP on loopback; writes `DATA_DIR/kubeconfig`; stops cleanly on SIGINT/SIGTERM.
+//! `orch apiserver`: the API server alone, on the embedded store in `--data-dir`, in memory or on
+//! etcd (several API servers may share one etcd), plain HTTP on loopback; writes
+//! `DATA_DIR/kubeconfig`; stops cleanly on SIGINT/SIGTERM.
 
+use super::storage::{storage_config, EtcdArgs, StorageArg};
 use orch_apiserver::{serve, ApiServer, ApiServerConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-
-/// Storage choices.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ApiStorageArg {
-    /// Durable in `DATA_DIR/store`.
-    Embedded,
-    /// In memory (nothing survives a restart).
-    Memory,
-}
 
 /// Arguments of `orch apiserver`.
 #[derive(Debug, Clone, clap::Args)]
@@ -25,7 +18,10 @@ pub struct ApiServerArgs {
     pub data_dir: PathBuf,
     /// Storage backend.
     #[arg(long, value_enum, default_value = "embedded")]
-    pub storage: ApiStorageArg,
+    pub storage: StorageArg,
+    /// etcd connection (with `--storage etcd`).
+    #[command(flatten)]
+    pub etcd: EtcdArgs,
 }
 
 async fn shutdown_signal() {
@@ -54,11 +50,11 @@ async fn shutdown_signal() {
 async fn run_async(args: ApiServerArgs) -> Result<(), String> {
     std::fs::create_dir_all(&args.data_dir)
         .map_err(|e| format!("cannot create {}: {e}", args.data_dir.display()))?;
-    let config = match args.storage {
-        ApiStorageArg::Embedded => ApiServerConfig::embedded(args.data_dir.join("store")),
-        ApiStorageArg::Memory => ApiServerConfig::memory(),
+    let config = ApiServerConfig {
+        storage: storage_config(args.storage, &args.etcd, &args.data_dir)?,
+        ..ApiServerConfig::memory()
     };
-    let api = ApiServer::new(config).map_err(|e| e.to_string())?;
+    let api = ApiServer::open(config).await.map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;

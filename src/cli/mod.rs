@@ -9,6 +9,7 @@ pub mod kubelet;
 pub mod schedule;
 pub mod scheduler;
 pub mod sim;
+pub mod storage;
 pub mod up;
 pub mod validate;
 

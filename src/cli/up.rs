@@ -2,7 +2,9 @@
 //! kubelets), on the embedded store by default. Prints where the kubeconfig is; Ctrl-C (or
 //! SIGTERM) stops it cleanly; running it again on the same data dir brings everything back.
 
+use super::storage::{storage_config, EtcdArgs, StorageArg};
 use crate::cluster::{Cluster, Runtime, Storage};
+use orch_apiserver::StorageConfig;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,15 +16,6 @@ pub enum RuntimeArg {
     Process,
     /// Simulated containers (pod annotations drive them).
     Sim,
-}
-
-/// Storage choices.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum StorageArg {
-    /// Durable in the data dir.
-    Embedded,
-    /// In memory (nothing survives a restart).
-    Memory,
 }
 
 /// Arguments of `orch up`.
@@ -43,6 +36,9 @@ pub struct UpArgs {
     /// Storage backend.
     #[arg(long, value_enum, default_value = "embedded")]
     pub storage: StorageArg,
+    /// etcd connection (with `--storage etcd`).
+    #[command(flatten)]
+    pub etcd: EtcdArgs,
     /// Time without heartbeat after which a node becomes Unknown (e.g. `40s`, `2m`).
     #[arg(long, value_parser = parse_duration)]
     pub node_monitor_grace_period: Option<Duration>,
@@ -105,6 +101,24 @@ pub fn run(args: UpArgs) -> i32 {
 }
 
 async fn up(args: UpArgs) -> i32 {
+    let storage = match storage_config(args.storage, &args.etcd, &args.data_dir) {
+        Ok(StorageConfig::Memory) => Storage::Memory,
+        Ok(StorageConfig::Embedded(_)) => Storage::Embedded,
+        #[cfg(feature = "etcd")]
+        Ok(StorageConfig::Etcd {
+            servers,
+            prefix,
+            tls,
+        }) => Storage::Etcd {
+            servers,
+            prefix,
+            tls,
+        },
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
     let mut b = Cluster::builder()
         .data_dir(&args.data_dir)
         .listen(Some(args.listen))
@@ -113,10 +127,7 @@ async fn up(args: UpArgs) -> i32 {
             RuntimeArg::Process => Runtime::Process,
             RuntimeArg::Sim => Runtime::Sim,
         })
-        .storage(match args.storage {
-            StorageArg::Embedded => Storage::Embedded,
-            StorageArg::Memory => Storage::Memory,
-        })
+        .storage(storage)
         .wait_ready(Some(Duration::from_secs(60)));
     if let Some(d) = args.node_monitor_grace_period {
         b = b.node_monitor_grace_period(d);
@@ -144,10 +155,7 @@ async fn up(args: UpArgs) -> i32 {
             RuntimeArg::Process => "process",
             RuntimeArg::Sim => "sim",
         },
-        match args.storage {
-            StorageArg::Embedded => "embedded",
-            StorageArg::Memory => "memory",
-        },
+        args.storage.name(),
         cluster.started_in(),
     );
     println!("kubeconfig written to {}", kubeconfig.display());
