@@ -21,6 +21,7 @@ mod error;
 pub mod etcd;
 pub mod key;
 pub mod memory;
+pub mod migrate;
 pub(crate) mod mvcc;
 
 pub use encoded::Encoded;
