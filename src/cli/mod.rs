@@ -10,6 +10,7 @@ pub mod schedule;
 pub mod scheduler;
 pub mod sim;
 pub mod storage;
+pub mod storage_migrate;
 pub mod up;
 pub mod validate;
 
@@ -43,6 +44,13 @@ pub enum Command {
     Kubelet(kubelet::KubeletArgs),
     /// Run a scenario in virtual time (`orch sim -f scenario.yaml`).
     Sim(sim::SimArgs),
+    /// Storage maintenance: `orch storage migrate --from SPEC --to SPEC` copies a cluster
+    /// between stores (embedded, etcd).
+    Storage {
+        /// What to do.
+        #[command(subcommand)]
+        what: storage_migrate::StorageCommand,
+    },
     /// Run a benchmark.
     Bench {
         /// Which benchmark.
@@ -61,6 +69,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Up(args) => up::run(args),
         Command::Validate(args) => validate::run(args),
         Command::Bench { what } => bench::run(what),
+        Command::Storage { what } => storage_migrate::run(what),
         Command::Sim(args) => sim::run(args),
         Command::Kubelet(args) => kubelet::run(args),
         Command::Apiserver(args) => apiserver::run(args),
