@@ -13,8 +13,8 @@
 //! in the target: the relative `resourceVersion` order of the objects is kept (this is the order
 //! a client can observe; the creation order remains visible as the copied `creationTimestamp`).
 //! The source's history (older versions, deletions) is not copied: only the latest version of
-//! each live key, as after an etcd compaction, so watches from a source `resourceVersion` end in
-//! `410 Expired` and clients relist.
+//! each live key. The target's `resourceVersion`s are new numbers (possibly lower than the
+//! source's), so clients of the old cluster must relist, as after restoring an etcd snapshot.
 //!
 //! **Failure.** The target must be empty under `/registry/`, otherwise nothing is written
 //! ([`MigrateError::TargetNotEmpty`]). A write failing midway stops the copy and reports how
