@@ -2,17 +2,20 @@
 //! it): a cluster made by `orch up` on the embedded store is copied into a real etcd and back
 //! into a fresh data directory; API servers on each copy serve the same objects with the same
 //! UIDs in the same resourceVersion order, to real kubectl, and `orch up` runs the cluster on
-//! the copy.
+//! the copy. And over TLS with a client certificate, between embedded stores the test fills and
+//! reads itself.
 #![cfg(feature = "etcd")]
 
 mod common;
-// The etcd process helper of the storage conformance suite (its TLS half is unused here).
+// The etcd process helper of the storage conformance suite.
 #[allow(dead_code)]
 #[path = "../orch-apiserver/tests/common/etcd.rs"]
 mod etcd;
 
 use common::{OrchProcess, TestEnv};
 use etcd::EtcdServer;
+use orch_apiserver::storage::{embedded::EmbeddedStore, ListOptions, Storage};
+use orch_types::DynamicObject;
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -29,13 +32,19 @@ fn path_str(p: &std::path::Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
-/// `orch storage migrate --from FROM --to TO`.
-fn migrate(env: &TestEnv, from: &str, to: &str) -> Output {
+/// `orch storage migrate --from FROM --to TO EXTRA…`.
+fn migrate_with(env: &TestEnv, from: &str, to: &str, extra: &[&str]) -> Output {
     Command::new(common::orch_bin())
         .current_dir(env.path())
         .args(["storage", "migrate", "--from", from, "--to", to])
+        .args(extra)
         .output()
         .expect("run orch storage migrate")
+}
+
+/// `orch storage migrate --from FROM --to TO`.
+fn migrate(env: &TestEnv, from: &str, to: &str) -> Output {
+    migrate_with(env, from, to, &[])
 }
 
 fn assert_success(out: &Output) -> String {
@@ -221,4 +230,80 @@ fn migrate_embedded_to_etcd_and_back() {
     assert_eq!(uid(&c, "configmap/settings"), configmap_uid);
     c.kubectl(&["scale", "deployment", "web", "--replicas=3"]);
     c.kubectl(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+}
+
+/// Keys, UIDs and data of every object of an embedded store, in resourceVersion order.
+fn embedded_objects(dir: &std::path::Path) -> Vec<(String, Option<String>, String)> {
+    let rt = tokio::runtime::Runtime::new().expect("a runtime");
+    let store = EmbeddedStore::open(dir).expect("open the embedded store");
+    let list = rt
+        .block_on(store.list("/registry/", &ListOptions::default()))
+        .expect("list the store");
+    let mut items = list.items;
+    items.sort_by_key(|(_, v)| v.mod_revision);
+    items
+        .into_iter()
+        .map(|(k, v)| {
+            let data = serde_json::to_string(&v.object.data).expect("JSON");
+            (k, v.object.metadata.uid.clone(), data)
+        })
+        .collect()
+}
+
+#[test]
+fn migrate_over_tls_with_a_client_certificate() {
+    let env = TestEnv::new();
+    let rt = tokio::runtime::Runtime::new().expect("a runtime to start etcd");
+    let etcd_server = rt.block_on(EtcdServer::start_tls(env.path()));
+    let tls = etcd_server.tls.as_ref().expect("TLS files");
+
+    // A source store with objects updated out of creation order.
+    let source = env.path().join("source").join("store");
+    {
+        let store = EmbeddedStore::open(&source).expect("open the source store");
+        for (i, name) in ["a", "b", "c"].into_iter().enumerate() {
+            let mut o = DynamicObject::new("v1", "ConfigMap", name);
+            o.metadata.namespace = Some("default".into());
+            o.metadata.uid = Some(format!("uid-{name}"));
+            o.data.insert("data".into(), serde_json::json!({ "i": i }));
+            let key = format!("/registry/core/configmaps/default/{name}");
+            rt.block_on(store.create(&key, o.clone())).expect("create");
+            if name == "a" {
+                continue;
+            }
+            o.data
+                .insert("data".into(), serde_json::json!({ "i": i * 10 }));
+            rt.block_on(store.update(&key, o, None)).expect("update");
+        }
+        store.close();
+    }
+    let original = embedded_objects(&source);
+    assert_eq!(original.len(), 3);
+
+    let to_etcd = format!("etcd:{}", etcd_server.url);
+    let flags = [
+        "--etcd-cafile",
+        path_str(&tls.ca),
+        "--etcd-certfile",
+        path_str(&tls.cert),
+        "--etcd-keyfile",
+        path_str(&tls.key),
+    ];
+    let from_source = format!("embedded:{}", path_str(&source));
+    // Without the client certificate etcd refuses the connection.
+    let out = migrate_with(&env, &from_source, &to_etcd, &flags[..2]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot connect to etcd"), "{err}");
+
+    assert_success(&migrate_with(&env, &from_source, &to_etcd, &flags));
+    let copy = env.path().join("copy");
+    let out = migrate_with(
+        &env,
+        &to_etcd,
+        &format!("embedded:{}", path_str(&copy)),
+        &flags,
+    );
+    assert_success(&out);
+    assert_eq!(embedded_objects(&copy.join("store")), original);
 }
