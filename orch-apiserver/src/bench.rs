@@ -25,7 +25,7 @@ pub struct ApiBenchConfig {
     pub watchers: usize,
     /// Objects written during the watch-latency round.
     pub watch_events: usize,
-    /// Stores to measure (`Etcd` is skipped when `etcd` is not installed).
+    /// Stores to measure (`Etcd` and `OrchEtcd` are skipped when `etcd` is not installed).
     pub stores: Vec<BenchStore>,
 }
 
@@ -36,7 +36,15 @@ impl Default for ApiBenchConfig {
             creates: 2000,
             watchers: 1000,
             watch_events: 100,
-            stores: vec![BenchStore::Memory, BenchStore::Embedded, BenchStore::Etcd],
+            stores: [
+                BenchStore::Memory,
+                BenchStore::Embedded,
+                BenchStore::Etcd,
+                BenchStore::OrchEtcd,
+            ]
+            .into_iter()
+            .filter(|s| cfg!(feature = "etcd") || *s != BenchStore::OrchEtcd)
+            .collect(),
         }
     }
 }
@@ -51,6 +59,10 @@ pub enum BenchStore {
     Embedded,
     /// A local etcd (`etcd` on PATH), raw puts through its JSON gateway, for comparison.
     Etcd,
+    /// Two orch API servers on one local etcd (cargo feature `etcd`): creates through the
+    /// first, the watchers split between both.
+    #[serde(rename = "orch-etcd")]
+    OrchEtcd,
 }
 
 impl fmt::Display for BenchStore {
@@ -59,6 +71,7 @@ impl fmt::Display for BenchStore {
             Self::Memory => "memory",
             Self::Embedded => "embedded",
             Self::Etcd => "etcd (put)",
+            Self::OrchEtcd => "orch/etcd",
         })
     }
 }
@@ -128,9 +141,14 @@ impl fmt::Display for ApiBenchReport {
         for w in &self.watch {
             writeln!(
                 f,
-                "  {:<9} {} watchers, {} deliveries: p50 {:.2} ms, p99 {:.2} ms",
+                "  {:<9} {} watchers{}, {} deliveries: p50 {:.2} ms, p99 {:.2} ms",
                 w.store.to_string(),
                 w.watchers,
+                if w.store == BenchStore::OrchEtcd {
+                    " on 2 API servers"
+                } else {
+                    ""
+                },
                 w.delivered,
                 w.p50_ms,
                 w.p99_ms
@@ -166,7 +184,8 @@ struct Running {
     _dir: Option<tempfile::TempDir>,
 }
 
-async fn start(store: BenchStore) -> Result<Running, BenchError> {
+/// Starts an API server on `store`; `OrchEtcd` needs the `etcd` to use.
+async fn start(store: BenchStore, etcd: Option<&Etcd>) -> Result<Running, BenchError> {
     let setup = |e: &dyn fmt::Display| BenchError::Setup(e.to_string());
     let (config, dir) = match store {
         BenchStore::Memory => (ApiServerConfig::memory(), None),
@@ -179,8 +198,9 @@ async fn start(store: BenchStore) -> Result<Running, BenchError> {
             let d = tempfile::tempdir().map_err(|e| setup(&e))?;
             (ApiServerConfig::embedded(d.path().join("store")), Some(d))
         }
+        BenchStore::OrchEtcd => (etcd_config(etcd)?, None),
     };
-    let api = ApiServer::new(config).map_err(|e| setup(&e))?;
+    let api = ApiServer::open(config).await.map_err(|e| setup(&e))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| setup(&e))?;
@@ -198,6 +218,26 @@ async fn start(store: BenchStore) -> Result<Running, BenchError> {
         task,
         _dir: dir,
     })
+}
+
+#[cfg(feature = "etcd")]
+fn etcd_config(etcd: Option<&Etcd>) -> Result<ApiServerConfig, BenchError> {
+    let etcd = etcd.ok_or_else(|| BenchError::Setup("orch/etcd needs a running etcd".into()))?;
+    Ok(ApiServerConfig {
+        storage: crate::StorageConfig::Etcd {
+            servers: vec![etcd.url.clone()],
+            prefix: String::new(),
+            tls: None,
+        },
+        ..ApiServerConfig::memory()
+    })
+}
+
+#[cfg(not(feature = "etcd"))]
+fn etcd_config(_: Option<&Etcd>) -> Result<ApiServerConfig, BenchError> {
+    Err(BenchError::Setup(
+        "orch/etcd needs orch built with the cargo feature etcd".into(),
+    ))
 }
 
 impl Running {
@@ -265,12 +305,16 @@ async fn create_round(
     })
 }
 
+/// Watchers spread round-robin over `servers`; the objects are created through the first.
 async fn watch_round(
-    r: &Running,
+    servers: &[&Running],
     store: BenchStore,
     watchers: usize,
     events: usize,
 ) -> Result<WatchRound, BenchError> {
+    let r = servers
+        .first()
+        .ok_or_else(|| BenchError::Setup("no API server to watch".into()))?;
     let cm = registry::by_kind("v1", "ConfigMap")
         .map(|i| i.api_resource())
         .ok_or_else(|| BenchError::Setup("no ConfigMap kind".into()))?;
@@ -294,8 +338,8 @@ async fn watch_round(
     let sent: Arc<parking_lot::Mutex<HashMap<String, Instant>>> = Arc::default();
     let mut tasks = Vec::new();
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(watchers.max(1));
-    for _ in 0..watchers {
-        let client = r.client.clone();
+    for w in 0..watchers {
+        let client = servers[w % servers.len()].client.clone();
         let cm = cm.clone();
         let sent = sent.clone();
         let rv = rv.clone();
@@ -499,18 +543,69 @@ pub async fn run(cfg: &ApiBenchConfig) -> Result<ApiBenchReport, BenchError> {
         }
     }
     for &store in cfg.stores.iter().filter(|s| **s != BenchStore::Etcd) {
-        let r = start(store).await?;
+        // orch on etcd gets an etcd of its own (the raw puts' keys would be foreign writes) and
+        // a second API server on it for the watchers.
+        let etcd = match store {
+            BenchStore::OrchEtcd => match start_etcd().await? {
+                Some(e) => Some(e),
+                None => continue,
+            },
+            _ => None,
+        };
+        let r = start(store, etcd.as_ref()).await?;
+        let second = match store {
+            BenchStore::OrchEtcd => Some(start(store, etcd.as_ref()).await?),
+            _ => None,
+        };
         for (round, &clients) in cfg.clients.iter().enumerate() {
             report
                 .creates
                 .push(create_round(&r, store, clients, cfg.creates, round).await?);
         }
         if cfg.watchers > 0 {
+            let servers: Vec<&Running> = std::iter::once(&r).chain(second.as_ref()).collect();
             report
                 .watch
-                .push(watch_round(&r, store, cfg.watchers, cfg.watch_events).await?);
+                .push(watch_round(&servers, store, cfg.watchers, cfg.watch_events).await?);
+        }
+        if let Some(s) = second {
+            s.stop().await;
         }
         r.stop().await;
     }
     Ok(report)
+}
+
+#[cfg(all(test, feature = "etcd"))]
+mod tests {
+    use super::*;
+
+    /// A small run of orch on etcd (needs `etcd` on PATH, as the etcd storage tests): every
+    /// create round is measured, and every watcher on either API server gets every object.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn orch_on_etcd_is_measured_with_watchers_on_two_api_servers() {
+        let cfg = ApiBenchConfig {
+            clients: vec![1, 4],
+            creates: 20,
+            watchers: 6,
+            watch_events: 5,
+            stores: vec![BenchStore::OrchEtcd],
+        };
+        let report = run(&cfg).await.expect("the benchmark runs");
+        let rounds: Vec<_> = report
+            .creates
+            .iter()
+            .map(|r| (r.store, r.clients, r.creates))
+            .collect();
+        assert_eq!(
+            rounds,
+            [(BenchStore::OrchEtcd, 1, 20), (BenchStore::OrchEtcd, 4, 20)],
+            "no orch/etcd rounds: is etcd (Debian etcd-server) installed?"
+        );
+        let w = &report.watch[0];
+        assert_eq!(
+            (w.store, w.watchers, w.delivered),
+            (BenchStore::OrchEtcd, 6, 30)
+        );
+    }
 }

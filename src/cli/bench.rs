@@ -45,7 +45,8 @@ pub enum BenchCommand {
         output: BenchOutput,
     },
     /// API server: creates/s and p50/p99 over HTTP at several client counts on the memory and
-    /// embedded stores, and watch latency with many watchers (orch_apiserver::bench).
+    /// embedded stores, raw etcd puts beside them and (built with `--features etcd`) two API
+    /// servers on one etcd, and watch latency with many watchers (orch_apiserver::bench).
     Api {
         /// Concurrent HTTP clients per round (comma separated).
         #[arg(long, value_delimiter = ',', default_value = "1,8,64")]

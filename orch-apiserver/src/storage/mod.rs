@@ -7,7 +7,7 @@
 //! delivers every event after a revision, in revision order, none skipped or repeated.
 //!
 //! Backends: [`memory::MemoryStore`] (tests, simulation), [`embedded::EmbeddedStore`] (durable,
-//! redb with group commit) and `etcd::EtcdStore` (an etcd v3 cluster, cargo feature `etcd`, on
+//! redb with group commit) and `etcd::EtcdStore` (an etcd v3 cluster, cargo feature `etcd`, off
 //! by default). The first two share the in-memory MVCC index of [`mvcc`], which holds every
 //! version as its [`Encoded`] compact JSON (as etcd holds bytes): [`Storage::get_stored`] and
 //! [`Storage::list_stored`] hand out those shared encodings, [`Storage::get`] and
