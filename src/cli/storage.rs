@@ -38,6 +38,14 @@ pub struct EtcdArgs {
     /// clusters share one etcd.
     #[arg(long, default_value = "")]
     pub etcd_prefix: String,
+    /// Client TLS.
+    #[command(flatten)]
+    pub tls: EtcdTlsArgs,
+}
+
+/// The etcd client TLS flags (kube-apiserver's).
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+pub struct EtcdTlsArgs {
     /// PEM bundle of the CA that signed the etcd servers' certificates.
     #[arg(long)]
     pub etcd_cafile: Option<PathBuf>,
@@ -49,6 +57,29 @@ pub struct EtcdArgs {
     pub etcd_keyfile: Option<PathBuf>,
 }
 
+impl EtcdTlsArgs {
+    /// Whether any TLS flag is given.
+    pub fn any(&self) -> bool {
+        self.etcd_cafile.is_some() || self.etcd_certfile.is_some() || self.etcd_keyfile.is_some()
+    }
+
+    /// The client TLS settings, when any flag is given.
+    #[cfg(feature = "etcd")]
+    pub fn tls(&self) -> Option<orch_apiserver::storage::etcd::EtcdTls> {
+        self.any().then(|| orch_apiserver::storage::etcd::EtcdTls {
+            ca_file: self.etcd_cafile.clone(),
+            cert_file: self.etcd_certfile.clone(),
+            key_file: self.etcd_keyfile.clone(),
+        })
+    }
+}
+
+/// What `--storage etcd` and `etcd:` stores say in a build without the `etcd` feature.
+#[cfg(not(feature = "etcd"))]
+pub const NO_ETCD: &str = "this orch was built without etcd support: build it with `cargo build \
+                           --release --features etcd` (which needs protoc, Debian's \
+                           protobuf-compiler)";
+
 /// The API server's storage for `storage`; embedded keeps its files in `data_dir/store`.
 ///
 /// Fails with a message for the user: etcd flags without `--storage etcd`, `--storage etcd`
@@ -58,11 +89,8 @@ pub fn storage_config(
     etcd: &EtcdArgs,
     data_dir: &Path,
 ) -> Result<StorageConfig, String> {
-    let etcd_flags = !etcd.etcd_servers.is_empty()
-        || !etcd.etcd_prefix.is_empty()
-        || etcd.etcd_cafile.is_some()
-        || etcd.etcd_certfile.is_some()
-        || etcd.etcd_keyfile.is_some();
+    let etcd_flags =
+        !etcd.etcd_servers.is_empty() || !etcd.etcd_prefix.is_empty() || etcd.tls.any();
     match storage {
         StorageArg::Embedded | StorageArg::Memory if etcd_flags => Err(format!(
             "the --etcd-* flags need --storage etcd (the storage is {})",
@@ -79,27 +107,16 @@ fn etcd_config(etcd: &EtcdArgs) -> Result<StorageConfig, String> {
     if etcd.etcd_servers.iter().all(|s| s.trim().is_empty()) {
         return Err("--storage etcd needs --etcd-servers URL[,URL…]".into());
     }
-    let tls =
-        (etcd.etcd_cafile.is_some() || etcd.etcd_certfile.is_some() || etcd.etcd_keyfile.is_some())
-            .then(|| orch_apiserver::storage::etcd::EtcdTls {
-                ca_file: etcd.etcd_cafile.clone(),
-                cert_file: etcd.etcd_certfile.clone(),
-                key_file: etcd.etcd_keyfile.clone(),
-            });
     Ok(StorageConfig::Etcd {
         servers: etcd.etcd_servers.clone(),
         prefix: etcd.etcd_prefix.clone(),
-        tls,
+        tls: etcd.tls.tls(),
     })
 }
 
 #[cfg(not(feature = "etcd"))]
 fn etcd_config(_: &EtcdArgs) -> Result<StorageConfig, String> {
-    Err(
-        "this orch was built without etcd support: build it with `cargo build --release \
-         --features etcd` (which needs protoc, Debian's protobuf-compiler)"
-            .into(),
-    )
+    Err(NO_ETCD.into())
 }
 
 #[cfg(test)]
@@ -134,8 +151,10 @@ mod tests {
         let etcd = EtcdArgs {
             etcd_servers: vec!["https://a:2379".into(), "https://b:2379".into()],
             etcd_prefix: "/one".into(),
-            etcd_cafile: Some("ca.pem".into()),
-            ..Default::default()
+            tls: EtcdTlsArgs {
+                etcd_cafile: Some("ca.pem".into()),
+                ..Default::default()
+            },
         };
         let Ok(StorageConfig::Etcd {
             servers,

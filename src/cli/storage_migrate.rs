@@ -12,6 +12,9 @@
 //!   `--etcd-prefix P`; empty by default). `--etcd-cafile/--etcd-certfile/--etcd-keyfile` apply
 //!   to each etcd side. Needs orch built with the `etcd` feature.
 
+use super::storage::EtcdTlsArgs;
+#[cfg(not(feature = "etcd"))]
+use super::storage::NO_ETCD;
 use orch_apiserver::storage::embedded::EmbeddedStore;
 use orch_apiserver::storage::migrate::{self, MigrateReport, Progress};
 use orch_apiserver::storage::Storage;
@@ -39,15 +42,9 @@ pub struct MigrateArgs {
     /// `etcd:URL[,URL…][?prefix=P]`.
     #[arg(long, value_name = "SPEC")]
     pub to: StoreSpec,
-    /// PEM bundle of the CA that signed the etcd servers' certificates (each etcd side).
-    #[arg(long)]
-    pub etcd_cafile: Option<PathBuf>,
-    /// PEM client certificate for etcd (with `--etcd-keyfile`; each etcd side).
-    #[arg(long)]
-    pub etcd_certfile: Option<PathBuf>,
-    /// PEM private key of `--etcd-certfile`.
-    #[arg(long)]
-    pub etcd_keyfile: Option<PathBuf>,
+    /// Client TLS for each etcd side.
+    #[command(flatten)]
+    pub tls: EtcdTlsArgs,
 }
 
 /// A store named on the command line.
@@ -196,15 +193,8 @@ async fn open_etcd(
     prefix: &str,
     args: &MigrateArgs,
 ) -> Result<Box<dyn Storage>, String> {
-    use orch_apiserver::storage::etcd::{EtcdStore, EtcdTls};
-    let tls =
-        (args.etcd_cafile.is_some() || args.etcd_certfile.is_some() || args.etcd_keyfile.is_some())
-            .then(|| EtcdTls {
-                ca_file: args.etcd_cafile.clone(),
-                cert_file: args.etcd_certfile.clone(),
-                key_file: args.etcd_keyfile.clone(),
-            });
-    let store = EtcdStore::connect(servers, prefix, tls.as_ref())
+    use orch_apiserver::storage::etcd::EtcdStore;
+    let store = EtcdStore::connect(servers, prefix, args.tls.tls().as_ref())
         .await
         .map_err(|e| format!("cannot connect to etcd at {}: {e}", servers.join(",")))?;
     Ok(Box::new(store))
@@ -215,15 +205,9 @@ async fn open_etcd(_: &[String], _: &str, _: &MigrateArgs) -> Result<Box<dyn Sto
     Err(NO_ETCD.into())
 }
 
-#[cfg(not(feature = "etcd"))]
-const NO_ETCD: &str = "this orch was built without etcd support: build it with `cargo build \
-                       --release --features etcd` (which needs protoc, Debian's protobuf-compiler)";
-
 /// Refuses what cannot work before anything is opened (and a target directory created).
 fn check(args: &MigrateArgs) -> Result<(), String> {
-    let tls =
-        args.etcd_cafile.is_some() || args.etcd_certfile.is_some() || args.etcd_keyfile.is_some();
-    if tls && !args.from.is_etcd() && !args.to.is_etcd() {
+    if args.tls.any() && !args.from.is_etcd() && !args.to.is_etcd() {
         return Err("the --etcd-* flags need an etcd: store in --from or --to".into());
     }
     let same = match (&args.from, &args.to) {
@@ -449,9 +433,7 @@ mod tests {
         MigrateArgs {
             from: parse(from).unwrap(),
             to: parse(to).unwrap(),
-            etcd_cafile: None,
-            etcd_certfile: None,
-            etcd_keyfile: None,
+            tls: EtcdTlsArgs::default(),
         }
     }
 
@@ -466,7 +448,7 @@ mod tests {
         assert!(e.unwrap_err().contains("are the same store"));
         let mut a = args("embedded:/d", "embedded:/e");
         assert_eq!(check(&a), Ok(()));
-        a.etcd_cafile = Some("ca.pem".into());
+        a.tls.etcd_cafile = Some("ca.pem".into());
         assert_eq!(
             check(&a),
             Err("the --etcd-* flags need an etcd: store in --from or --to".into())
