@@ -2,11 +2,11 @@
 //! own process against any API server (orch or Kubernetes), with leader election on the Lease
 //! `kube-system/kube-controller-manager` so two instances never act at once.
 
-use orch_controllers::leader::{run_as_leader, LeaderElectionConfig};
+use super::leader_elect::LeaderElectArgs;
+use orch_controllers::leader::run_as_leader;
 use orch_controllers::manager::{parse_controllers, ControllerManager, ManagerConfig};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Arguments of `orch controller-manager`.
 #[derive(Debug, Clone, clap::Args)]
@@ -29,12 +29,9 @@ pub struct ControllerManagerArgs {
     /// `--terminated-pod-gc-threshold` (0 disables).
     #[arg(long, default_value_t = 12_500)]
     pub terminated_pod_gc_threshold: usize,
-    /// `--leader-elect` (default true).
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-    pub leader_elect: bool,
-    /// Identity in the leader Lease (default: hostname + pid).
-    #[arg(long)]
-    pub identity: Option<String>,
+    /// Leader election on the Lease `kube-system/kube-controller-manager`.
+    #[command(flatten)]
+    pub leader: LeaderElectArgs,
 }
 
 /// Runs `orch controller-manager` until Ctrl-C; returns the exit code.
@@ -85,18 +82,17 @@ pub fn run(args: ControllerManagerArgs) -> i32 {
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    if !args.leader_elect {
+    if !args.leader.leader_elect {
         rt.block_on(cm.run(shutdown));
         return 0;
     }
-    let identity = args.identity.clone().unwrap_or_else(|| {
-        let host = std::fs::read_to_string("/etc/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_else(|_| "orch".into());
-        format!("{host}_{}", std::process::id())
-    });
-    let mut le = LeaderElectionConfig::new("kube-controller-manager", &identity);
-    le.retry_period = Duration::from_secs(2);
+    let le = match args.leader.config("kube-controller-manager") {
+        Ok(le) => le,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
     let result = rt.block_on(run_as_leader(
         client,
         clock,

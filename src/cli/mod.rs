@@ -6,6 +6,7 @@ pub mod apiserver;
 pub mod bench;
 pub mod controller_manager;
 pub mod kubelet;
+pub mod leader_elect;
 pub mod schedule;
 pub mod scheduler;
 pub mod sim;
@@ -34,7 +35,7 @@ pub enum Command {
     Up(up::UpArgs),
     /// Schedule the pending pods of a cluster description offline and print the decisions.
     Schedule(schedule::ScheduleArgs),
-    /// Run the scheduler against an API server.
+    /// Run the scheduler against an API server (leader-elected).
     Scheduler(scheduler::SchedulerArgs),
     /// Run the API server alone (embedded or memory store), writing DATA_DIR/kubeconfig.
     Apiserver(apiserver::ApiServerArgs),
