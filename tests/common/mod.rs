@@ -219,6 +219,39 @@ pub fn send_signal(pid: u32, sig: &str) {
         .status();
 }
 
+/// Prints the last lines of every `*.log` file in the given directories (the logs of the
+/// processes a test started there) when dropped while the test panics, so that a failure shows
+/// what the processes said. Declare it after the directories' owners, so it drops first.
+pub struct LogsOnPanic(pub Vec<PathBuf>);
+
+impl Drop for LogsOnPanic {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        for dir in &self.0 {
+            let Ok(entries) = fs::read_dir(dir) else {
+                continue;
+            };
+            let mut logs: Vec<PathBuf> = entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "log"))
+                .collect();
+            logs.sort();
+            for log in logs {
+                let text = fs::read_to_string(&log).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                eprintln!(
+                    "--- {} (last 40 lines) ---\n{}",
+                    log.display(),
+                    lines[lines.len().saturating_sub(40)..].join("\n")
+                );
+            }
+        }
+    }
+}
+
 /// A per-test directory with a kubeconfig location and a private kubectl cache.
 pub struct TestEnv {
     /// The temporary directory (removed on drop).
@@ -501,19 +534,23 @@ pub struct Split {
 impl Split {
     /// Starts `orch apiserver` on the test's data dir and waits until it is ready.
     pub fn apiserver(env: &TestEnv) -> Self {
+        Self::apiserver_with(env, "apiserver", &[])
+    }
+
+    /// Starts `orch apiserver --listen … --data-dir … EXTRA…` (e.g. `--storage etcd …`) as the
+    /// process `name` and waits until it is ready.
+    pub fn apiserver_with(env: &TestEnv, name: &str, extra: &[&str]) -> Self {
         let data = env.data_dir();
         let listen = format!("127.0.0.1:{}", free_port());
-        let mut api = OrchProcess::spawn(
+        let mut args = vec![
             "apiserver",
-            env.path(),
-            &[
-                "apiserver",
-                "--listen",
-                &listen,
-                "--data-dir",
-                data.to_str().expect("utf-8 path"),
-            ],
-        );
+            "--listen",
+            &listen,
+            "--data-dir",
+            data.to_str().expect("utf-8 path"),
+        ];
+        args.extend_from_slice(extra);
+        let mut api = OrchProcess::spawn(name, env.path(), &args);
         let addr: SocketAddr = listen.parse().expect("addr");
         wait_for(
             "orch apiserver to serve /readyz",
