@@ -15,7 +15,9 @@
 //! its `resourceVersion` field). A consistent read waits until the cache has applied the storage's
 //! current revision (upstream "consistent list from cache", KEP-2340).
 
-use crate::storage::{key, Encoded, Event, ListOptions, Revision, SharedStorage, StorageError};
+use crate::storage::{
+    key, Encoded, Event, EventType, ListOptions, Revision, SharedStorage, StorageError,
+};
 use dashmap::DashMap;
 use futures::StreamExt;
 use parking_lot::RwLock;
@@ -31,6 +33,21 @@ pub const DEFAULT_WINDOW: usize = 10_000;
 const FANOUT_CAPACITY: usize = 8192;
 /// How long a read waits for the cache to catch up before failing.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(3);
+/// While a consistent read waits, how often the store is asked for a progress notification
+/// (upstream's progress requester asks every 100 ms).
+const PROGRESS_REQUEST_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Raises the applied revision to `revision` (never lowers it: a progress notification may have
+/// raised it past events still on their way from a store that reports progress early).
+fn advance(applied: &watch::Sender<Revision>, revision: Revision) {
+    applied.send_if_modified(|r| {
+        let raised = revision > *r;
+        if raised {
+            *r = revision;
+        }
+        raised
+    });
+}
 
 /// Errors of the watch cache.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -123,7 +140,7 @@ impl ResourceCache {
                 st.oldest = old.revision;
             }
         }
-        applied.send_replace(ev.revision);
+        advance(applied, ev.revision);
         let _ = self.tx.send(ev);
     }
 }
@@ -229,14 +246,16 @@ impl WatchCache {
     }
 
     fn dispatch(&self, ev: Arc<Event>) {
+        if ev.kind == EventType::Progress {
+            advance(&self.applied, ev.revision);
+            return;
+        }
         match key::resource_prefix_of(&ev.key) {
             Some(prefix) => {
                 let prefix = prefix.to_string();
                 self.resource(&prefix).apply(ev, &self.applied);
             }
-            None => {
-                self.applied.send_replace(ev.revision);
-            }
+            None => advance(&self.applied, ev.revision),
         }
     }
 
@@ -258,11 +277,42 @@ impl WatchCache {
         }
     }
 
-    /// Waits until the cache reflects every write committed so far.
+    /// Waits until the cache reflects every write committed to the store so far, by any
+    /// process (a consistent read): the store's latest revision
+    /// ([`crate::storage::Storage::latest_revision`]), asking the store for progress
+    /// notifications every [`PROGRESS_REQUEST_INTERVAL`] after the first while waiting, since
+    /// that revision may belong to a write the cache does not watch (upstream's cacher does the same through its
+    /// `progressRequester`, `staging/src/k8s.io/apiserver/pkg/storage/cacher/progress`).
     pub async fn sync(&self) -> Result<Revision, CacheError> {
-        let rev = self.storage.current_revision();
-        self.wait_for(rev).await?;
-        Ok(rev)
+        let rev = self.storage.latest_revision().await?;
+        if rev <= self.applied() {
+            return Ok(rev);
+        }
+        let mut rx = self.applied.subscribe();
+        // The first request only after one interval: the revision is most often a write this
+        // cache is about to apply, and an etcd before 3.4.24 may answer a progress request
+        // ahead of events still on their way to a watch that is catching up (etcd issue
+        // 15220; Debian 12 ships 3.4.23), which a watch that is an interval behind risks.
+        let mut ask = tokio::time::interval_at(
+            tokio::time::Instant::now() + PROGRESS_REQUEST_INTERVAL,
+            PROGRESS_REQUEST_INTERVAL,
+        );
+        let deadline = tokio::time::sleep(CATCH_UP_TIMEOUT);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                caught_up = rx.wait_for(|r| *r >= rev) => {
+                    return match caught_up {
+                        Ok(_) => Ok(rev),
+                        Err(_) => Err(CacheError::TooLarge { requested: rev, current: self.applied() }),
+                    };
+                }
+                _ = ask.tick() => self.storage.request_progress(),
+                () = &mut deadline => {
+                    return Err(CacheError::TooLarge { requested: rev, current: self.applied() });
+                }
+            }
+        }
     }
 
     /// Objects of one resource type under `prefix` (a collection prefix from [`key`]).

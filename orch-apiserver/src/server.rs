@@ -372,19 +372,16 @@ async fn system_namespaces(api: Weak<ApiServer>, every: Duration) {
     }
 }
 
-/// Compacts history older than one interval, like kube-apiserver's compactor.
+/// Compacts history older than one interval, like kube-apiserver's compactor (one
+/// [`crate::storage::Storage::compactor_round`] per interval).
 async fn compactor(api: Weak<ApiServer>, every: Duration) {
-    let mut last = None;
+    let mut state = crate::storage::CompactorState::default();
     loop {
         tokio::time::sleep(every).await;
         let Some(api) = api.upgrade() else { return };
-        let now = api.storage.current_revision();
-        if let Some(rev) = last {
-            if let Err(e) = api.storage.compact(rev).await {
-                tracing::warn!(error = %e, "compaction failed");
-            }
+        if let Err(e) = api.storage.compactor_round(&mut state).await {
+            tracing::warn!(error = %e, "compaction failed");
         }
-        last = Some(now);
     }
 }
 

@@ -10,7 +10,9 @@ use orch_apiserver::storage::{
 use orch_types::DynamicObject;
 use std::sync::Arc;
 
+// The etcd process helper (its three-member cluster is for `etcd_failover.rs`).
 #[cfg(feature = "etcd")]
+#[allow(dead_code)]
 #[path = "common/etcd.rs"]
 mod etcd_server;
 #[cfg(feature = "etcd")]
@@ -723,4 +725,180 @@ async fn etcd_over_tls_with_a_client_certificate() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("both"), "{err}");
+}
+
+/// A write outside the store's prefix (another program on the same etcd) moves etcd's revision
+/// without an event for the store's watches: `latest_revision` reports it, and a watch learns
+/// that it is current through a progress notification, sent only on request, after which its
+/// events go on.
+#[cfg(feature = "etcd")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_progress_notification_covers_a_write_outside_the_prefix() {
+    use std::time::Duration;
+    let tmp = tempfile::tempdir().unwrap();
+    let (s, server) = etcd_store(tmp.path(), "/p").await;
+    let a = s.create("/registry/t/a", obj("a", "1")).await.unwrap();
+    let mut w = s.watch("/registry/", a.mod_revision).unwrap();
+    let quiet = tokio::time::timeout(Duration::from_millis(300), w.next()).await;
+    assert!(quiet.is_err(), "nothing yet: {quiet:?}");
+
+    let mut raw = etcd_client::Client::connect([server.url.as_str()], None)
+        .await
+        .unwrap();
+    let put = raw.put("/elsewhere/x", "1", None).await.unwrap();
+    let foreign = u64::try_from(put.header().unwrap().revision()).unwrap();
+    assert_eq!(s.latest_revision().await.unwrap(), foreign);
+    let quiet = tokio::time::timeout(Duration::from_millis(300), w.next()).await;
+    assert!(
+        quiet.is_err(),
+        "no event and no unrequested progress: {quiet:?}"
+    );
+
+    s.request_progress();
+    let ev = tokio::time::timeout(Duration::from_secs(5), w.next())
+        .await
+        .expect("a progress notification within 5 s")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (ev.kind, ev.revision, ev.key.as_str()),
+        (EventType::Progress, foreign, "")
+    );
+    let b = s.create("/registry/t/b", obj("b", "1")).await.unwrap();
+    let ev = w.next().await.unwrap().unwrap();
+    assert_eq!(
+        (ev.kind, ev.revision, ev.key.as_str()),
+        (EventType::Added, b.mod_revision, "/registry/t/b")
+    );
+    drop(server);
+}
+
+/// Two API servers on one etcd: a list without resourceVersion on one (a consistent read,
+/// served from its watch cache) right after a create on the other includes the object, every
+/// time; and a write outside the prefix does not stall such reads (the cache is told it is
+/// current by a progress notification).
+#[cfg(feature = "etcd")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_consistent_reads_see_the_other_api_servers_writes() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use orch_apiserver::{ApiServer, ApiServerConfig, StorageConfig};
+    use orch_types::client::{ListParams, PostParams};
+    use orch_types::ApiResource;
+    let tmp = tempfile::tempdir().unwrap();
+    let server = EtcdServer::start(tmp.path()).await;
+    let config = || ApiServerConfig {
+        storage: StorageConfig::Etcd {
+            servers: vec![server.url.clone()],
+            prefix: "/c".into(),
+            tls: None,
+        },
+        ..ApiServerConfig::memory()
+    };
+    let a = ApiServer::open(config()).await.unwrap();
+    let b = ApiServer::open(config()).await.unwrap();
+    let (on_a, on_b) = (a.client(), b.client());
+    let r = ApiResource::of::<ConfigMap>();
+    let rv = |o: &orch_types::client::ObjectList<DynamicObject>| -> u64 {
+        o.metadata
+            .resource_version
+            .as_deref()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    for i in 0..30 {
+        let name = format!("cm-{i}");
+        let created = on_a
+            .create(
+                &r,
+                Some("default"),
+                &obj(&name, "1"),
+                &PostParams::default(),
+            )
+            .await
+            .unwrap();
+        let list = on_b
+            .list(&r, Some("default"), &ListParams::default())
+            .await
+            .unwrap();
+        assert!(
+            list.items.iter().any(|o| o.name() == name),
+            "a consistent list on B right after the create of {name} on A misses it"
+        );
+        let created_rv: u64 = created.resource_version().unwrap().parse().unwrap();
+        assert!(rv(&list) >= created_rv);
+    }
+
+    let mut raw = etcd_client::Client::connect([server.url.as_str()], None)
+        .await
+        .unwrap();
+    let put = raw.put("/elsewhere/x", "1", None).await.unwrap();
+    let foreign = u64::try_from(put.header().unwrap().revision()).unwrap();
+    let list = on_b
+        .list(&r, Some("default"), &ListParams::default())
+        .await
+        .expect("a consistent read after a write outside the prefix");
+    assert!(rv(&list) >= foreign, "{} < {foreign}", rv(&list));
+    assert_eq!(list.items.len(), 30);
+    drop((a, b, server));
+}
+
+/// Two stores on one etcd run the compactor's rounds as two API servers would: the shared
+/// `compact_rev_key` version lets one compaction per interval happen, at the revision recorded
+/// one round before, whichever store's round comes first.
+#[cfg(feature = "etcd")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_compactor_rounds_are_shared_by_api_servers() {
+    use orch_apiserver::storage::CompactorState;
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, server) = etcd_store(tmp.path(), "/x").await;
+    let b = EtcdStore::connect(&[server.url.as_str()], "/y", None)
+        .await
+        .unwrap();
+    let (mut sa, mut sb) = (CompactorState::default(), CompactorState::default());
+    let v1 = a.create("/registry/t/a", obj("a", "1")).await.unwrap();
+
+    // Round 1: A is first (time 0 → 1), records the revision after its write, compacts nothing;
+    // B finds time 1 and records the current revision.
+    a.compactor_round(&mut sa).await.unwrap();
+    assert_eq!(sa.time, 1);
+    let recorded = sa.revision;
+    assert!(recorded > v1.mod_revision);
+    b.compactor_round(&mut sb).await.unwrap();
+    assert_eq!(sb.time, 1);
+    assert_eq!(a.compacted_revision(), 0);
+    a.update("/registry/t/a", obj("a", "2"), None)
+        .await
+        .unwrap();
+
+    // Round 2: B is first this time: it compacts at what it recorded; A's round finds B was
+    // first and compacts nothing.
+    b.compactor_round(&mut sb).await.unwrap();
+    assert_eq!(sb.time, 2);
+    let compacted_by_b = b.compacted_revision();
+    assert!(compacted_by_b >= recorded, "{compacted_by_b} < {recorded}");
+    a.compactor_round(&mut sa).await.unwrap();
+    assert_eq!(sa.time, 2);
+    let old = ListOptions {
+        revision: Some(v1.mod_revision),
+        ..Default::default()
+    };
+    let err = a.list("/registry/t/", &old).await.unwrap_err();
+    assert!(
+        matches!(err, StorageError::Compacted { compacted, .. } if compacted == compacted_by_b),
+        "{err}"
+    );
+    // The in-process default: the same rounds, one store.
+    let m: Arc<dyn Storage> = Arc::new(MemoryStore::new());
+    let mut sm = CompactorState::default();
+    let w = m.create("/registry/t/a", obj("a", "1")).await.unwrap();
+    m.compactor_round(&mut sm).await.unwrap();
+    m.update("/registry/t/a", obj("a", "2"), None)
+        .await
+        .unwrap();
+    assert_eq!(m.compacted_revision(), 0);
+    m.compactor_round(&mut sm).await.unwrap();
+    assert_eq!(m.compacted_revision(), w.mod_revision);
+    assert_eq!(sm.time, 2);
+    drop(server);
 }

@@ -172,6 +172,7 @@ async fn check_model<S: Storage>(s: &S, ops: &[Op], open: Duration) -> Result<()
             EventType::Deleted => {
                 prop_assert!(before.contains_key(&ev.key) && !after.contains_key(&ev.key))
             }
+            EventType::Progress => prop_assert!(false, "a progress notification nobody asked for"),
         }
     }
     Ok(())

@@ -166,17 +166,20 @@ impl ApiServer {
         }
         let from_storage = token.is_some() || exact || (limit.is_some() && rv != Some("0"));
         if !from_storage {
-            let at = match rv {
-                Some("0") => None,
-                Some(n) => Some(parse_rv(n)?),
-                None => Some(self.storage.current_revision()),
-            };
-            if let Some(at) = at {
-                if at > self.cache.applied() {
-                    self.cache
-                        .wait_for(at)
-                        .await
-                        .map_err(|e| cache_error(info, e))?;
+            match rv {
+                Some("0") => {}
+                Some(n) => {
+                    let at = parse_rv(n)?;
+                    if at > self.cache.applied() {
+                        self.cache
+                            .wait_for(at)
+                            .await
+                            .map_err(|e| cache_error(info, e))?;
+                    }
+                }
+                // A consistent read: every write committed before it, by any API server.
+                None => {
+                    self.cache.sync().await.map_err(|e| cache_error(info, e))?;
                 }
             }
             let l = self.cache.list(&res_prefix, &prefix);

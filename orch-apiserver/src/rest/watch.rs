@@ -82,6 +82,8 @@ fn convert(ev: &Event, prefix: &str, filter: &Filter) -> Option<WatchEvent<Arc<D
                 (false, false) => None,
             }
         }
+        // Progress notifications stop at the watch cache, which never holds one.
+        EventType::Progress => None,
     }
 }
 
@@ -165,22 +167,15 @@ impl ApiServer {
         let unset = p.resource_version.as_deref().is_none_or(str::is_empty);
         if unset && !p.send_initial_events {
             // No resourceVersion: the synthetic ADDED events are a consistent (most recent) read.
-            let at = self.storage.current_revision();
-            self.cache
-                .wait_for(at)
-                .await
-                .map_err(|e| cache_error(info, e))?;
+            self.cache.sync().await.map_err(|e| cache_error(info, e))?;
         }
         if p.send_initial_events {
             // Initial state "not older than" the given revision, or consistent when unset.
-            let at = match after {
-                Some(a) => a,
-                None => self.storage.current_revision(),
-            };
-            self.cache
-                .wait_for(at)
-                .await
-                .map_err(|e| cache_error(info, e))?;
+            match after {
+                Some(a) => self.cache.wait_for(a).await,
+                None => self.cache.sync().await.map(|_| ()),
+            }
+            .map_err(|e| cache_error(info, e))?;
         }
         let w = self
             .cache

@@ -37,13 +37,14 @@
 //! decoded again from etcd's bytes (same content, another copy).
 
 use super::{
-    Encoded, Event, EventStream, EventType, ListOptions, Result, Revision, Storage, StorageError,
-    Stored, StoredList, Versioned, WriteOp,
+    CompactorState, Encoded, Event, EventStream, EventType, ListOptions, Result, Revision, Storage,
+    StorageError, Stored, StoredList, Versioned, WriteOp,
 };
 use async_trait::async_trait;
 use etcd_client::{
     Certificate, Client, Compare, CompareOp, ConnectOptions, GetOptions, Identity, KeyValue,
-    KvClient, TlsOptions, Txn, TxnOp, TxnOpResponse, WatchOptions, WatchResponse, WatchStream,
+    KvClient, TlsOptions, Txn, TxnOp, TxnOpResponse, WatchOptions, WatchRequestSender,
+    WatchResponse, WatchResponseStream,
 };
 use futures::StreamExt;
 use orch_types::DynamicObject;
@@ -56,6 +57,15 @@ use std::time::Duration;
 
 /// Bytes of encodings the store keeps to share them between reads and watch events.
 pub const ENCODING_CACHE_BYTES: usize = 64 << 20;
+
+/// With several members: how often each is asked whether it answers ([`watch_members`]).
+const MEMBER_CHECK_INTERVAL: Duration = Duration::from_millis(500);
+/// How long a member may take to answer that check.
+const MEMBER_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The key whose version the compactors of every API server on one etcd share as their
+/// logical time (upstream's `compactRevKey`, outside any prefix as upstream's).
+pub const COMPACT_REV_KEY: &str = "compact_rev_key";
 
 /// etcd's message for a read or watch below the compacted revision (`mvcc.ErrCompacted`).
 const ERR_COMPACTED: &str = "required revision has been compacted";
@@ -190,6 +200,9 @@ struct Shared {
     revision: AtomicU64,
     compacted: AtomicU64,
     encodings: Mutex<Encodings>,
+    /// Counts [`Storage::request_progress`] calls; each open watch asks etcd for a progress
+    /// notification when it changes.
+    progress: tokio::sync::watch::Sender<u64>,
 }
 
 impl Shared {
@@ -265,6 +278,16 @@ impl Shared {
                 _ => backend(format!("watch canceled: {}", resp.cancel_reason())),
             });
         }
+        if resp.events().is_empty() && !resp.created() && resp.compact_revision() == 0 {
+            // A progress notification (clientv3's IsProgressNotify): every event up to the
+            // header's revision has been sent.
+            let revision = resp.header().map_or(0, |h| h.revision());
+            return Ok(if revision > 0 {
+                vec![Arc::new(Event::progress(from_etcd(revision)?))]
+            } else {
+                Vec::new()
+            });
+        }
         let mut out = Vec::with_capacity(resp.events().len());
         for ev in resp.events() {
             let Some(kv) = ev.kv() else {
@@ -323,6 +346,50 @@ fn encode(key: &str, object: &DynamicObject) -> Result<Encoded> {
 pub struct EtcdStore {
     client: Client,
     shared: Arc<Shared>,
+    /// The task of [`watch_members`] (several members only), ended with the store.
+    members: Option<tokio::task::AbortHandle>,
+}
+
+impl Drop for EtcdStore {
+    fn drop(&mut self) {
+        if let Some(task) = &self.members {
+            task.abort();
+        }
+    }
+}
+
+/// Keeps the members that do not answer out of `client`'s balanced channel, and puts each back
+/// once it answers again; `members` are the client URLs, each with a client of its own.
+///
+/// The client balances requests over the members with tower's power-of-two-choices, and
+/// tonic's reconnecting channel to a dead member stays "ready", failing each call at once (a
+/// refused connection): so it is picked all the more as the live members are busy, and after
+/// the leader member was killed a share of writes, and most watch (re)opens, kept failing for
+/// as long as it was down (seen in `tests/etcd_failover.rs`). Upstream's client (clientv3 on
+/// gRPC's round-robin balancer, `client/v3/internal/resolver`) picks only connections that are
+/// READY, so a member that refuses connections is skipped until it is back; this does the
+/// same with a status call per member every [`MEMBER_CHECK_INTERVAL`]. The last member in the
+/// channel is never taken out.
+async fn watch_members(client: Client, members: Vec<(String, Client)>) {
+    let mut out = vec![false; members.len()];
+    let mut tick = tokio::time::interval(MEMBER_CHECK_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        for (i, (url, member)) in members.iter().enumerate() {
+            let mut member = member.clone();
+            let answers = matches!(
+                tokio::time::timeout(MEMBER_CHECK_TIMEOUT, member.status()).await,
+                Ok(Ok(_))
+            );
+            let others_in = out.iter().enumerate().any(|(j, o)| j != i && !*o);
+            if !answers && !out[i] && others_in {
+                out[i] = client.remove_endpoint(url).await.is_ok();
+            } else if answers && out[i] {
+                out[i] = client.add_endpoint(url).await.is_err();
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for EtcdStore {
@@ -384,16 +451,34 @@ impl EtcdStore {
         if let Some(tls) = tls {
             options = options.with_tls(tls_options(tls).await?);
         }
-        let client = Client::connect(servers, Some(options))
+        let client = Client::connect(servers, Some(options.clone()))
             .await
             .map_err(backend)?;
+        let members = if servers.len() > 1 {
+            let mut each = Vec::with_capacity(servers.len());
+            for url in servers {
+                let url = url.as_ref().to_string();
+                let member = Client::connect([url.as_str()], Some(options.clone()))
+                    .await
+                    .map_err(backend)?;
+                each.push((url, member));
+            }
+            Some(tokio::spawn(watch_members(client.clone(), each)).abort_handle())
+        } else {
+            None
+        };
         let shared = Arc::new(Shared {
             prefix: prefix.trim_end_matches('/').to_string(),
             revision: AtomicU64::new(0),
             compacted: AtomicU64::new(0),
             encodings: Mutex::new(Encodings::new(ENCODING_CACHE_BYTES)),
+            progress: tokio::sync::watch::channel(0).0,
         });
-        let store = Self { client, shared };
+        let store = Self {
+            client,
+            shared,
+            members,
+        };
         let compacted = store.probe_compacted(0).await?;
         store.shared.saw_compacted(compacted);
         Ok(store)
@@ -413,15 +498,10 @@ impl EtcdStore {
     /// refuses reads below its compacted revision), found by bisection between `lower` and the
     /// current revision; `0` if nothing was ever compacted.
     async fn probe_compacted(&self, lower: Revision) -> Result<Revision> {
+        let current = self.latest_revision().await?;
         let mut kv = self.kv();
-        // Any key: only the revision of the read matters.
+        // Any key: only whether a read at a revision succeeds matters.
         let key = self.shared.full_key(super::key::ROOT);
-        let now = kv
-            .get(key.as_str(), Some(GetOptions::new().with_count_only()))
-            .await
-            .map_err(backend)?;
-        self.shared.saw_header(now.header());
-        let current = self.current_revision();
         // Invariant: a read at `hi` succeeds (the current revision is never compacted away);
         // every revision below `lo` fails.
         let (mut lo, mut hi) = (lower.max(1), current);
@@ -607,8 +687,11 @@ fn read_state(resp: &etcd_client::TxnResponse) -> Result<Option<KeyValue>> {
 enum WatchState {
     /// Not opened yet: the etcd watch is opened on first poll.
     Start(Box<Client>),
-    /// Open, with the events of the last response not yet delivered.
-    Open(Box<WatchStream>, VecDeque<Arc<Event>>),
+    /// Open: the stream's halves, and the events of the last response not yet delivered.
+    Open(
+        Box<(WatchRequestSender, WatchResponseStream)>,
+        VecDeque<Arc<Event>>,
+    ),
     /// Ended.
     Done,
 }
@@ -729,8 +812,11 @@ impl Storage for EtcdStore {
         let start = to_etcd(after.saturating_add(1), self.current_revision())?;
         let key = self.shared.full_key(prefix);
         let shared = self.shared.clone();
+        // Progress requests made from now on are for this watch.
+        let mut asks = self.shared.progress.subscribe();
+        asks.mark_unchanged();
         let state = WatchState::Start(Box::new(self.client.clone()));
-        let stream = futures::stream::unfold(state, move |state| {
+        let stream = futures::stream::unfold((state, asks), move |(state, mut asks)| {
             let key = key.clone();
             let shared = shared.clone();
             async move {
@@ -743,26 +829,36 @@ impl Storage for EtcdStore {
                             .with_start_revision(start)
                             .with_prev_key();
                         match client.watch(key, Some(options)).await {
-                            Ok(w) => (Box::new(w), VecDeque::new()),
-                            Err(e) => return Some((Err(backend(e)), WatchState::Done)),
+                            Ok(w) => (Box::new(w.split()), VecDeque::new()),
+                            Err(e) => return Some((Err(backend(e)), (WatchState::Done, asks))),
                         }
                     }
                 };
-                loop {
+                let next = loop {
                     if let Some(ev) = pending.pop_front() {
-                        return Some((Ok(ev), WatchState::Open(watch, pending)));
+                        break Ok(ev);
                     }
-                    match watch.message().await {
-                        Ok(Some(resp)) => match shared.events(after, &resp) {
-                            Ok(evs) => pending.extend(evs),
-                            Err(e) => return Some((Err(e), WatchState::Done)),
+                    let (requests, responses) = &mut *watch;
+                    tokio::select! {
+                        message = responses.message() => match message {
+                            Ok(Some(resp)) => match shared.events(after, &resp) {
+                                Ok(evs) => pending.extend(evs),
+                                Err(e) => break Err(e),
+                            },
+                            Ok(None) => break Err(backend("watch stream closed")),
+                            Err(e) => break Err(backend(e)),
                         },
-                        Ok(None) => {
-                            return Some((Err(backend("watch stream closed")), WatchState::Done))
+                        Ok(()) = asks.changed() => {
+                            if let Err(e) = requests.request_progress().await {
+                                break Err(backend(e));
+                            }
                         }
-                        Err(e) => return Some((Err(backend(e)), WatchState::Done)),
                     }
-                }
+                };
+                Some(match next {
+                    Ok(ev) => (Ok(ev), (WatchState::Open(watch, pending), asks)),
+                    Err(e) => (Err(e), (WatchState::Done, asks)),
+                })
             }
         });
         Ok(stream.boxed())
@@ -772,8 +868,73 @@ impl Storage for EtcdStore {
         self.shared.revision.load(Ordering::SeqCst)
     }
 
+    async fn latest_revision(&self) -> Result<Revision> {
+        // As upstream's GetCurrentResourceVersion: a linearizable count-only read of one key
+        // (any: only the revision of the read matters), whose header carries etcd's revision.
+        let only_count = GetOptions::new().with_count_only();
+        let resp = self
+            .kv()
+            .get(self.shared.full_key(super::key::ROOT), Some(only_count))
+            .await
+            .map_err(backend)?;
+        self.shared.saw_header(resp.header());
+        resp.header()
+            .ok_or_else(|| backend("range response without a header"))
+            .and_then(|h| from_etcd(h.revision()))
+    }
+
+    fn request_progress(&self) {
+        self.shared.progress.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
     fn compacted_revision(&self) -> Revision {
         self.shared.compacted.load(Ordering::SeqCst)
+    }
+
+    /// Upstream's protocol (`staging/src/k8s.io/apiserver/pkg/storage/etcd3/compact.go`): the
+    /// version of the key [`COMPACT_REV_KEY`] is the compactors' shared logical time. A round
+    /// whose time matches it writes the key (its version, the time, goes up by one) and
+    /// compacts at the revision it recorded the round before; a round that finds another API
+    /// server was first takes its time and records the current revision. So all API servers on
+    /// one etcd (whatever their prefix, as kube-apiservers) compact once per interval together,
+    /// and when the one compacting stops, another takes over after at most two intervals.
+    async fn compactor_round(&self, state: &mut CompactorState) -> Result<()> {
+        let txn = Txn::new()
+            .when(vec![Compare::version(
+                COMPACT_REV_KEY,
+                CompareOp::Equal,
+                state.time,
+            )])
+            .and_then(vec![TxnOp::put(
+                COMPACT_REV_KEY,
+                state.revision.to_string(),
+                None,
+            )])
+            .or_else(vec![TxnOp::get(COMPACT_REV_KEY, None)]);
+        let resp = self.kv().txn(txn).await.map_err(backend)?;
+        self.shared.saw_header(resp.header());
+        let current = resp
+            .header()
+            .ok_or_else(|| backend("transaction response without a header"))
+            .and_then(|h| from_etcd(h.revision()))?;
+        if !resp.succeeded() {
+            *state = CompactorState {
+                time: read_state(&resp)?.map_or(0, |kv| kv.version()),
+                revision: current,
+            };
+            return Ok(());
+        }
+        let last = std::mem::replace(
+            state,
+            CompactorState {
+                time: state.time + 1,
+                revision: current,
+            },
+        );
+        if last.revision > 0 {
+            self.compact(last.revision).await?;
+        }
+        Ok(())
     }
 
     async fn compact(&self, revision: Revision) -> Result<()> {

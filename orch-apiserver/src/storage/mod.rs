@@ -87,6 +87,10 @@ pub enum EventType {
     Modified,
     /// Key deleted.
     Deleted,
+    /// Not a change: every event of this watch up to the event's revision has been delivered
+    /// (a progress notification, etcd's answer to `RequestProgress`; sent only after
+    /// [`Storage::request_progress`]). Its key is empty and it carries no state.
+    Progress,
 }
 
 /// One committed change.
@@ -139,6 +143,11 @@ impl Event {
             object: OnceLock::new(),
             prev_object: OnceLock::new(),
         }
+    }
+
+    /// A progress notification at `revision` ([`EventType::Progress`]).
+    pub fn progress(revision: Revision) -> Self {
+        Self::new(revision, String::new(), EventType::Progress, None, None)
     }
 
     /// The new state, decoded; for a delete the last state with `resourceVersion` set to the
@@ -268,6 +277,16 @@ impl WriteOp {
     }
 }
 
+/// What an API server's compactor carries from one [`Storage::compactor_round`] to the next.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompactorState {
+    /// The compactors' logical time: rounds done (etcd: the version of `compact_rev_key`,
+    /// shared by every API server on the etcd).
+    pub time: i64,
+    /// The revision the next round compacts at (`0`: none yet).
+    pub revision: Revision,
+}
+
 /// An MVCC key-value store of API objects.
 ///
 /// Every implementation must pass the conformance suite in `tests/storage_conformance.rs`.
@@ -283,12 +302,44 @@ pub trait Storage: Send + Sync + 'static {
     /// Every event for keys under `prefix` with a revision greater than `after`.
     /// Fails with [`StorageError::Compacted`] if `after` is older than the compacted revision.
     fn watch(&self, prefix: &str, after: Revision) -> Result<EventStream>;
-    /// The revision of the last committed write.
+    /// The revision of the last committed write that this process saw.
     fn current_revision(&self) -> Revision;
+    /// The revision of the last write committed in the store, asked of the store itself:
+    /// with several clients on one store (API servers sharing an etcd) it can be ahead of
+    /// [`Storage::current_revision`]. Consistent reads wait for it, as upstream's cacher asks
+    /// etcd for its current revision (`GetCurrentResourceVersion`). The in-process backends
+    /// answer [`Storage::current_revision`]: no other process writes them.
+    async fn latest_revision(&self) -> Result<Revision> {
+        Ok(self.current_revision())
+    }
+    /// Asks every open watch of this store for a progress notification: an
+    /// [`EventType::Progress`] event at the store's revision once every earlier event is
+    /// delivered. A store whose revisions can move without an event under `/registry/` (etcd:
+    /// writes outside the key prefix) needs it so that a watcher can tell it is current.
+    /// Nothing to do for the in-process backends, whose every revision is such an event.
+    fn request_progress(&self) {}
     /// The revision up to which history has been discarded.
     fn compacted_revision(&self) -> Revision;
     /// Discards history at and before `revision` (the latest version of each live key is kept).
     async fn compact(&self, revision: Revision) -> Result<()>;
+    /// One round of the compactor an API server runs every compaction interval: compacts at
+    /// the revision the previous round recorded in `state` (none on the first round) and
+    /// records the current one, so history one interval old is discarded. Stores shared by
+    /// several API servers (etcd) override this so that one round per interval compacts for all
+    /// of them. `state` is updated even when the compaction fails.
+    async fn compactor_round(&self, state: &mut CompactorState) -> Result<()> {
+        let last = std::mem::replace(
+            state,
+            CompactorState {
+                time: state.time + 1,
+                revision: self.current_revision(),
+            },
+        );
+        if last.revision > 0 {
+            self.compact(last.revision).await?;
+        }
+        Ok(())
+    }
 
     /// The latest state of `key`, decoded.
     async fn get(&self, key: &str) -> Result<Option<Versioned>> {

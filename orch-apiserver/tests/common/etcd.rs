@@ -1,5 +1,6 @@
 //! A real `etcd` server for one test: loopback ports, a data directory in the test's temporary
 //! directory, killed when dropped; optionally serving TLS and requiring client certificates.
+//! Or a three-member cluster of them ([`EtcdCluster`]), whose leader a test can find and kill.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 /// Where Debian's `etcd-server` package installs the server.
 pub const ETCD_BIN: &str = "/usr/bin/etcd";
 
-/// How long a fresh single-member etcd may take to answer.
+/// How long a fresh etcd member may take to answer and know a leader.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A running `etcd` child process.
@@ -105,17 +106,32 @@ impl EtcdServer {
     }
 
     async fn start_with(dir: &Path, tls: bool) -> Self {
+        let scheme = if tls { "https" } else { "http" };
+        let url = format!("{scheme}://127.0.0.1:{}", free_port());
+        let peer_url = format!("http://127.0.0.1:{}", free_port());
+        let tls = tls.then(|| TlsFiles::generate(dir));
+        let cluster = format!("etcd={peer_url}");
+        let mut server = Self::spawn(dir, "etcd", url, &peer_url, &cluster, tls);
+        server.wait_ready().await;
+        server
+    }
+
+    /// Starts the member `name` (data in `dir/NAME-data`, output in `dir/NAME.log`) of the
+    /// cluster `initial_cluster` (etcd's `--initial-cluster`), without waiting for it.
+    fn spawn(
+        dir: &Path,
+        name: &str,
+        url: String,
+        peer_url: &str,
+        initial_cluster: &str,
+        tls: Option<TlsFiles>,
+    ) -> Self {
         assert!(
             Path::new(ETCD_BIN).exists(),
             "{ETCD_BIN} is missing: the etcd storage tests run a real etcd; install it with \
              `apt-get install etcd-server`"
         );
-        let (client, peer) = (free_port(), free_port());
-        let scheme = if tls { "https" } else { "http" };
-        let url = format!("{scheme}://127.0.0.1:{client}");
-        let peer_url = format!("http://127.0.0.1:{peer}");
-        let tls = tls.then(|| TlsFiles::generate(dir));
-        let log = dir.join("etcd.log");
+        let log = dir.join(format!("{name}.log"));
         let out = std::fs::File::create(&log).expect("create the etcd log");
         let err = out.try_clone().expect("clone the etcd log handle");
         let mut cmd = Command::new(ETCD_BIN);
@@ -126,28 +142,35 @@ impl EtcdServer {
                 .arg("--client-cert-auth");
         }
         let child = cmd
-            .arg("--name=test")
-            .arg(format!("--data-dir={}", dir.join("etcd-data").display()))
+            .arg(format!("--name={name}"))
+            .arg(format!(
+                "--data-dir={}",
+                dir.join(format!("{name}-data")).display()
+            ))
             .arg(format!("--listen-client-urls={url}"))
             .arg(format!("--advertise-client-urls={url}"))
             .arg(format!("--listen-peer-urls={peer_url}"))
             .arg(format!("--initial-advertise-peer-urls={peer_url}"))
-            .arg(format!("--initial-cluster=test={peer_url}"))
+            .arg(format!("--initial-cluster={initial_cluster}"))
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {ETCD_BIN}: {e}"));
-        let mut server = Self {
+        Self {
             child,
             url,
             tls,
             log,
-        };
-        server.wait_ready().await;
-        server
+        }
     }
 
+    async fn client(&self) -> Result<etcd_client::Client, etcd_client::Error> {
+        let options = self.tls.as_ref().map(TlsFiles::client_options);
+        etcd_client::Client::connect([self.url.as_str()], options).await
+    }
+
+    /// Waits until the member answers and knows a leader.
     async fn wait_ready(&mut self) {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
@@ -157,9 +180,8 @@ impl EtcdServer {
                     self.log()
                 );
             }
-            let options = self.tls.as_ref().map(TlsFiles::client_options);
-            if let Ok(mut c) = etcd_client::Client::connect([self.url.as_str()], options).await {
-                if c.status().await.is_ok() {
+            if let Ok(mut c) = self.client().await {
+                if c.status().await.is_ok_and(|s| s.leader() != 0) {
                     return;
                 }
             }
@@ -176,11 +198,90 @@ impl EtcdServer {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// Kills the process with SIGKILL and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A three-member etcd cluster on loopback ports (`m0`, `m1`, `m2`, each with its own data
+/// directory and log under the test's directory), killed when dropped.
+pub struct EtcdCluster {
+    /// The members, in the order of [`EtcdCluster::urls`].
+    pub members: Vec<EtcdServer>,
+}
+
+impl EtcdCluster {
+    /// Starts the three members and waits until each answers and knows the leader.
+    pub async fn start(dir: &Path) -> Self {
+        let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+        let peer_url = |p: u16| format!("http://127.0.0.1:{p}");
+        let initial_cluster = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, peer))| format!("m{i}={}", peer_url(*peer)))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut members: Vec<EtcdServer> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (client, peer))| {
+                let url = format!("http://127.0.0.1:{client}");
+                EtcdServer::spawn(
+                    dir,
+                    &format!("m{i}"),
+                    url,
+                    &peer_url(*peer),
+                    &initial_cluster,
+                    None,
+                )
+            })
+            .collect();
+        for m in &mut members {
+            m.wait_ready().await;
+        }
+        Self { members }
+    }
+
+    /// The client URLs of all members.
+    pub fn urls(&self) -> Vec<String> {
+        self.members.iter().map(|m| m.url.clone()).collect()
+    }
+
+    /// The index of the member that is the leader, as the members that answer report it (each
+    /// member's `Status`: `leader` is the leader's member ID, `header.member_id` its own);
+    /// `None` while no answering member is the leader it reports.
+    pub async fn leader(&self) -> Option<usize> {
+        for (i, m) in self.members.iter().enumerate() {
+            let Ok(mut c) = m.client().await else {
+                continue;
+            };
+            let Ok(status) = c.status().await else {
+                continue;
+            };
+            if status
+                .header()
+                .is_some_and(|h| h.member_id() == status.leader() && status.leader() != 0)
+            {
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    /// What every member printed so far, each under its URL.
+    pub fn logs(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| format!("--- {}\n{}", m.url, m.log()))
+            .collect()
+    }
 }
 
 impl Drop for EtcdServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
