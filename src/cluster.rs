@@ -141,6 +141,7 @@ pub struct ClusterBuilder {
     clock: SharedClock,
     pod_network: orch_kubelet::runtime::process::PodNetwork,
     cluster_cidr: Option<String>,
+    event_ttl: Option<Duration>,
 }
 
 impl Default for ClusterBuilder {
@@ -158,6 +159,7 @@ impl Default for ClusterBuilder {
             clock: Arc::new(SystemClock),
             pod_network: Default::default(),
             cluster_cidr: None,
+            event_ttl: ApiServerConfig::memory().event_ttl,
         }
     }
 }
@@ -166,6 +168,13 @@ impl ClusterBuilder {
     /// Storage backend (default: memory).
     pub fn storage(mut self, s: Storage) -> Self {
         self.storage = s;
+        self
+    }
+
+    /// Events are deleted this long after their last write (default: one hour, as
+    /// kube-apiserver's `--event-ttl`); `None` keeps them.
+    pub fn event_ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.event_ttl = ttl;
         self
     }
 
@@ -323,6 +332,10 @@ impl Cluster {
             },
         }
         .with_clock(b.clock.clone());
+        let config = ApiServerConfig {
+            event_ttl: b.event_ttl,
+            ..config
+        };
         let api = ApiServer::open(config).await?;
         let client = api.client();
         let (stop, _) = watch::channel(false);

@@ -2,7 +2,9 @@
 //! `orch apiserver` processes on one real etcd serve the same objects to real kubectl, a watch on
 //! one sees the other's writes in order, a stale write through one is refused after a write
 //! through the other, one survives the other's `kill -9`; and `orch up --storage etcd` keeps a
-//! whole cluster's state in etcd across a restart with a fresh data dir.
+//! whole cluster's state in etcd across a restart with a fresh data dir; Events expire after
+//! `--event-ttl` on etcd (a lease) as on the embedded store (here too: the suite is built with
+//! the feature).
 #![cfg(feature = "etcd")]
 
 mod common;
@@ -11,7 +13,7 @@ mod common;
 #[path = "../orch-apiserver/tests/common/etcd.rs"]
 mod etcd;
 
-use common::{OrchProcess, TestEnv};
+use common::{OrchProcess, Split, TestEnv};
 use etcd::EtcdServer;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -200,4 +202,81 @@ fn up_keeps_the_cluster_in_etcd() {
     );
     env.kubectl(&["scale", "deployment", "web", "--replicas=3"]);
     env.kubectl(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+}
+
+/// A v1 and an events.k8s.io/v1 Event, and a ConfigMap that must outlive them.
+const EVENTS: &str = r#"
+apiVersion: v1
+kind: Event
+metadata: {name: ev1, namespace: default}
+involvedObject: {kind: Pod, name: p, namespace: default}
+reason: Tested
+message: hello
+type: Normal
+source: {component: e2e}
+---
+apiVersion: events.k8s.io/v1
+kind: Event
+metadata: {name: ev2, namespace: default}
+eventTime: "2026-12-07T12:00:00.000000Z"
+reportingController: e2e/test
+reportingInstance: e2e-1
+action: Test
+reason: Tested
+note: hello
+type: Normal
+regarding: {kind: Pod, name: p, namespace: default}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: cm, namespace: default}
+"#;
+
+/// `orch apiserver --event-ttl 3s`, on the embedded store and on etcd: both kinds of Event are
+/// gone (404) a few seconds after their write, not before, while the ConfigMap stays; an Event
+/// written again lives on from that write.
+#[test]
+fn events_expire_after_the_event_ttl() {
+    let etcd_env = TestEnv::new();
+    let etcd = start_etcd(&etcd_env);
+    for storage in ["embedded", "etcd"] {
+        let env = TestEnv::new();
+        let mut extra = vec!["--event-ttl", "3s"];
+        if storage == "etcd" {
+            extra.extend(["--storage", "etcd", "--etcd-servers", etcd.url.as_str()]);
+        }
+        let _api = Split::apiserver_with(&env, storage, &extra);
+        let written = std::time::Instant::now();
+        env.apply(EVENTS);
+        env.kubectl(&["get", "events", "ev1"]);
+        env.kubectl(&["get", "events.events.k8s.io", "ev2"]);
+        // Written again after a second: ev1 lives three seconds from then.
+        std::thread::sleep(Duration::from_secs(1));
+        env.kubectl(&["annotate", "events", "ev1", "again=yes"]);
+        let rewritten = std::time::Instant::now();
+        let gone = |what: &str, name: &str| {
+            common::wait_for(
+                &format!("{storage}: {what} {name} to expire"),
+                Duration::from_secs(20),
+                || match env.kubectl_try(&["get", what, name]) {
+                    Err(e) if e.contains("NotFound") => Ok(()),
+                    other => Err(format!("{other:?}")),
+                },
+            )
+        };
+        gone("events.events.k8s.io", "ev2");
+        let ev2_after = written.elapsed();
+        gone("events", "ev1");
+        let ev1_after = rewritten.elapsed();
+        eprintln!("{storage}: ev2 gone after {ev2_after:?}, ev1 {ev1_after:?} after its rewrite");
+        assert!(
+            ev2_after >= Duration::from_secs(2),
+            "{storage}: ev2 expired early"
+        );
+        assert!(
+            ev1_after >= Duration::from_secs(2),
+            "{storage}: ev1 expired early"
+        );
+        env.kubectl(&["get", "configmap", "cm"]);
+    }
 }

@@ -3,6 +3,7 @@
 use crate::cache::{WatchCache, DEFAULT_WINDOW};
 use crate::storage::{embedded::EmbeddedStore, memory::MemoryStore, SharedStorage, StorageError};
 use orch_types::clock::{SharedClock, SystemClock};
+use orch_types::registry::ResourceInfo;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
@@ -49,6 +50,9 @@ pub struct ApiServerConfig {
     pub min_request_timeout: Duration,
     /// How often deleted [`SYSTEM_NAMESPACES`] are re-created (upstream: one minute).
     pub system_namespaces_interval: Duration,
+    /// Events (`v1` and `events.k8s.io/v1`) are deleted this long after their last write
+    /// (upstream `--event-ttl`, one hour); `None`: kept until deleted.
+    pub event_ttl: Option<Duration>,
 }
 
 impl ApiServerConfig {
@@ -63,6 +67,7 @@ impl ApiServerConfig {
             max_body_bytes: 3 * 1024 * 1024,
             min_request_timeout: Duration::from_secs(1800),
             system_namespaces_interval: Duration::from_secs(60),
+            event_ttl: Some(Duration::from_secs(3600)),
         }
     }
 
@@ -275,6 +280,14 @@ impl ApiServer {
             Arc::downgrade(self),
             self.config.system_namespaces_interval,
         ));
+        tokio::spawn(expirer(Arc::downgrade(self)));
+    }
+
+    /// The TTL of a write of `info`'s objects: [`ApiServerConfig::event_ttl`] for Events
+    /// (upstream's event registry gives every create and update it), none otherwise.
+    pub(crate) fn ttl(&self, info: &ResourceInfo) -> Option<Duration> {
+        let event = info.kind == "Event" && matches!(info.group, "" | "events.k8s.io");
+        self.config.event_ttl.filter(|_| event)
     }
 
     async fn bootstrap(&self) -> Result<(), ApiServerError> {
@@ -368,6 +381,20 @@ async fn system_namespaces(api: Weak<ApiServer>, every: Duration) {
         };
         if let Err(e) = done {
             tracing::warn!(error = %e, "re-creating system namespaces failed");
+        }
+    }
+}
+
+/// How often keys whose TTL passed are deleted (stores that do not expire keys themselves).
+const EXPIRY_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Deletes the keys whose TTL passed every [`EXPIRY_INTERVAL`] ([`crate::storage::Storage::expire_due`]).
+async fn expirer(api: Weak<ApiServer>) {
+    loop {
+        tokio::time::sleep(EXPIRY_INTERVAL).await;
+        let Some(api) = api.upgrade() else { return };
+        if let Err(e) = api.storage.expire_due().await {
+            tracing::warn!(error = %e, "deleting expired keys failed");
         }
     }
 }

@@ -398,6 +398,68 @@ async fn stored_encoding_is_shared(s: Arc<dyn Storage>) {
 
 /// Each case for one backend. `$make` (async, with `$dir` the test's temporary directory) gives
 /// the store and what must live as long as the test (the etcd server process).
+/// Writes with a TTL expire (deleted, seen by watches as deletes) once it passes, counted from
+/// the last write; a write without one keeps the key; keys without TTL stay. Driven the way the
+/// API server drives it: `expire_due` every 100 ms (a no-op where the engine expires keys
+/// itself, etcd's leases).
+async fn ttl_expiry(s: Arc<dyn Storage>) {
+    use orch_apiserver::storage::WriteOp;
+    use std::time::{Duration, Instant};
+    let ttl = Some(Duration::from_secs(2));
+    let create = |key: &str, ttl| WriteOp::Create {
+        key: key.into(),
+        object: obj("x", "1"),
+        ttl,
+    };
+    let start = s.current_revision();
+    let mut w = s.watch("/registry/ttl/", start).unwrap();
+    s.write(create("/registry/ttl/expires", ttl)).await.unwrap();
+    let kept = s.write(create("/registry/ttl/kept", ttl)).await.unwrap();
+    s.write(create("/registry/ttl/plain", None)).await.unwrap();
+    // Written again without a TTL: the earlier one no longer applies.
+    s.write(WriteOp::Update {
+        key: "/registry/ttl/kept".into(),
+        object: obj("x", "2"),
+        expected: Some(kept.mod_revision),
+        ttl: None,
+    })
+    .await
+    .unwrap();
+    let t0 = Instant::now();
+    while s.get("/registry/ttl/expires").await.unwrap().is_some() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "a key with a 2 s TTL still there after 10 s"
+        );
+        s.expire_due().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        t0.elapsed() >= Duration::from_millis(1500),
+        "expired early: {:?}",
+        t0.elapsed()
+    );
+    let names: Vec<String> = s
+        .list("/registry/ttl/", &ListOptions::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(names, ["/registry/ttl/kept", "/registry/ttl/plain"]);
+    let mut seen = Vec::new();
+    while seen.len() < 5 {
+        let ev = w.next().await.unwrap().unwrap();
+        seen.push((ev.kind, ev.key.clone()));
+    }
+    assert_eq!(
+        seen.last(),
+        Some(&(EventType::Deleted, "/registry/ttl/expires".to_string())),
+        "{seen:?}"
+    );
+}
+
 macro_rules! suite {
     ($backend:ident, |$dir:ident| $make:expr) => {
         mod $backend {
@@ -422,6 +484,7 @@ macro_rules! suite {
             case!(watch_from_revision);
             case!(concurrent_writers_and_watch);
             case!(stored_encoding_is_shared);
+            case!(ttl_expiry);
         }
     };
 }
@@ -446,6 +509,38 @@ async fn etcd_store(dir: &std::path::Path, prefix: &str) -> (Arc<dyn Storage>, E
         .await
         .unwrap_or_else(|e| panic!("connect to etcd: {e}\n{}", server.log()));
     (Arc::new(store), server)
+}
+
+/// The embedded store keeps a key's deadline across a restart.
+#[tokio::test]
+async fn embedded_reopen_keeps_deadlines() {
+    use orch_apiserver::storage::WriteOp;
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = EmbeddedStore::open(dir.path()).unwrap();
+        let expiring = |key: &str| WriteOp::Create {
+            key: key.into(),
+            object: obj("x", "1"),
+            ttl: Some(Duration::from_millis(300)),
+        };
+        s.write(expiring("/registry/ttl/a")).await.unwrap();
+        s.write(expiring("/registry/ttl/b")).await.unwrap();
+        s.delete("/registry/ttl/b", None).await.unwrap();
+        s.create("/registry/ttl/c", obj("c", "1")).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let s = EmbeddedStore::open(dir.path()).unwrap();
+    assert_eq!(s.expire_due().await.unwrap(), 1, "a expires, c has no TTL");
+    assert!(s.get("/registry/ttl/a").await.unwrap().is_none());
+    assert!(s.get("/registry/ttl/c").await.unwrap().is_some());
+    drop(s);
+    let s = EmbeddedStore::open(dir.path()).unwrap();
+    assert_eq!(
+        s.expire_due().await.unwrap(),
+        0,
+        "the deadline went with the key"
+    );
 }
 
 #[tokio::test]

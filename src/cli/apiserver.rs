@@ -22,6 +22,10 @@ pub struct ApiServerArgs {
     /// etcd connection (with `--storage etcd`).
     #[command(flatten)]
     pub etcd: EtcdArgs,
+    /// Events are deleted this long after their last write (kube-apiserver's `--event-ttl`);
+    /// `0` keeps them.
+    #[arg(long, default_value = "1h", value_parser = super::parse_duration)]
+    pub event_ttl: std::time::Duration,
 }
 
 async fn shutdown_signal() {
@@ -52,6 +56,7 @@ async fn run_async(args: ApiServerArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot create {}: {e}", args.data_dir.display()))?;
     let config = ApiServerConfig {
         storage: storage_config(args.storage, &args.etcd, &args.data_dir)?,
+        event_ttl: (!args.event_ttl.is_zero()).then_some(args.event_ttl),
         ..ApiServerConfig::memory()
     };
     let api = ApiServer::open(config).await.map_err(|e| e.to_string())?;

@@ -2,6 +2,7 @@
 //! (kube-scheduler's and kube-controller-manager's `--leader-elect*`): with several instances
 //! on one cluster, only the holder of the Lease `kube-system/NAME` acts.
 
+use super::parse_duration;
 use orch_controllers::leader::LeaderElectionConfig;
 use std::time::Duration;
 
@@ -58,37 +59,9 @@ impl LeaderElectArgs {
     }
 }
 
-/// A Go-style duration of one unit: `500ms`, `15s`, `2m`, `1h`.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let split = s
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("{s:?}: a unit is required (ms, s, m or h)"))?;
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n
-        .parse()
-        .map_err(|_| format!("{s:?}: expected a number followed by ms, s, m or h"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        "h" => Ok(Duration::from_secs(n * 3600)),
-        _ => Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m or h)")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_parse_like_go() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("15s"), Ok(Duration::from_secs(15)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert!(parse_duration("15").is_err());
-        assert!(parse_duration("s").is_err());
-        assert!(parse_duration("3d").is_err());
-    }
 
     #[test]
     fn durations_must_be_ordered() {

@@ -60,6 +60,12 @@ pub enum Command {
     },
 }
 
+/// A duration flag: `500ms`, `30s`, `10m`, `2h`, `1h30m` or a plain number of seconds (the
+/// simulator's [`crate::sim::scenario::parse_duration`], with its message for clap).
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    crate::sim::scenario::parse_duration(s).map_err(|e| e.to_string())
+}
+
 /// Runs the parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     match cli.command {

@@ -2,6 +2,7 @@
 //! kubelets), on the embedded store by default. Prints where the kubeconfig is; Ctrl-C (or
 //! SIGTERM) stops it cleanly; running it again on the same data dir brings everything back.
 
+use super::parse_duration;
 use super::storage::{storage_config, EtcdArgs, StorageArg};
 use crate::cluster::{Cluster, Runtime, Storage};
 use orch_apiserver::StorageConfig;
@@ -39,6 +40,10 @@ pub struct UpArgs {
     /// etcd connection (with `--storage etcd`).
     #[command(flatten)]
     pub etcd: EtcdArgs,
+    /// Events are deleted this long after their last write (kube-apiserver's `--event-ttl`);
+    /// `0` keeps them.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub event_ttl: Duration,
     /// Time without heartbeat after which a node becomes Unknown (e.g. `40s`, `2m`).
     #[arg(long, value_parser = parse_duration)]
     pub node_monitor_grace_period: Option<Duration>,
@@ -50,28 +55,6 @@ pub struct UpArgs {
     /// /16 when another cluster on this host uses it).
     #[arg(long)]
     pub cluster_cidr: Option<String>,
-}
-
-/// Parses `500ms`, `8s`, `2m`, `1h` or a plain number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 500ms, 8s, 2m, 1h"))?;
-    let d = match unit {
-        "ms" => Duration::from_millis(n),
-        "" | "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
-        _ => {
-            return Err(format!(
-                "invalid duration unit {unit:?} in {s:?} (ms, s, m, h)"
-            ))
-        }
-    };
-    Ok(d)
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default: warnings and errors).
@@ -128,6 +111,7 @@ async fn up(args: UpArgs) -> i32 {
             RuntimeArg::Sim => Runtime::Sim,
         })
         .storage(storage)
+        .event_ttl((!args.event_ttl.is_zero()).then_some(args.event_ttl))
         .wait_ready(Some(Duration::from_secs(60)));
     if let Some(d) = args.node_monitor_grace_period {
         b = b.node_monitor_grace_period(d);
@@ -196,21 +180,5 @@ async fn wait_for_stop_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term => {}
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_duration;
-    use std::time::Duration;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("8s"), Ok(Duration::from_secs(8)));
-        assert_eq!(parse_duration("40"), Ok(Duration::from_secs(40)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert!(parse_duration("5 parsecs").is_err());
-        assert!(parse_duration("").is_err());
     }
 }

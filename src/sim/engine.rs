@@ -310,8 +310,12 @@ impl Simulation {
         let seed = scenario.seed.unwrap_or(opts.seed);
         let clock = ManualClock::at_epoch_seconds(EPOCH_SECONDS);
         let start = clock.now();
-        let api = ApiServer::new(ApiServerConfig::memory().with_clock(Arc::new(clock.clone())))
-            .map_err(|e| SimError::ApiServer(e.to_string()))?;
+        // Events are kept: expiry runs on wall time, the simulation on its own clock.
+        let config = ApiServerConfig {
+            event_ttl: None,
+            ..ApiServerConfig::memory().with_clock(Arc::new(clock.clone()))
+        };
+        let api = ApiServer::new(config).map_err(|e| SimError::ApiServer(e.to_string()))?;
         let client = api.client();
         let mut timeline = BTreeMap::new();
         for (i, w) in scenario.workloads.iter().enumerate() {

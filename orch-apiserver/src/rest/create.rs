@@ -3,6 +3,7 @@
 use super::meta::{generate_name, initial_status, time, tracks_generation};
 use super::{qualified, storage_error, Resource, RestResult};
 use crate::server::ApiServer;
+use crate::storage::WriteOp;
 use orch_types::client::PostParams;
 use orch_types::{ApiError, DynamicObject};
 use std::sync::Arc;
@@ -159,9 +160,14 @@ impl ApiServer {
             });
         }
         let key = self.key(info, ns.as_deref(), &name);
+        let create = WriteOp::Create {
+            key,
+            object: obj,
+            ttl: self.ttl(info),
+        };
         let v = self
             .storage
-            .create(&key, obj)
+            .write(create)
             .await
             .map_err(|e| storage_error(info, &name, e))?;
         admitted.after_store(self, &v.object);

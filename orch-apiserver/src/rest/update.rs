@@ -6,7 +6,7 @@ use super::meta::{has_status, spec_changed, tracks_generation};
 use super::{storage_error, Resource, RestResult};
 use crate::fieldmanager::Writer;
 use crate::server::ApiServer;
-use crate::storage::{StorageError, Versioned};
+use crate::storage::{StorageError, Versioned, WriteOp};
 use orch_types::client::PostParams;
 use orch_types::{ApiError, DynamicObject};
 use std::sync::Arc;
@@ -315,7 +315,13 @@ impl ApiServer {
                     })
                 })
             } else {
-                self.storage.update(&key, new, expected).await.map(|v| {
+                let update = WriteOp::Update {
+                    key: key.clone(),
+                    object: new,
+                    expected,
+                    ttl: self.ttl(info),
+                };
+                self.storage.write(update).await.map(|v| {
                     UpdateOutcome::Updated(Written {
                         object: v.object,
                         warnings,

@@ -2,8 +2,9 @@
 //!
 //! Layout of the data directory:
 //! - `FORMAT`: `orch-storage N` — the on-disk format version; a newer one is refused.
-//! - `store.redb`: table `kv` (key → create revision, mod revision, object JSON) and table
-//!   `meta` (`revision` → the last committed revision). The object JSON is the store's
+//! - `store.redb`: table `kv` (key → create revision, mod revision, object JSON), table
+//!   `meta` (`revision` → the last committed revision) and table `ttl` (key → deadline, for
+//!   keys written with a TTL; absent in stores written before it, which had none). The object JSON is the store's
 //!   [`Encoded`](super::Encoded) form, written and loaded as is (loading checks it is JSON
 //!   without building a tree).
 //!
@@ -17,8 +18,8 @@
 
 use super::mvcc::{prepare, Current, MvccIndex, Prepared};
 use super::{
-    Encoded, EventStream, ListOptions, Result, Revision, Storage, StorageError, Stored, StoredList,
-    Versioned, WriteOp,
+    delete_expired, Encoded, EventStream, ListOptions, Result, Revision, Storage, StorageError,
+    Stored, StoredList, Versioned, WriteOp,
 };
 use async_trait::async_trait;
 use parking_lot::RwLock;
@@ -26,6 +27,7 @@ use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc};
+use std::time::{Duration, SystemTime};
 use tokio::sync::oneshot;
 
 /// The on-disk format this build writes and reads.
@@ -35,6 +37,8 @@ pub const MAX_BATCH: usize = 4096;
 
 const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Keys written with a TTL → their deadline in milliseconds since the Unix epoch.
+const TTL: TableDefinition<&str, u64> = TableDefinition::new("ttl");
 const REVISION_KEY: &str = "revision";
 
 type Reply = oneshot::Sender<Result<Versioned>>;
@@ -130,6 +134,7 @@ impl EmbeddedStore {
         {
             wtx.open_table(KV).map_err(backend)?;
             wtx.open_table(META).map_err(backend)?;
+            wtx.open_table(TTL).map_err(backend)?;
         }
         wtx.commit().map_err(backend)?;
         let rtx = db.begin_read().map_err(backend)?;
@@ -147,7 +152,13 @@ impl EmbeddedStore {
             let cur = decode(&key, v.value())?;
             index.load(key, cur);
         }
-        drop((kv, meta, rtx));
+        let ttl = rtx.open_table(TTL).map_err(backend)?;
+        for entry in ttl.iter().map_err(backend)? {
+            let (k, v) = entry.map_err(backend)?;
+            let at = SystemTime::UNIX_EPOCH + Duration::from_millis(v.value());
+            index.set_deadline(k.value(), Some(at));
+        }
+        drop((kv, ttl, meta, rtx));
         let index = Arc::new(RwLock::new(index));
         let (tx, rx) = mpsc::channel::<Request>();
         let w_index = index.clone();
@@ -237,8 +248,20 @@ fn persist(db: &redb::Database, staged: &[(Prepared, Reply)], revision: Revision
     let wtx = db.begin_write().map_err(backend)?;
     {
         let mut kv = wtx.open_table(KV).map_err(backend)?;
+        let mut ttl = wtx.open_table(TTL).map_err(backend)?;
         for (p, _) in staged {
             let ev = &p.event;
+            match p.expires {
+                Some(at) => {
+                    let ms = at
+                        .duration_since(SystemTime::UNIX_EPOCH)
+                        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+                    ttl.insert(ev.key.as_str(), ms).map_err(backend)?;
+                }
+                None => {
+                    ttl.remove(ev.key.as_str()).map_err(backend)?;
+                }
+            }
             match &ev.encoded {
                 None => {
                     kv.remove(ev.key.as_str()).map_err(backend)?;
@@ -293,5 +316,10 @@ impl Storage for EmbeddedStore {
     async fn compact(&self, revision: Revision) -> Result<()> {
         // Only in-memory history exists; the file holds the latest state of each key.
         self.index.write().compact(revision)
+    }
+
+    async fn expire_due(&self) -> Result<usize> {
+        let due = self.index.read().due(SystemTime::now());
+        delete_expired(self, due).await
     }
 }

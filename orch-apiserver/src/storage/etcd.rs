@@ -43,7 +43,7 @@ use super::{
 use async_trait::async_trait;
 use etcd_client::{
     Certificate, Client, Compare, CompareOp, ConnectOptions, GetOptions, Identity, KeyValue,
-    KvClient, TlsOptions, Txn, TxnOp, TxnOpResponse, WatchOptions, WatchRequestSender,
+    KvClient, PutOptions, TlsOptions, Txn, TxnOp, TxnOpResponse, WatchOptions, WatchRequestSender,
     WatchResponse, WatchResponseStream,
 };
 use futures::StreamExt;
@@ -53,7 +53,7 @@ use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Bytes of encodings the store keeps to share them between reads and watch events.
 pub const ENCODING_CACHE_BYTES: usize = 64 << 20;
@@ -69,6 +69,8 @@ pub const COMPACT_REV_KEY: &str = "compact_rev_key";
 
 /// etcd's message for a read or watch below the compacted revision (`mvcc.ErrCompacted`).
 const ERR_COMPACTED: &str = "required revision has been compacted";
+/// etcd's message for a put with a lease it does not have (`lease.ErrLeaseNotFound`).
+const ERR_LEASE_NOT_FOUND: &str = "requested lease not found";
 /// etcd's message for a read or compaction above the current revision (`mvcc.ErrFutureRev`).
 const ERR_FUTURE: &str = "required revision is a future revision";
 
@@ -203,6 +205,8 @@ struct Shared {
     /// Counts [`Storage::request_progress`] calls; each open watch asks etcd for a progress
     /// notification when it changes.
     progress: tokio::sync::watch::Sender<u64>,
+    /// The lease writes with a TTL share ([`EtcdStore::lease`]) and when it expires.
+    lease: Mutex<Option<(i64, Instant)>>,
 }
 
 impl Shared {
@@ -473,6 +477,7 @@ impl EtcdStore {
             compacted: AtomicU64::new(0),
             encodings: Mutex::new(Encodings::new(ENCODING_CACHE_BYTES)),
             progress: tokio::sync::watch::channel(0).0,
+            lease: Mutex::new(None),
         });
         let store = Self {
             client,
@@ -552,13 +557,71 @@ impl EtcdStore {
         }
     }
 
+    /// A lease that lives at least `ttl` from now: the one granted last when it does and does
+    /// not outlive `ttl` by more than the reuse window, else a new one of `ttl` plus that
+    /// window, so that writes within one window share a lease (upstream's `leaseManager`,
+    /// `staging/src/k8s.io/apiserver/pkg/storage/etcd3/lease_manager.go`: the window is 5% of
+    /// the TTL, at most a minute).
+    async fn lease(&self, ttl: Duration) -> Result<i64> {
+        let secs = ttl.as_secs().max(1);
+        let window = (secs / 20).min(60);
+        let now = Instant::now();
+        if let Some((id, expires)) = *self.shared.lease.lock() {
+            let lives = now + Duration::from_secs(secs) < expires;
+            let not_too_long = expires <= now + Duration::from_secs(secs + window);
+            if lives && not_too_long {
+                return Ok(id);
+            }
+        }
+        let grant = i64::try_from(secs + window).unwrap_or(i64::MAX);
+        let resp = self
+            .client
+            .lease_client()
+            .grant(grant, None)
+            .await
+            .map_err(backend)?;
+        let granted = Duration::from_secs(u64::try_from(resp.ttl()).unwrap_or(0));
+        *self.shared.lease.lock() = Some((resp.id(), now + granted));
+        Ok(resp.id())
+    }
+
     async fn put(
+        &self,
+        key: String,
+        object: DynamicObject,
+        exists: bool,
+        expected: Option<Revision>,
+        ttl: Option<Duration>,
+    ) -> Result<Versioned> {
+        let Some(ttl) = ttl else {
+            return self.put_once(key, object, exists, expected, None).await;
+        };
+        match self
+            .put_once(key.clone(), object.clone(), exists, expected, Some(ttl))
+            .await
+        {
+            // The shared lease ended early (revoked, or etcd lost it): once more with a new one.
+            Err(StorageError::Backend(e)) if e.contains(ERR_LEASE_NOT_FOUND) => {
+                self.shared.lease.lock().take();
+                self.put_once(key, object, exists, expected, Some(ttl))
+                    .await
+            }
+            other => other,
+        }
+    }
+
+    async fn put_once(
         &self,
         key: String,
         mut object: DynamicObject,
         exists: bool,
         expected: Option<Revision>,
+        ttl: Option<Duration>,
     ) -> Result<Versioned> {
+        let lease = match ttl {
+            Some(t) => Some(PutOptions::new().with_lease(self.lease(t).await?)),
+            None => None,
+        };
         let full = self.shared.full_key(&key);
         // Stored without resourceVersion: it is the mod revision, known only at commit.
         object.metadata.resource_version = None;
@@ -581,7 +644,7 @@ impl EtcdStore {
         let txn = Txn::new()
             .when(when)
             .and_then(vec![
-                TxnOp::put(full.as_str(), value, None),
+                TxnOp::put(full.as_str(), value, lease),
                 TxnOp::get(full.as_str(), keys_only()),
             ])
             .or_else(vec![TxnOp::get(full.as_str(), keys_only())]);
@@ -791,12 +854,13 @@ impl Storage for EtcdStore {
 
     async fn write(&self, op: WriteOp) -> Result<Versioned> {
         match op {
-            WriteOp::Create { key, object } => self.put(key, object, false, None).await,
+            WriteOp::Create { key, object, ttl } => self.put(key, object, false, None, ttl).await,
             WriteOp::Update {
                 key,
                 object,
                 expected,
-            } => self.put(key, object, true, expected).await,
+                ttl,
+            } => self.put(key, object, true, expected, ttl).await,
             WriteOp::Delete { key, expected } => self.remove(key, expected).await,
         }
     }

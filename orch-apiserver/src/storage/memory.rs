@@ -2,7 +2,8 @@
 
 use super::mvcc::{prepare, MvccIndex};
 use super::{
-    EventStream, ListOptions, Result, Revision, Storage, Stored, StoredList, Versioned, WriteOp,
+    delete_expired, EventStream, ListOptions, Result, Revision, Storage, Stored, StoredList,
+    Versioned, WriteOp,
 };
 use async_trait::async_trait;
 use parking_lot::RwLock;
@@ -75,5 +76,10 @@ impl Storage for MemoryStore {
 
     async fn compact(&self, revision: Revision) -> Result<()> {
         self.index.write().compact(revision)
+    }
+
+    async fn expire_due(&self) -> Result<usize> {
+        let due = self.index.read().due(std::time::SystemTime::now());
+        delete_expired(self, due).await
     }
 }

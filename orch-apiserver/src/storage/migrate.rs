@@ -212,9 +212,11 @@ pub async fn copy(
             Err(e) => return Err(fail(key, e)),
         };
         object.metadata.resource_version = None;
+        // A TTL (an Event's) is not read from the source: copies stay until deleted.
         let op = WriteOp::Create {
             key: key.clone(),
             object,
+            ttl: None,
         };
         let written = match to.write(op).await {
             Ok(v) => v,

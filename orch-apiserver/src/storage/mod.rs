@@ -31,6 +31,7 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 use orch_types::DynamicObject;
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
 
 /// A storage revision (etcd's `revision`; the `resourceVersion` of an object).
 pub type Revision = u64;
@@ -249,6 +250,8 @@ pub enum WriteOp {
         key: String,
         /// Object to store.
         object: DynamicObject,
+        /// The key is deleted this long after the write (see [`Storage::expire_due`]).
+        ttl: Option<Duration>,
     },
     /// Replace `key`; compares its `mod_revision` with `expected` when given.
     Update {
@@ -258,6 +261,9 @@ pub enum WriteOp {
         object: DynamicObject,
         /// Expected current `mod_revision`.
         expected: Option<Revision>,
+        /// The key is deleted this long after the write; `None` keeps it until deleted (a
+        /// TTL an earlier write gave it ends), as etcd's put without a lease.
+        ttl: Option<Duration>,
     },
     /// Delete `key`; compares its `mod_revision` with `expected` when given.
     Delete {
@@ -340,6 +346,13 @@ pub trait Storage: Send + Sync + 'static {
         }
         Ok(())
     }
+    /// Deletes the keys whose TTL ([`WriteOp::Create`], [`WriteOp::Update`]) has passed, each
+    /// with a compare on the revision that gave it (a key written again meanwhile stays), and
+    /// returns how many it deleted; watchers see ordinary deletes. The API server calls it
+    /// every second. Stores whose engine expires keys itself (etcd's leases) do nothing.
+    async fn expire_due(&self) -> Result<usize> {
+        Ok(0)
+    }
 
     /// The latest state of `key`, decoded.
     async fn get(&self, key: &str) -> Result<Option<Versioned>> {
@@ -357,6 +370,7 @@ pub trait Storage: Send + Sync + 'static {
         self.write(WriteOp::Create {
             key: key.into(),
             object,
+            ttl: None,
         })
         .await
     }
@@ -371,6 +385,7 @@ pub trait Storage: Send + Sync + 'static {
             key: key.into(),
             object,
             expected,
+            ttl: None,
         })
         .await
     }
@@ -386,3 +401,27 @@ pub trait Storage: Send + Sync + 'static {
 
 /// A shared storage handle.
 pub type SharedStorage = Arc<dyn Storage>;
+
+/// The deadline of a write with `ttl` made now.
+pub(crate) fn deadline(ttl: Option<Duration>) -> Option<SystemTime> {
+    ttl.map(|t| SystemTime::now() + t)
+}
+
+/// Deletes each `(key, revision)` of `due` (keys whose deadline passed, with the revision that
+/// set it) if it is still at that revision; the [`Storage::expire_due`] of the in-process
+/// backends.
+pub(crate) async fn delete_expired(
+    store: &dyn Storage,
+    due: Vec<(String, Revision)>,
+) -> Result<usize> {
+    let mut deleted = 0;
+    for (key, revision) in due {
+        match store.delete(&key, Some(revision)).await {
+            Ok(_) => deleted += 1,
+            // Written again (a new deadline) or deleted meanwhile.
+            Err(StorageError::Conflict { .. } | StorageError::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(deleted)
+}

@@ -9,13 +9,14 @@
 //! (the writer and the event keep the tree it wrote), reads decode.
 
 use super::{
-    decode_stored, Encoded, Event, EventStream, EventType, ListOptions, Result, Revision,
+    deadline, decode_stored, Encoded, Event, EventStream, EventType, ListOptions, Result, Revision,
     StorageError, Stored, StoredList, Versioned, WriteOp,
 };
 use futures::StreamExt;
 use orch_types::DynamicObject;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
+use std::time::SystemTime;
 use tokio::sync::broadcast;
 
 /// Capacity of the live event broadcast; a watcher further behind is closed.
@@ -37,6 +38,8 @@ pub(crate) type Current = Stored;
 pub(crate) struct Prepared {
     pub event: Arc<Event>,
     pub create_revision: Revision,
+    /// When the key expires (a write with a TTL); `None`: never.
+    pub expires: Option<SystemTime>,
     /// What the writer gets back (the event holds only the encoding).
     object: Arc<DynamicObject>,
 }
@@ -88,8 +91,8 @@ pub(crate) fn prepare(
             _ => Ok(()),
         },
     };
-    let (key, kind, object, prev, create_revision) = match op {
-        WriteOp::Create { key, object } => {
+    let (key, kind, object, prev, create_revision, expires) = match op {
+        WriteOp::Create { key, object, ttl } => {
             if current.is_some() {
                 return Err(StorageError::KeyExists { key });
             }
@@ -99,12 +102,14 @@ pub(crate) fn prepare(
                 with_rv(object, revision),
                 None,
                 revision,
+                deadline(ttl),
             )
         }
         WriteOp::Update {
             key,
             object,
             expected,
+            ttl,
         } => {
             check(&key, expected, &current)?;
             let c = current.expect("checked above");
@@ -114,6 +119,7 @@ pub(crate) fn prepare(
                 with_rv(object, revision),
                 Some(c.encoded),
                 c.create_revision,
+                deadline(ttl),
             )
         }
         WriteOp::Delete { key, expected } => {
@@ -126,6 +132,7 @@ pub(crate) fn prepare(
                 last,
                 Some(c.encoded),
                 c.create_revision,
+                None,
             )
         }
     };
@@ -136,6 +143,7 @@ pub(crate) fn prepare(
     Ok(Prepared {
         event: Arc::new(Event::new(revision, key, kind, encoded, prev)),
         create_revision,
+        expires,
         object: Arc::new(object),
     })
 }
@@ -148,6 +156,9 @@ pub(crate) struct MvccIndex {
     keys: BTreeMap<String, Vec<Version>>,
     log: VecDeque<Arc<Event>>,
     tx: broadcast::Sender<Arc<Event>>,
+    /// The keys with a TTL: key → its deadline, and the same ordered by deadline.
+    deadlines: HashMap<String, SystemTime>,
+    by_deadline: BTreeSet<(SystemTime, String)>,
 }
 
 impl MvccIndex {
@@ -159,7 +170,29 @@ impl MvccIndex {
             keys: BTreeMap::new(),
             log: VecDeque::new(),
             tx: broadcast::channel(BROADCAST_CAPACITY).0,
+            deadlines: HashMap::new(),
+            by_deadline: BTreeSet::new(),
         }
+    }
+
+    /// Sets (or with `None` clears) the deadline of `key`.
+    pub fn set_deadline(&mut self, key: &str, at: Option<SystemTime>) {
+        if let Some(old) = self.deadlines.remove(key) {
+            self.by_deadline.remove(&(old, key.to_string()));
+        }
+        if let Some(at) = at {
+            self.deadlines.insert(key.to_string(), at);
+            self.by_deadline.insert((at, key.to_string()));
+        }
+    }
+
+    /// The keys whose deadline is at or before `now`, with their current revision.
+    pub fn due(&self, now: SystemTime) -> Vec<(String, Revision)> {
+        self.by_deadline
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .filter_map(|(_, key)| Some((key.clone(), self.latest(key)?.mod_revision)))
+            .collect()
     }
 
     /// Loads a live key without history (used when opening a durable store).
@@ -202,6 +235,7 @@ impl MvccIndex {
             create_revision: p.create_revision,
             object: ev.encoded.clone(),
         });
+        self.set_deadline(&ev.key, p.expires);
         self.log.push_back(ev.clone());
         // No receivers is fine.
         let _ = self.tx.send(ev);
