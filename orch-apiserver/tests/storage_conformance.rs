@@ -759,6 +759,16 @@ async fn api_server_opens_on_etcd() {
         .unwrap()
         .expect("the default namespace is stored in etcd");
     assert_eq!(ns.object.metadata.name.as_deref(), Some("default"));
+    // In etcd, under upstream's key layout.
+    let mut raw = etcd_client::Client::connect([server.url.as_str()], None)
+        .await
+        .unwrap();
+    let got = raw.get("/registry/namespaces/default", None).await.unwrap();
+    assert_eq!(
+        got.kvs().len(),
+        1,
+        "the default namespace at upstream's key"
+    );
     // The empty prefix under the empty store prefix: every key.
     let all = direct.list("", &ListOptions::default()).await.unwrap();
     assert!(all.items.len() >= 4, "{:?}", all.items.len());

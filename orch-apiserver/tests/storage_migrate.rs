@@ -94,11 +94,15 @@ async fn populated() -> MemoryStore {
     s
 }
 
+/// Every object, by key (a root list is in the backend's order of resources).
 async fn all(s: &dyn Storage) -> Vec<(String, Versioned)> {
-    s.list("/registry/", &ListOptions::default())
+    let mut items = s
+        .list("/registry/", &ListOptions::default())
         .await
         .unwrap()
-        .items
+        .items;
+    items.sort_by(|(a, _), (b, _)| a.cmp(b));
+    items
 }
 
 /// Keys in `resourceVersion` order.

@@ -3,8 +3,10 @@
 //! The mapping follows upstream kube-apiserver's etcd3 store
 //! (`staging/src/k8s.io/apiserver/pkg/storage/etcd3/store.go`, `watcher.go`, `compact.go`):
 //!
-//! - **Keys**: `PREFIX` + the trait's key, e.g. `/registry/core/pods/default/web` with the default
-//!   empty prefix (kube-apiserver's `--etcd-prefix=/registry` gives the same keys).
+//! - **Keys**: `PREFIX` + upstream's layout of the trait's key: `/registry/pods/default/web` for
+//!   the trait's `/registry/core/pods/default/web`, `/registry/deployments/…`,
+//!   `/registry/minions/…` for nodes, `/registry/services/specs/…` (see [`upstream_key`]); with
+//!   the default empty prefix the keys are kube-apiserver's with its default `--etcd-prefix`.
 //! - **Values**: the object's compact JSON without `metadata.resourceVersion`. etcd assigns the
 //!   revision at commit, so, as upstream, the stored bytes never carry it: reads set it to the
 //!   key's `mod_revision` when they decode.
@@ -49,6 +51,7 @@ use etcd_client::{
 use futures::StreamExt;
 use orch_types::DynamicObject;
 use parking_lot::Mutex;
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -196,6 +199,85 @@ impl Encodings {
     }
 }
 
+/// Upstream's resource prefixes that are not the resource's plural
+/// (`pkg/kubeapiserver/default_storage_factory_builder.go`, `SpecialDefaultResourcePrefixes`;
+/// a row applies once orch serves its resource, see [`group_dropped`]).
+const SPECIAL_PREFIXES: &[(&str, &str, &str)] = &[
+    ("", "replicationcontrollers", "controllers"),
+    ("", "endpoints", "services/endpoints"),
+    ("", "nodes", "minions"),
+    ("", "services", "services/specs"),
+    ("networking.k8s.io", "ingresses", "ingress"),
+];
+
+/// The resources upstream stores under `/registry/PREFIX/` without their group, by plural,
+/// each with its group and PREFIX (its plural or its [`SPECIAL_PREFIXES`] row): every built-in
+/// resource of kube-apiserver; not those of the apiextensions and apiregistration servers
+/// (`/registry/apiextensions.k8s.io/customresourcedefinitions/`), nor custom resources
+/// (`/registry/GROUP/PLURAL/`). `events.k8s.io` Events keep their group too: upstream stores
+/// them as the core Events they are converted to, orch as a resource of their own. Plurals are
+/// unique among them.
+fn group_dropped() -> &'static HashMap<&'static str, (&'static str, &'static str)> {
+    static MAP: std::sync::OnceLock<HashMap<&'static str, (&'static str, &'static str)>> =
+        std::sync::OnceLock::new();
+    MAP.get_or_init(|| {
+        orch_types::registry::BUILTIN
+            .iter()
+            .filter(|r| {
+                !matches!(
+                    r.group,
+                    "apiextensions.k8s.io" | "apiregistration.k8s.io" | "events.k8s.io"
+                )
+            })
+            .map(|r| {
+                let prefix = SPECIAL_PREFIXES
+                    .iter()
+                    .find(|(g, p, _)| *g == r.group && *p == r.plural)
+                    .map_or(r.plural, |(_, _, special)| special);
+                (r.plural, (r.group, prefix))
+            })
+            .collect()
+    })
+}
+
+/// The key upstream's layout gives the trait key (or key prefix) `key`:
+/// `/registry/core/pods/default/web` → `/registry/pods/default/web`,
+/// `/registry/apps/deployments/…` → `/registry/deployments/…`, `/registry/core/nodes/n1` →
+/// `/registry/minions/n1`; keys of other resources (custom ones, tests') are kept as they are.
+/// A prefix shorter than one resource's (the root, `/registry/`) is kept too.
+fn upstream_key(key: &str) -> Cow<'_, str> {
+    let Some(rest) = key.strip_prefix(super::key::ROOT) else {
+        return Cow::Borrowed(key);
+    };
+    let mut parts = rest.splitn(3, '/');
+    let (Some(group), Some(plural), Some(tail)) = (parts.next(), parts.next(), parts.next()) else {
+        return Cow::Borrowed(key);
+    };
+    let group = if group == "core" { "" } else { group };
+    match group_dropped().get(plural) {
+        Some((g, prefix)) if *g == group => {
+            Cow::Owned(format!("{}{prefix}/{tail}", super::key::ROOT))
+        }
+        _ => Cow::Borrowed(key),
+    }
+}
+
+/// The trait key of an etcd key (without the store's prefix) in upstream's layout: the inverse
+/// of [`upstream_key`].
+fn orch_key(key: &str) -> String {
+    let Some(rest) = key.strip_prefix(super::key::ROOT) else {
+        return key.to_string();
+    };
+    let trait_key =
+        |group: &str, plural: &str, tail: &str| super::key::resource_prefix(group, plural) + tail;
+    for (plural, (group, prefix)) in group_dropped() {
+        if let Some(tail) = rest.strip_prefix(prefix).and_then(|t| t.strip_prefix('/')) {
+            return trait_key(group, plural, tail);
+        }
+    }
+    key.to_string()
+}
+
 /// What the store and its watch streams share.
 struct Shared {
     prefix: String,
@@ -210,16 +292,17 @@ struct Shared {
 }
 
 impl Shared {
+    /// The etcd key of a trait key (or key prefix): the prefix, then [`upstream_key`].
     fn full_key(&self, key: &str) -> String {
-        format!("{}{key}", self.prefix)
+        format!("{}{}", self.prefix, upstream_key(key))
     }
 
-    /// The trait's key of an etcd key under the prefix.
+    /// The trait's key of an etcd key under the prefix ([`orch_key`]).
     fn trait_key(&self, etcd_key: &[u8]) -> Result<String> {
         std::str::from_utf8(etcd_key)
             .ok()
             .and_then(|k| k.strip_prefix(self.prefix.as_str()))
-            .map(str::to_string)
+            .map(orch_key)
             .ok_or_else(|| {
                 backend(format!(
                     "key {} is not a UTF-8 key under the prefix {:?}",
@@ -1028,6 +1111,73 @@ impl Storage for EtcdStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_follow_upstreams_layout_both_ways() {
+        let cases = [
+            (
+                "/registry/core/pods/default/web",
+                "/registry/pods/default/web",
+            ),
+            ("/registry/core/pods/", "/registry/pods/"),
+            ("/registry/core/nodes/n1", "/registry/minions/n1"),
+            (
+                "/registry/core/services/default/",
+                "/registry/services/specs/default/",
+            ),
+            (
+                "/registry/core/endpoints/default/web",
+                "/registry/services/endpoints/default/web",
+            ),
+            (
+                "/registry/core/replicationcontrollers/ns/rc",
+                "/registry/controllers/ns/rc",
+            ),
+            (
+                "/registry/apps/deployments/default/web",
+                "/registry/deployments/default/web",
+            ),
+            (
+                "/registry/coordination.k8s.io/leases/kube-system/l",
+                "/registry/leases/kube-system/l",
+            ),
+            (
+                "/registry/core/events/default/e",
+                "/registry/events/default/e",
+            ),
+            // Kept: the apiextensions server's, a custom resource's, events.k8s.io's, tests'.
+            (
+                "/registry/apiextensions.k8s.io/customresourcedefinitions/c",
+                "/registry/apiextensions.k8s.io/customresourcedefinitions/c",
+            ),
+            (
+                "/registry/example.com/crontabs/default/c",
+                "/registry/example.com/crontabs/default/c",
+            ),
+            (
+                "/registry/events.k8s.io/events/default/e",
+                "/registry/events.k8s.io/events/default/e",
+            ),
+            ("/registry/t/a", "/registry/t/a"),
+            ("/registry/s/", "/registry/s/"),
+            ("/registry/", "/registry/"),
+        ];
+        for (ours, theirs) in cases {
+            assert_eq!(upstream_key(ours), theirs);
+            assert_eq!(orch_key(theirs), ours);
+        }
+        // Every built-in resource maps to a key of its own and back.
+        let mut seen = std::collections::HashSet::new();
+        for r in orch_types::registry::BUILTIN {
+            let ours = super::super::key::object_key(r.group, r.plural, Some("ns"), "n");
+            let theirs = upstream_key(&ours).into_owned();
+            assert!(
+                seen.insert(theirs.clone()) || ours.contains("autoscaling"),
+                "{theirs} twice"
+            );
+            assert_eq!(orch_key(&theirs), ours);
+        }
+    }
 
     #[test]
     fn prefix_end_is_etcds() {

@@ -300,7 +300,10 @@ pub struct CompactorState {
 pub trait Storage: Send + Sync + 'static {
     /// The latest state of `key`, as stored.
     async fn get_stored(&self, key: &str) -> Result<Option<Stored>>;
-    /// Keys starting with `prefix`, in key order, at a revision, as stored.
+    /// Keys starting with `prefix`, in key order, at a revision, as stored. A prefix that spans
+    /// several resources (the root `/registry/`) lists each resource's keys in key order, the
+    /// resources in the backend's order (etcd: upstream's key layout, `/registry/pods/` after
+    /// `/registry/deployments/`); `start_after` continues in that order.
     async fn list_stored(&self, prefix: &str, opts: &ListOptions) -> Result<StoredList>;
     /// Applies one write (etcd: one `Txn` with a compare); returns the stored state (for a
     /// delete: the last state with `resourceVersion` set to the delete revision).
