@@ -6,8 +6,9 @@
 //!    durations); a kubelet on B. A Deployment created through A becomes Available with its pods
 //!    Running, scheduled and created by the leaders on A. Then A and its components are killed
 //!    with SIGKILL: through B, the components on B take the Leases over, a scale-up gets new pods
-//!    created, scheduled and Running, and every object created before the kill is still there
-//!    with its UID.
+//!    created, scheduled and Running, every object created before the kill is still there with
+//!    its UID, and the Deployment journey of the concepts tour (`tests/common/journey.rs`) runs
+//!    through B.
 //! 2. Watch across API servers during load (before the kill): while two writers create
 //!    ConfigMaps through A's HTTP API, a watch through B's HTTP API, opened at a list's
 //!    resourceVersion, delivers every acknowledged create once, with its UID and
@@ -425,6 +426,11 @@ fn control_plane_fails_over_from_one_api_server_to_the_other() {
         Some(before["deployments default/web"].as_str()),
         "the Deployment kept its UID"
     );
+    // The concepts journey of Deployments (rollout, rolling update, rollback, scaling) through
+    // B, run by the control plane that took over.
+    let t1 = Instant::now();
+    journey::deployment_journey(&b);
+    eprintln!("the Deployment journey through B took {:?}", t1.elapsed());
     eprintln!("part 1 and 2 took {:?}", t0.elapsed());
 }
 
