@@ -53,14 +53,14 @@ pub fn run(args: ControllerManagerArgs) -> i32 {
         i64::try_from(args.node_monitor_grace_period).unwrap_or(i64::MAX),
     );
     config.pod_gc.terminated_pod_threshold = args.terminated_pod_gc_threshold;
-    let client: orch_types::client::SharedClient =
-        match orch_apiserver::client::HttpClient::from_kubeconfig(&args.kubeconfig) {
-            Ok(c) => Arc::new(c),
-            Err(e) => {
-                eprintln!("error: {}: {e}", args.kubeconfig.display());
-                return 1;
-            }
-        };
+    let client: orch_types::client::SharedClient = match super::kubeconfig_client(&args.kubeconfig)
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
     let clock: orch_types::clock::SharedClock = Arc::new(orch_types::clock::SystemClock);
     let cm = match ControllerManager::new(client.clone(), clock.clone(), config) {
         Ok(cm) => cm,

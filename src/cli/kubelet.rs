@@ -148,10 +148,10 @@ pub fn run(args: KubeletArgs) -> i32 {
             return 2;
         }
     };
-    let client = match orch_apiserver::client::HttpClient::from_kubeconfig(&args.kubeconfig) {
-        Ok(c) => Arc::new(c),
+    let client = match super::kubeconfig_client(&args.kubeconfig) {
+        Ok(c) => c,
         Err(e) => {
-            eprintln!("error: {}: {e}", args.kubeconfig.display());
+            eprintln!("error: {e}");
             return 1;
         }
     };

@@ -66,6 +66,15 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     crate::sim::scenario::parse_duration(s).map_err(|e| e.to_string())
 }
 
+/// The HTTP client of a component from its `--kubeconfig`, or the message to print.
+pub fn kubeconfig_client(
+    path: &std::path::Path,
+) -> Result<std::sync::Arc<orch_apiserver::client::HttpClient>, String> {
+    orch_apiserver::client::HttpClient::from_kubeconfig(path)
+        .map(std::sync::Arc::new)
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
 /// Runs the parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     match cli.command {

@@ -38,14 +38,14 @@ pub fn run(args: SchedulerArgs) -> i32 {
         },
         None => None,
     };
-    let client: orch_types::client::SharedClient =
-        match orch_apiserver::client::HttpClient::from_kubeconfig(&args.kubeconfig) {
-            Ok(c) => Arc::new(c),
-            Err(e) => {
-                eprintln!("error: {}: {e}", args.kubeconfig.display());
-                return 1;
-            }
-        };
+    let client: orch_types::client::SharedClient = match super::kubeconfig_client(&args.kubeconfig)
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
