@@ -5,10 +5,11 @@
 //!    `kube-system/kube-scheduler` and `kube-system/kube-controller-manager`, with short lease
 //!    durations); a kubelet on B. A Deployment created through A becomes Available with its pods
 //!    Running, scheduled and created by the leaders on A. Then A and its components are killed
-//!    with SIGKILL: through B, the components on B take the Leases over, a scale-up gets new pods
-//!    created, scheduled and Running, every object created before the kill is still there with
-//!    its UID, and the Deployment journey of the concepts tour (`tests/common/journey.rs`) runs
-//!    through B.
+//!    with SIGKILL, during a write load through both: through B, the components on B take the
+//!    Leases over, every create acknowledged through either API server is there, a scale-up gets
+//!    new pods created, scheduled and Running, every object created before the kill is still
+//!    there with its UID, and the Deployment journey of the concepts tour
+//!    (`tests/common/journey.rs`) runs through B.
 //! 2. Watch across API servers during load (before the kill): while two writers create
 //!    ConfigMaps through A's HTTP API, a watch through B's HTTP API, opened at a list's
 //!    resourceVersion, delivers every acknowledged create once, with its UID and
@@ -315,6 +316,35 @@ fn watch_through_b_sees_creates_through_a(a: &TestEnv, a_addr: SocketAddr, b_add
     );
 }
 
+/// A writer of the kill-under-load check: creates ConfigMaps `TAG-N` in `ns` through `addr`,
+/// about a hundred a second, until `stop`, each with a 3 s deadline; returns its acknowledged
+/// creates and when the last one was acknowledged.
+fn writer(
+    addr: SocketAddr,
+    ns: &'static str,
+    tag: &'static str,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<(Acked, Option<Instant>)> {
+    std::thread::spawn(move || {
+        let agent = agent(Duration::from_secs(3));
+        let (mut acked, mut last) = (Acked::new(), None);
+        let mut n = 0;
+        while !stop.load(Ordering::SeqCst) {
+            let name = format!("{tag}-{n:05}");
+            n += 1;
+            match create_configmap(&agent, addr, ns, &name) {
+                Ok(got) => {
+                    acked.insert(name, got);
+                    last = Some(Instant::now());
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(40)),
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        (acked, last)
+    })
+}
+
 #[test]
 fn control_plane_fails_over_from_one_api_server_to_the_other() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -371,7 +401,13 @@ fn control_plane_fails_over_from_one_api_server_to_the_other() {
     let before = uids_by_key(&a, &kinds);
     let pod_uids_before = journey::uids(&pods);
 
-    // Kill A and everything connected to it.
+    // Kill A and everything connected to it, under a write load through both API servers.
+    const LOAD_NS: &str = "kill-load";
+    a.kubectl(&["create", "namespace", LOAD_NS]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let through_a = writer(split_a.addr, LOAD_NS, "a", stop.clone());
+    let through_b = writer(split_b.addr, LOAD_NS, "b", stop.clone());
+    std::thread::sleep(Duration::from_secs(1));
     for p in &mut split_a.procs {
         p.kill9();
     }
@@ -387,6 +423,38 @@ fn control_plane_fails_over_from_one_api_server_to_the_other() {
     assert!(
         transitions(&b, "kube-scheduler") > transitions_before,
         "a takeover counts as a Lease transition"
+    );
+
+    // The load: writes through B went on after the kill, and every create acknowledged
+    // through either API server is there with its UID and resourceVersion.
+    stop.store(true, Ordering::SeqCst);
+    let (acked_a, _) = through_a.join().expect("the writer through A panicked");
+    let (acked_b, last_b) = through_b.join().expect("the writer through B panicked");
+    assert!(
+        last_b.is_some_and(|t| t > killed_at),
+        "creates through B were acknowledged after A's kill"
+    );
+    let listed: Acked = b
+        .get_items(&["configmaps", "-n", LOAD_NS])
+        .expect("list the load's ConfigMaps through B")
+        .iter()
+        .map(|o| {
+            let name = o["metadata"]["name"].as_str().unwrap_or("").to_string();
+            let uid = o["metadata"]["uid"].as_str().unwrap_or("").to_string();
+            (name, (uid, rv(o)))
+        })
+        .collect();
+    let lost: Vec<_> = acked_a
+        .iter()
+        .chain(&acked_b)
+        .filter(|(name, got)| listed.get(*name) != Some(got))
+        .map(|(name, _)| name)
+        .collect();
+    assert!(lost.is_empty(), "acknowledged creates lost: {lost:?}");
+    eprintln!(
+        "the load: {} creates acknowledged through A before its kill, {} through B; none lost",
+        acked_a.len(),
+        acked_b.len()
     );
 
     // Every object created before the kill is still there, with its UID.
