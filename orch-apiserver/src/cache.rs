@@ -290,9 +290,9 @@ impl WatchCache {
         }
         let mut rx = self.applied.subscribe();
         // The first request only after one interval: the revision is most often a write this
-        // cache is about to apply, and an etcd before 3.4.24 may answer a progress request
-        // ahead of events still on their way to a watch that is catching up (etcd issue
-        // 15220; Debian 12 ships 3.4.23), which a watch that is an interval behind risks.
+        // cache is about to apply, and an etcd without the fix of etcd issue 15220 (Debian 12
+        // ships 3.4.23) may answer a progress request ahead of events still on their way to a
+        // watch that is catching up, which a watch that is an interval behind risks.
         let mut ask = tokio::time::interval_at(
             tokio::time::Instant::now() + PROGRESS_REQUEST_INTERVAL,
             PROGRESS_REQUEST_INTERVAL,
