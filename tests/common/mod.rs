@@ -15,7 +15,7 @@ pub mod journey;
 
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -36,13 +36,13 @@ pub fn bundled_kubectl(minor: &str) -> Option<PathBuf> {
     p.exists().then_some(p)
 }
 
-/// A port on 127.0.0.1 that was free a moment ago (bound to port 0, then released).
-///
-/// Only for components that cannot report the port they bound; prefer `--listen 127.0.0.1:0`.
-pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local addr").port()
-}
+// A port on 127.0.0.1 that was free a moment ago, below the ephemeral range; shared with
+// orch-apiserver's etcd test helper. Only for components that cannot report the port they
+// bound; prefer `--listen 127.0.0.1:0`.
+#[path = "../../orch-apiserver/tests/common/port.rs"]
+#[allow(clippy::duplicate_mod)] // tests including both helpers load it twice
+mod port;
+pub use port::free_port;
 
 /// Polls `f` every 200 ms until it returns `Some`, at most `timeout`.
 ///

@@ -2,7 +2,11 @@
 //! directory, killed when dropped; optionally serving TLS and requiring client certificates.
 //! Or a three-member cluster of them ([`EtcdCluster`]), whose leader a test can find and kill.
 
-use std::net::TcpListener;
+// The loopback port picker, shared with the root package's test helpers.
+#[path = "port.rs"]
+#[allow(clippy::duplicate_mod)] // tests including both helpers load it twice
+mod port;
+use port::free_port;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -80,37 +84,6 @@ impl TlsFiles {
             ));
         etcd_client::ConnectOptions::new().with_tls(tls)
     }
-}
-
-/// The lowest port of the kernel's ephemeral range (`ip_local_port_range`), where outgoing
-/// connections get their local ports.
-fn ephemeral_low() -> u16 {
-    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|r| r.split_whitespace().next()?.parse().ok())
-        .unwrap_or(32768)
-}
-
-/// A loopback port that is free now, below the ephemeral range: the members of a cluster dial
-/// each other as they start, and an outgoing connection once took a port picked from the
-/// ephemeral range before the member it was for could bind it ("address already in use").
-/// Candidates start at an offset taken from the process id, so that test processes running at
-/// the same time try different ports first.
-fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    const LOW: u32 = 10_000;
-    let span = u32::from(ephemeral_low()).saturating_sub(LOW).max(1);
-    let start = std::process::id().wrapping_mul(7919) % span;
-    for _ in 0..span {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let port = u16::try_from(LOW + (start + n) % span).expect("below the ephemeral range");
-        // Free once the listener is dropped; etcd binds it right after.
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free loopback port below the ephemeral range")
 }
 
 impl EtcdServer {
