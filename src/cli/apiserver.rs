@@ -78,15 +78,8 @@ async fn run_async(args: ApiServerArgs) -> Result<(), String> {
 
 /// Runs `orch apiserver`; returns the exit code.
 pub fn run(args: ApiServerArgs) -> i32 {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return 1;
-        }
+    let Some(rt) = super::runtime(true) else {
+        return 1;
     };
     match rt.block_on(run_async(args)) {
         Ok(()) => 0,

@@ -146,16 +146,8 @@ pub fn run(cmd: BenchCommand) -> i32 {
     // the engine is one sequential loop, and on a multi-threaded runtime every write would
     // wake the API server's watch-cache task on another thread (5,000 nodes / 50,000 pods:
     // 26 s -> 20 s wall).
-    let mut builder = match cmd {
-        BenchCommand::Sim { .. } => tokio::runtime::Builder::new_current_thread(),
-        _ => tokio::runtime::Builder::new_multi_thread(),
-    };
-    let rt = match builder.enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return 1;
-        }
+    let Some(rt) = super::runtime(!matches!(cmd, BenchCommand::Sim { .. })) else {
+        return 1;
     };
     let (report, output) = match cmd {
         BenchCommand::Sim {

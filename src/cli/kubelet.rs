@@ -178,15 +178,8 @@ pub fn run(args: KubeletArgs) -> i32 {
             }
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return 1;
-        }
+    let Some(rt) = super::runtime(true) else {
+        return 1;
     };
     let clock = Arc::new(orch_types::clock::SystemClock);
     let kubelet = Kubelet::new(cfg, client, runtime, clock);

@@ -75,6 +75,23 @@ pub fn kubeconfig_client(
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// The tokio runtime of a command, multi-threaded or on the calling thread; `None` after
+/// printing why it could not start (the command then exits with 1).
+pub fn runtime(multi_thread: bool) -> Option<tokio::runtime::Runtime> {
+    let mut builder = if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    match builder.enable_all().build() {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            None
+        }
+    }
+}
+
 /// Runs the parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     match cli.command {

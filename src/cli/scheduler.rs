@@ -46,15 +46,8 @@ pub fn run(args: SchedulerArgs) -> i32 {
             return 1;
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return 1;
-        }
+    let Some(rt) = super::runtime(true) else {
+        return 1;
     };
     let clock: orch_types::clock::SharedClock = Arc::new(orch_types::clock::SystemClock);
     let shutdown = async {

@@ -105,15 +105,8 @@ pub fn run(args: SimArgs) -> i32 {
     if let Some(seed) = args.seed {
         scenario.seed = Some(seed);
     }
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return 1;
-        }
+    let Some(rt) = super::runtime(false) else {
+        return 1;
     };
     let opts = SimOptions {
         keep_log: args.log.is_some(),

@@ -331,15 +331,8 @@ async fn migrate(args: &MigrateArgs) -> Result<String, String> {
 /// Runs `orch storage …`; returns the exit code.
 pub fn run(command: StorageCommand) -> i32 {
     let StorageCommand::Migrate(args) = command;
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return 1;
-        }
+    let Some(rt) = super::runtime(true) else {
+        return 1;
     };
     match rt.block_on(migrate(&args)) {
         Ok(summary) => {

@@ -70,15 +70,8 @@ fn init_logging() {
 /// Runs `orch up`; returns the exit code.
 pub fn run(args: UpArgs) -> i32 {
     init_logging();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return 1;
-        }
+    let Some(rt) = super::runtime(true) else {
+        return 1;
     };
     rt.block_on(up(args))
 }
