@@ -268,14 +268,26 @@ fn orch_key(key: &str) -> String {
     let Some(rest) = key.strip_prefix(super::key::ROOT) else {
         return key.to_string();
     };
-    let trait_key =
-        |group: &str, plural: &str, tail: &str| super::key::resource_prefix(group, plural) + tail;
-    for (plural, (group, prefix)) in group_dropped() {
-        if let Some(tail) = rest.strip_prefix(prefix).and_then(|t| t.strip_prefix('/')) {
-            return trait_key(group, plural, tail);
+    // A resource prefix is one segment, or two (`services/specs`).
+    let ends = rest.match_indices('/').map(|(i, _)| i).take(2);
+    for end in ends {
+        if let Some((group, plural)) = by_prefix().get(&rest[..end]) {
+            return super::key::resource_prefix(group, plural) + &rest[end + 1..];
         }
     }
     key.to_string()
+}
+
+/// [`group_dropped`] the other way: each resource prefix with its group and plural.
+fn by_prefix() -> &'static HashMap<&'static str, (&'static str, &'static str)> {
+    static MAP: std::sync::OnceLock<HashMap<&'static str, (&'static str, &'static str)>> =
+        std::sync::OnceLock::new();
+    MAP.get_or_init(|| {
+        group_dropped()
+            .iter()
+            .map(|(plural, (group, prefix))| (*prefix, (*group, *plural)))
+            .collect()
+    })
 }
 
 /// What the store and its watch streams share.
