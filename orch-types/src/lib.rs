@@ -27,6 +27,7 @@
 //! | [`image`] | image references `[registry/]repo[:tag][@digest]`, pull-policy default |
 //! | [`decode`] | multi-document YAML / JSON / `kind: List` decoding, strict unknown-field paths |
 //! | [`defaults`] | upstream defaulting for the wave-1 kinds (idempotent) |
+//! | [`crd`] | CRD structural schemas: checks, pruning, defaulting, OpenAPI and CEL validation of custom objects |
 //! | [`validation`] | upstream validation rules, [`validation::FieldError`], update immutability |
 //! | `testing` | (feature `testing`) fluent `PodBuilder`, `NodeBuilder`, … for tests |
 //!
@@ -49,6 +50,7 @@
 pub mod client;
 pub mod clock;
 pub mod conditions;
+pub mod crd;
 pub mod cron;
 pub mod decode;
 pub mod defaults;
