@@ -234,7 +234,7 @@ pub(crate) fn priority_class_update(new: &PriorityClass, old: &PriorityClass) ->
     errs
 }
 
-/// CustomResourceDefinition (the structural parts; schema contents are not checked).
+/// CustomResourceDefinition, its versions' schemas included ([`crate::crd::validate_crd_schemas`]).
 pub(crate) fn crd(c: &CustomResourceDefinition) -> Vec<FieldError> {
     let mut errs = meta::object_meta(&c.metadata, false, meta::NameRule::Subdomain);
     let s = &c.spec;
@@ -326,6 +326,7 @@ pub(crate) fn crd(c: &CustomResourceDefinition) -> Vec<FieldError> {
             ));
         }
     }
+    errs.extend(crate::crd::validate_crd_schemas(c));
     errs
 }
 
