@@ -180,15 +180,62 @@ impl ApiError {
         }
     }
 
-    /// The wire `Status` as JSON with `apiVersion: v1`, `kind: Status`.
+    /// The wire `Status` as JSON with `apiVersion: v1`, `kind: Status`, its fields in
+    /// kube-apiserver's order (see [`ApiError::to_json_bytes`]).
     pub fn to_json(&self) -> serde_json::Value {
-        let mut v = serde_json::to_value(self.to_status()).unwrap_or_default();
-        if let Some(m) = v.as_object_mut() {
-            m.insert("apiVersion".into(), "v1".into());
-            m.insert("kind".into(), "Status".into());
-            m.entry("metadata").or_insert_with(|| serde_json::json!({}));
+        serde_json::to_value(self.wire()).unwrap_or_default()
+    }
+
+    /// The body kube-apiserver sends for this error, byte for byte: compact JSON with the
+    /// fields in the order of upstream's Go structs, empty ones left out as `omitempty` does,
+    /// and a trailing newline (Go's `json.Encoder.Encode`, which upstream's JSON serializer
+    /// uses, ends every value with `\n`).
+    ///
+    /// Upstream `staging/src/k8s.io/apimachinery/pkg/apis/meta/v1/types.go`: `Status` is
+    /// `kind`, `apiVersion` (the inlined `TypeMeta`), `metadata` (a `ListMeta` struct, so `{}`
+    /// even when empty), `status`, `message`, `reason`, `details`, `code`; `StatusDetails` is
+    /// `name`, `group`, `kind`, `uid`, `causes`, `retryAfterSeconds`; `StatusCause` is
+    /// `reason`, `message`, `field`. The encoder is `json.go` in
+    /// `staging/src/k8s.io/apimachinery/pkg/runtime/serializer/json/`.
+    ///
+    /// ```
+    /// let body = orch_types::ApiError::not_found("pods", "x").to_json_bytes();
+    /// assert!(body.starts_with(br#"{"kind":"Status","apiVersion":"v1","metadata":{},"#));
+    /// assert!(body.ends_with(b"\"code\":404}\n"));
+    /// ```
+    pub fn to_json_bytes(&self) -> Vec<u8> {
+        let mut body = serde_json::to_vec(&self.wire()).unwrap_or_default();
+        body.push(b'\n');
+        body
+    }
+
+    fn wire(&self) -> wire::Status<'_> {
+        wire::Status {
+            kind: "Status",
+            api_version: "v1",
+            metadata: wire::ListMeta {},
+            status: "Failure",
+            message: &self.message,
+            reason: &self.reason,
+            details: self.details.as_ref().map(|d| wire::Details {
+                name: d.name.as_deref().unwrap_or(""),
+                group: d.group.as_deref().unwrap_or(""),
+                kind: d.kind.as_deref().unwrap_or(""),
+                uid: d.uid.as_deref().unwrap_or(""),
+                causes: d
+                    .causes
+                    .iter()
+                    .flatten()
+                    .map(|c| wire::Cause {
+                        reason: c.reason.as_deref().unwrap_or(""),
+                        message: c.message.as_deref().unwrap_or(""),
+                        field: c.field.as_deref().unwrap_or(""),
+                    })
+                    .collect(),
+                retry_after_seconds: d.retry_after_seconds.unwrap_or(0),
+            }),
+            code: i32::from(self.code),
         }
-        v
     }
 
     /// Reads an `ApiError` back from a wire `Status`.
@@ -223,6 +270,68 @@ impl ApiError {
     }
 }
 
+/// `Status` as upstream's Go structs encode it: their field order, `omitempty` on every field
+/// but `metadata` (see [`ApiError::to_json_bytes`]).
+mod wire {
+    use serde::Serialize;
+
+    fn empty(s: &&str) -> bool {
+        s.is_empty()
+    }
+
+    fn zero(n: &i32) -> bool {
+        *n == 0
+    }
+
+    #[derive(Serialize)]
+    pub(super) struct Status<'a> {
+        pub kind: &'static str,
+        #[serde(rename = "apiVersion")]
+        pub api_version: &'static str,
+        pub metadata: ListMeta,
+        #[serde(skip_serializing_if = "empty")]
+        pub status: &'a str,
+        #[serde(skip_serializing_if = "empty")]
+        pub message: &'a str,
+        #[serde(skip_serializing_if = "empty")]
+        pub reason: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub details: Option<Details<'a>>,
+        #[serde(skip_serializing_if = "zero")]
+        pub code: i32,
+    }
+
+    /// An empty `ListMeta`: errors carry none, and Go still writes the struct as `{}`.
+    #[derive(Serialize)]
+    pub(super) struct ListMeta {}
+
+    #[derive(Serialize)]
+    pub(super) struct Details<'a> {
+        #[serde(skip_serializing_if = "empty")]
+        pub name: &'a str,
+        #[serde(skip_serializing_if = "empty")]
+        pub group: &'a str,
+        #[serde(skip_serializing_if = "empty")]
+        pub kind: &'a str,
+        #[serde(skip_serializing_if = "empty")]
+        pub uid: &'a str,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        pub causes: Vec<Cause<'a>>,
+        #[serde(rename = "retryAfterSeconds", skip_serializing_if = "zero")]
+        pub retry_after_seconds: i32,
+    }
+
+    #[derive(Serialize)]
+    pub(super) struct Cause<'a> {
+        #[serde(skip_serializing_if = "empty")]
+        pub reason: &'a str,
+        #[serde(skip_serializing_if = "empty")]
+        pub message: &'a str,
+        #[serde(skip_serializing_if = "empty")]
+        pub field: &'a str,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,5 +348,85 @@ mod tests {
         assert_eq!(ApiError::from_status(&s), e);
         let c = ApiError::not_found("deployments.apps", "d");
         assert_eq!(c.details.unwrap().group.as_deref(), Some("apps"));
+    }
+
+    /// The exact bytes kube-apiserver (1.33) sends for these errors (`kubectl get --raw` and
+    /// `curl` against a kind cluster), field order and trailing newline included.
+    #[test]
+    fn error_bodies_are_byte_identical_to_kube_apiservers() {
+        let text = |e: ApiError| String::from_utf8(e.to_json_bytes()).unwrap();
+        assert_eq!(
+            text(ApiError::not_found("pods", "nope")),
+            concat!(
+                r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","#,
+                r#""message":"pods \"nope\" not found","reason":"NotFound","#,
+                r#""details":{"name":"nope","kind":"pods"},"code":404}"#,
+                "\n"
+            )
+        );
+        assert_eq!(
+            text(ApiError::already_exists("deployments.apps", "web")),
+            concat!(
+                r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","#,
+                r#""message":"deployments.apps \"web\" already exists","reason":"AlreadyExists","#,
+                r#""details":{"name":"web","group":"apps","kind":"deployments"},"code":409}"#,
+                "\n"
+            )
+        );
+        assert_eq!(
+            text(ApiError::conflict(
+                "configmaps",
+                "c",
+                "the object has been modified; please apply your changes to the latest version and try again"
+            )),
+            concat!(
+                r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","#,
+                r#""message":"Operation cannot be fulfilled on configmaps \"c\": the object has been modified; please apply your changes to the latest version and try again","#,
+                r#""reason":"Conflict","details":{"name":"c","kind":"configmaps"},"code":409}"#,
+                "\n"
+            )
+        );
+        let invalid = ApiError::invalid(
+            "Pod",
+            "p",
+            vec![StatusCause {
+                field: Some("spec.containers".into()),
+                message: Some("Required value".into()),
+                reason: Some("FieldValueRequired".into()),
+            }],
+        );
+        assert_eq!(
+            text(invalid),
+            concat!(
+                r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","#,
+                r#""message":"Pod \"p\" is invalid: spec.containers: Required value","reason":"Invalid","#,
+                r#""details":{"name":"p","kind":"Pod","causes":[{"reason":"FieldValueRequired","#,
+                r#""message":"Required value","field":"spec.containers"}]},"code":422}"#,
+                "\n"
+            )
+        );
+        // An unknown path: `details` present and empty.
+        assert!(text(ApiError::unknown_resource("x")).contains(r#","details":{},"code":404}"#));
+        // The JSON value keeps the same order.
+        let keys: Vec<String> = ApiError::not_found("pods", "x")
+            .to_json()
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "kind",
+                "apiVersion",
+                "metadata",
+                "status",
+                "message",
+                "reason",
+                "details",
+                "code"
+            ]
+        );
     }
 }

@@ -183,7 +183,8 @@ impl From<ApiError> for Failure {
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
         let code = StatusCode::from_u16(self.0.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = serde_json::to_vec(&self.0.to_json()).unwrap_or_default();
+        // kube-apiserver's bytes: its field order and a trailing newline.
+        let body = self.0.to_json_bytes();
         let mut resp = (code, [(header::CONTENT_TYPE, "application/json")], body).into_response();
         let retry = self.0.details.as_ref().and_then(|d| d.retry_after_seconds);
         if let Some(secs) = retry.filter(|s| *s > 0) {
@@ -206,5 +207,40 @@ mod tests {
         assert_eq!(resp.headers()[header::RETRY_AFTER], "10");
         let plain = Failure(ApiError::bad_request("no")).into_response();
         assert!(plain.headers().get(header::RETRY_AFTER).is_none());
+    }
+
+    async fn body(resp: Response) -> String {
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        String::from_utf8(bytes.to_vec()).expect("utf-8")
+    }
+
+    /// A 404 and a 409 as kube-apiserver sends them, byte for byte (issue 21).
+    #[tokio::test]
+    async fn failure_bodies_are_kube_apiservers_bytes() {
+        let resp = Failure(ApiError::not_found("pods", "nope")).into_response();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json");
+        assert_eq!(
+            body(resp).await,
+            concat!(
+                r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","#,
+                r#""message":"pods \"nope\" not found","reason":"NotFound","#,
+                r#""details":{"name":"nope","kind":"pods"},"code":404}"#,
+                "\n"
+            )
+        );
+        let resp = Failure(ApiError::already_exists("configmaps", "c")).into_response();
+        assert_eq!(resp.status(), StatusCode::CONFLICT);
+        assert_eq!(
+            body(resp).await,
+            concat!(
+                r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","#,
+                r#""message":"configmaps \"c\" already exists","reason":"AlreadyExists","#,
+                r#""details":{"name":"c","kind":"configmaps"},"code":409}"#,
+                "\n"
+            )
+        );
     }
 }
