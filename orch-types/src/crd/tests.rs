@@ -715,3 +715,13 @@ fn structural_is_send_and_sync() {
     fn check<T: Send + Sync + Clone>() {}
     check::<Structural>();
 }
+
+#[test]
+fn crd_validation_reports_non_structural_schemas() {
+    let objs = crate::decode::decode_all(
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: crontabs.stable.example.com}\nspec:\n  group: stable.example.com\n  scope: Namespaced\n  names: {plural: crontabs, singular: crontab, kind: CronTab}\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        properties:\n          spec:\n            properties:\n              cronSpec: {type: string}\n",
+    )
+    .expect("CRD decodes");
+    let e = messages(&crate::validation::validate(&objs[0]));
+    assert_eq!(e, vec![format!("{ROOT}.properties[spec].type: Required value: must not be empty for specified object fields")]);
+}
