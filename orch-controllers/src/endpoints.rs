@@ -170,7 +170,12 @@ pub fn reconcile(
         return Vec::new();
     };
     match existing {
-        None => vec![Action::create(&want)],
+        // Not in the cache does not mean not stored: the cache may not have seen the object
+        // this controller created a moment ago (or one made by someone else), and a plain
+        // create would fail with 409 AlreadyExists until it does. Upstream's `syncService`
+        // (`pkg/controller/endpoint/endpoints_controller.go`) updates the Endpoints it finds
+        // (copy, new subsets and labels); the create-or-update makes that update at once.
+        None => vec![Action::create_or_update(&want)],
         Some(cur) if cur.subsets == want.subsets && cur.metadata.labels == want.metadata.labels => {
             Vec::new()
         }
@@ -267,7 +272,7 @@ mod tests {
             pod("x", "10.0.0.9", true, "db"),
         ];
         let actions = reconcile(Some(&svc), None, &pods);
-        let [Action::Create { object, .. }] = actions.as_slice() else {
+        let [Action::CreateOrUpdate { object, .. }] = actions.as_slice() else {
             panic!("{actions:?}")
         };
         insta::assert_yaml_snapshot!(object.to_value(), @r#"

@@ -26,6 +26,19 @@ pub enum Action {
         /// The object.
         object: DynamicObject,
     },
+    /// POST an object; when one of that name exists already (409 AlreadyExists: the
+    /// reconciler's cache has not seen it), PUT the object's labels and content over the stored
+    /// one instead (its other metadata and resourceVersion kept), so that a controller that
+    /// owns an object by name converges instead of failing its create until its cache catches
+    /// up. Upstream controllers choose between create and update from their lister and retry
+    /// a failed create (`pkg/controller/endpoint/endpoints_controller.go` `syncService`); this
+    /// takes the update they would make on the retry.
+    CreateOrUpdate {
+        /// Resource type.
+        resource: ApiResource,
+        /// The object (namespace and name set).
+        object: DynamicObject,
+    },
     /// Create controller-owned pods in slow-start batches of 1, 2, 4, … stopping at the
     /// first failure (`controller_utils.go` `slowStartBatch`); each success emits
     /// `SuccessfulCreate` on `owner`, the first failure `FailedCreate`.
@@ -156,6 +169,17 @@ impl Action {
         K::Scope: 'static,
     {
         Self::Create {
+            resource: ApiResource::of::<K>(),
+            object: to_dyn(o),
+        }
+    }
+
+    /// A typed [`Action::CreateOrUpdate`].
+    pub fn create_or_update<K: crate::object::Object + k8s_openapi::Resource>(o: &K) -> Self
+    where
+        K::Scope: 'static,
+    {
+        Self::CreateOrUpdate {
             resource: ApiResource::of::<K>(),
             object: to_dyn(o),
         }
@@ -493,6 +517,36 @@ impl Applier {
                         .await?;
                     self.written(&resource, o);
                 }
+                Action::CreateOrUpdate { resource, object } => {
+                    let ns = object.namespace().map(str::to_string);
+                    let created = self
+                        .client
+                        .create(&resource, ns.as_deref(), &object, &self.post())
+                        .await;
+                    match created {
+                        Ok(o) => self.written(&resource, o),
+                        Err(e) if e.is_already_exists() => {
+                            let cur = self
+                                .client
+                                .get(&resource, ns.as_deref(), object.name())
+                                .await?;
+                            let mut next = object;
+                            let labels = next.metadata.labels.take();
+                            next.metadata = cur.metadata.clone();
+                            next.metadata.labels = labels;
+                            if next.metadata == cur.metadata && next.data == cur.data {
+                                self.written(&resource, cur);
+                            } else {
+                                let o = self
+                                    .client
+                                    .update(&resource, ns.as_deref(), &next, &self.post())
+                                    .await?;
+                                self.written(&resource, o);
+                            }
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
                 Action::CreatePods {
                     pods,
                     owner,
@@ -720,6 +774,59 @@ mod tests {
     use super::*;
     use crate::testclient::ScriptedClient;
     use std::sync::atomic::Ordering;
+
+    /// A create-or-update whose object exists already (the reconciler's cache had not seen
+    /// it) updates the stored object instead of failing with 409 AlreadyExists (issue 21: the
+    /// endpoints controller's `endpoints "web" already exists` retry loop).
+    #[tokio::test]
+    async fn create_or_update_updates_an_object_that_exists() {
+        let mut stored = DynamicObject::new("v1", "Endpoints", "web");
+        stored.metadata.namespace = Some("default".into());
+        stored.metadata.resource_version = Some("7".into());
+        stored.metadata.uid = Some("u-1".into());
+        stored.metadata.annotations = Some([("a".to_string(), "kept".to_string())].into());
+        stored.metadata.labels = Some([("old".to_string(), "1".to_string())].into());
+        stored.data.insert("subsets".into(), serde_json::json!([]));
+        let client = Arc::new(ScriptedClient {
+            items: parking_lot::Mutex::new(vec![stored]),
+            ..Default::default()
+        });
+        let clock: orch_types::clock::SharedClock =
+            Arc::new(orch_types::clock::ManualClock::at_epoch_seconds(0));
+        let ap = Applier::new(client.clone(), clock, "endpoint-controller");
+        let mut want = DynamicObject::new("v1", "Endpoints", "web");
+        want.metadata.namespace = Some("default".into());
+        want.metadata.labels = Some([("app".to_string(), "web".to_string())].into());
+        let subsets = serde_json::json!([{"addresses": [{"ip": "10.0.0.1"}]}]);
+        want.data.insert("subsets".into(), subsets.clone());
+        let resource = ApiResource::of::<k8s_openapi::api::core::v1::Endpoints>();
+        // A plain create fails, as it did.
+        let plain = ap
+            .apply(vec![Action::Create {
+                resource: resource.clone(),
+                object: want.clone(),
+            }])
+            .await;
+        assert!(plain.is_err_and(|e| e.is_already_exists()));
+        ap.apply(vec![Action::CreateOrUpdate {
+            resource,
+            object: want,
+        }])
+        .await
+        .expect("create-or-update");
+        let updated = client.updated.lock().clone();
+        let [put] = updated.as_slice() else {
+            panic!("{updated:?}")
+        };
+        assert_eq!(put.resource_version(), Some("7"));
+        assert_eq!(put.metadata.uid.as_deref(), Some("u-1"));
+        assert_eq!(put.metadata.annotations.as_ref().unwrap()["a"], "kept");
+        assert_eq!(
+            put.metadata.labels,
+            Some([("app".to_string(), "web".to_string())].into())
+        );
+        assert_eq!(put.data["subsets"], subsets);
+    }
 
     #[tokio::test]
     async fn slow_start_stops_at_first_failure_and_lowers_expectations() {

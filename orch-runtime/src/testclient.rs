@@ -21,6 +21,8 @@ pub struct ScriptedClient {
     /// Creates with this 1-based index fail.
     pub fail_create_at: Option<usize>,
     pub created: Mutex<Vec<DynamicObject>>,
+    /// Objects PUT, in order (`update` answers with them, resourceVersion bumped).
+    pub updated: Mutex<Vec<DynamicObject>>,
 }
 
 fn unsupported() -> ClientError {
@@ -66,6 +68,11 @@ impl Client for ScriptedClient {
         if self.fail_create_at == Some(n) {
             return Err(ApiError::new(403, "Forbidden", "exceeded quota").into());
         }
+        if let Some(name) = obj.metadata.name.as_deref().filter(|n| !n.is_empty()) {
+            if self.items.lock().iter().any(|o| o.name() == name) {
+                return Err(ApiError::already_exists("objects", name).into());
+            }
+        }
         let mut o = obj.clone();
         o.metadata.name = Some(format!(
             "{}{n}",
@@ -78,10 +85,14 @@ impl Client for ScriptedClient {
         &self,
         _: &ApiResource,
         _: Option<&str>,
-        _: &DynamicObject,
+        obj: &DynamicObject,
         _: &PostParams,
     ) -> Result<DynamicObject> {
-        Err(unsupported())
+        let mut o = obj.clone();
+        let rv: u64 = o.resource_version().unwrap_or("0").parse().unwrap_or(0);
+        o.metadata.resource_version = Some((rv + 1).to_string());
+        self.updated.lock().push(obj.clone());
+        Ok(o)
     }
     async fn update_status(
         &self,
