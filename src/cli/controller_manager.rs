@@ -17,9 +17,10 @@ pub struct ControllerManagerArgs {
     /// Controllers to run: `*` (all), names, `-name` to disable (kube-controller-manager syntax).
     #[arg(long, default_value = "*")]
     pub controllers: String,
-    /// `--node-monitor-grace-period` in seconds.
-    #[arg(long, default_value_t = 50)]
-    pub node_monitor_grace_period: u64,
+    /// Time without heartbeat after which a node becomes Unknown (a duration: `40s`, `2m`;
+    /// a plain number is seconds), as kube-controller-manager's flag.
+    #[arg(long, default_value = "50s", value_parser = super::parse_duration)]
+    pub node_monitor_grace_period: std::time::Duration,
     /// `--cluster-cidr` for node IPAM.
     #[arg(long, default_value = "10.244.0.0/16")]
     pub cluster_cidr: String,
@@ -49,9 +50,9 @@ pub fn run(args: ControllerManagerArgs) -> i32 {
         node_cidr_mask: args.node_cidr_mask_size,
         ..Default::default()
     };
-    config.node_lifecycle.grace_period = k8s_openapi::jiff::SignedDuration::from_secs(
-        i64::try_from(args.node_monitor_grace_period).unwrap_or(i64::MAX),
-    );
+    config.node_lifecycle.grace_period =
+        k8s_openapi::jiff::SignedDuration::try_from(args.node_monitor_grace_period)
+            .unwrap_or(k8s_openapi::jiff::SignedDuration::MAX);
     config.pod_gc.terminated_pod_threshold = args.terminated_pod_gc_threshold;
     let client: orch_types::client::SharedClient = match super::kubeconfig_client(&args.kubeconfig)
     {

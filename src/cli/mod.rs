@@ -111,3 +111,190 @@ pub fn run(cli: Cli) -> i32 {
         Command::ControllerManager(args) => controller_manager::run(args),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+    use std::time::Duration;
+
+    fn parse(args: &[&str]) -> Command {
+        Cli::try_parse_from(std::iter::once("orch").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("orch {}: {e}", args.join(" ")))
+            .command
+    }
+
+    #[test]
+    fn up_takes_go_durations() {
+        let Command::Up(a) = parse(&[
+            "up",
+            "--event-ttl",
+            "1h30m",
+            "--node-monitor-grace-period",
+            "40s",
+        ]) else {
+            panic!("not up")
+        };
+        assert_eq!(a.event_ttl, Duration::from_secs(5400));
+        assert_eq!(a.node_monitor_grace_period, Some(Duration::from_secs(40)));
+    }
+
+    #[test]
+    fn apiserver_takes_go_durations() {
+        let Command::Apiserver(a) = parse(&["apiserver", "--event-ttl", "1.5h"]) else {
+            panic!("not apiserver")
+        };
+        assert_eq!(a.event_ttl, Duration::from_secs(5400));
+    }
+
+    /// The command of issue 21: `--node-monitor-grace-period 40s` was refused ("invalid
+    /// digit") because the flag took a number of seconds.
+    #[test]
+    fn controller_manager_takes_go_durations() {
+        let Command::ControllerManager(a) = parse(&[
+            "controller-manager",
+            "--kubeconfig",
+            "k",
+            "--node-monitor-grace-period",
+            "40s",
+            "--leader-elect-lease-duration",
+            "1m",
+            "--leader-elect-renew-deadline",
+            "500ms",
+            "--leader-elect-retry-period",
+            "1m30s",
+        ]) else {
+            panic!("not controller-manager")
+        };
+        assert_eq!(a.node_monitor_grace_period, Duration::from_secs(40));
+        assert_eq!(
+            a.leader.leader_elect_lease_duration,
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            a.leader.leader_elect_renew_deadline,
+            Duration::from_millis(500)
+        );
+        assert_eq!(a.leader.leader_elect_retry_period, Duration::from_secs(90));
+        // The default, and a plain number (seconds) as the flag took before.
+        let Command::ControllerManager(d) = parse(&["controller-manager", "--kubeconfig", "k"])
+        else {
+            panic!("not controller-manager")
+        };
+        assert_eq!(d.node_monitor_grace_period, Duration::from_secs(50));
+        let Command::ControllerManager(n) = parse(&[
+            "controller-manager",
+            "--kubeconfig",
+            "k",
+            "--node-monitor-grace-period=2m",
+        ]) else {
+            panic!("not controller-manager")
+        };
+        assert_eq!(n.node_monitor_grace_period, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn scheduler_takes_go_durations() {
+        let Command::Scheduler(a) = parse(&[
+            "scheduler",
+            "--kubeconfig",
+            "k",
+            "--leader-elect-lease-duration",
+            "2m",
+            "--leader-elect-renew-deadline",
+            "1.5m",
+            "--leader-elect-retry-period",
+            "250ms",
+        ]) else {
+            panic!("not scheduler")
+        };
+        assert_eq!(
+            a.leader.leader_elect_lease_duration,
+            Duration::from_secs(120)
+        );
+        assert_eq!(
+            a.leader.leader_elect_renew_deadline,
+            Duration::from_secs(90)
+        );
+        assert_eq!(
+            a.leader.leader_elect_retry_period,
+            Duration::from_millis(250)
+        );
+    }
+
+    /// Every flag of every command whose name says it is a duration reads Go's syntax, so a
+    /// flag added later with a plain number parser fails here.
+    #[test]
+    fn every_duration_flag_of_every_command_reads_go_durations() {
+        fn walk(cmd: &clap::Command, path: &str, seen: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let Some(long) = arg.get_long() else { continue };
+                let durationish = [
+                    "period",
+                    "duration",
+                    "deadline",
+                    "ttl",
+                    "timeout",
+                    "interval",
+                    "frequency",
+                    "grace",
+                    "delay",
+                ]
+                .iter()
+                .any(|w| long.contains(w));
+                if !durationish {
+                    continue;
+                }
+                // The command alone, its other flags optional, parses `--flag TEXT`.
+                let alone = cmd
+                    .clone()
+                    .subcommand_required(false)
+                    .mut_args(|a| a.required(false));
+                for text in ["40s", "2m", "1h30m", "500ms", "1.5h"] {
+                    let flag = format!("--{long}={text}");
+                    let parsed = alone.clone().try_get_matches_from(["orch", &flag]);
+                    assert!(
+                        parsed.is_ok(),
+                        "{path} {flag}: {}",
+                        parsed.err().map(|e| e.to_string()).unwrap_or_default()
+                    );
+                }
+                seen.push(format!("{path} --{long}"));
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), seen);
+            }
+        }
+        let mut seen = Vec::new();
+        walk(&Cli::command(), "orch", &mut seen);
+        for want in [
+            "orch up --event-ttl",
+            "orch up --node-monitor-grace-period",
+            "orch apiserver --event-ttl",
+            "orch controller-manager --node-monitor-grace-period",
+            "orch controller-manager --leader-elect-lease-duration",
+            "orch scheduler --leader-elect-retry-period",
+        ] {
+            assert!(
+                seen.iter().any(|s| s == want),
+                "{want} not found in {seen:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_duration_names_the_syntax() {
+        let e = Cli::try_parse_from([
+            "orch",
+            "controller-manager",
+            "--kubeconfig",
+            "k",
+            "--node-monitor-grace-period",
+            "40x",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("--node-monitor-grace-period"), "{e}");
+        assert!(e.contains("1h30m"), "{e}");
+    }
+}

@@ -34,7 +34,7 @@ pub enum ScenarioError {
     #[error("scenario is not valid: {0}")]
     Parse(#[from] serde_yaml_ng::Error),
     /// A duration string like `10m` could not be read.
-    #[error("invalid duration {0:?}: expected a number of seconds or e.g. 500ms, 30s, 10m, 2h")]
+    #[error("invalid duration {0:?}: expected a duration such as 500ms, 40s, 2m, 1h30m or a number of seconds")]
     Duration(String),
     /// A field is semantically wrong.
     #[error("{field}: {message}")]
@@ -313,8 +313,22 @@ pub fn parse_target(t: &str) -> Result<(String, String, String), String> {
     }
 }
 
-/// Reads `500ms`, `30s`, `10m`, `2h`, `1h30m` or a plain number of seconds.
+/// Reads a Go duration (`time.ParseDuration`: `500ms`, `30s`, `10m`, `1.5h`, `1h30m`, units
+/// `ns`, `us`/`µs`, `ms`, `s`, `m`, `h`, each number may have a fraction, an optional leading
+/// `+`) or a plain number of seconds (an orch extension, for scenario files and the flags that
+/// took seconds; Go accepts only `0` without a unit). Negative durations are refused.
+/// The one parser of every duration flag of every `orch` command (`crate::cli::parse_duration`).
 pub fn parse_duration(s: &str) -> Result<Duration, ScenarioError> {
+    const UNITS: &[(&str, f64)] = &[
+        ("ns", 1e-9),
+        ("us", 1e-6),
+        ("\u{b5}s", 1e-6),  // µ (micro sign), as Go accepts
+        ("\u{3bc}s", 1e-6), // μ (Greek mu)
+        ("ms", 1e-3),
+        ("s", 1.0),
+        ("m", 60.0),
+        ("h", 3600.0),
+    ];
     let err = || ScenarioError::Duration(s.to_string());
     let t = s.trim();
     if let Ok(secs) = t.parse::<f64>() {
@@ -324,35 +338,37 @@ pub fn parse_duration(s: &str) -> Result<Duration, ScenarioError> {
             Err(err())
         };
     }
-    let mut total = Duration::ZERO;
-    let mut num = String::new();
-    let mut chars = t.chars().peekable();
-    let mut any = false;
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() || c == '.' {
-            num.push(c);
-            continue;
-        }
-        let unit = if c == 'm' && chars.peek() == Some(&'s') {
-            chars.next();
-            0.001
-        } else {
-            match c {
-                'h' => 3600.0,
-                'm' => 60.0,
-                's' => 1.0,
-                _ => return Err(err()),
-            }
-        };
-        let v: f64 = num.parse().map_err(|_| err())?;
-        total += Duration::from_secs_f64(v * unit);
-        num.clear();
-        any = true;
-    }
-    if !num.is_empty() || !any {
+    let mut rest = t.strip_prefix('+').unwrap_or(t);
+    if rest.is_empty() {
         return Err(err());
     }
-    Ok(total)
+    let mut secs = 0.0_f64;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (num, after) = rest.split_at(num_len);
+        // Go: at least one digit on either side of the point ("1.", ".5" but not ".").
+        if !num.bytes().any(|b| b.is_ascii_digit()) {
+            return Err(err());
+        }
+        let v: f64 = num.parse().map_err(|_| err())?;
+        let unit_len = after
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(after.len());
+        let (unit, after) = after.split_at(unit_len);
+        let scale = UNITS
+            .iter()
+            .find(|(u, _)| *u == unit)
+            .map(|(_, f)| *f)
+            .ok_or_else(err)?;
+        secs += v * scale;
+        rest = after;
+    }
+    if !secs.is_finite() {
+        return Err(err());
+    }
+    Duration::try_from_secs_f64(secs).map_err(|_| err())
 }
 
 /// Prints a duration the way [`parse_duration`] reads it.
@@ -410,7 +426,31 @@ mod tests {
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert_eq!(parse_duration("2.5").unwrap(), Duration::from_millis(2500));
-        for bad in ["", "10x", "m", "-3", "5m3"] {
+        // Go's time.ParseDuration syntax.
+        assert_eq!(parse_duration("40s").unwrap(), Duration::from_secs(40));
+        assert_eq!(parse_duration("1.5h").unwrap(), Duration::from_secs(5400));
+        assert_eq!(
+            parse_duration("2h45m30.5s").unwrap(),
+            Duration::from_millis(9_930_500)
+        );
+        assert_eq!(
+            parse_duration("1m.5s").unwrap(),
+            Duration::from_millis(60_500)
+        );
+        assert_eq!(parse_duration("+3s").unwrap(), Duration::from_secs(3));
+        assert_eq!(parse_duration("300us").unwrap(), Duration::from_micros(300));
+        assert_eq!(
+            parse_duration("300\u{b5}s").unwrap(),
+            Duration::from_micros(300)
+        );
+        assert_eq!(
+            parse_duration("1500ns").unwrap(),
+            Duration::from_nanos(1500)
+        );
+        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+        for bad in [
+            "", "10x", "m", "-3", "5m3", "-1s", ".s", "1sm", "3d", "+", "1e400h",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
         assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
