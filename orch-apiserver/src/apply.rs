@@ -394,7 +394,7 @@ impl ApiServer {
                         field_validation: p.field_validation.clone(),
                     };
                     match self.create_object_as(info, ns, obj, &pp, None).await {
-                        Ok(w) => return Ok(UpdateOutcome::Updated(w)),
+                        Ok(w) => return Ok(UpdateOutcome::Created(w)),
                         Err(e) if e.is_already_exists() => continue,
                         Err(e) => return Err(e),
                     }

@@ -1,6 +1,7 @@
 //! API discovery: `/api`, `/apis`, `/api/v1`, `/apis/GROUP/VERSION`, and aggregated discovery.
 //!
-//! Everything is built from [`orch_types::registry::BUILTIN`] plus the storage-less groups
+//! Everything is built from [`orch_types::registry::BUILTIN`], the custom resources the server's
+//! CRDs define ([`crate::crd::Catalog`]), and the storage-less groups
 //! the API server answers itself, which are not kinds of the registry: [`crate::metrics`]
 //! (`metrics.k8s.io`, see [`all_resources`]). Legacy documents are
 //! `APIVersions`, `APIGroupList` and `APIResourceList` (subresources appear as `pods/eviction`
@@ -12,7 +13,7 @@
 //!
 //! ```
 //! use orch_apiserver::discovery;
-//! let list = discovery::resource_list("apps", "v1").unwrap();
+//! let list = discovery::resource_list("apps", "v1", None).unwrap();
 //! assert!(list["resources"].as_array().unwrap().iter().any(|r| r["name"] == "deployments/scale"));
 //! let accept = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json";
 //! assert_eq!(discovery::negotiate(accept), discovery::Format::Aggregated("v2"));
@@ -22,6 +23,11 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use std::sync::Arc;
+
+use crate::crd::Catalog;
+use crate::server::ApiServer;
+use axum::extract::State;
 use orch_types::registry::{self, ResourceInfo};
 use serde_json::{json, Value};
 
@@ -81,40 +87,186 @@ pub fn all_resources() -> impl Iterator<Item = &'static ResourceInfo> {
         .chain(crate::metrics::RESOURCES.iter())
 }
 
-/// The (group, version) pairs of [`all_resources`], in order of first appearance.
-fn group_versions() -> Vec<(&'static str, &'static str)> {
-    let mut out: Vec<(&str, &str)> = Vec::new();
-    for r in all_resources() {
-        if !out.contains(&(r.group, r.version)) {
-            out.push((r.group, r.version));
+/// What discovery lists: the built-in resources and the custom ones of a [`Catalog`].
+struct View<'a> {
+    resources: Vec<&'static ResourceInfo>,
+    custom: Option<&'a Catalog>,
+}
+
+impl<'a> View<'a> {
+    fn new(custom: Option<&'a Catalog>) -> Self {
+        let mut resources: Vec<&'static ResourceInfo> = all_resources().collect();
+        if let Some(c) = custom {
+            resources.extend(c.resources().iter().map(|r| r.info));
         }
+        Self { resources, custom }
     }
-    out
-}
 
-fn served_groups() -> Vec<&'static str> {
-    let mut out: Vec<&str> = Vec::new();
-    for (g, _) in group_versions() {
-        if !g.is_empty() && !out.contains(&g) {
-            out.push(g);
+    /// The (group, version) pairs, in order of first appearance.
+    fn group_versions(&self) -> Vec<(&'static str, &'static str)> {
+        let mut out: Vec<(&str, &str)> = Vec::new();
+        for r in &self.resources {
+            if !out.contains(&(r.group, r.version)) {
+                out.push((r.group, r.version));
+            }
         }
+        out
     }
-    out
-}
 
-fn versions_of(group: &str) -> Vec<&'static str> {
-    group_versions()
-        .into_iter()
-        .filter(|(g, _)| *g == group)
-        .map(|(_, v)| v)
-        .collect()
-}
+    fn served_groups(&self) -> Vec<&'static str> {
+        let mut out: Vec<&str> = Vec::new();
+        for (g, _) in self.group_versions() {
+            if !g.is_empty() && !out.contains(&g) {
+                out.push(g);
+            }
+        }
+        out
+    }
 
-fn resources_of<'a>(
-    group: &'a str,
-    version: &'a str,
-) -> impl Iterator<Item = &'static ResourceInfo> + 'a {
-    all_resources().filter(move |r| r.group == group && r.version == version)
+    fn versions_of(&self, group: &str) -> Vec<&'static str> {
+        self.group_versions()
+            .into_iter()
+            .filter(|(g, _)| *g == group)
+            .map(|(_, v)| v)
+            .collect()
+    }
+
+    fn resources_of<'b>(
+        &'b self,
+        group: &'b str,
+        version: &'b str,
+    ) -> impl Iterator<Item = &'static ResourceInfo> + 'b {
+        self.resources
+            .iter()
+            .copied()
+            .filter(move |r| r.group == group && r.version == version)
+    }
+
+    /// The resource whose storage version `r` is stored in.
+    fn stored(&self, r: &'static ResourceInfo) -> &'static ResourceInfo {
+        if let Some(s) = registry::storage_of(r) {
+            return s;
+        }
+        self.custom
+            .and_then(|c| c.get(r.group, r.version, r.plural))
+            .map_or(r, |c| c.storage)
+    }
+
+    fn group_entry(&self, group: &str) -> Value {
+        let versions: Vec<Value> = self
+            .versions_of(group)
+            .into_iter()
+            .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
+            .collect();
+        let preferred = versions.first().cloned().unwrap_or(Value::Null);
+        json!({"name": group, "versions": versions, "preferredVersion": preferred})
+    }
+
+    fn api_group_list(&self) -> Value {
+        let groups: Vec<Value> = self
+            .served_groups()
+            .into_iter()
+            .map(|g| self.group_entry(g))
+            .collect();
+        json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+    }
+
+    fn api_group(&self, group: &str) -> Option<Value> {
+        if group.is_empty() || self.versions_of(group).is_empty() {
+            return None;
+        }
+        let mut g = self.group_entry(group);
+        if let Some(m) = g.as_object_mut() {
+            m.insert("kind".into(), "APIGroup".into());
+            m.insert("apiVersion".into(), "v1".into());
+        }
+        Some(g)
+    }
+
+    fn resource_list(&self, group: &str, version: &str) -> Option<Value> {
+        let mut resources = Vec::new();
+        for r in self.resources_of(group, version) {
+            let mut e = json!({
+                "name": r.plural,
+                "singularName": r.singular,
+                "namespaced": r.namespaced,
+                "kind": r.kind,
+                "verbs": r.verbs,
+            });
+            if !r.short_names.is_empty() {
+                e["shortNames"] = json!(r.short_names);
+            }
+            if !r.categories.is_empty() {
+                e["categories"] = json!(r.categories);
+            }
+            let stored = self.stored(r);
+            e["storageVersionHash"] =
+                storage_version_hash(stored.group, stored.version, stored.kind).into();
+            resources.push(e);
+            for s in r.subresources {
+                resources.push(json!({
+                    "name": format!("{}/{}", r.plural, s.name),
+                    "singularName": "",
+                    "namespaced": r.namespaced,
+                    "group": s.group,
+                    "version": s.version,
+                    "kind": s.kind,
+                    "verbs": s.verbs,
+                }));
+            }
+        }
+        if resources.is_empty() {
+            return None;
+        }
+        let gv = if group.is_empty() {
+            version.to_string()
+        } else {
+            format!("{group}/{version}")
+        };
+        Some(json!({
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": gv,
+            "resources": resources,
+        }))
+    }
+
+    fn discovery_group(&self, group: &str) -> Value {
+        let versions: Vec<Value> = self
+            .versions_of(group)
+            .into_iter()
+            .map(|v| {
+                let resources: Vec<Value> = self
+                    .resources_of(group, v)
+                    .map(discovery_resource)
+                    .collect();
+                json!({"version": v, "resources": resources, "freshness": "Current"})
+            })
+            .collect();
+        let metadata = if group.is_empty() {
+            json!({"creationTimestamp": null})
+        } else {
+            json!({"name": group, "creationTimestamp": null})
+        };
+        json!({"metadata": metadata, "versions": versions})
+    }
+
+    fn aggregated(&self, legacy: bool, version: &str) -> Value {
+        let items: Vec<Value> = if legacy {
+            vec![self.discovery_group("")]
+        } else {
+            self.served_groups()
+                .into_iter()
+                .map(|g| self.discovery_group(g))
+                .collect()
+        };
+        json!({
+            "kind": "APIGroupDiscoveryList",
+            "apiVersion": format!("apidiscovery.k8s.io/{version}"),
+            "metadata": {},
+            "items": items,
+        })
+    }
 }
 
 /// `GET /api`: `APIVersions`.
@@ -126,81 +278,19 @@ pub fn api_versions() -> Value {
     })
 }
 
-fn group_entry(group: &str) -> Value {
-    let versions: Vec<Value> = versions_of(group)
-        .into_iter()
-        .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
-        .collect();
-    let preferred = versions.first().cloned().unwrap_or(Value::Null);
-    json!({"name": group, "versions": versions, "preferredVersion": preferred})
-}
-
-/// `GET /apis`: `APIGroupList`.
-pub fn api_group_list() -> Value {
-    let groups: Vec<Value> = served_groups().into_iter().map(group_entry).collect();
-    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+/// `GET /apis`: `APIGroupList` (custom groups of `custom` after the built-in ones).
+pub fn api_group_list(custom: Option<&Catalog>) -> Value {
+    View::new(custom).api_group_list()
 }
 
 /// `GET /apis/GROUP`: `APIGroup`, or `None` if the group is not served.
-pub fn api_group(group: &str) -> Option<Value> {
-    if group.is_empty() || versions_of(group).is_empty() {
-        return None;
-    }
-    let mut g = group_entry(group);
-    if let Some(m) = g.as_object_mut() {
-        m.insert("kind".into(), "APIGroup".into());
-        m.insert("apiVersion".into(), "v1".into());
-    }
-    Some(g)
+pub fn api_group(group: &str, custom: Option<&Catalog>) -> Option<Value> {
+    View::new(custom).api_group(group)
 }
 
 /// `GET /api/v1` or `/apis/GROUP/VERSION`: `APIResourceList`, or `None` if not served.
-pub fn resource_list(group: &str, version: &str) -> Option<Value> {
-    let mut resources = Vec::new();
-    for r in resources_of(group, version) {
-        let mut e = json!({
-            "name": r.plural,
-            "singularName": r.singular,
-            "namespaced": r.namespaced,
-            "kind": r.kind,
-            "verbs": r.verbs,
-        });
-        if !r.short_names.is_empty() {
-            e["shortNames"] = json!(r.short_names);
-        }
-        if !r.categories.is_empty() {
-            e["categories"] = json!(r.categories);
-        }
-        let stored = registry::storage_of(r).unwrap_or(r);
-        e["storageVersionHash"] =
-            storage_version_hash(stored.group, stored.version, stored.kind).into();
-        resources.push(e);
-        for s in r.subresources {
-            resources.push(json!({
-                "name": format!("{}/{}", r.plural, s.name),
-                "singularName": "",
-                "namespaced": r.namespaced,
-                "group": s.group,
-                "version": s.version,
-                "kind": s.kind,
-                "verbs": s.verbs,
-            }));
-        }
-    }
-    if resources.is_empty() {
-        return None;
-    }
-    let gv = if group.is_empty() {
-        version.to_string()
-    } else {
-        format!("{group}/{version}")
-    };
-    Some(json!({
-        "kind": "APIResourceList",
-        "apiVersion": "v1",
-        "groupVersion": gv,
-        "resources": resources,
-    }))
+pub fn resource_list(group: &str, version: &str, custom: Option<&Catalog>) -> Option<Value> {
+    View::new(custom).resource_list(group, version)
 }
 
 /// The opaque hash of a resource's storage version that discovery publishes, so clients (the
@@ -247,36 +337,10 @@ fn discovery_resource(r: &ResourceInfo) -> Value {
     e
 }
 
-fn discovery_group(group: &str) -> Value {
-    let versions: Vec<Value> = versions_of(group)
-        .into_iter()
-        .map(|v| {
-            let resources: Vec<Value> = resources_of(group, v).map(discovery_resource).collect();
-            json!({"version": v, "resources": resources, "freshness": "Current"})
-        })
-        .collect();
-    let metadata = if group.is_empty() {
-        json!({"creationTimestamp": null})
-    } else {
-        json!({"name": group, "creationTimestamp": null})
-    };
-    json!({"metadata": metadata, "versions": versions})
-}
-
 /// Aggregated discovery: `APIGroupDiscoveryList` of the core group (`legacy = true`, for
 /// `/api`) or of every named group (for `/apis`), at `apidiscovery.k8s.io/<version>`.
-pub fn aggregated(legacy: bool, version: &str) -> Value {
-    let items: Vec<Value> = if legacy {
-        vec![discovery_group("")]
-    } else {
-        served_groups().into_iter().map(discovery_group).collect()
-    };
-    json!({
-        "kind": "APIGroupDiscoveryList",
-        "apiVersion": format!("apidiscovery.k8s.io/{version}"),
-        "metadata": {},
-        "items": items,
-    })
+pub fn aggregated(legacy: bool, version: &str, custom: Option<&Catalog>) -> Value {
+    View::new(custom).aggregated(legacy, version)
 }
 
 fn json_response(content_type: &str, v: &Value) -> Response {
@@ -292,27 +356,52 @@ fn json_response(content_type: &str, v: &Value) -> Response {
         .into_response()
 }
 
-fn root(headers: &HeaderMap, legacy: bool) -> Response {
+fn root(headers: &HeaderMap, legacy: bool, custom: &Catalog) -> Response {
     let accept = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     match negotiate(accept) {
-        Format::Aggregated(v) => json_response(&aggregated_content_type(v), &aggregated(legacy, v)),
+        Format::Aggregated(v) => json_response(
+            &aggregated_content_type(v),
+            &aggregated(legacy, v, Some(custom)),
+        ),
         Format::Legacy if legacy => json_response("application/json", &api_versions()),
-        Format::Legacy => json_response("application/json", &api_group_list()),
+        Format::Legacy => json_response("application/json", &api_group_list(Some(custom))),
     }
 }
 
-/// Routes for every discovery path (static paths, so they win over the resource catch-alls).
-pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
+/// The discovery document of a custom group (`/apis/GROUP`) or group version
+/// (`/apis/GROUP/VERSION`) that `custom` serves; `None` for any other path. Built-in ones
+/// have static routes ([`routes`]).
+pub fn custom_document(path: &str, custom: &Catalog) -> Option<Response> {
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let view = View::new(Some(custom));
+    let doc = match segs.as_slice() {
+        ["apis", g] => view.api_group(g)?,
+        ["apis", g, v] => view.resource_list(g, v)?,
+        _ => return None,
+    };
+    Some(json_response("application/json", &doc))
+}
+
+/// Routes for every discovery path (static paths, so they win over the resource catch-alls);
+/// the root documents list the server's custom resources too.
+pub fn routes() -> Router<Arc<ApiServer>> {
+    let core = |State(api): State<Arc<ApiServer>>, h: HeaderMap| async move {
+        root(&h, true, &api.custom_catalog())
+    };
+    let named = |State(api): State<Arc<ApiServer>>, h: HeaderMap| async move {
+        root(&h, false, &api.custom_catalog())
+    };
     let mut r = Router::new()
-        .route("/api", get(|h: HeaderMap| async move { root(&h, true) }))
-        .route("/api/", get(|h: HeaderMap| async move { root(&h, true) }))
-        .route("/apis", get(|h: HeaderMap| async move { root(&h, false) }))
-        .route("/apis/", get(|h: HeaderMap| async move { root(&h, false) }));
-    for (g, v) in group_versions() {
-        let Some(list) = resource_list(g, v) else {
+        .route("/api", get(core))
+        .route("/api/", get(core))
+        .route("/apis", get(named))
+        .route("/apis/", get(named));
+    let view = View::new(None);
+    for (g, v) in view.group_versions() {
+        let Some(list) = view.resource_list(g, v) else {
             continue;
         };
         let path = if g.is_empty() {
@@ -331,8 +420,8 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
                 get(move || async move { json_response("application/json", &l2) }),
             );
     }
-    for g in served_groups() {
-        if let Some(doc) = api_group(g) {
+    for g in view.served_groups() {
+        if let Some(doc) = view.api_group(g) {
             r = r.route(
                 &format!("/apis/{g}"),
                 get(move || async move { json_response("application/json", &doc) }),
@@ -367,7 +456,7 @@ mod tests {
 
     #[test]
     fn resource_lists_carry_subresource_kinds() {
-        let core = resource_list("", "v1").expect("core served");
+        let core = resource_list("", "v1", None).expect("core served");
         assert_eq!(core["groupVersion"], "v1");
         let res = core["resources"].as_array().expect("resources");
         let eviction = res
@@ -384,7 +473,7 @@ mod tests {
         // The values kube-apiserver publishes for the same storage versions.
         assert_eq!(pods["storageVersionHash"], "xPOwRZ+Yhw8=");
         assert!(eviction.get("storageVersionHash").is_none());
-        let apps = resource_list("apps", "v1").expect("apps served");
+        let apps = resource_list("apps", "v1", None).expect("apps served");
         let deployments = apps["resources"]
             .as_array()
             .and_then(|a| a.iter().find(|r| r["name"] == "deployments"))
@@ -396,12 +485,12 @@ mod tests {
             .expect("deployments/scale");
         assert_eq!(scale["kind"], "Scale");
         assert_eq!(scale["group"], "autoscaling");
-        assert!(resource_list("apps", "v9").is_none());
+        assert!(resource_list("apps", "v9", None).is_none());
     }
 
     #[test]
     fn aggregated_documents() {
-        let apis = aggregated(false, "v2");
+        let apis = aggregated(false, "v2", None);
         let items = apis["items"].as_array().expect("items");
         assert!(items.iter().all(|i| i["metadata"]["name"].is_string()));
         let apps = items
@@ -419,14 +508,14 @@ mod tests {
             .and_then(|a| a.iter().find(|s| s["subresource"] == "scale"))
             .expect("scale");
         assert_eq!(scale["responseKind"]["group"], "autoscaling");
-        let core = aggregated(true, "v2");
+        let core = aggregated(true, "v2", None);
         assert_eq!(core["items"].as_array().map(Vec::len), Some(1));
         let nodes = core["items"][0]["versions"][0]["resources"]
             .as_array()
             .and_then(|a| a.iter().find(|r| r["resource"] == "nodes"))
             .expect("nodes");
         assert_eq!(nodes["scope"], "Cluster");
-        let groups = api_group_list();
+        let groups = api_group_list(None);
         assert!(groups["groups"].as_array().is_some_and(|g| g
             .iter()
             .any(|g| g["preferredVersion"]["groupVersion"] == "apps/v1")));
@@ -434,15 +523,15 @@ mod tests {
 
     #[test]
     fn metrics_group_is_discovered_read_only() {
-        let groups = api_group_list();
+        let groups = api_group_list(None);
         assert!(groups["groups"].as_array().is_some_and(|g| g
             .iter()
             .any(|g| g["preferredVersion"]["groupVersion"] == "metrics.k8s.io/v1beta1")));
         assert_eq!(
-            api_group("metrics.k8s.io").expect("group")["kind"],
+            api_group("metrics.k8s.io", None).expect("group")["kind"],
             "APIGroup"
         );
-        let list = resource_list("metrics.k8s.io", "v1beta1").expect("served");
+        let list = resource_list("metrics.k8s.io", "v1beta1", None).expect("served");
         let res = list["resources"].as_array().expect("resources");
         let kinds: Vec<(&Value, &Value, &Value)> = res
             .iter()
@@ -456,7 +545,7 @@ mod tests {
             ]
         );
         assert!(res.iter().all(|r| r["verbs"] == json!(["get", "list"])));
-        let apis = aggregated(false, "v2");
+        let apis = aggregated(false, "v2", None);
         let metrics = apis["items"]
             .as_array()
             .and_then(|a| a.iter().find(|i| i["metadata"]["name"] == "metrics.k8s.io"))
@@ -471,7 +560,8 @@ mod tests {
 
     #[tokio::test]
     async fn routes_answer_with_negotiated_content_type() {
-        let app: Router = routes();
+        let api = crate::ApiServer::new(crate::ApiServerConfig::memory()).expect("server");
+        let app: Router = routes().with_state(api);
         let req = Request::get("/apis")
             .header(
                 "accept",

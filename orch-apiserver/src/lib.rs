@@ -38,6 +38,7 @@ pub mod bench;
 pub mod cache;
 pub mod client;
 pub mod conversion;
+pub mod crd;
 pub mod fieldmanager;
 pub mod kubeconfig;
 pub mod patch;

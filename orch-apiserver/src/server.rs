@@ -168,6 +168,10 @@ pub struct ApiServer {
     pub(crate) stop: tokio::sync::watch::Sender<bool>,
     /// ResourceQuota admission checks one namespace at a time.
     pub(crate) quota_locks: crate::admission::resource_quota::NamespaceLocks,
+    /// The custom resources this server's CRDs define ([`crate::crd`]).
+    pub(crate) custom_resources: crate::crd::CustomResources,
+    /// CRDs whose objects this server is deleting.
+    pub(crate) crd_finalizing: crate::crd::controller::Finalizing,
 }
 
 impl std::fmt::Debug for ApiServer {
@@ -268,11 +272,16 @@ impl ApiServer {
             me: me.clone(),
             stop: tokio::sync::watch::channel(false).0,
             quota_locks: Default::default(),
+            custom_resources: Default::default(),
+            crd_finalizing: Default::default(),
         })
     }
 
-    /// Starts the compactor and the system namespaces loop.
+    /// Serves the CRDs already stored, then starts the compactor, the system namespaces loop,
+    /// the expirer and the CRD controllers.
     fn spawn_loops(self: &Arc<Self>) {
+        crate::crd::controller::rebuild(self);
+        tokio::spawn(crate::crd::controller::run(Arc::downgrade(self)));
         if let Some(every) = self.config.compaction_interval {
             tokio::spawn(compactor(Arc::downgrade(self), every));
         }

@@ -24,6 +24,7 @@ use axum::body::Body;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceSubresourceScale;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{StatusCause, StatusDetails, Time};
 use orch_types::client::{DeleteParams, ListParams, PostParams, Preconditions};
 use orch_types::labels::Selector;
@@ -106,6 +107,39 @@ pub fn scale_of(o: &DynamicObject) -> Value {
     })
 }
 
+/// The value at a custom resource's scale path (`.spec.replicas`: dot-separated fields, as
+/// upstream's CRD validation requires of `specReplicasPath` and the others).
+fn at_path<'a>(o: &'a Value, path: &str) -> Option<&'a Value> {
+    path.trim_start_matches('.')
+        .split('.')
+        .try_fold(o, |v, seg| v.get(seg))
+}
+
+/// The autoscaling/v1 `Scale` of a custom object, read at the paths of its CRD version's
+/// `subresources.scale` (upstream `customresource/registry/scale.go`, `scaleFromCustomResource`:
+/// a missing spec or status count is 0; the selector is the string at `labelSelectorPath`).
+pub fn custom_scale_of(o: &DynamicObject, paths: &CustomResourceSubresourceScale) -> Value {
+    let v = o.to_value();
+    let count = |p: &str| at_path(&v, p).and_then(Value::as_i64).unwrap_or(0);
+    let selector = paths
+        .label_selector_path
+        .as_deref()
+        .and_then(|p| at_path(&v, p))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let m = &o.metadata;
+    json!({
+        "apiVersion": "autoscaling/v1",
+        "kind": "Scale",
+        "metadata": {
+            "name": m.name, "namespace": m.namespace, "uid": m.uid,
+            "resourceVersion": m.resource_version, "creationTimestamp": m.creation_timestamp,
+        },
+        "spec": {"replicas": count(&paths.spec_replicas_path)},
+        "status": {"replicas": count(&paths.status_replicas_path), "selector": selector},
+    })
+}
+
 /// `spec.replicas` from a `Scale` document; 422 when missing or negative, like upstream's
 /// `ValidateScale`.
 pub fn replicas_from_scale(scale: &Value, name: &str) -> RestResult<i64> {
@@ -145,7 +179,12 @@ fn scale_subject(info: Resource) -> RestResult<()> {
 
 /// Sets `spec.replicas` from a `Scale`; a non-empty `metadata.resourceVersion` in the Scale is a
 /// precondition on the object (upstream scale update semantics).
-fn apply_scale(cur: &DynamicObject, scale: &Value, name: &str) -> RestResult<DynamicObject> {
+fn apply_scale(
+    cur: &DynamicObject,
+    scale: &Value,
+    name: &str,
+    custom: Option<&CustomResourceSubresourceScale>,
+) -> RestResult<DynamicObject> {
     let replicas = replicas_from_scale(scale, name)?;
     let mut new = cur.clone();
     if let Some(rv) = scale
@@ -158,10 +197,25 @@ fn apply_scale(cur: &DynamicObject, scale: &Value, name: &str) -> RestResult<Dyn
     } else {
         new.metadata.resource_version = None;
     }
-    let spec = new.data.entry("spec").or_insert_with(|| json!({}));
-    if let Some(m) = spec.as_object_mut() {
-        m.insert("replicas".into(), json!(replicas));
+    let path = custom.map_or("spec.replicas", |c| {
+        c.spec_replicas_path.trim_start_matches('.')
+    });
+    let segs: Vec<&str> = path.split('.').collect();
+    let Some((last, parents)) = segs.split_last() else {
+        return Ok(new);
+    };
+    let mut at = &mut new.data;
+    for seg in parents {
+        let next = at.entry(seg.to_string()).or_insert_with(|| json!({}));
+        if !next.is_object() {
+            *next = json!({});
+        }
+        let Some(m) = next.as_object_mut() else {
+            return Ok(new);
+        };
+        at = m;
     }
+    at.insert(last.to_string(), json!(replicas));
     Ok(new)
 }
 
@@ -201,6 +255,28 @@ fn patch_scale(kind: PatchType, scale: &Value, patch: &Value) -> RestResult<Valu
 }
 
 impl ApiServer {
+    /// The scale paths of a custom resource's version (`None` for built-in kinds).
+    fn custom_scale(&self, info: Resource) -> Option<CustomResourceSubresourceScale> {
+        self.custom(info)?
+            .version
+            .subresources
+            .as_ref()?
+            .scale
+            .clone()
+    }
+
+    /// The `Scale` of `o`: built-in or at a custom resource's paths.
+    fn scale_view(
+        &self,
+        o: &DynamicObject,
+        custom: Option<&CustomResourceSubresourceScale>,
+    ) -> Value {
+        match custom {
+            Some(paths) => custom_scale_of(o, paths),
+            None => scale_of(o),
+        }
+    }
+
     /// `GET …/scale`.
     pub async fn get_scale(
         &self,
@@ -209,7 +285,8 @@ impl ApiServer {
         name: &str,
     ) -> RestResult<Value> {
         scale_subject(info)?;
-        Ok(scale_of(&*self.get_object(info, ns, name).await?))
+        let custom = self.custom_scale(info);
+        Ok(self.scale_view(&*self.get_object(info, ns, name).await?, custom.as_ref()))
     }
 
     /// `PUT …/scale`.
@@ -226,12 +303,13 @@ impl ApiServer {
         crate::fieldmanager::validate_manager(field_manager, "UpdateOptions")?;
         let ns = self.object_namespace(info, ns)?;
         let writer = scale_writer(field_manager);
+        let custom = self.custom_scale(info);
         let out = self
             .guaranteed_update_as(info, ns, name, Part::Main, dry_run, Some(&writer), |cur| {
-                apply_scale(cur, scale, name)
+                apply_scale(cur, scale, name, custom.as_ref())
             })
             .await?;
-        Ok(scale_of(&out.written().object))
+        Ok(self.scale_view(&out.written().object, custom.as_ref()))
     }
 
     /// `PATCH …/scale` (merge, JSON, strategic).
@@ -250,13 +328,14 @@ impl ApiServer {
         crate::fieldmanager::validate_manager(field_manager, "PatchOptions")?;
         let ns = self.object_namespace(info, ns)?;
         let writer = scale_writer(field_manager);
+        let custom = self.custom_scale(info);
         let out = self
             .guaranteed_update_as(info, ns, name, Part::Main, dry_run, Some(&writer), |cur| {
-                let patched = patch_scale(kind, &scale_of(cur), patch)?;
-                apply_scale(cur, &patched, name)
+                let patched = patch_scale(kind, &self.scale_view(cur, custom.as_ref()), patch)?;
+                apply_scale(cur, &patched, name, custom.as_ref())
             })
             .await?;
-        Ok(scale_of(&out.written().object))
+        Ok(self.scale_view(&out.written().object, custom.as_ref()))
     }
 
     /// `POST pods/NAME/binding`: sets `spec.nodeName` of an unbound pod (409 if bound).

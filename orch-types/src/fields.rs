@@ -304,19 +304,31 @@ impl FieldSelector {
     /// (`spec.host` → `spec.nodeName` for pods). Unsupported fields are
     /// [`FieldSelectorError::Unsupported`] (a 400 from the API server).
     pub fn for_kind(&self, group: &str, kind: &str) -> Result<FieldSelector, FieldSelectorError> {
-        let extra = supported_fields(group, kind);
-        let mut terms = Vec::with_capacity(self.terms.len());
-        for t in &self.terms {
-            let mut t = t.clone();
-            if group.is_empty() && kind == "Pod" && t.field == "spec.host" {
-                t.field = "spec.nodeName".into();
+        let mut f = self.clone();
+        if group.is_empty() && kind == "Pod" {
+            for t in &mut f.terms {
+                if t.field == "spec.host" {
+                    t.field = "spec.nodeName".into();
+                }
             }
-            if !GENERIC_FIELDS.contains(&t.field.as_str()) && !extra.contains(&t.field.as_str()) {
-                return Err(FieldSelectorError::Unsupported(t.field));
-            }
-            terms.push(t);
         }
-        Ok(FieldSelector { terms })
+        f.with_fields(supported_fields(group, kind))
+    }
+
+    /// Checks every field is generic or one of `extra` (a custom resource's
+    /// `selectableFields`, without their leading `.`).
+    pub fn with_fields<S: AsRef<str>>(
+        &self,
+        extra: &[S],
+    ) -> Result<FieldSelector, FieldSelectorError> {
+        for t in &self.terms {
+            let known = GENERIC_FIELDS.contains(&t.field.as_str())
+                || extra.iter().any(|e| e.as_ref() == t.field);
+            if !known {
+                return Err(FieldSelectorError::Unsupported(t.field.clone()));
+            }
+        }
+        Ok(self.clone())
     }
 
     /// The value required by an `=` term on `field`, if any (lets a server narrow a list, e.g.

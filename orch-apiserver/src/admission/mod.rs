@@ -61,7 +61,10 @@ impl ApiServer {
         if mode == FieldValidation::Ignore {
             return Ok(Vec::new());
         }
-        let unknown = unknown_fields(info, obj)?;
+        let unknown = match self.custom(info) {
+            Some(cr) => crate::crd::admission::unknown_fields(&cr, obj),
+            None => unknown_fields(info, obj)?,
+        };
         if unknown.is_empty() {
             return Ok(Vec::new());
         }
@@ -100,6 +103,10 @@ impl ApiServer {
         old: Option<&DynamicObject>,
         part: Part,
     ) -> RestResult<Admitted> {
+        let custom = self.custom(info);
+        if let Some(cr) = &custom {
+            crate::crd::admission::mutate(cr, obj)?;
+        }
         let defaulted = match (old, part) {
             (Some(_), Part::Status) => orch_types::defaults::apply_status_defaults(obj),
             _ => orch_types::defaults::apply_defaults(obj),
@@ -136,9 +143,17 @@ impl ApiServer {
                 orch_types::validation::validate_update_defaulted(obj, old)
             }
         };
+        let mut errors = errors;
+        let kind = match &custom {
+            Some(cr) => {
+                errors.extend(crate::crd::admission::validate(cr, obj, old));
+                crate::crd::admission::qualified_kind(cr)
+            }
+            None => info.kind.to_string(),
+        };
         if !errors.is_empty() {
             let causes = errors.iter().map(|e| e.to_status_cause()).collect();
-            return Err(ApiError::invalid(info.kind, obj.name(), causes));
+            return Err(ApiError::invalid(&kind, obj.name(), causes));
         }
         Ok(Admitted {
             warnings: Vec::new(),

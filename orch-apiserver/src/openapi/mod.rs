@@ -25,7 +25,9 @@ use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::sync::OnceLock;
 
-use axum::extract::Path;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -34,6 +36,7 @@ use orch_types::registry::{self, ResourceInfo};
 use serde_json::{json, Map, Value};
 
 use crate::schema::{Schemas, REF_PREFIX};
+use crate::server::ApiServer;
 
 mod gnostic;
 pub mod v2;
@@ -150,7 +153,12 @@ fn patch_body() -> Value {
     })
 }
 
-fn resource_paths(r: &ResourceInfo, def: &str, kind_gvk: &Value, paths: &mut Map<String, Value>) {
+pub(crate) fn resource_paths(
+    r: &ResourceInfo,
+    def: &str,
+    kind_gvk: &Value,
+    paths: &mut Map<String, Value>,
+) {
     let base = if r.group.is_empty() {
         format!("/api/{}", r.version)
     } else {
@@ -440,17 +448,19 @@ fn served() -> &'static Served {
 }
 
 /// A served document's hash (the v3 index's `hash=`, the unquoted `ETag`): 16 hex digits.
-fn etag(bytes: &[u8]) -> String {
+pub(crate) fn etag(bytes: &[u8]) -> String {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     bytes.hash(&mut h);
     format!("{:016X}", h.finish())
 }
 
-/// The `/openapi/v3` index: every group version's path and its `serverRelativeURL`.
-pub fn index() -> Value {
+/// The `/openapi/v3` index: every group version's path and its `serverRelativeURL`, the
+/// custom group versions `custom` serves among them.
+pub fn index(custom: &crate::crd::Catalog) -> Value {
     let paths: Map<String, Value> = served()
         .docs
         .iter()
+        .chain(custom.openapi.0.iter())
         .map(|(p, (hash, _))| {
             (
                 p.clone(),
@@ -461,8 +471,13 @@ pub fn index() -> Value {
     json!({"paths": paths})
 }
 
-fn serve_doc(path: &str) -> Response {
-    match served().docs.get(path.trim_matches('/')) {
+fn serve_doc(path: &str, custom: &crate::crd::Catalog) -> Response {
+    let path = path.trim_matches('/');
+    match served()
+        .docs
+        .get(path)
+        .or_else(|| custom.openapi.0.get(path))
+    {
         Some((hash, bytes)) => (
             StatusCode::OK,
             [
@@ -489,15 +504,22 @@ fn serve_doc(path: &str) -> Response {
     }
 }
 
-/// Routes: `/openapi/v2`, `/openapi/v3` and `/openapi/v3/{*gv}`.
-pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
+/// Routes: `/openapi/v2`, `/openapi/v3` and `/openapi/v3/{*gv}` (custom group versions from
+/// the server's CRDs).
+pub fn routes() -> Router<Arc<ApiServer>> {
+    let index_route =
+        |State(api): State<Arc<ApiServer>>| async move { axum::Json(index(&api.custom_catalog())) };
     Router::new()
         .route("/openapi/v2", get(v2::serve))
-        .route("/openapi/v3", get(|| async { axum::Json(index()) }))
-        .route("/openapi/v3/", get(|| async { axum::Json(index()) }))
+        .route("/openapi/v3", get(index_route))
+        .route("/openapi/v3/", get(index_route))
         .route(
             "/openapi/v3/{*gv}",
-            get(|Path(gv): Path<String>| async move { serve_doc(&gv) }),
+            get(
+                |State(api): State<Arc<ApiServer>>, Path(gv): Path<String>| async move {
+                    serve_doc(&gv, &api.custom_catalog())
+                },
+            ),
         )
 }
 

@@ -17,7 +17,7 @@ fn refs(v: &Value, out: &mut Vec<String>) {
 
 #[test]
 fn index_lists_every_served_group_version() {
-    let idx = index();
+    let idx = index(&Default::default());
     for (g, v) in registry::group_versions() {
         let p = gv_path(g, v);
         let url = idx["paths"][&p]["serverRelativeURL"]

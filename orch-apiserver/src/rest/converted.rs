@@ -1,5 +1,5 @@
 //! HTTP requests for a resource served at a version other than its storage version
-//! ([`orch_types::registry::CONVERTED`]): the request is answered by the storage version's
+//! ([`orch_types::registry::CONVERTED`], and the non-storage versions of a CRD): the request is answered by the storage version's
 //! handlers, with bodies converted on the way in and objects on the way out
 //! ([`crate::conversion`]), the way kube-apiserver serves every version of a kind through one
 //! storage version.
@@ -33,21 +33,31 @@ use super::update::Part;
 use super::{Resource, RestResult};
 use crate::server::ApiServer;
 
-/// Converts a stored object to the served version.
+/// Converts a stored object to the served version. Custom resources convert with the `None`
+/// strategy: only `apiVersion` changes (upstream `nopConverter`).
 fn to_served(served: Resource, v: &Value) -> Value {
     match (served.group, served.version, served.kind) {
         ("autoscaling", "v1", "HorizontalPodAutoscaler") => crate::conversion::hpa_v2_to_v1(v),
-        _ => v.clone(),
+        _ => with_api_version(v, served),
     }
 }
 
-/// Converts an object of the served version to the storage version (400 when it cannot be).
-fn to_stored(served: Resource, v: &Value) -> RestResult<Value> {
+/// Converts an object of the served version to the storage version `stored` (400 when it
+/// cannot be).
+fn to_stored(served: Resource, stored: Resource, v: &Value) -> RestResult<Value> {
     match (served.group, served.version, served.kind) {
         ("autoscaling", "v1", "HorizontalPodAutoscaler") => crate::conversion::hpa_v1_to_v2(v)
             .map_err(|e| ApiError::bad_request(format!("cannot convert {}: {e}", served.kind))),
-        _ => Ok(v.clone()),
+        _ => Ok(with_api_version(v, stored)),
     }
+}
+
+fn with_api_version(v: &Value, to: Resource) -> Value {
+    let mut out = v.clone();
+    if let Some(m) = out.as_object_mut() {
+        m.insert("apiVersion".into(), to.api_version().into());
+    }
+    out
 }
 
 /// Converts objects of the stored kind inside a response body (an object, a list, a watch
@@ -105,7 +115,7 @@ pub(crate) async fn handle(
                 &obj,
                 Some(req.param("fieldValidation").unwrap_or("Warn")),
             )?;
-            let converted = to_stored(served, &body)?;
+            let converted = to_stored(served, stored, &body)?;
             req.body = Bytes::from(serde_json::to_vec(&converted).unwrap_or_default());
             req.headers.insert(
                 header::CONTENT_TYPE,
@@ -222,16 +232,17 @@ async fn patch(
         let patched = apply_patch(served, kind, &cur_served, &body)?;
         let asked_rv =
             patched["metadata"]["resourceVersion"] != cur_served["metadata"]["resourceVersion"];
-        let mut obj = DynamicObject::from_value(to_stored(served, &patched)?).map_err(|e| {
-            ApiError::new(
-                422,
-                reason::INVALID,
-                format!(
-                    "the patched object is not a valid {}: {}",
-                    served.kind, e.source
-                ),
-            )
-        })?;
+        let mut obj =
+            DynamicObject::from_value(to_stored(served, stored, &patched)?).map_err(|e| {
+                ApiError::new(
+                    422,
+                    reason::INVALID,
+                    format!(
+                        "the patched object is not a valid {}: {}",
+                        served.kind, e.source
+                    ),
+                )
+            })?;
         if !asked_rv {
             obj.metadata.resource_version = cur.metadata.resource_version.clone();
         }

@@ -137,6 +137,20 @@ impl ApiServer {
         m.deletion_timestamp = None;
         m.deletion_grace_period_seconds = None;
         m.generation = tracks_generation(info).then_some(1);
+        if let Some(cr) = self.custom(info) {
+            if cr.terminating() {
+                return Err(ApiError::new(
+                    405,
+                    orch_types::status::reason::METHOD_NOT_ALLOWED,
+                    "create not allowed while custom resource definition is terminating",
+                ));
+            }
+            // With a status subresource, status is written there only
+            // (upstream `customresource/strategy.go` PrepareForCreate).
+            if cr.has_status() {
+                obj.data.shift_remove("status");
+            }
+        }
         if let Some(status) = initial_status(info) {
             obj.data.insert("status".into(), status);
         }

@@ -136,6 +136,12 @@ impl ApiServer {
                     .and_then(|f| f.as_array())
                     .is_some_and(|f| !f.is_empty());
             let marked = obj.metadata.deletion_timestamp.is_some();
+            let crd =
+                info.group == "apiextensions.k8s.io" && info.kind == "CustomResourceDefinition";
+            if crd && !marked {
+                // Its objects go first (`crate::crd::controller`).
+                add(&mut finalizers, crate::crd::CLEANUP_FINALIZER);
+            }
             let must_wait = !finalizers.is_empty() || ns_finalizers || grace > 0;
             if !must_wait {
                 if p.dry_run {
@@ -163,6 +169,9 @@ impl ApiServer {
             }
             if !marked && tracks_generation(info) {
                 m.generation = Some(m.generation.unwrap_or(0) + 1);
+            }
+            if crd && !marked {
+                crate::crd::controller::mark_deleted(&mut new, &time(now));
             }
             if info.kind == "Namespace" {
                 if let Some(status) = new.data.get_mut("status").and_then(|s| s.as_object_mut()) {

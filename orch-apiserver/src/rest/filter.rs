@@ -33,7 +33,10 @@ impl Filter {
             Some(s) => {
                 let f = s
                     .parse::<FieldSelector>()
-                    .and_then(|f| f.for_kind(info.group, info.kind))
+                    .and_then(|f| match crate::crd::extras(info) {
+                        Some(custom) => f.with_fields(&custom.selectable_fields),
+                        None => f.for_kind(info.group, info.kind),
+                    })
                     .map_err(|e| ApiError::bad_request(e.to_string()))?;
                 (!f.is_empty()).then_some(f)
             }

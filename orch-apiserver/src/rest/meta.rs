@@ -25,9 +25,15 @@ const GENERATION_KINDS: &[&str] = &[
     "PriorityClass",
 ];
 
-/// Whether `info` tracks `metadata.generation`.
+/// Whether `info` tracks `metadata.generation`: the kinds whose strategies set it, and every
+/// custom resource (upstream `customresource/strategy.go`).
 pub fn tracks_generation(info: Resource) -> bool {
-    GENERATION_KINDS.contains(&info.kind)
+    GENERATION_KINDS.contains(&info.kind) || !builtin(info)
+}
+
+/// Whether `info` is a built-in resource (not one a CRD defines).
+pub fn builtin(info: Resource) -> bool {
+    orch_types::registry::by_plural(info.group, info.version, info.plural).is_some()
 }
 
 /// Whether `info` has a `status` subresource (so the main resource ignores status and the
@@ -74,7 +80,7 @@ pub fn initial_status(info: Resource) -> Option<Value> {
         "Node" => None,
         "Pod" => Some(serde_json::json!({"phase": "Pending"})),
         "Namespace" => Some(serde_json::json!({"phase": "Active"})),
-        _ if has_status(info) => Some(serde_json::json!({})),
+        _ if has_status(info) && builtin(info) => Some(serde_json::json!({})),
         _ => None,
     }
 }

@@ -81,10 +81,12 @@ pub fn cache_error(info: Resource, e: CacheError) -> ApiError {
 impl ApiServer {
     /// Resolves a client-side resource type to a served one.
     pub fn resolve(&self, r: &ApiResource) -> RestResult<Resource> {
-        let info = registry::by_plural(&r.group, &r.version, &r.plural).ok_or_else(|| {
-            ApiError::unknown_resource(&format!("{}/{}", r.api_version(), r.plural))
-        })?;
-        match registry::storage_of(info) {
+        let info = self
+            .lookup(&r.group, &r.version, &r.plural)
+            .ok_or_else(|| {
+                ApiError::unknown_resource(&format!("{}/{}", r.api_version(), r.plural))
+            })?;
+        match self.storage_of(info) {
             // Conversion happens at the HTTP edge (`rest::converted`); in-process clients use
             // the storage version every component reads.
             Some(stored) => Err(ApiError::unknown_resource(&format!(
@@ -95,6 +97,16 @@ impl ApiServer {
             ))),
             None => Ok(info),
         }
+    }
+
+    /// The entry of the version `info`'s objects are stored in, when `info` is served at
+    /// another version (a converted built-in or a CRD's non-storage version).
+    pub fn storage_of(&self, info: Resource) -> Option<Resource> {
+        registry::storage_of(info).or_else(|| {
+            self.custom(info)
+                .filter(|c| !std::ptr::eq(c.storage, c.info))
+                .map(|c| c.storage)
+        })
     }
 
     /// The namespace a call on `info` addresses: required for namespaced kinds, dropped for

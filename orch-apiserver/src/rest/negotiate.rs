@@ -122,8 +122,7 @@ pub fn render<T: Serialize>(
     let (ct, body) = match format {
         Format::Table(include) => {
             let v = serde_json::to_value(value).unwrap_or_default();
-            let (group, kind) = info.map_or(("", ""), |i| (i.group, i.kind));
-            let t = crate::table::convert(group, kind, &v, include, jiff::Timestamp::now());
+            let t = crate::table::convert_for(info, &v, include, jiff::Timestamp::now());
             match serde_json::to_vec(&t) {
                 Ok(v) => ("application/json", Bytes::from(v)),
                 Err(_) => {

@@ -85,6 +85,13 @@ pub fn apply_patch(
             })?;
             Ok(doc)
         }
+        // Custom resources have no patch strategies: upstream's CR handler does not accept
+        // the type (`apiextensions-apiserver/pkg/apiserver/customresource_handler.go`).
+        PatchType::Strategic if !super::meta::builtin(info) => Err(ApiError::new(
+            415,
+            reason::UNSUPPORTED_MEDIA_TYPE,
+            "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+        )),
         PatchType::Strategic => {
             let schemas = crate::schema::Schemas::builtin();
             let node = schemas

@@ -28,7 +28,6 @@ use orch_types::client::{
     DeleteParams, ListParams, PatchParams, PostParams, Preconditions, PropagationPolicy,
     VersionMatch, WatchParams,
 };
-use orch_types::registry;
 use orch_types::status::reason;
 use orch_types::{ApiError, DynamicObject};
 use serde_json::Value;
@@ -145,8 +144,9 @@ impl Request {
     }
 }
 
-/// Resolves `/api/v1/...` or `/apis/GROUP/VERSION/...` to a resource target.
-pub fn parse_target(path: &str) -> RestResult<Target> {
+/// Resolves `/api/v1/...` or `/apis/GROUP/VERSION/...` to a resource target: a built-in
+/// resource or one that `api`'s CRDs define.
+pub fn parse_target(api: &ApiServer, path: &str) -> RestResult<Target> {
     let segs: Vec<&str> = path
         .trim_matches('/')
         .split('/')
@@ -158,7 +158,8 @@ pub fn parse_target(path: &str) -> RestResult<Target> {
         _ => return Err(ApiError::unknown_resource(path)),
     };
     let find = |plural: &str| {
-        registry::by_plural(group, version, plural).ok_or_else(|| ApiError::unknown_resource(path))
+        api.lookup(group, version, plural)
+            .ok_or_else(|| ApiError::unknown_resource(path))
     };
     let owned = |s: &&str| Some((*s).to_string());
     let t = match rest {
@@ -169,7 +170,9 @@ pub fn parse_target(path: &str) -> RestResult<Target> {
             subresource: None,
         },
         ["namespaces", ns, plural]
-            if registry::by_plural(group, version, plural).is_some_and(|r| r.namespaced) =>
+            if api
+                .lookup(group, version, plural)
+                .is_some_and(|r| r.namespaced) =>
         {
             Target {
                 info: find(plural)?,
@@ -179,7 +182,9 @@ pub fn parse_target(path: &str) -> RestResult<Target> {
             }
         }
         ["namespaces", ns, plural, name]
-            if registry::by_plural(group, version, plural).is_some_and(|r| r.namespaced) =>
+            if api
+                .lookup(group, version, plural)
+                .is_some_and(|r| r.namespaced) =>
         {
             Target {
                 info: find(plural)?,
@@ -189,7 +194,9 @@ pub fn parse_target(path: &str) -> RestResult<Target> {
             }
         }
         ["namespaces", ns, plural, name, sub]
-            if registry::by_plural(group, version, plural).is_some_and(|r| r.namespaced) =>
+            if api
+                .lookup(group, version, plural)
+                .is_some_and(|r| r.namespaced) =>
         {
             Target {
                 info: find(plural)?,
@@ -292,7 +299,12 @@ async fn handle(api: Arc<ApiServer>, req: HttpRequest) -> RestResult<Response> {
             break;
         }
     }
-    let target = parse_target(&path)?;
+    if parts.method == Method::GET {
+        if let Some(doc) = crate::discovery::custom_document(&path, &api.custom_catalog()) {
+            return Ok(doc);
+        }
+    }
+    let target = parse_target(&api, &path)?;
     let limit = api.config.max_body_bytes;
     let too_large = || {
         ApiError::new(
@@ -320,7 +332,7 @@ async fn handle(api: Arc<ApiServer>, req: HttpRequest) -> RestResult<Response> {
         headers: parts.headers,
         body,
     };
-    if let Some(stored) = registry::storage_of(req.target.info) {
+    if let Some(stored) = api.storage_of(req.target.info) {
         return super::converted::handle(&api, req, stored).await;
     }
     if let Some(resp) = super::subresource::handle(&api, &req).await {
@@ -673,8 +685,12 @@ pub async fn dispatch(api: &Arc<ApiServer>, req: Request) -> RestResult<Response
 }
 
 fn update_response(info: Resource, format: Format, out: UpdateOutcome) -> Response {
+    let code = match out {
+        UpdateOutcome::Created(_) => StatusCode::CREATED,
+        _ => StatusCode::OK,
+    };
     let w = out.written();
-    render(Some(info), format, StatusCode::OK, &*w.object, &w.warnings)
+    render(Some(info), format, code, &*w.object, &w.warnings)
 }
 
 fn watch_response(info: Resource, format: Format, stream: super::watch::ObjectWatch) -> Response {
@@ -684,14 +700,8 @@ fn watch_response(info: Resource, format: Format, stream: super::watch::ObjectWa
             // Tables in watch events (`kubectl get -w`): columns in the first event only.
             Format::Table(include) => {
                 let v = serde_json::to_value(&ev).unwrap_or_default();
-                let t = crate::table::watch_event(
-                    info.group,
-                    info.kind,
-                    &v,
-                    include,
-                    jiff::Timestamp::now(),
-                    first,
-                );
+                let t =
+                    crate::table::watch_event_for(info, &v, include, jiff::Timestamp::now(), first);
                 first = false;
                 serde_json::to_vec(&t).unwrap_or_default()
             }
@@ -714,6 +724,7 @@ mod tests {
     use crate::storage::Encoded;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta;
     use orch_types::client::ObjectList;
+    use orch_types::registry;
 
     #[test]
     fn spliced_list_json_is_the_serialized_list_body() {

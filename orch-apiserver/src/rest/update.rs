@@ -58,6 +58,9 @@ const MAX_RETRIES: usize = 16;
 pub enum UpdateOutcome {
     /// Stored (or unchanged for a no-op).
     Updated(Written),
+    /// A server-side apply created the object (answered with 201, as upstream's
+    /// `PatchResource` does when the patch created it).
+    Created(Written),
     /// The update removed the last finalizer of an object being deleted: it is gone.
     Deleted(Written),
 }
@@ -66,7 +69,7 @@ impl UpdateOutcome {
     /// The resulting object.
     pub fn written(&self) -> &Written {
         match self {
-            Self::Updated(w) | Self::Deleted(w) => w,
+            Self::Updated(w) | Self::Created(w) | Self::Deleted(w) => w,
         }
     }
 }
@@ -380,7 +383,7 @@ impl ApiServer {
             })
             .await?;
         match &mut out {
-            UpdateOutcome::Updated(w) | UpdateOutcome::Deleted(w) => {
+            UpdateOutcome::Updated(w) | UpdateOutcome::Created(w) | UpdateOutcome::Deleted(w) => {
                 warnings.append(&mut w.warnings);
                 w.warnings = warnings;
             }

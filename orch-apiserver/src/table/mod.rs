@@ -146,7 +146,7 @@ pub fn age(ts: Option<&Value>, now: Timestamp) -> String {
     }
 }
 
-fn partial_metadata(obj: &Value) -> Value {
+pub(crate) fn partial_metadata(obj: &Value) -> Value {
     json!({
         "kind": "PartialObjectMetadata",
         "apiVersion": "meta.k8s.io/v1",
@@ -202,25 +202,26 @@ pub fn convert(
     include: IncludeObject,
     now: Timestamp,
 ) -> Value {
+    convert_with(v, |objects, meta| {
+        table(group, kind, objects, include, now, meta)
+    })
+}
+
+/// [`convert`] with the Table of some objects (and list metadata) made by `make` (custom
+/// resources print their own columns, `crate::crd::table`).
+pub fn convert_with(v: &Value, make: impl Fn(&[Value], Option<&Value>) -> Value) -> Value {
     if v.get("kind").and_then(Value::as_str) == Some("Status") {
         return v.clone();
     }
     match v.get("items").and_then(Value::as_array) {
-        Some(items) => table(group, kind, items, include, now, v.get("metadata")),
+        Some(items) => make(items, v.get("metadata")),
         None => {
             let rv = v
                 .get("metadata")
                 .and_then(|m| m.get("resourceVersion"))
                 .cloned()
                 .map(|rv| json!({"resourceVersion": rv}));
-            table(
-                group,
-                kind,
-                std::slice::from_ref(v),
-                include,
-                now,
-                rv.as_ref(),
-            )
+            make(std::slice::from_ref(v), rv.as_ref())
         }
     }
 }
@@ -236,6 +237,17 @@ pub fn watch_event(
     now: Timestamp,
     with_columns: bool,
 ) -> Value {
+    watch_event_with(event, with_columns, |objects, meta| {
+        table(group, kind, objects, include, now, meta)
+    })
+}
+
+/// [`watch_event`] with the Tables made by `make` (see [`convert_with`]).
+pub fn watch_event_with(
+    event: &Value,
+    with_columns: bool,
+    make: impl Fn(&[Value], Option<&Value>) -> Value,
+) -> Value {
     let ty = event.get("type").and_then(Value::as_str).unwrap_or("");
     let Some(obj) = event.get("object") else {
         return event.clone();
@@ -243,18 +255,53 @@ pub fn watch_event(
     let mut t = match ty {
         "ERROR" => return event.clone(),
         "BOOKMARK" => {
-            let mut t = table(group, kind, &[], include, now, None);
+            let mut t = make(&[], None);
             if let Some(m) = obj.get("metadata") {
                 t["metadata"] = m.clone();
             }
             t
         }
-        _ => convert(group, kind, obj, include, now),
+        _ => convert_with(obj, &make),
     };
     if !with_columns {
         t["columnDefinitions"] = json!([]);
     }
     json!({"type": ty, "object": t})
+}
+
+/// The Table of an API answer about `info`'s objects: custom resources print their
+/// `additionalPrinterColumns` ([`crate::crd::table`]), built-in kinds their printers.
+pub fn convert_for(
+    info: Option<crate::rest::Resource>,
+    v: &Value,
+    include: IncludeObject,
+    now: Timestamp,
+) -> Value {
+    match info.and_then(crate::crd::table::columns) {
+        Some(cols) => convert_with(v, |objects, meta| {
+            crate::crd::table::table(&cols, objects, include, now, meta)
+        }),
+        None => {
+            let (group, kind) = info.map_or(("", ""), |i| (i.group, i.kind));
+            convert(group, kind, v, include, now)
+        }
+    }
+}
+
+/// [`watch_event`] for `info`'s objects (see [`convert_for`]).
+pub fn watch_event_for(
+    info: crate::rest::Resource,
+    event: &Value,
+    include: IncludeObject,
+    now: Timestamp,
+    with_columns: bool,
+) -> Value {
+    match crate::crd::table::columns(info) {
+        Some(cols) => watch_event_with(event, with_columns, |objects, meta| {
+            crate::crd::table::table(&cols, objects, include, now, meta)
+        }),
+        None => watch_event(info.group, info.kind, event, include, now, with_columns),
+    }
 }
 
 /// Whether an `Accept` header asks for a `meta.k8s.io/v1` Table (first acceptable entry wins).

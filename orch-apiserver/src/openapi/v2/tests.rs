@@ -434,7 +434,8 @@ async fn get(app: &Router, headers: &[(&str, &str)]) -> (StatusCode, HeaderMap, 
 
 #[tokio::test]
 async fn route_serves_json_protobuf_and_not_modified() {
-    let app: Router = super::super::routes();
+    let api = crate::ApiServer::new(crate::ApiServerConfig::memory()).expect("server");
+    let app: Router = super::super::routes().with_state(api);
     let (status, h, body) = get(&app, &[]).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(h[header::CONTENT_TYPE], "application/json");
