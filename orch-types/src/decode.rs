@@ -481,6 +481,12 @@ pub fn typed_check(
             unknown_paths::<apiext::CustomResourceDefinition>(v)
         }
         ("events.k8s.io", "Event") => unknown_paths::<events::Event>(v),
+        ("admissionregistration.k8s.io", "MutatingWebhookConfiguration") => unknown_paths::<
+            k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration,
+        >(v),
+        ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration") => unknown_paths::<
+            k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration,
+        >(v),
         _ => return None,
     };
     Some(r)

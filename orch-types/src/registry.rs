@@ -60,6 +60,7 @@ const CREATE_ONLY: &[&str] = &["create"];
 const STATUS_VERBS: &[&str] = &["get", "patch", "update"];
 const ALL: &[&str] = &["all"];
 const NONE: &[&str] = &[];
+const API_EXTENSIONS: &[&str] = &["api-extensions"];
 
 const fn status(group: &'static str, version: &'static str, kind: &'static str) -> SubresourceInfo {
     SubresourceInfo {
@@ -164,6 +165,10 @@ pub static BUILTIN: &[ResourceInfo] = &[
     r("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", "customresourcedefinition",
         &["crd", "crds"], false, RW, NONE, &[status("apiextensions.k8s.io", "v1", "CustomResourceDefinition")]),
     r("events.k8s.io", "v1", "Event", "events", "event", &["ev"], true, RW, NONE, &[]),
+    r("admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration", "mutatingwebhookconfigurations",
+        "mutatingwebhookconfiguration", &[], false, RW, API_EXTENSIONS, &[]),
+    r("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration", "validatingwebhookconfigurations",
+        "validatingwebhookconfiguration", &[], false, RW, API_EXTENSIONS, &[]),
 ];
 
 /// Resources also served at a version other than the one they are stored in: the API server

@@ -405,6 +405,10 @@ fn build_builtin() -> Schemas {
         "storage.k8s.io" "v1" "StorageClass" => storage::StorageClass,
         "apiextensions.k8s.io" "v1" "CustomResourceDefinition" => apiext::CustomResourceDefinition,
         "events.k8s.io" "v1" "Event" => events::Event,
+        "admissionregistration.k8s.io" "v1" "MutatingWebhookConfiguration" =>
+            k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration,
+        "admissionregistration.k8s.io" "v1" "ValidatingWebhookConfiguration" =>
+            k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration,
         "meta.k8s.io" "v1" "Status" => meta::Status,
         "meta.k8s.io" "v1" "DeleteOptions" => meta::DeleteOptions,
         "meta.k8s.io" "v1" "Patch" => meta::Patch,

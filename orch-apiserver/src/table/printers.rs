@@ -168,6 +168,13 @@ pub fn printer(group: &str, kind: &str) -> Printer {
             columns: RESOURCEQUOTA,
             cells: resourcequota,
         },
+        (
+            "admissionregistration.k8s.io",
+            "MutatingWebhookConfiguration" | "ValidatingWebhookConfiguration",
+        ) => Printer {
+            columns: WEBHOOKCONFIGURATION,
+            cells: webhookconfiguration,
+        },
         ("scheduling.k8s.io", "PriorityClass") => Printer {
             columns: PRIORITYCLASS,
             cells: priorityclass,
@@ -1307,6 +1314,25 @@ fn resourcequota(o: &Value, now: Timestamp) -> Vec<Value> {
         json!(request.join(", ")),
         json!(limit.join(", ")),
     ]
+}
+
+const WEBHOOKCONFIGURATION: &[Column] = &[
+    NAME,
+    col(
+        "Webhooks",
+        "integer",
+        0,
+        "Webhooks indicates the number of webhooks registered in this configuration.",
+    ),
+    AGE,
+];
+
+fn webhookconfiguration(o: &Value, now: Timestamp) -> Vec<Value> {
+    let n = o
+        .get("webhooks")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    vec![name(o), json!(n), created(o, now)]
 }
 
 const PRIORITYCLASS: &[Column] = &[

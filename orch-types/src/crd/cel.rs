@@ -442,3 +442,72 @@ fn string_to_cel(s: &str, format: Option<&str>) -> CelValue {
     }
     CelValue::String(Arc::new(s.to_string()))
 }
+
+/// A CEL expression evaluated over named JSON variables, without a schema (plain JSON typing):
+/// the `matchConditions` of admission webhooks (upstream
+/// `staging/src/k8s.io/apiserver/pkg/admission/plugin/webhook/matchconditions/`). It compiles
+/// in the same environment as `x-kubernetes-validations` rules, with the same refusals.
+#[derive(Debug)]
+pub struct Expression {
+    source: String,
+    program: Program,
+}
+
+impl Expression {
+    /// Compiles `src`; the error is upstream's compile detail (`compilation failed: …`).
+    /// Expressions naming a variable outside `declared` fail too, as they do upstream, where
+    /// the environment declares the variables.
+    pub fn compile(src: &str, declared: &[&str]) -> Result<Self, String> {
+        if let Ok(parsed) = env().compile(src) {
+            for var in parsed.references().variables() {
+                if !declared.contains(&var) && !comprehension_variable(src, var) {
+                    return Err(format!(
+                        "compilation failed: ERROR: <input>: undeclared reference to '{var}'"
+                    ));
+                }
+            }
+        }
+        let program = compile_expr(src)?;
+        Ok(Self {
+            source: src.to_string(),
+            program,
+        })
+    }
+
+    /// The expression's text.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Evaluates the expression with each `(name, value)` bound; `Err` when it does not
+    /// evaluate to a bool.
+    pub fn evaluate_bool(&self, vars: &[(&str, &Value)]) -> Result<bool, String> {
+        let mut ctx = Context::with_env(env().clone());
+        for (name, value) in vars {
+            ctx.add_variable_from_value(*name, to_cel(value, None));
+        }
+        match self.program.execute(&ctx) {
+            Ok(CelValue::Bool(b)) => Ok(b),
+            Ok(other) => Err(format!(
+                "expression returned {} instead of a bool: {}",
+                other.type_of(),
+                self.source.trim()
+            )),
+            Err(e) => Err(eval_error(&e, &self.source)),
+        }
+    }
+}
+
+/// Whether `var` is bound by a comprehension macro of `src` (`x` in `l.all(x, x > 0)`), which
+/// the reference list reports as a variable.
+fn comprehension_variable(src: &str, var: &str) -> bool {
+    ["all", "exists", "exists_one", "map", "filter"]
+        .iter()
+        .any(|m| {
+            src.split(&format!(".{m}(")).skip(1).any(|rest| {
+                rest.trim_start()
+                    .strip_prefix(var)
+                    .is_some_and(|r| r.trim_start().starts_with(','))
+            })
+        })
+}

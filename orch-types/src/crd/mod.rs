@@ -47,7 +47,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 };
 use serde_json::Value;
 
-pub use self::cel::{SUPPORTED_REASONS, UNSUPPORTED_KUBERNETES_FUNCTIONS};
+pub use self::cel::{Expression, SUPPORTED_REASONS, UNSUPPORTED_KUBERNETES_FUNCTIONS};
 use self::node::Node;
 pub use self::prune::OBJECT_META_FIELDS;
 use crate::validation::{FieldError, Path};

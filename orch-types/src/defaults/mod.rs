@@ -21,6 +21,7 @@
 //! assert_eq!(spec["template"]["spec"]["containers"][0]["imagePullPolicy"], "Always");
 //! ```
 
+mod admissionregistration;
 mod apps;
 mod batch;
 mod core;
@@ -97,6 +98,18 @@ pub fn apply_defaults(obj: &mut DynamicObject) -> Result<(), ConvertError> {
         }
         ("storage.k8s.io", "StorageClass") => {
             typed::<kstorage::StorageClass>(&mut work, storage::storage_class)?
+        }
+        ("admissionregistration.k8s.io", "MutatingWebhookConfiguration") => {
+            typed::<k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration>(
+                &mut work,
+                admissionregistration::mutating,
+            )?
+        }
+        ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration") => {
+            typed::<k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration>(
+                &mut work,
+                admissionregistration::validating,
+            )?
         }
         _ => return Ok(()),
     }

@@ -26,6 +26,7 @@
 //! assert_eq!(errs[0].kind, FieldErrorKind::Invalid);
 //! ```
 
+pub mod admissionregistration;
 mod apps;
 mod batch;
 mod core;
@@ -161,6 +162,16 @@ fn object_rules(d: &DynamicObject) -> Vec<FieldError> {
             check!(&d, apiext::CustomResourceDefinition, other::crd)
         }
         ("events.k8s.io", "Event") => check!(&d, kevents::Event, other::event),
+        ("admissionregistration.k8s.io", "MutatingWebhookConfiguration") => check!(
+            &d,
+            k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration,
+            admissionregistration::mutating
+        ),
+        ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration") => check!(
+            &d,
+            k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration,
+            admissionregistration::validating
+        ),
         ("storage.k8s.io", "StorageClass") => {
             check!(&d, kstorage::StorageClass, storage::storage_class)
         }
