@@ -895,6 +895,10 @@ impl PodWorker {
             pod_uid: self.uid(),
             namespace: self.pod.metadata.namespace.clone().unwrap_or_default(),
             name: self.pod.metadata.name.clone().unwrap_or_default(),
+            hostname: crate::runtime::pod_hostname(
+                self.pod.metadata.name.as_deref().unwrap_or_default(),
+                spec.hostname.as_deref(),
+            ),
             host_network: spec.host_network.unwrap_or(false),
             host_ports,
             port_mappings: crate::runtime::limits::port_mappings(spec),

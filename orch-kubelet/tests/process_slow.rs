@@ -255,3 +255,63 @@ fn slow_volume_mounts_show_the_node_directory_at_the_mount_path() {
     // The mount was the container's alone: the mount point on the node is empty.
     assert!(!mount_path.join("file").exists());
 }
+
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Containers see their pod's hostname (`spec.hostname` here, else the pod name), as
+/// upstream's do through the pod's UTS namespace: `hostname` and `$HOSTNAME` inside, the node's
+/// hostname untouched (issue 21). Without root only `HOSTNAME` can be given.
+#[test]
+fn slow_containers_see_the_pod_hostname() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut pc = ProcessConfig::new(dir.path());
+    pc.pod_network = orch_kubelet::runtime::process::PodNetwork::Host;
+    let rt = ProcessRuntime::open(pc).unwrap();
+    let node = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    rt.run_sandbox(&SandboxConfig {
+        pod_uid: "uid-1".into(),
+        namespace: "default".into(),
+        name: "web-0".into(),
+        hostname: pod_hostname("web-0", Some("db-0")),
+        ..Default::default()
+    })
+    .unwrap();
+    let mut c = cfg(
+        "c",
+        "echo uts=$(cat /proc/sys/kernel/hostname); echo cmd=$(hostname); echo env=$HOSTNAME; \
+         echo hosts=$(grep -c db-0 /etc/hosts)",
+    );
+    c.pod_name = "web-0".into();
+    let id = rt.start_container(&c, Timestamp::now()).unwrap();
+    assert_eq!(code(&wait_exit(&rt, &id)), (0, ExitReason::Completed));
+    let log = std::fs::read_to_string(rt.log_path(&id).unwrap()).unwrap();
+    assert!(log.contains("stdout F env=db-0"), "{log}");
+    if running_as_root() {
+        assert!(log.contains("stdout F uts=db-0"), "{log}");
+        assert!(log.contains("stdout F cmd=db-0"), "{log}");
+        // The name resolves, through the pod's managed /etc/hosts (the node's is untouched).
+        assert!(log.contains("stdout F hosts=1"), "{log}");
+    } else {
+        eprintln!(
+            "skipping the UTS hostname check: not running as root (without root the process \
+             runtime cannot give a pod its own UTS namespace; only HOSTNAME is set)"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
+        node,
+        "the node's hostname changed"
+    );
+    let etc_hosts = std::fs::read_to_string("/etc/hosts").unwrap();
+    assert!(!etc_hosts.contains("db-0"), "{etc_hosts}");
+    rt.remove_sandbox("uid-1").unwrap();
+}

@@ -74,6 +74,30 @@ pub enum PullOutcome {
     Failed(String),
 }
 
+/// The hostname a pod's containers see: `spec.hostname` when set, else the pod name, cut to 63
+/// characters without a trailing `-` or `.` (upstream `GeneratePodHostNameAndDomain` and
+/// `truncatePodHostnameIfNeeded` in `pkg/kubelet/kubelet_pods.go`). `spec.subdomain` only adds
+/// a domain (the DNS name `HOSTNAME.SUBDOMAIN.NAMESPACE.svc.DOMAIN`), not a different hostname.
+///
+/// ```
+/// use orch_kubelet::runtime::pod_hostname;
+/// assert_eq!(pod_hostname("web-0", None), "web-0");
+/// assert_eq!(pod_hostname("web-0", Some("db")), "db");
+/// assert_eq!(pod_hostname(&format!("{}-x", "a".repeat(62)), None), "a".repeat(62));
+/// ```
+pub fn pod_hostname(pod_name: &str, spec_hostname: Option<&str>) -> String {
+    const MAX: usize = 63;
+    let h = spec_hostname.filter(|h| !h.is_empty()).unwrap_or(pod_name);
+    if h.len() <= MAX {
+        return h.to_string();
+    }
+    let mut end = MAX;
+    while !h.is_char_boundary(end) {
+        end -= 1;
+    }
+    h[..end].trim_end_matches(['-', '.']).to_string()
+}
+
 /// What a pod sandbox needs: its identity and networking.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SandboxConfig {
@@ -83,6 +107,8 @@ pub struct SandboxConfig {
     pub namespace: String,
     /// Pod name.
     pub name: String,
+    /// The pod's hostname ([`pod_hostname`]); empty: the pod name.
+    pub hostname: String,
     /// `spec.hostNetwork`.
     pub host_network: bool,
     /// Host ports requested by any container (`hostPort`, protocol).

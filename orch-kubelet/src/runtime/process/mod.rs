@@ -638,7 +638,17 @@ impl ProcessRuntime {
             env.push(("PATH".into(), DEFAULT_PATH.into()));
         }
         if !env.iter().any(|(k, _)| k == "HOSTNAME") {
-            env.push(("HOSTNAME".into(), cfg.pod_name.clone()));
+            // The pod's hostname, as container runtimes set it (also without root, where the
+            // process keeps the node's UTS hostname: docs/design/process-runtime.md).
+            let hostname = self
+                .inner
+                .lock()
+                .sandboxes
+                .get(&cfg.pod_uid)
+                .map(|s| s.hostname.clone())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| cfg.pod_name.clone());
+            env.push(("HOSTNAME".into(), hostname));
         }
         let wd = cfg
             .working_dir
@@ -646,6 +656,46 @@ impl ProcessRuntime {
             .or_else(|| spec.and_then(|s| s.working_dir));
         Ok((argv, env, wd))
     }
+}
+
+/// The prefix that runs a command in new UTS and mount namespaces with the pod's hostname and
+/// `/etc/hosts`: `unshare --uts --mount` (util-linux), then a shell writes the name to
+/// `/proc/sys/kernel/hostname` (per UTS namespace; no `hostname` binary needed), bind-mounts the
+/// pod's managed hosts file over `/etc/hosts` (kept going if that fails) and execs the rest.
+/// Every container (and every exec into one) gets its own namespaces with the pod's hostname:
+/// what `hostname` prints is upstream's, though a container that renames itself does not rename
+/// its pod's other containers (docs/design/process-runtime.md).
+fn uts_prefix(hostname: &str, hosts: &Path) -> Vec<String> {
+    [
+        "unshare",
+        "--uts",
+        "--mount",
+        "--propagation",
+        "private",
+        "/bin/sh",
+        "-c",
+        "printf '%s' \"$0\" > /proc/sys/kernel/hostname || exit 125; \
+         mount --bind \"$1\" /etc/hosts 2>/dev/null; shift; exec \"$@\"",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([hostname.to_string(), hosts.to_string_lossy().into_owned()])
+    .collect()
+}
+
+/// The kubelet-managed `/etc/hosts` of a pod: loopback entries, then the pod IP with its
+/// hostname (upstream `managedHostsFileContent` in `pkg/kubelet/kubelet_pods.go`).
+fn managed_hosts(pod_ip: &str, hostname: &str) -> String {
+    format!(
+        "# Kubernetes-managed hosts file.\n\
+         127.0.0.1\tlocalhost\n\
+         ::1\tlocalhost ip6-localhost ip6-loopback\n\
+         fe00::0\tip6-localnet\n\
+         fe00::0\tip6-mcastprefix\n\
+         fe00::1\tip6-allnodes\n\
+         fe00::2\tip6-allrouters\n\
+         {pod_ip}\t{hostname}\n"
+    )
 }
 
 /// argv, environment and working directory of a container process.
@@ -667,6 +717,12 @@ struct Sandbox {
     /// The pod's cgroup dirs.
     #[serde(default)]
     cgroups: Vec<PathBuf>,
+    /// The pod's hostname (`HOSTNAME`, and the UTS hostname with `uts`); empty: the pod name.
+    #[serde(default)]
+    hostname: String,
+    /// Containers run in their own UTS namespace with `hostname` (root, not `hostNetwork`).
+    #[serde(default)]
+    uts: bool,
 }
 
 impl ProcessRuntime {
@@ -675,6 +731,14 @@ impl ProcessRuntime {
             .root_dir
             .join("sandboxes")
             .join(format!("{pod_uid}.json"))
+    }
+
+    /// The pod's managed `/etc/hosts` (with `uts`), beside its sandbox record.
+    fn hosts_path(&self, pod_uid: &str) -> PathBuf {
+        self.cfg
+            .root_dir
+            .join("sandboxes")
+            .join(format!("{pod_uid}.hosts"))
     }
 
     fn pod_ip(&self, s: &Sandbox) -> String {
@@ -697,6 +761,13 @@ impl ProcessRuntime {
             net: None,
             mappings: vec![],
             cgroups: vec![],
+            hostname: if cfg.hostname.is_empty() {
+                cfg.name.clone()
+            } else {
+                cfg.hostname.clone()
+            },
+            // hostNetwork pods keep the node's hostname, as upstream's share its UTS namespace.
+            uts: !cfg.host_network && is_root(),
         };
         let mut forwards = vec![];
         let netns = self.net.as_ref().filter(|_| !cfg.host_network);
@@ -771,6 +842,21 @@ impl ProcessRuntime {
                 }
             }
         }
+        if sb.uts {
+            // The pod's hostname must resolve, as upstream's kubelet-managed /etc/hosts makes
+            // it (programs look their own name up: Python's http.server, Java's
+            // getLocalHost); without it they wait on DNS.
+            let hosts = managed_hosts(&self.pod_ip(&sb), &sb.hostname);
+            let path = self.hosts_path(&sb.pod_uid);
+            if let Err(e) = path
+                .parent()
+                .map_or(Ok(()), fs::create_dir_all)
+                .and_then(|()| fs::write(&path, hosts))
+            {
+                self.teardown(&sb);
+                return Err(RuntimeError::Sandbox(format!("pod hosts file: {e}")));
+            }
+        }
         Ok((sb, forwards))
     }
 
@@ -783,6 +869,9 @@ impl ProcessRuntime {
             self.ipam.release(&sb.pod_uid);
         }
         cgroup::remove(&sb.cgroups);
+        if sb.uts {
+            let _ = fs::remove_file(self.hosts_path(&sb.pod_uid));
+        }
     }
 }
 
@@ -947,13 +1036,17 @@ impl ContainerRuntime for ProcessRuntime {
         let (pod_cgroups, exec_prefix) = {
             let inner = self.inner.lock();
             match inner.sandboxes.get(&cfg.pod_uid) {
-                Some(s) => (
-                    s.cgroups.clone(),
-                    match (&s.net, &self.net) {
-                        (Some(pn), Some(net)) => net.exec_prefix(&pn.netns),
-                        _ => vec![],
-                    },
-                ),
+                Some(s) => {
+                    let mut prefix = if s.uts {
+                        uts_prefix(&s.hostname, &self.hosts_path(&s.pod_uid))
+                    } else {
+                        vec![]
+                    };
+                    if let (Some(pn), Some(net)) = (&s.net, &self.net) {
+                        prefix.extend(net.exec_prefix(&pn.netns));
+                    }
+                    (s.cgroups.clone(), prefix)
+                }
                 None => (vec![], vec![]),
             }
         };
