@@ -46,6 +46,7 @@ pub mod rest;
 pub mod schema;
 pub mod server;
 pub mod storage;
+pub mod webhook;
 
 pub use server::{serve, ApiServer, ApiServerConfig, ApiServerError, StorageConfig};
 pub mod apply;

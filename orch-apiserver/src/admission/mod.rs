@@ -1,6 +1,7 @@
 //! Admission: what runs on every write between decoding and storage, in upstream's order —
 //! mutating plugins (defaulting, [`default_tolerations`], [`default_storage_class`],
-//! [`pod_preset`]), then validation, then the plugins that need storage (`usage.rs`):
+//! [`pod_preset`]), the mutating admission webhooks, then validation and the validating
+//! admission webhooks ([`crate::webhook`]), then the plugins that need storage (`usage.rs`):
 //! [`limit_ranger`] and [`resource_quota`], called by the create and update paths just before
 //! the write.
 //!
@@ -83,7 +84,9 @@ impl ApiServer {
 
     /// Runs the admission chain on a create (`old == None`) or update: defaulting, the
     /// DefaultTolerationSeconds plugin on pod writes, the DefaultStorageClass plugin on claim
-    /// creation, the PodPreset plugin on pod creation, then validation.
+    /// creation, the PodPreset plugin on pod creation, the mutating admission webhooks
+    /// ([`crate::webhook`]; a patched object is defaulted again, as upstream decodes it),
+    /// validation, then the validating admission webhooks.
     ///
     /// A `status` write (`part` [`Part::Status`]) carries the stored object with the client's
     /// status (see `rest::update`): only its status is defaulted and checked against the typed
@@ -96,27 +99,16 @@ impl ApiServer {
     ///
     /// What admission leaves to do once the object is stored (a PodPreset conflict's Event)
     /// comes back in [`Admitted::after_store`]: a dry run or a failed write records nothing.
-    pub(crate) fn admit(
+    pub(crate) async fn admit(
         &self,
         info: Resource,
         obj: &mut DynamicObject,
         old: Option<&DynamicObject>,
         part: Part,
+        dry_run: bool,
     ) -> RestResult<Admitted> {
         let custom = self.custom(info);
-        if let Some(cr) = &custom {
-            crate::crd::admission::mutate(cr, obj)?;
-        }
-        let defaulted = match (old, part) {
-            (Some(_), Part::Status) => orch_types::defaults::apply_status_defaults(obj),
-            _ => orch_types::defaults::apply_defaults(obj),
-        };
-        defaulted.map_err(|e| {
-            ApiError::bad_request(format!(
-                "the body of the request does not fit a {}: {}",
-                info.kind, e.source
-            ))
-        })?;
+        self.default_object(info, custom.as_deref(), obj, old, part)?;
         let mut preset_conflict = None;
         if matches!(part, Part::Main | Part::Finalize) {
             // Upstream's DefaultTolerationSeconds handles creates and updates alike, so a
@@ -131,6 +123,16 @@ impl ApiServer {
             {
                 preset_conflict = Some((presets, message));
             }
+        }
+        let op = match old {
+            None => crate::webhook::Operation::Create,
+            Some(_) => crate::webhook::Operation::Update,
+        };
+        let mutated = self
+            .mutate_by_webhooks(info, op, part.subresource(), obj, old, dry_run)
+            .await?;
+        if mutated.changed {
+            self.default_object(info, custom.as_deref(), obj, old, part)?;
         }
         // `obj` is defaulted now: validate it as is (defaulting is idempotent).
         let errors = match (old, part) {
@@ -155,9 +157,39 @@ impl ApiServer {
             let causes = errors.iter().map(|e| e.to_status_cause()).collect();
             return Err(ApiError::invalid(&kind, obj.name(), causes));
         }
+        let mut warnings = mutated.warnings;
+        warnings.extend(
+            self.validate_by_webhooks(info, op, part.subresource(), Some(obj), old, dry_run)
+                .await?,
+        );
         Ok(Admitted {
-            warnings: Vec::new(),
+            warnings,
             preset_conflict,
+        })
+    }
+
+    /// Pruning and defaulting of a custom object by its schema, then the built-in defaults
+    /// (of the status only on a `status` write).
+    fn default_object(
+        &self,
+        info: Resource,
+        custom: Option<&crate::crd::CustomResource>,
+        obj: &mut DynamicObject,
+        old: Option<&DynamicObject>,
+        part: Part,
+    ) -> RestResult<()> {
+        if let Some(cr) = custom {
+            crate::crd::admission::mutate(cr, obj)?;
+        }
+        let defaulted = match (old, part) {
+            (Some(_), Part::Status) => orch_types::defaults::apply_status_defaults(obj),
+            _ => orch_types::defaults::apply_defaults(obj),
+        };
+        defaulted.map_err(|e| {
+            ApiError::bad_request(format!(
+                "the body of the request does not fit a {}: {}",
+                info.kind, e.source
+            ))
         })
     }
 }

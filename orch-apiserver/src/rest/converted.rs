@@ -34,7 +34,8 @@ use super::{Resource, RestResult};
 use crate::server::ApiServer;
 
 /// Converts a stored object to the served version. Custom resources convert with the `None`
-/// strategy: only `apiVersion` changes (upstream `nopConverter`).
+/// strategy here: only `apiVersion` changes (upstream `nopConverter`); those with the
+/// `Webhook` strategy go through [`served_all`].
 fn to_served(served: Resource, v: &Value) -> Value {
     match (served.group, served.version, served.kind) {
         ("autoscaling", "v1", "HorizontalPodAutoscaler") => crate::conversion::hpa_v2_to_v1(v),
@@ -60,27 +61,74 @@ fn with_api_version(v: &Value, to: Resource) -> Value {
     out
 }
 
+/// Converts stored objects to the served version: a CRD with `strategy: Webhook` through its
+/// conversion webhook ([`crate::webhook::conversion`]), everything else with [`to_served`].
+async fn served_all(
+    api: &ApiServer,
+    served: Resource,
+    items: Vec<Value>,
+) -> RestResult<Vec<Value>> {
+    if let Some(cr) = api.custom(served) {
+        if crate::webhook::conversion::uses_webhook(&cr.crd) {
+            return crate::webhook::conversion::convert(&cr.crd, items, &served.api_version())
+                .await;
+        }
+    }
+    Ok(items.iter().map(|v| to_served(served, v)).collect())
+}
+
+/// [`to_stored`], through the conversion webhook of a CRD with `strategy: Webhook`.
+async fn stored_one(
+    api: &ApiServer,
+    served: Resource,
+    stored: Resource,
+    v: &Value,
+) -> RestResult<Value> {
+    if let Some(cr) = api.custom(served) {
+        if crate::webhook::conversion::uses_webhook(&cr.crd) {
+            let mut out = crate::webhook::conversion::convert(
+                &cr.crd,
+                vec![v.clone()],
+                &stored.api_version(),
+            )
+            .await?;
+            return Ok(out.pop().unwrap_or_default());
+        }
+    }
+    to_stored(served, stored, v)
+}
+
 /// Converts objects of the stored kind inside a response body (an object, a list, a watch
 /// event).
-fn convert_out(served: Resource, v: &mut Value) {
+async fn convert_out(api: &ApiServer, served: Resource, v: &mut Value) -> RestResult<()> {
     match v.get("kind").and_then(Value::as_str) {
-        Some(k) if k == served.kind => *v = to_served(served, v),
+        Some(k) if k == served.kind => {
+            let one = std::mem::take(v);
+            *v = served_all(api, served, vec![one])
+                .await?
+                .pop()
+                .unwrap_or_default();
+        }
         Some(k) if k == format!("{}List", served.kind) => {
             v["apiVersion"] = served.api_version().into();
             if let Some(items) = v.get_mut("items").and_then(Value::as_array_mut) {
-                for item in items {
-                    *item = to_served(served, item);
-                }
+                let taken = std::mem::take(items);
+                *items = served_all(api, served, taken).await?;
             }
         }
         _ => {
             if let Some(obj) = v.get_mut("object") {
                 if obj.get("kind").and_then(Value::as_str) == Some(served.kind) {
-                    *obj = to_served(served, obj);
+                    let one = std::mem::take(obj);
+                    *obj = served_all(api, served, vec![one])
+                        .await?
+                        .pop()
+                        .unwrap_or_default();
                 }
             }
         }
     }
+    Ok(())
 }
 
 /// Answers `req` (addressed to `served`) through the handlers of `stored`.
@@ -115,7 +163,7 @@ pub(crate) async fn handle(
                 &obj,
                 Some(req.param("fieldValidation").unwrap_or("Warn")),
             )?;
-            let converted = to_stored(served, stored, &body)?;
+            let converted = stored_one(api, served, stored, &body).await?;
             req.body = Bytes::from(serde_json::to_vec(&converted).unwrap_or_default());
             req.headers.insert(
                 header::CONTENT_TYPE,
@@ -134,7 +182,7 @@ pub(crate) async fn handle(
     let watching = req.method == Method::GET && matches!(req.param("watch"), Some("true" | "1"));
     let resp = dispatch(api, req).await?;
     if watching {
-        return Ok(convert_watch(served, resp));
+        return Ok(convert_watch(api.clone(), served, resp));
     }
     let (parts, body) = resp.into_parts();
     let bytes = axum::body::to_bytes(body, usize::MAX)
@@ -146,7 +194,7 @@ pub(crate) async fn handle(
     if v.get("kind").and_then(Value::as_str) == Some("Status") {
         return Ok(Response::from_parts(parts, Body::from(bytes)));
     }
-    convert_out(served, &mut v);
+    convert_out(api, served, &mut v).await?;
     let mut out = render(Some(served), format, parts.status, &v, &warnings);
     for (k, value) in parts.headers.iter().filter(|(k, _)| *k == "warning") {
         out.headers_mut().append(k, value.clone());
@@ -155,23 +203,31 @@ pub(crate) async fn handle(
 }
 
 /// A JSON watch stream with each event's object converted (one event per chunk, as
-/// `router::watch_response` writes them).
-fn convert_watch(served: Resource, resp: Response) -> Response {
+/// `router::watch_response` writes them). An event whose object cannot be converted becomes
+/// an `ERROR` event with the Status.
+fn convert_watch(api: Arc<ApiServer>, served: Resource, resp: Response) -> Response {
     let (parts, body) = resp.into_parts();
-    let stream = body.into_data_stream().map(move |chunk| {
-        let chunk = chunk?;
-        let mut out = Vec::with_capacity(chunk.len());
-        for line in chunk.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            match serde_json::from_slice::<Value>(line) {
-                Ok(mut ev) => {
-                    convert_out(served, &mut ev);
-                    out.extend(serde_json::to_vec(&ev).unwrap_or_default());
+    let stream = body.into_data_stream().then(move |chunk| {
+        let api = api.clone();
+        async move {
+            let chunk = chunk?;
+            let mut out = Vec::with_capacity(chunk.len());
+            for line in chunk.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                match serde_json::from_slice::<Value>(line) {
+                    Ok(mut ev) => {
+                        if let Err(e) = convert_out(&api, served, &mut ev).await {
+                            let status: Value =
+                                serde_json::from_slice(&e.to_json_bytes()).unwrap_or_default();
+                            ev = serde_json::json!({"type": "ERROR", "object": status});
+                        }
+                        out.extend(serde_json::to_vec(&ev).unwrap_or_default());
+                    }
+                    Err(_) => out.extend_from_slice(line),
                 }
-                Err(_) => out.extend_from_slice(line),
+                out.push(b'\n');
             }
-            out.push(b'\n');
+            Ok::<_, axum::Error>(Bytes::from(out))
         }
-        Ok::<_, axum::Error>(Bytes::from(out))
     });
     Response::from_parts(parts, Body::from_stream(stream))
 }
@@ -228,21 +284,28 @@ async fn patch(
     loop {
         attempts += 1;
         let cur = api.get_object(stored, ns, &name).await?;
-        let cur_served = to_served(served, &serde_json::to_value(&*cur).unwrap_or_default());
+        let cur_served = served_all(
+            api,
+            served,
+            vec![serde_json::to_value(&*cur).unwrap_or_default()],
+        )
+        .await?
+        .pop()
+        .unwrap_or_default();
         let patched = apply_patch(served, kind, &cur_served, &body)?;
         let asked_rv =
             patched["metadata"]["resourceVersion"] != cur_served["metadata"]["resourceVersion"];
-        let mut obj =
-            DynamicObject::from_value(to_stored(served, stored, &patched)?).map_err(|e| {
-                ApiError::new(
-                    422,
-                    reason::INVALID,
-                    format!(
-                        "the patched object is not a valid {}: {}",
-                        served.kind, e.source
-                    ),
-                )
-            })?;
+        let mut obj = DynamicObject::from_value(stored_one(api, served, stored, &patched).await?)
+            .map_err(|e| {
+            ApiError::new(
+                422,
+                reason::INVALID,
+                format!(
+                    "the patched object is not a valid {}: {}",
+                    served.kind, e.source
+                ),
+            )
+        })?;
         if !asked_rv {
             obj.metadata.resource_version = cur.metadata.resource_version.clone();
         }
@@ -262,7 +325,7 @@ async fn patch(
                     ));
                 }
                 let mut v = serde_json::to_value(&*w.object).unwrap_or_default();
-                convert_out(served, &mut v);
+                convert_out(api, served, &mut v).await?;
                 return Ok(render(
                     Some(served),
                     format,

@@ -157,7 +157,9 @@ impl ApiServer {
         if info.kind == "Namespace" {
             namespace_finalizer(&mut obj);
         }
-        let mut admitted = self.admit(info, &mut obj, None, super::update::Part::Main)?;
+        let mut admitted = self
+            .admit(info, &mut obj, None, super::update::Part::Main, p.dry_run)
+            .await?;
         self.admit_usage(info, &mut obj, None, p.dry_run).await?;
         if info.kind == "Pod" && info.group.is_empty() {
             pod_qos_class(&mut obj);

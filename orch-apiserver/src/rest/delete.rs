@@ -117,6 +117,7 @@ impl ApiServer {
                     }
                 }
             }
+            self.admit_delete_by_webhooks(info, obj, p.dry_run).await?;
             let grace = if info.kind == "Pod" && info.group.is_empty() {
                 pod_grace(obj, p.grace_period_seconds)
             } else {

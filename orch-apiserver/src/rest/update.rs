@@ -285,7 +285,10 @@ impl ApiServer {
             m.deletion_grace_period_seconds = old.metadata.deletion_grace_period_seconds;
             m.generation = old.metadata.generation;
             m.resource_version = old.metadata.resource_version.clone();
-            let warnings = self.admit(info, &mut new, Some(old), part)?.warnings;
+            let warnings = self
+                .admit(info, &mut new, Some(old), part, dry_run)
+                .await?
+                .warnings;
             if tracks_generation(info) && spec_changed(old, &new) {
                 new.metadata.generation = Some(old.metadata.generation.unwrap_or(0) + 1);
             }
