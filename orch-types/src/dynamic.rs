@@ -31,12 +31,98 @@ pub struct DynamicObject {
     /// `apiVersion` and `kind`.
     #[serde(flatten)]
     pub types: TypeMeta,
-    /// Standard object metadata.
-    #[serde(default)]
+    /// Standard object metadata, without the empty values Go's `omitempty` leaves out (see
+    /// [`omit_empty_meta`]): they are dropped when the object is decoded and never encoded.
+    #[serde(
+        default,
+        serialize_with = "serialize_meta",
+        deserialize_with = "deserialize_meta"
+    )]
     pub metadata: ObjectMeta,
     /// Every other top-level field.
     #[serde(flatten)]
     pub data: Map<String, Value>,
+}
+
+/// Drops what Go's `encoding/json` leaves out of an `ObjectMeta` under `omitempty`: empty
+/// `labels`, `annotations`, `finalizers`, `ownerReferences` and `managedFields`, empty strings
+/// (`name`, `generateName`, `namespace`, `selfLink`, `uid`, `resourceVersion`) and a zero
+/// `generation`. kube-apiserver decodes every write into its Go struct and encodes it again, so
+/// a JSON patch that removes the last owner reference stores no `ownerReferences` at all (not
+/// `[]`), and kubectl prints nothing for `{.metadata.ownerReferences}`
+/// (upstream `staging/src/k8s.io/apimachinery/pkg/apis/meta/v1/types.go`, `ObjectMeta`: every
+/// one of these fields is tagged `omitempty`; custom resources get the same through
+/// `apiextensions-apiserver/pkg/apiserver/schema/objectmeta/coerce.go`, which round-trips their
+/// metadata through that struct).
+///
+/// [`DynamicObject`] applies it when it is decoded and when it is encoded, so stored objects,
+/// watch events and responses follow the rule whichever writer produced the empty value.
+///
+/// ```
+/// use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+/// let mut m = ObjectMeta { owner_references: Some(vec![]), name: Some("p".into()), ..Default::default() };
+/// orch_types::dynamic::omit_empty_meta(&mut m);
+/// assert_eq!(m, ObjectMeta { name: Some("p".into()), ..Default::default() });
+/// ```
+pub fn omit_empty_meta(m: &mut ObjectMeta) {
+    fn none_if<T>(v: &mut Option<T>, empty: impl Fn(&T) -> bool) {
+        if v.as_ref().is_some_and(empty) {
+            *v = None;
+        }
+    }
+    none_if(&mut m.labels, |v| v.is_empty());
+    none_if(&mut m.annotations, |v| v.is_empty());
+    none_if(&mut m.finalizers, |v| v.is_empty());
+    none_if(&mut m.owner_references, |v| v.is_empty());
+    none_if(&mut m.managed_fields, |v| v.is_empty());
+    for s in [
+        &mut m.name,
+        &mut m.generate_name,
+        &mut m.namespace,
+        &mut m.self_link,
+        &mut m.uid,
+        &mut m.resource_version,
+    ] {
+        none_if(s, |v| v.is_empty());
+    }
+    none_if(&mut m.generation, |g| *g == 0);
+}
+
+/// Whether [`omit_empty_meta`] would change `m` (so encoding needs no copy in the usual case).
+fn has_omitted(m: &ObjectMeta) -> bool {
+    let empty_str = |s: &Option<String>| s.as_deref() == Some("");
+    m.labels.as_ref().is_some_and(|v| v.is_empty())
+        || m.annotations.as_ref().is_some_and(|v| v.is_empty())
+        || m.finalizers.as_ref().is_some_and(|v| v.is_empty())
+        || m.owner_references.as_ref().is_some_and(|v| v.is_empty())
+        || m.managed_fields.as_ref().is_some_and(|v| v.is_empty())
+        || [
+            &m.name,
+            &m.generate_name,
+            &m.namespace,
+            &m.self_link,
+            &m.uid,
+            &m.resource_version,
+        ]
+        .into_iter()
+        .any(empty_str)
+        || m.generation == Some(0)
+}
+
+fn serialize_meta<S: serde::Serializer>(m: &ObjectMeta, s: S) -> Result<S::Ok, S::Error> {
+    if has_omitted(m) {
+        let mut m = m.clone();
+        omit_empty_meta(&mut m);
+        m.serialize(s)
+    } else {
+        m.serialize(s)
+    }
+}
+
+fn deserialize_meta<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ObjectMeta, D::Error> {
+    let mut m = ObjectMeta::deserialize(d)?;
+    omit_empty_meta(&mut m);
+    Ok(m)
 }
 
 /// Errors converting between typed and dynamic objects.
@@ -135,7 +221,7 @@ impl DynamicObject {
         }
         let metadata = match m.get("metadata") {
             None => ObjectMeta::default(),
-            Some(meta) => match ObjectMeta::deserialize(meta) {
+            Some(meta) => match deserialize_meta(meta) {
                 Ok(meta) => meta,
                 Err(_) => return serde_json::from_value(Value::Object(m)),
             },
@@ -221,6 +307,48 @@ mod tests {
                 (a, b) => panic!("{v}: derived {a:?} vs fast {b:?}"),
             }
         }
+    }
+
+    /// Go's `omitempty` on ObjectMeta: an emptied list or map is neither kept nor sent, on
+    /// every way in (decoded JSON, a typed object) and out (encoding).
+    #[test]
+    fn empty_metadata_lists_and_maps_are_omitted() {
+        let v = serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {
+            "name": "p", "namespace": "default", "ownerReferences": [], "finalizers": [],
+            "labels": {}, "annotations": {}, "managedFields": [], "generateName": "",
+            "generation": 0}});
+        let want = serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+                                      "metadata": {"name": "p", "namespace": "default"}});
+        let fast = DynamicObject::from_value(v.clone()).unwrap();
+        assert_eq!(fast.to_value(), want);
+        assert_eq!(fast.metadata.owner_references, None);
+        let derived: DynamicObject = serde_json::from_value(v).unwrap();
+        assert_eq!(derived, fast);
+        let pod = Pod {
+            metadata: ObjectMeta {
+                name: Some("p".into()),
+                namespace: Some("default".into()),
+                owner_references: Some(vec![]),
+                finalizers: Some(vec![]),
+                labels: Some(Default::default()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let typed = DynamicObject::from_typed(&pod).unwrap();
+        assert_eq!(typed.to_value(), want);
+        // Built by hand and encoded as is: still omitted on the wire.
+        let mut built = DynamicObject::new("v1", "Pod", "p");
+        built.metadata.namespace = Some("default".into());
+        built.metadata.owner_references = Some(vec![]);
+        assert_eq!(serde_json::to_value(&built).unwrap(), want);
+        // Non-empty values are kept.
+        let kept = serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {
+            "name": "p", "finalizers": ["f"], "labels": {"a": "b"}, "generation": 2}});
+        assert_eq!(
+            DynamicObject::from_value(kept.clone()).unwrap().to_value(),
+            kept
+        );
     }
 
     #[test]
