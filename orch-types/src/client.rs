@@ -317,6 +317,39 @@ pub struct LogParams {
     pub limit_bytes: Option<i64>,
 }
 
+/// One resource as discovery lists it (upstream `metav1.APIResource`): the resource and the
+/// verbs served on it. Subresources are not listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiscoveredResource {
+    /// The resource, at the version a component should use.
+    pub resource: ApiResource,
+    /// Verbs served on the main resource (`list`, `watch`, `delete`, …).
+    pub verbs: Vec<String>,
+}
+
+impl DiscoveredResource {
+    /// Whether every one of `verbs` is served (upstream `discovery.SupportsAllVerbs`).
+    pub fn supports(&self, verbs: &[&str]) -> bool {
+        verbs.iter().all(|v| self.verbs.iter().any(|x| x == v))
+    }
+
+    /// A built-in resource of the registry.
+    pub fn builtin(info: &crate::registry::ResourceInfo) -> Self {
+        Self {
+            resource: info.api_resource(),
+            verbs: info.verbs.iter().map(|v| v.to_string()).collect(),
+        }
+    }
+}
+
+/// Every built-in resource at its storage version, as [`Client::discover`] answers by default.
+pub fn builtin_resources() -> Vec<DiscoveredResource> {
+    crate::registry::BUILTIN
+        .iter()
+        .map(DiscoveredResource::builtin)
+        .collect()
+}
+
 /// The API, as the scheduler, controllers and kubelet use it.
 ///
 /// `namespace` is ignored for cluster-scoped resources; for namespaced ones `None` in `list` and
@@ -390,6 +423,14 @@ pub trait Client: Send + Sync + 'static {
         ns: Option<&str>,
         p: &WatchParams,
     ) -> Result<WatchStream<DynamicObject>>;
+    /// The resources the server serves now, one version of each group and resource (the one
+    /// components should use: the storage version in-process, the preferred version over
+    /// HTTP, as upstream `ServerPreferredResources`), built-in and defined by
+    /// CustomResourceDefinitions. The default answers the built-in resources only (clients
+    /// of a fixed API, test doubles).
+    async fn discover(&self) -> Result<Vec<DiscoveredResource>> {
+        Ok(builtin_resources())
+    }
     /// GET `pods/NAME/log` as bytes (non-follow).
     async fn logs(&self, ns: &str, pod: &str, p: &LogParams) -> Result<Vec<u8>> {
         let _ = (ns, pod, p);

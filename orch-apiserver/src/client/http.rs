@@ -12,9 +12,9 @@ use bytes::{Buf, BytesMut};
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ListMeta, Status};
 use orch_types::client::{
-    Client, ClientError, DeleteOutcome, DeleteParams, ListParams, LogParams, ObjectList, Patch,
-    PatchParams, PostParams, PropagationPolicy, Result, VersionMatch, WatchEvent, WatchParams,
-    WatchStream,
+    Client, ClientError, DeleteOutcome, DeleteParams, DiscoveredResource, ListParams, LogParams,
+    ObjectList, Patch, PatchParams, PostParams, PropagationPolicy, Result, VersionMatch,
+    WatchEvent, WatchParams, WatchStream,
 };
 use orch_types::registry::ApiResource;
 use orch_types::{ApiError, DynamicObject};
@@ -101,6 +101,19 @@ impl HttpClient {
     ) -> Result<DynamicObject> {
         self.object(self.request(method, path).query(&post_query(p)).json(obj))
             .await
+    }
+
+    /// GET a path with an `Accept` header of the caller's, as JSON.
+    async fn get_json_accept(&self, path: &str, accept: &str) -> Result<Value> {
+        let mut r = self
+            .http
+            .request(Method::GET, format!("{}{path}", self.base))
+            .header("Accept", accept);
+        if let Some(t) = &self.token {
+            r = r.bearer_auth(t);
+        }
+        let (_, body) = self.send(r).await?;
+        serde_json::from_slice(&body).map_err(decode_err)
     }
 
     /// GET a path and return the JSON body (discovery, `/version`, …).
@@ -282,6 +295,31 @@ async fn next_event(mut st: WatchState) -> Option<(Result<WatchEvent<DynamicObje
 
 #[async_trait]
 impl Client for HttpClient {
+    /// Aggregated discovery (`/api` and `/apis`), or legacy discovery from a server without
+    /// it; one version of each resource ([`super::discover`]).
+    async fn discover(&self) -> Result<Vec<DiscoveredResource>> {
+        use super::discover as d;
+        let core = self.get_json_accept("/api", d::ACCEPT).await?;
+        let named = self.get_json_accept("/apis", d::ACCEPT).await?;
+        let mut entries = Vec::new();
+        if d::is_aggregated(&core) && d::is_aggregated(&named) {
+            d::aggregated_entries(&core, &mut entries);
+            d::aggregated_entries(&named, &mut entries);
+        } else {
+            let list = self.get_json("/api/v1").await?;
+            d::legacy_entries("", "v1", &list, &mut entries);
+            for (g, v) in d::legacy_group_versions(&named) {
+                match self.get_json(&format!("/apis/{g}/{v}")).await {
+                    Ok(list) => d::legacy_entries(&g, &v, &list, &mut entries),
+                    // A group version that went away between the two requests.
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(d::preferred(entries))
+    }
+
     async fn get(&self, r: &ApiResource, ns: Option<&str>, name: &str) -> Result<DynamicObject> {
         self.object(self.request(Method::GET, &r.object_path(ns, name)))
             .await

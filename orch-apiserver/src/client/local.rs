@@ -9,8 +9,8 @@ use crate::server::ApiServer;
 use async_trait::async_trait;
 use futures::StreamExt;
 use orch_types::client::{
-    Client, DeleteOutcome, DeleteParams, ListParams, ObjectList, Patch, PatchParams, PostParams,
-    Result, WatchParams, WatchStream,
+    Client, DeleteOutcome, DeleteParams, DiscoveredResource, ListParams, ObjectList, Patch,
+    PatchParams, PostParams, Result, WatchParams, WatchStream,
 };
 use orch_types::registry::ApiResource;
 use orch_types::status::reason;
@@ -83,6 +83,18 @@ fn owned(o: Arc<DynamicObject>) -> DynamicObject {
 
 #[async_trait]
 impl Client for LocalClient {
+    /// Every resource the server stores: the built-in ones and the storage version of each
+    /// custom resource it serves (in-process clients address objects at their storage version).
+    async fn discover(&self) -> Result<Vec<DiscoveredResource>> {
+        let mut out = orch_types::client::builtin_resources();
+        for c in self.api.custom_catalog().resources() {
+            if std::ptr::eq(c.info, c.storage) {
+                out.push(DiscoveredResource::builtin(c.info));
+            }
+        }
+        Ok(out)
+    }
+
     async fn get(&self, r: &ApiResource, ns: Option<&str>, name: &str) -> Result<DynamicObject> {
         if r.group == crate::metrics::GROUP {
             let v = match ns {

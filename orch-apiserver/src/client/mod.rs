@@ -1,6 +1,7 @@
 //! Implementations of [`orch_types::client::Client`]: [`local::LocalClient`] (in-process, no
 //! HTTP, no JSON) and [`HttpClient`] (any Kubernetes API server over HTTP).
 
+mod discover;
 mod http;
 pub mod local;
 
