@@ -13,15 +13,20 @@
 //!   has dependents of its own; otherwise with the policy its own finalizers ask for).
 //! - a cluster-scoped dependent naming a namespaced owner is invalid: the reference counts as
 //!   dangling and an `OwnerRefInvalidNamespace` event is recorded.
+//!
+//! What it watches is what the API serves ([`deletable`]): built-in kinds and custom
+//! resources alike, rediscovered as CustomResourceDefinitions come and go (upstream's
+//! `GarbageCollector.Sync` resyncs its monitors from `GetDeletableResources`). An owner of a
+//! kind the API does not serve (a CRD that was deleted, or not discovered yet) is never
+//! taken for gone.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use orch_runtime::action::Action;
 use orch_runtime::action::Lookup;
-use orch_runtime::controller::{Caches, Controller, MetaChange, Watches};
+use orch_runtime::controller::{Caches, Controller, MetaChange, MetaIndex, Watches};
 use orch_runtime::object::{is_deleting, key_from, split_key, uid};
-use orch_types::client::{Patch, PropagationPolicy};
+use orch_types::client::{DiscoveredResource, Patch, PropagationPolicy};
 use orch_types::events::{reason, ObjectRef};
-use orch_types::registry;
 use orch_types::registry::ApiResource;
 use orch_types::DynamicObject;
 use serde_json::json;
@@ -267,14 +272,13 @@ pub fn reconcile(item: &Node, view: &dyn GcView) -> Vec<Action> {
     actions
 }
 
-/// Every built-in kind the collector watches: those that can be watched and deleted, except
-/// Events.
-pub fn watched_resources() -> Vec<ApiResource> {
-    registry::BUILTIN
-        .iter()
-        .filter(|r| r.verbs.contains(&"watch") && r.verbs.contains(&"delete") && r.kind != "Event")
-        .map(|r| r.api_resource())
-        .collect()
+/// Whether the collector watches a served resource, and namespace deletion removes its
+/// objects when it is namespaced: it can be listed, watched and deleted (upstream
+/// `GetDeletableResources`, `pkg/controller/garbagecollector/garbagecollector.go`), and is
+/// not Events (they expire on their own TTL, as upstream's collector ignores them by
+/// default; the simulator does not keep them in its caches).
+pub fn deletable(d: &DiscoveredResource) -> bool {
+    d.supports(&["list", "watch", "delete"]) && d.resource.kind != "Event"
 }
 
 /// The collector's work-queue key of an object: `apiVersion/Kind|namespace/name`.
@@ -293,17 +297,17 @@ fn parse_gc_key(key: &str) -> Option<(&str, &str, &str)> {
     Some((api_version, kind, obj))
 }
 
-/// The graph as the caches show it.
-struct CacheView<'a>(&'a Caches);
+/// The graph as the caches show it (one snapshot of their metadata views).
+struct CacheView(Arc<MetaIndex>);
 
-impl CacheView<'_> {
+impl CacheView {
     /// The state of the owner `r` of a dependent in `namespace`, and the owner's resource.
     fn owner(
         &self,
         namespace: Option<&str>,
         r: &OwnerReference,
     ) -> Option<(&ApiResource, OwnerState)> {
-        let (res, store) = self.0.meta_by_kind(&r.api_version, &r.kind)?;
+        let (res, store) = self.0.by_kind(&r.api_version, &r.kind)?;
         if res.namespaced && namespace.is_none() {
             return Some((res, OwnerState::InvalidNamespace));
         }
@@ -339,16 +343,16 @@ impl CacheView<'_> {
     }
 }
 
-impl GcView for CacheView<'_> {
+impl GcView for CacheView {
     fn owner_state(&self, namespace: Option<&str>, r: &OwnerReference) -> OwnerState {
-        // Unknown kind (e.g. a custom resource): never treat it as gone.
+        // A kind the API does not serve (any more, or yet): never treat it as gone.
         self.owner(namespace, r)
             .map_or(OwnerState::Present, |(_, state)| state)
     }
 
     fn dependents(&self, uid: &str) -> Vec<Node> {
         self.0
-            .all_meta()
+            .iter()
             .flat_map(|(res, s)| {
                 s.owned_by_meta(uid).into_iter().map(|object| Node {
                     resource: res.clone(),
@@ -360,23 +364,13 @@ impl GcView for CacheView<'_> {
 }
 
 /// The garbage collector (`garbagecollector`) as a declaration over the metadata of every
-/// watched kind. Like upstream's graph builder it looks at an object when it appears with an
+/// [`deletable`] resource the API serves. Like upstream's graph builder it looks at an object when it appears with an
 /// owner that is not there, when its owners, finalizers or deletion change, when an owner goes
 /// away or starts deleting (its dependents), and when a dependent of an owner waiting in
 /// foreground deletion changes. Deletions and reference removals for owners the caches report
 /// absent are guarded: the API must confirm the owner is gone first (upstream `isDangling`).
-#[derive(Debug)]
-pub struct GarbageCollector {
-    resources: Vec<ApiResource>,
-}
-
-impl Default for GarbageCollector {
-    fn default() -> Self {
-        Self {
-            resources: watched_resources(),
-        }
-    }
-}
+#[derive(Debug, Default)]
+pub struct GarbageCollector;
 
 impl Controller for GarbageCollector {
     fn name(&self) -> &'static str {
@@ -388,10 +382,10 @@ impl Controller for GarbageCollector {
     }
 
     fn watches(&self, w: &mut Watches) {
-        w.watch_metadata(
-            self.resources.clone(),
+        w.watch_discovered_metadata(
+            Arc::new(deletable),
             Arc::new(|r, c, caches, keys| {
-                let view = CacheView(caches);
+                let view = CacheView(caches.metadata());
                 let m = c.meta();
                 let relevant = m.owner_references.as_ref().is_some_and(|v| !v.is_empty())
                     || m.finalizers
@@ -434,14 +428,14 @@ impl Controller for GarbageCollector {
         let Some((api_version, kind, obj)) = parse_gc_key(key) else {
             return Vec::new();
         };
-        let Some((res, store)) = caches.meta_by_kind(api_version, kind) else {
+        let view = CacheView(caches.metadata());
+        let Some((res, store)) = view.0.by_kind(api_version, kind) else {
             return Vec::new();
         };
         let (ns, name) = split_key(obj);
         let Some(object) = store.get_meta(ns, name) else {
             return Vec::new();
         };
-        let view = CacheView(caches);
         let item = Node {
             resource: res.clone(),
             object,
@@ -456,7 +450,7 @@ impl Controller for GarbageCollector {
                 .flatten()
                 .filter(|r| view.owner_state(m.namespace.as_deref(), r) == OwnerState::Absent)
                 .filter_map(|r| {
-                    let (res, _) = caches.meta_by_kind(&r.api_version, &r.kind)?;
+                    let (res, _) = view.0.by_kind(&r.api_version, &r.kind)?;
                     Some(Lookup {
                         resource: res.clone(),
                         namespace: if res.namespaced {

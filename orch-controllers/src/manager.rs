@@ -162,7 +162,7 @@ pub fn controller(name: &str, config: &ManagerConfig) -> Result<Arc<dyn Controll
             sync_period: config.resource_quota_sync,
         }),
         "horizontalpodautoscaling" => Arc::new(HorizontalController::new(config.hpa.clone())),
-        "garbagecollector" => Arc::new(GarbageCollector::default()),
+        "garbagecollector" => Arc::new(GarbageCollector),
         "nodelifecycle" => Arc::new(NodeLifecycleController::new(
             config.node_lifecycle.clone(),
             config.node_monitor_period,
@@ -170,7 +170,7 @@ pub fn controller(name: &str, config: &ManagerConfig) -> Result<Arc<dyn Controll
         "taint-eviction-controller" => {
             Arc::new(TaintEvictionController::new(config.node_monitor_period))
         }
-        "namespace" => Arc::new(NamespaceController::default()),
+        "namespace" => Arc::new(NamespaceController),
         "endpoints" => Arc::new(EndpointsController),
         "podgc" => Arc::new(PodGcController::new(config.pod_gc.clone())),
         "nodeipam" => Arc::new(NodeIpamController::new(
@@ -234,6 +234,7 @@ impl ControllerManager {
         let config = LiveConfig {
             workers: self.config.workers.max(1),
             resync: Some(self.config.resync),
+            ..LiveConfig::default()
         };
         live::run(self.client, self.clock, self.controllers, config, shutdown).await
     }

@@ -2,15 +2,19 @@
 //! once a namespace has a deletionTimestamp, delete every object in it, and when nothing is
 //! left remove the `kubernetes` finalizer from `spec.finalizers` through `namespaces/finalize`,
 //! which lets the API server delete the namespace.
+//!
+//! The content is every namespaced [`deletable`] resource the API serves, custom resources
+//! included, as discovered while the controller runs (upstream's deleter lists deletable
+//! resources from discovery, `pkg/controller/namespace/deletion/
+//! namespaced_resources_deleter.go`).
 
-use crate::garbagecollector::Node as Item;
+use crate::garbagecollector::{deletable, Node as Item};
 use k8s_openapi::api::core::v1::Namespace;
 use orch_runtime::action::Action;
 use orch_runtime::action::Lookup;
 use orch_runtime::controller::{Caches, Controller, Watches};
 use orch_runtime::object::{is_deleting, key_of, name};
-use orch_types::client::{Patch, PropagationPolicy};
-use orch_types::registry;
+use orch_types::client::{DiscoveredResource, Patch, PropagationPolicy};
 use orch_types::registry::ApiResource;
 use serde_json::json;
 use std::sync::Arc;
@@ -76,38 +80,18 @@ pub fn reconcile(ns: &Namespace, content: &[Item]) -> Vec<Action> {
     actions
 }
 
-/// Namespaced kinds whose objects namespace deletion removes: every built-in kind that can be
-/// listed, watched and deleted, except Events (they expire on their own TTL; the simulator
-/// does not keep them in its caches).
-pub fn content_resources() -> Vec<ApiResource> {
-    registry::BUILTIN
-        .iter()
-        .filter(|r| {
-            r.namespaced
-                && r.kind != "Event"
-                && ["list", "watch", "delete"]
-                    .iter()
-                    .all(|v| r.verbs.contains(v))
-        })
-        .map(|r| r.api_resource())
-        .collect()
+/// Whether namespace deletion removes the objects of a served resource: namespaced and
+/// [`deletable`].
+pub fn is_content(d: &DiscoveredResource) -> bool {
+    d.resource.namespaced && deletable(d)
 }
 
 /// The namespace controller (`namespace`) as a declaration: watches Namespaces being deleted
-/// and reads the metadata of every namespaced kind; removes the `kubernetes` finalizer only once
-/// the API confirms that nothing is left (the caches may lag).
-#[derive(Debug)]
-pub struct NamespaceController {
-    content: Vec<ApiResource>,
-}
-
-impl Default for NamespaceController {
-    fn default() -> Self {
-        Self {
-            content: content_resources(),
-        }
-    }
-}
+/// and reads the metadata of every namespaced [`deletable`] resource the API serves; removes
+/// the `kubernetes` finalizer only once the API confirms that nothing is left (the caches may
+/// lag).
+#[derive(Debug, Default)]
+pub struct NamespaceController;
 
 impl Controller for NamespaceController {
     fn name(&self) -> &'static str {
@@ -124,27 +108,33 @@ impl Controller for NamespaceController {
                 keys.push(key_of(&c.object().metadata));
             }
         }));
-        w.watch_metadata(self.content.clone(), Arc::new(|_, _, _, _| {}));
+        w.watch_discovered_metadata(Arc::new(is_content), Arc::new(|_, _, _, _| {}));
     }
 
     fn sync(&self, key: &str, caches: &Caches, _now: jiff::Timestamp) -> Vec<Action> {
         let Some(ns) = caches.get::<Namespace>().get(key) else {
             return Vec::new();
         };
+        let index = caches.metadata();
+        let resources: Vec<&ApiResource> = index
+            .discovered()
+            .iter()
+            .filter(|d| is_content(d))
+            .map(|d| &d.resource)
+            .collect();
         let mut content = Vec::new();
-        for r in &self.content {
-            if let Some(m) = caches.meta(r) {
+        for r in &resources {
+            if let Some(m) = index.get(r) {
                 content.extend(m.namespace_meta(key).into_iter().map(|o| Item {
-                    resource: r.clone(),
+                    resource: (*r).clone(),
                     object: o,
                 }));
             }
         }
-        let absent: Vec<Lookup> = self
-            .content
+        let absent: Vec<Lookup> = resources
             .iter()
             .map(|r| Lookup {
-                resource: r.clone(),
+                resource: (*r).clone(),
                 namespace: Some(key.to_string()),
                 name: None,
                 uid: None,
@@ -180,6 +170,35 @@ mod tests {
             "status": {"phase": "Terminating"}
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn content_is_every_namespaced_deletable_resource_custom_ones_included() {
+        let custom = |namespaced: bool, verbs: &[&str]| DiscoveredResource {
+            resource: ApiResource {
+                group: "example.com".into(),
+                version: "v1".into(),
+                kind: "Backup".into(),
+                plural: "backups".into(),
+                namespaced,
+            },
+            verbs: verbs.iter().map(|v| v.to_string()).collect(),
+        };
+        let all = ["get", "list", "watch", "delete", "create"];
+        assert!(is_content(&custom(true, &all)));
+        assert!(!is_content(&custom(false, &all)), "cluster-scoped");
+        assert!(
+            !is_content(&custom(true, &["get", "list"])),
+            "not deletable"
+        );
+        let builtin: Vec<String> = orch_types::client::builtin_resources()
+            .into_iter()
+            .filter(is_content)
+            .map(|d| d.resource.plural.to_string())
+            .collect();
+        assert!(builtin.iter().any(|p| p == "configmaps"));
+        assert!(builtin.iter().any(|p| p == "pods"));
+        assert!(!builtin.iter().any(|p| p == "events" || p == "namespaces"));
     }
 
     #[test]

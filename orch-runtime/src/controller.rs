@@ -37,11 +37,13 @@ use crate::object::{controller_key, key_of, Kind, Object};
 use crate::store::{Change, Store, Writer};
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use orch_types::client::ClientError;
+use orch_types::client::{ClientError, DiscoveredResource};
 use orch_types::registry::ApiResource;
 use orch_types::DynamicObject;
+use parking_lot::RwLock;
 use std::any::{Any, TypeId};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -106,6 +108,15 @@ impl<'a> MetaChange<'a> {
 pub type MetaMapper =
     Arc<dyn Fn(&ApiResource, MetaChange<'_>, &Caches, &mut Vec<String>) + Send + Sync>;
 
+/// Picks the resources a [`Watches::watch_discovered_metadata`] declaration watches among
+/// those discovery lists.
+pub type ResourceFilter = Arc<dyn Fn(&DiscoveredResource) -> bool + Send + Sync>;
+
+/// How often the drivers discover the API again when no CustomResourceDefinition change
+/// asked for it first (upstream's garbage collector and namespace controller re-read
+/// discovery every 30 s).
+pub const REDISCOVER: Duration = Duration::from_secs(30);
+
 /// Keys the controller's own objects: `namespace/name` of the changed object.
 pub fn trigger_self<K: Object>() -> Mapper<K> {
     Arc::new(|c, _, keys| keys.push(key_of(c.object().meta())))
@@ -141,6 +152,10 @@ pub(crate) enum Decl {
         resources: Vec<ApiResource>,
         mapper: MetaMapper,
     },
+    Discovered {
+        filter: ResourceFilter,
+        mapper: MetaMapper,
+    },
 }
 
 /// What a controller declares in [`Controller::watches`].
@@ -160,6 +175,13 @@ impl std::fmt::Debug for Watches {
 }
 
 impl Watches {
+    /// Whether it declares a discovered set.
+    pub(crate) fn has_discovered(&self) -> bool {
+        self.decls
+            .iter()
+            .any(|d| matches!(d, Decl::Discovered { .. }))
+    }
+
     /// Watches `K`; each change is mapped to keys by `mapper`.
     pub fn watch<K: Kind>(&mut self, mapper: Mapper<K>) -> &mut Self {
         self.decls.push(Decl::Typed {
@@ -204,6 +226,30 @@ impl Watches {
         self
     }
 
+    /// Watches the metadata of every resource the API serves that `filter` accepts, built-in
+    /// or defined by a CustomResourceDefinition: a set that changes while the controller runs,
+    /// as upstream's garbage collector (`pkg/controller/garbagecollector/garbagecollector.go`,
+    /// `Sync`) and namespace deleter (`pkg/controller/namespace/deletion/
+    /// namespaced_resources_deleter.go`) follow discovery.
+    ///
+    /// Both drivers discover the API through [`orch_types::client::Client::discover`] when
+    /// they start, again soon after a CustomResourceDefinition changes, and every
+    /// [`REDISCOVER`]. A resource that appears gets a cache (the typed one where another
+    /// declaration has it, a dynamic one otherwise) whose first list reaches `mapper` as
+    /// additions; a resource that goes away has its dynamic cache stopped and dropped from
+    /// [`Caches::metadata`]. Whenever the set changes, `mapper` also sees every object of
+    /// every resource it watches as a [`MetaChange::Resync`] (a reference to a kind that just
+    /// became known can now be resolved). [`MetaIndex::discovered`] tells `sync` which
+    /// resources were discovered.
+    pub fn watch_discovered_metadata(
+        &mut self,
+        filter: ResourceFilter,
+        mapper: MetaMapper,
+    ) -> &mut Self {
+        self.decls.push(Decl::Discovered { filter, mapper });
+        self
+    }
+
     /// A key reconciled once the caches are synced (periodic controllers requeue it).
     pub fn initial_key(&mut self, key: &str) -> &mut Self {
         self.initial.push(key.into());
@@ -222,6 +268,8 @@ pub trait MetaStore: Send + Sync {
     fn namespace_meta(&self, namespace: &str) -> Vec<Arc<DynamicObject>>;
     /// Calls `f` with the metadata of `name` in `namespace`, if present, without copying it.
     fn peek(&self, namespace: Option<&str>, name: &str, f: &mut dyn FnMut(&ObjectMeta));
+    /// Calls `f` with the metadata of every object, in key order.
+    fn for_each_meta(&self, f: &mut dyn FnMut(&ObjectMeta));
 }
 
 fn meta_only<K: Object>(r: &ApiResource, o: &K) -> Arc<DynamicObject> {
@@ -260,6 +308,11 @@ impl<K: Object> MetaStore for TypedMeta<K> {
             f(o.meta());
         }
     }
+    fn for_each_meta(&self, f: &mut dyn FnMut(&ObjectMeta)) {
+        for o in self.store.list() {
+            f(o.meta());
+        }
+    }
 }
 
 struct DynamicMeta(Store<DynamicObject>);
@@ -279,22 +332,83 @@ impl MetaStore for DynamicMeta {
             f(&o.metadata);
         }
     }
+    fn for_each_meta(&self, f: &mut dyn FnMut(&ObjectMeta)) {
+        for o in self.0.list() {
+            f(&o.metadata);
+        }
+    }
 }
 
 /// Metadata views by resource key, with their resources.
 type MetaViews = BTreeMap<String, (ApiResource, Arc<dyn MetaStore>)>;
 
+/// The metadata views of the caches at one moment, and the discovery they follow: what a
+/// sync reads as one consistent picture while the drivers add and drop dynamic caches.
+#[derive(Default)]
+pub struct MetaIndex {
+    views: MetaViews,
+    discovered: Vec<DiscoveredResource>,
+}
+
+impl std::fmt::Debug for MetaIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetaIndex")
+            .field("resources", &self.views.keys().collect::<Vec<_>>())
+            .field("discovered", &self.discovered.len())
+            .finish()
+    }
+}
+
+impl MetaIndex {
+    /// The metadata view of `resource`, if a controller watches it.
+    pub fn get(&self, resource: &ApiResource) -> Option<&Arc<dyn MetaStore>> {
+        self.views
+            .get(&resource_key(&resource.api_version(), &resource.kind))
+            .map(|(_, s)| s)
+    }
+
+    /// The metadata view of the resource of `apiVersion` and `kind` (any version of a group
+    /// matches, as owner references name one version), with its resource.
+    pub fn by_kind(
+        &self,
+        api_version: &str,
+        kind: &str,
+    ) -> Option<(&ApiResource, &Arc<dyn MetaStore>)> {
+        if let Some((r, s)) = self.views.get(&resource_key(api_version, kind)) {
+            return Some((r, s));
+        }
+        let (group, _) = orch_types::registry::split_api_version(api_version);
+        self.views
+            .values()
+            .find(|(r, _)| !group.is_empty() && r.group == group && r.kind == kind)
+            .map(|(r, s)| (r, s))
+    }
+
+    /// Every resource with a metadata view, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&ApiResource, &Arc<dyn MetaStore>)> {
+        self.views.values().map(|(r, s)| (r, s))
+    }
+
+    /// What the last discovery listed (empty when no controller watches a discovered set).
+    pub fn discovered(&self) -> &[DiscoveredResource] {
+        &self.discovered
+    }
+}
+
 /// The caches every running controller reads: one store per watched kind, shared.
 #[derive(Clone, Default)]
 pub struct Caches {
     typed: Arc<HashMap<TypeId, Box<dyn Any + Send + Sync>>>,
-    meta: Arc<MetaViews>,
+    meta: Arc<RwLock<Arc<MetaIndex>>>,
 }
 
 impl std::fmt::Debug for Caches {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Caches")
-            .field("resources", &self.meta.keys().collect::<Vec<_>>())
+            .field(
+                "resources",
+                &self.metadata().views.keys().collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -302,6 +416,10 @@ impl std::fmt::Debug for Caches {
 /// The key of a resource among the caches: `apiVersion/kind`.
 pub(crate) fn resource_key(api_version: &str, kind: &str) -> String {
     format!("{api_version}/{kind}")
+}
+
+fn key_of_resource(r: &ApiResource) -> String {
+    resource_key(&r.api_version(), &r.kind)
 }
 
 impl Caches {
@@ -315,33 +433,30 @@ impl Caches {
             .unwrap_or_else(|| Writer::new().store())
     }
 
+    /// The metadata views now (a snapshot: caches the drivers add or drop later are not in it).
+    pub fn metadata(&self) -> Arc<MetaIndex> {
+        self.meta.read().clone()
+    }
+
     /// The metadata view of `resource`, if a controller watches it.
-    pub fn meta(&self, resource: &ApiResource) -> Option<&Arc<dyn MetaStore>> {
-        self.meta
-            .get(&resource_key(&resource.api_version(), &resource.kind))
-            .map(|(_, s)| s)
+    pub fn meta(&self, resource: &ApiResource) -> Option<Arc<dyn MetaStore>> {
+        self.metadata().get(resource).cloned()
     }
 
     /// The metadata view of the resource of `apiVersion` and `kind` (any version of a group
-    /// matches, as owner references name one version), with its resource.
+    /// matches), with its resource ([`MetaIndex::by_kind`]).
     pub fn meta_by_kind(
         &self,
         api_version: &str,
         kind: &str,
-    ) -> Option<(&ApiResource, &Arc<dyn MetaStore>)> {
-        if let Some((r, s)) = self.meta.get(&resource_key(api_version, kind)) {
-            return Some((r, s));
-        }
-        let (group, _) = orch_types::registry::split_api_version(api_version);
-        self.meta
-            .values()
-            .find(|(r, _)| !group.is_empty() && r.group == group && r.kind == kind)
-            .map(|(r, s)| (r, s))
+    ) -> Option<(ApiResource, Arc<dyn MetaStore>)> {
+        self.metadata()
+            .by_kind(api_version, kind)
+            .map(|(r, s)| (r.clone(), s.clone()))
     }
 
-    /// Every resource with a metadata view, in key order.
-    pub fn all_meta(&self) -> impl Iterator<Item = (&ApiResource, &Arc<dyn MetaStore>)> {
-        self.meta.values().map(|(r, s)| (r, s))
+    fn set_metadata(&self, index: MetaIndex) {
+        *self.meta.write() = Arc::new(index);
     }
 }
 
@@ -513,21 +628,197 @@ impl<K: Object> Slot for TypedSlot<K> {
 
 /// The caches and triggers of a set of controllers, built the same way by both drivers.
 pub(crate) struct Wiring {
-    /// Slots by resource key.
+    /// Slots by resource key: the declared ones and those of the first discovery.
     pub(crate) slots: BTreeMap<String, Box<dyn Slot>>,
     pub(crate) caches: Caches,
     /// Initial keys of each controller, in controller order.
     pub(crate) initial: Vec<Vec<String>>,
     /// The work queue of each controller, in controller order.
     pub(crate) queues: Vec<crate::queue::WorkQueue>,
+    /// The declarations of discovered sets, for the drivers to follow discovery.
+    pub(crate) dynamic: Dynamic,
+}
+
+/// Raised when a CustomResourceDefinition changed: the drivers discover the API again.
+#[derive(Debug, Default)]
+pub(crate) struct Rediscover {
+    flag: AtomicBool,
+    /// Woken on every raise (the live driver waits on it).
+    pub(crate) notify: tokio::sync::Notify,
+}
+
+impl Rediscover {
+    fn raise(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        self.notify.notify_one();
+    }
+
+    /// Whether it was raised since the last call (and lowers it).
+    pub(crate) fn take(&self) -> bool {
+        self.flag.swap(false, Ordering::SeqCst)
+    }
+}
+
+/// One [`Watches::watch_discovered_metadata`] declaration, wired.
+struct DynamicDecl {
+    filter: ResourceFilter,
+    mapper: MetaMapper,
+    sink: Sink,
+    /// Keys of the resources it watches now.
+    selected: Arc<RwLock<BTreeSet<String>>>,
+}
+
+/// What the wiring keeps to follow discovery: the discovered-set declarations, the views of
+/// the declared caches (never dropped) and of the caches only a discovered set asked for.
+pub(crate) struct Dynamic {
+    decls: Vec<DynamicDecl>,
+    fixed: MetaViews,
+    discovered: MetaViews,
+    caches: Caches,
+    pub(crate) rediscover: Arc<Rediscover>,
+}
+
+impl std::fmt::Debug for Dynamic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dynamic")
+            .field("decls", &self.decls.len())
+            .field("discovered", &self.discovered.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// What one discovery changed.
+pub(crate) struct Delta {
+    /// New caches (handlers attached) for the driver to fill and start.
+    pub(crate) added: Vec<(String, Box<dyn Slot>)>,
+    /// Keys of the caches to stop: their resources are no longer served.
+    pub(crate) removed: Vec<String>,
+    /// The declarations whose set changed, for [`Dynamic::replay`] once the new caches
+    /// are filled.
+    pub(crate) changed: Vec<usize>,
+}
+
+impl Delta {
+    /// Whether the discovery changed nothing.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
+    }
+}
+
+/// `mapper`, called only while `key` is among the resources `selected`.
+fn gated(selected: &Arc<RwLock<BTreeSet<String>>>, mapper: &MetaMapper, key: &str) -> MetaMapper {
+    let (selected, mapper, key) = (selected.clone(), mapper.clone(), key.to_string());
+    Arc::new(move |r, c, caches, keys| {
+        if selected.read().contains(&key) {
+            mapper(r, c, caches, keys);
+        }
+    })
+}
+
+/// The resource of CustomResourceDefinitions, whose changes make the drivers rediscover.
+fn crd_resource() -> Option<ApiResource> {
+    orch_types::registry::by_kind("apiextensions.k8s.io/v1", "CustomResourceDefinition")
+        .map(|i| i.api_resource())
+}
+
+impl Dynamic {
+    /// Whether any controller watches a discovered set (else the drivers never discover).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.decls.is_empty()
+    }
+
+    fn attach(&self, key: &str, slot: &mut dyn Slot) {
+        for d in &self.decls {
+            slot.add_meta_mapper(
+                gated(&d.selected, &d.mapper, key),
+                &self.caches,
+                d.sink.clone(),
+            );
+        }
+    }
+
+    /// Takes a discovery: each declaration's set is what its filter accepts of `discovered`;
+    /// a resource no cache has gets a dynamic one, and dynamic caches of resources no set has
+    /// any more are dropped from [`Caches::metadata`] (the driver stops them).
+    pub(crate) fn apply(&mut self, discovered: Vec<DiscoveredResource>) -> Delta {
+        let mut union: BTreeMap<String, ApiResource> = BTreeMap::new();
+        let mut changed = Vec::new();
+        for (i, d) in self.decls.iter().enumerate() {
+            let set: BTreeSet<String> = discovered
+                .iter()
+                .filter(|r| (d.filter)(r))
+                .map(|r| {
+                    let k = key_of_resource(&r.resource);
+                    union.entry(k.clone()).or_insert_with(|| r.resource.clone());
+                    k
+                })
+                .collect();
+            let mut cur = d.selected.write();
+            if *cur != set {
+                *cur = set;
+                changed.push(i);
+            }
+        }
+        let mut added = Vec::new();
+        for (k, r) in &union {
+            if self.fixed.contains_key(k) || self.discovered.contains_key(k) {
+                continue;
+            }
+            let mut slot = make_dynamic_slot(r.clone());
+            self.attach(k, slot.as_mut());
+            self.discovered
+                .insert(k.clone(), (r.clone(), slot.meta_store()));
+            added.push((k.clone(), slot));
+        }
+        let removed: Vec<String> = self
+            .discovered
+            .keys()
+            .filter(|k| !union.contains_key(*k))
+            .cloned()
+            .collect();
+        for k in &removed {
+            self.discovered.remove(k);
+        }
+        let mut views = self.fixed.clone();
+        views.extend(self.discovered.iter().map(|(k, v)| (k.clone(), v.clone())));
+        self.caches.set_metadata(MetaIndex { views, discovered });
+        Delta {
+            added,
+            removed,
+            changed,
+        }
+    }
+
+    /// Hands every object of every resource each of `changed` watches to its mapper as a
+    /// resync.
+    pub(crate) fn replay(&self, changed: &[usize]) {
+        let index = self.caches.metadata();
+        for d in changed.iter().filter_map(|i| self.decls.get(*i)) {
+            let selected = d.selected.read().clone();
+            for k in &selected {
+                let Some((r, store)) = index.views.get(k) else {
+                    continue;
+                };
+                let mut keys = Vec::new();
+                store.for_each_meta(&mut |m| {
+                    (d.mapper)(r, MetaChange::Resync(m), &self.caches, &mut keys)
+                });
+                for k in &keys {
+                    (d.sink)(k);
+                }
+            }
+        }
+    }
 }
 
 /// Builds one cache per declared kind (typed where any controller declared the type, dynamic
-/// for kinds only watched through metadata), one work queue per controller on `clock`, and
-/// hooks every controller's triggers to its queue.
+/// for kinds only watched through metadata) and per resource of `discovered` a discovered set
+/// watches, one work queue per controller on `clock`, and hooks every controller's triggers
+/// to its queue.
 pub(crate) fn wire(
     controllers: &[Arc<dyn Controller>],
     clock: &orch_types::clock::SharedClock,
+    discovered: Vec<DiscoveredResource>,
 ) -> Wiring {
     let queues: Vec<crate::queue::WorkQueue> = controllers
         .iter()
@@ -540,13 +831,14 @@ pub(crate) fn wire(
             Arc::new(move |k: &str| q.add(k)) as Sink
         })
         .collect();
-    wire_sinks(controllers, &sinks, queues)
+    wire_sinks(controllers, &sinks, queues, discovered)
 }
 
 fn wire_sinks(
     controllers: &[Arc<dyn Controller>],
     sinks: &[Sink],
     queues: Vec<crate::queue::WorkQueue>,
+    discovered: Vec<DiscoveredResource>,
 ) -> Wiring {
     let declared: Vec<Watches> = controllers
         .iter()
@@ -567,7 +859,7 @@ fn wire_sinks(
                 ..
             } = d
             {
-                let k = resource_key(&resource.api_version(), &resource.kind);
+                let k = key_of_resource(resource);
                 let slot = slots.entry(k).or_insert_with(|| make(resource.clone()));
                 if let Some(every) = poll {
                     slot.poll_every(*every);
@@ -575,31 +867,43 @@ fn wire_sinks(
             }
         }
     }
+    let any_discovered = declared
+        .iter()
+        .any(|w| w.decls.iter().any(|d| matches!(d, Decl::Discovered { .. })));
+    let crd = crd_resource().filter(|_| any_discovered);
     for w in &declared {
         for d in &w.decls {
             if let Decl::Meta { resources, .. } = d {
                 for r in resources {
-                    let k = resource_key(&r.api_version(), &r.kind);
                     slots
-                        .entry(k)
+                        .entry(key_of_resource(r))
                         .or_insert_with(|| make_dynamic_slot(r.clone()));
                 }
             }
         }
     }
+    if let Some(r) = &crd {
+        slots
+            .entry(key_of_resource(r))
+            .or_insert_with(|| make_dynamic_slot(r.clone()));
+    }
     let mut typed = HashMap::new();
-    let mut meta = BTreeMap::new();
+    let mut fixed = MetaViews::new();
     for (k, s) in &slots {
         if let Some((t, st)) = s.store_any() {
             typed.insert(t, st);
         }
-        meta.insert(k.clone(), (s.resource().clone(), s.meta_store()));
+        fixed.insert(k.clone(), (s.resource().clone(), s.meta_store()));
     }
     let caches = Caches {
         typed: Arc::new(typed),
-        meta: Arc::new(meta),
+        meta: Arc::new(RwLock::new(Arc::new(MetaIndex {
+            views: fixed.clone(),
+            discovered: Vec::new(),
+        }))),
     };
     let mut initial = Vec::new();
+    let mut decls = Vec::new();
     for (w, sink) in declared.into_iter().zip(sinks) {
         for d in w.decls {
             match d {
@@ -608,29 +912,62 @@ fn wire_sinks(
                     mapper: Some(m),
                     ..
                 } => {
-                    let k = resource_key(&resource.api_version(), &resource.kind);
-                    if let Some(s) = slots.get_mut(&k) {
+                    if let Some(s) = slots.get_mut(&key_of_resource(&resource)) {
                         s.add_mapper(m.as_ref(), &caches, sink.clone());
                     }
                 }
                 Decl::Typed { mapper: None, .. } => {}
                 Decl::Meta { resources, mapper } => {
                     for r in resources {
-                        let k = resource_key(&r.api_version(), &r.kind);
-                        if let Some(s) = slots.get_mut(&k) {
+                        if let Some(s) = slots.get_mut(&key_of_resource(&r)) {
                             s.add_meta_mapper(mapper.clone(), &caches, sink.clone());
                         }
                     }
                 }
+                Decl::Discovered { filter, mapper } => decls.push(DynamicDecl {
+                    filter,
+                    mapper,
+                    sink: sink.clone(),
+                    selected: Arc::default(),
+                }),
             }
         }
         initial.push(w.initial);
+    }
+    let rediscover = Arc::new(Rediscover::default());
+    let mut dynamic = Dynamic {
+        decls,
+        fixed,
+        discovered: MetaViews::new(),
+        caches: caches.clone(),
+        rediscover: rediscover.clone(),
+    };
+    if let Some(r) = &crd {
+        if let Some(s) = slots.get_mut(&key_of_resource(r)) {
+            s.add_meta_mapper(
+                Arc::new(move |_, c, _, _| {
+                    if !matches!(c, MetaChange::Resync(_)) {
+                        rediscover.raise();
+                    }
+                }),
+                &caches,
+                Arc::new(|_: &str| {}),
+            );
+        }
+    }
+    for (k, s) in slots.iter_mut() {
+        dynamic.attach(k, s.as_mut());
+    }
+    if !dynamic.is_empty() {
+        let delta = dynamic.apply(discovered);
+        slots.extend(delta.added);
     }
     Wiring {
         slots,
         caches,
         initial,
         queues,
+        dynamic,
     }
 }
 
@@ -707,7 +1044,7 @@ mod tests {
             })
             .collect();
         let ctls: Vec<Arc<dyn Controller>> = vec![Arc::new(Rs), Arc::new(Gc)];
-        let mut w = wire_sinks(&ctls, &sinks, Vec::new());
+        let mut w = wire_sinks(&ctls, &sinks, Vec::new(), Vec::new());
         // Pod is typed (the ReplicaSet controller declared it); ConfigMap is dynamic.
         assert_eq!(w.slots.len(), 3);
         assert!(w.slots["v1/Pod"].store_any().is_some());
@@ -737,6 +1074,64 @@ mod tests {
         assert!(w
             .caches
             .get::<k8s_openapi::api::core::v1::Node>()
+            .is_empty());
+    }
+
+    #[test]
+    fn a_discovered_set_shares_declared_caches_and_adds_and_drops_its_own() {
+        use crate::testclient::{backup, backups, backups_discovered, Census};
+        let seen: Arc<Mutex<Vec<(usize, String)>>> = Arc::default();
+        let sinks: Vec<Sink> = (0..2)
+            .map(|i| {
+                let s = seen.clone();
+                Arc::new(move |k: &str| s.lock().push((i, k.to_string()))) as Sink
+            })
+            .collect();
+        let ctls: Vec<Arc<dyn Controller>> = vec![Arc::new(Rs), Arc::new(Census::default())];
+        let pods = orch_types::client::DiscoveredResource::builtin(
+            orch_types::registry::by_kind("v1", "Pod").unwrap(),
+        );
+        let mut w = wire_sinks(&ctls, &sinks, Vec::new(), vec![pods.clone()]);
+        // Pods and ReplicaSets (declared) and CRDs (the trigger); example.com not served yet.
+        assert_eq!(
+            w.slots.keys().collect::<Vec<_>>(),
+            [
+                "apiextensions.k8s.io/v1/CustomResourceDefinition",
+                "apps/v1/ReplicaSet",
+                "v1/Pod"
+            ]
+        );
+        let delta = w.dynamic.apply(vec![pods.clone(), backups_discovered()]);
+        assert_eq!(delta.changed, [0]);
+        let (key, mut slot) = delta.added.into_iter().next().expect("a backups cache");
+        assert_eq!(key, "example.com/v1/Backup");
+        assert!(w.caches.meta(&backups()).is_some());
+        slot.feed(&backup("b1"), false);
+        w.dynamic.replay(&[0]);
+        assert_eq!(
+            *seen.lock(),
+            [
+                (1, "Backup|ns/b1".to_string()),
+                (1, "Backup|ns/b1".to_string())
+            ]
+        );
+        // Pods are not example.com: the declared cache triggers the ReplicaSet controller only.
+        w.slots
+            .get_mut("v1/Pod")
+            .unwrap()
+            .feed(&pod("a", Some("web")), false);
+        assert_eq!(seen.lock().last().unwrap(), &(0, "ns/web".to_string()));
+        // The resource goes away: its view is dropped, the set no longer reaches the mapper.
+        let delta = w.dynamic.apply(vec![pods]);
+        assert_eq!(delta.removed, ["example.com/v1/Backup"]);
+        assert!(w.caches.meta(&backups()).is_none());
+        let n = seen.lock().len();
+        slot.feed(&backup("b2"), false);
+        assert_eq!(seen.lock().len(), n);
+        // Nothing changed: an empty delta.
+        assert!(w
+            .dynamic
+            .apply(w.caches.metadata().discovered().to_vec())
             .is_empty());
     }
 }

@@ -5,6 +5,13 @@
 //! same [`WorkQueue`]s on the host's (manual) clock; the host advances the clock to
 //! [`Stepper::next_due`] when nothing is ready.
 //!
+//! Discovered sets ([`Watches::watch_discovered_metadata`](crate::controller::Watches::watch_discovered_metadata))
+//! start from the built-in resources; the API is discovered at the first [`Stepper::step`],
+//! at the first step after a CustomResourceDefinition change reached the caches, and at the
+//! first step [`REDISCOVER`] of clock time after the last discovery (no timer of its own, so
+//! it never wakes the host), or when the host calls [`Stepper::rediscover`]. A cache that
+//! discovery adds is filled by one list right away, so the order of everything stays fixed.
+//!
 //! ```
 //! # async fn f(client: orch_types::client::SharedClient, ctls: Vec<std::sync::Arc<dyn orch_runtime::controller::Controller>>) {
 //! use orch_runtime::step::{StepConfig, Stepper};
@@ -16,7 +23,9 @@
 //! ```
 
 use crate::action::{Applier, NameGenerator, Observer};
-use crate::controller::{resource_key, wire, Caches, Controller, Slot, TypedSlot};
+use crate::controller::{
+    resource_key, wire, Caches, Controller, Dynamic, Slot, TypedSlot, REDISCOVER,
+};
 use crate::live::{applier_for, settle_key};
 use crate::object::Kind;
 use crate::queue::WorkQueue;
@@ -139,6 +148,9 @@ pub struct Stepper {
     writes: Arc<Mutex<Vec<Fed>>>,
     events: Arc<Mutex<Vec<RecordedEvent>>>,
     next: usize,
+    dynamic: Dynamic,
+    /// When the API is discovered again at the latest (`None`: at the next step).
+    next_discovery: Option<Timestamp>,
 }
 
 impl std::fmt::Debug for Stepper {
@@ -159,7 +171,12 @@ impl Stepper {
         controllers: Vec<Arc<dyn Controller>>,
         config: StepConfig,
     ) -> Self {
-        let mut wiring = wire(&controllers, &clock);
+        let discovered = if crate::live::watches_discovered(&controllers) {
+            orch_types::client::builtin_resources()
+        } else {
+            Vec::new()
+        };
+        let mut wiring = wire(&controllers, &clock, discovered);
         let queues = std::mem::take(&mut wiring.queues);
         for s in wiring.slots.values_mut() {
             s.mark_synced();
@@ -198,7 +215,51 @@ impl Stepper {
             writes,
             events,
             next: 0,
+            dynamic: wiring.dynamic,
+            next_discovery: None,
         }
+    }
+
+    /// Discovers the API now: caches of resources that appeared are added and filled by a
+    /// list, those of resources that went away are dropped, and the discovered sets that
+    /// changed get their resync. A failed discovery keeps the current caches.
+    pub async fn rediscover(&mut self) {
+        if self.dynamic.is_empty() {
+            return;
+        }
+        self.dynamic.rediscover.take();
+        self.next_discovery = Some(self.clock.now() + REDISCOVER);
+        let discovered = match self.client.discover().await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::debug!(error = %e, "rediscovery failed; keeping the current caches");
+                return;
+            }
+        };
+        let delta = self.dynamic.apply(discovered);
+        for key in &delta.removed {
+            self.slots.remove(key);
+        }
+        for (key, mut slot) in delta.added {
+            let r = slot.resource().clone();
+            match self
+                .client
+                .list(&r, None, &orch_types::client::ListParams::default())
+                .await
+            {
+                Ok(list) => {
+                    for o in &list.items {
+                        slot.feed(o, false);
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(resource = %key, error = %e, "list of a discovered resource failed")
+                }
+            }
+            slot.mark_synced();
+            self.slots.insert(key, slot);
+        }
+        self.dynamic.replay(&delta.changed);
     }
 
     /// The caches (the host reads the same stores the controllers do).
@@ -305,6 +366,12 @@ impl Stepper {
     /// Syncs one key that is ready now (controllers take turns, keys in queue order) and feeds
     /// the results of its writes into the caches; `None` when no key is ready.
     pub async fn step(&mut self) -> Option<Stepped> {
+        if !self.dynamic.is_empty()
+            && (self.dynamic.rediscover.take()
+                || self.next_discovery.is_none_or(|t| self.clock.now() >= t))
+        {
+            self.rediscover().await;
+        }
         let n = self.running.len();
         for i in 0..n {
             let idx = (self.next + i) % n;
@@ -387,4 +454,52 @@ fn updated_objects(
             _ => None,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testclient::{backup, backup_crd, backups, backups_discovered, Census, FakeApi};
+
+    #[tokio::test]
+    async fn caches_of_discovered_resources_follow_crds_and_the_clock() {
+        let api = Arc::new(FakeApi::default());
+        let census = Arc::new(Census::default());
+        let clock = orch_types::clock::ManualClock::at_epoch_seconds(0);
+        let mut s = Stepper::new(
+            api.clone(),
+            Arc::new(clock.clone()),
+            vec![census.clone() as Arc<dyn Controller>],
+            StepConfig::default(),
+        );
+        assert!(s.step().await.is_none());
+        assert!(s.caches().meta(&backups()).is_none());
+        // A CRD reaches the caches: the next step discovers and lists backups.
+        api.discovered.lock().push(backups_discovered());
+        api.put(&backups(), backup("b1"));
+        s.observe(&backup_crd());
+        let st = s.step().await.expect("the backup is synced");
+        assert_eq!(st.key, "Backup|ns/b1");
+        let meta = s.caches().meta(&backups()).expect("a cache of backups");
+        assert!(meta.get_meta(Some("ns"), "b1").is_some());
+        assert_eq!(s.caches().metadata().discovered(), [backups_discovered()]);
+        // Written objects of the new resource reach its cache.
+        s.observe(&backup("b2"));
+        assert_eq!(s.step().await.expect("b2").key, "Backup|ns/b2");
+        // The CRD goes away: the cache is dropped at the next step.
+        api.discovered.lock().clear();
+        s.forget(&backup_crd());
+        assert!(s.step().await.is_none());
+        assert!(s.caches().meta(&backups()).is_none());
+        // Without a CRD change, discovery runs again once REDISCOVER has passed.
+        api.discovered.lock().push(backups_discovered());
+        assert!(s.step().await.is_none());
+        clock.advance(REDISCOVER);
+        assert!(s.step().await.is_some());
+        assert!(s.caches().meta(&backups()).is_some());
+        assert_eq!(
+            *census.synced.lock(),
+            ["Backup|ns/b1", "Backup|ns/b2", "Backup|ns/b1"]
+        );
+    }
 }
