@@ -66,7 +66,7 @@ impl Kubectl<'_> {
 }
 
 fn manifest(name: &str) -> String {
-    format!("{}/examples/manifests/{name}", env!("CARGO_MANIFEST_DIR"))
+    format!("{}/examples/crd/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
 /// The Kubernetes website examples beside the repository, if present.
