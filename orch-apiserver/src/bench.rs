@@ -1,6 +1,8 @@
 //! `orch bench api`: create throughput and latency over HTTP at several client counts, on the
 //! memory and embedded stores, and watch delivery latency (commit → delivered) with many
-//! watchers. Measured here, printed by the `orch` CLI.
+//! watchers. Measured here, printed by the `orch` CLI. `orch bench crd` is [`crd`].
+
+pub mod crd;
 
 use crate::client::HttpClient;
 use crate::server::{serve, ApiServer, ApiServerConfig};

@@ -64,6 +64,23 @@ pub enum BenchCommand {
         #[arg(short = 'o', long, value_enum, default_value = "text")]
         output: BenchOutput,
     },
+    /// CustomResourceDefinitions: CRD created → resource served and Established (p50/p99),
+    /// and custom objects next to ConfigMaps: creates/s, full lists, watch replay
+    /// (orch_apiserver::bench::crd).
+    Crd {
+        /// CRDs created one after the other.
+        #[arg(long, default_value_t = 20)]
+        crds: usize,
+        /// Objects of each kind.
+        #[arg(long, default_value_t = 10_000)]
+        objects: usize,
+        /// Concurrent HTTP clients creating them.
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value = "text")]
+        output: BenchOutput,
+    },
     /// Pod startup latency: a Deployment of N replicas created → every pod Running
     /// (orch::bench::pod_startup), on an in-process cluster like `orch up`.
     PodStartup {
@@ -187,6 +204,24 @@ pub fn run(cmd: BenchCommand) -> i32 {
             };
             (
                 rt.block_on(orch_apiserver::bench::run(&cfg))
+                    .map(|r| (r.to_string(), serde_json::to_string_pretty(&r)))
+                    .map_err(|e| e.to_string()),
+                output,
+            )
+        }
+        BenchCommand::Crd {
+            crds,
+            objects,
+            clients,
+            output,
+        } => {
+            let cfg = orch_apiserver::bench::crd::CrdBenchConfig {
+                crds,
+                objects,
+                clients,
+            };
+            (
+                rt.block_on(orch_apiserver::bench::crd::run(&cfg))
                     .map(|r| (r.to_string(), serde_json::to_string_pretty(&r)))
                     .map_err(|e| e.to_string()),
                 output,
