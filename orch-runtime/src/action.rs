@@ -226,6 +226,27 @@ impl Action {
         }
     }
 
+    /// A merge patch of the status subresource of `o` to `status` (serialized as the
+    /// object's `status`): fields `status` leaves out are kept as stored, so one controller
+    /// can own part of a status; no resourceVersion, so no conflict with writers of the spec.
+    pub fn patch_status<K, S>(o: &K, status: &S) -> Self
+    where
+        K: crate::object::Object + k8s_openapi::Resource,
+        K::Scope: 'static,
+        S: serde::Serialize,
+    {
+        let m = o.meta();
+        // A derived `Serialize` cannot fail; never send `null` (that would clear the status).
+        let body = serde_json::to_value(status).unwrap_or_else(|_| serde_json::json!({}));
+        Self::Patch {
+            resource: ApiResource::of::<K>(),
+            namespace: m.namespace.clone(),
+            name: m.name.clone().unwrap_or_default(),
+            subresource: Some("status".into()),
+            patch: Patch::Merge(serde_json::json!({ "status": body })),
+        }
+    }
+
     /// A typed delete with UID precondition.
     pub fn delete<K: crate::object::Object + k8s_openapi::Resource>(o: &K) -> Self
     where

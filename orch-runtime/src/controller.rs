@@ -147,6 +147,8 @@ pub(crate) enum Decl {
         mapper: Option<Box<dyn Any + Send + Sync>>,
         /// Listed this often instead of watched ([`Watches::polls`]).
         poll: Option<Duration>,
+        /// Declared through [`Watches::watch_dynamic`] / [`Watches::reads_dynamic`].
+        dynamic: bool,
     },
     Meta {
         resources: Vec<ApiResource>,
@@ -189,6 +191,7 @@ impl Watches {
             make: make_slot::<K>,
             mapper: Some(Box::new(mapper)),
             poll: None,
+            dynamic: false,
         });
         self
     }
@@ -200,6 +203,7 @@ impl Watches {
             make: make_slot::<K>,
             mapper: None,
             poll: None,
+            dynamic: false,
         });
         self
     }
@@ -215,6 +219,40 @@ impl Watches {
             make: make_slot::<K>,
             mapper: None,
             poll: Some(every),
+            dynamic: false,
+        });
+        self
+    }
+
+    /// Watches every object of `resource` as a [`DynamicObject`] (a kind known only at run
+    /// time, such as one a CustomResourceDefinition defines: [`crate::custom::resource`]);
+    /// `sync` reads the cache through [`Caches::dynamic`]. Where another controller watches
+    /// the same resource typed, the cache is the typed one: this mapper still sees every
+    /// change (converted), but [`Caches::dynamic`] has no store for it.
+    pub fn watch_dynamic(
+        &mut self,
+        resource: ApiResource,
+        mapper: Mapper<DynamicObject>,
+    ) -> &mut Self {
+        self.decls.push(Decl::Typed {
+            resource,
+            make: make_dynamic_slot,
+            mapper: Some(Box::new(mapper)),
+            poll: None,
+            dynamic: true,
+        });
+        self
+    }
+
+    /// Reads every object of `resource` from a [`DynamicObject`] cache ([`Caches::dynamic`])
+    /// without being triggered by it.
+    pub fn reads_dynamic(&mut self, resource: ApiResource) -> &mut Self {
+        self.decls.push(Decl::Typed {
+            resource,
+            make: make_dynamic_slot,
+            mapper: None,
+            poll: None,
+            dynamic: true,
         });
         self
     }
@@ -399,6 +437,9 @@ impl MetaIndex {
 #[derive(Clone, Default)]
 pub struct Caches {
     typed: Arc<HashMap<TypeId, Box<dyn Any + Send + Sync>>>,
+    /// Stores of the resources declared with [`Watches::watch_dynamic`] or
+    /// [`Watches::reads_dynamic`], by resource key.
+    dynamic: Arc<HashMap<String, Store<DynamicObject>>>,
     meta: Arc<RwLock<Arc<MetaIndex>>>,
 }
 
@@ -431,6 +472,14 @@ impl Caches {
             .and_then(|s| s.downcast_ref::<Store<K>>())
             .cloned()
             .unwrap_or_else(|| Writer::new().store())
+    }
+
+    /// The store of `resource` declared with [`Watches::watch_dynamic`] or
+    /// [`Watches::reads_dynamic`]: whole objects in their wire form. `None` when no running
+    /// controller declared it so, or when another declared it typed (read it with
+    /// [`Caches::get`] then, or its metadata with [`Caches::meta`]).
+    pub fn dynamic(&self, resource: &ApiResource) -> Option<Store<DynamicObject>> {
+        self.dynamic.get(&key_of_resource(resource)).cloned()
     }
 
     /// The metadata views now (a snapshot: caches the drivers add or drop later are not in it).
@@ -467,6 +516,8 @@ pub(crate) type Sink = Arc<dyn Fn(&str) + Send + Sync>;
 pub(crate) trait Slot: Send {
     fn resource(&self) -> &ApiResource;
     fn store_any(&self) -> Option<(TypeId, Box<dyn Any + Send + Sync>)>;
+    /// The store of a dynamic cache (`None` for a typed one).
+    fn dynamic_store(&self) -> Option<Store<DynamicObject>>;
     fn meta_store(&self) -> Arc<dyn MetaStore>;
     fn add_mapper(&mut self, mapper: &(dyn Any + Send + Sync), caches: &Caches, sink: Sink);
     fn add_meta_mapper(&mut self, mapper: MetaMapper, caches: &Caches, sink: Sink);
@@ -525,6 +576,17 @@ impl<K: Object> TypedSlot<K> {
     }
 }
 
+/// A typed change in the wire form (`None` if an object does not convert).
+fn dynamic_change<K: Object>(c: &Change<K>) -> Option<Change<DynamicObject>> {
+    let d = |o: &Arc<K>| o.to_dynamic().ok().map(Arc::new);
+    Some(match c {
+        Change::Added(o) => Change::Added(d(o)?),
+        Change::Updated(a, b) => Change::Updated(d(a)?, d(b)?),
+        Change::Deleted(o) => Change::Deleted(d(o)?),
+        Change::Resync(o) => Change::Resync(d(o)?),
+    })
+}
+
 fn make_slot<K: Kind>(resource: ApiResource) -> Box<dyn Slot> {
     Box::new(TypedSlot::<K>::new(resource, false))
 }
@@ -545,6 +607,10 @@ impl<K: Object> Slot for TypedSlot<K> {
             )
         })
     }
+    fn dynamic_store(&self) -> Option<Store<DynamicObject>> {
+        let any: Box<dyn Any> = Box::new(self.writer.store());
+        any.downcast::<Store<DynamicObject>>().ok().map(|s| *s)
+    }
     fn meta_store(&self) -> Arc<dyn MetaStore> {
         let store = self.writer.store();
         // A dynamic cache already holds wire objects: hand them out as they are.
@@ -559,6 +625,19 @@ impl<K: Object> Slot for TypedSlot<K> {
     }
     fn add_mapper(&mut self, mapper: &(dyn Any + Send + Sync), caches: &Caches, sink: Sink) {
         let Some(m) = mapper.downcast_ref::<Mapper<K>>() else {
+            // A dynamic declaration of a resource another controller declared typed: the
+            // mapper sees the changes in their wire form.
+            if let Some(m) = mapper.downcast_ref::<Mapper<DynamicObject>>() {
+                let (m, caches) = (m.clone(), caches.clone());
+                self.handlers.push(Arc::new(move |c: &Change<K>| {
+                    let Some(c) = dynamic_change(c) else { return };
+                    let mut keys = Vec::new();
+                    m(&c, &caches, &mut keys);
+                    for k in &keys {
+                        sink(k);
+                    }
+                }));
+            }
             return;
         };
         let (m, caches) = (m.clone(), caches.clone());
@@ -849,24 +928,43 @@ fn wire_sinks(
         })
         .collect();
     let mut slots: BTreeMap<String, Box<dyn Slot>> = BTreeMap::new();
-    // Typed caches first, so a kind watched both typed and through metadata has one cache.
-    for w in &declared {
-        for d in &w.decls {
-            if let Decl::Typed {
-                resource,
-                make,
-                poll,
-                ..
-            } = d
-            {
-                let k = key_of_resource(resource);
-                let slot = slots.entry(k).or_insert_with(|| make(resource.clone()));
-                if let Some(every) = poll {
-                    slot.poll_every(*every);
+    // Typed caches first, so a kind watched typed and dynamically or through metadata has
+    // one cache, the typed one.
+    for pass_dynamic in [false, true] {
+        for w in &declared {
+            for d in &w.decls {
+                if let Decl::Typed {
+                    resource,
+                    make,
+                    poll,
+                    dynamic,
+                    ..
+                } = d
+                {
+                    if *dynamic != pass_dynamic {
+                        continue;
+                    }
+                    let k = key_of_resource(resource);
+                    let slot = slots.entry(k).or_insert_with(|| make(resource.clone()));
+                    if let Some(every) = poll {
+                        slot.poll_every(*every);
+                    }
                 }
             }
         }
     }
+    let dynamic_keys: BTreeSet<String> = declared
+        .iter()
+        .flat_map(|w| &w.decls)
+        .filter_map(|d| match d {
+            Decl::Typed {
+                resource,
+                dynamic: true,
+                ..
+            } => Some(key_of_resource(resource)),
+            _ => None,
+        })
+        .collect();
     let any_discovered = declared
         .iter()
         .any(|w| w.decls.iter().any(|d| matches!(d, Decl::Discovered { .. })));
@@ -888,15 +986,22 @@ fn wire_sinks(
             .or_insert_with(|| make_dynamic_slot(r.clone()));
     }
     let mut typed = HashMap::new();
+    let mut dynamic_stores = HashMap::new();
     let mut fixed = MetaViews::new();
     for (k, s) in &slots {
         if let Some((t, st)) = s.store_any() {
             typed.insert(t, st);
         }
+        if dynamic_keys.contains(k) {
+            if let Some(st) = s.dynamic_store() {
+                dynamic_stores.insert(k.clone(), st);
+            }
+        }
         fixed.insert(k.clone(), (s.resource().clone(), s.meta_store()));
     }
     let caches = Caches {
         typed: Arc::new(typed),
+        dynamic: Arc::new(dynamic_stores),
         meta: Arc::new(RwLock::new(Arc::new(MetaIndex {
             views: fixed.clone(),
             discovered: Vec::new(),
@@ -1075,6 +1180,99 @@ mod tests {
             .caches
             .get::<k8s_openapi::api::core::v1::Node>()
             .is_empty());
+    }
+
+    /// Watches `example.com` Backups dynamically.
+    struct DynBackups;
+    impl Controller for DynBackups {
+        fn name(&self) -> &'static str {
+            "dyn"
+        }
+        fn component(&self) -> &'static str {
+            "dyn"
+        }
+        fn watches(&self, w: &mut Watches) {
+            w.watch_dynamic(crate::testclient::backups(), trigger_self());
+        }
+        fn sync(&self, _: &str, _: &Caches, _: Timestamp) -> Vec<Action> {
+            vec![]
+        }
+    }
+
+    /// The same Backups as a typed custom kind.
+    #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+    struct Backup {
+        metadata: ObjectMeta,
+    }
+    crate::custom_kind!(
+        Backup,
+        group = "example.com",
+        version = "v1",
+        kind = "Backup",
+        plural = "backups",
+        scope = Namespaced
+    );
+    struct TypedBackups;
+    impl Controller for TypedBackups {
+        fn name(&self) -> &'static str {
+            "typed"
+        }
+        fn component(&self) -> &'static str {
+            "typed"
+        }
+        fn watches(&self, w: &mut Watches) {
+            w.watch::<Backup>(Arc::new(|c, _, keys| {
+                keys.push(format!("typed {}", key_of(c.object().meta())))
+            }));
+        }
+        fn sync(&self, _: &str, _: &Caches, _: Timestamp) -> Vec<Action> {
+            vec![]
+        }
+    }
+
+    #[test]
+    fn a_dynamic_declaration_has_a_wire_form_cache_unless_another_declares_the_kind_typed() {
+        use crate::testclient::{backup, backups};
+        let key = "example.com/v1/Backup";
+        let seen: Arc<Mutex<Vec<(usize, String)>>> = Arc::default();
+        let sinks: Vec<Sink> = (0..2)
+            .map(|i| {
+                let s = seen.clone();
+                Arc::new(move |k: &str| s.lock().push((i, k.to_string()))) as Sink
+            })
+            .collect();
+        // Alone: a dynamic cache, read whole through `Caches::dynamic`.
+        let ctls: Vec<Arc<dyn Controller>> = vec![Arc::new(DynBackups)];
+        let mut w = wire_sinks(&ctls, &sinks, Vec::new(), Vec::new());
+        w.slots.get_mut(key).unwrap().feed(&backup("b1"), false);
+        assert_eq!(*seen.lock(), [(0, "ns/b1".to_string())]);
+        let store = w.caches.dynamic(&backups()).expect("a dynamic store");
+        assert_eq!(store.get("ns/b1").unwrap().types.kind, "Backup");
+        assert!(w.caches.get::<Backup>().is_empty());
+        // Declared after a typed one (in either order): one typed cache, both triggered.
+        for ctls in [
+            vec![
+                Arc::new(DynBackups) as Arc<dyn Controller>,
+                Arc::new(TypedBackups),
+            ],
+            vec![
+                Arc::new(TypedBackups) as Arc<dyn Controller>,
+                Arc::new(DynBackups),
+            ],
+        ] {
+            seen.lock().clear();
+            let dyn_first = ctls[0].name() == "dyn";
+            let mut w = wire_sinks(&ctls, &sinks, Vec::new(), Vec::new());
+            w.slots.get_mut(key).unwrap().feed(&backup("b2"), false);
+            let (d, t) = if dyn_first { (0, 1) } else { (1, 0) };
+            let mut got = seen.lock().clone();
+            got.sort();
+            let mut want = vec![(d, "ns/b2".to_string()), (t, "typed ns/b2".to_string())];
+            want.sort();
+            assert_eq!(got, want);
+            assert_eq!(w.caches.get::<Backup>().len(), 1);
+            assert!(w.caches.dynamic(&backups()).is_none());
+        }
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! [`queue`], [`expectations`], the [`action::Applier`] of [`action::Action`]s (slow start,
 //! expectations, events, field manager), and the [`controller`] declaration with its two
 //! drivers: [`live`] (informers, tokio) and [`step`] (the simulator's, deterministic, on a
-//! manual clock). [`volume`] holds the claim/volume matching rules the volume binder, the
+//! manual clock). [`custom`] makes a kind a CustomResourceDefinition defines a typed kind
+//! like the built-in ones ([`custom_kind!`] on a `serde` struct), or names its resource for
+//! dynamic controllers. [`volume`] holds the claim/volume matching rules the volume binder, the
 //! scheduler and the kubelet share.
 //!
 //! Depends on `orch-types` only: never on the API server, the scheduler or any controller.
@@ -30,6 +32,7 @@
 
 pub mod action;
 pub mod controller;
+pub mod custom;
 pub mod expectations;
 pub mod informer;
 pub mod live;
@@ -43,3 +46,10 @@ pub mod volume;
 
 pub use action::{Action, Applier};
 pub use controller::{Caches, Controller, Watches};
+
+/// What [`custom_kind!`] expands to refers to; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use k8s_openapi;
+    pub use orch_types;
+}

@@ -190,3 +190,9 @@ pub fn controller_ref(api_version: &str, kind: &str, owner: &ObjectMeta) -> Owne
         block_owner_deletion: Some(true),
     }
 }
+
+/// A controller owner reference to the typed object `owner` (its apiVersion and kind from the
+/// type): what a controller puts on the children it creates.
+pub fn controller_ref_of<K: Object + k8s_openapi::Resource>(owner: &K) -> OwnerReference {
+    controller_ref(K::API_VERSION, K::KIND, owner.meta())
+}
