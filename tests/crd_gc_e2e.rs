@@ -14,10 +14,7 @@ use common::{wait_for, Split, TestEnv, Up};
 const WAIT: Duration = Duration::from_secs(20);
 
 fn crd_manifest() -> String {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/examples/crd/backup-crd.yaml"
-    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/crd/backup-crd.yaml");
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {path}: {e}"))
 }
 

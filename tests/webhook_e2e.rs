@@ -14,24 +14,6 @@ use common::{wait_for, Split, TestEnv};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// A CA and a certificate for 127.0.0.1 it signs: (CA PEM, certificate DER, key DER).
-fn certificates() -> (String, Vec<u8>, Vec<u8>) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
-    let ca_key = KeyPair::generate().expect("CA key");
-    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca_cert = ca.self_signed(&ca_key).expect("self-sign the CA");
-    let issuer = Issuer::new(ca, ca_key);
-    let key = KeyPair::generate().expect("key");
-    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("parameters");
-    let cert = leaf.signed_by(&key, &issuer).expect("sign");
-    (ca_cert.pem(), cert.der().to_vec(), key.serialize_der())
-}
-
 /// The webhooks' answers to a review posted to `path`.
 fn answer(path: &str, review: &Value) -> Value {
     let req = &review["request"];
@@ -126,7 +108,7 @@ async fn read_request<S: AsyncReadExt + Unpin>(s: &mut S) -> Option<(String, Vec
 
 /// Starts the webhook server on `rt`; returns its base URL and the CA PEM.
 fn serve(rt: &tokio::runtime::Runtime) -> (String, String) {
-    let (ca, cert, key) = certificates();
+    let (ca, cert, key) = common::tls::certificates();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

@@ -95,10 +95,16 @@ struct View<'a> {
 
 impl<'a> View<'a> {
     fn new(custom: Option<&'a Catalog>) -> Self {
+        Self::with(custom, &[])
+    }
+
+    /// Built-in and custom resources, then those of aggregated API servers.
+    fn with(custom: Option<&'a Catalog>, aggregated: &[&'static ResourceInfo]) -> Self {
         let mut resources: Vec<&'static ResourceInfo> = all_resources().collect();
         if let Some(c) = custom {
             resources.extend(c.resources().iter().map(|r| r.info));
         }
+        resources.extend(aggregated.iter().copied());
         Self { resources, custom }
     }
 
@@ -356,27 +362,34 @@ fn json_response(content_type: &str, v: &Value) -> Response {
         .into_response()
 }
 
-fn root(headers: &HeaderMap, legacy: bool, custom: &Catalog) -> Response {
+fn root(headers: &HeaderMap, legacy: bool, api: &ApiServer) -> Response {
     let accept = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
+    let custom = api.custom_catalog();
+    let aggregated = api.aggregator.current().resources();
+    let view = View::with(Some(&custom), &aggregated);
     match negotiate(accept) {
-        Format::Aggregated(v) => json_response(
-            &aggregated_content_type(v),
-            &aggregated(legacy, v, Some(custom)),
-        ),
+        Format::Aggregated(v) => {
+            json_response(&aggregated_content_type(v), &view.aggregated(legacy, v))
+        }
         Format::Legacy if legacy => json_response("application/json", &api_versions()),
-        Format::Legacy => json_response("application/json", &api_group_list(Some(custom))),
+        Format::Legacy => json_response("application/json", &view.api_group_list()),
     }
 }
 
-/// The discovery document of a custom group (`/apis/GROUP`) or group version
-/// (`/apis/GROUP/VERSION`) that `custom` serves; `None` for any other path. Built-in ones
-/// have static routes ([`routes`]).
-pub fn custom_document(path: &str, custom: &Catalog) -> Option<Response> {
+/// The discovery document of a custom or aggregated group (`/apis/GROUP`) or of a custom
+/// group version (`/apis/GROUP/VERSION`) that `custom` serves; `None` for any other path.
+/// Built-in ones have static routes ([`routes`]); an aggregated group version's own document
+/// comes from its server.
+pub fn custom_document(
+    path: &str,
+    custom: &Catalog,
+    aggregated: &[&'static ResourceInfo],
+) -> Option<Response> {
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let view = View::new(Some(custom));
+    let view = View::with(Some(custom), aggregated);
     let doc = match segs.as_slice() {
         ["apis", g] => view.api_group(g)?,
         ["apis", g, v] => view.resource_list(g, v)?,
@@ -388,12 +401,10 @@ pub fn custom_document(path: &str, custom: &Catalog) -> Option<Response> {
 /// Routes for every discovery path (static paths, so they win over the resource catch-alls);
 /// the root documents list the server's custom resources too.
 pub fn routes() -> Router<Arc<ApiServer>> {
-    let core = |State(api): State<Arc<ApiServer>>, h: HeaderMap| async move {
-        root(&h, true, &api.custom_catalog())
-    };
-    let named = |State(api): State<Arc<ApiServer>>, h: HeaderMap| async move {
-        root(&h, false, &api.custom_catalog())
-    };
+    let core =
+        |State(api): State<Arc<ApiServer>>, h: HeaderMap| async move { root(&h, true, &api) };
+    let named =
+        |State(api): State<Arc<ApiServer>>, h: HeaderMap| async move { root(&h, false, &api) };
     let mut r = Router::new()
         .route("/api", get(core))
         .route("/api/", get(core))

@@ -34,6 +34,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod admission;
+pub mod aggregator;
 pub mod bench;
 pub mod cache;
 pub mod client;
@@ -56,3 +57,5 @@ pub mod openapi;
 pub mod protobuf;
 pub mod subresources;
 pub mod table;
+#[cfg(test)]
+mod test_tls;

@@ -172,6 +172,8 @@ pub struct ApiServer {
     pub(crate) custom_resources: crate::crd::CustomResources,
     /// CRDs whose objects this server is deleting.
     pub(crate) crd_finalizing: crate::crd::controller::Finalizing,
+    /// The APIServices this server proxies to ([`crate::aggregator`]).
+    pub(crate) aggregator: crate::aggregator::Aggregator,
 }
 
 impl std::fmt::Debug for ApiServer {
@@ -274,6 +276,7 @@ impl ApiServer {
             quota_locks: Default::default(),
             custom_resources: Default::default(),
             crd_finalizing: Default::default(),
+            aggregator: Default::default(),
         })
     }
 
@@ -282,6 +285,7 @@ impl ApiServer {
     fn spawn_loops(self: &Arc<Self>) {
         crate::crd::controller::rebuild(self);
         tokio::spawn(crate::crd::controller::run(Arc::downgrade(self)));
+        tokio::spawn(crate::aggregator::run(Arc::downgrade(self)));
         if let Some(every) = self.config.compaction_interval {
             tokio::spawn(compactor(Arc::downgrade(self), every));
         }

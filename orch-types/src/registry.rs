@@ -165,6 +165,8 @@ pub static BUILTIN: &[ResourceInfo] = &[
     r("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", "customresourcedefinition",
         &["crd", "crds"], false, RW, NONE, &[status("apiextensions.k8s.io", "v1", "CustomResourceDefinition")]),
     r("events.k8s.io", "v1", "Event", "events", "event", &["ev"], true, RW, NONE, &[]),
+    r("apiregistration.k8s.io", "v1", "APIService", "apiservices", "apiservice", &[], false, RW,
+        API_EXTENSIONS, &[status("apiregistration.k8s.io", "v1", "APIService")]),
     r("admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration", "mutatingwebhookconfigurations",
         "mutatingwebhookconfiguration", &[], false, RW, API_EXTENSIONS, &[]),
     r("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration", "validatingwebhookconfigurations",

@@ -13,6 +13,12 @@
 
 pub mod journey;
 
+// A test CA, a serving certificate for 127.0.0.1 it signs and an HTTPS server of an axum router
+// (webhook and aggregation tests); shared with orch-apiserver's unit tests.
+#[path = "../../orch-apiserver/src/test_tls.rs"]
+#[allow(clippy::duplicate_mod)]
+pub mod tls;
+
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -337,6 +337,8 @@ struct Spec {
     scale: bool,
     columns: Vec<table::PrinterColumn>,
     selectable_fields: Vec<String>,
+    /// Verbs when not all of [`VERBS`] (an aggregated API's resources).
+    verbs: Vec<String>,
 }
 
 impl Spec {
@@ -369,8 +371,58 @@ impl Spec {
                 .flatten()
                 .map(|f| f.json_path.trim_start_matches('.').to_string())
                 .collect(),
+            verbs: Vec::new(),
         }
     }
+}
+
+/// The entry of a resource an aggregated API server lists in its discovery document (an
+/// `APIResourceList` item, with the names of its subresources), so discovery lists it beside
+/// the built-in and custom ones. `None` for an entry without a name or kind.
+pub(crate) fn intern_listed(
+    group: &str,
+    version: &str,
+    entry: &serde_json::Value,
+    subresources: &[&str],
+) -> Option<Resource> {
+    let s = |k: &str| {
+        entry
+            .get(k)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("")
+    };
+    let list = |k: &str| -> Vec<String> {
+        entry
+            .get(k)
+            .and_then(serde_json::Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    if s("name").is_empty() || s("kind").is_empty() {
+        return None;
+    }
+    Some(intern(&Spec {
+        group: group.to_string(),
+        version: version.to_string(),
+        kind: s("kind").to_string(),
+        plural: s("name").to_string(),
+        singular: s("singularName").to_string(),
+        short_names: list("shortNames"),
+        categories: list("categories"),
+        namespaced: entry
+            .get("namespaced")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false),
+        status: subresources.contains(&"status"),
+        scale: subresources.contains(&"scale"),
+        columns: Vec::new(),
+        selectable_fields: Vec::new(),
+        verbs: list("verbs"),
+    }))
 }
 
 /// Verbs of every custom resource (upstream serves them all).
@@ -437,7 +489,11 @@ fn intern(spec: &Spec) -> &'static ResourceInfo {
         singular: leak(&spec.singular),
         short_names: leak_all(&spec.short_names),
         namespaced: spec.namespaced,
-        verbs: VERBS,
+        verbs: if spec.verbs.is_empty() {
+            VERBS
+        } else {
+            leak_all(&spec.verbs)
+        },
         categories: leak_all(&spec.categories),
         subresources: Box::leak(subresources.into_boxed_slice()),
     }));

@@ -457,10 +457,19 @@ pub(crate) fn etag(bytes: &[u8]) -> String {
 /// The `/openapi/v3` index: every group version's path and its `serverRelativeURL`, the
 /// custom group versions `custom` serves among them.
 pub fn index(custom: &crate::crd::Catalog) -> Value {
+    index_with(custom, &BTreeMap::new())
+}
+
+/// [`index`] with the documents of aggregated API servers too.
+fn index_with(
+    custom: &crate::crd::Catalog,
+    aggregated: &BTreeMap<String, (String, Vec<u8>)>,
+) -> Value {
     let paths: Map<String, Value> = served()
         .docs
         .iter()
         .chain(custom.openapi.0.iter())
+        .chain(aggregated.iter())
         .map(|(p, (hash, _))| {
             (
                 p.clone(),
@@ -471,12 +480,17 @@ pub fn index(custom: &crate::crd::Catalog) -> Value {
     json!({"paths": paths})
 }
 
-fn serve_doc(path: &str, custom: &crate::crd::Catalog) -> Response {
+fn serve_doc(
+    path: &str,
+    custom: &crate::crd::Catalog,
+    aggregated: &BTreeMap<String, (String, Vec<u8>)>,
+) -> Response {
     let path = path.trim_matches('/');
     match served()
         .docs
         .get(path)
         .or_else(|| custom.openapi.0.get(path))
+        .or_else(|| aggregated.get(path))
     {
         Some((hash, bytes)) => (
             StatusCode::OK,
@@ -507,8 +521,12 @@ fn serve_doc(path: &str, custom: &crate::crd::Catalog) -> Response {
 /// Routes: `/openapi/v2`, `/openapi/v3` and `/openapi/v3/{*gv}` (custom group versions from
 /// the server's CRDs).
 pub fn routes() -> Router<Arc<ApiServer>> {
-    let index_route =
-        |State(api): State<Arc<ApiServer>>| async move { axum::Json(index(&api.custom_catalog())) };
+    let index_route = |State(api): State<Arc<ApiServer>>| async move {
+        axum::Json(index_with(
+            &api.custom_catalog(),
+            &api.aggregator.current().openapi(),
+        ))
+    };
     Router::new()
         .route("/openapi/v2", get(v2::serve))
         .route("/openapi/v3", get(index_route))
@@ -517,7 +535,11 @@ pub fn routes() -> Router<Arc<ApiServer>> {
             "/openapi/v3/{*gv}",
             get(
                 |State(api): State<Arc<ApiServer>>, Path(gv): Path<String>| async move {
-                    serve_doc(&gv, &api.custom_catalog())
+                    serve_doc(
+                        &gv,
+                        &api.custom_catalog(),
+                        &api.aggregator.current().openapi(),
+                    )
                 },
             ),
         )

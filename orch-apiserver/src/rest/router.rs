@@ -299,8 +299,30 @@ async fn handle(api: Arc<ApiServer>, req: HttpRequest) -> RestResult<Response> {
             break;
         }
     }
+    if let Some(backend) = api.aggregated_backend(&path) {
+        let body = axum::body::to_bytes(body, api.config.max_body_bytes)
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    413,
+                    reason::REQUEST_ENTITY_TOO_LARGE,
+                    "the request body is too large",
+                )
+            })?;
+        let pq = parts
+            .uri
+            .path_and_query()
+            .map_or(path.as_str(), |p| p.as_str());
+        return Ok(
+            crate::aggregator::proxy(&backend, parts.method, pq, &parts.headers, body).await,
+        );
+    }
     if parts.method == Method::GET {
-        if let Some(doc) = crate::discovery::custom_document(&path, &api.custom_catalog()) {
+        if let Some(doc) = crate::discovery::custom_document(
+            &path,
+            &api.custom_catalog(),
+            &api.aggregator.current().resources(),
+        ) {
             return Ok(doc);
         }
     }

@@ -405,6 +405,8 @@ fn build_builtin() -> Schemas {
         "storage.k8s.io" "v1" "StorageClass" => storage::StorageClass,
         "apiextensions.k8s.io" "v1" "CustomResourceDefinition" => apiext::CustomResourceDefinition,
         "events.k8s.io" "v1" "Event" => events::Event,
+        "apiregistration.k8s.io" "v1" "APIService" =>
+            k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService,
         "admissionregistration.k8s.io" "v1" "MutatingWebhookConfiguration" =>
             k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration,
         "admissionregistration.k8s.io" "v1" "ValidatingWebhookConfiguration" =>

@@ -175,6 +175,10 @@ pub fn printer(group: &str, kind: &str) -> Printer {
             columns: WEBHOOKCONFIGURATION,
             cells: webhookconfiguration,
         },
+        ("apiregistration.k8s.io", "APIService") => Printer {
+            columns: APISERVICE,
+            cells: apiservice,
+        },
         ("scheduling.k8s.io", "PriorityClass") => Printer {
             columns: PRIORITYCLASS,
             cells: priorityclass,
@@ -1314,6 +1318,50 @@ fn resourcequota(o: &Value, now: Timestamp) -> Vec<Value> {
         json!(request.join(", ")),
         json!(limit.join(", ")),
     ]
+}
+
+const APISERVICE: &[Column] = &[
+    NAME,
+    col(
+        "Service",
+        "string",
+        0,
+        "The reference to the service that hosts this API endpoint.",
+    ),
+    col(
+        "Available",
+        "string",
+        0,
+        "Whether this service is available.",
+    ),
+    AGE,
+];
+
+/// upstream `kube-aggregator/pkg/registry/apiservice/etcd` table: `ns/name` or `Local`, and
+/// the Available condition's status (with its reason when it is not True).
+fn apiservice(o: &Value, now: Timestamp) -> Vec<Value> {
+    let service = match o.pointer("/spec/service") {
+        Some(svc) if !svc.is_null() => format!(
+            "{}/{}",
+            svc.get("namespace").and_then(Value::as_str).unwrap_or(""),
+            svc.get("name").and_then(Value::as_str).unwrap_or("")
+        ),
+        _ => "Local".into(),
+    };
+    let available = arr(o, &["status", "conditions"])
+        .iter()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some("Available"))
+        .map_or_else(
+            || "Unknown".to_string(),
+            |c| {
+                let st = c.get("status").and_then(Value::as_str).unwrap_or("Unknown");
+                match c.get("reason").and_then(Value::as_str) {
+                    Some(r) if st != "True" => format!("{st} ({r})"),
+                    _ => st.to_string(),
+                }
+            },
+        );
+    vec![name(o), json!(service), json!(available), created(o, now)]
 }
 
 const WEBHOOKCONFIGURATION: &[Column] = &[

@@ -111,7 +111,7 @@ pub fn target_url(cfg: &ClientConfig, timeout: Duration) -> Result<String, CallE
 }
 
 /// The host, port and path-and-query of an `https://` URL.
-fn split_url(url: &str) -> Result<(String, u16, String), String> {
+pub(crate) fn split_url(url: &str) -> Result<(String, u16, String), String> {
     let rest = url
         .strip_prefix("https://")
         .ok_or_else(|| "unsupported protocol scheme (only https)".to_string())?;
@@ -162,6 +162,39 @@ fn roots(ca_bundle: Option<&[u8]>) -> Result<rustls::RootCertStore, String> {
     Ok(store)
 }
 
+/// An HTTP/1.1 connection over TLS to `host:port`, its certificate verified against
+/// `ca_bundle` (PEM; the system roots when empty). The connection is driven by a task of its
+/// own until the sender is dropped. Used by webhooks and by the aggregator's proxy.
+pub(crate) async fn connect(
+    host: &str,
+    port: u16,
+    ca_bundle: Option<&[u8]>,
+) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, String> {
+    let store = roots(ca_bundle)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(store)
+        .with_no_client_auth();
+    let server_name = ServerName::try_from(host.to_string())
+        .map_err(|e| format!("invalid host {host:?}: {e}"))?;
+    let tcp = tokio::net::TcpStream::connect((host, port))
+        .await
+        .map_err(|e| format!("dial tcp {host}:{port}: {e}"))?;
+    let stream = tokio_rustls::TlsConnector::from(Arc::new(tls))
+        .connect(server_name, tcp)
+        .await
+        .map_err(|e| format!("tls: {e}"))?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
 /// POSTs `body` as JSON to the webhook of `cfg` and returns the JSON it answers, all within
 /// `timeout`.
 pub async fn post_json(
@@ -175,30 +208,9 @@ pub async fn post_json(
         reason,
     };
     let (host, port, path) = split_url(&url).map_err(transport)?;
-    let store = roots(cfg.ca_bundle.as_deref()).map_err(transport)?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| transport(e.to_string()))?
-        .with_root_certificates(store)
-        .with_no_client_auth();
-    let server_name = ServerName::try_from(host.clone())
-        .map_err(|e| transport(format!("invalid host {host:?}: {e}")))?;
     let payload = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
     let exchange = async {
-        let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
-            .await
-            .map_err(|e| format!("dial tcp {host}:{port}: {e}"))?;
-        let stream = tokio_rustls::TlsConnector::from(Arc::new(tls))
-            .connect(server_name, tcp)
-            .await
-            .map_err(|e| format!("tls: {e}"))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| e.to_string())?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        let mut sender = connect(&host, port, cfg.ca_bundle.as_deref()).await?;
         let authority = if port == 443 {
             host.clone()
         } else {

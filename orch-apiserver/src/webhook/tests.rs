@@ -33,24 +33,6 @@ impl Server {
     }
 }
 
-/// A CA and a certificate for 127.0.0.1 it signs: (CA PEM, certificate DER, key DER).
-fn certificates() -> (String, Vec<u8>, Vec<u8>) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
-    let ca_key = KeyPair::generate().expect("CA key");
-    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca_cert = ca.self_signed(&ca_key).expect("self-sign the CA");
-    let issuer = Issuer::new(ca, ca_key);
-    let key = KeyPair::generate().expect("key");
-    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("parameters");
-    let cert = leaf.signed_by(&key, &issuer).expect("sign");
-    (ca_cert.pem(), cert.der().to_vec(), key.serialize_der())
-}
-
 /// What the test webhooks answer to a review posted to `path`.
 fn answer(path: &str, review: &Value) -> Option<Value> {
     let req = &review["request"];
@@ -125,18 +107,8 @@ fn answer(path: &str, review: &Value) -> Option<Value> {
 }
 
 async fn serve() -> Server {
-    let (ca, cert, key) = certificates();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("protocols")
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.into()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.into()),
-        )
-        .expect("server config");
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let (ca, cert, key) = crate::test_tls::certificates();
+    let acceptor = crate::test_tls::acceptor(cert, key);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -286,7 +258,7 @@ async fn failures_obey_the_failure_policy() {
     let garbage = hook(&server, "garbage.example.com", "/garbage");
     let wrong_uid = hook(&server, "uid.example.com", "/wronguid");
     let mut untrusted = hook(&server, "ca.example.com", "/deny");
-    untrusted.client.ca_bundle = Some(certificates().0.into_bytes());
+    untrusted.client.ca_bundle = Some(crate::test_tls::certificates().0.into_bytes());
 
     let e = admission::validate(std::slice::from_ref(&slow), &request("CREATE"), Some(&obj))
         .await

@@ -96,6 +96,9 @@ pub fn apply_defaults(obj: &mut DynamicObject) -> Result<(), ConvertError> {
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
             typed::<apiext::CustomResourceDefinition>(&mut work, other::crd)?
         }
+        ("apiregistration.k8s.io", "APIService") => typed::<
+            k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService,
+        >(&mut work, other::api_service)?,
         ("storage.k8s.io", "StorageClass") => {
             typed::<kstorage::StorageClass>(&mut work, storage::storage_class)?
         }

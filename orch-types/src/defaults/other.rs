@@ -87,3 +87,12 @@ pub(crate) fn crd(c: &mut CustomResourceDefinition) {
         c.spec.names.singular = Some(c.spec.names.kind.to_lowercase());
     }
 }
+
+/// APIService (upstream `apiregistration/v1/defaults.go`): the service port is 443.
+pub(crate) fn api_service(
+    a: &mut k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService,
+) {
+    if let Some(svc) = a.spec.as_mut().and_then(|s| s.service.as_mut()) {
+        svc.port.get_or_insert(443);
+    }
+}

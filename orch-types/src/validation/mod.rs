@@ -162,6 +162,11 @@ fn object_rules(d: &DynamicObject) -> Vec<FieldError> {
             check!(&d, apiext::CustomResourceDefinition, other::crd)
         }
         ("events.k8s.io", "Event") => check!(&d, kevents::Event, other::event),
+        ("apiregistration.k8s.io", "APIService") => check!(
+            &d,
+            k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService,
+            other::api_service
+        ),
         ("admissionregistration.k8s.io", "MutatingWebhookConfiguration") => check!(
             &d,
             k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration,

@@ -380,3 +380,113 @@ pub(crate) fn event(e: &Event) -> Vec<FieldError> {
     }
     errs
 }
+
+/// APIService (upstream `kube-aggregator/pkg/apis/apiregistration/validation/validation.go`).
+pub(crate) fn api_service(
+    a: &k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService,
+) -> Vec<FieldError> {
+    let mut errs = meta::object_meta(&a.metadata, false, meta::NameRule::PathSegment);
+    let name = a.metadata.name.as_deref().unwrap_or("");
+    let sp = Path::new("spec");
+    let Some(s) = &a.spec else {
+        errs.push(FieldError::required(sp, ""));
+        return errs;
+    };
+    let group = s.group.as_deref().unwrap_or("");
+    let version = s.version.as_deref().unwrap_or("");
+    if name.split_once('.').is_none() {
+        errs.push(FieldError::invalid(
+            Path::new("metadata").child("name"),
+            name,
+            "must be in the form: <version>.<group>",
+        ));
+    } else if name != format!("{version}.{group}") {
+        errs.push(FieldError::invalid(
+            Path::new("metadata").child("name"),
+            name,
+            "must be `spec.version+\".\"+spec.group`",
+        ));
+    }
+    if group.is_empty() && version != "v1" {
+        errs.push(FieldError::required(
+            sp.child("group"),
+            "only v1 may have an empty group and it better be legacy kube",
+        ));
+    }
+    if !group.is_empty() {
+        for m in names::is_dns1123_subdomain(group) {
+            errs.push(FieldError::invalid(sp.child("group"), group, m));
+        }
+    }
+    if version.is_empty() {
+        errs.push(FieldError::required(sp.child("version"), ""));
+    } else {
+        for m in names::is_dns1035_label(version) {
+            errs.push(FieldError::invalid(sp.child("version"), version, m));
+        }
+    }
+    if !(1..=20000).contains(&s.group_priority_minimum) {
+        errs.push(FieldError::invalid(
+            sp.child("groupPriorityMinimum"),
+            &s.group_priority_minimum.to_string(),
+            "must be positive and less than 20000",
+        ));
+    }
+    if !(1..=1000).contains(&s.version_priority) {
+        errs.push(FieldError::invalid(
+            sp.child("versionPriority"),
+            &s.version_priority.to_string(),
+            "must be positive and less than 1000",
+        ));
+    }
+    let has_ca = s.ca_bundle.as_ref().is_some_and(|b| !b.0.is_empty());
+    let insecure = s.insecure_skip_tls_verify == Some(true);
+    match &s.service {
+        None => {
+            if has_ca {
+                errs.push(FieldError::invalid(
+                    sp.child("caBundle"),
+                    "",
+                    "local APIServices may not have a caBundle",
+                ));
+            }
+            if insecure {
+                errs.push(FieldError::invalid(
+                    sp.child("insecureSkipTLSVerify"),
+                    "true",
+                    "local APIServices may not have insecureSkipTLSVerify",
+                ));
+            }
+        }
+        Some(svc) => {
+            let p = sp.child("service");
+            if insecure && has_ca {
+                errs.push(FieldError::invalid(
+                    sp.child("insecureSkipTLSVerify"),
+                    "true",
+                    "may not be true if caBundle is present",
+                ));
+            }
+            for (f, v) in [("namespace", &svc.namespace), ("name", &svc.name)] {
+                match v.as_deref().filter(|v| !v.is_empty()) {
+                    None => errs.push(FieldError::required(p.child(f), "")),
+                    Some(v) => {
+                        for m in names::is_dns1123_label(v) {
+                            errs.push(FieldError::invalid(p.child(f), v, m));
+                        }
+                    }
+                }
+            }
+            if let Some(port) = svc.port {
+                if !(1..=65535).contains(&port) {
+                    errs.push(FieldError::invalid(
+                        p.child("port"),
+                        &port.to_string(),
+                        "must be between 1 and 65535, inclusive",
+                    ));
+                }
+            }
+        }
+    }
+    errs
+}
