@@ -639,3 +639,43 @@ fn api_server_survives_the_etcd_leader_member_being_killed() {
         stored.len() - acked.len()
     );
 }
+
+/// A CRD applied through one API server is served by the other sharing its etcd, objects
+/// written through either are defaulted by the same schema, a restarted API server serves it
+/// from its first answer, and deleting the CRD through one removes it from both.
+#[test]
+fn a_crd_is_served_by_every_api_server_and_after_a_restart() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (a, b) = (TestEnv::new(), TestEnv::new());
+    let etcd = tokio::runtime::Runtime::new()
+        .expect("a runtime to start etcd")
+        .block_on(EtcdServer::start(a.path()));
+    let _logs = LogsOnPanic(vec![a.path().to_path_buf(), b.path().to_path_buf()]);
+    let _split_a = Split::apiserver_with(&a, "apiserver-a", &etcd_flags(&etcd.url));
+    let mut split_b = Split::apiserver_with(&b, "apiserver-b", &etcd_flags(&etcd.url));
+    let crd = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/crd/backup-crd.yaml");
+    a.kubectl(&["apply", "-f", crd]);
+    wait_for("B to serve backups", Duration::from_secs(10), || {
+        b.kubectl_try(&["get", "backups"])
+    });
+    b.apply("apiVersion: ops.example.org/v1\nkind: Backup\nmetadata: {name: nightly}\nspec: {database: orders}\n");
+    let through_a = a.get_json(&["backup", "nightly"]).expect("read through A");
+    assert_eq!(through_a["spec"]["keep"], 7, "defaulted by B: {through_a}");
+
+    // B restarts: its first answer already knows the CRD.
+    split_b.proc("apiserver-b").kill9();
+    split_b = Split::apiserver_with(&b, "apiserver-b", &etcd_flags(&etcd.url));
+    let names = b.kubectl(&["get", "backups", "-o", "name"]);
+    assert_eq!(names.trim(), "backup.ops.example.org/nightly");
+
+    b.kubectl(&["delete", "crd", "backups.ops.example.org", "--timeout=60s"]);
+    wait_for(
+        "A to stop serving backups",
+        Duration::from_secs(10),
+        || match a.kubectl_try(&["get", "--raw", "/apis/ops.example.org/v1/backups"]) {
+            Err(e) if e.contains("NotFound") || e.contains("could not find") => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    );
+    drop(split_b);
+}
