@@ -672,6 +672,12 @@ impl<K: Object> Slot for TypedSlot<K> {
                 };
                 self.emit(&c);
             }
+            Err(_) if deleted => {
+                // A name-only tombstone (the host's `forget`): the cached state goes.
+                if let Some(c) = self.writer.delete_key(&key_of(&obj.metadata)) {
+                    self.emit(&c);
+                }
+            }
             Err(e) => {
                 tracing::warn!(resource = %self.resource.plural, error = %e, "skipping undecodable object")
             }
@@ -1228,6 +1234,49 @@ mod tests {
         fn sync(&self, _: &str, _: &Caches, _: Timestamp) -> Vec<Action> {
             vec![]
         }
+    }
+
+    /// A custom kind whose spec is required.
+    #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+    struct Strict {
+        metadata: ObjectMeta,
+        spec: StrictSpec,
+    }
+    #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+    struct StrictSpec {
+        database: String,
+    }
+    crate::custom_kind!(
+        Strict,
+        group = "example.com",
+        version = "v1",
+        kind = "Strict",
+        plural = "stricts",
+        scope = Namespaced
+    );
+
+    #[test]
+    fn a_name_only_tombstone_removes_an_object_its_type_cannot_decode() {
+        let mut slot = TypedSlot::<Strict>::new(Strict::api_resource(), false);
+        let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+        let s = seen.clone();
+        slot.handlers.push(Arc::new(move |c: &Change<Strict>| {
+            let what = match c {
+                Change::Deleted(o) => format!("deleted {}", o.spec.database),
+                other => format!("changed {}", key_of(other.object().meta())),
+            };
+            s.lock().push(what);
+        }));
+        let mut o = DynamicObject::new("example.com/v1", "Strict", "a");
+        o.metadata.namespace = Some("ns".into());
+        o.data
+            .insert("spec".into(), serde_json::json!({"database": "db"}));
+        slot.feed(&o, false);
+        let mut gone = DynamicObject::new("example.com/v1", "Strict", "a");
+        gone.metadata.namespace = Some("ns".into());
+        slot.feed(&gone, true);
+        assert_eq!(*seen.lock(), ["changed ns/a", "deleted db"]);
+        assert!(slot.writer.store().is_empty());
     }
 
     #[test]

@@ -326,6 +326,13 @@ impl<K: Object> Writer<K> {
         }
     }
 
+    /// Removes the object under `key`, if cached: what a host reports as gone when all it has
+    /// is a name (a tombstone that does not convert to `K`, such as a custom kind's struct
+    /// with required spec fields). The change carries the cached state.
+    pub fn delete_key(&mut self, key: &str) -> Option<Change<K>> {
+        self.store.inner.write().remove(key).map(Change::Deleted)
+    }
+
     /// Records a bookmark's resourceVersion.
     pub fn bookmark(&mut self, resource_version: &str) {
         self.store.inner.write().resource_version = resource_version.into();
