@@ -276,7 +276,7 @@ impl std::fmt::Debug for Simulation {
 }
 
 /// Options of a simulation beyond the scenario.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SimOptions {
     /// Seed (scheduler tie-break, generated names).
     pub seed: u64,
@@ -288,6 +288,31 @@ pub struct SimOptions {
     pub decision_limit: usize,
     /// Record the scheduler's per-node explanation (feasible nodes, winning score, why).
     pub explain: bool,
+    /// Controllers to run besides the built-in ones, stepped after them in this order: the
+    /// same declarations the live driver runs (a controller of a custom kind, say), on the
+    /// virtual clock. Their writes go to the log and their events to the API as the
+    /// built-in controllers' do.
+    pub controllers: Vec<Arc<dyn orch_runtime::Controller>>,
+}
+
+impl std::fmt::Debug for SimOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimOptions")
+            .field("seed", &self.seed)
+            .field("keep_log", &self.keep_log)
+            .field("events", &self.events)
+            .field("decision_limit", &self.decision_limit)
+            .field("explain", &self.explain)
+            .field(
+                "controllers",
+                &self
+                    .controllers
+                    .iter()
+                    .map(|c| c.name())
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
 }
 
 impl Default for SimOptions {
@@ -298,6 +323,7 @@ impl Default for SimOptions {
             events: true,
             decision_limit: 10_000,
             explain: true,
+            controllers: Vec::new(),
         }
     }
 }
@@ -326,10 +352,13 @@ impl Simulation {
             timeline.insert((start + sd(d.at), n + i), Item::Disruption(i));
         }
         let sample_every = sd(scenario.sample_every.unwrap_or(Duration::from_secs(10)));
+        let mut declared =
+            controllers(&sim_manager_config()).map_err(|e| SimError::ApiServer(e.to_string()))?;
+        declared.extend(opts.controllers.iter().cloned());
         let mut stepper = Stepper::new(
             client.clone(),
             Arc::new(clock.clone()),
-            controllers(&sim_manager_config()).map_err(|e| SimError::ApiServer(e.to_string()))?,
+            declared,
             StepConfig {
                 names: Some(Arc::new(SeededNames::new(seed ^ 0x6f72_6368_7369_6d00))),
                 write_events: opts.events,
@@ -986,8 +1015,9 @@ impl Simulation {
         for v in objs {
             let obj = DynamicObject::from_value(v.clone())
                 .map_err(|e| SimError::Manifest(e.to_string()))?;
-            let r = orch_types::registry::by_kind(&obj.types.api_version, &obj.types.kind)
-                .map(|i| i.api_resource())
+            let r = self
+                .resource_of(&obj.types.api_version, &obj.types.kind)
+                .await
                 .ok_or_else(|| {
                     SimError::Manifest(format!(
                         "no matches for kind \"{}\" in version \"{}\"",
@@ -1027,6 +1057,24 @@ impl Simulation {
             self.observe(&o);
         }
         Ok(out)
+    }
+
+    /// The resource of `apiVersion` and `kind`: a built-in one, or one the API server serves
+    /// for a CustomResourceDefinition (through discovery).
+    async fn resource_of(&self, api_version: &str, kind: &str) -> Option<ApiResource> {
+        if let Some(i) = orch_types::registry::by_kind(api_version, kind) {
+            return Some(i.api_resource());
+        }
+        let (group, _) = orch_types::registry::split_api_version(api_version);
+        // The in-process client serves a custom kind at its storage version, which is the
+        // one discovery lists.
+        self.client
+            .discover()
+            .await
+            .ok()?
+            .into_iter()
+            .find(|d| !group.is_empty() && d.resource.group == group && d.resource.kind == kind)
+            .map(|d| d.resource)
     }
 
     /// Re-reads an object after a write made outside the engine (patch, delete from Python).
