@@ -1015,8 +1015,7 @@ impl Simulation {
         for v in objs {
             let obj = DynamicObject::from_value(v.clone())
                 .map_err(|e| SimError::Manifest(e.to_string()))?;
-            let r = self
-                .resource_of(&obj.types.api_version, &obj.types.kind)
+            let r = resource_of(&self.client, &obj.types.api_version, &obj.types.kind)
                 .await
                 .ok_or_else(|| {
                     SimError::Manifest(format!(
@@ -1057,24 +1056,6 @@ impl Simulation {
             self.observe(&o);
         }
         Ok(out)
-    }
-
-    /// The resource of `apiVersion` and `kind`: a built-in one, or one the API server serves
-    /// for a CustomResourceDefinition (through discovery).
-    async fn resource_of(&self, api_version: &str, kind: &str) -> Option<ApiResource> {
-        if let Some(i) = orch_types::registry::by_kind(api_version, kind) {
-            return Some(i.api_resource());
-        }
-        let (group, _) = orch_types::registry::split_api_version(api_version);
-        // The in-process client serves a custom kind at its storage version, which is the
-        // one discovery lists.
-        self.client
-            .discover()
-            .await
-            .ok()?
-            .into_iter()
-            .find(|d| !group.is_empty() && d.resource.group == group && d.resource.kind == kind)
-            .map(|d| d.resource)
     }
 
     /// Re-reads an object after a write made outside the engine (patch, delete from Python).
@@ -2333,4 +2314,22 @@ fn deploy_summary(d: &Deployment) -> String {
         s.ready_replicas.unwrap_or(0),
         s.available_replicas.unwrap_or(0)
     )
+}
+
+/// The resource of `apiVersion` and `kind`: a built-in one, or one the API server serves
+/// for a CustomResourceDefinition (through discovery).
+async fn resource_of(client: &SharedClient, api_version: &str, kind: &str) -> Option<ApiResource> {
+    if let Some(i) = orch_types::registry::by_kind(api_version, kind) {
+        return Some(i.api_resource());
+    }
+    let (group, _) = orch_types::registry::split_api_version(api_version);
+    // The in-process client serves a custom kind at its storage version, which is the
+    // one discovery lists.
+    client
+        .discover()
+        .await
+        .ok()?
+        .into_iter()
+        .find(|d| !group.is_empty() && d.resource.group == group && d.resource.kind == kind)
+        .map(|d| d.resource)
 }
