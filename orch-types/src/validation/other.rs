@@ -326,7 +326,80 @@ pub(crate) fn crd(c: &CustomResourceDefinition) -> Vec<FieldError> {
             ));
         }
     }
+    errs.extend(crd_conversion(c, &sp));
     errs.extend(crate::crd::validate_crd_schemas(c));
+    errs
+}
+
+/// `spec.conversion` (upstream `apiextensions/validation/validation.go`,
+/// `validateCustomResourceConversion`): `None` or `Webhook`; a webhook (with a client config
+/// naming an https `url` or a `service`, and review versions including `v1` or `v1beta1`)
+/// exactly when the strategy is `Webhook`.
+fn crd_conversion(c: &CustomResourceDefinition, sp: &Path) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    let Some(conv) = &c.spec.conversion else {
+        return errs;
+    };
+    let cp = sp.child("conversion");
+    match conv.strategy.as_str() {
+        "None" => {
+            if conv.webhook.is_some() {
+                errs.push(FieldError::forbidden(
+                    cp.child("webhook"),
+                    "should not be set when strategy is not set to Webhook",
+                ));
+            }
+        }
+        "Webhook" => {
+            let wp = cp.child("webhook");
+            let Some(w) = &conv.webhook else {
+                errs.push(FieldError::required(
+                    wp,
+                    "required when strategy is set to Webhook",
+                ));
+                return errs;
+            };
+            match &w.client_config {
+                None => errs.push(FieldError::required(
+                    wp.child("clientConfig"),
+                    "required when strategy is set to Webhook",
+                )),
+                Some(cc) => {
+                    let ccp = wp.child("clientConfig");
+                    match (&cc.url, &cc.service) {
+                        (Some(_), Some(_)) | (None, None) => errs.push(FieldError::required(
+                            ccp,
+                            "exactly one of url or service is required",
+                        )),
+                        (Some(url), None) if !url.starts_with("https://") => {
+                            errs.push(FieldError::invalid(
+                                ccp.child("url"),
+                                url,
+                                "'https' is the only allowed URL scheme",
+                            ))
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            if !w
+                .conversion_review_versions
+                .iter()
+                .any(|v| v == "v1" || v == "v1beta1")
+            {
+                errs.push(FieldError::invalid(
+                    wp.child("conversionReviewVersions"),
+                    &format!("{:?}", w.conversion_review_versions),
+                    "must include at least one of v1, v1beta1",
+                ));
+            }
+        }
+        other => errs.push(FieldError::not_supported(
+            cp.child("strategy"),
+            other,
+            &["None", "Webhook"],
+        )),
+    }
     errs
 }
 

@@ -944,3 +944,43 @@ fn cron_job_template_policies() {
         ["spec.jobTemplate.spec.template.spec.restartPolicy: Invalid value: \"OnFailure\": only \"Never\" is supported when podFailurePolicy is specified"]
     );
 }
+
+#[test]
+fn crd_conversion_needs_a_webhook_exactly_with_the_webhook_strategy() {
+    let crd = |conversion: Value| {
+        json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "shirts.example.com"},
+            "spec": {"group": "example.com", "scope": "Namespaced",
+                "names": {"plural": "shirts", "kind": "Shirt"},
+                "conversion": conversion,
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object"}}}]}})
+    };
+    let hook = json!({"clientConfig": {"url": "https://conv.example.com/convert"},
+        "conversionReviewVersions": ["v1"]});
+    assert_eq!(
+        errors(crd(json!({"strategy": "Webhook", "webhook": hook}))),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        errors(crd(json!({"strategy": "Webhook"}))),
+        ["spec.conversion.webhook: Required value: required when strategy is set to Webhook"]
+    );
+    assert_eq!(
+        errors(crd(json!({"strategy": "None", "webhook": hook}))),
+        ["spec.conversion.webhook: Forbidden: should not be set when strategy is not set to Webhook"]
+    );
+    let plain = json!({"clientConfig": {"url": "http://conv.example.com/convert"},
+        "conversionReviewVersions": ["v2"]});
+    assert_eq!(
+        errors(crd(json!({"strategy": "Webhook", "webhook": plain}))),
+        [
+            "spec.conversion.webhook.clientConfig.url: Invalid value: \"http://conv.example.com/convert\": 'https' is the only allowed URL scheme",
+            "spec.conversion.webhook.conversionReviewVersions: Invalid value: \"[\\\"v2\\\"]\": must include at least one of v1, v1beta1",
+        ]
+    );
+    assert_eq!(
+        errors(crd(json!({"strategy": "Magic"}))),
+        ["spec.conversion.strategy: Unsupported value: \"Magic\": supported values: \"None\", \"Webhook\""]
+    );
+}
