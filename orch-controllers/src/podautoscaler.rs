@@ -5,8 +5,11 @@
 //! autoscaler is reconciled from the caches:
 //!
 //! - **Target**: the scale of `scaleTargetRef` (a Deployment, ReplicaSet, StatefulSet or
-//!   ReplicationController, [`crate::scale`]): `spec.replicas` and the pod selector. A missing
-//!   target sets `AbleToScale=False/FailedGetScale`; an empty selector
+//!   ReplicationController, [`crate::scale`]; or a custom kind, resolved through discovery and
+//!   read from its cached object at its CRD's `subresources.scale` paths,
+//!   [`crate::scale::CustomScales`]): `spec.replicas` and the pod selector. A missing target,
+//!   a kind discovery does not list or one without the scale subresource sets
+//!   `AbleToScale=False/FailedGetScale`; an empty selector
 //!   `ScalingActive=False/InvalidSelector`.
 //! - **Limits first**: a target at 0 replicas with `minReplicas` > 0 is left alone
 //!   (`ScalingActive=False/ScalingDisabled`); above `maxReplicas` or below `minReplicas` it is
@@ -54,7 +57,7 @@
 //! ```
 
 use crate::controller_utils::pod_condition;
-use crate::scale::Workloads;
+use crate::scale::{CustomScales, Workloads};
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::{
@@ -73,7 +76,7 @@ use orch_types::client::ClientError;
 use orch_types::events::ObjectRef;
 use orch_types::metrics::{milli_value, PodMetrics};
 use orch_types::quantity::Quantity;
-use orch_types::registry::split_api_version;
+use orch_types::registry::{by_group_kind, split_api_version};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -845,6 +848,8 @@ fn no_custom_metrics(group: &str) -> String {
 pub struct View<'a> {
     /// The targets' scales.
     pub workloads: &'a Workloads,
+    /// The scales of custom targets.
+    pub custom: &'a CustomScales,
     /// Pods.
     pub pods: &'a Store<Pod>,
     /// Pod figures.
@@ -875,6 +880,9 @@ fn reconcile(
     let (group, _) = split_api_version(target.api_version.as_deref().unwrap_or(""));
     let scale = match view.workloads.scale(group, &target.kind, ns, &target.name) {
         Ok(Some(s)) => Ok(s),
+        Ok(None) if by_group_kind(group, &target.kind).is_none() => {
+            view.custom.scale(group, &target.kind, ns, &target.name)
+        }
         Ok(None) => Err(format!(
             "{} {:?} not found",
             plural_of(group, &target.kind),
@@ -1115,8 +1123,7 @@ fn reconcile(
 }
 
 fn plural_of(group: &str, kind: &str) -> String {
-    orch_types::registry::by_group_kind(group, kind)
-        .map_or_else(|| kind.to_lowercase(), |i| i.group_resource())
+    by_group_kind(group, kind).map_or_else(|| kind.to_lowercase(), |i| i.group_resource())
 }
 
 /// The HorizontalPodAutoscaler controller's declaration, with the recommendations and scale
@@ -1162,6 +1169,7 @@ impl Controller for HorizontalController {
             .reads::<StatefulSet>()
             .reads::<ReplicationController>()
             .polls::<PodMetrics>(METRICS_POLL);
+        CustomScales::declare(w);
     }
     fn sync(&self, key: &str, caches: &Caches, now: Timestamp) -> Vec<Action> {
         let Some(hpa) = caches.get::<HorizontalPodAutoscaler>().get(key) else {
@@ -1169,9 +1177,11 @@ impl Controller for HorizontalController {
             return vec![];
         };
         let workloads = Workloads::from_caches(caches);
+        let custom = CustomScales::from_caches(caches);
         let (pods, metrics) = (caches.get::<Pod>(), caches.get::<PodMetrics>());
         let view = View {
             workloads: &workloads,
+            custom: &custom,
             pods: &pods,
             metrics: &metrics,
         };

@@ -1,5 +1,7 @@
 use super::*;
 use orch_runtime::store::Writer;
+use orch_types::dynamic::DynamicObject;
+use orch_types::registry::ApiResource;
 use serde_json::json;
 
 fn t(s: i64) -> Timestamp {
@@ -221,6 +223,7 @@ fn hpa(behavior: Option<serde_json::Value>) -> HorizontalPodAutoscaler {
 /// A cluster of `n` pods of Deployment `web` (at `n` replicas) each using `cpu` of 1 CPU.
 struct World {
     workloads: Workloads,
+    custom: CustomScales,
     pods: Store<Pod>,
     metrics: Store<PodMetrics>,
 }
@@ -235,6 +238,7 @@ fn world(n: usize, cpu: &str) -> World {
             deployments: store(vec![deployment(n as i32)]),
             stateful_sets: store(vec![]),
         },
+        custom: CustomScales::default(),
         pods: store(pods),
         metrics: store(metrics),
     }
@@ -248,6 +252,7 @@ fn run(
 ) -> (Option<i32>, Vec<Action>) {
     let view = View {
         workloads: &w.workloads,
+        custom: &w.custom,
         pods: &w.pods,
         metrics: &w.metrics,
     };
@@ -488,6 +493,7 @@ fn scale_events_are_remembered_only_once_the_write_succeeded() {
     let w = world(2, "1");
     let view = View {
         workloads: &w.workloads,
+        custom: &w.custom,
         pods: &w.pods,
         metrics: &w.metrics,
     };
@@ -507,5 +513,157 @@ fn scale_events_are_remembered_only_once_the_write_succeeded() {
             value: 1,
             at: t(NOW)
         }]
+    );
+}
+
+/// The CRD of `backups.ops.example.org` (`examples/crd/backup-crd.yaml`), with the scale
+/// subresource on `.spec.workers` / `.status.workers` / `.status.selector` or without one.
+fn backup_crd(scale: bool) -> DynamicObject {
+    let mut v = json!({"name": "v1", "served": true, "storage": true,
+                       "subresources": {"status": {}}});
+    if scale {
+        v["subresources"]["scale"] = json!({"specReplicasPath": ".spec.workers",
+            "statusReplicasPath": ".status.workers", "labelSelectorPath": ".status.selector"});
+    }
+    serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "backups.ops.example.org"},
+        "spec": {"group": "ops.example.org", "scope": "Namespaced", "versions": [v],
+                 "names": {"plural": "backups", "kind": "Backup"}},
+    }))
+    .unwrap()
+}
+
+fn backup(workers: i64, selector: &str) -> DynamicObject {
+    serde_json::from_value(json!({
+        "apiVersion": "ops.example.org/v1", "kind": "Backup",
+        "metadata": {"name": "web", "namespace": "default", "uid": "u-backup"},
+        "spec": {"database": "db", "workers": workers},
+        "status": {"workers": workers, "selector": selector},
+    }))
+    .unwrap()
+}
+
+fn backups() -> ApiResource {
+    orch_runtime::custom::resource("ops.example.org", "v1", "Backup", "backups", true)
+}
+
+/// A world whose target is Backup `web` (`workers` workers selecting `app=web`) instead of
+/// the Deployment.
+fn custom_world(n: usize, cpu: &str, crd: DynamicObject, backups_: Vec<DynamicObject>) -> World {
+    let mut w = world(n, cpu);
+    w.workloads.deployments = store(vec![]);
+    let objects = store(backups_);
+    w.custom = CustomScales {
+        discovered: vec![orch_types::client::DiscoveredResource {
+            resource: backups(),
+            verbs: ["get", "list", "watch", "patch"].map(String::from).to_vec(),
+        }],
+        crds: store(vec![crd]),
+        objects: Arc::new(move |r, ns, name| {
+            (r == &backups()).then(|| objects.get_in(Some(ns), name))?
+        }),
+    };
+    w
+}
+
+fn backup_hpa() -> HorizontalPodAutoscaler {
+    let mut h = hpa(None);
+    h.spec.as_mut().unwrap().scale_target_ref = serde_json::from_value(
+        json!({"apiVersion": "ops.example.org/v1", "kind": "Backup", "name": "web"}),
+    )
+    .unwrap();
+    h
+}
+
+fn scale_patch(actions: &[Action]) -> Option<(ApiResource, Option<String>, serde_json::Value)> {
+    actions.iter().find_map(|a| match a {
+        Action::Patch {
+            resource,
+            subresource,
+            patch: orch_types::client::Patch::Merge(p),
+            ..
+        } => Some((resource.clone(), subresource.clone(), p.clone())),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_custom_resource_is_scaled_up_and_down_through_its_scale_subresource() {
+    // Two workers at 90 % of their request: up to 4.
+    let w = custom_world(2, "900m", backup_crd(true), vec![backup(2, "app=web")]);
+    let mut hist = History::default();
+    let (to, actions) = run(&backup_hpa(), &w, &mut hist, NOW);
+    assert_eq!(to, Some(4));
+    assert_eq!(
+        scale_patch(&actions),
+        Some((
+            backups(),
+            Some("scale".into()),
+            json!({"spec": {"replicas": 4}})
+        ))
+    );
+    let st = status_of(&actions);
+    assert_eq!((st.current_replicas, st.desired_replicas), (Some(2), 4));
+    assert_eq!(
+        condition(&st, SCALING_ACTIVE),
+        ("True".into(), "ValidMetricFound".into())
+    );
+    // Four workers at 10 %: down to 1 once the 5-minute stabilization window has passed.
+    let w = custom_world(4, "100m", backup_crd(true), vec![backup(4, "app=web")]);
+    let (to, _) = run(&backup_hpa(), &w, &mut History::default(), NOW);
+    assert_eq!(to, None, "held by the stabilization window");
+    let mut hist = History::default();
+    let (to, _) = run(&backup_hpa(), &w, &mut hist, NOW - 400);
+    assert_eq!(to, None);
+    let (to, actions) = run(&backup_hpa(), &w, &mut hist, NOW);
+    assert_eq!(to, Some(1));
+    assert_eq!(
+        scale_patch(&actions).map(|(_, _, p)| p),
+        Some(json!({"spec": {"replicas": 1}}))
+    );
+}
+
+#[test]
+fn a_custom_target_without_a_scale_subresource_or_a_selector_is_reported() {
+    let cases = [
+        (
+            custom_world(2, "1", backup_crd(false), vec![backup(2, "app=web")]),
+            "backups.ops.example.org does not implement the scale subresource",
+        ),
+        (
+            custom_world(2, "1", backup_crd(true), vec![]),
+            "backups.ops.example.org \"web\" not found",
+        ),
+        (
+            World {
+                custom: CustomScales::default(),
+                ..custom_world(2, "1", backup_crd(true), vec![])
+            },
+            "unable to determine resource for scale target reference: no matches for kind \"Backup\" in group \"ops.example.org\"",
+        ),
+    ];
+    for (w, message) in cases {
+        let (to, actions) = run(&backup_hpa(), &w, &mut History::default(), NOW);
+        assert_eq!(to, None);
+        assert_eq!(
+            condition(&status_of(&actions), ABLE_TO_SCALE),
+            ("False".into(), "FailedGetScale".into())
+        );
+        assert!(
+            actions
+                .iter()
+                .any(|a| matches!(a, Action::Event { reason, message: m, .. }
+                    if reason == "FailedGetScale" && m == message)),
+            "{message}: {actions:?}"
+        );
+    }
+    // A scale without a selector (the custom controller has not set it yet).
+    let w = custom_world(2, "1", backup_crd(true), vec![backup(2, "")]);
+    let (to, actions) = run(&backup_hpa(), &w, &mut History::default(), NOW);
+    assert_eq!(to, None);
+    assert_eq!(
+        condition(&status_of(&actions), SCALING_ACTIVE),
+        ("False".into(), "InvalidSelector".into())
     );
 }
