@@ -428,11 +428,13 @@ pub fn scope_of_unknown(subresource: Option<&str>) -> Scope {
     }
 }
 
-/// The schema root of `info` (unknown for kinds without one, e.g. custom resources).
+/// The schema root of `info`: a built-in kind's, a custom resource's `openAPIV3Schema`
+/// ([`crate::crd::openapi::apply_schema`]), or unknown (a custom resource without schema).
 pub fn schema_of(info: Resource) -> SchemaNode<'static> {
     let schemas = Schemas::builtin();
     schemas
         .root(info.group, info.version, info.kind)
+        .or_else(|| crate::crd::openapi::apply_schema(info))
         .unwrap_or_else(|| SchemaNode::unknown(schemas))
 }
 

@@ -157,6 +157,9 @@ impl Catalog {
                 )
             })
             .collect();
+        for r in &ordered {
+            openapi::register_apply_schema(r);
+        }
         let openapi = openapi::Documents::build(&ordered);
         Self {
             by_path,

@@ -141,3 +141,98 @@ fn document(resources: &[&Arc<CustomResource>]) -> Value {
         "components": {"schemas": components},
     })
 }
+
+/// The schema a custom resource's fields are tracked and merged by in server-side apply
+/// (`x-kubernetes-list-type`, `x-kubernetes-list-map-keys`, `x-kubernetes-map-type` of its
+/// `openAPIV3Schema`), by the address of its interned entry.
+fn apply_schemas() -> &'static parking_lot::Mutex<std::collections::HashMap<usize, &'static Schemas>>
+{
+    static R: std::sync::OnceLock<
+        parking_lot::Mutex<std::collections::HashMap<usize, &'static Schemas>>,
+    > = std::sync::OnceLock::new();
+    R.get_or_init(Default::default)
+}
+
+/// Records the schema of `r` for [`apply_schema`]. A schema set is made once per distinct
+/// definition and kept for the life of the process, as the interned entries are.
+pub(crate) fn register_apply_schema(r: &CustomResource) {
+    static MADE: std::sync::OnceLock<
+        parking_lot::Mutex<std::collections::HashMap<String, &'static Schemas>>,
+    > = std::sync::OnceLock::new();
+    if r.schema().is_none() {
+        return;
+    }
+    let info = r.info;
+    let def = definition_name(info.group, info.version, info.kind);
+    let object = object_schema(r);
+    let key = format!("{def}\n{object}");
+    let schemas = *MADE
+        .get_or_init(Default::default)
+        .lock()
+        .entry(key)
+        .or_insert_with(|| {
+            let builtin = Schemas::builtin();
+            let mut defs = Map::new();
+            for n in builtin.closure(&[OBJECT_META]) {
+                if let Some(d) = builtin.definition(&n) {
+                    defs.insert(n, d.clone());
+                }
+            }
+            let mut object = object;
+            merge_by_list_type(&mut object);
+            defs.insert(def, object);
+            Box::leak(Box::new(Schemas::from_definitions(defs)))
+        });
+    apply_schemas()
+        .lock()
+        .insert(info as *const _ as usize, schemas);
+}
+
+/// The server-side apply schema of a custom resource's entry, if its version has a schema.
+pub fn apply_schema(info: crate::rest::Resource) -> Option<crate::schema::SchemaNode<'static>> {
+    let schemas = *apply_schemas().lock().get(&(info as *const _ as usize))?;
+    Some(schemas.node(&definition_name(info.group, info.version, info.kind)))
+}
+
+/// Server-side apply merges the configuration into the live object with the strategic merge
+/// machinery, which merges lists by `x-kubernetes-patch-merge-key`. Custom schemas declare
+/// their lists with `x-kubernetes-list-type` instead (strategic merge patch itself is not
+/// offered for custom resources): a `map` list with one key merges by it, a `set` merges as
+/// a union. Lists keyed by several fields stay atomic in the merge (their ownership is still
+/// tracked per key).
+fn merge_by_list_type(schema: &mut Value) {
+    let Some(m) = schema.as_object_mut() else {
+        return;
+    };
+    let list_type = m.get("x-kubernetes-list-type").and_then(Value::as_str);
+    let has_strategy = m.contains_key("x-kubernetes-patch-strategy");
+    match list_type {
+        Some("map") if !has_strategy => {
+            let keys: Vec<String> = m
+                .get("x-kubernetes-list-map-keys")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|k| k.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if let [key] = keys.as_slice() {
+                m.insert("x-kubernetes-patch-strategy".into(), "merge".into());
+                m.insert("x-kubernetes-patch-merge-key".into(), key.clone().into());
+            }
+        }
+        Some("set") if !has_strategy => {
+            m.insert("x-kubernetes-patch-strategy".into(), "merge".into());
+        }
+        _ => {}
+    }
+    if let Some(Value::Object(props)) = m.get_mut("properties") {
+        props.values_mut().for_each(merge_by_list_type);
+    }
+    for k in ["additionalProperties", "items"] {
+        if let Some(v) = m.get_mut(k) {
+            merge_by_list_type(v);
+        }
+    }
+}

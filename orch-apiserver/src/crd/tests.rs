@@ -485,3 +485,86 @@ async fn server_side_apply_records_managed_fields_of_custom_objects() {
     assert_eq!(managed["operation"], "Apply");
     assert_eq!(managed["fieldsV1"]["f:spec"]["f:color"], json!({}), "{o}");
 }
+
+/// Server-side apply merges a custom object's lists as its schema says: entries of an
+/// `x-kubernetes-list-type: map` list applied by two managers are both kept, each owned by
+/// its manager under its key.
+#[tokio::test]
+async fn server_side_apply_follows_the_schema_list_types() {
+    let api = ApiServer::new(ApiServerConfig::memory()).expect("server");
+    let mut crd = shirt_crd();
+    crd["spec"]["versions"][1]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+        ["ports"] = json!({
+        "type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
+        "items": {"type": "object", "required": ["name"],
+            "properties": {"name": {"type": "string"}, "port": {"type": "integer"}}}});
+    let (code, _) = call(
+        &api,
+        Method::POST,
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        Some(crd),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CREATED);
+    eventually("shirts served", async || {
+        api.lookup("stable.example.com", "v1", "shirts").is_some()
+    })
+    .await;
+    let apply = |manager: &'static str, port: &'static str| {
+        let api = api.clone();
+        async move {
+            let body = format!(
+                "apiVersion: stable.example.com/v1\nkind: Shirt\nmetadata:\n  name: s\nspec:\n  ports:\n  - name: {port}\n    port: 80\n"
+            );
+            let resp = api
+                .router()
+                .oneshot(
+                    Request::builder()
+                        .method(Method::PATCH)
+                        .uri(format!("/apis/stable.example.com/v1/namespaces/default/shirts/s?fieldManager={manager}"))
+                        .header("content-type", "application/apply-patch+yaml")
+                        .body(Body::from(body))
+                        .expect("request"),
+                )
+                .await
+                .expect("response");
+            let status = resp.status();
+            let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+                .await
+                .expect("body");
+            (
+                status,
+                serde_json::from_slice::<Value>(&bytes).expect("json"),
+            )
+        }
+    };
+    let (code, first) = apply("a", "http").await;
+    assert_eq!(code, StatusCode::CREATED, "{first}");
+    assert_eq!(
+        first["metadata"]["managedFields"][0]["manager"], "a",
+        "{first}"
+    );
+    let (code, o) = apply("b", "https").await;
+    assert_eq!(code, StatusCode::OK, "{o}");
+    let names: std::collections::BTreeSet<&str> = o["spec"]["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["http", "https"].into(),
+        "both managers' entries are kept: {o}"
+    );
+    let b = o["metadata"]["managedFields"]
+        .as_array()
+        .expect("managed")
+        .iter()
+        .find(|m| m["manager"] == "b")
+        .expect("b's entry");
+    assert!(
+        b["fieldsV1"]["f:spec"]["f:ports"]["k:{\"name\":\"https\"}"].is_object(),
+        "{b}"
+    );
+}
