@@ -58,4 +58,6 @@ pub mod protobuf;
 pub mod subresources;
 pub mod table;
 #[cfg(test)]
+mod test_router;
+#[cfg(test)]
 mod test_tls;

@@ -5,13 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::routing::get;
 use base64::Engine;
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
+use crate::test_router::{call, call_accept, eventually};
 use crate::{ApiServer, ApiServerConfig};
 
 /// The extension server: one namespaced resource, `widgets` of `metrics.example.com/v1`.
@@ -47,38 +46,6 @@ fn extension() -> axum::Router {
         )
 }
 
-async fn call(
-    api: &Arc<ApiServer>,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("accept", "application/json");
-    let body = match body {
-        Some(b) => {
-            req = req.header("content-type", "application/json");
-            Body::from(serde_json::to_vec(&b).expect("json"))
-        }
-        None => Body::empty(),
-    };
-    let resp = api
-        .router()
-        .oneshot(req.body(body).expect("request"))
-        .await
-        .expect("response");
-    let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), 16 << 20)
-        .await
-        .expect("body");
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
-
 async fn available(api: &Arc<ApiServer>) -> Value {
     let (_, a) = call(
         api,
@@ -91,16 +58,6 @@ async fn available(api: &Arc<ApiServer>) -> Value {
         .as_array()
         .and_then(|c| c.iter().find(|c| c["type"] == "Available").cloned())
         .unwrap_or(Value::Null)
-}
-
-async fn eventually(what: &str, mut f: impl AsyncFnMut() -> bool) {
-    for _ in 0..150 {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 #[tokio::test]
@@ -202,25 +159,14 @@ async fn an_apiservice_routes_its_group_version_to_the_extension_server() {
         .expect("groups")
         .iter()
         .any(|g| g["name"] == "metrics.example.com"));
-    let resp = api
-        .router()
-        .oneshot(
-            Request::get("/apis")
-                .header(
-                    "accept",
-                    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
-                )
-                .body(Body::empty())
-                .expect("request"),
-        )
-        .await
-        .expect("response");
-    let agg: Value = serde_json::from_slice(
-        &axum::body::to_bytes(resp.into_body(), 16 << 20)
-            .await
-            .expect("body"),
+    let (_, agg) = call_accept(
+        &api,
+        Method::GET,
+        "/apis",
+        None,
+        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
     )
-    .expect("json");
+    .await;
     let metrics = agg["items"]
         .as_array()
         .expect("items")

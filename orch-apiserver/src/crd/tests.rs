@@ -3,68 +3,14 @@
 //! deleted CRD takes its objects with it.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
 use super::compare_versions;
+use crate::test_router::{call, call_accept, eventually, send};
 use crate::{ApiServer, ApiServerConfig};
-
-async fn call(
-    api: &Arc<ApiServer>,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    call_accept(api, method, path, body, "application/json").await
-}
-
-async fn call_accept(
-    api: &Arc<ApiServer>,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-    accept: &str,
-) -> (StatusCode, Value) {
-    let mut req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("accept", accept);
-    let body = match body {
-        Some(b) => {
-            req = req.header("content-type", "application/json");
-            Body::from(serde_json::to_vec(&b).expect("json"))
-        }
-        None => Body::empty(),
-    };
-    let resp = api
-        .router()
-        .oneshot(req.body(body).expect("request"))
-        .await
-        .expect("response");
-    let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), 16 << 20)
-        .await
-        .expect("body");
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
-
-/// Polls `f` until it holds (the CRD controllers follow the watch cache).
-async fn eventually(what: &str, mut f: impl AsyncFnMut() -> bool) {
-    for _ in 0..200 {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
 
 fn shirt_crd() -> Value {
     json!({
@@ -462,23 +408,16 @@ async fn custom_objects_are_pruned_defaulted_and_validated_by_their_schema() {
 async fn server_side_apply_records_managed_fields_of_custom_objects() {
     let api = ApiServer::new(ApiServerConfig::memory()).expect("server");
     served(&api).await;
-    let resp = api
-        .router()
-        .oneshot(
-            Request::builder()
-                .method(Method::PATCH)
-                .uri("/apis/stable.example.com/v1/namespaces/default/shirts/s?fieldManager=kubectl&fieldValidation=Strict")
-                .header("content-type", "application/apply-patch+yaml")
-                .body(Body::from("apiVersion: stable.example.com/v1\nkind: Shirt\nmetadata:\n  name: s\nspec:\n  color: teal\n"))
-                .expect("request"),
-        )
-        .await
-        .expect("response");
-    let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
-        .await
-        .expect("body");
-    let o: Value = serde_json::from_slice(&bytes).expect("json");
+    let a = send(
+        &api,
+        Method::PATCH,
+        "/apis/stable.example.com/v1/namespaces/default/shirts/s?fieldManager=kubectl&fieldValidation=Strict",
+        Some("application/apply-patch+yaml"),
+        "application/json",
+        Body::from("apiVersion: stable.example.com/v1\nkind: Shirt\nmetadata:\n  name: s\nspec:\n  color: teal\n"),
+    )
+    .await;
+    let (status, o) = (a.status, a.body);
     assert_eq!(status, StatusCode::CREATED, "{o}");
     let managed = &o["metadata"]["managedFields"][0];
     assert_eq!(managed["manager"], "kubectl", "{o}");
@@ -516,26 +455,16 @@ async fn server_side_apply_follows_the_schema_list_types() {
             let body = format!(
                 "apiVersion: stable.example.com/v1\nkind: Shirt\nmetadata:\n  name: s\nspec:\n  ports:\n  - name: {port}\n    port: 80\n"
             );
-            let resp = api
-                .router()
-                .oneshot(
-                    Request::builder()
-                        .method(Method::PATCH)
-                        .uri(format!("/apis/stable.example.com/v1/namespaces/default/shirts/s?fieldManager={manager}"))
-                        .header("content-type", "application/apply-patch+yaml")
-                        .body(Body::from(body))
-                        .expect("request"),
-                )
-                .await
-                .expect("response");
-            let status = resp.status();
-            let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
-                .await
-                .expect("body");
-            (
-                status,
-                serde_json::from_slice::<Value>(&bytes).expect("json"),
+            let a = send(
+                &api,
+                Method::PATCH,
+                &format!("/apis/stable.example.com/v1/namespaces/default/shirts/s?fieldManager={manager}"),
+                Some("application/apply-patch+yaml"),
+                "application/json",
+                Body::from(body),
             )
+            .await;
+            (a.status, a.body)
         }
     };
     let (code, first) = apply("a", "http").await;

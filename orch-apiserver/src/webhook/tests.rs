@@ -13,7 +13,6 @@ use base64::Engine;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
 use super::admission::{self, Hook, Request};
 use super::client::ClientConfig;
@@ -401,37 +400,18 @@ async fn call(
     path: &str,
     body: Option<Value>,
 ) -> (StatusCode, Value, Vec<String>) {
-    let mut req = http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("accept", "application/json");
-    let body = match body {
-        Some(b) => {
-            req = req.header("content-type", "application/json");
-            Body::from(serde_json::to_vec(&b).expect("json"))
-        }
-        None => Body::empty(),
-    };
-    let resp = api
-        .router()
-        .oneshot(req.body(body).expect("request"))
-        .await
-        .expect("response");
-    let status = resp.status();
-    let warnings = resp
-        .headers()
-        .get_all("warning")
-        .iter()
-        .filter_map(|v| v.to_str().ok().map(str::to_string))
-        .collect();
-    let bytes = axum::body::to_bytes(resp.into_body(), 16 << 20)
-        .await
-        .expect("body");
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        warnings,
+    let body = body.map(|b| serde_json::to_vec(&b).expect("json"));
+    let ct = body.as_ref().map(|_| "application/json");
+    let a = crate::test_router::send(
+        api,
+        method,
+        path,
+        ct,
+        "application/json",
+        body.map_or_else(Body::empty, Body::from),
     )
+    .await;
+    (a.status, a.body, a.warnings)
 }
 
 #[tokio::test]
