@@ -94,6 +94,16 @@ pub fn scale_of(o: &DynamicObject) -> Value {
         .and_then(|s| s.get("replicas"))
         .and_then(Value::as_i64)
         .unwrap_or(0);
+    scale_document(
+        o,
+        replicas,
+        status_replicas,
+        &selector_string(spec.and_then(|s| s.get("selector"))),
+    )
+}
+
+/// The autoscaling/v1 `Scale` document of `o` with these counts and selector.
+fn scale_document(o: &DynamicObject, replicas: i64, status_replicas: i64, selector: &str) -> Value {
     let m = &o.metadata;
     json!({
         "apiVersion": "autoscaling/v1",
@@ -103,7 +113,7 @@ pub fn scale_of(o: &DynamicObject) -> Value {
             "resourceVersion": m.resource_version, "creationTimestamp": m.creation_timestamp,
         },
         "spec": {"replicas": replicas},
-        "status": {"replicas": status_replicas, "selector": selector_string(spec.and_then(|s| s.get("selector")))},
+        "status": {"replicas": status_replicas, "selector": selector},
     })
 }
 
@@ -127,17 +137,12 @@ pub fn custom_scale_of(o: &DynamicObject, paths: &CustomResourceSubresourceScale
         .and_then(|p| at_path(&v, p))
         .and_then(Value::as_str)
         .unwrap_or("");
-    let m = &o.metadata;
-    json!({
-        "apiVersion": "autoscaling/v1",
-        "kind": "Scale",
-        "metadata": {
-            "name": m.name, "namespace": m.namespace, "uid": m.uid,
-            "resourceVersion": m.resource_version, "creationTimestamp": m.creation_timestamp,
-        },
-        "spec": {"replicas": count(&paths.spec_replicas_path)},
-        "status": {"replicas": count(&paths.status_replicas_path), "selector": selector},
-    })
+    scale_document(
+        o,
+        count(&paths.spec_replicas_path),
+        count(&paths.status_replicas_path),
+        selector,
+    )
 }
 
 /// `spec.replicas` from a `Scale` document; 422 when missing or negative, like upstream's

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceColumnDefinition;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use serde_json_path::JsonPath;
 
 use crate::rest::Resource;
@@ -176,36 +176,16 @@ pub fn table(
             "description": c.description, "priority": c.priority,
         })
     }));
-    let rows: Vec<Value> = objects
-        .iter()
-        .map(|o| {
-            let mut cells = vec![o
-                .get("metadata")
-                .and_then(|m| m.get("name"))
-                .cloned()
-                .unwrap_or(Value::Null)];
-            cells.extend(columns.iter().map(|c| cell(c, o, now)));
-            let mut row = Map::new();
-            row.insert("cells".into(), Value::Array(cells));
-            match include {
-                IncludeObject::None => {}
-                IncludeObject::Metadata => {
-                    row.insert("object".into(), crate::table::partial_metadata(o));
-                }
-                IncludeObject::Object => {
-                    row.insert("object".into(), o.clone());
-                }
-            }
-            Value::Object(row)
-        })
-        .collect();
-    json!({
-        "kind": "Table",
-        "apiVersion": "meta.k8s.io/v1",
-        "metadata": list_metadata.cloned().unwrap_or_else(|| json!({})),
-        "columnDefinitions": defs,
-        "rows": rows,
-    })
+    let cells = |o: &Value| {
+        let mut cells = vec![o
+            .get("metadata")
+            .and_then(|m| m.get("name"))
+            .cloned()
+            .unwrap_or(Value::Null)];
+        cells.extend(columns.iter().map(|c| cell(c, o, now)));
+        cells
+    };
+    crate::table::assemble(defs, objects, cells, include, list_metadata)
 }
 
 #[cfg(test)]

@@ -166,11 +166,30 @@ pub fn table(
 ) -> Value {
     let printer = printers::printer(group, kind);
     let columns: Vec<Value> = printer.columns.iter().map(|c| c.to_json()).collect();
+    assemble(
+        columns,
+        objects,
+        |o| (printer.cells)(o, now),
+        include,
+        list_metadata,
+    )
+}
+
+/// A `Table` with `columns`, one row per object with the cells `cells` computes and the
+/// object as `include` asks, and `list_metadata` (built-in printers and custom resources'
+/// columns, `crate::crd::table`, share it).
+pub(crate) fn assemble(
+    columns: Vec<Value>,
+    objects: &[Value],
+    cells: impl Fn(&Value) -> Vec<Value>,
+    include: IncludeObject,
+    list_metadata: Option<&Value>,
+) -> Value {
     let rows: Vec<Value> = objects
         .iter()
         .map(|o| {
             let mut row = Map::new();
-            row.insert("cells".into(), Value::Array((printer.cells)(o, now)));
+            row.insert("cells".into(), Value::Array(cells(o)));
             match include {
                 IncludeObject::None => {}
                 IncludeObject::Metadata => {
