@@ -743,3 +743,53 @@ async fn storage_is_served_with_a_default_class() {
     );
     assert_eq!(pv["spec"]["persistentVolumeReclaimPolicy"], "Retain");
 }
+
+/// A client that writes its whole oversized body before it reads the answer gets the 413, not
+/// a broken pipe: the server reads and discards the body (up to a bound) first. With a
+/// Content-Length and with chunked encoding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_body_written_whole_gets_its_413() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = start(ApiServerConfig::memory()).await;
+    let addr = s.url.trim_start_matches("http://").to_string();
+    let len = 4 * 1024 * 1024;
+    for chunked in [false, true] {
+        let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let framing = if chunked {
+            "Transfer-Encoding: chunked".to_string()
+        } else {
+            format!("Content-Length: {len}")
+        };
+        let head = format!(
+            "POST /api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n{framing}\r\nConnection: close\r\n\r\n"
+        );
+        sock.write_all(head.as_bytes()).await.unwrap();
+        let chunk = vec![b' '; 64 * 1024];
+        for _ in 0..len / chunk.len() {
+            if chunked {
+                sock.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                    .await
+                    .expect("the server reads the whole body");
+            }
+            sock.write_all(&chunk)
+                .await
+                .expect("the server reads the whole body");
+            if chunked {
+                sock.write_all(b"\r\n")
+                    .await
+                    .expect("the server reads the whole body");
+            }
+        }
+        if chunked {
+            sock.write_all(b"0\r\n\r\n").await.expect("end of the body");
+        }
+        let mut answer = Vec::new();
+        sock.read_to_end(&mut answer).await.expect("the answer");
+        let text = String::from_utf8_lossy(&answer);
+        assert!(
+            text.starts_with("HTTP/1.1 413"),
+            "chunked={chunked}: {text}"
+        );
+        assert!(text.contains("RequestEntityTooLarge"), "{text}");
+    }
+}

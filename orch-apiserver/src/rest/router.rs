@@ -300,15 +300,7 @@ async fn handle(api: Arc<ApiServer>, req: HttpRequest) -> RestResult<Response> {
         }
     }
     if let Some(backend) = api.aggregated_backend(&path) {
-        let body = axum::body::to_bytes(body, api.config.max_body_bytes)
-            .await
-            .map_err(|_| {
-                ApiError::new(
-                    413,
-                    reason::REQUEST_ENTITY_TOO_LARGE,
-                    "the request body is too large",
-                )
-            })?;
+        let body = read_body(body, &parts.headers, api.config.max_body_bytes).await?;
         let pq = parts
             .uri
             .path_and_query()
@@ -327,26 +319,7 @@ async fn handle(api: Arc<ApiServer>, req: HttpRequest) -> RestResult<Response> {
         }
     }
     let target = parse_target(&api, &path)?;
-    let limit = api.config.max_body_bytes;
-    let too_large = || {
-        ApiError::new(
-            413,
-            reason::REQUEST_ENTITY_TOO_LARGE,
-            format!("the request body is larger than the limit of {limit} bytes"),
-        )
-    };
-    if parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        .is_some_and(|n| n > limit)
-    {
-        return Err(too_large());
-    }
-    let body = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| too_large())?;
+    let body = read_body(body, &parts.headers, api.config.max_body_bytes).await?;
     let req = Request {
         method: parts.method,
         target,
@@ -361,6 +334,67 @@ async fn handle(api: Arc<ApiServer>, req: HttpRequest) -> RestResult<Response> {
         return Ok(resp);
     }
     dispatch(&api, req).await
+}
+
+/// How much of an oversized request body is read and discarded before the 413 is sent.
+const DRAIN_BYTES: usize = 64 << 20;
+/// How long reading it may take.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Reads a request body of at most `limit` bytes. An oversized body (by its `Content-Length`
+/// or as it arrives) is read on and discarded, up to [`DRAIN_BYTES`] and [`DRAIN_TIME`],
+/// before the 413 is answered: a client that writes its whole body before it reads the answer
+/// then gets the 413 rather than a broken pipe (Go's `net/http` drains request bodies it did
+/// not read the same way, up to a bound).
+async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> RestResult<Bytes> {
+    use http_body_util::BodyExt;
+    let too_large = || {
+        ApiError::new(
+            413,
+            reason::REQUEST_ENTITY_TOO_LARGE,
+            format!("the request body is larger than the limit of {limit} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let mut body = body;
+    let mut buf = bytes::BytesMut::new();
+    let mut over = declared.is_some_and(|n| n > limit);
+    let mut seen = 0usize;
+    let mut deadline = over.then(|| tokio::time::Instant::now() + DRAIN_TIME);
+    loop {
+        let frame = match deadline {
+            // Draining is bounded in time; reading a body that fits is not.
+            Some(at) => match tokio::time::timeout_at(at, body.frame()).await {
+                Ok(f) => f,
+                Err(_) => break,
+            },
+            None => body.frame().await,
+        };
+        let Some(Ok(frame)) = frame else { break };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen += data.len();
+        if !over && buf.len() + data.len() > limit {
+            over = true;
+            buf.clear();
+            deadline = Some(tokio::time::Instant::now() + DRAIN_TIME);
+        }
+        if over {
+            if seen > DRAIN_BYTES {
+                break;
+            }
+        } else {
+            buf.extend_from_slice(&data);
+        }
+    }
+    if over {
+        return Err(too_large());
+    }
+    Ok(buf.freeze())
 }
 
 fn not_allowed(req: &Request) -> ApiError {
