@@ -89,6 +89,11 @@ fn journey(k: &Kubectl<'_>, ns: &str) {
         "--timeout=30s",
         "crd/backups.ops.example.org",
     ]);
+    let ext = k.ok(&["get", "api-extensions", "-o", "name"]);
+    assert!(
+        ext.contains("customresourcedefinition.apiextensions.k8s.io/backups.ops.example.org"),
+        "{ext}"
+    );
     let out = k.ok(&["apply", "-n", ns, "-f", &manifest("backups.yaml")]);
     assert!(
         out.contains("backup.ops.example.org/orders created"),

@@ -163,7 +163,7 @@ pub static BUILTIN: &[ResourceInfo] = &[
     r("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", "priorityclass", &["pc"], false, RW, NONE, &[]),
     r("settings.k8s.io", "v1alpha1", "PodPreset", "podpresets", "podpreset", &[], true, RW, NONE, &[]),
     r("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", "customresourcedefinition",
-        &["crd", "crds"], false, RW, NONE, &[status("apiextensions.k8s.io", "v1", "CustomResourceDefinition")]),
+        &["crd", "crds"], false, RW, API_EXTENSIONS, &[status("apiextensions.k8s.io", "v1", "CustomResourceDefinition")]),
     r("events.k8s.io", "v1", "Event", "events", "event", &["ev"], true, RW, NONE, &[]),
     r("apiregistration.k8s.io", "v1", "APIService", "apiservices", "apiservice", &[], false, RW,
         API_EXTENSIONS, &[status("apiregistration.k8s.io", "v1", "APIService")]),
