@@ -600,6 +600,10 @@ impl Applier {
                 } => {
                     let p = PatchParams {
                         field_manager: Some(self.field_manager.clone()),
+                        // A controller's server-side apply states what it owns: it takes
+                        // fields over from other managers instead of failing with a conflict
+                        // (controller-runtime's `client.ForceOwnership`).
+                        force: matches!(patch, Patch::Apply(_)),
                         ..Default::default()
                     };
                     let o = self
