@@ -186,7 +186,11 @@ impl Handle {
                     .map_err(|_| Error::Input(format!("invalid timeout {t}")))
             })
             .transpose()?;
-        let r = objects::resolve(kind)?.api_resource();
+        let client = self.client.clone();
+        let k = kind.to_string();
+        let r = self
+            .exec
+            .block(py, async move { objects::resolve_in(&client, &k).await })??;
         let ns = if r.namespaced {
             namespace.map(str::to_string)
         } else {

@@ -33,6 +33,30 @@ pub fn resolve(kind: &str) -> Result<&'static ResourceInfo> {
         })
 }
 
+/// The resource `kind` names (anything kubectl accepts: plural, singular, kind, short name,
+/// optionally `.group`): a built-in one, else one the server serves for a
+/// CustomResourceDefinition (through discovery; plural or kind, case-insensitive).
+pub async fn resolve_in(client: &SharedClient, kind: &str) -> Result<ApiResource> {
+    if let Ok(i) = resolve(kind) {
+        return Ok(i.api_resource());
+    }
+    let (name, group) = match kind.split_once('.') {
+        Some((n, g)) => (n, Some(g)),
+        None => (kind, None),
+    };
+    let found = client.discover().await.ok().and_then(|ds| {
+        ds.into_iter().map(|d| d.resource).find(|r| {
+            group.is_none_or(|g| r.group == g)
+                && (r.plural.eq_ignore_ascii_case(name) || r.kind.eq_ignore_ascii_case(name))
+        })
+    });
+    found.ok_or_else(|| {
+        Error::Input(format!(
+            "the server doesn't have a resource type \"{kind}\""
+        ))
+    })
+}
+
 /// Parses YAML or JSON text (several documents, `kind: List`) into objects.
 pub fn decode_text(text: &str) -> Result<Vec<Value>> {
     let mut out = Vec::new();
@@ -77,21 +101,28 @@ pub fn push_flat(v: Value, out: &mut Vec<Value>) -> Result<()> {
     }
 }
 
-fn resource_of(obj: &DynamicObject) -> Result<ApiResource> {
+async fn resource_of(client: &SharedClient, obj: &DynamicObject) -> Result<ApiResource> {
     if obj.types.kind.is_empty() || obj.types.api_version.is_empty() {
         return Err(Error::Input(format!(
             "object {:?} has no apiVersion/kind",
             obj.name()
         )));
     }
-    registry::by_kind(&obj.types.api_version, &obj.types.kind)
-        .map(ResourceInfo::api_resource)
-        .ok_or_else(|| {
-            Error::Input(format!(
-                "no matches for kind \"{}\" in version \"{}\"",
-                obj.types.kind, obj.types.api_version
-            ))
-        })
+    if let Some(i) = registry::by_kind(&obj.types.api_version, &obj.types.kind) {
+        return Ok(i.api_resource());
+    }
+    let (group, _) = registry::split_api_version(&obj.types.api_version);
+    let found = client.discover().await.ok().and_then(|ds| {
+        ds.into_iter()
+            .map(|d| d.resource)
+            .find(|r| !group.is_empty() && r.group == group && r.kind == obj.types.kind)
+    });
+    found.ok_or_else(|| {
+        Error::Input(format!(
+            "no matches for kind \"{}\" in version \"{}\"",
+            obj.types.kind, obj.types.api_version
+        ))
+    })
 }
 
 fn ns_for(r: &ApiResource, ns: Option<&str>) -> Option<String> {
@@ -107,7 +138,7 @@ pub async fn create(client: &SharedClient, objs: Vec<Value>) -> Result<Vec<Value
     let mut out = Vec::with_capacity(objs.len());
     for v in objs {
         let obj = DynamicObject::from_value(v).map_err(|e| Error::Input(e.to_string()))?;
-        let r = resource_of(&obj)?;
+        let r = resource_of(client, &obj).await?;
         let ns = ns_for(&r, obj.namespace());
         let o = client
             .create(&r, ns.as_deref(), &obj, &PostParams::default())
@@ -123,7 +154,7 @@ pub async fn apply(client: &SharedClient, objs: Vec<Value>) -> Result<Vec<Value>
     let mut out = Vec::with_capacity(objs.len());
     for v in objs {
         let obj = DynamicObject::from_value(v.clone()).map_err(|e| Error::Input(e.to_string()))?;
-        let r = resource_of(&obj)?;
+        let r = resource_of(client, &obj).await?;
         let ns = ns_for(&r, obj.namespace());
         let created = client
             .create(&r, ns.as_deref(), &obj, &PostParams::default())
@@ -151,7 +182,7 @@ pub async fn apply(client: &SharedClient, objs: Vec<Value>) -> Result<Vec<Value>
 
 /// GET.
 pub async fn get(client: &SharedClient, kind: &str, name: &str, ns: Option<&str>) -> Result<Value> {
-    let r = resolve(kind)?.api_resource();
+    let r = resolve_in(client, kind).await?;
     let ns = ns_for(&r, ns);
     Ok(client.get(&r, ns.as_deref(), name).await?.to_value())
 }
@@ -164,7 +195,7 @@ pub async fn list(
     labels: Option<&str>,
     fields: Option<&str>,
 ) -> Result<Vec<Value>> {
-    let r = resolve(kind)?.api_resource();
+    let r = resolve_in(client, kind).await?;
     let p = ListParams {
         label_selector: labels.map(str::to_string),
         field_selector: fields.map(str::to_string),
@@ -185,7 +216,7 @@ pub async fn patch(
     patch_type: &str,
     subresource: Option<&str>,
 ) -> Result<Value> {
-    let r = resolve(kind)?.api_resource();
+    let r = resolve_in(client, kind).await?;
     let ns = ns_for(&r, ns);
     let p = match patch_type {
         "merge" => Patch::Merge(body),
@@ -218,7 +249,7 @@ pub async fn delete(
     ns: Option<&str>,
     grace_period_seconds: Option<i64>,
 ) -> Result<Value> {
-    let r = resolve(kind)?.api_resource();
+    let r = resolve_in(client, kind).await?;
     let ns = ns_for(&r, ns);
     let p = DeleteParams {
         grace_period_seconds,
