@@ -1,5 +1,6 @@
 //! `_orch.Cluster`: a live in-process cluster (`orch::Cluster`) on its own tokio runtime.
 
+use crate::controller::{PyControllers, Reconciler, Registry};
 use crate::errors::Error;
 use crate::exec::Exec;
 use crate::handle::Handle;
@@ -23,7 +24,15 @@ pub struct Cluster {
     kubeconfig: Option<String>,
     url: Option<String>,
     node_names: Vec<String>,
+    /// Live drivers of Python controllers: their stop signals and tasks.
+    drivers: Mutex<Vec<Driver>>,
 }
+
+/// A live driver running Python reconcile functions.
+type Driver = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+);
 
 #[pymethods]
 impl Cluster {
@@ -64,6 +73,7 @@ impl Cluster {
             node_names: inner.node_names().to_vec(),
             exec,
             inner: Mutex::new(Some(inner)),
+            drivers: Mutex::default(),
         })
     }
 
@@ -77,6 +87,47 @@ impl Cluster {
             .as_ref()
             .ok_or_else(|| Error::Input("the cluster is shut down".into()))?;
         Ok(Handle::new(self.exec.clone(), c.client()))
+    }
+
+    /// Runs `func(obj, ctx)` for every object of `kind` in `api_version` (and when a child of
+    /// a kind in `owns` changes) in orch-runtime's live driver, on its own caches, until
+    /// shutdown.
+    fn add_controller(
+        &self,
+        api_version: &str,
+        kind: &str,
+        owns: Vec<String>,
+        func: Py<PyAny>,
+    ) -> PyResult<()> {
+        let client = {
+            let g = self
+                .inner
+                .lock()
+                .map_err(|_| Error::Input("cluster state poisoned".into()))?;
+            g.as_ref()
+                .ok_or_else(|| Error::Input("the cluster is shut down".into()))?
+                .client()
+        };
+        let registry = Arc::new(Registry::default());
+        registry.add(Reconciler::new(api_version, kind, owns, func));
+        let ctl: Arc<dyn orch_runtime::controller::Controller> =
+            Arc::new(PyControllers::new(registry));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let clock: orch_types::clock::SharedClock = Arc::new(orch_types::clock::SystemClock);
+        let task = self.exec.runtime().spawn(orch_runtime::live::run(
+            client,
+            clock,
+            vec![ctl],
+            orch_runtime::live::LiveConfig::default(),
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        self.drivers
+            .lock()
+            .map_err(|_| Error::Input("cluster state poisoned".into()))?
+            .push((tx, task));
+        Ok(())
     }
 
     /// A container's log, through the API server's `pods/log` (proxied to the kubelet).
@@ -132,6 +183,21 @@ impl Cluster {
             .lock()
             .map_err(|_| Error::Input("cluster state poisoned".into()))?
             .take();
+        let drivers: Vec<Driver> = self
+            .drivers
+            .lock()
+            .map(|mut d| std::mem::take(&mut *d))
+            .unwrap_or_default();
+        if !drivers.is_empty() {
+            let tasks: Vec<_> = drivers
+                .into_iter()
+                .map(|(tx, task)| {
+                    let _ = tx.send(());
+                    task
+                })
+                .collect();
+            self.exec.block(py, futures::future::join_all(tasks))?;
+        }
         if let Some(c) = inner {
             self.exec.block(py, c.shutdown())?.map_err(Error::from)?;
         }

@@ -11,6 +11,7 @@
 //! `cargo test --workspace` still links.
 
 pub mod cluster;
+pub mod controller;
 pub mod errors;
 pub mod exec;
 pub mod handle;
@@ -30,5 +31,6 @@ fn _orch(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<cluster::Cluster>()?;
     m.add_function(wrap_pyfunction!(schedule::schedule, m)?)?;
     m.add_class::<objects::Watch>()?;
+    m.add_class::<controller::ReconcileContext>()?;
     Ok(())
 }

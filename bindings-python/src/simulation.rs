@@ -1,5 +1,6 @@
 //! `_orch.Simulation`: the virtual-time engine of `orch::sim` behind a Python object.
 
+use crate::controller::{PyControllers, Reconciler, Registry};
 use crate::errors::{Error, Result};
 use crate::exec::Exec;
 use crate::handle::Handle;
@@ -62,6 +63,8 @@ pub struct Simulation {
     exec: Arc<Exec>,
     engine: Mutex<Engine>,
     client: orch_types::client::SharedClient,
+    /// Python reconcile functions, run by the engine's steppable driver.
+    registry: Arc<Registry>,
 }
 
 impl Simulation {
@@ -101,11 +104,15 @@ impl Simulation {
             .build()
             .map_err(|e| Error::Input(format!("cannot start the async runtime: {e}")))?;
         let exec = Arc::new(Exec::from_runtime(rt));
+        // One declaration for every Python function registered later: its discovered set
+        // follows the registry (see `controller`). It watches nothing until one is.
+        let registry = Arc::new(Registry::default());
         let opts = SimOptions {
             seed,
             events,
             keep_log,
             explain,
+            controllers: vec![Arc::new(PyControllers::new(registry.clone()))],
             ..Default::default()
         };
         let engine = exec
@@ -116,12 +123,52 @@ impl Simulation {
             exec,
             engine: Mutex::new(engine),
             client,
+            registry,
         })
     }
 
     /// Object access (reads, watches; writes go through `apply` / `refresh`).
     fn handle(&self) -> Handle {
         Handle::new(self.exec.clone(), self.client.clone())
+    }
+
+    /// Runs `func(obj, ctx)` for every object of `kind` in `api_version` (and when a child of a
+    /// kind in `owns` changes) in the engine's steppable driver, on the virtual clock.
+    fn add_controller(
+        &self,
+        py: Python<'_>,
+        api_version: &str,
+        kind: &str,
+        owns: Vec<String>,
+        func: Py<PyAny>,
+    ) -> PyResult<()> {
+        self.registry
+            .add(Reconciler::new(api_version, kind, owns, func));
+        // The driver follows discovery after a CustomResourceDefinition changes: show it the
+        // CRDs of the kind again (unchanged), so the next step discovers and the kind's
+        // objects are queued now rather than at the next periodic discovery.
+        let (group, _) = orch_types::registry::split_api_version(api_version);
+        let crds = objects::resolve("customresourcedefinitions")?.api_resource();
+        let client = self.client.clone();
+        let (group, kind) = (group.to_string(), kind.to_string());
+        let mut engine = self.engine()?;
+        let engine = &mut *engine;
+        self.exec.block(py, async move {
+            let Ok(list) = client
+                .list(&crds, None, &orch_types::client::ListParams::default())
+                .await
+            else {
+                return;
+            };
+            for c in &list.items {
+                let v = c.to_value();
+                let spec = |p: &str| v.pointer(p).and_then(serde_json::Value::as_str);
+                if spec("/spec/group") == Some(&group) && spec("/spec/names/kind") == Some(&kind) {
+                    engine.refresh(&crds, None, c.name()).await;
+                }
+            }
+        })?;
+        Ok(())
     }
 
     /// Virtual seconds since the start.
@@ -196,6 +243,24 @@ impl Simulation {
             .exec
             .block(py, engine.apply(values))?
             .map_err(Error::from)?;
+        drop(engine);
+        // The API server's CRD controllers (names accepted, established) run on wall time
+        // on this runtime, which runs only inside a call: wait here until the kinds of the
+        // CRDs just applied are served, so the next `apply` of such an object works.
+        let crds: Vec<(String, String)> = out
+            .iter()
+            .filter(|o| o["kind"] == "CustomResourceDefinition")
+            .filter_map(|o| {
+                Some((
+                    o.pointer("/spec/group")?.as_str()?.to_string(),
+                    o.pointer("/spec/names/kind")?.as_str()?.to_string(),
+                ))
+            })
+            .collect();
+        if !crds.is_empty() {
+            let client = self.client.clone();
+            self.exec.block(py, wait_served(client, crds))?;
+        }
         Ok(to_py_list(py, &out)?)
     }
 
@@ -208,7 +273,11 @@ impl Simulation {
         name: &str,
         namespace: Option<&str>,
     ) -> PyResult<()> {
-        let r = objects::resolve(kind)?.api_resource();
+        let client = self.client.clone();
+        let kind = kind.to_string();
+        let r = self
+            .exec
+            .block(py, async move { objects::resolve_in(&client, &kind).await })??;
         let ns = if r.namespaced {
             Some(namespace.unwrap_or("default").to_string())
         } else {
@@ -242,3 +311,25 @@ impl Simulation {
         Ok(self.engine()?.event_log().to_vec())
     }
 }
+
+/// Waits (wall time, at most [`CRD_SERVED_TIMEOUT`]) until discovery lists every `(group,
+/// kind)`.
+async fn wait_served(client: orch_types::client::SharedClient, kinds: Vec<(String, String)>) {
+    let deadline = tokio::time::Instant::now() + CRD_SERVED_TIMEOUT;
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(found) = client.discover().await {
+            if kinds.iter().all(|(g, k)| {
+                found
+                    .iter()
+                    .any(|d| &d.resource.group == g && &d.resource.kind == k)
+            }) {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// How long `apply` waits for the kinds of the CustomResourceDefinitions it applied to be
+/// served.
+const CRD_SERVED_TIMEOUT: Duration = Duration::from_secs(10);

@@ -4,6 +4,8 @@
 - ``orch.Simulation(...)``: the real API server, scheduler and controllers with simulated kubelets
   on a virtual clock.
 - ``orch.Cluster(...)``: a live in-process cluster (context manager) with a kubeconfig.
+- ``@cluster.controller(apiVersion, kind)`` / ``@sim.controller(...)``: a Python reconcile
+  function run as a controller (live, or on the simulation's virtual clock).
 
 Objects are Kubernetes-shaped camelCase dicts (the shape of ``kubectl get -o yaml``). Errors are
 subclasses of :class:`OrchError`. DataFrame helpers need pandas; progress bars use tqdm when
@@ -19,6 +21,7 @@ from orch._orch import (
     InvalidError,
     NotFoundError,
     OrchError,
+    ReconcileContext,
     TimeoutError,
     __version__,
 )
@@ -33,6 +36,7 @@ __all__ = [
     "InvalidError",
     "NotFoundError",
     "OrchError",
+    "ReconcileContext",
     "Simulation",
     "TimeoutError",
     "__version__",

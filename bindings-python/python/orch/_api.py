@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import builtins
-from typing import Any, Callable, Iterator, Union
+from typing import Any, Callable, Iterable, Iterator, Union
 
 from orch import _frames, _orch
 from orch._inputs import ObjectsLike, to_native
 
 Condition = Union[str, Callable[[dict[str, Any]], bool]]
+
+#: A reconcile function: the object (a dict, as read) and its :class:`orch.ReconcileContext`;
+#: returns seconds after which to reconcile it again, or None.
+ReconcileFn = Callable[[dict[str, Any], "_orch.ReconcileContext"], Union[float, None]]
 
 
 def _rolled_out(obj: dict[str, Any]) -> bool:
@@ -61,6 +65,35 @@ class _Objects:
 
     def _after_write(self, kind: str, name: str, namespace: str | None) -> None:
         """Hook: the simulation re-reads objects written behind the engine's back."""
+
+    def controller(
+        self, api_version: str, kind: str, *, owns: Iterable[str] = ()
+    ) -> Callable[[ReconcileFn], ReconcileFn]:
+        """Decorator: run ``fn(obj, ctx)`` as a controller of ``kind`` in ``api_version``.
+
+        The function is called with each object of the kind when it is created or changes
+        (and when a child of a kind in ``owns`` — ``"ConfigMap"`` or ``"Kind.group"`` — whose
+        controller ownerReference names it changes). It asks for writes through ``ctx``
+        (``ctx.apply(child, owner=obj)``, ``ctx.patch_status({...})``, ``ctx.patch``,
+        ``ctx.delete``, ``ctx.event``), which the driver carries out after it returns, and
+        returns seconds after which to look at the object again, or None. It runs in
+        orch-runtime's drivers like a built-in controller: the live one for a
+        :class:`orch.Cluster`, the simulator's on the virtual clock for a
+        :class:`orch.Simulation` (same seed, same result). An exception is logged on the
+        ``orch.controller`` logger with the key and retried with back-off (0.1 s doubling,
+        at most 300 s). The function must not call back into this cluster or simulation;
+        it sees only ``obj`` and ``ctx``. The CRD may be applied before or after.
+
+        Returns the function unchanged."""
+
+        def register(fn: ReconcileFn) -> ReconcileFn:
+            self._add_controller(api_version, kind, list(owns), fn)
+            return fn
+
+        return register
+
+    def _add_controller(self, api_version: str, kind: str, owns: builtins.list[str], fn: ReconcileFn) -> None:
+        raise NotImplementedError
 
     def apply(self, obj: ObjectsLike) -> list[dict[str, Any]]:
         """Create or update objects: YAML text, a path (file or directory), a dict, a list of

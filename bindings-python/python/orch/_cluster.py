@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from orch import _orch
-from orch._api import Condition, _Objects
+from orch._api import Condition, ReconcileFn, _Objects
 
 
 class Cluster(_Objects):
@@ -59,6 +59,9 @@ class Cluster(_Objects):
         new cluster can open the same directory."""
         self._cluster.shutdown()
         self._handle = _ShutDown()  # type: ignore[assignment]
+
+    def _add_controller(self, api_version: str, kind: str, owns: list[str], fn: ReconcileFn) -> None:
+        self._cluster.add_controller(api_version, kind, owns, fn)
 
     def logs(self, pod: str, namespace: str | None = None, *, container: str | None = None, tail_lines: int | None = None) -> str:
         """A container's log (``pods/log`` over HTTP, proxied to the kubelet)."""

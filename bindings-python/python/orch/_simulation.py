@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from orch import _frames, _orch
-from orch._api import Condition, _Objects
+from orch._api import Condition, ReconcileFn, _Objects
 
 
 def _scenario_arg(scenario: Any) -> Any:
@@ -122,6 +122,9 @@ class Simulation(_Objects):
         from orch._inputs import to_native
 
         return self._sim.apply(to_native(obj))
+
+    def _add_controller(self, api_version: str, kind: str, owns: list[str], fn: ReconcileFn) -> None:
+        self._sim.add_controller(api_version, kind, owns, fn)
 
     def _after_write(self, kind: str, name: str, namespace: str | None) -> None:
         self._sim.refresh(kind, name, namespace)
