@@ -185,11 +185,18 @@ pub static CONVERTED: &[ResourceInfo] = &[
 
 /// The storage entry of a [`CONVERTED`] resource (`None` for a storage version itself).
 pub fn storage_of(info: &ResourceInfo) -> Option<&'static ResourceInfo> {
-    if CONVERTED.iter().any(|c| std::ptr::eq(c, info)) {
+    if CONVERTED.as_ptr_range().contains(&std::ptr::from_ref(info)) {
         by_group_kind(info.group, info.kind)
     } else {
         None
     }
+}
+
+/// Whether `info` is an entry of [`BUILTIN`] or [`CONVERTED`] (rather than one an API server
+/// made at run time for a CustomResourceDefinition or an aggregated API): a pointer check.
+pub fn is_builtin(info: &ResourceInfo) -> bool {
+    let p = std::ptr::from_ref(info);
+    BUILTIN.as_ptr_range().contains(&p) || CONVERTED.as_ptr_range().contains(&p)
 }
 
 impl ResourceInfo {
@@ -384,6 +391,14 @@ mod tests {
         let pod = by_kind("v1", "Pod").unwrap();
         let ev = pod.subresource("eviction").unwrap();
         assert_eq!((ev.group, ev.kind), ("policy", "Eviction"));
+    }
+
+    #[test]
+    fn builtin_entries_are_told_from_copies_by_address() {
+        assert!(BUILTIN.iter().chain(CONVERTED).all(is_builtin));
+        let copy = Box::new(BUILTIN[0].clone());
+        assert!(!is_builtin(&copy));
+        assert_eq!(storage_of(&copy), None);
     }
 
     #[test]

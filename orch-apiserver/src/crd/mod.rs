@@ -210,7 +210,7 @@ impl ApiServer {
 
     /// The CRD-defined resource `info` is, if it is one.
     pub fn custom(&self, info: Resource) -> Option<Arc<CustomResource>> {
-        if registry::by_plural(info.group, info.version, info.plural).is_some() {
+        if registry::is_builtin(info) {
             return None;
         }
         self.custom_resources

@@ -33,7 +33,7 @@ pub fn tracks_generation(info: Resource) -> bool {
 
 /// Whether `info` is a built-in resource (not one a CRD defines).
 pub fn builtin(info: Resource) -> bool {
-    orch_types::registry::by_plural(info.group, info.version, info.plural).is_some()
+    orch_types::registry::is_builtin(info)
 }
 
 /// Whether `info` has a `status` subresource (so the main resource ignores status and the
