@@ -106,11 +106,29 @@ fn journey(env: &TestEnv) {
     // Orphan: the Backup goes, its ConfigMap stays without the reference.
     env.apply(&backup(ns, "op", ""));
     let op = uid(env, &["backup", "op", "-n", ns]);
-    env.apply(&config_map(
-        ns,
-        "op-dep",
-        &owner("ops.example.org/v1", "Backup", "op", &op, true),
-    ));
+    // A second reference, to an owner that never existed, which the collector strips when it
+    // looks at the ConfigMap: once it is gone the collector knows the dependent, and orphaning
+    // will find it (upstream's `TestOrphaning` waits for the collector the same way).
+    let never = owner(
+        "v1",
+        "ConfigMap",
+        "never-was",
+        "00000000-0000-0000-0000-000000000000",
+        false,
+    );
+    let both = owner("ops.example.org/v1", "Backup", "op", &op, true)
+        + never.trim_start_matches("  ownerReferences:\n");
+    env.apply(&config_map(ns, "op-dep", &both));
+    wait_for("the collector to see op-dep", WAIT, || {
+        let v = env.get_json(&["configmap", "op-dep", "-n", ns])?;
+        match v["metadata"]["ownerReferences"]
+            .as_array()
+            .map_or(0, Vec::len)
+        {
+            1 => Ok(()),
+            n => Err(format!("{n} references")),
+        }
+    });
     env.kubectl(&["delete", "backup", "op", "-n", ns, "--cascade=orphan"]);
     gone(env, &["backup", "op", "-n", ns]);
     let dep = env

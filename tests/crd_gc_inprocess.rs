@@ -130,6 +130,36 @@ async fn create(
     .unwrap_or_else(|e| panic!("create {} {name}: {e}", r.kind))
 }
 
+/// Creates a dependent and waits until the collector has seen it. Orphaning strips the
+/// references of the dependents the collector knows of; one it has not observed yet when its
+/// owner's deletion arrives is collected once the owner is gone. Upstream's integration test
+/// waits the same way (`test/integration/garbagecollector`, `TestOrphaning`: "we need wait for
+/// the gc to observe the creation of the pods"). The signal here: a second reference, to an
+/// owner that never existed, which the collector strips as soon as it looks at the object.
+async fn observed_by_collector(
+    c: &SharedClient,
+    r: &ApiResource,
+    ns: &str,
+    name: &str,
+    owners: serde_json::Value,
+) {
+    let mut refs = owners.as_array().cloned().unwrap_or_default();
+    let wanted = refs.len();
+    refs.push(
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "name": "never-was",
+        "uid": "00000000-0000-0000-0000-000000000000"}),
+    );
+    create(c, r, ns, name, serde_json::Value::Array(refs)).await;
+    eventually(&format!("the collector to see {name}"), || async {
+        let o = c.get(r, Some(ns), name).await.map_err(|e| e.to_string())?;
+        match o.metadata.owner_references.map_or(0, |v| v.len()) {
+            n if n == wanted => Ok(()),
+            n => Err(format!("{n} references")),
+        }
+    })
+    .await;
+}
+
 async fn delete(
     c: &SharedClient,
     r: &ApiResource,
@@ -218,7 +248,7 @@ async fn custom_objects_are_collected_and_namespaces_emptied_like_built_in_ones(
 
     // Orphan: the custom owner goes, its dependent stays without the reference.
     let w = create(&c, &widgets(), ns, "orphaner", serde_json::Value::Null).await;
-    create(&c, &cms, ns, "orphan", owned_by(&w, true)).await;
+    observed_by_collector(&c, &cms, ns, "orphan", owned_by(&w, true)).await;
     delete(
         &c,
         &widgets(),
