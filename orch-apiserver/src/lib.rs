@@ -51,6 +51,7 @@ pub mod webhook;
 
 pub use server::{serve, ApiServer, ApiServerConfig, ApiServerError, StorageConfig};
 pub mod apply;
+pub mod auth;
 pub mod discovery;
 pub mod metrics;
 pub mod openapi;
