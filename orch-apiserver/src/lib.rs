@@ -42,6 +42,7 @@ pub mod conversion;
 pub mod crd;
 pub mod fieldmanager;
 pub mod kubeconfig;
+pub mod kubelet_client;
 pub mod patch;
 pub mod rest;
 pub mod schema;

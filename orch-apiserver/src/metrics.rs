@@ -284,8 +284,8 @@ async fn fetch_summary(http: &reqwest::Client, node: &DynamicObject) -> Option<S
 }
 
 /// The Summaries of `nodes`, asked concurrently; missing ones are left out.
-async fn summaries(nodes: &[Arc<DynamicObject>]) -> HashMap<String, Summary> {
-    let http = reqwest::Client::new();
+async fn summaries(api: &ApiServer, nodes: &[Arc<DynamicObject>]) -> HashMap<String, Summary> {
+    let http = crate::kubelet_client::http(api);
     let answers =
         futures::future::join_all(nodes.iter().map(|n| fetch_summary(&http, n.as_ref()))).await;
     nodes
@@ -319,7 +319,7 @@ impl ApiServer {
     /// `NodeMetricsList` of the nodes matching `p` (those whose kubelet answered).
     pub async fn list_node_metrics(&self, p: &ListParams) -> RestResult<Value> {
         let nodes = self.list_objects(core("nodes")?, None, p).await?.items;
-        let sums = summaries(&nodes).await;
+        let sums = summaries(self, &nodes).await;
         let now = now(self);
         let items = nodes
             .iter()
@@ -341,7 +341,7 @@ impl ApiServer {
                     e
                 }
             })?;
-        let sums = summaries(std::slice::from_ref(&node)).await;
+        let sums = summaries(self, std::slice::from_ref(&node)).await;
         let m = sums
             .get(name)
             .and_then(|s| node_metrics(&node, s, now(self)))
@@ -366,7 +366,7 @@ impl ApiServer {
                 Err(e) => return Err(e),
             }
         }
-        let sums = summaries(&nodes).await;
+        let sums = summaries(self, &nodes).await;
         let mut by_pod: BTreeMap<(&str, &str), &PodStats> = BTreeMap::new();
         for s in sums.values() {
             for p in &s.pods {

@@ -607,13 +607,11 @@ impl ApiServer {
             .ok_or_else(|| ApiError::internal("nodes not served"))?;
         let node = self.get_object(nodes, None, &node_name).await?;
         let url = kubelet_log_url(&node, &namespace, name, &container, query)?;
-        let resp = reqwest::Client::new().get(&url).send().await.map_err(|e| {
-            ApiError::new(
-                502,
-                reason::SERVICE_UNAVAILABLE,
-                format!("cannot reach the kubelet of node \"{node_name}\": {e}"),
-            )
-        })?;
+        let resp = crate::kubelet_client::http(self)
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| crate::kubelet_client::unreachable(&node, &e))?;
         let status =
             StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
         if !status.is_success() {
@@ -925,6 +923,18 @@ pub fn kubelet_log_url(
 /// (from `status.addresses` and `status.daemonEndpoints`), for `pods/log` and the
 /// `metrics.k8s.io` answers ([`crate::metrics`]).
 pub fn kubelet_url(node: &DynamicObject) -> RestResult<String> {
+    let (ip, port) = kubelet_address(node)?;
+    let host = if ip.contains(':') {
+        format!("[{ip}]")
+    } else {
+        ip
+    };
+    Ok(format!("http://{host}:{port}"))
+}
+
+/// A node's kubelet address: its `InternalIP` and `status.daemonEndpoints.kubeletEndpoint.Port`;
+/// 400 if it has neither.
+pub fn kubelet_address(node: &DynamicObject) -> RestResult<(String, u16)> {
     let status = node.data.get("status");
     let ip = status
         .and_then(|s| s.get("addresses"))
@@ -940,6 +950,7 @@ pub fn kubelet_url(node: &DynamicObject) -> RestResult<String> {
         .and_then(|d| d.get("kubeletEndpoint"))
         .and_then(|k| k.get("Port"))
         .and_then(Value::as_i64)
+        .and_then(|p| u16::try_from(p).ok())
         .filter(|p| *p > 0);
     let (Some(ip), Some(port)) = (ip, port) else {
         return Err(ApiError::bad_request(format!(
@@ -947,12 +958,7 @@ pub fn kubelet_url(node: &DynamicObject) -> RestResult<String> {
             node.name()
         )));
     };
-    let host = if ip.contains(':') {
-        format!("[{ip}]")
-    } else {
-        ip.to_string()
-    };
-    Ok(format!("http://{host}:{port}"))
+    Ok((ip.to_string(), port))
 }
 
 fn enc(s: &str) -> String {
