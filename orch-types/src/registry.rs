@@ -171,6 +171,23 @@ pub static BUILTIN: &[ResourceInfo] = &[
         "mutatingwebhookconfiguration", &[], false, RW, API_EXTENSIONS, &[]),
     r("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration", "validatingwebhookconfigurations",
         "validatingwebhookconfiguration", &[], false, RW, API_EXTENSIONS, &[]),
+    r("rbac.authorization.k8s.io", "v1", "Role", "roles", "role", &[], true, RW, NONE, &[]),
+    r("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", "clusterrole", &[], false, RW, NONE, &[]),
+    r("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", "rolebinding", &[], true, RW, NONE, &[]),
+    r("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding", &[], false, RW,
+        NONE, &[]),
+    // The review APIs: created and answered, never stored (`orch-apiserver`'s `auth::review`).
+    r("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", "selfsubjectaccessreview", &[],
+        false, CREATE_ONLY, NONE, &[]),
+    r("authorization.k8s.io", "v1", "SubjectAccessReview", "subjectaccessreviews", "subjectaccessreview", &[], false,
+        CREATE_ONLY, NONE, &[]),
+    r("authorization.k8s.io", "v1", "LocalSubjectAccessReview", "localsubjectaccessreviews", "localsubjectaccessreview",
+        &[], true, CREATE_ONLY, NONE, &[]),
+    r("authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews", "selfsubjectrulesreview", &[],
+        false, CREATE_ONLY, NONE, &[]),
+    r("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", "selfsubjectreview", &[], false,
+        CREATE_ONLY, NONE, &[]),
+    r("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", "tokenreview", &[], false, CREATE_ONLY, NONE, &[]),
 ];
 
 /// Resources also served at a version other than the one they are stored in: the API server

@@ -411,6 +411,22 @@ fn build_builtin() -> Schemas {
             k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration,
         "admissionregistration.k8s.io" "v1" "ValidatingWebhookConfiguration" =>
             k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration,
+        "rbac.authorization.k8s.io" "v1" "Role" => k8s_openapi::api::rbac::v1::Role,
+        "rbac.authorization.k8s.io" "v1" "ClusterRole" => k8s_openapi::api::rbac::v1::ClusterRole,
+        "rbac.authorization.k8s.io" "v1" "RoleBinding" => k8s_openapi::api::rbac::v1::RoleBinding,
+        "rbac.authorization.k8s.io" "v1" "ClusterRoleBinding" =>
+            k8s_openapi::api::rbac::v1::ClusterRoleBinding,
+        "authorization.k8s.io" "v1" "SelfSubjectAccessReview" =>
+            k8s_openapi::api::authorization::v1::SelfSubjectAccessReview,
+        "authorization.k8s.io" "v1" "SubjectAccessReview" =>
+            k8s_openapi::api::authorization::v1::SubjectAccessReview,
+        "authorization.k8s.io" "v1" "LocalSubjectAccessReview" =>
+            k8s_openapi::api::authorization::v1::LocalSubjectAccessReview,
+        "authorization.k8s.io" "v1" "SelfSubjectRulesReview" =>
+            k8s_openapi::api::authorization::v1::SelfSubjectRulesReview,
+        "authentication.k8s.io" "v1" "SelfSubjectReview" =>
+            k8s_openapi::api::authentication::v1::SelfSubjectReview,
+        "authentication.k8s.io" "v1" "TokenReview" => k8s_openapi::api::authentication::v1::TokenReview,
         "meta.k8s.io" "v1" "Status" => meta::Status,
         "meta.k8s.io" "v1" "DeleteOptions" => meta::DeleteOptions,
         "meta.k8s.io" "v1" "Patch" => meta::Patch,

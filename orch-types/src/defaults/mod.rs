@@ -27,6 +27,7 @@ mod batch;
 mod core;
 mod other;
 mod quota;
+mod rbac;
 mod settings;
 mod storage;
 
@@ -114,6 +115,12 @@ pub fn apply_defaults(obj: &mut DynamicObject) -> Result<(), ConvertError> {
                 admissionregistration::validating,
             )?
         }
+        ("rbac.authorization.k8s.io", "RoleBinding") => {
+            typed::<k8s_openapi::api::rbac::v1::RoleBinding>(&mut work, rbac::role_binding)?
+        }
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => typed::<
+            k8s_openapi::api::rbac::v1::ClusterRoleBinding,
+        >(&mut work, rbac::cluster_role_binding)?,
         _ => return Ok(()),
     }
     *obj = work;

@@ -35,6 +35,7 @@ mod meta;
 mod other;
 mod policy;
 mod quota;
+pub mod rbac;
 mod settings;
 mod storage;
 
@@ -180,6 +181,20 @@ fn object_rules(d: &DynamicObject) -> Vec<FieldError> {
         ("storage.k8s.io", "StorageClass") => {
             check!(&d, kstorage::StorageClass, storage::storage_class)
         }
+        ("rbac.authorization.k8s.io", "Role") => {
+            check!(&d, k8s_openapi::api::rbac::v1::Role, rbac::role)
+        }
+        ("rbac.authorization.k8s.io", "ClusterRole") => {
+            check!(&d, k8s_openapi::api::rbac::v1::ClusterRole, rbac::cluster_role)
+        }
+        ("rbac.authorization.k8s.io", "RoleBinding") => {
+            check!(&d, k8s_openapi::api::rbac::v1::RoleBinding, rbac::role_binding)
+        }
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => check!(
+            &d,
+            k8s_openapi::api::rbac::v1::ClusterRoleBinding,
+            rbac::cluster_role_binding
+        ),
         // ServiceAccount, Binding, Scale: metadata rules only.
         _ => meta::object_meta(&d.metadata, info.namespaced, sub),
     }
@@ -316,6 +331,18 @@ pub fn validate_update_defaulted(new: &DynamicObject, old: &DynamicObject) -> Ve
         ("storage.k8s.io", "StorageClass") => {
             check_update!(n, o, kstorage::StorageClass, storage::storage_class_update)
         }
+        ("rbac.authorization.k8s.io", "RoleBinding") => check_update!(
+            n,
+            o,
+            k8s_openapi::api::rbac::v1::RoleBinding,
+            rbac::role_binding_update
+        ),
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => check_update!(
+            n,
+            o,
+            k8s_openapi::api::rbac::v1::ClusterRoleBinding,
+            rbac::cluster_role_binding_update
+        ),
         _ => meta::object_meta_update(&n.metadata, &o.metadata),
     });
     errs
