@@ -193,7 +193,8 @@ impl Kubelet {
             started: self.clock.now(),
         };
         let router = crate::logs::router(Arc::new(Source(self.clone())))
-            .merge(crate::stats::router(Arc::new(stats)));
+            .merge(crate::stats::router(Arc::new(stats)))
+            .merge(crate::streaming::router(Arc::new(Source(self.clone()))));
         let mut srv_stop = stop_rx.clone();
         let server = tokio::spawn(async move {
             let r = axum::serve(listener, router)
@@ -934,6 +935,29 @@ impl Kubelet {
 }
 
 impl Kubelet {
+    /// The UID of pod `ns/pod` and the ID of its container `container` while it runs: upstream
+    /// answers `container not found ("NAME")` for a container it does not run.
+    fn running_container(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: &str,
+    ) -> Result<String, crate::streaming::Failure> {
+        use crate::streaming::Failure;
+        let pods = self.pods.lock();
+        let entry = pods
+            .values()
+            .find(|e| e.namespace == ns && e.name == pod)
+            .ok_or_else(|| Failure::not_found("pod does not exist"))?;
+        let s = entry.sync.lock();
+        match s.worker().log_instance(container, false) {
+            Some((Some(id), true)) => Ok(id),
+            _ => Err(Failure::not_found(format!(
+                "container not found ({container:?})"
+            ))),
+        }
+    }
+
     /// The running containers of every pod with the usage the runtime measured, for
     /// [`crate::stats::summarize`].
     fn usage_samples(&self, now: Timestamp) -> Vec<crate::stats::PodSample> {
@@ -992,6 +1016,45 @@ fn pod_ref(pod: &Pod, field_path: Option<&str>) -> ObjectRef {
 }
 
 struct Source(Arc<Kubelet>);
+
+impl crate::streaming::StreamSource for Source {
+    fn exec(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+        req: &crate::runtime::StreamRequest,
+    ) -> Result<crate::runtime::ProcessIo, crate::streaming::Failure> {
+        let id = self.0.running_container(namespace, pod, container)?;
+        Ok(self.0.rt.exec(&id, req)?)
+    }
+
+    fn attach(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+        req: &crate::runtime::StreamRequest,
+    ) -> Result<crate::runtime::ProcessIo, crate::streaming::Failure> {
+        let id = self.0.running_container(namespace, pod, container)?;
+        Ok(self.0.rt.attach(&id, req)?)
+    }
+
+    fn pod_uid(&self, namespace: &str, pod: &str) -> Option<String> {
+        let pods = self.0.pods.lock();
+        pods.iter()
+            .find(|(_, e)| e.namespace == namespace && e.name == pod)
+            .map(|(uid, _)| uid.clone())
+    }
+
+    fn port_forward(
+        &self,
+        pod_uid: &str,
+        port: u16,
+    ) -> Result<std::net::TcpStream, crate::streaming::Failure> {
+        Ok(self.0.rt.port_forward(pod_uid, port)?)
+    }
+}
 
 impl LogSource for Source {
     fn log_target(

@@ -21,6 +21,10 @@
 //! `/containerLogs` endpoint), [`volume`] (PersistentVolumeClaim-backed volumes: containers wait
 //! for their claims to be bound, then see the volume's directory).
 //!
+//! [`streaming`] serves `/exec`, `/attach` and `/portForward` over WebSocket (the channel
+//! protocols kubectl and the Python client speak), through
+//! [`runtime::ContainerRuntime::exec`], `attach` and `port_forward`.
+//!
 //! [`stats`] serves the Summary API at `/stats/summary` (each running container's CPU and
 //! memory working set from [`runtime::ContainerRuntime::container_usage`]), from which the API
 //! server builds `metrics.k8s.io` for `kubectl top`.
@@ -84,6 +88,7 @@ pub mod prober;
 pub mod runtime;
 pub mod stats;
 pub mod status;
+pub mod streaming;
 pub mod volume;
 pub mod worker;
 

@@ -1147,6 +1147,8 @@ impl PodWorker {
             cpu_request_milli: cpu.0,
             cpu_limit_milli: cpu.1,
             mounts: self.env.volumes.mounts(spec),
+            stdin: spec.stdin.unwrap_or(false),
+            stdin_once: spec.stdin_once.unwrap_or(false),
         };
         match rt.start_container(&cfg, now) {
             Ok(id) => {

@@ -182,7 +182,10 @@ pub struct ContainerConfig {
     pub cpu_limit_milli: Option<i64>,
     /// Directories of the node the container sees at other paths (its claim-backed
     /// `volumeMounts`, see [`crate::volume`]).
-    pub mounts: Vec<Mount>,
+    pub mounts: Vec<Mount>,    /// `stdin`: the container's stdin stays open for `kubectl attach -i`.
+    pub stdin: bool,
+    /// `stdinOnce`: the first attach that closes stdin closes it for the container.
+    pub stdin_once: bool,
 }
 
 /// A node directory a container sees at `container_path`.
@@ -452,6 +455,34 @@ pub trait ContainerRuntime: Send + Sync + std::fmt::Debug {
         let _ = (id, now);
         None
     }
+    /// Starts `req.command` in running container `id` (`kubectl exec`), in its environment,
+    /// working directory, namespaces and cgroup. Blocking: the kubelet calls it on a blocking
+    /// thread.
+    fn exec(&self, id: &str, req: &StreamRequest) -> Result<ProcessIo, StreamError> {
+        let _ = (id, req);
+        Err(StreamError::Unsupported(format!(
+            "the {} runtime cannot exec in containers",
+            self.info().name
+        )))
+    }
+    /// Attaches to running container `id` (`kubectl attach`): its live stdout/stderr and, when
+    /// it has `stdin: true`, its stdin. Blocking.
+    fn attach(&self, id: &str, req: &StreamRequest) -> Result<ProcessIo, StreamError> {
+        let _ = (id, req);
+        Err(StreamError::Unsupported(format!(
+            "the {} runtime cannot attach to containers",
+            self.info().name
+        )))
+    }
+    /// A TCP connection to `localhost:port` in the network namespace of pod `pod_uid`
+    /// (`kubectl port-forward`). Blocking.
+    fn port_forward(&self, pod_uid: &str, port: u16) -> Result<std::net::TcpStream, StreamError> {
+        let _ = (pod_uid, port);
+        Err(StreamError::Unsupported(format!(
+            "the {} runtime cannot forward ports",
+            self.info().name
+        )))
+    }
 }
 
 /// A container's resource usage, as upstream's Summary API reports it
@@ -467,4 +498,88 @@ pub struct ContainerUsage {
     pub memory_working_set_bytes: u64,
     /// The sampling window the CPU rate was computed over (zero: an instantaneous figure).
     pub window: Duration,
+}
+
+/// A terminal size, as clients send it on the resize channel (`{"Width":80,"Height":24}`,
+/// upstream `remotecommand.TerminalSize`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+pub struct TermSize {
+    /// Columns.
+    #[serde(rename = "Width")]
+    pub width: u16,
+    /// Rows.
+    #[serde(rename = "Height")]
+    pub height: u16,
+}
+
+/// What an exec or attach session asks for (the `command`, `stdin`, `stdout`, `stderr` and
+/// `tty` query parameters of the kubelet's `/exec` and `/attach`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StreamRequest {
+    /// The command (exec only; attach ignores it).
+    pub command: Vec<String>,
+    /// The client sends stdin.
+    pub stdin: bool,
+    /// The client wants stdout.
+    pub stdout: bool,
+    /// The client wants stderr (never with `tty`: the terminal merges it into stdout).
+    pub stderr: bool,
+    /// Run on a terminal (exec: a new pty; attach: the container's own).
+    pub tty: bool,
+}
+
+/// Stops a session's process (the exec'd command's process group) when its client goes away.
+pub type Canceller = Box<dyn Fn() + Send + Sync>;
+
+/// Resizes a session's terminal.
+pub type Resizer = Box<dyn Fn(TermSize) + Send + Sync>;
+
+/// Waits (blocking) until a session's process is done: its exit code.
+pub type Waiter = Box<dyn FnOnce() -> Result<i32, RuntimeError> + Send>;
+
+/// The process side of an exec or attach session, in blocking I/O: the kubelet's streaming
+/// layer ([`crate::streaming`]) pumps each end on a thread of its own, whatever the transport
+/// (WebSocket or SPDY) on the client side.
+pub struct ProcessIo {
+    /// The process's stdin (dropped: EOF), when the request asked for stdin.
+    pub stdin: Option<Box<dyn std::io::Write + Send>>,
+    /// Its stdout (with a tty: the terminal's output), when asked for.
+    pub stdout: Option<Box<dyn std::io::Read + Send>>,
+    /// Its stderr, when asked for and without a tty.
+    pub stderr: Option<Box<dyn std::io::Read + Send>>,
+    /// Resizes the terminal (with a tty).
+    pub resize: Option<Resizer>,
+    /// Waits for the end of the session: the exec'd command's exit code, or `0` when an
+    /// attached container exits.
+    pub wait: Waiter,
+    /// Ends the session early (the client went away).
+    pub cancel: Option<Canceller>,
+}
+
+impl std::fmt::Debug for ProcessIo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessIo")
+            .field("stdin", &self.stdin.is_some())
+            .field("stdout", &self.stdout.is_some())
+            .field("stderr", &self.stderr.is_some())
+            .field("tty", &self.resize.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a streaming call (exec, attach, port-forward) failed in the runtime.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StreamError {
+    /// The container is not running (or unknown to the runtime).
+    #[error("container not running ({0})")]
+    NotRunning(String),
+    /// The request cannot be served (e.g. attaching stdin to a container without `stdin: true`).
+    #[error("{0}")]
+    BadRequest(String),
+    /// This runtime cannot do it at all.
+    #[error("{0}")]
+    Unsupported(String),
+    /// Starting the command or connecting failed.
+    #[error("{0}")]
+    Failed(String),
 }

@@ -37,6 +37,7 @@ pub mod hostport;
 pub mod ipam;
 pub mod mounts;
 pub mod netns;
+pub mod stream;
 
 use super::*;
 use crate::image::{ImageSource, LocalCatalog};
@@ -163,6 +164,9 @@ struct StateFile {
     /// `ip netns exec <ns>` when the pod has a network namespace.
     #[serde(default)]
     exec_prefix: Vec<String>,
+    /// `stdinOnce`: the first attach that closes stdin closes it for good.
+    #[serde(default)]
+    stdin_once: bool,
 }
 
 #[derive(Debug)]
@@ -171,6 +175,8 @@ struct Proc {
     child: Option<Child>,
     partial: [Vec<u8>; 2],
     flushed: bool,
+    /// The write end of the stdin FIFO of a container with `stdin: true` ([`stream`]).
+    stdin: Option<File>,
 }
 
 #[derive(Debug, Default)]
@@ -361,6 +367,7 @@ impl ProcessRuntime {
                     child: None,
                     partial: [vec![], vec![]],
                     flushed: false,
+                    stdin: None, // reopened by the first attach
                 },
             );
         }
@@ -1084,6 +1091,16 @@ impl ContainerRuntime for ProcessRuntime {
                 .open(dir.join(n))
                 .map_err(io)
         };
+        // `stdin: true`: a FIFO the runtime holds open for attach ([`stream`]).
+        let (stdin_writer, stdin) = if cfg.stdin {
+            let w = stream::open_stdin(&dir, true)
+                .map_err(|e| RuntimeError::Start(format!("container stdin: {e}")))?;
+            let r = File::open(dir.join("stdin"))
+                .map_err(|e| RuntimeError::Start(format!("container stdin: {e}")))?;
+            (w, Stdio::from(r))
+        } else {
+            (None, Stdio::null())
+        };
         let mut cmd = Command::new("/bin/sh");
         cmd.arg("-c")
             .arg(SHIM)
@@ -1095,7 +1112,7 @@ impl ContainerRuntime for ProcessRuntime {
             .args(&argv)
             .env_clear()
             .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::from(open("stdout")?))
             .stderr(Stdio::from(open("stderr")?))
             .process_group(0);
@@ -1136,6 +1153,7 @@ impl ContainerRuntime for ProcessRuntime {
             offsets: [0, 0],
             cgroups,
             exec_prefix,
+            stdin_once: cfg.stdin_once,
         };
         self.save(&st);
         self.inner.lock().procs.insert(
@@ -1145,6 +1163,7 @@ impl ContainerRuntime for ProcessRuntime {
                 child: Some(child),
                 partial: [vec![], vec![]],
                 flushed: false,
+                stdin: stdin_writer,
             },
         );
         Ok(id)
@@ -1307,6 +1326,18 @@ impl ContainerRuntime for ProcessRuntime {
     fn log_path(&self, id: &str) -> Option<PathBuf> {
         let p = self.dir(id).join("container.log");
         Some(p)
+    }
+
+    fn exec(&self, id: &str, req: &StreamRequest) -> Result<ProcessIo, StreamError> {
+        self.stream_exec(id, req)
+    }
+
+    fn attach(&self, id: &str, req: &StreamRequest) -> Result<ProcessIo, StreamError> {
+        self.stream_attach(id, req)
+    }
+
+    fn port_forward(&self, pod_uid: &str, port: u16) -> Result<std::net::TcpStream, StreamError> {
+        self.stream_port_forward(pod_uid, port)
     }
 
     fn housekeeping(&self) {
