@@ -47,6 +47,7 @@ pub mod patch;
 pub mod rest;
 pub mod schema;
 pub mod server;
+pub mod serviceaccount;
 pub mod storage;
 pub mod webhook;
 

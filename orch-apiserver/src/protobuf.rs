@@ -138,6 +138,7 @@ kinds![
     k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     ("policy/v1", "Eviction") => k8s_pb::api::policy::v1::Eviction,
     ("autoscaling/v1", "Scale") => k8s_pb::api::autoscaling::v1::Scale,
+    ("authentication.k8s.io/v1", "TokenRequest") => k8s_pb::api::authentication::v1::TokenRequest,
 ];
 
 /// The option kinds a protobuf client may send as a body, under any group version (upstream

@@ -53,6 +53,9 @@ pub struct ApiServerConfig {
     /// Events (`v1` and `events.k8s.io/v1`) are deleted this long after their last write
     /// (upstream `--event-ttl`, one hour); `None`: kept until deleted.
     pub event_ttl: Option<Duration>,
+    /// Service-account tokens: signing key (none: an ephemeral key generated at start),
+    /// issuer and accepted audiences ([`crate::serviceaccount`]).
+    pub service_account_tokens: crate::serviceaccount::TokenConfig,
 }
 
 impl ApiServerConfig {
@@ -68,6 +71,7 @@ impl ApiServerConfig {
             min_request_timeout: Duration::from_secs(1800),
             system_namespaces_interval: Duration::from_secs(60),
             event_ttl: Some(Duration::from_secs(3600)),
+            service_account_tokens: Default::default(),
         }
     }
 
@@ -107,6 +111,9 @@ pub enum ApiServerError {
     /// Listening or serving failed.
     #[error("server I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// The service-account signing key cannot be used.
+    #[error("service-account tokens: {0}")]
+    ServiceAccountKey(#[from] crate::serviceaccount::keys::KeyError),
     /// `ApiServer::new` was called outside a tokio runtime.
     #[error("ApiServer::new must be called inside a tokio runtime")]
     NoRuntime,
@@ -174,6 +181,8 @@ pub struct ApiServer {
     pub(crate) crd_finalizing: crate::crd::controller::Finalizing,
     /// The APIServices this server proxies to ([`crate::aggregator`]).
     pub(crate) aggregator: crate::aggregator::Aggregator,
+    /// Signs and verifies service-account tokens ([`crate::serviceaccount`]).
+    pub(crate) tokens: crate::serviceaccount::Issuer,
 }
 
 impl std::fmt::Debug for ApiServer {
@@ -239,8 +248,9 @@ impl ApiServer {
         storage: SharedStorage,
         config: ApiServerConfig,
     ) -> Result<Arc<Self>, ApiServerError> {
+        let tokens = crate::serviceaccount::Issuer::new(&config.service_account_tokens)?;
         let cache = WatchCache::start(storage.clone(), config.watch_window).await?;
-        let api = Self::assemble(storage, cache, config);
+        let api = Self::assemble(storage, cache, config, tokens);
         api.bootstrap().await?;
         api.spawn_loops();
         Ok(api)
@@ -254,9 +264,10 @@ impl ApiServer {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(ApiServerError::NoRuntime);
         }
+        let tokens = crate::serviceaccount::Issuer::new(&config.service_account_tokens)?;
         let cache =
             futures::executor::block_on(WatchCache::start(storage.clone(), config.watch_window))?;
-        let api = Self::assemble(storage, cache, config);
+        let api = Self::assemble(storage, cache, config, tokens);
         futures::executor::block_on(api.bootstrap())?;
         api.spawn_loops();
         Ok(api)
@@ -266,6 +277,7 @@ impl ApiServer {
         storage: SharedStorage,
         cache: Arc<WatchCache>,
         config: ApiServerConfig,
+        tokens: crate::serviceaccount::Issuer,
     ) -> Arc<Self> {
         Arc::new_cyclic(|me| Self {
             storage,
@@ -277,6 +289,7 @@ impl ApiServer {
             custom_resources: Default::default(),
             crd_finalizing: Default::default(),
             aggregator: Default::default(),
+            tokens,
         })
     }
 

@@ -131,7 +131,9 @@ pub static BUILTIN: &[ResourceInfo] = &[
     r("", "v1", "Event", "events", "event", &["ev"], true, RW, NONE, &[]),
     r("", "v1", "ConfigMap", "configmaps", "configmap", &["cm"], true, RW, NONE, &[]),
     r("", "v1", "Secret", "secrets", "secret", &[], true, RW, NONE, &[]),
-    r("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", &["sa"], true, RW, NONE, &[]),
+    r("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", &["sa"], true, RW, NONE, &[
+        SubresourceInfo { name: "token", group: "authentication.k8s.io", version: "v1", kind: "TokenRequest", verbs: CREATE_ONLY },
+    ]),
     r("", "v1", "PodTemplate", "podtemplates", "podtemplate", &[], true, RW, NONE, &[]),
     r("", "v1", "ReplicationController", "replicationcontrollers", "replicationcontroller", &["rc"], true, RW, ALL,
         &[status("", "v1", "ReplicationController"), scale()]),

@@ -2,7 +2,8 @@
 //! verbs handle through [`super::update::Part`]): `scale`, `binding`, `eviction`, `log`.
 //!
 //! Two hook points, one per shape of subresource:
-//! - [`ApiServer::create_subresource`]: POST-only subresources (`pods/binding`, `pods/eviction`);
+//! - [`ApiServer::create_subresource`]: POST-only subresources (`pods/binding`, `pods/eviction`,
+//!   `serviceaccounts/token`);
 //!   the in-process client and HTTP both call it. Add an arm per (kind, subresource).
 //! - [`handle`]: every other HTTP request to a subresource (GET/PUT/PATCH `scale`, GET `log`);
 //!   add an arm per subresource. Anything without an arm answers 404.
@@ -33,6 +34,7 @@ impl ApiServer {
         match (info.kind, subresource) {
             ("Pod", "binding") => self.bind_pod(info, ns, name, &body).await,
             ("Pod", "eviction") => self.evict_pod(info, ns, name, &body).await,
+            ("ServiceAccount", "token") => self.request_token(info, ns, name, &body).await,
             _ => Err(no_such(info, subresource, name)),
         }
     }

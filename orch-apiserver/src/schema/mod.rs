@@ -399,6 +399,7 @@ fn build_builtin() -> Schemas {
         "policy" "v1" "Eviction" => policy::Eviction,
         "coordination.k8s.io" "v1" "Lease" => coord::Lease,
         "autoscaling" "v1" "Scale" => asv1::Scale,
+        "authentication.k8s.io" "v1" "TokenRequest" => k8s_openapi::api::authentication::v1::TokenRequest,
         "autoscaling" "v2" "HorizontalPodAutoscaler" => asv2::HorizontalPodAutoscaler,
         "autoscaling" "v1" "HorizontalPodAutoscaler" => asv1::HorizontalPodAutoscaler,
         "scheduling.k8s.io" "v1" "PriorityClass" => sched::PriorityClass,
