@@ -403,6 +403,11 @@ impl Cluster {
         }
         if b.controllers {
             let mut config = orch_controllers::manager::ManagerConfig::default();
+            // The cluster CA of the data dir's PKI (`pki/ca.crt`), published to every
+            // namespace as `kube-root-ca.crt`; none on a plain-HTTP cluster.
+            if let Ok(pem) = std::fs::read_to_string(self.work_dir.join("pki").join("ca.crt")) {
+                config.root_ca = pem;
+            }
             if let Some(c) = &b.cluster_cidr {
                 config.cluster_cidr = c.clone();
             } else if b.runtime == Runtime::Process

@@ -8,7 +8,9 @@
 //! local provisioning),
 //! [`disruption`] (PodDisruptionBudget status), [`resourcequota`] (ResourceQuota usage), [`podautoscaler`] (HorizontalPodAutoscaler,
 //! reading targets through [`scale`]), [`garbagecollector`], [`nodelifecycle`] (and
-//! taint eviction), [`namespace`], [`endpoints`], [`podgc`], [`nodeipam`]. [`manager`]
+//! taint eviction), [`namespace`], [`endpoints`], [`podgc`], [`nodeipam`], [`serviceaccount`]
+//! (the `default` ServiceAccount of each namespace), [`rootcacertpublisher`] (the
+//! `kube-root-ca.crt` ConfigMap of each namespace). [`manager`]
 //! registers them by their upstream names and runs them with orch-runtime's live driver; the
 //! simulator runs the same list with the steppable driver. [`leader`] is Lease leader
 //! election.
@@ -46,8 +48,10 @@ pub mod podautoscaler;
 pub mod podgc;
 pub mod replicaset;
 pub mod resourcequota;
+pub mod rootcacertpublisher;
 pub mod scale;
 pub mod selector;
+pub mod serviceaccount;
 pub mod statefulset;
 #[cfg(test)]
 mod testutil;

@@ -26,6 +26,8 @@ use crate::podautoscaler::{HorizontalController, HpaConfig};
 use crate::podgc::{PodGcConfig, PodGcController};
 use crate::replicaset::WorkloadController;
 use crate::resourcequota::ResourceQuotaController;
+use crate::rootcacertpublisher::RootCaCertPublisher;
+use crate::serviceaccount::ServiceAccountsController;
 use crate::statefulset::StatefulSetController;
 use crate::ttlafterfinished::TtlAfterFinishedController;
 use crate::volume::PersistentVolumeController;
@@ -59,6 +61,8 @@ pub const ALL_CONTROLLERS: &[&str] = &[
     "podgc",
     "nodeipam",
     "persistentvolume-binder",
+    "serviceaccount",
+    "root-ca-cert-publisher",
 ];
 
 /// Configuration of the controller manager.
@@ -84,6 +88,9 @@ pub struct ManagerConfig {
     pub hpa: HpaConfig,
     /// `--resource-quota-sync-period`: how often every quota is recounted.
     pub resource_quota_sync: Duration,
+    /// `--root-ca-file`'s PEM: the cluster CA bundle the `root-ca-cert-publisher` puts in each
+    /// namespace's `kube-root-ca.crt` (empty: no CA, an empty `ca.crt` is published).
+    pub root_ca: String,
 }
 
 impl Default for ManagerConfig {
@@ -99,6 +106,7 @@ impl Default for ManagerConfig {
             resync: Duration::from_secs(600),
             hpa: HpaConfig::default(),
             resource_quota_sync: crate::resourcequota::DEFAULT_SYNC_PERIOD,
+            root_ca: String::new(),
         }
     }
 }
@@ -178,6 +186,10 @@ pub fn controller(name: &str, config: &ManagerConfig) -> Result<Arc<dyn Controll
             config.node_cidr_mask,
         )?),
         "persistentvolume-binder" => Arc::new(PersistentVolumeController::default()),
+        "serviceaccount" => Arc::new(ServiceAccountsController),
+        "root-ca-cert-publisher" => Arc::new(RootCaCertPublisher {
+            root_ca: config.root_ca.clone(),
+        }),
         other => return Err(ManagerError::UnknownController(other.into())),
     })
 }

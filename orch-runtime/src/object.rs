@@ -98,6 +98,7 @@ typed_object!(
     k8s_openapi::api::coordination::v1::Lease,
     k8s_openapi::api::core::v1::ConfigMap,
     k8s_openapi::api::core::v1::Secret,
+    k8s_openapi::api::core::v1::ServiceAccount,
     k8s_openapi::api::core::v1::Event,
     k8s_openapi::api::apps::v1::ControllerRevision,
     k8s_openapi::api::storage::v1::StorageClass,

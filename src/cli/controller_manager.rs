@@ -30,6 +30,11 @@ pub struct ControllerManagerArgs {
     /// `--terminated-pod-gc-threshold` (0 disables).
     #[arg(long, default_value_t = 12_500)]
     pub terminated_pod_gc_threshold: usize,
+    /// The cluster CA bundle (PEM) the `root-ca-cert-publisher` puts in every namespace's
+    /// `kube-root-ca.crt` ConfigMap (kube-controller-manager's `--root-ca-file`); without it an
+    /// empty `ca.crt` is published.
+    #[arg(long)]
+    pub root_ca_file: Option<PathBuf>,
     /// Leader election on the Lease `kube-system/kube-controller-manager`.
     #[command(flatten)]
     pub leader: LeaderElectArgs,
@@ -54,6 +59,15 @@ pub fn run(args: ControllerManagerArgs) -> i32 {
         k8s_openapi::jiff::SignedDuration::try_from(args.node_monitor_grace_period)
             .unwrap_or(k8s_openapi::jiff::SignedDuration::MAX);
     config.pod_gc.terminated_pod_threshold = args.terminated_pod_gc_threshold;
+    if let Some(path) = &args.root_ca_file {
+        match std::fs::read_to_string(path) {
+            Ok(pem) => config.root_ca = pem,
+            Err(e) => {
+                eprintln!("error: --root-ca-file {}: {e}", path.display());
+                return 2;
+            }
+        }
+    }
     let client: orch_types::client::SharedClient = match super::kubeconfig_client(&args.kubeconfig)
     {
         Ok(c) => c,
