@@ -457,7 +457,7 @@ async fn start_etcd() -> Result<Option<Etcd>, BenchError> {
         url,
         _dir: dir,
     };
-    let http = reqwest::Client::new();
+    let http = crate::tls::plain_reqwest_client();
     for _ in 0..100 {
         if http
             .get(format!("{}/health", etcd.url))
@@ -483,10 +483,9 @@ async fn etcd_round(
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
     let value = b64(&serde_json::to_string(&configmap("x")).unwrap_or_default());
     let per = puts.div_ceil(clients.max(1));
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(128)
-        .build()
-        .unwrap_or_default();
+    let http =
+        crate::tls::reqwest_client(reqwest::Client::builder().pool_max_idle_per_host(128), None)
+            .unwrap_or_default();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..clients {

@@ -8,6 +8,7 @@
 
 use crate::server::ApiServer;
 use orch_types::{ApiError, DynamicObject};
+use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 /// A byte stream to a kubelet, ready for an HTTP/1.1 request.
@@ -19,19 +20,49 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> KubeletIo for T {}
 pub type KubeletStream = Box<dyn KubeletIo>;
 
 /// Opens a connection to `node`'s kubelet, ready for an HTTP/1.1 request (the streaming
-/// proxies upgrade it). A node without an address answers 400, an unreachable kubelet 502.
-pub async fn dial(_api: &ApiServer, node: &DynamicObject) -> Result<KubeletStream, ApiError> {
+/// proxies upgrade it): TLS when [`crate::ApiServerConfig::kubelet_tls`] is set, verifying the
+/// kubelet's serving certificate for its address against the cluster CA (upstream does not by
+/// default, `pkg/kubelet/client/kubelet_client.go`; orch does) and presenting the API server's
+/// kubelet-client certificate. A node without an address answers 400, an unreachable kubelet or
+/// a failed handshake 502.
+pub async fn dial(api: &ApiServer, node: &DynamicObject) -> Result<KubeletStream, ApiError> {
     let (host, port) = crate::subresources::kubelet_address(node)?;
     let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
         .await
         .map_err(|e| unreachable(node, &e))?;
     tcp.set_nodelay(true).map_err(|e| unreachable(node, &e))?;
-    Ok(Box::new(tcp))
+    let Some(tls) = &api.config.kubelet_tls else {
+        return Ok(Box::new(tcp));
+    };
+    let name = rustls::pki_types::ServerName::try_from(host.clone())
+        .map_err(|e| unreachable(node, &format!("invalid address {host:?}: {e}")))?;
+    let stream = tokio_rustls::TlsConnector::from(tls.clone())
+        .connect(name, tcp)
+        .await
+        .map_err(|e| unreachable(node, &format!("tls: {e}")))?;
+    Ok(Box::new(stream))
 }
 
-/// The HTTP client for requests to kubelets (`pods/log`, `/stats/summary`).
-pub fn http(_api: &ApiServer) -> reqwest::Client {
-    reqwest::Client::new()
+/// The HTTP client for requests to kubelets (`pods/log`, `/stats/summary`), built once with
+/// the API server (see [`http_client`]).
+pub fn http(api: &ApiServer) -> reqwest::Client {
+    api.kubelet_http.clone()
+}
+
+/// `url`, a kubelet URL as [`crate::subresources::kubelet_url`] builds it (`http://`), with
+/// the scheme this API server speaks to kubelets.
+pub fn with_scheme(api: &ApiServer, url: String) -> String {
+    if api.config.kubelet_tls.is_some() {
+        url.replacen("http://", "https://", 1)
+    } else {
+        url
+    }
+}
+
+/// A client speaking TLS with `tls` (see [`dial`]), plain HTTP without.
+pub(crate) fn http_client(tls: Option<Arc<rustls::ClientConfig>>) -> reqwest::Client {
+    let builder = reqwest::Client::builder();
+    crate::tls::reqwest_client(builder, tls.map(|t| t.as_ref().clone())).unwrap_or_default()
 }
 
 /// The 502 answered when `node`'s kubelet cannot be reached.

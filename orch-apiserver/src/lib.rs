@@ -44,6 +44,7 @@ pub mod fieldmanager;
 pub mod kubeconfig;
 pub mod kubelet_client;
 pub mod patch;
+pub mod pki;
 pub mod rest;
 pub mod schema;
 pub mod server;
@@ -51,7 +52,7 @@ pub mod serviceaccount;
 pub mod storage;
 pub mod webhook;
 
-pub use server::{serve, ApiServer, ApiServerConfig, ApiServerError, StorageConfig};
+pub use server::{serve, serve_tls, ApiServer, ApiServerConfig, ApiServerError, StorageConfig};
 pub mod apply;
 pub mod auth;
 pub mod discovery;
@@ -60,6 +61,7 @@ pub mod openapi;
 pub mod protobuf;
 pub mod subresources;
 pub mod table;
+pub mod tls;
 #[cfg(test)]
 mod test_router;
 #[cfg(test)]

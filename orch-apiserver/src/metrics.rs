@@ -270,8 +270,15 @@ fn core(plural: &str) -> RestResult<Resource> {
 
 /// Asks `node`'s kubelet for its Summary; `None` (logged) if it has no address, does not
 /// answer within [`KUBELET_TIMEOUT`] or answers something else.
-async fn fetch_summary(http: &reqwest::Client, node: &DynamicObject) -> Option<Summary> {
-    let url = format!("{}/stats/summary", kubelet_url(node).ok()?);
+async fn fetch_summary(
+    api: &ApiServer,
+    http: &reqwest::Client,
+    node: &DynamicObject,
+) -> Option<Summary> {
+    let url = crate::kubelet_client::with_scheme(
+        api,
+        format!("{}/stats/summary", kubelet_url(node).ok()?),
+    );
     let resp = http.get(&url).timeout(KUBELET_TIMEOUT).send().await;
     let parsed = match resp {
         Ok(r) if r.status().is_success() => r.json::<Summary>().await.map_err(|e| e.to_string()),
@@ -287,7 +294,8 @@ async fn fetch_summary(http: &reqwest::Client, node: &DynamicObject) -> Option<S
 async fn summaries(api: &ApiServer, nodes: &[Arc<DynamicObject>]) -> HashMap<String, Summary> {
     let http = crate::kubelet_client::http(api);
     let answers =
-        futures::future::join_all(nodes.iter().map(|n| fetch_summary(&http, n.as_ref()))).await;
+        futures::future::join_all(nodes.iter().map(|n| fetch_summary(api, &http, n.as_ref())))
+            .await;
     nodes
         .iter()
         .zip(answers)

@@ -53,9 +53,19 @@ pub struct ApiServerConfig {
     /// Events (`v1` and `events.k8s.io/v1`) are deleted this long after their last write
     /// (upstream `--event-ttl`, one hour); `None`: kept until deleted.
     pub event_ttl: Option<Duration>,
+    /// TLS towards kubelets (`pods/log`, metrics, streaming; see [`crate::kubelet_client`]):
+    /// verifying their serving certificates against the cluster CA and presenting the
+    /// `apiserver-kubelet-client` certificate; `None`: plain HTTP.
+    pub kubelet_tls: Option<Arc<rustls::ClientConfig>>,
     /// Service-account tokens: signing key (none: an ephemeral key generated at start),
     /// issuer and accepted audiences ([`crate::serviceaccount`]).
     pub service_account_tokens: crate::serviceaccount::TokenConfig,
+    /// Runs the ServiceAccount admission plugin on pod creation
+    /// ([`crate::admission::service_account`]): pods need their service account to exist and
+    /// get the projected token volume. Off by default for an API server without controllers
+    /// (nothing would create the `default` accounts); `orch up` and `orch apiserver` turn it
+    /// on, as kube-apiserver enables the plugin by default.
+    pub service_account_admission: bool,
 }
 
 impl ApiServerConfig {
@@ -72,6 +82,7 @@ impl ApiServerConfig {
             system_namespaces_interval: Duration::from_secs(60),
             event_ttl: Some(Duration::from_secs(3600)),
             service_account_tokens: Default::default(),
+            service_account_admission: false,
         }
     }
 
@@ -80,6 +91,7 @@ impl ApiServerConfig {
         Self {
             storage: StorageConfig::Embedded(dir.into()),
             ..Self::memory()
+            kubelet_tls: None,
         }
     }
 
@@ -195,6 +207,8 @@ impl std::fmt::Debug for ApiServer {
 }
 
 impl ApiServer {
+    /// The HTTP client of requests to kubelets ([`crate::kubelet_client`]).
+    pub(crate) kubelet_http: reqwest::Client,
     /// Opens the storage, loads the watch cache and creates the system namespaces.
     ///
     /// Must be called inside a tokio runtime (the watch cache runs a task).
@@ -278,8 +292,10 @@ impl ApiServer {
         cache: Arc<WatchCache>,
         config: ApiServerConfig,
         tokens: crate::serviceaccount::Issuer,
-    ) -> Arc<Self> {
-        Arc::new_cyclic(|me| Self {
+    ) -> Result<Arc<Self>, ApiServerError> {
+        let auth = crate::auth::Auth::new(&config.auth, &cache).map_err(ApiServerError::Auth)?;
+        let kubelet_http = crate::kubelet_client::http_client(config.kubelet_tls.clone());
+        Ok(Arc::new_cyclic(|me| Self {
             storage,
             cache,
             config,
@@ -305,6 +321,7 @@ impl ApiServer {
         tokio::spawn(system_namespaces(
             Arc::downgrade(self),
             self.config.system_namespaces_interval,
+            kubelet_http,
         ));
         tokio::spawn(expirer(Arc::downgrade(self)));
     }

@@ -606,7 +606,10 @@ impl ApiServer {
         let nodes = orch_types::registry::by_plural("", "v1", "nodes")
             .ok_or_else(|| ApiError::internal("nodes not served"))?;
         let node = self.get_object(nodes, None, &node_name).await?;
-        let url = kubelet_log_url(&node, &namespace, name, &container, query)?;
+        let url = crate::kubelet_client::with_scheme(
+            self,
+            kubelet_log_url(&node, &namespace, name, &container, query)?,
+        );
         let resp = crate::kubelet_client::http(self)
             .get(&url)
             .send()

@@ -31,7 +31,7 @@ async fn start(config: ApiServerConfig) -> Server {
     Server {
         client: HttpClient::new(&url),
         url,
-        http: reqwest::Client::new(),
+        http: orch_apiserver::tls::plain_reqwest_client(),
         _stop: tx,
     }
 }

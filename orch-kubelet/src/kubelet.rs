@@ -63,6 +63,9 @@ pub struct KubeletConfig {
     /// Stop containers when the kubelet shuts down (in-process clusters); a crashed or killed
     /// kubelet leaves them running and re-attaches.
     pub stop_pods_on_shutdown: bool,
+    /// Serve HTTPS with this configuration (its serving certificate and the client CA; see
+    /// [`crate::tls`]); `None`: plain HTTP (tests and the simulation).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl KubeletConfig {
@@ -77,6 +80,7 @@ impl KubeletConfig {
             lease_duration_seconds: 40,
             status_report: Duration::from_secs(300),
             stop_pods_on_shutdown: true,
+            tls: None,
         }
     }
 }
@@ -196,11 +200,17 @@ impl Kubelet {
             .merge(crate::stats::router(Arc::new(stats)))
             .merge(crate::streaming::router(Arc::new(Source(self.clone()))));
         let mut srv_stop = stop_rx.clone();
+        let tls = self.cfg.lock().tls.clone();
         let server = tokio::spawn(async move {
+            let stopped = async move {
+                let _ = srv_stop.changed().await;
+            };
+            if let Some(tls) = tls {
+                crate::tls::serve(listener, tls, router, stopped).await;
+                return;
+            }
             let r = axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = srv_stop.changed().await;
-                })
+                .with_graceful_shutdown(stopped)
                 .await;
             if let Err(e) = r {
                 tracing::warn!(error = %e, "kubelet server stopped");

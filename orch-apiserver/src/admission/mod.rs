@@ -1,9 +1,9 @@
 //! Admission: what runs on every write between decoding and storage, in upstream's order —
 //! mutating plugins (defaulting, [`default_tolerations`], [`default_storage_class`],
-//! [`pod_preset`]), the mutating admission webhooks, then validation and the validating
-//! admission webhooks ([`crate::webhook`]), then the plugins that need storage (`usage.rs`):
-//! [`limit_ranger`] and [`resource_quota`], called by the create and update paths just before
-//! the write.
+//! [`pod_preset`], [`service_account`]), the mutating admission webhooks, then validation and
+//! the validating admission webhooks ([`crate::webhook`]), then the plugins that need storage
+//! (`usage.rs`): [`limit_ranger`] and [`resource_quota`], called by the create and update paths
+//! just before the write.
 //!
 //! Defaulting and validation come from `orch_types` (`defaults::apply_defaults`,
 //! `validation::validate` / `validate_update`); invalid objects are rejected with 422 and one
@@ -14,6 +14,7 @@ pub mod default_tolerations;
 pub mod limit_ranger;
 pub mod pod_preset;
 pub mod resource_quota;
+pub mod service_account;
 mod usage;
 
 use crate::rest::update::Part;
@@ -124,6 +125,13 @@ impl ApiServer {
                 preset_conflict = Some((presets, message));
             }
         }
+            if self.config.service_account_admission
+                && info.group.is_empty()
+                && info.kind == "Pod"
+                && part == Part::Main
+            {
+                self.admit_service_account(obj, &ns).await?;
+            }
         let op = match old {
             None => crate::webhook::Operation::Create,
             Some(_) => crate::webhook::Operation::Update,
@@ -228,6 +236,61 @@ impl ApiServer {
 }
 
 impl ApiServer {
+impl ApiServer {
+    /// The ServiceAccount admission plugin ([`service_account`]) on a pod being created in
+    /// `ns`: its service account is read from storage; `default`, which the serviceaccount
+    /// controller may still be creating in a new namespace, is looked for up to ten times
+    /// 100–200 ms apart, as upstream's plugin does.
+    async fn admit_service_account(&self, pod: &mut DynamicObject, ns: &str) -> RestResult<()> {
+        let sa = if service_account::is_mirror_pod(pod) {
+            None
+        } else {
+            let name = service_account::default_name(pod);
+            self.service_account_of(pod, ns, &name).await?
+        };
+        service_account::admit(pod, ns, sa.as_ref(), || {
+            crate::rest::meta::generate_name(service_account::VOLUME_PREFIX)
+        })
+    }
+
+    async fn service_account_of(
+        &self,
+        pod: &DynamicObject,
+        ns: &str,
+        name: &str,
+    ) -> RestResult<Option<k8s_openapi::api::core::v1::ServiceAccount>> {
+        let info = orch_types::registry::by_kind("v1", "ServiceAccount")
+            .ok_or_else(|| ApiError::internal("ServiceAccount is not registered"))?;
+        let attempts = if name == service_account::DEFAULT_SERVICE_ACCOUNT {
+            10
+        } else {
+            1
+        };
+        for attempt in 0..attempts {
+            if attempt > 0 {
+                let ms = 100 + rand::random_range(0..100);
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            }
+            match self.get_object(info, Some(ns), name).await {
+                Ok(sa) => {
+                    return sa.to_typed().map(Some).map_err(|e| {
+                        ApiError::internal(format!("cannot decode service account: {}", e.source))
+                    })
+                }
+                Err(e) if e.is_not_found() => {}
+                Err(e) => {
+                    return Err(ApiError::forbidden(
+                        "pods",
+                        pod.name(),
+                        &format!("error looking up service account {ns}/{name}: {}", e.message),
+                    ))
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
     /// The PodPresets of namespace `ns` in the watch cache (upstream's plugin reads its
     /// informer's lister), by name; objects that do not decode are skipped.
     fn pod_presets(&self, ns: &str) -> Vec<orch_types::settings::PodPreset> {

@@ -1,12 +1,12 @@
-//! [`HttpClient`]: a [`Client`] over HTTP for orch or any Kubernetes API server (plain HTTP and
-//! bearer tokens; TLS is not built in).
+//! [`HttpClient`]: a [`Client`] over HTTP or HTTPS for orch or any Kubernetes API server (bearer
+//! tokens, client certificates and the CA from a kubeconfig, rustls on ring).
 //!
 //! Watches stream newline-delimited JSON; when the server ends a watch the client did not bound
 //! with `timeoutSeconds`, it reconnects from the last resourceVersion it delivered (bookmarks
 //! included). A `410 Gone` on reconnect is delivered as a `WatchEvent::Error` and ends the stream:
 //! the caller relists (as informers do) and watches from the new list's resourceVersion.
 
-use crate::kubeconfig::{read_endpoint, KubeconfigError};
+use crate::kubeconfig::{read_endpoint, Endpoint, KubeconfigError};
 use async_trait::async_trait;
 use bytes::{Buf, BytesMut};
 use futures::StreamExt;
@@ -39,24 +39,41 @@ fn decode_err(e: impl std::fmt::Display) -> ClientError {
 }
 
 impl HttpClient {
-    /// A client of the server at `url` (e.g. `http://127.0.0.1:6443`).
+    /// A client of the plain-HTTP server at `url` (e.g. `http://127.0.0.1:6443`) without
+    /// credentials; see [`HttpClient::from_endpoint`] for HTTPS.
     pub fn new(url: &str) -> Self {
         Self {
             base: url.trim_end_matches('/').to_string(),
             token: None,
-            http: reqwest::Client::builder()
-                .pool_max_idle_per_host(64)
-                .build()
-                .unwrap_or_default(),
+            http: crate::tls::reqwest_client(Self::builder(), None).unwrap_or_default(),
         }
+    }
+
+    fn builder() -> reqwest::ClientBuilder {
+        reqwest::Client::builder().pool_max_idle_per_host(64)
+    }
+
+    /// A client of `ep`: HTTPS verifying the server against its CA and presenting its client
+    /// certificate, and its bearer token.
+    pub fn from_endpoint(ep: &Endpoint) -> Result<Self, crate::tls::TlsError> {
+        let tls = ep.tls_config()?;
+        let http = crate::tls::reqwest_client(Self::builder(), tls)
+            .map_err(|e| crate::tls::TlsError::Client(e.to_string()))?;
+        Ok(Self {
+            base: ep.server.trim_end_matches('/').to_string(),
+            token: ep.token.clone(),
+            http,
+        })
     }
 
     /// A client of the current context of a kubeconfig file.
     pub fn from_kubeconfig(path: impl AsRef<std::path::Path>) -> Result<Self, KubeconfigError> {
+        let path = path.as_ref();
         let ep = read_endpoint(path)?;
-        let mut c = Self::new(&ep.server);
-        c.token = ep.token;
-        Ok(c)
+        Self::from_endpoint(&ep).map_err(|source| KubeconfigError::Tls {
+            path: path.display().to_string(),
+            source,
+        })
     }
 
     /// The server URL.

@@ -264,3 +264,68 @@ async fn the_token_subresource_is_in_discovery() {
         )
     );
 }
+
+#[tokio::test]
+async fn admission_sets_the_account_mounts_the_token_and_refuses_missing_accounts() {
+    let config = ApiServerConfig {
+        service_account_admission: true,
+        ..ApiServerConfig::memory()
+    };
+    let api = ApiServer::new(config).unwrap();
+    let pod = |name: &str, sa: Option<&str>| {
+        let mut spec = json!({"containers": [{"name": "c", "image": "busybox"}]});
+        if let Some(sa) = sa {
+            spec["serviceAccountName"] = json!(sa);
+        }
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec})
+    };
+    // No `default` account (no controller here): refused after the retries.
+    let (s, body) = call(
+        &api,
+        Method::POST,
+        "/api/v1/namespaces/default/pods",
+        Some(pod("a", None)),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(
+        body["message"],
+        "pods \"a\" is forbidden: service account default/default was not found, retry after the service account is created"
+    );
+    for sa in ["default", "other"] {
+        let (s, _) = call(
+            &api,
+            Method::POST,
+            "/api/v1/namespaces/default/serviceaccounts",
+            Some(json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": sa}})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED);
+    }
+    let (s, body) = call(
+        &api,
+        Method::POST,
+        "/api/v1/namespaces/default/pods",
+        Some(pod("a", None)),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    assert_eq!(body["spec"]["serviceAccountName"], "default");
+    let volume = body["spec"]["volumes"][0]["name"].as_str().unwrap();
+    assert!(volume.starts_with("kube-api-access-"), "{volume}");
+    assert_eq!(
+        body["spec"]["containers"][0]["volumeMounts"][0]["mountPath"],
+        "/var/run/secrets/kubernetes.io/serviceaccount"
+    );
+    // The account cannot be changed afterwards.
+    let mut changed = body.clone();
+    changed["spec"]["serviceAccountName"] = json!("other");
+    let (s, _) = call(
+        &api,
+        Method::PUT,
+        "/api/v1/namespaces/default/pods/a",
+        Some(changed),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+}

@@ -1,0 +1,324 @@
+//! TLS for the API server and its clients, with rustls on ring (no OpenSSL).
+//!
+//! - [`server_config`]: TLS 1.2/1.3, ALPN `h2` and `http/1.1`, client certificates verified
+//!   against the client CA when presented (as upstream's `--client-ca-file`). A certificate
+//!   from another CA fails the handshake.
+//! - [`serve_router`]: serves an axum router over TLS with graceful shutdown; each request of a
+//!   connection whose client presented a verified certificate carries its subject as a
+//!   [`ClientIdentity`] extension. Plain HTTP sent to the TLS port is answered `400` with
+//!   "Client sent an HTTP request to an HTTPS server." as Go's `net/http` does.
+//! - [`client_config`] and [`reqwest_client`]: clients verifying the server against a CA and
+//!   presenting a client certificate.
+
+use crate::auth::ClientIdentity;
+use crate::pki::CertKey;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+
+/// How long a client has to complete the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What Go's `net/http` answers a plain HTTP request on a TLS port
+/// (`src/net/http/server.go`, `tls: first record does not look like a TLS handshake`).
+const PLAIN_HTTP_ANSWER: &[u8] =
+    b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
+
+/// Errors building a TLS configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A PEM certificate or key could not be read.
+    #[error("invalid {what}: {message}")]
+    Pem {
+        /// Which: `certificate`, `private key`, `CA bundle`.
+        what: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// rustls refused the configuration (e.g. a key not matching its certificate).
+    #[error("TLS configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+    /// The HTTP client could not be built.
+    #[error("HTTP client: {0}")]
+    Client(String),
+    /// The client certificate verifier could not be built (e.g. an empty CA bundle).
+    #[error("client CA: {0}")]
+    Verifier(String),
+}
+
+/// The crypto provider of every TLS configuration: ring.
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The certificates in a PEM bundle (at least one).
+pub fn certs(pem: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::Pem {
+            what: "certificate",
+            message: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::Pem {
+            what: "certificate",
+            message: "no PEM certificate".into(),
+        });
+    }
+    Ok(certs)
+}
+
+fn key(pem: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|e| TlsError::Pem {
+        what: "private key",
+        message: e.to_string(),
+    })
+}
+
+/// A root store holding the certificates of a PEM bundle.
+pub fn roots(pem: &str) -> Result<RootCertStore, TlsError> {
+    let mut store = RootCertStore::empty();
+    for c in certs(pem)? {
+        store.add(c).map_err(|e| TlsError::Pem {
+            what: "CA bundle",
+            message: e.to_string(),
+        })?;
+    }
+    Ok(store)
+}
+
+/// A server configuration serving `serving`, verifying client certificates against
+/// `client_ca_pem` when presented (a server that requires one, such as the kubelet, answers
+/// 401 to a request without).
+pub fn server_config(
+    serving: &CertKey,
+    client_ca_pem: &str,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let provider = provider();
+    let verifier = WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots(client_ca_pem)?),
+        provider.clone(),
+    )
+    .allow_unauthenticated()
+    .build()
+    .map_err(|e| TlsError::Verifier(e.to_string()))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs(&serving.cert_pem)?, key(&serving.key_pem)?)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// How a client verifies the server.
+#[derive(Debug, Clone)]
+pub enum ServerTrust {
+    /// Against this CA bundle (PEM).
+    Ca(String),
+    /// Not at all (`insecure-skip-tls-verify`).
+    Insecure,
+}
+
+/// A client configuration trusting `trust` and presenting `identity` if given; ALPN
+/// `http/1.1` (the clients here speak HTTP/1.1).
+pub fn client_config(
+    trust: &ServerTrust,
+    identity: Option<&CertKey>,
+) -> Result<rustls::ClientConfig, TlsError> {
+    let provider = provider();
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
+    let builder = match trust {
+        ServerTrust::Ca(pem) => builder.with_root_certificates(roots(pem)?),
+        ServerTrust::Insecure => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerifier(provider))),
+    };
+    let mut config = match identity {
+        Some(id) => builder.with_client_auth_cert(certs(&id.cert_pem)?, key(&id.key_pem)?)?,
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// Makes ring the process's default rustls provider (once; kept if another is installed):
+/// reqwest is built without a provider of its own (`rustls-no-provider`) and needs one for
+/// any client, plain HTTP included.
+pub fn install_default_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// A reqwest client from `builder` speaking TLS with `tls` (none: reqwest's own rustls
+/// configuration on ring, with no trusted roots, for plain `http://` URLs). Every reqwest client
+/// of the workspace is built here or after [`install_default_provider`].
+pub fn reqwest_client(
+    builder: reqwest::ClientBuilder,
+    tls: Option<rustls::ClientConfig>,
+) -> reqwest::Result<reqwest::Client> {
+    install_default_provider();
+    match tls {
+        Some(t) => builder.tls_backend_preconfigured(t).build(),
+        None => builder.tls_certs_only([]).build(),
+    }
+}
+
+/// A plain-HTTP reqwest client (see [`reqwest_client`]).
+pub fn plain_reqwest_client() -> reqwest::Client {
+    install_default_provider();
+    reqwest_client(reqwest::Client::builder(), None).unwrap_or_default()
+}
+
+/// The subject of the first (leaf) certificate a client presented.
+pub fn identity_of(certs: Option<&[CertificateDer<'_>]>) -> Option<ClientIdentity> {
+    let leaf = certs?.first()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
+    let (common_name, organizations) = crate::pki::subject_of(&cert);
+    Some(ClientIdentity {
+        common_name,
+        organizations,
+    })
+}
+
+/// Serves `router` over TLS on `listener` until `shutdown` resolves, then waits for open
+/// connections to finish (call sites end long requests such as watches when `shutdown`
+/// fires). HTTP/1.1 (with upgrades) and HTTP/2 by ALPN.
+pub async fn serve_router(
+    listener: tokio::net::TcpListener,
+    config: Arc<rustls::ServerConfig>,
+    router: axum::Router,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, as axum::serve does.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let acceptor = acceptor.clone();
+        let router = router.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let _ = tcp.set_nodelay(true);
+            let Some(tls) = handshake(&acceptor, tcp).await else {
+                return;
+            };
+            let identity = identity_of(tls.get_ref().1.peer_certificates());
+            let service = hyper::service::service_fn(move |mut req: http::Request<_>| {
+                if let Some(id) = &identity {
+                    req.extensions_mut().insert(id.clone());
+                }
+                tower::ServiceExt::oneshot(router.clone(), req)
+            });
+            let builder =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            let conn =
+                builder.serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(tls), service);
+            if let Err(e) = watcher.watch(conn.into_owned()).await {
+                tracing::debug!(%peer, error = %e, "TLS connection ended");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// The TLS handshake of an accepted connection; a plain HTTP request gets Go's answer.
+async fn handshake(
+    acceptor: &tokio_rustls::TlsAcceptor,
+    tcp: tokio::net::TcpStream,
+) -> Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+    let mut first = [0u8; 1];
+    // 0x16: a TLS handshake record; anything else (an ASCII method) is not TLS.
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, tcp.peek(&mut first)).await {
+        Ok(Ok(1)) if first[0] != 0x16 => {
+            let mut tcp = tcp;
+            let _ = tcp.write_all(PLAIN_HTTP_ANSWER).await;
+            let _ = tcp.shutdown().await;
+            return None;
+        }
+        Ok(Ok(1)) => {}
+        _ => return None,
+    }
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => Some(tls),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+/// Accepts any server certificate (`insecure-skip-tls-verify`); handshake signatures are
+/// still checked.
+#[derive(Debug)]
+struct NoVerifier(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for NoVerifier {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests;
