@@ -472,3 +472,22 @@ pub async fn serve(
         .await?;
     Ok(())
 }
+
+/// Serves `api` over HTTPS with `tls` (see [`crate::tls::server_config`]) until `shutdown`
+/// resolves, like [`serve`]: open watches end, in-flight requests finish. Requests of a client
+/// that presented a verified certificate carry its [`crate::auth::ClientIdentity`].
+pub async fn serve_tls(
+    api: Arc<ApiServer>,
+    listener: tokio::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ApiServerError> {
+    let router = api.router();
+    let stopper = api.clone();
+    crate::tls::serve_router(listener, tls, router, async move {
+        shutdown.await;
+        stopper.stop.send_replace(true);
+    })
+    .await?;
+    Ok(())
+}

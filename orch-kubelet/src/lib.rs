@@ -89,6 +89,7 @@ pub mod runtime;
 pub mod stats;
 pub mod status;
 pub mod streaming;
+pub mod tls;
 pub mod volume;
 pub mod worker;
 
