@@ -13,8 +13,9 @@
 //!   ([`portforward::connect`]) copied to a byte-channel pair ([`portforward::pump`]).
 //! - Transports: [`websocket`] (the channel protocols `v5.channel.k8s.io`,
 //!   `v4.channel.k8s.io`, `channel.k8s.io`, their `base64.` forms, and port-forward's
-//!   `v4.channel.k8s.io` with `ports=`); SPDY/3.1 upgrades are a second transport against the
-//!   same interface.
+//!   `v4.channel.k8s.io` with `ports=`) and [`spdy`] (SPDY/3.1 upgrades, `v4`…`v1` of
+//!   `channel.k8s.io` and `portforward.k8s.io`, for kubectl before 1.30/1.31), both against
+//!   the same interface.
 //!
 //! Errors found before the upgrade (no such pod or container, a container that is not running,
 //! a bad query) are answered as `metav1.Status` bodies with upstream's codes; the client shows
@@ -22,6 +23,7 @@
 
 pub mod portforward;
 pub mod remotecommand;
+pub mod spdy;
 pub mod websocket;
 
 use crate::runtime::{ProcessIo, StreamError, StreamRequest, TermSize};
@@ -254,7 +256,7 @@ fn upgrade_required(req: &Request) -> Response {
         Failure::bad_request("Upgrade request required").into_response()
     } else {
         Failure::bad_request(format!(
-            "unsupported upgrade {asked:?}: this kubelet streams over WebSocket"
+            "unsupported upgrade {asked:?}: this kubelet streams over WebSocket and SPDY/3.1"
         ))
         .into_response()
     }
@@ -298,10 +300,16 @@ async fn session(
     if matches!(kind, Kind::Exec) && opts.command.is_empty() {
         return Failure::bad_request("you must specify at least 1 command").into_response();
     }
-    if !is_websocket(&req) {
+    let spdy = spdy::is_upgrade(&req);
+    if !spdy && !is_websocket(&req) {
         return upgrade_required(&req);
     }
-    let protocol = match websocket::negotiate(&req, websocket::EXEC_PROTOCOLS) {
+    let negotiated = if spdy {
+        spdy::negotiate(&req, spdy::EXEC_PROTOCOLS)
+    } else {
+        websocket::negotiate(&req, websocket::EXEC_PROTOCOLS)
+    };
+    let protocol = match negotiated {
         Ok(p) => p,
         Err(f) => return f.into_response(),
     };
@@ -319,6 +327,9 @@ async fn session(
         Err(f) if f.code == 500 => Err(f.message),
         Err(f) => return f.into_response(),
     };
+    if spdy {
+        return spdy::serve_exec(req, protocol, opts, io);
+    }
     websocket::serve_exec(req, protocol, opts, io)
 }
 
@@ -335,6 +346,13 @@ async fn port_forward(
     let Some(uid) = uid else {
         return Failure::not_found("pod does not exist").into_response();
     };
+    // SPDY clients name each port on its streams, not in the query.
+    if spdy::is_upgrade(&req) {
+        return match spdy::negotiate(&req, spdy::PORT_FORWARD_PROTOCOLS) {
+            Ok(protocol) => spdy::serve_port_forward(req, protocol, src, uid),
+            Err(f) => f.into_response(),
+        };
+    }
     if !is_websocket(&req) {
         return upgrade_required(&req);
     }
