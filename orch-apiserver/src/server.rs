@@ -60,6 +60,9 @@ pub struct ApiServerConfig {
     /// Service-account tokens: signing key (none: an ephemeral key generated at start),
     /// issuer and accepted audiences ([`crate::serviceaccount`]).
     pub service_account_tokens: crate::serviceaccount::TokenConfig,
+    /// Authentication and authorization (default: AlwaysAllow, anonymous allowed;
+    /// [`crate::auth::AuthConfig::secure`] is `Node,RBAC`).
+    pub auth: crate::auth::AuthConfig,
     /// Runs the ServiceAccount admission plugin on pod creation
     /// ([`crate::admission::service_account`]): pods need their service account to exist and
     /// get the projected token volume. Off by default for an API server without controllers
@@ -82,6 +85,7 @@ impl ApiServerConfig {
             system_namespaces_interval: Duration::from_secs(60),
             event_ttl: Some(Duration::from_secs(3600)),
             service_account_tokens: Default::default(),
+            auth: crate::auth::AuthConfig::default(),
             service_account_admission: false,
         }
     }
@@ -126,6 +130,9 @@ pub enum ApiServerError {
     /// The service-account signing key cannot be used.
     #[error("service-account tokens: {0}")]
     ServiceAccountKey(#[from] crate::serviceaccount::keys::KeyError),
+    /// The authentication or authorization configuration is not usable (a bad token file).
+    #[error("authentication: {0}")]
+    Auth(String),
     /// `ApiServer::new` was called outside a tokio runtime.
     #[error("ApiServer::new must be called inside a tokio runtime")]
     NoRuntime,
@@ -195,6 +202,8 @@ pub struct ApiServer {
     pub(crate) aggregator: crate::aggregator::Aggregator,
     /// Signs and verifies service-account tokens ([`crate::serviceaccount`]).
     pub(crate) tokens: crate::serviceaccount::Issuer,
+    /// Authenticators and authorizers ([`crate::auth`]).
+    pub(crate) auth: crate::auth::Auth,
 }
 
 impl std::fmt::Debug for ApiServer {
@@ -264,7 +273,7 @@ impl ApiServer {
     ) -> Result<Arc<Self>, ApiServerError> {
         let tokens = crate::serviceaccount::Issuer::new(&config.service_account_tokens)?;
         let cache = WatchCache::start(storage.clone(), config.watch_window).await?;
-        let api = Self::assemble(storage, cache, config, tokens);
+        let api = Self::assemble(storage, cache, config, tokens)?;
         api.bootstrap().await?;
         api.spawn_loops();
         Ok(api)
@@ -281,7 +290,7 @@ impl ApiServer {
         let tokens = crate::serviceaccount::Issuer::new(&config.service_account_tokens)?;
         let cache =
             futures::executor::block_on(WatchCache::start(storage.clone(), config.watch_window))?;
-        let api = Self::assemble(storage, cache, config, tokens);
+        let api = Self::assemble(storage, cache, config, tokens)?;
         futures::executor::block_on(api.bootstrap())?;
         api.spawn_loops();
         Ok(api)
@@ -306,7 +315,8 @@ impl ApiServer {
             crd_finalizing: Default::default(),
             aggregator: Default::default(),
             tokens,
-        })
+            auth,
+        }))
     }
 
     /// Serves the CRDs already stored, then starts the compactor, the system namespaces loop,
@@ -338,7 +348,22 @@ impl ApiServer {
         if let Some(sc) = orch_types::registry::by_kind("storage.k8s.io/v1", "StorageClass") {
             wanted.push((sc, default_storage_class()));
         }
-        self.create_missing(wanted).await
+        self.create_missing(wanted).await?;
+        if self.auth.rbac.is_some() {
+            self.ensure_rbac_policy()
+                .await
+                .map_err(|source| ApiServerError::Bootstrap {
+                    name: "rbac bootstrap policy".into(),
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Adds a bearer-token authenticator (service-account tokens), asked after the static
+    /// token file and bootstrap tokens.
+    pub fn add_token_authenticator(&self, a: Arc<dyn crate::auth::TokenAuthenticator>) {
+        self.auth.add_token_authenticator(a);
     }
 
     /// The [`SYSTEM_NAMESPACES`] as objects to create.

@@ -110,6 +110,7 @@ impl ApiServer {
     ) -> RestResult<Admitted> {
         let custom = self.custom(info);
         self.default_object(info, custom.as_deref(), obj, old, part)?;
+        crate::auth::admit(self, info, obj, old)?;
         let mut preset_conflict = None;
         if matches!(part, Part::Main | Part::Finalize) {
             // Upstream's DefaultTolerationSeconds handles creates and updates alike, so a

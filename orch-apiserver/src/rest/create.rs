@@ -70,6 +70,12 @@ impl ApiServer {
         p: &PostParams,
         writer: Option<&crate::fieldmanager::Writer<'_>>,
     ) -> RestResult<Written> {
+        if let Some(review) = crate::auth::review::create(self, info, ns, &obj).await {
+            return review.map(|o| Written {
+                object: Arc::new(o),
+                warnings: Vec::new(),
+            });
+        }
         if info.kind == "Binding" && info.group.is_empty() {
             // POST .../bindings binds the pod named by the Binding (legacy form of pods/binding).
             if let Some(pods) = orch_types::registry::by_kind("v1", "Pod") {

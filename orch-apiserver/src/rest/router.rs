@@ -45,6 +45,10 @@ pub fn router(api: Arc<ApiServer>) -> Router {
         .route("/api/{*path}", any(resource_handler))
         .route("/apis/{*path}", any(resource_handler))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            api.clone(),
+            crate::auth::authn::middleware,
+        ))
         .with_state(api)
 }
 
@@ -235,7 +239,8 @@ pub fn parse_target(api: &ApiServer, path: &str) -> RestResult<Target> {
     Ok(t)
 }
 
-fn parse_query(q: Option<&str>) -> HashMap<String, String> {
+/// The query parameters of a request (last value wins), percent-decoded.
+pub(crate) fn parse_query(q: Option<&str>) -> HashMap<String, String> {
     let mut out = HashMap::new();
     for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -244,7 +249,8 @@ fn parse_query(q: Option<&str>) -> HashMap<String, String> {
     out
 }
 
-fn pct_decode(s: &str) -> String {
+/// Percent-decodes a query component (`+` is a space).
+pub(crate) fn pct_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

@@ -12,7 +12,13 @@ use k8s_openapi::api::rbac::v1::{
 pub const GROUP: &str = "rbac.authorization.k8s.io";
 
 fn list(v: &[String]) -> String {
-    format!("[]string{{{}}}", v.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", "))
+    format!(
+        "[]string{{{}}}",
+        v.iter()
+            .map(|s| format!("{s:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 fn is_empty(v: Option<&Vec<String>>) -> bool {
@@ -158,7 +164,11 @@ fn subject(s: &Subject, namespaced: bool, p: &Path) -> Vec<FieldError> {
         }
         "User" | "Group" => {
             if group != GROUP {
-                errs.push(FieldError::not_supported(p.child("apiGroup"), group, &[GROUP]));
+                errs.push(FieldError::not_supported(
+                    p.child("apiGroup"),
+                    group,
+                    &[GROUP],
+                ));
             }
         }
         other => errs.push(FieldError::not_supported(
@@ -239,37 +249,45 @@ mod tests {
 
     #[test]
     fn rules_have_verbs_and_one_shape() {
-        let e = errors(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        let e = errors(
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
             "metadata": {"name": "r", "namespace": "d"},
             "rules": [{"verbs": [], "apiGroups": [""], "resources": ["pods"]},
                       {"verbs": ["get"], "nonResourceURLs": ["/x"]},
-                      {"verbs": ["get"]}]}));
+                      {"verbs": ["get"]}]}),
+        );
         assert_eq!(e, [
             "rules[0].verbs: Required value: verbs must contain at least one value",
             "rules[1].nonResourceURLs: Invalid value: []string{\"/x\"}: namespaced rules cannot apply to non-resource URLs",
             "rules[2].apiGroups: Required value: resource rules must supply at least one api group",
             "rules[2].resources: Required value: resource rules must supply at least one resource",
         ]);
-        let ok = errors(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-            "metadata": {"name": "system:x"}, "rules": [{"verbs": ["get"], "nonResourceURLs": ["/x"]}]}));
+        let ok = errors(
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "system:x"}, "rules": [{"verbs": ["get"], "nonResourceURLs": ["/x"]}]}),
+        );
         assert!(ok.is_empty(), "{ok:?}");
     }
 
     #[test]
     fn bindings_check_role_ref_and_subjects() {
-        let e = errors(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        let e = errors(
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
             "metadata": {"name": "b"},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"},
-            "subjects": [{"kind": "ServiceAccount", "name": "sa"}, {"kind": "Robot", "name": "x"}]}));
+            "subjects": [{"kind": "ServiceAccount", "name": "sa"}, {"kind": "Robot", "name": "x"}]}),
+        );
         assert_eq!(e, [
             "roleRef.kind: Unsupported value: \"Role\": supported values: \"ClusterRole\"",
             "subjects[0].namespace: Required value",
             "subjects[1].kind: Unsupported value: \"Robot\": supported values: \"ServiceAccount\", \"User\", \"Group\"",
         ]);
         // Defaulting fills the subjects' and roleRef's API groups.
-        let ok = errors(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        let ok = errors(
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
             "metadata": {"name": "b", "namespace": "d"}, "roleRef": {"kind": "Role", "name": "r"},
-            "subjects": [{"kind": "User", "name": "jane"}, {"kind": "ServiceAccount", "name": "sa"}]}));
+            "subjects": [{"kind": "User", "name": "jane"}, {"kind": "ServiceAccount", "name": "sa"}]}),
+        );
         assert!(ok.is_empty(), "{ok:?}");
     }
 }
