@@ -142,6 +142,7 @@ pub struct ClusterBuilder {
     pod_network: orch_kubelet::runtime::process::PodNetwork,
     cluster_cidr: Option<String>,
     event_ttl: Option<Duration>,
+    service_account_admission: bool,
 }
 
 impl Default for ClusterBuilder {
@@ -160,6 +161,7 @@ impl Default for ClusterBuilder {
             pod_network: Default::default(),
             cluster_cidr: None,
             event_ttl: ApiServerConfig::memory().event_ttl,
+            service_account_admission: false,
         }
     }
 }
@@ -175,6 +177,14 @@ impl ClusterBuilder {
     /// kube-apiserver's `--event-ttl`); `None` keeps them.
     pub fn event_ttl(mut self, ttl: Option<Duration>) -> Self {
         self.event_ttl = ttl;
+        self
+    }
+
+    /// Run the ServiceAccount admission plugin (default: off): pods need their service
+    /// account (the serviceaccount controller creates `default` in every namespace) and get
+    /// the projected token volume. `orch up` turns it on.
+    pub fn service_account_admission(mut self, on: bool) -> Self {
+        self.service_account_admission = on;
         self
     }
 
@@ -334,6 +344,7 @@ impl Cluster {
         .with_clock(b.clock.clone());
         let config = ApiServerConfig {
             event_ttl: b.event_ttl,
+            service_account_admission: b.service_account_admission,
             ..config
         };
         let api = ApiServer::open(config).await?;

@@ -57,6 +57,7 @@ async fn run_async(args: ApiServerArgs) -> Result<(), String> {
     let config = ApiServerConfig {
         storage: storage_config(args.storage, &args.etcd, &args.data_dir)?,
         event_ttl: (!args.event_ttl.is_zero()).then_some(args.event_ttl),
+        service_account_admission: true,
         ..ApiServerConfig::memory()
     };
     let api = ApiServer::open(config).await.map_err(|e| e.to_string())?;

@@ -105,6 +105,7 @@ async fn up(args: UpArgs) -> i32 {
         })
         .storage(storage)
         .event_ttl((!args.event_ttl.is_zero()).then_some(args.event_ttl))
+        .service_account_admission(true)
         .wait_ready(Some(Duration::from_secs(60)));
     if let Some(d) = args.node_monitor_grace_period {
         b = b.node_monitor_grace_period(d);

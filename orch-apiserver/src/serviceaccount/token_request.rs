@@ -65,6 +65,10 @@ impl ApiServer {
         name: &str,
         body: &DynamicObject,
     ) -> RestResult<Arc<DynamicObject>> {
+        // A request's status is ignored (kubectl sends an empty one, which the typed status
+        // cannot hold).
+        let mut body = body.clone();
+        body.data.remove("status");
         let mut req: TokenRequest = body.to_typed().map_err(|e| {
             ApiError::bad_request(format!("cannot decode TokenRequest: {}", e.source))
         })?;
