@@ -6,7 +6,10 @@
 //! `orch controller-manager` and `orch kubelet` processes; in-process they share the API
 //! server's in-process client (no HTTP, no JSON). The API is also served over HTTP on
 //! `127.0.0.1` (port 0 by default) with a kubeconfig, so `kubectl` and any Kubernetes client can
-//! talk to the cluster.
+//! talk to the cluster: HTTPS by default, with the cluster PKI in `DIR/pki`
+//! ([`orch_apiserver::pki`]) and the admin client certificate and CA embedded in the kubeconfig;
+//! kubelets serve HTTPS too and the API server verifies their certificates. Plain HTTP only with
+//! [`ClusterBuilder::insecure_http`] (tests that are not about transport).
 //!
 //! Shutdown order matters: kubelets first (they stop their containers gracefully while the API
 //! is still up), then the controllers and the scheduler, then the HTTP server.
@@ -101,6 +104,12 @@ pub enum ClusterError {
         #[source]
         source: std::io::Error,
     },
+    /// The cluster PKI could not be created or read.
+    #[error("PKI: {0}")]
+    Pki(#[from] orch_apiserver::pki::PkiError),
+    /// A TLS configuration could not be built from the PKI.
+    #[error("TLS: {0}")]
+    Tls(#[from] orch_apiserver::tls::TlsError),
     /// The kubeconfig could not be written.
     #[error(transparent)]
     Kubeconfig(#[from] orch_apiserver::kubeconfig::KubeconfigError),
@@ -143,6 +152,7 @@ pub struct ClusterBuilder {
     cluster_cidr: Option<String>,
     event_ttl: Option<Duration>,
     service_account_admission: bool,
+    tls: bool,
 }
 
 impl Default for ClusterBuilder {
@@ -162,6 +172,7 @@ impl Default for ClusterBuilder {
             cluster_cidr: None,
             event_ttl: ApiServerConfig::memory().event_ttl,
             service_account_admission: false,
+            tls: true,
         }
     }
 }
@@ -205,6 +216,14 @@ impl ClusterBuilder {
     /// kubeconfig (the fastest start, in-process client only).
     pub fn listen(mut self, addr: Option<SocketAddr>) -> Self {
         self.listen = addr;
+        self
+    }
+
+    /// Serve plain HTTP instead of HTTPS, for tests that are not about transport: no PKI, a
+    /// kubeconfig without credentials, kubelets on plain HTTP. Anyone reaching the port is
+    /// cluster admin: keep it on loopback.
+    pub fn insecure_http(mut self) -> Self {
+        self.tls = false;
         self
     }
 
@@ -274,6 +293,8 @@ pub struct Cluster {
     client: SharedClient,
     addr: Option<SocketAddr>,
     kubeconfig: Option<PathBuf>,
+    /// The cluster PKI, when serving HTTPS.
+    pki: Option<Arc<orch_apiserver::pki::Pki>>,
     work_dir: PathBuf,
     temp_dir: Option<PathBuf>,
     node_names: Vec<String>,
@@ -342,10 +363,31 @@ impl Cluster {
             },
         }
         .with_clock(b.clock.clone());
-        let config = ApiServerConfig {
+        let mut config = ApiServerConfig {
             event_ttl: b.event_ttl,
             service_account_admission: b.service_account_admission,
             ..config
+        };
+        let pki = match (&listener, b.tls) {
+            (Some(l), true) => {
+                let a = l.local_addr().map_err(|source| ClusterError::Io {
+                    path: work_dir.clone(),
+                    source,
+                })?;
+                let pki =
+                    orch_apiserver::pki::Pki::load_or_create(&orch_apiserver::pki::PkiOptions {
+                        serving_hosts: vec![a.ip().to_string()],
+                        ..orch_apiserver::pki::PkiOptions::new(work_dir.join("pki"))
+                    })?;
+                config.kubelet_tls = Some(Arc::new(orch_apiserver::tls::client_config(
+                    &orch_apiserver::tls::ServerTrust::Ca(pki.ca_cert_pem().to_string()),
+                    Some(&pki.apiserver_kubelet_client()?),
+                )?));
+                config.service_account_tokens.signing_key_pem =
+                    Some(pki.service_account_key_pem().to_string());
+                Some(Arc::new(pki))
+            }
+            _ => None,
         };
         let api = ApiServer::open(config).await?;
         let client = api.client();
@@ -360,17 +402,33 @@ impl Cluster {
                 source,
             })?;
             let path = work_dir.join("kubeconfig");
-            orch_apiserver::kubeconfig::write_kubeconfig(&path, &format!("http://{a}"))?;
             let mut rx = stop.subscribe();
-            http = Some(tokio::spawn(orch_apiserver::serve(
-                api.clone(),
-                listener,
-                async move {
-                    // In-process components use the in-process client, so HTTP can stop
-                    // together with them (open watches are ended).
-                    let _ = rx.wait_for(|s| *s).await;
-                },
-            )));
+            // In-process components use the in-process client, so HTTP can stop together with
+            // them (open watches are ended).
+            let stopped = async move {
+                let _ = rx.wait_for(|s| *s).await;
+            };
+            match &pki {
+                Some(pki) => {
+                    write_kubeconfigs(pki, &work_dir, &format!("https://{a}"))?;
+                    let tls =
+                        orch_apiserver::tls::server_config(pki.serving(), pki.client_ca_pem())?;
+                    http = Some(tokio::spawn(orch_apiserver::serve_tls(
+                        api.clone(),
+                        listener,
+                        tls,
+                        stopped,
+                    )));
+                }
+                None => {
+                    orch_apiserver::kubeconfig::write_kubeconfig(&path, &format!("http://{a}"))?;
+                    http = Some(tokio::spawn(orch_apiserver::serve(
+                        api.clone(),
+                        listener,
+                        stopped,
+                    )));
+                }
+            }
             addr = Some(a);
             kubeconfig = Some(path);
         }
@@ -380,6 +438,7 @@ impl Cluster {
             client,
             addr,
             kubeconfig,
+            pki,
             work_dir,
             temp_dir,
             node_names: (1..=b.nodes).map(|i| format!("node-{i}")).collect(),
@@ -478,8 +537,17 @@ impl Cluster {
                 Arc::new(rt)
             }
         };
+        let mut config = orch_kubelet::KubeletConfig::new(name);
+        if let Some(pki) = &self.pki {
+            let addresses = [config.node.ip.clone(), config.listen_ip.to_string()];
+            let serving = pki.kubelet_serving(name, &addresses)?;
+            config.tls = Some(orch_apiserver::tls::server_config(
+                &serving,
+                pki.client_ca_pem(),
+            )?);
+        }
         let kubelet = orch_kubelet::Kubelet::new(
-            orch_kubelet::KubeletConfig::new(name),
+            config,
             self.component_client("kubelet"),
             runtime,
             self.clock.clone(),
@@ -595,9 +663,15 @@ impl Cluster {
         self.addr
     }
 
-    /// `http://ADDR`, if serving HTTP.
+    /// `https://ADDR` (`http://ADDR` with [`ClusterBuilder::insecure_http`]), if serving HTTP.
     pub fn url(&self) -> Option<String> {
-        self.addr.map(|a| format!("http://{a}"))
+        let scheme = if self.pki.is_some() { "https" } else { "http" };
+        self.addr.map(|a| format!("{scheme}://{a}"))
+    }
+
+    /// The cluster PKI (`DIR/pki`), when serving HTTPS.
+    pub fn pki(&self) -> Option<&orch_apiserver::pki::Pki> {
+        self.pki.as_deref()
     }
 
     /// The kubeconfig pointing at this cluster, if serving HTTP.
@@ -666,6 +740,39 @@ impl Drop for Cluster {
             let _ = std::fs::remove_dir_all(t);
         }
     }
+}
+
+/// The admin kubeconfig `DIR/kubeconfig` (`kubernetes-admin` in `system:masters`) and one per
+/// component for when they run as separate processes: `scheduler.conf`
+/// (`system:kube-scheduler`) and `controller-manager.conf` (`system:kube-controller-manager`),
+/// kubeadm's names; each embeds the CA and its client certificate.
+fn write_kubeconfigs(
+    pki: &orch_apiserver::pki::Pki,
+    dir: &Path,
+    server: &str,
+) -> Result<(), ClusterError> {
+    use orch_apiserver::kubeconfig::{write, Endpoint};
+    let ca = Some(pki.ca_cert_pem().to_string());
+    let files = [
+        ("kubeconfig", pki.admin()?),
+        (
+            "scheduler.conf",
+            pki.client_cert("scheduler", "system:kube-scheduler", &[])?,
+        ),
+        (
+            "controller-manager.conf",
+            pki.client_cert("controller-manager", "system:kube-controller-manager", &[])?,
+        ),
+    ];
+    for (file, client) in files {
+        let ep = Endpoint {
+            ca_pem: ca.clone(),
+            client: Some(client),
+            ..Endpoint::new(server)
+        };
+        write(dir.join(file), &ep)?;
+    }
+    Ok(())
 }
 
 async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, ClusterError> {

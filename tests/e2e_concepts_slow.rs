@@ -249,7 +249,7 @@ fn slow_web_deployment_readiness_and_endpoints() {
         .expect("podIP")
         .to_string();
     let addr = format!("{ip}:8080").parse().expect("pod address");
-    let (code, body) = common::http_get(addr, "/").expect("GET /");
+    let (code, body) = common::http_get_plain(addr, "/").expect("GET /");
     assert_eq!((code, body.trim()), (200, "hello from orch"));
 
     let ep = wait_for("endpoints of web", T, || {

@@ -74,9 +74,12 @@ spec:
             periodSeconds: 1
 "#;
 
-/// `--storage etcd --etcd-servers URLS --etcd-prefix /ha`.
-fn etcd_flags(urls: &str) -> [&str; 6] {
+/// `--insecure-http --storage etcd --etcd-servers URLS --etcd-prefix /ha`.
+fn etcd_flags(urls: &str) -> [&str; 7] {
     [
+        // Two API servers with their own data dirs (so their own PKIs), driven with raw
+        // HTTP: this test is about storage failover, not transport.
+        "--insecure-http",
         "--storage",
         "etcd",
         "--etcd-servers",

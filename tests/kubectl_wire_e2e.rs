@@ -82,7 +82,12 @@ fn empty_lists_are_omitted_and_error_bodies_are_kube_apiservers() {
     );
 
     // A 404 as kube-apiserver sends it, byte for byte.
-    let (code, body) = http_get(up.addr, "/api/v1/namespaces/default/pods/nope").expect("GET");
+    let (code, body) = http_get(
+        &env.kubeconfig,
+        up.addr,
+        "/api/v1/namespaces/default/pods/nope",
+    )
+    .expect("GET");
     assert_eq!(code, 404, "{body}");
     assert_eq!(
         body,

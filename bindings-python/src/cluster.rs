@@ -140,12 +140,14 @@ impl Cluster {
         container: Option<String>,
         tail_lines: Option<i64>,
     ) -> PyResult<String> {
-        let url = self
-            .url
+        let kubeconfig = self
+            .kubeconfig
             .clone()
             .ok_or_else(|| Error::Input("the cluster serves no HTTP".into()))?;
-        let client: orch_types::client::SharedClient =
-            Arc::new(orch_apiserver::client::HttpClient::new(&url));
+        let client: orch_types::client::SharedClient = Arc::new(
+            orch_apiserver::client::HttpClient::from_kubeconfig(&kubeconfig)
+                .map_err(|e| Error::Input(e.to_string()))?,
+        );
         let (pod, ns) = (pod.to_string(), namespace.unwrap_or("default").to_string());
         Ok(self.exec.block(py, async move {
             crate::objects::logs(&client, &ns, &pod, container, tail_lines).await
@@ -158,7 +160,7 @@ impl Cluster {
         self.kubeconfig.clone()
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `https://127.0.0.1:PORT` (the kubeconfig holds its CA and the admin certificate).
     #[getter]
     fn url(&self) -> Option<String> {
         self.url.clone()

@@ -29,6 +29,10 @@ pub struct ApiBenchConfig {
     pub watch_events: usize,
     /// Stores to measure (`Etcd` and `OrchEtcd` are skipped when `etcd` is not installed).
     pub stores: Vec<BenchStore>,
+    /// Connection setups (a fresh connection and `GET /healthz`) measured plain and over TLS
+    /// on the memory store; 0 skips them. Pair with [`BenchStore::MemoryTls`] to see the
+    /// per-request overhead of TLS beside [`BenchStore::Memory`].
+    pub connections: usize,
 }
 
 impl Default for ApiBenchConfig {
@@ -47,6 +51,7 @@ impl Default for ApiBenchConfig {
             .into_iter()
             .filter(|s| cfg!(feature = "etcd") || *s != BenchStore::OrchEtcd)
             .collect(),
+            connections: 0,
         }
     }
 }
@@ -57,6 +62,9 @@ impl Default for ApiBenchConfig {
 pub enum BenchStore {
     /// In memory.
     Memory,
+    /// In memory, served over HTTPS (a fresh PKI; the clients present the admin certificate).
+    #[serde(rename = "memory+tls")]
+    MemoryTls,
     /// Durable (redb, group commit) in a temporary directory.
     Embedded,
     /// A local etcd (`etcd` on PATH), raw puts through its JSON gateway, for comparison.
@@ -71,6 +79,7 @@ impl fmt::Display for BenchStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::Memory => "memory",
+            Self::MemoryTls => "memory+tls",
             Self::Embedded => "embedded",
             Self::Etcd => "etcd (put)",
             Self::OrchEtcd => "orch/etcd",
@@ -117,6 +126,22 @@ pub struct ApiBenchReport {
     pub creates: Vec<CreateRound>,
     /// Watch rounds.
     pub watch: Vec<WatchRound>,
+    /// Connection setup rounds (plain and TLS).
+    pub connections: Vec<ConnectRound>,
+}
+
+/// Fresh connections, each with one `GET /healthz`: the cost of connection setup (and of the
+/// TLS handshake, ECDSA P-256 with a client certificate, for `tls`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectRound {
+    /// Over TLS.
+    pub tls: bool,
+    /// Connections made.
+    pub connections: usize,
+    /// Median connect + request time.
+    pub p50_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
 }
 
 impl fmt::Display for ApiBenchReport {
@@ -137,6 +162,22 @@ impl fmt::Display for ApiBenchReport {
                 r.per_second,
                 r.p50_ms,
                 r.p99_ms
+            )?;
+        }
+        if !self.connections.is_empty() {
+            writeln!(
+                f,
+                "connection setup (fresh connection + GET /healthz, memory store):"
+            )?;
+        }
+        for c in &self.connections {
+            writeln!(
+                f,
+                "  {:<5} {} connections: p50 {:.2} ms, p99 {:.2} ms",
+                if c.tls { "https" } else { "http" },
+                c.connections,
+                c.p50_ms,
+                c.p99_ms
             )?;
         }
         writeln!(f, "watch latency (create sent → event received):")?;
@@ -181,6 +222,8 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 
 struct Running {
     client: HttpClient,
+    /// Base URL and TLS client configuration (for the connection rounds).
+    endpoint: crate::kubeconfig::Endpoint,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
     _dir: Option<tempfile::TempDir>,
@@ -191,6 +234,10 @@ async fn start(store: BenchStore, etcd: Option<&Etcd>) -> Result<Running, BenchE
     let setup = |e: &dyn fmt::Display| BenchError::Setup(e.to_string());
     let (config, dir) = match store {
         BenchStore::Memory => (ApiServerConfig::memory(), None),
+        BenchStore::MemoryTls => (
+            ApiServerConfig::memory(),
+            Some(tempfile::tempdir().map_err(|e| setup(&e))?),
+        ),
         BenchStore::Etcd => {
             return Err(BenchError::Setup(
                 "etcd is measured with raw puts, not behind the API server".into(),
@@ -208,14 +255,38 @@ async fn start(store: BenchStore, etcd: Option<&Etcd>) -> Result<Running, BenchE
         .map_err(|e| setup(&e))?;
     let addr = listener.local_addr().map_err(|e| setup(&e))?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let _ = serve(api, listener, async move {
-            let _ = rx.await;
-        })
-        .await;
-    });
+    let stopped = async move {
+        let _ = rx.await;
+    };
+    let (endpoint, task) = match (store, &dir) {
+        (BenchStore::MemoryTls, Some(d)) => {
+            let pki = crate::pki::Pki::load_or_create(&crate::pki::PkiOptions::new(d.path()))
+                .map_err(|e| setup(&e))?;
+            let tls = crate::tls::server_config(pki.serving(), pki.client_ca_pem())
+                .map_err(|e| setup(&e))?;
+            let ep = crate::kubeconfig::Endpoint {
+                ca_pem: Some(pki.ca_cert_pem().to_string()),
+                client: Some(pki.admin().map_err(|e| setup(&e))?),
+                ..crate::kubeconfig::Endpoint::new(format!("https://{addr}"))
+            };
+            let task = tokio::spawn(async move {
+                let _ = crate::serve_tls(api, listener, tls, stopped).await;
+            });
+            (ep, task)
+        }
+        _ => {
+            let task = tokio::spawn(async move {
+                let _ = serve(api, listener, stopped).await;
+            });
+            (
+                crate::kubeconfig::Endpoint::new(format!("http://{addr}")),
+                task,
+            )
+        }
+    };
     Ok(Running {
-        client: HttpClient::new(&format!("http://{addr}")),
+        client: HttpClient::from_endpoint(&endpoint).map_err(|e| setup(&e))?,
+        endpoint,
         stop: Some(tx),
         task,
         _dir: dir,
@@ -528,12 +599,48 @@ async fn etcd_round(
     })
 }
 
+/// `n` fresh connections to `r`, one after the other, each with one `GET /healthz`.
+async fn connect_round(r: &Running, n: usize) -> Result<ConnectRound, BenchError> {
+    let setup = |e: &dyn fmt::Display| BenchError::Setup(e.to_string());
+    let tls = r.endpoint.tls_config().map_err(|e| setup(&e))?;
+    let is_tls = tls.is_some();
+    // No idle connections kept: every request opens (and handshakes) a new one.
+    let http =
+        crate::tls::reqwest_client(reqwest::Client::builder().pool_max_idle_per_host(0), tls)
+            .map_err(|e| setup(&e))?;
+    let url = format!("{}/healthz", r.endpoint.server);
+    let mut lat = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        let resp = http.get(&url).send().await.map_err(|e| setup(&e))?;
+        resp.bytes().await.map_err(|e| setup(&e))?;
+        lat.push(t.elapsed());
+    }
+    lat.sort_unstable();
+    Ok(ConnectRound {
+        tls: is_tls,
+        connections: n,
+        p50_ms: percentile(&lat, 0.5),
+        p99_ms: percentile(&lat, 0.99),
+    })
+}
+
 /// Runs the benchmark (with raw etcd puts beside it when `etcd` is on PATH).
 pub async fn run(cfg: &ApiBenchConfig) -> Result<ApiBenchReport, BenchError> {
     let mut report = ApiBenchReport {
         creates: Vec::new(),
         watch: Vec::new(),
+        connections: Vec::new(),
     };
+    if cfg.connections > 0 {
+        for store in [BenchStore::Memory, BenchStore::MemoryTls] {
+            let r = start(store, None).await?;
+            report
+                .connections
+                .push(connect_round(&r, cfg.connections).await?);
+            r.stop().await;
+        }
+    }
     if cfg.stores.contains(&BenchStore::Etcd) {
         if let Some(etcd) = start_etcd().await? {
             for (round, &clients) in cfg.clients.iter().enumerate() {

@@ -65,6 +65,22 @@ pub(crate) fn http_client(tls: Option<Arc<rustls::ClientConfig>>) -> reqwest::Cl
     crate::tls::reqwest_client(builder, tls.map(|t| t.as_ref().clone())).unwrap_or_default()
 }
 
+/// `e` with its sources (`error sending request: … : invalid peer certificate: UnknownIssuer`):
+/// reqwest's own message does not say why.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let s_text = s.to_string();
+        if !out.contains(&s_text) {
+            out.push_str(": ");
+            out.push_str(&s_text);
+        }
+        cur = s.source();
+    }
+    out
+}
+
 /// The 502 answered when `node`'s kubelet cannot be reached.
 pub fn unreachable(node: &DynamicObject, e: &dyn std::fmt::Display) -> ApiError {
     ApiError::new(

@@ -283,7 +283,7 @@ async fn fetch_summary(
     let parsed = match resp {
         Ok(r) if r.status().is_success() => r.json::<Summary>().await.map_err(|e| e.to_string()),
         Ok(r) => Err(format!("status {}", r.status())),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(crate::kubelet_client::error_chain(&e)),
     };
     parsed
         .map_err(|e| tracing::debug!(node = %node.name(), error = %e, "no summary from kubelet"))

@@ -614,7 +614,9 @@ impl ApiServer {
             .get(&url)
             .send()
             .await
-            .map_err(|e| crate::kubelet_client::unreachable(&node, &e))?;
+            .map_err(|e| {
+                crate::kubelet_client::unreachable(&node, &crate::kubelet_client::error_chain(&e))
+            })?;
         let status =
             StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
         if !status.is_success() {

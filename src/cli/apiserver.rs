@@ -1,18 +1,42 @@
 //! `orch apiserver`: the API server alone, on the embedded store in `--data-dir`, in memory or on
-//! etcd (several API servers may share one etcd), plain HTTP on loopback; writes
-//! `DATA_DIR/kubeconfig`; stops cleanly on SIGINT/SIGTERM.
+//! etcd (several API servers may share one etcd); HTTPS with the cluster PKI of `DATA_DIR/pki`
+//! (created on first start, or the given `--tls-cert-file`, `--tls-private-key-file`,
+//! `--client-ca-file`, `--service-account-key-file`), plain HTTP only with `--insecure-http`;
+//! writes `DATA_DIR/kubeconfig` (admin, CA and client certificate embedded); stops cleanly on
+//! SIGINT/SIGTERM.
 
 use super::storage::{storage_config, EtcdArgs, StorageArg};
-use orch_apiserver::{serve, ApiServer, ApiServerConfig};
+use orch_apiserver::kubeconfig::Endpoint;
+use orch_apiserver::pki::{Pki, PkiOptions};
+use orch_apiserver::{serve, serve_tls, tls, ApiServer, ApiServerConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Arguments of `orch apiserver`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ApiServerArgs {
-    /// Listen address (plain HTTP; keep it on loopback). Port 0 picks a free port.
+    /// Listen address (HTTPS). Port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:6443")]
     pub listen: SocketAddr,
+    /// Serve plain HTTP without authentication instead of HTTPS: for tests only (anyone who
+    /// reaches the port is cluster admin; keep it on loopback).
+    #[arg(long)]
+    pub insecure_http: bool,
+    /// Serving certificate (PEM, chain) instead of `DATA_DIR/pki/apiserver.crt`.
+    #[arg(long, requires = "tls_private_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long, requires = "tls_cert_file")]
+    pub tls_private_key_file: Option<PathBuf>,
+    /// CA bundle (PEM) client certificates are verified against, instead of
+    /// `DATA_DIR/pki/ca.crt`.
+    #[arg(long)]
+    pub client_ca_file: Option<PathBuf>,
+    /// ECDSA P-256 private key (PEM) signing service-account tokens, instead of
+    /// `DATA_DIR/pki/sa.key`.
+    #[arg(long)]
+    pub service_account_key_file: Option<PathBuf>,
     /// Data dir: the store and the kubeconfig.
     #[arg(long, default_value = ".orch-apiserver")]
     pub data_dir: PathBuf,
@@ -54,25 +78,60 @@ async fn shutdown_signal() {
 async fn run_async(args: ApiServerArgs) -> Result<(), String> {
     std::fs::create_dir_all(&args.data_dir)
         .map_err(|e| format!("cannot create {}: {e}", args.data_dir.display()))?;
-    let config = ApiServerConfig {
+    let mut config = ApiServerConfig {
         storage: storage_config(args.storage, &args.etcd, &args.data_dir)?,
         event_ttl: (!args.event_ttl.is_zero()).then_some(args.event_ttl),
         service_account_admission: true,
         ..ApiServerConfig::memory()
     };
-    let api = ApiServer::open(config).await.map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let kubeconfig = args.data_dir.join("kubeconfig");
-    orch_apiserver::kubeconfig::write_kubeconfig(&kubeconfig, &format!("http://{addr}"))
-        .map_err(|e| e.to_string())?;
-    eprintln!("orch apiserver listening on http://{addr}");
+    let tls = if args.insecure_http {
+        orch_apiserver::kubeconfig::write_kubeconfig(&kubeconfig, &format!("http://{addr}"))
+            .map_err(|e| e.to_string())?;
+        None
+    } else {
+        let pki = Pki::load_or_create(&PkiOptions {
+            serving_hosts: vec![addr.ip().to_string()],
+            tls_cert_file: args.tls_cert_file.clone(),
+            tls_private_key_file: args.tls_private_key_file.clone(),
+            client_ca_file: args.client_ca_file.clone(),
+            service_account_key_file: args.service_account_key_file.clone(),
+            ..PkiOptions::new(args.data_dir.join("pki"))
+        })
+        .map_err(|e| format!("PKI: {e}"))?;
+        let ep = Endpoint {
+            ca_pem: Some(pki.ca_cert_pem().to_string()),
+            client: Some(pki.admin().map_err(|e| format!("PKI: {e}"))?),
+            ..Endpoint::new(format!("https://{addr}"))
+        };
+        orch_apiserver::kubeconfig::write(&kubeconfig, &ep).map_err(|e| e.to_string())?;
+        config.service_account_tokens.signing_key_pem =
+            Some(pki.service_account_key_pem().to_string());
+        let kubelet_client = pki
+            .apiserver_kubelet_client()
+            .map_err(|e| format!("PKI: {e}"))?;
+        config.kubelet_tls = Some(Arc::new(
+            tls::client_config(
+                &tls::ServerTrust::Ca(pki.ca_cert_pem().to_string()),
+                Some(&kubelet_client),
+            )
+            .map_err(|e| e.to_string())?,
+        ));
+        Some(tls::server_config(pki.serving(), pki.client_ca_pem()).map_err(|e| e.to_string())?)
+    };
+    let api = ApiServer::open(config).await.map_err(|e| e.to_string())?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    eprintln!("orch apiserver listening on {scheme}://{addr}");
     eprintln!("kubeconfig: {}", kubeconfig.display());
-    serve(api, listener, shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())?;
+    match tls {
+        Some(tls) => serve_tls(api, listener, tls, shutdown_signal()).await,
+        None => serve(api, listener, shutdown_signal()).await,
+    }
+    .map_err(|e| e.to_string())?;
     eprintln!("orch apiserver stopped");
     Ok(())
 }

@@ -60,6 +60,13 @@ pub enum BenchCommand {
         /// Objects written in the watch-latency round.
         #[arg(long, default_value_t = 100)]
         watch_events: usize,
+        /// Also measure the memory store over HTTPS beside plain HTTP (creates, watch latency)
+        /// and the connection setup cost both ways (a TLS handshake per connection).
+        #[arg(long)]
+        tls: bool,
+        /// Fresh connections measured each way with `--tls`.
+        #[arg(long, default_value_t = 200)]
+        connections: usize,
         /// Output format.
         #[arg(short = 'o', long, value_enum, default_value = "text")]
         output: BenchOutput,
@@ -193,15 +200,23 @@ pub fn run(cmd: BenchCommand) -> i32 {
             creates,
             watchers,
             watch_events,
+            tls,
+            connections,
             output,
         } => {
-            let cfg = orch_apiserver::bench::ApiBenchConfig {
+            let mut cfg = orch_apiserver::bench::ApiBenchConfig {
                 clients,
                 creates,
                 watchers,
                 watch_events,
                 ..Default::default()
             };
+            if tls {
+                // Plain and TLS side by side, first in the report.
+                cfg.stores
+                    .insert(1, orch_apiserver::bench::BenchStore::MemoryTls);
+                cfg.connections = connections;
+            }
             (
                 rt.block_on(orch_apiserver::bench::run(&cfg))
                     .map(|r| (r.to_string(), serde_json::to_string_pretty(&r)))

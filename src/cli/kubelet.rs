@@ -1,5 +1,13 @@
 //! `orch kubelet --kubeconfig F --node-name N --runtime process|sim [--root-dir DIR] …`: the node
-//! agent as its own process, against any API server through the HTTP client.
+//! agent as its own process, against any API server through the HTTP client (HTTPS with the
+//! kubeconfig's CA and client certificate).
+//!
+//! The kubelet's own server (logs, stats, exec/attach/port-forward) speaks HTTPS when given
+//! `--tls-cert-file`/`--tls-private-key-file` (a serving certificate for `--node-ip` signed by
+//! the cluster CA, e.g. issued with `orch_apiserver::pki::Pki::kubelet_serving`) and
+//! `--client-ca-file` (the CA the API server's client certificate is verified against; requests
+//! without a verified certificate get 401); without them it serves plain HTTP, which an API
+//! server speaking TLS to kubelets refuses. (Certificates by TLS bootstrap are a later step.)
 //!
 //! Ctrl-C or SIGTERM stops the pods' containers gracefully and exits; a killed kubelet (SIGKILL)
 //! leaves them running and the next start on the same `--root-dir` re-attaches to them.
@@ -92,6 +100,36 @@ pub struct KubeletArgs {
     /// on dev machines) gives every node DiskPressure and a NoSchedule taint.
     #[arg(long, value_enum, default_value = "fixed")]
     pub node_stats: NodeStatsSource,
+    /// Serving certificate (PEM) of the kubelet's HTTPS server.
+    #[arg(long, requires_all = ["tls_private_key_file", "client_ca_file"])]
+    pub tls_cert_file: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long, requires = "tls_cert_file")]
+    pub tls_private_key_file: Option<PathBuf>,
+    /// CA bundle (PEM) client certificates are verified against.
+    #[arg(long, requires = "tls_cert_file")]
+    pub client_ca_file: Option<PathBuf>,
+}
+
+/// The HTTPS configuration from `--tls-cert-file`, `--tls-private-key-file` and
+/// `--client-ca-file`; `None` without them.
+fn tls(args: &KubeletArgs) -> Result<Option<Arc<rustls::ServerConfig>>, String> {
+    let (Some(cert), Some(key), Some(ca)) = (
+        &args.tls_cert_file,
+        &args.tls_private_key_file,
+        &args.client_ca_file,
+    ) else {
+        return Ok(None);
+    };
+    let read =
+        |p: &PathBuf| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
+    let serving = orch_apiserver::pki::CertKey {
+        cert_pem: read(cert)?,
+        key_pem: read(key)?,
+    };
+    orch_apiserver::tls::server_config(&serving, &read(ca)?)
+        .map(Some)
+        .map_err(|e| e.to_string())
 }
 
 fn config(args: &KubeletArgs) -> Result<KubeletConfig, NodeConfigError> {
@@ -148,6 +186,13 @@ pub fn run(args: KubeletArgs) -> i32 {
             return 2;
         }
     };
+    match tls(&args) {
+        Ok(t) => cfg.tls = t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    }
     let client = match super::kubeconfig_client(&args.kubeconfig) {
         Ok(c) => c,
         Err(e) => {

@@ -1,6 +1,9 @@
 //! `orch up`: the all-in-one cluster in one process (API server, scheduler, controller manager,
-//! kubelets), on the embedded store by default. Prints where the kubeconfig is; Ctrl-C (or
-//! SIGTERM) stops it cleanly; running it again on the same data dir brings everything back.
+//! kubelets), on the embedded store by default. HTTPS by default: the cluster PKI is created in
+//! `DATA_DIR/pki` on first start (reused later) and `DATA_DIR/kubeconfig` embeds the CA and the
+//! admin client certificate (`scheduler.conf` and `controller-manager.conf` beside it serve the
+//! components run as separate processes). Prints where the kubeconfig is; Ctrl-C (or SIGTERM)
+//! stops it cleanly; running it again on the same data dir brings everything back.
 
 use super::parse_duration;
 use super::storage::{storage_config, EtcdArgs, StorageArg};
@@ -25,9 +28,13 @@ pub struct UpArgs {
     /// Data dir: store, kubeconfig, kubelet state.
     #[arg(long, default_value = ".orch")]
     pub data_dir: PathBuf,
-    /// API server listen address (plain HTTP; keep it on loopback).
+    /// API server listen address (HTTPS; its IP is in the serving certificate).
     #[arg(long, default_value = "127.0.0.1:6443")]
     pub listen: SocketAddr,
+    /// Serve plain HTTP without authentication instead of HTTPS: for tests only (anyone who
+    /// reaches the port is cluster admin).
+    #[arg(long)]
+    pub insecure_http: bool,
     /// Number of in-process kubelets (`node-1` … `node-N`).
     #[arg(long, default_value_t = 1)]
     pub nodes: usize,
@@ -111,6 +118,9 @@ async fn up(args: UpArgs) -> i32 {
         b = b.node_monitor_grace_period(d);
     }
     b = b.pod_network(args.pod_network);
+    if args.insecure_http {
+        b = b.insecure_http();
+    }
     if let Some(c) = &args.cluster_cidr {
         b = b.cluster_cidr(c.clone());
     }
@@ -126,8 +136,8 @@ async fn up(args: UpArgs) -> i32 {
         .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()))
         .unwrap_or_default();
     println!(
-        "orch is up: API server http://{} ({} node(s), {} runtime, {} storage, started in {:.0?})",
-        cluster.addr().map(|a| a.to_string()).unwrap_or_default(),
+        "orch is up: API server {} ({} node(s), {} runtime, {} storage, started in {:.0?})",
+        cluster.url().unwrap_or_default(),
         args.nodes,
         match args.runtime {
             RuntimeArg::Process => "process",

@@ -67,20 +67,45 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Result<
     }
 }
 
-/// A minimal HTTP/1.0 GET on 127.0.0.1, returning (status code, body). No dependency on the
-/// client crates under test.
-pub fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
-    let mut s =
-        TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .map_err(|e| e.to_string())?;
-    write!(
-        s,
-        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
+/// A minimal HTTP/1.0 GET on 127.0.0.1 as the user of `kubeconfig` (HTTPS verifying the
+/// server against its CA and presenting its client certificate when its server is `https://`),
+/// returning (status code, body). Only the kubeconfig reading and TLS settings of the client
+/// crate are used, not its HTTP client.
+pub fn http_get(kubeconfig: &Path, addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
+    let ep = orch_apiserver::kubeconfig::read_endpoint(kubeconfig).map_err(|e| e.to_string())?;
+    let Some(tls) = ep.tls_config().map_err(|e| e.to_string())? else {
+        return http_get_plain(addr, path);
+    };
+    let (tcp, request) = connect(addr, path)?;
+    let name = rustls::pki_types::ServerName::from(addr.ip());
+    let conn =
+        rustls::ClientConnection::new(std::sync::Arc::new(tls), name).map_err(|e| e.to_string())?;
+    let mut s = rustls::StreamOwned::new(conn, tcp);
+    s.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
+    let mut buf = String::new();
+    read_to_end_lenient(&mut s, &mut buf)?;
+    parse_answer(&buf)
+}
+
+/// A plain HTTP/1.0 GET (a pod's server, or plain HTTP sent to a TLS port).
+pub fn http_get_plain(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
+    let (mut s, request) = connect(addr, path)?;
+    s.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
     let mut buf = String::new();
     s.read_to_string(&mut buf).map_err(|e| e.to_string())?;
+    parse_answer(&buf)
+}
+
+fn connect(addr: SocketAddr, path: &str) -> Result<(TcpStream, String), String> {
+    let tcp =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    Ok((tcp, request))
+}
+
+fn parse_answer(buf: &str) -> Result<(u16, String), String> {
     let code = buf
         .split_whitespace()
         .nth(1)
@@ -91,6 +116,18 @@ pub fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     Ok((code, body))
+}
+
+/// Reads until EOF; a TLS peer closing without close_notify after the answer is not an error.
+fn read_to_end_lenient(s: &mut impl Read, buf: &mut String) -> Result<(), String> {
+    let mut bytes = Vec::new();
+    match s.read_to_end(&mut bytes) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !bytes.is_empty() => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    *buf = String::from_utf8_lossy(&bytes).into_owned();
+    Ok(())
 }
 
 /// A running `orch` process; SIGINT on drop, SIGKILL if it has not exited 10 s later.
@@ -518,7 +555,7 @@ impl Up {
         let addr: SocketAddr = listen.parse().expect("addr");
         wait_for("orch up to serve /readyz", Duration::from_secs(60), || {
             proc.assert_running();
-            match http_get(addr, "/readyz") {
+            match http_get(&env.kubeconfig, addr, "/readyz") {
                 Ok((200, _)) => Ok(()),
                 other => Err(format!("{other:?}")),
             }
@@ -563,7 +600,7 @@ impl Split {
             Duration::from_secs(60),
             || {
                 api.assert_running();
-                match http_get(addr, "/readyz") {
+                match http_get(&env.kubeconfig, addr, "/readyz") {
                     Ok((200, _)) => Ok(()),
                     other => Err(format!("{other:?}")),
                 }
@@ -584,25 +621,44 @@ impl Split {
         self.procs.push(OrchProcess::spawn(name, env.path(), &all));
     }
 
-    /// Starts `orch kubelet` for `node` with the process runtime, root dir `DIR/NODE`.
+    /// Starts `orch kubelet` for `node` with the process runtime, root dir `DIR/NODE`; when the
+    /// API server has a PKI (HTTPS), the kubelet serves HTTPS with a certificate for 127.0.0.1
+    /// the cluster CA signs (`DATA_DIR/pki/kubelet-NODE.crt`).
     pub fn kubelet(&mut self, env: &TestEnv, node: &str) {
         let root = env.path().join(node);
         let root = root.to_str().expect("utf-8 path").to_string();
-        self.component(
-            env,
-            &format!("kubelet-{node}"),
-            "kubelet",
-            &[
-                "--node-name",
-                node,
-                "--runtime",
-                "process",
-                "--root-dir",
-                &root,
-                "--port",
-                "0",
-            ],
-        );
+        let mut args: Vec<String> = [
+            "--node-name",
+            node,
+            "--runtime",
+            "process",
+            "--root-dir",
+            &root,
+            "--port",
+            "0",
+        ]
+        .map(String::from)
+        .to_vec();
+        let pki_dir = env.data_dir().join("pki");
+        if pki_dir.join("ca.key").exists() {
+            let pki = orch_apiserver::pki::Pki::load_or_create(
+                &orch_apiserver::pki::PkiOptions::new(&pki_dir),
+            )
+            .expect("the cluster PKI");
+            pki.kubelet_serving(node, &["127.0.0.1".to_string()])
+                .expect("kubelet serving certificate");
+            let file = |f: String| pki_dir.join(f).to_str().expect("utf-8 path").to_string();
+            args.extend([
+                "--tls-cert-file".to_string(),
+                file(format!("kubelet-{node}.crt")),
+                "--tls-private-key-file".to_string(),
+                file(format!("kubelet-{node}.key")),
+                "--client-ca-file".to_string(),
+                file("ca.crt".to_string()),
+            ]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.component(env, &format!("kubelet-{node}"), "kubelet", &args);
     }
 
     /// The process named `name`.
