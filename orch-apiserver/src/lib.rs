@@ -37,6 +37,7 @@ pub mod admission;
 pub mod aggregator;
 pub mod bench;
 pub mod cache;
+pub mod certificates;
 pub mod client;
 pub mod conversion;
 pub mod crd;

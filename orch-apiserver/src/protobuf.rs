@@ -125,6 +125,7 @@ kinds![
     k8s_pb::api::storage::v1::StorageClass,
     k8s_pb::api::scheduling::v1::PriorityClass,
     k8s_pb::api::events::v1::Event,
+    k8s_pb::api::certificates::v1::CertificateSigningRequest,
     k8s_pb::api::rbac::v1::Role,
     k8s_pb::api::rbac::v1::ClusterRole,
     k8s_pb::api::rbac::v1::RoleBinding,

@@ -178,6 +178,13 @@ pub static BUILTIN: &[ResourceInfo] = &[
     r("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", "rolebinding", &[], true, RW, NONE, &[]),
     r("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding", &[], false, RW,
         NONE, &[]),
+    // Approval conditions are written through `approval`, the issued certificate through `status`.
+    r("certificates.k8s.io", "v1", "CertificateSigningRequest", "certificatesigningrequests", "certificatesigningrequest",
+        &["csr"], false, RW, NONE, &[
+        status("certificates.k8s.io", "v1", "CertificateSigningRequest"),
+        SubresourceInfo { name: "approval", group: "certificates.k8s.io", version: "v1", kind: "CertificateSigningRequest",
+            verbs: STATUS_VERBS },
+    ]),
     // The review APIs: created and answered, never stored (`orch-apiserver`'s `auth::review`).
     r("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", "selfsubjectaccessreview", &[],
         false, CREATE_ONLY, NONE, &[]),

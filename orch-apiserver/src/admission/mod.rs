@@ -147,6 +147,9 @@ impl ApiServer {
         let errors = match (old, part) {
             (None, _) => orch_types::validation::validate_defaulted(obj),
             (Some(old), Part::Status) => orch_types::validation::validate_status_update(obj, old),
+            (Some(old), Part::Approval) => {
+                orch_types::validation::validate_approval_update(obj, old)
+            }
             (Some(old), Part::EphemeralContainers) => {
                 orch_types::validation::validate_ephemeral_containers_update(obj, old)
             }
@@ -191,7 +194,9 @@ impl ApiServer {
             crate::crd::admission::mutate(cr, obj)?;
         }
         let defaulted = match (old, part) {
-            (Some(_), Part::Status) => orch_types::defaults::apply_status_defaults(obj),
+            (Some(_), Part::Status | Part::Approval) => {
+                orch_types::defaults::apply_status_defaults(obj)
+            }
             _ => orch_types::defaults::apply_defaults(obj),
         };
         defaulted.map_err(|e| {

@@ -163,6 +163,9 @@ impl ApiServer {
         if info.kind == "Namespace" {
             namespace_finalizer(&mut obj);
         }
+        if crate::certificates::is_csr(info) {
+            crate::certificates::prepare_create(&mut obj);
+        }
         let mut admitted = self
             .admit(info, &mut obj, None, super::update::Part::Main, p.dry_run)
             .await?;

@@ -603,7 +603,9 @@ pub async fn dispatch(api: &Arc<ApiServer>, req: Request) -> RestResult<Response
     let name = req.target.name.clone();
     let part = Part::from_subresource(req.target.subresource.as_deref())
         .ok_or_else(|| not_allowed(&req))?;
-    if part == Part::Finalize && info.kind != "Namespace" {
+    if part == Part::Finalize && info.kind != "Namespace"
+        || part == Part::Approval && !crate::certificates::is_csr(info)
+    {
         return Err(not_allowed(&req));
     }
     let is_watch = req.flag("watch");

@@ -1,4 +1,5 @@
-//! Subresources other than `status`, `finalize` and `pods/ephemeralcontainers` (which the
+//! Subresources other than `status`, `finalize`, `pods/ephemeralcontainers` and
+//! `certificatesigningrequests/approval` (which the
 //! verbs handle through [`super::update::Part`]): `scale`, `binding`, `eviction`, `log`.
 //!
 //! Two hook points, one per shape of subresource:
@@ -49,6 +50,7 @@ pub async fn handle(api: &Arc<ApiServer>, req: &Request) -> Option<Response> {
         // Updates of a part of the object: the verbs handle them (rest::update::Part).
         ("status" | "finalize", _) => None,
         ("ephemeralcontainers", _) if info.kind == "Pod" => None,
+        ("approval", _) if crate::certificates::is_csr(info) => None,
         (_, &Method::POST) if info.subresource(sub).is_some_and(|s| s.verbs == ["create"]) => {
             let out = async {
                 let format = response_format(&req.headers)?;

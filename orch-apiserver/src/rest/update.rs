@@ -25,6 +25,9 @@ pub enum Part {
     /// (`pkg/registry/core/pod/strategy.go`, served by `EphemeralContainersREST` in
     /// `pkg/registry/core/pod/storage/storage.go`): containers may only be added.
     EphemeralContainers,
+    /// CertificateSigningRequest `/approval`: only the conditions are kept
+    /// ([`crate::certificates`]).
+    Approval,
 }
 
 impl Part {
@@ -35,6 +38,7 @@ impl Part {
             Some("status") => Some(Self::Status),
             Some("finalize") => Some(Self::Finalize),
             Some("ephemeralcontainers") => Some(Self::EphemeralContainers),
+            Some("approval") => Some(Self::Approval),
             _ => None,
         }
     }
@@ -46,6 +50,7 @@ impl Part {
             Self::Status => Some("status"),
             Self::Finalize => Some("finalize"),
             Self::EphemeralContainers => Some("ephemeralcontainers"),
+            Self::Approval => Some("approval"),
         }
     }
 }
@@ -121,7 +126,7 @@ fn restrict_to_part(
             }
             new
         }
-        Part::Status => {
+        Part::Status | Part::Approval => {
             // The old object with the new status, in the old field order; the new status is
             // moved, only the rest of the old object is copied.
             let mut new = new;
@@ -275,6 +280,10 @@ impl ApiServer {
                 }
             }
             let mut new = restrict_to_part(info, part, old, new);
+            if crate::certificates::is_csr(info) {
+                let now = super::meta::time(self.config.clock.now());
+                crate::certificates::prepare_update(part, old, &mut new, &now.0.to_string());
+            }
             // BeforeUpdate: metadata the client cannot change.
             let m = &mut new.metadata;
             m.name = old.metadata.name.clone();
@@ -371,7 +380,7 @@ impl ApiServer {
         crate::fieldmanager::validate_manager(p.field_manager.as_deref(), "UpdateOptions")?;
         let mut warnings = self.check_fields(info, &obj, p.field_validation.as_deref())?;
         let mut obj = obj;
-        if part == Part::Status {
+        if matches!(part, Part::Status | Part::Approval) {
             // Only the status (and metadata) of the body is read: drop the rest now rather
             // than copy it on every try.
             obj.data.retain(|k, _| k == "status");

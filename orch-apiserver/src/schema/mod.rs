@@ -406,6 +406,8 @@ fn build_builtin() -> Schemas {
         "storage.k8s.io" "v1" "StorageClass" => storage::StorageClass,
         "apiextensions.k8s.io" "v1" "CustomResourceDefinition" => apiext::CustomResourceDefinition,
         "events.k8s.io" "v1" "Event" => events::Event,
+        "certificates.k8s.io" "v1" "CertificateSigningRequest" =>
+            k8s_openapi::api::certificates::v1::CertificateSigningRequest,
         "apiregistration.k8s.io" "v1" "APIService" =>
             k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService,
         "admissionregistration.k8s.io" "v1" "MutatingWebhookConfiguration" =>

@@ -187,6 +187,10 @@ pub fn printer(group: &str, kind: &str) -> Printer {
             columns: PODPRESET,
             cells: podpreset,
         },
+        ("certificates.k8s.io", "CertificateSigningRequest") => Printer {
+            columns: CSR,
+            cells: csr,
+        },
         ("", "PersistentVolume") => Printer {
             columns: PERSISTENTVOLUME,
             cells: persistentvolume,
@@ -1583,4 +1587,53 @@ const PODPRESET: &[Column] = &[NAME, AGE];
 
 fn podpreset(o: &Value, now: Timestamp) -> Vec<Value> {
     vec![name(o), created(o, now)]
+}
+
+/// Upstream `printCertificateSigningRequest` (`pkg/printers/internalversion/printers.go`).
+const CSR: &[Column] = &[
+    NAME,
+    AGE,
+    col("SignerName", "string", 0, "signerName indicates the requested signer, and is a qualified name."),
+    col("Requestor", "string", 0, "username contains the name of the user that created the CertificateSigningRequest."),
+    col("RequestedDuration", "string", 0, "expirationSeconds is the requested duration of validity of the issued certificate."),
+    col("Condition", "string", 0, "conditions applied to the request. Known conditions are \"Approved\", \"Denied\", and \"Failed\"."),
+];
+
+fn csr(o: &Value, now: Timestamp) -> Vec<Value> {
+    let duration = match get(o, &["spec", "expirationSeconds"]).and_then(Value::as_i64) {
+        Some(secs) => super::human_duration(secs),
+        None => "<none>".into(),
+    };
+    vec![
+        name(o),
+        created(o, now),
+        json!(or_none(s(o, &["spec", "signerName"]).to_string())),
+        json!(s(o, &["spec", "username"])),
+        json!(duration),
+        json!(csr_condition(o)),
+    ]
+}
+
+/// Upstream `extractCSRStatus`: Denied, else Approved, else Pending; then `,Failed` and
+/// `,Issued`.
+fn csr_condition(o: &Value) -> String {
+    let has = |t: &str| {
+        arr(o, &["status", "conditions"])
+            .iter()
+            .any(|c| s(c, &["type"]) == t)
+    };
+    let mut out = if has("Denied") {
+        "Denied".to_string()
+    } else if has("Approved") {
+        "Approved".to_string()
+    } else {
+        "Pending".to_string()
+    };
+    if has("Failed") {
+        out.push_str(",Failed");
+    }
+    if !s(o, &["status", "certificate"]).is_empty() {
+        out.push_str(",Issued");
+    }
+    out
 }

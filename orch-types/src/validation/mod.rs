@@ -29,6 +29,7 @@
 pub mod admissionregistration;
 mod apps;
 mod batch;
+pub mod certificates;
 mod core;
 mod field;
 mod meta;
@@ -195,6 +196,11 @@ fn object_rules(d: &DynamicObject) -> Vec<FieldError> {
             k8s_openapi::api::rbac::v1::ClusterRoleBinding,
             rbac::cluster_role_binding
         ),
+        ("certificates.k8s.io", "CertificateSigningRequest") => check!(
+            &d,
+            k8s_openapi::api::certificates::v1::CertificateSigningRequest,
+            certificates::csr_create
+        ),
         // ServiceAccount, Binding, Scale: metadata rules only.
         _ => meta::object_meta(&d.metadata, info.namespaced, sub),
     }
@@ -236,7 +242,36 @@ pub fn validate_status_update(new: &DynamicObject, old: &DynamicObject) -> Vec<F
         use k8s_openapi::api::core::v1::ResourceQuota;
         return check_update!(new, old, ResourceQuota, quota::resource_quota_status_update);
     }
+    if is_csr(new) {
+        return csr_update(new, old, certificates::CsrWrite::Status);
+    }
     meta::object_meta_update(&new.metadata, &old.metadata)
+}
+
+fn is_csr(o: &DynamicObject) -> bool {
+    o.types.api_version == "certificates.k8s.io/v1" && o.types.kind == "CertificateSigningRequest"
+}
+
+fn csr_update(
+    new: &DynamicObject,
+    old: &DynamicObject,
+    write: certificates::CsrWrite,
+) -> Vec<FieldError> {
+    use k8s_openapi::api::certificates::v1::CertificateSigningRequest as Csr;
+    match (typed::<Csr>(new), typed::<Csr>(old)) {
+        (Ok(n), Ok(o)) => certificates::csr_update(&n, &o, write),
+        (Err(e), _) | (_, Err(e)) => vec![e],
+    }
+}
+
+/// Validates a write to a CertificateSigningRequest's `approval` subresource (upstream
+/// `ValidateCertificateSigningRequestApprovalUpdate`): its object is the stored request with
+/// the client's conditions.
+pub fn validate_approval_update(new: &DynamicObject, old: &DynamicObject) -> Vec<FieldError> {
+    if new.types.kind != old.types.kind || new.types.api_version != old.types.api_version {
+        return vec![kind_changed(new)];
+    }
+    csr_update(new, old, certificates::CsrWrite::Approval)
 }
 
 /// Validates a write to a pod's `ephemeralcontainers` subresource (upstream
@@ -343,15 +378,19 @@ pub fn validate_update_defaulted(new: &DynamicObject, old: &DynamicObject) -> Ve
             k8s_openapi::api::rbac::v1::ClusterRoleBinding,
             rbac::cluster_role_binding_update
         ),
+        ("certificates.k8s.io", "CertificateSigningRequest") => {
+            csr_update(n, o, certificates::CsrWrite::Main)
+        }
         _ => meta::object_meta_update(&n.metadata, &o.metadata),
     });
     errs
 }
 
-/// The create rules an update is held to as well: all of them, but for CronJob, whose update
-/// rules (upstream `ValidateCronJobUpdate`) replace them.
+/// The create rules an update is held to as well: all of them, but for CronJob and
+/// CertificateSigningRequest, whose update rules (upstream `ValidateCronJobUpdate`,
+/// `ValidateCertificateSigningRequestUpdate`) replace them.
 fn create_rules_on_update(new: &DynamicObject) -> Vec<FieldError> {
-    if new.types.api_version == "batch/v1" && new.types.kind == "CronJob" {
+    if new.types.api_version == "batch/v1" && new.types.kind == "CronJob" || is_csr(new) {
         return Vec::new();
     }
     object_rules(new)
