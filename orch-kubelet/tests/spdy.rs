@@ -70,6 +70,8 @@ struct Client {
     next_id: u32,
     /// Data received per stream, and whether it ended.
     got: HashMap<u32, (Vec<u8>, bool)>,
+    /// Streams in the order the server half-closed them.
+    fins: Vec<u32>,
 }
 
 /// Sends the upgrade request; returns the status line and headers, and the client on a 101.
@@ -120,6 +122,7 @@ async fn upgrade(
         buf,
         next_id: 1,
         got: HashMap::new(),
+        fins: vec![],
     };
     (head, Some(client))
 }
@@ -179,6 +182,9 @@ impl Client {
                     let e = self.got.entry(*stream_id).or_default();
                     e.0.extend_from_slice(data);
                     e.1 |= *fin;
+                    if *fin {
+                        self.fins.push(*stream_id);
+                    }
                 }
                 return Some(f);
             }
@@ -249,6 +255,13 @@ async fn exec_v4_carries_stdin_stdout_and_the_exit_code() {
     assert_eq!(status["reason"], "NonZeroExitCode", "{status}");
     assert_eq!(status["details"]["causes"][0]["reason"], "ExitCode");
     assert_eq!(status["details"]["causes"][0]["message"], "3");
+    // stdin stays open until the status is out: client-go stops sending stdin at its FIN.
+    let pos = |id| c.fins.iter().position(|f| *f == id);
+    assert!(
+        pos(stdin).is_none() || pos(stdin) > pos(error),
+        "{:?}",
+        c.fins
+    );
     // The session ends with GOAWAY and the connection closes.
     let mut goaway = false;
     while let Some(f) = c.next().await {
@@ -403,4 +416,29 @@ async fn port_forward_pairs_carry_data_and_errors() {
             _ => {}
         }
     }
+}
+
+#[tokio::test]
+async fn megabytes_of_stdin_arrive_whole() {
+    let (addr, _dir) = serve().await;
+    let (_, c) = upgrade(
+        addr,
+        &exec_path("wc -c", true, false),
+        &["v4.channel.k8s.io"],
+    )
+    .await;
+    let mut c = c.unwrap();
+    let error = c.open(&[("streamType", "error")]).await;
+    let stdin = c.open(&[("streamType", "stdin")]).await;
+    let stdout = c.open(&[("streamType", "stdout")]).await;
+    let chunk = vec![b'x'; 32 * 1024];
+    for _ in 0..100 {
+        c.write(stdin, &chunk, false).await;
+    }
+    c.write(stdin, b"", true).await;
+    let got = c.until_ended(&[stdout, error]).await;
+    assert_eq!(
+        String::from_utf8_lossy(&got[0]).trim(),
+        (100 * 32 * 1024).to_string()
+    );
 }

@@ -225,13 +225,22 @@ async fn exec_session(
         return;
     };
     let gone = session.gone();
+    // This side never writes on stdin and resize, but keeps them open until the end: client-go
+    // takes the server's FIN on stdin as the end of the session and stops sending stdin.
+    let mut keep_open = vec![];
     let outcome: Outcome = match io {
         Ok(io) => {
             let streams = ExecStreams {
-                stdin: ch.stdin.map(|s| s.rx),
+                stdin: ch.stdin.map(|s| {
+                    keep_open.push(s.tx);
+                    s.rx
+                }),
                 stdout: ch.stdout.map(|s| s.tx),
                 stderr: ch.stderr.map(|s| s.tx),
-                resize: ch.resize.map(|s| resize_events(s.rx)),
+                resize: ch.resize.map(|s| {
+                    keep_open.push(s.tx);
+                    resize_events(s.rx)
+                }),
             };
             remotecommand::run(io, streams, gone.cancelled_owned()).await
         }
@@ -247,6 +256,7 @@ async fn exec_session(
             let _ = error.tx.send(Bytes::from(status)).await;
         }
     }
+    drop(keep_open);
     session.close().await;
 }
 

@@ -417,6 +417,14 @@ async fn handle(
     frame: Frame,
     incoming: &mut Option<mpsc::UnboundedSender<IncomingStream>>,
 ) {
+    match &frame {
+        Frame::Data {
+            stream_id,
+            fin,
+            data,
+        } => tracing::trace!(stream_id, fin, len = data.len(), "spdy: data"),
+        other => tracing::debug!(frame = ?other, "spdy: control frame"),
+    }
     match frame {
         Frame::SynStream {
             stream_id,
