@@ -568,7 +568,8 @@ fn load_or_create_sa_key(
 ) -> Result<(PathBuf, String, String), PkiError> {
     let path = given.map_or_else(|| dir.join("sa.key"), Path::to_path_buf);
     if given.is_some() || path.exists() {
-        let pem = read(&path)?;
+        // PKCS#8 or SEC1 (`EC PRIVATE KEY`), kept as PKCS#8 (what rcgen on ring reads).
+        let pem = crate::serviceaccount::keys::pkcs8_pem(&read(&path)?);
         let pair = KeyPair::from_pem(&pem)
             .map_err(|e| invalid(&path, &format!("not a private key: {e}")))?;
         if !pair.is_compatible(&PKCS_ECDSA_P256_SHA256) {

@@ -1,5 +1,7 @@
 //! The service-account signing key: an ECDSA P-256 key pair (tokens are ES256), read from a
-//! PKCS#8 PEM or generated, with its key ID.
+//! PKCS#8 PEM, a SEC1 `EC PRIVATE KEY` PEM (what `openssl ecparam -genkey` writes; upstream's
+//! `--service-account-key-file` takes both, `keyutil.ParsePrivateKeyPEM`) or generated, with its
+//! key ID.
 
 use base64::Engine;
 use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
@@ -7,9 +9,10 @@ use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 /// Why a signing key could not be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum KeyError {
-    /// No `-----BEGIN PRIVATE KEY-----` block, or its base64 does not decode.
+    /// No `-----BEGIN PRIVATE KEY-----` or `-----BEGIN EC PRIVATE KEY-----` block, or its
+    /// base64 does not decode.
     #[error(
-        "the service-account key is not a PKCS#8 PEM private key (-----BEGIN PRIVATE KEY-----)"
+        "the service-account key is not a PEM private key (-----BEGIN PRIVATE KEY----- or -----BEGIN EC PRIVATE KEY-----)"
     )]
     NotPkcs8Pem,
     /// A PKCS#8 key that is not ECDSA P-256.
@@ -44,10 +47,10 @@ const P256_SPKI_PREFIX: [u8; 26] = [
 ];
 
 impl SigningKey {
-    /// Reads a PKCS#8 PEM private key (`-----BEGIN PRIVATE KEY-----`, as rcgen and
-    /// `openssl genpkey` write it).
+    /// Reads a PEM private key: PKCS#8 (`-----BEGIN PRIVATE KEY-----`, as rcgen and
+    /// `openssl genpkey` write it) or SEC1 (`-----BEGIN EC PRIVATE KEY-----`).
     pub fn from_pem(pem: &str) -> Result<Self, KeyError> {
-        Self::from_pkcs8(&pem_block(pem, "PRIVATE KEY").ok_or(KeyError::NotPkcs8Pem)?)
+        Self::from_pkcs8(&pkcs8_der(pem).ok_or(KeyError::NotPkcs8Pem)?)
     }
 
     /// Reads a PKCS#8 DER private key.
@@ -101,6 +104,71 @@ impl SigningKey {
     }
 }
 
+/// The PKCS#8 form of a PEM private key: a `PRIVATE KEY` block as it is, an `EC PRIVATE KEY`
+/// (SEC1) block wrapped for P-256; other PEM text unchanged (the reader then says what is
+/// wrong with it). Lets readers that take PKCS#8 only (ring) use either form.
+pub fn pkcs8_pem(pem: &str) -> String {
+    if pem.contains("-----BEGIN PRIVATE KEY-----") {
+        return pem.to_string();
+    }
+    match pkcs8_der(pem) {
+        Some(der) => {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+            let lines: Vec<&str> = b64
+                .as_bytes()
+                .chunks(64)
+                .map(|c| std::str::from_utf8(c).unwrap_or_default())
+                .collect();
+            format!(
+                "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+                lines.join("\n")
+            )
+        }
+        None => pem.to_string(),
+    }
+}
+
+/// The DER `AlgorithmIdentifier` of a P-256 key: `id-ecPublicKey` (1.2.840.10045.2.1) with the
+/// `prime256v1` curve (1.2.840.10045.3.1.7), RFC 5480.
+const P256_ALGORITHM: [u8; 21] = [
+    0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48,
+    0xce, 0x3d, 0x03, 0x01, 0x07,
+];
+
+/// The PKCS#8 DER of a PEM private key: a `PRIVATE KEY` block's bytes, or an `EC PRIVATE KEY`
+/// block (SEC1 `ECPrivateKey`, RFC 5915) wrapped as a PKCS#8 `PrivateKeyInfo` (RFC 5208:
+/// version 0, the P-256 algorithm, the SEC1 bytes as the private key OCTET STRING).
+fn pkcs8_der(pem: &str) -> Option<Vec<u8>> {
+    if let Some(der) = pem_block(pem, "PRIVATE KEY") {
+        return Some(der);
+    }
+    let sec1 = pem_block(pem, "EC PRIVATE KEY")?;
+    let mut body = vec![0x02, 0x01, 0x00];
+    body.extend_from_slice(&P256_ALGORITHM);
+    body.push(0x04);
+    der_length(sec1.len(), &mut body);
+    body.extend_from_slice(&sec1);
+    let mut out = vec![0x30];
+    der_length(body.len(), &mut out);
+    out.extend_from_slice(&body);
+    Some(out)
+}
+
+/// Appends a DER length (short form below 128, else long form).
+fn der_length(len: usize, out: &mut Vec<u8>) {
+    if len < 0x80 {
+        out.push(len as u8);
+        return;
+    }
+    let bytes: Vec<u8> = len
+        .to_be_bytes()
+        .into_iter()
+        .skip_while(|b| *b == 0)
+        .collect();
+    out.push(0x80 | bytes.len() as u8);
+    out.extend_from_slice(&bytes);
+}
+
 fn key_id(spki_der: &[u8]) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, spki_der);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref())
@@ -149,6 +217,52 @@ mod tests {
         let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"sub":"admin"}"#);
         parts[1] = &forged;
         assert!(a.verify::<serde_json::Value>(&parts.join(".")).is_err());
+    }
+
+    /// The SEC1 `ECPrivateKey` inside a PKCS#8 `PrivateKeyInfo`: the OCTET STRING after the
+    /// version and the algorithm (lengths here are all in short or one-byte long form).
+    fn inner_sec1(pkcs8: &[u8]) -> Vec<u8> {
+        let skip_header = |d: &[u8]| -> (usize, usize) {
+            if d[1] < 0x80 {
+                (2, d[1] as usize)
+            } else {
+                (3, d[2] as usize)
+            }
+        };
+        let (h, _) = skip_header(pkcs8);
+        let mut rest = &pkcs8[h..];
+        for _ in 0..2 {
+            let (h, l) = skip_header(rest);
+            rest = &rest[h + l..];
+        }
+        assert_eq!(rest[0], 0x04);
+        let (h, l) = skip_header(rest);
+        rest[h..h + l].to_vec()
+    }
+
+    #[test]
+    fn a_sec1_pem_key_is_the_same_key() {
+        let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let sec1 = inner_sec1(&pair.serialize_der());
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&sec1);
+        let pem = format!("-----BEGIN EC PRIVATE KEY-----\n{b64}\n-----END EC PRIVATE KEY-----\n");
+        let from_sec1 = SigningKey::from_pem(&pem).unwrap();
+        let from_pkcs8 = SigningKey::from_pem(&pair.serialize_pem()).unwrap();
+        assert_eq!(from_sec1.key_id(), from_pkcs8.key_id());
+        let token = from_sec1.sign(&serde_json::json!({"sub": "x"})).unwrap();
+        assert!(from_pkcs8.verify::<serde_json::Value>(&token).is_ok());
+        // rcgen (PKCS#8 only on ring) reads the converted form.
+        let converted = pkcs8_pem(&pem);
+        assert!(converted.starts_with("-----BEGIN PRIVATE KEY-----\n"));
+        assert_eq!(
+            rcgen::KeyPair::from_pem(&converted).unwrap().public_key_pem(),
+            pair.public_key_pem()
+        );
+        assert_eq!(pkcs8_pem(&pair.serialize_pem()), pair.serialize_pem());
+        assert_eq!(pkcs8_pem("junk"), "junk");
+        let mut long = Vec::new();
+        der_length(300, &mut long);
+        assert_eq!(long, [0x82, 0x01, 0x2c]);
     }
 
     #[test]
