@@ -255,7 +255,9 @@ mod tests {
         let converted = pkcs8_pem(&pem);
         assert!(converted.starts_with("-----BEGIN PRIVATE KEY-----\n"));
         assert_eq!(
-            rcgen::KeyPair::from_pem(&converted).unwrap().public_key_pem(),
+            rcgen::KeyPair::from_pem(&converted)
+                .unwrap()
+                .public_key_pem(),
             pair.public_key_pem()
         );
         assert_eq!(pkcs8_pem(&pair.serialize_pem()), pair.serialize_pem());
