@@ -10,7 +10,8 @@
 //! reading targets through [`scale`]), [`garbagecollector`], [`nodelifecycle`] (and
 //! taint eviction), [`namespace`], [`endpoints`], [`podgc`], [`nodeipam`], [`serviceaccount`]
 //! (the `default` ServiceAccount of each namespace), [`rootcacertpublisher`] (the
-//! `kube-root-ca.crt` ConfigMap of each namespace). [`manager`]
+//! `kube-root-ca.crt` ConfigMap of each namespace), [`clusterroleaggregation`] (the rules of
+//! ClusterRoles with an `aggregationRule`). [`manager`]
 //! registers them by their upstream names and runs them with orch-runtime's live driver; the
 //! simulator runs the same list with the steppable driver. [`leader`] is Lease leader
 //! election.
@@ -30,6 +31,7 @@
 //! assert_eq!(all[0].component(), "replicaset-controller");
 //! ```
 
+pub mod clusterroleaggregation;
 pub mod controller_utils;
 pub mod cronjob;
 pub mod daemonset;

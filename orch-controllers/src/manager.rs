@@ -17,6 +17,7 @@ use crate::daemonset::DaemonSetController;
 use crate::deployment::DeploymentController;
 use crate::disruption::DisruptionController;
 use crate::endpoints::EndpointsController;
+use crate::clusterroleaggregation::ClusterRoleAggregationController;
 use crate::garbagecollector::GarbageCollector;
 use crate::job::JobController;
 use crate::namespace::NamespaceController;
@@ -63,6 +64,7 @@ pub const ALL_CONTROLLERS: &[&str] = &[
     "persistentvolume-binder",
     "serviceaccount",
     "root-ca-cert-publisher",
+    "clusterrole-aggregation",
 ];
 
 /// Configuration of the controller manager.
@@ -190,6 +192,7 @@ pub fn controller(name: &str, config: &ManagerConfig) -> Result<Arc<dyn Controll
         "root-ca-cert-publisher" => Arc::new(RootCaCertPublisher {
             root_ca: config.root_ca.clone(),
         }),
+        "clusterrole-aggregation" => Arc::new(ClusterRoleAggregationController),
         other => return Err(ManagerError::UnknownController(other.into())),
     })
 }

@@ -103,6 +103,7 @@ typed_object!(
     k8s_openapi::api::apps::v1::ControllerRevision,
     k8s_openapi::api::storage::v1::StorageClass,
     k8s_openapi::api::core::v1::LimitRange,
+    k8s_openapi::api::rbac::v1::ClusterRole,
     orch_types::metrics::PodMetrics,
     orch_types::metrics::NodeMetrics,
 );

@@ -3,7 +3,7 @@
 //! `impersonation.go`, `authorization.go`).
 //!
 //! In order: a verified client certificate ([`super::ClientIdentity`]); a bearer token, offered
-//! to the static token file, bootstrap tokens, then every registered
+//! to the static token file, service-account tokens, bootstrap tokens, then every registered
 //! [`super::TokenAuthenticator`] — a token none accepts is a 401, never anonymous; no
 //! credentials: `system:anonymous` in `system:unauthenticated` when anonymous auth is on (else
 //! 401). Authenticated users get `system:authenticated`. Then the `Impersonate-*` headers,
@@ -205,11 +205,16 @@ async fn bootstrap_token(api: &ApiServer, token: &str) -> Option<Result<UserInfo
 }
 
 impl ApiServer {
-    /// Checks a bearer token: static tokens, bootstrap tokens, then the registered
-    /// authenticators (`Err`: refused, answered with 401).
+    /// Checks a bearer token: static tokens, service-account tokens of this server's issuer
+    /// ([`crate::serviceaccount`]), bootstrap tokens, then the registered authenticators
+    /// (`Err`: refused, answered with 401), in upstream's order
+    /// (`pkg/kubeapiserver/authenticator/config.go`).
     pub async fn authenticate_token(&self, token: &str) -> Result<UserInfo, String> {
         if let Some(u) = self.auth.static_tokens.users.get(token) {
             return Ok(authenticated(u.clone()));
+        }
+        if let Some(r) = self.authenticate_service_account_token(token).await {
+            return r.map(authenticated);
         }
         if let Some(r) = bootstrap_token(self, token).await {
             return r.map(authenticated);

@@ -228,9 +228,22 @@ pub(crate) fn admit(
             .and_then(|r| serde_json::from_value(r.clone()).ok())
             .unwrap_or_default()
     };
+    let aggregates = |o: &orch_types::DynamicObject| {
+        info.kind == "ClusterRole"
+            && o.data["aggregationRule"]["clusterRoleSelectors"]
+                .as_array()
+                .is_some_and(|s| !s.is_empty())
+    };
+    // Setting, changing or dropping an aggregationRule needs `*` on `*.*` (it can gather
+    // anything), after the rules themselves (upstream clusterrole/policybased/storage.go).
+    let mut full_authority_too = false;
     let wanted: Vec<PolicyRule> = match info.kind {
         "Role" | "ClusterRole" => {
-            if may("escalate", info.plural, &name) || old.is_some_and(|o| rules(o) == rules(obj)) {
+            if may("escalate", info.plural, &name) {
+                return Ok(());
+            }
+            full_authority_too = aggregates(obj) || old.is_some_and(aggregates);
+            if old.is_some_and(|o| rules(o) == rules(obj) && !full_authority_too) {
                 return Ok(());
             }
             rules(obj)
@@ -271,6 +284,26 @@ pub(crate) fn admit(
     );
     let missing = rbac::escalation::uncovered(&held, &wanted);
     if missing.is_empty() {
+        let everything = [
+            PolicyRule {
+                verbs: vec!["*".into()],
+                api_groups: Some(vec!["*".into()]),
+                resources: Some(vec!["*".into()]),
+                ..Default::default()
+            },
+            PolicyRule {
+                verbs: vec!["*".into()],
+                non_resource_urls: Some(vec!["*".into()]),
+                ..Default::default()
+            },
+        ];
+        if full_authority_too && !rbac::escalation::uncovered(&held, &everything).is_empty() {
+            return Err(orch_types::ApiError::forbidden(
+                &info.group_resource(),
+                &name,
+                "must have cluster-admin privileges to use the aggregationRule",
+            ));
+        }
         return Ok(());
     }
     let lines: Vec<String> = missing.iter().map(rbac::escalation::compact).collect();
