@@ -187,6 +187,18 @@ pub fn printer(group: &str, kind: &str) -> Printer {
             columns: PODPRESET,
             cells: podpreset,
         },
+        ("rbac.authorization.k8s.io", "Role" | "ClusterRole") => Printer {
+            columns: ROLE,
+            cells: role,
+        },
+        ("rbac.authorization.k8s.io", "RoleBinding") => Printer {
+            columns: ROLEBINDING,
+            cells: rolebinding,
+        },
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => Printer {
+            columns: CLUSTERROLEBINDING,
+            cells: rolebinding,
+        },
         ("certificates.k8s.io", "CertificateSigningRequest") => Printer {
             columns: CSR,
             cells: csr,
@@ -1587,6 +1599,75 @@ const PODPRESET: &[Column] = &[NAME, AGE];
 
 fn podpreset(o: &Value, now: Timestamp) -> Vec<Value> {
     vec![name(o), created(o, now)]
+}
+
+/// Upstream `roleColumnDefinitions` / `printRole` and `printClusterRole`: name and the
+/// creation time in RFC 3339 (UTC).
+const ROLE: &[Column] = &[
+    NAME,
+    col(
+        "Created At",
+        "date",
+        0,
+        "CreationTimestamp is a timestamp representing the server time when this object was created.",
+    ),
+];
+
+fn role(o: &Value, _now: Timestamp) -> Vec<Value> {
+    let at = s(o, &["metadata", "creationTimestamp"])
+        .parse::<Timestamp>()
+        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_default();
+    vec![name(o), json!(at)]
+}
+
+/// Upstream `roleBindingsColumnDefinitions` / `printRoleBinding` and
+/// `printClusterRoleBinding`: `KIND/NAME` of the role, and with `-o wide` the subjects split
+/// by kind (`rbac.SubjectsStrings`: service accounts as `NAMESPACE/NAME`).
+macro_rules! binding_columns {
+    ($role_ref:literal) => {
+        &[
+            NAME,
+            col("Role", "string", 0, $role_ref),
+            AGE,
+            col("Users", "string", 1, "Users in the roleBinding"),
+            col("Groups", "string", 1, "Groups in the roleBinding"),
+            col(
+                "ServiceAccounts",
+                "string",
+                1,
+                "ServiceAccounts in the roleBinding",
+            ),
+        ]
+    };
+}
+
+const ROLEBINDING: &[Column] = binding_columns!("RoleRef can reference a Role in the current namespace or a ClusterRole in the global namespace. If the RoleRef cannot be resolved, the Authorizer must return an error. This field is immutable.");
+const CLUSTERROLEBINDING: &[Column] = binding_columns!("RoleRef can only reference a ClusterRole in the global namespace. If the RoleRef cannot be resolved, the Authorizer must return an error. This field is immutable.");
+
+fn rolebinding(o: &Value, now: Timestamp) -> Vec<Value> {
+    let (mut users, mut groups, mut sas) = (Vec::new(), Vec::new(), Vec::new());
+    for sub in arr(o, &["subjects"]) {
+        let n = s(sub, &["name"]);
+        match s(sub, &["kind"]) {
+            "User" => users.push(n.to_string()),
+            "Group" => groups.push(n.to_string()),
+            "ServiceAccount" => sas.push(format!("{}/{n}", s(sub, &["namespace"]))),
+            _ => {}
+        }
+    }
+    vec![
+        name(o),
+        json!(format!(
+            "{}/{}",
+            s(o, &["roleRef", "kind"]),
+            s(o, &["roleRef", "name"])
+        )),
+        created(o, now),
+        json!(users.join(", ")),
+        json!(groups.join(", ")),
+        json!(sas.join(", ")),
+    ]
 }
 
 /// Upstream `printCertificateSigningRequest` (`pkg/printers/internalversion/printers.go`).

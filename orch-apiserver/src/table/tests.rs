@@ -552,3 +552,51 @@ fn resource_quota_and_limit_range_rows() {
         json!(["limits", "2025-06-01T11:58:00Z"])
     );
 }
+
+#[test]
+fn rbac_columns_as_upstream() {
+    let role = json!({"metadata": {"name": "r", "creationTimestamp": "2025-06-01T11:55:00Z"}});
+    let p = printers::printer("rbac.authorization.k8s.io", "ClusterRole");
+    let names: Vec<&str> = p.columns.iter().map(|c| c.name).collect();
+    assert_eq!(names, ["Name", "Created At"]);
+    assert_eq!(
+        (p.cells)(&role, now()),
+        [json!("r"), json!("2025-06-01T11:55:00Z")]
+    );
+
+    let binding = json!({
+        "metadata": {"name": "b", "creationTimestamp": "2025-06-01T11:55:00Z"},
+        "roleRef": {"kind": "ClusterRole", "name": "view"},
+        "subjects": [
+            {"kind": "User", "name": "bob"}, {"kind": "User", "name": "carol"},
+            {"kind": "Group", "name": "devs"},
+            {"kind": "ServiceAccount", "name": "robot", "namespace": "team"},
+        ],
+    });
+    for kind in ["RoleBinding", "ClusterRoleBinding"] {
+        let p = printers::printer("rbac.authorization.k8s.io", kind);
+        let cols: Vec<(&str, u8)> = p.columns.iter().map(|c| (c.name, c.priority)).collect();
+        assert_eq!(
+            cols,
+            [
+                ("Name", 0),
+                ("Role", 0),
+                ("Age", 0),
+                ("Users", 1),
+                ("Groups", 1),
+                ("ServiceAccounts", 1)
+            ]
+        );
+        assert_eq!(
+            (p.cells)(&binding, now()),
+            [
+                json!("b"),
+                json!("ClusterRole/view"),
+                json!("5m"),
+                json!("bob, carol"),
+                json!("devs"),
+                json!("team/robot")
+            ]
+        );
+    }
+}
