@@ -1055,5 +1055,7 @@ pub fn json_response(code: StatusCode, v: &Value) -> Response {
         .into_response()
 }
 
+pub mod stream;
+
 #[cfg(test)]
 mod tests;

@@ -57,6 +57,10 @@ const RW: &[&str] = &[
     "watch",
 ];
 const CREATE_ONLY: &[&str] = &["create"];
+/// `pods/exec`, `pods/attach`, `pods/portforward`: GET and POST upgrades.
+const STREAM_VERBS: &[&str] = &["create", "get"];
+/// `nodes/proxy`.
+const PROXY_VERBS: &[&str] = &["create", "delete", "get", "patch", "update"];
 const STATUS_VERBS: &[&str] = &["get", "patch", "update"];
 const ALL: &[&str] = &["all"];
 const NONE: &[&str] = &[];
@@ -118,6 +122,14 @@ pub static BUILTIN: &[ResourceInfo] = &[
         SubresourceInfo { name: "ephemeralcontainers", group: "", version: "v1", kind: "Pod", verbs: STATUS_VERBS },
         SubresourceInfo { name: "eviction", group: "policy", version: "v1", kind: "Eviction", verbs: CREATE_ONLY },
         SubresourceInfo { name: "log", group: "", version: "v1", kind: "Pod", verbs: &["get"] },
+        // Streaming, proxied to the kubelet (orch-apiserver `subresources::stream`).
+        SubresourceInfo { name: "exec", group: "", version: "v1", kind: "PodExecOptions", verbs: STREAM_VERBS },
+        SubresourceInfo { name: "attach", group: "", version: "v1", kind: "PodAttachOptions", verbs: STREAM_VERBS },
+        SubresourceInfo { name: "portforward", group: "", version: "v1", kind: "PodPortForwardOptions", verbs: STREAM_VERBS },
+    ]),
+    r("", "v1", "Node", "nodes", "node", &["no"], false, RW, NONE, &[
+        status("", "v1", "Node"),
+        SubresourceInfo { name: "proxy", group: "", version: "v1", kind: "NodeProxyOptions", verbs: PROXY_VERBS },
     ]),
     r("", "v1", "Node", "nodes", "node", &["no"], false, RW, NONE, &[status("", "v1", "Node")]),
     r("", "v1", "Namespace", "namespaces", "namespace", &["ns"], false,

@@ -305,6 +305,10 @@ async fn handle(api: Arc<ApiServer>, req: HttpRequest) -> RestResult<Response> {
             break;
         }
     }
+    if let Some(t) = crate::subresources::stream::target(&path) {
+        let req = HttpRequest::from_parts(parts, body);
+        return crate::subresources::stream::proxy(&api, req, t).await;
+    }
     if let Some(backend) = api.aggregated_backend(&path) {
         let body = read_body(body, &parts.headers, api.config.max_body_bytes).await?;
         let pq = parts

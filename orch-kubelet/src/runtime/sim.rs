@@ -21,6 +21,10 @@
 //! SIGKILL with 137. Probes and hooks other than those above succeed, whatever their type
 //! (`exec`, `httpGet`, `tcpSocket`, `grpc`).
 //!
+//! `kubectl exec` gets a scripted reply ([`ContainerRuntime::exec`]): `exit N` exits with `N`,
+//! any other command prints `sim: would run [ARGV…] in container NAME` and exits 0; attach and
+//! port-forward answer that the sim runtime cannot do them.
+//!
 //! Sandbox death is noticed at the runtime's latest time: the latest `now` it was handed by
 //! any call (the kubelet's clock is shared and only moves forward), and
 //! [`ContainerRuntime::next_change`] announces it so virtual time jumps there.
@@ -326,6 +330,43 @@ impl ContainerRuntime for SimRuntime {
             },
         );
         Ok(id)
+    }
+
+    /// No processes to run: a scripted reply. `exit N` exits with `N`; any other command
+    /// prints `sim: would run [ARGV…] in container NAME` on stdout and exits 0. Stdin is read
+    /// and discarded.
+    fn exec(&self, id: &str, req: &StreamRequest) -> Result<ProcessIo, StreamError> {
+        let name = {
+            let i = self.inner.lock();
+            let c = i
+                .containers
+                .get(id)
+                .ok_or_else(|| StreamError::NotRunning(id.into()))?;
+            c.name.clone()
+        };
+        let code = match req.command.as_slice() {
+            [exit, n] if exit == "exit" => n
+                .parse::<i32>()
+                .map_err(|_| StreamError::BadRequest(format!("exit: invalid code {n:?}")))?,
+            _ => 0,
+        };
+        let reply = if code == 0 {
+            format!("sim: would run {:?} in container {name}\n", req.command)
+        } else {
+            String::new()
+        };
+        Ok(ProcessIo {
+            stdin: req
+                .stdin
+                .then(|| Box::new(std::io::sink()) as Box<dyn std::io::Write + Send>),
+            stdout: req.stdout.then(|| {
+                Box::new(std::io::Cursor::new(reply.into_bytes())) as Box<dyn std::io::Read + Send>
+            }),
+            stderr: None,
+            resize: None,
+            wait: Box::new(move || Ok(code)),
+            cancel: None,
+        })
     }
 
     fn container_state(&self, id: &str, now: Timestamp) -> Option<ContainerState> {
