@@ -275,7 +275,8 @@ print(r.strip())
     assert_eq!(text(&o.stdout).trim(), "from python hello");
 }
 
-/// The sim runtime has no processes: exec answers with its documented scripted reply.
+/// The sim runtime has no processes: exec and attach answer with its documented scripted
+/// replies, port-forward with a 400 saying it has no network.
 #[test]
 fn exec_on_the_sim_runtime_is_a_scripted_reply() {
     let env = TestEnv::new();
@@ -301,4 +302,32 @@ fn exec_on_the_sim_runtime_is_a_scripted_reply() {
         b"",
     );
     assert_eq!(o.status.code(), Some(4), "{}", text(&o.stderr));
+    // attach: one scripted line, then the session ends with success
+    let o = run(&env, &bin, &["attach", "shell", "-c", "app"], b"");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(
+        text(&o.stdout),
+        "sim: attached to container app, which runs no process\n"
+    );
+    // port-forward: refused before the upgrade, 400 with the documented reason
+    let no_network = "the sim runtime has no network";
+    let o = run(
+        &env,
+        &bin,
+        &[
+            "get",
+            "--raw",
+            "/api/v1/namespaces/default/pods/shell/portforward?ports=8080",
+        ],
+        b"",
+    );
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains(&format!("Error from server (BadRequest): {no_network}")),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = run(&env, &bin, &["port-forward", "pod/shell", ":8080"], b"");
+    assert!(!o.status.success());
+    assert!(text(&o.stderr).contains(no_network), "{}", text(&o.stderr));
 }

@@ -1057,6 +1057,10 @@ impl crate::streaming::StreamSource for Source {
             .map(|(uid, _)| uid.clone())
     }
 
+    fn port_forward_available(&self, pod_uid: &str) -> Result<(), crate::streaming::Failure> {
+        Ok(self.0.rt.port_forward_available(pod_uid)?)
+    }
+
     fn port_forward(
         &self,
         pod_uid: &str,

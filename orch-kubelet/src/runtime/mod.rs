@@ -182,7 +182,8 @@ pub struct ContainerConfig {
     pub cpu_limit_milli: Option<i64>,
     /// Directories of the node the container sees at other paths (its claim-backed
     /// `volumeMounts`, see [`crate::volume`]).
-    pub mounts: Vec<Mount>,    /// `stdin`: the container's stdin stays open for `kubectl attach -i`.
+    pub mounts: Vec<Mount>,
+    /// `stdin`: the container's stdin stays open for `kubectl attach -i`.
     pub stdin: bool,
     /// `stdinOnce`: the first attach that closes stdin closes it for the container.
     pub stdin_once: bool,
@@ -473,6 +474,13 @@ pub trait ContainerRuntime: Send + Sync + std::fmt::Debug {
             "the {} runtime cannot attach to containers",
             self.info().name
         )))
+    }
+    /// Whether the ports of pod `pod_uid` can be forwarded at all, asked before the client's
+    /// connection is upgraded so that a refusal is an HTTP `Status` the client shows (a port
+    /// that cannot be reached is reported later, per port, on its error stream). Default: yes.
+    fn port_forward_available(&self, pod_uid: &str) -> Result<(), StreamError> {
+        let _ = pod_uid;
+        Ok(())
     }
     /// A TCP connection to `localhost:port` in the network namespace of pod `pod_uid`
     /// (`kubectl port-forward`). Blocking.

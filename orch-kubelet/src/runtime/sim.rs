@@ -22,8 +22,10 @@
 //! (`exec`, `httpGet`, `tcpSocket`, `grpc`).
 //!
 //! `kubectl exec` gets a scripted reply ([`ContainerRuntime::exec`]): `exit N` exits with `N`,
-//! any other command prints `sim: would run [ARGV…] in container NAME` and exits 0; attach and
-//! port-forward answer that the sim runtime cannot do them.
+//! any other command prints `sim: would run [ARGV…] in container NAME` and exits 0; `kubectl
+//! attach` gets one scripted line, `sim: attached to container NAME, which runs no process`, and
+//! ends with success; port-forward is refused before the upgrade with 400 `BadRequest` (the
+//! simulated pods have no network: nothing listens on any port), never a fake connection.
 //!
 //! Sandbox death is noticed at the runtime's latest time: the latest `now` it was handed by
 //! any call (the kubelet's clock is shared and only moves forward), and
@@ -35,6 +37,15 @@ use std::collections::HashMap;
 
 /// Prefix of every sim annotation.
 pub const PREFIX: &str = "sim.orch.dev/";
+
+/// Why port-forward is refused on the sim runtime (400 `BadRequest`).
+pub const NO_NETWORK: &str =
+    "the sim runtime has no network: its pods run no processes and listen on no port, so there is nothing to forward to";
+
+/// The line `kubectl attach` gets from container `name` on the sim runtime.
+pub fn attach_reply(name: &str) -> String {
+    format!("sim: attached to container {name}, which runs no process")
+}
 
 /// A container: what `list_containers` reports of its config (not the whole config, whose
 /// environment and annotations the simulation has no use for once the timings are known).
@@ -369,6 +380,44 @@ impl ContainerRuntime for SimRuntime {
         })
     }
 
+    /// No process to attach to: one scripted line on stdout (when asked for), stdin read and
+    /// discarded, then the session ends with success.
+    fn attach(&self, id: &str, req: &StreamRequest) -> Result<ProcessIo, StreamError> {
+        let name = {
+            let i = self.inner.lock();
+            let c = i
+                .containers
+                .get(id)
+                .ok_or_else(|| StreamError::NotRunning(id.into()))?;
+            c.name.clone()
+        };
+        let reply = format!("{}\n", attach_reply(&name));
+        Ok(ProcessIo {
+            stdin: req
+                .stdin
+                .then(|| Box::new(std::io::sink()) as Box<dyn std::io::Write + Send>),
+            stdout: req.stdout.then(|| {
+                Box::new(std::io::Cursor::new(reply.into_bytes())) as Box<dyn std::io::Read + Send>
+            }),
+            stderr: None,
+            resize: None,
+            wait: Box::new(|| Ok(0)),
+            cancel: None,
+        })
+    }
+
+    /// Refused: simulated pods have no network namespace and nothing listens in them.
+    fn port_forward_available(&self, pod_uid: &str) -> Result<(), StreamError> {
+        let _ = pod_uid;
+        Err(StreamError::BadRequest(NO_NETWORK.into()))
+    }
+
+    /// Refused as [`port_forward_available`](Self::port_forward_available) does.
+    fn port_forward(&self, pod_uid: &str, port: u16) -> Result<std::net::TcpStream, StreamError> {
+        let _ = (pod_uid, port);
+        Err(StreamError::BadRequest(NO_NETWORK.into()))
+    }
+
     fn container_state(&self, id: &str, now: Timestamp) -> Option<ContainerState> {
         let mut i = self.inner.lock();
         i.saw(now);
@@ -673,5 +722,50 @@ mod tests {
             let u = rt.container_usage(&id, t(1)).unwrap();
             assert_eq!((u.cpu_nano_cores, u.memory_working_set_bytes), (0, 0));
         }
+    }
+
+    #[test]
+    fn exec_and_attach_are_scripted_and_port_forward_is_refused() {
+        use std::io::Read;
+        let rt = SimRuntime::new(0);
+        let app = rt.start_container(&cfg("app", &[], false), t(0)).unwrap();
+        let req = |command: &[&str]| StreamRequest {
+            command: command.iter().map(|s| s.to_string()).collect(),
+            stdin: true,
+            stdout: true,
+            ..Default::default()
+        };
+        let out = |io: ProcessIo| {
+            let mut s = String::new();
+            io.stdout.unwrap().read_to_string(&mut s).unwrap();
+            (s, (io.wait)().unwrap())
+        };
+        assert_eq!(
+            out(rt.exec(&app, &req(&["echo", "hi"])).unwrap()),
+            (
+                "sim: would run [\"echo\", \"hi\"] in container app\n".into(),
+                0
+            )
+        );
+        assert_eq!(
+            out(rt.exec(&app, &req(&["exit", "4"])).unwrap()),
+            (String::new(), 4)
+        );
+        assert!(matches!(
+            rt.exec(&app, &req(&["exit", "x"])),
+            Err(StreamError::BadRequest(_))
+        ));
+        let attached = rt.attach(&app, &req(&[])).unwrap();
+        assert!(attached.stdin.is_some());
+        assert_eq!(out(attached), (format!("{}\n", attach_reply("app")), 0));
+        assert!(matches!(
+            rt.attach("nope", &req(&[])),
+            Err(StreamError::NotRunning(_))
+        ));
+        assert_eq!(
+            rt.port_forward_available("u"),
+            Err(StreamError::BadRequest(NO_NETWORK.into()))
+        );
+        assert!(rt.port_forward("u", 80).is_err());
     }
 }

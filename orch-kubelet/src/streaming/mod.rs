@@ -144,6 +144,12 @@ pub trait StreamSource: Send + Sync + 'static {
     /// The UID of pod `namespace/pod`, if the kubelet runs it (port-forward checks it before
     /// upgrading).
     fn pod_uid(&self, namespace: &str, pod: &str) -> Option<String>;
+    /// Whether the ports of the pod with UID `pod_uid` can be forwarded at all, asked before
+    /// upgrading (the sim runtime's pods have no network). Default: yes.
+    fn port_forward_available(&self, pod_uid: &str) -> Result<(), Failure> {
+        let _ = pod_uid;
+        Ok(())
+    }
     /// Connects to `port` in the network namespace of the pod with UID `pod_uid`.
     fn port_forward(&self, pod_uid: &str, port: u16) -> Result<std::net::TcpStream, Failure>;
 }
@@ -346,6 +352,13 @@ async fn port_forward(
     let Some(uid) = uid else {
         return Failure::not_found("pod does not exist").into_response();
     };
+    let (s2, u2) = (src.clone(), uid.clone());
+    let available = tokio::task::spawn_blocking(move || s2.port_forward_available(&u2))
+        .await
+        .unwrap_or_else(|e| Err(Failure::internal(e.to_string())));
+    if let Err(f) = available {
+        return f.into_response();
+    }
     // SPDY clients name each port on its streams, not in the query.
     if spdy::is_upgrade(&req) {
         return match spdy::negotiate(&req, spdy::PORT_FORWARD_PROTOCOLS) {
