@@ -11,7 +11,8 @@
 //! taint eviction), [`namespace`], [`endpoints`], [`podgc`], [`nodeipam`], [`serviceaccount`]
 //! (the `default` ServiceAccount of each namespace), [`rootcacertpublisher`] (the
 //! `kube-root-ca.crt` ConfigMap of each namespace), [`clusterroleaggregation`] (the rules of
-//! ClusterRoles with an `aggregationRule`). [`manager`]
+//! ClusterRoles with an `aggregationRule`), [`certificates`] (CertificateSigningRequest
+//! approval, signing and cleanup). [`manager`]
 //! registers them by their upstream names and runs them with orch-runtime's live driver; the
 //! simulator runs the same list with the steppable driver. [`leader`] is Lease leader
 //! election.
@@ -31,6 +32,7 @@
 //! assert_eq!(all[0].component(), "replicaset-controller");
 //! ```
 
+pub mod certificates;
 pub mod clusterroleaggregation;
 pub mod controller_utils;
 pub mod cronjob;

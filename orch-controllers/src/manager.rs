@@ -12,12 +12,15 @@
 //! # Ok(()) }
 //! ```
 
+use crate::certificates::approver::CsrApprovingController;
+use crate::certificates::cleaner::CsrCleanerController;
+use crate::certificates::signer::{ClusterSigning, CsrSigningController};
+use crate::clusterroleaggregation::ClusterRoleAggregationController;
 use crate::cronjob::CronJobController;
 use crate::daemonset::DaemonSetController;
 use crate::deployment::DeploymentController;
 use crate::disruption::DisruptionController;
 use crate::endpoints::EndpointsController;
-use crate::clusterroleaggregation::ClusterRoleAggregationController;
 use crate::garbagecollector::GarbageCollector;
 use crate::job::JobController;
 use crate::namespace::NamespaceController;
@@ -64,6 +67,9 @@ pub const ALL_CONTROLLERS: &[&str] = &[
     "persistentvolume-binder",
     "serviceaccount",
     "root-ca-cert-publisher",
+    "csrapproving",
+    "csrsigning",
+    "csrcleaner",
     "clusterrole-aggregation",
 ];
 
@@ -93,6 +99,9 @@ pub struct ManagerConfig {
     /// `--root-ca-file`'s PEM: the cluster CA bundle the `root-ca-cert-publisher` puts in each
     /// namespace's `kube-root-ca.crt` (empty: no CA, an empty `ca.crt` is published).
     pub root_ca: String,
+    /// `--cluster-signing-cert-file`/`--cluster-signing-key-file`/`--cluster-signing-duration`:
+    /// the CA `csrsigning` issues certificates with (`None`: it issues none).
+    pub cluster_signing: Option<ClusterSigning>,
 }
 
 impl Default for ManagerConfig {
@@ -109,6 +118,7 @@ impl Default for ManagerConfig {
             hpa: HpaConfig::default(),
             resource_quota_sync: crate::resourcequota::DEFAULT_SYNC_PERIOD,
             root_ca: String::new(),
+            cluster_signing: None,
         }
     }
 }
@@ -193,6 +203,11 @@ pub fn controller(name: &str, config: &ManagerConfig) -> Result<Arc<dyn Controll
             root_ca: config.root_ca.clone(),
         }),
         "clusterrole-aggregation" => Arc::new(ClusterRoleAggregationController),
+        "csrapproving" => Arc::new(CsrApprovingController),
+        "csrsigning" => Arc::new(CsrSigningController {
+            signing: config.cluster_signing.clone(),
+        }),
+        "csrcleaner" => Arc::new(CsrCleanerController),
         other => return Err(ManagerError::UnknownController(other.into())),
     })
 }

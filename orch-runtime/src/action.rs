@@ -116,9 +116,26 @@ pub enum Action {
         /// What to do then.
         then: Vec<Action>,
     },
+    /// Ask the API, with each [`Authorization`]'s SubjectAccessReview in turn, whether a user
+    /// may do something, and carry out the actions of the first one allowed (upstream CSR
+    /// approver's `authorize`, `pkg/controller/certificates/approver/sarapprove.go`). When
+    /// none is, nothing is done and the key is looked at again after [`UNAUTHORIZED_RETRY`].
+    Authorized(Vec<Authorization>),
     /// Look at this object again after the delay.
     Requeue(Duration),
 }
+
+/// One choice of an [`Action::Authorized`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Authorization {
+    /// The `authorization.k8s.io/v1` SubjectAccessReview to create (its `spec`).
+    pub review: DynamicObject,
+    /// What to do when its answer is `allowed`.
+    pub then: Vec<Action>,
+}
+
+/// Delay before a key none of whose [`Authorization`]s was allowed is looked at again.
+pub const UNAUTHORIZED_RETRY: Duration = Duration::from_secs(30);
 
 /// An object (or any object of a namespace) an [`Action::Guarded`] requires to be absent.
 #[derive(Debug, Clone, PartialEq)]
@@ -714,6 +731,33 @@ impl Applier {
                         }
                     }
                     return Ok(requeue);
+                }
+                Action::Authorized(choices) => {
+                    let sar = ApiResource::of::<
+                        k8s_openapi::api::authorization::v1::SubjectAccessReview,
+                    >();
+                    for choice in choices {
+                        let answer = self
+                            .client
+                            .create(&sar, None, &choice.review, &PostParams::default())
+                            .await?;
+                        let allowed = answer
+                            .data
+                            .get("status")
+                            .and_then(|s| s.get("allowed"))
+                            .and_then(serde_json::Value::as_bool)
+                            .unwrap_or(false);
+                        if allowed {
+                            let mut requeue = requeue_of(&choice.then);
+                            for a in choice.then {
+                                if let Some(d) = self.apply_one(a).await? {
+                                    requeue = Some(requeue.map_or(d, |r| r.min(d)));
+                                }
+                            }
+                            return Ok(requeue);
+                        }
+                    }
+                    return Ok(Some(UNAUTHORIZED_RETRY));
                 }
                 Action::Requeue(_) => {}
             }

@@ -106,6 +106,7 @@ typed_object!(
     k8s_openapi::api::rbac::v1::ClusterRole,
     orch_types::metrics::PodMetrics,
     orch_types::metrics::NodeMetrics,
+    k8s_openapi::api::certificates::v1::CertificateSigningRequest,
 );
 
 impl Object for DynamicObject {
