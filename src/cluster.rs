@@ -405,6 +405,13 @@ impl Cluster {
             let mut rx = stop.subscribe();
             // In-process components use the in-process client, so HTTP can stop together with
             // them (open watches are ended).
+        if let Some(l) = &listener {
+            // Reachable over the network: published as the `kubernetes` Service's endpoint.
+            if let Ok(a) = l.local_addr() {
+                config.kubernetes_service =
+                    Some(orch_apiserver::kubernetes_service::KubernetesServiceConfig::new(a));
+            }
+        }
             let stopped = async move {
                 let _ = rx.wait_for(|s| *s).await;
             };
@@ -494,6 +501,18 @@ impl Cluster {
                 // Check a few times per grace period (upstream: 5 s for 40-50 s).
                 config.node_monitor_period = config
                     .node_monitor_period
+            // csrsigning issues certificates with the same CA (kubelet TLS bootstrap).
+            if let (Ok(cert_pem), Ok(key_pem)) = (
+                std::fs::read_to_string(self.work_dir.join("pki").join("ca.crt")),
+                std::fs::read_to_string(self.work_dir.join("pki").join("ca.key")),
+            ) {
+                config.cluster_signing =
+                    Some(orch_controllers::certificates::signer::ClusterSigning {
+                        cert_pem,
+                        key_pem,
+                        duration: orch_controllers::certificates::signer::DEFAULT_DURATION,
+                    });
+            }
                     .min((grace / 4).max(Duration::from_millis(200)));
             }
             let manager = orch_controllers::manager::ControllerManager::new(

@@ -44,6 +44,7 @@ pub mod crd;
 pub mod fieldmanager;
 pub mod kubeconfig;
 pub mod kubelet_client;
+pub mod kubernetes_service;
 pub mod patch;
 pub mod pki;
 pub mod rest;

@@ -60,15 +60,19 @@ pub struct ApiServerConfig {
     /// Service-account tokens: signing key (none: an ephemeral key generated at start),
     /// issuer and accepted audiences ([`crate::serviceaccount`]).
     pub service_account_tokens: crate::serviceaccount::TokenConfig,
-    /// Authentication and authorization (default: AlwaysAllow, anonymous allowed;
-    /// [`crate::auth::AuthConfig::secure`] is `Node,RBAC`).
-    pub auth: crate::auth::AuthConfig,
     /// Runs the ServiceAccount admission plugin on pod creation
     /// ([`crate::admission::service_account`]): pods need their service account to exist and
     /// get the projected token volume. Off by default for an API server without controllers
     /// (nothing would create the `default` accounts); `orch up` and `orch apiserver` turn it
     /// on, as kube-apiserver enables the plugin by default.
     pub service_account_admission: bool,
+    /// Authentication and authorization (default: AlwaysAllow, anonymous allowed;
+    /// [`crate::auth::AuthConfig::secure`] is `Node,RBAC`).
+    pub auth: crate::auth::AuthConfig,
+    /// Publishes this server as an endpoint of the `kubernetes` Service
+    /// ([`crate::kubernetes_service`]); `None` (the default, for servers nobody reaches over
+    /// the network): no Service.
+    pub kubernetes_service: Option<crate::kubernetes_service::KubernetesServiceConfig>,
 }
 
 impl ApiServerConfig {
@@ -84,9 +88,11 @@ impl ApiServerConfig {
             min_request_timeout: Duration::from_secs(1800),
             system_namespaces_interval: Duration::from_secs(60),
             event_ttl: Some(Duration::from_secs(3600)),
+            kubelet_tls: None,
             service_account_tokens: Default::default(),
-            auth: crate::auth::AuthConfig::default(),
             service_account_admission: false,
+            auth: crate::auth::AuthConfig::default(),
+            kubernetes_service: None,
         }
     }
 
@@ -95,7 +101,6 @@ impl ApiServerConfig {
         Self {
             storage: StorageConfig::Embedded(dir.into()),
             ..Self::memory()
-            kubelet_tls: None,
         }
     }
 
@@ -200,6 +205,8 @@ pub struct ApiServer {
     pub(crate) crd_finalizing: crate::crd::controller::Finalizing,
     /// The APIServices this server proxies to ([`crate::aggregator`]).
     pub(crate) aggregator: crate::aggregator::Aggregator,
+    /// The HTTP client of requests to kubelets ([`crate::kubelet_client`]).
+    pub(crate) kubelet_http: reqwest::Client,
     /// Signs and verifies service-account tokens ([`crate::serviceaccount`]).
     pub(crate) tokens: crate::serviceaccount::Issuer,
     /// Authenticators and authorizers ([`crate::auth`]).
@@ -216,8 +223,6 @@ impl std::fmt::Debug for ApiServer {
 }
 
 impl ApiServer {
-    /// The HTTP client of requests to kubelets ([`crate::kubelet_client`]).
-    pub(crate) kubelet_http: reqwest::Client,
     /// Opens the storage, loads the watch cache and creates the system namespaces.
     ///
     /// Must be called inside a tokio runtime (the watch cache runs a task).
@@ -314,6 +319,7 @@ impl ApiServer {
             custom_resources: Default::default(),
             crd_finalizing: Default::default(),
             aggregator: Default::default(),
+            kubelet_http,
             tokens,
             auth,
         }))
@@ -331,9 +337,14 @@ impl ApiServer {
         tokio::spawn(system_namespaces(
             Arc::downgrade(self),
             self.config.system_namespaces_interval,
-            kubelet_http,
         ));
         tokio::spawn(expirer(Arc::downgrade(self)));
+        if let Some(k) = &self.config.kubernetes_service {
+            tokio::spawn(crate::kubernetes_service::run(
+                Arc::downgrade(self),
+                k.clone(),
+            ));
+        }
     }
 
     /// The TTL of a write of `info`'s objects: [`ApiServerConfig::event_ttl`] for Events

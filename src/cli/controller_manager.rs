@@ -35,6 +35,17 @@ pub struct ControllerManagerArgs {
     /// empty `ca.crt` is published.
     #[arg(long)]
     pub root_ca_file: Option<PathBuf>,
+    /// The CA certificate (PEM) `csrsigning` issues CertificateSigningRequests' certificates
+    /// with (kube-controller-manager's flag); with `--cluster-signing-key-file`.
+    #[arg(long, requires = "cluster_signing_key_file")]
+    pub cluster_signing_cert_file: Option<PathBuf>,
+    /// The CA's private key (PEM).
+    #[arg(long, requires = "cluster_signing_cert_file")]
+    pub cluster_signing_key_file: Option<PathBuf>,
+    /// The longest certificate `csrsigning` issues (a request's `expirationSeconds` may ask
+    /// for less).
+    #[arg(long, default_value = "8760h", value_parser = super::parse_duration)]
+    pub cluster_signing_duration: std::time::Duration,
     /// Leader election on the Lease `kube-system/kube-controller-manager`.
     #[command(flatten)]
     pub leader: LeaderElectArgs,
@@ -64,6 +75,27 @@ pub fn run(args: ControllerManagerArgs) -> i32 {
             Ok(pem) => config.root_ca = pem,
             Err(e) => {
                 eprintln!("error: --root-ca-file {}: {e}", path.display());
+                return 2;
+            }
+        }
+    }
+    if let (Some(cert), Some(key)) = (
+        &args.cluster_signing_cert_file,
+        &args.cluster_signing_key_file,
+    ) {
+        let read =
+            |p: &PathBuf| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
+        match (read(cert), read(key)) {
+            (Ok(cert_pem), Ok(key_pem)) => {
+                config.cluster_signing =
+                    Some(orch_controllers::certificates::signer::ClusterSigning {
+                        cert_pem,
+                        key_pem,
+                        duration: args.cluster_signing_duration,
+                    });
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                eprintln!("error: --cluster-signing-*-file {e}");
                 return 2;
             }
         }
