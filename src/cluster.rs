@@ -389,6 +389,13 @@ impl Cluster {
             }
             _ => None,
         };
+        if let Some(l) = &listener {
+            // Reachable over the network: published as the `kubernetes` Service's endpoint.
+            if let Ok(a) = l.local_addr() {
+                config.kubernetes_service =
+                    Some(orch_apiserver::kubernetes_service::KubernetesServiceConfig::new(a));
+            }
+        }
         let api = ApiServer::open(config).await?;
         let client = api.client();
         let (stop, _) = watch::channel(false);
