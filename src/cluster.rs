@@ -412,13 +412,6 @@ impl Cluster {
             let mut rx = stop.subscribe();
             // In-process components use the in-process client, so HTTP can stop together with
             // them (open watches are ended).
-        if let Some(l) = &listener {
-            // Reachable over the network: published as the `kubernetes` Service's endpoint.
-            if let Ok(a) = l.local_addr() {
-                config.kubernetes_service =
-                    Some(orch_apiserver::kubernetes_service::KubernetesServiceConfig::new(a));
-            }
-        }
             let stopped = async move {
                 let _ = rx.wait_for(|s| *s).await;
             };

@@ -95,9 +95,6 @@ async fn run_async(args: ApiServerArgs) -> Result<(), String> {
     let tls = if args.insecure_http {
         orch_apiserver::kubeconfig::write_kubeconfig(&kubeconfig, &format!("http://{addr}"))
             .map_err(|e| e.to_string())?;
-    config.kubernetes_service = Some(
-        orch_apiserver::kubernetes_service::KubernetesServiceConfig::new(addr),
-    );
         None
     } else {
         let pki = Pki::load_or_create(&PkiOptions {
