@@ -239,40 +239,146 @@ fn exec_cp_and_attach_with_kubectl_on_the_process_runtime() {
     );
 }
 
-/// The Python `kubernetes` client's `stream()` exec over `v4.channel.k8s.io`.
-#[test]
-fn python_client_stream_exec() {
-    let python = std::env::var("ORCH_PYTHON").unwrap_or_else(|_| "python3".into());
-    let has_client = Command::new(&python)
-        .args(["-c", "import kubernetes"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has_client {
-        println!("the Python kubernetes client is not installed: skipped");
-        return;
-    }
-    let env = TestEnv::new();
-    let _up = up(&env, "process");
-    env.apply(POD);
-    wait_running(&env, "shell");
-    let script = r#"
-import sys
+/// The Python interpreter with the `kubernetes` client: `ORCH_PYTHON` (or `ORCH_TEST_PYTHON`,
+/// as the other suites name it), else the repository's `.venv`, else `python3`. Panics when it
+/// cannot import `kubernetes`: the Python checks never pass without running.
+fn python() -> PathBuf {
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    let p = std::env::var_os("ORCH_PYTHON")
+        .or_else(|| std::env::var_os("ORCH_TEST_PYTHON"))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            if venv.exists() {
+                venv
+            } else {
+                PathBuf::from("python3")
+            }
+        });
+    let o = Command::new(&p).args(["-c", "import kubernetes"]).output();
+    let ok = o.as_ref().is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "{} cannot import the Python `kubernetes` client ({}): run scripts/test-all.sh once to \
+         create .venv, or set ORCH_PYTHON to a Python that has it",
+        p.display(),
+        match &o {
+            Ok(o) => text(&o.stderr).trim().to_string(),
+            Err(e) => e.to_string(),
+        }
+    );
+    p
+}
+
+/// A pod serving HTTP on port 8765 (`python3 -m http.server`) from a directory with
+/// `index.html`.
+const WEB_POD: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+    - name: web
+      image: python:3.12
+      command: ["sh", "-c", "d=$(mktemp -d) && cd $d && echo served by the pod > index.html && exec python3 -m http.server 8765"]
+      ports:
+        - containerPort: 8765
+"#;
+
+/// The Python client's `stream()` exec: output (`v5.channel.k8s.io`, which it offers first),
+/// stdin with `_preload_content=False` (`write_stdin`, the v5 close of stdin as EOF, reads
+/// and the exit code from `returncode`), and `portforward()` (`v4.channel.k8s.io` with
+/// `ports=`) carrying a real HTTP request to a server in a pod. Each check prints one line.
+const PYTHON_STREAMS: &str = r#"
+import sys, time
 from kubernetes import client, config
-from kubernetes.stream import stream
+from kubernetes.stream import stream, portforward
 config.load_kube_config(sys.argv[1])
 v1 = client.CoreV1Api()
+
 r = stream(v1.connect_get_namespaced_pod_exec, "shell", "default", container="app",
            command=["sh", "-c", "echo from python $GREETING"], stderr=True, stdin=False,
            stdout=True, tty=False)
-print(r.strip())
+print("exec:", r.strip())
+
+def session(command, lines, close):
+    resp = stream(v1.connect_get_namespaced_pod_exec, "shell", "default", container="app",
+                  command=command, stdin=True, stdout=True, stderr=True, tty=False,
+                  _preload_content=False)
+    for l in lines:
+        resp.write_stdin(l)
+    if close:
+        resp.close_channel(0)
+    out, err = "", ""
+    deadline = time.time() + 30
+    while resp.is_open() and time.time() < deadline:
+        resp.update(timeout=1)
+        if resp.peek_stdout():
+            out += resp.read_stdout()
+        if resp.peek_stderr():
+            err += resp.read_stderr()
+    code = resp.returncode
+    resp.close()
+    return out, err, code
+
+out, err, code = session(["sh", "-c", "read a; echo got $a; echo bad >&2; exit 5"], ["ping\n"], False)
+print("stdin:", repr(out), repr(err), code)
+out, err, code = session(["sh", "-c", "cat; echo end"], ["one\n", "two\n"], True)
+print("eof:", repr(out), repr(err), code)
+
+body, last = b"", None
+deadline = time.time() + 60
+while time.time() < deadline:
+    try:
+        pf = portforward(v1.connect_get_namespaced_pod_portforward, "web", "default", ports="8765")
+        sock = pf.socket(8765)
+        sock.setblocking(True)
+        sock.sendall(b"GET /index.html HTTP/1.0\r\nHost: web\r\n\r\n")
+        data = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        sock.close()
+        pf.close()
+        if data.startswith(b"HTTP/1.0 200"):
+            body = data.split(b"\r\n\r\n", 1)[1]
+            break
+        last = data
+    except Exception as e:
+        last = e
+    time.sleep(0.5)
+print("portforward:", repr(body.decode()), "" if body else repr(last))
 "#;
+
+/// The Python `kubernetes` client's `stream()` (exec, exec with stdin and exit codes) and
+/// `portforward()` with an HTTP request through it, on the process runtime.
+#[test]
+fn python_client_stream_and_portforward() {
+    let python = python();
+    let env = TestEnv::new();
+    let _up = up(&env, "process");
+    env.apply(POD);
+    env.apply(WEB_POD);
+    wait_running(&env, "shell");
+    wait_running(&env, "web");
     let o = Command::new(&python)
-        .args(["-c", script])
+        .args(["-c", PYTHON_STREAMS])
         .arg(&env.kubeconfig)
         .output()
         .expect("run python");
     assert!(o.status.success(), "{}", text(&o.stderr));
-    assert_eq!(text(&o.stdout).trim(), "from python hello");
+    assert_eq!(
+        text(&o.stdout),
+        "exec: from python hello\n\
+         stdin: 'got ping\\n' 'bad\\n' 5\n\
+         eof: 'one\\ntwo\\nend\\n' '' 0\n\
+         portforward: 'served by the pod\\n' \n",
+        "{}",
+        text(&o.stderr)
+    );
 }
 
 /// The sim runtime has no processes: exec and attach answer with its documented scripted

@@ -149,10 +149,17 @@ impl Codec {
         }
     }
 
-    /// Channel and data of a client message; `None` for control and empty messages.
+    /// Channel and data of a client message; `None` for control and empty messages. On the
+    /// binary protocols a text message is read as bytes too, as upstream's
+    /// `wsstream.Conn.handle` (`apimachinery/pkg/util/httpstream/wsstream/conn.go`) receives
+    /// any data frame into a byte slice: the Python client writes `str` stdin as text frames.
     fn decode(self, m: Message) -> Option<(u8, Bytes)> {
         match m {
             Message::Binary(b) if !b.is_empty() && !self.base64 => Some((b[0], b.slice(1..))),
+            Message::Text(t) if !t.is_empty() && !self.base64 => {
+                let b = Bytes::from(t);
+                Some((b[0], b.slice(1..)))
+            }
             Message::Text(t) if self.base64 && !t.is_empty() => {
                 let b = t.as_bytes();
                 let data = base64::engine::general_purpose::STANDARD
@@ -344,4 +351,37 @@ async fn port_forward_session(
         let _ = t.await;
     }
     reader.abort();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binary_protocols_read_text_frames_as_bytes() {
+        let v5 = Codec {
+            base64: false,
+            v4: true,
+            v5: true,
+        };
+        assert_eq!(
+            v5.decode(Message::binary(b"\x00data".to_vec())),
+            Some((0, Bytes::from_static(b"data")))
+        );
+        assert_eq!(
+            v5.decode(Message::text("\u{0}ping\n")),
+            Some((0, Bytes::from_static(b"ping\n")))
+        );
+        assert_eq!(v5.decode(Message::text("")), None);
+        let b64 = Codec {
+            base64: true,
+            v4: true,
+            v5: false,
+        };
+        assert_eq!(
+            b64.decode(Message::text("0ZGF0YQ==")),
+            Some((0, Bytes::from_static(b"data")))
+        );
+        assert_eq!(b64.decode(Message::binary(b"\x00data".to_vec())), None);
+    }
 }
