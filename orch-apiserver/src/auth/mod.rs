@@ -230,8 +230,10 @@ pub(crate) fn admit(
     };
     let aggregates = |o: &orch_types::DynamicObject| {
         info.kind == "ClusterRole"
-            && o.data["aggregationRule"]["clusterRoleSelectors"]
-                .as_array()
+            && o.data
+                .get("aggregationRule")
+                .and_then(|a| a.get("clusterRoleSelectors"))
+                .and_then(serde_json::Value::as_array)
                 .is_some_and(|s| !s.is_empty())
     };
     // Setting, changing or dropping an aggregationRule needs `*` on `*.*` (it can gather
