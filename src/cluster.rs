@@ -557,6 +557,10 @@ impl Cluster {
             }
         };
         let mut config = orch_kubelet::KubeletConfig::new(name);
+        if self.runtime == Runtime::Process {
+            // Projected volumes (the service-account token) beside the runtime's state.
+            config.root_dir = Some(self.work_dir.join("kubelet").join(name));
+        }
         if let Some(pki) = &self.pki {
             let addresses = [config.node.ip.clone(), config.listen_ip.to_string()];
             let serving = pki.kubelet_serving(name, &addresses)?;

@@ -180,7 +180,7 @@ fn service_env(svc: &Service, env: &mut Env) {
     }
 }
 
-fn field_ref(pod: &Pod, path: &str, ctx: &EnvContext) -> Result<String, EnvError> {
+pub(crate) fn field_ref(pod: &Pod, path: &str, ctx: &EnvContext) -> Result<String, EnvError> {
     let m = &pod.metadata;
     let subscript = |prefix: &str| -> Option<String> {
         path.strip_prefix(prefix)?

@@ -66,6 +66,10 @@ pub struct KubeletConfig {
     /// Serve HTTPS with this configuration (its serving certificate and the client CA; see
     /// [`crate::tls`]); `None`: plain HTTP (tests and the simulation).
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The kubelet's directory (upstream `--root-dir`): projected volumes are written to
+    /// `ROOT/pods/UID/volumes/kubernetes.io~projected/NAME` ([`crate::projected`]). `None`: they
+    /// are not written (runtimes whose containers read no files, such as the simulated one).
+    pub root_dir: Option<std::path::PathBuf>,
 }
 
 impl KubeletConfig {
@@ -81,6 +85,7 @@ impl KubeletConfig {
             status_report: Duration::from_secs(300),
             stop_pods_on_shutdown: true,
             tls: None,
+            root_dir: None,
         }
     }
 }
@@ -116,6 +121,7 @@ pub struct Kubelet {
     adoptable: Mutex<Vec<ContainerRecord>>,
     addr: Mutex<Option<SocketAddr>>,
     stop: watch::Sender<bool>,
+    tokens: crate::token::TokenManager,
 }
 
 impl std::fmt::Debug for Kubelet {
@@ -128,6 +134,9 @@ impl std::fmt::Debug for Kubelet {
 
 /// A pod task with no wake-up of its own still looks again this often.
 const IDLE: Duration = Duration::from_secs(10);
+
+/// How often projected volumes are rewritten (tokens refreshed when due).
+const PROJECTED_RESYNC: Duration = Duration::from_secs(30);
 
 fn backoff_sleep(d: &mut Duration) -> Duration {
     let cur = *d;
@@ -159,6 +168,7 @@ impl Kubelet {
             adoptable: Mutex::new(vec![]),
             addr: Mutex::new(None),
             stop: watch::channel(false).0,
+            tokens: crate::token::TokenManager::new(),
         })
     }
 
@@ -224,6 +234,9 @@ impl Kubelet {
         tasks.push(tokio::spawn(
             self.clone().housekeeping_loop(stop_rx.clone()),
         ));
+        tasks.push(tokio::spawn(
+            self.clone().projected_volumes_loop(stop_rx.clone()),
+        ));
         if self.rt.needs_pod_cidr() {
             tasks.push(tokio::spawn(self.clone().pod_cidr_loop(stop_rx.clone())));
         }
@@ -270,6 +283,155 @@ impl Kubelet {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Rewrites the running pods' projected volumes every [`PROJECTED_RESYNC`]: tokens past
+    /// 80 % of their lifetime are requested again ([`crate::token`]), ConfigMap and Secret
+    /// changes reach the files (upstream remounts them on every pod sync).
+    async fn projected_volumes_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = tokio::time::sleep(PROJECTED_RESYNC) => {}
+            }
+            let pods: Vec<Arc<Pod>> = self
+                .pods
+                .lock()
+                .values()
+                .filter_map(|e| {
+                    let s = e.sync.lock();
+                    let w = s.worker();
+                    (!w.is_finished()).then(|| w.shared_pod().clone())
+                })
+                .collect();
+            for pod in pods {
+                if crate::projected::volumes(&pod).is_empty() {
+                    continue;
+                }
+                let alloc = {
+                    let c = self.cfg.lock();
+                    node::allocatable(&c.node, &node::capacity(&c.node))
+                };
+                let host_ip = self.cfg.lock().node.ip.clone();
+                let env = pod_sync::env_context(&pod, EnvObjects::default(), &alloc, &host_ip);
+                for (name, state) in self.projected_volumes(&pod, &env).await {
+                    if let crate::volume::VolumeState::Failed(why) = state {
+                        tracing::warn!(pod = ?pod.metadata.name, volume = %name, %why, "projected volume not refreshed");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes the pod's projected volumes ([`crate::projected`]) under
+    /// `ROOT/pods/UID/volumes/kubernetes.io~projected/NAME`, requesting its service-account
+    /// tokens (bound to the pod) unless cached and fresh, and says for each whether it is ready
+    /// (mounted read-only) or why not. Nothing without [`KubeletConfig::root_dir`]. Where the
+    /// runtime cannot mount at any path ([`ContainerRuntime::mounts_anywhere`]: the process
+    /// runtime without root), the files are written but not mounted: the pod finds them at that
+    /// per-pod path (docs/design/process-runtime.md).
+    async fn projected_volumes(
+        &self,
+        pod: &Pod,
+        env: &EnvContext,
+    ) -> Vec<(String, crate::volume::VolumeState)> {
+        use crate::volume::VolumeState;
+        let Some(root) = self.cfg.lock().root_dir.clone() else {
+            return Vec::new();
+        };
+        let volumes = crate::projected::volumes(pod);
+        let Some(uid) = pod.metadata.uid.clone().filter(|_| !volumes.is_empty()) else {
+            return Vec::new();
+        };
+        let ns = pod
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let sources = crate::projected::sources(pod);
+        let mut fetched = crate::projected::Fetched::default();
+        let cm_api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &ns);
+        for n in &sources.config_maps {
+            if let Ok(Some(cm)) = cm_api.get_opt(n).await {
+                fetched.config_maps.insert(n.clone(), cm);
+            }
+        }
+        let s_api: Api<Secret> = Api::namespaced(self.client.clone(), &ns);
+        for n in &sources.secrets {
+            if let Ok(Some(s)) = s_api.get_opt(n).await {
+                fetched.secrets.insert(n.clone(), s);
+            }
+        }
+        let sa = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.service_account_name.clone())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "default".into());
+        for (audience, seconds) in sources.tokens {
+            let key = crate::token::TokenKey {
+                namespace: ns.clone(),
+                service_account: sa.clone(),
+                pod_uid: uid.clone(),
+                audience: audience.clone(),
+                expiration_seconds: seconds,
+            };
+            let token = match self.tokens.get(&key, self.clock.now()) {
+                Some(t) => Ok(t),
+                None => self.request_token(pod, &ns, &sa, &key).await,
+            };
+            fetched.tokens.insert((audience, seconds), token);
+        }
+        let mountable = self.rt.mounts_anywhere();
+        let base = std::path::absolute(&root)
+            .unwrap_or(root)
+            .join("pods")
+            .join(&uid)
+            .join("volumes")
+            .join("kubernetes.io~projected");
+        let mut out = Vec::new();
+        for (name, source) in volumes {
+            let dir = base.join(name);
+            let written = crate::projected::payload(pod, source, &fetched, env).and_then(|p| {
+                crate::projected::write_atomic(&dir, &p)
+                    .map_err(|e| format!("writing {}: {e}", dir.display()))
+            });
+            let state = match written {
+                Ok(_) if !mountable => continue,
+                Ok(_) => VolumeState::Ready {
+                    host_path: dir.to_string_lossy().into_owned(),
+                    read_only: true,
+                },
+                Err(e) => VolumeState::Failed(format!(
+                    "MountVolume.SetUp failed for volume \"{name}\" : {e}"
+                )),
+            };
+            out.push((name.to_string(), state));
+        }
+        out
+    }
+
+    /// Requests a token for the pod's service account (`serviceaccounts/NAME/token`, bound
+    /// to the pod) and caches it.
+    async fn request_token(
+        &self,
+        pod: &Pod,
+        ns: &str,
+        sa: &str,
+        key: &crate::token::TokenKey,
+    ) -> Result<String, String> {
+        let resource = orch_types::registry::by_kind("v1", "ServiceAccount")
+            .ok_or("the ServiceAccount kind is not registered")?
+            .api_resource();
+        let body = crate::token::request_body(pod, &key.audience, key.expiration_seconds);
+        let answer = self
+            .client
+            .create_subresource(&resource, Some(ns), sa, "token", &body)
+            .await
+            .map_err(|e| format!("failed to fetch token: {e}"))?;
+        let (token, expires) = crate::token::from_response(&answer)?;
+        self.tokens.set(key.clone(), token.clone(), expires);
+        Ok(token)
     }
 
     async fn housekeeping_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
@@ -726,7 +888,11 @@ impl Kubelet {
             objects.claims.push(c);
         }
         let host_ip = self.cfg.lock().node.ip.clone();
-        pod_sync::env_context(pod, objects, alloc, &host_ip)
+        let mut ctx = pod_sync::env_context(pod, objects, alloc, &host_ip);
+        for (name, state) in self.projected_volumes(pod, &ctx).await {
+            ctx.volumes.insert(&name, state);
+        }
+        ctx
     }
 
     async fn pod_task(
@@ -844,6 +1010,11 @@ impl Kubelet {
         let ids = sync.lock().worker().container_ids();
         for id in ids {
             let _ = rt.remove_container(&id);
+        }
+        // The pod's projected volumes and tokens go with it.
+        self.tokens.forget_pod(&uid);
+        if let Some(root) = self.cfg.lock().root_dir.clone() {
+            let _ = std::fs::remove_dir_all(root.join("pods").join(&uid));
         }
         self.pods.lock().remove(&uid);
     }

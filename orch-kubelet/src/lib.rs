@@ -19,7 +19,9 @@
 //! capacity, allocatable, admission), [`eviction`] (hard eviction thresholds, node stats and
 //! the MemoryPressure/DiskPressure/PIDPressure conditions), [`logs`] (CRI log reading and the
 //! `/containerLogs` endpoint), [`volume`] (PersistentVolumeClaim-backed volumes: containers wait
-//! for their claims to be bound, then see the volume's directory).
+//! for their claims to be bound, then see the volume's directory), [`projected`] (projected
+//! volumes such as the service-account token volume, written atomically) and [`token`] (the
+//! service-account tokens requested for them, refreshed before they expire).
 //!
 //! [`streaming`] serves `/exec`, `/attach` and `/portForward` over WebSocket (the channel
 //! protocols kubectl and the Python client speak), through
@@ -85,11 +87,13 @@ pub mod logs;
 pub mod node;
 pub mod pod_sync;
 pub mod prober;
+pub mod projected;
 pub mod runtime;
 pub mod stats;
 pub mod status;
 pub mod streaming;
 pub mod tls;
+pub mod token;
 pub mod volume;
 pub mod worker;
 

@@ -17,7 +17,8 @@ use k8s_openapi::api::core::v1::{Container, PersistentVolume, PersistentVolumeCl
 use orch_runtime::volume::{claim_volume, local_path, pod_claims};
 use std::collections::BTreeMap;
 
-/// Whether one claim-backed pod volume can be mounted.
+/// Whether one pod volume (claim-backed, or projected: [`PodVolumes::insert`]) can be
+/// mounted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VolumeState {
     /// Bound: mounted from this directory on the node.
@@ -127,6 +128,12 @@ impl PodVolumes {
             states.insert(pc.volume, state);
         }
         Self { states }
+    }
+
+    /// Adds a volume the kubelet prepared itself: a projected volume written to a node
+    /// directory ([`crate::projected`]), or why it could not be.
+    pub fn insert(&mut self, name: &str, state: VolumeState) {
+        self.states.insert(name.to_string(), state);
     }
 
     /// True when the pod has no claim-backed volume.

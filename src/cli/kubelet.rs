@@ -210,6 +210,8 @@ pub fn run(args: KubeletArgs) -> i32 {
     let runtime: Arc<dyn ContainerRuntime> = match args.runtime {
         KubeletRuntime::Sim => Arc::new(orch_kubelet::runtime::sim::SimRuntime::new(0)),
         KubeletRuntime::Process => {
+            // Projected volumes (the service-account token) beside the runtime's state.
+            cfg.root_dir = Some(root.clone());
             let mut pc = orch_kubelet::runtime::process::ProcessConfig::new(root);
             pc.host_ip = args.node_ip.clone();
             pc.pod_network = args.pod_network;

@@ -435,6 +435,11 @@ pub trait ContainerRuntime: Send + Sync + std::fmt::Debug {
     ) -> HandlerOutcome;
     /// The container's log file in CRI format, if it has one.
     fn log_path(&self, id: &str) -> Option<PathBuf>;
+    /// Whether containers can get volumes mounted at any path (the process runtime only as
+    /// root); where not, the kubelet writes projected volumes without mounting them.
+    fn mounts_anywhere(&self) -> bool {
+        true
+    }
     /// When the state of container `id` will change next, if the runtime knows (virtual time);
     /// real runtimes return `None` and are polled.
     fn next_change(&self, id: &str, now: Timestamp) -> Option<Timestamp> {

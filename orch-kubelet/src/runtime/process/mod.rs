@@ -1323,6 +1323,10 @@ impl ContainerRuntime for ProcessRuntime {
         }
     }
 
+    fn mounts_anywhere(&self) -> bool {
+        *mounts::MountMode::detect() == mounts::MountMode::Namespace
+    }
+
     fn log_path(&self, id: &str) -> Option<PathBuf> {
         let p = self.dir(id).join("container.log");
         Some(p)
