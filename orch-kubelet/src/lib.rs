@@ -79,6 +79,7 @@
 //! ```
 
 pub mod backoff;
+pub mod certificate;
 pub mod env;
 pub mod eviction;
 pub mod image;

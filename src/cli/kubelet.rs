@@ -41,9 +41,19 @@ pub enum NodeStatsSource {
 /// Arguments of `orch kubelet`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct KubeletArgs {
-    /// Kubeconfig of the API server.
+    /// Kubeconfig of the API server. With `--bootstrap-kubeconfig` it is written by the TLS
+    /// bootstrap when missing or when its client certificate is due for renewal.
     #[arg(long)]
     pub kubeconfig: PathBuf,
+    /// Kubeconfig with a bootstrap token and the cluster CA: the kubelet asks the cluster for
+    /// its client certificate with it (a CertificateSigningRequest the `csrapproving` and
+    /// `csrsigning` controllers approve and sign), then runs with `--kubeconfig`.
+    #[arg(long)]
+    pub bootstrap_kubeconfig: Option<PathBuf>,
+    /// Where the bootstrap writes the client certificate and key
+    /// (`kubelet-client-current.pem`); default: the root dir's `pki`.
+    #[arg(long)]
+    pub cert_dir: Option<PathBuf>,
     /// Name of the Node to register.
     #[arg(long)]
     pub node_name: String,
@@ -193,6 +203,18 @@ pub fn run(args: KubeletArgs) -> i32 {
             return 2;
         }
     }
+    if let Some(bootstrap) = &args.bootstrap_kubeconfig {
+        let cert_dir = args.cert_dir.clone().unwrap_or_else(|| {
+            args.root_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(".orch-kubelet").join(&args.node_name))
+                .join("pki")
+        });
+        if let Err(e) = tls_bootstrap(bootstrap, &args.kubeconfig, &cert_dir, &args.node_name) {
+            eprintln!("error: TLS bootstrap: {e}");
+            return 1;
+        }
+    }
     let client = match super::kubeconfig_client(&args.kubeconfig) {
         Ok(c) => c,
         Err(e) => {
@@ -258,4 +280,77 @@ pub fn run(args: KubeletArgs) -> i32 {
             1
         }
     }
+}
+
+/// Whether the client certificate of kubeconfig `path` is still good: it reads, and a
+/// jittered 70–90 % of its lifetime has not passed.
+fn client_certificate_current(path: &std::path::Path) -> bool {
+    let Ok(ep) = orch_apiserver::kubeconfig::read_endpoint(path) else {
+        return false;
+    };
+    let Some((from, to)) = ep
+        .client
+        .as_ref()
+        .and_then(|c| orch_kubelet::certificate::validity(&c.cert_pem))
+    else {
+        return false;
+    };
+    let now = jiff::Timestamp::now();
+    // Jitter from the clock's nanoseconds: in [0, 1).
+    let jitter = f64::from(now.subsec_nanosecond().unsigned_abs()) / 1e9;
+    now < orch_kubelet::certificate::rotation_deadline(from, to, jitter)
+}
+
+/// Kubelet TLS bootstrap (upstream `pkg/kubelet/certificate/bootstrap`): unless `kubeconfig`
+/// holds a current client certificate, a new key and a CertificateSigningRequest for
+/// `system:node:NODE` made with `bootstrap`'s credentials; once issued, the certificate and
+/// key go to `CERT_DIR/kubelet-client-current.pem` and into `kubeconfig` (the bootstrap
+/// kubeconfig's server and CA).
+fn tls_bootstrap(
+    bootstrap: &std::path::Path,
+    kubeconfig: &std::path::Path,
+    cert_dir: &std::path::Path,
+    node: &str,
+) -> Result<(), String> {
+    if client_certificate_current(kubeconfig) {
+        return Ok(());
+    }
+    let ep = orch_apiserver::kubeconfig::read_endpoint(bootstrap)
+        .map_err(|e| format!("{}: {e}", bootstrap.display()))?;
+    let client: orch_types::client::SharedClient = Arc::new(
+        orch_apiserver::client::HttpClient::from_endpoint(&ep)
+            .map_err(|e| format!("{}: {e}", bootstrap.display()))?,
+    );
+    let rt = super::runtime(false).ok_or("no async runtime")?;
+    let issued = rt
+        .block_on(orch_kubelet::certificate::obtain(
+            &client,
+            node,
+            &[],
+            std::time::Duration::from_secs(300),
+        ))
+        .map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(cert_dir).map_err(|e| format!("{}: {e}", cert_dir.display()))?;
+    let pem = cert_dir.join("kubelet-client-current.pem");
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&pem)
+            .and_then(|mut f| write!(f, "{}{}", issued.cert_pem, issued.key_pem))
+            .map_err(|e| format!("{}: {e}", pem.display()))?;
+    }
+    let mut node_ep = orch_apiserver::kubeconfig::Endpoint::new(ep.server.clone());
+    node_ep.ca_pem = ep.ca_pem.clone();
+    node_ep.insecure_skip_tls_verify = ep.insecure_skip_tls_verify;
+    node_ep.client = Some(orch_apiserver::pki::CertKey {
+        cert_pem: issued.cert_pem,
+        key_pem: issued.key_pem,
+    });
+    orch_apiserver::kubeconfig::write(kubeconfig, &node_ep)
+        .map_err(|e| format!("{}: {e}", kubeconfig.display()))
 }

@@ -525,6 +525,17 @@ pub fn cluster_role_bindings() -> Vec<Value> {
         ),
         binding(
             "system:controller:clusterrole-aggregation-controller",
+        // Kubelet TLS bootstrap, as `kubeadm init` binds them: bootstrap tokens may create
+        // CertificateSigningRequests that csrapproving approves, nodes may renew their own.
+        binding("system:node-bootstrapper", &[("Group", "system:bootstrappers")]),
+        binding(
+            "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
+            &[("Group", "system:bootstrappers")],
+        ),
+        binding(
+            "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
+            &[("Group", "system:nodes")],
+        ),
             &[(
                 "ServiceAccount",
                 "kube-system/clusterrole-aggregation-controller",
