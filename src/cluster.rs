@@ -485,6 +485,18 @@ impl Cluster {
             if let Ok(pem) = std::fs::read_to_string(self.work_dir.join("pki").join("ca.crt")) {
                 config.root_ca = pem;
             }
+            // csrsigning issues certificates with the same CA (kubelet TLS bootstrap).
+            if let (Ok(cert_pem), Ok(key_pem)) = (
+                std::fs::read_to_string(self.work_dir.join("pki").join("ca.crt")),
+                std::fs::read_to_string(self.work_dir.join("pki").join("ca.key")),
+            ) {
+                config.cluster_signing =
+                    Some(orch_controllers::certificates::signer::ClusterSigning {
+                        cert_pem,
+                        key_pem,
+                        duration: orch_controllers::certificates::signer::DEFAULT_DURATION,
+                    });
+            }
             if let Some(c) = &b.cluster_cidr {
                 config.cluster_cidr = c.clone();
             } else if b.runtime == Runtime::Process
@@ -501,18 +513,6 @@ impl Cluster {
                 // Check a few times per grace period (upstream: 5 s for 40-50 s).
                 config.node_monitor_period = config
                     .node_monitor_period
-            // csrsigning issues certificates with the same CA (kubelet TLS bootstrap).
-            if let (Ok(cert_pem), Ok(key_pem)) = (
-                std::fs::read_to_string(self.work_dir.join("pki").join("ca.crt")),
-                std::fs::read_to_string(self.work_dir.join("pki").join("ca.key")),
-            ) {
-                config.cluster_signing =
-                    Some(orch_controllers::certificates::signer::ClusterSigning {
-                        cert_pem,
-                        key_pem,
-                        duration: orch_controllers::certificates::signer::DEFAULT_DURATION,
-                    });
-            }
                     .min((grace / 4).max(Duration::from_millis(200)));
             }
             let manager = orch_controllers::manager::ControllerManager::new(
