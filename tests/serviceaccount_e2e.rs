@@ -4,7 +4,9 @@
 //! containers, unless `automountServiceAccountToken: false`; a pod naming a missing service
 //! account is refused with upstream's message; `kubectl create token` answers a bound JWT with
 //! upstream's claims (duration, pod binding), refuses lifetimes under ten minutes and pods of
-//! another namespace.
+//! another namespace. On the process runtime, in-cluster clients: service-account tokens
+//! authenticate (and stop when their pod is gone), the `kubernetes` Service, and a pod listing
+//! pods with the Python client's in-cluster configuration.
 
 mod common;
 
@@ -154,4 +156,215 @@ fn service_accounts_and_tokens_with_kubectl() {
         missing.contains("serviceaccounts \"nobody\" not found"),
         "{missing}"
     );
+}
+
+/// A kubeconfig for the API at `addr` that authenticates with `token` only (no client
+/// certificate: kubectl would present the admin's and the server would take it first).
+fn token_kubeconfig(env: &TestEnv, addr: std::net::SocketAddr, token: &str) -> String {
+    let ca = env.data_dir().join("pki").join("ca.crt");
+    let path = env
+        .path()
+        .join(format!("token-{}.kubeconfig", common::unique()));
+    let config = serde_json::json!({
+        "apiVersion": "v1", "kind": "Config", "current-context": "t",
+        "clusters": [{"name": "c", "cluster": {
+            "server": format!("https://{addr}"),
+            "certificate-authority": ca.to_str().unwrap()}}],
+        "users": [{"name": "u", "user": {"token": token.trim()}}],
+        "contexts": [{"name": "t", "context": {"cluster": "c", "user": "u"}}],
+    });
+    std::fs::write(&path, config.to_string()).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// The Python interpreter with the `kubernetes` client: `ORCH_PYTHON`, else the repository's
+/// `.venv`. Panics when it cannot import `kubernetes`: the check never passes without running.
+fn python() -> std::path::PathBuf {
+    let p = std::env::var_os("ORCH_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python")
+        });
+    let ok = std::process::Command::new(&p)
+        .args(["-c", "import kubernetes"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "{} cannot import the Python `kubernetes` client: run scripts/test-all.sh once to \
+         create .venv, or set ORCH_PYTHON",
+        p.display()
+    );
+    p
+}
+
+/// What the pod runs: reads its token volume and lists the pods of its namespace with the
+/// Python client's in-cluster configuration. The volume is at the well-known path when the
+/// kubelet runs as root; else at the kubelet's per-pod path (docs/design/process-runtime.md).
+const IN_CLUSTER: &str = r#"
+import glob, os
+from kubernetes import client, config
+from kubernetes.config.incluster_config import InClusterConfigLoader
+d = "/var/run/secrets/kubernetes.io/serviceaccount"
+if not os.path.exists(d + "/token"):
+    d = glob.glob(os.environ["KUBELET_ROOT"] + "/pods/" + os.environ["POD_UID"]
+                  + "/volumes/kubernetes.io~projected/kube-api-access-*")[0]
+print("dir:", d)
+print("token:", len(open(d + "/token").read().split(".")))
+print("ca:", open(d + "/ca.crt").read().splitlines()[0])
+print("namespace:", open(d + "/namespace").read())
+print("service:", os.environ["KUBERNETES_PORT"])
+InClusterConfigLoader(token_filename=d + "/token", cert_filename=d + "/ca.crt").load_and_set()
+pods = client.CoreV1Api().list_namespaced_pod(open(d + "/namespace").read())
+print("pods:", sorted(p.metadata.name for p in pods.items))
+"#;
+
+/// On `orch up` with the process runtime (HTTPS, Node,RBAC): a service-account token
+/// authenticates as its account; a token whose bound pod is gone and one signed by another
+/// key are refused with 401; the `kubernetes` Service and its Endpoints show the API server;
+/// a pod reads its token volume and lists its namespace's pods with the Python client's
+/// in-cluster configuration.
+#[test]
+fn in_cluster_clients_with_kubectl_and_python() {
+    let env = TestEnv::new();
+    let up = Up::start(&env, 1, "process", &[]);
+    let addr = up.addr;
+
+    // The kubernetes Service and its Endpoints.
+    let svc = wait_for("the kubernetes service", WAIT, || {
+        env.get_json(&["service", "kubernetes", "-n", "default"])
+    });
+    assert_eq!(svc["spec"]["clusterIP"], "10.96.0.1", "{svc}");
+    assert_eq!(svc["spec"]["ports"][0]["name"], "https");
+    assert_eq!(svc["spec"]["ports"][0]["port"], 443);
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], addr.port());
+    assert_eq!(svc["metadata"]["labels"]["provider"], "kubernetes");
+    let ep = wait_for("the kubernetes endpoints", WAIT, || {
+        env.get_json(&["endpoints", "kubernetes", "-n", "default"])
+    });
+    assert_eq!(ep["subsets"][0]["addresses"][0]["ip"], "127.0.0.1", "{ep}");
+    assert_eq!(ep["subsets"][0]["ports"][0]["port"], addr.port());
+    let table = env.kubectl(&["get", "endpoints", "kubernetes"]);
+    assert!(
+        table.contains(&format!("127.0.0.1:{}", addr.port())),
+        "{table}"
+    );
+
+    // kubectl --token=$(kubectl create token default) auth whoami
+    let token = wait_for("a token for default/default", WAIT, || {
+        env.kubectl_try(&["create", "token", "default"])
+    });
+    let as_sa = token_kubeconfig(&env, addr, &token);
+    let who = env.kubectl(&[
+        "--kubeconfig",
+        &as_sa,
+        "auth",
+        "whoami",
+        "-o",
+        "jsonpath={.status.userInfo.username}",
+    ]);
+    assert_eq!(who, "system:serviceaccount:default:default");
+
+    // A token signed by another key: 401.
+    let forged = orch_apiserver::serviceaccount::keys::SigningKey::generate()
+        .unwrap()
+        .sign(&claims(&token))
+        .unwrap();
+    let refused = env
+        .kubectl_try(&[
+            "--kubeconfig",
+            &token_kubeconfig(&env, addr, &forged),
+            "get",
+            "--raw",
+            "/api",
+        ])
+        .unwrap_err();
+    assert!(refused.contains("Unauthorized"), "{refused}");
+
+    // A token bound to a pod that was deleted: 401 (tokens live at least ten minutes, so
+    // this is how one stops working in a test).
+    env.apply(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: bound\n  namespace: default\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - name: c\n    image: busybox\n    command: [sleep, '3600']\n"
+    ));
+    let bound = env.kubectl(&[
+        "create",
+        "token",
+        "default",
+        "--bound-object-kind",
+        "Pod",
+        "--bound-object-name",
+        "bound",
+    ]);
+    let as_bound = token_kubeconfig(&env, addr, &bound);
+    env.kubectl(&["--kubeconfig", &as_bound, "auth", "whoami"]);
+    env.kubectl(&["delete", "pod", "bound", "--wait=true", "--timeout=60s"]);
+    let refused = env
+        .kubectl_try(&["--kubeconfig", &as_bound, "get", "--raw", "/api"])
+        .unwrap_err();
+    assert!(refused.contains("Unauthorized"), "{refused}");
+
+    // A pod using in-cluster config: its account may view its namespace.
+    let ns = "sa-client";
+    env.kubectl(&["create", "namespace", ns]);
+    wait_for("the default service account", WAIT, || {
+        env.get_json(&["serviceaccount", "default", "-n", ns])
+    });
+    env.kubectl(&[
+        "create",
+        "rolebinding",
+        "default-view",
+        "--clusterrole=view",
+        &format!("--serviceaccount={ns}:default"),
+        "-n",
+        ns,
+    ]);
+    let kubelet_root = env.data_dir().join("kubelet").join("node-1");
+    let pod = serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "incluster", "namespace": ns},
+        "spec": {
+            // The pod reaches the API server on the node's loopback: routing the service IP
+            // 10.96.0.1 is the service proxy's job (issue 19), so KUBERNETES_SERVICE_HOST/_PORT
+            // are set to the API server's real address here.
+            "hostNetwork": true,
+            "restartPolicy": "Never",
+            "containers": [{
+                "name": "c", "image": "python:3.12",
+                "command": [python().to_str().unwrap(), "-c", IN_CLUSTER],
+                "env": [
+                    {"name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1"},
+                    {"name": "KUBERNETES_SERVICE_PORT", "value": addr.port().to_string()},
+                    {"name": "KUBELET_ROOT", "value": kubelet_root.to_str().unwrap()},
+                    {"name": "POD_UID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}},
+                ],
+            }],
+        },
+    });
+    env.apply(&pod.to_string());
+    let done = wait_for(
+        "the in-cluster pod to finish",
+        Duration::from_secs(60),
+        || {
+            let p = env.get_json(&["pod", "incluster", "-n", ns])?;
+            match p["status"]["phase"].as_str() {
+                Some(ph @ ("Succeeded" | "Failed")) => Ok(ph.to_string()),
+                other => Err(format!("{other:?}: {}", p["status"])),
+            }
+        },
+    );
+    let logs = env.kubectl(&["logs", "incluster", "-n", ns]);
+    assert_eq!(done, "Succeeded", "{logs}");
+    assert!(logs.contains("token: 3\n"), "{logs}");
+    assert!(logs.contains("ca: -----BEGIN CERTIFICATE-----\n"), "{logs}");
+    assert!(logs.contains(&format!("namespace: {ns}\n")), "{logs}");
+    assert!(logs.contains("service: tcp://10.96.0.1:443\n"), "{logs}");
+    assert!(logs.contains("pods: ['incluster']\n"), "{logs}");
+    // As root the volume is mounted where every in-cluster client looks for it.
+    let root = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap()) == 0;
+    if root {
+        assert!(
+            logs.contains("dir: /var/run/secrets/kubernetes.io/serviceaccount\n"),
+            "{logs}"
+        );
+    }
 }
