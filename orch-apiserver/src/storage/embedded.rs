@@ -202,10 +202,17 @@ fn writer_loop(db: redb::Database, index: Arc<RwLock<MvccIndex>>, rx: mpsc::Rece
     }
 }
 
+/// Commits one batch. Refusals (a failed compare, a key that exists) are answered only after
+/// the batch is committed and applied: a write refused because of an earlier write of the same
+/// batch must not be answered before that write is durable and readable, or its client could
+/// read the old state right after (a stale read), or see a state that a failed commit or a
+/// crash never let exist. If the commit fails, the refused writes get the commit's error too
+/// (their refusal may rest on writes that did not happen).
 fn commit_batch(db: &redb::Database, index: &RwLock<MvccIndex>, batch: Vec<Request>) {
     let mut next = index.read().revision();
     let mut overlay: HashMap<String, Option<Current>> = HashMap::new();
     let mut staged: Vec<(Prepared, Reply)> = Vec::with_capacity(batch.len());
+    let mut refused: Vec<(StorageError, Reply)> = Vec::new();
     for Request { op, reply } in batch {
         let key = op.key().to_string();
         let current = match overlay.get(&key) {
@@ -218,15 +225,15 @@ fn commit_batch(db: &redb::Database, index: &RwLock<MvccIndex>, batch: Vec<Reque
                 overlay.insert(key, p.current());
                 staged.push((p, reply));
             }
-            Err(e) => {
-                let _ = reply.send(Err(e));
-            }
+            Err(e) => refused.push((e, reply)),
         }
     }
-    if staged.is_empty() {
-        return;
-    }
-    match persist(db, &staged, next) {
+    let committed = if staged.is_empty() {
+        Ok(())
+    } else {
+        persist(db, &staged, next)
+    };
+    match committed {
         Ok(()) => {
             let mut idx = index.write();
             for (p, reply) in staged {
@@ -234,10 +241,18 @@ fn commit_batch(db: &redb::Database, index: &RwLock<MvccIndex>, batch: Vec<Reque
                 idx.apply(p);
                 let _ = reply.send(Ok(out));
             }
+            drop(idx);
+            for (e, reply) in refused {
+                let _ = reply.send(Err(e));
+            }
         }
         Err(e) => {
             tracing::error!(error = %e, "storage commit failed");
-            for (_, reply) in staged {
+            for reply in staged
+                .into_iter()
+                .map(|(_, r)| r)
+                .chain(refused.into_iter().map(|(_, r)| r))
+            {
                 let _ = reply.send(Err(e.clone()));
             }
         }
@@ -321,5 +336,61 @@ impl Storage for EmbeddedStore {
     async fn expire_due(&self) -> Result<usize> {
         let due = self.index.read().due(SystemTime::now());
         delete_expired(self, due).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use orch_types::DynamicObject;
+
+    /// Found by the reliability harness (tests/reliability_crash.rs): a create refused because
+    /// an earlier create of the same batch made the key exist was answered before that create
+    /// was committed, so its client could read "not found" right after "already exists".
+    #[test]
+    fn a_write_refused_by_its_batch_is_answered_after_the_batch_is_readable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = EmbeddedStore::open(dir.path()).expect("open");
+        let index = store.index.clone();
+        store.close();
+        let db = redb::Database::create(dir.path().join("store.redb")).expect("reopen");
+        let create = || WriteOp::Create {
+            key: "/registry/configmaps/default/a".into(),
+            object: DynamicObject::new("v1", "ConfigMap", "a"),
+            ttl: None,
+        };
+        let (first, _first_rx) = oneshot::channel();
+        let (second, second_rx) = oneshot::channel();
+        let watcher = {
+            let index = index.clone();
+            std::thread::spawn(move || {
+                let answer = second_rx.blocking_recv().expect("an answer");
+                // What a read issued right after the answer sees.
+                (
+                    answer,
+                    index.read().latest("/registry/configmaps/default/a"),
+                )
+            })
+        };
+        commit_batch(
+            &db,
+            &index,
+            vec![
+                Request {
+                    op: create(),
+                    reply: first,
+                },
+                Request {
+                    op: create(),
+                    reply: second,
+                },
+            ],
+        );
+        let (answer, seen) = watcher.join().expect("join");
+        assert!(
+            matches!(answer, Err(StorageError::KeyExists { .. })),
+            "{answer:?}"
+        );
+        assert!(seen.is_some(), "already exists, yet a read finds nothing");
     }
 }
