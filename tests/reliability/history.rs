@@ -215,7 +215,8 @@ pub struct Recorder<'a> {
     pub id: usize,
     /// Writes issued so far (the suffix of unique values).
     pub seq: u64,
-    /// Errors that were neither an answer of the API nor a broken connection (for messages).
+    /// API errors other than 404 and 409 (`CODE message`): a 5xx is an unknown outcome, a 4xx a
+    /// request the test got wrong.
     pub odd: Vec<String>,
 }
 
@@ -255,8 +256,8 @@ impl<'a> Recorder<'a> {
             Ok(v) => Output::Ok(v),
             Err(e) => {
                 let o = outcome(&e);
-                if o == Output::Unknown && e.api().is_some() {
-                    self.odd.push(e.to_string());
+                if let (Output::Unknown, Some(a)) = (&o, e.api()) {
+                    self.odd.push(format!("{} {a}", a.code));
                 }
                 o
             }

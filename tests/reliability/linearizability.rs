@@ -250,7 +250,11 @@ pub fn check_partitioned<M: Model>(
     model: &M,
     parts: Vec<(String, Vec<Op<M::Input, M::Output>>)>,
     budget: Duration,
-) -> Report {
+) -> Report
+where
+    M::Input: Clone,
+    M::Output: Clone,
+{
     let start = Instant::now();
     let deadline = start + budget;
     let mut r = Report {
@@ -261,10 +265,50 @@ pub fn check_partitioned<M: Model>(
         r.operations += ops.len();
         match check(model, &ops, deadline) {
             Verdict::Ok => {}
-            Verdict::Illegal(why) => r.illegal.push((key, why)),
+            Verdict::Illegal(why) => {
+                let why = match shortest_illegal_prefix(model, &ops, deadline) {
+                    Some(last) => format!("{why}; shortest illegal prefix ends with {last}"),
+                    None => why,
+                };
+                r.illegal.push((key, why))
+            }
             Verdict::Unknown => r.unknown.push(key),
         }
     }
     r.elapsed = start.elapsed();
     r
+}
+
+/// For messages: the operations (in call order) of the shortest illegal prefix by call time,
+/// its last eight shown — usually the anomaly and what it contradicts.
+fn shortest_illegal_prefix<M: Model>(
+    model: &M,
+    ops: &[Op<M::Input, M::Output>],
+    deadline: Instant,
+) -> Option<String>
+where
+    M::Input: Clone,
+    M::Output: Clone,
+{
+    let mut sorted = ops.to_vec();
+    sorted.sort_by_key(|o| o.call);
+    let (mut lo, mut hi) = (0, sorted.len());
+    while lo + 1 < hi {
+        let mid = (lo + hi) / 2;
+        match check(model, &sorted[..mid], deadline) {
+            Verdict::Illegal(_) => hi = mid,
+            Verdict::Ok => lo = mid,
+            Verdict::Unknown => return None,
+        }
+    }
+    let shown: Vec<String> = sorted[hi.saturating_sub(8)..hi]
+        .iter()
+        .map(|o| {
+            format!(
+                "client {} [{}..{:?}] {:?} -> {:?}",
+                o.client, o.call, o.ret, o.input, o.output
+            )
+        })
+        .collect();
+    Some(format!("operation {hi}:\n    {}", shown.join("\n    ")))
 }
