@@ -5,6 +5,8 @@
 //! not `false` gets the rules, subjects, labels and aggregation rule it lacks (extra
 //! permissions an administrator added are kept).
 
+mod controllers;
+
 use crate::rest::update::Part;
 use crate::server::ApiServer;
 use orch_types::DynamicObject;
@@ -523,8 +525,6 @@ pub fn cluster_role_bindings() -> Vec<Value> {
             "system:kube-controller-manager",
             &[("User", "system:kube-controller-manager")],
         ),
-        binding(
-            "system:controller:clusterrole-aggregation-controller",
         // Kubelet TLS bootstrap, as `kubeadm init` binds them: bootstrap tokens may create
         // CertificateSigningRequests that csrapproving approves, nodes may renew their own.
         binding("system:node-bootstrapper", &[("Group", "system:bootstrappers")]),
@@ -536,10 +536,15 @@ pub fn cluster_role_bindings() -> Vec<Value> {
             "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
             &[("Group", "system:nodes")],
         ),
-            &[(
-                "ServiceAccount",
-                "kube-system/clusterrole-aggregation-controller",
-            )],
+        binding(
+            "system:controller:clusterrole-aggregation-controller",
+            &[
+                (
+                    "ServiceAccount",
+                    "kube-system/clusterrole-aggregation-controller",
+                ),
+                ("User", "system:kube-controller-manager"),
+            ],
         ),
     ]
 }
@@ -609,8 +614,11 @@ impl ApiServer {
     /// of the authorization modes).
     pub(crate) async fn ensure_rbac_policy(&self) -> Result<(), orch_types::ApiError> {
         let kinds = [
-            ("ClusterRole", cluster_roles()),
-            ("ClusterRoleBinding", cluster_role_bindings()),
+            ("ClusterRole", [cluster_roles(), controllers::roles()].concat()),
+            (
+                "ClusterRoleBinding",
+                [cluster_role_bindings(), controllers::bindings()].concat(),
+            ),
         ];
         for (kind, objects) in kinds {
             let Some(info) = orch_types::registry::by_kind("rbac.authorization.k8s.io/v1", kind)
