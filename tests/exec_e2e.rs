@@ -239,6 +239,128 @@ fn exec_cp_and_attach_with_kubectl_on_the_process_runtime() {
     );
 }
 
+/// What a terminal shows: everything read from the master side of a pty so far.
+#[derive(Clone, Default)]
+struct Screen(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Screen {
+    fn text(&self) -> String {
+        text(&self.0.lock().expect("screen lock"))
+    }
+
+    /// Waits until the screen holds `want` after byte `from`; returns the offset after it.
+    fn wait(&self, want: &str, from: usize) -> usize {
+        common::wait_for(
+            &format!("{want:?} on the terminal"),
+            Duration::from_secs(30),
+            || {
+                let t = self.text();
+                match t.get(from..).and_then(|rest| rest.find(want)) {
+                    Some(i) => Ok(from + i + want.len()),
+                    None => Err(t),
+                }
+            },
+        )
+    }
+}
+
+/// `kubectl exec -it` on a terminal: kubectl runs on a pty of ours (its controlling terminal,
+/// through util-linux `setsid --ctty`, so it gets SIGWINCH), an interactive shell in the
+/// container answers a command typed on it, sees the terminal's size, and sees it change when
+/// the window is resized; its exit code is kubectl's.
+#[test]
+fn kubectl_exec_it_interactive_shell_with_resize() {
+    use std::os::fd::AsFd;
+    let env = TestEnv::new();
+    let _up = up(&env, "process");
+    env.apply(POD);
+    wait_running(&env, "shell");
+    let bin = kubectl_bin("1.33").unwrap_or_else(|| PathBuf::from("kubectl"));
+    let size = |rows: u16, cols: u16| nix::pty::Winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let pty = nix::pty::openpty(Some(&size(40, 100)), None).expect("openpty");
+    let slave = std::fs::File::from(pty.slave);
+    let mut child = Command::new("setsid")
+        .arg("--ctty")
+        .arg(&bin)
+        .arg("--kubeconfig")
+        .arg(&env.kubeconfig)
+        .args(["exec", "-it", "shell", "-c", "app", "--", "sh"])
+        .env_remove("KUBECONFIG")
+        .env("TERM", "dumb")
+        .stdin(slave.try_clone().expect("pty slave"))
+        .stdout(slave.try_clone().expect("pty slave"))
+        .stderr(slave)
+        .spawn()
+        .expect("run kubectl exec -it");
+    let master = std::fs::File::from(pty.master);
+    let mut keyboard = master.try_clone().expect("pty master");
+    let screen = Screen::default();
+    let s = screen.clone();
+    let mut reader = master.try_clone().expect("pty master");
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut buf = [0u8; 4096];
+        // EIO once kubectl (the last holder of the slave) is gone
+        while let Ok(n @ 1..) = reader.read(&mut buf) {
+            s.0.lock()
+                .expect("screen lock")
+                .extend_from_slice(&buf[..n]);
+        }
+    });
+    let mut type_line = |line: &str| {
+        keyboard
+            .write_all(format!("{line}\r").as_bytes())
+            .expect("type on the terminal");
+    };
+    // the shell answers (the result, not the echo of what was typed)
+    type_line("echo $((6 * 7))-$GREETING");
+    let at = screen.wait("42-hello", 0);
+    // the terminal's size as kubectl sent it at the start
+    type_line("stty size");
+    let at = screen.wait("40 100", at);
+    // a resize of the window reaches the container's terminal
+    rustix::termios::tcsetwinsize(
+        master.as_fd(),
+        rustix::termios::Winsize {
+            ws_row: 50,
+            ws_col: 132,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        },
+    )
+    .expect("resize the pty");
+    let mut at = at;
+    common::wait_for(
+        "the resize in the container",
+        Duration::from_secs(30),
+        || {
+            type_line("stty size");
+            let t = screen.text();
+            match t.get(at..).and_then(|rest| rest.find("50 132")) {
+                Some(_) => Ok(()),
+                None => {
+                    std::thread::sleep(Duration::from_millis(300));
+                    at = at.max(t.len().saturating_sub(64));
+                    Err(t)
+                }
+            }
+        },
+    );
+    type_line("exit 7");
+    let status = common::wait_for("kubectl to exit", Duration::from_secs(30), || {
+        child
+            .try_wait()
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| screen.text())
+    });
+    assert_eq!(status.code(), Some(7), "{}", screen.text());
+}
+
 /// The Python interpreter with the `kubernetes` client: `ORCH_PYTHON` (or `ORCH_TEST_PYTHON`,
 /// as the other suites name it), else the repository's `.venv`, else `python3`. Panics when it
 /// cannot import `kubernetes`: the Python checks never pass without running.

@@ -108,6 +108,23 @@ pub enum BenchCommand {
         #[arg(short = 'o', long, value_enum, default_value = "text")]
         output: BenchOutput,
     },
+    /// exec round-trip latency (`exec true` over WebSocket v5, p50/p99) and port-forward
+    /// throughput (MB/s, WebSocket v4) through the API server, on an in-process cluster with
+    /// the process runtime (orch::exec_bench).
+    Exec {
+        /// Sequential `exec true` round trips.
+        #[arg(long, default_value_t = 200)]
+        execs: usize,
+        /// MiB transferred through the port-forward.
+        #[arg(long, default_value_t = 100)]
+        transfer_mib: u64,
+        /// Also measure with the API server on plain HTTP, beside HTTPS.
+        #[arg(long)]
+        plain_http: bool,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value = "text")]
+        output: BenchOutput,
+    },
     /// Scheduler throughput on scheduler_perf-style workloads: pure algorithm, with binding
     /// through the in-process API server, and the scan-limit loop (orch::scheduler_bench).
     Scheduler {
@@ -274,6 +291,24 @@ pub fn run(cmd: BenchCommand) -> i32 {
                 serde_json::to_string_pretty(&reports)
             };
             (Ok((text, json)), output)
+        }
+        BenchCommand::Exec {
+            execs,
+            transfer_mib,
+            plain_http,
+            output,
+        } => {
+            let cfg = crate::exec_bench::ExecBenchConfig {
+                execs,
+                transfer_bytes: transfer_mib * 1024 * 1024,
+                plain_http,
+            };
+            (
+                rt.block_on(crate::exec_bench::run(&cfg))
+                    .map(|r| (r.to_string(), serde_json::to_string_pretty(&r)))
+                    .map_err(|e| e.to_string()),
+                output,
+            )
         }
         BenchCommand::Scheduler { workload, output } => (
             rt.block_on(crate::scheduler_bench::scheduler(workload.name()))
