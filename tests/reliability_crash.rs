@@ -13,8 +13,9 @@
 //! - the cluster converges: each Deployment has its replicas Ready, each ReplicaSet exactly its
 //!   replicas of live pods (no duplicate for a slot), no pod ever changed node.
 //!
-//! Cycles: `ORCH_CRASH_CYCLES` (default 4, what `.ci/run` runs); the seed is printed and
-//! `ORCH_SEED` replays its choices (the timing of a real cluster does not replay).
+//! Cycles: `ORCH_CRASH_CYCLES` (default 4, what `.ci/run` runs; 0 is a plain linearizability
+//! run); the seed is printed and `ORCH_SEED` replays its choices (the timing of a real cluster
+//! does not replay); `ORCH_HISTORY_DUMP=FILE` writes the history and the watch sessions.
 
 mod common;
 mod reliability;

@@ -245,12 +245,11 @@ fn state_at<M: Model>(model: &M, ops: &[Op<M::Input, M::Output>], op: usize) -> 
     s
 }
 
+/// The operations of one partition of a model's history.
+pub type Partition<M> = (String, Vec<Op<<M as Model>::Input, <M as Model>::Output>>);
+
 /// Checks each partition (key, operations) with a shared time `budget`.
-pub fn check_partitioned<M: Model>(
-    model: &M,
-    parts: Vec<(String, Vec<Op<M::Input, M::Output>>)>,
-    budget: Duration,
-) -> Report
+pub fn check_partitioned<M: Model>(model: &M, parts: Vec<Partition<M>>, budget: Duration) -> Report
 where
     M::Input: Clone,
     M::Output: Clone,
