@@ -211,6 +211,17 @@ impl Kubelet {
             .merge(crate::streaming::router(Arc::new(Source(self.clone()))));
         let mut srv_stop = stop_rx.clone();
         let tls = self.cfg.lock().tls.clone();
+        // Over HTTPS every request is authenticated and authorized ([`crate::auth`]).
+        let router = match &tls {
+            Some(_) => {
+                let auth = crate::auth::KubeletAuth::new(self.client.clone(), &self.node_name());
+                router.layer(axum::middleware::from_fn_with_state(
+                    Arc::new(auth),
+                    crate::auth::middleware,
+                ))
+            }
+            None => router,
+        };
         let server = tokio::spawn(async move {
             let stopped = async move {
                 let _ = srv_stop.changed().await;

@@ -27,6 +27,11 @@
 //! protocols kubectl and the Python client speak), through
 //! [`runtime::ContainerRuntime::exec`], `attach` and `port_forward`.
 //!
+//! Over HTTPS ([`tls`]) every request is authenticated (client certificate or bearer token
+//! through a TokenReview) and authorized with a SubjectAccessReview of `nodes/proxy`,
+//! `nodes/stats`, `nodes/log`, … ([`auth`]), as upstream's kubelet with its default
+//! configuration.
+//!
 //! [`stats`] serves the Summary API at `/stats/summary` (each running container's CPU and
 //! memory working set from [`runtime::ContainerRuntime::container_usage`]), from which the API
 //! server builds `metrics.k8s.io` for `kubectl top`.
@@ -78,6 +83,7 @@
 //! assert_eq!(status.phase.as_deref(), Some("Running"));
 //! ```
 
+pub mod auth;
 pub mod backoff;
 pub mod certificate;
 pub mod env;

@@ -1,13 +1,12 @@
 //! The kubelet's HTTPS server: its serving certificate (signed by the cluster CA), client
-//! certificates verified against the client CA; a request without a verified client
-//! certificate is answered `401 Unauthorized` (upstream kubelet with `--anonymous-auth=false`,
-//! `pkg/kubelet/server/auth.go`), a certificate from another CA fails the handshake. Each
-//! authenticated request carries the certificate's subject as a [`ClientIdentity`] extension.
+//! certificates verified against the client CA when presented; a certificate from another CA
+//! fails the handshake. Each request that came with a verified client certificate carries its
+//! subject as a [`ClientIdentity`] extension, from which [`crate::auth`] authenticates it
+//! (other requests need a bearer token there, or get `401 Unauthorized`).
 //!
 //! The rustls [`rustls::ServerConfig`] is given in [`crate::kubelet::KubeletConfig::tls`]
 //! (built by the caller, e.g. with `orch_apiserver::tls::server_config`).
 
-use axum::response::IntoResponse;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,8 +46,8 @@ fn identity_of(certs: Option<&[rustls::pki_types::CertificateDer<'_>]>) -> Optio
     })
 }
 
-/// Serves `router` over TLS on `listener` until `shutdown` resolves; requests without a
-/// verified client certificate get 401.
+/// Serves `router` over TLS on `listener` until `shutdown` resolves; requests with a verified
+/// client certificate carry its [`ClientIdentity`].
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     config: Arc<rustls::ServerConfig>,
@@ -88,12 +87,9 @@ pub(crate) async fn serve(
                 let router = router.clone();
                 let identity = identity.clone();
                 async move {
-                    let Some(id) = identity else {
-                        return Ok::<_, std::convert::Infallible>(
-                            (axum::http::StatusCode::UNAUTHORIZED, "Unauthorized").into_response(),
-                        );
-                    };
-                    req.extensions_mut().insert(id);
+                    if let Some(id) = identity {
+                        req.extensions_mut().insert(id);
+                    }
                     tower::ServiceExt::oneshot(router, req).await
                 }
             });

@@ -68,15 +68,21 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Result<
 }
 
 /// A minimal HTTP/1.0 GET on 127.0.0.1 as the user of `kubeconfig` (HTTPS verifying the
-/// server against its CA and presenting its client certificate when its server is `https://`),
-/// returning (status code, body). Only the kubeconfig reading and TLS settings of the client
-/// crate are used, not its HTTP client.
+/// server against its CA and presenting its client certificate, or its bearer token, when its
+/// server is `https://`), returning (status code, body). Only the kubeconfig reading and TLS
+/// settings of the client crate are used, not its HTTP client.
 pub fn http_get(kubeconfig: &Path, addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
     let ep = orch_apiserver::kubeconfig::read_endpoint(kubeconfig).map_err(|e| e.to_string())?;
     let Some(tls) = ep.tls_config().map_err(|e| e.to_string())? else {
         return http_get_plain(addr, path);
     };
-    let (tcp, request) = connect(addr, path)?;
+    let (tcp, mut request) = connect(addr, path)?;
+    if let Some(token) = &ep.token {
+        request.insert_str(
+            request.len() - 2,
+            &format!("Authorization: Bearer {token}\r\n"),
+        );
+    }
     let name = rustls::pki_types::ServerName::from(addr.ip());
     let conn =
         rustls::ClientConnection::new(std::sync::Arc::new(tls), name).map_err(|e| e.to_string())?;
