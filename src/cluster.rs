@@ -148,6 +148,7 @@ pub struct ClusterBuilder {
     node_monitor_grace_period: Option<Duration>,
     wait_ready: Option<Duration>,
     clock: SharedClock,
+    auth: Option<orch_apiserver::auth::AuthConfig>,
     pod_network: orch_kubelet::runtime::process::PodNetwork,
     cluster_cidr: Option<String>,
     event_ttl: Option<Duration>,
@@ -168,6 +169,7 @@ impl Default for ClusterBuilder {
             node_monitor_grace_period: None,
             wait_ready: Some(Duration::from_secs(30)),
             clock: Arc::new(SystemClock),
+            auth: None,
             pod_network: Default::default(),
             cluster_cidr: None,
             event_ttl: ApiServerConfig::memory().event_ttl,
@@ -262,6 +264,16 @@ impl ClusterBuilder {
     /// Clock of the API server and the components (default: the system clock).
     pub fn clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Authentication and authorization of the API server (default:
+    /// [`AuthConfig::secure`](orch_apiserver::auth::AuthConfig::secure), `Node,RBAC`, when
+    /// serving HTTPS, where every identity the cluster hands out is authorized: the admin
+    /// kubeconfig is in `system:masters`, in-process components are the privileged loopback;
+    /// AlwaysAllow with [`Self::insecure_http`] or without HTTP, where nobody is authenticated).
+    pub fn auth(mut self, config: orch_apiserver::auth::AuthConfig) -> Self {
+        self.auth = Some(config);
         self
     }
 
@@ -364,6 +376,10 @@ impl Cluster {
         }
         .with_clock(b.clock.clone());
         let mut config = ApiServerConfig {
+            auth: b.auth.clone().unwrap_or_else(|| match (&b.listen, b.tls) {
+                (Some(_), true) => orch_apiserver::auth::AuthConfig::secure(),
+                _ => orch_apiserver::auth::AuthConfig::default(),
+            }),
             event_ttl: b.event_ttl,
             service_account_admission: b.service_account_admission,
             ..config

@@ -50,6 +50,9 @@ pub struct ApiServerArgs {
     /// `0` keeps them.
     #[arg(long, default_value = "1h", value_parser = super::parse_duration)]
     pub event_ttl: std::time::Duration,
+    /// Authentication and authorization.
+    #[command(flatten)]
+    pub auth: super::auth::AuthArgs,
 }
 
 async fn shutdown_signal() {
@@ -80,6 +83,7 @@ async fn run_async(args: ApiServerArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot create {}: {e}", args.data_dir.display()))?;
     let mut config = ApiServerConfig {
         storage: storage_config(args.storage, &args.etcd, &args.data_dir)?,
+        auth: args.auth.config(!args.insecure_http),
         event_ttl: (!args.event_ttl.is_zero()).then_some(args.event_ttl),
         service_account_admission: true,
         ..ApiServerConfig::memory()

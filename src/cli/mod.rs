@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 pub mod apiserver;
+pub mod auth;
 pub mod bench;
 pub mod controller_manager;
 pub mod kubelet;

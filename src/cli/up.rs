@@ -62,6 +62,9 @@ pub struct UpArgs {
     /// /16 when another cluster on this host uses it).
     #[arg(long)]
     pub cluster_cidr: Option<String>,
+    /// Authentication and authorization.
+    #[command(flatten)]
+    pub auth: super::auth::AuthArgs,
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default: warnings and errors).
@@ -106,6 +109,7 @@ async fn up(args: UpArgs) -> i32 {
         .data_dir(&args.data_dir)
         .listen(Some(args.listen))
         .nodes(args.nodes)
+        .auth(args.auth.config(!args.insecure_http))
         .runtime(match args.runtime {
             RuntimeArg::Process => Runtime::Process,
             RuntimeArg::Sim => Runtime::Sim,
