@@ -97,10 +97,17 @@ impl Endpoint {
     /// [`Endpoint::ca_pem`] (or not at all with `insecure_skip_tls_verify`), presenting
     /// [`Endpoint::client`].
     pub fn tls_config(&self) -> Result<Option<rustls::ClientConfig>, crate::tls::TlsError> {
+        self.trust()?
+            .map(|trust| crate::tls::client_config(&trust, self.client.as_ref()))
+            .transpose()
+    }
+
+    /// How the server of an `https://` endpoint is verified (`None` for `http://`).
+    pub fn trust(&self) -> Result<Option<crate::tls::ServerTrust>, crate::tls::TlsError> {
         if !self.server.starts_with("https://") {
             return Ok(None);
         }
-        let trust = match (&self.ca_pem, self.insecure_skip_tls_verify) {
+        Ok(Some(match (&self.ca_pem, self.insecure_skip_tls_verify) {
             (_, true) => crate::tls::ServerTrust::Insecure,
             (Some(ca), false) => crate::tls::ServerTrust::Ca(ca.clone()),
             (None, false) => {
@@ -112,8 +119,7 @@ impl Endpoint {
                     ),
                 })
             }
-        };
-        crate::tls::client_config(&trust, self.client.as_ref()).map(Some)
+        }))
     }
 }
 

@@ -100,6 +100,28 @@ pub fn server_config(
     serving: &CertKey,
     client_ca_pem: &str,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let mut config = server_builder(client_ca_pem)?
+        .with_single_cert(certs(&serving.cert_pem)?, key(&serving.key_pem)?)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// As [`server_config`], serving whatever certificate `resolver` holds at each handshake (one
+/// that is renewed while the server runs, such as a kubelet's rotated serving certificate;
+/// handshakes fail while it holds none).
+pub fn server_config_resolving(
+    resolver: Arc<dyn rustls::server::ResolvesServerCert>,
+    client_ca_pem: &str,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let mut config = server_builder(client_ca_pem)?.with_cert_resolver(resolver);
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+fn server_builder(
+    client_ca_pem: &str,
+) -> Result<rustls::ConfigBuilder<rustls::ServerConfig, rustls::server::WantsServerCert>, TlsError>
+{
     let provider = provider();
     let verifier = WebPkiClientVerifier::builder_with_provider(
         Arc::new(roots(client_ca_pem)?),
@@ -108,12 +130,9 @@ pub fn server_config(
     .allow_unauthenticated()
     .build()
     .map_err(|e| TlsError::Verifier(e.to_string()))?;
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    Ok(rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(certs(&serving.cert_pem)?, key(&serving.key_pem)?)?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+        .with_client_cert_verifier(verifier))
 }
 
 /// How a client verifies the server.
@@ -131,21 +150,39 @@ pub fn client_config(
     trust: &ServerTrust,
     identity: Option<&CertKey>,
 ) -> Result<rustls::ClientConfig, TlsError> {
-    let provider = provider();
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()?;
-    let builder = match trust {
-        ServerTrust::Ca(pem) => builder.with_root_certificates(roots(pem)?),
-        ServerTrust::Insecure => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerifier(provider))),
-    };
+    let builder = client_builder(trust)?;
     let mut config = match identity {
         Some(id) => builder.with_client_auth_cert(certs(&id.cert_pem)?, key(&id.key_pem)?)?,
         None => builder.with_no_client_auth(),
     };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
+}
+
+/// As [`client_config`], presenting whatever certificate `resolver` holds at each handshake
+/// (a client certificate renewed while the client runs, such as a kubelet's).
+pub fn client_config_resolving(
+    trust: &ServerTrust,
+    resolver: Arc<dyn rustls::client::ResolvesClientCert>,
+) -> Result<rustls::ClientConfig, TlsError> {
+    let mut config = client_builder(trust)?.with_client_cert_resolver(resolver);
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+fn client_builder(
+    trust: &ServerTrust,
+) -> Result<rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert>, TlsError>
+{
+    let provider = provider();
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
+    Ok(match trust {
+        ServerTrust::Ca(pem) => builder.with_root_certificates(roots(pem)?),
+        ServerTrust::Insecure => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerifier(provider))),
+    })
 }
 
 /// Makes ring the process's default rustls provider (once; kept if another is installed):

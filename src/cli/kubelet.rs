@@ -6,12 +6,20 @@
 //! `--tls-cert-file`/`--tls-private-key-file` (a serving certificate for `--node-ip` signed by
 //! the cluster CA, e.g. issued with `orch_apiserver::pki::Pki::kubelet_serving`) and
 //! `--client-ca-file` (the CA the API server's client certificate is verified against; requests
-//! without a verified certificate get 401); without them it serves plain HTTP, which an API
-//! server speaking TLS to kubelets refuses. (Certificates by TLS bootstrap are a later step.)
+//! without a verified certificate get 401), or with `--rotate-server-certificates` (a
+//! `kubernetes.io/kubelet-serving` certificate requested from the cluster, served once someone
+//! approves it with `kubectl certificate approve`, renewed before it expires); without either
+//! it serves plain HTTP, which an API server speaking TLS to kubelets refuses (`kubectl logs`
+//! and `exec` to the node then fail with "cannot reach the kubelet").
+//!
+//! With `--bootstrap-kubeconfig` the kubelet joins by TLS bootstrap: a bootstrap token buys its
+//! client certificate (`system:node:NAME`), which it renews in the background before it expires
+//! and uses from the next connection on, without a restart.
 //!
 //! Ctrl-C or SIGTERM stops the pods' containers gracefully and exits; a killed kubelet (SIGKILL)
 //! leaves them running and the next start on the same `--root-dir` re-attaches to them.
 
+use orch_kubelet::certificate::{self, CurrentCertificate, Issued};
 use orch_kubelet::node::{
     parse_pairs, parse_quantity, parse_resources, parse_taint, NodeConfigError,
 };
@@ -51,9 +59,17 @@ pub struct KubeletArgs {
     #[arg(long)]
     pub bootstrap_kubeconfig: Option<PathBuf>,
     /// Where the bootstrap writes the client certificate and key
-    /// (`kubelet-client-current.pem`); default: the root dir's `pki`.
+    /// (`kubelet-client-current.pem`) and `--rotate-server-certificates` the serving ones
+    /// (`kubelet-server-current.pem`); default: the root dir's `pki`.
     #[arg(long)]
     pub cert_dir: Option<PathBuf>,
+    /// Serve HTTPS with a `kubernetes.io/kubelet-serving` certificate for `--node-ip` and the
+    /// node name requested from the cluster (a CertificateSigningRequest an administrator
+    /// approves with `kubectl certificate approve`; until then TLS handshakes to the kubelet
+    /// fail), renewed before it expires. Client certificates are verified against
+    /// `--client-ca-file`, by default the kubeconfig's CA.
+    #[arg(long, conflicts_with = "tls_cert_file")]
+    pub rotate_server_certificates: bool,
     /// Name of the Node to register.
     #[arg(long)]
     pub node_name: String,
@@ -116,8 +132,9 @@ pub struct KubeletArgs {
     /// Its private key (PEM).
     #[arg(long, requires = "tls_cert_file")]
     pub tls_private_key_file: Option<PathBuf>,
-    /// CA bundle (PEM) client certificates are verified against.
-    #[arg(long, requires = "tls_cert_file")]
+    /// CA bundle (PEM) client certificates are verified against (with `--tls-cert-file` or
+    /// `--rotate-server-certificates`).
+    #[arg(long)]
     pub client_ca_file: Option<PathBuf>,
 }
 
@@ -203,25 +220,42 @@ pub fn run(args: KubeletArgs) -> i32 {
             return 2;
         }
     }
+    if args.client_ca_file.is_some()
+        && args.tls_cert_file.is_none()
+        && !args.rotate_server_certificates
+    {
+        eprintln!("error: --client-ca-file needs --tls-cert-file or --rotate-server-certificates");
+        return 2;
+    }
+    let cert_dir = args.cert_dir.clone().unwrap_or_else(|| {
+        args.root_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(".orch-kubelet").join(&args.node_name))
+            .join("pki")
+    });
     if let Some(bootstrap) = &args.bootstrap_kubeconfig {
-        let cert_dir = args.cert_dir.clone().unwrap_or_else(|| {
-            args.root_dir
-                .clone()
-                .unwrap_or_else(|| PathBuf::from(".orch-kubelet").join(&args.node_name))
-                .join("pki")
-        });
         if let Err(e) = tls_bootstrap(bootstrap, &args.kubeconfig, &cert_dir, &args.node_name) {
             eprintln!("error: TLS bootstrap: {e}");
             return 1;
         }
     }
-    let client = match super::kubeconfig_client(&args.kubeconfig) {
+    let certs = match Certificates::new(&args, &cert_dir) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
             return 1;
         }
     };
+    let client = certs.client.clone();
+    if let Some(serving) = &certs.serving {
+        match serving_tls(&args, &certs.endpoint, serving) {
+            Ok(t) => cfg.tls = Some(t),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        }
+    }
     let root = args
         .root_dir
         .clone()
@@ -250,8 +284,8 @@ pub fn run(args: KubeletArgs) -> i32 {
     let Some(rt) = super::runtime(true) else {
         return 1;
     };
-    let clock = Arc::new(orch_types::clock::SystemClock);
-    let kubelet = Kubelet::new(cfg, client, runtime, clock);
+    let clock: orch_types::clock::SharedClock = Arc::new(orch_types::clock::SystemClock);
+    let kubelet = Kubelet::new(cfg, client, runtime, clock.clone());
     let shutdown = async {
         #[cfg(unix)]
         {
@@ -273,7 +307,11 @@ pub fn run(args: KubeletArgs) -> i32 {
             let _ = tokio::signal::ctrl_c().await;
         }
     };
-    match rt.block_on(kubelet.run(shutdown)) {
+    let run = async {
+        certs.rotate(&args, &cert_dir, &clock);
+        kubelet.run(shutdown).await
+    };
+    match rt.block_on(run) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("error: {e}");
@@ -330,27 +368,186 @@ fn tls_bootstrap(
             std::time::Duration::from_secs(300),
         ))
         .map_err(|e| e.to_string())?;
-    std::fs::create_dir_all(cert_dir).map_err(|e| format!("{}: {e}", cert_dir.display()))?;
-    let pem = cert_dir.join("kubelet-client-current.pem");
-    {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&pem)
-            .and_then(|mut f| write!(f, "{}{}", issued.cert_pem, issued.key_pem))
-            .map_err(|e| format!("{}: {e}", pem.display()))?;
-    }
+    let mut node_ep = orch_apiserver::kubeconfig::Endpoint::new(ep.server.clone());
+    node_ep.ca_pem = ep.ca_pem.clone();
+    node_ep.insecure_skip_tls_verify = ep.insecure_skip_tls_verify;
+    write_client_certificate(cert_dir, kubeconfig, &node_ep, &issued)
+}
+
+/// Writes a client certificate and key to `CERT_DIR/kubelet-client-current.pem` (0600) and
+/// into `kubeconfig` (`ep`'s server and CA).
+fn write_client_certificate(
+    cert_dir: &std::path::Path,
+    kubeconfig: &std::path::Path,
+    ep: &orch_apiserver::kubeconfig::Endpoint,
+    issued: &Issued,
+) -> Result<(), String> {
+    write_pem(&cert_dir.join(CLIENT_PEM), issued)?;
     let mut node_ep = orch_apiserver::kubeconfig::Endpoint::new(ep.server.clone());
     node_ep.ca_pem = ep.ca_pem.clone();
     node_ep.insecure_skip_tls_verify = ep.insecure_skip_tls_verify;
     node_ep.client = Some(orch_apiserver::pki::CertKey {
-        cert_pem: issued.cert_pem,
-        key_pem: issued.key_pem,
+        cert_pem: issued.cert_pem.clone(),
+        key_pem: issued.key_pem.clone(),
     });
     orch_apiserver::kubeconfig::write(kubeconfig, &node_ep)
         .map_err(|e| format!("{}: {e}", kubeconfig.display()))
+}
+
+/// The client certificate file in the cert dir (upstream's name).
+const CLIENT_PEM: &str = "kubelet-client-current.pem";
+/// The serving certificate file in the cert dir (upstream's name).
+const SERVING_PEM: &str = "kubelet-server-current.pem";
+
+/// Writes a certificate and its key, PEM one after the other, to `path` (0600, its dir
+/// created).
+fn write_pem(path: &std::path::Path, issued: &Issued) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| write!(f, "{}{}", issued.cert_pem, issued.key_pem))
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// A certificate and key written by [`write_pem`], unless missing, unreadable or expired.
+fn read_pem(path: &std::path::Path) -> Option<Issued> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let key_at = text
+        .match_indices("-----BEGIN ")
+        .map(|(i, _)| i)
+        .find(|&i| {
+            text[i..]
+                .lines()
+                .next()
+                .is_some_and(|l| l.contains("PRIVATE KEY"))
+        })?;
+    let issued = Issued {
+        cert_pem: text[..key_at].to_string(),
+        key_pem: text[key_at..].to_string(),
+    };
+    let (_, not_after) = orch_kubelet::certificate::validity(&issued.cert_pem)?;
+    (not_after > jiff::Timestamp::now()).then_some(issued)
+}
+
+/// The kubelet's API client and the certificates it keeps renewed.
+struct Certificates {
+    /// The API client (presenting [`Certificates::client_cert`] when bootstrapped).
+    client: orch_types::client::SharedClient,
+    /// The kubeconfig's endpoint.
+    endpoint: orch_apiserver::kubeconfig::Endpoint,
+    /// The rotated client certificate (with `--bootstrap-kubeconfig`).
+    client_cert: Option<Arc<CurrentCertificate>>,
+    /// The rotated serving certificate (with `--rotate-server-certificates`).
+    serving: Option<Arc<CurrentCertificate>>,
+}
+
+impl Certificates {
+    /// The client of `--kubeconfig`: a bootstrapped kubelet presents its client certificate
+    /// through a [`CurrentCertificate`] so renewals take effect on the next connection; the
+    /// serving certificate of `--rotate-server-certificates` from the cert dir, if still valid.
+    fn new(args: &KubeletArgs, cert_dir: &std::path::Path) -> Result<Self, String> {
+        let path = &args.kubeconfig;
+        let endpoint = orch_apiserver::kubeconfig::read_endpoint(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let (client, client_cert): (orch_types::client::SharedClient, _) =
+            match (&args.bootstrap_kubeconfig, &endpoint.client) {
+                (Some(_), Some(c)) if endpoint.server.starts_with("https://") => {
+                    let current = CurrentCertificate::new(Some(Issued {
+                        cert_pem: c.cert_pem.clone(),
+                        key_pem: c.key_pem.clone(),
+                    }))
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                    let client = orch_apiserver::client::HttpClient::from_endpoint_resolving(
+                        &endpoint,
+                        current.clone(),
+                    )
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                    (Arc::new(client), Some(current))
+                }
+                _ => (super::kubeconfig_client(path)?, None),
+            };
+        let serving = args
+            .rotate_server_certificates
+            .then(|| CurrentCertificate::new(read_pem(&cert_dir.join(SERVING_PEM))))
+            .transpose()
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            client,
+            endpoint,
+            client_cert,
+            serving,
+        })
+    }
+
+    /// Spawns the renewals: the client certificate (written back to the cert dir and the
+    /// kubeconfig) and the serving certificate (requested at once when there is none).
+    fn rotate(
+        &self,
+        args: &KubeletArgs,
+        cert_dir: &std::path::Path,
+        clock: &orch_types::clock::SharedClock,
+    ) {
+        let node = args.node_name.clone();
+        let renew = |hosts: Vec<String>| {
+            let (client, node) = (self.client.clone(), node.clone());
+            move || {
+                let (client, node, hosts) = (client.clone(), node.clone(), hosts.clone());
+                async move {
+                    certificate::obtain(&client, &node, &hosts, certificate::WAIT_TIMEOUT).await
+                }
+            }
+        };
+        if let Some(current) = &self.client_cert {
+            let (dir, kubeconfig, ep) = (
+                cert_dir.to_path_buf(),
+                args.kubeconfig.clone(),
+                self.endpoint.clone(),
+            );
+            let rotation = certificate::Rotation::new(current.clone(), clock.clone());
+            tokio::spawn(rotation.run(renew(Vec::new()), move |issued: &Issued| {
+                match write_client_certificate(&dir, &kubeconfig, &ep, issued) {
+                    Ok(()) => tracing::info!("client certificate renewed"),
+                    Err(e) => tracing::warn!(error = %e, "renewed client certificate not saved"),
+                }
+            }));
+        }
+        if let Some(current) = &self.serving {
+            let mut hosts = vec![args.node_ip.clone()];
+            if args.node_name.parse::<std::net::IpAddr>().is_err() {
+                hosts.push(args.node_name.clone());
+            }
+            let path = cert_dir.join(SERVING_PEM);
+            let rotation = certificate::Rotation::new(current.clone(), clock.clone());
+            tokio::spawn(rotation.run(renew(hosts), move |issued: &Issued| {
+                match write_pem(&path, issued) {
+                    Ok(()) => tracing::info!("serving certificate issued"),
+                    Err(e) => tracing::warn!(error = %e, "serving certificate not saved"),
+                }
+            }));
+        }
+    }
+}
+
+/// The HTTPS configuration of `--rotate-server-certificates`: `serving`'s certificate,
+/// client certificates verified against `--client-ca-file` or else the kubeconfig's CA.
+fn serving_tls(
+    args: &KubeletArgs,
+    ep: &orch_apiserver::kubeconfig::Endpoint,
+    serving: &Arc<CurrentCertificate>,
+) -> Result<Arc<rustls::ServerConfig>, String> {
+    let ca = match &args.client_ca_file {
+        Some(p) => std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?,
+        None => ep.ca_pem.clone().ok_or(
+            "--rotate-server-certificates needs --client-ca-file or a kubeconfig with a CA",
+        )?,
+    };
+    orch_apiserver::tls::server_config_resolving(serving.clone(), &ca).map_err(|e| e.to_string())
 }

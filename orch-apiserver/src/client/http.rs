@@ -66,6 +66,26 @@ impl HttpClient {
         })
     }
 
+    /// A client of `ep` presenting the client certificate `resolver` holds at each new
+    /// connection instead of the endpoint's own (a certificate renewed while the client runs);
+    /// `ep` must be `https://`.
+    pub fn from_endpoint_resolving(
+        ep: &Endpoint,
+        resolver: std::sync::Arc<dyn rustls::client::ResolvesClientCert>,
+    ) -> Result<Self, crate::tls::TlsError> {
+        let trust = ep
+            .trust()?
+            .ok_or_else(|| crate::tls::TlsError::Client(format!("{} is not https", ep.server)))?;
+        let tls = crate::tls::client_config_resolving(&trust, resolver)?;
+        let http = crate::tls::reqwest_client(Self::builder(), Some(tls))
+            .map_err(|e| crate::tls::TlsError::Client(e.to_string()))?;
+        Ok(Self {
+            base: ep.server.trim_end_matches('/').to_string(),
+            token: ep.token.clone(),
+            http,
+        })
+    }
+
     /// A client of the current context of a kubeconfig file.
     pub fn from_kubeconfig(path: impl AsRef<std::path::Path>) -> Result<Self, KubeconfigError> {
         let path = path.as_ref();
