@@ -154,6 +154,7 @@ pub struct ClusterBuilder {
     event_ttl: Option<Duration>,
     service_account_admission: bool,
     tls: bool,
+    max_in_flight: (usize, usize),
 }
 
 impl Default for ClusterBuilder {
@@ -175,6 +176,10 @@ impl Default for ClusterBuilder {
             event_ttl: ApiServerConfig::memory().event_ttl,
             service_account_admission: false,
             tls: true,
+            max_in_flight: (
+                orch_apiserver::flowcontrol::maxinflight::DEFAULT_MAX_REQUESTS_INFLIGHT,
+                orch_apiserver::flowcontrol::maxinflight::DEFAULT_MAX_MUTATING_REQUESTS_INFLIGHT,
+            ),
         }
     }
 }
@@ -198,6 +203,14 @@ impl ClusterBuilder {
     /// the projected token volume. `orch up` turns it on.
     pub fn service_account_admission(mut self, on: bool) -> Self {
         self.service_account_admission = on;
+        self
+    }
+
+    /// Reads and writes the API server serves at once over HTTP before answering 429
+    /// (default 400 and 200, as kube-apiserver's `--max-requests-inflight` and
+    /// `--max-mutating-requests-inflight`; 0: no limit).
+    pub fn max_in_flight(mut self, read_only: usize, mutating: usize) -> Self {
+        self.max_in_flight = (read_only, mutating);
         self
     }
 
@@ -382,6 +395,8 @@ impl Cluster {
             }),
             event_ttl: b.event_ttl,
             service_account_admission: b.service_account_admission,
+            max_requests_inflight: b.max_in_flight.0,
+            max_mutating_requests_inflight: b.max_in_flight.1,
             ..config
         };
         let pki = match (&listener, b.tls) {

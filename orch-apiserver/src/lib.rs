@@ -42,6 +42,7 @@ pub mod client;
 pub mod conversion;
 pub mod crd;
 pub mod fieldmanager;
+pub mod flowcontrol;
 pub mod kubeconfig;
 pub mod kubelet_client;
 pub mod kubernetes_service;

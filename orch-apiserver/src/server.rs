@@ -73,6 +73,12 @@ pub struct ApiServerConfig {
     /// ([`crate::kubernetes_service`]); `None` (the default, for servers nobody reaches over
     /// the network): no Service.
     pub kubernetes_service: Option<crate::kubernetes_service::KubernetesServiceConfig>,
+    /// Reads (`get`, `list`) served at once over HTTP before answering 429 (upstream
+    /// `--max-requests-inflight`, 400; 0: no limit); see [`crate::flowcontrol`].
+    pub max_requests_inflight: usize,
+    /// Writes served at once over HTTP before answering 429 (upstream
+    /// `--max-mutating-requests-inflight`, 200; 0: no limit).
+    pub max_mutating_requests_inflight: usize,
 }
 
 impl ApiServerConfig {
@@ -93,6 +99,9 @@ impl ApiServerConfig {
             service_account_admission: false,
             auth: crate::auth::AuthConfig::default(),
             kubernetes_service: None,
+            max_requests_inflight: crate::flowcontrol::maxinflight::DEFAULT_MAX_REQUESTS_INFLIGHT,
+            max_mutating_requests_inflight:
+                crate::flowcontrol::maxinflight::DEFAULT_MAX_MUTATING_REQUESTS_INFLIGHT,
         }
     }
 
@@ -211,6 +220,8 @@ pub struct ApiServer {
     pub(crate) tokens: crate::serviceaccount::Issuer,
     /// Authenticators and authorizers ([`crate::auth`]).
     pub(crate) auth: crate::auth::Auth,
+    /// The max-in-flight seat pools ([`crate::flowcontrol`]).
+    pub(crate) inflight: crate::flowcontrol::maxinflight::MaxInFlight,
 }
 
 impl std::fmt::Debug for ApiServer {
@@ -309,6 +320,10 @@ impl ApiServer {
     ) -> Result<Arc<Self>, ApiServerError> {
         let auth = crate::auth::Auth::new(&config.auth, &cache).map_err(ApiServerError::Auth)?;
         let kubelet_http = crate::kubelet_client::http_client(config.kubelet_tls.clone());
+        let inflight = crate::flowcontrol::maxinflight::MaxInFlight::new(
+            config.max_requests_inflight,
+            config.max_mutating_requests_inflight,
+        );
         Ok(Arc::new_cyclic(|me| Self {
             storage,
             cache,
@@ -322,6 +337,7 @@ impl ApiServer {
             kubelet_http,
             tokens,
             auth,
+            inflight,
         }))
     }
 

@@ -53,6 +53,9 @@ pub struct ApiServerArgs {
     /// Authentication and authorization.
     #[command(flatten)]
     pub auth: super::auth::AuthArgs,
+    /// Max-in-flight limits.
+    #[command(flatten)]
+    pub inflight: super::flowcontrol::MaxInFlightArgs,
 }
 
 async fn shutdown_signal() {
@@ -86,6 +89,8 @@ async fn run_async(args: ApiServerArgs) -> Result<(), String> {
         auth: args.auth.config(!args.insecure_http),
         event_ttl: (!args.event_ttl.is_zero()).then_some(args.event_ttl),
         service_account_admission: true,
+        max_requests_inflight: args.inflight.max_requests_inflight,
+        max_mutating_requests_inflight: args.inflight.max_mutating_requests_inflight,
         ..ApiServerConfig::memory()
     };
     let listener = tokio::net::TcpListener::bind(args.listen)

@@ -6,6 +6,7 @@ pub mod apiserver;
 pub mod auth;
 pub mod bench;
 pub mod controller_manager;
+pub mod flowcontrol;
 pub mod kubelet;
 pub mod leader_elect;
 pub mod schedule;

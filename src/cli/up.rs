@@ -65,6 +65,9 @@ pub struct UpArgs {
     /// Authentication and authorization.
     #[command(flatten)]
     pub auth: super::auth::AuthArgs,
+    /// Max-in-flight limits.
+    #[command(flatten)]
+    pub inflight: super::flowcontrol::MaxInFlightArgs,
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default: warnings and errors).
@@ -117,6 +120,10 @@ async fn up(args: UpArgs) -> i32 {
         .storage(storage)
         .event_ttl((!args.event_ttl.is_zero()).then_some(args.event_ttl))
         .service_account_admission(true)
+        .max_in_flight(
+            args.inflight.max_requests_inflight,
+            args.inflight.max_mutating_requests_inflight,
+        )
         .wait_ready(Some(Duration::from_secs(60)));
     if let Some(d) = args.node_monitor_grace_period {
         b = b.node_monitor_grace_period(d);

@@ -47,6 +47,10 @@ pub fn router(api: Arc<ApiServer>) -> Router {
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             api.clone(),
+            crate::flowcontrol::middleware,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            api.clone(),
             crate::auth::authn::middleware,
         ))
         .with_state(api)
