@@ -13,9 +13,10 @@
 //!   ([`portforward::connect`]) copied to a byte-channel pair ([`portforward::pump`]).
 //! - Transports: [`websocket`] (the channel protocols `v5.channel.k8s.io`,
 //!   `v4.channel.k8s.io`, `channel.k8s.io`, their `base64.` forms, and port-forward's
-//!   `v4.channel.k8s.io` with `ports=`) and [`spdy`] (SPDY/3.1 upgrades, `v4`…`v1` of
-//!   `channel.k8s.io` and `portforward.k8s.io`, for kubectl before 1.30/1.31), both against
-//!   the same interface.
+//!   `v4.channel.k8s.io` with `ports=`), [`spdy`] (SPDY/3.1 upgrades, `v4`…`v1` of
+//!   `channel.k8s.io` and `portforward.k8s.io`, for kubectl before 1.30/1.31) and [`tunnel`]
+//!   (the SPDY port-forward session inside a WebSocket, `SPDY/3.1+portforward.k8s.io`, for
+//!   kubectl ≥ 1.31), all against the same interface.
 //!
 //! Errors found before the upgrade (no such pod or container, a container that is not running,
 //! a bad query) are answered as `metav1.Status` bodies with upstream's codes; the client shows
@@ -24,6 +25,7 @@
 pub mod portforward;
 pub mod remotecommand;
 pub mod spdy;
+pub mod tunnel;
 pub mod websocket;
 
 use crate::runtime::{ProcessIo, StreamError, StreamRequest, TermSize};
@@ -359,7 +361,11 @@ async fn port_forward(
     if let Err(f) = available {
         return f.into_response();
     }
-    // SPDY clients name each port on its streams, not in the query.
+    // SPDY clients name each port on its streams, not in the query; kubectl ≥ 1.31 tunnels
+    // SPDY through a WebSocket first.
+    if tunnel::is_request(&req) {
+        return tunnel::serve_port_forward(req, src, uid);
+    }
     if spdy::is_upgrade(&req) {
         return match spdy::negotiate(&req, spdy::PORT_FORWARD_PROTOCOLS) {
             Ok(protocol) => spdy::serve_port_forward(req, protocol, src, uid),

@@ -80,10 +80,27 @@ pub fn negotiate(req: &Request, supported: &[&str]) -> Result<String, Failure> {
         })
 }
 
-/// Answers the WebSocket handshake with 101 and runs `session` on the upgraded connection.
-fn upgrade<F, Fut>(mut req: Request, protocol: String, session: F) -> Response
+/// Answers the WebSocket handshake with 101 and runs `session` on the upgraded connection,
+/// framed by the channel protocol `protocol`.
+fn upgrade<F, Fut>(req: Request, protocol: String, session: F) -> Response
 where
-    F: FnOnce(WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>, Codec) -> Fut + Send + 'static,
+    F: FnOnce(Ws, Codec) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let codec = Codec {
+        base64: protocol.contains("base64"),
+        v4: protocol.starts_with("v4.") || protocol.starts_with("v5."),
+        v5: protocol == V5,
+    };
+    accept(req, protocol, move |ws| session(ws, codec))
+}
+
+/// Answers the WebSocket handshake with 101 naming the sub-protocol `protocol` (none when
+/// empty) and runs `session` on the upgraded connection, whatever its messages carry (the
+/// channel protocols here, SPDY in [`super::tunnel`]).
+pub(super) fn accept<F, Fut>(mut req: Request, protocol: String, session: F) -> Response
+where
+    F: FnOnce(Ws) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send,
 {
     let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY).cloned() else {
@@ -91,17 +108,12 @@ where
     };
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
     let on_upgrade = hyper::upgrade::on(&mut req);
-    let codec = Codec {
-        base64: protocol.contains("base64"),
-        v4: protocol.starts_with("v4.") || protocol.starts_with("v5."),
-        v5: protocol == V5,
-    };
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(up) => {
                 let ws =
                     WebSocketStream::from_raw_socket(TokioIo::new(up), Role::Server, None).await;
-                session(ws, codec).await;
+                session(ws).await;
             }
             Err(e) => tracing::debug!(error = %e, "streaming upgrade failed"),
         }
@@ -172,7 +184,8 @@ impl Codec {
     }
 }
 
-type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+/// A server-side WebSocket on an upgraded HTTP connection.
+pub(super) type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 type Out = mpsc::Sender<(u8, Bytes)>;
 
 /// Splits `ws`: a task writes what is sent on the returned channel (then a normal close once

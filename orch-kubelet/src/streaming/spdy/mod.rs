@@ -89,6 +89,12 @@ pub fn negotiate(req: &Request, supported: &[&str]) -> Result<String, Failure> {
         .map(str::trim)
         .filter(|p| !p.is_empty())
         .collect();
+    negotiate_offered(&offered, supported)
+}
+
+/// [`negotiate`] on a list of offered protocols (the SPDY protocols of a WebSocket tunnel
+/// request, [`super::tunnel`]).
+pub fn negotiate_offered(offered: &[&str], supported: &[&str]) -> Result<String, Failure> {
     if offered.is_empty() {
         return Err(Failure::bad_request(
             "unable to upgrade: X-Stream-Protocol-Version is required",
@@ -328,7 +334,14 @@ fn stream_port(s: &IncomingStream) -> Result<u16, String> {
     }
 }
 
-async fn port_forward_session(mut session: Session, src: Arc<dyn StreamSource>, pod_uid: String) {
+/// Serves port-forward on `session` until the client is done: each data/error stream pair
+/// is one forwarded connection to a port of the pod with UID `pod_uid`. Shared by the SPDY
+/// upgrade and the WebSocket tunnel ([`super::tunnel`]).
+pub(super) async fn port_forward_session(
+    mut session: Session,
+    src: Arc<dyn StreamSource>,
+    pod_uid: String,
+) {
     let pairs: Arc<parking_lot::Mutex<HashMap<String, Pair>>> = Arc::default();
     let (mut forwards, mut monitors) = (vec![], vec![]);
     while let Some(incoming) = session.accept().await {
