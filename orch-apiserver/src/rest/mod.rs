@@ -56,6 +56,15 @@ pub fn storage_error(info: Resource, name: &str, e: StorageError) -> ApiError {
             format!("Too large resource version: {requested}, current: {current}"),
         ),
         StorageError::WatchLagged { .. } => ApiError::expired(e.to_string()),
+        // etcd's NOSPACE alarm reaches kube-apiserver's clients as a 500 carrying etcd's
+        // `mvcc: database space exceeded`: the error passes through `storage/errors.go`
+        // uninterpreted and `endpoints/handlers/responsewriters/status.go` (ErrorToAPIStatus)
+        // makes any such error a 500. The embedded store's full disk answers the same code,
+        // with a message naming the data directory.
+        StorageError::NoSpace { .. } => {
+            tracing::error!(error = %e, resource = %res, name, "storage full");
+            ApiError::internal(format!("Internal error occurred: {e}"))
+        }
         other => {
             tracing::error!(error = %other, resource = %res, name, "storage failure");
             ApiError::internal("Internal error occurred: storage failure")

@@ -15,6 +15,11 @@
 //! the in-memory MVCC index (reads, watches) and acknowledged. If the commit fails, none of the
 //! batch is applied or acknowledged as successful. See `docs/design/storage.md` for the crash
 //! argument.
+//!
+//! A full disk (ENOSPC, EDQUOT) fails the commit with [`StorageError::NoSpace`]; redb then
+//! refuses every operation until the file is reopened, so the writer reopens it (redb's
+//! recovery rolls back to the last commit) and writes resume once space is freed, without a
+//! restart. Reads are served from memory throughout.
 
 use super::mvcc::{prepare, Current, MvccIndex, Prepared};
 use super::{
@@ -66,6 +71,103 @@ impl std::fmt::Debug for EmbeddedStore {
 
 fn backend(e: impl std::fmt::Display) -> StorageError {
     StorageError::Backend(e.to_string())
+}
+
+/// Whether a redb error is an I/O failure, after which redb answers every later operation
+/// with `PreviousIo` until the database is closed and opened again.
+fn is_io(e: &redb::Error) -> bool {
+    matches!(
+        e,
+        redb::Error::Io(_) | redb::Error::PreviousIo | redb::Error::Backend(_)
+    )
+}
+
+/// Maps a redb error of the store in `dir`: a full filesystem (ENOSPC) or an exceeded quota
+/// (EDQUOT) is [`StorageError::NoSpace`], anything else [`StorageError::Backend`].
+fn failure(dir: &Path, e: impl Into<redb::Error>) -> StorageError {
+    let e: redb::Error = e.into();
+    match &e {
+        redb::Error::Io(io)
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            ) =>
+        {
+            StorageError::NoSpace {
+                dir: dir.display().to_string(),
+            }
+        }
+        _ => backend(e),
+    }
+}
+
+/// The writer's handle on `store.redb`. After an I/O failure (a full disk) redb refuses every
+/// later operation until the database is reopened, so the handle is closed then and opened
+/// again before the next commit: redb's recovery on open rolls the file back to its last
+/// committed transaction, and writes resume once the cause (no space) is gone.
+struct DbFile {
+    dir: PathBuf,
+    db: Option<redb::Database>,
+}
+
+impl DbFile {
+    /// The open database, reopening it if an I/O failure closed it.
+    fn get(&mut self) -> Result<&redb::Database> {
+        if self.db.is_none() {
+            let db = redb::Database::create(self.dir.join("store.redb"))
+                .map_err(|e| failure(&self.dir, e))?;
+            tracing::info!(dir = %self.dir.display(), "storage reopened after an I/O failure");
+            self.db = Some(db);
+        }
+        self.db.as_ref().ok_or(StorageError::Closed)
+    }
+
+    /// The last committed revision in the file.
+    fn revision(db: &redb::Database) -> Result<Revision, redb::Error> {
+        let rtx = db.begin_read()?;
+        let meta = rtx.open_table(META)?;
+        let revision = meta.get(REVISION_KEY)?.map(|v| v.value()).unwrap_or(0);
+        Ok(revision)
+    }
+
+    /// Commits `staged` (up to `revision`). On an I/O failure the database is closed and
+    /// reopened, and its last committed revision tells whether the commit landed after all
+    /// (the failure came after redb's commit point): `Ok` then, else the failure.
+    ///
+    /// A database reopened before this commit must be at the revision the batch starts from:
+    /// if an earlier failed commit landed after all while the reopen then failed too, the file
+    /// holds writes the in-memory index lacks, and writes are refused until a restart loads them.
+    fn commit(&mut self, staged: &[(Prepared, Reply)], revision: Revision) -> Result<()> {
+        let reopened = self.db.is_none();
+        let dir = self.dir.clone();
+        let db = self.get()?;
+        if reopened {
+            let base = revision - staged.len() as Revision;
+            let found = Self::revision(db).map_err(|e| failure(&dir, e))?;
+            if found != base {
+                self.db = None;
+                return Err(StorageError::Backend(format!(
+                    "{} is at revision {found} but the server at {base} after an I/O failure; \
+                     restart the server to load it",
+                    dir.join("store.redb").display()
+                )));
+            }
+        }
+        let e = match persist(db, staged, revision) {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        let io = is_io(&e);
+        let err = failure(&self.dir, e);
+        if !io {
+            return Err(err);
+        }
+        self.db = None;
+        match self.get().map(Self::revision) {
+            Ok(Ok(found)) if found == revision => Ok(()),
+            _ => Err(err),
+        }
+    }
 }
 
 fn check_format(dir: &Path) -> Result<()> {
@@ -128,7 +230,7 @@ impl EmbeddedStore {
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir).map_err(backend)?;
         check_format(&dir)?;
-        let db = redb::Database::create(dir.join("store.redb")).map_err(backend)?;
+        let db = redb::Database::create(dir.join("store.redb")).map_err(|e| failure(&dir, e))?;
         // Make sure both tables exist, then load the live state.
         let wtx = db.begin_write().map_err(backend)?;
         {
@@ -136,7 +238,7 @@ impl EmbeddedStore {
             wtx.open_table(META).map_err(backend)?;
             wtx.open_table(TTL).map_err(backend)?;
         }
-        wtx.commit().map_err(backend)?;
+        wtx.commit().map_err(|e| failure(&dir, e))?;
         let rtx = db.begin_read().map_err(backend)?;
         let meta = rtx.open_table(META).map_err(backend)?;
         let revision = meta
@@ -162,9 +264,13 @@ impl EmbeddedStore {
         let index = Arc::new(RwLock::new(index));
         let (tx, rx) = mpsc::channel::<Request>();
         let w_index = index.clone();
+        let file = DbFile {
+            dir: dir.clone(),
+            db: Some(db),
+        };
         let writer = std::thread::Builder::new()
             .name("orch-storage-writer".into())
-            .spawn(move || writer_loop(db, w_index, rx))
+            .spawn(move || writer_loop(file, w_index, rx))
             .map_err(backend)?;
         Ok(Self {
             index,
@@ -189,7 +295,7 @@ impl Drop for EmbeddedStore {
     }
 }
 
-fn writer_loop(db: redb::Database, index: Arc<RwLock<MvccIndex>>, rx: mpsc::Receiver<Request>) {
+fn writer_loop(mut db: DbFile, index: Arc<RwLock<MvccIndex>>, rx: mpsc::Receiver<Request>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -198,7 +304,7 @@ fn writer_loop(db: redb::Database, index: Arc<RwLock<MvccIndex>>, rx: mpsc::Rece
                 Err(_) => break,
             }
         }
-        commit_batch(&db, &index, batch);
+        commit_batch(&mut db, &index, batch);
     }
 }
 
@@ -208,7 +314,7 @@ fn writer_loop(db: redb::Database, index: Arc<RwLock<MvccIndex>>, rx: mpsc::Rece
 /// read the old state right after (a stale read), or see a state that a failed commit or a
 /// crash never let exist. If the commit fails, the refused writes get the commit's error too
 /// (their refusal may rest on writes that did not happen).
-fn commit_batch(db: &redb::Database, index: &RwLock<MvccIndex>, batch: Vec<Request>) {
+fn commit_batch(db: &mut DbFile, index: &RwLock<MvccIndex>, batch: Vec<Request>) {
     let mut next = index.read().revision();
     let mut overlay: HashMap<String, Option<Current>> = HashMap::new();
     let mut staged: Vec<(Prepared, Reply)> = Vec::with_capacity(batch.len());
@@ -231,7 +337,7 @@ fn commit_batch(db: &redb::Database, index: &RwLock<MvccIndex>, batch: Vec<Reque
     let committed = if staged.is_empty() {
         Ok(())
     } else {
-        persist(db, &staged, next)
+        db.commit(&staged, next)
     };
     match committed {
         Ok(()) => {
@@ -259,11 +365,15 @@ fn commit_batch(db: &redb::Database, index: &RwLock<MvccIndex>, batch: Vec<Reque
     }
 }
 
-fn persist(db: &redb::Database, staged: &[(Prepared, Reply)], revision: Revision) -> Result<()> {
-    let wtx = db.begin_write().map_err(backend)?;
+fn persist(
+    db: &redb::Database,
+    staged: &[(Prepared, Reply)],
+    revision: Revision,
+) -> Result<(), redb::Error> {
+    let wtx = db.begin_write()?;
     {
-        let mut kv = wtx.open_table(KV).map_err(backend)?;
-        let mut ttl = wtx.open_table(TTL).map_err(backend)?;
+        let mut kv = wtx.open_table(KV)?;
+        let mut ttl = wtx.open_table(TTL)?;
         for (p, _) in staged {
             let ev = &p.event;
             match p.expires {
@@ -271,28 +381,27 @@ fn persist(db: &redb::Database, staged: &[(Prepared, Reply)], revision: Revision
                     let ms = at
                         .duration_since(SystemTime::UNIX_EPOCH)
                         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-                    ttl.insert(ev.key.as_str(), ms).map_err(backend)?;
+                    ttl.insert(ev.key.as_str(), ms)?;
                 }
                 None => {
-                    ttl.remove(ev.key.as_str()).map_err(backend)?;
+                    ttl.remove(ev.key.as_str())?;
                 }
             }
             match &ev.encoded {
                 None => {
-                    kv.remove(ev.key.as_str()).map_err(backend)?;
+                    kv.remove(ev.key.as_str())?;
                 }
                 Some(obj) => {
                     let bytes = encode(p.create_revision, ev.revision, obj);
-                    kv.insert(ev.key.as_str(), bytes.as_slice())
-                        .map_err(backend)?;
+                    kv.insert(ev.key.as_str(), bytes.as_slice())?;
                 }
             }
         }
-        let mut meta = wtx.open_table(META).map_err(backend)?;
-        meta.insert(REVISION_KEY, revision).map_err(backend)?;
+        let mut meta = wtx.open_table(META)?;
+        meta.insert(REVISION_KEY, revision)?;
     }
     // Durability::Immediate is redb's default: commit returns after fsync.
-    wtx.commit().map_err(backend)
+    Ok(wtx.commit()?)
 }
 
 #[async_trait]
@@ -353,7 +462,10 @@ mod tests {
         let store = EmbeddedStore::open(dir.path()).expect("open");
         let index = store.index.clone();
         store.close();
-        let db = redb::Database::create(dir.path().join("store.redb")).expect("reopen");
+        let mut db = DbFile {
+            dir: dir.path().to_path_buf(),
+            db: None,
+        };
         let create = || WriteOp::Create {
             key: "/registry/configmaps/default/a".into(),
             object: DynamicObject::new("v1", "ConfigMap", "a"),
@@ -373,7 +485,7 @@ mod tests {
             })
         };
         commit_batch(
-            &db,
+            &mut db,
             &index,
             vec![
                 Request {

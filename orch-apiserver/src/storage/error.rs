@@ -57,6 +57,13 @@ pub enum StorageError {
         /// Newest format this build reads.
         supported: u32,
     },
+    /// The filesystem of the data directory is full (or over its quota): the write was not
+    /// made, and writes succeed again once space is freed there.
+    #[error("no space left on device: the data directory {dir} is full (database space exceeded); free space there and retry")]
+    NoSpace {
+        /// The data directory.
+        dir: String,
+    },
     /// The store has been shut down.
     #[error("storage is closed")]
     Closed,
