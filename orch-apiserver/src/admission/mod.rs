@@ -125,7 +125,6 @@ impl ApiServer {
             {
                 preset_conflict = Some((presets, message));
             }
-        }
             if self.config.service_account_admission
                 && info.group.is_empty()
                 && info.kind == "Pod"
@@ -133,6 +132,7 @@ impl ApiServer {
             {
                 self.admit_service_account(obj, &ns).await?;
             }
+        }
         let op = match old {
             None => crate::webhook::Operation::Create,
             Some(_) => crate::webhook::Operation::Update,
@@ -242,7 +242,6 @@ impl ApiServer {
 }
 
 impl ApiServer {
-impl ApiServer {
     /// The ServiceAccount admission plugin ([`service_account`]) on a pod being created in
     /// `ns`: its service account is read from storage; `default`, which the serviceaccount
     /// controller may still be creating in a new namespace, is looked for up to ten times
@@ -297,6 +296,7 @@ impl ApiServer {
     }
 }
 
+impl ApiServer {
     /// The PodPresets of namespace `ns` in the watch cache (upstream's plugin reads its
     /// informer's lister), by name; objects that do not decode are skipped.
     fn pod_presets(&self, ns: &str) -> Vec<orch_types::settings::PodPreset> {
