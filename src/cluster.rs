@@ -773,6 +773,9 @@ impl Cluster {
                 }
                 Err(_) => {}
             }
+            // The storage is released only once the server's stopping work is done (a new
+            // cluster on the same data dir could not open it before).
+            let _ = tokio::time::timeout(Duration::from_secs(10), self.api.stopped()).await;
         }
         if let Some(t) = self.temp_dir.take() {
             let _ = std::fs::remove_dir_all(t);

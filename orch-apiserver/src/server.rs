@@ -363,6 +363,13 @@ impl ApiServer {
         }
     }
 
+    /// Waits, once the server stopped serving ([`serve`], [`serve_tls`]), until what it does
+    /// on stopping is done: open watches ended, the `kubernetes` Service's record of this
+    /// server removed ([`crate::kubernetes_service`]). Its storage is then free to reopen.
+    pub async fn stopped(&self) {
+        self.stop.closed().await;
+    }
+
     /// The TTL of a write of `info`'s objects: [`ApiServerConfig::event_ttl`] for Events
     /// (upstream's event registry gives every create and update it), none otherwise.
     pub(crate) fn ttl(&self, info: &ResourceInfo) -> Option<Duration> {
