@@ -212,11 +212,13 @@ fn embedded_store_refuses_writes_when_the_disk_is_full_and_resumes_when_space_re
 
     // Fill the filesystem: every 201 is an acknowledged write.
     let mut acked: BTreeMap<String, String> = BTreeMap::new();
+    let mut order: Vec<String> = Vec::new();
     let mut refusal = None;
     for i in 0..1000 {
         let name = format!("cm-{i}");
         let (status, body) = call(&agent, "POST", &collection, Some(&configmap(&name)));
         if status == 201 {
+            order.push(name.clone());
             acked.insert(name, rv(&body));
         } else {
             refusal = Some((name, status, body));
@@ -228,7 +230,7 @@ fn embedded_store_refuses_writes_when_the_disk_is_full_and_resumes_when_space_re
     assert_disk_full(status, &body, &data);
 
     // Still full: an update and a delete are refused the same way, and nothing changes.
-    let first = acked.keys().next().expect("a write").clone();
+    let first = order[0].clone();
     let (_, mut current) = call(&agent, "GET", &format!("{collection}/{first}"), None);
     current["data"]["v"] = Value::String("y".repeat(VALUE_BYTES));
     let (status, body) = call(
@@ -240,6 +242,72 @@ fn embedded_store_refuses_writes_when_the_disk_is_full_and_resumes_when_space_re
     assert_disk_full(status, &body, &data);
     let (status, body) = call(&agent, "POST", &collection, Some(&configmap(&refused)));
     assert_disk_full(status, &body, &data);
+    // Concurrent writes (committed as one batch or a few) are all refused.
+    let writers: Vec<_> = (0..8)
+        .map(|i| {
+            let (agent, collection) = (agent.clone(), collection.clone());
+            std::thread::spawn(move || {
+                call(
+                    &agent,
+                    "POST",
+                    &collection,
+                    Some(&configmap(&format!("par-{i}"))),
+                )
+            })
+        })
+        .collect();
+    for w in writers {
+        let (status, body) = w.join().expect("writer thread");
+        assert_disk_full(status, &body, &data);
+    }
+    // kubectl shows the refusal as kube-apiserver's 500 and still reads.
+    let kubectl_cache = tempfile::tempdir().expect("kubectl cache dir");
+    let kubectl_cache = kubectl_cache.path().to_path_buf();
+    let kubectl = |args: &[&str]| {
+        Command::new("kubectl")
+            .arg("-s")
+            .arg(&url)
+            .arg("--cache-dir")
+            .arg(&kubectl_cache)
+            .arg("--request-timeout=30s")
+            .args(args)
+            .env_remove("KUBECONFIG")
+            .output()
+            .unwrap_or_else(|e| panic!("run kubectl {args:?}: {e} (is kubectl on PATH?)"))
+    };
+    let literal = format!("v={}", "k".repeat(VALUE_BYTES));
+    let out = kubectl(&[
+        "create",
+        "configmap",
+        "by-kubectl",
+        "--from-literal",
+        &literal,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "kubectl create on a full disk succeeded"
+    );
+    assert!(
+        stderr.contains("Internal error occurred: no space left on device")
+            && stderr.contains(&data.display().to_string()),
+        "kubectl create on a full disk: {stderr}"
+    );
+    let out = kubectl(&["get", "configmaps", "-n", NS, "-o", "name"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("configmap/").map(str::to_string))
+        .collect();
+    assert_eq!(
+        names.len(),
+        acked.len(),
+        "kubectl get on a full disk: {names:?}"
+    );
 
     // Reads keep working: from the store (a quorum list and a get) and from the watch cache
     // (resourceVersion=0), with exactly the acknowledged writes.
@@ -257,11 +325,45 @@ fn embedded_store_refuses_writes_when_the_disk_is_full_and_resumes_when_space_re
     std::fs::remove_file(&filler).expect("delete the filler file");
     let (status, body) = call(&agent, "POST", &collection, Some(&configmap(&refused)));
     assert_eq!(status, 201, "a write after space returned: {body}");
-    acked.insert(refused, rv(&body));
+    acked.insert(refused.clone(), rv(&body));
+    let acked_rv_of_first = acked[&first].clone();
     let (status, body) = call(&agent, "DELETE", &format!("{collection}/{first}"), None);
     assert_eq!(status, 200, "a delete after space returned: {body}");
     acked.remove(&first);
     assert_eq!(listed(&agent, &url, ""), acked, "list after space returned");
+
+    // The watch cache saw exactly the acknowledged writes: a watch from the first write's
+    // resourceVersion replays every later create, the one after space returned and the delete,
+    // in order, and nothing of the refused writes.
+    let from = &acked_rv_of_first;
+    let mut expected: Vec<(String, String)> = order[1..]
+        .iter()
+        .map(|name| ("ADDED".to_string(), name.clone()))
+        .collect();
+    expected.push(("ADDED".into(), refused));
+    expected.push(("DELETED".into(), first.clone()));
+    let mut resp = agent
+        .get(&format!(
+            "{collection}?watch=true&resourceVersion={from}&timeoutSeconds=2"
+        ))
+        .call()
+        .expect("watch");
+    let text = resp.body_mut().read_to_string().expect("watch body");
+    let events: Vec<(String, String)> = text
+        .lines()
+        .map(|l| {
+            let ev: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+            (
+                ev["type"].as_str().unwrap_or_default().to_string(),
+                ev["object"]["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .filter(|(kind, _)| kind != "BOOKMARK")
+        .collect();
+    assert_eq!(events, expected, "watch from {from}");
 
     // Every acknowledged write survives a restart of the store, with its resourceVersion.
     server.shutdown();
