@@ -220,3 +220,46 @@ pub fn admit(
         _ => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::memory::MemoryStore;
+    use crate::storage::SharedStorage;
+
+    /// A kubelet reviews the callers of its HTTPS API (`orch_kubelet::auth`): as upstream's
+    /// `system:node` rules allow, a node may create TokenReviews and SubjectAccessReviews.
+    #[tokio::test]
+    async fn a_node_may_create_the_reviews_of_its_kubelet_api() {
+        let storage: SharedStorage = Arc::new(MemoryStore::new());
+        let cache = WatchCache::start(storage, 10).await.expect("cache");
+        let node = NodeAuthorizer::new(cache);
+        let user = UserInfo {
+            username: Some("system:node:n1".into()),
+            groups: Some(vec![NODES_GROUP.into()]),
+            ..Default::default()
+        };
+        let q = Default::default();
+        for path in [
+            "/apis/authentication.k8s.io/v1/tokenreviews",
+            "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+        ] {
+            let request = super::super::request_info::parse("POST", path, &q);
+            let a = Attributes {
+                user: &user,
+                request: &request,
+            };
+            assert_eq!(node.authorize(&a).0, Decision::Allow, "{path}");
+        }
+        let other = super::super::request_info::parse(
+            "POST",
+            "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+            &q,
+        );
+        let a = Attributes {
+            user: &user,
+            request: &other,
+        };
+        assert_eq!(node.authorize(&a).0, Decision::NoOpinion);
+    }
+}
