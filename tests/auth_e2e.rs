@@ -430,6 +430,32 @@ fn auth_matrix_with_kubectl_and_the_python_client() {
         );
     }
 
+    // The RBAC kinds print as upstream's tables.
+    let roles = m.allowed(&admin, &["get", "roles", "-n", "team"]);
+    assert!(
+        roles.starts_with("NAME") && roles.contains("CREATED AT"),
+        "{roles}"
+    );
+    let bindings = m.allowed(&admin, &["get", "rolebindings", "-n", "team", "-o", "wide"]);
+    let header: Vec<&str> = bindings
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["NAME", "ROLE", "AGE", "USERS", "GROUPS", "SERVICEACCOUNTS"]
+    );
+    let bob_reads = bindings
+        .lines()
+        .find(|l| l.starts_with("bob-reads-pods "))
+        .unwrap_or_else(|| panic!("{bindings}"));
+    assert!(
+        bob_reads.contains("Role/pod-reader") && bob_reads.contains("bob"),
+        "{bob_reads}"
+    );
+
     for kubectl in kubectls {
         let minor = kubectl
             .file_name()
