@@ -132,13 +132,25 @@ impl std::fmt::Display for ExecBenchReport {
 pub enum ExecBenchError {
     /// The cluster failed.
     #[error(transparent)]
-    Cluster(#[from] ClusterError),
+    Cluster(Box<ClusterError>),
     /// An API call failed.
     #[error("API: {0}")]
-    Client(#[from] orch_types::client::ClientError),
+    Client(Box<orch_types::client::ClientError>),
     /// A streaming session failed.
     #[error("{0}")]
     Stream(String),
+}
+
+impl From<ClusterError> for ExecBenchError {
+    fn from(e: ClusterError) -> Self {
+        Self::Cluster(Box::new(e))
+    }
+}
+
+impl From<orch_types::client::ClientError> for ExecBenchError {
+    fn from(e: orch_types::client::ClientError) -> Self {
+        Self::Client(Box::new(e))
+    }
 }
 
 fn stream_err(what: &str) -> impl Fn(String) -> ExecBenchError + '_ {
@@ -274,12 +286,14 @@ impl Dialer {
         let tls = match cluster.pki() {
             None => None,
             Some(pki) => {
-                let admin = pki.admin().map_err(ClusterError::from)?;
+                let admin = pki
+                    .admin()
+                    .map_err(|e| ExecBenchError::from(ClusterError::from(e)))?;
                 let config = orch_apiserver::tls::client_config(
                     &orch_apiserver::tls::ServerTrust::Ca(pki.ca_cert_pem().to_string()),
                     Some(&admin),
                 )
-                .map_err(ClusterError::from)?;
+                .map_err(|e| ExecBenchError::from(ClusterError::from(e)))?;
                 Some(tokio_rustls::TlsConnector::from(Arc::new(config)))
             }
         };

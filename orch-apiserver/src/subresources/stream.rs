@@ -272,22 +272,22 @@ async fn forward(
             .body(Body::empty())
             .map_err(|_| ApiError::internal("cannot relay the upgrade"));
     }
-    if rparts.status.is_client_error() || rparts.status.is_server_error() {
-        if rparts.headers.get(header::CONTENT_TYPE)
+    let failed = rparts.status.is_client_error() || rparts.status.is_server_error();
+    if failed
+        && rparts.headers.get(header::CONTENT_TYPE)
             != Some(&HeaderValue::from_static("application/json"))
-        {
-            use http_body_util::BodyExt;
-            let text = rbody
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            return Err(ApiError::new(
-                rparts.status.as_u16(),
-                reason::BAD_REQUEST,
-                String::from_utf8_lossy(&text).trim().to_string(),
-            ));
-        }
+    {
+        use http_body_util::BodyExt;
+        let text = rbody
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        return Err(ApiError::new(
+            rparts.status.as_u16(),
+            reason::BAD_REQUEST,
+            String::from_utf8_lossy(&text).trim().to_string(),
+        ));
     }
     r.body(Body::new(rbody))
         .map_err(|_| ApiError::internal("cannot relay the kubelet's answer"))
