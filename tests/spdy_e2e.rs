@@ -2,7 +2,10 @@
 //! the API server's proxy to the kubelet: exec (exit code, stderr, stdin and its EOF) and `cp`
 //! both ways with kubectl 1.27 and 1.29 (SPDY is their only exec transport), and port-forward
 //! with real HTTP requests through it with kubectl 1.27 and 1.30 (SPDY is their port-forward
-//! transport). A kubectl that is not installed is reported and skipped.
+//! transport). kubectl 1.31 and 1.33 port-forward through SPDY tunnelled in a WebSocket
+//! (`SPDY/3.1+portforward.k8s.io`, without falling back): a pod, a Service (a named target
+//! port) and a Deployment, a multi-megabyte download compared byte for byte, and a port
+//! nothing listens on. A kubectl that is not installed is reported and skipped.
 
 mod common;
 
@@ -102,15 +105,23 @@ fn installed(minor: &str) -> Option<PathBuf> {
 
 /// A plain `GET` on a fresh connection: the whole answer (the server closes after it).
 fn get(addr: std::net::SocketAddr, path: &str) -> String {
+    match get_bytes(addr, path) {
+        Ok(answer) => text(&answer),
+        Err(e) => e,
+    }
+}
+
+/// The raw answer to a `GET` on a fresh connection, or what went wrong and what came first.
+fn get_bytes(addr: std::net::SocketAddr, path: &str) -> Result<Vec<u8>, String> {
     let mut s = std::net::TcpStream::connect(addr).expect("connect to the forwarded port");
-    s.set_read_timeout(Some(Duration::from_secs(20)))
+    s.set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
     write!(s, "GET {path} HTTP/1.0\r\nHost: pod\r\n\r\n").expect("send the request");
     let mut answer = Vec::new();
-    if let Err(e) = std::io::Read::read_to_end(&mut s, &mut answer) {
-        return format!("{e} after {:?}", text(&answer));
+    match std::io::Read::read_to_end(&mut s, &mut answer) {
+        Ok(_) => Ok(answer),
+        Err(e) => Err(format!("{e} after {:?}", text(&answer))),
     }
-    text(&answer)
 }
 
 /// `kubectl port-forward` running in the background; killed on drop.
@@ -263,5 +274,277 @@ fn spdy_kubectls_exec_cp_and_port_forward() {
             );
         }
         drop(pf);
+    }
+}
+
+const TUNNEL_OBJECTS: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+  labels:
+    app: web
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+    - name: web
+      image: python:3.12
+      command:
+        - sh
+        - -c
+        - |
+          mkdir -p /tmp/orch-tunnel-web && cd /tmp/orch-tunnel-web && echo served by the pod > index.html
+          python3 -c "open('big.bin', 'wb').write(bytes(i * 7 % 251 for i in range(4000000)))"
+          exec python3 -m http.server 8080
+      ports:
+        - name: http
+          containerPort: 8080
+      readinessProbe:
+        tcpSocket:
+          port: 8080
+        periodSeconds: 1
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector:
+    app: web
+  ports:
+    - port: 80
+      targetPort: http
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: webdep
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: webdep
+  template:
+    metadata:
+      labels:
+        app: webdep
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+        - name: web
+          image: python:3.12
+          command: ["sh", "-c", "mkdir -p /tmp/orch-tunnel-dep && cd /tmp/orch-tunnel-dep && echo served by the deployment > index.html && exec python3 -m http.server 8081"]
+          readinessProbe:
+            tcpSocket:
+              port: 8081
+            periodSeconds: 1
+"#;
+
+/// `kubectl port-forward TARGET 0:PORT -v=4` in the background: the local port kubectl chose,
+/// its stderr collected as it comes. Killed on drop.
+struct Forward {
+    child: Child,
+    port: u16,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Forward {
+    /// Starts the forward of `target`'s `remote` port; `shown` is the pod port kubectl
+    /// resolves it to and prints.
+    fn start(
+        env: &TestEnv,
+        bin: &Path,
+        minor: &str,
+        target: &str,
+        remote: u16,
+        shown: u16,
+    ) -> Forward {
+        let mut child = kubectl(env, bin)
+            .args([
+                "port-forward",
+                "-v=4",
+                "--address",
+                "127.0.0.1",
+                target,
+                &format!("0:{remote}"),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run kubectl port-forward");
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (err, collected) = (child.stderr.take().expect("stderr"), stderr.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let mut all = collected.lock().expect("stderr lock");
+                all.push_str(&line);
+                all.push('\n');
+            }
+        });
+        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut first = String::new();
+        out.read_line(&mut first).expect("port-forward output");
+        // kubectl prints a line per connection: keep reading, a closed pipe would kill it.
+        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+        let mut fwd = Forward {
+            child,
+            port: 0,
+            stderr,
+        };
+        // "Forwarding from 127.0.0.1:PORT -> REMOTE"
+        let port = first
+            .strip_prefix("Forwarding from 127.0.0.1:")
+            .and_then(|r| r.split_once(" -> "))
+            .filter(|(_, r)| r.trim() == shown.to_string())
+            .and_then(|(p, _)| p.parse().ok());
+        match port {
+            Some(p) => fwd.port = p,
+            None => {
+                let _ = fwd.child.kill();
+                let _ = fwd.child.wait();
+                panic!(
+                    "kubectl {minor} port-forward {target}: {first:?}; {}",
+                    fwd.stderr()
+                );
+            }
+        }
+        fwd
+    }
+
+    fn addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().expect("stderr lock").clone()
+    }
+}
+
+impl Drop for Forward {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The body of an HTTP answer with status 200.
+fn body_of_200(answer: &[u8], what: &str) -> Vec<u8> {
+    let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n") else {
+        panic!(
+            "{what}: no header end in {:?}",
+            text(&answer[..answer.len().min(300)])
+        );
+    };
+    let head = text(&answer[..end]);
+    assert!(head.starts_with("HTTP/1.0 200"), "{what}: {head}");
+    answer[end + 4..].to_vec()
+}
+
+#[test]
+fn tunnelled_kubectls_port_forward_pod_service_deployment() {
+    let env = TestEnv::new();
+    let _up = Up::start(&env, 1, "process", &[]);
+    env.apply(TUNNEL_OBJECTS);
+    common::wait_for(
+        "pods web and webdep to be ready",
+        Duration::from_secs(90),
+        || {
+            let pods = env.get_json(&["pods"])?;
+            let items = pods["items"].as_array().cloned().unwrap_or_default();
+            if items.len() == 2 && items.iter().all(common::pod_ready) {
+                Ok(())
+            } else {
+                Err(format!("{pods}"))
+            }
+        },
+    );
+    let big: Vec<u8> = (0..4_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+
+    for minor in ["1.31", "1.33"] {
+        let Some(bin) = installed(minor) else {
+            continue;
+        };
+        // A pod: small requests on fresh connections, then 4 MB, far past the SPDY windows
+        // and in many WebSocket messages.
+        let fwd = Forward::start(&env, &bin, minor, "pod/web", 8080, 8080);
+        for _ in 0..2 {
+            let answer = get(fwd.addr(), "/index.html");
+            assert!(
+                answer.starts_with("HTTP/1.0 200")
+                    && answer.ends_with("\r\n\r\nserved by the pod\n"),
+                "kubectl {minor}: {answer}; port-forward said: {}",
+                fwd.stderr()
+            );
+        }
+        let answer = get_bytes(fwd.addr(), "/big.bin")
+            .unwrap_or_else(|e| panic!("kubectl {minor}: {e}; {}", fwd.stderr()));
+        let body = body_of_200(&answer, &format!("kubectl {minor} big.bin"));
+        assert_eq!(body.len(), big.len(), "kubectl {minor}: download length");
+        assert!(body == big, "kubectl {minor}: the download differs");
+        // The WebSocket tunnel was taken, no fallback to a plain SPDY upgrade.
+        let log = fwd.stderr();
+        assert!(
+            log.contains("Before WebSocket Upgrade Connection")
+                && !log.contains("fallback to secondary dialer"),
+            "kubectl {minor} fell back to SPDY: {log}"
+        );
+        drop(fwd);
+
+        // A Service: kubectl picks a pod of its selector and resolves the named target port
+        // (it prints the pod's port).
+        let fwd = Forward::start(&env, &bin, minor, "svc/web", 80, 8080);
+        let answer = get(fwd.addr(), "/index.html");
+        assert!(
+            answer.ends_with("\r\n\r\nserved by the pod\n"),
+            "kubectl {minor} svc/web: {answer}; {}",
+            fwd.stderr()
+        );
+        drop(fwd);
+
+        // A Deployment: one of its pods.
+        let fwd = Forward::start(&env, &bin, minor, "deployment/webdep", 8081, 8081);
+        let answer = get(fwd.addr(), "/index.html");
+        assert!(
+            answer.ends_with("\r\n\r\nserved by the deployment\n"),
+            "kubectl {minor} deployment/webdep: {answer}; {}",
+            fwd.stderr()
+        );
+        drop(fwd);
+
+        // A port nothing listens on: the connection ends, kubectl prints the error the
+        // kubelet sent on the error stream and, as upstream client-go's handleConnection
+        // does on any error message, closes the session and exits.
+        let mut fwd = Forward::start(&env, &bin, minor, "pod/web", 9, 9);
+        let answer = get(fwd.addr(), "/");
+        assert!(
+            !answer.starts_with("HTTP"),
+            "kubectl {minor}: an answer from port 9: {answer}"
+        );
+        let status = common::wait_for(
+            &format!("kubectl {minor} port-forward to port 9 to end"),
+            Duration::from_secs(30),
+            || match fwd.child.try_wait() {
+                Ok(Some(status)) => Ok(status),
+                other => Err(format!("{other:?}; {}", fwd.stderr())),
+            },
+        );
+        // The stderr reader may lag behind the exit a moment.
+        let log = common::wait_for("kubectl's last lines", Duration::from_secs(5), || {
+            let log = fwd.stderr();
+            if log.contains("lost connection to pod") {
+                Ok(log)
+            } else {
+                Err(log)
+            }
+        });
+        assert!(!status.success(), "kubectl {minor}: {log}");
+        let expected = format!(
+            "an error occurred forwarding {} -> 9: error forwarding port 9 to pod ",
+            fwd.port
+        );
+        assert!(
+            log.contains(&expected) && log.contains("Connection refused"),
+            "kubectl {minor}: {log}"
+        );
     }
 }
