@@ -131,7 +131,6 @@ pub static BUILTIN: &[ResourceInfo] = &[
         status("", "v1", "Node"),
         SubresourceInfo { name: "proxy", group: "", version: "v1", kind: "NodeProxyOptions", verbs: PROXY_VERBS },
     ]),
-    r("", "v1", "Node", "nodes", "node", &["no"], false, RW, NONE, &[status("", "v1", "Node")]),
     r("", "v1", "Namespace", "namespaces", "namespace", &["ns"], false,
         &["create", "delete", "get", "list", "patch", "update", "watch"], NONE,
         &[status("", "v1", "Namespace"),
@@ -179,6 +178,13 @@ pub static BUILTIN: &[ResourceInfo] = &[
     r("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", "customresourcedefinition",
         &["crd", "crds"], false, RW, API_EXTENSIONS, &[status("apiextensions.k8s.io", "v1", "CustomResourceDefinition")]),
     r("events.k8s.io", "v1", "Event", "events", "event", &["ev"], true, RW, NONE, &[]),
+    // Approval conditions are written through `approval`, the issued certificate through `status`.
+    r("certificates.k8s.io", "v1", "CertificateSigningRequest", "certificatesigningrequests", "certificatesigningrequest",
+        &["csr"], false, RW, NONE, &[
+        status("certificates.k8s.io", "v1", "CertificateSigningRequest"),
+        SubresourceInfo { name: "approval", group: "certificates.k8s.io", version: "v1", kind: "CertificateSigningRequest",
+            verbs: STATUS_VERBS },
+    ]),
     r("apiregistration.k8s.io", "v1", "APIService", "apiservices", "apiservice", &[], false, RW,
         API_EXTENSIONS, &[status("apiregistration.k8s.io", "v1", "APIService")]),
     r("admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration", "mutatingwebhookconfigurations",
@@ -190,13 +196,6 @@ pub static BUILTIN: &[ResourceInfo] = &[
     r("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", "rolebinding", &[], true, RW, NONE, &[]),
     r("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding", &[], false, RW,
         NONE, &[]),
-    // Approval conditions are written through `approval`, the issued certificate through `status`.
-    r("certificates.k8s.io", "v1", "CertificateSigningRequest", "certificatesigningrequests", "certificatesigningrequest",
-        &["csr"], false, RW, NONE, &[
-        status("certificates.k8s.io", "v1", "CertificateSigningRequest"),
-        SubresourceInfo { name: "approval", group: "certificates.k8s.io", version: "v1", kind: "CertificateSigningRequest",
-            verbs: STATUS_VERBS },
-    ]),
     // The review APIs: created and answered, never stored (`orch-apiserver`'s `auth::review`).
     r("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", "selfsubjectaccessreview", &[],
         false, CREATE_ONLY, NONE, &[]),
