@@ -64,8 +64,8 @@ pub mod openapi;
 pub mod protobuf;
 pub mod subresources;
 pub mod table;
-pub mod tls;
 #[cfg(test)]
 mod test_router;
 #[cfg(test)]
 mod test_tls;
+pub mod tls;

@@ -481,9 +481,9 @@ pub fn typed_check(
             unknown_paths::<apiext::CustomResourceDefinition>(v)
         }
         ("events.k8s.io", "Event") => unknown_paths::<events::Event>(v),
-        ("certificates.k8s.io", "CertificateSigningRequest") => unknown_paths::<
-            k8s_openapi::api::certificates::v1::CertificateSigningRequest,
-        >(v),
+        ("certificates.k8s.io", "CertificateSigningRequest") => {
+            unknown_paths::<k8s_openapi::api::certificates::v1::CertificateSigningRequest>(v)
+        }
         ("apiregistration.k8s.io", "APIService") => unknown_paths::<
             k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService,
         >(v),

@@ -97,9 +97,8 @@ async fn run_async(args: ApiServerArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    config.kubernetes_service = Some(
-        orch_apiserver::kubernetes_service::KubernetesServiceConfig::new(addr),
-    );
+    config.kubernetes_service =
+        Some(orch_apiserver::kubernetes_service::KubernetesServiceConfig::new(addr));
     let kubeconfig = args.data_dir.join("kubeconfig");
     let tls = if args.insecure_http {
         orch_apiserver::kubeconfig::write_kubeconfig(&kubeconfig, &format!("http://{addr}"))

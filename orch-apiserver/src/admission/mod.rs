@@ -287,7 +287,10 @@ impl ApiServer {
                     return Err(ApiError::forbidden(
                         "pods",
                         pod.name(),
-                        &format!("error looking up service account {ns}/{name}: {}", e.message),
+                        &format!(
+                            "error looking up service account {ns}/{name}: {}",
+                            e.message
+                        ),
                     ))
                 }
             }

@@ -118,9 +118,12 @@ pub fn apply_defaults(obj: &mut DynamicObject) -> Result<(), ConvertError> {
         ("rbac.authorization.k8s.io", "RoleBinding") => {
             typed::<k8s_openapi::api::rbac::v1::RoleBinding>(&mut work, rbac::role_binding)?
         }
-        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => typed::<
-            k8s_openapi::api::rbac::v1::ClusterRoleBinding,
-        >(&mut work, rbac::cluster_role_binding)?,
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => {
+            typed::<k8s_openapi::api::rbac::v1::ClusterRoleBinding>(
+                &mut work,
+                rbac::cluster_role_binding,
+            )?
+        }
         _ => return Ok(()),
     }
     *obj = work;

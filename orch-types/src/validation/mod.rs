@@ -186,10 +186,18 @@ fn object_rules(d: &DynamicObject) -> Vec<FieldError> {
             check!(&d, k8s_openapi::api::rbac::v1::Role, rbac::role)
         }
         ("rbac.authorization.k8s.io", "ClusterRole") => {
-            check!(&d, k8s_openapi::api::rbac::v1::ClusterRole, rbac::cluster_role)
+            check!(
+                &d,
+                k8s_openapi::api::rbac::v1::ClusterRole,
+                rbac::cluster_role
+            )
         }
         ("rbac.authorization.k8s.io", "RoleBinding") => {
-            check!(&d, k8s_openapi::api::rbac::v1::RoleBinding, rbac::role_binding)
+            check!(
+                &d,
+                k8s_openapi::api::rbac::v1::RoleBinding,
+                rbac::role_binding
+            )
         }
         ("rbac.authorization.k8s.io", "ClusterRoleBinding") => check!(
             &d,

@@ -527,7 +527,10 @@ pub fn cluster_role_bindings() -> Vec<Value> {
         ),
         // Kubelet TLS bootstrap, as `kubeadm init` binds them: bootstrap tokens may create
         // CertificateSigningRequests that csrapproving approves, nodes may renew their own.
-        binding("system:node-bootstrapper", &[("Group", "system:bootstrappers")]),
+        binding(
+            "system:node-bootstrapper",
+            &[("Group", "system:bootstrappers")],
+        ),
         binding(
             "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
             &[("Group", "system:bootstrappers")],
@@ -614,7 +617,10 @@ impl ApiServer {
     /// of the authorization modes).
     pub(crate) async fn ensure_rbac_policy(&self) -> Result<(), orch_types::ApiError> {
         let kinds = [
-            ("ClusterRole", [cluster_roles(), controllers::roles()].concat()),
+            (
+                "ClusterRole",
+                [cluster_roles(), controllers::roles()].concat(),
+            ),
             (
                 "ClusterRoleBinding",
                 [cluster_role_bindings(), controllers::bindings()].concat(),
