@@ -283,9 +283,9 @@ fn in_cluster_clients_with_kubectl_and_python() {
 
     // A token bound to a pod that was deleted: 401 (tokens live at least ten minutes, so
     // this is how one stops working in a test).
-    env.apply(&format!(
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: bound\n  namespace: default\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - name: c\n    image: busybox\n    command: [sleep, '3600']\n"
-    ));
+    env.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: bound\n  namespace: default\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - name: c\n    image: busybox\n    command: [sleep, '3600']\n",
+    );
     let bound = env.kubectl(&[
         "create",
         "token",

@@ -698,6 +698,7 @@ mod tests {
             watchers: 6,
             watch_events: 5,
             stores: vec![BenchStore::OrchEtcd],
+            connections: 0,
         };
         let report = run(&cfg).await.expect("the benchmark runs");
         let rounds: Vec<_> = report
