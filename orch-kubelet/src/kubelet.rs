@@ -296,6 +296,19 @@ impl Kubelet {
         }
     }
 
+    /// The pods whose workers have not finished (admitted and not yet gone).
+    fn unfinished_pods(&self) -> Vec<Arc<Pod>> {
+        self.pods
+            .lock()
+            .values()
+            .filter_map(|e| {
+                let s = e.sync.lock();
+                let w = s.worker();
+                (!w.is_finished()).then(|| w.shared_pod().clone())
+            })
+            .collect()
+    }
+
     /// Rewrites the running pods' projected volumes every [`PROJECTED_RESYNC`]: tokens past
     /// 80 % of their lifetime are requested again ([`crate::token`]), ConfigMap and Secret
     /// changes reach the files (upstream remounts them on every pod sync).
@@ -305,16 +318,7 @@ impl Kubelet {
                 _ = stop.changed() => return,
                 _ = tokio::time::sleep(PROJECTED_RESYNC) => {}
             }
-            let pods: Vec<Arc<Pod>> = self
-                .pods
-                .lock()
-                .values()
-                .filter_map(|e| {
-                    let s = e.sync.lock();
-                    let w = s.worker();
-                    (!w.is_finished()).then(|| w.shared_pod().clone())
-                })
-                .collect();
+            let pods = self.unfinished_pods();
             for pod in pods {
                 if crate::projected::volumes(&pod).is_empty() {
                     continue;
@@ -806,16 +810,7 @@ impl Kubelet {
         let pod = Arc::new(pod);
         let env = self.env_context(&pod, &alloc).await;
         let now = self.clock.now();
-        let admitted: Vec<Arc<Pod>> = self
-            .pods
-            .lock()
-            .values()
-            .filter_map(|e| {
-                let s = e.sync.lock();
-                let w = s.worker();
-                (!w.is_finished()).then(|| w.shared_pod().clone())
-            })
-            .collect();
+        let admitted = self.unfinished_pods();
         let refs: Vec<&Pod> = admitted.iter().map(|p| &**p).collect();
         let mut worker = pod_sync::admit(wcfg, pod, &refs, &alloc, env, now);
         let records = self.adoptable.lock().clone();

@@ -13,6 +13,7 @@
 //! translation happens here (upstream translates WebSocket to SPDY in the API server:
 //! docs/design/streaming.md). A kubelet's non-101 answer (its Status) is passed through.
 
+use super::enc;
 use crate::rest::RestResult;
 use crate::server::ApiServer;
 use axum::body::Body;
@@ -186,18 +187,6 @@ fn container_param(query: Option<&str>) -> Option<String> {
         }
     }
     Some(String::from_utf8_lossy(&out).into_owned())
-}
-
-fn enc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// The client headers the kubelet gets: everything but the hop-by-hop ones (upgrade headers
