@@ -24,6 +24,8 @@ fn answer(path: &str, review: &Value) -> Value {
                 labels = json!({});
             }
             labels["mutated"] = "yes".into();
+            // Who asked, as the API server authenticated them (`request.userInfo`).
+            labels["requested-by"] = req["userInfo"]["username"].clone();
             let patch = json!([{"op": "add", "path": "/metadata/labels", "value": labels}]);
             let patch = base64::engine::general_purpose::STANDARD.encode(patch.to_string());
             json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
@@ -221,6 +223,10 @@ fn admission_and_conversion_webhooks_with_kubectl() {
     );
     let cm = env.get_json(&["configmap", "plain"]).expect("get");
     assert_eq!(cm["metadata"]["labels"]["mutated"], "yes");
+    assert_eq!(
+        cm["metadata"]["labels"]["requested-by"], "kubernetes-admin",
+        "the webhook is told who asked: {cm}"
+    );
 
     // The validating webhook denies by label; nothing is written.
     let denied = env.path().join("denied.json");

@@ -121,6 +121,8 @@ pub struct Request {
     /// Labels of the request's namespace for namespace selectors (`None`: the selector does
     /// not apply, a cluster-scoped object other than a Namespace).
     pub namespace_labels: Option<BTreeMap<String, String>>,
+    /// Who is asking (`request.userInfo`): the authenticated user of the request.
+    pub user: std::sync::Arc<crate::auth::UserInfo>,
 }
 
 impl Request {
@@ -148,7 +150,7 @@ impl Request {
             "requestResource": resource,
             "name": self.name,
             "operation": self.operation,
-            "userInfo": {"username": USERNAME, "groups": ["system:masters", "system:authenticated"]},
+            "userInfo": *self.user,
             "object": object.cloned().unwrap_or(Value::Null),
             "oldObject": self.old_object.clone().unwrap_or(Value::Null),
             "dryRun": self.dry_run,
@@ -164,10 +166,6 @@ impl Request {
         r
     }
 }
-
-/// The user every request is admitted as: orch has no authentication yet, every client has
-/// full rights.
-const USERNAME: &str = "system:admin";
 
 /// Whether `hook` is called for `req` on `object`: rules, namespace selector, object selector
 /// (`Ok(false)` to skip it), then matchConditions (an evaluation error is a call failure).

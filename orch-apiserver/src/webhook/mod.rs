@@ -106,6 +106,7 @@ impl ApiServer {
             dry_run,
             options,
             namespace_labels,
+            user: crate::auth::current_user(),
         }
     }
 

@@ -194,6 +194,7 @@ fn request(op: &'static str) -> Request {
         dry_run: false,
         options: json!({"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"}),
         namespace_labels: Some(BTreeMap::from([("env".into(), "test".into())])),
+        user: crate::auth::current_user(),
     }
 }
 
