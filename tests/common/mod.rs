@@ -578,6 +578,8 @@ pub struct Split {
     pub procs: Vec<OrchProcess>,
     /// The API address.
     pub addr: SocketAddr,
+    /// The cluster CIDR claimed for the controller manager (released on drop).
+    cidr_claim: Option<orch_kubelet::runtime::process::claim::ClusterCidrClaim>,
 }
 
 impl Split {
@@ -616,14 +618,26 @@ impl Split {
         Self {
             procs: vec![api],
             addr,
+            cidr_claim: None,
         }
     }
 
-    /// Starts another component: `orch SUBCOMMAND --kubeconfig K ARGS…`.
+    /// Starts another component: `orch SUBCOMMAND --kubeconfig K ARGS…`. `orch
+    /// controller-manager` without `--cluster-cidr` gets a range no other cluster on this host
+    /// uses, claimed as `orch up` claims one (`claim_cluster_cidr`): with its default
+    /// 10.244.0.0/16, a node's podCIDR could be the one another cluster's bridge routes (an
+    /// `orch up` beside the test), and that kubelet refuses to create any pod's sandbox.
     pub fn component(&mut self, env: &TestEnv, name: &str, subcommand: &str, args: &[&str]) {
         let kc = env.kubeconfig.to_str().expect("utf-8 path").to_string();
         let mut all = vec![subcommand, "--kubeconfig", &kc];
         all.extend_from_slice(args);
+        let cidr;
+        if subcommand == "controller-manager" && !args.contains(&"--cluster-cidr") {
+            let claim = orch_kubelet::runtime::process::claim::claim_cluster_cidr(&env.data_dir());
+            cidr = claim.cidr().to_string();
+            all.extend(["--cluster-cidr", &cidr]);
+            self.cidr_claim = Some(claim);
+        }
         self.procs.push(OrchProcess::spawn(name, env.path(), &all));
     }
 
