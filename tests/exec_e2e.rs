@@ -8,7 +8,7 @@ mod common;
 use common::{OrchProcess, TestEnv};
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// The kubectl minors whose WebSocket exec is checked (kubectl ≥ 1.30 uses WebSocket for
@@ -61,26 +61,6 @@ fn kubectl_bin(minor: &str) -> Option<PathBuf> {
     common::bundled_kubectl(minor)
 }
 
-/// Runs `kubectl ARGS` of version `bin` with `input` on stdin.
-fn run(env: &TestEnv, bin: &PathBuf, args: &[&str], input: &[u8]) -> Output {
-    let mut child = Command::new(bin)
-        .arg("--kubeconfig")
-        .arg(&env.kubeconfig)
-        .arg("--cache-dir")
-        .arg(env.path().join("kube-cache"))
-        .args(args)
-        .env_remove("KUBECONFIG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run kubectl");
-    let mut stdin = child.stdin.take().expect("stdin");
-    stdin.write_all(input).expect("write stdin");
-    drop(stdin);
-    child.wait_with_output().expect("kubectl output")
-}
-
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -111,7 +91,7 @@ fn exec_cp_and_attach_with_kubectl_on_the_process_runtime() {
             continue;
         };
         // output and exit code
-        let o = run(
+        let o = common::kubectl_with_input(
             &env,
             &bin,
             &[
@@ -135,7 +115,7 @@ fn exec_cp_and_attach_with_kubectl_on_the_process_runtime() {
         assert_eq!(text(&o.stdout), "hi hello\n");
         assert!(text(&o.stderr).contains("oops"), "{}", text(&o.stderr));
         // stdin to the command, its EOF included
-        let o = run(
+        let o = common::kubectl_with_input(
             &env,
             &bin,
             &[
@@ -154,7 +134,7 @@ fn exec_cp_and_attach_with_kubectl_on_the_process_runtime() {
         assert!(o.status.success(), "kubectl {minor}: {}", text(&o.stderr));
         assert_eq!(text(&o.stdout), "data\nend\n");
         // a container the pod does not have: upstream's 400
-        let o = run(
+        let o = common::kubectl_with_input(
             &env,
             &bin,
             &["exec", "shell", "-c", "nope", "--", "true"],
@@ -170,7 +150,7 @@ fn exec_cp_and_attach_with_kubectl_on_the_process_runtime() {
         let local = env.path().join(format!("up-{minor}.txt"));
         std::fs::write(&local, "copied in\n").expect("write");
         let dest = format!("shell:/tmp/orch-cp-{minor}.txt");
-        let o = run(
+        let o = common::kubectl_with_input(
             &env,
             &bin,
             &["cp", "-c", "app", local.to_str().expect("utf-8"), &dest],
@@ -182,7 +162,7 @@ fn exec_cp_and_attach_with_kubectl_on_the_process_runtime() {
             text(&o.stderr)
         );
         let back = env.path().join(format!("down-{minor}.txt"));
-        let o = run(
+        let o = common::kubectl_with_input(
             &env,
             &bin,
             &["cp", "-c", "app", &dest, back.to_str().expect("utf-8")],
@@ -512,7 +492,7 @@ fn exec_on_the_sim_runtime_is_a_scripted_reply() {
     env.apply(POD);
     wait_running(&env, "shell");
     let bin = kubectl_bin("1.33").unwrap_or_else(|| PathBuf::from("kubectl"));
-    let o = run(
+    let o = common::kubectl_with_input(
         &env,
         &bin,
         &["exec", "shell", "-c", "app", "--", "echo", "hi"],
@@ -523,7 +503,7 @@ fn exec_on_the_sim_runtime_is_a_scripted_reply() {
         text(&o.stdout),
         "sim: would run [\"echo\", \"hi\"] in container app\n"
     );
-    let o = run(
+    let o = common::kubectl_with_input(
         &env,
         &bin,
         &["exec", "shell", "-c", "app", "--", "exit", "4"],
@@ -531,7 +511,7 @@ fn exec_on_the_sim_runtime_is_a_scripted_reply() {
     );
     assert_eq!(o.status.code(), Some(4), "{}", text(&o.stderr));
     // attach: one scripted line, then the session ends with success
-    let o = run(&env, &bin, &["attach", "shell", "-c", "app"], b"");
+    let o = common::kubectl_with_input(&env, &bin, &["attach", "shell", "-c", "app"], b"");
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert_eq!(
         text(&o.stdout),
@@ -539,7 +519,7 @@ fn exec_on_the_sim_runtime_is_a_scripted_reply() {
     );
     // port-forward: refused before the upgrade, 400 with the documented reason
     let no_network = "the sim runtime has no network";
-    let o = run(
+    let o = common::kubectl_with_input(
         &env,
         &bin,
         &[
@@ -555,7 +535,7 @@ fn exec_on_the_sim_runtime_is_a_scripted_reply() {
         "{}",
         text(&o.stderr)
     );
-    let o = run(&env, &bin, &["port-forward", "pod/shell", ":8080"], b"");
+    let o = common::kubectl_with_input(&env, &bin, &["port-forward", "pod/shell", ":8080"], b"");
     assert!(!o.status.success());
     assert!(text(&o.stderr).contains(no_network), "{}", text(&o.stderr));
 }

@@ -12,7 +12,7 @@ mod common;
 use common::{TestEnv, Up};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 const PODS: &str = r#"
@@ -47,31 +47,6 @@ spec:
           port: 8080
         periodSeconds: 1
 "#;
-
-fn kubectl(env: &TestEnv, bin: &Path) -> Command {
-    let mut c = Command::new(bin);
-    c.arg("--kubeconfig")
-        .arg(&env.kubeconfig)
-        .arg("--cache-dir")
-        .arg(env.path().join("kube-cache"))
-        .env_remove("KUBECONFIG");
-    c
-}
-
-/// Runs `kubectl ARGS` with `input` on stdin.
-fn run(env: &TestEnv, bin: &Path, args: &[&str], input: &[u8]) -> Output {
-    let mut child = kubectl(env, bin)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run kubectl");
-    let mut stdin = child.stdin.take().expect("stdin");
-    stdin.write_all(input).expect("write stdin");
-    drop(stdin);
-    child.wait_with_output().expect("kubectl output")
-}
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -156,7 +131,7 @@ fn spdy_kubectls_exec_cp_and_port_forward() {
         let Some(bin) = installed(minor) else {
             continue;
         };
-        let o = run(
+        let o = common::kubectl_with_input(
             &env,
             &bin,
             &[
@@ -182,7 +157,7 @@ fn spdy_kubectls_exec_cp_and_port_forward() {
             text(&o.stderr)
         );
 
-        let o = run(
+        let o = common::kubectl_with_input(
             &env,
             &bin,
             &["exec", "-i", "shell", "--", "sh", "-c", "wc -c; echo end"],
@@ -197,7 +172,7 @@ fn spdy_kubectls_exec_cp_and_port_forward() {
         let local = env.path().join(format!("in-{minor}.bin"));
         std::fs::write(&local, &payload).expect("write");
         let remote = format!("shell:/tmp/orch-spdy-cp-{minor}.bin");
-        let o = run(
+        let o = common::kubectl_with_input(
             &env,
             &bin,
             &["cp", local.to_str().expect("utf-8"), &remote],
@@ -209,7 +184,7 @@ fn spdy_kubectls_exec_cp_and_port_forward() {
             text(&o.stderr)
         );
         let back = env.path().join(format!("out-{minor}.bin"));
-        let o = run(
+        let o = common::kubectl_with_input(
             &env,
             &bin,
             &["cp", &remote, back.to_str().expect("utf-8")],
@@ -231,7 +206,7 @@ fn spdy_kubectls_exec_cp_and_port_forward() {
             continue;
         };
         let port = common::free_port();
-        let mut child = kubectl(&env, &bin)
+        let mut child = common::kubectl_command(&env, &bin)
             .args([
                 "port-forward",
                 "--address",
@@ -359,7 +334,7 @@ impl Forward {
         remote: u16,
         shown: u16,
     ) -> Forward {
-        let mut child = kubectl(env, bin)
+        let mut child = common::kubectl_command(env, bin)
             .args([
                 "port-forward",
                 "-v=4",

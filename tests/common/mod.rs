@@ -50,6 +50,33 @@ pub fn bundled_kubectl(minor: &str) -> Option<PathBuf> {
 mod port;
 pub use port::free_port;
 
+/// A kubectl command of binary `bin` (a bundled version, see [`bundled_kubectl`]) with `env`'s
+/// kubeconfig and cache dir.
+pub fn kubectl_command(env: &TestEnv, bin: &Path) -> Command {
+    let mut c = Command::new(bin);
+    c.arg("--kubeconfig")
+        .arg(&env.kubeconfig)
+        .arg("--cache-dir")
+        .arg(env.path().join("kube-cache"))
+        .env_remove("KUBECONFIG");
+    c
+}
+
+/// Runs `bin ARGS` ([`kubectl_command`]) with `input` on stdin; the raw output.
+pub fn kubectl_with_input(env: &TestEnv, bin: &Path, args: &[&str], input: &[u8]) -> Output {
+    let mut child = kubectl_command(env, bin)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kubectl");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(input).expect("write stdin");
+    drop(stdin);
+    child.wait_with_output().expect("kubectl output")
+}
+
 /// Polls `f` every 200 ms until it returns `Some`, at most `timeout`.
 ///
 /// Panics naming `what` and the last `Err` observation when time runs out.
