@@ -450,7 +450,7 @@ impl Cluster {
                 Some(pki) => {
                     write_kubeconfigs(pki, &work_dir, &format!("https://{a}"))?;
                     let tls =
-                        orch_apiserver::tls::server_config(pki.serving(), pki.client_ca_pem())?;
+                        orch_apiserver::tls::api_server_tls(pki.serving(), pki.client_ca_pem())?;
                     http = Some(tokio::spawn(orch_apiserver::serve_tls(
                         api.clone(),
                         listener,

@@ -262,7 +262,7 @@ async fn start(store: BenchStore, etcd: Option<&Etcd>) -> Result<Running, BenchE
         (BenchStore::MemoryTls, Some(d)) => {
             let pki = crate::pki::Pki::load_or_create(&crate::pki::PkiOptions::new(d.path()))
                 .map_err(|e| setup(&e))?;
-            let tls = crate::tls::server_config(pki.serving(), pki.client_ca_pem())
+            let tls = crate::tls::api_server_tls(pki.serving(), pki.client_ca_pem())
                 .map_err(|e| setup(&e))?;
             let ep = crate::kubeconfig::Endpoint {
                 ca_pem: Some(pki.ca_cert_pem().to_string()),

@@ -532,13 +532,14 @@ pub async fn serve(
     Ok(())
 }
 
-/// Serves `api` over HTTPS with `tls` (see [`crate::tls::server_config`]) until `shutdown`
+/// Serves `api` over HTTPS with `tls` (see [`crate::tls::api_server_tls`]) until `shutdown`
 /// resolves, like [`serve`]: open watches end, in-flight requests finish. Requests of a client
-/// that presented a verified certificate carry its [`crate::auth::ClientIdentity`].
+/// that presented a verified certificate carry its [`crate::auth::ClientIdentity`]; one whose
+/// certificate did not verify is answered `401 Unauthorized` (unless it brings a valid token).
 pub async fn serve_tls(
     api: Arc<ApiServer>,
     listener: tokio::net::TcpListener,
-    tls: Arc<rustls::ServerConfig>,
+    tls: crate::tls::ServerTls,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ApiServerError> {
     let router = api.router();

@@ -2,21 +2,29 @@
 //!
 //! - [`server_config`]: TLS 1.2/1.3, ALPN `h2` and `http/1.1`, client certificates verified
 //!   against the client CA when presented (as upstream's `--client-ca-file`). A certificate
-//!   from another CA fails the handshake.
+//!   from another CA fails the handshake (the kubelet's server).
+//! - [`api_server_tls`]: the API server's: any client certificate is taken at the handshake
+//!   (its holder still proves it has the key) and checked against the client CA after it, as
+//!   upstream's `RequestClientCert` and x509 authenticator do, so that a certificate from
+//!   another CA is answered `401 Unauthorized` (a failed handshake reaches a Go client as
+//!   "connection reset by peer" or "http2: client conn could not be established" as often as
+//!   the TLS alert).
 //! - [`serve_router`]: serves an axum router over TLS with graceful shutdown; each request of a
 //!   connection whose client presented a verified certificate carries its subject as a
-//!   [`ClientIdentity`] extension. Plain HTTP sent to the TLS port is answered `400` with
+//!   [`ClientIdentity`] extension, one whose certificate did not verify a
+//!   [`RefusedClientCertificate`]. Plain HTTP sent to the TLS port is answered `400` with
 //!   "Client sent an HTTP request to an HTTPS server." as Go's `net/http` does.
 //! - [`client_config`] and [`reqwest_client`]: clients verifying the server against a CA and
 //!   presenting a client certificate.
 
-use crate::auth::ClientIdentity;
+use crate::auth::{ClientIdentity, RefusedClientCertificate};
 use crate::pki::CertKey;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -100,10 +108,102 @@ pub fn server_config(
     serving: &CertKey,
     client_ca_pem: &str,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let mut config = server_builder(client_ca_pem)?
+    let mut config = server_builder(client_verifier(client_ca_pem)?)?
         .with_single_cert(certs(&serving.cert_pem)?, key(&serving.key_pem)?)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// The API server's TLS: its rustls configuration and the check of client certificates run
+/// after the handshake (see [`api_server_tls`]).
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    config: Arc<rustls::ServerConfig>,
+    clients: Arc<dyn ClientCertVerifier>,
+}
+
+impl ServerTls {
+    /// The rustls configuration.
+    pub fn config(&self) -> &Arc<rustls::ServerConfig> {
+        &self.config
+    }
+
+    /// The identity of a presented certificate chain (leaf first): its subject when it
+    /// verifies against the client CA now, else why not.
+    pub fn identity_of(
+        &self,
+        chain: &[CertificateDer<'_>],
+    ) -> Result<ClientIdentity, RefusedClientCertificate> {
+        let (leaf, intermediates) = chain
+            .split_first()
+            .ok_or_else(|| RefusedClientCertificate("no certificate".to_string()))?;
+        self.clients
+            .verify_client_cert(leaf, intermediates, UnixTime::now())
+            .map_err(|e| RefusedClientCertificate(e.to_string()))?;
+        identity_of(Some(chain))
+            .ok_or_else(|| RefusedClientCertificate("unparsable certificate".to_string()))
+    }
+}
+
+/// The API server's TLS serving `serving`: as [`server_config`], except that a client
+/// certificate is checked against `client_ca_pem` after the handshake, as upstream's
+/// (`staging/src/k8s.io/apiserver/pkg/server/options/serving.go` asks for client certificates
+/// with `tls.RequestClientCert`; `.../authentication/request/x509/x509.go` verifies them).
+pub fn api_server_tls(serving: &CertKey, client_ca_pem: &str) -> Result<ServerTls, TlsError> {
+    let clients = client_verifier(client_ca_pem)?;
+    let mut config = server_builder(Arc::new(VerifiedAfterHandshake(clients.clone())))?
+        .with_single_cert(certs(&serving.cert_pem)?, key(&serving.key_pem)?)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(ServerTls {
+        config: Arc::new(config),
+        clients,
+    })
+}
+
+/// Takes any client certificate chain at the handshake, checking only the holder's signature
+/// (that it has the key); [`ServerTls::identity_of`] checks the chain.
+#[derive(Debug)]
+struct VerifiedAfterHandshake(Arc<dyn ClientCertVerifier>);
+
+impl ClientCertVerifier for VerifiedAfterHandshake {
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.0.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
 }
 
 /// As [`server_config`], serving whatever certificate `resolver` holds at each handshake (one
@@ -113,24 +213,24 @@ pub fn server_config_resolving(
     resolver: Arc<dyn rustls::server::ResolvesServerCert>,
     client_ca_pem: &str,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let mut config = server_builder(client_ca_pem)?.with_cert_resolver(resolver);
+    let mut config = server_builder(client_verifier(client_ca_pem)?)?.with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 
+/// Client certificates verified against `client_ca_pem`, optional.
+fn client_verifier(client_ca_pem: &str) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
+    WebPkiClientVerifier::builder_with_provider(Arc::new(roots(client_ca_pem)?), provider())
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| TlsError::Verifier(e.to_string()))
+}
+
 fn server_builder(
-    client_ca_pem: &str,
+    verifier: Arc<dyn ClientCertVerifier>,
 ) -> Result<rustls::ConfigBuilder<rustls::ServerConfig, rustls::server::WantsServerCert>, TlsError>
 {
-    let provider = provider();
-    let verifier = WebPkiClientVerifier::builder_with_provider(
-        Arc::new(roots(client_ca_pem)?),
-        provider.clone(),
-    )
-    .allow_unauthenticated()
-    .build()
-    .map_err(|e| TlsError::Verifier(e.to_string()))?;
-    Ok(rustls::ServerConfig::builder_with_provider(provider)
+    Ok(rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier))
 }
@@ -231,11 +331,11 @@ pub fn identity_of(certs: Option<&[CertificateDer<'_>]>) -> Option<ClientIdentit
 /// fires). HTTP/1.1 (with upgrades) and HTTP/2 by ALPN.
 pub async fn serve_router(
     listener: tokio::net::TcpListener,
-    config: Arc<rustls::ServerConfig>,
+    tls: ServerTls,
     router: axum::Router,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
-    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.config.clone());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -254,15 +354,26 @@ pub async fn serve_router(
         let acceptor = acceptor.clone();
         let router = router.clone();
         let watcher = graceful.watcher();
+        let checker = tls.clone();
         tokio::spawn(async move {
             let _ = tcp.set_nodelay(true);
             let Some(tls) = handshake(&acceptor, tcp).await else {
                 return;
             };
-            let identity = identity_of(tls.get_ref().1.peer_certificates());
+            let identity = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .map(|chain| checker.identity_of(chain));
             let service = hyper::service::service_fn(move |mut req: http::Request<_>| {
-                if let Some(id) = &identity {
-                    req.extensions_mut().insert(id.clone());
+                match &identity {
+                    Some(Ok(id)) => {
+                        req.extensions_mut().insert(id.clone());
+                    }
+                    Some(Err(refused)) => {
+                        req.extensions_mut().insert(refused.clone());
+                    }
+                    None => {}
                 }
                 tower::ServiceExt::oneshot(router.clone(), req)
             });
@@ -297,14 +408,34 @@ async fn handshake(
         Ok(Ok(1)) => {}
         _ => return None,
     }
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp).into_fallible()).await {
         Ok(Ok(tls)) => Some(tls),
-        Ok(Err(e)) => {
+        Ok(Err((e, tcp))) => {
             tracing::debug!(error = %e, "TLS handshake failed");
+            close_after_alert(tcp).await;
             None
         }
         Err(_) => None,
     }
+}
+
+/// How long a refused client has to read the alert and close before the connection is dropped.
+const ALERT_LINGER: Duration = Duration::from_secs(2);
+
+/// Closes a connection whose handshake failed after its alert was sent (tokio-rustls writes it
+/// before returning the error). With TLS 1.3 the client considers the handshake complete before
+/// the server checks its certificate and has usually sent its request already: closing with that
+/// request unread makes the kernel answer with a reset, which can reach the client before the
+/// alert, so that it reports "connection reset by peer" instead of the TLS error. Half-closing
+/// and reading until the client closes (or [`ALERT_LINGER`] passes) lets the alert arrive.
+async fn close_after_alert(mut tcp: tokio::net::TcpStream) {
+    use tokio::io::AsyncReadExt;
+    let _ = tcp.shutdown().await;
+    let _ = tokio::time::timeout(ALERT_LINGER, async {
+        let mut sink = [0u8; 4096];
+        while matches!(tcp.read(&mut sink).await, Ok(n) if n > 0) {}
+    })
+    .await;
 }
 
 /// Accepts any server certificate (`insecure-skip-tls-verify`); handshake signatures are

@@ -132,7 +132,7 @@ async fn run_async(args: ApiServerArgs) -> Result<(), String> {
             )
             .map_err(|e| e.to_string())?,
         ));
-        Some(tls::server_config(pki.serving(), pki.client_ca_pem()).map_err(|e| e.to_string())?)
+        Some(tls::api_server_tls(pki.serving(), pki.client_ca_pem()).map_err(|e| e.to_string())?)
     };
     let api = ApiServer::open(config).await.map_err(|e| e.to_string())?;
     let scheme = if tls.is_some() { "https" } else { "http" };

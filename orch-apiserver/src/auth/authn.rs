@@ -11,7 +11,7 @@
 
 use super::authz::{self, Attributes, Authorizer, Decision};
 use super::request_info::{self, RequestInfo};
-use super::{ClientIdentity, UserInfo};
+use super::{ClientIdentity, RefusedClientCertificate, UserInfo};
 use crate::rest::negotiate::Failure;
 use crate::server::ApiServer;
 use axum::extract::{Request, State};
@@ -238,16 +238,20 @@ impl ApiServer {
     /// The user of an HTTP request, or the 401.
     async fn authenticate_request(
         &self,
-        identity: Option<ClientIdentity>,
+        identity: Option<Result<ClientIdentity, RefusedClientCertificate>>,
         header: Option<String>,
     ) -> Result<UserInfo, ApiError> {
-        if let Some(id) = identity {
-            return Ok(authenticated(UserInfo {
-                username: Some(id.common_name),
-                groups: Some(id.organizations),
-                ..Default::default()
-            }));
-        }
+        let refused = match identity {
+            Some(Ok(id)) => {
+                return Ok(authenticated(UserInfo {
+                    username: Some(id.common_name),
+                    groups: Some(id.organizations),
+                    ..Default::default()
+                }));
+            }
+            Some(Err(RefusedClientCertificate(why))) => Some(why),
+            None => None,
+        };
         if let Some(h) = header.as_deref() {
             let token = h
                 .strip_prefix("Bearer ")
@@ -260,6 +264,13 @@ impl ApiServer {
                     unauthorized()
                 });
             }
+        }
+        // A certificate that did not verify fails the request rather than falling through to
+        // anonymous (upstream wraps its authenticators in `union.NewFailOnError` before the
+        // anonymous one, `pkg/kubeapiserver/authenticator/config.go`).
+        if let Some(why) = refused {
+            tracing::debug!(why, "client certificate refused");
+            return Err(unauthorized());
         }
         if self.auth.anonymous {
             Ok(anonymous())
@@ -407,7 +418,13 @@ fn impersonate(
 /// The middleware: authenticates, applies impersonation, authorizes, then runs the request
 /// as its user ([`super::current_user`]).
 pub async fn middleware(State(api): State<Arc<ApiServer>>, req: Request, next: Next) -> Response {
-    let identity = req.extensions().get::<ClientIdentity>().cloned();
+    let identity = match req.extensions().get::<ClientIdentity>() {
+        Some(id) => Some(Ok(id.clone())),
+        None => req
+            .extensions()
+            .get::<RefusedClientCertificate>()
+            .map(|r| Err(r.clone())),
+    };
     let header = req
         .headers()
         .get(axum::http::header::AUTHORIZATION)

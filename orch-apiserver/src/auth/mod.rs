@@ -165,6 +165,12 @@ pub struct ClientIdentity {
     pub organizations: Vec<String>,
 }
 
+/// A client certificate that did not verify against the client CA (why), put on each request
+/// of the connection by the API server's TLS acceptor: such a request is answered `401` unless
+/// it carries a valid bearer token, as upstream's union authenticator does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedClientCertificate(pub String);
+
 /// Checks a bearer token.
 #[async_trait::async_trait]
 pub trait TokenAuthenticator: Send + Sync + std::fmt::Debug {
