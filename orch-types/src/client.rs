@@ -278,7 +278,9 @@ pub enum WatchEvent<K> {
     Deleted(K),
     /// Progress marker: only `metadata.resourceVersion` (and annotations) are meaningful.
     Bookmark(K),
-    /// The watch failed; the `Status` says why (e.g. 410 Expired).
+    /// The watch failed; the `Status` says why (e.g. 410 Expired). Written in upstream's field
+    /// order, as error bodies are.
+    #[serde(serialize_with = "crate::ApiError::serialize_status")]
     Error(Status),
 }
 
@@ -623,5 +625,21 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(err, WatchEvent::Error(s) if s.code == Some(410)));
+    }
+
+    #[test]
+    fn watch_error_events_carry_the_status_as_kube_apiserver_writes_it() {
+        let e = crate::ApiError::expired("too old resource version: 1 (5)");
+        let ev: WatchEvent<DynamicObject> = WatchEvent::Error(e.to_status());
+        let mut want = br#"{"type":"ERROR","object":"#.to_vec();
+        want.extend(e.to_json_bytes().trim_ascii_end());
+        want.push(b'}');
+        assert_eq!(
+            String::from_utf8(serde_json::to_vec(&ev).unwrap()).unwrap(),
+            String::from_utf8(want).unwrap()
+        );
+        assert!(serde_json::to_string(&ev)
+            .unwrap()
+            .starts_with(r#"{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure""#));
     }
 }

@@ -238,6 +238,15 @@ impl ApiError {
         }
     }
 
+    /// Serializes a wire `Status` as [`ApiError::to_json_bytes`] does (upstream's field order
+    /// and `omitempty`), e.g. the object of a watch `ERROR` event.
+    pub(crate) fn serialize_status<S: serde::Serializer>(
+        s: &Status,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serde::Serialize::serialize(&Self::from_status(s).wire(), serializer)
+    }
+
     /// Reads an `ApiError` back from a wire `Status`.
     pub fn from_status(s: &Status) -> Self {
         Self {
