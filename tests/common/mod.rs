@@ -174,6 +174,18 @@ pub struct OrchProcess {
 impl OrchProcess {
     /// Spawns `orch ARGS…` with stdout and stderr appended to `dir/NAME.log`.
     pub fn spawn(name: &str, dir: &Path, args: &[&str]) -> Self {
+        Self::spawn_command(name, dir, Command::new(orch_bin()), args)
+    }
+
+    /// Spawns `orch ARGS…` inside the network namespace `netns` (`ip netns exec NETNS orch
+    /// ARGS…`: `ip` execs orch, so the process is orch itself); needs root.
+    pub fn spawn_in_netns(name: &str, dir: &Path, netns: &str, args: &[&str]) -> Self {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", netns]).arg(orch_bin());
+        Self::spawn_command(name, dir, c, args)
+    }
+
+    fn spawn_command(name: &str, dir: &Path, mut command: Command, args: &[&str]) -> Self {
         let log = dir.join(format!("{name}.log"));
         let out = fs::OpenOptions::new()
             .create(true)
@@ -181,7 +193,7 @@ impl OrchProcess {
             .open(&log)
             .expect("open process log");
         let err = out.try_clone().expect("clone log handle");
-        let child = Command::new(orch_bin())
+        let child = command
             .args(args)
             .env(
                 "RUST_LOG",
@@ -618,12 +630,17 @@ impl Split {
     /// Starts `orch apiserver --listen … --data-dir … EXTRA…` (e.g. `--storage etcd …`) as the
     /// process `name` and waits until it is ready.
     pub fn apiserver_with(env: &TestEnv, name: &str, extra: &[&str]) -> Self {
+        Self::apiserver_on(env, name, &format!("127.0.0.1:{}", free_port()), extra)
+    }
+
+    /// As [`Split::apiserver_with`] listening on `listen` (an address of the test's own, e.g.
+    /// on a veth pair it made).
+    pub fn apiserver_on(env: &TestEnv, name: &str, listen: &str, extra: &[&str]) -> Self {
         let data = env.data_dir();
-        let listen = format!("127.0.0.1:{}", free_port());
         let mut args = vec![
             "apiserver",
             "--listen",
-            &listen,
+            listen,
             "--data-dir",
             data.to_str().expect("utf-8 path"),
         ];

@@ -1,0 +1,556 @@
+//! Network partition of a kubelet (issue 21): the control plane (`orch apiserver`, `orch
+//! scheduler`, `orch controller-manager` with a 20 s node-monitor grace period) and two
+//! kubelets run on the host; a third kubelet runs in a network namespace the test makes, joined
+//! to the host by a veth pair with addresses of the test's (a free /30 of 10.99.0.0/16). The API
+//! server listens on the host end of the pair, the third kubelet serves on the namespace end.
+//!
+//! A Deployment and a StatefulSet (one replica) run on the namespaced node (the others are
+//! cordoned while they start), their pods tolerating `node.kubernetes.io/unreachable` for 5 s.
+//! Then the namespace end of the veth goes down: the kubelet is cut off, not killed. The test
+//! checks, with kubectl, the upstream sequence (`pkg/controller/nodelifecycle`,
+//! `pkg/controller/tainteviction`): Ready → Unknown once the grace period has passed, the
+//! `node.kubernetes.io/unreachable:NoExecute` taint, the pods marked for deletion once their
+//! tolerationSeconds are over, the Deployment's replacements running on the other nodes, and the
+//! StatefulSet pod *not* recreated while its old copy is only Terminating (`pkg/controller/
+//! statefulset`: a pod is replaced only once the old one is gone), while the old containers'
+//! processes keep running. Then the link comes back: the kubelet reconnects, kills the old pods
+//! (their processes are gone), the node is Ready again and the StatefulSet pod is recreated once.
+//! The timings are printed (`cargo test --test partition_e2e -- --nocapture`).
+//!
+//! Network namespaces need root (CAP_SYS_ADMIN, CAP_NET_ADMIN): without it the test says so and
+//! passes without running.
+
+mod common;
+
+use common::journey::live;
+use common::{condition, pod_ready, summarize, wait_for, OrchProcess, Split, TestEnv};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::fs;
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Upper bound of each wait.
+const T: Duration = Duration::from_secs(120);
+/// The controller manager's `--node-monitor-grace-period` (above the kubelet's 10 s Lease
+/// renewal, or healthy nodes flap between two heartbeats).
+const GRACE: &str = "20s";
+/// The node inside the namespace.
+const CUT: &str = "p1";
+/// The nodes on the host.
+const HOST_NODES: [&str; 2] = ["h1", "h2"];
+
+const WORKLOADS: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: mover
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: mover
+  template:
+    metadata:
+      labels:
+        app: mover
+    spec:
+      terminationGracePeriodSeconds: 2
+      tolerations:
+        - key: node.kubernetes.io/unreachable
+          operator: Exists
+          effect: NoExecute
+          tolerationSeconds: 5
+        - key: node.kubernetes.io/not-ready
+          operator: Exists
+          effect: NoExecute
+          tolerationSeconds: 5
+      containers:
+        - name: app
+          image: busybox:1.36
+          command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: db
+spec:
+  replicas: 1
+  serviceName: db
+  selector:
+    matchLabels:
+      app: db
+  template:
+    metadata:
+      labels:
+        app: db
+    spec:
+      terminationGracePeriodSeconds: 2
+      tolerations:
+        - key: node.kubernetes.io/unreachable
+          operator: Exists
+          effect: NoExecute
+          tolerationSeconds: 5
+        - key: node.kubernetes.io/not-ready
+          operator: Exists
+          effect: NoExecute
+          tolerationSeconds: 5
+      containers:
+        - name: db
+          image: busybox:1.36
+          command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+"#;
+
+/// Runs `ip ARGS`; `Err(stderr)` when it fails.
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("run ip: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// IPv4 routes of the host as (network, prefix length), from `/proc/net/route`.
+fn host_routes() -> Vec<(u32, u32)> {
+    let text = fs::read_to_string("/proc/net/route").unwrap_or_default();
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let dest = u32::from_be(u32::from_str_radix(f.get(1)?, 16).ok()?);
+            let mask = u32::from_be(u32::from_str_radix(f.get(7)?, 16).ok()?);
+            (mask != 0).then_some((dest, mask.count_ones()))
+        })
+        .collect()
+}
+
+/// A network namespace joined to the host by a veth pair, both made by the test and removed
+/// when dropped (deleting the namespace deletes its end of the pair, and with it the other).
+struct NetNs {
+    name: String,
+    /// The veth end inside the namespace.
+    inner: String,
+    /// The host end's address (the API server listens there).
+    host_ip: Ipv4Addr,
+    /// The namespace end's address (the kubelet's node IP).
+    ns_ip: Ipv4Addr,
+}
+
+impl NetNs {
+    /// Makes the namespace and the pair on the first /30 of 10.99.0.0/16 that no route of the
+    /// host covers; `Err` when this process may not (not root).
+    fn create() -> Result<Self, String> {
+        let id = std::process::id();
+        let name = format!("orch-part-{id}");
+        let (outer, inner) = (format!("opH{id}"), format!("opN{id}"));
+        let routes = host_routes();
+        let base = u32::from(Ipv4Addr::new(10, 99, 0, 0));
+        let net = (0..(1u32 << 14))
+            .map(|i| base + (i << 2))
+            .find(|n| {
+                routes.iter().all(|(dest, len)| {
+                    let m = |l: u32| if l == 0 { 0 } else { u32::MAX << (32 - l) };
+                    let common = m((*len).min(30));
+                    dest & common != n & common
+                })
+            })
+            .ok_or("no free /30 in 10.99.0.0/16")?;
+        ip(&["netns", "add", &name])?;
+        let ns = Self {
+            name,
+            inner,
+            host_ip: Ipv4Addr::from(net + 1),
+            ns_ip: Ipv4Addr::from(net + 2),
+        };
+        let host_cidr = format!("{}/30", ns.host_ip);
+        let ns_cidr = format!("{}/30", ns.ns_ip);
+        ip(&[
+            "link", "add", &outer, "type", "veth", "peer", "name", &ns.inner, "netns", &ns.name,
+        ])?;
+        ip(&["addr", "add", &host_cidr, "dev", &outer])?;
+        ip(&["link", "set", &outer, "up"])?;
+        ip(&["-n", &ns.name, "addr", "add", &ns_cidr, "dev", &ns.inner])?;
+        ip(&["-n", &ns.name, "link", "set", &ns.inner, "up"])?;
+        ip(&["-n", &ns.name, "link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    /// Cuts (`down`) or heals (`up`) the link from inside the namespace.
+    fn link(&self, state: &str) {
+        ip(&["-n", &self.name, "link", "set", &self.inner, state]).expect("set the veth state");
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = ip(&["netns", "del", &self.name]);
+    }
+}
+
+/// Field 5 of `/proc/PID/stat` (the process group) and field 3 (the state).
+fn stat(pid: u32) -> Option<(u32, char)> {
+    let st = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = st.get(st.rfind(')')? + 2..)?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some((f.get(2)?.parse().ok()?, f.first()?.chars().next()?))
+}
+
+/// The process groups of the containers a kubelet with root dir `root` runs for the pod `uid`:
+/// each container has its own group, under a shim whose command line names the container's dir
+/// `ROOT/containers/ID` (whose `state.json` names the pod).
+fn container_groups(root: &Path, uid: &str) -> BTreeSet<u32> {
+    let dirs: Vec<String> = fs::read_dir(root.join("containers"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| fs::read_to_string(e.path().join("state.json")).is_ok_and(|s| s.contains(uid)))
+        .map(|e| format!("{}/", e.path().display()))
+        .collect();
+    let own = stat(std::process::id()).map(|(g, _)| g);
+    pids()
+        .into_iter()
+        .filter(|p| {
+            fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| {
+                let c = String::from_utf8_lossy(&c);
+                dirs.iter().any(|d| c.contains(d))
+            })
+        })
+        .filter_map(|p| stat(p).map(|(g, _)| g))
+        .filter(|g| Some(*g) != own && *g > 1)
+        .collect()
+}
+
+/// Every process id of the host.
+fn pids() -> Vec<u32> {
+    fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse().ok())
+        .collect()
+}
+
+/// The live processes (not exited, not zombies) of the process groups `groups`.
+fn alive(groups: &BTreeSet<u32>) -> Vec<u32> {
+    pids()
+        .into_iter()
+        .filter(|p| stat(*p).is_some_and(|(g, s)| groups.contains(&g) && s != 'Z' && s != 'X'))
+        .collect()
+}
+
+fn taints(node: &Value) -> Vec<(String, String)> {
+    node["spec"]["taints"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| {
+            (
+                t["key"].as_str().unwrap_or_default().to_string(),
+                t["effect"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn names_uids(pods: &[Value]) -> Vec<(String, String)> {
+    pods.iter()
+        .map(|p| {
+            (
+                p["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                p["metadata"]["uid"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+/// `orch kubelet` for `node` with the process runtime and host networking for its pods.
+fn kubelet_args(env: &TestEnv, node: &str, node_ip: &str) -> Vec<String> {
+    let kc = env.kubeconfig.to_str().expect("utf-8 path");
+    let root = env.path().join(node);
+    [
+        "kubelet",
+        "--kubeconfig",
+        kc,
+        "--node-name",
+        node,
+        "--runtime",
+        "process",
+        "--pod-network",
+        "host",
+        "--root-dir",
+        root.to_str().expect("utf-8 path"),
+        "--node-ip",
+        node_ip,
+        "--port",
+        "0",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+#[test]
+fn a_partitioned_kubelet_is_evicted_then_heals_without_two_copies() {
+    let ns = match NetNs::create() {
+        Ok(ns) => ns,
+        Err(e) => {
+            eprintln!(
+                "SKIPPED a_partitioned_kubelet_is_evicted_then_heals_without_two_copies: making \
+                 a network namespace and a veth pair needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN): \
+                 {e}"
+            );
+            return;
+        }
+    };
+    let env = TestEnv::new();
+    let _logs = common::LogsOnPanic(vec![env.path().to_path_buf()]);
+    let listen = format!("{}:{}", ns.host_ip, common::free_port());
+    let mut split = Split::apiserver_on(&env, "apiserver", &listen, &["--insecure-http"]);
+    split.component(&env, "scheduler", "scheduler", &[]);
+    split.component(
+        &env,
+        "controller-manager",
+        "controller-manager",
+        &["--node-monitor-grace-period", GRACE],
+    );
+    for n in HOST_NODES {
+        let args = kubelet_args(&env, n, "127.0.0.1");
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        split.procs.push(OrchProcess::spawn(
+            &format!("kubelet-{n}"),
+            env.path(),
+            &args,
+        ));
+    }
+    let args = kubelet_args(&env, CUT, &ns.ns_ip.to_string());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    split.procs.push(OrchProcess::spawn_in_netns(
+        &format!("kubelet-{CUT}"),
+        env.path(),
+        &ns.name,
+        &args,
+    ));
+    env.wait_nodes_ready(3, T);
+    let node = env.get_json(&["node", CUT]).expect("the node");
+    assert!(
+        node["status"]["addresses"]
+            .as_array()
+            .expect("addresses")
+            .iter()
+            .any(|a| a["address"] == ns.ns_ip.to_string().as_str()),
+        "{:#}",
+        node["status"]["addresses"]
+    );
+
+    // Everything starts on the namespaced node.
+    for n in HOST_NODES {
+        env.kubectl(&["cordon", n]);
+    }
+    env.apply(WORKLOADS);
+    let on_cut = |p: &Value| pod_ready(p) && live(p) && p["spec"]["nodeName"] == CUT;
+    let movers = env.wait_count(
+        "2 mover pods on p1",
+        &["pods", "-l", "app=mover"],
+        2,
+        T,
+        on_cut,
+    );
+    let db = env.wait_count("db-0 on p1", &["pods", "-l", "app=db"], 1, T, on_cut);
+    for n in HOST_NODES {
+        env.kubectl(&["uncordon", n]);
+    }
+    let old = names_uids(&movers.iter().chain(&db).cloned().collect::<Vec<_>>());
+    let db_uid = db[0]["metadata"]["uid"].as_str().expect("uid").to_string();
+    let root = env.path().join(CUT);
+    let pids_of = |uid: &str| {
+        wait_for(&format!("the processes of pod {uid}"), T, || {
+            let g = container_groups(&root, uid);
+            if !g.is_empty() && !alive(&g).is_empty() {
+                Ok(g)
+            } else {
+                Err(format!("groups {g:?}"))
+            }
+        })
+    };
+    let db_pids = pids_of(&db_uid);
+    let mut pids = db_pids.clone();
+    for (_, uid) in &old {
+        pids.extend(pids_of(uid));
+    }
+
+    // The partition.
+    let cut = Instant::now();
+    ns.link("down");
+    let since = |t: Instant| format!("{:.1}s", t.duration_since(cut).as_secs_f64());
+
+    wait_for("p1 Ready=Unknown", T, || {
+        let n = env.get_json(&["node", CUT])?;
+        match condition(&n, "Ready") {
+            Some("Unknown") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    let unknown = Instant::now();
+    let row = env.kubectl(&["get", "node", CUT, "--no-headers"]);
+    assert!(row.contains("NotReady"), "{row}");
+    wait_for("the unreachable NoExecute taint", T, || {
+        let t = taints(&env.get_json(&["node", CUT])?);
+        if t.iter()
+            .any(|(k, e)| k == "node.kubernetes.io/unreachable" && e == "NoExecute")
+        {
+            Ok(())
+        } else {
+            Err(format!("{t:?}"))
+        }
+    });
+    let tainted = Instant::now();
+    wait_for("p1's pods marked for deletion", T, || {
+        let pods = env.get_items(&["pods"])?;
+        let terminating = old
+            .iter()
+            .filter(|(_, uid)| {
+                pods.iter()
+                    .any(|p| p["metadata"]["uid"] == uid.as_str() && !live(p))
+            })
+            .count();
+        if terminating == old.len() {
+            Ok(())
+        } else {
+            Err(summarize(&pods))
+        }
+    });
+    let evicted = Instant::now();
+    wait_for("2 ready mover replicas on h1/h2", T, || {
+        let pods = env.get_items(&["pods", "-l", "app=mover"])?;
+        let ready = pods
+            .iter()
+            .filter(|p| live(p) && pod_ready(p) && p["spec"]["nodeName"] != CUT)
+            .count();
+        if ready == 2 {
+            Ok(())
+        } else {
+            Err(summarize(&pods))
+        }
+    });
+    let replaced = Instant::now();
+    // The StatefulSet waits for its old pod to be gone: still the one db-0, Terminating, and
+    // its processes still run on the cut-off node (nobody there told them to stop).
+    let watch_until = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < watch_until {
+        let pods = env.get_items(&["pods", "-l", "app=db"]).expect("db pods");
+        assert_eq!(pods.len(), 1, "one db pod: {}", summarize(&pods));
+        assert_eq!(pods[0]["metadata"]["uid"], db_uid.as_str());
+        assert!(!live(&pods[0]), "db-0 Terminating");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    for g in &pids {
+        assert!(
+            !alive(&BTreeSet::from([*g])).is_empty(),
+            "the partitioned node's container (process group {g}) keeps running"
+        );
+    }
+    let out = env.kubectl(&["get", "pods", "-o", "wide"]);
+    assert!(out.contains("Terminating"), "{out}");
+
+    // The link heals.
+    let healed = Instant::now();
+    ns.link("up");
+    let after = |t: Instant| format!("{:.1}s", t.duration_since(healed).as_secs_f64());
+    let mut pids_gone = None;
+    let mut ready_again = None;
+    let mut db_new = None;
+    wait_for(
+        "the old pods killed, p1 Ready and db-0 recreated",
+        T,
+        || {
+            let left = alive(&pids);
+            if left.is_empty() && pids_gone.is_none() {
+                pids_gone = Some(Instant::now());
+            }
+            let n = env.get_json(&["node", CUT])?;
+            if condition(&n, "Ready") == Some("True") && ready_again.is_none() {
+                ready_again = Some(Instant::now());
+            }
+            let dbs = env.get_items(&["pods", "-l", "app=db"])?;
+            // Never two copies: a new db-0 only once every old process has exited.
+            if dbs.iter().any(|p| p["metadata"]["uid"] != db_uid.as_str()) {
+                let db_left = alive(&db_pids);
+                assert!(
+                    db_left.is_empty(),
+                    "a new db-0 while the old one's processes {db_left:?} still run: {}",
+                    summarize(&dbs)
+                );
+                assert_eq!(dbs.len(), 1, "one db-0: {}", summarize(&dbs));
+                if db_new.is_none() {
+                    db_new = Some(Instant::now());
+                }
+            }
+            let ready = dbs
+                .iter()
+                .any(|p| p["metadata"]["uid"] != db_uid.as_str() && pod_ready(p));
+            if left.is_empty() && ready_again.is_some() && ready {
+                Ok(())
+            } else {
+                Err(format!(
+                    "processes left {left:?}; node {:?}; db {}",
+                    condition(&n, "Ready"),
+                    summarize(&dbs)
+                ))
+            }
+        },
+    );
+    let recreated = Instant::now();
+    // The old pods are gone from the API (the kubelet confirmed their end) and the Deployment
+    // has its two replicas, nothing more.
+    wait_for("the old pods deleted", T, || {
+        let pods = env.get_items(&["pods"])?;
+        if old
+            .iter()
+            .all(|(_, uid)| !pods.iter().any(|p| p["metadata"]["uid"] == uid.as_str()))
+        {
+            Ok(())
+        } else {
+            Err(summarize(&pods))
+        }
+    });
+    let movers = env.get_items(&["pods", "-l", "app=mover"]).expect("movers");
+    assert_eq!(movers.len(), 2, "{}", summarize(&movers));
+    let t = taints(&env.get_json(&["node", CUT]).expect("node"));
+    assert!(
+        !t.iter().any(|(k, _)| k == "node.kubernetes.io/unreachable"),
+        "{t:?}"
+    );
+    for p in &mut split.procs {
+        p.assert_running();
+    }
+    let fmt = |o: Option<Instant>| o.map(after).unwrap_or_else(|| "-".into());
+    eprintln!(
+        "partition timings (grace period {GRACE}, tolerationSeconds 5): Unknown after {}, \
+         NoExecute taint after {}, pods marked for deletion after {}, Deployment replaced after \
+         {}; after the heal: node Ready after {}, old processes gone after {}, new db-0 created \
+         after {}, Ready after {}",
+        since(unknown),
+        since(tainted),
+        since(evicted),
+        since(replaced),
+        fmt(ready_again),
+        fmt(pids_gone),
+        fmt(db_new),
+        after(recreated),
+    );
+}
