@@ -94,7 +94,8 @@ fn failure(dir: &Path, e: impl Into<redb::Error>) -> StorageError {
             ) =>
         {
             StorageError::NoSpace {
-                dir: dir.display().to_string(),
+                store: format!("the data directory {}", dir.display()),
+                remedy: "free space there and retry".to_string(),
             }
         }
         _ => backend(e),

@@ -57,12 +57,16 @@ pub enum StorageError {
         /// Newest format this build reads.
         supported: u32,
     },
-    /// The filesystem of the data directory is full (or over its quota): the write was not
-    /// made, and writes succeed again once space is freed there.
-    #[error("no space left on device: the data directory {dir} is full (database space exceeded); free space there and retry")]
+    /// The store is out of space: the filesystem of the embedded store's data directory is
+    /// full (or over its quota), or etcd refused the write with its NOSPACE alarm (`etcdserver:
+    /// mvcc: database space exceeded`). The write was not made; reads go on, and writes succeed
+    /// again once space is freed as `remedy` says.
+    #[error("no space left on device: {store} is full (database space exceeded); {remedy}")]
     NoSpace {
-        /// The data directory.
-        dir: String,
+        /// What is full: `the data directory DIR`, or etcd's database.
+        store: String,
+        /// How to give space back.
+        remedy: String,
     },
     /// The store has been shut down.
     #[error("storage is closed")]

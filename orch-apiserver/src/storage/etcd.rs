@@ -61,6 +61,14 @@ use std::time::{Duration, Instant};
 /// Bytes of encodings the store keeps to share them between reads and watch events.
 pub const ENCODING_CACHE_BYTES: usize = 64 << 20;
 
+/// The largest response the client takes from etcd: upstream's client takes any
+/// (`client/v3/options.go`, `defaultMaxCallRecvMsgSize` = `math.MaxInt32`; kube-apiserver keeps
+/// it, `staging/src/k8s.io/apiserver/pkg/storage/storagebackend/factory/etcd3.go`), where the
+/// gRPC default of 4 MiB failed every list (and watch response) of more than 4 MiB of objects
+/// with "storage failure" (found by `tests/etcd_nospace.rs`: `kubectl get` of 20 ConfigMaps of
+/// 256 KiB).
+const MAX_RESPONSE_BYTES: usize = i32::MAX as usize;
+
 /// With several members: how often each is asked whether it answers ([`watch_members`]).
 const MEMBER_CHECK_INTERVAL: Duration = Duration::from_millis(500);
 /// How long a member may take to answer that check.
@@ -76,6 +84,12 @@ const ERR_COMPACTED: &str = "required revision has been compacted";
 const ERR_LEASE_NOT_FOUND: &str = "requested lease not found";
 /// etcd's message for a read or compaction above the current revision (`mvcc.ErrFutureRev`).
 const ERR_FUTURE: &str = "required revision is a future revision";
+/// The end of etcd's message for a write refused under its NOSPACE alarm
+/// (`rpctypes.ErrGRPCNoSpace`, `etcdserver: mvcc: database space exceeded`, gRPC
+/// `ResourceExhausted`): once the database reaches `--quota-backend-bytes`, etcd raises the
+/// alarm and refuses every put, every transaction with a put and every lease grant until the
+/// alarm is disarmed; reads and deletes go on (`server/etcdserver/apply/capped.go`).
+const ERR_NO_SPACE: &str = "mvcc: database space exceeded";
 
 /// Client TLS of the connection to etcd (kube-apiserver's `--etcd-cafile`, `--etcd-certfile`,
 /// `--etcd-keyfile`). Server URLs must then be `https://`.
@@ -101,6 +115,35 @@ enum Failure {
 
 fn backend(e: impl std::fmt::Display) -> StorageError {
     StorageError::Backend(format!("etcd: {e}"))
+}
+
+/// The error of a write (or lease grant) etcd refused: [`StorageError::NoSpace`] under the
+/// NOSPACE alarm, the one error the embedded store's full disk is too, so both reach clients
+/// as the same Status (`rest::storage_error`; kube-apiserver passes etcd's error through as a
+/// 500, `staging/src/k8s.io/apiserver/pkg/endpoints/handlers/responsewriters/status.go`);
+/// anything else a backend error.
+fn write_failure(e: etcd_client::Error) -> StorageError {
+    match &e {
+        etcd_client::Error::GRpcStatus(s) if is_no_space(s.message()) => no_space(),
+        _ => backend(e),
+    }
+}
+
+/// Whether an etcd error message is the NOSPACE refusal ([`ERR_NO_SPACE`]).
+fn is_no_space(message: &str) -> bool {
+    message.contains(ERR_NO_SPACE)
+}
+
+/// [`StorageError::NoSpace`] for etcd's NOSPACE alarm, with etcd's own words and what gives
+/// space back: deletes are still taken, but the space is reused only after a compaction past
+/// them and a defragmentation, and etcd refuses writes until the alarm is disarmed.
+fn no_space() -> StorageError {
+    StorageError::NoSpace {
+        store: format!("etcd's database (etcdserver: {ERR_NO_SPACE}, NOSPACE alarm)"),
+        remedy: "delete objects, compact and defragment etcd, disarm the alarm \
+                 (etcdctl alarm disarm) and retry"
+            .to_string(),
+    }
 }
 
 fn classify(e: etcd_client::Error) -> Failure {
@@ -590,7 +633,9 @@ impl EtcdStore {
     }
 
     fn kv(&self) -> KvClient {
-        self.client.kv_client()
+        self.client
+            .kv_client()
+            .max_decoding_message_size(MAX_RESPONSE_BYTES)
     }
 
     /// Reads etcd's current revision (raising [`Storage::current_revision`]), then the
@@ -674,7 +719,7 @@ impl EtcdStore {
             .lease_client()
             .grant(grant, None)
             .await
-            .map_err(backend)?;
+            .map_err(write_failure)?;
         let granted = Duration::from_secs(u64::try_from(resp.ttl()).unwrap_or(0));
         *self.shared.lease.lock() = Some((resp.id(), now + granted));
         Ok(resp.id())
@@ -743,7 +788,7 @@ impl EtcdStore {
                 TxnOp::get(full.as_str(), keys_only()),
             ])
             .or_else(vec![TxnOp::get(full.as_str(), keys_only())]);
-        let resp = self.kv().txn(txn).await.map_err(backend)?;
+        let resp = self.kv().txn(txn).await.map_err(write_failure)?;
         self.shared.saw_header(resp.header());
         let state = read_state(&resp)?;
         if !resp.succeeded() {
@@ -793,7 +838,7 @@ impl EtcdStore {
                 Some(etcd_client::DeleteOptions::new().with_prev_key()),
             )])
             .or_else(vec![TxnOp::get(full.as_str(), keys_only())]);
-        let resp = self.kv().txn(txn).await.map_err(backend)?;
+        let resp = self.kv().txn(txn).await.map_err(write_failure)?;
         self.shared.saw_header(resp.header());
         let revision = resp
             .header()
@@ -982,12 +1027,15 @@ impl Storage for EtcdStore {
                 let (mut watch, mut pending) = match state {
                     WatchState::Done => return None,
                     WatchState::Open(w, p) => (w, p),
-                    WatchState::Start(mut client) => {
+                    WatchState::Start(client) => {
                         let options = WatchOptions::new()
                             .with_prefix()
                             .with_start_revision(start)
                             .with_prev_key();
-                        match client.watch(key, Some(options)).await {
+                        let mut watches = client
+                            .watch_client()
+                            .max_decoding_message_size(MAX_RESPONSE_BYTES);
+                        match watches.watch(key, Some(options)).await {
                             Ok(w) => (Box::new(w.split()), VecDeque::new()),
                             Err(e) => return Some((Err(backend(e)), (WatchState::Done, asks))),
                         }
@@ -1070,7 +1118,7 @@ impl Storage for EtcdStore {
                 None,
             )])
             .or_else(vec![TxnOp::get(COMPACT_REV_KEY, None)]);
-        let resp = self.kv().txn(txn).await.map_err(backend)?;
+        let resp = self.kv().txn(txn).await.map_err(write_failure)?;
         self.shared.saw_header(resp.header());
         let current = resp
             .header()
@@ -1189,6 +1237,43 @@ mod tests {
             );
             assert_eq!(orch_key(&theirs), ours);
         }
+    }
+
+    #[test]
+    fn nospace_alarm_is_the_stores_one_no_space_error() {
+        // etcd's message under the alarm (`rpctypes.ErrGRPCNoSpace`), and others that are not.
+        assert!(is_no_space("etcdserver: mvcc: database space exceeded"));
+        assert!(!is_no_space("etcdserver: request timed out"));
+        assert!(!is_no_space(ERR_COMPACTED));
+        // Only a gRPC status from etcd is etcd's refusal.
+        let other = write_failure(etcd_client::Error::Internal(ERR_NO_SPACE.to_string()));
+        assert!(matches!(other, StorageError::Backend(_)), "{other:?}");
+
+        // One error, one mapping: the Status the embedded store's full disk answers (a 500,
+        // as kube-apiserver's for etcd's refusal), with etcd's words and the way out.
+        let configmaps = orch_types::registry::BUILTIN
+            .iter()
+            .find(|r| r.group.is_empty() && r.plural == "configmaps")
+            .expect("configmaps");
+        let status = crate::rest::storage_error(configmaps, "c", no_space());
+        assert_eq!(status.code, 500);
+        assert_eq!(status.reason, orch_types::status::reason::INTERNAL_ERROR);
+        assert_eq!(
+            status.message,
+            "Internal error occurred: no space left on device: etcd's database (etcdserver: \
+             mvcc: database space exceeded, NOSPACE alarm) is full (database space exceeded); \
+             delete objects, compact and defragment etcd, disarm the alarm (etcdctl alarm \
+             disarm) and retry"
+        );
+        let embedded = StorageError::NoSpace {
+            store: "the data directory /d".into(),
+            remedy: "free space there and retry".into(),
+        };
+        let disk = crate::rest::storage_error(configmaps, "c", embedded);
+        assert_eq!((disk.code, disk.reason), (status.code, status.reason));
+        assert!(disk
+            .message
+            .starts_with("Internal error occurred: no space left on device: "));
     }
 
     #[test]

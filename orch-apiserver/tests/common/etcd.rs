@@ -92,28 +92,34 @@ impl EtcdServer {
     /// Panics (failing the test) if `/usr/bin/etcd` is missing: the etcd tests need Debian's
     /// `etcd-server` package, which CI installs.
     pub async fn start(dir: &Path) -> Self {
-        Self::start_with(dir, false).await
+        Self::start_with(dir, false, &[]).await
+    }
+
+    /// Like [`EtcdServer::start`], with these further etcd flags (`--quota-backend-bytes=N`).
+    pub async fn start_with_flags(dir: &Path, flags: &[&str]) -> Self {
+        Self::start_with(dir, false, flags).await
     }
 
     /// Like [`EtcdServer::start`], serving TLS only and requiring client certificates signed by
     /// a CA generated for the test ([`EtcdServer::tls`]).
     pub async fn start_tls(dir: &Path) -> Self {
-        Self::start_with(dir, true).await
+        Self::start_with(dir, true, &[]).await
     }
 
-    async fn start_with(dir: &Path, tls: bool) -> Self {
+    async fn start_with(dir: &Path, tls: bool, flags: &[&str]) -> Self {
         let scheme = if tls { "https" } else { "http" };
         let url = format!("{scheme}://127.0.0.1:{}", free_port());
         let peer_url = format!("http://127.0.0.1:{}", free_port());
         let tls = tls.then(|| TlsFiles::generate(dir));
         let cluster = format!("etcd={peer_url}");
-        let mut server = Self::spawn(dir, "etcd", url, &peer_url, &cluster, tls);
+        let mut server = Self::spawn(dir, "etcd", url, &peer_url, &cluster, tls, flags);
         server.wait_ready().await;
         server
     }
 
     /// Starts the member `name` (data in `dir/NAME-data`, output in `dir/NAME.log`) of the
-    /// cluster `initial_cluster` (etcd's `--initial-cluster`), without waiting for it.
+    /// cluster `initial_cluster` (etcd's `--initial-cluster`), with the further `flags`,
+    /// without waiting for it.
     fn spawn(
         dir: &Path,
         name: &str,
@@ -121,6 +127,7 @@ impl EtcdServer {
         peer_url: &str,
         initial_cluster: &str,
         tls: Option<TlsFiles>,
+        flags: &[&str],
     ) -> Self {
         assert!(
             Path::new(ETCD_BIN).exists(),
@@ -148,6 +155,7 @@ impl EtcdServer {
             .arg(format!("--listen-peer-urls={peer_url}"))
             .arg(format!("--initial-advertise-peer-urls={peer_url}"))
             .arg(format!("--initial-cluster={initial_cluster}"))
+            .args(flags)
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -232,6 +240,7 @@ impl EtcdCluster {
                     &peer_url(*peer),
                     &initial_cluster,
                     None,
+                    &[],
                 )
             })
             .collect();
