@@ -120,6 +120,29 @@ fn ip(args: &[&str]) -> Result<(), String> {
     }
 }
 
+/// Runs `tc ARGS`, inside the network namespace `netns` unless it is empty.
+fn tc(netns: &str, args: &[&str]) -> Result<(), String> {
+    let mut all = vec![];
+    if !netns.is_empty() {
+        all.extend(["netns", "exec", netns, "tc"]);
+        all.extend_from_slice(args);
+        return ip(&all);
+    }
+    let out = Command::new("tc")
+        .args(args)
+        .output()
+        .map_err(|e| format!("run tc: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "tc {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
 /// IPv4 routes of the host as (network, prefix length), from `/proc/net/route`.
 fn host_routes() -> Vec<(u32, u32)> {
     let text = fs::read_to_string("/proc/net/route").unwrap_or_default();
@@ -138,6 +161,8 @@ fn host_routes() -> Vec<(u32, u32)> {
 /// when dropped (deleting the namespace deletes its end of the pair, and with it the other).
 struct NetNs {
     name: String,
+    /// The veth end on the host.
+    outer: String,
     /// The veth end inside the namespace.
     inner: String,
     /// The host end's address (the API server listens there).
@@ -168,6 +193,7 @@ impl NetNs {
         ip(&["netns", "add", &name])?;
         let ns = Self {
             name,
+            outer,
             inner,
             host_ip: Ipv4Addr::from(net + 1),
             ns_ip: Ipv4Addr::from(net + 2),
@@ -175,19 +201,37 @@ impl NetNs {
         let host_cidr = format!("{}/30", ns.host_ip);
         let ns_cidr = format!("{}/30", ns.ns_ip);
         ip(&[
-            "link", "add", &outer, "type", "veth", "peer", "name", &ns.inner, "netns", &ns.name,
+            "link", "add", &ns.outer, "type", "veth", "peer", "name", &ns.inner, "netns", &ns.name,
         ])?;
-        ip(&["addr", "add", &host_cidr, "dev", &outer])?;
-        ip(&["link", "set", &outer, "up"])?;
+        ip(&["addr", "add", &host_cidr, "dev", &ns.outer])?;
+        ip(&["link", "set", &ns.outer, "up"])?;
         ip(&["-n", &ns.name, "addr", "add", &ns_cidr, "dev", &ns.inner])?;
         ip(&["-n", &ns.name, "link", "set", &ns.inner, "up"])?;
         ip(&["-n", &ns.name, "link", "set", "lo", "up"])?;
         Ok(ns)
     }
 
-    /// Cuts (`down`) or heals (`up`) the link from inside the namespace.
-    fn link(&self, state: &str) {
-        ip(&["-n", &self.name, "link", "set", &self.inner, state]).expect("set the veth state");
+    /// Cuts the link both ways without taking it down: the `blackhole` queueing discipline on
+    /// each end drops every packet it is given, so the kubelet's connections hang as across a
+    /// real partition (no error, no reset) instead of failing at once.
+    fn cut(&self) {
+        tc(
+            &self.name,
+            &["qdisc", "replace", "dev", &self.inner, "root", "blackhole"],
+        )
+        .expect("blackhole the namespace end");
+        tc(
+            "",
+            &["qdisc", "replace", "dev", &self.outer, "root", "blackhole"],
+        )
+        .expect("blackhole the host end");
+    }
+
+    /// Heals the link: both ends back to their default queueing discipline.
+    fn heal(&self) {
+        tc("", &["qdisc", "del", "dev", &self.outer, "root"]).expect("heal the host end");
+        tc(&self.name, &["qdisc", "del", "dev", &self.inner, "root"])
+            .expect("heal the namespace end");
     }
 }
 
@@ -246,6 +290,21 @@ fn alive(groups: &BTreeSet<u32>) -> Vec<u32> {
         .into_iter()
         .filter(|p| stat(*p).is_some_and(|(g, s)| groups.contains(&g) && s != 'Z' && s != 'X'))
         .collect()
+}
+
+/// The time of day (UTC) to line the test's steps up with the processes' logs.
+fn wall_clock() -> String {
+    let s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let day = s.as_secs() % 86_400;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        day / 3600,
+        day / 60 % 60,
+        day % 60,
+        s.subsec_millis()
+    )
 }
 
 fn taints(node: &Value) -> Vec<(String, String)> {
@@ -395,7 +454,8 @@ fn a_partitioned_kubelet_is_evicted_then_heals_without_two_copies() {
 
     // The partition.
     let cut = Instant::now();
-    ns.link("down");
+    ns.cut();
+    eprintln!("partition at {}", wall_clock());
     let since = |t: Instant| format!("{:.1}s", t.duration_since(cut).as_secs_f64());
 
     wait_for("p1 Ready=Unknown", T, || {
@@ -419,6 +479,12 @@ fn a_partitioned_kubelet_is_evicted_then_heals_without_two_copies() {
         }
     });
     let tainted = Instant::now();
+    // In the pass that finds the node silent, not one eviction period (10 s) later.
+    assert!(
+        tainted.duration_since(unknown) < Duration::from_secs(5),
+        "NoExecute taint {:?} after Unknown",
+        tainted.duration_since(unknown)
+    );
     wait_for("p1's pods marked for deletion", T, || {
         let pods = env.get_items(&["pods"])?;
         let terminating = old
@@ -469,7 +535,8 @@ fn a_partitioned_kubelet_is_evicted_then_heals_without_two_copies() {
 
     // The link heals.
     let healed = Instant::now();
-    ns.link("up");
+    ns.heal();
+    eprintln!("healed at {}", wall_clock());
     let after = |t: Instant| format!("{:.1}s", t.duration_since(healed).as_secs_f64());
     let mut pids_gone = None;
     let mut ready_again = None;
@@ -530,11 +597,17 @@ fn a_partitioned_kubelet_is_evicted_then_heals_without_two_copies() {
     });
     let movers = env.get_items(&["pods", "-l", "app=mover"]).expect("movers");
     assert_eq!(movers.len(), 2, "{}", summarize(&movers));
-    let t = taints(&env.get_json(&["node", CUT]).expect("node"));
-    assert!(
-        !t.iter().any(|(k, _)| k == "node.kubernetes.io/unreachable"),
-        "{t:?}"
-    );
+    wait_for("the unreachable taints removed", T, || {
+        let t = taints(&env.get_json(&["node", CUT])?);
+        if t.iter()
+            .any(|(k, _)| k.starts_with("node.kubernetes.io/unreachable"))
+        {
+            Err(format!("{t:?}"))
+        } else {
+            Ok(())
+        }
+    });
+    let untainted = Instant::now();
     for p in &mut split.procs {
         p.assert_running();
     }
@@ -543,7 +616,7 @@ fn a_partitioned_kubelet_is_evicted_then_heals_without_two_copies() {
         "partition timings (grace period {GRACE}, tolerationSeconds 5): Unknown after {}, \
          NoExecute taint after {}, pods marked for deletion after {}, Deployment replaced after \
          {}; after the heal: node Ready after {}, old processes gone after {}, new db-0 created \
-         after {}, Ready after {}",
+         after {}, Ready after {}, taints removed after {}",
         since(unknown),
         since(tainted),
         since(evicted),
@@ -552,5 +625,6 @@ fn a_partitioned_kubelet_is_evicted_then_heals_without_two_copies() {
         fmt(pids_gone),
         fmt(db_new),
         after(recreated),
+        after(untainted),
     );
 }

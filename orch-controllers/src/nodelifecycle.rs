@@ -180,21 +180,23 @@ impl NodeLifecycle {
         now: Timestamp,
     ) -> Vec<Action> {
         let mut actions = Vec::new();
-        let mut effective: Vec<(Arc<Node>, Node)> = Vec::new();
+        // Each node with the status patch (and event) of this pass, if it went silent.
+        let mut effective: Vec<(Arc<Node>, Node, Vec<Action>)> = Vec::new();
         for n in nodes {
             let name = n.metadata.name.clone().unwrap_or_default();
             let mut updated = n.as_ref().clone();
+            let mut health = Vec::new();
             if let Some(a) = self.update_health(&mut updated, lease(&name).as_deref(), now) {
-                actions.push(a);
+                health.push(a);
                 if cond_status(n, "Ready").as_deref() == Some("True") {
-                    actions.push(Action::normal(
+                    health.push(Action::normal(
                         ObjectRef::of(n.as_ref()),
                         reason::NODE_NOT_READY,
                         format!("Node {name} status is now: NodeNotReady"),
                     ));
                 }
             }
-            effective.push((n.clone(), updated));
+            effective.push((n.clone(), updated, health));
         }
         // Forget nodes that are gone (a set: a scan per node made the monitor quadratic).
         let present: std::collections::HashSet<&str> = nodes
@@ -204,7 +206,7 @@ impl NodeLifecycle {
         self.health.retain(|k, _| present.contains(k.as_str()));
         // Zone states (computeZoneStateFunc).
         let mut per_zone: BTreeMap<String, (usize, usize)> = BTreeMap::new();
-        for (_, n) in &effective {
+        for (_, n, _) in &effective {
             let e = per_zone.entry(zone_of(n)).or_default();
             if cond_status(n, "Ready").as_deref() == Some("True") {
                 e.0 += 1;
@@ -230,7 +232,8 @@ impl NodeLifecycle {
             .collect();
         let all_full =
             !self.zones.is_empty() && self.zones.values().all(|s| *s == ZoneState::FullDisruption);
-        for (orig, n) in &effective {
+        for (orig, n, health) in effective {
+            let (orig, n) = (&orig, &n);
             let zone = zone_of(n);
             let zone_size = per_zone.get(&zone).map_or(0, |(r, u)| r + u);
             let qps = match self.zones.get(&zone) {
@@ -242,9 +245,16 @@ impl NodeLifecycle {
                 Some(ZoneState::PartialDisruption) => self.config.secondary_eviction_qps,
                 _ => self.config.eviction_qps,
             };
+            // The taints first: their patch is conditional on the resourceVersion read, which
+            // the status patch of the same pass moves on. The other way round, the taints of
+            // the pass a node turns Unknown were refused (409) and, the zone's NoExecute token
+            // spent, only added 1/qps (10 s) later (upstream retries the conflict at once:
+            // `SwapNodeControllerTaint`, `pkg/controller/nodelifecycle/
+            // node_lifecycle_controller.go`).
             if let Some(a) = self.taints(orig, n, &zone, qps, all_full, now) {
                 actions.push(a);
             }
+            actions.extend(health);
             // MarkPodsNotReady.
             if cond_status(n, "Ready").as_deref() != Some("True") {
                 for p in pods_on(n.metadata.name.as_deref().unwrap_or("")) {

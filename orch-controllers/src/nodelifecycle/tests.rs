@@ -297,3 +297,31 @@ fn pressure_conditions_map_to_no_schedule_taints() {
         ]
     );
 }
+
+#[test]
+fn taints_of_a_node_turning_unknown_are_patched_before_its_status() {
+    // The taints patch is conditional on the node's resourceVersion; the status patch of the
+    // same pass moves it on, so it must come second or the taints are refused with a conflict.
+    let mut nl = NodeLifecycle::new(NodeLifecycleConfig {
+        grace_period: SignedDuration::from_secs(10),
+        ..Default::default()
+    });
+    let none = |_: &str| None;
+    let no_pods = |_: &str| Vec::new();
+    assert!(nl
+        .monitor(&[node("n1", 0), node("n2", 0)], &none, &no_pods, at(0))
+        .is_empty());
+    let a = nl.monitor(&[node("n1", 0), node("n2", 11)], &none, &no_pods, at(11));
+    let index = |status: bool| {
+        a.iter()
+            .position(|x| {
+                matches!(x, Action::Patch { resource, subresource, .. }
+                    if resource.kind == "Node" && subresource.is_some() == status)
+            })
+            .expect("a node patch")
+    };
+    assert!(taints_of(&a)
+        .unwrap()
+        .contains(&(TAINT_UNREACHABLE.to_string(), "NoExecute".to_string())));
+    assert!(index(false) < index(true), "taints before status: {a:?}");
+}
