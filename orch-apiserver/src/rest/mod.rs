@@ -11,6 +11,7 @@ pub mod delete;
 pub mod filter;
 pub mod meta;
 pub mod negotiate;
+mod options;
 pub mod patch;
 pub mod read;
 pub mod router;

@@ -333,6 +333,11 @@ async fn handle(api: Arc<ApiServer>, req: HttpRequest) -> RestResult<Response> {
         }
     }
     let target = parse_target(&api, &path)?;
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    super::options::check_query(&parts.method, &query, content_type.unwrap_or(""))?;
     let body = read_body(body, &parts.headers, api.config.max_body_bytes).await?;
     let req = Request {
         method: parts.method,
@@ -544,12 +549,13 @@ fn delete_params(req: &Request) -> RestResult<DeleteParams> {
             .map_err(|e| ApiError::bad_request(format!("invalid preconditions: {e}")))?;
         p.preconditions = Some(pre);
     }
-    if body
-        .get("dryRun")
-        .and_then(Value::as_array)
-        .is_some_and(|a| a.iter().any(|x| x == "All"))
-    {
-        p.dry_run = true;
+    if let Some(d) = body.get("dryRun").and_then(Value::as_array) {
+        let values: Vec<&str> = d.iter().map(|x| x.as_str().unwrap_or_default()).collect();
+        let errs = super::options::dry_run_errors(&values);
+        if !errs.is_empty() {
+            return Err(super::options::invalid("DeleteOptions", &errs));
+        }
+        p.dry_run |= !values.is_empty();
     }
     Ok(p)
 }

@@ -54,7 +54,26 @@ pub async fn handle(api: &Arc<ApiServer>, req: &Request) -> Option<Response> {
         (_, &Method::POST) if info.subresource(sub).is_some_and(|s| s.verbs == ["create"]) => {
             let out = async {
                 let format = response_format(&req.headers)?;
-                let v = decode_body(&req.headers, &req.body)?;
+                let mut v = decode_body(&req.headers, &req.body)?;
+                // A body without apiVersion or kind is of the subresource's kind, as upstream's
+                // decoder defaults them from the endpoint (apimachinery
+                // `runtime/serializer/json`, `gvkWithDefaults`).
+                if let (Some(o), Some(s)) = (v.as_object_mut(), info.subresource(sub)) {
+                    let api_version = if s.group.is_empty() {
+                        s.version.to_string()
+                    } else {
+                        format!("{}/{}", s.group, s.version)
+                    };
+                    for (k, d) in [("apiVersion", api_version), ("kind", s.kind.to_string())] {
+                        if o.get(k)
+                            .and_then(serde_json::Value::as_str)
+                            .unwrap_or("")
+                            .is_empty()
+                        {
+                            o.insert(k.to_string(), d.into());
+                        }
+                    }
+                }
                 let body = DynamicObject::from_value(v).map_err(|e| {
                     ApiError::bad_request(format!("cannot decode {sub} body: {}", e.source))
                 })?;
