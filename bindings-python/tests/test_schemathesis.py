@@ -18,7 +18,8 @@ proxy), the long-running ``watch=true``/``follow=true`` variants of list and log
 the bootstrap RBAC and CRDs the rest of the run needs).
 
 Examples per operation and mode: ``ORCH_SCHEMATHESIS_EXAMPLES`` (default 2, about three minutes
-on two cores); ``ORCH_SCHEMATHESIS_GROUP_VERSIONS`` (comma separated, ``all`` for every published
+on two cores); ``ORCH_SCHEMATHESIS_SEED`` replays a run (each run picks a random seed and
+names it in a failure); ``ORCH_SCHEMATHESIS_GROUP_VERSIONS`` (comma separated, ``all`` for every published
 one) widens the run.
 """
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import socket
 import subprocess
@@ -39,7 +41,7 @@ schemathesis = pytest.importorskip("schemathesis")
 hypothesis = pytest.importorskip("hypothesis")
 requests = pytest.importorskip("requests")
 
-from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
+from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
 from hypothesis.errors import Unsatisfiable  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -89,6 +91,11 @@ WATCH_PATH = re.compile(r"/watch/")
 
 def examples() -> int:
     return int(os.environ.get("ORCH_SCHEMATHESIS_EXAMPLES", "2"))
+
+
+def run_seed() -> int:
+    """The Hypothesis seed of this run (``ORCH_SCHEMATHESIS_SEED`` replays one)."""
+    return int(os.environ.get("ORCH_SCHEMATHESIS_SEED") or random.randrange(1 << 32))
 
 
 def group_versions() -> list[str]:
@@ -183,7 +190,7 @@ def runnable(method: str, path: str) -> bool:
     return not (method.upper() == "DELETE" and collection and "{namespace}" not in path)
 
 
-def fuzz_group_version(base: str, gv: str, n: int) -> list[str]:
+def fuzz_group_version(base: str, gv: str, n: int, run: int) -> list[str]:
     """Runs every runnable operation of one group-version; returns the findings."""
     schema = schemathesis.openapi.from_url(f"{base}/openapi/v3/{gv}", timeout=30)
     session = requests.Session()
@@ -210,10 +217,10 @@ def fuzz_group_version(base: str, gv: str, n: int) -> list[str]:
                 max_examples=n,
                 deadline=None,
                 database=None,
-                derandomize=True,
                 phases=[Phase.explicit, Phase.generate],
                 suppress_health_check=list(HealthCheck),
             )
+            @seed(run)
             @given(strategy)
             def one(case: Any) -> None:
                 r = case.call(base_url=base, session=session, timeout=30)
@@ -244,8 +251,9 @@ def test_no_5xx_and_every_4xx_a_status(server: str, gv: str) -> None:
         gvs = list(index["paths"])
     else:
         gvs = [gv]
-    findings = [f for g in gvs for f in fuzz_group_version(server, g, examples())]
-    assert not findings, "\n\n".join(findings)
+    run = run_seed()
+    findings = [f for g in gvs for f in fuzz_group_version(server, g, examples(), run)]
+    assert not findings, f"ORCH_SCHEMATHESIS_SEED={run}\n\n" + "\n\n".join(findings)
 
 
 def test_status_check_tells_malformed_bodies() -> None:
