@@ -506,6 +506,14 @@ fn delete_params(req: &Request) -> RestResult<DeleteParams> {
     } else {
         decode_body(&req.headers, &req.body)?
     };
+    // The body is a DeleteOptions: a value of another shape or a field of the wrong type is
+    // a 400, never a delete with the option left out.
+    if !body.is_null() {
+        serde_json::from_value::<k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions>(
+            body.clone(),
+        )
+        .map_err(|e| ApiError::bad_request(format!("cannot decode DeleteOptions: {e}")))?;
+    }
     let policy = body
         .get("propagationPolicy")
         .and_then(Value::as_str)
@@ -521,13 +529,10 @@ fn delete_params(req: &Request) -> RestResult<DeleteParams> {
             )))
         }
     };
-    let orphan = body.get("orphanDependents").and_then(Value::as_bool).or(
-        match req.param("orphanDependents") {
-            Some("true") => Some(true),
-            Some("false") => Some(false),
-            _ => None,
-        },
-    );
+    let orphan = match body.get("orphanDependents").and_then(Value::as_bool) {
+        Some(o) => Some(o),
+        None => req.param("orphanDependents").map(parse_bool).transpose()?,
+    };
     if let Some(o) = orphan {
         if p.propagation_policy.is_some() {
             return Err(ApiError::bad_request(
@@ -542,7 +547,19 @@ fn delete_params(req: &Request) -> RestResult<DeleteParams> {
     }
     p.grace_period_seconds = match body.get("gracePeriodSeconds").and_then(Value::as_i64) {
         Some(g) => Some(g),
-        None => req.param("gracePeriodSeconds").and_then(|g| g.parse().ok()),
+        None => req
+            .param("gracePeriodSeconds")
+            .map(|g| {
+                g.parse().map_err(|e: std::num::ParseIntError| {
+                    let why = match e.kind() {
+                        std::num::IntErrorKind::PosOverflow
+                        | std::num::IntErrorKind::NegOverflow => "value out of range",
+                        _ => "invalid syntax",
+                    };
+                    ApiError::bad_request(format!("strconv.ParseInt: parsing {g:?}: {why}"))
+                })
+            })
+            .transpose()?,
     };
     if let Some(pre) = body.get("preconditions") {
         let pre: Preconditions = serde_json::from_value(pre.clone())
@@ -558,6 +575,18 @@ fn delete_params(req: &Request) -> RestResult<DeleteParams> {
         p.dry_run |= !values.is_empty();
     }
     Ok(p)
+}
+
+/// A boolean query parameter as upstream's parameter codec reads it (Go `strconv.ParseBool`):
+/// anything else is a 400.
+fn parse_bool(v: &str) -> RestResult<bool> {
+    match v {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        _ => Err(ApiError::bad_request(format!(
+            "strconv.ParseBool: parsing {v:?}: invalid syntax"
+        ))),
+    }
 }
 
 fn decode_object(req: &Request) -> RestResult<DynamicObject> {
