@@ -4,12 +4,15 @@ A real ``orch up`` (the binary in ``ORCH_BIN``, which scripts/test-all.sh export
 with ``--insecure-http``, simulated runtime, in-memory store) serves ``/openapi/v3/<group-version>``;
 schemathesis loads each document over HTTP and generates requests for every operation, both
 schema-conforming ("positive") and schema-violating ("negative") ones, and sends them to the
-server. Two checks on every answer:
+server. Checks on every answer:
 
 - ``not_a_server_error``: no 5xx, whatever the input;
 - ``status_is_well_formed``: a 4xx body is a ``Status`` as kube-apiserver writes it (kind
   ``Status``, apiVersion ``v1``, status ``Failure``, ``code`` equal to the HTTP code, a non-empty
-  ``reason`` of upstream's ``StatusReason`` set, a ``message``).
+  ``reason`` of upstream's ``StatusReason`` set, a ``message``);
+- a write whose options upstream refuses (a ``dryRun`` other than ``All``, an unknown
+  ``fieldValidation``, a ``gracePeriodSeconds`` that is not an integer) is not a 2xx: the
+  OpenAPI types these as plain strings, so only this check tells an ignored option.
 
 Namespaced operations run in a fresh namespace. Exclusions (each would hang or wreck the run, not
 hide an answer; see docs/design/schemathesis.md): streaming connects (exec, attach, portforward,
@@ -181,6 +184,21 @@ def status_problem(code: int, text: str) -> str | None:
     return None
 
 
+def refused_option(method: str, query: dict[str, Any] | None) -> str | None:
+    """A write option in `query` that upstream refuses before writing (apimachinery
+    `ValidateCreateOptions` and friends, the parameter codec), so a 2xx means it was ignored."""
+    if method.upper() not in ("POST", "PUT", "PATCH", "DELETE") or not query:
+        return None
+    value = {k: str(v) for k, v in query.items() if not isinstance(v, (list, dict))}
+    if "dryRun" in value and value["dryRun"] != "All":
+        return f"dryRun={value['dryRun']!r}"
+    if method.upper() != "DELETE" and value.get("fieldValidation", "") not in ("", "Ignore", "Strict", "Warn"):
+        return f"fieldValidation={value['fieldValidation']!r}"
+    if method.upper() == "DELETE" and not re.fullmatch(r"[+-]?[0-9]+", value.get("gracePeriodSeconds", "0")):
+        return f"gracePeriodSeconds={value['gracePeriodSeconds']!r}"
+    return None
+
+
 def runnable(method: str, path: str) -> bool:
     """Whether an operation can run in this test (see the module docstring for the exclusions)."""
     if STREAMING.search(path) or WATCH_PATH.search(path):
@@ -229,6 +247,8 @@ def fuzz_group_version(base: str, gv: str, n: int, run: int) -> list[str]:
                 elif r.status_code >= 400:
                     why = status_problem(r.status_code, r.text)
                     problem = f"{r.status_code} not a Status: {why}" if why else ""
+                elif why := refused_option(op.method, case.query):
+                    problem = f"{r.status_code} although {why} is refused upstream"
                 else:
                     problem = ""
                 if problem:
@@ -266,6 +286,11 @@ def test_status_check_tells_malformed_bodies() -> None:
     assert status_problem(404, json.dumps({**good, "status": "Success"})) is not None
     assert status_problem(404, json.dumps({k: v for k, v in good.items() if k != "message"})) is not None
     assert status_problem(404, "404 page not found") == "not JSON"
+    assert refused_option("POST", {"dryRun": "bogus"}) == "dryRun='bogus'"
+    assert refused_option("POST", {"dryRun": "All", "fieldValidation": "Strict"}) is None
+    assert refused_option("DELETE", {"gracePeriodSeconds": "1.5"}) is not None
+    assert refused_option("DELETE", {"gracePeriodSeconds": 30}) is None
+    assert refused_option("GET", {"dryRun": "bogus"}) is None
     assert runnable("GET", "/api/v1/namespaces/{namespace}/pods")
     assert runnable("DELETE", "/api/v1/namespaces/{namespace}/pods")
     assert not runnable("DELETE", "/api/v1/nodes")

@@ -794,10 +794,11 @@ async fn an_oversized_body_written_whole_gets_its_413() {
     }
 }
 
-/// Found with schemathesis (bindings-python/tests/test_schemathesis.py, docs/design/schemathesis.md):
-/// a write whose `dryRun` is not `All` was carried out for real, and a `force` on a merge patch
-/// was ignored. Upstream validates the options first (apimachinery `ValidateCreateOptions`,
-/// `ValidatePatchOptions`, `ValidateDeleteOptions`) and answers 422 of the options kind.
+/// Found by probes written during the schemathesis work (docs/design/schemathesis.md; its
+/// `refused_option` check now looks for it in every generated write): a write whose `dryRun`
+/// is not `All` was carried out for real, and a `force` on a merge patch was ignored. Upstream
+/// validates the options first (apimachinery `ValidateCreateOptions`, `ValidatePatchOptions`,
+/// `ValidateDeleteOptions`) and answers 422 of the options kind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_write_options_are_a_422_and_write_nothing() {
     let s = start(ApiServerConfig::memory()).await;
@@ -886,7 +887,7 @@ async fn bad_write_options_are_a_422_and_write_nothing() {
     assert_eq!(code, 200, "still there");
 }
 
-/// Found with schemathesis: a TokenRequest body without `apiVersion`/`kind` was a 400
+/// Found by probes written during the schemathesis work: a TokenRequest body without `apiVersion`/`kind` was a 400
 /// ("cannot decode TokenRequest"); upstream's decoder takes them from the endpoint, so the
 /// request is served (or validated: 422 for a lifetime under ten minutes).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -929,7 +930,7 @@ async fn a_subresource_body_without_kind_is_of_the_subresource_kind() {
     assert_eq!(st["reason"], "Invalid");
 }
 
-/// Found with schemathesis: a DELETE whose options did not parse (`gracePeriodSeconds=abc`,
+/// Found by probes written during the schemathesis work: a DELETE whose options did not parse (`gracePeriodSeconds=abc`,
 /// `orphanDependents=maybe`, a body field of the wrong type, a body that is not an object)
 /// deleted the object with the option left out. Upstream's parameter codec and body decoder
 /// refuse them with a 400 before anything is deleted.
