@@ -456,6 +456,45 @@ fn a_partitioned_kubelet_is_evicted_then_heals_without_two_copies() {
         pids.extend(pids_of(uid));
     }
 
+    // A blip well within the grace period: the kubelet's heartbeats resume once the link is
+    // back (none stays stuck on a connection that hung), so the node never turns Unknown and
+    // nothing is evicted.
+    let lease_renewed = || {
+        env.get_json(&["lease", "-n", "kube-node-lease", CUT])
+            .map(|l| {
+                l["spec"]["renewTime"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+    };
+    // 4 s: with the kubelet's back-off (0.2 s doubling to 7 s, as upstream's lease controller,
+    // `staging/src/k8s.io/component-helpers/apimachinery/lease/controller.go`)
+    // a renewal that fails in the blip is retried within 17 s of the last one, inside the 20 s.
+    ns.cut();
+    std::thread::sleep(Duration::from_secs(4));
+    let renewed_before = lease_renewed().expect("the node's Lease");
+    ns.heal();
+    let blip_healed = Instant::now();
+    let mut renewed_after = None;
+    while blip_healed.elapsed() < Duration::from_secs(25) {
+        let n = env.get_json(&["node", CUT]).expect("the node");
+        assert_eq!(
+            condition(&n, "Ready"),
+            Some("True"),
+            "after a 4 s blip ({:.1?} after it): {:#}",
+            blip_healed.elapsed(),
+            n["status"]["conditions"]
+        );
+        if renewed_after.is_none() && lease_renewed().expect("the Lease") != renewed_before {
+            renewed_after = Some(blip_healed.elapsed());
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let renewed_after = renewed_after.expect("the Lease renewed after the blip");
+    let pods = env.get_items(&["pods"]).expect("pods");
+    assert!(pods.iter().all(live), "{}", summarize(&pods));
+
     // The partition.
     let cut = Instant::now();
     ns.cut();
@@ -621,7 +660,8 @@ fn a_partitioned_kubelet_is_evicted_then_heals_without_two_copies() {
         "partition timings (grace period {GRACE}, tolerationSeconds 5): Unknown after {}, \
          NoExecute taint after {}, pods marked for deletion after {}, Deployment replaced after \
          {}; after the heal: node Ready after {}, old processes gone after {}, new db-0 created \
-         after {}, Ready after {}, taints removed after {}",
+         after {}, Ready after {}, taints removed after {}; a 4 s blip: Lease renewed \
+         {renewed_after:.1?} after it, the node stayed Ready",
         since(unknown),
         since(tainted),
         since(evicted),
