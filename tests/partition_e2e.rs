@@ -676,6 +676,7 @@ fn a_partitioned_kubelet_is_evicted_then_heals_without_two_copies() {
 
 /// One HTTP/1.1 request to `addr` (plain HTTP) with a body; (status code, body, time taken).
 /// The read timeout (`bound`) is only there so that a hanging server fails the test.
+#[cfg(feature = "etcd")]
 fn request(
     addr: std::net::SocketAddr,
     method: &str,
