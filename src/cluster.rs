@@ -155,6 +155,7 @@ pub struct ClusterBuilder {
     service_account_admission: bool,
     tls: bool,
     max_in_flight: (usize, usize),
+    priority_and_fairness: bool,
 }
 
 impl Default for ClusterBuilder {
@@ -180,6 +181,7 @@ impl Default for ClusterBuilder {
                 orch_apiserver::flowcontrol::maxinflight::DEFAULT_MAX_REQUESTS_INFLIGHT,
                 orch_apiserver::flowcontrol::maxinflight::DEFAULT_MAX_MUTATING_REQUESTS_INFLIGHT,
             ),
+            priority_and_fairness: true,
         }
     }
 }
@@ -211,6 +213,13 @@ impl ClusterBuilder {
     /// `--max-mutating-requests-inflight`; 0: no limit).
     pub fn max_in_flight(mut self, read_only: usize, mutating: usize) -> Self {
         self.max_in_flight = (read_only, mutating);
+        self
+    }
+
+    /// API Priority and Fairness (default on, as kube-apiserver's
+    /// `--enable-priority-and-fairness`); off keeps the two max-in-flight pools.
+    pub fn priority_and_fairness(mut self, on: bool) -> Self {
+        self.priority_and_fairness = on;
         self
     }
 
@@ -397,6 +406,7 @@ impl Cluster {
             service_account_admission: b.service_account_admission,
             max_requests_inflight: b.max_in_flight.0,
             max_mutating_requests_inflight: b.max_in_flight.1,
+            enable_priority_and_fairness: b.priority_and_fairness,
             ..config
         };
         let pki = match (&listener, b.tls) {

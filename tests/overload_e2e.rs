@@ -1,5 +1,12 @@
-//! Max-in-flight (issue 21) on `orch apiserver --max-mutating-requests-inflight 1
-//! --max-requests-inflight 0` with real kubectl: a create whose body is still arriving holds
+//! Overload protection (issue 21) with real kubectl.
+//!
+//! API Priority and Fairness (the default): the FlowSchemas and PriorityLevelConfigurations
+//! are served, answers carry the `X-Kubernetes-PF-*` headers, and one tenant flooding lists
+//! gets 429s with `Retry-After` from its own level while a node's Lease renewals (another
+//! level) keep succeeding.
+//!
+//! Max-in-flight on `orch apiserver --enable-priority-and-fairness=false
+//! --max-mutating-requests-inflight 1 --max-requests-inflight 0`: a create whose body is still arriving holds
 //! the only mutating seat; another write is answered upstream's 429 (`Retry-After: 1`, a
 //! `TooManyRequests` Status), reads are not limited (0), and `kubectl create` started
 //! meanwhile succeeds once the seat is free (client-go waits `Retry-After` and retries).
@@ -9,6 +16,8 @@ mod common;
 use common::{LogsOnPanic, Split, TestEnv};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 const CONFIGMAPS: &str = "/api/v1/namespaces/default/configmaps";
@@ -50,6 +59,7 @@ fn a_full_mutating_pool_answers_429_and_kubectl_retries() {
         "apiserver",
         &[
             "--insecure-http",
+            "--enable-priority-and-fairness=false",
             "--max-requests-inflight",
             "0",
             "--max-mutating-requests-inflight",
@@ -112,5 +122,348 @@ fn a_full_mutating_pool_answers_429_and_kubectl_retries() {
     assert!(
         names.contains("held") && names.contains("waited"),
         "{names}"
+    );
+}
+
+/// A GET as the user of `kubeconfig` (its CA, client certificate or bearer token) over a new
+/// TLS connection: (status code, lower-cased headers).
+fn get_as(kubeconfig: &Path, addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
+    let ep = orch_apiserver::kubeconfig::read_endpoint(kubeconfig).map_err(|e| e.to_string())?;
+    let tls = ep
+        .tls_config()
+        .map_err(|e| e.to_string())?
+        .ok_or("an https kubeconfig")?;
+    let tcp =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(Duration::from_secs(60)))
+        .map_err(|e| e.to_string())?;
+    let auth = ep
+        .token
+        .as_ref()
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let name = rustls::pki_types::ServerName::from(addr.ip());
+    let conn = rustls::ClientConnection::new(Arc::new(tls), name).map_err(|e| e.to_string())?;
+    let mut s = rustls::StreamOwned::new(conn, tcp);
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut bytes = Vec::new();
+    match s.read_to_end(&mut bytes) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !bytes.is_empty() => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    let raw = String::from_utf8_lossy(&bytes);
+    let head = raw.split_once("\r\n\r\n").map_or(&*raw, |(h, _)| h);
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("bad answer {head:?}"))?;
+    Ok((code, head.to_lowercase()))
+}
+
+/// A copy of the admin kubeconfig whose user is the bearer `token`.
+fn kubeconfig_for(env: &TestEnv, name: &str, token: &str) -> PathBuf {
+    let path = env.path().join(format!("{name}.kubeconfig"));
+    std::fs::copy(&env.kubeconfig, &path).expect("copy kubeconfig");
+    let kc = path.to_str().expect("utf-8 path");
+    env.kubectl(&[
+        "--kubeconfig",
+        kc,
+        "config",
+        "set-credentials",
+        name,
+        &format!("--token={token}"),
+    ]);
+    env.kubectl(&[
+        "--kubeconfig",
+        kc,
+        "config",
+        "set-context",
+        "--current",
+        &format!("--user={name}"),
+    ]);
+    path
+}
+
+/// Sets its flag when dropped.
+struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+const LEASE: &str = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n1";
+
+/// The tenant's own level: one seat of a tiny share, one queue of one.
+const TENANT_LEVEL: &str = r#"
+apiVersion: flowcontrol.apiserver.k8s.io/v1
+kind: PriorityLevelConfiguration
+metadata:
+  name: tenants
+spec:
+  type: Limited
+  limited:
+    nominalConcurrencyShares: 1
+    limitResponse:
+      type: Queue
+      queuing: {queues: 1, handSize: 1, queueLengthLimit: 1}
+---
+apiVersion: flowcontrol.apiserver.k8s.io/v1
+kind: FlowSchema
+metadata:
+  name: tenants
+spec:
+  priorityLevelConfiguration: {name: tenants}
+  matchingPrecedence: 1000
+  distinguisherMethod: {type: ByUser}
+  rules:
+  - subjects: [{kind: User, user: {name: tenant}}]
+    resourceRules:
+    - {verbs: ["*"], apiGroups: ["*"], resources: ["*"], namespaces: ["*"], clusterScope: true}
+---
+apiVersion: coordination.k8s.io/v1
+kind: Lease
+metadata:
+  name: n1
+  namespace: kube-node-lease
+spec:
+  holderIdentity: n1
+  leaseDurationSeconds: 40
+"#;
+
+#[test]
+fn priority_and_fairness_refuses_a_flooding_tenant_not_node_heartbeats() {
+    let env = TestEnv::new();
+    let _logs = LogsOnPanic(vec![env.path().to_path_buf()]);
+    let tokens = env.path().join("tokens.csv");
+    std::fs::write(
+        &tokens,
+        "tenant-token,tenant,2001\nnode-token,system:node:n1,2002,\"system:nodes\"\n",
+    )
+    .expect("token file");
+    let split = Split::apiserver_with(
+        &env,
+        "apiserver",
+        &[
+            "--token-auth-file",
+            tokens.to_str().expect("utf-8 path"),
+            "--max-requests-inflight",
+            "4",
+            "--max-mutating-requests-inflight",
+            "2",
+        ],
+    );
+    // The defaults are served.
+    let schemas = env.kubectl(&["get", "flowschemas"]);
+    for name in ["exempt", "system-node-high", "global-default", "catch-all"] {
+        assert!(schemas.contains(name), "{schemas}");
+    }
+    assert!(schemas.contains("MATCHINGPRECEDENCE"), "{schemas}");
+    let levels = env.kubectl(&["get", "prioritylevelconfigurations"]);
+    for name in [
+        "exempt",
+        "system",
+        "node-high",
+        "leader-election",
+        "workload-high",
+        "workload-low",
+        "global-default",
+        "catch-all",
+    ] {
+        assert!(levels.contains(name), "{levels}");
+    }
+    // A request of the admin (system:masters) is classified as exempt: the headers name the
+    // exempt FlowSchema and level (kubectl -v=8 prints the response headers).
+    let uid = |kind: &str, name: &str| {
+        env.kubectl(&["get", kind, name, "-o", "jsonpath={.metadata.uid}"])
+    };
+    let out = env.kubectl_raw(&[
+        "get",
+        "--raw",
+        "/api/v1/namespaces/default/configmaps",
+        "-v=8",
+    ]);
+    let log = String::from_utf8_lossy(&out.stderr).to_lowercase();
+    assert!(
+        log.contains(&format!(
+            "x-kubernetes-pf-flowschema-uid: {}",
+            uid("flowschema", "exempt")
+        )) && log.contains(&format!(
+            "x-kubernetes-pf-prioritylevel-uid: {}",
+            uid("prioritylevelconfiguration", "exempt")
+        )),
+        "{log}"
+    );
+    // A deleted mandatory object comes back.
+    env.kubectl(&["delete", "flowschema", "catch-all"]);
+    common::wait_for("catch-all re-created", Duration::from_secs(30), || {
+        env.kubectl_try(&["get", "flowschema", "catch-all"])
+            .map(|_| ())
+    });
+    // Invalid objects are refused with upstream's causes.
+    let invalid = common::kubectl_with_input(
+        &env,
+        Path::new("kubectl"),
+        &["create", "-f", "-"],
+        br#"{"apiVersion":"flowcontrol.apiserver.k8s.io/v1","kind":"FlowSchema","metadata":{"name":"bad"},
+            "spec":{"matchingPrecedence":20000,"priorityLevelConfiguration":{"name":""}}}"#,
+    );
+    let err = String::from_utf8_lossy(&invalid.stderr);
+    assert!(
+        err.contains(
+            "spec.matchingPrecedence: Invalid value: 20000: must not be greater than 10000"
+        ) && err.contains(
+            "spec.priorityLevelConfiguration.name: Required value: must reference a priority level"
+        ),
+        "{err}"
+    );
+    // The tenant's own level, its permissions, and the node's Lease.
+    env.apply(TENANT_LEVEL);
+    env.kubectl(&[
+        "create",
+        "clusterrolebinding",
+        "tenant-admin",
+        "--clusterrole=cluster-admin",
+        "--user=tenant",
+    ]);
+    env.kubectl(&[
+        "create",
+        "clusterrolebinding",
+        "node-admin",
+        "--clusterrole=cluster-admin",
+        "--user=system:node:n1",
+    ]);
+    let tenant = kubeconfig_for(&env, "tenant", "tenant-token");
+    let node = kubeconfig_for(&env, "node", "node-token");
+    // The node's requests are in system-node-high (level node-high).
+    let (code, headers) = get_as(&node, split.addr, LEASE).expect("node GET");
+    assert_eq!(code, 200, "{headers}");
+    assert!(
+        headers.contains(&format!(
+            "x-kubernetes-pf-prioritylevel-uid: {}",
+            uid("prioritylevelconfiguration", "node-high")
+        )),
+        "{headers}"
+    );
+    // Big enough lists that many are in flight at once.
+    let data = "x".repeat(100_000);
+    for i in 0..20 {
+        env.kubectl(&[
+            "create",
+            "configmap",
+            &format!("big-{i}"),
+            &format!("--from-literal=data={data}"),
+        ]);
+    }
+    // The tenant floods; meanwhile the node renews its Lease with kubectl and reads it back.
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let renewals = scope.spawn(|| {
+            let mut n = 0;
+            let node_kc = node.to_str().expect("utf-8 path");
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) || n < 3 {
+                let now = format!("2026-01-01T00:{:02}:{:02}.000000Z", n / 60 % 60, n % 60);
+                let patch = format!(r#"{{"spec":{{"renewTime":"{now}"}}}}"#);
+                env.kubectl(&[
+                    "--kubeconfig",
+                    node_kc,
+                    "patch",
+                    "lease",
+                    "n1",
+                    "-n",
+                    "kube-node-lease",
+                    "--type=merge",
+                    "-p",
+                    &patch,
+                ]);
+                let (code, headers) = get_as(&node, split.addr, LEASE).expect("node GET");
+                assert_eq!(code, 200, "a node's Lease read during the flood: {headers}");
+                n += 1;
+            }
+            n
+        });
+        // Ends the renewals however this thread leaves the scope.
+        let _stop = StopOnDrop(&stop);
+        let refused = common::wait_for(
+            "a tenant list refused with 429",
+            Duration::from_secs(120),
+            || {
+                let answers: Vec<_> = std::thread::scope(|s| {
+                    let handles: Vec<_> = (0..48)
+                        .map(|_| {
+                            s.spawn(|| {
+                                get_as(&tenant, split.addr, "/api/v1/namespaces/default/configmaps")
+                            })
+                        })
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|h| h.join().expect("thread"))
+                        .collect()
+                });
+                let codes: Vec<String> = answers
+                    .iter()
+                    .map(|a| match a {
+                        Ok((code, _)) => code.to_string(),
+                        Err(e) => e.clone(),
+                    })
+                    .collect();
+                answers
+                    .into_iter()
+                    .flatten()
+                    .find(|(code, _)| *code == 429)
+                    .ok_or_else(|| format!("no 429 yet: {codes:?}"))
+            },
+        );
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(refused.1.contains("retry-after: 1"), "{}", refused.1);
+        assert!(
+            refused.1.contains(&format!(
+                "x-kubernetes-pf-prioritylevel-uid: {}",
+                uid("prioritylevelconfiguration", "tenants")
+            )),
+            "{}",
+            refused.1
+        );
+        let n = renewals.join().expect("renewals thread");
+        assert!(n >= 3, "{n} renewals");
+    });
+    // A change of the level takes effect without a restart: with many seats and queues the
+    // same flood is served.
+    env.kubectl(&[
+        "patch", "prioritylevelconfiguration", "tenants", "--type=merge", "-p",
+        r#"{"spec":{"limited":{"nominalConcurrencyShares":10000,"limitResponse":{"queuing":{"queues":64,"handSize":6,"queueLengthLimit":50}}}}}"#,
+    ]);
+    common::wait_for(
+        "the tenant served after the change",
+        Duration::from_secs(60),
+        || {
+            let answers: Vec<_> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..8)
+                    .map(|_| {
+                        s.spawn(|| {
+                            get_as(&tenant, split.addr, "/api/v1/namespaces/default/configmaps")
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("thread"))
+                    .collect()
+            });
+            let codes: Vec<u16> = answers.into_iter().flatten().map(|(c, _)| c).collect();
+            if codes.len() == 8 && codes.iter().all(|c| *c == 200) {
+                Ok(())
+            } else {
+                Err(format!("{codes:?}"))
+            }
+        },
     );
 }

@@ -124,6 +124,8 @@ kinds![
     k8s_pb::api::autoscaling::v1::HorizontalPodAutoscaler,
     k8s_pb::api::storage::v1::StorageClass,
     k8s_pb::api::scheduling::v1::PriorityClass,
+    k8s_pb::api::flowcontrol::v1::FlowSchema,
+    k8s_pb::api::flowcontrol::v1::PriorityLevelConfiguration,
     k8s_pb::api::events::v1::Event,
     k8s_pb::api::certificates::v1::CertificateSigningRequest,
     k8s_pb::api::rbac::v1::Role,

@@ -79,6 +79,10 @@ pub struct ApiServerConfig {
     /// Writes served at once over HTTP before answering 429 (upstream
     /// `--max-mutating-requests-inflight`, 200; 0: no limit).
     pub max_mutating_requests_inflight: usize,
+    /// API Priority and Fairness (kube-apiserver's `--enable-priority-and-fairness`, default
+    /// true): the FlowSchemas and PriorityLevelConfigurations share the two limits above;
+    /// false keeps max-in-flight; see [`crate::flowcontrol`].
+    pub enable_priority_and_fairness: bool,
 }
 
 impl ApiServerConfig {
@@ -102,6 +106,7 @@ impl ApiServerConfig {
             max_requests_inflight: crate::flowcontrol::maxinflight::DEFAULT_MAX_REQUESTS_INFLIGHT,
             max_mutating_requests_inflight:
                 crate::flowcontrol::maxinflight::DEFAULT_MAX_MUTATING_REQUESTS_INFLIGHT,
+            enable_priority_and_fairness: true,
         }
     }
 
@@ -220,8 +225,8 @@ pub struct ApiServer {
     pub(crate) tokens: crate::serviceaccount::Issuer,
     /// Authenticators and authorizers ([`crate::auth`]).
     pub(crate) auth: crate::auth::Auth,
-    /// The max-in-flight seat pools ([`crate::flowcontrol`]).
-    pub(crate) inflight: crate::flowcontrol::maxinflight::MaxInFlight,
+    /// The overload filter: APF or max-in-flight ([`crate::flowcontrol`]).
+    pub(crate) inflight: crate::flowcontrol::Limiter,
 }
 
 impl std::fmt::Debug for ApiServer {
@@ -320,10 +325,7 @@ impl ApiServer {
     ) -> Result<Arc<Self>, ApiServerError> {
         let auth = crate::auth::Auth::new(&config.auth, &cache).map_err(ApiServerError::Auth)?;
         let kubelet_http = crate::kubelet_client::http_client(config.kubelet_tls.clone());
-        let inflight = crate::flowcontrol::maxinflight::MaxInFlight::new(
-            config.max_requests_inflight,
-            config.max_mutating_requests_inflight,
-        );
+        let inflight = crate::flowcontrol::Limiter::new(&config);
         Ok(Arc::new_cyclic(|me| Self {
             storage,
             cache,
@@ -355,6 +357,7 @@ impl ApiServer {
             self.config.system_namespaces_interval,
         ));
         tokio::spawn(expirer(Arc::downgrade(self)));
+        crate::flowcontrol::spawn(self);
         if let Some(k) = &self.config.kubernetes_service {
             tokio::spawn(crate::kubernetes_service::run(
                 Arc::downgrade(self),
@@ -382,6 +385,7 @@ impl ApiServer {
         if let Some(sc) = orch_types::registry::by_kind("storage.k8s.io/v1", "StorageClass") {
             wanted.push((sc, default_storage_class()));
         }
+        wanted.extend(crate::flowcontrol::bootstrap_objects(self));
         self.create_missing(wanted).await?;
         if self.auth.rbac.is_some() {
             self.ensure_rbac_policy()

@@ -475,6 +475,12 @@ pub fn typed_check(
             unknown_paths::<as2::HorizontalPodAutoscaler>(v)
         }
         ("scheduling.k8s.io", "PriorityClass") => unknown_paths::<sched::PriorityClass>(v),
+        ("flowcontrol.apiserver.k8s.io", "FlowSchema") => {
+            unknown_paths::<k8s_openapi::api::flowcontrol::v1::FlowSchema>(v)
+        }
+        ("flowcontrol.apiserver.k8s.io", "PriorityLevelConfiguration") => {
+            unknown_paths::<k8s_openapi::api::flowcontrol::v1::PriorityLevelConfiguration>(v)
+        }
         ("settings.k8s.io", "PodPreset") => unknown_paths::<crate::settings::PodPreset>(v),
         ("storage.k8s.io", "StorageClass") => unknown_paths::<storage::StorageClass>(v),
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {

@@ -173,6 +173,12 @@ pub static BUILTIN: &[ResourceInfo] = &[
     r("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", "horizontalpodautoscaler", &["hpa"], true, RW, ALL,
         &[status("autoscaling", "v2", "HorizontalPodAutoscaler")]),
     r("storage.k8s.io", "v1", "StorageClass", "storageclasses", "storageclass", &["sc"], false, RW, NONE, &[]),
+    // API Priority and Fairness (orch-apiserver `flowcontrol`): read by the API server's filter.
+    r("flowcontrol.apiserver.k8s.io", "v1", "FlowSchema", "flowschemas", "flowschema", &[], false, RW, NONE,
+        &[status("flowcontrol.apiserver.k8s.io", "v1", "FlowSchema")]),
+    r("flowcontrol.apiserver.k8s.io", "v1", "PriorityLevelConfiguration", "prioritylevelconfigurations",
+        "prioritylevelconfiguration", &[], false, RW, NONE,
+        &[status("flowcontrol.apiserver.k8s.io", "v1", "PriorityLevelConfiguration")]),
     r("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", "priorityclass", &["pc"], false, RW, NONE, &[]),
     r("settings.k8s.io", "v1alpha1", "PodPreset", "podpresets", "podpreset", &[], true, RW, NONE, &[]),
     r("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", "customresourcedefinition",

@@ -91,6 +91,7 @@ async fn run_async(args: ApiServerArgs) -> Result<(), String> {
         service_account_admission: true,
         max_requests_inflight: args.inflight.max_requests_inflight,
         max_mutating_requests_inflight: args.inflight.max_mutating_requests_inflight,
+        enable_priority_and_fairness: args.inflight.enable_priority_and_fairness,
         ..ApiServerConfig::memory()
     };
     let listener = tokio::net::TcpListener::bind(args.listen)

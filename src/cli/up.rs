@@ -124,6 +124,7 @@ async fn up(args: UpArgs) -> i32 {
             args.inflight.max_requests_inflight,
             args.inflight.max_mutating_requests_inflight,
         )
+        .priority_and_fairness(args.inflight.enable_priority_and_fairness)
         .wait_ready(Some(Duration::from_secs(60)));
     if let Some(d) = args.node_monitor_grace_period {
         b = b.node_monitor_grace_period(d);

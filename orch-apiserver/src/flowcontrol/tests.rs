@@ -1,4 +1,4 @@
-//! The max-in-flight filter on the router: a write held open by a slow body keeps the only
+//! The max-in-flight filter (APF off) on the router: a write held open by a slow body keeps the only
 //! mutating seat; other writes get upstream's 429, reads and privileged users still run.
 
 use crate::{ApiServer, ApiServerConfig};
@@ -39,6 +39,7 @@ fn configmap(name: &str) -> Body {
 async fn a_full_mutating_pool_answers_429_with_retry_after() {
     let api = ApiServer::new(ApiServerConfig {
         max_requests_inflight: 1,
+        enable_priority_and_fairness: false,
         max_mutating_requests_inflight: 1,
         ..ApiServerConfig::memory()
     })
@@ -111,6 +112,7 @@ async fn a_full_mutating_pool_answers_429_with_retry_after() {
 async fn lists_flooding_the_read_pool_do_not_stop_lease_renewals() {
     let api = ApiServer::new(ApiServerConfig {
         max_requests_inflight: 1,
+        enable_priority_and_fairness: false,
         max_mutating_requests_inflight: 200,
         ..ApiServerConfig::memory()
     })

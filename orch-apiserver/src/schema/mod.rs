@@ -404,6 +404,10 @@ fn build_builtin() -> Schemas {
         "autoscaling" "v1" "HorizontalPodAutoscaler" => asv1::HorizontalPodAutoscaler,
         "scheduling.k8s.io" "v1" "PriorityClass" => sched::PriorityClass,
         "storage.k8s.io" "v1" "StorageClass" => storage::StorageClass,
+        "flowcontrol.apiserver.k8s.io" "v1" "FlowSchema" =>
+            k8s_openapi::api::flowcontrol::v1::FlowSchema,
+        "flowcontrol.apiserver.k8s.io" "v1" "PriorityLevelConfiguration" =>
+            k8s_openapi::api::flowcontrol::v1::PriorityLevelConfiguration,
         "apiextensions.k8s.io" "v1" "CustomResourceDefinition" => apiext::CustomResourceDefinition,
         "events.k8s.io" "v1" "Event" => events::Event,
         "certificates.k8s.io" "v1" "CertificateSigningRequest" =>

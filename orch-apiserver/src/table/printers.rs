@@ -179,6 +179,14 @@ pub fn printer(group: &str, kind: &str) -> Printer {
             columns: APISERVICE,
             cells: apiservice,
         },
+        ("flowcontrol.apiserver.k8s.io", "FlowSchema") => Printer {
+            columns: FLOWSCHEMA,
+            cells: flowschema,
+        },
+        ("flowcontrol.apiserver.k8s.io", "PriorityLevelConfiguration") => Printer {
+            columns: PRIORITYLEVEL,
+            cells: prioritylevel,
+        },
         ("scheduling.k8s.io", "PriorityClass") => Printer {
             columns: PRIORITYCLASS,
             cells: priorityclass,
@@ -1397,6 +1405,60 @@ fn webhookconfiguration(o: &Value, now: Timestamp) -> Vec<Value> {
         .and_then(Value::as_array)
         .map_or(0, Vec::len);
     vec![name(o), json!(n), created(o, now)]
+}
+
+// Upstream `flowSchemaColumnDefinitions` / `printFlowSchema` and
+// `priorityLevelConfigurationColumnDefinitions` / `printPriorityLevelConfiguration`
+// (`pkg/printers/internalversion/printers.go`).
+const FLOWSCHEMA: &[Column] = &[
+    NAME,
+    col("PriorityLevel", "string", 0, "The name of the priority level of the requests this FlowSchema matches."),
+    col("MatchingPrecedence", "string", 0, "The precedence of this FlowSchema among the others (lower first)."),
+    col("DistinguisherMethod", "string", 0, "How flows of matching requests are told apart (ByUser, ByNamespace)."),
+    AGE,
+    col("MissingPL", "string", 0, "Whether the referenced priority level is missing (the Dangling condition)."),
+];
+
+fn flowschema(o: &Value, now: Timestamp) -> Vec<Value> {
+    let method = s(o, &["spec", "distinguisherMethod", "type"]);
+    let missing = arr(o, &["status", "conditions"])
+        .iter()
+        .find(|c| s(c, &["type"]) == "Dangling")
+        .map_or("?", |c| s(c, &["status"]));
+    vec![
+        name(o),
+        json!(s(o, &["spec", "priorityLevelConfiguration", "name"])),
+        json!(i(o, &["spec", "matchingPrecedence"])),
+        json!(if method.is_empty() { "*" } else { method }),
+        created(o, now),
+        json!(missing),
+    ]
+}
+
+const PRIORITYLEVEL: &[Column] = &[
+    NAME,
+    col("Type", "string", 0, "Exempt or Limited."),
+    col("NominalConcurrencyShares", "string", 0, "The share of the server's concurrency this level gets."),
+    col("Queues", "string", 0, "The number of queues of this level."),
+    col("HandSize", "string", 0, "The number of queues a flow is shuffle-sharded to."),
+    col("QueueLengthLimit", "string", 0, "The most requests waiting in one queue."),
+    AGE,
+];
+
+fn prioritylevel(o: &Value, now: Timestamp) -> Vec<Value> {
+    let none = || json!("<none>");
+    let limited = get(o, &["spec", "limited"]);
+    let queuing = limited.and_then(|l| get(l, &["limitResponse", "queuing"]));
+    let field = |v: Option<&Value>, k: &str| v.and_then(|v| v.get(k)).cloned().unwrap_or_else(none);
+    vec![
+        name(o),
+        json!(s(o, &["spec", "type"])),
+        field(limited, "nominalConcurrencyShares"),
+        field(queuing, "queues"),
+        field(queuing, "handSize"),
+        field(queuing, "queueLengthLimit"),
+        created(o, now),
+    ]
 }
 
 const PRIORITYCLASS: &[Column] = &[

@@ -25,6 +25,7 @@ mod admissionregistration;
 mod apps;
 mod batch;
 mod core;
+mod flowcontrol;
 mod other;
 mod quota;
 mod rbac;
@@ -91,6 +92,12 @@ pub fn apply_defaults(obj: &mut DynamicObject) -> Result<(), ConvertError> {
         ("scheduling.k8s.io", "PriorityClass") => {
             typed::<sched::PriorityClass>(&mut work, other::priority_class)?
         }
+        ("flowcontrol.apiserver.k8s.io", "FlowSchema") => typed::<
+            k8s_openapi::api::flowcontrol::v1::FlowSchema,
+        >(&mut work, flowcontrol::flow_schema)?,
+        ("flowcontrol.apiserver.k8s.io", "PriorityLevelConfiguration") => typed::<
+            k8s_openapi::api::flowcontrol::v1::PriorityLevelConfiguration,
+        >(&mut work, flowcontrol::priority_level)?,
         ("settings.k8s.io", "PodPreset") => {
             typed::<crate::settings::PodPreset>(&mut work, settings::pod_preset)?
         }

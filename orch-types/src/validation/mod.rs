@@ -32,6 +32,7 @@ mod batch;
 pub mod certificates;
 mod core;
 mod field;
+mod flowcontrol;
 mod meta;
 mod other;
 mod policy;
@@ -157,6 +158,16 @@ fn object_rules(d: &DynamicObject) -> Vec<FieldError> {
         ("scheduling.k8s.io", "PriorityClass") => {
             check!(&d, sched::PriorityClass, other::priority_class)
         }
+        ("flowcontrol.apiserver.k8s.io", "FlowSchema") => check!(
+            &d,
+            k8s_openapi::api::flowcontrol::v1::FlowSchema,
+            flowcontrol::flow_schema
+        ),
+        ("flowcontrol.apiserver.k8s.io", "PriorityLevelConfiguration") => check!(
+            &d,
+            k8s_openapi::api::flowcontrol::v1::PriorityLevelConfiguration,
+            flowcontrol::priority_level
+        ),
         ("settings.k8s.io", "PodPreset") => {
             check!(&d, crate::settings::PodPreset, settings::pod_preset)
         }
