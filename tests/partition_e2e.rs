@@ -173,7 +173,8 @@ struct NetNs {
 
 impl NetNs {
     /// Makes the namespace and the pair on the first /30 of 10.99.0.0/16 that no route of the
-    /// host covers; `Err` when this process may not (not root).
+    /// host covers; `Err` when this process may not make a namespace (not root); panics when
+    /// a later step fails.
     fn create() -> Result<Self, String> {
         // One at a time: the next one sees the routes of the previous one's /30.
         static CREATING: std::sync::Mutex<u32> = std::sync::Mutex::new(0);
@@ -195,6 +196,7 @@ impl NetNs {
             })
             .ok_or("no free /30 in 10.99.0.0/16")?;
         ip(&["netns", "add", &name])?;
+        // From here on the namespace is the test's: a failure fails the test, never skips it.
         let ns = Self {
             name,
             outer,
@@ -206,12 +208,14 @@ impl NetNs {
         let ns_cidr = format!("{}/30", ns.ns_ip);
         ip(&[
             "link", "add", &ns.outer, "type", "veth", "peer", "name", &ns.inner, "netns", &ns.name,
-        ])?;
-        ip(&["addr", "add", &host_cidr, "dev", &ns.outer])?;
-        ip(&["link", "set", &ns.outer, "up"])?;
-        ip(&["-n", &ns.name, "addr", "add", &ns_cidr, "dev", &ns.inner])?;
-        ip(&["-n", &ns.name, "link", "set", &ns.inner, "up"])?;
-        ip(&["-n", &ns.name, "link", "set", "lo", "up"])?;
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        ip(&["addr", "add", &host_cidr, "dev", &ns.outer]).unwrap_or_else(|e| panic!("{e}"));
+        ip(&["link", "set", &ns.outer, "up"]).unwrap_or_else(|e| panic!("{e}"));
+        ip(&["-n", &ns.name, "addr", "add", &ns_cidr, "dev", &ns.inner])
+            .unwrap_or_else(|e| panic!("{e}"));
+        ip(&["-n", &ns.name, "link", "set", &ns.inner, "up"]).unwrap_or_else(|e| panic!("{e}"));
+        ip(&["-n", &ns.name, "link", "set", "lo", "up"]).unwrap_or_else(|e| panic!("{e}"));
         Ok(ns)
     }
 
