@@ -162,7 +162,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             proc.kill()
             proc.wait()
         log.close()
-        print((data / "orch.log").read_text()[-3000:])
+        text = (data / "orch.log").read_text()
+        print(text[-3000:])
+    # A panic in a controller or a background task that a generated object reached shows in
+    # no answer; the server's log tells it.
+    panics = [line for line in text.splitlines() if "panicked" in line]
+    assert not panics, "\n".join(panics[:20])
 
 
 def status_problem(code: int, text: str) -> str | None:
