@@ -47,6 +47,40 @@ else
   cargo test --workspace --all-features
 fi
 
+step "fuzz (bounded)"
+# The cargo-fuzz targets in fuzz/ (docs/design/fuzzing.md), each run ORCH_FUZZ_SECONDS (default
+# 30) from a scratch copy of the repo's corpus; any crash fails the run. cargo-fuzz passes
+# nightly `-Z` flags: RUSTC_BOOTSTRAP=1 lets the stable toolchain take them. Built `--dev`
+# (opt-level 1, see fuzz/Cargo.toml) without AddressSanitizer (orch-types and orch-apiserver have no `unsafe`) so a
+# cold build stays short; docs/design/fuzzing.md has the longer runs.
+cargo_fuzz_version=0.13.2
+if [ "$(cargo fuzz --version 2>/dev/null | awk '{print $2}')" != "$cargo_fuzz_version" ]; then
+  cargo install cargo-fuzz --version "$cargo_fuzz_version" --locked
+fi
+fuzz_dir="${CARGO_TARGET_DIR:-$root/target}/fuzz"
+fuzz_scratch=$(mktemp -d)
+time RUSTC_BOOTSTRAP=1 cargo fuzz build --dev --sanitizer none --target-dir "$fuzz_dir"
+for t in $(cargo fuzz list); do
+  case $t in
+    quantity) max_len=64 dict=quantity ;;
+    label_selector | field_selector) max_len=512 dict=selector ;;
+    decode_protobuf) max_len=4096 dict= ;;
+    *) max_len=4096 dict=json ;;
+  esac
+  cp -r "fuzz/corpus/$t" "$fuzz_scratch/$t"
+  mkdir -p "$fuzz_scratch/artifacts/$t"
+  if ! RUSTC_BOOTSTRAP=1 cargo fuzz run --dev --sanitizer none --target-dir "$fuzz_dir" "$t" \
+    "$fuzz_scratch/$t" -- -max_total_time="${ORCH_FUZZ_SECONDS:-30}" -max_len="$max_len" \
+    -timeout=10 -artifact_prefix="$fuzz_scratch/artifacts/$t/" \
+    ${dict:+-dict="$root/fuzz/dicts/$dict.dict"} >"$fuzz_scratch/$t.log" 2>&1; then
+    tail -n 60 "$fuzz_scratch/$t.log" >&2
+    echo "fuzz target $t failed; its input is in $fuzz_scratch/artifacts/$t" >&2
+    exit 1
+  fi
+  echo "$t: $(grep -E '^#[0-9]+[[:space:]]+DONE' "$fuzz_scratch/$t.log" | tail -n 1)"
+done
+rm -rf "$fuzz_scratch"
+
 if [ -f bindings-python/pyproject.toml ]; then
   step "Python package"
   python -m pip install --quiet ./bindings-python
