@@ -12,7 +12,9 @@ server. Checks on every answer:
   ``reason`` of upstream's ``StatusReason`` set, a ``message``);
 - a write whose options upstream refuses (a ``dryRun`` other than ``All``, an unknown
   ``fieldValidation``, a ``gracePeriodSeconds`` that is not an integer) is not a 2xx: the
-  OpenAPI types these as plain strings, so only this check tells an ignored option.
+  OpenAPI types these as plain strings, so only this check tells an ignored option;
+
+and, when the server stops, no ``panicked`` line in its log.
 
 Namespaced operations run in a fresh namespace. Exclusions (each would hang or wreck the run, not
 hide an answer; see docs/design/schemathesis.md): streaming connects (exec, attach, portforward,
@@ -20,10 +22,10 @@ proxy), the long-running ``watch=true``/``follow=true`` variants of list and log
 ``/watch/`` paths, and ``deletecollection`` of cluster-scoped resources (it would delete the node,
 the bootstrap RBAC and CRDs the rest of the run needs).
 
-Examples per operation and mode: ``ORCH_SCHEMATHESIS_EXAMPLES`` (default 2, about three minutes
-on two cores); ``ORCH_SCHEMATHESIS_SEED`` replays a run (each run picks a random seed and
-names it in a failure); ``ORCH_SCHEMATHESIS_GROUP_VERSIONS`` (comma separated, ``all`` for every published
-one) widens the run.
+Examples per operation and mode: ``ORCH_SCHEMATHESIS_EXAMPLES`` (default 2, a few minutes on
+two cores); ``ORCH_SCHEMATHESIS_SEED`` replays a run (each run picks a random seed and names it
+in a failure); ``ORCH_SCHEMATHESIS_GROUP_VERSIONS`` (comma separated, ``all`` for every
+published one) widens the run.
 """
 
 from __future__ import annotations
