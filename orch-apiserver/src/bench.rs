@@ -1,8 +1,10 @@
 //! `orch bench api`: create throughput and latency over HTTP at several client counts, on the
 //! memory and embedded stores, and watch delivery latency (commit → delivered) with many
-//! watchers. Measured here, printed by the `orch` CLI. `orch bench crd` is [`crd`].
+//! watchers. Measured here, printed by the `orch` CLI. `orch bench crd` is [`crd`], `orch bench
+//! overload` is [`overload`].
 
 pub mod crd;
+pub mod overload;
 
 use crate::client::HttpClient;
 use crate::server::{serve, ApiServer, ApiServerConfig};

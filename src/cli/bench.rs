@@ -88,6 +88,30 @@ pub enum BenchCommand {
         #[arg(short = 'o', long, value_enum, default_value = "text")]
         output: BenchOutput,
     },
+    /// Overload: node Lease renewals and a scheduler binding pods over HTTP, alone and beside
+    /// one tenant keeping thousands of list calls in flight; heartbeat p50/p99, the largest
+    /// heartbeat gap against the node grace period, pods bound/s and the tenant's 429 share,
+    /// side by side (orch_apiserver::bench::overload).
+    Overload {
+        /// Nodes renewing their Lease.
+        #[arg(long, default_value_t = 50)]
+        nodes: usize,
+        /// Time between two renewals of one node (kubelets: 10s; shorter gives more samples).
+        #[arg(long, default_value = "1s", value_parser = super::parse_duration)]
+        heartbeat: std::time::Duration,
+        /// Concurrent list calls of the tenant in the loaded phase.
+        #[arg(long, default_value_t = 5000)]
+        lists: usize,
+        /// Pods the scheduler binds in each phase.
+        #[arg(long, default_value_t = 10_000)]
+        pods: usize,
+        /// Length of each phase.
+        #[arg(long, default_value = "20s", value_parser = super::parse_duration)]
+        duration: std::time::Duration,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value = "text")]
+        output: BenchOutput,
+    },
     /// Pod startup latency: a Deployment of N replicas created → every pod Running
     /// (orch::bench::pod_startup), on an in-process cluster like `orch up`.
     PodStartup {
@@ -254,6 +278,29 @@ pub fn run(cmd: BenchCommand) -> i32 {
             };
             (
                 rt.block_on(orch_apiserver::bench::crd::run(&cfg))
+                    .map(|r| (r.to_string(), serde_json::to_string_pretty(&r)))
+                    .map_err(|e| e.to_string()),
+                output,
+            )
+        }
+        BenchCommand::Overload {
+            nodes,
+            heartbeat,
+            lists,
+            pods,
+            duration,
+            output,
+        } => {
+            let cfg = orch_apiserver::bench::overload::OverloadBenchConfig {
+                nodes,
+                heartbeat,
+                lists,
+                pods,
+                duration,
+                ..Default::default()
+            };
+            (
+                rt.block_on(orch_apiserver::bench::overload::run(&cfg))
                     .map(|r| (r.to_string(), serde_json::to_string_pretty(&r)))
                     .map_err(|e| e.to_string()),
                 output,

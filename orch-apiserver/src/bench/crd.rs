@@ -46,7 +46,7 @@ pub struct Latency {
 }
 
 impl Latency {
-    fn of(mut v: Vec<Duration>) -> Self {
+    pub(crate) fn of(mut v: Vec<Duration>) -> Self {
         v.sort_unstable();
         Self {
             p50_ms: percentile(&v, 0.5),
