@@ -1412,11 +1412,31 @@ fn webhookconfiguration(o: &Value, now: Timestamp) -> Vec<Value> {
 // (`pkg/printers/internalversion/printers.go`).
 const FLOWSCHEMA: &[Column] = &[
     NAME,
-    col("PriorityLevel", "string", 0, "The name of the priority level of the requests this FlowSchema matches."),
-    col("MatchingPrecedence", "string", 0, "The precedence of this FlowSchema among the others (lower first)."),
-    col("DistinguisherMethod", "string", 0, "How flows of matching requests are told apart (ByUser, ByNamespace)."),
+    col(
+        "PriorityLevel",
+        "string",
+        0,
+        "The name of the priority level of the requests this FlowSchema matches.",
+    ),
+    col(
+        "MatchingPrecedence",
+        "string",
+        0,
+        "The precedence of this FlowSchema among the others (lower first).",
+    ),
+    col(
+        "DistinguisherMethod",
+        "string",
+        0,
+        "How flows of matching requests are told apart (ByUser, ByNamespace).",
+    ),
     AGE,
-    col("MissingPL", "string", 0, "Whether the referenced priority level is missing (the Dangling condition)."),
+    col(
+        "MissingPL",
+        "string",
+        0,
+        "Whether the referenced priority level is missing (the Dangling condition).",
+    ),
 ];
 
 fn flowschema(o: &Value, now: Timestamp) -> Vec<Value> {
@@ -1438,10 +1458,25 @@ fn flowschema(o: &Value, now: Timestamp) -> Vec<Value> {
 const PRIORITYLEVEL: &[Column] = &[
     NAME,
     col("Type", "string", 0, "Exempt or Limited."),
-    col("NominalConcurrencyShares", "string", 0, "The share of the server's concurrency this level gets."),
+    col(
+        "NominalConcurrencyShares",
+        "string",
+        0,
+        "The share of the server's concurrency this level gets.",
+    ),
     col("Queues", "string", 0, "The number of queues of this level."),
-    col("HandSize", "string", 0, "The number of queues a flow is shuffle-sharded to."),
-    col("QueueLengthLimit", "string", 0, "The most requests waiting in one queue."),
+    col(
+        "HandSize",
+        "string",
+        0,
+        "The number of queues a flow is shuffle-sharded to.",
+    ),
+    col(
+        "QueueLengthLimit",
+        "string",
+        0,
+        "The most requests waiting in one queue.",
+    ),
     AGE,
 ];
 

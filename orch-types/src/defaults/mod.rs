@@ -94,10 +94,15 @@ pub fn apply_defaults(obj: &mut DynamicObject) -> Result<(), ConvertError> {
         }
         ("flowcontrol.apiserver.k8s.io", "FlowSchema") => typed::<
             k8s_openapi::api::flowcontrol::v1::FlowSchema,
-        >(&mut work, flowcontrol::flow_schema)?,
-        ("flowcontrol.apiserver.k8s.io", "PriorityLevelConfiguration") => typed::<
-            k8s_openapi::api::flowcontrol::v1::PriorityLevelConfiguration,
-        >(&mut work, flowcontrol::priority_level)?,
+        >(
+            &mut work, flowcontrol::flow_schema
+        )?,
+        ("flowcontrol.apiserver.k8s.io", "PriorityLevelConfiguration") => {
+            typed::<k8s_openapi::api::flowcontrol::v1::PriorityLevelConfiguration>(
+                &mut work,
+                flowcontrol::priority_level,
+            )?
+        }
         ("settings.k8s.io", "PodPreset") => {
             typed::<crate::settings::PodPreset>(&mut work, settings::pod_preset)?
         }
