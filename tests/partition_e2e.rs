@@ -764,6 +764,18 @@ fn an_api_server_cut_from_etcd_answers_5xx_quickly_and_recovers() {
         }
     }
     let _etcd = Kill(&mut etcd);
+    // The API server opens its storage at start: wait until etcd takes connections (a cold
+    // etcd under a loaded CI machine took longer than the API server's first dial).
+    let etcd_addr: std::net::SocketAddr = format!("{}:2379", ns.ns_ip).parse().expect("addr");
+    wait_for(
+        "etcd listening in the namespace",
+        Duration::from_secs(30),
+        || {
+            std::net::TcpStream::connect_timeout(&etcd_addr, Duration::from_millis(200))
+                .map(drop)
+                .map_err(|e| e.to_string())
+        },
+    );
     let split = Split::apiserver_with(
         &env,
         "apiserver",
