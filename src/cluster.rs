@@ -843,12 +843,10 @@ fn write_kubeconfigs(
 }
 
 async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, ClusterError> {
-    tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| match source.kind() {
-            std::io::ErrorKind::AddrInUse => ClusterError::AddrInUse { addr },
-            _ => ClusterError::Listen { addr, source },
-        })
+    orch_apiserver::listen(addr).map_err(|source| match source.kind() {
+        std::io::ErrorKind::AddrInUse => ClusterError::AddrInUse { addr },
+        _ => ClusterError::Listen { addr, source },
+    })
 }
 
 /// Creates the data dir if needed and checks (or writes) its format marker.

@@ -55,7 +55,9 @@ pub mod serviceaccount;
 pub mod storage;
 pub mod webhook;
 
-pub use server::{serve, serve_tls, ApiServer, ApiServerConfig, ApiServerError, StorageConfig};
+pub use server::{
+    listen, serve, serve_tls, ApiServer, ApiServerConfig, ApiServerError, StorageConfig,
+};
 pub mod apply;
 pub mod auth;
 pub mod discovery;

@@ -518,6 +518,32 @@ async fn compactor(api: Weak<ApiServer>, every: Duration) {
     }
 }
 
+/// A listening socket for the API server on `addr`, with the accept queue as long as the
+/// kernel allows (`/proc/sys/net/core/somaxconn`), as Go's `net.Listen` makes it
+/// (`src/net/sock_linux.go`, `maxListenerBacklog`) for kube-apiserver. Tokio's
+/// `TcpListener::bind` asks for 1,024: under a storm of new connections (thousands of clients
+/// at once) the queue overflowed, the kernel dropped SYNs, and clients such as node heartbeats
+/// waited for SYN retransmissions (1, 3, 7, 15 s …) before the server ever saw them.
+pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = match addr {
+        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(listen_backlog())
+}
+
+/// The kernel's `somaxconn` (at most 65,535, as Go caps it); 4,096 (the kernel's default since
+/// Linux 5.4) when it cannot be read.
+fn listen_backlog() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .filter(|n| *n > 0)
+        .map_or(4096, |n| n.min(65_535))
+}
+
 /// Serves `api` on `listener` until `shutdown` completes, then finishes in-flight requests
 /// (open watches are ended).
 pub async fn serve(

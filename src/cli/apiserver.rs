@@ -94,8 +94,7 @@ async fn run_async(args: ApiServerArgs) -> Result<(), String> {
         enable_priority_and_fairness: args.inflight.enable_priority_and_fairness,
         ..ApiServerConfig::memory()
     };
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
+    let listener = orch_apiserver::listen(args.listen)
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     config.kubernetes_service =

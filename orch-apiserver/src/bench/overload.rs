@@ -203,9 +203,8 @@ pub async fn run(cfg: &OverloadBenchConfig) -> Result<OverloadBenchReport, Bench
         rt.block_on(async move {
             let started = async {
                 let api = ApiServer::open(config).await.map_err(|e| e.to_string())?;
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let listener =
+                    crate::listen(([127, 0, 0, 1], 0).into()).map_err(|e| e.to_string())?;
                 let addr = listener.local_addr().map_err(|e| e.to_string())?;
                 Ok::<_, String>((api, listener, addr))
             };
