@@ -431,7 +431,13 @@ async fn server_side_apply_records_managed_fields_of_custom_objects() {
 #[tokio::test]
 async fn server_side_apply_follows_the_schema_list_types() {
     let api = ApiServer::new(ApiServerConfig::memory()).expect("server");
+    // A kind of its own: the server-side apply schema of a custom kind is kept per interned
+    // resource entry for the process (`crd::openapi::register_apply_schema`), and the other
+    // tests of this process serve `shirts` with a schema without the list type.
     let mut crd = shirt_crd();
+    crd["metadata"]["name"] = json!("portshirts.stable.example.com");
+    crd["spec"]["names"] =
+        json!({"plural": "portshirts", "singular": "portshirt", "kind": "PortShirt"});
     crd["spec"]["versions"][1]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
         ["ports"] = json!({
         "type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
@@ -445,20 +451,21 @@ async fn server_side_apply_follows_the_schema_list_types() {
     )
     .await;
     assert_eq!(code, StatusCode::CREATED);
-    eventually("shirts served", async || {
-        api.lookup("stable.example.com", "v1", "shirts").is_some()
+    eventually("portshirts served", async || {
+        api.lookup("stable.example.com", "v1", "portshirts")
+            .is_some()
     })
     .await;
     let apply = |manager: &'static str, port: &'static str| {
         let api = api.clone();
         async move {
             let body = format!(
-                "apiVersion: stable.example.com/v1\nkind: Shirt\nmetadata:\n  name: s\nspec:\n  ports:\n  - name: {port}\n    port: 80\n"
+                "apiVersion: stable.example.com/v1\nkind: PortShirt\nmetadata:\n  name: s\nspec:\n  ports:\n  - name: {port}\n    port: 80\n"
             );
             let a = send(
                 &api,
                 Method::PATCH,
-                &format!("/apis/stable.example.com/v1/namespaces/default/shirts/s?fieldManager={manager}"),
+                &format!("/apis/stable.example.com/v1/namespaces/default/portshirts/s?fieldManager={manager}"),
                 Some("application/apply-patch+yaml"),
                 "application/json",
                 Body::from(body),
