@@ -95,6 +95,7 @@ pub mod node;
 pub mod pod_sync;
 pub mod prober;
 pub mod projected;
+pub mod proxy;
 pub mod runtime;
 pub mod stats;
 pub mod status;
