@@ -43,6 +43,7 @@ pub mod conversion;
 pub mod crd;
 pub mod fieldmanager;
 pub mod flowcontrol;
+pub mod health;
 pub mod kubeconfig;
 pub mod kubelet_client;
 pub mod kubernetes_service;

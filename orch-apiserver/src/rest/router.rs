@@ -1,7 +1,7 @@
 //! The HTTP router: Kubernetes paths to the REST operations of [`ApiServer`].
 //!
 //! Layout, so that other modules plug in without touching the verbs:
-//! - [`system_routes`]: `/version`, `/healthz`, `/livez`, `/readyz`;
+//! - [`system_routes`]: `/version`, and `/healthz`, `/livez`, `/readyz` ([`crate::health`]);
 //! - [`extension_routes`]: discovery (`/api`, `/apis`, per group version), OpenAPI — add routes
 //!   there; static routes win over the resource catch-alls;
 //! - `/api/{*path}` and `/apis/{*path}`: [`parse_target`] resolves the resource, then
@@ -61,12 +61,7 @@ pub fn system_routes() -> Router<Arc<ApiServer>> {
     Router::new()
         .route("/version", get(version))
         .route("/version/", get(version))
-        .route("/healthz", get(ok))
-        .route("/livez", get(ok))
-        .route("/readyz", get(ok))
-        .route("/healthz/{*check}", get(ok))
-        .route("/livez/{*check}", get(ok))
-        .route("/readyz/{*check}", get(ok))
+        .merge(crate::health::routes())
 }
 
 /// Discovery, OpenAPI and `metrics.k8s.io` routes (owned by the discovery/OpenAPI/metrics
@@ -76,10 +71,6 @@ pub fn extension_routes() -> Router<Arc<ApiServer>> {
         .merge(crate::discovery::routes())
         .merge(crate::openapi::routes())
         .merge(crate::metrics::routes())
-}
-
-async fn ok() -> &'static str {
-    "ok"
 }
 
 async fn not_found(req: HttpRequest) -> Response {

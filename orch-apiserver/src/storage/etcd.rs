@@ -74,6 +74,19 @@ const MEMBER_CHECK_INTERVAL: Duration = Duration::from_millis(500);
 /// How long a member may take to answer that check.
 const MEMBER_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// How long etcd may take to answer the health check ([`Storage::check_health`]; upstream's
+/// `--etcd-healthcheck-timeout` and `--etcd-readycheck-timeout`, 2 s each).
+pub const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The state of the health check's limiter.
+#[derive(Debug, Default)]
+struct HealthCheck {
+    /// When the last check started.
+    started: Option<Instant>,
+    /// What the last finished check found.
+    last: Option<std::result::Result<(), String>>,
+}
+
 /// The key whose version the compactors of every API server on one etcd share as their
 /// logical time (upstream's `compactRevKey`, outside any prefix as upstream's).
 pub const COMPACT_REV_KEY: &str = "compact_rev_key";
@@ -488,6 +501,8 @@ fn encode(key: &str, object: &DynamicObject) -> Result<Encoded> {
 pub struct EtcdStore {
     client: Client,
     shared: Arc<Shared>,
+    /// The last [`Storage::check_health`] call: when it started and, once done, what it found.
+    health: Mutex<HealthCheck>,
     /// The task of [`watch_members`] (several members only), ended with the store.
     members: Option<tokio::task::AbortHandle>,
 }
@@ -620,6 +635,7 @@ impl EtcdStore {
         let store = Self {
             client,
             shared,
+            health: Mutex::new(HealthCheck::default()),
             members,
         };
         let compacted = store.probe_compacted(0).await?;
@@ -1092,6 +1108,39 @@ impl Storage for EtcdStore {
 
     fn request_progress(&self) {
         self.shared.progress.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Upstream's etcd check (`newETCD3Check`,
+    /// `staging/src/k8s.io/apiserver/pkg/storage/storagebackend/factory/etcd3.go`): a get of
+    /// `/PREFIX/health` within [`HEALTH_CHECK_TIMEOUT`], at most one every half of it (a
+    /// limiter with a burst of one); a call in between answers what the last check found, so
+    /// probes cost etcd nothing more under load.
+    async fn check_health(&self) -> std::result::Result<(), String> {
+        {
+            let mut h = self.health.lock();
+            if let (Some(at), Some(last)) = (h.started, &h.last) {
+                if at.elapsed() < HEALTH_CHECK_TIMEOUT / 2 {
+                    return last.clone();
+                }
+            }
+            h.started = Some(Instant::now());
+        }
+        let prefix = self.shared.prefix.trim_matches('/');
+        let key = if prefix.is_empty() {
+            "/health".to_string()
+        } else {
+            format!("/{prefix}/health")
+        };
+        let found = match tokio::time::timeout(HEALTH_CHECK_TIMEOUT, self.kv().get(key, None)).await
+        {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(format!("error getting data from etcd: {e}")),
+            Err(_) => Err(format!(
+                "error getting data from etcd: no answer within {HEALTH_CHECK_TIMEOUT:?}"
+            )),
+        };
+        self.health.lock().last = Some(found.clone());
+        found
     }
 
     fn compacted_revision(&self) -> Revision {

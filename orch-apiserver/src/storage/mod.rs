@@ -327,6 +327,13 @@ pub trait Storage: Send + Sync + 'static {
     /// writes outside the key prefix) needs it so that a watcher can tell it is current.
     /// Nothing to do for the in-process backends, whose every revision is such an event.
     fn request_progress(&self) {}
+    /// Whether the store answers now: the `etcd` check of `/healthz`, `/livez` and `/readyz`
+    /// (see `crate::health`). etcd is asked for a small key within a timeout; the in-process
+    /// backends have nothing to reach and always answer. The error is the reason, for the
+    /// log and for the single check's endpoint (`/readyz/etcd`).
+    async fn check_health(&self) -> std::result::Result<(), String> {
+        Ok(())
+    }
     /// The revision up to which history has been discarded.
     fn compacted_revision(&self) -> Revision;
     /// Discards history at and before `revision` (the latest version of each live key is kept).
