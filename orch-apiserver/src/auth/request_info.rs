@@ -141,7 +141,7 @@ pub fn parse(method: &str, path: &str, query: &HashMap<String, String>) -> Reque
         info.resource = (*r).to_string();
     }
     if info.name.is_empty() && info.verb == "get" {
-        let watch = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
+        let watch = crate::rest::router::query_flag(query.get("watch").map(String::as_str));
         info.verb = if watch { "watch" } else { "list" }.to_string();
         if let Some(name) = query.get("fieldSelector").and_then(|s| selected_name(s)) {
             if valid_segment(name) {

@@ -179,7 +179,7 @@ pub(crate) async fn handle(
     }
     req.headers
         .insert(header::ACCEPT, HeaderValue::from_static("application/json"));
-    let watching = req.method == Method::GET && matches!(req.param("watch"), Some("true" | "1"));
+    let watching = req.method == Method::GET && super::router::query_flag(req.param("watch"));
     let resp = dispatch(api, req).await?;
     if watching {
         return Ok(convert_watch(api.clone(), served, resp));

@@ -139,11 +139,40 @@ impl Request {
     }
 
     fn flag(&self, k: &str) -> bool {
-        matches!(self.param(k), Some("true" | "1" | "True"))
+        query_flag(self.param(k))
     }
 }
 
 /// Resolves `/api/v1/...` or `/apis/GROUP/VERSION/...` to a resource target: a built-in
+/// A boolean query parameter (`watch`, `allowWatchBookmarks`, `sendInitialEvents`, `force`) as
+/// upstream's parameter codec reads it (`Convert_Slice_string_To_bool` and
+/// `Convert_Slice_string_To_Pointer_bool`,
+/// `staging/src/k8s.io/apimachinery/pkg/apis/meta/v1/conversion.go`): absent, `0`, or `false`
+/// in any case is false; any other value, the empty one included (`?watch=`, `?watch=yes`), is
+/// true. No value is refused.
+pub fn query_flag(value: Option<&str>) -> bool {
+    value.is_some_and(|v| v != "0" && !v.eq_ignore_ascii_case("false"))
+}
+
+/// An integer query parameter (`limit`, `timeoutSeconds`) as upstream's parameter codec reads
+/// it (`Convert_Slice_string_To_int64`, `Convert_Slice_string_To_Pointer_int64`: Go's
+/// `strconv.ParseInt`, base 10, 64 bits): absent is `None`; a value that does not parse, the
+/// empty one included, is a 400 BadRequest with Go's message, as the list and watch handlers
+/// turn the codec's error into one (`staging/src/k8s.io/apiserver/pkg/endpoints/handlers/get.go`
+/// `ListResource`).
+pub fn query_int(value: Option<&str>) -> RestResult<Option<i64>> {
+    let Some(v) = value else { return Ok(None) };
+    v.parse().map(Some).map_err(|e: std::num::ParseIntError| {
+        let why = match e.kind() {
+            std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
+                "value out of range"
+            }
+            _ => "invalid syntax",
+        };
+        ApiError::bad_request(format!("strconv.ParseInt: parsing {v:?}: {why}"))
+    })
+}
+
 /// resource or one that `api`'s CRDs define.
 pub fn parse_target(api: &ApiServer, path: &str) -> RestResult<Target> {
     let segs: Vec<&str> = path
@@ -234,12 +263,14 @@ pub fn parse_target(api: &ApiServer, path: &str) -> RestResult<Target> {
     Ok(t)
 }
 
-/// The query parameters of a request (last value wins), percent-decoded.
+/// The query parameters of a request, percent-decoded; of a repeated parameter the first value
+/// counts, as upstream's parameter codec takes the first (`Convert_Slice_string_To_string` and
+/// the like) and Go's `url.Values.Get` does.
 pub(crate) fn parse_query(q: Option<&str>) -> HashMap<String, String> {
     let mut out = HashMap::new();
     for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        out.insert(pct_decode(k), pct_decode(v));
+        out.entry(pct_decode(k)).or_insert_with(|| pct_decode(v));
     }
     out
 }
@@ -427,13 +458,10 @@ fn list_params(req: &Request) -> RestResult<ListParams> {
     Ok(ListParams {
         label_selector: req.param("labelSelector").map(str::to_string),
         field_selector: req.param("fieldSelector").map(str::to_string),
-        limit: match req.param("limit") {
-            Some(l) if !l.is_empty() => Some(
-                l.parse()
-                    .map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?,
-            ),
-            _ => None,
-        },
+        // Upstream pages only with a positive limit.
+        limit: query_int(req.param("limit"))?
+            .filter(|l| *l > 0)
+            .map(|l| u32::try_from(l).unwrap_or(u32::MAX)),
         continue_token: req.param("continue").map(str::to_string),
         resource_version: req.param("resourceVersion").map(str::to_string),
         resource_version_match: match req.param("resourceVersionMatch") {
@@ -463,12 +491,11 @@ fn watch_params(req: &Request, min_timeout: std::time::Duration) -> RestResult<W
         field_selector,
         resource_version: req.param("resourceVersion").map(str::to_string),
         allow_bookmarks: req.flag("allowWatchBookmarks"),
-        timeout_seconds: match req.param("timeoutSeconds") {
-            Some(t) if !t.is_empty() => Some(
-                t.parse()
-                    .map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds {t:?}")))?,
-            ),
-            // Upstream picks a random timeout between min-request-timeout and twice that.
+        // Upstream (`handlers/get.go` `ListResource`): a negative timeout ends the watch at
+        // once; none or zero picks a random one between min-request-timeout and twice that.
+        timeout_seconds: match query_int(req.param("timeoutSeconds"))? {
+            Some(t) if t < 0 => Some(0),
+            Some(t) if t > 0 => Some(u32::try_from(t).unwrap_or(u32::MAX)),
             _ => {
                 let min = u32::try_from(min_timeout.as_secs().max(1)).unwrap_or(u32::MAX);
                 Some(min.saturating_add(rand::random::<u32>() % min))
@@ -870,3 +897,118 @@ mod tests {
         }
     }
 }
+
+    #[test]
+    fn query_parameters_parse_as_upstream_parameter_codec() {
+        for (value, want) in [
+            (None, false),
+            (Some("0"), false),
+            (Some("false"), false),
+            (Some("False"), false),
+            (Some("FALSE"), false),
+            (Some("fAlSe"), false),
+            (Some("1"), true),
+            (Some("true"), true),
+            (Some("TRUE"), true),
+            (Some(""), true),
+            (Some("yes"), true),
+            (Some("maybe"), true),
+            (Some("2"), true),
+            (Some("00"), true),
+            (Some(" false"), true),
+        ] {
+            assert_eq!(query_flag(value), want, "{value:?}");
+        }
+        for (value, want) in [
+            (None, Ok(None)),
+            (Some("0"), Ok(Some(0))),
+            (Some("500"), Ok(Some(500))),
+            (Some("+7"), Ok(Some(7))),
+            (Some("-1"), Ok(Some(-1))),
+            (
+                Some(""),
+                Err(r#"strconv.ParseInt: parsing "": invalid syntax"#),
+            ),
+            (
+                Some("ten"),
+                Err(r#"strconv.ParseInt: parsing "ten": invalid syntax"#),
+            ),
+            (
+                Some("1.5"),
+                Err(r#"strconv.ParseInt: parsing "1.5": invalid syntax"#),
+            ),
+            (
+                Some("99999999999999999999"),
+                Err(r#"strconv.ParseInt: parsing "99999999999999999999": value out of range"#),
+            ),
+        ] {
+            let got = query_int(value).map_err(|e| {
+                assert_eq!((e.code, e.reason.as_str()), (400, reason::BAD_REQUEST));
+                e.message
+            });
+            assert_eq!(got, want.map_err(String::from), "{value:?}");
+        }
+        let q = parse_query(Some("watch=0&watch=1&limit=5"));
+        assert_eq!(
+            q.get("watch").map(String::as_str),
+            Some("0"),
+            "the first value counts"
+        );
+    }
+
+    #[tokio::test]
+    async fn boolean_and_integer_parameters_over_http() {
+        use crate::test_router::call;
+        use tower::ServiceExt;
+        let api = ApiServer::new(crate::ApiServerConfig::memory()).expect("server");
+        let cms = "/api/v1/namespaces/default/configmaps";
+        let cm =
+            serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}});
+        let (code, _) = call(&api, Method::POST, cms, Some(cm)).await;
+        assert_eq!(code, StatusCode::CREATED);
+        // Any value but 0/false makes a watch: it streams the ADDED event, then times out.
+        for watch in ["yes", "TRUE", ""] {
+            let resp = api
+                .router()
+                .oneshot(
+                    axum::http::Request::get(format!("{cms}?watch={watch}&timeoutSeconds=1"))
+                        .body(Body::empty())
+                        .expect("request"),
+                )
+                .await
+                .expect("answer");
+            assert_eq!(resp.status(), StatusCode::OK);
+            let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+                .await
+                .expect("body");
+            let first: Value =
+                serde_json::from_slice(body.split(|b| *b == b'\n').next().expect("an event"))
+                    .expect("a watch event");
+            assert_eq!(first["type"], "ADDED", "watch={watch}");
+        }
+        let (code, list) = call(&api, Method::GET, &format!("{cms}?watch=False"), None).await;
+        assert_eq!(
+            (code, list["kind"].as_str()),
+            (StatusCode::OK, Some("ConfigMapList"))
+        );
+        for (query, message) in [
+            (
+                "limit=abc",
+                r#"strconv.ParseInt: parsing "abc": invalid syntax"#,
+            ),
+            ("limit=", r#"strconv.ParseInt: parsing "": invalid syntax"#),
+            (
+                "watch=1&timeoutSeconds=soon",
+                r#"strconv.ParseInt: parsing "soon": invalid syntax"#,
+            ),
+        ] {
+            let (code, status) = call(&api, Method::GET, &format!("{cms}?{query}"), None).await;
+            assert_eq!(code, StatusCode::BAD_REQUEST, "{query}");
+            assert_eq!(status["reason"], "BadRequest", "{query}");
+            assert_eq!(status["message"], message, "{query}");
+        }
+        // A limit of zero or less lists everything, as upstream.
+        let (code, list) = call(&api, Method::GET, &format!("{cms}?limit=-1"), None).await;
+        assert_eq!(code, StatusCode::OK);
+        assert_eq!(list["items"].as_array().map(Vec::len), Some(1));
+    }
