@@ -371,7 +371,7 @@ impl ApiServer {
                 )));
             }
         }
-        let schema = fieldmanager::schema_of(info);
+        let schema = fieldmanager::schema_of(info, self.custom(info).as_deref());
         // The server's clock (virtual in simulations), like creationTimestamp.
         let by = Applier {
             manager,

@@ -428,13 +428,17 @@ pub fn scope_of_unknown(subresource: Option<&str>) -> Scope {
     }
 }
 
-/// The schema root of `info`: a built-in kind's, a custom resource's `openAPIV3Schema`
-/// ([`crate::crd::openapi::apply_schema`]), or unknown (a custom resource without schema).
-pub fn schema_of(info: Resource) -> SchemaNode<'static> {
+/// The schema root of `info`: a built-in kind's, the `openAPIV3Schema` of `custom`, the
+/// custom resource the server serves `info` as ([`crate::crd::openapi::apply_schema`]), or
+/// unknown (a custom resource without schema).
+pub fn schema_of(
+    info: Resource,
+    custom: Option<&crate::crd::CustomResource>,
+) -> SchemaNode<'static> {
     let schemas = Schemas::builtin();
     schemas
         .root(info.group, info.version, info.kind)
-        .or_else(|| crate::crd::openapi::apply_schema(info))
+        .or_else(|| custom.and_then(crate::crd::openapi::apply_schema))
         .unwrap_or_else(|| SchemaNode::unknown(schemas))
 }
 
@@ -478,11 +482,13 @@ fn is_reset(mf: &[ManagedFieldsEntry]) -> bool {
 }
 
 /// Records an Update write of `new` (over `old`, `None` for a create) by `writer` in
-/// `new.metadata.managedFields` (upstream `FieldManager.Update` with the default chain).
+/// `new.metadata.managedFields` (upstream `FieldManager.Update` with the default chain);
+/// `custom` is the custom resource the server serves `info` as, if it is one ([`schema_of`]).
 /// `now` is the server's clock; a write through `scale` records no time, as upstream's
 /// `ScaleHandler` (which takes the entries' times from the parent object's entries).
 pub fn update_object(
     info: Resource,
+    custom: Option<&crate::crd::CustomResource>,
     old: Option<&DynamicObject>,
     new: &mut DynamicObject,
     writer: &Writer<'_>,
@@ -518,7 +524,7 @@ pub fn update_object(
             metadata: Some(&new_meta),
             fields: &new.data,
         },
-        schema_of(info),
+        schema_of(info, custom),
         scope_of(info, writer.subresource),
     );
     let id = Identity::update(

@@ -59,6 +59,9 @@ pub struct CustomResource {
     /// The version's compiled structural schema (pruning, defaulting, validation); `None`
     /// when the version has none.
     pub structural: Option<orch_types::crd::Structural>,
+    /// The schema set server-side apply tracks and merges this version's fields by
+    /// ([`openapi::apply_schema`]); `None` when the version has no schema.
+    pub apply_schemas: Option<&'static crate::schema::Schemas>,
 }
 
 impl CustomResource {
@@ -128,13 +131,16 @@ impl Catalog {
                     })
                     .map(|old| old.structural.clone())
                     .unwrap_or_else(|| compile(crd, v));
-                ordered.push(Arc::new(CustomResource {
+                let mut r = CustomResource {
                     info,
                     storage,
                     crd: crd.clone(),
                     version: v.clone(),
                     structural,
-                }));
+                    apply_schemas: None,
+                };
+                r.apply_schemas = openapi::apply_schemas_of(&r);
+                ordered.push(Arc::new(r));
             }
         }
         // Groups in name order; a group's versions in priority order.
@@ -157,9 +163,6 @@ impl Catalog {
                 )
             })
             .collect();
-        for r in &ordered {
-            openapi::register_apply_schema(r);
-        }
         let openapi = openapi::Documents::build(&ordered);
         Self {
             by_path,

@@ -142,26 +142,17 @@ fn document(resources: &[&Arc<CustomResource>]) -> Value {
     })
 }
 
-/// The schema a custom resource's fields are tracked and merged by in server-side apply
+/// The schema set a custom resource's fields are tracked and merged by in server-side apply
 /// (`x-kubernetes-list-type`, `x-kubernetes-list-map-keys`, `x-kubernetes-map-type` of its
-/// `openAPIV3Schema`), by the address of its interned entry.
-fn apply_schemas() -> &'static parking_lot::Mutex<std::collections::HashMap<usize, &'static Schemas>>
-{
-    static R: std::sync::OnceLock<
-        parking_lot::Mutex<std::collections::HashMap<usize, &'static Schemas>>,
-    > = std::sync::OnceLock::new();
-    R.get_or_init(Default::default)
-}
-
-/// Records the schema of `r` for [`apply_schema`]. A schema set is made once per distinct
-/// definition and kept for the life of the process, as the interned entries are.
-pub(crate) fn register_apply_schema(r: &CustomResource) {
+/// `openAPIV3Schema`); `None` without a schema. The catalog that serves the resource keeps it
+/// ([`CustomResource::apply_schemas`]), so API servers in one process that serve one kind with
+/// different schemas each merge by their own. A set is made once per distinct definition and
+/// kept for the life of the process, as the interned resource entries are.
+pub(crate) fn apply_schemas_of(r: &CustomResource) -> Option<&'static Schemas> {
     static MADE: std::sync::OnceLock<
         parking_lot::Mutex<std::collections::HashMap<String, &'static Schemas>>,
     > = std::sync::OnceLock::new();
-    if r.schema().is_none() {
-        return;
-    }
+    r.schema()?;
     let info = r.info;
     let def = definition_name(info.group, info.version, info.kind);
     let object = object_schema(r);
@@ -183,15 +174,16 @@ pub(crate) fn register_apply_schema(r: &CustomResource) {
             defs.insert(def, object);
             Box::leak(Box::new(Schemas::from_definitions(defs)))
         });
-    apply_schemas()
-        .lock()
-        .insert(info as *const _ as usize, schemas);
+    Some(schemas)
 }
 
-/// The server-side apply schema of a custom resource's entry, if its version has a schema.
-pub fn apply_schema(info: crate::rest::Resource) -> Option<crate::schema::SchemaNode<'static>> {
-    let schemas = *apply_schemas().lock().get(&(info as *const _ as usize))?;
-    Some(schemas.node(&definition_name(info.group, info.version, info.kind)))
+/// The server-side apply schema of a custom resource, if its version has a schema.
+pub fn apply_schema(r: &CustomResource) -> Option<crate::schema::SchemaNode<'static>> {
+    let info = r.info;
+    Some(
+        r.apply_schemas?
+            .node(&definition_name(info.group, info.version, info.kind)),
+    )
 }
 
 /// Server-side apply merges the configuration into the live object with the strategic merge

@@ -425,24 +425,19 @@ async fn server_side_apply_records_managed_fields_of_custom_objects() {
     assert_eq!(managed["fieldsV1"]["f:spec"]["f:color"], json!({}), "{o}");
 }
 
-/// Server-side apply merges a custom object's lists as its schema says: entries of an
-/// `x-kubernetes-list-type: map` list applied by two managers are both kept, each owned by
-/// its manager under its key.
-#[tokio::test]
-async fn server_side_apply_follows_the_schema_list_types() {
+/// A server serving `shirts` whose `spec.ports` has the list type `list_type` (`None`: no
+/// list type, an atomic list).
+async fn shirts_with_ports(list_type: Option<&str>) -> Arc<ApiServer> {
     let api = ApiServer::new(ApiServerConfig::memory()).expect("server");
-    // A kind of its own: the server-side apply schema of a custom kind is kept per interned
-    // resource entry for the process (`crd::openapi::register_apply_schema`), and the other
-    // tests of this process serve `shirts` with a schema without the list type.
+    let mut ports = json!({"type": "array", "items": {"type": "object", "required": ["name"],
+        "properties": {"name": {"type": "string"}, "port": {"type": "integer"}}}});
+    if let Some(t) = list_type {
+        ports["x-kubernetes-list-type"] = json!(t);
+        ports["x-kubernetes-list-map-keys"] = json!(["name"]);
+    }
     let mut crd = shirt_crd();
-    crd["metadata"]["name"] = json!("portshirts.stable.example.com");
-    crd["spec"]["names"] =
-        json!({"plural": "portshirts", "singular": "portshirt", "kind": "PortShirt"});
     crd["spec"]["versions"][1]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
-        ["ports"] = json!({
-        "type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
-        "items": {"type": "object", "required": ["name"],
-            "properties": {"name": {"type": "string"}, "port": {"type": "integer"}}}});
+        ["ports"] = ports;
     let (code, _) = call(
         &api,
         Method::POST,
@@ -451,36 +446,46 @@ async fn server_side_apply_follows_the_schema_list_types() {
     )
     .await;
     assert_eq!(code, StatusCode::CREATED);
-    eventually("portshirts served", async || {
-        api.lookup("stable.example.com", "v1", "portshirts")
-            .is_some()
+    eventually("shirts served", async || {
+        api.lookup("stable.example.com", "v1", "shirts").is_some()
     })
     .await;
-    let apply = |manager: &'static str, port: &'static str| {
-        let api = api.clone();
-        async move {
-            let body = format!(
-                "apiVersion: stable.example.com/v1\nkind: PortShirt\nmetadata:\n  name: s\nspec:\n  ports:\n  - name: {port}\n    port: 80\n"
-            );
-            let a = send(
-                &api,
-                Method::PATCH,
-                &format!("/apis/stable.example.com/v1/namespaces/default/portshirts/s?fieldManager={manager}"),
-                Some("application/apply-patch+yaml"),
-                "application/json",
-                Body::from(body),
-            )
-            .await;
-            (a.status, a.body)
-        }
-    };
-    let (code, first) = apply("a", "http").await;
+    api
+}
+
+/// Server-side apply of shirt `s` with one port named `port` by `manager`.
+async fn apply_port(api: &Arc<ApiServer>, manager: &str, port: &str) -> (StatusCode, Value) {
+    let body = format!(
+        "apiVersion: stable.example.com/v1\nkind: Shirt\nmetadata:\n  name: s\nspec:\n  ports:\n  - name: {port}\n    port: 80\n"
+    );
+    let a = send(
+        api,
+        Method::PATCH,
+        &format!("/apis/stable.example.com/v1/namespaces/default/shirts/s?fieldManager={manager}"),
+        Some("application/apply-patch+yaml"),
+        "application/json",
+        Body::from(body),
+    )
+    .await;
+    (a.status, a.body)
+}
+
+/// Server-side apply merges a custom object's lists as its schema says: entries of an
+/// `x-kubernetes-list-type: map` list applied by two managers are both kept, each owned by
+/// its manager under its key. Each server merges by its own schema: a second server in the
+/// process serving the same kind with an atomic list refuses the second manager's apply as
+/// a conflict.
+#[tokio::test]
+async fn server_side_apply_follows_the_schema_list_types() {
+    let keyed = shirts_with_ports(Some("map")).await;
+    let atomic = shirts_with_ports(None).await;
+    let (code, first) = apply_port(&keyed, "a", "http").await;
     assert_eq!(code, StatusCode::CREATED, "{first}");
     assert_eq!(
         first["metadata"]["managedFields"][0]["manager"], "a",
         "{first}"
     );
-    let (code, o) = apply("b", "https").await;
+    let (code, o) = apply_port(&keyed, "b", "https").await;
     assert_eq!(code, StatusCode::OK, "{o}");
     let names: std::collections::BTreeSet<&str> = o["spec"]["ports"]
         .as_array()
@@ -503,4 +508,14 @@ async fn server_side_apply_follows_the_schema_list_types() {
         b["fieldsV1"]["f:spec"]["f:ports"]["k:{\"name\":\"https\"}"].is_object(),
         "{b}"
     );
+
+    let (code, o) = apply_port(&atomic, "a", "http").await;
+    assert_eq!(code, StatusCode::CREATED, "{o}");
+    let (code, conflict) = apply_port(&atomic, "b", "https").await;
+    assert_eq!(
+        code,
+        StatusCode::CONFLICT,
+        "an atomic list has one owner: {conflict}"
+    );
+    assert_eq!(conflict["reason"], "Conflict", "{conflict}");
 }

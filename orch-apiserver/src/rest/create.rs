@@ -176,7 +176,8 @@ impl ApiServer {
         warnings.append(&mut admitted.warnings);
         if let Some(w) = writer {
             let now = time(self.config.clock.now()).0;
-            crate::fieldmanager::update_object(info, None, &mut obj, w, now);
+            let custom = self.custom(info);
+            crate::fieldmanager::update_object(info, custom.as_deref(), None, &mut obj, w, now);
         }
         if p.dry_run {
             return Ok(Written {

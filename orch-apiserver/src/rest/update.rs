@@ -303,7 +303,9 @@ impl ApiServer {
             }
             if let Some(w) = writer {
                 let now = super::meta::time(self.config.clock.now()).0;
-                crate::fieldmanager::update_object(info, Some(old), &mut new, w, now);
+                let custom = self.custom(info);
+                let custom = custom.as_deref();
+                crate::fieldmanager::update_object(info, custom, Some(old), &mut new, w, now);
             }
             if new == *old {
                 // A no-op update is not written and keeps the resourceVersion.
