@@ -7,6 +7,7 @@
 //! Every call is non-blocking except [`ContainerRuntime::run_handler`] (probes and hooks, which
 //! may wait up to their timeout); the driver runs those on blocking threads.
 
+pub mod cri;
 pub mod fake;
 pub mod limits;
 pub mod process;
