@@ -9,6 +9,7 @@ pub mod controller_manager;
 pub mod flowcontrol;
 pub mod kubelet;
 pub mod leader_elect;
+pub mod proxy;
 pub mod schedule;
 pub mod scheduler;
 pub mod sim;
@@ -45,6 +46,8 @@ pub enum Command {
     ControllerManager(controller_manager::ControllerManagerArgs),
     /// Run the node agent (kubelet) against an API server.
     Kubelet(kubelet::KubeletArgs),
+    /// Run the service proxy of this host (nftables; root) against an API server.
+    Proxy(proxy::ProxyArgs),
     /// Run a scenario in virtual time (`orch sim -f scenario.yaml`).
     Sim(sim::SimArgs),
     /// Storage maintenance: `orch storage migrate --from SPEC --to SPEC` copies a cluster
@@ -107,6 +110,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Storage { what } => storage_migrate::run(what),
         Command::Sim(args) => sim::run(args),
         Command::Kubelet(args) => kubelet::run(args),
+        Command::Proxy(args) => proxy::run(args),
         Command::Apiserver(args) => apiserver::run(args),
         Command::Schedule(args) => schedule::run(args),
         Command::Scheduler(args) => scheduler::run(args),

@@ -160,10 +160,28 @@ async fn up(args: UpArgs) -> i32 {
     );
     println!("kubeconfig written to {}", kubeconfig.display());
     println!("export KUBECONFIG={}", kubeconfig.display());
+    // The service proxy of this host, for pods with real addresses.
+    let proxy = if args.runtime == RuntimeArg::Sim {
+        None
+    } else {
+        match super::proxy::UpProxy::start(&args.data_dir, cluster.client()) {
+            Ok((p, table)) => {
+                println!("service proxy: nftables table `ip {table}`");
+                Some(p)
+            }
+            Err(e) => {
+                println!("service proxy: not running ({e})");
+                None
+            }
+        }
+    };
     println!("Press Ctrl-C to stop.");
 
     wait_for_stop_signal().await;
     eprintln!("stopping orch (Ctrl-C again to force)...");
+    if let Some(p) = proxy {
+        p.stop().await;
+    }
     let shutdown = cluster.shutdown();
     tokio::select! {
         r = shutdown => match r {
@@ -184,7 +202,7 @@ async fn up(args: UpArgs) -> i32 {
 }
 
 /// Ctrl-C or SIGTERM.
-async fn wait_for_stop_signal() {
+pub(crate) async fn wait_for_stop_signal() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {

@@ -244,9 +244,12 @@ impl Network {
 
     fn try_setup(&self, pn: &PodNet, cidr: &Cidr) -> Result<(), String> {
         let ip = &self.ip;
-        // two `ip` runs: the host side, then the pod side
+        // two `ip` runs: the host side, then the pod side. Hairpin on the bridge port: with
+        // `br_netfilter` loaded, a pod's connection to a Service that the proxy sends back to
+        // the pod itself leaves the bridge by the port it came in (kubelet's
+        // `--hairpin-mode=hairpin-veth`).
         let host = format!(
-            "netns add {ns}\nlink add {v} type veth peer name eth0 netns {ns}\nlink set {v} master {br} up\n",
+            "netns add {ns}\nlink add {v} type veth peer name eth0 netns {ns}\nlink set {v} master {br} up\nlink set {v} type bridge_slave hairpin on\n",
             ns = pn.netns,
             v = pn.veth,
             br = pn.bridge
