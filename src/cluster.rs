@@ -156,6 +156,7 @@ pub struct ClusterBuilder {
     tls: bool,
     max_in_flight: (usize, usize),
     priority_and_fairness: bool,
+    service_alloc: orch_apiserver::service_alloc::ServiceAllocConfig,
 }
 
 impl Default for ClusterBuilder {
@@ -182,6 +183,7 @@ impl Default for ClusterBuilder {
                 orch_apiserver::flowcontrol::maxinflight::DEFAULT_MAX_MUTATING_REQUESTS_INFLIGHT,
             ),
             priority_and_fairness: true,
+            service_alloc: Default::default(),
         }
     }
 }
@@ -220,6 +222,13 @@ impl ClusterBuilder {
     /// `--enable-priority-and-fairness`); off keeps the two max-in-flight pools.
     pub fn priority_and_fairness(mut self, on: bool) -> Self {
         self.priority_and_fairness = on;
+        self
+    }
+
+    /// Service cluster IP and node port ranges (default: kube-apiserver's, `10.96.0.0/12`
+    /// and `30000-32767`); see [`orch_apiserver::service_alloc`].
+    pub fn service_alloc(mut self, c: orch_apiserver::service_alloc::ServiceAllocConfig) -> Self {
+        self.service_alloc = c;
         self
     }
 
@@ -407,6 +416,7 @@ impl Cluster {
             max_requests_inflight: b.max_in_flight.0,
             max_mutating_requests_inflight: b.max_in_flight.1,
             enable_priority_and_fairness: b.priority_and_fairness,
+            services: b.service_alloc.clone(),
             ..config
         };
         let pki = match (&listener, b.tls) {
@@ -417,7 +427,10 @@ impl Cluster {
                 })?;
                 let pki =
                     orch_apiserver::pki::Pki::load_or_create(&orch_apiserver::pki::PkiOptions {
-                        serving_hosts: vec![a.ip().to_string()],
+                        serving_hosts: vec![
+                            a.ip().to_string(),
+                            b.service_alloc.kubernetes_service_ip().to_string(),
+                        ],
                         ..orch_apiserver::pki::PkiOptions::new(work_dir.join("pki"))
                     })?;
                 config.kubelet_tls = Some(Arc::new(orch_apiserver::tls::client_config(
@@ -433,8 +446,12 @@ impl Cluster {
         if let Some(l) = &listener {
             // Reachable over the network: published as the `kubernetes` Service's endpoint.
             if let Ok(a) = l.local_addr() {
-                config.kubernetes_service =
-                    Some(orch_apiserver::kubernetes_service::KubernetesServiceConfig::new(a));
+                config.kubernetes_service = Some(
+                    orch_apiserver::kubernetes_service::KubernetesServiceConfig {
+                        service_ip: b.service_alloc.kubernetes_service_ip().to_string(),
+                        ..orch_apiserver::kubernetes_service::KubernetesServiceConfig::new(a)
+                    },
+                );
             }
         }
         let api = ApiServer::open(config).await?;

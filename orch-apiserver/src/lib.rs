@@ -52,6 +52,7 @@ pub mod pki;
 pub mod rest;
 pub mod schema;
 pub mod server;
+pub mod service_alloc;
 pub mod serviceaccount;
 pub mod storage;
 pub mod webhook;

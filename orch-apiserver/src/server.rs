@@ -83,6 +83,10 @@ pub struct ApiServerConfig {
     /// true): the FlowSchemas and PriorityLevelConfigurations share the two limits above;
     /// false keeps max-in-flight; see [`crate::flowcontrol`].
     pub enable_priority_and_fairness: bool,
+    /// Service cluster IP and node port ranges and the repair loop's timing
+    /// ([`crate::service_alloc`]; kube-apiserver's `--service-cluster-ip-range`,
+    /// `--service-node-port-range`).
+    pub services: crate::service_alloc::ServiceAllocConfig,
 }
 
 impl ApiServerConfig {
@@ -107,6 +111,7 @@ impl ApiServerConfig {
             max_mutating_requests_inflight:
                 crate::flowcontrol::maxinflight::DEFAULT_MAX_MUTATING_REQUESTS_INFLIGHT,
             enable_priority_and_fairness: true,
+            services: Default::default(),
         }
     }
 
@@ -227,6 +232,8 @@ pub struct ApiServer {
     pub(crate) auth: crate::auth::Auth,
     /// The overload filter: APF or max-in-flight ([`crate::flowcontrol`]).
     pub(crate) inflight: crate::flowcontrol::Limiter,
+    /// Service cluster IPs and node ports ([`crate::service_alloc`]).
+    pub(crate) service_alloc: crate::service_alloc::ServiceAllocator,
 }
 
 impl std::fmt::Debug for ApiServer {
@@ -326,6 +333,7 @@ impl ApiServer {
         let auth = crate::auth::Auth::new(&config.auth, &cache).map_err(ApiServerError::Auth)?;
         let kubelet_http = crate::kubelet_client::http_client(config.kubelet_tls.clone());
         let inflight = crate::flowcontrol::Limiter::new(&config);
+        let config_services = config.services.clone();
         Ok(Arc::new_cyclic(|me| Self {
             storage,
             cache,
@@ -340,6 +348,7 @@ impl ApiServer {
             tokens,
             auth,
             inflight,
+            service_alloc: crate::service_alloc::ServiceAllocator::new(config_services),
         }))
     }
 
@@ -358,6 +367,7 @@ impl ApiServer {
         ));
         tokio::spawn(expirer(Arc::downgrade(self)));
         crate::flowcontrol::spawn(self);
+        tokio::spawn(crate::service_alloc::repair::run(Arc::downgrade(self)));
         if let Some(k) = &self.config.kubernetes_service {
             tokio::spawn(crate::kubernetes_service::run(
                 Arc::downgrade(self),

@@ -56,6 +56,31 @@ pub struct ApiServerArgs {
     /// Max-in-flight limits.
     #[command(flatten)]
     pub inflight: super::flowcontrol::MaxInFlightArgs,
+    /// Service cluster IP and node port ranges.
+    #[command(flatten)]
+    pub services: ServiceRangeArgs,
+}
+
+/// kube-apiserver's Service range flags (`orch apiserver`, `orch up`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServiceRangeArgs {
+    /// CIDR Service cluster IPs are allocated from (at most 20 host bits; the first address is
+    /// the `kubernetes` Service's).
+    #[arg(long, default_value = orch_apiserver::service_alloc::range::DEFAULT_CLUSTER_IP_RANGE)]
+    pub service_cluster_ip_range: String,
+    /// Port range NodePort Services are allocated from (`30000-32767`, `30000+2767`).
+    #[arg(long, default_value = orch_apiserver::service_alloc::range::DEFAULT_NODE_PORT_RANGE)]
+    pub service_node_port_range: String,
+}
+
+impl ServiceRangeArgs {
+    /// The allocation configuration, or why a flag is refused.
+    pub fn config(&self) -> Result<orch_apiserver::service_alloc::ServiceAllocConfig, String> {
+        orch_apiserver::service_alloc::ServiceAllocConfig::from_flags(
+            Some(&self.service_cluster_ip_range),
+            Some(&self.service_node_port_range),
+        )
+    }
 }
 
 async fn shutdown_signal() {
@@ -92,13 +117,19 @@ async fn run_async(args: ApiServerArgs) -> Result<(), String> {
         max_requests_inflight: args.inflight.max_requests_inflight,
         max_mutating_requests_inflight: args.inflight.max_mutating_requests_inflight,
         enable_priority_and_fairness: args.inflight.enable_priority_and_fairness,
+        services: args.services.config()?,
         ..ApiServerConfig::memory()
     };
+    let service_ip = config.services.kubernetes_service_ip().to_string();
     let listener = orch_apiserver::listen(args.listen)
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    config.kubernetes_service =
-        Some(orch_apiserver::kubernetes_service::KubernetesServiceConfig::new(addr));
+    config.kubernetes_service = Some(
+        orch_apiserver::kubernetes_service::KubernetesServiceConfig {
+            service_ip: service_ip.clone(),
+            ..orch_apiserver::kubernetes_service::KubernetesServiceConfig::new(addr)
+        },
+    );
     let kubeconfig = args.data_dir.join("kubeconfig");
     let tls = if args.insecure_http {
         orch_apiserver::kubeconfig::write_kubeconfig(&kubeconfig, &format!("http://{addr}"))
@@ -106,7 +137,7 @@ async fn run_async(args: ApiServerArgs) -> Result<(), String> {
         None
     } else {
         let pki = Pki::load_or_create(&PkiOptions {
-            serving_hosts: vec![addr.ip().to_string()],
+            serving_hosts: vec![addr.ip().to_string(), service_ip],
             tls_cert_file: args.tls_cert_file.clone(),
             tls_private_key_file: args.tls_private_key_file.clone(),
             client_ca_file: args.client_ca_file.clone(),

@@ -68,6 +68,9 @@ pub struct UpArgs {
     /// Max-in-flight limits.
     #[command(flatten)]
     pub inflight: super::flowcontrol::MaxInFlightArgs,
+    /// Service cluster IP and node port ranges.
+    #[command(flatten)]
+    pub services: super::apiserver::ServiceRangeArgs,
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default: warnings and errors).
@@ -108,7 +111,15 @@ async fn up(args: UpArgs) -> i32 {
             return 2;
         }
     };
+    let service_alloc = match args.services.config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
     let mut b = Cluster::builder()
+        .service_alloc(service_alloc)
         .data_dir(&args.data_dir)
         .listen(Some(args.listen))
         .nodes(args.nodes)

@@ -179,6 +179,10 @@ impl ApiServer {
             let custom = self.custom(info);
             crate::fieldmanager::update_object(info, custom.as_deref(), None, &mut obj, w, now);
         }
+        // Service cluster IPs and node ports (upstream's service REST `beginCreate`).
+        let allocation = self
+            .allocate_service(info, &mut obj, None, p.dry_run)
+            .await?;
         if p.dry_run {
             return Ok(Written {
                 object: Arc::new(obj),
@@ -191,11 +195,16 @@ impl ApiServer {
             object: obj,
             ttl: self.ttl(info),
         };
-        let v = self
-            .storage
-            .write(create)
-            .await
-            .map_err(|e| storage_error(info, &name, e))?;
+        let v = match self.storage.write(create).await {
+            Ok(v) => {
+                allocation.commit(self).await;
+                v
+            }
+            Err(e) => {
+                allocation.revert(self).await;
+                return Err(storage_error(info, &name, e));
+            }
+        };
         admitted.after_store(self, &v.object);
         Ok(Written {
             object: v.object,

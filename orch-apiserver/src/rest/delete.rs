@@ -149,7 +149,10 @@ impl ApiServer {
                     return Ok(Deleted::Gone(cur.object.clone()));
                 }
                 match self.storage.delete(&key, Some(cur.mod_revision)).await {
-                    Ok(v) => return Ok(Deleted::Gone(v.object)),
+                    Ok(v) => {
+                        self.release_service(info, &v.object).await;
+                        return Ok(Deleted::Gone(v.object));
+                    }
                     Err(StorageError::Conflict { .. } | StorageError::NotFound { .. }) => continue,
                     Err(e) => return Err(storage_error(info, name, e)),
                 }

@@ -294,6 +294,9 @@ impl ApiServer {
             m.deletion_grace_period_seconds = old.metadata.deletion_grace_period_seconds;
             m.generation = old.metadata.generation;
             m.resource_version = old.metadata.resource_version.clone();
+            if part == Part::Main && crate::service_alloc::is_service(info) {
+                crate::service_alloc::prepare_update(&mut new, old);
+            }
             let warnings = self
                 .admit(info, &mut new, Some(old), part, dry_run)
                 .await?
@@ -317,6 +320,12 @@ impl ApiServer {
             if part == Part::Main {
                 self.admit_usage(info, &mut new, Some(old), dry_run).await?;
             }
+            let allocation = if part == Part::Main {
+                self.allocate_service(info, &mut new, Some(old), dry_run)
+                    .await?
+            } else {
+                Default::default()
+            };
             if dry_run {
                 return Ok(UpdateOutcome::Updated(Written {
                     object: Arc::new(new),
@@ -325,7 +334,11 @@ impl ApiServer {
             }
             let expected = Some(cur.mod_revision);
             let result = if finished_deleting(&new) {
-                self.storage.delete(&key, expected).await.map(|v| {
+                let deleted = self.storage.delete(&key, expected).await;
+                if let Ok(v) = &deleted {
+                    self.release_service(info, &v.object).await;
+                }
+                deleted.map(|v| {
                     UpdateOutcome::Deleted(Written {
                         object: v.object,
                         warnings,
@@ -345,6 +358,10 @@ impl ApiServer {
                     })
                 })
             };
+            match &result {
+                Ok(_) => allocation.commit(self).await,
+                Err(_) => allocation.revert(self).await,
+            }
             match result {
                 Ok(o) => return Ok(o),
                 Err(StorageError::Conflict { .. }) if pinned.is_none() => continue,
