@@ -41,6 +41,7 @@
 pub mod bench;
 pub mod cli;
 pub mod cluster;
+pub mod dns;
 pub mod exec_bench;
 pub mod scheduler_bench;
 pub mod sim;

@@ -6,6 +6,7 @@ pub mod apiserver;
 pub mod auth;
 pub mod bench;
 pub mod controller_manager;
+pub mod dns;
 pub mod flowcontrol;
 pub mod kubelet;
 pub mod leader_elect;
@@ -46,6 +47,8 @@ pub enum Command {
     ControllerManager(controller_manager::ControllerManagerArgs),
     /// Run the node agent (kubelet) against an API server.
     Kubelet(kubelet::KubeletArgs),
+    /// Run the cluster DNS server against an API server.
+    Dns(dns::DnsArgs),
     /// Run the service proxy of this host (nftables; root) against an API server.
     Proxy(proxy::ProxyArgs),
     /// Run a scenario in virtual time (`orch sim -f scenario.yaml`).
@@ -110,6 +113,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Storage { what } => storage_migrate::run(what),
         Command::Sim(args) => sim::run(args),
         Command::Kubelet(args) => kubelet::run(args),
+        Command::Dns(args) => dns::run(args),
         Command::Proxy(args) => proxy::run(args),
         Command::Apiserver(args) => apiserver::run(args),
         Command::Schedule(args) => schedule::run(args),

@@ -1,0 +1,281 @@
+//! Cluster DNS: names of Services and Pods under the cluster domain (`cluster.local`), served
+//! by [hickory-server](https://docs.rs/hickory-server) over UDP and TCP, everything else
+//! forwarded to upstream nameservers.
+//!
+//! - [`records`]: the record set, a pure function of Services, endpoints and Pods
+//!   ([`ClusterZone::build`]) and the answer to a question ([`ClusterZone::lookup`]);
+//! - [`server`]: the request handler (authoritative answers, NXDOMAIN/NODATA with the SOA,
+//!   truncation for UDP, forwarding);
+//! - [`DnsServer`]: binds the listeners, keeps the zone current from informers of Services,
+//!   Endpoints and Pods through any [`orch_types::client::Client`], and serves until stopped.
+//!
+//! `orch dns` runs it alone against an API server; `orch up` runs it in-process and publishes
+//! it as the `kube-system/kube-dns` Service (docs/design/services.md, "Cluster DNS").
+//!
+//! ```no_run
+//! # async fn run(client: orch_types::client::SharedClient) -> Result<(), orch::dns::DnsError> {
+//! use orch::dns::{DnsConfig, DnsServer};
+//! let server = DnsServer::bind(&DnsConfig::new(vec!["127.0.0.1:1053".parse().unwrap()])).await?;
+//! println!("cluster DNS on {:?}", server.local_addrs());
+//! server.run(client, std::future::pending()).await
+//! # }
+//! ```
+
+pub mod records;
+pub mod server;
+
+pub use records::{Answer, ClusterZone, ServiceEndpoints};
+pub use server::{DnsHandler, Forwarder, ZoneHandle};
+
+use hickory_server::ServerFuture;
+use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
+use orch_runtime::informer::Informer;
+use orch_types::client::SharedClient;
+use orch_types::registry::ApiResource;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, UdpSocket};
+
+/// The default cluster domain (kubelet `--cluster-domain`).
+pub const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
+
+/// How long an idle TCP connection is kept.
+const TCP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Errors of the DNS server.
+#[derive(Debug, thiserror::Error)]
+pub enum DnsError {
+    /// A listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The cluster domain is not a DNS name.
+    #[error(transparent)]
+    Zone(#[from] records::ZoneError),
+    /// The server stopped with an error.
+    #[error("DNS server: {0}")]
+    Serve(String),
+}
+
+/// Settings of the DNS server.
+#[derive(Debug, Clone)]
+pub struct DnsConfig {
+    /// Addresses to serve on (UDP and TCP on each; port 0 picks one free for both).
+    pub listen: Vec<SocketAddr>,
+    /// The cluster domain.
+    pub cluster_domain: String,
+    /// Upstream nameservers for other names (empty: names outside the cluster are refused).
+    pub upstream: Vec<SocketAddr>,
+}
+
+impl DnsConfig {
+    /// Serves `listen` for `cluster.local`, forwarding to the host's nameservers.
+    pub fn new(listen: Vec<SocketAddr>) -> Self {
+        Self {
+            listen,
+            cluster_domain: DEFAULT_CLUSTER_DOMAIN.into(),
+            upstream: Forwarder::system_nameservers(),
+        }
+    }
+}
+
+/// A bound DNS server, not serving yet.
+pub struct DnsServer {
+    sockets: Vec<(UdpSocket, TcpListener)>,
+    addrs: Vec<SocketAddr>,
+    zone: ZoneHandle,
+    domain: String,
+    forwarder: Option<Forwarder>,
+}
+
+impl std::fmt::Debug for DnsServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DnsServer")
+            .field("addrs", &self.addrs)
+            .field("domain", &self.domain)
+            .finish()
+    }
+}
+
+/// Binds UDP and TCP on the same address and port (a free one for port 0).
+async fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), DnsError> {
+    let err = |source| DnsError::Bind { addr, source };
+    if addr.port() != 0 {
+        let udp = UdpSocket::bind(addr).await.map_err(err)?;
+        let tcp = TcpListener::bind(addr).await.map_err(err)?;
+        return Ok((udp, tcp));
+    }
+    let mut last = None;
+    for _ in 0..16 {
+        let udp = UdpSocket::bind(addr).await.map_err(err)?;
+        let port = udp.local_addr().map_err(err)?;
+        match TcpListener::bind(port).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(err(
+        last.unwrap_or_else(|| std::io::Error::other("no free port"))
+    ))
+}
+
+impl DnsServer {
+    /// Binds every listen address (UDP and TCP) and prepares an empty zone.
+    pub async fn bind(config: &DnsConfig) -> Result<Self, DnsError> {
+        let zone = ZoneHandle::new(ClusterZone::build(
+            &config.cluster_domain,
+            0,
+            &[],
+            &[],
+            &[],
+        )?);
+        let mut sockets = Vec::new();
+        let mut addrs = Vec::new();
+        for a in &config.listen {
+            let (udp, tcp) = bind_pair(*a).await?;
+            addrs.push(
+                udp.local_addr()
+                    .map_err(|source| DnsError::Bind { addr: *a, source })?,
+            );
+            sockets.push((udp, tcp));
+        }
+        Ok(Self {
+            sockets,
+            addrs,
+            zone,
+            domain: config.cluster_domain.clone(),
+            forwarder: (!config.upstream.is_empty()).then(|| Forwarder::new(&config.upstream)),
+        })
+    }
+
+    /// Where it listens (the real ports when port 0 was asked).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// The zone it answers from (to feed it other than by [`run`](Self::run)).
+    pub fn zone(&self) -> ZoneHandle {
+        self.zone.clone()
+    }
+
+    /// Serves with the zone as it is (no informers) until `shutdown` resolves.
+    pub async fn serve(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+    ) -> Result<(), DnsError> {
+        let mut server = ServerFuture::new(DnsHandler::new(self.zone.clone(), self.forwarder));
+        for (udp, tcp) in self.sockets {
+            server.register_socket(udp);
+            server.register_listener(tcp, TCP_TIMEOUT);
+        }
+        shutdown.await;
+        server
+            .shutdown_gracefully()
+            .await
+            .map_err(|e| DnsError::Serve(e.to_string()))
+    }
+
+    /// Serves, keeping the zone current from the cluster behind `client`, until `shutdown`
+    /// resolves.
+    pub async fn run(
+        self,
+        client: SharedClient,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+    ) -> Result<(), DnsError> {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = move || {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        };
+        let feed = tokio::spawn(keep_zone(
+            client,
+            self.domain.clone(),
+            self.zone.clone(),
+            stopped(),
+        ));
+        let r = self
+            .serve(async move {
+                shutdown.await;
+                stop_tx.send_replace(true);
+            })
+            .await;
+        let _ = feed.await;
+        r
+    }
+}
+
+/// Rebuilds the zone after every change of Services, Endpoints or Pods (changes arriving
+/// within a few milliseconds are taken together), once all three caches are synced.
+pub async fn keep_zone(
+    client: SharedClient,
+    domain: String,
+    zone: ZoneHandle,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let changed = Arc::new(tokio::sync::Notify::new());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let mut services = Informer::<Service>::new(client.clone(), ApiResource::of::<Service>());
+    let mut endpoints = Informer::<Endpoints>::new(client.clone(), ApiResource::of::<Endpoints>());
+    let mut pods = Informer::<Pod>::new(client, ApiResource::of::<Pod>());
+    let n = changed.clone();
+    services.on_change(Arc::new(move |_| n.notify_one()));
+    let n = changed.clone();
+    endpoints.on_change(Arc::new(move |_| n.notify_one()));
+    let n = changed.clone();
+    pods.on_change(Arc::new(move |_| n.notify_one()));
+    let (svc_store, ep_store, pod_store) = (services.store(), endpoints.store(), pods.store());
+    let tasks = [
+        tokio::spawn(services.run(stopped())),
+        tokio::spawn(endpoints.run(stopped())),
+        tokio::spawn(pods.run(stopped())),
+    ];
+    tokio::pin!(shutdown);
+    let mut serial: u32 = 0;
+    loop {
+        let synced = svc_store.is_synced() && ep_store.is_synced() && pod_store.is_synced();
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = changed.notified() => {}
+            // Until the caches are synced there may be no change to wake up for.
+            _ = tokio::time::sleep(Duration::from_millis(100)), if !synced || serial == 0 => {}
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        if !(svc_store.is_synced() && ep_store.is_synced() && pod_store.is_synced()) {
+            continue;
+        }
+        let svcs = svc_store.list();
+        let eps: Vec<ServiceEndpoints> = ep_store
+            .list()
+            .iter()
+            .map(|e| ServiceEndpoints::from_endpoints(e))
+            .collect();
+        let pods = pod_store.list();
+        let svc_refs: Vec<&Service> = svcs.iter().map(|s| s.as_ref()).collect();
+        let pod_refs: Vec<&Pod> = pods.iter().map(|p| p.as_ref()).collect();
+        serial = serial.wrapping_add(1).max(1);
+        match ClusterZone::build(&domain, serial, &svc_refs, &eps, &pod_refs) {
+            Ok(z) => zone.set(z),
+            Err(e) => {
+                tracing::error!(error = %e, "cluster DNS zone");
+                break;
+            }
+        }
+    }
+    stop_tx.send_replace(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+}
