@@ -13,6 +13,12 @@ step "Debian packages"
 need=()
 command -v etcd >/dev/null || need+=(etcd-server)
 command -v protoc >/dev/null || need+=(protobuf-compiler)
+# The cri runtime's end-to-end test (tests/cri_e2e.rs): containerd + runc, the CNI plugins
+# (portmap needs iptables), and the static busybox the test images are built from.
+command -v containerd >/dev/null || need+=(containerd runc)
+[ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
+command -v iptables >/dev/null || need+=(iptables)
+dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "missing ${need[*]}: run as root, or install them with apt-get first" >&2

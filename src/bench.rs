@@ -209,6 +209,7 @@ pub async fn pod_startup(
         runtime: match runtime {
             Runtime::Process => "process".into(),
             Runtime::Sim => "sim".into(),
+            Runtime::Cri => "cri".into(),
         },
         pod_network: pod_network.to_string(),
         pod_created_to_running: Millis::of(&per_pod),

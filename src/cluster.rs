@@ -57,6 +57,8 @@ pub enum Runtime {
     Process,
     /// Simulated containers driven by pod annotations; no processes.
     Sim,
+    /// OCI containers through CRI on a containerd each kubelet starts (issue 22).
+    Cri,
 }
 
 /// Errors starting or stopping a [`Cluster`].
@@ -557,8 +559,9 @@ impl Cluster {
             }
             if let Some(c) = &b.cluster_cidr {
                 config.cluster_cidr = c.clone();
-            } else if b.runtime == Runtime::Process
-                && b.pod_network != orch_kubelet::runtime::process::PodNetwork::Host
+            } else if b.runtime == Runtime::Cri
+                || (b.runtime == Runtime::Process
+                    && b.pod_network != orch_kubelet::runtime::process::PodNetwork::Host)
             {
                 let claim =
                     orch_kubelet::runtime::process::claim::claim_cluster_cidr(&self.work_dir);
@@ -613,9 +616,18 @@ impl Cluster {
                 })?;
                 Arc::new(rt)
             }
+            Runtime::Cri => {
+                let root = self.work_dir.join("kubelet").join(name);
+                let rt = crate::images::open_cri_runtime(&root, name, "127.0.0.1", None, None)
+                    .map_err(|message| ClusterError::Component {
+                        component: format!("kubelet {name}"),
+                        message,
+                    })?;
+                Arc::new(rt)
+            }
         };
         let mut config = orch_kubelet::KubeletConfig::new(name);
-        if self.runtime == Runtime::Process {
+        if self.runtime != Runtime::Sim {
             // Projected volumes (the service-account token) beside the runtime's state.
             config.root_dir = Some(self.work_dir.join("kubelet").join(name));
         }

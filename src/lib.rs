@@ -43,6 +43,7 @@ pub mod cli;
 pub mod cluster;
 pub mod dns;
 pub mod exec_bench;
+pub mod images;
 pub mod scheduler_bench;
 pub mod sim;
 

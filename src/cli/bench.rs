@@ -316,6 +316,7 @@ pub fn run(cmd: BenchCommand) -> i32 {
             let runtime = match runtime {
                 crate::cli::up::RuntimeArg::Process => crate::cluster::Runtime::Process,
                 crate::cli::up::RuntimeArg::Sim => crate::cluster::Runtime::Sim,
+                crate::cli::up::RuntimeArg::Cri => crate::cluster::Runtime::Cri,
             };
             let mut reports = vec![];
             for net in pod_network {

@@ -35,6 +35,10 @@ pub enum KubeletRuntime {
     Process,
     /// Simulated containers (pod annotations drive them).
     Sim,
+    /// OCI containers through CRI: containerd at `--container-runtime-endpoint`, or one the
+    /// kubelet starts under its root dir (root; Debian's containerd, runc,
+    /// containernetworking-plugins).
+    Cri,
 }
 
 /// Where the node pressure signals come from.
@@ -76,6 +80,10 @@ pub struct KubeletArgs {
     /// Container runtime.
     #[arg(long, value_enum, default_value = "process")]
     pub runtime: KubeletRuntime,
+    /// The CRI socket of a running containerd for `--runtime cri`
+    /// (`unix:///run/containerd/containerd.sock`); default: the kubelet starts its own.
+    #[arg(long)]
+    pub container_runtime_endpoint: Option<String>,
     /// State dir: containers, logs, `images.yaml` (default `./.orch-kubelet/NODE`).
     #[arg(long)]
     pub root_dir: Option<PathBuf>,
@@ -273,6 +281,22 @@ pub fn run(args: KubeletArgs) -> i32 {
             pc.pod_network = args.pod_network;
             pc.pod_cidr = args.pod_cidr.clone();
             match orch_kubelet::runtime::process::ProcessRuntime::open(pc) {
+                Ok(r) => Arc::new(r),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return 1;
+                }
+            }
+        }
+        KubeletRuntime::Cri => {
+            cfg.root_dir = Some(root.clone());
+            match crate::images::open_cri_runtime(
+                &root,
+                &args.node_name,
+                &args.node_ip,
+                args.container_runtime_endpoint.clone(),
+                args.pod_cidr.clone(),
+            ) {
                 Ok(r) => Arc::new(r),
                 Err(e) => {
                     eprintln!("error: {e}");

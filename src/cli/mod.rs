@@ -8,6 +8,7 @@ pub mod bench;
 pub mod controller_manager;
 pub mod dns;
 pub mod flowcontrol;
+pub mod images;
 pub mod kubelet;
 pub mod leader_elect;
 pub mod proxy;
@@ -51,6 +52,13 @@ pub enum Command {
     Dns(dns::DnsArgs),
     /// Run the service proxy of this host (nftables; root) against an API server.
     Proxy(proxy::ProxyArgs),
+    /// Container images of a `--runtime cri` cluster: build the test images, load an image
+    /// archive into a node's containerd, list a node's images.
+    Images {
+        /// What to do.
+        #[command(subcommand)]
+        what: images::ImagesCommand,
+    },
     /// Run a scenario in virtual time (`orch sim -f scenario.yaml`).
     Sim(sim::SimArgs),
     /// Storage maintenance: `orch storage migrate --from SPEC --to SPEC` copies a cluster
@@ -112,6 +120,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Bench { what } => bench::run(what),
         Command::Storage { what } => storage_migrate::run(what),
         Command::Sim(args) => sim::run(args),
+        Command::Images { what } => images::run(what),
         Command::Kubelet(args) => kubelet::run(args),
         Command::Dns(args) => dns::run(args),
         Command::Proxy(args) => proxy::run(args),

@@ -20,6 +20,9 @@ pub enum RuntimeArg {
     Process,
     /// Simulated containers (pod annotations drive them).
     Sim,
+    /// OCI containers through CRI on a containerd each kubelet starts (root; Debian's
+    /// containerd, runc and containernetworking-plugins; images with `orch images load`).
+    Cri,
 }
 
 /// Arguments of `orch up`.
@@ -127,6 +130,7 @@ async fn up(args: UpArgs) -> i32 {
         .runtime(match args.runtime {
             RuntimeArg::Process => Runtime::Process,
             RuntimeArg::Sim => Runtime::Sim,
+            RuntimeArg::Cri => Runtime::Cri,
         })
         .storage(storage)
         .event_ttl((!args.event_ttl.is_zero()).then_some(args.event_ttl))
@@ -165,6 +169,7 @@ async fn up(args: UpArgs) -> i32 {
         match args.runtime {
             RuntimeArg::Process => "process",
             RuntimeArg::Sim => "sim",
+            RuntimeArg::Cri => "cri",
         },
         args.storage.name(),
         cluster.started_in(),

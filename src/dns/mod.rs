@@ -2,6 +2,7 @@
 //! by [hickory-server](https://docs.rs/hickory-server) over UDP and TCP, everything else
 //! forwarded to upstream nameservers.
 //!
+//! - [`client`]: a minimal stub client (tests, `orch bench dns`);
 //! - [`records`]: the record set, a pure function of Services, endpoints and Pods
 //!   ([`ClusterZone::build`]) and the answer to a question ([`ClusterZone::lookup`]);
 //! - [`server`]: the request handler (authoritative answers, NXDOMAIN/NODATA with the SOA,
@@ -21,6 +22,7 @@
 //! # }
 //! ```
 
+pub mod client;
 pub mod records;
 pub mod server;
 
@@ -277,5 +279,211 @@ pub async fn keep_zone(
     stop_tx.send_replace(true);
     for t in tasks {
         let _ = t.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client::{query, Transport};
+    use super::*;
+    use hickory_proto::op::{Header, ResponseCode};
+    use hickory_proto::rr::rdata::A;
+    use hickory_proto::rr::{RData, Record, RecordType};
+    use hickory_server::authority::MessageResponseBuilder;
+    use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+    use serde_json::json;
+
+    /// A fake upstream: `*.example.com` A 192.0.2.80, `missing.example.com` NXDOMAIN.
+    struct Upstream;
+
+    #[async_trait::async_trait]
+    impl RequestHandler for Upstream {
+        async fn handle_request<R: ResponseHandler>(
+            &self,
+            request: &Request,
+            mut handle: R,
+        ) -> ResponseInfo {
+            let q = request.request_info().unwrap().query.original().clone();
+            let mut header = Header::response_from_request(request.header());
+            let b = MessageResponseBuilder::from_message_request(request);
+            let answer = Record::from_rdata(q.name().clone(), 60, RData::A(A::new(192, 0, 2, 80)));
+            let nx = q.name().to_ascii().starts_with("missing.");
+            header.set_response_code(if nx {
+                ResponseCode::NXDomain
+            } else {
+                ResponseCode::NoError
+            });
+            let answers: Vec<&Record> = if nx { vec![] } else { vec![&answer] };
+            handle
+                .send_response(b.build(header, answers, [], [], []))
+                .await
+                .unwrap()
+        }
+    }
+
+    async fn upstream() -> SocketAddr {
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = udp.local_addr().unwrap();
+        let mut server = ServerFuture::new(Upstream);
+        server.register_socket(udp);
+        tokio::spawn(async move {
+            let _keep = server;
+            std::future::pending::<()>().await
+        });
+        addr
+    }
+
+    fn svc(v: serde_json::Value) -> Service {
+        serde_json::from_value(v).unwrap()
+    }
+
+    /// A server on 127.0.0.1 with a ClusterIP Service, a headless one with 60 endpoints and an
+    /// ExternalName, forwarding to the fake upstream.
+    async fn server() -> SocketAddr {
+        let config = DnsConfig {
+            listen: vec!["127.0.0.1:0".parse().unwrap()],
+            cluster_domain: "cluster.local".into(),
+            upstream: vec![upstream().await],
+        };
+        let server = DnsServer::bind(&config).await.unwrap();
+        let addr = server.local_addrs()[0];
+        let web = svc(json!({"metadata": {"name": "web", "namespace": "default"},
+                              "spec": {"clusterIP": "10.96.0.20", "ports": [{"port": 80}]}}));
+        let big = svc(json!({"metadata": {"name": "big", "namespace": "default"},
+                              "spec": {"clusterIP": "None"}}));
+        let ext = svc(json!({"metadata": {"name": "ext", "namespace": "default"},
+                              "spec": {"type": "ExternalName", "externalName": "www.example.com"}}));
+        let eps = ServiceEndpoints {
+            namespace: "default".into(),
+            service: "big".into(),
+            groups: vec![(
+                (0..60)
+                    .map(|i| records::EndpointAddress {
+                        ip: format!("10.244.1.{i}").parse().unwrap(),
+                        hostname: String::new(),
+                        ready: true,
+                    })
+                    .collect(),
+                vec![],
+            )],
+        };
+        server
+            .zone()
+            .set(ClusterZone::build("cluster.local", 1, &[&web, &big, &ext], &[eps], &[]).unwrap());
+        tokio::spawn(server.serve(std::future::pending()));
+        addr
+    }
+
+    const T: Duration = Duration::from_secs(5);
+
+    #[tokio::test]
+    async fn answers_the_zone_over_udp_and_tcp() {
+        let s = server().await;
+        for t in [Transport::Udp, Transport::Tcp, Transport::UdpEdns(1232)] {
+            let m = query(s, "web.default.svc.cluster.local", RecordType::A, t, T)
+                .await
+                .unwrap();
+            assert_eq!(m.response_code(), ResponseCode::NoError, "{t:?}");
+            assert!(m.authoritative());
+            assert_eq!(m.answers().len(), 1);
+            assert_eq!(m.answers()[0].data().to_string(), "10.96.0.20");
+        }
+    }
+
+    #[tokio::test]
+    async fn missing_name_is_nxdomain_with_soa() {
+        let s = server().await;
+        let m = query(
+            s,
+            "nope.default.svc.cluster.local",
+            RecordType::A,
+            Transport::Udp,
+            T,
+        )
+        .await
+        .unwrap();
+        assert_eq!(m.response_code(), ResponseCode::NXDomain);
+        assert_eq!(m.name_servers()[0].record_type(), RecordType::SOA);
+        let m = query(
+            s,
+            "web.default.svc.cluster.local",
+            RecordType::MX,
+            Transport::Udp,
+            T,
+        )
+        .await
+        .unwrap();
+        assert_eq!(m.response_code(), ResponseCode::NoError);
+        assert!(m.answers().is_empty());
+        assert_eq!(m.name_servers()[0].record_type(), RecordType::SOA);
+    }
+
+    #[tokio::test]
+    async fn big_answers_are_truncated_over_plain_udp() {
+        let s = server().await;
+        let name = "big.default.svc.cluster.local";
+        let m = query(s, name, RecordType::A, Transport::Udp, T)
+            .await
+            .unwrap();
+        assert!(m.truncated());
+        assert!(m.answers().is_empty());
+        let m = query(s, name, RecordType::A, Transport::Tcp, T)
+            .await
+            .unwrap();
+        assert!(!m.truncated());
+        assert_eq!(m.answers().len(), 60);
+        let m = query(s, name, RecordType::A, Transport::UdpEdns(4096), T)
+            .await
+            .unwrap();
+        assert_eq!(m.answers().len(), 60);
+    }
+
+    #[tokio::test]
+    async fn other_names_are_forwarded() {
+        let s = server().await;
+        let m = query(s, "www.example.com", RecordType::A, Transport::Udp, T)
+            .await
+            .unwrap();
+        assert_eq!(m.response_code(), ResponseCode::NoError);
+        assert!(!m.authoritative());
+        assert_eq!(m.answers()[0].data().to_string(), "192.0.2.80");
+        let m = query(s, "missing.example.com", RecordType::A, Transport::Udp, T)
+            .await
+            .unwrap();
+        assert_eq!(m.response_code(), ResponseCode::NXDomain);
+        // An ExternalName's out-of-zone target is resolved upstream.
+        let m = query(
+            s,
+            "ext.default.svc.cluster.local",
+            RecordType::A,
+            Transport::Udp,
+            T,
+        )
+        .await
+        .unwrap();
+        let answers: Vec<String> = m.answers().iter().map(|r| r.data().to_string()).collect();
+        assert_eq!(answers, ["www.example.com.", "192.0.2.80"]);
+    }
+
+    #[tokio::test]
+    async fn without_upstream_other_names_are_refused() {
+        let config = DnsConfig {
+            listen: vec!["127.0.0.1:0".parse().unwrap()],
+            cluster_domain: "cluster.local".into(),
+            upstream: vec![],
+        };
+        let server = DnsServer::bind(&config).await.unwrap();
+        let s = server.local_addrs()[0];
+        tokio::spawn(server.serve(std::future::pending()));
+        let m = query(s, "www.example.com", RecordType::A, Transport::Tcp, T)
+            .await
+            .unwrap();
+        assert_eq!(m.response_code(), ResponseCode::Refused);
+        assert!(DnsServer::bind(&DnsConfig {
+            cluster_domain: "bad..domain".into(),
+            ..config
+        })
+        .await
+        .is_err());
     }
 }

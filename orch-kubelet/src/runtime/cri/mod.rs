@@ -791,13 +791,15 @@ impl ContainerRuntime for CriRuntime {
             .map_err(|e| RuntimeError::Io(status_msg(&e)))?;
         }
         self.remove_pod_cgroups(pod_uid);
+        // The log files stay until their containers are removed (a terminated pod's logs
+        // are read after its sandbox is gone); an empty log directory goes now.
         if let Ok(dirs) = std::fs::read_dir(self.cfg.root_dir.join("logs")) {
             for d in dirs.flatten() {
                 if d.file_name()
                     .to_string_lossy()
                     .ends_with(&format!("_{pod_uid}"))
                 {
-                    let _ = std::fs::remove_dir_all(d.path());
+                    let _ = std::fs::remove_dir(d.path());
                 }
             }
         }
@@ -918,11 +920,15 @@ impl ContainerRuntime for CriRuntime {
         self.state.lock().containers.insert(id.clone(), log_path);
         let mut c = self.rs.clone();
         let cid = id.clone();
-        self.call(CALL_TIMEOUT, async move {
+        if let Err(e) = self.call(CALL_TIMEOUT, async move {
             c.start_container(cri::StartContainerRequest { container_id: cid })
                 .await
-        })
-        .map_err(|e| RuntimeError::Start(status_msg(&e)))?;
+        }) {
+            // The pod worker retries with the same attempt, whose name the created container
+            // still reserves in containerd: remove it (its log with it).
+            let _ = self.remove_container(&id);
+            return Err(RuntimeError::Start(status_msg(&e)));
+        }
         Ok(id)
     }
 
@@ -977,7 +983,13 @@ impl ContainerRuntime for CriRuntime {
             Err(e) => return Err(RuntimeError::Io(status_msg(&e))),
         }
         if let Some(log) = self.state.lock().containers.remove(id) {
-            let _ = std::fs::remove_file(log);
+            let _ = std::fs::remove_file(&log);
+            // The container's directory, then the pod's, once empty.
+            for dir in log.ancestors().skip(1).take(2) {
+                if std::fs::remove_dir(dir).is_err() {
+                    break;
+                }
+            }
         }
         Ok(())
     }
