@@ -127,6 +127,7 @@ kinds![
     k8s_pb::api::flowcontrol::v1::FlowSchema,
     k8s_pb::api::flowcontrol::v1::PriorityLevelConfiguration,
     k8s_pb::api::events::v1::Event,
+    k8s_pb::api::discovery::v1::EndpointSlice,
     k8s_pb::api::certificates::v1::CertificateSigningRequest,
     k8s_pb::api::rbac::v1::Role,
     k8s_pb::api::rbac::v1::ClusterRole,

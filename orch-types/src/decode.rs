@@ -488,6 +488,9 @@ pub fn typed_check(
             unknown_paths::<apiext::CustomResourceDefinition>(v)
         }
         ("events.k8s.io", "Event") => unknown_paths::<events::Event>(v),
+        ("discovery.k8s.io", "EndpointSlice") => {
+            unknown_paths::<k8s_openapi::api::discovery::v1::EndpointSlice>(v)
+        }
         ("certificates.k8s.io", "CertificateSigningRequest") => {
             unknown_paths::<k8s_openapi::api::certificates::v1::CertificateSigningRequest>(v)
         }

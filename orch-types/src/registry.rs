@@ -170,6 +170,8 @@ pub static BUILTIN: &[ResourceInfo] = &[
     r("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", "poddisruptionbudget", &["pdb"], true, RW, NONE,
         &[status("policy", "v1", "PodDisruptionBudget")]),
     r("coordination.k8s.io", "v1", "Lease", "leases", "lease", &[], true, RW, NONE, &[]),
+    // Written by the endpointslice controller (orch-controllers `endpointslice`).
+    r("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", &[], true, RW, NONE, &[]),
     r("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", "horizontalpodautoscaler", &["hpa"], true, RW, ALL,
         &[status("autoscaling", "v2", "HorizontalPodAutoscaler")]),
     r("storage.k8s.io", "v1", "StorageClass", "storageclasses", "storageclass", &["sc"], false, RW, NONE, &[]),

@@ -23,6 +23,7 @@ const GENERATION_KINDS: &[&str] = &[
     "HorizontalPodAutoscaler",
     "CustomResourceDefinition",
     "PriorityClass",
+    "EndpointSlice",
 ];
 
 /// Whether `info` tracks `metadata.generation`: the kinds whose strategies set it, and every

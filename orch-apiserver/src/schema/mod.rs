@@ -410,6 +410,7 @@ fn build_builtin() -> Schemas {
             k8s_openapi::api::flowcontrol::v1::PriorityLevelConfiguration,
         "apiextensions.k8s.io" "v1" "CustomResourceDefinition" => apiext::CustomResourceDefinition,
         "events.k8s.io" "v1" "Event" => events::Event,
+        "discovery.k8s.io" "v1" "EndpointSlice" => k8s_openapi::api::discovery::v1::EndpointSlice,
         "certificates.k8s.io" "v1" "CertificateSigningRequest" =>
             k8s_openapi::api::certificates::v1::CertificateSigningRequest,
         "apiregistration.k8s.io" "v1" "APIService" =>

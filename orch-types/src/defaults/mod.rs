@@ -109,6 +109,9 @@ pub fn apply_defaults(obj: &mut DynamicObject) -> Result<(), ConvertError> {
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
             typed::<apiext::CustomResourceDefinition>(&mut work, other::crd)?
         }
+        ("discovery.k8s.io", "EndpointSlice") => typed::<
+            k8s_openapi::api::discovery::v1::EndpointSlice,
+        >(&mut work, other::endpoint_slice)?,
         ("apiregistration.k8s.io", "APIService") => typed::<
             k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService,
         >(&mut work, other::api_service)?,

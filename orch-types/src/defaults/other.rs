@@ -1,6 +1,7 @@
 //! Defaults of the remaining wave-1 groups: autoscaling/v2 (`pkg/apis/autoscaling/v2/
-//! defaults.go`), scheduling.k8s.io/v1 (`pkg/apis/scheduling/v1/defaults.go`) and
-//! apiextensions.k8s.io/v1 (`apiextensions-apiserver/pkg/apis/apiextensions/v1/defaults.go`).
+//! defaults.go`), scheduling.k8s.io/v1 (`pkg/apis/scheduling/v1/defaults.go`),
+//! apiextensions.k8s.io/v1 (`apiextensions-apiserver/pkg/apis/apiextensions/v1/defaults.go`) and
+//! discovery.k8s.io/v1 (`pkg/apis/discovery/v1/defaults.go`).
 
 use k8s_openapi::api::autoscaling::v2::{
     HPAScalingPolicy, HPAScalingRules, HorizontalPodAutoscaler, MetricSpec, MetricTarget,
@@ -94,5 +95,14 @@ pub(crate) fn api_service(
 ) {
     if let Some(svc) = a.spec.as_mut().and_then(|s| s.service.as_mut()) {
         svc.port.get_or_insert(443);
+    }
+}
+
+/// `SetDefaults_EndpointPort` of discovery.k8s.io/v1 (`pkg/apis/discovery/v1/defaults.go`):
+/// an unset port name becomes `""`, an unset protocol `TCP`.
+pub(crate) fn endpoint_slice(s: &mut k8s_openapi::api::discovery::v1::EndpointSlice) {
+    for p in s.ports.iter_mut().flatten() {
+        set(&mut p.name, String::new());
+        set(&mut p.protocol, "TCP".to_string());
     }
 }

@@ -31,6 +31,7 @@ mod apps;
 mod batch;
 pub mod certificates;
 mod core;
+mod discovery;
 mod field;
 mod flowcontrol;
 mod meta;
@@ -214,6 +215,11 @@ fn object_rules(d: &DynamicObject) -> Vec<FieldError> {
             &d,
             k8s_openapi::api::rbac::v1::ClusterRoleBinding,
             rbac::cluster_role_binding
+        ),
+        ("discovery.k8s.io", "EndpointSlice") => check!(
+            &d,
+            k8s_openapi::api::discovery::v1::EndpointSlice,
+            discovery::endpoint_slice
         ),
         ("certificates.k8s.io", "CertificateSigningRequest") => check!(
             &d,
@@ -400,6 +406,12 @@ pub fn validate_update_defaulted(new: &DynamicObject, old: &DynamicObject) -> Ve
         ("certificates.k8s.io", "CertificateSigningRequest") => {
             csr_update(n, o, certificates::CsrWrite::Main)
         }
+        ("discovery.k8s.io", "EndpointSlice") => check_update!(
+            n,
+            o,
+            k8s_openapi::api::discovery::v1::EndpointSlice,
+            discovery::endpoint_slice_update
+        ),
         _ => meta::object_meta_update(&n.metadata, &o.metadata),
     });
     errs
