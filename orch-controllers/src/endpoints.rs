@@ -3,54 +3,23 @@
 //! the not-ready addresses of matching pods with the Service's ports resolved against each
 //! pod's container ports (named target ports per pod). Subsets are grouped by port set.
 
-use crate::controller_utils::{is_pod_ready, is_pod_terminal};
+use crate::endpointutil::{
+    find_port, hostname, pod_state, services_of_pod, should_pod_be_in_endpoints, target_ref,
+};
 use crate::selector::from_map;
 use k8s_openapi::api::core::v1::{
-    EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectReference, Pod, Service,
+    EndpointAddress, EndpointPort, EndpointSubset, Endpoints, Pod, Service,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use orch_runtime::action::Action;
 use orch_runtime::controller::{trigger_self, Caches, Controller, Watches};
-use orch_runtime::object::{is_deleting, key_of, namespace, split_key};
+use orch_runtime::object::{is_deleting, key_of, split_key};
 use orch_runtime::store::Change;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Label added to Endpoints of headless services.
 pub const HEADLESS_LABEL: &str = "service.kubernetes.io/headless";
-
-/// `ShouldPodBeInEndpoints`.
-fn include(pod: &Pod, publish_not_ready: bool) -> bool {
-    if is_pod_terminal(pod) {
-        return false;
-    }
-    if pod
-        .status
-        .as_ref()
-        .and_then(|s| s.pod_ip.as_deref())
-        .unwrap_or("")
-        .is_empty()
-    {
-        return false;
-    }
-    publish_not_ready || !is_deleting(&pod.metadata)
-}
-
-/// `podutil.FindPort`.
-fn find_port(pod: &Pod, target: Option<&IntOrString>, port: i32, protocol: &str) -> Option<i32> {
-    match target {
-        None => Some(port),
-        Some(IntOrString::Int(i)) => Some(*i),
-        Some(IntOrString::String(n)) => pod.spec.as_ref()?.containers.iter().find_map(|c| {
-            c.ports.as_ref()?.iter().find_map(|p| {
-                (p.name.as_deref() == Some(n.as_str())
-                    && p.protocol.as_deref().unwrap_or("TCP") == protocol)
-                    .then_some(p.container_port)
-            })
-        }),
-    }
-}
 
 /// The desired Endpoints of a Service, or `None` when the Service has no selector.
 pub fn desired(svc: &Service, pods: &[Arc<Pod>]) -> Option<Endpoints> {
@@ -71,39 +40,31 @@ pub fn desired(svc: &Service, pods: &[Arc<Pod>]) -> Option<Endpoints> {
         .iter()
         .filter(|p| p.metadata.namespace == svc.metadata.namespace)
     {
-        if !selector.matches_opt(p.metadata.labels.as_ref()) || !include(p, publish) {
+        if !selector.matches_opt(p.metadata.labels.as_ref())
+            || !should_pod_be_in_endpoints(p, publish)
+        {
             continue;
         }
-        let ps = p.spec.clone().unwrap_or_default();
         let addr = EndpointAddress {
             ip: p
                 .status
                 .as_ref()
                 .and_then(|s| s.pod_ip.clone())
                 .unwrap_or_default(),
-            node_name: ps.node_name.clone(),
-            hostname: match (&ps.hostname, &ps.subdomain) {
-                (Some(h), Some(sd)) if Some(sd.as_str()) == svc.metadata.name.as_deref() => {
-                    Some(h.clone())
-                }
-                _ => None,
-            },
-            target_ref: Some(ObjectReference {
-                kind: Some("Pod".into()),
-                namespace: p.metadata.namespace.clone(),
-                name: p.metadata.name.clone(),
-                uid: p.metadata.uid.clone(),
-                ..Default::default()
-            }),
+            node_name: p.spec.as_ref().and_then(|s| s.node_name.clone()),
+            hostname: hostname(p, svc),
+            target_ref: Some(target_ref(p)),
         };
-        let ready = publish || is_pod_ready(p);
+        // Only terminating pods of a Service publishing not-ready addresses get here, and
+        // those are ready.
+        let ready = pod_state(p, publish).ready;
         let mut eps: Vec<EndpointPort> = Vec::new();
         if ports.is_empty() && !headless {
             continue;
         }
         for sp in &ports {
             let proto = sp.protocol.clone().unwrap_or_else(|| "TCP".into());
-            if let Some(port) = find_port(p, sp.target_port.as_ref(), sp.port, &proto) {
+            if let Some(port) = find_port(p, sp) {
                 eps.push(EndpointPort {
                     name: sp.name.clone(),
                     port,
@@ -210,24 +171,7 @@ impl Controller for EndpointsController {
                 keys.push(key_of(&e.metadata));
             }
         }));
-        w.watch::<Pod>(Arc::new(|c, caches, keys| {
-            let p = c.object();
-            let old = match c {
-                Change::Updated(old, _) => Some(old.metadata.labels.as_ref()),
-                _ => None,
-            };
-            for s in caches
-                .get::<Service>()
-                .list_namespace(namespace(&p.metadata))
-            {
-                let sel = from_map(s.spec.as_ref().and_then(|x| x.selector.as_ref()));
-                if sel.matches_opt(p.metadata.labels.as_ref())
-                    || old.is_some_and(|l| sel.matches_opt(l))
-                {
-                    keys.push(key_of(&s.metadata));
-                }
-            }
-        }));
+        w.watch::<Pod>(services_of_pod());
     }
 
     fn sync(&self, key: &str, caches: &Caches, _now: jiff::Timestamp) -> Vec<Action> {

@@ -8,7 +8,8 @@
 //! local provisioning),
 //! [`disruption`] (PodDisruptionBudget status), [`resourcequota`] (ResourceQuota usage), [`podautoscaler`] (HorizontalPodAutoscaler,
 //! reading targets through [`scale`]), [`garbagecollector`], [`nodelifecycle`] (and
-//! taint eviction), [`namespace`], [`endpoints`], [`podgc`], [`nodeipam`], [`serviceaccount`]
+//! taint eviction), [`namespace`], [`endpoints`] and [`endpointslice`] (sharing
+//! [`endpointutil`]), [`podgc`], [`nodeipam`], [`serviceaccount`]
 //! (the `default` ServiceAccount of each namespace), [`rootcacertpublisher`] (the
 //! `kube-root-ca.crt` ConfigMap of each namespace), [`clusterroleaggregation`] (the rules of
 //! ClusterRoles with an `aggregationRule`), [`certificates`] (CertificateSigningRequest
@@ -40,6 +41,8 @@ pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
 pub mod endpoints;
+pub mod endpointslice;
+pub mod endpointutil;
 pub mod garbagecollector;
 pub mod history;
 pub mod job;

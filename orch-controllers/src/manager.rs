@@ -21,6 +21,7 @@ use crate::daemonset::DaemonSetController;
 use crate::deployment::DeploymentController;
 use crate::disruption::DisruptionController;
 use crate::endpoints::EndpointsController;
+use crate::endpointslice::EndpointSliceController;
 use crate::garbagecollector::GarbageCollector;
 use crate::job::JobController;
 use crate::namespace::NamespaceController;
@@ -62,6 +63,7 @@ pub const ALL_CONTROLLERS: &[&str] = &[
     "taint-eviction-controller",
     "namespace",
     "endpoints",
+    "endpointslice",
     "podgc",
     "nodeipam",
     "persistentvolume-binder",
@@ -192,6 +194,7 @@ pub fn controller(name: &str, config: &ManagerConfig) -> Result<Arc<dyn Controll
         }
         "namespace" => Arc::new(NamespaceController),
         "endpoints" => Arc::new(EndpointsController),
+        "endpointslice" => Arc::new(EndpointSliceController::default()),
         "podgc" => Arc::new(PodGcController::new(config.pod_gc.clone())),
         "nodeipam" => Arc::new(NodeIpamController::new(
             &config.cluster_cidr,

@@ -95,6 +95,7 @@ spec_status_object!(
 
 typed_object!(
     k8s_openapi::api::core::v1::Endpoints,
+    k8s_openapi::api::discovery::v1::EndpointSlice,
     k8s_openapi::api::coordination::v1::Lease,
     k8s_openapi::api::core::v1::ConfigMap,
     k8s_openapi::api::core::v1::Secret,

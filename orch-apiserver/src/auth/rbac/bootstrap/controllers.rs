@@ -117,6 +117,19 @@ pub fn roles() -> Vec<Value> {
             true,
         ),
         controller(
+            "endpointslice-controller",
+            vec![
+                rule(READ, &[""], &["services", "pods", "nodes"]),
+                rule(&["update"], &[""], &["services/finalizers"]),
+                rule(
+                    &["get", "list", "create", "update", "delete"],
+                    &["discovery.k8s.io"],
+                    &["endpointslices"],
+                ),
+            ],
+            true,
+        ),
+        controller(
             "generic-garbage-collector",
             vec![rule(
                 &["get", "list", "watch", "patch", "update", "delete"],
