@@ -13,6 +13,7 @@ step "Debian packages"
 need=()
 command -v etcd >/dev/null || need+=(etcd-server)
 command -v protoc >/dev/null || need+=(protobuf-compiler)
+command -v nft >/dev/null || need+=(nftables) # the service proxy (tests/proxy_e2e.rs)
 # The cri runtime's end-to-end test (tests/cri_e2e.rs): containerd + runc, the CNI plugins
 # (portmap needs iptables), and the static busybox the test images are built from.
 command -v containerd >/dev/null || need+=(containerd runc)
