@@ -13,9 +13,9 @@
 //!
 //! Upstream keys records by IP only (every API server listens on the same secure port); orch
 //! keys them by `IP:port`, so that several API servers on one machine (tests) are told apart,
-//! and packs the addresses into one subset per port. Only Endpoints are written:
-//! `discovery.k8s.io/v1` EndpointSlices are not served by orch yet. Routing the service IP to
-//! the endpoints is the service proxy's job.
+//! and packs the addresses into one subset per port. The `kubernetes` EndpointSlice is written
+//! beside the Endpoints ([`slice`]), from their first subset as upstream's adapter does. Routing
+//! the service IP to the endpoints is the service proxy's job.
 
 use crate::server::ApiServer;
 use crate::storage::{ListOptions, StorageError, WriteOp};
@@ -245,6 +245,9 @@ async fn reconcile(
         return Err("no API server records were listed in storage, refusing to erase all endpoints for the kubernetes service".into());
     }
     let want = subsets(&live);
+    if let Err(e) = slice::ensure(client.clone(), &want).await {
+        tracing::warn!(error = %e, "reconciling the kubernetes EndpointSlice failed");
+    }
     let endpoints: Api<Endpoints> = Api::namespaced(client, "default");
     match endpoints.get_opt(NAME).await.map_err(|e| e.to_string())? {
         None => {
@@ -329,5 +332,6 @@ async fn leave(api: &Arc<ApiServer>, cfg: &KubernetesServiceConfig) {
     let _ = tokio::time::timeout(Duration::from_secs(5), work).await;
 }
 
+pub mod slice;
 #[cfg(test)]
 mod tests;

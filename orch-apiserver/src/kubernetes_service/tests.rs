@@ -2,6 +2,7 @@ use super::*;
 use crate::storage::memory::MemoryStore;
 use crate::storage::SharedStorage;
 use crate::ApiServerConfig;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
@@ -115,6 +116,16 @@ async fn the_endpoints_list_the_live_api_servers() {
     // c dies (its loops end with it): its record expires after the TTL.
     drop(c);
     until(&a, &[7001]).await;
+    // Its EndpointSlice was written before the Endpoints in the same round.
+    let slices: Api<EndpointSlice> = Api::namespaced(a.client(), "default");
+    let es = slices.get(NAME).await.unwrap();
+    assert_eq!(es.address_type, "IPv4");
+    assert_eq!(
+        es.metadata.labels.unwrap()["kubernetes.io/service-name"],
+        NAME
+    );
+    assert_eq!(es.ports.unwrap()[0].port, Some(7001));
+    assert_eq!(es.endpoints[0].addresses, ["127.0.0.1"]);
 
     // The Service comes back when deleted.
     svc.delete(NAME, &Default::default()).await.unwrap();
@@ -125,4 +136,27 @@ async fn the_endpoints_list_the_live_api_servers() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     panic!("the kubernetes service was not re-created");
+}
+
+#[test]
+fn the_slice_is_the_first_subset() {
+    let s = slice::from_subsets(&subsets(&[
+        addr("[fd00::2]:6443"),
+        addr("[fd00::1]:6443"),
+        addr("10.0.0.1:7000"),
+    ]));
+    let v = serde_json::to_value(&s).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "kubernetes", "namespace": "default",
+                         "labels": {"kubernetes.io/service-name": "kubernetes"}},
+            "addressType": "IPv6",
+            "endpoints": [{"addresses": ["fd00::1"], "conditions": {"ready": true}},
+                          {"addresses": ["fd00::2"], "conditions": {"ready": true}}],
+            "ports": [{"name": "https", "port": 6443, "protocol": "TCP"}],
+        })
+    );
+    assert_eq!(slice::from_subsets(&[]).address_type, "IPv4");
 }
