@@ -198,9 +198,24 @@ pub async fn pod_startup(
         .storage(Storage::Embedded)
         .start()
         .await?;
+    // On the cri runtime the pods run the project's busybox image, loaded into each node's
+    // containerd first (as `orch images load` does; each kubelet built it at its start).
+    let image = if runtime == Runtime::Cri {
+        if let Err(message) = load_busybox(&cluster) {
+            cluster.shutdown().await?;
+            return Err(ClusterError::Component {
+                component: "images".into(),
+                message,
+            }
+            .into());
+        }
+        crate::images::BUSYBOX
+    } else {
+        "busybox:1.36"
+    };
     // Always shut down, also after a failed measurement: on the process runtime only a
     // graceful shutdown stops the pods' processes.
-    let measured = measure_pod_startup(&cluster, replicas).await;
+    let measured = measure_pod_startup(&cluster, replicas, image).await;
     cluster.shutdown().await?;
     let (per_pod, from_deploy, all) = measured?;
     Ok(PodStartupReport {
@@ -218,12 +233,24 @@ pub async fn pod_startup(
     })
 }
 
+/// Imports the test busybox image into the containerd of every node of a cri cluster.
+fn load_busybox(cluster: &Cluster) -> Result<(), String> {
+    for node in cluster.node_names() {
+        let root = cluster.work_dir().join("kubelet").join(node);
+        let archive = root.join("containerd").join("images").join("busybox.tar");
+        let socket = orch_kubelet::runtime::cri::CriConfig::own_socket(&root);
+        orch_kubelet::runtime::cri::containerd::import_archive(&socket, &archive)?;
+    }
+    Ok(())
+}
+
 /// Per pod: created → Running and Deployment created → Running; and the total.
 type PodStartupSample = (Vec<Duration>, Vec<Duration>, Duration);
 
 async fn measure_pod_startup(
     cluster: &Cluster,
     replicas: usize,
+    image: &str,
 ) -> Result<PodStartupSample, BenchError> {
     let client = cluster.client();
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
@@ -248,7 +275,7 @@ async fn measure_pod_startup(
                     "terminationGracePeriodSeconds": 1,
                     "containers": [{
                         "name": "sleep",
-                        "image": "busybox:1.36",
+                        "image": image,
                         "command": ["sleep", "3600"],
                     }],
                 },

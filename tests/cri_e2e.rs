@@ -10,7 +10,7 @@
 //!   becomes Ready and answers on its pod IP;
 //! - a pod limited to 20 MiB that allocates more is `OOMKilled`;
 //! - `kubectl delete` ends the containers: no containerd shim of this cluster keeps running;
-//!   and when `orch up` stops, its containerd is gone.
+//!   and when `orch up` stops, its containerd and its cgroups are gone.
 //!
 //! Needs root, containerd, runc, ctr, the CNI plugins in /usr/lib/cni and busybox-static
 //! (`.ci/run` installs them); elsewhere the test says why and checks nothing.
@@ -299,4 +299,17 @@ fn cri_runtime_runs_pods_on_containerd() {
         !Path::new(&format!("/proc/{}", pid.trim())).exists(),
         "containerd {pid} still runs after orch up stopped"
     );
+    // Its pods' cgroups are gone too.
+    let cgroup =
+        orch_kubelet::runtime::cri::node_cgroup(&env.data_dir().join("kubelet").join("node-1"));
+    let left: Vec<String> = std::fs::read_dir("/sys/fs/cgroup")
+        .map(|d| {
+            d.flatten()
+                .map(|h| h.path().join(&cgroup))
+                .filter(|p| p.exists())
+                .map(|p| p.display().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "cgroups left behind: {left:?}");
 }

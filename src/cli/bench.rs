@@ -88,6 +88,20 @@ pub enum BenchCommand {
         #[arg(short = 'o', long, value_enum, default_value = "text")]
         output: BenchOutput,
     },
+    /// Service proxy: one full sync of N Services x M endpoints, ruleset generation and
+    /// `nft -f` timed apart, in a scratch network namespace (root, `nft`;
+    /// orch_kubelet::proxy::bench).
+    Proxy {
+        /// Services (one port each).
+        #[arg(long, default_value_t = 1000)]
+        services: usize,
+        /// Ready endpoints per Service.
+        #[arg(long, default_value_t = 10)]
+        endpoints: usize,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value = "text")]
+        output: BenchOutput,
+    },
     /// Overload: node Lease renewals and a scheduler binding pods over HTTP, alone and beside
     /// one tenant keeping thousands of list calls in flight; heartbeat p50/p99, the largest
     /// heartbeat gap against the node grace period, pods bound/s and the tenant's 429 share,
@@ -283,6 +297,15 @@ pub fn run(cmd: BenchCommand) -> i32 {
                 output,
             )
         }
+        BenchCommand::Proxy {
+            services,
+            endpoints,
+            output,
+        } => (
+            orch_kubelet::proxy::bench::run(services, endpoints)
+                .map(|r| (r.to_string(), serde_json::to_string_pretty(&r))),
+            output,
+        ),
         BenchCommand::Overload {
             nodes,
             heartbeat,

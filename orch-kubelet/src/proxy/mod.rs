@@ -16,6 +16,7 @@
 //! long as their service IP ranges differ (a host process connecting to a service IP goes
 //! through every table). Needs root; without it, or without `nft`, [`Nft::detect`] says why.
 
+pub mod bench;
 pub mod model;
 pub mod nft;
 pub mod rules;

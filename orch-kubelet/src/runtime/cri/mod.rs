@@ -144,7 +144,7 @@ pub struct CriRuntime {
     containerd: Mutex<Option<Containerd>>,
     version: String,
     state: Mutex<State>,
-    /// 8 hex digits of the root dir: the CNI bridge and cgroup parent of this kubelet.
+    /// 8 hex digits of the root dir: the CNI bridge of this kubelet (`cri<tag>`).
     tag: String,
 }
 
@@ -169,6 +169,12 @@ fn unix_channel(path: PathBuf) -> Result<Channel, String> {
             }
         })),
     )
+}
+
+/// The cgroup directory (in each hierarchy) holding the pods of the kubelet whose root dir is
+/// `root_dir`: `orch-cri-<8 hex digits of the path>`, removed when the runtime is dropped.
+pub fn node_cgroup(root_dir: &Path) -> String {
+    format!("orch-cri-{}", short_hash(&root_dir.display().to_string()))
 }
 
 /// FNV-1a of `s`, as 8 hex digits.
@@ -323,7 +329,7 @@ impl CriRuntime {
 
     /// The cgroup parent of a pod's sandbox and containers.
     fn cgroup_parent(&self, pod_uid: &str) -> String {
-        format!("/orch-cri-{}/pod{pod_uid}", self.tag)
+        format!("/{}/pod{pod_uid}", node_cgroup(&self.cfg.root_dir))
     }
 
     /// Waits up to [`POD_CIDR_WAIT`] for the podCIDR when this kubelet writes the network
@@ -391,8 +397,12 @@ impl CriRuntime {
 
     /// Removes the cgroup directories of a pod (runc removes the containers' own).
     fn remove_pod_cgroups(&self, pod_uid: &str) {
-        let rel = self.cgroup_parent(pod_uid);
-        let rel = rel.trim_start_matches('/');
+        self.remove_cgroup_dir(self.cgroup_parent(pod_uid).trim_start_matches('/'));
+    }
+
+    /// Removes the (empty) cgroup directory `rel` in the unified hierarchy and in every v1
+    /// hierarchy.
+    fn remove_cgroup_dir(&self, rel: &str) {
         let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
             return;
         };
@@ -1091,7 +1101,7 @@ impl Drop for CriRuntime {
             if let Some(mut c) = self.containerd.lock().take() {
                 c.stop();
             }
-            let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/orch-cri-{}", self.tag));
+            self.remove_cgroup_dir(&node_cgroup(&self.cfg.root_dir));
         }
         if let Some(rt) = self.rt.take() {
             rt.shutdown_background();
