@@ -70,6 +70,9 @@ pub struct KubeletConfig {
     /// `ROOT/pods/UID/volumes/kubernetes.io~projected/NAME` ([`crate::projected`]). `None`: they
     /// are not written (runtimes whose containers read no files, such as the simulated one).
     pub root_dir: Option<std::path::PathBuf>,
+    /// `--cluster-dns`, `--cluster-domain`, `--resolv-conf`: the pods' resolver configuration
+    /// ([`crate::dns`]).
+    pub dns: crate::dns::DnsSettings,
 }
 
 impl KubeletConfig {
@@ -86,6 +89,7 @@ impl KubeletConfig {
             stop_pods_on_shutdown: true,
             tls: None,
             root_dir: None,
+            dns: crate::dns::DnsSettings::default(),
         }
     }
 }
@@ -794,7 +798,7 @@ impl Kubelet {
             }
             return;
         }
-        let (wcfg, alloc, poll) = {
+        let (mut wcfg, alloc, poll, dns) = {
             let c = self.cfg.lock();
             let cap = node::capacity(&c.node);
             (
@@ -802,11 +806,19 @@ impl Kubelet {
                     node_name: c.node.name.clone(),
                     host_ip: c.node.ip.clone(),
                     allow_privileged: c.allow_privileged,
+                    dns: Default::default(),
                 },
                 node::allocatable(&c.node, &cap),
                 c.poll_interval,
+                c.dns.clone(),
             )
         };
+        // The host's resolver configuration as it is now (upstream reads it per sandbox).
+        let (node_dns, dns_error) = crate::dns::NodeDns::read(&dns);
+        if let Some(e) = dns_error {
+            tracing::warn!(error = %e, "cannot read the resolver configuration for pods");
+        }
+        wcfg.dns = node_dns;
         let pod = Arc::new(pod);
         let env = self.env_context(&pod, &alloc).await;
         let now = self.clock.now();

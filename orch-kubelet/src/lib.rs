@@ -76,7 +76,7 @@
 //! })).unwrap();
 //! let clock = ManualClock::at_epoch_seconds(1_700_000_000);
 //! let rt = FakeRuntime::new();
-//! let cfg = WorkerConfig { node_name: "n1".into(), host_ip: "127.0.0.1".into(), allow_privileged: false };
+//! let cfg = WorkerConfig { node_name: "n1".into(), host_ip: "127.0.0.1".into(), allow_privileged: false, dns: Default::default() };
 //! let mut w = PodWorker::new(cfg, pod, clock.now());
 //! w.tick(clock.now(), &rt);
 //! let status = w.status(clock.now());
@@ -86,6 +86,7 @@
 pub mod auth;
 pub mod backoff;
 pub mod certificate;
+pub mod dns;
 pub mod env;
 pub mod eviction;
 pub mod image;

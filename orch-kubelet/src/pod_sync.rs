@@ -33,7 +33,7 @@
 //! let pod = Arc::new(pod);
 //! let clock = ManualClock::at_epoch_seconds(1_700_000_000);
 //! let rt = SimRuntime::new(0);
-//! let cfg = WorkerConfig { node_name: "n1".into(), host_ip: "10.0.0.1".into(), allow_privileged: false };
+//! let cfg = WorkerConfig { node_name: "n1".into(), host_ip: "10.0.0.1".into(), allow_privileged: false, dns: Default::default() };
 //! let alloc = orch_types::resources::ResourceList::new();
 //! let env = pod_sync::env_context(&pod, Default::default(), &alloc, "10.0.0.1");
 //! let worker = pod_sync::admit(cfg, pod.clone(), &[], &alloc, env, clock.now());
@@ -559,6 +559,7 @@ mod tests {
             node_name: "n1".into(),
             host_ip: "192.0.2.1".into(),
             allow_privileged: false,
+            dns: Default::default(),
         }
     }
 

@@ -34,6 +34,8 @@ pub struct WorkerConfig {
     pub host_ip: String,
     /// `--allow-privileged`.
     pub allow_privileged: bool,
+    /// What the pod's resolver configuration is formed from ([`crate::dns`]).
+    pub dns: crate::dns::NodeDns,
 }
 
 /// Event type.
@@ -737,7 +739,12 @@ impl PodWorker {
             if self.sandbox_retry.is_some_and(|t| now < t) {
                 return jobs;
             }
-            let cfg = self.sandbox_config();
+            let mut cfg = self.sandbox_config();
+            let dns = crate::dns::pod_dns(&self.cfg.dns, &self.pod);
+            for (reason, message) in dns.warnings {
+                self.event(None, EventKind::Warning, &reason, message);
+            }
+            cfg.dns = Some(dns.config);
             match rt.run_sandbox(&cfg) {
                 Ok(s) => {
                     self.sandboxes_created += 1;
@@ -906,6 +913,7 @@ impl PodWorker {
             cpu_request_milli: pod_res.0,
             cpu_limit_milli: pod_res.1,
             memory_limit: pod_res.2,
+            dns: None,
         }
     }
 

@@ -144,6 +144,16 @@ pub struct KubeletArgs {
     /// `--rotate-server-certificates`).
     #[arg(long)]
     pub client_ca_file: Option<PathBuf>,
+    /// Cluster DNS server IPs (comma-separated) in the resolv.conf of `ClusterFirst` pods.
+    #[arg(long, value_delimiter = ',')]
+    pub cluster_dns: Vec<std::net::IpAddr>,
+    /// The cluster domain: pods search `<ns>.svc.<domain> svc.<domain> <domain>`.
+    #[arg(long, default_value = "cluster.local")]
+    pub cluster_domain: String,
+    /// Resolver configuration pods with `dnsPolicy: Default` get (and whose search domains
+    /// `ClusterFirst` pods append); empty: none (`nameserver 127.0.0.1`).
+    #[arg(long, default_value = "/etc/resolv.conf")]
+    pub resolv_conf: PathBuf,
 }
 
 /// The HTTPS configuration from `--tls-cert-file`, `--tls-private-key-file` and
@@ -169,6 +179,11 @@ fn tls(args: &KubeletArgs) -> Result<Option<Arc<rustls::ServerConfig>>, String> 
 
 fn config(args: &KubeletArgs) -> Result<KubeletConfig, NodeConfigError> {
     let mut cfg = KubeletConfig::new(&args.node_name);
+    cfg.dns = orch_kubelet::dns::DnsSettings {
+        cluster_dns: args.cluster_dns.clone(),
+        cluster_domain: args.cluster_domain.clone(),
+        resolv_conf: (!args.resolv_conf.as_os_str().is_empty()).then(|| args.resolv_conf.clone()),
+    };
     let n = &mut cfg.node;
     n.ip = args.node_ip.clone();
     n.port = args.port;

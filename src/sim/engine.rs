@@ -882,6 +882,7 @@ impl Simulation {
             node_name: node.to_string(),
             host_ip: host_ip.clone(),
             allow_privileged: false,
+            dns: Default::default(),
         };
         let env = pod_sync::env_context(&p, self.env_objects(&p), allocatable, &host_ip);
         pod_sync::admit_usage(cfg, p, running, used, allocatable, env, now)

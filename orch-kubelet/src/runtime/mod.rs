@@ -126,6 +126,9 @@ pub struct SandboxConfig {
     pub cpu_limit_milli: Option<i64>,
     /// Pod-level memory limit in bytes, only when every app container has one.
     pub memory_limit: Option<i64>,
+    /// The pod's resolver configuration (its `/etc/resolv.conf`, [`crate::dns`]); `None`:
+    /// the runtime's default (the node's).
+    pub dns: Option<crate::dns::ResolverConfig>,
 }
 
 /// One `hostPort` → `containerPort` mapping of a pod.

@@ -1030,12 +1030,11 @@ pub(crate) fn pod_spec(s: &PodSpec, p: &Path, for_pod: bool) -> Vec<FieldError> 
     ) {
         errs.push(e);
     }
-    if s.dns_policy.as_deref() == Some("None") && s.dns_config.is_none() {
-        errs.push(FieldError::required(
-            p.child("dnsConfig"),
-            "must provide `dnsConfig` when `dnsPolicy` is None",
-        ));
-    }
+    errs.extend(pod_dns_config(
+        s.dns_config.as_ref(),
+        s.dns_policy.as_deref(),
+        &p.child("dnsConfig"),
+    ));
     errs.extend(meta::labels(
         s.node_selector.as_ref(),
         &p.child("nodeSelector"),
@@ -1765,5 +1764,98 @@ pub(crate) fn replication_controller(rc: &ReplicationController) -> Vec<FieldErr
         &["Always"],
         Some("ReplicationController"),
     ));
+    errs
+}
+
+/// Most nameservers, search paths and search-line characters of a pod's `dnsConfig`
+/// (upstream `MaxDNSNameservers`, `MaxDNSSearchPaths`, `MaxDNSSearchListChars`).
+const MAX_DNS_NAMESERVERS: usize = 3;
+const MAX_DNS_SEARCH_PATHS: usize = 32;
+const MAX_DNS_SEARCH_LIST_CHARS: usize = 2048;
+
+/// A Go `[]string` as `field.Invalid` prints it.
+fn go_string_slice(v: &[String]) -> String {
+    let items: Vec<String> = v.iter().map(|s| format!("{s:?}")).collect();
+    format!("[]string{{{}}}", items.join(", "))
+}
+
+/// `spec.dnsConfig` (upstream `validatePodDNSConfig` in `pkg/apis/core/validation/validation.go`):
+/// `dnsPolicy: None` needs it with a nameserver; at most 3 nameservers, each an IP; at most 32
+/// search domains and 2,048 characters in the search line, each a DNS-1123 subdomain (a
+/// trailing dot allowed); options need a name.
+fn pod_dns_config(
+    config: Option<&k8s_openapi::api::core::v1::PodDNSConfig>,
+    policy: Option<&str>,
+    p: &Path,
+) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    if policy == Some("None") {
+        let Some(c) = config else {
+            errs.push(FieldError::required(
+                p,
+                "must provide `dnsConfig` when `dnsPolicy` is None",
+            ));
+            return errs;
+        };
+        if c.nameservers.as_ref().is_none_or(|n| n.is_empty()) {
+            errs.push(FieldError::required(
+                p.child("nameservers"),
+                "must provide at least one DNS nameserver when `dnsPolicy` is None",
+            ));
+            return errs;
+        }
+    }
+    let Some(c) = config else {
+        return errs;
+    };
+    let nameservers = c.nameservers.clone().unwrap_or_default();
+    if nameservers.len() > MAX_DNS_NAMESERVERS {
+        errs.push(FieldError::invalid_raw(
+            p.child("nameservers"),
+            go_string_slice(&nameservers),
+            format!("must not have more than {MAX_DNS_NAMESERVERS} nameservers"),
+        ));
+    }
+    for (i, ns) in nameservers.iter().enumerate() {
+        if ns.parse::<std::net::IpAddr>().is_err() {
+            errs.push(FieldError::invalid(
+                p.child("nameservers").index(i),
+                ns,
+                "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+            ));
+        }
+    }
+    let searches = c.searches.clone().unwrap_or_default();
+    if searches.len() > MAX_DNS_SEARCH_PATHS {
+        errs.push(FieldError::invalid_raw(
+            p.child("searches"),
+            go_string_slice(&searches),
+            format!("must not have more than {MAX_DNS_SEARCH_PATHS} search paths"),
+        ));
+    }
+    if searches.join(" ").len() > MAX_DNS_SEARCH_LIST_CHARS {
+        errs.push(FieldError::invalid_raw(
+            p.child("searches"),
+            go_string_slice(&searches),
+            format!(
+                "must not have more than {MAX_DNS_SEARCH_LIST_CHARS} characters (including \
+                 spaces) in the search list"
+            ),
+        ));
+    }
+    for (i, search) in searches.iter().enumerate() {
+        let search = search.strip_suffix('.').unwrap_or(search);
+        for m in names::is_dns1123_subdomain(search) {
+            errs.push(FieldError::invalid(p.child("searches").index(i), search, m));
+        }
+    }
+    for (i, o) in c.options.iter().flatten().enumerate() {
+        if o.name.as_deref().is_none_or(str::is_empty) {
+            errs.push(FieldError::required(
+                p.child("options").index(i),
+                "must not be empty",
+            ));
+        }
+    }
     errs
 }

@@ -665,14 +665,16 @@ impl ProcessRuntime {
     }
 }
 
-/// The prefix that runs a command in new UTS and mount namespaces with the pod's hostname and
-/// `/etc/hosts`: `unshare --uts --mount` (util-linux), then a shell writes the name to
-/// `/proc/sys/kernel/hostname` (per UTS namespace; no `hostname` binary needed), bind-mounts the
-/// pod's managed hosts file over `/etc/hosts` (kept going if that fails) and execs the rest.
+/// The prefix that runs a command in new UTS and mount namespaces with the pod's hostname,
+/// `/etc/hosts` and `/etc/resolv.conf`: `unshare --uts --mount` (util-linux), then a shell
+/// writes the name to `/proc/sys/kernel/hostname` (per UTS namespace; no `hostname` binary
+/// needed), bind-mounts the pod's managed hosts file over `/etc/hosts` and, when the kubelet
+/// formed one ([`crate::dns`]), its resolver configuration over `/etc/resolv.conf` (kept going
+/// if either fails) and execs the rest.
 /// Every container (and every exec into one) gets its own namespaces with the pod's hostname:
 /// what `hostname` prints is upstream's, though a container that renames itself does not rename
 /// its pod's other containers (docs/design/process-runtime.md).
-fn uts_prefix(hostname: &str, hosts: &Path) -> Vec<String> {
+fn uts_prefix(hostname: &str, hosts: &Path, resolv: Option<&Path>) -> Vec<String> {
     [
         "unshare",
         "--uts",
@@ -682,11 +684,16 @@ fn uts_prefix(hostname: &str, hosts: &Path) -> Vec<String> {
         "/bin/sh",
         "-c",
         "printf '%s' \"$0\" > /proc/sys/kernel/hostname || exit 125; \
-         mount --bind \"$1\" /etc/hosts 2>/dev/null; shift; exec \"$@\"",
+         mount --bind \"$1\" /etc/hosts 2>/dev/null; \
+         [ -z \"$2\" ] || mount --bind \"$2\" /etc/resolv.conf 2>/dev/null; shift 2; exec \"$@\"",
     ]
     .iter()
     .map(|s| s.to_string())
-    .chain([hostname.to_string(), hosts.to_string_lossy().into_owned()])
+    .chain([
+        hostname.to_string(),
+        hosts.to_string_lossy().into_owned(),
+        resolv.map(|r| r.to_string_lossy().into_owned()).unwrap_or_default(),
+    ])
     .collect()
 }
 
@@ -730,6 +737,10 @@ struct Sandbox {
     /// Containers run in their own UTS namespace with `hostname` (root, not `hostNetwork`).
     #[serde(default)]
     uts: bool,
+    /// With `uts`: the pod has its own resolver configuration, bind-mounted over
+    /// `/etc/resolv.conf` (without a mount namespace the pod reads the node's).
+    #[serde(default)]
+    resolv: bool,
 }
 
 impl ProcessRuntime {
@@ -738,6 +749,14 @@ impl ProcessRuntime {
             .root_dir
             .join("sandboxes")
             .join(format!("{pod_uid}.json"))
+    }
+
+    /// The pod's `/etc/resolv.conf` (with `resolv`), beside its sandbox record.
+    fn resolv_path(&self, pod_uid: &str) -> PathBuf {
+        self.cfg
+            .root_dir
+            .join("sandboxes")
+            .join(format!("{pod_uid}.resolv"))
     }
 
     /// The pod's managed `/etc/hosts` (with `uts`), beside its sandbox record.
@@ -775,6 +794,7 @@ impl ProcessRuntime {
             },
             // hostNetwork pods keep the node's hostname, as upstream's share its UTS namespace.
             uts: !cfg.host_network && is_root(),
+            resolv: false,
         };
         let mut forwards = vec![];
         let netns = self.net.as_ref().filter(|_| !cfg.host_network);
@@ -863,6 +883,13 @@ impl ProcessRuntime {
                 self.teardown(&sb);
                 return Err(RuntimeError::Sandbox(format!("pod hosts file: {e}")));
             }
+            if let Some(dns) = &cfg.dns {
+                if let Err(e) = fs::write(self.resolv_path(&sb.pod_uid), dns.to_resolv_conf()) {
+                    self.teardown(&sb);
+                    return Err(RuntimeError::Sandbox(format!("pod resolv.conf: {e}")));
+                }
+                sb.resolv = true;
+            }
         }
         Ok((sb, forwards))
     }
@@ -878,6 +905,9 @@ impl ProcessRuntime {
         cgroup::remove(&sb.cgroups);
         if sb.uts {
             let _ = fs::remove_file(self.hosts_path(&sb.pod_uid));
+        }
+        if sb.resolv {
+            let _ = fs::remove_file(self.resolv_path(&sb.pod_uid));
         }
     }
 }
@@ -1045,7 +1075,11 @@ impl ContainerRuntime for ProcessRuntime {
             match inner.sandboxes.get(&cfg.pod_uid) {
                 Some(s) => {
                     let mut prefix = if s.uts {
-                        uts_prefix(&s.hostname, &self.hosts_path(&s.pod_uid))
+                        uts_prefix(
+                            &s.hostname,
+                            &self.hosts_path(&s.pod_uid),
+                            s.resolv.then(|| self.resolv_path(&s.pod_uid)).as_deref(),
+                        )
                     } else {
                         vec![]
                     };
