@@ -356,3 +356,49 @@ fn service_ips_and_node_ports_with_kubectl() {
     assert!(after.0.is_superset(&before.0) && after.0.len() == before.0.len() + 15);
     assert!(after.1.is_superset(&before.1) && after.1.len() == before.1.len() + 15);
 }
+
+/// The in-process cluster (`orch::Cluster`, whose API server the simulator also runs) takes
+/// the ranges and allocates through the same code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_in_process_cluster_allocates_the_same_way() {
+    use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
+    use orch_apiserver::service_alloc::ServiceAllocConfig;
+    use orch_types::client::Api;
+    let ranges =
+        ServiceAllocConfig::from_flags(Some("10.101.0.0/24"), Some("31000-31009")).expect("ranges");
+    let cluster = orch::Cluster::builder()
+        .nodes(1)
+        .service_alloc(ranges)
+        .start()
+        .await
+        .expect("start");
+    let services: Api<Service> = Api::namespaced(cluster.client(), "default");
+    let svc = Service {
+        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            name: Some("inproc".into()),
+            ..Default::default()
+        },
+        spec: Some(ServiceSpec {
+            type_: Some("NodePort".into()),
+            ports: Some(vec![ServicePort {
+                port: 80,
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let spec = services.create(&svc).await.expect("create").spec.unwrap();
+    assert!(spec.cluster_ip.unwrap().starts_with("10.101.0."));
+    let np = spec.ports.unwrap()[0].node_port.unwrap();
+    assert!((31000..31010).contains(&np), "{np}");
+    for _ in 0..100 {
+        if let Some(k) = services.get_opt("kubernetes").await.expect("get") {
+            assert_eq!(k.spec.unwrap().cluster_ip.as_deref(), Some("10.101.0.1"));
+            cluster.shutdown().await.expect("clean shutdown");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no kubernetes Service");
+}
