@@ -315,6 +315,13 @@ impl WatchCache {
         }
     }
 
+    /// How many objects of one resource type (`resource_prefix` from [`key`]) are stored.
+    pub fn count(&self, resource_prefix: &str) -> usize {
+        self.resources
+            .get(resource_prefix)
+            .map_or(0, |r| r.state.read().objects.len())
+    }
+
     /// Objects of one resource type under `prefix` (a collection prefix from [`key`]).
     pub fn list(&self, resource_prefix: &str, prefix: &str) -> CachedList {
         let r = self.resource(resource_prefix);

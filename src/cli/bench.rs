@@ -122,6 +122,14 @@ pub enum BenchCommand {
         /// Length of each phase.
         #[arg(long, default_value = "20s", value_parser = super::parse_duration)]
         duration: std::time::Duration,
+        /// Run the API server in this process (default: a child `orch apiserver`, so the load
+        /// generator's CPU time is not the server's).
+        #[arg(long)]
+        in_process: bool,
+        /// The tenant retries a 429 at once instead of waiting its `Retry-After` as client-go
+        /// does.
+        #[arg(long)]
+        ignore_retry_after: bool,
         /// Output format.
         #[arg(short = 'o', long, value_enum, default_value = "text")]
         output: BenchOutput,
@@ -312,14 +320,29 @@ pub fn run(cmd: BenchCommand) -> i32 {
             lists,
             pods,
             duration,
+            in_process,
+            ignore_retry_after,
             output,
         } => {
+            let server = if in_process {
+                None
+            } else {
+                match std::env::current_exe() {
+                    Ok(exe) => Some(exe),
+                    Err(e) => {
+                        eprintln!("error: cannot find the orch binary to run the API server: {e}");
+                        return 1;
+                    }
+                }
+            };
             let cfg = orch_apiserver::bench::overload::OverloadBenchConfig {
                 nodes,
                 heartbeat,
                 lists,
                 pods,
                 duration,
+                server,
+                ignore_retry_after,
                 ..Default::default()
             };
             (

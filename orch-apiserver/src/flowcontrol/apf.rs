@@ -34,9 +34,10 @@ use axum::response::{IntoResponse, Response};
 use k8s_openapi::api::flowcontrol::v1::{
     FlowSchema, FlowSchemaCondition, PolicyRulesWithSubjects, PriorityLevelConfiguration, Subject,
 };
-use parking_lot::RwLock;
-use std::collections::HashMap;
+use parking_lot::{Mutex, RwLock};
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -302,11 +303,123 @@ impl Config {
     }
 }
 
-/// The filter: the configuration in force and the server's total seats.
+/// Objects a list goes through per seat it is charged (upstream `objectsPerSeat` in
+/// `staging/src/k8s.io/apiserver/pkg/util/flowcontrol/request/config.go`).
+pub const OBJECTS_PER_SEAT: usize = 100;
+/// The most seats one request is charged (upstream `maximumSeats`, same file).
+pub const MAXIMUM_SEATS: usize = 10;
+
+/// The seats a request is charged: a list (not a watch, and not one naming a single object
+/// with `fieldSelector=metadata.name=…`) one per [`OBJECTS_PER_SEAT`] objects of its resource
+/// (`stored`, the count in the watch cache, all namespaces, as upstream's object count
+/// tracker: a list served from the watch cache goes through every stored object of the type),
+/// between 1 and [`MAXIMUM_SEATS`]; every other request 1. Upstream's count-based list work
+/// estimator (`staging/src/k8s.io/apiserver/pkg/util/flowcontrol/request/list_work_estimator.go`);
+/// the queue set caps it at the level's seats.
+///
+/// ```
+/// use orch_apiserver::auth::request_info::parse;
+/// use orch_apiserver::flowcontrol::apf::width;
+/// let q = Default::default();
+/// assert_eq!(width(&parse("GET", "/api/v1/pods", &q), || 250), 3);
+/// assert_eq!(width(&parse("GET", "/api/v1/pods", &q), || 0), 1);
+/// assert_eq!(width(&parse("GET", "/api/v1/pods", &q), || 1_000_000), 10);
+/// assert_eq!(width(&parse("GET", "/api/v1/namespaces/d/pods/p", &q), || 250), 1);
+/// assert_eq!(width(&parse("POST", "/api/v1/namespaces/d/pods", &q), || 250), 1);
+/// ```
+pub fn width(info: &RequestInfo, stored: impl FnOnce() -> usize) -> usize {
+    if !info.is_resource_request || info.verb != "list" || !info.name.is_empty() {
+        return 1;
+    }
+    stored().div_ceil(OBJECTS_PER_SEAT).clamp(1, MAXIMUM_SEATS)
+}
+
+/// What happened to the requests of one flow schema and priority level pair: upstream's
+/// `apiserver_flowcontrol_*` metrics of that pair
+/// (`staging/src/k8s.io/apiserver/pkg/util/flowcontrol/metrics/metrics.go`), served at
+/// `/metrics` ([`Apf::metrics_text`]).
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Requests released for service (`dispatched_requests_total`).
+    pub dispatched: AtomicU64,
+    /// Refused because the chosen queue was full (`rejected_requests_total`, `queue-full`).
+    pub queue_full: AtomicU64,
+    /// Refused by a level that does not queue (`concurrency-limit`).
+    pub concurrency_limit: AtomicU64,
+    /// Refused after waiting [`QUEUE_WAIT_LIMIT`] (`time-out`).
+    pub time_out: AtomicU64,
+    /// Left their queue because the client went away (`cancelled`).
+    pub cancelled: AtomicU64,
+    /// Waiting now (`current_inqueue_requests`).
+    pub inqueue: AtomicI64,
+    /// Executing now (`current_executing_requests`).
+    pub executing: AtomicI64,
+    /// Seats held by those executing now (`current_executing_seats`).
+    pub executing_seats: AtomicI64,
+}
+
+/// Raises a gauge of [`Counters`] while held; counts a still-queued request as `cancelled`
+/// when its client went away (the request's future was dropped).
+struct Gauge {
+    counters: Arc<Counters>,
+    gauge: fn(&Counters) -> &AtomicI64,
+    by: i64,
+    cancelled: bool,
+}
+
+impl Gauge {
+    fn up(counters: &Arc<Counters>, gauge: fn(&Counters) -> &AtomicI64, by: i64) -> Self {
+        gauge(counters).fetch_add(by, Ordering::Relaxed);
+        Self {
+            counters: counters.clone(),
+            gauge,
+            by,
+            cancelled: false,
+        }
+    }
+}
+
+impl Drop for Gauge {
+    fn drop(&mut self) {
+        (self.gauge)(&self.counters).fetch_sub(self.by, Ordering::Relaxed);
+        if self.cancelled {
+            self.counters.cancelled.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Keeps `held` (a request's seats and gauges) until `resp`'s body has been sent or dropped.
+/// Upstream's handler writes the answer inside the filter, so a seat covers the writing of a
+/// large list too; here the handler returns the body for the server to write, and without
+/// this the seat would be free while thousands of list bodies were still being written.
+pub fn hold_until_sent<T: Send + 'static>(resp: Response, held: T) -> Response {
+    use axum::body::HttpBody;
+    use http_body_util::BodyExt;
+    let (mut parts, body) = resp.into_parts();
+    if body.is_end_stream() {
+        return Response::from_parts(parts, body);
+    }
+    // The wrapper does not forward the exact size: keep it as the header hyper would write.
+    if let Some(n) = body.size_hint().exact() {
+        parts
+            .headers
+            .entry(axum::http::header::CONTENT_LENGTH)
+            .or_insert_with(|| HeaderValue::from(n));
+    }
+    let body = body.map_frame(move |frame| {
+        let _held = &held;
+        frame
+    });
+    Response::from_parts(parts, axum::body::Body::new(body))
+}
+
+/// The filter: the configuration in force, the server's total seats and the counters.
 #[derive(Debug)]
 pub struct Apf {
     config: RwLock<Arc<Config>>,
     total: usize,
+    /// By (priority level, flow schema).
+    counters: Mutex<BTreeMap<(String, String), Arc<Counters>>>,
 }
 
 impl Apf {
@@ -316,7 +429,114 @@ impl Apf {
         Arc::new(Self {
             config: RwLock::new(Arc::new(Config::build(Vec::new(), Vec::new(), total, None))),
             total,
+            counters: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// The counters of the pair (`level`, `schema`).
+    pub fn counters(&self, level: &str, schema: &str) -> Arc<Counters> {
+        let mut all = self.counters.lock();
+        if let Some(c) = all.get(&(level.to_string(), schema.to_string())) {
+            return c.clone();
+        }
+        all.entry((level.to_string(), schema.to_string()))
+            .or_default()
+            .clone()
+    }
+
+    /// Upstream's `apiserver_flowcontrol_*` metrics in the Prometheus text format: per flow
+    /// schema and priority level `dispatched_requests_total`, `rejected_requests_total` by
+    /// reason, `current_inqueue_requests`, `current_executing_requests`,
+    /// `current_executing_seats`; per level `nominal_limit_seats`.
+    pub fn metrics_text(&self) -> String {
+        use std::fmt::Write;
+        let all: Vec<_> = self
+            .counters
+            .lock()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut out = String::new();
+        let mut family =
+            |name: &str, kind: &str, help: &str, rows: &mut dyn Iterator<Item = (String, i64)>| {
+                let _ = writeln!(out, "# HELP apiserver_flowcontrol_{name} {help}");
+                let _ = writeln!(out, "# TYPE apiserver_flowcontrol_{name} {kind}");
+                for (labels, v) in rows {
+                    let _ = writeln!(out, "apiserver_flowcontrol_{name}{{{labels}}} {v}");
+                }
+            };
+        let pair = |(l, s): &(String, String)| format!("flow_schema={s:?},priority_level={l:?}");
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed) as i64;
+        family(
+            "dispatched_requests_total",
+            "counter",
+            "Number of requests released by API Priority and Fairness system for service",
+            &mut all.iter().map(|(k, c)| (pair(k), load(&c.dispatched))),
+        );
+        family(
+            "rejected_requests_total",
+            "counter",
+            "Number of requests rejected by API Priority and Fairness system",
+            &mut all.iter().flat_map(|(k, c)| {
+                [
+                    ("queue-full", &c.queue_full),
+                    ("concurrency-limit", &c.concurrency_limit),
+                    ("time-out", &c.time_out),
+                    ("cancelled", &c.cancelled),
+                ]
+                .into_iter()
+                .filter(|(_, n)| load(n) > 0)
+                .map(move |(reason, n)| (format!("{},reason={reason:?}", pair(k)), load(n)))
+            }),
+        );
+        for (name, help, pick) in [
+            (
+                "current_inqueue_requests",
+                "Number of requests currently pending in queues of the API Priority and Fairness subsystem",
+                (|c: &Counters| &c.inqueue) as fn(&Counters) -> &AtomicI64,
+            ),
+            (
+                "current_executing_requests",
+                "Number of requests in initial (for a WATCH) or any (for a non-WATCH) execution stage in the API Priority and Fairness subsystem",
+                |c: &Counters| &c.executing,
+            ),
+            (
+                "current_executing_seats",
+                "Concurrency (number of seats) occupied by the currently executing (initial stage for a WATCH, any stage otherwise) requests in the API Priority and Fairness subsystem",
+                |c: &Counters| &c.executing_seats,
+            ),
+        ] {
+            family(
+                name,
+                "gauge",
+                help,
+                &mut all
+                    .iter()
+                    .map(|(k, c)| (pair(k), pick(c).load(Ordering::Relaxed))),
+            );
+        }
+        let config = self.config();
+        let mut levels: Vec<_> = config
+            .levels
+            .values()
+            .filter_map(|l| match &l.limit {
+                Limit::Limited(qs) => Some((l.name.clone(), qs.params().limit)),
+                Limit::Exempt => None,
+            })
+            .collect();
+        levels.sort();
+        family(
+            "nominal_limit_seats",
+            "gauge",
+            "Nominal number of execution seats configured for each priority level",
+            &mut levels.into_iter().map(|(l, n)| {
+                (
+                    format!("priority_level={l:?}"),
+                    n.min(i64::MAX as usize) as i64,
+                )
+            }),
+        );
+        out
     }
 
     /// The configuration in force.
@@ -331,21 +551,37 @@ impl Apf {
         *slot = Arc::new(next);
     }
 
-    /// Runs `req` through its level (see the module documentation).
-    pub async fn run(&self, req: Request, next: Next) -> Response {
+    /// Runs `req` through its level (see the module documentation); `cache` counts the
+    /// objects a list goes through ([`width`]). A refused request is answered before anything
+    /// of it is read beyond its head, or anything stored is touched.
+    pub async fn run(&self, req: Request, next: Next, cache: &WatchCache) -> Response {
         let query = crate::rest::router::parse_query(req.uri().query());
         let info = request_info::parse(req.method().as_str(), req.uri().path(), &query);
         let user = crate::auth::current_user();
         let Some(c) = self.config().classify(&user, &info) else {
             return next.run(req).await;
         };
+        let counters = self.counters(&c.level.name, &c.schema);
         let seat = if super::maxinflight::is_long_running(&info) {
             Ok(None)
         } else {
-            admit(&c.level.limit, c.flow).await
+            let width = width(&info, || {
+                cache.count(&key::resource_prefix(&info.api_group, &info.resource))
+            });
+            admit(&c.level.limit, c.flow, width, &counters).await
         };
         let mut resp = match seat {
-            Ok(_seat) => next.run(req).await,
+            Ok(seat) => {
+                counters.dispatched.fetch_add(1, Ordering::Relaxed);
+                let executing = Gauge::up(&counters, |c| &c.executing, 1);
+                let seats = Gauge::up(
+                    &counters,
+                    |c| &c.executing_seats,
+                    seat.as_ref().map_or(0, |s| s.width() as i64),
+                );
+                let resp = next.run(req).await;
+                hold_until_sent(resp, (seat, executing, seats))
+            }
             Err(()) => Failure(super::maxinflight::too_many_requests()).into_response(),
         };
         let h = resp.headers_mut();
@@ -361,15 +597,38 @@ impl Apf {
     }
 }
 
-/// A seat of `limit` for `flow` (`None`: exempt), or `Err` when refused.
-pub async fn admit(limit: &Limit, flow: u64) -> Result<Option<Seat>, ()> {
+/// `width` seats of `limit` for `flow` (`None`: exempt), or `Err` when refused; `counters`
+/// count the refusals by reason and the requests waiting.
+pub async fn admit(
+    limit: &Limit,
+    flow: u64,
+    width: usize,
+    counters: &Arc<Counters>,
+) -> Result<Option<Seat>, ()> {
     let Limit::Limited(qs) = limit else {
         return Ok(None);
     };
-    match qs.enqueue(flow) {
+    match qs.enqueue(flow, width) {
         Admission::Run(s) => Ok(Some(s)),
-        Admission::Queued(t) => t.wait(QUEUE_WAIT_LIMIT).await.map(Some).ok_or(()),
-        Admission::Rejected => Err(()),
+        Admission::Queued(t) => {
+            let mut waiting = Gauge::up(counters, |c| &c.inqueue, 1);
+            waiting.cancelled = true;
+            let seat = t.wait(QUEUE_WAIT_LIMIT).await;
+            waiting.cancelled = false;
+            if seat.is_none() {
+                counters.time_out.fetch_add(1, Ordering::Relaxed);
+            }
+            seat.map(Some).ok_or(())
+        }
+        Admission::Rejected => {
+            let reason = if qs.params().queues == 0 {
+                &counters.concurrency_limit
+            } else {
+                &counters.queue_full
+            };
+            reason.fetch_add(1, Ordering::Relaxed);
+            Err(())
+        }
     }
 }
 
@@ -611,16 +870,76 @@ mod tests {
         let Limit::Limited(tenant) = &c.level("global-default").unwrap().limit else {
             panic!()
         };
-        let held: Vec<_> = (0..49).map(|_| tenant.enqueue(1)).collect();
+        let held: Vec<_> = (0..49).map(|_| tenant.enqueue(1, 1)).collect();
         assert!(held.iter().all(|a| matches!(a, Admission::Run(_))));
-        assert!(matches!(tenant.enqueue(1), Admission::Queued(_)));
+        assert!(matches!(tenant.enqueue(1, 1), Admission::Queued(_)));
         let Limit::Limited(nodes) = &c.level("node-high").unwrap().limit else {
             panic!()
         };
         assert!(
-            matches!(nodes.enqueue(7), Admission::Run(_)),
+            matches!(nodes.enqueue(7, 1), Admission::Run(_)),
             "another level's seats"
         );
+    }
+
+    #[tokio::test]
+    async fn a_seat_is_held_until_the_answer_is_sent() {
+        let qs = QueueSet::new(super::super::queueset::Params {
+            limit: 1,
+            queues: 1,
+            hand_size: 1,
+            queue_length_limit: 1,
+        });
+        let Admission::Run(seat) = qs.enqueue(0, 1) else {
+            panic!("a free seat")
+        };
+        let resp = hold_until_sent(Response::new(axum::body::Body::from("a list")), seat);
+        assert_eq!(resp.headers()[axum::http::header::CONTENT_LENGTH], "6");
+        assert_eq!(qs.load(), (1, 0), "held while the body is unsent");
+        let body = axum::body::to_bytes(resp.into_body(), 1024)
+            .await
+            .expect("body");
+        assert_eq!(&body[..], b"a list");
+        assert_eq!(qs.load(), (0, 0), "freed once sent");
+        let Admission::Run(seat) = qs.enqueue(0, 1) else {
+            panic!("a free seat")
+        };
+        drop(hold_until_sent(
+            Response::new(axum::body::Body::from("unsent")),
+            seat,
+        ));
+        assert_eq!(qs.load(), (0, 0), "freed when the answer is dropped");
+    }
+
+    #[test]
+    fn list_width_follows_the_stored_objects() {
+        let q = |k: &str, v: &str| [(k.to_string(), v.to_string())].into_iter().collect();
+        let list = parse(
+            "GET",
+            "/api/v1/namespaces/d/configmaps",
+            &Default::default(),
+        );
+        assert_eq!(width(&list, || 100), 1);
+        assert_eq!(width(&list, || 101), 2);
+        assert_eq!(width(&list, || 5_000), MAXIMUM_SEATS);
+        let named = parse(
+            "GET",
+            "/api/v1/namespaces/d/configmaps",
+            &q("fieldSelector", "metadata.name=a"),
+        );
+        assert_eq!(width(&named, || 5_000), 1, "a list of one named object");
+        let watch = parse(
+            "GET",
+            "/api/v1/namespaces/d/configmaps",
+            &q("watch", "true"),
+        );
+        assert_eq!(width(&watch, || 5_000), 1);
+        let get = parse(
+            "GET",
+            "/api/v1/namespaces/d/configmaps/a",
+            &Default::default(),
+        );
+        assert_eq!(width(&get, || 5_000), 1);
     }
 
     #[test]

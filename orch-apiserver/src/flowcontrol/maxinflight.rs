@@ -117,7 +117,7 @@ impl MaxInFlight {
         let info = request_info::parse(req.method().as_str(), req.uri().path(), &query);
         let privileged = crate::auth::is_privileged(&crate::auth::current_user());
         match self.admit(&info, privileged) {
-            Ok(_seat) => next.run(req).await,
+            Ok(seat) => super::apf::hold_until_sent(next.run(req).await, seat),
             Err(e) => Failure(e).into_response(),
         }
     }

@@ -35,7 +35,7 @@ pub mod queueset;
 use crate::server::{ApiServer, ApiServerConfig};
 use axum::extract::{Request, State};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
 /// The overload filter in force.
@@ -63,10 +63,15 @@ impl Limiter {
         }
     }
 
-    /// Runs `req` within the limits.
-    pub async fn run(&self, req: Request, next: Next) -> Response {
+    /// Runs `req` within the limits (`cache` counts the objects a list goes through).
+    pub async fn run(
+        &self,
+        req: Request,
+        next: Next,
+        cache: &crate::cache::WatchCache,
+    ) -> Response {
         match self {
-            Self::Apf(a) => a.run(req, next).await,
+            Self::Apf(a) => a.run(req, next, cache).await,
             Self::MaxInFlight(m) => m.run(req, next).await,
         }
     }
@@ -108,7 +113,26 @@ pub(crate) fn spawn(api: &Arc<ApiServer>) {
 /// The overload-protection middleware of the API router: runs `req` within the server's
 /// limits (see the module documentation).
 pub async fn middleware(State(api): State<Arc<ApiServer>>, req: Request, next: Next) -> Response {
-    api.inflight.run(req, next).await
+    api.inflight.run(req, next, &api.cache).await
+}
+
+/// `GET /metrics`: the API Priority and Fairness metrics (see [`apf::Apf::metrics_text`]) in
+/// the Prometheus text format; empty when APF is off. Upstream serves every metric of the
+/// server there; these are the ones served here.
+pub async fn metrics(State(api): State<Arc<ApiServer>>) -> Response {
+    let text = api
+        .inflight
+        .apf()
+        .map(|a| a.metrics_text())
+        .unwrap_or_default();
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
 }
 
 #[cfg(test)]

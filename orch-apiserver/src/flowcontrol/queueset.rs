@@ -2,14 +2,16 @@
 //! queue set (`staging/src/k8s.io/apiserver/pkg/util/flowcontrol/fairqueuing/queueset/queueset.go`)
 //! and its shuffle sharding (`staging/src/k8s.io/apiserver/pkg/util/shufflesharding/shufflesharding.go`).
 //!
-//! - A level has `limit` seats; every request takes one (upstream's work estimator can charge
-//!   a large list several seats, here every request weighs one).
-//! - A request that finds a seat free and nobody waiting runs at once. Otherwise its flow's hash
+//! - A level has `limit` seats; a request takes its width in seats (1, or more for a wide
+//!   list: [`super::apf::width`], upstream's work estimator), at most `limit`.
+//! - A request that finds enough seats free and nobody waiting runs at once. Otherwise its flow's hash
 //!   deals a hand of `hand_size` of the `queues` queues (shuffle sharding) and the request joins
 //!   the shortest queue of its hand; if that queue already holds `queue_length_limit` requests,
 //!   or the level rejects rather than queues (`limitResponse.type: Reject`), it is refused.
-//! - When a seat frees, the next queue in round-robin order that has a waiter gets it (its head
-//!   request). Upstream picks the queue with the smallest virtual finish time (fair queuing by
+//! - When seats free, the next queue in round-robin order that has a waiter gets them (its head
+//!   request), once enough are free for its width: a wide request is not overtaken by narrow
+//!   ones of other queues (upstream likewise dispatches only the queue its fair-queuing order
+//!   picks). Upstream picks the queue with the smallest virtual finish time (fair queuing by
 //!   estimated work); for requests of equal weight round-robin between non-empty queues gives
 //!   each busy queue the same share, which is what keeps one flooding flow from starving the
 //!   others of its level.
@@ -37,7 +39,9 @@ pub struct Params {
 #[derive(Debug)]
 struct Waiter {
     id: u64,
-    grant: oneshot::Sender<()>,
+    width: usize,
+    /// Sends the seats granted (the width, at most the level's seats at that time).
+    grant: oneshot::Sender<usize>,
 }
 
 #[derive(Debug)]
@@ -57,16 +61,25 @@ pub struct QueueSet {
     state: Mutex<State>,
 }
 
-/// A seat: the request runs while it is held; dropping it frees the seat for the next waiter.
+/// A request's seats: it runs while they are held; dropping them frees them for the next
+/// waiters.
 #[derive(Debug)]
 pub struct Seat {
     qs: Arc<QueueSet>,
+    width: usize,
+}
+
+impl Seat {
+    /// How many seats are held.
+    pub fn width(&self) -> usize {
+        self.width
+    }
 }
 
 impl Drop for Seat {
     fn drop(&mut self) {
         let mut st = self.qs.state.lock();
-        st.executing = st.executing.saturating_sub(1);
+        st.executing = st.executing.saturating_sub(self.width);
         st.dispatch();
     }
 }
@@ -87,7 +100,7 @@ pub enum Admission {
 pub struct Ticket {
     qs: Arc<QueueSet>,
     id: u64,
-    grant: Option<oneshot::Receiver<()>>,
+    grant: Option<oneshot::Receiver<usize>>,
 }
 
 impl Ticket {
@@ -96,10 +109,11 @@ impl Ticket {
     pub async fn wait(mut self, limit: std::time::Duration) -> Option<Seat> {
         let rx = self.grant.as_mut()?;
         match tokio::time::timeout(limit, rx).await {
-            Ok(Ok(())) => {
+            Ok(Ok(width)) => {
                 self.grant = None;
                 Some(Seat {
                     qs: self.qs.clone(),
+                    width,
                 })
             }
             _ => None,
@@ -113,9 +127,9 @@ impl Drop for Ticket {
             return;
         };
         let mut st = self.qs.state.lock();
-        if rx.try_recv().is_ok() {
-            // Granted as it gave up: free the seat for the next one.
-            st.executing = st.executing.saturating_sub(1);
+        if let Ok(width) = rx.try_recv() {
+            // Granted as it gave up: free the seats for the next one.
+            st.executing = st.executing.saturating_sub(width);
             st.dispatch();
             return;
         }
@@ -131,7 +145,8 @@ impl Drop for Ticket {
 }
 
 impl State {
-    /// Gives free seats to the heads of the non-empty queues, round robin.
+    /// Gives free seats to the heads of the non-empty queues, round robin; stops at a head
+    /// wider than the seats free (it goes first once they are).
     fn dispatch(&mut self) {
         let n = self.queues.len();
         while self.executing < self.params.limit && self.waiting > 0 && n > 0 {
@@ -141,11 +156,17 @@ impl State {
             else {
                 return;
             };
+            let width = self.queues[q]
+                .front()
+                .map_or(1, |w| w.width.min(self.params.limit));
+            if self.executing + width > self.params.limit {
+                return;
+            }
             self.next = (q + 1) % n;
             let w = self.queues[q].pop_front().expect("a non-empty queue");
             self.waiting -= 1;
-            if w.grant.send(()).is_ok() {
-                self.executing += 1;
+            if w.grant.send(width).is_ok() {
+                self.executing += width;
             }
         }
     }
@@ -221,13 +242,18 @@ impl QueueSet {
         (st.executing, st.waiting)
     }
 
-    /// Admits a request of the flow whose hash is `flow`: a seat, a place in a queue, or a
-    /// refusal (see the module documentation).
-    pub fn enqueue(self: &Arc<Self>, flow: u64) -> Admission {
+    /// Admits a request of the flow whose hash is `flow` that takes `width` seats (at least 1,
+    /// at most the level's seats): its seats, a place in a queue, or a refusal (see the module
+    /// documentation).
+    pub fn enqueue(self: &Arc<Self>, flow: u64, width: usize) -> Admission {
         let mut st = self.state.lock();
-        if st.executing < st.params.limit && st.waiting == 0 {
-            st.executing += 1;
-            return Admission::Run(Seat { qs: self.clone() });
+        let width = width.clamp(1, st.params.limit.max(1));
+        if st.executing + width <= st.params.limit && st.waiting == 0 {
+            st.executing += width;
+            return Admission::Run(Seat {
+                qs: self.clone(),
+                width,
+            });
         }
         if st.queues.is_empty() {
             return Admission::Rejected;
@@ -243,7 +269,11 @@ impl QueueSet {
         let (tx, rx) = oneshot::channel();
         let id = st.next_id;
         st.next_id += 1;
-        st.queues[q].push_back(Waiter { id, grant: tx });
+        st.queues[q].push_back(Waiter {
+            id,
+            width,
+            grant: tx,
+        });
         st.waiting += 1;
         // A seat may be free with others waiting (they are being granted): hand it out.
         st.dispatch();
@@ -285,14 +315,14 @@ mod tests {
     #[tokio::test]
     async fn a_flooding_flow_does_not_starve_another_flow() {
         let qs = QueueSet::new(params(1, 8, 2, 100));
-        let Admission::Run(seat) = qs.enqueue(1) else {
+        let Admission::Run(seat) = qs.enqueue(1, 1) else {
             panic!("the first request runs")
         };
         // Flow 1 floods: 150 requests, 100 fit its fullest-possible queues (2 × 100), the
         // shortest of its hand each time.
         let mut flood = Vec::new();
         for _ in 0..150 {
-            if let Admission::Queued(t) = qs.enqueue(1) {
+            if let Admission::Queued(t) = qs.enqueue(1, 1) {
                 flood.push(t);
             }
         }
@@ -302,7 +332,7 @@ mod tests {
         while deal(other, 8, 2).iter().any(|q| deal(1, 8, 2).contains(q)) {
             other += 1;
         }
-        let Admission::Queued(t) = qs.enqueue(other) else {
+        let Admission::Queued(t) = qs.enqueue(other, 1) else {
             panic!("queued")
         };
         let waiter = tokio::spawn(t.wait(Duration::from_secs(30)));
@@ -327,25 +357,25 @@ mod tests {
     #[test]
     fn a_full_queue_and_a_rejecting_level_refuse() {
         let qs = QueueSet::new(params(1, 1, 1, 2));
-        let _seat = qs.enqueue(0);
-        let _a = qs.enqueue(0);
-        let _b = qs.enqueue(0);
-        assert!(matches!(qs.enqueue(0), Admission::Rejected));
+        let _seat = qs.enqueue(0, 1);
+        let _a = qs.enqueue(0, 1);
+        let _b = qs.enqueue(0, 1);
+        assert!(matches!(qs.enqueue(0, 1), Admission::Rejected));
         let reject = QueueSet::new(params(1, 0, 0, 0));
-        let _s = reject.enqueue(0);
-        assert!(matches!(reject.enqueue(0), Admission::Rejected));
+        let _s = reject.enqueue(0, 1);
+        assert!(matches!(reject.enqueue(0, 1), Admission::Rejected));
     }
 
     #[tokio::test]
     async fn a_timed_out_or_dropped_waiter_leaves_its_queue() {
         let qs = QueueSet::new(params(1, 4, 2, 10));
-        let seat = qs.enqueue(0);
-        let Admission::Queued(t) = qs.enqueue(0) else {
+        let seat = qs.enqueue(0, 1);
+        let Admission::Queued(t) = qs.enqueue(0, 1) else {
             panic!()
         };
         assert!(t.wait(Duration::from_millis(10)).await.is_none());
         assert_eq!(qs.load(), (1, 0));
-        let Admission::Queued(t) = qs.enqueue(0) else {
+        let Admission::Queued(t) = qs.enqueue(0, 1) else {
             panic!()
         };
         drop(t);
@@ -355,10 +385,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_wide_request_takes_its_width_and_waits_for_it() {
+        let qs = QueueSet::new(params(3, 4, 1, 10));
+        let Admission::Run(wide) = qs.enqueue(0, 2) else {
+            panic!("two of three seats free")
+        };
+        assert_eq!(wide.width(), 2);
+        let Admission::Run(narrow) = qs.enqueue(0, 1) else {
+            panic!("the last seat")
+        };
+        assert_eq!(qs.load(), (3, 0));
+        let Admission::Queued(t) = qs.enqueue(5, 2) else {
+            panic!("queued")
+        };
+        drop(narrow);
+        assert_eq!(qs.load(), (2, 1), "one free seat is not enough");
+        drop(wide);
+        let seat = t.wait(Duration::from_secs(5)).await.expect("granted");
+        assert_eq!((seat.width(), qs.load()), (2, (2, 0)));
+        drop(seat);
+        let Admission::Run(all) = qs.enqueue(0, 100) else {
+            panic!("runs")
+        };
+        assert_eq!(all.width(), 3, "at most the level's seats");
+        drop(all);
+        assert_eq!(qs.load(), (0, 0));
+    }
+
+    #[tokio::test]
     async fn more_seats_dispatch_the_waiters() {
         let qs = QueueSet::new(params(1, 4, 2, 10));
-        let _seat = qs.enqueue(0);
-        let Admission::Queued(t) = qs.enqueue(0) else {
+        let _seat = qs.enqueue(0, 1);
+        let Admission::Queued(t) = qs.enqueue(0, 1) else {
             panic!()
         };
         qs.reconfigure(params(2, 2, 1, 10));

@@ -65,6 +65,8 @@ async fn a_full_mutating_pool_answers_429_with_retry_after() {
             break resp;
         }
         assert!(tokio::time::Instant::now() < deadline, "never refused");
+        // The probe's answer holds its seat until its body is gone.
+        drop(resp);
         // The probe ran before the held request took its seat: remove it and retry.
         let _ = send(
             &api,
@@ -198,4 +200,223 @@ async fn lists_flooding_the_read_pool_do_not_stop_lease_renewals() {
     );
     let _ = stop.send(());
     server.await.expect("server task").expect("serve");
+}
+
+/// A request as `token`'s user.
+async fn send_as(
+    api: &Arc<ApiServer>,
+    token: &str,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: Body,
+) -> Response {
+    let req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(body)
+        .expect("request");
+    api.router().oneshot(req).await.expect("response")
+}
+
+/// API Priority and Fairness on the router, 4 seats: the tenant's level (`global-default`, one
+/// seat, a hand of 6 queues of 50 for its one flow) is held by a create whose body is still
+/// arriving; of 400 concurrent lists the ones that find no place are refused at once with 429
+/// and `Retry-After: 1` (counted `queue-full` at `/metrics`) while the scheduler binds a pod and
+/// a node renews its Lease (levels of their own); the held seat freed, the queued lists run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn apf_refuses_a_flooding_tenant_early_while_the_scheduler_and_nodes_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tokens = dir.path().join("tokens.csv");
+    std::fs::write(
+        &tokens,
+        "tenant,tenant,1\nsched,system:kube-scheduler,2\nnode,system:node:n1,3,\"system:nodes\"\nadmin,admin,4,\"system:masters\"\n",
+    )
+    .expect("tokens");
+    let api = ApiServer::new(ApiServerConfig {
+        max_requests_inflight: 2,
+        max_mutating_requests_inflight: 2,
+        auth: crate::auth::AuthConfig {
+            token_auth_file: Some(tokens),
+            ..Default::default()
+        },
+        ..ApiServerConfig::memory()
+    })
+    .expect("server");
+    // The follower reads the suggested levels.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while api
+        .inflight
+        .apf()
+        .expect("APF is the default")
+        .config()
+        .level("global-default")
+        .is_none()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no suggested levels"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let client = api.client();
+    let pods = orch_types::registry::by_name("pods")[0].api_resource();
+    let mut pod = orch_types::DynamicObject::new("v1", "Pod", "p");
+    pod.metadata.namespace = Some("default".into());
+    pod.data.insert(
+        "spec".into(),
+        serde_json::json!({"containers": [{"name": "c", "image": "pause"}]}),
+    );
+    client
+        .create(&pods, Some("default"), &pod, &Default::default())
+        .await
+        .expect("pod");
+    let leases = orch_types::registry::by_kind("coordination.k8s.io/v1", "Lease")
+        .expect("Lease")
+        .api_resource();
+    let mut lease = orch_types::DynamicObject::new("coordination.k8s.io/v1", "Lease", "n1");
+    lease.metadata.namespace = Some("kube-node-lease".into());
+    client
+        .create(
+            &leases,
+            Some("kube-node-lease"),
+            &lease,
+            &Default::default(),
+        )
+        .await
+        .expect("lease");
+
+    // The tenant's only seat: a create whose body is still arriving.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+    let held = tokio::spawn({
+        let api = api.clone();
+        async move {
+            let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+            send_as(&api, "tenant", "POST", CONFIGMAPS, "application/json", body)
+                .await
+                .status()
+        }
+    });
+    tx.send(Ok(Bytes::from_static(
+        br#"{"apiVersion":"v1","kind":"ConfigMap","#,
+    )))
+    .await
+    .expect("send");
+    let apf = api.inflight.apf().expect("APF").clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while apf
+        .counters("global-default", "global-default")
+        .executing
+        .load(std::sync::atomic::Ordering::Relaxed)
+        == 0
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the create holds no seat"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let lists: Vec<_> = (0..400)
+        .map(|_| {
+            let api = api.clone();
+            tokio::spawn(async move {
+                let r = send_as(
+                    &api,
+                    "tenant",
+                    "GET",
+                    CONFIGMAPS,
+                    "application/json",
+                    Body::empty(),
+                )
+                .await;
+                let retry = r.headers().get(header::RETRY_AFTER).cloned();
+                (r.status(), retry)
+            })
+        })
+        .collect();
+    let counters = apf.counters("global-default", "global-default");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while counters
+        .queue_full
+        .load(std::sync::atomic::Ordering::Relaxed)
+        < 100
+    {
+        assert!(tokio::time::Instant::now() < deadline, "never refused");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // Meanwhile the scheduler binds and the node renews its Lease.
+    let binding = Body::from(
+        r#"{"apiVersion":"v1","kind":"Binding","metadata":{"name":"p"},"target":{"kind":"Node","name":"n1"}}"#,
+    );
+    let bound = send_as(
+        &api,
+        "sched",
+        "POST",
+        "/api/v1/namespaces/default/pods/p/binding",
+        "application/json",
+        binding,
+    )
+    .await;
+    assert_eq!(bound.status(), StatusCode::CREATED);
+    let renewed = send_as(
+        &api,
+        "node",
+        "PATCH",
+        "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n1",
+        "application/merge-patch+json",
+        Body::from(r#"{"spec":{"renewTime":"2026-01-01T00:00:00.000000Z"}}"#),
+    )
+    .await;
+    assert_eq!(renewed.status(), StatusCode::OK);
+    let metrics = send_as(
+        &api,
+        "admin",
+        "GET",
+        "/metrics",
+        "text/plain",
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(metrics.status(), StatusCode::OK);
+    let text = String::from_utf8(
+        axum::body::to_bytes(metrics.into_body(), 1 << 20)
+            .await
+            .expect("metrics")
+            .to_vec(),
+    )
+    .expect("utf-8");
+    for series in [
+        r#"apiserver_flowcontrol_rejected_requests_total{flow_schema="global-default",priority_level="global-default",reason="queue-full"} 100"#,
+        r#"apiserver_flowcontrol_current_inqueue_requests{flow_schema="global-default",priority_level="global-default"} 300"#,
+        r#"apiserver_flowcontrol_current_executing_requests{flow_schema="global-default",priority_level="global-default"} 1"#,
+        r#"apiserver_flowcontrol_dispatched_requests_total{flow_schema="kube-scheduler",priority_level="workload-high"} 1"#,
+        r#"apiserver_flowcontrol_dispatched_requests_total{flow_schema="system-node-high",priority_level="node-high"} 1"#,
+        r#"apiserver_flowcontrol_nominal_limit_seats{priority_level="global-default"} 1"#,
+    ] {
+        assert!(text.contains(series), "{series} in\n{text}");
+    }
+
+    // The held create finishes; the queued lists run.
+    tx.send(Ok(Bytes::from_static(br#""metadata":{"name":"held"}}"#)))
+        .await
+        .expect("send");
+    drop(tx);
+    assert_eq!(held.await.expect("held"), StatusCode::CREATED);
+    let (mut ok, mut refused) = (0, 0);
+    for l in lists {
+        let (status, retry) = l.await.expect("list");
+        match status {
+            StatusCode::OK => ok += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                refused += 1;
+                assert_eq!(retry.as_ref().map(|v| v.as_bytes()), Some(&b"1"[..]));
+            }
+            other => panic!("list answered {other}"),
+        }
+    }
+    assert_eq!((ok, refused), (300, 100));
 }

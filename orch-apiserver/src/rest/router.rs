@@ -62,6 +62,7 @@ pub fn system_routes() -> Router<Arc<ApiServer>> {
         .route("/version", get(version))
         .route("/version/", get(version))
         .merge(crate::health::routes())
+        .route("/metrics", get(crate::flowcontrol::metrics))
 }
 
 /// Discovery, OpenAPI and `metrics.k8s.io` routes (owned by the discovery/OpenAPI/metrics
