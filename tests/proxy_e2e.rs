@@ -8,9 +8,10 @@
 //!
 //! Without root, `nft`, `ip` or `python3` the test says why and checks nothing.
 //!
-//! Cluster IPs and node ports are picked at random (in the default ranges) so that clusters
-//! of other tests on the same host do not answer for ours: a host process's connection to a
-//! service IP goes through every cluster's table.
+//! The cluster gets a service range of its own, picked at random
+//! (`--service-cluster-ip-range 10.100.N.0/24`), and its Services take allocated addresses and
+//! node ports, so that clusters of other tests on the same host do not answer for ours: a host
+//! process's connection to a service IP goes through every cluster's table.
 
 mod common;
 
@@ -59,7 +60,7 @@ fn random(modulo: u32) -> u32 {
     (nanos ^ std::process::id().wrapping_mul(2_654_435_761)) % modulo
 }
 
-fn manifests(net: u32, node_port: u32) -> String {
+fn manifests() -> String {
     let server = |probe: &str| {
         format!(
             r#"
@@ -97,16 +98,14 @@ kind: Service
 metadata: {{name: web}}
 spec:
   type: NodePort
-  clusterIP: 10.100.{net}.10
   selector: {{app: web}}
   ports:
-  - {{port: 80, targetPort: 8080, nodePort: {node_port}}}
+  - {{port: 80, targetPort: 8080}}
 ---
 apiVersion: v1
 kind: Service
 metadata: {{name: sticky}}
 spec:
-  clusterIP: 10.100.{net}.11
   selector: {{app: web}}
   sessionAffinity: ClientIP
   ports:
@@ -116,7 +115,6 @@ apiVersion: v1
 kind: Service
 metadata: {{name: nothing}}
 spec:
-  clusterIP: 10.100.{net}.12
   selector: {{app: nobody}}
   ports:
   - {{port: 80, targetPort: 8080}}
@@ -171,6 +169,7 @@ fn services_reach_ready_endpoints_from_the_host_and_from_pods() {
     }
     let env = TestEnv::new();
     let data = env.data_dir();
+    let range = format!("10.100.{}.0/24", random(256));
     let mut up = OrchProcess::spawn(
         "up",
         env.path(),
@@ -182,6 +181,8 @@ fn services_reach_ready_endpoints_from_the_host_and_from_pods() {
             "127.0.0.1:0",
             "--pod-network",
             "netns",
+            "--service-cluster-ip-range",
+            &range,
         ],
     );
     env.wait_api_ready(Duration::from_secs(60));
@@ -198,13 +199,29 @@ fn services_reach_ready_endpoints_from_the_host_and_from_pods() {
         },
     );
 
-    let net = 1 + random(250);
-    let node_port = 30000 + random(2768);
-    env.apply(&manifests(net, node_port));
-    let cluster_ip: Ipv4Addr = format!("10.100.{net}.10").parse().unwrap();
-    let web = SocketAddr::from((cluster_ip, 80));
-    let sticky = SocketAddr::from(([10, 100, net as u8, 11], 80));
-    let nothing = SocketAddr::from(([10, 100, net as u8, 12], 80));
+    env.apply(&manifests());
+    let cluster_ip = |svc: &str| -> SocketAddr {
+        let ip = env.kubectl(&["get", "svc", svc, "-o", "jsonpath={.spec.clusterIP}"]);
+        let ip: Ipv4Addr = ip
+            .parse()
+            .unwrap_or_else(|_| panic!("clusterIP of {svc}: {ip:?}"));
+        SocketAddr::from((ip, 80))
+    };
+    let (web, sticky, nothing) = (
+        cluster_ip("web"),
+        cluster_ip("sticky"),
+        cluster_ip("nothing"),
+    );
+    let node_port: u16 = env
+        .kubectl(&[
+            "get",
+            "svc",
+            "web",
+            "-o",
+            "jsonpath={.spec.ports[0].nodePort}",
+        ])
+        .parse()
+        .expect("allocated nodePort");
 
     let pods = common::journey::wait_ready_pods(&env, "app=web", 2);
     let names: BTreeSet<String> = common::journey::names(&pods);
@@ -218,7 +235,7 @@ fn services_reach_ready_endpoints_from_the_host_and_from_pods() {
         .parse()
         .expect("podCIDR");
     let node_ip = Ipv4Addr::from(u32::from(network) + 1);
-    let node = SocketAddr::from((node_ip, node_port as u16));
+    let node = SocketAddr::from((node_ip, node_port));
     // the unready pod is running (it would answer if it got traffic) but not ready
     common::wait_for("the unready pod to run", Duration::from_secs(30), || {
         let phase = env.kubectl(&["get", "pod", "unready", "-o", "jsonpath={.status.phase}"]);
