@@ -630,12 +630,17 @@ fn endpoints(o: &Value, now: Timestamp) -> Vec<Value> {
             }
         }
     }
-    let shown = if eps.len() > 3 {
-        format!("{} + {} more...", eps[..3].join(","), eps.len() - 3)
+    vec![name(o), json!(or_none(first_three(&eps))), created(o, now)]
+}
+
+/// The first three items and how many more (upstream's `formatEndpoints`,
+/// `listWithMoreString`): `a,b,c + 2 more...`.
+fn first_three(l: &[String]) -> String {
+    if l.len() > 3 {
+        format!("{} + {} more...", l[..3].join(","), l.len() - 3)
     } else {
-        eps.join(",")
-    };
-    vec![name(o), json!(or_none(shown)), created(o, now)]
+        l.join(",")
+    }
 }
 
 const ENDPOINTSLICE: &[Column] = &[
@@ -669,12 +674,10 @@ fn endpointslice(o: &Value, now: Timestamp) -> Vec<Value> {
         .map(|a| a.as_str().unwrap_or("").to_string())
         .collect();
     let list = |l: &[String]| {
-        if l.len() > 3 {
-            format!("{} + {} more...", l[..3].join(","), l.len() - 3)
-        } else if l.is_empty() {
+        if l.is_empty() {
             "<unset>".to_string()
         } else {
-            l.join(",")
+            first_three(l)
         }
     };
     vec![

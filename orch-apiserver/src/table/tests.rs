@@ -600,3 +600,47 @@ fn rbac_columns_as_upstream() {
         );
     }
 }
+
+/// `kubectl get endpointslices` (upstream `printEndpointSlice`): three ports and three
+/// addresses at most, `<unset>` for none.
+#[test]
+fn endpointslice_rows() {
+    let row = |o: Value| -> (Vec<String>, Value) {
+        let t = table(
+            "discovery.k8s.io",
+            "EndpointSlice",
+            &[o],
+            IncludeObject::None,
+            now(),
+            None,
+        );
+        (headers(&t), t["rows"][0]["cells"].clone())
+    };
+    let eps: Vec<Value> = (1..=5)
+        .map(|i| json!({"addresses": [format!("10.0.0.{i}")]}))
+        .collect();
+    let (h, c) = row(
+        json!({"metadata": {"name": "web-x2z4b", "creationTimestamp": "2025-06-01T11:00:00Z"},
+        "addressType": "IPv4", "endpoints": eps,
+        "ports": [{"name": "http", "port": 8080}, {"name": "named"}, {}, {"port": 9}]}),
+    );
+    assert_eq!(h, ["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"]);
+    assert_eq!(
+        c,
+        json!([
+            "web-x2z4b",
+            "IPv4",
+            "8080,named,* + 1 more...",
+            "10.0.0.1,10.0.0.2,10.0.0.3 + 2 more...",
+            "60m"
+        ])
+    );
+    let (_, c) =
+        row(json!({"metadata": {"name": "web-empty"}, "addressType": "IPv6", "endpoints": []}));
+    assert_eq!(
+        &c.as_array().unwrap()[..4],
+        &json!(["web-empty", "IPv6", "<unset>", "<unset>"])
+            .as_array()
+            .unwrap()[..]
+    );
+}
