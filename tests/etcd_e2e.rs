@@ -149,6 +149,34 @@ fn two_api_servers_share_one_etcd() {
         "{names}"
     );
     b.kubectl(&["create", "configmap", "after-a"]);
+
+    // B's /readyz follows etcd: with etcd stopped (SIGSTOP: its connections stay open, nothing
+    // answers) the etcd check fails within its 2 s timeout; continued, B is ready again.
+    let readyz = || b.kubectl_try(&["get", "--raw", "/readyz?verbose"]);
+    assert!(readyz().is_ok_and(|out| out.contains("[+]etcd ok")));
+    let signal = |sig: &str| {
+        let pid = etcd.pid().to_string();
+        let ok = Command::new("kill").args([sig, &pid]).status();
+        assert!(ok.is_ok_and(|s| s.success()), "kill {sig} {pid}");
+    };
+    signal("-STOP");
+    let stopped = std::time::Instant::now();
+    let err = common::wait_for(
+        "B's /readyz to fail",
+        Duration::from_secs(10),
+        || match readyz() {
+            Err(e) if e.contains("[-]etcd failed: reason withheld") => Ok(e),
+            other => Err(format!("{other:?}")),
+        },
+    );
+    eprintln!(
+        "/readyz failed {:.1?} after etcd stopped: {err}",
+        stopped.elapsed()
+    );
+    signal("-CONT");
+    common::wait_for("B's /readyz to pass again", Duration::from_secs(10), || {
+        readyz().map(drop)
+    });
     drop(server_b);
 }
 

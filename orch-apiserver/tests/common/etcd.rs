@@ -203,6 +203,11 @@ impl EtcdServer {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The process id (to stop and continue it with signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills the process with SIGKILL and reaps it.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
