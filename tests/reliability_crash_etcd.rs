@@ -31,45 +31,24 @@ mod reliability;
 
 use common::{free_port, LogsOnPanic, Split, TestEnv};
 use etcd::EtcdServer;
-use futures::StreamExt;
 use orch_apiserver::client::HttpClient;
-use orch_types::client::{Client, ClientError, WatchEvent, WatchParams};
-use orch_types::registry::{self, ApiResource};
-use orch_types::DynamicObject;
-use reliability::history::{
-    check_durability, check_linearizable, History, Input, Output, Recorder, Version,
-};
-use reliability::watch::{self, Committed, End, Session, Window};
+use orch_types::client::{Client, WatchParams};
+use reliability::history::{History, Output, Recorder};
+use reliability::load::{self, cycles, resource, Run, NS};
+use reliability::watch::{Session, Window};
 use reliability::Rng;
-use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const NS: &str = "default";
 /// The API servers.
 const SERVERS: usize = 3;
-/// ConfigMap keys the clients fight over.
-const KEYS: u64 = 6;
-/// Services whose status the clients write.
-const SERVICES: u64 = 2;
 const CLIENTS: usize = 4;
 const WATCHERS: usize = 3;
 /// A resourceVersion seen longer ago is no longer a resume point: within this, a server's
 /// window (10,000 events) holds it.
 const RESUME_HORIZON: Duration = Duration::from_secs(10);
-
-fn resource(name: &str) -> ApiResource {
-    registry::by_name(name)[0].api_resource()
-}
-
-fn cycles() -> usize {
-    std::env::var("ORCH_CRASH_CYCLES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(4)
-}
 
 /// `--insecure-http --storage etcd --etcd-servers URL --etcd-prefix /crash`.
 fn etcd_flags(url: &str) -> [&str; 7] {
@@ -131,21 +110,6 @@ impl Shared {
     }
 }
 
-fn configmap(name: &str) -> DynamicObject {
-    let mut o = DynamicObject::new("v1", "ConfigMap", name);
-    o.data.insert("data".into(), json!({"k": name}));
-    o
-}
-
-fn service(name: &str) -> DynamicObject {
-    let mut o = DynamicObject::new("v1", "Service", name);
-    o.data.insert(
-        "spec".into(),
-        json!({"ports": [{"port": 80, "protocol": "TCP"}]}),
-    );
-    o
-}
-
 /// One client: a random mix of operations, each through a random server that is up.
 async fn client_loop(s: Arc<Shared>, id: usize, mut rng: Rng) {
     let first: &dyn Client = &s.servers[0].client;
@@ -155,31 +119,7 @@ async fn client_loop(s: Arc<Shared>, id: usize, mut rng: Rng) {
         let client: &dyn Client = &s.servers[server].client;
         cms.client = client;
         svcs.client = client;
-        let name = format!("cm-{}", rng.below(KEYS));
-        let out = match rng.below(100) {
-            0..15 => cms.get(&name).await,
-            15..35 => cms.create(&configmap(&name)).await,
-            35..65 => match cms.read(&name).await {
-                Some(cur) => cms.update(&cur).await,
-                None => Output::NotFound,
-            },
-            65..75 => cms.delete(&name, None).await,
-            75..85 => match cms.read(&name).await {
-                Some(cur) => {
-                    let rv = Version::of(&cur).rv;
-                    cms.delete(&name, Some(rv)).await
-                }
-                None => Output::NotFound,
-            },
-            _ => {
-                let name = format!("svc-{}", rng.below(SERVICES));
-                match svcs.read(&name).await {
-                    Some(cur) if rng.below(2) == 0 => svcs.update_status(&cur).await,
-                    Some(cur) => svcs.update(&cur).await,
-                    None => Output::NotFound,
-                }
-            }
-        };
+        let out = load::random_operation(&mut cms, &mut svcs, &mut rng).await;
         if let Output::Ok(v) = &out {
             s.saw(v.rv);
         }
@@ -269,51 +209,28 @@ async fn watcher(s: Arc<Shared>, id: usize, mut rng: Rng) {
             allow_bookmarks: true,
             ..Default::default()
         };
-        let mut session = Session {
-            watcher: id,
-            prefix: format!("configmaps/{NS}/"),
-            start,
-            window,
-            events: Vec::new(),
-            end: End::Closed,
-        };
+        let mut session = load::session(id, start, window);
         match srv.client.watch(&cms, Some(NS), &p).await {
-            Err(ClientError::Api(e)) if e.code == 410 => session.end = End::Expired,
-            Err(ClientError::Api(e)) => session.end = End::Error(e.to_string()),
-            Err(_) => {
-                // The server is down: nothing was served, nothing to check.
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-            Ok(mut stream) => {
-                let until = Instant::now() + Duration::from_millis(300 + rng.below(2500));
-                loop {
-                    let left = until.saturating_duration_since(Instant::now());
-                    match tokio::time::timeout(left, stream.next()).await {
-                        Err(_) | Ok(None) | Ok(Some(Err(_))) => break,
-                        Ok(Some(Ok(WatchEvent::Error(st)))) => {
-                            session.end = if st.code == Some(410) {
-                                End::Expired
-                            } else {
-                                End::Error(format!("{st:?}"))
-                            };
-                            break;
-                        }
-                        Ok(Some(Ok(ev))) => {
-                            if let Some(e) = watch::Event::of("configmaps", &ev) {
-                                if e.kind != "BOOKMARK" {
-                                    seen.push(Seen {
-                                        rv: e.rv,
-                                        at: Instant::now(),
-                                        origin: Origin::Event { server, life },
-                                    });
-                                }
-                                s.saw(e.rv);
-                                session.events.push(e);
-                            }
-                        }
-                    }
+            Err(e) => match load::refused(&e) {
+                Some(end) => session.end = end,
+                None => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
                 }
+            },
+            Ok(stream) => {
+                let until = Instant::now() + Duration::from_millis(300 + rng.below(2500));
+                load::follow(stream, &mut session, until, |e| {
+                    if e.kind != "BOOKMARK" {
+                        seen.push(Seen {
+                            rv: e.rv,
+                            at: Instant::now(),
+                            origin: Origin::Event { server, life },
+                        });
+                    }
+                    s.saw(e.rv);
+                })
+                .await;
             }
         }
         s.sessions.lock().expect("lock").push(session);
@@ -396,14 +313,10 @@ fn crash_restart_of_api_servers_on_etcd_keeps_acknowledged_writes() {
         odd: Mutex::new(Vec::new()),
     });
     // The Services exist from the start (their status is what the clients write).
-    rt.block_on(async {
-        let c: &dyn Client = &shared.servers[0].client;
-        let mut r = Recorder::new(&shared.history, c, resource("services"), NS, 0);
-        for i in 0..SERVICES {
-            let out = r.create(&service(&format!("svc-{i}"))).await;
-            assert!(matches!(out, Output::Ok(_)), "create svc-{i}: {out:?}");
-        }
-    });
+    rt.block_on(load::create_services(
+        &shared.history,
+        &shared.servers[0].client,
+    ));
     let mut tasks = Vec::new();
     for id in 1..=CLIENTS {
         tasks.push(rt.spawn(client_loop(shared.clone(), id, rng.fork())));
@@ -453,116 +366,27 @@ fn crash_restart_of_api_servers_on_etcd_keeps_acknowledged_writes() {
 
     // The final state, read through each server with no write in flight (also part of the
     // history): every server answers the same.
-    let mut final_state: BTreeMap<String, Option<Version>> = BTreeMap::new();
+    let mut final_state = BTreeMap::new();
     for server in 0..SERVERS {
-        let state = rt.block_on(async {
-            let c: &dyn Client = &shared.servers[server].client;
-            let mut m = BTreeMap::new();
-            let mut cms = Recorder::new(&shared.history, c, resource("configmaps"), NS, 0);
-            let mut svcs = Recorder::new(&shared.history, c, resource("services"), NS, 0);
-            for (r, prefix, n) in [(&mut cms, "cm", KEYS), (&mut svcs, "svc", SERVICES)] {
-                for i in 0..n {
-                    let name = format!("{prefix}-{i}");
-                    let v = match r.get(&name).await {
-                        Output::Ok(v) => Some(v),
-                        Output::NotFound => None,
-                        other => panic!("final read of {name}: {other:?} (seed {seed})"),
-                    };
-                    m.insert(reliability::history::key_of(&r.resource, NS, &name), v);
-                }
-            }
-            m
-        });
+        let c = &shared.servers[server].client;
+        let state = rt.block_on(load::final_state(&shared.history, c, seed));
         if server > 0 {
             assert_eq!(state, final_state, "seed {seed}: server {server} disagrees");
         }
         final_state = state;
     }
     let ops = shared.history.operations();
-    let durability = check_durability(&ops, &final_state);
-    let lin = check_linearizable(&ops, Duration::from_secs(60));
-    let committed: Vec<Committed> = ops
-        .iter()
-        .filter(|o| o.key.starts_with("configmaps/"))
-        .filter(|o| matches!(o.input, Input::Create { .. } | Input::Update { .. }))
-        .filter_map(|o| match &o.output {
-            Output::Ok(v) => Some(Committed {
-                key: o.key.clone(),
-                rv: v.rv,
-                value: v.value.clone(),
-            }),
-            _ => None,
-        })
-        .collect();
-    let sessions = shared.sessions.lock().expect("lock").clone();
-    let watch_report = watch::validate(&sessions, &committed);
-    let unknown = ops.iter().filter(|o| o.output == Output::Unknown).count();
-    eprintln!(
-        "reliability_crash_etcd: seed {seed}, {cycles} cycles in {:?}: {} operations ({} \
-         acknowledged writes, {unknown} unknown outcomes), {} lost acknowledged writes, {} \
-         durability violations; linearizability: {} keys, {} operations, {} illegal, {} \
-         undecided, in {:?}; watch: {} sessions, {} events, {} bookmarks, {} expired, {} \
-         violations",
-        started.elapsed(),
-        durability.operations,
-        durability.acknowledged_writes,
-        durability.lost.len(),
-        durability.violations().len(),
-        lin.partitions,
-        lin.operations,
-        lin.illegal.len(),
-        lin.unknown.len(),
-        lin.elapsed,
-        watch_report.sessions,
-        watch_report.events,
-        watch_report.bookmarks,
-        watch_report.expired,
-        watch_report.violations.len(),
-    );
-    if let Ok(path) = std::env::var("ORCH_HISTORY_DUMP") {
-        let mut lines: Vec<String> = Vec::new();
-        let mut sorted = ops.clone();
-        sorted.sort_by_key(|o| o.call);
-        for o in &sorted {
-            lines.push(format!(
-                "{} {} {:?} c{} {:?} -> {:?}",
-                o.key, o.call, o.ret, o.client, o.input, o.output
-            ));
-        }
-        for s in &sessions {
-            lines.push(format!("{s:?}"));
-        }
-        lines.extend(watch_report.violations.iter().cloned());
-        std::fs::write(&path, lines.join("\n")).expect("write the history dump");
-    }
+    let sessions: Vec<Session> = shared.sessions.lock().expect("lock").clone();
     let odd = shared.odd.lock().expect("lock").clone();
-    let odd_4xx: Vec<&String> = odd
-        .iter()
-        .filter(|e| e.starts_with('4') && !e.starts_with("429"))
-        .collect();
-    assert!(
-        odd_4xx.is_empty(),
-        "seed {seed}: requests refused: {odd_4xx:?}"
-    );
-    assert!(
-        durability.violations().is_empty(),
-        "seed {seed}: durability violations:\n{}",
-        durability.violations().join("\n")
-    );
-    assert!(
-        lin.ok(),
-        "seed {seed}: not linearizable: {:?}; undecided: {:?}",
-        lin.illegal,
-        lin.unknown
-    );
-    assert!(
-        watch_report.violations.is_empty(),
-        "seed {seed}: watch violations:\n{}",
-        watch_report.violations.join("\n")
-    );
-    assert!(
-        durability.acknowledged_writes > 0 && watch_report.events > 0,
-        "seed {seed}: the load did nothing"
-    );
+    load::judge(&Run {
+        name: "reliability_crash_etcd",
+        seed,
+        cycles,
+        elapsed: started.elapsed(),
+        ops: &ops,
+        final_state: &final_state,
+        sessions: &sessions,
+        odd: &odd,
+    });
     drop(procs);
 }

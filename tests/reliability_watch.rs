@@ -15,14 +15,14 @@
 
 mod reliability;
 
-use futures::StreamExt;
 use orch_apiserver::client::HttpClient;
 use orch_apiserver::{serve, ApiServer, ApiServerConfig};
-use orch_types::client::{Client, ClientError, ListParams, VersionMatch, WatchEvent, WatchParams};
+use orch_types::client::{Client, ListParams, VersionMatch, WatchParams};
 use orch_types::registry::{self, ApiResource};
 use orch_types::DynamicObject;
-use reliability::history::{check_linearizable, History, Input, Output, Recorder};
-use reliability::watch::{self, Committed, End, Session, Window};
+use reliability::history::{check_linearizable, History, Output, Recorder};
+use reliability::load;
+use reliability::watch::{self, Session, Window};
 use reliability::Rng;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -202,48 +202,26 @@ async fn watcher(s: Arc<Shared>, id: usize, mut rng: Rng) {
             allow_bookmarks: true,
             ..Default::default()
         };
-        let mut session = Session {
-            watcher: id,
-            prefix: format!("configmaps/{NS}/"),
-            start,
-            window,
-            events: Vec::new(),
-            end: End::Closed,
-        };
+        let mut session = load::session(id, start, window);
         let opened = client.watch(&cms, Some(NS), &p).await;
         if s.epoch.load(Ordering::SeqCst) != epoch {
             // Answered by another server than the label was made for.
             continue;
         }
         match opened {
-            Err(ClientError::Api(e)) if e.code == 410 => session.end = End::Expired,
-            Err(ClientError::Api(e)) => session.end = End::Error(e.to_string()),
-            Err(_) => continue,
-            Ok(mut stream) => {
+            Err(e) => match load::refused(&e) {
+                Some(end) => session.end = end,
+                None => continue,
+            },
+            Ok(stream) => {
                 let until = Instant::now() + Duration::from_millis(200 + rng.below(2000));
-                loop {
-                    let left = until.saturating_duration_since(Instant::now());
-                    match tokio::time::timeout(left, stream.next()).await {
-                        Err(_) | Ok(None) | Ok(Some(Err(_))) => break,
-                        Ok(Some(Ok(WatchEvent::Error(st)))) => {
-                            session.end = if st.code == Some(410) {
-                                End::Expired
-                            } else {
-                                End::Error(format!("{st:?}"))
-                            };
-                            break;
-                        }
-                        Ok(Some(Ok(ev))) => {
-                            if let Some(e) = watch::Event::of("configmaps", &ev) {
-                                if s.epoch.load(Ordering::SeqCst) == epoch {
-                                    life.1.push(e.rv);
-                                }
-                                s.max_seen.fetch_max(e.rv, Ordering::SeqCst);
-                                session.events.push(e);
-                            }
-                        }
+                load::follow(stream, &mut session, until, |e| {
+                    if s.epoch.load(Ordering::SeqCst) == epoch {
+                        life.1.push(e.rv);
                     }
-                }
+                    s.max_seen.fetch_max(e.rv, Ordering::SeqCst);
+                })
+                .await;
             }
         }
         s.sessions.lock().expect("lock").push(session);
@@ -310,18 +288,7 @@ fn watchers_across_restarts_and_compaction_get_every_event_once() {
     });
 
     let ops = shared.history.operations();
-    let committed: Vec<Committed> = ops
-        .iter()
-        .filter(|o| matches!(o.input, Input::Create { .. } | Input::Update { .. }))
-        .filter_map(|o| match &o.output {
-            Output::Ok(v) => Some(Committed {
-                key: o.key.clone(),
-                rv: v.rv,
-                value: v.value.clone(),
-            }),
-            _ => None,
-        })
-        .collect();
+    let committed = load::committed(&ops);
     let sessions = shared.sessions.lock().expect("lock").clone();
     let report = watch::validate(&sessions, &committed);
     let lin = check_linearizable(&ops, Duration::from_secs(30));

@@ -16,6 +16,8 @@
 //!   session, events ordered and unique, no gaps relative to everything committed in the watched
 //!   set, bookmarks monotonic and never ahead of delivered events, 410 Expired exactly outside
 //!   the window.
+//! - [`load`]: what the crash tests share: the operation mix of a client, following a watch
+//!   session, the final read and the verdict of a run.
 //!
 //! Why our own checker rather than a crate: see `docs/design/reliability.md`.
 //!
@@ -24,6 +26,7 @@
 
 pub mod history;
 pub mod linearizability;
+pub mod load;
 pub mod watch;
 
 /// A small seeded generator (SplitMix64): the tests print their seed, and the same seed gives
