@@ -8,13 +8,16 @@
 //!
 //! Mounting needs root (CAP_SYS_ADMIN): without it the test says so and passes without running.
 
+mod out_of_space;
+
+use out_of_space::{
+    agent, assert_reads, call, configmap, create_at_once, fill, listed, rv, watch_events, Kubectl,
+    Server, NS,
+};
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
-const NS: &str = "default";
 /// Size of the tmpfs holding the data directory.
 const FS_SIZE: &str = "12m";
 /// The filler file, deleted to give space back.
@@ -54,131 +57,6 @@ impl Drop for Tmpfs {
     }
 }
 
-/// An in-process API server on the embedded store in `data`, on its own runtime.
-struct Server {
-    url: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    rt: Option<tokio::runtime::Runtime>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Server {
-    fn start(data: &Path) -> Self {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let config = orch_apiserver::ApiServerConfig::embedded(data);
-        let (url, stop, task) = rt.block_on(async move {
-            let api = orch_apiserver::ApiServer::open(config)
-                .await
-                .expect("open the API server");
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            let url = format!("http://{}", listener.local_addr().expect("addr"));
-            let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-            let task = tokio::spawn(async move {
-                let _ = orch_apiserver::serve(api, listener, async move {
-                    let _ = rx.await;
-                })
-                .await;
-            });
-            (url, stop, task)
-        });
-        Self {
-            url,
-            stop: Some(stop),
-            rt: Some(rt),
-            task: Some(task),
-        }
-    }
-
-    fn shutdown(mut self) {
-        self.stop_now();
-    }
-
-    fn stop_now(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let (Some(rt), Some(task)) = (self.rt.take(), self.task.take()) {
-            let _ =
-                rt.block_on(async { tokio::time::timeout(Duration::from_secs(10), task).await });
-            rt.shutdown_timeout(Duration::from_secs(5));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop_now();
-    }
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(30)))
-        .http_status_as_error(false)
-        .build()
-        .into()
-}
-
-/// `(status, body as JSON)` of a request.
-fn call(agent: &ureq::Agent, method: &str, url: &str, body: Option<&Value>) -> (u16, Value) {
-    let mut resp = match (method, body) {
-        ("POST", Some(b)) => agent
-            .post(url)
-            .header("Content-Type", "application/json")
-            .send(b.to_string()),
-        ("PUT", Some(b)) => agent
-            .put(url)
-            .header("Content-Type", "application/json")
-            .send(b.to_string()),
-        ("DELETE", _) => agent.delete(url).call(),
-        _ => agent.get(url).call(),
-    }
-    .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-    let status = resp.status().as_u16();
-    let text = resp.body_mut().read_to_string().expect("read body");
-    let json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
-    (status, json)
-}
-
-fn configmap(name: &str) -> Value {
-    serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": name},
-        "data": {"v": "x".repeat(VALUE_BYTES)},
-    })
-}
-
-fn rv(obj: &Value) -> String {
-    obj["metadata"]["resourceVersion"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no resourceVersion: {obj}"))
-        .to_string()
-}
-
-/// Name → resourceVersion of the ConfigMaps listed at `query`.
-fn listed(agent: &ureq::Agent, url: &str, query: &str) -> BTreeMap<String, String> {
-    let (status, list) = call(
-        agent,
-        "GET",
-        &format!("{url}/api/v1/namespaces/{NS}/configmaps{query}"),
-        None,
-    );
-    assert_eq!(status, 200, "list{query}: {list}");
-    list["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .map(|o| (o["metadata"]["name"].as_str().expect("name").into(), rv(o)))
-        .collect()
-}
-
 /// Asserts `(status, body)` is the disk-full refusal for the data directory `data`.
 fn assert_disk_full(status: u16, body: &Value, data: &Path) {
     assert_eq!(status, 500, "{body}");
@@ -205,29 +83,15 @@ fn embedded_store_refuses_writes_when_the_disk_is_full_and_resumes_when_space_re
     let filler = fs.dir.join("filler");
     std::fs::write(&filler, vec![0xa5u8; FILLER_BYTES]).expect("write the filler file");
     let data = fs.dir.join("data");
-    let server = Server::start(&data);
+    let server = Server::start(orch_apiserver::ApiServerConfig::embedded(&data));
     let agent = agent();
     let url = server.url.clone();
     let collection = format!("{url}/api/v1/namespaces/{NS}/configmaps");
 
     // Fill the filesystem: every 201 is an acknowledged write.
-    let mut acked: BTreeMap<String, String> = BTreeMap::new();
-    let mut order: Vec<String> = Vec::new();
-    let mut refusal = None;
-    for i in 0..1000 {
-        let name = format!("cm-{i}");
-        let (status, body) = call(&agent, "POST", &collection, Some(&configmap(&name)));
-        if status == 201 {
-            order.push(name.clone());
-            acked.insert(name, rv(&body));
-        } else {
-            refusal = Some((name, status, body));
-            break;
-        }
-    }
-    let (refused, status, body) = refusal.expect("the filesystem never filled up");
-    assert!(acked.len() > 3, "only {} writes before full", acked.len());
-    assert_disk_full(status, &body, &data);
+    let full = fill(&agent, &collection, VALUE_BYTES);
+    let (mut acked, order, refused) = (full.acked, full.order, full.refused);
+    assert_disk_full(full.status, &full.body, &data);
 
     // Still full: an update and a delete are refused the same way, and nothing changes.
     let first = order[0].clone();
@@ -240,41 +104,23 @@ fn embedded_store_refuses_writes_when_the_disk_is_full_and_resumes_when_space_re
         Some(&current),
     );
     assert_disk_full(status, &body, &data);
-    let (status, body) = call(&agent, "POST", &collection, Some(&configmap(&refused)));
+    let (status, body) = call(
+        &agent,
+        "POST",
+        &collection,
+        Some(&configmap(&refused, VALUE_BYTES)),
+    );
     assert_disk_full(status, &body, &data);
     // Concurrent writes (committed as one batch or a few) are all refused.
-    let writers: Vec<_> = (0..8)
-        .map(|i| {
-            let (agent, collection) = (agent.clone(), collection.clone());
-            std::thread::spawn(move || {
-                call(
-                    &agent,
-                    "POST",
-                    &collection,
-                    Some(&configmap(&format!("par-{i}"))),
-                )
-            })
-        })
+    let bodies = (0..8)
+        .map(|i| configmap(&format!("par-{i}"), VALUE_BYTES))
         .collect();
-    for w in writers {
-        let (status, body) = w.join().expect("writer thread");
+    for (status, body) in create_at_once(&agent, &collection, bodies) {
         assert_disk_full(status, &body, &data);
     }
     // kubectl shows the refusal as kube-apiserver's 500 and still reads.
-    let kubectl_cache = tempfile::tempdir().expect("kubectl cache dir");
-    let kubectl_cache = kubectl_cache.path().to_path_buf();
-    let kubectl = |args: &[&str]| {
-        Command::new("kubectl")
-            .arg("-s")
-            .arg(&url)
-            .arg("--cache-dir")
-            .arg(&kubectl_cache)
-            .arg("--request-timeout=30s")
-            .args(args)
-            .env_remove("KUBECONFIG")
-            .output()
-            .unwrap_or_else(|e| panic!("run kubectl {args:?}: {e} (is kubectl on PATH?)"))
-    };
+    let kubectl = Kubectl::new(&url);
+    let kubectl = |args: &[&str]| kubectl.run(args);
     let literal = format!("v={}", "k".repeat(VALUE_BYTES));
     let out = kubectl(&[
         "create",
@@ -309,21 +155,17 @@ fn embedded_store_refuses_writes_when_the_disk_is_full_and_resumes_when_space_re
         "kubectl get on a full disk: {names:?}"
     );
 
-    // Reads keep working: from the store (a quorum list and a get) and from the watch cache
-    // (resourceVersion=0), with exactly the acknowledged writes.
-    assert_eq!(listed(&agent, &url, ""), acked, "list from the store");
-    assert_eq!(
-        listed(&agent, &url, "?resourceVersion=0"),
-        acked,
-        "list from the watch cache"
-    );
-    let (status, got) = call(&agent, "GET", &format!("{collection}/{first}"), None);
-    assert_eq!(status, 200, "{got}");
-    assert_eq!(rv(&got), acked[&first]);
+    // Reads keep working: from the store and from the watch cache.
+    assert_reads(&agent, &url, &acked, &first);
 
     // Space returns: writes resume on the same server.
     std::fs::remove_file(&filler).expect("delete the filler file");
-    let (status, body) = call(&agent, "POST", &collection, Some(&configmap(&refused)));
+    let (status, body) = call(
+        &agent,
+        "POST",
+        &collection,
+        Some(&configmap(&refused, VALUE_BYTES)),
+    );
     assert_eq!(status, 201, "a write after space returned: {body}");
     acked.insert(refused.clone(), rv(&body));
     let acked_rv_of_first = acked[&first].clone();
@@ -342,32 +184,12 @@ fn embedded_store_refuses_writes_when_the_disk_is_full_and_resumes_when_space_re
         .collect();
     expected.push(("ADDED".into(), refused));
     expected.push(("DELETED".into(), first.clone()));
-    let mut resp = agent
-        .get(&format!(
-            "{collection}?watch=true&resourceVersion={from}&timeoutSeconds=2"
-        ))
-        .call()
-        .expect("watch");
-    let text = resp.body_mut().read_to_string().expect("watch body");
-    let events: Vec<(String, String)> = text
-        .lines()
-        .map(|l| {
-            let ev: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
-            (
-                ev["type"].as_str().unwrap_or_default().to_string(),
-                ev["object"]["metadata"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-            )
-        })
-        .filter(|(kind, _)| kind != "BOOKMARK")
-        .collect();
+    let events = watch_events(&agent, &collection, from);
     assert_eq!(events, expected, "watch from {from}");
 
     // Every acknowledged write survives a restart of the store, with its resourceVersion.
     server.shutdown();
-    let server = Server::start(&data);
+    let server = Server::start(orch_apiserver::ApiServerConfig::embedded(&data));
     assert_eq!(
         listed(&agent, &server.url, ""),
         acked,

@@ -19,16 +19,19 @@
 #[path = "../orch-apiserver/tests/common/etcd.rs"]
 mod etcd;
 
+mod out_of_space;
+
 use etcd::EtcdServer;
 use etcd_client::{AlarmAction, AlarmOptions, AlarmType};
 use futures::StreamExt;
 use orch_types::DynamicObject;
+use out_of_space::{
+    agent, assert_reads, call, configmap, create_at_once, fill, listed, rv, watch_events, Kubectl,
+    Server, NS,
+};
 use serde_json::Value;
-use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Duration;
 
-const NS: &str = "default";
 /// etcd's quota: a few dozen [`VALUE_BYTES`] writes reach it.
 const QUOTA_BYTES: u64 = 8 << 20;
 /// Data in each ConfigMap (below etcd's default 1.5 MiB request limit).
@@ -36,118 +39,16 @@ const VALUE_BYTES: usize = 256 << 10;
 /// etcd's refusal under the alarm (`rpctypes.ErrGRPCNoSpace`).
 const ETCD_NO_SPACE: &str = "etcdserver: mvcc: database space exceeded";
 
-/// An in-process API server on etcd, on its own runtime, plain HTTP on loopback.
-struct Server {
-    url: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Server {
-    fn start(rt: &tokio::runtime::Runtime, etcd_url: &str) -> Self {
-        let config = orch_apiserver::ApiServerConfig {
-            storage: orch_apiserver::StorageConfig::Etcd {
-                servers: vec![etcd_url.to_string()],
-                prefix: "/nospace".to_string(),
-                tls: None,
-            },
-            ..orch_apiserver::ApiServerConfig::memory()
-        };
-        let (url, stop, task) = rt.block_on(async move {
-            let api = orch_apiserver::ApiServer::open(config)
-                .await
-                .expect("open the API server on etcd");
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            let url = format!("http://{}", listener.local_addr().expect("addr"));
-            let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-            let task = tokio::spawn(async move {
-                let _ = orch_apiserver::serve(api, listener, async move {
-                    let _ = rx.await;
-                })
-                .await;
-            });
-            (url, stop, task)
-        });
-        Self {
-            url,
-            stop: Some(stop),
-            task: Some(task),
-        }
-    }
-
-    fn shutdown(mut self, rt: &tokio::runtime::Runtime) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ =
-                rt.block_on(async { tokio::time::timeout(Duration::from_secs(10), task).await });
-        }
-    }
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(30)))
-        .http_status_as_error(false)
-        .build()
-        .into()
-}
-
-/// `(status, body as JSON)` of a request.
-fn call(agent: &ureq::Agent, method: &str, url: &str, body: Option<&Value>) -> (u16, Value) {
-    let mut resp = match (method, body) {
-        ("POST", Some(b)) => agent
-            .post(url)
-            .header("Content-Type", "application/json")
-            .send(b.to_string()),
-        ("PUT", Some(b)) => agent
-            .put(url)
-            .header("Content-Type", "application/json")
-            .send(b.to_string()),
-        ("DELETE", _) => agent.delete(url).call(),
-        _ => agent.get(url).call(),
-    }
-    .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-    let status = resp.status().as_u16();
-    let text = resp.body_mut().read_to_string().expect("read body");
-    let json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
-    (status, json)
-}
-
-fn configmap(name: &str) -> Value {
-    serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": name},
-        "data": {"v": "x".repeat(VALUE_BYTES)},
+/// An API server on the etcd at `etcd_url`, under the prefix `/nospace`.
+fn start(etcd_url: &str) -> Server {
+    Server::start(orch_apiserver::ApiServerConfig {
+        storage: orch_apiserver::StorageConfig::Etcd {
+            servers: vec![etcd_url.to_string()],
+            prefix: "/nospace".to_string(),
+            tls: None,
+        },
+        ..orch_apiserver::ApiServerConfig::memory()
     })
-}
-
-fn rv(obj: &Value) -> String {
-    obj["metadata"]["resourceVersion"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no resourceVersion: {obj}"))
-        .to_string()
-}
-
-/// Name → resourceVersion of the ConfigMaps listed at `query`.
-fn listed(agent: &ureq::Agent, url: &str, query: &str) -> BTreeMap<String, String> {
-    let (status, list) = call(
-        agent,
-        "GET",
-        &format!("{url}/api/v1/namespaces/{NS}/configmaps{query}"),
-        None,
-    );
-    assert_eq!(status, 200, "list{query}: {list}");
-    list["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .map(|o| (o["metadata"]["name"].as_str().expect("name").into(), rv(o)))
-        .collect()
 }
 
 /// Asserts `(status, body)` is the out-of-space refusal on etcd: the embedded store's Status
@@ -192,33 +93,15 @@ fn etcd_nospace_alarm_refuses_writes_keeps_reads_and_deletes_and_writes_resume_a
     let mut client = rt
         .block_on(etcd_client::Client::connect([etcd.url.as_str()], None))
         .expect("connect to etcd");
-    let server = Server::start(&rt, &etcd.url);
+    let server = start(&etcd.url);
     let agent = agent();
     let url = server.url.clone();
     let collection = format!("{url}/api/v1/namespaces/{NS}/configmaps");
 
     // Write until etcd refuses: every 201 is an acknowledged write.
-    let mut acked: BTreeMap<String, String> = BTreeMap::new();
-    let mut order: Vec<String> = Vec::new();
-    let mut refusal = None;
-    for i in 0..1000 {
-        let name = format!("cm-{i}");
-        let (status, body) = call(&agent, "POST", &collection, Some(&configmap(&name)));
-        if status == 201 {
-            order.push(name.clone());
-            acked.insert(name, rv(&body));
-        } else {
-            refusal = Some((name, status, body));
-            break;
-        }
-    }
-    let (refused, status, body) = refusal.expect("etcd never raised its NOSPACE alarm");
-    assert!(
-        acked.len() > 3,
-        "only {} writes before the alarm",
-        acked.len()
-    );
-    assert_no_space(status, &body);
+    let full = fill(&agent, &collection, VALUE_BYTES);
+    let (mut acked, order, refused) = (full.acked, full.order, full.refused);
+    assert_no_space(full.status, &full.body);
     let raised = rt.block_on(alarms(&mut client));
     assert!(
         raised.iter().any(|(_, a)| *a == AlarmType::Nospace),
@@ -237,41 +120,17 @@ fn etcd_nospace_alarm_refuses_writes_keeps_reads_and_deletes_and_writes_resume_a
         Some(&current),
     );
     assert_no_space(status, &body);
-    let (status, body) = call(&agent, "POST", &collection, Some(&configmap(&refused)));
+    let refused_again = configmap(&refused, VALUE_BYTES);
+    let (status, body) = call(&agent, "POST", &collection, Some(&refused_again));
     assert_no_space(status, &body);
-    let writers: Vec<_> = (0..4)
-        .map(|i| {
-            let (agent, collection) = (agent.clone(), collection.clone());
-            std::thread::spawn(move || {
-                let small = serde_json::json!({
-                    "apiVersion": "v1",
-                    "kind": "ConfigMap",
-                    "metadata": {"name": format!("par-{i}")},
-                });
-                call(&agent, "POST", &collection, Some(&small))
-            })
-        })
-        .collect();
-    for w in writers {
-        let (status, body) = w.join().expect("writer thread");
+    let small = (0..4).map(|i| configmap(&format!("par-{i}"), 0)).collect();
+    for (status, body) in create_at_once(&agent, &collection, small) {
         assert_no_space(status, &body);
     }
 
     // kubectl shows the refusal and still reads.
-    let kubectl_cache = tempfile::tempdir().expect("kubectl cache dir");
-    let kubectl_cache = kubectl_cache.path().to_path_buf();
-    let kubectl = |args: &[&str]| {
-        Command::new("kubectl")
-            .arg("-s")
-            .arg(&url)
-            .arg("--cache-dir")
-            .arg(&kubectl_cache)
-            .arg("--request-timeout=30s")
-            .args(args)
-            .env_remove("KUBECONFIG")
-            .output()
-            .unwrap_or_else(|e| panic!("run kubectl {args:?}: {e} (is kubectl on PATH?)"))
-    };
+    let kubectl = Kubectl::new(&url);
+    let kubectl = |args: &[&str]| kubectl.run(args);
     let out = kubectl(&["create", "configmap", "by-kubectl", "--from-literal=v=1"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -295,17 +154,8 @@ fn etcd_nospace_alarm_refuses_writes_keeps_reads_and_deletes_and_writes_resume_a
         .count();
     assert_eq!(names, acked.len(), "kubectl get under the alarm");
 
-    // Reads keep working: from etcd (a quorum list and a get) and from the watch cache, with
-    // exactly the acknowledged writes.
-    assert_eq!(listed(&agent, &url, ""), acked, "list from etcd");
-    assert_eq!(
-        listed(&agent, &url, "?resourceVersion=0"),
-        acked,
-        "list from the watch cache"
-    );
-    let (status, got) = call(&agent, "GET", &format!("{collection}/{first}"), None);
-    assert_eq!(status, 200, "{got}");
-    assert_eq!(rv(&got), acked[&first]);
+    // Reads keep working: from etcd and from the watch cache.
+    assert_reads(&agent, &url, &acked, &first);
 
     // Deletes are taken under the alarm (they cost etcd no space): all but the last two.
     let from = acked[&first].clone();
@@ -319,7 +169,7 @@ fn etcd_nospace_alarm_refuses_writes_keeps_reads_and_deletes_and_writes_resume_a
     assert_eq!(listed(&agent, &url, ""), acked, "list after the deletes");
     // Still refused: the space of the deleted values is reused only after compaction and
     // defragmentation, and etcd refuses writes until the alarm is disarmed.
-    let (status, body) = call(&agent, "POST", &collection, Some(&configmap(&refused)));
+    let (status, body) = call(&agent, "POST", &collection, Some(&refused_again));
     assert_no_space(status, &body);
 
     // Give space back as an operator does: compact, defragment, disarm.
@@ -345,7 +195,7 @@ fn etcd_nospace_alarm_refuses_writes_keeps_reads_and_deletes_and_writes_resume_a
     });
 
     // Writes resume on the same API server, without a restart.
-    let (status, body) = call(&agent, "POST", &collection, Some(&configmap(&refused)));
+    let (status, body) = call(&agent, "POST", &collection, Some(&refused_again));
     assert_eq!(status, 201, "a create after the alarm was disarmed: {body}");
     acked.insert(refused.clone(), rv(&body));
     let name = &kept[0];
@@ -381,36 +231,7 @@ fn etcd_nospace_alarm_refuses_writes_keeps_reads_and_deletes_and_writes_resume_a
     // A watch from the first write replays exactly the acknowledged writes (the compaction was
     // at a later revision: the API server's window answers it, or it is 410 Expired as
     // upstream's, never a wrong history).
-    let mut resp = agent
-        .get(&format!(
-            "{collection}?watch=true&resourceVersion={from}&timeoutSeconds=2"
-        ))
-        .call()
-        .expect("watch");
-    // Every write replayed, values included: above ureq's default 10 MiB limit.
-    let text = resp
-        .body_mut()
-        .with_config()
-        .limit(256 << 20)
-        .read_to_string()
-        .expect("watch body");
-    let events: Vec<(String, String)> = text
-        .lines()
-        .map(|l| {
-            let ev: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
-            let kind = ev["type"].as_str().unwrap_or_default().to_string();
-            let name = if kind == "ERROR" {
-                ev["object"]["code"].to_string()
-            } else {
-                ev["object"]["metadata"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string()
-            };
-            (kind, name)
-        })
-        .filter(|(kind, _)| kind != "BOOKMARK")
-        .collect();
+    let events = watch_events(&agent, &collection, &from);
     if events.first().map(|(k, _)| k.as_str()) != Some("ERROR") {
         let mut expected: Vec<(String, String)> = order[1..]
             .iter()
@@ -426,14 +247,14 @@ fn etcd_nospace_alarm_refuses_writes_keeps_reads_and_deletes_and_writes_resume_a
     }
 
     // Every acknowledged write is in etcd, with its resourceVersion, for a new API server.
-    server.shutdown(&rt);
-    let server = Server::start(&rt, &etcd.url);
+    server.shutdown();
+    let server = start(&etcd.url);
     assert_eq!(
         listed(&agent, &server.url, ""),
         acked,
         "list through a new API server"
     );
-    server.shutdown(&rt);
+    server.shutdown();
 }
 
 /// Regression (found by the test above: `kubectl get` of its ConfigMaps answered "storage
