@@ -137,14 +137,6 @@ fn rules(rule: &PolicyRulesWithSubjects, p: &Path) -> Vec<FieldError> {
 
 fn subject(s: &Subject, p: &Path) -> Vec<FieldError> {
     let mut errs = Vec::new();
-    let forbid = |errs: &mut Vec<FieldError>, set: bool, field: &str, kind: &str| {
-        if set {
-            errs.push(FieldError::forbidden(
-                p.child(field),
-                format!("{field} is forbidden when subject kind is not '{kind}'"),
-            ));
-        }
-    };
     match s.kind.as_str() {
         "ServiceAccount" => {
             let sp = p.child("serviceAccount");
@@ -173,54 +165,59 @@ fn subject(s: &Subject, p: &Path) -> Vec<FieldError> {
                     }
                 }
             }
-            forbid(&mut errs, s.user.is_some(), "user", "User");
-            forbid(&mut errs, s.group.is_some(), "group", "Group");
         }
-        "User" => {
-            match &s.user {
-                None => errs.push(FieldError::required(
-                    p.child("user"),
-                    "user is required when subject kind is 'User'",
-                )),
-                Some(u) if u.name.is_empty() => {
-                    errs.push(FieldError::required(p.child("user").child("name"), ""));
-                }
-                Some(_) => {}
-            }
-            forbid(
-                &mut errs,
-                s.service_account.is_some(),
-                "serviceAccount",
-                "ServiceAccount",
-            );
-            forbid(&mut errs, s.group.is_some(), "group", "Group");
+        "User" => named_subject(
+            &mut errs,
+            s.user.as_ref().map(|u| u.name.as_str()),
+            p,
+            "user",
+        ),
+        "Group" => named_subject(
+            &mut errs,
+            s.group.as_ref().map(|g| g.name.as_str()),
+            p,
+            "group",
+        ),
+        other => {
+            errs.push(FieldError::not_supported(
+                p.child("kind"),
+                other,
+                SUBJECT_KINDS,
+            ));
+            return errs;
         }
-        "Group" => {
-            match &s.group {
-                None => errs.push(FieldError::required(
-                    p.child("group"),
-                    "group is required when subject kind is 'Group'",
-                )),
-                Some(g) if g.name.is_empty() => {
-                    errs.push(FieldError::required(p.child("group").child("name"), ""));
-                }
-                Some(_) => {}
-            }
-            forbid(
-                &mut errs,
-                s.service_account.is_some(),
-                "serviceAccount",
-                "ServiceAccount",
-            );
-            forbid(&mut errs, s.user.is_some(), "user", "User");
+    }
+    // The fields of the other kinds must be unset.
+    for (set, field, kind) in [
+        (
+            s.service_account.is_some(),
+            "serviceAccount",
+            "ServiceAccount",
+        ),
+        (s.user.is_some(), "user", "User"),
+        (s.group.is_some(), "group", "Group"),
+    ] {
+        if set && kind != s.kind {
+            errs.push(FieldError::forbidden(
+                p.child(field),
+                format!("{field} is forbidden when subject kind is not '{kind}'"),
+            ));
         }
-        other => errs.push(FieldError::not_supported(
-            p.child("kind"),
-            other,
-            SUBJECT_KINDS,
-        )),
     }
     errs
+}
+
+/// A `User` or `Group` subject: its `field` (`user`, `group`) is required, with a name.
+fn named_subject(errs: &mut Vec<FieldError>, name: Option<&str>, p: &Path, field: &str) {
+    let kind = if field == "user" { "User" } else { "Group" };
+    match name {
+        None => errs.push(FieldError::required(
+            p.child(field),
+            format!("{field} is required when subject kind is '{kind}'"),
+        )),
+        Some("") => errs.push(FieldError::required(p.child(field).child("name"), "")),
+        Some(_) => {}
+    }
 }
 
 fn verbs(v: &[String], p: &Path) -> Option<FieldError> {
@@ -539,4 +536,52 @@ fn limit_response(
         )),
     }
     errs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(subject: serde_json::Value) -> Vec<String> {
+        let s: Subject = serde_json::from_value(subject).expect("a Subject");
+        super::subject(&s, &Path::new("subjects[0]"))
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn subjects_need_their_kinds_field_and_no_other() {
+        for (subject, want) in [
+            (serde_json::json!({"kind": "User", "user": {"name": "jane"}}), vec![]),
+            (serde_json::json!({"kind": "Group", "group": {"name": "ops"}}), vec![]),
+            (
+                serde_json::json!({"kind": "User"}),
+                vec!["subjects[0].user: Required value: user is required when subject kind is 'User'"],
+            ),
+            (
+                serde_json::json!({"kind": "Group", "group": {"name": ""}}),
+                vec!["subjects[0].group.name: Required value"],
+            ),
+            (
+                serde_json::json!({"kind": "Group", "group": {"name": "ops"}, "user": {"name": "j"},
+                    "serviceAccount": {"name": "a", "namespace": "b"}}),
+                vec![
+                    "subjects[0].serviceAccount: Forbidden: serviceAccount is forbidden when subject kind is not 'ServiceAccount'",
+                    "subjects[0].user: Forbidden: user is forbidden when subject kind is not 'User'",
+                ],
+            ),
+            (
+                serde_json::json!({"kind": "ServiceAccount",
+                    "serviceAccount": {"name": "a", "namespace": "b"}, "group": {"name": "g"}}),
+                vec!["subjects[0].group: Forbidden: group is forbidden when subject kind is not 'Group'"],
+            ),
+            (
+                serde_json::json!({"kind": "Robot", "user": {"name": "j"}}),
+                vec!["subjects[0].kind: Unsupported value: \"Robot\": supported values: \"Group\", \"ServiceAccount\", \"User\""],
+            ),
+        ] {
+            assert_eq!(errors(subject.clone()), want, "{subject}");
+        }
+    }
 }
