@@ -178,6 +178,12 @@ impl Proxy {
     /// Runs until `stop` turns true, then deletes the cluster's table.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         nft::enable_forwarding();
+        let (nft, table) = (self.nft.clone(), self.config.table.clone());
+        let _ = tokio::task::spawn_blocking(move || {
+            nft::remove_stale_tables(&nft);
+            nft::claim_table(&table);
+        })
+        .await;
         let changed = Arc::new(Notify::new());
         let stopped = |s: &watch::Receiver<bool>| {
             let mut s = s.clone();
@@ -298,6 +304,7 @@ impl Proxy {
         let text = rules::cleanup(&self.config.table);
         match tokio::task::spawn_blocking(move || nft.apply(&text)).await {
             Ok(Ok(())) => {
+                nft::release_table(&self.config.table);
                 tracing::info!(table = %self.config.table, "service proxy: rules removed")
             }
             Ok(Err(e)) => tracing::warn!(error = %e, "service proxy: cannot remove its table"),

@@ -108,3 +108,49 @@ pub fn enable_forwarding() {
         Err(e) => tracing::warn!(error = %e, "service proxy: cannot enable net.ipv4.ip_forward; only host processes reach Services"),
     }
 }
+
+/// Where each running proxy records its table and PID: one file per table, named after it,
+/// holding the owner's PID. `/run` is emptied at boot, as the kernel's rules are.
+pub const OWNERS_DIR: &str = "/run/orch-proxy";
+
+/// Records this process as the owner of `table`.
+pub fn claim_table(table: &str) {
+    let dir = std::path::Path::new(OWNERS_DIR);
+    if let Err(e) = std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(dir.join(table), std::process::id().to_string()))
+    {
+        tracing::warn!(error = %e, "service proxy: cannot record its table in {OWNERS_DIR}");
+    }
+}
+
+/// Forgets the owner record of `table` (its rules were removed).
+pub fn release_table(table: &str) {
+    let _ = std::fs::remove_file(std::path::Path::new(OWNERS_DIR).join(table));
+}
+
+/// Deletes the tables of proxies that died without cleaning up (`kill -9`, a crash): those
+/// whose recorded owner is no longer a running `orch`. Their rules would keep sending a dead
+/// cluster's service addresses to its old endpoints.
+pub fn remove_stale_tables(nft: &Nft) {
+    let Ok(dir) = std::fs::read_dir(OWNERS_DIR) else {
+        return;
+    };
+    for entry in dir.flatten() {
+        let table = entry.file_name().to_string_lossy().into_owned();
+        let pid = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        let alive = std::fs::read(format!("/proc/{}/cmdline", pid.trim()))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains("orch"));
+        if alive || !table.starts_with("orch-") {
+            continue;
+        }
+        match nft.apply(&super::rules::cleanup(&table)) {
+            Ok(()) => {
+                tracing::info!(%table, pid = pid.trim(), "service proxy: removed the table of a proxy that is gone");
+                let _ = std::fs::remove_file(entry.path());
+            }
+            Err(e) => {
+                tracing::warn!(%table, error = %e, "service proxy: cannot remove a stale table")
+            }
+        }
+    }
+}
