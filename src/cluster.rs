@@ -159,6 +159,8 @@ pub struct ClusterBuilder {
     max_in_flight: (usize, usize),
     priority_and_fairness: bool,
     service_alloc: orch_apiserver::service_alloc::ServiceAllocConfig,
+    /// The cluster DNS server (`orch up`; none by default).
+    dns: Option<crate::dns::DnsConfig>,
 }
 
 impl Default for ClusterBuilder {
@@ -186,6 +188,7 @@ impl Default for ClusterBuilder {
             ),
             priority_and_fairness: true,
             service_alloc: Default::default(),
+            dns: None,
         }
     }
 }
@@ -259,6 +262,15 @@ impl ClusterBuilder {
     /// cluster admin: keep it on loopback.
     pub fn insecure_http(mut self) -> Self {
         self.tls = false;
+        self
+    }
+
+    /// Runs the cluster DNS server ([`crate::dns`]) in-process, published as the
+    /// `kube-system/kube-dns` Service; with port 53 on all addresses (root) pods of the process
+    /// runtime get it as their nameserver (their gateway's address), otherwise the server
+    /// answers the host only (`127.0.0.1` on a free port) and pods use the node's resolver.
+    pub fn cluster_dns(mut self, config: crate::dns::DnsConfig) -> Self {
+        self.dns = Some(config);
         self
     }
 
@@ -354,6 +366,11 @@ pub struct Cluster {
     runtime: Runtime,
     pod_network: orch_kubelet::runtime::process::PodNetwork,
     clock: SharedClock,
+    /// The kubelets' DNS settings (cluster domain, and the cluster DNS server when pods reach
+    /// it).
+    kubelet_dns: orch_kubelet::dns::DnsSettings,
+    /// Where the in-process DNS server listens.
+    dns_addrs: Vec<SocketAddr>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -500,6 +517,24 @@ impl Cluster {
             kubeconfig = Some(path);
         }
 
+        let mut kubelet_dns = orch_kubelet::dns::DnsSettings::default();
+        let dns = match &b.dns {
+            Some(c) => {
+                let (server, on_gateway) =
+                    crate::dns::bind_in_cluster(c)
+                        .await
+                        .map_err(|e| ClusterError::Component {
+                            component: "dns".into(),
+                            message: e.to_string(),
+                        })?;
+                kubelet_dns.cluster_domain = c.cluster_domain.clone();
+                kubelet_dns.cluster_dns_on_gateway = on_gateway
+                    && b.runtime == Runtime::Process
+                    && b.pod_network != orch_kubelet::runtime::process::PodNetwork::Host;
+                Some(server)
+            }
+            None => None,
+        };
         let mut cluster = Cluster {
             api,
             client,
@@ -518,11 +553,25 @@ impl Cluster {
             runtime: b.runtime,
             pod_network: b.pod_network,
             clock: b.clock.clone(),
+            dns_addrs: dns
+                .as_ref()
+                .map(|d| d.local_addrs().to_vec())
+                .unwrap_or_default(),
+            kubelet_dns,
         };
+        if let Some(server) = dns {
+            let (client, stop) = (cluster.client.clone(), cluster.stopped());
+            cluster.spawn("dns", async move {
+                if let Err(e) = server.run(client, stop).await {
+                    tracing::error!(error = %e, "cluster DNS stopped");
+                }
+            });
+        }
         cluster.start_components(&b).await?;
         if let Some(limit) = b.wait_ready {
             cluster.wait_nodes_ready(limit).await?;
         }
+        cluster.publish_dns().await;
         cluster.started_in = t0.elapsed();
         Ok(cluster)
     }
@@ -627,6 +676,7 @@ impl Cluster {
             }
         };
         let mut config = orch_kubelet::KubeletConfig::new(name);
+        config.dns = self.kubelet_dns.clone();
         if self.runtime != Runtime::Sim {
             // Projected volumes (the service-account token) beside the runtime's state.
             config.root_dir = Some(self.work_dir.join("kubelet").join(name));
@@ -706,6 +756,39 @@ impl Cluster {
 
     fn spawn(&mut self, name: &str, f: impl std::future::Future<Output = ()> + Send + 'static) {
         self.components.push((name.to_string(), tokio::spawn(f)));
+    }
+
+    /// Where the in-process DNS server listens (empty without [`ClusterBuilder::cluster_dns`]).
+    pub fn dns_addrs(&self) -> &[SocketAddr] {
+        &self.dns_addrs
+    }
+
+    /// Publishes the DNS server as `kube-system/kube-dns`: its endpoint is the first node's
+    /// gateway on port 53 when pods use it there, else where it listens.
+    async fn publish_dns(&self) {
+        let Some(addr) = self.dns_addrs.first().copied() else {
+            return;
+        };
+        let mut endpoint = addr;
+        if self.kubelet_dns.cluster_dns_on_gateway {
+            let nodes: orch_types::client::Api<k8s_openapi::api::core::v1::Node> =
+                orch_types::client::Api::all(self.client.clone());
+            let cidr = match self.node_names.first() {
+                Some(n) => nodes.get_opt(n).await.ok().flatten(),
+                None => None,
+            }
+            .and_then(|n| n.spec?.pod_cidr)
+            .and_then(|c| c.parse::<orch_kubelet::runtime::process::ipam::Cidr>().ok());
+            if let Some(c) = cidr {
+                endpoint = SocketAddr::new(c.gateway().into(), addr.port());
+            }
+        }
+        if endpoint.ip().is_unspecified() {
+            endpoint = SocketAddr::new([127, 0, 0, 1].into(), addr.port());
+        }
+        if let Err(e) = crate::dns::publish_kube_dns(&self.client, endpoint).await {
+            tracing::warn!(error = %e, "cannot publish the kube-dns Service");
+        }
     }
 
     /// Waits until every in-process node is registered and Ready.

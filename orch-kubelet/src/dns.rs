@@ -36,6 +36,10 @@ pub struct DnsSettings {
     pub cluster_dns: Vec<IpAddr>,
     /// `--cluster-domain` (empty: no cluster search domains).
     pub cluster_domain: String,
+    /// Use the node bridge's gateway (the first address of `spec.podCIDR`) as the cluster DNS
+    /// server once the podCIDR is known: `orch up` serves DNS on the host's port 53, which pods
+    /// in network namespaces reach through their gateway (docs/design/services.md).
+    pub cluster_dns_on_gateway: bool,
     /// `--resolv-conf`: the host resolver configuration the pods' is based on (`None`: no
     /// host resolver, pods with `Default` get `nameserver 127.0.0.1`).
     pub resolv_conf: Option<PathBuf>,
@@ -47,6 +51,7 @@ impl Default for DnsSettings {
         Self {
             cluster_dns: vec![],
             cluster_domain: "cluster.local".into(),
+            cluster_dns_on_gateway: false,
             resolv_conf: Some(PathBuf::from("/etc/resolv.conf")),
         }
     }

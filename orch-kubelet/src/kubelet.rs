@@ -475,6 +475,13 @@ impl Kubelet {
                 let cidr = n.spec.and_then(|s| s.pod_cidr).filter(|c| !c.is_empty());
                 if let Some(c) = cidr.filter(|c| known.as_ref() != Some(c)) {
                     self.rt.update_pod_cidr(&c);
+                    let mut cfg = self.cfg.lock();
+                    if cfg.dns.cluster_dns_on_gateway {
+                        if let Ok(cidr) = c.parse::<crate::runtime::process::ipam::Cidr>() {
+                            cfg.dns.cluster_dns = vec![std::net::IpAddr::V4(cidr.gateway())];
+                        }
+                    }
+                    drop(cfg);
                     known = Some(c);
                 }
             }

@@ -171,6 +171,19 @@ pub enum BenchCommand {
         #[arg(short = 'o', long, value_enum, default_value = "text")]
         output: BenchOutput,
     },
+    /// Cluster DNS: queries/s and p50/p99 from one UDP client against the server with a zone
+    /// of `--services` Services (orch::dns::bench).
+    Dns {
+        /// Services in the zone.
+        #[arg(long, default_value_t = 1000)]
+        services: usize,
+        /// Questions asked, one at a time.
+        #[arg(long, default_value_t = 100_000)]
+        queries: usize,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value = "text")]
+        output: BenchOutput,
+    },
     /// Scheduler throughput on scheduler_perf-style workloads: pure algorithm, with binding
     /// through the in-process API server, and the scan-limit loop (orch::scheduler_bench).
     Scheduler {
@@ -404,6 +417,15 @@ pub fn run(cmd: BenchCommand) -> i32 {
                 output,
             )
         }
+        BenchCommand::Dns {
+            services,
+            queries,
+            output,
+        } => (
+            rt.block_on(crate::dns::bench::run(services, queries))
+                .map(|r| (r.to_string(), serde_json::to_string_pretty(&r))),
+            output,
+        ),
         BenchCommand::Scheduler { workload, output } => (
             rt.block_on(crate::scheduler_bench::scheduler(workload.name()))
                 .map(|r| (r.to_string(), serde_json::to_string_pretty(&r))),

@@ -182,6 +182,7 @@ fn config(args: &KubeletArgs) -> Result<KubeletConfig, NodeConfigError> {
     cfg.dns = orch_kubelet::dns::DnsSettings {
         cluster_dns: args.cluster_dns.clone(),
         cluster_domain: args.cluster_domain.clone(),
+        cluster_dns_on_gateway: false,
         resolv_conf: (!args.resolv_conf.as_os_str().is_empty()).then(|| args.resolv_conf.clone()),
     };
     let n = &mut cfg.node;

@@ -65,6 +65,19 @@ pub struct UpArgs {
     /// /16 when another cluster on this host uses it).
     #[arg(long)]
     pub cluster_cidr: Option<String>,
+    /// Where the cluster DNS server listens (UDP and TCP). On port 53 of all addresses pods in
+    /// network namespaces use it through their gateway; when it cannot be bound the server
+    /// answers on 127.0.0.1 (a free port) for the host only. Default: `0.0.0.0:53` for the
+    /// process runtime with pod network namespaces as root, else `127.0.0.1:0`.
+    #[arg(long)]
+    pub cluster_dns_listen: Option<SocketAddr>,
+    /// The cluster domain of DNS names and pods' search lists.
+    #[arg(long, default_value = crate::dns::DEFAULT_CLUSTER_DOMAIN)]
+    pub cluster_domain: String,
+    /// Nameserver for names outside the cluster, `IP` or `IP:PORT` (repeatable; default: the
+    /// nameservers of /etc/resolv.conf).
+    #[arg(long, value_parser = super::dns::parse_upstream)]
+    pub dns_upstream: Vec<SocketAddr>,
     /// Authentication and authorization.
     #[command(flatten)]
     pub auth: super::auth::AuthArgs,
@@ -151,6 +164,21 @@ async fn up(args: UpArgs) -> i32 {
     if let Some(c) = &args.cluster_cidr {
         b = b.cluster_cidr(c.clone());
     }
+    let pods_in_netns = args.runtime == RuntimeArg::Process
+        && args.pod_network != orch_kubelet::runtime::process::PodNetwork::Host
+        && std::fs::metadata("/proc/self")
+            .is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0);
+    let listen = args.cluster_dns_listen.unwrap_or(if pods_in_netns {
+        SocketAddr::from(([0, 0, 0, 0], 53))
+    } else {
+        SocketAddr::from(([127, 0, 0, 1], 0))
+    });
+    let mut dns = crate::dns::DnsConfig::new(vec![listen]);
+    dns.cluster_domain = args.cluster_domain.clone();
+    if !args.dns_upstream.is_empty() {
+        dns.upstream = args.dns_upstream.clone();
+    }
+    b = b.cluster_dns(dns);
     let cluster = match b.start().await {
         Ok(c) => c,
         Err(e) => {
@@ -174,6 +202,12 @@ async fn up(args: UpArgs) -> i32 {
         args.storage.name(),
         cluster.started_in(),
     );
+    if let Some(a) = cluster.dns_addrs().first() {
+        println!(
+            "cluster DNS ({}) on {a} (kube-system/kube-dns)",
+            args.cluster_domain
+        );
+    }
     println!("kubeconfig written to {}", kubeconfig.display());
     println!("export KUBECONFIG={}", kubeconfig.display());
     // The service proxy of this host, for pods with real addresses.

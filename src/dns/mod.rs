@@ -2,6 +2,7 @@
 //! by [hickory-server](https://docs.rs/hickory-server) over UDP and TCP, everything else
 //! forwarded to upstream nameservers.
 //!
+//! - [`bench`]: `orch bench dns`;
 //! - [`client`]: a minimal stub client (tests, `orch bench dns`);
 //! - [`records`]: the record set, a pure function of Services, endpoints and Pods
 //!   ([`ClusterZone::build`]) and the answer to a question ([`ClusterZone::lookup`]);
@@ -22,6 +23,7 @@
 //! # }
 //! ```
 
+pub mod bench;
 pub mod client;
 pub mod records;
 pub mod server;
@@ -211,6 +213,173 @@ impl DnsServer {
         let _ = feed.await;
         r
     }
+}
+
+/// The ClusterIP upstream clusters give `kube-system/kube-dns` (requested from the service
+/// range; the Service gets whatever the range allows when it is elsewhere).
+pub const KUBE_DNS_CLUSTER_IP: &str = "10.96.0.10";
+
+/// Binds the DNS server of an in-process cluster: `config.listen` (`orch up`: the host's port
+/// 53 on all addresses, which pods in network namespaces reach through their gateway), or
+/// when that cannot be bound (not root, port taken by another cluster or resolver)
+/// `127.0.0.1` on a free port, for the host only. Returns the server and whether pods can
+/// reach it on port 53 of their gateway.
+pub async fn bind_in_cluster(config: &DnsConfig) -> Result<(DnsServer, bool), DnsError> {
+    match DnsServer::bind(config).await {
+        Ok(s) => {
+            let on_gateway = s
+                .local_addrs()
+                .iter()
+                .any(|a| a.ip().is_unspecified() && a.port() == 53);
+            Ok((s, on_gateway))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cluster DNS for the host only (127.0.0.1), pods use the node's resolver");
+            let host_only = DnsConfig {
+                listen: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
+                ..config.clone()
+            };
+            Ok((DnsServer::bind(&host_only).await?, false))
+        }
+    }
+}
+
+/// Publishes the server as the `kube-system/kube-dns` Service (ports `dns` 53/UDP and
+/// `dns-tcp` 53/TCP, ClusterIP [`KUBE_DNS_CLUSTER_IP`] when the range has it) with Endpoints
+/// at `endpoint` (where it really listens), creating or updating both.
+pub async fn publish_kube_dns(
+    client: &SharedClient,
+    endpoint: SocketAddr,
+) -> Result<(), orch_types::client::ClientError> {
+    use k8s_openapi::api::core::v1::{
+        EndpointAddress, EndpointPort, EndpointSubset, ServicePort, ServiceSpec,
+    };
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use orch_types::client::Api;
+    let meta = ObjectMeta {
+        name: Some("kube-dns".into()),
+        namespace: Some("kube-system".into()),
+        labels: Some(
+            [
+                ("k8s-app".to_string(), "kube-dns".to_string()),
+                ("kubernetes.io/name".to_string(), "CoreDNS".to_string()),
+            ]
+            .into(),
+        ),
+        ..Default::default()
+    };
+    let port = |name: &str, proto: &str| ServicePort {
+        name: Some(name.into()),
+        port: 53,
+        protocol: Some(proto.into()),
+        target_port: Some(
+            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(i32::from(
+                endpoint.port(),
+            )),
+        ),
+        ..Default::default()
+    };
+    let mut svc = Service {
+        metadata: meta.clone(),
+        spec: Some(ServiceSpec {
+            cluster_ip: Some(KUBE_DNS_CLUSTER_IP.into()),
+            ports: Some(vec![port("dns", "UDP"), port("dns-tcp", "TCP")]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let services: Api<Service> = Api::namespaced(client.clone(), "kube-system");
+    if services.get_opt("kube-dns").await?.is_none() {
+        if let Err(e) = services.create(&svc).await {
+            // The requested address is outside this cluster's range or taken: any address.
+            tracing::debug!(error = %e, "kube-dns at {KUBE_DNS_CLUSTER_IP}");
+            if let Some(spec) = svc.spec.as_mut() {
+                spec.cluster_ip = None;
+            }
+            services.create(&svc).await?;
+        }
+    }
+    let ep_port = |name: &str, proto: &str| EndpointPort {
+        name: Some(name.into()),
+        port: i32::from(endpoint.port()),
+        protocol: Some(proto.into()),
+        ..Default::default()
+    };
+    let mut eps = Endpoints {
+        metadata: meta,
+        subsets: Some(vec![EndpointSubset {
+            addresses: Some(vec![EndpointAddress {
+                ip: endpoint.ip().to_string(),
+                ..Default::default()
+            }]),
+            ports: Some(vec![ep_port("dns", "UDP"), ep_port("dns-tcp", "TCP")]),
+            ..Default::default()
+        }]),
+    };
+    let endpoints: Api<Endpoints> = Api::namespaced(client.clone(), "kube-system");
+    match endpoints.get_opt("kube-dns").await? {
+        None => {
+            endpoints.create(&eps).await?;
+        }
+        Some(old) => {
+            eps.metadata.resource_version = old.metadata.resource_version;
+            endpoints.replace(&eps).await?;
+        }
+    }
+    // The same endpoint as an EndpointSlice (no controller mirrors the Endpoints of a Service
+    // without a selector), so a service proxy reading slices routes the ClusterIP here.
+    use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointSlice};
+    let slice_port = |name: &str, proto: &str| k8s_openapi::api::discovery::v1::EndpointPort {
+        name: Some(name.into()),
+        port: Some(i32::from(endpoint.port())),
+        protocol: Some(proto.into()),
+        ..Default::default()
+    };
+    let mut slice = EndpointSlice {
+        metadata: ObjectMeta {
+            name: Some("kube-dns-orch".into()),
+            namespace: Some("kube-system".into()),
+            labels: Some(
+                [
+                    (
+                        "kubernetes.io/service-name".to_string(),
+                        "kube-dns".to_string(),
+                    ),
+                    (
+                        "endpointslice.kubernetes.io/managed-by".to_string(),
+                        "orch-dns".to_string(),
+                    ),
+                ]
+                .into(),
+            ),
+            ..Default::default()
+        },
+        address_type: if endpoint.is_ipv4() { "IPv4" } else { "IPv6" }.into(),
+        endpoints: vec![Endpoint {
+            addresses: vec![endpoint.ip().to_string()],
+            conditions: Some(EndpointConditions {
+                ready: Some(true),
+                serving: Some(true),
+                terminating: Some(false),
+            }),
+            ..Default::default()
+        }],
+        ports: Some(vec![slice_port("dns", "UDP"), slice_port("dns-tcp", "TCP")]),
+    };
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), "kube-system");
+    let written = match slices.get_opt("kube-dns-orch").await {
+        Ok(None) => slices.create(&slice).await.map(|_| ()),
+        Ok(Some(old)) => {
+            slice.metadata.resource_version = old.metadata.resource_version;
+            slices.replace(&slice).await.map(|_| ())
+        }
+        Err(e) => Err(e),
+    };
+    if let Err(e) = written {
+        // A server without discovery.k8s.io/v1: the Endpoints are enough.
+        tracing::debug!(error = %e, "kube-dns EndpointSlice");
+    }
+    Ok(())
 }
 
 /// Rebuilds the zone after every change of Services, Endpoints or Pods (changes arriving
