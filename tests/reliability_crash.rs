@@ -22,7 +22,7 @@ mod reliability;
 
 use common::{free_port, wait_for, LogsOnPanic, TestEnv, Up};
 use orch_apiserver::client::HttpClient;
-use orch_types::client::{Client, Patch, PatchParams, WatchParams};
+use orch_types::client::{Client, Patch, PatchParams};
 use reliability::history::{History, Output, Recorder};
 use reliability::load::{self, cycles, resource, Run, NS};
 use reliability::watch::{Session, Window};
@@ -218,31 +218,18 @@ async fn watcher(s: Arc<Shared>, id: usize, mut rng: Rng) {
             // A restart between choosing and watching: the label may be wrong.
             continue;
         }
-        let p = WatchParams {
-            resource_version: Some(start.to_string()),
-            allow_bookmarks: true,
-            ..Default::default()
-        };
-        let mut session = load::session(id, start, window);
-        match s.client.watch(&cms, Some(NS), &p).await {
-            Err(e) => match load::refused(&e) {
-                Some(end) => session.end = end,
-                None => {
-                    wait_up(&s).await;
-                    continue;
-                }
-            },
-            Ok(stream) => {
-                let until = Instant::now() + Duration::from_millis(300 + rng.below(2500));
-                load::follow(stream, &mut session, until, |e| {
-                    if e.kind != "BOOKMARK" && s.epoch.load(Ordering::SeqCst) == epoch {
-                        seen.1.push(e.rv);
-                    }
-                    s.saw(e.rv);
-                })
-                .await;
+        let length = Duration::from_millis(300 + rng.below(2500));
+        let session = load::watch_session(&s.client, id, (start, window), length, |e| {
+            if e.kind != "BOOKMARK" && s.epoch.load(Ordering::SeqCst) == epoch {
+                seen.1.push(e.rv);
             }
-        }
+            s.saw(e.rv);
+        })
+        .await;
+        let Some(session) = session else {
+            wait_up(&s).await;
+            continue;
+        };
         s.sessions.lock().expect("lock").push(session);
     }
 }

@@ -32,7 +32,7 @@ mod reliability;
 use common::{free_port, LogsOnPanic, Split, TestEnv};
 use etcd::EtcdServer;
 use orch_apiserver::client::HttpClient;
-use orch_types::client::{Client, WatchParams};
+use orch_types::client::Client;
 use reliability::history::{History, Output, Recorder};
 use reliability::load::{self, cycles, resource, Run, NS};
 use reliability::watch::{Session, Window};
@@ -204,35 +204,22 @@ async fn watcher(s: Arc<Shared>, id: usize, mut rng: Rng) {
             // A restart between choosing and watching: the label may be wrong.
             continue;
         }
-        let p = WatchParams {
-            resource_version: Some(start.to_string()),
-            allow_bookmarks: true,
-            ..Default::default()
-        };
-        let mut session = load::session(id, start, window);
-        match srv.client.watch(&cms, Some(NS), &p).await {
-            Err(e) => match load::refused(&e) {
-                Some(end) => session.end = end,
-                None => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            Ok(stream) => {
-                let until = Instant::now() + Duration::from_millis(300 + rng.below(2500));
-                load::follow(stream, &mut session, until, |e| {
-                    if e.kind != "BOOKMARK" {
-                        seen.push(Seen {
-                            rv: e.rv,
-                            at: Instant::now(),
-                            origin: Origin::Event { server, life },
-                        });
-                    }
-                    s.saw(e.rv);
-                })
-                .await;
+        let length = Duration::from_millis(300 + rng.below(2500));
+        let session = load::watch_session(&srv.client, id, (start, window), length, |e| {
+            if e.kind != "BOOKMARK" {
+                seen.push(Seen {
+                    rv: e.rv,
+                    at: Instant::now(),
+                    origin: Origin::Event { server, life },
+                });
             }
-        }
+            s.saw(e.rv);
+        })
+        .await;
+        let Some(session) = session else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
         s.sessions.lock().expect("lock").push(session);
     }
 }

@@ -245,6 +245,17 @@ impl<'a> Recorder<'a> {
         format!("c{}-{}", self.id, self.seq)
     }
 
+    /// `o` carrying a fresh value in its value annotation, and the value.
+    fn with_next_value(&mut self, o: &DynamicObject) -> (DynamicObject, String) {
+        let value = self.next_value();
+        let mut o = o.clone();
+        o.metadata
+            .annotations
+            .get_or_insert_default()
+            .insert(VALUE_ANNOTATION.into(), value.clone());
+        (o, value)
+    }
+
     fn finish(
         &mut self,
         name: &str,
@@ -280,12 +291,7 @@ impl<'a> Recorder<'a> {
 
     /// POST `body` (its name, spec and so on) with a fresh value.
     pub async fn create(&mut self, body: &DynamicObject) -> Output {
-        let value = self.next_value();
-        let mut o = body.clone();
-        o.metadata
-            .annotations
-            .get_or_insert_default()
-            .insert(VALUE_ANNOTATION.into(), value.clone());
+        let (o, value) = self.with_next_value(body);
         let call = self.history.now();
         let r = self
             .client
@@ -302,13 +308,8 @@ impl<'a> Recorder<'a> {
 
     /// PUT `current` (as read) with a fresh value, on its resourceVersion.
     pub async fn update(&mut self, current: &DynamicObject) -> Output {
-        let value = self.next_value();
         let expected_rv = Version::of(current).rv;
-        let mut o = current.clone();
-        o.metadata
-            .annotations
-            .get_or_insert_default()
-            .insert(VALUE_ANNOTATION.into(), value.clone());
+        let (o, value) = self.with_next_value(current);
         let call = self.history.now();
         let r = self
             .client

@@ -11,7 +11,7 @@ use super::history::{
 use super::watch::{self, Committed, End, Session, Window};
 use super::Rng;
 use futures::StreamExt;
-use orch_types::client::{Client, ClientError, WatchEvent, WatchStream};
+use orch_types::client::{Client, ClientError, WatchEvent, WatchParams, WatchStream};
 use orch_types::registry::{self, ApiResource};
 use orch_types::DynamicObject;
 use serde_json::json;
@@ -120,6 +120,30 @@ pub fn refused(e: &ClientError) -> Option<End> {
         ClientError::Api(e) => Some(End::Error(e.to_string())),
         _ => None,
     }
+}
+
+/// Watches the ConfigMaps through `client` from `start` (with bookmarks) for `length` as
+/// watcher `watcher`, handing each event to `seen` ([`follow`]): the session, expected to end
+/// as `window` says, or `None` when nothing answered (the server is down: nothing was served,
+/// nothing to check).
+pub async fn watch_session(
+    client: &dyn Client,
+    watcher: usize,
+    (start, window): (u64, Window),
+    length: Duration,
+    seen: impl FnMut(&watch::Event),
+) -> Option<Session> {
+    let p = WatchParams {
+        resource_version: Some(start.to_string()),
+        allow_bookmarks: true,
+        ..Default::default()
+    };
+    let mut session = session(watcher, start, window);
+    match client.watch(&resource("configmaps"), Some(NS), &p).await {
+        Err(e) => session.end = refused(&e)?,
+        Ok(stream) => follow(stream, &mut session, Instant::now() + length, seen).await,
+    }
+    Some(session)
 }
 
 /// Follows `stream` until `until` or its end, adding each ConfigMap event to `session` after
