@@ -2,8 +2,9 @@
 //! Service gets a `web-xxxxx` slice listing its pods' IPs and the resolved target port, shown
 //! with upstream's columns (`NAME ADDRESSTYPE PORTS ENDPOINTS AGE`); after a scale-down the
 //! pod on its way out (it ignores SIGTERM for its grace period) stays listed as terminating and
-//! not ready, then goes; the `kubernetes` Service has its `kubernetes` slice; deleting the
-//! Service deletes its slices (owner references, garbage collector).
+//! not ready, then goes; the `kubernetes` Service has its `kubernetes` slice; Endpoints written
+//! for a Service without a selector are mirrored; deleting the Service deletes its slices
+//! (owner references, garbage collector).
 
 mod common;
 
@@ -47,6 +48,29 @@ spec:
     - name: http
       port: 80
       targetPort: http
+"#;
+
+const EXTERNAL: &str = r#"
+apiVersion: v1
+kind: Service
+metadata:
+  name: ext
+spec:
+  ports:
+    - port: 80
+      targetPort: 9000
+---
+apiVersion: v1
+kind: Endpoints
+metadata:
+  name: ext
+subsets:
+  - addresses:
+      - ip: 192.0.2.10
+    notReadyAddresses:
+      - ip: 192.0.2.11
+    ports:
+      - port: 9000
 "#;
 
 /// The endpoints of the `web` slices, each as (address, ready, serving, terminating).
@@ -160,6 +184,38 @@ fn endpointslices_follow_the_pods_of_a_service() {
         .clone();
     assert_eq!(k8s["ports"][0]["port"], port, "{k8s}");
     assert!(!k8s["endpoints"][0]["addresses"][0].is_null(), "{k8s}");
+
+    // Endpoints written by hand for a Service without a selector are mirrored.
+    env.apply(EXTERNAL);
+    let mirrored = wait_for("the mirrored slice", WAIT, || {
+        let items = env.get_items(&["endpointslices", "-l", "kubernetes.io/service-name=ext"])?;
+        match items.as_slice() {
+            [s] if s["endpoints"].as_array().map(Vec::len) == Some(2) => Ok(s.clone()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    assert_eq!(
+        mirrored["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"],
+        "endpointslicemirroring-controller.k8s.io",
+        "{mirrored}"
+    );
+    assert_eq!(
+        mirrored["metadata"]["ownerReferences"][0]["kind"],
+        "Endpoints"
+    );
+    let ready: Vec<(&str, bool)> = mirrored["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["addresses"][0].as_str().unwrap_or(""),
+                e["conditions"]["ready"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    assert_eq!(ready, [("192.0.2.10", true), ("192.0.2.11", false)]);
+    assert_eq!(mirrored["ports"][0]["port"], 9000);
 
     // The Service goes: its slices follow.
     env.kubectl(&["delete", "service", "web"]);

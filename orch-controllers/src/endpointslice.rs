@@ -122,7 +122,7 @@ fn endpoint_ports(svc: &Service, pod: &Pod) -> Vec<EndpointPort> {
     ports
 }
 
-fn ports_key(ports: &[EndpointPort]) -> String {
+pub(crate) fn ports_key(ports: &[EndpointPort]) -> String {
     serde_json::to_string(ports).unwrap_or_default()
 }
 
@@ -169,7 +169,7 @@ fn pod_to_endpoint(pod: &Pod, node: Option<&Node>, svc: &Service, address_type: 
 
 /// `hashEndpoint`: what identifies an endpoint across syncs (its sorted addresses, hostname
 /// and target).
-fn endpoint_key(e: &Endpoint) -> (Vec<String>, String, String, String) {
+pub(crate) fn endpoint_key(e: &Endpoint) -> EndpointKey {
     let mut addrs = e.addresses.clone();
     addrs.sort();
     let t = e.target_ref.as_ref();
@@ -181,7 +181,11 @@ fn endpoint_key(e: &Endpoint) -> (Vec<String>, String, String, String) {
     )
 }
 
-type Desired = BTreeMap<(Vec<String>, String, String, String), Endpoint>;
+/// What identifies an endpoint ([`endpoint_key`]).
+pub(crate) type EndpointKey = (Vec<String>, String, String, String);
+
+/// Wanted endpoints by key, in key order.
+pub(crate) type Desired = BTreeMap<EndpointKey, Endpoint>;
 
 /// `setEndpointSliceLabels`: the Service's labels (but the reserved ones), the headless
 /// label for a Service without a cluster IP, the service name and manager.
@@ -209,8 +213,8 @@ fn slice_labels(svc: &Service) -> BTreeMap<String, String> {
 }
 
 /// `getEndpointSlicePrefix`: `<service>-` when that is a valid name prefix.
-fn name_prefix(svc: &Service) -> String {
-    let name = svc.metadata.name.clone().unwrap_or_default();
+pub(crate) fn name_prefix(owner: &ObjectMeta) -> String {
+    let name = owner.name.clone().unwrap_or_default();
     let prefix = format!("{name}-");
     if orch_types::names::is_dns1123_subdomain(&format!("{prefix}a")).is_empty() {
         prefix
@@ -223,7 +227,7 @@ fn name_prefix(svc: &Service) -> String {
 fn new_slice(svc: &Service, ports: &[EndpointPort], address_type: &str) -> EndpointSlice {
     EndpointSlice {
         metadata: ObjectMeta {
-            generate_name: Some(name_prefix(svc)),
+            generate_name: Some(name_prefix(&svc.metadata)),
             namespace: svc.metadata.namespace.clone(),
             labels: Some(slice_labels(svc)),
             owner_references: Some(vec![controller_ref_of(svc)]),
@@ -445,11 +449,16 @@ fn reconcile_address_type(
     plan
 }
 
-/// Names the slices to create: `<prefix>` and five characters from the Service's uid, the
-/// address type and the first counter whose name is free.
-fn name_creates(svc: &Service, view: &View<'_>, creates: &mut [EndpointSlice]) {
-    let prefix = name_prefix(svc);
-    let uid = svc.metadata.uid.clone().unwrap_or_default();
+/// Names the slices to create for `owner` (a Service, or the Endpoints a slice mirrors):
+/// [`name_prefix`] and five characters from the owner's uid, the address type and the first
+/// counter whose name is free (not `taken`, not given in this pass).
+pub(crate) fn name_creates(
+    owner: &ObjectMeta,
+    taken: &dyn Fn(&str) -> bool,
+    creates: &mut [EndpointSlice],
+) {
+    let prefix = name_prefix(owner);
+    let uid = owner.uid.clone().unwrap_or_default();
     let mut used: BTreeSet<String> = BTreeSet::new();
     let mut n: u64 = 0;
     for s in creates {
@@ -459,7 +468,7 @@ fn name_creates(svc: &Service, view: &View<'_>, creates: &mut [EndpointSlice]) {
             n += 1;
             let hex = format!("{:05x}", h.finish() & 0xf_ffff);
             let name = format!("{prefix}{}", safe_encode_string(&hex));
-            if !(view.name_taken)(&name) && used.insert(name.clone()) {
+            if !taken(&name) && used.insert(name.clone()) {
                 break name;
             }
         };
@@ -495,7 +504,7 @@ pub fn reconcile(svc: &Service, view: &View<'_>, max: usize) -> Vec<Action> {
     let mut actions = Vec::new();
     // No new slices for a Service being deleted: the garbage collector is removing them.
     if !is_deleting(&svc.metadata) {
-        name_creates(svc, view, &mut plan.create);
+        name_creates(&svc.metadata, view.name_taken, &mut plan.create);
         actions.extend(plan.create.iter().map(Action::create_or_update));
     }
     actions.extend(plan.update.iter().map(Action::update));

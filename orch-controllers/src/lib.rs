@@ -9,7 +9,7 @@
 //! [`disruption`] (PodDisruptionBudget status), [`resourcequota`] (ResourceQuota usage), [`podautoscaler`] (HorizontalPodAutoscaler,
 //! reading targets through [`scale`]), [`garbagecollector`], [`nodelifecycle`] (and
 //! taint eviction), [`namespace`], [`endpoints`] and [`endpointslice`] (sharing
-//! [`endpointutil`]), [`podgc`], [`nodeipam`], [`serviceaccount`]
+//! [`endpointutil`]), [`endpointslicemirroring`], [`podgc`], [`nodeipam`], [`serviceaccount`]
 //! (the `default` ServiceAccount of each namespace), [`rootcacertpublisher`] (the
 //! `kube-root-ca.crt` ConfigMap of each namespace), [`clusterroleaggregation`] (the rules of
 //! ClusterRoles with an `aggregationRule`), [`certificates`] (CertificateSigningRequest
@@ -42,6 +42,7 @@ pub mod deployment;
 pub mod disruption;
 pub mod endpoints;
 pub mod endpointslice;
+pub mod endpointslicemirroring;
 pub mod endpointutil;
 pub mod garbagecollector;
 pub mod history;

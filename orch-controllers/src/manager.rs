@@ -22,6 +22,7 @@ use crate::deployment::DeploymentController;
 use crate::disruption::DisruptionController;
 use crate::endpoints::EndpointsController;
 use crate::endpointslice::EndpointSliceController;
+use crate::endpointslicemirroring::EndpointSliceMirroringController;
 use crate::garbagecollector::GarbageCollector;
 use crate::job::JobController;
 use crate::namespace::NamespaceController;
@@ -64,6 +65,7 @@ pub const ALL_CONTROLLERS: &[&str] = &[
     "namespace",
     "endpoints",
     "endpointslice",
+    "endpointslicemirroring",
     "podgc",
     "nodeipam",
     "persistentvolume-binder",
@@ -195,6 +197,7 @@ pub fn controller(name: &str, config: &ManagerConfig) -> Result<Arc<dyn Controll
         "namespace" => Arc::new(NamespaceController),
         "endpoints" => Arc::new(EndpointsController),
         "endpointslice" => Arc::new(EndpointSliceController::default()),
+        "endpointslicemirroring" => Arc::new(EndpointSliceMirroringController::default()),
         "podgc" => Arc::new(PodGcController::new(config.pod_gc.clone())),
         "nodeipam" => Arc::new(NodeIpamController::new(
             &config.cluster_cidr,

@@ -130,6 +130,19 @@ pub fn roles() -> Vec<Value> {
             true,
         ),
         controller(
+            "endpointslicemirroring-controller",
+            vec![
+                rule(READ, &[""], &["services", "endpoints"]),
+                rule(&["update"], &[""], &["endpoints/finalizers"]),
+                rule(
+                    &["get", "list", "create", "update", "delete"],
+                    &["discovery.k8s.io"],
+                    &["endpointslices"],
+                ),
+            ],
+            true,
+        ),
+        controller(
             "generic-garbage-collector",
             vec![rule(
                 &["get", "list", "watch", "patch", "update", "delete"],
