@@ -9,7 +9,8 @@
 //! pods 8 at a time; in the loaded phase, `lists` tasks of the user `tenant` (level
 //! `global-default`), each listing ConfigMaps back to back over its own keep-alive connection
 //! and, as client-go does, waiting `Retry-After` seconds after a 429 (unless
-//! `ignore_retry_after`). The nodes and the scheduler keep one connection each for the whole
+//! `ignore_retry_after`); the tenant runs on a runtime of its own (two threads), so the nodes'
+//! and the scheduler's latencies are not the load generator's queueing. The nodes and the scheduler keep one connection each for the whole
 //! run, made before the load (as a kubelet's long-lived connection).
 //!
 //! With `server` set, the API server is that `orch` binary run as a child process
@@ -515,6 +516,17 @@ pub async fn run(cfg: &OverloadBenchConfig) -> Result<OverloadBenchReport, Bench
         .collect::<Result<Vec<_>, _>>()?;
     let scheduler = client(&base, "scheduler-token")?;
 
+    // The tenant runs on a runtime of its own: on this one the nodes' and the scheduler's
+    // answers would wait behind thousands of tenant tasks, and their latency would be the
+    // load generator's, not the server's.
+    let tenant_rt = Background(Some(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("tenant")
+            .enable_all()
+            .build()
+            .map_err(|e| setup(&e))?,
+    ));
     let mut phases = Vec::new();
     for (phase, lists) in [(0, 0), (1, cfg.lists)] {
         // The pods of this phase, pending; 16 creates at a time.
@@ -542,6 +554,7 @@ pub async fn run(cfg: &OverloadBenchConfig) -> Result<OverloadBenchReport, Bench
             server_pid: server.pid(),
             nodes: &nodes,
             scheduler: &scheduler,
+            tenant: tenant_rt.handle()?,
         };
         phases.push(run_phase(cfg, &env, phase, lists, name).await?);
     }
@@ -560,12 +573,34 @@ pub async fn run(cfg: &OverloadBenchConfig) -> Result<OverloadBenchReport, Bench
     })
 }
 
+/// A runtime shut down without waiting when dropped (inside another runtime's task).
+struct Background(Option<tokio::runtime::Runtime>);
+
+impl Background {
+    fn handle(&self) -> Result<tokio::runtime::Handle, BenchError> {
+        self.0
+            .as_ref()
+            .map(|rt| rt.handle().clone())
+            .ok_or_else(|| BenchError::Setup("the tenant's runtime is gone".into()))
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 /// What a phase runs against.
 struct PhaseEnv<'a> {
     base: &'a str,
     server_pid: Option<String>,
     nodes: &'a [SharedClient],
     scheduler: &'a SharedClient,
+    /// The tenant's runtime.
+    tenant: tokio::runtime::Handle,
 }
 
 /// The tenant's tallies.
@@ -616,7 +651,7 @@ async fn run_phase(
     let honour = !cfg.ignore_retry_after;
     for i in 0..lists {
         let (tenant, url, done, tally) = (tenant.clone(), url.clone(), done.clone(), tally.clone());
-        tenant_tasks.push(tokio::spawn(async move {
+        tenant_tasks.push(env.tenant.spawn(async move {
             while !done.load(Ordering::Relaxed) {
                 let r = tenant.get(&url).bearer_auth("tenant-token").send().await;
                 match r {
