@@ -312,4 +312,15 @@ fn cri_runtime_runs_pods_on_containerd() {
         })
         .unwrap_or_default();
     assert!(left.is_empty(), "cgroups left behind: {left:?}");
+    // And the CNI bridge (the pods' gateway on the podCIDR).
+    let gateway = format!("{}.1", ip.rsplit_once('.').expect("IPv4 pod IP").0);
+    let addrs = Command::new("ip")
+        .args(["-o", "-4", "addr", "show"])
+        .output()
+        .expect("ip addr");
+    let addrs = String::from_utf8_lossy(&addrs.stdout);
+    assert!(
+        !addrs.contains(&format!(" {gateway}/")),
+        "the pod network's bridge ({gateway}) is still up:\n{addrs}"
+    );
 }

@@ -630,6 +630,12 @@ impl ContainerRuntime for CriRuntime {
     }
 
     fn image_status(&self, image: &str) -> Option<ImageInfo> {
+        // While a pull of the image has not been reported by `pull_image`, the image counts
+        // as absent: the pod worker then asks `pull_image`, which reports the pull with its
+        // real duration and size instead of "already present on machine".
+        if self.state.lock().pulls.contains_key(image) {
+            return None;
+        }
         let mut c = self.is.clone();
         let spec = cri::ImageSpec {
             image: image.to_string(),
@@ -1101,8 +1107,18 @@ impl Drop for CriRuntime {
             if let Some(mut c) = self.containerd.lock().take() {
                 c.stop();
             }
-            self.remove_cgroup_dir(&node_cgroup(&self.cfg.root_dir));
+            // The bridge plugin leaves its bridge when the last pod goes.
+            let bridge = format!("cri{}", self.tag);
+            if std::path::Path::new("/sys/class/net")
+                .join(&bridge)
+                .exists()
+            {
+                let _ = std::process::Command::new("ip")
+                    .args(["link", "delete", &bridge])
+                    .output();
+            }
         }
+        self.remove_cgroup_dir(&node_cgroup(&self.cfg.root_dir));
         if let Some(rt) = self.rt.take() {
             rt.shutdown_background();
         }
