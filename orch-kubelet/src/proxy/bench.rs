@@ -4,9 +4,8 @@
 //!
 //! Measured: the generation (ports → ruleset → transaction text, median of 5), the first
 //! apply (a fresh table: every chain, map element and rule created) and a re-sync after one
-//! endpoint changed (every chain flushed and refilled, the stale endpoint chain deleted: the
-//! proxy rewrites all rules on every sync, where kube-proxy's partial syncs rewrite only the
-//! changed services' chains).
+//! endpoint changed (a partial sync: the changed Service's chains rewritten, the stale
+//! endpoint chain deleted, the rest left alone).
 
 use super::model::{Endpoint, Protocol, ServicePort};
 use super::nft::Nft;

@@ -29,9 +29,10 @@
 //! client address, which backends see as the node's (the bridge's gateway for pods).
 //!
 //! The transaction ([`Ruleset::transaction`]) is atomic (`nft -f` applies one netlink batch):
-//! the first one deletes and recreates the table; later ones flush and refill the chains and
-//! maps, keep the affinity sets (so affinity survives a sync) and delete the chains and sets
-//! that are gone, as kube-proxy's partial syncs do.
+//! the first one deletes and recreates the table; later ones are partial, as kube-proxy's:
+//! only the chains whose rules changed are flushed and refilled, map elements are added and
+//! deleted one by one, and chains and affinity sets that are gone are deleted once nothing
+//! refers to them (affinity survives syncs; a changed timeout is a new set).
 
 use super::model::ServicePort;
 use std::collections::{BTreeMap, BTreeSet};
@@ -50,15 +51,18 @@ pub struct RuleOptions {
     pub nodeport_addresses: Vec<String>,
 }
 
-/// A generated ruleset: its objects (to diff against the previous sync) and their contents.
+/// A generated ruleset: its objects and their contents, kept to diff against the next sync.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Ruleset {
-    /// Regular chains of Service and endpoint ports (base chains are always there).
-    pub chains: BTreeSet<String>,
-    /// Affinity sets, each with its element timeout in seconds.
+    /// Rules of the fixed chains (`add rule …` lines), rewritten on every sync.
+    pub fixed: String,
+    /// Regular chains of Service and endpoint ports, each with its `add rule …` lines.
+    pub chains: BTreeMap<String, String>,
+    /// Affinity sets, each with its element timeout in seconds (in the name too, so that a
+    /// changed timeout is a new set and rewrites the chains that use it).
     pub affinity_sets: BTreeMap<String, u32>,
-    /// Rules and map elements (`add rule …`, `add element …`), one per line.
-    pub body: String,
+    /// Map and set elements: (map, key, verdict or "" for a set).
+    pub elements: BTreeSet<(&'static str, String, String)>,
     /// Service ports with at least one usable endpoint.
     pub services_with_endpoints: usize,
     /// Endpoint chains.
@@ -137,7 +141,7 @@ fn nodeport_match(o: &RuleOptions) -> String {
 pub fn generate(ports: &[ServicePort], o: &RuleOptions) -> Ruleset {
     let t = &o.table;
     let mut r = Ruleset::default();
-    let mut b = String::with_capacity(256 * ports.len() + 2048);
+    let mut b = String::with_capacity(4096);
     let np = nodeport_match(o);
     // fixed rules
     let _ = writeln!(b, "add rule ip {t} nat-prerouting jump services");
@@ -192,48 +196,56 @@ pub fn generate(ports: &[ServicePort], o: &RuleOptions) -> Ruleset {
         b,
         "add rule ip {t} services {np} meta l4proto . th dport vmap @service-nodeports"
     );
+    r.fixed = b;
 
-    let mut cluster_ips = BTreeSet::new();
+    let mut element = |map: &'static str, key: String, verdict: String| {
+        r.elements.insert((map, key, verdict));
+    };
+    let mut chains = BTreeMap::new();
+    let mut affinity_sets = BTreeMap::new();
+    let (mut with_endpoints, mut endpoints) = (0, 0);
     for sp in ports {
         let id = sp.id();
         let proto = sp.protocol.nft();
         let usable = sp.usable_endpoints();
         let dests: Vec<_> = sp.cluster_ip.iter().chain(&sp.external_ips).collect();
         if let Some(ip) = sp.cluster_ip {
-            cluster_ips.insert(ip);
+            element("cluster-ips", ip.to_string(), String::new());
         }
         if usable.is_empty() {
             for ip in &dests {
-                let _ = writeln!(
-                    b,
-                    "add element ip {t} no-endpoint-services {{ {ip} . {proto} . {} : goto reject-chain }}",
-                    sp.port
+                element(
+                    "no-endpoint-services",
+                    format!("{ip} . {proto} . {}", sp.port),
+                    "goto reject-chain".into(),
                 );
             }
             if let Some(n) = sp.node_port {
-                let _ = writeln!(
-                    b,
-                    "add element ip {t} no-endpoint-nodeports {{ {proto} . {n} : goto reject-chain }}"
+                element(
+                    "no-endpoint-nodeports",
+                    format!("{proto} . {n}"),
+                    "goto reject-chain".into(),
                 );
             }
             continue;
         }
-        r.services_with_endpoints += 1;
+        with_endpoints += 1;
         let svc_chain = format!("svc-{id}");
-        r.chains.insert(svc_chain.clone());
         for ip in &dests {
-            let _ = writeln!(
-                b,
-                "add element ip {t} service-ips {{ {ip} . {proto} . {} : goto {svc_chain} }}",
-                sp.port
+            element(
+                "service-ips",
+                format!("{ip} . {proto} . {}", sp.port),
+                format!("goto {svc_chain}"),
             );
         }
         if let Some(n) = sp.node_port {
-            let _ = writeln!(
-                b,
-                "add element ip {t} service-nodeports {{ {proto} . {n} : goto {svc_chain} }}"
+            element(
+                "service-nodeports",
+                format!("{proto} . {n}"),
+                format!("goto {svc_chain}"),
             );
         }
+        let mut b = String::new();
         let _ = writeln!(b, "add rule ip {t} {svc_chain} jump mark-for-masquerade");
         let ep_chains: Vec<String> = usable
             .iter()
@@ -241,9 +253,9 @@ pub fn generate(ports: &[ServicePort], o: &RuleOptions) -> Ruleset {
             .collect();
         if let Some(timeout) = sp.affinity_seconds {
             for ep in &ep_chains {
-                let set = affinity_set(ep);
+                let set = affinity_set(ep, timeout);
                 let _ = writeln!(b, "add rule ip {t} {svc_chain} ip saddr @{set} goto {ep}");
-                r.affinity_sets.insert(set, timeout);
+                affinity_sets.insert(set, timeout);
             }
         }
         let arms: Vec<String> = ep_chains
@@ -257,9 +269,11 @@ pub fn generate(ports: &[ServicePort], o: &RuleOptions) -> Ruleset {
             ep_chains.len(),
             arms.join(" , ")
         );
+        chains.insert(svc_chain, b);
         for (e, chain) in usable.iter().zip(ep_chains) {
-            if sp.affinity_seconds.is_some() {
-                let set = affinity_set(&chain);
+            let mut b = String::new();
+            if let Some(timeout) = sp.affinity_seconds {
+                let set = affinity_set(&chain, timeout);
                 let _ = writeln!(b, "add rule ip {t} {chain} update @{set} {{ ip saddr }}");
             }
             let _ = writeln!(
@@ -267,28 +281,37 @@ pub fn generate(ports: &[ServicePort], o: &RuleOptions) -> Ruleset {
                 "add rule ip {t} {chain} meta l4proto {proto} dnat to {}:{}",
                 e.ip, e.port
             );
-            r.chains.insert(chain);
-            r.endpoints += 1;
+            chains.insert(chain, b);
+            endpoints += 1;
         }
     }
-    for ip in cluster_ips {
-        let _ = writeln!(b, "add element ip {t} cluster-ips {{ {ip} }}");
-    }
-    r.body = b;
+    r.chains = chains;
+    r.affinity_sets = affinity_sets;
+    r.services_with_endpoints = with_endpoints;
+    r.endpoints = endpoints;
     r
 }
 
-/// The affinity set of an endpoint chain.
-fn affinity_set(endpoint_chain: &str) -> String {
-    format!("aff-{}", endpoint_chain.trim_start_matches("ep-"))
+/// The affinity set of an endpoint chain with a timeout.
+fn affinity_set(endpoint_chain: &str, timeout: u32) -> String {
+    format!("aff{timeout}-{}", endpoint_chain.trim_start_matches("ep-"))
 }
 
 impl Ruleset {
     /// The `nft -f` transaction that turns `previous` (what the last sync applied, `None` on
-    /// the first) into this ruleset in table `table`.
+    /// the first) into this ruleset in table `table`. After the first, only what changed is
+    /// written (kube-proxy's partial sync): chains whose rules differ are flushed and
+    /// refilled, map elements added and deleted one by one, chains and sets that are gone
+    /// deleted once nothing refers to them.
     pub fn transaction(&self, table: &str, previous: Option<&Ruleset>) -> String {
         let t = table;
-        let mut x = String::with_capacity(self.body.len() + 64 * self.chains.len() + 1024);
+        let empty = Ruleset::default();
+        let prev = previous.unwrap_or(&empty);
+        let mut x = String::with_capacity(
+            self.fixed.len()
+                + self.chains.values().map(|c| c.len() + 128).sum::<usize>() / 2
+                + 1024,
+        );
         let _ = writeln!(x, "add table ip {t}");
         if previous.is_none() {
             // whatever a previous run left (a crash, an older version): start clean
@@ -299,40 +322,60 @@ impl Ruleset {
             let _ = writeln!(x, "add chain ip {t} {name} {{ {def} }}");
             let _ = writeln!(x, "flush chain ip {t} {name}");
         }
-        for name in FIXED_CHAINS
-            .iter()
-            .copied()
-            .chain(self.chains.iter().map(String::as_str))
-        {
+        for name in FIXED_CHAINS {
             let _ = writeln!(x, "add chain ip {t} {name}");
             let _ = writeln!(x, "flush chain ip {t} {name}");
         }
-        let stale_chains: Vec<&String> = previous
-            .map(|p| p.chains.difference(&self.chains).collect())
-            .unwrap_or_default();
-        for name in &stale_chains {
+        let changed: Vec<(&String, &String)> = self
+            .chains
+            .iter()
+            .filter(|(name, rules)| prev.chains.get(*name) != Some(*rules))
+            .collect();
+        for (name, _) in &changed {
+            let _ = writeln!(x, "add chain ip {t} {name}");
+            if prev.chains.contains_key(*name) {
+                let _ = writeln!(x, "flush chain ip {t} {name}");
+            }
+        }
+        let stale: Vec<&String> = prev
+            .chains
+            .keys()
+            .filter(|c| !self.chains.contains_key(*c))
+            .collect();
+        for name in &stale {
             let _ = writeln!(x, "flush chain ip {t} {name}");
         }
         for (kind, name, def) in MAPS {
             let _ = writeln!(x, "add {kind} ip {t} {name} {{ {def} }}");
-            let _ = writeln!(x, "flush {kind} ip {t} {name}");
         }
-        // affinity sets whose timeout changed are recreated; removed ones deleted
-        if let Some(p) = previous {
-            for (name, timeout) in &p.affinity_sets {
-                if self.affinity_sets.get(name) != Some(timeout) {
-                    let _ = writeln!(x, "delete set ip {t} {name}");
-                }
+        for (map, key, _) in prev.elements.difference(&self.elements) {
+            let _ = writeln!(x, "delete element ip {t} {map} {{ {key} }}");
+        }
+        for name in prev.affinity_sets.keys() {
+            if !self.affinity_sets.contains_key(name) {
+                let _ = writeln!(x, "delete set ip {t} {name}");
             }
         }
         for (name, timeout) in &self.affinity_sets {
-            let _ = writeln!(
-                x,
-                "add set ip {t} {name} {{ type ipv4_addr ; flags dynamic,timeout ; timeout {timeout}s ; }}"
-            );
+            if !prev.affinity_sets.contains_key(name) {
+                let _ = writeln!(
+                    x,
+                    "add set ip {t} {name} {{ type ipv4_addr ; flags dynamic,timeout ; timeout {timeout}s ; }}"
+                );
+            }
         }
-        x.push_str(&self.body);
-        for name in stale_chains {
+        x.push_str(&self.fixed);
+        for (_, rules) in changed {
+            x.push_str(rules);
+        }
+        for (map, key, verdict) in self.elements.difference(&prev.elements) {
+            if verdict.is_empty() {
+                let _ = writeln!(x, "add element ip {t} {map} {{ {key} }}");
+            } else {
+                let _ = writeln!(x, "add element ip {t} {map} {{ {key} : {verdict} }}");
+            }
+        }
+        for name in stale {
             let _ = writeln!(x, "delete chain ip {t} {name}");
         }
         x
@@ -410,7 +453,7 @@ mod tests {
                 ..opts()
             },
         );
-        insta::assert_snapshot!(r.body);
+        insta::assert_snapshot!(r.transaction("orch-test", None));
     }
 
     #[test]
@@ -429,7 +472,7 @@ mod tests {
         );
         let r = generate(&[empty, not_ready], &opts());
         assert!(r.chains.is_empty());
-        insta::assert_snapshot!(r.body);
+        insta::assert_snapshot!(r.transaction("orch-test", None));
     }
 
     #[test]
@@ -454,7 +497,7 @@ mod tests {
         );
         let r = generate(&[draining], &opts());
         assert_eq!(r.endpoints, 1);
-        insta::assert_snapshot!(r.body);
+        insta::assert_snapshot!(r.transaction("orch-test", None));
     }
 
     #[test]
@@ -474,29 +517,107 @@ mod tests {
     }
 
     #[test]
-    fn later_syncs_keep_affinity_sets_and_delete_what_is_gone() {
-        let mut a = port(
-            "a",
-            "10.96.0.15",
-            80,
-            vec![
-                Endpoint::ready(ip("10.244.0.5"), 80),
-                Endpoint::ready(ip("10.244.0.6"), 80),
-            ],
-        );
+    fn later_syncs_write_only_what_changed() {
+        let eps = |ips: &[&str]| ips.iter().map(|i| Endpoint::ready(ip(i), 80)).collect();
+        let mut a = port("a", "10.96.0.15", 80, eps(&["10.244.0.5", "10.244.0.6"]));
         a.affinity_seconds = Some(60);
-        let first = generate(&[a.clone()], &opts());
+        let b = port("b", "10.96.0.16", 80, eps(&["10.244.0.7"]));
+        let first = generate(&[a.clone(), b.clone()], &opts());
         a.endpoints.pop();
-        let second = generate(&[a], &opts());
+        let second = generate(&[a.clone(), b.clone()], &opts());
         let x = second.transaction("orch-test", Some(&first));
         assert!(!x.contains("delete table"), "{x}");
+        // b did not change: not touched
+        assert!(!x.contains("svc-default/b/"), "{x}");
+        assert!(!x.contains("10.96.0.16"), "{x}");
+        // a's service chain is rewritten, its gone endpoint deleted with its affinity set,
+        // the endpoint that stays keeps its chain and set
+        assert!(
+            x.contains("flush chain ip orch-test svc-default/a/tcp/80\n"),
+            "{x}"
+        );
         assert!(x.contains("delete chain ip orch-test ep-default/a/tcp/80__10.244.0.6/80"));
-        assert!(x.contains("delete set ip orch-test aff-default/a/tcp/80__10.244.0.6/80"));
-        assert!(!x.contains("delete set ip orch-test aff-default/a/tcp/80__10.244.0.5/80"));
+        assert!(x.contains("delete set ip orch-test aff60-default/a/tcp/80__10.244.0.6/80"));
+        assert!(
+            !x.contains("aff60-default/a/tcp/80__10.244.0.5/80 {"),
+            "{x}"
+        );
+        assert!(
+            !x.contains("ep-default/a/tcp/80__10.244.0.5/80 meta"),
+            "{x}"
+        );
         let delete_at = x.find("delete chain").unwrap();
         let flush_at = x
             .find("flush chain ip orch-test ep-default/a/tcp/80__10.244.0.6/80")
             .unwrap();
         assert!(flush_at < delete_at, "references go before the chain");
+        // the last endpoint of b goes: its map element moves to no-endpoint-services
+        let third = generate(&[a, port("b", "10.96.0.16", 80, vec![])], &opts());
+        let x = third.transaction("orch-test", Some(&second));
+        assert!(
+            x.contains("delete element ip orch-test service-ips { 10.96.0.16 . tcp . 80 }"),
+            "{x}"
+        );
+        assert!(x.contains("add element ip orch-test no-endpoint-services { 10.96.0.16 . tcp . 80 : goto reject-chain }"), "{x}");
+        assert!(
+            !x.contains("cluster-ips { 10.96.0.16 }"),
+            "the cluster IP stays: {x}"
+        );
+        // nothing changed: only the fixed chains are rewritten
+        let x = third.transaction("orch-test", Some(&third));
+        assert!(!x.contains("svc-") && !x.contains("element"), "{x}");
+    }
+
+    #[test]
+    fn partial_syncs_apply_with_the_real_nft() {
+        let Ok(nft) = crate::proxy::Nft::detect() else {
+            eprintln!("SKIPPED: needs root and nft");
+            return;
+        };
+        let ns = format!("orch-rules-test-{}", std::process::id());
+        if !std::process::Command::new("ip")
+            .args(["netns", "add", &ns])
+            .status()
+            .is_ok_and(|s| s.success())
+        {
+            eprintln!("SKIPPED: cannot make a network namespace");
+            return;
+        }
+        let nft = nft.in_netns(&ns);
+        let eps = |ips: &[&str]| ips.iter().map(|i| Endpoint::ready(ip(i), 80)).collect();
+        let mut a = port("a", "10.96.0.15", 80, eps(&["10.244.0.5", "10.244.0.6"]));
+        a.affinity_seconds = Some(60);
+        a.node_port = Some(30015);
+        let steps = [
+            vec![a.clone(), port("b", "10.96.0.16", 80, eps(&["10.244.0.7"]))],
+            vec![a.clone(), port("b", "10.96.0.16", 80, vec![])],
+            {
+                a.endpoints.pop();
+                a.affinity_seconds = Some(30);
+                vec![a.clone(), port("c", "10.96.0.17", 80, eps(&["10.244.0.8"]))]
+            },
+            vec![],
+        ];
+        let mut prev: Option<Ruleset> = None;
+        let mut result = Ok(());
+        for ports in steps {
+            let r = generate(&ports, &opts());
+            if let Err(e) = nft.apply(&r.transaction("orch-test", prev.as_ref())) {
+                result = Err(format!(
+                    "{e}\n{}",
+                    r.transaction("orch-test", prev.as_ref())
+                ));
+                break;
+            }
+            prev = Some(r);
+        }
+        let listed = nft.run(&["list", "table", "ip", "orch-test"], None);
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &ns])
+            .status();
+        result.unwrap();
+        let listed = listed.unwrap();
+        assert!(!listed.contains("chain svc-"), "{listed}");
+        assert!(!listed.contains("set aff"), "{listed}");
     }
 }
