@@ -467,3 +467,199 @@ fn priority_and_fairness_refuses_a_flooding_tenant_not_node_heartbeats() {
         },
     );
 }
+
+/// One plain-HTTP request as the bearer `token` on a connection of its own (a `PATCH` is a
+/// merge patch): (status code, lower-cased head).
+async fn plain_http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: &str,
+) -> Result<(u16, String), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let content_type = if method == "PATCH" {
+        "application/merge-patch+json"
+    } else {
+        "application/json"
+    };
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.map_err(|e| e.to_string())?;
+    let raw = String::from_utf8_lossy(&raw);
+    let head = raw.split_once("\r\n\r\n").map_or(&*raw, |(h, _)| h);
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("bad answer {head:?}"))?;
+    Ok((code, head.to_lowercase()))
+}
+
+/// The bounded form of `orch bench overload` (correctness only, no timing): `orch apiserver`
+/// with 4 seats (`--max-requests-inflight 2 --max-mutating-requests-inflight 2`, so the
+/// tenant's `global-default` has one seat and its one flow 6 queues of 50). A tenant fires 600
+/// concurrent lists of 1 MB: those finding no queue place are answered 429 with
+/// `Retry-After: 1`, the rest 200; meanwhile the scheduler binds pods
+/// (`system:kube-scheduler`, level `workload-high`) and a node renews its Lease
+/// (`system:nodes`, level `node-high`), every call succeeding; `kubectl get --raw /metrics`
+/// shows the tenant's `queue-full` rejections and their dispatches.
+#[test]
+fn a_flood_of_lists_is_refused_while_the_scheduler_and_a_node_keep_working() {
+    let env = TestEnv::new();
+    let _logs = LogsOnPanic(vec![env.path().to_path_buf()]);
+    let tokens = env.path().join("tokens.csv");
+    std::fs::write(
+        &tokens,
+        "tenant-token,tenant,2001\nscheduler-token,system:kube-scheduler,2002\nnode-token,system:node:n1,2003,\"system:nodes\"\n",
+    )
+    .expect("token file");
+    let split = Split::apiserver_with(
+        &env,
+        "apiserver",
+        &[
+            "--insecure-http",
+            "--max-requests-inflight",
+            "2",
+            "--max-mutating-requests-inflight",
+            "2",
+            "--token-auth-file",
+            tokens.to_str().expect("utf-8 path"),
+        ],
+    );
+    let addr = split.addr;
+    let _ = env.kubectl_try(&["create", "serviceaccount", "default"]);
+    env.apply(
+        r#"
+apiVersion: coordination.k8s.io/v1
+kind: Lease
+metadata:
+  name: n1
+  namespace: kube-node-lease
+spec:
+  holderIdentity: n1
+  leaseDurationSeconds: 40
+"#,
+    );
+    let pods = 8;
+    for i in 0..pods {
+        env.kubectl(&["run", &format!("p{i}"), "--image=pause", "--restart=Never"]);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let data = "x".repeat(100_000);
+    rt.block_on(async {
+        for i in 0..10 {
+            let cm = format!(
+                r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"big-{i}"}},"data":{{"d":"{data}"}}}}"#
+            );
+            let (code, head) = plain_http(addr, "POST", CONFIGMAPS, "tenant-token", &cm)
+                .await
+                .expect("create");
+            assert_eq!(code, 201, "{head}");
+        }
+    });
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        // The scheduler and the node while the tenant floods (raw HTTP: kubectl sends no bearer
+        // token to a plain-HTTP server).
+        let others = scope.spawn(|| {
+            let mut bound = 0;
+            let mut renewals = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) || renewals < 3 || bound < pods
+            {
+                if bound < pods {
+                    let binding = format!(
+                        r#"{{"apiVersion":"v1","kind":"Binding","metadata":{{"name":"p{bound}"}},"target":{{"kind":"Node","name":"n1"}}}}"#
+                    );
+                    let path = format!("/api/v1/namespaces/default/pods/p{bound}/binding");
+                    let (code, head) = rt
+                        .block_on(plain_http(addr, "POST", &path, "scheduler-token", &binding))
+                        .expect("bind");
+                    assert_eq!(code, 201, "the scheduler's binding during the flood: {head}");
+                    bound += 1;
+                }
+                let patch = format!(
+                    r#"{{"spec":{{"renewTime":"2026-01-01T00:00:{:02}.000000Z"}}}}"#,
+                    renewals % 60
+                );
+                let (code, head) = rt
+                    .block_on(plain_http(addr, "PATCH", LEASE, "node-token", &patch))
+                    .expect("renew");
+                assert_eq!(code, 200, "the node's renewal during the flood: {head}");
+                renewals += 1;
+            }
+            (bound, renewals)
+        });
+        let _stop = StopOnDrop(&stop);
+        let refused = common::wait_for(
+            "tenant lists refused with 429",
+            Duration::from_secs(60),
+            || {
+                let answers = rt.block_on(async {
+                    let lists: Vec<_> = (0..600)
+                        .map(|_| {
+                            tokio::spawn(plain_http(addr, "GET", CONFIGMAPS, "tenant-token", ""))
+                        })
+                        .collect();
+                    let mut answers = Vec::new();
+                    for l in lists {
+                        answers.push(l.await.expect("list task"));
+                    }
+                    answers
+                });
+                let mut refused = 0;
+                for a in &answers {
+                    match a {
+                        Ok((429, head)) => {
+                            assert!(head.contains("\r\nretry-after: 1"), "{head}");
+                            refused += 1;
+                        }
+                        Ok((200, _)) => {}
+                        other => return Err(format!("a list answered {other:?}")),
+                    }
+                }
+                if refused > 0 {
+                    Ok(refused)
+                } else {
+                    Err("no list refused".into())
+                }
+            },
+        );
+        assert!(refused > 0);
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let (bound, renewals) = others.join().expect("scheduler and node");
+        assert_eq!(bound, pods, "every binding succeeded");
+        assert!(renewals >= 3);
+    });
+    let nodes = env.kubectl(&["get", "pods", "-o", "jsonpath={.items[*].spec.nodeName}"]);
+    assert_eq!(
+        nodes.split_whitespace().filter(|n| *n == "n1").count(),
+        pods,
+        "{nodes}"
+    );
+    let metrics = env.kubectl(&["get", "--raw", "/metrics"]);
+    assert!(
+        metrics.lines().any(|l| l.starts_with(
+            r#"apiserver_flowcontrol_rejected_requests_total{flow_schema="global-default",priority_level="global-default",reason="queue-full"}"#
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"apiserver_flowcontrol_dispatched_requests_total{flow_schema="kube-scheduler",priority_level="workload-high"}"#)
+            && metrics.contains(r#"apiserver_flowcontrol_dispatched_requests_total{flow_schema="system-node-high",priority_level="node-high"}"#),
+        "{metrics}"
+    );
+}
