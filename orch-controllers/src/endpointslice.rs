@@ -41,9 +41,9 @@ use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use orch_runtime::action::Action;
-use orch_runtime::controller::{trigger_self, Caches, Controller, Watches};
+use orch_runtime::controller::{trigger_self, Caches, Controller, Mapper, Watches};
 use orch_runtime::object::{controller_ref_of, is_deleting, key_from, split_key};
-use orch_runtime::store::Change;
+use orch_runtime::store::{Change, Store};
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -532,14 +532,49 @@ impl Default for EndpointSliceController {
     }
 }
 
-/// The key of the Service a slice this controller manages belongs to.
-fn service_key(s: &EndpointSlice) -> Option<String> {
+/// The key (`namespace/name` of its `kubernetes.io/service-name`) of a slice whose manager
+/// is `manager`.
+fn managed_key(s: &EndpointSlice, manager: &str) -> Option<String> {
     let labels = s.metadata.labels.as_ref()?;
-    if labels.get(LABEL_MANAGED_BY).map(String::as_str) != Some(CONTROLLER_NAME) {
+    if labels.get(LABEL_MANAGED_BY).map(String::as_str) != Some(manager) {
         return None;
     }
     let name = labels.get(LABEL_SERVICE_NAME)?;
     Some(key_from(s.metadata.namespace.as_deref(), name))
+}
+
+/// EndpointSlice trigger of a slice-writing controller: the [`managed_key`] of the slice
+/// before and after the change.
+pub(crate) fn slices_of(manager: &'static str) -> Mapper<EndpointSlice> {
+    Arc::new(move |c, _, keys| {
+        if let Change::Updated(old, _) = c {
+            keys.extend(managed_key(old, manager));
+        }
+        if let Some(k) = managed_key(c.object(), manager) {
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+    })
+}
+
+/// The slices `manager` keeps for `key` (upstream lists them by the service-name and
+/// managed-by labels), those being deleted left out (`dropEndpointSlicesPendingDeletion`).
+pub(crate) fn managed_slices(
+    store: &Store<EndpointSlice>,
+    key: &str,
+    manager: &str,
+) -> Vec<Arc<EndpointSlice>> {
+    let (ns, name) = split_key(key);
+    store
+        .with_label(LABEL_SERVICE_NAME, name)
+        .into_iter()
+        .filter(|s| {
+            s.metadata.namespace.as_deref() == ns
+                && managed_key(s, manager).is_some()
+                && !is_deleting(&s.metadata)
+        })
+        .collect()
 }
 
 impl Controller for EndpointSliceController {
@@ -554,16 +589,7 @@ impl Controller for EndpointSliceController {
     fn watches(&self, w: &mut Watches) {
         w.watch::<Service>(trigger_self());
         w.watch::<Pod>(services_of_pod());
-        w.watch::<EndpointSlice>(Arc::new(|c, _, keys| {
-            if let Change::Updated(old, _) = c {
-                keys.extend(service_key(old));
-            }
-            if let Some(k) = service_key(c.object()) {
-                if !keys.contains(&k) {
-                    keys.push(k);
-                }
-            }
-        }));
+        w.watch::<EndpointSlice>(slices_of(CONTROLLER_NAME));
         w.reads::<Node>();
     }
 
@@ -571,18 +597,9 @@ impl Controller for EndpointSliceController {
         let Some(svc) = caches.get::<Service>().get(key) else {
             return Vec::new();
         };
-        let (ns, name) = split_key(key);
-        let ns = ns.unwrap_or("");
+        let ns = split_key(key).0.unwrap_or("");
         let store = caches.get::<EndpointSlice>();
-        let slices: Vec<Arc<EndpointSlice>> = store
-            .with_label(LABEL_SERVICE_NAME, name)
-            .into_iter()
-            .filter(|s| {
-                s.metadata.namespace.as_deref() == Some(ns)
-                    && service_key(s).is_some()
-                    && !is_deleting(&s.metadata)
-            })
-            .collect();
+        let slices = managed_slices(&store, key, CONTROLLER_NAME);
         let pods = caches.get::<Pod>().list_namespace(ns);
         let nodes = caches.get::<Node>();
         let view = View {

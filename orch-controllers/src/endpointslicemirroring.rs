@@ -19,16 +19,15 @@
 //!   create replaces one to delete by an update. Names as [`crate::endpointslice`]'s.
 
 use crate::endpointslice::{
-    endpoint_key, name_creates, name_prefix, ports_key, Desired, LABEL_HEADLESS, LABEL_MANAGED_BY,
-    LABEL_SERVICE_NAME,
+    endpoint_key, managed_slices, name_creates, name_prefix, ports_key, slices_of, Desired,
+    LABEL_HEADLESS, LABEL_MANAGED_BY, LABEL_SERVICE_NAME,
 };
 use k8s_openapi::api::core::v1::{EndpointAddress, Endpoints, Service};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use orch_runtime::action::Action;
 use orch_runtime::controller::{trigger_self, Caches, Controller, Watches};
-use orch_runtime::object::{controller_ref_of, is_deleting, key_from, split_key};
-use orch_runtime::store::Change;
+use orch_runtime::object::{controller_ref_of, split_key};
 use orch_types::events::ObjectRef;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -293,16 +292,6 @@ impl Default for EndpointSliceMirroringController {
     }
 }
 
-/// The key of the Endpoints a slice this controller manages mirrors.
-fn mirrored_key(s: &EndpointSlice) -> Option<String> {
-    let labels = s.metadata.labels.as_ref()?;
-    if labels.get(LABEL_MANAGED_BY).map(String::as_str) != Some(CONTROLLER_NAME) {
-        return None;
-    }
-    let name = labels.get(LABEL_SERVICE_NAME)?;
-    Some(key_from(s.metadata.namespace.as_deref(), name))
-}
-
 impl Controller for EndpointSliceMirroringController {
     fn name(&self) -> &'static str {
         "endpointslicemirroring"
@@ -315,38 +304,20 @@ impl Controller for EndpointSliceMirroringController {
     fn watches(&self, w: &mut Watches) {
         w.watch::<Endpoints>(trigger_self());
         w.watch::<Service>(trigger_self());
-        w.watch::<EndpointSlice>(Arc::new(|c, _, keys| {
-            if let Change::Updated(old, _) = c {
-                keys.extend(mirrored_key(old));
-            }
-            if let Some(k) = mirrored_key(c.object()) {
-                if !keys.contains(&k) {
-                    keys.push(k);
-                }
-            }
-        }));
+        w.watch::<EndpointSlice>(slices_of(CONTROLLER_NAME));
     }
 
     fn sync(&self, key: &str, caches: &Caches, _now: jiff::Timestamp) -> Vec<Action> {
-        let (ns, name) = split_key(key);
-        let ns = ns.unwrap_or("");
+        let ns = split_key(key).0;
         let store = caches.get::<EndpointSlice>();
-        let slices: Vec<Arc<EndpointSlice>> = store
-            .with_label(LABEL_SERVICE_NAME, name)
-            .into_iter()
-            .filter(|s| {
-                s.metadata.namespace.as_deref() == Some(ns)
-                    && mirrored_key(s).is_some()
-                    && !is_deleting(&s.metadata)
-            })
-            .collect();
+        let slices = managed_slices(&store, key, CONTROLLER_NAME);
         let ep = caches.get::<Endpoints>().get(key);
         let svc = caches.get::<Service>().get(key);
         reconcile(
             ep.as_deref(),
             svc.as_deref(),
             &slices,
-            &|n| store.get_in(Some(ns), n).is_some(),
+            &|n| store.get_in(ns, n).is_some(),
             self.max_endpoints_per_subset,
         )
     }
@@ -355,6 +326,7 @@ impl Controller for EndpointSliceMirroringController {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::written_slices as written;
     use serde_json::json;
 
     fn endpoints(v: serde_json::Value) -> Endpoints {
@@ -365,18 +337,6 @@ mod tests {
         serde_json::from_value(json!({"metadata": {"name": "ext", "namespace": "default"},
             "spec": {"ports": [{"port": 80}]}}))
         .unwrap()
-    }
-
-    fn written(actions: &[Action]) -> Vec<Arc<EndpointSlice>> {
-        actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::CreateOrUpdate { object, .. } | Action::Update { object, .. } => {
-                    Some(Arc::new(object.to_typed::<EndpointSlice>().unwrap()))
-                }
-                _ => None,
-            })
-            .collect()
     }
 
     #[test]

@@ -97,3 +97,19 @@ pub fn make_ready(p: &mut Pod, node: &str, since: Timestamp) {
         ..Default::default()
     }]);
 }
+
+/// The EndpointSlices written by `actions` (creates and updates), as the server stores them.
+pub fn written_slices(
+    actions: &[orch_runtime::action::Action],
+) -> Vec<std::sync::Arc<k8s_openapi::api::discovery::v1::EndpointSlice>> {
+    use orch_runtime::action::Action;
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::CreateOrUpdate { object, .. } | Action::Update { object, .. } => {
+                object.to_typed().ok().map(std::sync::Arc::new)
+            }
+            _ => None,
+        })
+        .collect()
+}

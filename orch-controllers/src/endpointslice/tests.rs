@@ -1,4 +1,5 @@
 use super::*;
+use crate::testutil::written_slices as written;
 use serde_json::json;
 
 fn svc(extra: serde_json::Value) -> Service {
@@ -50,19 +51,6 @@ fn run(s: &Service, pods: &[Arc<Pod>], slices: &[Arc<EndpointSlice>], max: usize
         name_taken: &|n| slices.iter().any(|s| s.metadata.name.as_deref() == Some(n)),
     };
     reconcile(s, &view, max)
-}
-
-/// The slices written by `actions` (creates and updates), as the server would store them.
-fn written(actions: &[Action]) -> Vec<Arc<EndpointSlice>> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::CreateOrUpdate { object, .. } | Action::Update { object, .. } => {
-                Some(Arc::new(object.to_typed::<EndpointSlice>().unwrap()))
-            }
-            _ => None,
-        })
-        .collect()
 }
 
 fn kinds(actions: &[Action]) -> Vec<&'static str> {
