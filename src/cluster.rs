@@ -571,7 +571,7 @@ impl Cluster {
         if let Some(limit) = b.wait_ready {
             cluster.wait_nodes_ready(limit).await?;
         }
-        cluster.publish_dns().await;
+        cluster.publish_dns();
         cluster.started_in = t0.elapsed();
         Ok(cluster)
     }
@@ -763,34 +763,60 @@ impl Cluster {
         &self.dns_addrs
     }
 
-    /// Publishes the DNS server as `kube-system/kube-dns`: its endpoint is the first node's
-    /// gateway on port 53 when pods use it there, else where it listens.
-    async fn publish_dns(&self) {
+    /// Publishes the DNS server as `kube-system/kube-dns` in the background: its endpoint is
+    /// the first node's gateway on port 53 when pods use it there (once the node has its
+    /// podCIDR, at most 30 s), else where it listens.
+    fn publish_dns(&mut self) {
         let Some(addr) = self.dns_addrs.first().copied() else {
             return;
         };
-        let mut endpoint = addr;
-        if self.kubelet_dns.cluster_dns_on_gateway {
-            let nodes: orch_types::client::Api<k8s_openapi::api::core::v1::Node> =
-                orch_types::client::Api::all(self.client.clone());
-            let cidr = match self.node_names.first() {
-                Some(n) => nodes.get_opt(n).await.ok().flatten(),
-                None => None,
+        let client = self.client.clone();
+        let node = self
+            .node_names
+            .first()
+            .filter(|_| self.kubelet_dns.cluster_dns_on_gateway)
+            .cloned();
+        let stop = self.stopped();
+        self.spawn("dns publisher", async move {
+            tokio::select! {
+                _ = stop => {}
+                _ = publish_kube_dns_at(client, node, addr) => {}
             }
-            .and_then(|n| n.spec?.pod_cidr)
-            .and_then(|c| c.parse::<orch_kubelet::runtime::process::ipam::Cidr>().ok());
+        });
+    }
+}
+
+/// [`Cluster::publish_dns`]'s task: waits for `node`'s podCIDR (when given), then publishes.
+async fn publish_kube_dns_at(client: SharedClient, node: Option<String>, addr: SocketAddr) {
+    let mut endpoint = addr;
+    if let Some(node) = node {
+        let nodes: orch_types::client::Api<k8s_openapi::api::core::v1::Node> =
+            orch_types::client::Api::all(client.clone());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let cidr = nodes
+                .get_opt(&node)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|n| n.spec?.pod_cidr)
+                .and_then(|c| c.parse::<orch_kubelet::runtime::process::ipam::Cidr>().ok());
             if let Some(c) = cidr {
                 endpoint = SocketAddr::new(c.gateway().into(), addr.port());
+                break;
             }
-        }
-        if endpoint.ip().is_unspecified() {
-            endpoint = SocketAddr::new([127, 0, 0, 1].into(), addr.port());
-        }
-        if let Err(e) = crate::dns::publish_kube_dns(&self.client, endpoint).await {
-            tracing::warn!(error = %e, "cannot publish the kube-dns Service");
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+    if endpoint.ip().is_unspecified() {
+        endpoint = SocketAddr::new([127, 0, 0, 1].into(), addr.port());
+    }
+    if let Err(e) = crate::dns::publish_kube_dns(&client, endpoint).await {
+        tracing::warn!(error = %e, "cannot publish the kube-dns Service");
+    }
+}
 
+impl Cluster {
     /// Waits until every in-process node is registered and Ready.
     pub async fn wait_nodes_ready(&self, limit: Duration) -> Result<(), ClusterError> {
         if self.node_names.is_empty() {

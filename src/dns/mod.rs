@@ -305,8 +305,16 @@ pub async fn publish_kube_dns(
         protocol: Some(proto.into()),
         ..Default::default()
     };
+    // Its slice is written below: the mirroring controller leaves these Endpoints alone.
+    let mut ep_meta = meta;
+    if let Some(l) = ep_meta.labels.as_mut() {
+        l.insert(
+            "endpointslice.kubernetes.io/skip-mirror".into(),
+            "true".into(),
+        );
+    }
     let mut eps = Endpoints {
-        metadata: meta,
+        metadata: ep_meta,
         subsets: Some(vec![EndpointSubset {
             addresses: Some(vec![EndpointAddress {
                 ip: endpoint.ip().to_string(),
