@@ -580,7 +580,12 @@ impl Apf {
                     seat.as_ref().map_or(0, |s| s.width() as i64),
                 );
                 let resp = next.run(req).await;
-                hold_until_sent(resp, (seat, executing, seats))
+                match seat {
+                    Some(seat) => hold_until_sent(resp, (seat, executing, seats)),
+                    // Exempt or long-running: counted while the handler runs (a watch's
+                    // stream is not held, as upstream counts only its initialization).
+                    None => resp,
+                }
             }
             Err(()) => Failure(super::maxinflight::too_many_requests()).into_response(),
         };
