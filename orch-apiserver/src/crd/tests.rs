@@ -48,11 +48,16 @@ fn shirt(name: &str, color: &str) -> Value {
 }
 
 async fn served(api: &Arc<ApiServer>) {
+    serve(api, shirt_crd()).await;
+}
+
+/// Creates `crd` (a definition of `shirts`) on `api` and waits until it is served.
+async fn serve(api: &Arc<ApiServer>, crd: Value) {
     let (code, _) = call(
         api,
         Method::POST,
         "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
-        Some(shirt_crd()),
+        Some(crd),
     )
     .await;
     assert_eq!(code, StatusCode::CREATED);
@@ -342,18 +347,7 @@ async fn custom_objects_are_pruned_defaulted_and_validated_by_their_schema() {
     let mut crd = shirt_crd();
     crd["spec"]["versions"][1]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
         ["size"] = json!({"type": "string", "default": "M", "enum": ["S", "M", "L"]});
-    let (code, _) = call(
-        &api,
-        Method::POST,
-        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
-        Some(crd),
-    )
-    .await;
-    assert_eq!(code, StatusCode::CREATED);
-    eventually("shirts served", async || {
-        api.lookup("stable.example.com", "v1", "shirts").is_some()
-    })
-    .await;
+    serve(&api, crd).await;
     let coll = "/apis/stable.example.com/v1/namespaces/default/shirts";
     let body = json!({"apiVersion": "stable.example.com/v1", "kind": "Shirt",
         "metadata": {"name": "p"}, "spec": {"color": "red", "extra": 1}});
@@ -438,18 +432,7 @@ async fn shirts_with_ports(list_type: Option<&str>) -> Arc<ApiServer> {
     let mut crd = shirt_crd();
     crd["spec"]["versions"][1]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
         ["ports"] = ports;
-    let (code, _) = call(
-        &api,
-        Method::POST,
-        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
-        Some(crd),
-    )
-    .await;
-    assert_eq!(code, StatusCode::CREATED);
-    eventually("shirts served", async || {
-        api.lookup("stable.example.com", "v1", "shirts").is_some()
-    })
-    .await;
+    serve(&api, crd).await;
     api
 }
 

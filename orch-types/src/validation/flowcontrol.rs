@@ -220,62 +220,53 @@ fn named_subject(errs: &mut Vec<FieldError>, name: Option<&str>, p: &Path, field
     }
 }
 
+/// A list of a rule that must not be empty (`required` says so) and may hold `*` only alone
+/// (the message names the entries as `what`): verbs, API groups, resources.
+fn star_alone(v: &[String], p: Path, required: &str, what: &str) -> Option<FieldError> {
+    if v.is_empty() {
+        Some(FieldError::required(p, required))
+    } else if v.len() > 1 && v.iter().any(|x| x == "*") {
+        Some(FieldError::invalid_raw(
+            p,
+            list(v),
+            format!("if '*' is present, must not specify other {what}"),
+        ))
+    } else {
+        None
+    }
+}
+
 fn verbs(v: &[String], p: &Path) -> Option<FieldError> {
     let vp = p.child("verbs");
-    if v.is_empty() {
-        Some(FieldError::required(
-            vp,
-            "verbs must contain at least one value",
-        ))
-    } else if v.iter().any(|x| x == "*") {
-        (v.len() > 1).then(|| {
-            FieldError::invalid_raw(
-                vp,
-                list(v),
-                "if '*' is present, must not specify other verbs",
-            )
-        })
-    } else {
+    let required = "verbs must contain at least one value";
+    star_alone(v, vp.clone(), required, "verbs").or_else(|| {
         v.iter()
-            .find(|x| !VERBS.contains(&x.as_str()))
+            .find(|x| *x != "*" && !VERBS.contains(&x.as_str()))
             .map(|bad| FieldError::not_supported(vp, bad, VERBS))
-    }
+    })
 }
 
 fn resource_rule(r: &ResourcePolicyRule, p: &Path) -> Vec<FieldError> {
     let mut errs: Vec<FieldError> = verbs(&r.verbs, p).into_iter().collect();
-    let star = |v: &[String]| v.iter().any(|x| x == "*");
-    if r.api_groups.is_empty() {
-        errs.push(FieldError::required(
-            p.child("apiGroups"),
-            "resource rules must supply at least one api group",
-        ));
-    } else if r.api_groups.len() > 1 && star(&r.api_groups) {
-        errs.push(FieldError::invalid_raw(
-            p.child("apiGroups"),
-            list(&r.api_groups),
-            "if '*' is present, must not specify other api groups",
-        ));
-    }
-    if r.resources.is_empty() {
-        errs.push(FieldError::required(
-            p.child("resources"),
-            "resource rules must supply at least one resource",
-        ));
-    } else if r.resources.len() > 1 && star(&r.resources) {
-        errs.push(FieldError::invalid_raw(
-            p.child("resources"),
-            list(&r.resources),
-            "if '*' is present, must not specify other resources",
-        ));
-    }
+    errs.extend(star_alone(
+        &r.api_groups,
+        p.child("apiGroups"),
+        "resource rules must supply at least one api group",
+        "api groups",
+    ));
+    errs.extend(star_alone(
+        &r.resources,
+        p.child("resources"),
+        "resource rules must supply at least one resource",
+        "resources",
+    ));
     let namespaces = r.namespaces.as_deref().unwrap_or(&[]);
     if namespaces.is_empty() && !r.cluster_scope.unwrap_or(false) {
         errs.push(FieldError::required(
             p.child("namespaces"),
             "resource rules that are not cluster scoped must supply at least one namespace",
         ));
-    } else if star(namespaces) {
+    } else if namespaces.iter().any(|x| x == "*") {
         if namespaces.len() > 1 {
             errs.push(FieldError::invalid_raw(
                 p.child("namespaces"),
@@ -583,5 +574,37 @@ mod tests {
         ] {
             assert_eq!(errors(subject.clone()), want, "{subject}");
         }
+    }
+
+    #[test]
+    fn rule_lists_are_required_and_hold_a_star_only_alone() {
+        let rule = |v: serde_json::Value| -> Vec<String> {
+            let r: ResourcePolicyRule = serde_json::from_value(v).expect("a rule");
+            resource_rule(&r, &Path::new("r"))
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        };
+        let ok = serde_json::json!({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"],
+            "clusterScope": true});
+        assert_eq!(rule(ok), Vec::<String>::new());
+        let bad = serde_json::json!({"verbs": ["get", "*"], "apiGroups": [],
+            "resources": ["pods", "*"], "clusterScope": true});
+        assert_eq!(
+            rule(bad),
+            [
+                r#"r.verbs: Invalid value: []string{"get", "*"}: if '*' is present, must not specify other verbs"#,
+                "r.apiGroups: Required value: resource rules must supply at least one api group",
+                r#"r.resources: Invalid value: []string{"pods", "*"}: if '*' is present, must not specify other resources"#,
+            ]
+        );
+        let unknown = serde_json::json!({"verbs": ["get", "fly"], "apiGroups": [""],
+            "resources": ["pods"], "clusterScope": true});
+        assert_eq!(
+            rule(unknown),
+            [
+                r#"r.verbs: Unsupported value: "fly": supported values: "create", "delete", "deletecollection", "get", "list", "patch", "proxy", "update", "watch""#
+            ]
+        );
     }
 }
