@@ -144,7 +144,6 @@ impl Request {
     }
 }
 
-/// Resolves `/api/v1/...` or `/apis/GROUP/VERSION/...` to a resource target: a built-in
 /// A boolean query parameter (`watch`, `allowWatchBookmarks`, `sendInitialEvents`, `force`) as
 /// upstream's parameter codec reads it (`Convert_Slice_string_To_bool` and
 /// `Convert_Slice_string_To_Pointer_bool`,
@@ -174,6 +173,7 @@ pub fn query_int(value: Option<&str>) -> RestResult<Option<i64>> {
     })
 }
 
+/// Resolves `/api/v1/...` or `/apis/GROUP/VERSION/...` to a resource target: a built-in
 /// resource or one that `api`'s CRDs define.
 pub fn parse_target(api: &ApiServer, path: &str) -> RestResult<Target> {
     let segs: Vec<&str> = path
@@ -897,7 +897,6 @@ mod tests {
             }
         }
     }
-}
 
     #[test]
     fn query_parameters_parse_as_upstream_parameter_codec() {
@@ -1013,3 +1012,4 @@ mod tests {
         assert_eq!(code, StatusCode::OK);
         assert_eq!(list["items"].as_array().map(Vec::len), Some(1));
     }
+}
