@@ -173,26 +173,28 @@ pub async fn repair(api: &ApiServer) -> Result<RepairReport, StorageError> {
     Ok(report)
 }
 
-/// Runs [`repair`] at once, then every interval until the server stops serving.
+/// Runs [`repair`] at once, then every interval until the server stops serving. The server is
+/// held only during a round, never once it stopped, so its storage is released with it.
 pub(crate) async fn run(api: Weak<ApiServer>) {
     let mut stop = match api.upgrade() {
         Some(a) => a.stop.subscribe(),
         None => return,
     };
     loop {
-        let Some(server) = api.upgrade() else { return };
-        if *stop.borrow() {
+        if *stop.borrow_and_update() {
             return;
         }
-        match repair(&server).await {
-            Ok(r) if r != RepairReport::default() => {
-                tracing::info!(report = ?r, "repaired Service allocations");
+        let every = {
+            let Some(server) = api.upgrade() else { return };
+            match repair(&server).await {
+                Ok(r) if r != RepairReport::default() => {
+                    tracing::info!(report = ?r, "repaired Service allocations");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "repairing Service allocations failed"),
             }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "repairing Service allocations failed"),
-        }
-        let every = server.service_alloc.config().repair_interval;
-        drop(server);
+            server.service_alloc.config().repair_interval
+        };
         tokio::select! {
             _ = stop.changed() => {}
             _ = tokio::time::sleep(every) => {}
