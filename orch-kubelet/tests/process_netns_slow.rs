@@ -541,6 +541,7 @@ fn slow_netns_pod_worker_recreates_a_dead_sandbox() {
         node_name: "n1".into(),
         host_ip: "127.0.0.1".into(),
         allow_privileged: false,
+        dns: Default::default(),
     };
     let mut w = PodWorker::new(cfg, pod, Timestamp::now());
     let run_until = |w: &mut PodWorker, what: &str, f: &dyn Fn(&mut PodWorker) -> bool| {

@@ -33,6 +33,7 @@ impl H {
             node_name: "n1".into(),
             host_ip: "192.0.2.1".into(),
             allow_privileged: false,
+            dns: Default::default(),
         };
         let w = PodWorker::new(cfg, pod(spec), clock.now());
         Self {
@@ -699,6 +700,7 @@ fn adopt_reattaches_without_duplicates() {
         node_name: "n1".into(),
         host_ip: "192.0.2.1".into(),
         allow_privileged: false,
+        dns: Default::default(),
     };
     let mut fresh = PodWorker::new(cfg, h.w.pod().clone(), h.now());
     fresh.adopt(&h.rt.list_containers(), &h.rt, h.now());
@@ -748,6 +750,7 @@ fn sim_runtime_in_virtual_time_jumps_from_timer_to_timer() {
         node_name: "n1".into(),
         host_ip: "192.0.2.1".into(),
         allow_privileged: false,
+        dns: Default::default(),
     };
     let mut w = PodWorker::new(cfg, p, clock.now());
     let t0 = clock.now();
@@ -998,6 +1001,7 @@ fn sim_runtime_sandbox_death_annotation_recreates_in_virtual_time() {
         node_name: "n1".into(),
         host_ip: "192.0.2.1".into(),
         allow_privileged: false,
+        dns: Default::default(),
     };
     let mut w = PodWorker::new(cfg, p, clock.now());
     let t0 = clock.now();
