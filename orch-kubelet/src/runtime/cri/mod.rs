@@ -465,6 +465,13 @@ fn sandbox_request(
             cfg.hostname.clone()
         },
         log_directory: log_dir.display().to_string(),
+        // The pod's resolv.conf per its dnsPolicy (upstream `generatePodSandboxConfig` sets
+        // `DnsConfig` from `GetPodDNS`); none: containerd copies the node's.
+        dns_config: cfg.dns.as_ref().map(|d| cri::DnsConfig {
+            servers: d.servers.clone(),
+            searches: d.searches.clone(),
+            options: d.options.clone(),
+        }),
         port_mappings,
         labels: [
             (LABEL_POD_NAME.to_string(), cfg.name.clone()),
@@ -1172,6 +1179,7 @@ mod tests {
         assert_eq!(r.labels[LABEL_NODE], "node-1");
         assert_eq!(r.port_mappings[0].protocol, cri::Protocol::Udp as i32);
         assert_eq!(r.port_mappings[0].host_port, 8080);
+        assert!(r.dns_config.is_none());
         let linux = r.linux.as_ref().unwrap();
         assert_eq!(linux.cgroup_parent, "/orch-cri-x/podu1");
         let ns = linux
@@ -1182,6 +1190,28 @@ mod tests {
             .as_ref()
             .unwrap();
         assert_eq!(ns.network, cri::NamespaceMode::Pod as i32);
+        let with_dns = sandbox_request(
+            &SandboxConfig {
+                dns: Some(crate::dns::ResolverConfig {
+                    servers: vec!["10.96.0.10".into()],
+                    searches: vec!["ns.svc.cluster.local".into()],
+                    options: vec!["ndots:5".into()],
+                }),
+                ..cfg.clone()
+            },
+            "n",
+            Path::new("/l"),
+            "/p",
+        );
+        let dns = with_dns.dns_config.unwrap();
+        assert_eq!(
+            (dns.servers, dns.searches, dns.options),
+            (
+                vec!["10.96.0.10".to_string()],
+                vec!["ns.svc.cluster.local".to_string()],
+                vec!["ndots:5".to_string()]
+            )
+        );
         let host = sandbox_request(
             &SandboxConfig {
                 host_network: true,
