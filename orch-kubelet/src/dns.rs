@@ -6,7 +6,8 @@
 //!   `ClusterFirstWithHostNet`: the cluster DNS servers only, search
 //!   `<ns>.svc.<domain> svc.<domain> <domain>` followed by the host's search domains,
 //!   `options ndots:5`. Without `--cluster-dns` the pod falls back to `Default` (upstream
-//!   records a `MissingClusterDNS` event; here a warning in [`PodDns::warnings`]).
+//!   also records a `MissingClusterDNS` event; orch does not, or every pod of a cluster
+//!   without DNS, such as a simulated one, would carry that warning).
 //! - `Default`: the host's resolver configuration (`--resolv-conf`; an empty path means
 //!   "no resolver": `nameserver 127.0.0.1`, `search .`).
 //! - `None`: nothing but the pod's `dnsConfig`.
@@ -115,7 +116,7 @@ impl ResolverConfig {
 pub struct PodDns {
     /// The configuration.
     pub config: ResolverConfig,
-    /// Warnings for the pod's events (`MissingClusterDNS`, `DNSConfigForming`): (reason,
+    /// Warnings for the pod's events (`DNSConfigForming`): (reason,
     /// message).
     pub warnings: Vec<(String, String)>,
 }
@@ -231,16 +232,8 @@ pub fn pod_dns(node: &NodeDns, pod: &Pod) -> PodDns {
                 options: vec!["ndots:5".into()],
             }
         }
-        Some(true) => {
-            warnings.push((
-                "MissingClusterDNS".into(),
-                "kubelet does not have ClusterDNS IP configured and cannot create Pod using \
-                 \"ClusterFirst\" policy. Falling back to \"Default\" policy."
-                    .into(),
-            ));
-            host_config()
-        }
-        Some(false) => host_config(),
+        // No cluster DNS configured: the host's (see the module docs on MissingClusterDNS).
+        Some(_) => host_config(),
     };
     if let Some(dc) = spec.and_then(|s| s.dns_config.as_ref()) {
         push_unique(
@@ -368,7 +361,7 @@ mod tests {
         };
         let d = pod_dns(&n, &pod(json!({})));
         assert_eq!(d.config, host());
-        assert_eq!(d.warnings[0].0, "MissingClusterDNS");
+        assert!(d.warnings.is_empty());
     }
 
     #[test]
