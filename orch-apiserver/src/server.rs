@@ -391,6 +391,12 @@ impl ApiServer {
     }
 
     async fn bootstrap(&self) -> Result<(), ApiServerError> {
+        // The first repair of Service allocations runs before the server serves, as upstream's
+        // start-up hook waits for the first pass of the repair controllers
+        // (`pkg/registry/core/service/ipallocator/controller/repair.go` `RunUntil`); the loop
+        // `service_alloc::repair::run` repeats it. Run from a spawned task instead, a pass still
+        // reading the embedded store when a quick stop came kept the store open past `stopped()`.
+        crate::service_alloc::repair::round(self).await;
         let mut wanted = self.system_namespace_objects()?;
         if let Some(sc) = orch_types::registry::by_kind("storage.k8s.io/v1", "StorageClass") {
             wanted.push((sc, default_storage_class()));

@@ -173,31 +173,38 @@ pub async fn repair(api: &ApiServer) -> Result<RepairReport, StorageError> {
     Ok(report)
 }
 
-/// Runs [`repair`] at once, then every interval until the server stops serving. The server is
-/// held only during a round, never once it stopped, so its storage is released with it.
+/// One [`repair`] pass whose findings and failures are logged.
+pub(crate) async fn round(api: &ApiServer) {
+    match repair(api).await {
+        Ok(r) if r != RepairReport::default() => {
+            tracing::info!(report = ?r, "repaired Service allocations");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "repairing Service allocations failed"),
+    }
+}
+
+/// Runs [`round`] every interval until the server stops serving (the first pass ran at
+/// start, in `ApiServer::bootstrap`). The server is held only during a round, never once it
+/// stopped, so its storage is released with it.
 pub(crate) async fn run(api: Weak<ApiServer>) {
     let mut stop = match api.upgrade() {
         Some(a) => a.stop.subscribe(),
         None => return,
     };
     loop {
-        if *stop.borrow_and_update() {
-            return;
-        }
-        let every = {
-            let Some(server) = api.upgrade() else { return };
-            match repair(&server).await {
-                Ok(r) if r != RepairReport::default() => {
-                    tracing::info!(report = ?r, "repaired Service allocations");
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "repairing Service allocations failed"),
-            }
-            server.service_alloc.config().repair_interval
+        let every = match api.upgrade() {
+            Some(server) => server.service_alloc.config().repair_interval,
+            None => return,
         };
         tokio::select! {
             _ = stop.changed() => {}
             _ = tokio::time::sleep(every) => {}
         }
+        if *stop.borrow_and_update() {
+            return;
+        }
+        let Some(server) = api.upgrade() else { return };
+        round(&server).await;
     }
 }
