@@ -46,7 +46,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 step "cargo test (workspace)"
-cargo build -p orch --bin orch --features etcd
+cargo build -p orch --bin orch --features etcd,cri
 export ORCH_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/orch"
 if [ "${ORCH_SLOW:-0}" = "1" ]; then
   cargo test --workspace --all-features -- --include-ignored

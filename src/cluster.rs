@@ -672,7 +672,7 @@ impl Cluster {
                         component: format!("kubelet {name}"),
                         message,
                     })?;
-                Arc::new(rt)
+                rt
             }
         };
         let mut config = orch_kubelet::KubeletConfig::new(name);

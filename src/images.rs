@@ -374,13 +374,14 @@ pub fn build_test_images(dir: &Path, busybox: &Path) -> Result<Vec<BuiltImage>, 
 /// Opens the `cri` runtime of a kubelet whose state is in `root`: with `endpoint`, the CRI
 /// runtime at that socket; without, a containerd of its own under `root/containerd` whose
 /// sandbox image is [`PAUSE`], built here from the host's busybox and imported at its start.
+#[cfg(feature = "cri")]
 pub fn open_cri_runtime(
     root: &Path,
     node: &str,
     host_ip: &str,
     endpoint: Option<String>,
     pod_cidr: Option<String>,
-) -> Result<orch_kubelet::runtime::cri::CriRuntime, String> {
+) -> Result<std::sync::Arc<dyn orch_kubelet::runtime::ContainerRuntime>, String> {
     let mut cfg = orch_kubelet::runtime::cri::CriConfig::new(root, node);
     cfg.host_ip = host_ip.to_string();
     cfg.pod_cidr = pod_cidr;
@@ -395,8 +396,26 @@ pub fn open_cri_runtime(
         cfg.sandbox_image_archive = built.into_iter().find(|b| b.name == PAUSE).map(|b| b.path);
     }
     cfg.endpoint = endpoint;
-    orch_kubelet::runtime::cri::CriRuntime::open(cfg)
+    let rt = orch_kubelet::runtime::cri::CriRuntime::open(cfg)?;
+    Ok(std::sync::Arc::new(rt))
 }
+
+/// Without the `cri` feature the runtime is not built: says so (see [`open_cri_runtime`] of
+/// a `--features cri` build).
+#[cfg(not(feature = "cri"))]
+pub fn open_cri_runtime(
+    _root: &Path,
+    _node: &str,
+    _host_ip: &str,
+    _endpoint: Option<String>,
+    _pod_cidr: Option<String>,
+) -> Result<std::sync::Arc<dyn orch_kubelet::runtime::ContainerRuntime>, String> {
+    Err(NO_CRI.to_string())
+}
+
+/// What a build without the `cri` feature answers to `--runtime cri` and `orch images ls`.
+pub const NO_CRI: &str = "the cri runtime is not in this build of orch: build it with \
+    `cargo build --release --features cri` (which needs protoc: apt-get install protobuf-compiler)";
 
 #[cfg(test)]
 mod tests {

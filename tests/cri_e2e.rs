@@ -14,6 +14,7 @@
 //!
 //! Needs root, containerd, runc, ctr, the CNI plugins in /usr/lib/cni and busybox-static
 //! (`.ci/run` installs them); elsewhere the test says why and checks nothing.
+#![cfg(feature = "cri")]
 
 mod common;
 

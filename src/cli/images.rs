@@ -122,7 +122,7 @@ fn ls(a: &NodesArgs) -> Result<(), String> {
             Some(format!("unix://{}", sock.display())),
             None,
         )?;
-        let mut images = orch_kubelet::runtime::ContainerRuntime::list_images(&rt);
+        let mut images = rt.list_images();
         images.sort_by(|x, y| x.reference.cmp(&y.reference));
         for i in images {
             let id = i.id.rsplit(':').next().unwrap_or(&i.id);

@@ -313,7 +313,7 @@ pub fn run(args: KubeletArgs) -> i32 {
                 args.container_runtime_endpoint.clone(),
                 args.pod_cidr.clone(),
             ) {
-                Ok(r) => Arc::new(r),
+                Ok(r) => r,
                 Err(e) => {
                     eprintln!("error: {e}");
                     return 1;

@@ -692,7 +692,9 @@ fn uts_prefix(hostname: &str, hosts: &Path, resolv: Option<&Path>) -> Vec<String
     .chain([
         hostname.to_string(),
         hosts.to_string_lossy().into_owned(),
-        resolv.map(|r| r.to_string_lossy().into_owned()).unwrap_or_default(),
+        resolv
+            .map(|r| r.to_string_lossy().into_owned())
+            .unwrap_or_default(),
     ])
     .collect()
 }
