@@ -93,17 +93,6 @@ fn data(m: &Message) -> Vec<String> {
     v
 }
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
-}
-
 #[test]
 fn cluster_dns_answers_every_record_type() {
     let env = TestEnv::new();
@@ -255,10 +244,10 @@ fn cluster_dns_answers_every_record_type() {
     );
 
     // From inside a pod.
-    if !is_root() || server.ip().is_loopback() {
+    if !orch_kubelet::runtime::process::is_root() || server.ip().is_loopback() {
         eprintln!(
             "skipping the in-pod checks: {}",
-            if is_root() {
+            if orch_kubelet::runtime::process::is_root() {
                 "orch up could not serve DNS on port 53 for pods"
             } else {
                 "not running as root (pods have no network or mount namespaces)"

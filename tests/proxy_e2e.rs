@@ -24,15 +24,7 @@ use std::time::{Duration, Instant};
 
 /// Why the test cannot run here, if it cannot.
 fn missing() -> Option<String> {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
-        })
-        .unwrap_or(false);
-    if !root {
+    if !orch_kubelet::runtime::process::is_root() {
         return Some("not running as root".into());
     }
     for (tool, args) in [

@@ -256,17 +256,6 @@ fn slow_volume_mounts_show_the_node_directory_at_the_mount_path() {
     assert!(!mount_path.join("file").exists());
 }
 
-fn running_as_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
-}
-
 /// Containers see their pod's hostname (`spec.hostname` here, else the pod name), as
 /// upstream's do through the pod's UTS namespace: `hostname` and `$HOSTNAME` inside, the node's
 /// hostname untouched (issue 21). Without root only `HOSTNAME` can be given.
@@ -295,7 +284,7 @@ fn slow_containers_see_the_pod_hostname() {
     assert_eq!(code(&wait_exit(&rt, &id)), (0, ExitReason::Completed));
     let log = std::fs::read_to_string(rt.log_path(&id).unwrap()).unwrap();
     assert!(log.contains("stdout F env=db-0"), "{log}");
-    if running_as_root() {
+    if orch_kubelet::runtime::process::is_root() {
         assert!(log.contains("stdout F uts=db-0"), "{log}");
         assert!(log.contains("stdout F cmd=db-0"), "{log}");
         // The name resolves, through the pod's managed /etc/hosts (the node's is untouched).

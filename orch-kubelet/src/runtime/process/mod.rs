@@ -216,7 +216,7 @@ fn proc_start(pid: i32) -> Option<u64> {
 }
 
 /// True if the effective UID is 0 (the `Uid:` line of `/proc/self/status`: real, effective, …).
-pub(crate) fn is_root() -> bool {
+pub fn is_root() -> bool {
     fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
