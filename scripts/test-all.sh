@@ -37,6 +37,10 @@ python3 -m venv .venv
 python -m pip install --quiet --upgrade pip
 python -m pip install --quiet -r bindings-python/requirements-dev.txt
 
+# No incremental compilation: a test run builds everything once, and the incremental caches
+# of every test binary took more than 10 GB beside the binaries themselves.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

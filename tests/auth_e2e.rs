@@ -624,7 +624,7 @@ fn auth_matrix_with_kubectl_and_the_python_client() {
         let agg = m.env.path().join("agg.yaml");
         std::fs::write(
             &agg,
-            "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: carols-aggregate}\naggregationRule:\n  clusterRoleSelectors: [{matchLabels: {x: y}}]\nrules: []\n",
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: carols-aggregate}\naggregationRule:\n  clusterRoleSelectors: [{matchLabels: {x: z}}]\nrules: []\n",
         )
         .expect("write");
         m.refused(
