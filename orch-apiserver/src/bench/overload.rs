@@ -916,9 +916,13 @@ mod tests {
             loaded.tenant_requests > 0 && loaded.tenant_arrivals > 0,
             "{loaded:?}"
         );
-        // 700 lists against global-default's 49 seats and 8 queues of 50 for one flow.
-        assert!(loaded.tenant_429_share > 0.0, "{loaded:?}");
-        assert_eq!(loaded.retry_after_share, 1.0, "{loaded:?}");
+        // Whether 700 lists overflow global-default's seats and one flow's queues depends on how
+        // fast this machine answers them: a timing, which the bench measures and a test does
+        // not assert (a loaded CI machine saw 0 % 429s). The refusals themselves are tested
+        // with exact counts in `flowcontrol::tests`; here every 429 must carry Retry-After.
+        if loaded.tenant_429_share > 0.0 {
+            assert_eq!(loaded.retry_after_share, 1.0, "{loaded:?}");
+        }
         let text = r.to_string();
         assert!(
             text.contains("tenant 429 share") && text.contains("700 lists"),
