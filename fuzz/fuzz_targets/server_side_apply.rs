@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let (live, config) = (&docs[0], &docs[1]);
-    let schema = schema_of(info);
+    let schema = schema_of(info, None);
     let by = |manager| Applier {
         manager,
         subresource: "",
